@@ -1,0 +1,343 @@
+/**
+ * The bridge runtime: wires the store, the Matrix layer, the appservice HTTP API, the per-room
+ * queues and the networks together. Handlers get the narrow pieces they need, not this object.
+ */
+import express from 'express';
+import type { Server } from 'node:http';
+import { AdminRoomStore } from '../db/adminRooms.js';
+import { type Db, migrate, openDatabase } from '../db/database.js';
+import { GhostStore } from '../db/ghosts.js';
+import { KvStore } from '../db/kv.js';
+import { MessageStore } from '../db/messages.js';
+import { PortalStore } from '../db/portals.js';
+import { TxnStore } from '../db/txns.js';
+import type { WorkItem } from '../db/workQueue.js';
+import { WorkQueueStore } from '../db/workQueue.js';
+import type { TrestleConfig } from '../config/schema.js';
+import { CommandProcessor } from '../commands/processor.js';
+import { builtinCommands } from '../commands/builtins.js';
+import { BridgeMetrics } from '../http/metrics.js';
+import { provisioningRouter } from '../http/provisioning.js';
+import { appserviceRouter, type EphemeralEvent, type MatrixEvent } from '../matrix/appservice.js';
+import { MatrixClientLayer } from '../matrix/client.js';
+import { type RegistrationFile, readRegistration } from '../matrix/registration.js';
+import {
+  type NetworkConnector, type NetworkContext, type PortalInfo, type PortalRef,
+  supportsCommands, supportsProvisioning, supportsTyping,
+} from '../network/contract.js';
+import { createLogger, type Logger } from '../util/log.js';
+import { FromMatrix, MATRIX_KIND, type MatrixWork } from './fromMatrix.js';
+import { REMOTE_KIND, RemoteDelivery, RemoteSink, type RemoteWork } from './fromRemote.js';
+import { GhostManager } from './ghosts.js';
+import { OrderedQueues } from './queue.js';
+
+export interface BridgeOptions {
+  log?: Logger;
+  /** Registration to use instead of reading `appservice.registration` (tests). */
+  registration?: RegistrationFile;
+  /** Fetch for ghost avatars (defaults to global fetch, 10 MB cap). */
+  fetchAvatar?: (url: string) => Promise<{ data: Buffer; contentType: string } | undefined>;
+}
+
+export { VERSION as TRESTLE_VERSION } from '../commands/builtins.js';
+import { VERSION as TRESTLE_VERSION } from '../commands/builtins.js';
+
+async function defaultFetchAvatar(url: string): Promise<{ data: Buffer; contentType: string } | undefined> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(15_000) });
+  if (!res.ok) throw new Error(`avatar download failed: HTTP ${res.status}`);
+  const data = Buffer.from(await res.arrayBuffer());
+  if (data.length > 10 * 1024 * 1024) throw new Error('avatar larger than 10 MB');
+  return { data, contentType: res.headers.get('content-type') ?? 'application/octet-stream' };
+}
+
+export class TrestleBridge {
+  readonly log: Logger;
+  readonly metrics = new BridgeMetrics(true);
+  readonly networks = new Map<string, NetworkConnector>();
+  private db?: Db;
+  private server?: Server;
+  private stores?: {
+    portals: PortalStore; messages: MessageStore; txns: TxnStore; kv: KvStore; ghosts: GhostStore; admin: AdminRoomStore; work: WorkQueueStore;
+  };
+  private matrixLayer?: MatrixClientLayer;
+  private queues?: OrderedQueues;
+  private commands?: CommandProcessor;
+  private readonly typing = new Map<string, Set<string>>();
+  private started = false;
+
+  constructor(readonly config: TrestleConfig, networks: NetworkConnector[], private readonly opts: BridgeOptions = {}) {
+    this.log = opts.log ?? createLogger({ level: config.logging.level, format: config.logging.format });
+    for (const n of networks) this.networks.set(n.identity.id, n);
+  }
+
+  get matrix(): MatrixClientLayer { if (!this.matrixLayer) throw new Error('bridge not started'); return this.matrixLayer; }
+  get portals(): PortalStore { if (!this.stores) throw new Error('bridge not started'); return this.stores.portals; }
+  get messages(): MessageStore { if (!this.stores) throw new Error('bridge not started'); return this.stores.messages; }
+  get database(): Db { if (!this.db) throw new Error('bridge not started'); return this.db; }
+
+  /** The address the appservice API listens on, once started. */
+  address(): { host: string; port: number } | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  commandsHelp(isAdmin: boolean): string { return this.commands?.helpText(isAdmin) ?? ''; }
+
+  permission(userId: string): 'none' | 'user' | 'admin' {
+    const p = this.config.permissions as Record<string, 'user' | 'admin'>;
+    const server = userId.slice(userId.indexOf(':') + 1);
+    return p[userId] ?? p[server] ?? p['*'] ?? 'none';
+  }
+
+  ghostNetwork(userId: string): string | undefined {
+    if (!userId.endsWith(`:${this.config.homeserver.domain}`)) return undefined;
+    for (const n of this.networks.values()) if (userId.startsWith(`@${n.identity.userPrefix}`)) return n.identity.id;
+    return undefined;
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this;
+    const t0 = Date.now();
+    const registration = this.opts.registration ?? readRegistration(config.appservice.registration);
+    this.db = openDatabase(config.database.path, log);
+    const db = this.db;
+    const work = new WorkQueueStore(db);
+    this.stores = {
+      portals: new PortalStore(db), messages: new MessageStore(db), txns: new TxnStore(db), kv: new KvStore(db),
+      ghosts: new GhostStore(db), admin: new AdminRoomStore(db), work,
+    };
+    const { portals, messages, txns, kv, ghosts, admin } = this.stores;
+    this.matrixLayer = new MatrixClientLayer({ homeserverUrl: config.homeserver.url, domain: config.homeserver.domain, registration, log });
+    const matrix = this.matrixLayer;
+    log.info('connecting to the homeserver', { url: config.homeserver.url });
+    await matrix.start();
+
+    const ghostMgr = new GhostManager(ghosts, matrix, log, this.opts.fetchAvatar ?? defaultFetchAvatar);
+    const remoteDelivery = new RemoteDelivery(matrix, ghostMgr, messages, (id) => this.networks.get(id)?.identity, log);
+    this.commands = new CommandProcessor({
+      permission: (u) => this.permission(u),
+      powerLevel: async (roomId, userId) => {
+        const pl = await matrix.powerLevels(roomId);
+        return pl?.users?.[userId] ?? pl?.users_default ?? 0;
+      },
+      adminRoomOwner: (roomId) => admin.isAdminRoom(roomId),
+      reply: (roomId, text) => matrix.sendNotice(roomId, text),
+    });
+    for (const spec of builtinCommands(this)) this.commands.add(spec);
+    for (const n of this.networks.values()) if (supportsCommands(n)) for (const c of n.commands) this.commands.add(c, n.identity.id);
+
+    const fromMatrix = new FromMatrix({
+      matrix, portals, messages, networks: this.networks, log,
+      ghostNetwork: (u) => this.ghostNetwork(u),
+      permission: (u) => this.permission(u),
+      tryCommand: (ev) => this.commands!.tryHandle(ev.room_id, ev.sender, typeof ev.content['body'] === 'string' ? ev.content['body'] : ''),
+      onBotInvite: (ev) => this.onBotInvite(ev),
+      onDelivered: (network, type) => this.metrics.eventsOut.inc({ network, type }),
+    });
+
+    this.queues = new OrderedQueues(work, config.delivery, {
+      handle: async (item: WorkItem) => {
+        if (item.kind === MATRIX_KIND) {
+          const w = item.payload as MatrixWork;
+          await fromMatrix.handle(w);
+          this.metrics.latency.observe({ direction: 'matrix_to_remote' }, (Date.now() - w.receivedAt) / 1000);
+        } else if (item.kind === REMOTE_KIND) {
+          const w = item.payload as RemoteWork;
+          await remoteDelivery.deliver(w);
+          this.metrics.eventsOut.inc({ network: 'matrix', type: w.t });
+          this.metrics.latency.observe({ direction: 'remote_to_matrix' }, (Date.now() - w.receivedAt) / 1000);
+        } else {
+          log.warn('unknown work item kind; dropped', { kind: item.kind, item: item.id });
+        }
+      },
+      onGiveUp: (item, err) => this.reportGiveUp(item, err),
+      onDepth: () => this.metrics.queueDepth.set(this.queues?.totalDepth() ?? 0),
+    }, log);
+
+    const app = express();
+    app.disable('x-powered-by');
+    app.use(appserviceRouter(registration.hs_token, {
+      seenTransaction: (id) => txns.seen(id),
+      persistTransaction: (txnId, events) => {
+        const receivedAt = Date.now();
+        this.queues!.enqueueAll(events.map((event) => ({
+          queueKey: event.room_id, kind: MATRIX_KIND, payload: { event, receivedAt } satisfies MatrixWork, dedupeKey: `m:${event.event_id}`,
+        })), () => txns.record(txnId));
+        for (const ev of events) this.metrics.eventsIn.inc({ network: 'matrix', type: ev.type });
+      },
+      onEphemeral: (events) => this.onEphemeral(events),
+      queryUser: async (userId) => {
+        if (!this.ghostNetwork(userId)) return false;
+        await matrix.ensureRegistered(userId);
+        return true;
+      },
+      queryAlias: async () => false,
+      onMalformed: () => this.metrics.malformed.inc(),
+      onTransactionMetrics: (_n, outcome) => this.metrics.transactions.inc({ outcome }),
+    }, log));
+    app.get('/health', (_req, res) => {
+      res.json({ status: 'ok', version: TRESTLE_VERSION, networks: [...this.networks.keys()], queueDepth: this.queues?.totalDepth() ?? 0 });
+    });
+    if (config.metrics.enabled) {
+      app.get('/metrics', (_req, res) => {
+        this.metrics.registry.metrics().then((text) => {
+          res.setHeader('Content-Type', this.metrics.registry.contentType);
+          res.send(text);
+        }, (err: unknown) => res.status(500).send(String(err)));
+      });
+    }
+    if (config.provisioning.enabled && config.provisioning.secret) {
+      app.use('/_trestle/provision/v1', provisioningRouter(config.provisioning.secret, this));
+    }
+
+    for (const n of this.networks.values()) {
+      const id = n.identity.id;
+      const nlog = log.child({ network: id });
+      const ctx: NetworkContext = {
+        log: nlog,
+        config: (config.networks as Record<string, unknown>)[id],
+        domain: config.homeserver.domain,
+        remote: new RemoteSink(id, portals, this.queues, nlog, (type) => this.metrics.eventsIn.inc({ network: id, type })),
+        portals: {
+          forChat: (chat) => portals.forChat(id, chat),
+          forRoom: (roomId) => portals.forRoom(roomId).filter((p) => p.network === id),
+          all: () => portals.all().filter((p) => p.network === id),
+          link: (roomId, chat, o) => portals.link({
+            roomId, network: id, remoteChat: chat, kind: o?.kind ?? 'plumbed', ...(o?.name !== undefined ? { name: o.name } : {}), ...(o?.data ? { data: o.data } : {}),
+          }),
+          unlink: (roomId, chat) => portals.unlink(id, chat, roomId),
+        },
+        kv: kv.scoped(id),
+        migrate: (ms) => { migrate(db, id, ms, nlog); },
+        db,
+        notifyUser: (userId, text) => this.notifyUser(userId, text),
+      };
+      nlog.info('starting network');
+      await n.start(ctx);
+    }
+
+    const restored = this.queues.restore();
+    if (restored) log.info('resuming undelivered events from before the last stop', { count: restored });
+    txns.prune(7 * 24 * 3600 * 1000);
+    work.prune(7 * 24 * 3600 * 1000);
+
+    await new Promise<void>((resolve, reject) => {
+      const server = app.listen(config.appservice.port, config.appservice.bindAddress, () => resolve());
+      server.once('error', reject);
+      this.server = server;
+    });
+    this.started = true;
+    log.info('bridge started', { listen: `${config.appservice.bindAddress}:${this.address()?.port}`, networks: [...this.networks.keys()], ms: Date.now() - t0 });
+  }
+
+  /** Graceful stop: no new transactions, in-flight deliveries finish, networks disconnect, the store closes. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    if (!this.started && !this.db) return;
+    this.started = false;
+    this.log.info('stopping: draining queues');
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections?.();
+    const drained = await this.queues?.stop(timeoutMs);
+    if (drained === false) this.log.warn('some deliveries were still running at stop; they stay queued for the next start');
+    for (const n of this.networks.values()) {
+      try { await n.stop(); } catch (err) { this.log.warn('network stop failed', { network: n.identity.id, err: err as Error }); }
+    }
+    this.db?.close();
+    this.db = undefined;
+    this.log.info('stopped');
+  }
+
+  // ---------------------------------------------------------------- linking (commands, provisioning)
+
+  async link(roomId: string, networkId: string, chat: string, userId: string): Promise<PortalInfo> {
+    const n = this.networks.get(networkId);
+    if (!n) throw new Error(`unknown network "${networkId}" (enabled: ${[...this.networks.keys()].join(', ') || 'none'})`);
+    let remoteChat = chat;
+    let name: string | undefined;
+    if (supportsProvisioning(n)) ({ remoteChat, name } = await n.provisionLink({ roomId, remoteChat: chat, userId }));
+    await this.matrix.ensureJoined(this.matrix.botUserId, roomId);
+    return this.portals.link({ roomId, network: networkId, remoteChat, kind: 'plumbed', ...(name !== undefined ? { name } : {}) });
+  }
+
+  async unlink(roomId: string, networkId: string, chat: string, userId: string): Promise<boolean> {
+    const n = this.networks.get(networkId);
+    if (n && supportsProvisioning(n) && n.provisionUnlink) await n.provisionUnlink({ roomId, remoteChat: chat, userId });
+    return this.portals.unlink(networkId, chat, roomId);
+  }
+
+  /** Open (or reuse) a portal room for a remote chat, created by the bot. */
+  async createPortalRoom(networkId: string, chat: string, opts: { name?: string; topic?: string; alias?: string; invite?: string[]; kind?: PortalRef['kind'] }): Promise<PortalInfo> {
+    const existing = this.portals.forChat(networkId, chat).find((p) => p.kind !== 'plumbed');
+    if (existing) return existing;
+    const roomId = await this.matrix.createRoom({
+      visibility: 'private',
+      preset: opts.kind === 'dm' ? 'trusted_private_chat' : 'public_chat',
+      ...(opts.name ? { name: opts.name } : {}),
+      ...(opts.topic ? { topic: opts.topic } : {}),
+      ...(opts.alias ? { room_alias_name: opts.alias.slice(1).split(':')[0] } : {}),
+      ...(opts.invite ? { invite: opts.invite } : {}),
+      ...(opts.kind === 'dm' ? { is_direct: true } : {}),
+    });
+    return this.portals.link({ roomId, network: networkId, remoteChat: chat, kind: opts.kind ?? 'portal', ...(opts.name ? { name: opts.name } : {}) });
+  }
+
+  // ---------------------------------------------------------------- admin rooms and notices
+
+  private async onBotInvite(ev: MatrixEvent): Promise<void> {
+    const matrix = this.matrix;
+    if (this.permission(ev.sender) === 'none') {
+      this.log.info('invite from a user without permission; declined', { roomId: ev.room_id, sender: ev.sender });
+      await matrix.bot().leave(ev.room_id).catch(() => undefined);
+      return;
+    }
+    await matrix.ensureJoined(matrix.botUserId, ev.room_id);
+    if (ev.content['is_direct'] === true) {
+      this.stores!.admin.set(ev.sender, ev.room_id);
+      await matrix.sendNotice(ev.room_id, `Hello! This is your Trestle admin room. Say "help" for the commands.`);
+    }
+  }
+
+  /** Tell a user something in their admin room, creating one if they have none. */
+  async notifyUser(userId: string, text: string): Promise<void> {
+    const admin = this.stores!.admin;
+    let roomId = admin.roomOf(userId);
+    if (!roomId) {
+      roomId = await this.matrix.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [userId], name: 'Trestle' });
+      admin.set(userId, roomId);
+    }
+    await this.matrix.sendNotice(roomId, text);
+  }
+
+  private async reportGiveUp(item: WorkItem, err: unknown): Promise<void> {
+    const reason = err instanceof Error ? err.message : String(err);
+    if (item.kind === MATRIX_KIND) {
+      const ev = (item.payload as MatrixWork).event;
+      const where = (err as { failedNetworks?: string[] }).failedNetworks?.join(', ') ?? 'the remote network';
+      this.metrics.sendFailures.inc({ network: 'remote', final: 'true' });
+      await this.matrix.sendNotice(ev.room_id, `⚠ ${ev.sender}: your message (${ev.event_id}) could not be delivered to ${where}: ${reason}`);
+    } else if (item.kind === REMOTE_KIND) {
+      const w = item.payload as RemoteWork;
+      this.metrics.sendFailures.inc({ network: 'matrix', final: 'true' });
+      const name = this.networks.get(w.network)?.identity.displayName ?? w.network;
+      await this.matrix.sendNotice(w.roomId, `⚠ A ${w.t} from ${name} could not be delivered to this room: ${reason}`);
+    }
+  }
+
+  private onEphemeral(events: EphemeralEvent[]): void {
+    for (const ev of events) {
+      if (ev.type !== 'm.typing' || !ev.room_id) continue;
+      const now = new Set(Array.isArray(ev.content['user_ids']) ? (ev.content['user_ids'] as string[]) : []);
+      const before = this.typing.get(ev.room_id) ?? new Set<string>();
+      this.typing.set(ev.room_id, now);
+      const changes = [...new Set([...now, ...before])].filter((u) => now.has(u) !== before.has(u) && !this.ghostNetwork(u) && u !== this.matrix.botUserId);
+      for (const p of this.portals.forRoom(ev.room_id)) {
+        const n = this.networks.get(p.network);
+        if (!n || !supportsTyping(n)) continue;
+        for (const u of changes) {
+          void n.handleMatrixTyping({ portal: p, user: { userId: u, displayName: u }, typing: now.has(u) })
+            .catch((err: unknown) => this.log.debug('typing not bridged', { err: err as Error }));
+        }
+      }
+    }
+  }
+}

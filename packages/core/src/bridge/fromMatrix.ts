@@ -1,0 +1,289 @@
+/**
+ * Matrix → remote. Each persisted Matrix event is handled here, in its room's queue: commands,
+ * the bot's own invites, then delivery to every portal of the room, skipping the portal a ghost's
+ * message came from (echo suppression) but relaying it to the room's other portals.
+ */
+import type { MessageStore } from '../db/messages.js';
+import type { PortalStore } from '../db/portals.js';
+import type { MatrixEvent } from '../matrix/appservice.js';
+import type { MatrixClientLayer } from '../matrix/client.js';
+import {
+  DeliveryError, type MatrixMessage, type MatrixSender, type NetworkConnector, type PortalInfo, type SendResult,
+  supportsEdits, supportsMembership, supportsPowerLevels, supportsReactions, supportsRedactions, supportsRoomMeta,
+} from '../network/contract.js';
+import type { Logger } from '../util/log.js';
+
+export const MATRIX_KIND = 'matrix';
+
+export interface MatrixWork {
+  event: MatrixEvent;
+  receivedAt: number;
+}
+
+export interface FromMatrixDeps {
+  matrix: MatrixClientLayer;
+  portals: PortalStore;
+  messages: MessageStore;
+  networks: ReadonlyMap<string, NetworkConnector>;
+  log: Logger;
+  /** The network whose ghost namespace holds this user, if any. */
+  ghostNetwork(userId: string): string | undefined;
+  /** Permission level of a Matrix user from the config. */
+  permission(userId: string): 'none' | 'user' | 'admin';
+  /** Handle a command; true if the event was a command (and so is not bridged). */
+  tryCommand(event: MatrixEvent): Promise<boolean>;
+  /** The bot was invited to a room. */
+  onBotInvite(event: MatrixEvent): Promise<void>;
+  onDelivered(network: string, type: string): void;
+}
+
+/** One target of a Matrix event: a portal of some network in the room. */
+interface Target { portal: PortalInfo; network: NetworkConnector }
+
+/** Progress of one work item across its targets, so a retry does not deliver twice. */
+const delivered = new WeakMap<MatrixWork, Set<string>>();
+
+const FALLBACK_RE = /^<mx-reply>[\s\S]*?<\/mx-reply>/;
+
+/** Strip the reply fallback (`> <@x> quoted` lines and `<mx-reply>`) from a reply's body. */
+export function stripReplyFallback(body: string, formatted?: string): { body: string; formatted?: string } {
+  const lines = body.split('\n');
+  let i = 0;
+  if (lines[0]?.startsWith('> ')) {
+    while (i < lines.length && lines[i]!.startsWith('>')) i++;
+    if (lines[i] === '') i++;
+  }
+  const out: { body: string; formatted?: string } = { body: lines.slice(i).join('\n') };
+  if (formatted !== undefined) out.formatted = formatted.replace(FALLBACK_RE, '');
+  return out;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+export class FromMatrix {
+  /** Users told once per room that they may not use the bridge. */
+  private readonly toldNoPermission = new Set<string>();
+
+  constructor(private readonly d: FromMatrixDeps) {}
+
+  async handle(work: MatrixWork): Promise<void> {
+    const ev = work.event;
+    const { matrix } = this.d;
+    if (ev.type === 'm.room.member' && ev.state_key) {
+      matrix.noteMember(ev.room_id, ev.state_key, str(ev.content['displayname']), str(ev.content['membership']) ?? '');
+    }
+    if (ev.sender === matrix.botUserId) return;
+    if (ev.type === 'm.room.member' && ev.state_key === matrix.botUserId) {
+      if (ev.content['membership'] === 'invite') await this.d.onBotInvite(ev);
+      return;
+    }
+    const ghostOf = this.d.ghostNetwork(ev.sender);
+    if (!ghostOf && ev.type === 'm.room.message' && (await this.d.tryCommand(ev))) return;
+
+    const portals = this.d.portals.forRoom(ev.room_id);
+    if (portals.length === 0) return;
+
+    let targets = portals.flatMap((p): Target[] => {
+      const network = this.d.networks.get(p.network);
+      return network ? [{ portal: p, network }] : [];
+    });
+    if (ghostOf) {
+      // A ghost's event: never back to where it came from. Only messages are relayed to other portals.
+      if (!['m.room.message', 'm.sticker', 'm.reaction', 'm.room.redaction'].includes(ev.type)) return;
+      const origin = this.d.messages.forEvent(ev.event_id);
+      targets = origin.length > 0
+        ? targets.filter((t) => !origin.some((o) => o.network === t.portal.network && o.remoteChat === t.portal.remoteChat))
+        : targets.filter((t) => t.portal.network !== ghostOf);
+      if (targets.length === 0) return;
+    } else if (this.d.permission(ev.sender) === 'none') {
+      await this.tellNoPermission(ev);
+      return;
+    }
+
+    const sender = await this.sender(ev.room_id, ev.sender, ghostOf);
+    const done = delivered.get(work) ?? new Set<string>();
+    delivered.set(work, done);
+    const errors: unknown[] = [];
+    for (const t of targets) {
+      const key = `${t.portal.network}\u0000${t.portal.remoteChat}`;
+      if (done.has(key)) continue;
+      try {
+        await this.deliver(ev, t, sender);
+        done.add(key);
+      } catch (err) {
+        errors.push(err);
+        this.d.log.warn('delivery to a network failed', {
+          network: t.portal.network, chat: t.portal.remoteChat, roomId: ev.room_id, eventId: ev.event_id, err: err as Error,
+        });
+      }
+    }
+    if (errors.length) {
+      // Retry only what failed (done keeps the others); permanent only if every failure is.
+      const err = errors[0] as Error & { permanent?: boolean };
+      const permanent = errors.every((e) => (e as { permanent?: boolean }).permanent === true);
+      throw Object.assign(new DeliveryError(err instanceof DeliveryError ? err.userMessage : String(err.message ?? err), permanent), {
+        failedNetworks: targets.filter((t) => !done.has(`${t.portal.network}\u0000${t.portal.remoteChat}`)).map((t) => t.network.identity.displayName),
+      });
+    }
+  }
+
+  private async deliver(ev: MatrixEvent, t: Target, sender: MatrixSender): Promise<void> {
+    const { network, portal } = t;
+    const net = network.identity.id;
+    const ref = { roomId: portal.roomId, remoteChat: portal.remoteChat, kind: portal.kind };
+    const mapped = (eventId: string): string[] =>
+      this.d.messages.forEvent(eventId).filter((m) => m.network === net && m.remoteChat === portal.remoteChat).map((m) => m.remoteId);
+    const record = (res: SendResult | void, body?: string): void => {
+      (res?.remoteIds ?? []).forEach((remoteId, part) => this.d.messages.add({
+        network: net, remoteChat: portal.remoteChat, remoteId, part, roomId: portal.roomId, eventId: ev.event_id, sender: ev.sender,
+        ...(body !== undefined ? { body } : {}),
+      }));
+    };
+    const c = ev.content;
+    const rel = isObj(c['m.relates_to']) ? c['m.relates_to'] : undefined;
+
+    switch (ev.type) {
+      case 'm.room.message':
+      case 'm.sticker': {
+        if (rel?.['rel_type'] === 'm.replace' && typeof rel['event_id'] === 'string') {
+          const target = rel['event_id'];
+          if (!supportsEdits(network)) throw new DeliveryError(`${network.identity.displayName} does not support edits`, true);
+          const nc = isObj(c['m.new_content']) ? c['m.new_content'] : c;
+          const prev = this.d.messages.forEvent(target).find((m) => m.network === net && m.remoteChat === portal.remoteChat);
+          const edit = {
+            portal: ref, eventId: ev.event_id, sender, target: { eventId: target, remoteIds: mapped(target) },
+            body: str(nc['body']) ?? '', timestamp: ev.origin_server_ts ?? Date.now(),
+            ...(str(nc['formatted_body']) !== undefined ? { formattedBody: str(nc['formatted_body'])! } : {}),
+            ...(prev?.body !== undefined ? { previousBody: prev.body } : {}),
+          };
+          await network.connectMatrixUser(sender);
+          record(await network.handleMatrixEdit(edit));
+          this.d.onDelivered(net, 'edit');
+          return;
+        }
+        const msg = this.toMessage(ev, ref, sender, mapped);
+        if (!sender.ghostOf) await network.connectMatrixUser(sender);
+        record(await network.handleMatrixMessage(msg), msg.body);
+        this.d.onDelivered(net, 'message');
+        return;
+      }
+      case 'm.room.redaction': {
+        const target = ev.redacts ?? str(c['redacts']);
+        if (!target) return;
+        const remoteIds = mapped(target);
+        if (remoteIds.length === 0) return; // never reached this portal: nothing to take back
+        if (!supportsRedactions(network)) throw new DeliveryError(`${network.identity.displayName} does not support deleting messages`, true);
+        await network.handleMatrixRedaction({
+          portal: ref, eventId: ev.event_id, sender, target: { eventId: target, remoteIds },
+          ...(str(c['reason']) !== undefined ? { reason: str(c['reason'])! } : {}),
+        });
+        this.d.onDelivered(net, 'redaction');
+        return;
+      }
+      case 'm.reaction': {
+        if (!rel || typeof rel['event_id'] !== 'string' || typeof rel['key'] !== 'string') return;
+        if (!supportsReactions(network)) return; // reactions are optional decoration: not an error
+        record(await network.handleMatrixReaction({
+          portal: ref, eventId: ev.event_id, sender, key: rel['key'],
+          target: { eventId: rel['event_id'], remoteIds: mapped(rel['event_id']) },
+        }));
+        this.d.onDelivered(net, 'reaction');
+        return;
+      }
+      case 'm.room.member': {
+        if (!supportsMembership(network) || !ev.state_key || this.d.ghostNetwork(ev.state_key)) return;
+        const m = str(c['membership']);
+        const prev = isObj(ev.unsigned?.['prev_content']) ? str((ev.unsigned['prev_content'] as Record<string, unknown>)['membership']) : undefined;
+        let membership: 'join' | 'leave' | 'ban' | 'invite' | 'kick';
+        if (m === 'join') { if (prev === 'join') return; membership = 'join'; }
+        else if (m === 'leave') membership = ev.sender !== ev.state_key ? 'kick' : 'leave';
+        else if (m === 'ban' || m === 'invite') membership = m;
+        else return;
+        await network.handleMatrixMembership({
+          portal: ref, eventId: ev.event_id, sender, membership,
+          target: ev.state_key === ev.sender ? sender : await this.sender(ev.room_id, ev.state_key, undefined),
+          ...(str(c['reason']) !== undefined ? { reason: str(c['reason'])! } : {}),
+        });
+        return;
+      }
+      case 'm.room.name':
+      case 'm.room.topic':
+      case 'm.room.avatar': {
+        if (!supportsRoomMeta(network)) return;
+        await network.handleMatrixRoomMeta({
+          portal: ref, eventId: ev.event_id, sender,
+          ...(ev.type === 'm.room.name' ? { name: str(c['name']) ?? '' } : {}),
+          ...(ev.type === 'm.room.topic' ? { topic: str(c['topic']) ?? '' } : {}),
+          ...(ev.type === 'm.room.avatar' ? { avatarMxc: str(c['url']) ?? '' } : {}),
+        });
+        return;
+      }
+      case 'm.room.power_levels': {
+        if (!supportsPowerLevels(network)) return;
+        const now = isObj(c['users']) ? (c['users'] as Record<string, number>) : {};
+        const prevC = isObj(ev.unsigned?.['prev_content']) ? (ev.unsigned['prev_content'] as Record<string, unknown>) : {};
+        const before = isObj(prevC['users']) ? (prevC['users'] as Record<string, number>) : {};
+        const changed: Record<string, number> = {};
+        for (const u of new Set([...Object.keys(now), ...Object.keys(before)])) {
+          if (now[u] !== before[u]) changed[u] = now[u] ?? 0;
+        }
+        if (Object.keys(changed).length) await network.handleMatrixPowerLevels({ portal: ref, eventId: ev.event_id, sender, changed });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private toMessage(ev: MatrixEvent, portal: MatrixMessage['portal'], sender: MatrixSender, mapped: (e: string) => string[]): MatrixMessage {
+    const c = ev.content;
+    const rel = isObj(c['m.relates_to']) ? c['m.relates_to'] : undefined;
+    const inReply = rel && isObj(rel['m.in_reply_to']) ? str(rel['m.in_reply_to']['event_id']) : undefined;
+    const isThread = rel?.['rel_type'] === 'm.thread' && typeof rel['event_id'] === 'string';
+    const replyId = isThread && rel?.['is_falling_back'] === true ? undefined : inReply;
+    const html = c['format'] === 'org.matrix.custom.html' ? str(c['formatted_body']) : undefined;
+    const stripped = replyId ? stripReplyFallback(str(c['body']) ?? '', html) : { body: str(c['body']) ?? '', ...(html !== undefined ? { formatted: html } : {}) };
+    const msgtype = ev.type === 'm.sticker' ? 'm.sticker' : (str(c['msgtype']) ?? 'm.text');
+    const msg: MatrixMessage = {
+      portal, eventId: ev.event_id, sender, msgtype, body: stripped.body, timestamp: ev.origin_server_ts ?? Date.now(), raw: c,
+    };
+    if (stripped.formatted !== undefined) msg.formattedBody = stripped.formatted;
+    const mxc = str(c['url']);
+    if (mxc?.startsWith('mxc://')) {
+      const info = isObj(c['info']) ? c['info'] : {};
+      const [server, mediaId] = mxc.slice(6).split('/');
+      msg.media = {
+        mxc, url: `${this.d.matrix.publicMediaBase()}/_matrix/client/v1/media/download/${server}/${mediaId}`,
+        ...(str(info['mimetype']) !== undefined ? { mimetype: str(info['mimetype'])! } : {}),
+        ...(typeof info['size'] === 'number' ? { size: info['size'] } : {}),
+        filename: str(c['filename']) ?? stripped.body,
+      };
+    }
+    if (replyId) {
+      const orig = this.d.messages.forEvent(replyId)[0];
+      const remote = mapped(replyId)[0];
+      msg.replyTo = { eventId: replyId, ...(remote !== undefined ? { remoteId: remote } : {}), ...(orig ? { sender: orig.sender } : {}), ...(orig?.body !== undefined ? { body: orig.body } : {}) };
+    }
+    if (isThread) {
+      const root = rel!['event_id'] as string;
+      const remote = mapped(root)[0];
+      msg.threadRoot = { eventId: root, ...(remote !== undefined ? { remoteId: remote } : {}) };
+    }
+    return msg;
+  }
+
+  private async sender(roomId: string, userId: string, ghostOf: string | undefined): Promise<MatrixSender> {
+    const displayName = await this.d.matrix.memberName(roomId, userId);
+    return { userId, displayName, ...(ghostOf ? { ghostOf: { network: ghostOf } } : {}) };
+  }
+
+  private async tellNoPermission(ev: MatrixEvent): Promise<void> {
+    const key = `${ev.room_id}\u0000${ev.sender}`;
+    if (this.toldNoPermission.has(key) || ev.type !== 'm.room.message') return;
+    this.toldNoPermission.add(key);
+    this.d.log.info('message from a user without bridge permission; not bridged', { roomId: ev.room_id, sender: ev.sender });
+    await this.d.matrix.sendNotice(ev.room_id, `${ev.sender}: you are not allowed to use this bridge, so your messages here are not bridged.`)
+      .catch((err: unknown) => this.d.log.warn('could not send the permission notice', { err: err as Error }));
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * remote → Matrix. A network reports events through {@link RemoteSink}; each is persisted in the
+ * per-room queue of every room linked to the chat (so the network's promise resolves only once
+ * the event is durable), then delivered by {@link RemoteDelivery} with deterministic transaction
+ * ids and recorded in the message map.
+ */
+import { randomUUID } from 'node:crypto';
+import type { MessageStore } from '../db/messages.js';
+import type { PortalStore } from '../db/portals.js';
+import { deterministicTxnId, type MatrixClientLayer, toMatrixError } from '../matrix/client.js';
+import type {
+  NetworkIdentity, RemoteChatInfo, RemoteDelete, RemoteEdit, RemoteEventSink, RemoteMembership,
+  RemoteMessage, RemoteReaction,
+} from '../network/contract.js';
+import type { Logger } from '../util/log.js';
+import type { GhostManager } from './ghosts.js';
+import type { OrderedQueues } from './queue.js';
+
+export type RemoteWork =
+  | { t: 'message'; network: string; roomId: string; msg: RemoteMessage; receivedAt: number }
+  | { t: 'edit'; network: string; roomId: string; edit: RemoteEdit; receivedAt: number }
+  | { t: 'delete'; network: string; roomId: string; del: RemoteDelete; receivedAt: number }
+  | { t: 'reaction'; network: string; roomId: string; reaction: RemoteReaction; receivedAt: number }
+  | { t: 'membership'; network: string; roomId: string; change: RemoteMembership; receivedAt: number }
+  | { t: 'chatInfo'; network: string; roomId: string; info: RemoteChatInfo; receivedAt: number };
+
+export const REMOTE_KIND = 'remote';
+
+/** The {@link RemoteEventSink} handed to one network. */
+export class RemoteSink implements RemoteEventSink {
+  constructor(
+    private readonly network: string,
+    private readonly portals: PortalStore,
+    private readonly queues: OrderedQueues,
+    private readonly log: Logger,
+    private readonly onIn: (type: string) => void,
+  ) {}
+
+  private enqueue(chat: string, type: RemoteWork['t'], dedupe: string | undefined, make: (roomId: string) => RemoteWork): void {
+    const portals = this.portals.forChat(this.network, chat);
+    if (portals.length === 0) {
+      this.log.debug('remote event for a chat with no portal; ignored', { network: this.network, chat, type });
+      return;
+    }
+    this.onIn(type);
+    this.queues.enqueueAll(portals.map((p) => ({
+      queueKey: p.roomId,
+      kind: REMOTE_KIND,
+      payload: make(p.roomId),
+      dedupeKey: `r:${type}:${this.network}:${chat}:${dedupe ?? randomUUID()}:${p.roomId}`,
+    })));
+  }
+
+  async message(msg: RemoteMessage): Promise<void> {
+    this.enqueue(msg.chat, 'message', msg.id, (roomId) => ({ t: 'message', network: this.network, roomId, msg, receivedAt: Date.now() }));
+  }
+  async edit(edit: RemoteEdit): Promise<void> {
+    this.enqueue(edit.chat, 'edit', edit.id, (roomId) => ({ t: 'edit', network: this.network, roomId, edit, receivedAt: Date.now() }));
+  }
+  async delete(del: RemoteDelete): Promise<void> {
+    this.enqueue(del.chat, 'delete', del.target, (roomId) => ({ t: 'delete', network: this.network, roomId, del, receivedAt: Date.now() }));
+  }
+  async reaction(reaction: RemoteReaction): Promise<void> {
+    this.enqueue(reaction.chat, 'reaction', undefined, (roomId) => ({ t: 'reaction', network: this.network, roomId, reaction, receivedAt: Date.now() }));
+  }
+  async membership(change: RemoteMembership): Promise<void> {
+    this.enqueue(change.chat, 'membership', undefined, (roomId) => ({ t: 'membership', network: this.network, roomId, change, receivedAt: Date.now() }));
+  }
+  async chatInfo(info: RemoteChatInfo): Promise<void> {
+    this.enqueue(info.chat, 'chatInfo', undefined, (roomId) => ({ t: 'chatInfo', network: this.network, roomId, info, receivedAt: Date.now() }));
+  }
+}
+
+const reactionKey = (target: string, sender: string, key: string): string => `reaction\u0000${target}\u0000${sender}\u0000${key}`;
+
+/** Delivers queued remote events to Matrix. */
+export class RemoteDelivery {
+  constructor(
+    private readonly matrix: MatrixClientLayer,
+    private readonly ghosts: GhostManager,
+    private readonly messages: MessageStore,
+    private readonly networkOf: (id: string) => NetworkIdentity | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  async deliver(work: RemoteWork): Promise<void> {
+    const network = this.networkOf(work.network);
+    if (!network) {
+      this.log.warn('queued event for a network that is no longer enabled; dropped', { network: work.network });
+      return;
+    }
+    switch (work.t) {
+      case 'message': return this.message(network, work.roomId, work.msg);
+      case 'edit': return this.edit(network, work.roomId, work.edit);
+      case 'delete': return this.remove(network, work.roomId, work.del);
+      case 'reaction': return this.reaction(network, work.roomId, work.reaction, work.receivedAt);
+      case 'membership': return this.membership(network, work.roomId, work.change);
+      case 'chatInfo': return this.chatInfo(work.roomId, work.info);
+    }
+  }
+
+  /** Send as a ghost, re-joining once if the homeserver says it is not in the room. */
+  private async sendAs(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string): Promise<string> {
+    await this.matrix.ensureJoined(userId, roomId);
+    try {
+      return await this.matrix.sendWithTxn(userId, roomId, type, content, txnId);
+    } catch (err) {
+      const m = toMatrixError(err);
+      if (m.errcode !== 'M_FORBIDDEN') throw m;
+      this.matrix.forgetJoined(userId, roomId);
+      await this.matrix.ensureJoined(userId, roomId);
+      return this.matrix.sendWithTxn(userId, roomId, type, content, txnId);
+    }
+  }
+
+  private firstEvent(network: string, chat: string, remoteId: string | undefined, roomId: string): string | undefined {
+    if (!remoteId) return undefined;
+    return this.messages.forRemote(network, chat, remoteId, roomId)[0]?.eventId;
+  }
+
+  private async message(network: NetworkIdentity, roomId: string, msg: RemoteMessage): Promise<void> {
+    const userId = await this.ghosts.ensure(network, msg.sender);
+    const already = new Set(this.messages.forRemote(network.id, msg.chat, msg.id, roomId).map((m) => m.part));
+    const replyEvent = this.firstEvent(network.id, msg.chat, msg.replyTo, roomId);
+    const threadEvent = this.firstEvent(network.id, msg.chat, msg.threadRoot, roomId);
+    for (const [i, part] of msg.parts.entries()) {
+      if (already.has(i)) continue; // sent before a crash; the map says so
+      const content: Record<string, unknown> = { ...part.content };
+      if (threadEvent) {
+        content['m.relates_to'] = { rel_type: 'm.thread', event_id: threadEvent, is_falling_back: !replyEvent,
+          'm.in_reply_to': { event_id: replyEvent ?? threadEvent } };
+      } else if (replyEvent && i === 0) {
+        content['m.relates_to'] = { 'm.in_reply_to': { event_id: replyEvent } };
+      }
+      const txnId = deterministicTxnId('msg', network.id, msg.chat, msg.id, String(i), roomId);
+      const eventId = await this.sendAs(userId, roomId, part.type ?? 'm.room.message', content, txnId);
+      const body = typeof content['body'] === 'string' ? content['body'] : undefined;
+      this.messages.add({ network: network.id, remoteChat: msg.chat, remoteId: msg.id, part: i, roomId, eventId, sender: userId, ...(body !== undefined ? { body } : {}) });
+    }
+  }
+
+  private async edit(network: NetworkIdentity, roomId: string, edit: RemoteEdit): Promise<void> {
+    const target = this.messages.forRemote(network.id, edit.chat, edit.target, roomId)[0];
+    if (!target) {
+      this.log.info('edit of a message the bridge never saw; not bridged', { network: network.id, chat: edit.chat, target: edit.target, roomId });
+      return;
+    }
+    const userId = await this.ghosts.ensure(network, edit.sender);
+    const newContent = { ...edit.content };
+    const content: Record<string, unknown> = {
+      ...newContent,
+      body: `* ${String(newContent['body'] ?? '')}`,
+      ...(typeof newContent['formatted_body'] === 'string' ? { formatted_body: `* ${newContent['formatted_body']}` } : {}),
+      'm.new_content': newContent,
+      'm.relates_to': { rel_type: 'm.replace', event_id: target.eventId },
+    };
+    await this.sendAs(userId, roomId, 'm.room.message', content, deterministicTxnId('edit', network.id, edit.chat, edit.id, roomId));
+  }
+
+  private async remove(network: NetworkIdentity, roomId: string, del: RemoteDelete): Promise<void> {
+    const events = this.messages.forRemote(network.id, del.chat, del.target, roomId);
+    if (events.length === 0) {
+      this.log.info('deletion of a message the bridge never saw; not bridged', { network: network.id, chat: del.chat, target: del.target, roomId });
+      return;
+    }
+    for (const ev of events) {
+      // The ghost that sent it redacts it (always allowed); the bot is the fallback for others' events.
+      const txn = deterministicTxnId('redact', ev.eventId);
+      try {
+        await this.matrix.redact(ev.sender, roomId, ev.eventId, txn, del.reason);
+      } catch (err) {
+        if (toMatrixError(err).errcode !== 'M_FORBIDDEN') throw err;
+        await this.matrix.redact(this.matrix.botUserId, roomId, ev.eventId, txn, del.reason);
+      }
+    }
+  }
+
+  private async reaction(network: NetworkIdentity, roomId: string, r: RemoteReaction, receivedAt: number): Promise<void> {
+    const userId = await this.ghosts.ensure(network, r.sender);
+    const key = reactionKey(r.target, r.sender.id, r.key);
+    if (r.remove) {
+      for (const ev of this.messages.forRemote(network.id, r.chat, key, roomId)) {
+        await this.matrix.redact(userId, roomId, ev.eventId, deterministicTxnId('unreact', ev.eventId));
+      }
+      return;
+    }
+    const target = this.firstEvent(network.id, r.chat, r.target, roomId);
+    if (!target) {
+      this.log.info('reaction to a message the bridge never saw; not bridged', { network: network.id, chat: r.chat, target: r.target });
+      return;
+    }
+    const content = { 'm.relates_to': { rel_type: 'm.annotation', event_id: target, key: r.key } };
+    const eventId = await this.sendAs(userId, roomId, 'm.reaction', content, deterministicTxnId('react', network.id, r.chat, key, roomId, String(receivedAt)));
+    this.messages.add({ network: network.id, remoteChat: r.chat, remoteId: key, part: 0, roomId, eventId, sender: userId });
+  }
+
+  private async membership(network: NetworkIdentity, roomId: string, c: RemoteMembership): Promise<void> {
+    const userId = await this.ghosts.ensure(network, c.user);
+    const bot = this.matrix.bot();
+    switch (c.membership) {
+      case 'join':
+        await this.matrix.ensureJoined(userId, roomId);
+        return;
+      case 'leave':
+        this.matrix.forgetJoined(userId, roomId);
+        await this.matrix.intent(userId).leave(roomId, c.reason).catch((err: unknown) => { throw toMatrixError(err); });
+        return;
+      case 'kick':
+        this.matrix.forgetJoined(userId, roomId);
+        await bot.kick(roomId, userId, c.reason).catch((err: unknown) => { throw toMatrixError(err); });
+        return;
+      case 'ban':
+        this.matrix.forgetJoined(userId, roomId);
+        await bot.ban(roomId, userId, c.reason).catch((err: unknown) => { throw toMatrixError(err); });
+        return;
+    }
+  }
+
+  private async chatInfo(roomId: string, info: RemoteChatInfo): Promise<void> {
+    const bot = this.matrix.botUserId;
+    const put = (type: string, content: Record<string, unknown>): Promise<unknown> =>
+      this.matrix.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${type}/`, content, bot);
+    if (info.name !== undefined) await put('m.room.name', { name: info.name });
+    if (info.topic !== undefined) await put('m.room.topic', { topic: info.topic });
+    if (info.avatarUrl?.startsWith('mxc://')) await put('m.room.avatar', { url: info.avatarUrl });
+  }
+}

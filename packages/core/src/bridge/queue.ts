@@ -1,0 +1,155 @@
+/**
+ * One ordered queue per Matrix room, for both directions. Items of one room are handled strictly
+ * one after another, in the order they were added; rooms run independently, so a slow room does
+ * not hold up the others. A failing item is retried with exponential backoff *at the head of its
+ * room's queue* (later items wait: order is kept), and after `maxAttempts` it is given up and
+ * reported through `onGiveUp` so the sender can be told.
+ *
+ * The queue is durable through {@link WorkQueueStore}: items are persisted before `enqueue`
+ * returns, and `restore()` reloads what was pending when the process stopped.
+ */
+import type { WorkItem, WorkQueueStore } from '../db/workQueue.js';
+import type { Logger } from '../util/log.js';
+
+export interface QueuePolicy {
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export interface QueueHooks {
+  /** Deliver one item. Throw to retry; throw an error with `permanent: true` to give up at once. */
+  handle(item: WorkItem): Promise<void>;
+  /** Called when an item is given up. */
+  onGiveUp(item: WorkItem, error: unknown): Promise<void>;
+  /** Called with (queueKey, depth) whenever a room's queue depth changes. */
+  onDepth?(queueKey: string, depth: number): void;
+}
+
+interface RoomQueue {
+  items: WorkItem[];
+  running: boolean;
+}
+
+export class OrderedQueues {
+  private readonly rooms = new Map<string, RoomQueue>();
+  private readonly idle: (() => void)[] = [];
+  private stopping = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly store: WorkQueueStore,
+    private readonly policy: QueuePolicy,
+    private readonly hooks: QueueHooks,
+    private readonly log: Logger,
+  ) {}
+
+  /** Persist and schedule an item; returns false if its dedupe key was seen before. */
+  enqueue(queueKey: string, kind: string, payload: unknown, dedupeKey: string): boolean {
+    const item = this.store.add(queueKey, kind, payload, dedupeKey);
+    if (!item) return false;
+    this.schedule(item);
+    return true;
+  }
+
+  /** Persist several items atomically (all or none), then schedule them in order. */
+  enqueueAll(entries: { queueKey: string; kind: string; payload: unknown; dedupeKey: string }[], alsoInTxn?: () => void): number {
+    const added = this.store.atomically(() => {
+      alsoInTxn?.();
+      return entries.map((e) => this.store.add(e.queueKey, e.kind, e.payload, e.dedupeKey)).filter((x): x is WorkItem => !!x);
+    });
+    for (const item of added) this.schedule(item);
+    return added.length;
+  }
+
+  /** Reload pending items after a restart and start delivering them. */
+  restore(): number {
+    const items = this.store.pending();
+    for (const item of items) this.schedule(item);
+    return items.length;
+  }
+
+  depth(queueKey: string): number { return this.rooms.get(queueKey)?.items.length ?? 0; }
+  totalDepth(): number { let n = 0; for (const q of this.rooms.values()) n += q.items.length; return n; }
+
+  private schedule(item: WorkItem): void {
+    let q = this.rooms.get(item.queueKey);
+    if (!q) { q = { items: [], running: false }; this.rooms.set(item.queueKey, q); }
+    q.items.push(item);
+    this.hooks.onDepth?.(item.queueKey, q.items.length);
+    if (!q.running && !this.stopping) void this.run(item.queueKey, q);
+  }
+
+  private async run(key: string, q: RoomQueue): Promise<void> {
+    q.running = true;
+    try {
+      while (q.items.length > 0 && !this.stopping) {
+        const item = q.items[0]!;
+        const ok = await this.attempt(item);
+        if (!ok) return; // a retry timer will resume this room
+        q.items.shift();
+        this.hooks.onDepth?.(key, q.items.length);
+      }
+    } finally {
+      if (q.items.length === 0 || this.stopping) {
+        q.running = false;
+        if (q.items.length === 0) this.rooms.delete(key);
+        this.checkIdle();
+      }
+    }
+  }
+
+  /** One attempt at the head item: true if finished (done or given up), false if a retry is scheduled. */
+  private async attempt(item: WorkItem): Promise<boolean> {
+    try {
+      await this.hooks.handle(item);
+      this.store.done(item.id);
+      return true;
+    } catch (err) {
+      item.attempts += 1;
+      const message = err instanceof Error ? err.message : String(err);
+      const permanent = typeof err === 'object' && err !== null && (err as { permanent?: boolean }).permanent === true;
+      if (permanent || item.attempts >= this.policy.maxAttempts) {
+        this.log.warn('giving up on delivery', { queue: item.queueKey, item: item.id, kind: item.kind, attempts: item.attempts, err: message });
+        this.store.failed(item.id, message);
+        try { await this.hooks.onGiveUp(item, err); } catch (e) {
+          this.log.error('could not report a failed delivery', { item: item.id, err: e as Error });
+        }
+        return true;
+      }
+      this.store.attempted(item.id, message);
+      const base = Math.min(this.policy.maxBackoffMs, this.policy.initialBackoffMs * 2 ** (item.attempts - 1));
+      const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+      this.log.info('delivery failed; will retry', { queue: item.queueKey, item: item.id, attempt: item.attempts, delayMs: delay, err: message });
+      const q = this.rooms.get(item.queueKey)!;
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        if (!this.stopping) void this.run(item.queueKey, q);
+      }, delay);
+      this.timers.add(timer);
+      return false;
+    }
+  }
+
+  private checkIdle(): void {
+    if ([...this.rooms.values()].some((q) => q.running)) return;
+    for (const fn of this.idle.splice(0)) fn();
+  }
+
+  /** Resolves when no room is delivering (pending retries may remain; they survive in the store). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (![...this.rooms.values()].some((q) => q.running)) return true;
+    return new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.idle.push(() => { clearTimeout(t); resolve(true); });
+    });
+  }
+
+  /** Stop taking new work: in-flight items finish, the rest stays pending in the store. */
+  async stop(timeoutMs: number): Promise<boolean> {
+    this.stopping = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    return this.drain(timeoutMs);
+  }
+}

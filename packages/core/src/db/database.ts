@@ -1,0 +1,77 @@
+/**
+ * The SQLite store (better-sqlite3, WAL). One database file holds core's tables and each
+ * network's own; every owner (`core`, `irc`, `discord`, ...) has its own schema version in
+ * `schema_versions` and its own numbered migrations, each applied in a transaction.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Migration } from '../network/contract.js';
+import type { Logger } from '../util/log.js';
+import { coreMigrations } from './migrations/core.js';
+
+export type Db = Database.Database;
+
+export function openDatabase(path: string, log?: Logger): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  // NORMAL is durable against a process crash (SIGKILL) in WAL mode; only a power loss may
+  // roll back the last transactions, which the homeserver then resends.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_versions (
+    owner TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  )`);
+  migrate(db, 'core', coreMigrations, log);
+  return db;
+}
+
+export class MigrationError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MigrationError';
+  }
+}
+
+/** Apply the migrations of `owner` newer than its recorded version, each in its own transaction. */
+export function migrate(db: Db, owner: string, migrations: Migration[], log?: Logger): number {
+  const sorted = [...migrations].sort((a, b) => a.version - b.version);
+  sorted.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new MigrationError(`migrations of ${owner} must be numbered 1, 2, 3... without gaps (found ${m.version} at position ${i + 1})`);
+    }
+  });
+  const row = db.prepare('SELECT version FROM schema_versions WHERE owner = ?').get(owner) as { version: number } | undefined;
+  const current = row?.version ?? 0;
+  if (current > sorted.length) {
+    throw new MigrationError(
+      `the database has ${owner} schema version ${current}, newer than this Trestle knows (${sorted.length}); refusing to run an older version on it`,
+    );
+  }
+  for (const m of sorted.slice(current)) {
+    const apply = db.transaction(() => {
+      if (typeof m.up === 'string') db.exec(m.up);
+      else m.up(db);
+      db.prepare(
+        `INSERT INTO schema_versions (owner, version, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT(owner) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
+      ).run(owner, m.version, Date.now());
+    });
+    try {
+      apply();
+    } catch (err) {
+      throw new MigrationError(`migration ${owner} #${m.version} (${m.description}) failed: ${(err as Error).message}`, { cause: err });
+    }
+    log?.info('applied migration', { owner, version: m.version, description: m.description });
+  }
+  return sorted.length;
+}
+
+export function schemaVersion(db: Db, owner: string): number {
+  const row = db.prepare('SELECT version FROM schema_versions WHERE owner = ?').get(owner) as { version: number } | undefined;
+  return row?.version ?? 0;
+}

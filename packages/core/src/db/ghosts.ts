@@ -1,0 +1,43 @@
+import type { Db } from './database.js';
+
+export interface GhostRow {
+  userId: string;
+  network: string;
+  remoteUser: string;
+  displayName?: string;
+  avatarUrl?: string;
+  avatarMxc?: string;
+  registered: boolean;
+}
+
+interface Row {
+  user_id: string; network: string; remote_user: string; display_name: string | null;
+  avatar_url: string | null; avatar_mxc: string | null; registered: number;
+}
+
+/** Ghosts (puppets): the Matrix users that stand for remote users, with the profile last set. */
+export class GhostStore {
+  constructor(private readonly db: Db) {}
+  get(userId: string): GhostRow | undefined {
+    const r = this.db.prepare('SELECT * FROM ghosts WHERE user_id = ?').get(userId) as Row | undefined;
+    if (!r) return undefined;
+    return {
+      userId: r.user_id, network: r.network, remoteUser: r.remote_user, registered: r.registered === 1,
+      ...(r.display_name != null ? { displayName: r.display_name } : {}),
+      ...(r.avatar_url != null ? { avatarUrl: r.avatar_url } : {}),
+      ...(r.avatar_mxc != null ? { avatarMxc: r.avatar_mxc } : {}),
+    };
+  }
+  put(g: GhostRow): void {
+    this.db.prepare(
+      `INSERT INTO ghosts (user_id, network, remote_user, display_name, avatar_url, avatar_mxc, registered, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET network = excluded.network, remote_user = excluded.remote_user,
+         display_name = excluded.display_name, avatar_url = excluded.avatar_url, avatar_mxc = excluded.avatar_mxc,
+         registered = excluded.registered, updated_at = excluded.updated_at`,
+    ).run(g.userId, g.network, g.remoteUser, g.displayName ?? null, g.avatarUrl ?? null, g.avatarMxc ?? null, g.registered ? 1 : 0, Date.now());
+  }
+  count(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM ghosts').get() as { n: number }).n;
+  }
+}

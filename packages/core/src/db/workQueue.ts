@@ -1,0 +1,58 @@
+import type { Db } from './database.js';
+
+export interface WorkItem {
+  id: number;
+  queueKey: string;
+  kind: string;
+  payload: unknown;
+  attempts: number;
+}
+
+interface Row { id: number; queue_key: string; kind: string; payload: string; attempts: number }
+
+/**
+ * The durable work queue: every event, in either direction, is written here before it is
+ * acknowledged (to the homeserver, or to the network that reported it), and marked done once
+ * delivered. On start-up, pending rows are loaded and delivered in id order.
+ */
+export class WorkQueueStore {
+  private readonly insert;
+  private readonly markDone;
+  private readonly markFailed;
+  private readonly bump;
+
+  constructor(private readonly db: Db) {
+    this.insert = db.prepare(
+      `INSERT OR IGNORE INTO work_queue (queue_key, kind, payload, dedupe_key, created_at) VALUES (?, ?, ?, ?, ?)`,
+    );
+    this.markDone = db.prepare(`UPDATE work_queue SET state = 'done', finished_at = ? WHERE id = ?`);
+    this.markFailed = db.prepare(`UPDATE work_queue SET state = 'failed', finished_at = ?, last_error = ? WHERE id = ?`);
+    this.bump = db.prepare(`UPDATE work_queue SET attempts = attempts + 1, last_error = ? WHERE id = ?`);
+  }
+
+  /** Add an item unless one with the same dedupe key was ever added. Returns it, or undefined if a duplicate. */
+  add(queueKey: string, kind: string, payload: unknown, dedupeKey: string): WorkItem | undefined {
+    const res = this.insert.run(queueKey, kind, JSON.stringify(payload), dedupeKey, Date.now());
+    if (res.changes === 0) return undefined;
+    return { id: Number(res.lastInsertRowid), queueKey, kind, payload, attempts: 0 };
+  }
+
+  /** Run several writes atomically (e.g. a whole appservice transaction). */
+  atomically<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  pending(): WorkItem[] {
+    const rows = this.db.prepare(`SELECT id, queue_key, kind, payload, attempts FROM work_queue WHERE state = 'pending' ORDER BY id`).all() as Row[];
+    return rows.map((r) => ({ id: r.id, queueKey: r.queue_key, kind: r.kind, payload: JSON.parse(r.payload) as unknown, attempts: r.attempts }));
+  }
+
+  done(id: number): void { this.markDone.run(Date.now(), id); }
+  failed(id: number, error: string): void { this.markFailed.run(Date.now(), error, id); }
+  attempted(id: number, error: string): void { this.bump.run(error, id); }
+
+  /** Delete finished rows older than `maxAgeMs`; their dedupe keys have done their job by then. */
+  prune(maxAgeMs: number): number {
+    return this.db.prepare(`DELETE FROM work_queue WHERE state != 'pending' AND finished_at < ?`).run(Date.now() - maxAgeMs).changes;
+  }
+}

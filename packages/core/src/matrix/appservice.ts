@@ -1,0 +1,158 @@
+/**
+ * The appservice HTTP API the homeserver calls: transactions, user and alias queries, ping.
+ * Tokens are checked before anything is read; malformed bodies get a 400 with a reason; a
+ * transaction is acknowledged only after its events are persisted (so a crash right after the
+ * 200 loses nothing), and a transaction id already processed is acknowledged and ignored.
+ */
+import express, { type Request, type Response, type Router } from 'express';
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from '../util/log.js';
+
+/** The fields of a client event the bridge relies on; validated before it is persisted. */
+export interface MatrixEvent {
+  type: string;
+  room_id: string;
+  sender: string;
+  event_id: string;
+  origin_server_ts?: number;
+  state_key?: string;
+  content: Record<string, unknown>;
+  redacts?: string;
+  unsigned?: Record<string, unknown>;
+}
+
+export interface EphemeralEvent {
+  type: string;
+  room_id?: string;
+  content: Record<string, unknown>;
+}
+
+export interface TransactionHandler {
+  /** Synchronously persist the transaction's events (and record the id), or throw. */
+  persistTransaction(txnId: string, events: MatrixEvent[]): void;
+  /** True if this transaction id was already processed. */
+  seenTransaction(txnId: string): boolean;
+  /** Ephemeral events (typing, receipts) are handled at once and not persisted. */
+  onEphemeral(events: EphemeralEvent[]): void;
+  /** Should a user in our namespace exist? Create it and resolve true, or resolve false. */
+  queryUser(userId: string): Promise<boolean>;
+  /** Should an alias in our namespace exist? Create the room and resolve true, or false. */
+  queryAlias(alias: string): Promise<boolean>;
+  /** Count of malformed events skipped, for metrics. */
+  onMalformed?(reason: string): void;
+  onTransactionMetrics?(events: number, outcome: 'ok' | 'duplicate' | 'rejected' | 'error'): void;
+}
+
+function tokenMatches(given: string | undefined, expected: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given), b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function tokenOf(req: Request): string | undefined {
+  const auth = req.header('authorization');
+  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
+  const q = req.query['access_token'];
+  return typeof q === 'string' ? q : undefined;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Why an event cannot be used, or undefined if it can. */
+export function eventProblem(ev: unknown): string | undefined {
+  if (!isObj(ev)) return 'event is not an object';
+  for (const k of ['type', 'room_id', 'sender', 'event_id'] as const) {
+    if (typeof ev[k] !== 'string' || !(ev[k] as string).length) return `event lacks a string "${k}"`;
+  }
+  if (!isObj(ev['content'])) return `event ${String(ev['event_id'])} has no content object`;
+  return undefined;
+}
+
+export function appserviceRouter(hsToken: string, handler: TransactionHandler, log: Logger): Router {
+  const router = express.Router();
+  const json = express.json({ limit: '50mb' });
+
+  const auth = (req: Request, res: Response, next: () => void): void => {
+    if (!tokenMatches(tokenOf(req), hsToken)) {
+      handler.onTransactionMetrics?.(0, 'rejected');
+      res.status(403).json({ errcode: 'M_FORBIDDEN', error: 'Bad or missing homeserver token' });
+      return;
+    }
+    next();
+  };
+
+  const transaction = (req: Request, res: Response): void => {
+    const txnId = req.params['txnId'] ?? '';
+    const body: unknown = req.body;
+    if (!isObj(body) || !Array.isArray(body['events'])) {
+      handler.onTransactionMetrics?.(0, 'error');
+      res.status(400).json({ errcode: 'M_BAD_JSON', error: 'The transaction body must be a JSON object with an "events" array' });
+      return;
+    }
+    if (handler.seenTransaction(txnId)) {
+      log.debug('transaction already processed; acknowledging', { txnId });
+      handler.onTransactionMetrics?.(0, 'duplicate');
+      res.status(200).json({});
+      return;
+    }
+    const events: MatrixEvent[] = [];
+    for (const ev of body['events'] as unknown[]) {
+      const problem = eventProblem(ev);
+      if (problem) {
+        log.warn('skipping a malformed event in a transaction', { txnId, problem });
+        handler.onMalformed?.(problem);
+        continue;
+      }
+      events.push(ev as MatrixEvent);
+    }
+    const ephemeral = [body['ephemeral'], body['de.sorunome.msc2409.ephemeral']]
+      .filter(Array.isArray).flat().filter((e): e is EphemeralEvent => isObj(e) && typeof e['type'] === 'string' && isObj(e['content']));
+    try {
+      handler.persistTransaction(txnId, events);
+    } catch (err) {
+      log.error('could not persist a transaction; the homeserver will retry it', { txnId, err: err as Error });
+      handler.onTransactionMetrics?.(events.length, 'error');
+      res.status(500).json({ errcode: 'M_UNKNOWN', error: 'Could not store the transaction; retry later' });
+      return;
+    }
+    handler.onTransactionMetrics?.(events.length, 'ok');
+    res.status(200).json({});
+    if (ephemeral.length) {
+      try { handler.onEphemeral(ephemeral); } catch (err) { log.warn('ephemeral events failed', { err: err as Error }); }
+    }
+  };
+
+  const query = (kind: 'user' | 'alias') => async (req: Request, res: Response): Promise<void> => {
+    const id = req.params['id'] ?? '';
+    try {
+      const exists = kind === 'user' ? await handler.queryUser(id) : await handler.queryAlias(id);
+      if (exists) res.status(200).json({});
+      else res.status(404).json({ errcode: 'M_NOT_FOUND', error: `No such ${kind} here` });
+    } catch (err) {
+      log.warn(`${kind} query failed`, { id, err: err as Error });
+      res.status(404).json({ errcode: 'M_NOT_FOUND', error: `Could not create ${kind}: ${(err as Error).message}` });
+    }
+  };
+
+  for (const prefix of ['/_matrix/app/v1', '']) {
+    router.put(`${prefix}/transactions/:txnId`, auth, json, transaction);
+    router.get(`${prefix}/users/:id`, auth, query('user'));
+    router.get(`${prefix}/rooms/:id`, auth, query('alias'));
+  }
+  router.post('/_matrix/app/v1/ping', auth, json, (_req, res) => { res.status(200).json({}); });
+  // The body parser reports bad JSON as an error with status 400; answer it in Matrix style.
+  router.use((err: unknown, _req: Request, res: Response, next: (e?: unknown) => void) => {
+    const e = err as { status?: number; type?: string; message?: string };
+    if (e?.status === 400 || e?.type === 'entity.parse.failed') {
+      handler.onTransactionMetrics?.(0, 'error');
+      res.status(400).json({ errcode: 'M_NOT_JSON', error: `Malformed JSON: ${e.message ?? 'parse error'}` });
+      return;
+    }
+    if (e?.status === 413) {
+      res.status(413).json({ errcode: 'M_TOO_LARGE', error: 'Transaction too large' });
+      return;
+    }
+    next(err);
+  });
+  return router;
+}

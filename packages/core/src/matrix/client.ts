@@ -1,0 +1,199 @@
+/**
+ * The Matrix side of the bridge: intents for the bot and the ghosts, on matrix-appservice-bridge.
+ * This directory is the only place that imports matrix-appservice-bridge.
+ *
+ * Sends that must survive a crash use deterministic transaction ids (`sendWithTxn`): the
+ * homeserver answers a repeated PUT with the event id it already created, so a retry after a
+ * restart never duplicates a message.
+ */
+import { AppServiceRegistration, Bridge, type Intent } from 'matrix-appservice-bridge';
+import { createHash } from 'node:crypto';
+import type { Logger } from '../util/log.js';
+import type { RegistrationFile } from './registration.js';
+
+export interface MatrixOptions {
+  homeserverUrl: string;
+  domain: string;
+  registration: RegistrationFile;
+  log: Logger;
+}
+
+/** An error from the homeserver, with its Matrix errcode and HTTP status when known. */
+export class MatrixError extends Error {
+  constructor(message: string, public readonly errcode?: string, public readonly status?: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MatrixError';
+  }
+  /** 4xx other than 429 will not get better by retrying (except a lost membership, handled by callers). */
+  get permanent(): boolean {
+    return this.status !== undefined && this.status >= 400 && this.status < 500 && this.status !== 429 && this.errcode !== 'M_FORBIDDEN';
+  }
+}
+
+export function toMatrixError(err: unknown): MatrixError {
+  if (err instanceof MatrixError) return err;
+  const e = err as { body?: { errcode?: string; error?: string }; statusCode?: number; errcode?: string; message?: string };
+  const errcode = e?.body?.errcode ?? e?.errcode;
+  const text = e?.body?.error ?? e?.message ?? String(err);
+  return new MatrixError(errcode ? `${errcode}: ${text}` : text, errcode, e?.statusCode, { cause: err });
+}
+
+/** A Matrix transaction id derived from stable parts (remote ids), safe for the URL path. */
+export function deterministicTxnId(...parts: string[]): string {
+  return 'trestle-' + createHash('sha256').update(parts.join('\u0000')).digest('base64url').slice(0, 32);
+}
+
+export class MatrixClientLayer {
+  private readonly bridge: Bridge;
+  readonly botUserId: string;
+  private readonly joined = new Set<string>();
+  private readonly names = new Map<string, string>();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: MatrixOptions) {
+    this.log = opts.log;
+    const reg = AppServiceRegistration.fromObject(opts.registration as unknown as Parameters<typeof AppServiceRegistration.fromObject>[0]);
+    this.bridge = new Bridge({
+      homeserverUrl: opts.homeserverUrl,
+      domain: opts.domain,
+      registration: reg,
+      disableStores: true,
+      disableContext: true,
+      suppressEcho: false,
+      controller: { onEvent: () => undefined },
+    });
+    this.botUserId = `@${opts.registration.sender_localpart}:${opts.domain}`;
+  }
+
+  get domain(): string { return this.opts.domain; }
+
+  /** Check the homeserver answers and set up the intents. Does not open a listener. */
+  async start(): Promise<void> {
+    await this.bridge.initialise();
+    await this.bot().ensureRegistered().catch((err: unknown) => {
+      const m = toMatrixError(err);
+      if (m.errcode !== 'M_USER_IN_USE') throw m;
+    });
+  }
+
+  bot(): Intent { return this.bridge.getIntent(); }
+  intent(userId: string): Intent { return this.bridge.getIntent(userId); }
+
+  /** Raw client-server request as `userId` (the bot if omitted). */
+  async request<T = Record<string, unknown>>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown, userId?: string, qs?: Record<string, string>): Promise<T> {
+    const client = (userId ? this.intent(userId) : this.bot()).matrixClient;
+    try {
+      return (await client.doRequest(method, path, qs ?? null, body)) as T;
+    } catch (err) {
+      throw toMatrixError(err);
+    }
+  }
+
+  /** Send an event with a caller-chosen transaction id; returns the event id. */
+  async sendWithTxn(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string): Promise<string> {
+    const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`;
+    const res = await this.request<{ event_id: string }>('PUT', path, content, userId);
+    return res.event_id;
+  }
+
+  async redact(userId: string, roomId: string, eventId: string, txnId: string, reason?: string): Promise<string> {
+    const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/redact/${encodeURIComponent(eventId)}/${encodeURIComponent(txnId)}`;
+    const res = await this.request<{ event_id: string }>('PUT', path, reason ? { reason } : {}, userId);
+    return res.event_id;
+  }
+
+  async ensureRegistered(userId: string): Promise<void> {
+    try {
+      await this.intent(userId).ensureRegistered();
+    } catch (err) {
+      const m = toMatrixError(err);
+      if (m.errcode !== 'M_USER_IN_USE') throw m;
+    }
+  }
+
+  /** Join a room as `userId`, with the bot inviting first if a plain join is refused. Cached. */
+  async ensureJoined(userId: string, roomId: string): Promise<void> {
+    const key = `${userId}\u0000${roomId}`;
+    if (this.joined.has(key)) return;
+    try {
+      await this.intent(userId).join(roomId);
+    } catch (err) {
+      throw toMatrixError(err);
+    }
+    this.joined.add(key);
+  }
+
+  /** Forget that a user is joined (after a kick or a refused send), so the next send re-joins. */
+  forgetJoined(userId: string, roomId: string): void { this.joined.delete(`${userId}\u0000${roomId}`); }
+  markJoined(userId: string, roomId: string): void { this.joined.add(`${userId}\u0000${roomId}`); }
+
+  async setDisplayName(userId: string, name: string): Promise<void> {
+    try { await this.intent(userId).setDisplayName(name); } catch (err) { throw toMatrixError(err); }
+  }
+
+  async setAvatar(userId: string, mxc: string): Promise<void> {
+    try { await this.intent(userId).setAvatarUrl(mxc); } catch (err) { throw toMatrixError(err); }
+  }
+
+  /** Upload bytes to the media repository; returns the mxc:// URL. */
+  async upload(data: Buffer, contentType: string, filename?: string, userId?: string): Promise<string> {
+    const client = (userId ? this.intent(userId) : this.bot()).matrixClient;
+    try { return await client.uploadContent(data, contentType, filename); } catch (err) { throw toMatrixError(err); }
+  }
+
+  /** Base URL media download links are built on. */
+  publicMediaBase(): string { return this.opts.homeserverUrl.replace(/\/+$/, ''); }
+
+  /** Keep the member-name cache right from the m.room.member events the homeserver sends us. */
+  noteMember(roomId: string, userId: string, displayName: string | undefined, membership: string): void {
+    const key = `${roomId}\u0000${userId}`;
+    if (membership === 'join' && displayName) this.names.set(key, displayName);
+    else this.names.delete(key);
+    if (this.names.size > 100_000) this.names.clear();
+  }
+
+  /** The display name of a member of a room (falls back to the global profile, then the localpart). Cached. */
+  async memberName(roomId: string, userId: string): Promise<string> {
+    const key = `${roomId}\u0000${userId}`;
+    const cached = this.names.get(key);
+    if (cached !== undefined) return cached;
+    const name = await this.fetchMemberName(roomId, userId);
+    this.names.set(key, name);
+    return name;
+  }
+
+  private async fetchMemberName(roomId: string, userId: string): Promise<string> {
+    try {
+      const ev = await this.request<{ displayname?: string }>('GET',
+        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(userId)}`);
+      if (ev.displayname) return ev.displayname;
+    } catch { /* not a member or not visible to the bot: fall through */ }
+    try {
+      const p = await this.request<{ displayname?: string }>('GET', `/_matrix/client/v3/profile/${encodeURIComponent(userId)}`);
+      if (p.displayname) return p.displayname;
+    } catch { /* no profile */ }
+    return userId.slice(1).split(':')[0] ?? userId;
+  }
+
+  async powerLevels(roomId: string): Promise<{ users?: Record<string, number>; users_default?: number } | undefined> {
+    try {
+      return await this.request('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async sendNotice(roomId: string, text: string, userId?: string): Promise<void> {
+    const sender = userId ?? this.botUserId;
+    await this.ensureJoined(sender, roomId);
+    await this.request('PUT',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${deterministicTxnId('notice', roomId, String(Date.now()), String(Math.random()))}`,
+      { msgtype: 'm.notice', body: text }, sender);
+  }
+
+  async createRoom(body: Record<string, unknown>, userId?: string): Promise<string> {
+    const res = await this.request<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', body, userId);
+    this.markJoined(userId ?? this.botUserId, res.room_id);
+    return res.room_id;
+  }
+}

@@ -1,0 +1,445 @@
+/**
+ * # The network contract
+ *
+ * This file is what a bridge author reads first. A *network* is one remote chat system (IRC,
+ * Discord, ...). Trestle core knows Matrix; a network knows its remote side. They meet here.
+ *
+ * The shape follows mautrix-go's bridgev2 `networkinterface.go`: a small **required** interface
+ * ({@link NetworkConnector}) plus **optional capabilities**, each its own interface, that core
+ * detects at run time with the `supports*` guards at the bottom of this file. A network that
+ * cannot edit simply does not implement {@link EditCapable}; core then never calls it, and tells
+ * the Matrix user their edit could not be bridged instead of failing somewhere deep inside.
+ *
+ * ## Two directions, one ordered queue
+ *
+ * - **Matrix → remote**: core receives appservice transactions, persists them, and for each event
+ *   in a room linked to one of your channels calls your handler (`handleMatrixMessage`, `handleMatrixEdit`,
+ *   ...). Calls for one Matrix room are strictly sequential, in the order the homeserver sent
+ *   them: you never see message 2 of a room before message 1 has finished. Throw a
+ *   {@link DeliveryError} (or any error) to have core retry with backoff; after the configured
+ *   number of attempts the sender is told in the room that the message did not reach you.
+ * - **remote → Matrix**: call the methods of {@link RemoteEventSink} (`ctx.remote`). Each call
+ *   persists the event before it resolves, so once the promise resolves the event will reach
+ *   Matrix even if the process is killed the next instant. Events from one remote chat keep
+ *   their order. Send the remote message id: core derives deterministic Matrix transaction ids
+ *   from it (a resend after a crash is deduplicated by the homeserver) and records the mapping
+ *   in the message map, so later edits, deletions, replies and reactions find their Matrix events.
+ *
+ * ## Identity and ids
+ *
+ * Remote ids are opaque strings to core. Each network builds and parses them in its own
+ * `ids.ts` (branded types there). Core only needs: the id of a remote chat ({@link RemoteChatId}),
+ * a remote user ({@link RemoteUserId}) and a remote message ({@link RemoteMessageId}).
+ * Ghost Matrix ids are `@<userPrefix><localpart>:<domain>`; the network chooses the localpart
+ * for a remote user with {@link NetworkIdentity.ghostLocalpart} (must be valid Matrix localpart
+ * characters: `a-z 0-9 . _ = - /`; core lower-cases and escapes anything else defensively).
+ *
+ * ## Portals
+ *
+ * A *portal* links one Matrix room to one remote chat. A room may have several portals (one IRC
+ * channel and one Discord channel, or two IRC channels): a message from one is relayed to the
+ * others by core, with the sender shown as a {@link MatrixSender} whose `ghostOf` names the
+ * network it came from. Your handlers get called once per portal of yours in the room.
+ */
+import type { Logger } from '../util/log.js';
+
+// ------------------------------------------------------------------ ids
+
+/** The id of a chat on the remote network (an IRC channel `libera/#rust`, a Discord channel id). */
+export type RemoteChatId = string;
+/** The id of a user on the remote network (an IRC nick on a server, a Discord user id). */
+export type RemoteUserId = string;
+/** The id of a message on the remote network (an IRCv3 msgid, a Discord snowflake). */
+export type RemoteMessageId = string;
+
+/** A Matrix user id, `@local:server`. */
+export type MatrixUserId = string;
+/** A Matrix room id, `!opaque:server`. */
+export type MatrixRoomId = string;
+/** A Matrix event id, `$opaque`. */
+export type MatrixEventId = string;
+
+// ------------------------------------------------------------------ identity
+
+export interface NetworkIdentity {
+  /** Short stable id, used in the database, config (`networks.<id>`), metrics and commands. */
+  readonly id: string;
+  /** Human name, shown in help texts and notices ("IRC", "Discord"). */
+  readonly displayName: string;
+  /** Localpart prefix of this network's ghosts, e.g. `irc_` → `@irc_libera_alice:example.org`. */
+  readonly userPrefix: string;
+  /** Alias prefix of this network's portal rooms, e.g. `irc_` → `#irc_libera_#rust:example.org`. */
+  readonly aliasPrefix?: string;
+  /** The ghost localpart (without the prefix) for a remote user. Pure and deterministic. */
+  ghostLocalpart(user: RemoteUserId): string;
+}
+
+// ------------------------------------------------------------------ the required interface
+
+export interface NetworkConnector {
+  readonly identity: NetworkIdentity;
+
+  /** Called once at start-up, after core's store and Matrix connection are ready. Connect here. */
+  start(ctx: NetworkContext): Promise<void>;
+
+  /** Called once at shutdown, after core has drained the queues. Disconnect cleanly. */
+  stop(): Promise<void>;
+
+  /**
+   * Make sure the Matrix user has a presence on the remote network (an IRC connection, a
+   * webhook...). Core calls it before the user's first message to one of your portals; networks
+   * for which this means nothing return at once.
+   */
+  connectMatrixUser(user: MatrixSender): Promise<void>;
+
+  /**
+   * Deliver a Matrix message (text, notice, emote, media) to one portal's remote chat.
+   * Return the remote message id(s) if the network has them, so edits/replies can find them.
+   */
+  handleMatrixMessage(msg: MatrixMessage): Promise<SendResult | void>;
+}
+
+/** What a network returns after delivering something to the remote side. */
+export interface SendResult {
+  /** The remote ids of what was sent, one per part (a long message may be split). */
+  remoteIds?: RemoteMessageId[];
+}
+
+// ------------------------------------------------------------------ what core hands to a network
+
+export interface MatrixSender {
+  userId: MatrixUserId;
+  /** Display name in the room, or the localpart if none is set. */
+  displayName: string;
+  avatarMxc?: string;
+  /** Set when the sender is a ghost of some network (a relay from a room's other portal). */
+  ghostOf?: { network: string; remoteUser?: RemoteUserId };
+}
+
+/** The portal the event is for: one Matrix room ↔ one remote chat of yours. */
+export interface PortalRef {
+  roomId: MatrixRoomId;
+  remoteChat: RemoteChatId;
+  kind: 'portal' | 'plumbed' | 'dm';
+}
+
+export interface MatrixMessage {
+  portal: PortalRef;
+  eventId: MatrixEventId;
+  sender: MatrixSender;
+  msgtype: 'm.text' | 'm.notice' | 'm.emote' | 'm.image' | 'm.file' | 'm.video' | 'm.audio' | string;
+  /** Plain text body (for media: the file name). Reply fallbacks are already stripped. */
+  body: string;
+  /** HTML body (`org.matrix.custom.html`), reply fallbacks stripped, if the sender sent one. */
+  formattedBody?: string;
+  /** For media: the mxc URL, a public download URL for it, and what the sender said of it. */
+  media?: { mxc: string; url: string; mimetype?: string; size?: number; filename?: string };
+  /** When the message replies to another: the remote id of that message if it is mapped. */
+  replyTo?: { eventId: MatrixEventId; remoteId?: RemoteMessageId; sender?: MatrixUserId; body?: string };
+  /** The thread root if the event is in a Matrix thread, mapped like replyTo. */
+  threadRoot?: { eventId: MatrixEventId; remoteId?: RemoteMessageId };
+  /** Original Matrix timestamp (ms). */
+  timestamp: number;
+  /** The whole event content, for the rare network that needs more. */
+  raw: Record<string, unknown>;
+}
+
+export interface MatrixEdit {
+  portal: PortalRef;
+  eventId: MatrixEventId;
+  sender: MatrixSender;
+  /** The edited message: its Matrix event and the remote ids it mapped to. */
+  target: { eventId: MatrixEventId; remoteIds: RemoteMessageId[] };
+  /** The new content (`m.new_content`). */
+  body: string;
+  formattedBody?: string;
+  /** The previous body if core knows it (for `s/old/new/` style corrections). */
+  previousBody?: string;
+  timestamp: number;
+}
+
+export interface MatrixRedaction {
+  portal: PortalRef;
+  eventId: MatrixEventId;
+  sender: MatrixSender;
+  target: { eventId: MatrixEventId; remoteIds: RemoteMessageId[] };
+  reason?: string;
+}
+
+export interface MatrixReaction {
+  portal: PortalRef;
+  eventId: MatrixEventId;
+  sender: MatrixSender;
+  target: { eventId: MatrixEventId; remoteIds: RemoteMessageId[] };
+  /** The reaction key: an emoji, or an `mxc://` for a custom one. */
+  key: string;
+}
+
+export interface MatrixMembership {
+  portal: PortalRef;
+  eventId: MatrixEventId;
+  /** Who did it. */
+  sender: MatrixSender;
+  /** Whom it is about. */
+  target: MatrixSender;
+  membership: 'join' | 'leave' | 'ban' | 'invite' | 'kick';
+  reason?: string;
+}
+
+export interface MatrixRoomMeta {
+  portal: PortalRef;
+  eventId: MatrixEventId;
+  sender: MatrixSender;
+  name?: string;
+  topic?: string;
+  avatarMxc?: string;
+}
+
+export interface MatrixPowerLevels {
+  portal: PortalRef;
+  eventId: MatrixEventId;
+  sender: MatrixSender;
+  /** User id → power level, only users whose level changed. */
+  changed: Record<MatrixUserId, number>;
+}
+
+export interface MatrixTyping {
+  portal: PortalRef;
+  user: MatrixSender;
+  typing: boolean;
+}
+
+// ------------------------------------------------------------------ optional capabilities
+
+export interface EditCapable { handleMatrixEdit(edit: MatrixEdit): Promise<SendResult | void> }
+export interface RedactionCapable { handleMatrixRedaction(redaction: MatrixRedaction): Promise<void> }
+export interface ReactionCapable {
+  handleMatrixReaction(reaction: MatrixReaction): Promise<SendResult | void>;
+  /** Called when a bridged reaction is redacted on Matrix. */
+  handleMatrixReactionRemove?(reaction: MatrixReaction): Promise<void>;
+}
+/** Replies are carried in {@link MatrixMessage.replyTo}; this marks that the network renders them natively. */
+export interface ReplyCapable { readonly nativeReplies: true }
+export interface TypingCapable { handleMatrixTyping(typing: MatrixTyping): Promise<void> }
+export interface MembershipCapable { handleMatrixMembership(change: MatrixMembership): Promise<void> }
+export interface RoomMetadataCapable { handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> }
+export interface PowerLevelCapable { handleMatrixPowerLevels(pl: MatrixPowerLevels): Promise<void> }
+
+/** A command a network adds to the admin room / in-room command processor (see commands/). */
+export interface NetworkCommand {
+  name: string;
+  /** One line of help. */
+  help: string;
+  /** Argument names, `?` suffix for optional ones, `...` prefix for the rest of the line. */
+  args?: string[];
+  permission: 'user' | 'admin';
+  run(ctx: CommandInvocation): Promise<string | void>;
+}
+
+export interface CommandInvocation {
+  sender: MatrixUserId;
+  roomId: MatrixRoomId;
+  /** Named arguments, as declared in `args`. */
+  args: Record<string, string | undefined>;
+  /** Power level of the sender in the room the command was issued in (0 if unknown). */
+  powerLevel: number;
+  /** True when issued in the sender's admin room (a DM with the bridge bot). */
+  inAdminRoom: boolean;
+  isAdmin: boolean;
+  reply(text: string): Promise<void>;
+}
+
+export interface CommandCapable { readonly commands: NetworkCommand[] }
+
+export interface ProvisioningCapable {
+  /** Validate and link a Matrix room to a remote chat for the provisioning API / `link` command. */
+  provisionLink(req: { roomId: MatrixRoomId; remoteChat: string; userId: MatrixUserId }): Promise<{ remoteChat: RemoteChatId; name?: string }>;
+  provisionUnlink?(req: { roomId: MatrixRoomId; remoteChat: RemoteChatId; userId: MatrixUserId }): Promise<void>;
+}
+
+// ------------------------------------------------------------------ remote → Matrix
+
+export interface RemoteSender {
+  id: RemoteUserId;
+  displayName: string;
+  /** An http(s) URL core fetches and uploads, or an mxc:// URL used as-is. */
+  avatarUrl?: string;
+}
+
+export interface RemoteMessage {
+  chat: RemoteChatId;
+  /** The remote message id. Networks without ids (plain IRC) make one that is unique per chat. */
+  id: RemoteMessageId;
+  sender: RemoteSender;
+  /** One entry per Matrix event this message becomes (text, then one per attachment). */
+  parts: RemoteMessagePart[];
+  replyTo?: RemoteMessageId;
+  threadRoot?: RemoteMessageId;
+  /** Remote timestamp (ms); used for the message age check after an outage. */
+  timestamp?: number;
+}
+
+export interface RemoteMessagePart {
+  /** Defaults to m.room.message. */
+  type?: string;
+  /** The Matrix event content (msgtype, body, format, formatted_body, url...). */
+  content: Record<string, unknown>;
+}
+
+export interface RemoteEdit {
+  chat: RemoteChatId;
+  /** Id of the message being edited. */
+  target: RemoteMessageId;
+  /** Unique id of this edit (e.g. `${target}:edit:${editedTimestamp}`), for deterministic txn ids. */
+  id: string;
+  sender: RemoteSender;
+  /** New content of part 0 (the text part). */
+  content: Record<string, unknown>;
+}
+
+export interface RemoteDelete {
+  chat: RemoteChatId;
+  target: RemoteMessageId;
+  sender?: RemoteSender;
+  reason?: string;
+}
+
+export interface RemoteReaction {
+  chat: RemoteChatId;
+  target: RemoteMessageId;
+  sender: RemoteSender;
+  key: string;
+  /** True when the reaction is removed. */
+  remove?: boolean;
+}
+
+export interface RemoteMembership {
+  chat: RemoteChatId;
+  user: RemoteSender;
+  membership: 'join' | 'leave' | 'kick' | 'ban';
+  reason?: string;
+  /** For kick/ban: who did it. */
+  by?: RemoteSender;
+}
+
+export interface RemoteChatInfo {
+  chat: RemoteChatId;
+  name?: string;
+  topic?: string;
+  avatarUrl?: string;
+  by?: RemoteSender;
+}
+
+/**
+ * How a network reports what happened on its side. Every method resolves once the event is
+ * persisted for delivery (durable), not once it is on Matrix.
+ */
+export interface RemoteEventSink {
+  message(msg: RemoteMessage): Promise<void>;
+  edit(edit: RemoteEdit): Promise<void>;
+  delete(del: RemoteDelete): Promise<void>;
+  reaction(reaction: RemoteReaction): Promise<void>;
+  membership(change: RemoteMembership): Promise<void>;
+  chatInfo(info: RemoteChatInfo): Promise<void>;
+}
+
+// ------------------------------------------------------------------ what core gives a network
+
+export interface PortalInfo extends PortalRef {
+  network: string;
+  name?: string;
+  /** Network-specific data stored with the portal. */
+  data: Record<string, unknown>;
+}
+
+export interface NetworkContext {
+  log: Logger;
+  /** This network's config section, validated by its own schema. */
+  config: unknown;
+  /** The Matrix server name ghosts and rooms live on. */
+  domain: string;
+  remote: RemoteEventSink;
+  portals: {
+    /** Portals of this network for a remote chat. */
+    forChat(chat: RemoteChatId): PortalInfo[];
+    /** Portals of this network in a Matrix room. */
+    forRoom(roomId: MatrixRoomId): PortalInfo[];
+    all(): PortalInfo[];
+    /** Link a Matrix room to a remote chat of this network (what `link` does). */
+    link(roomId: MatrixRoomId, chat: RemoteChatId, opts?: { kind?: PortalRef['kind']; name?: string; data?: Record<string, unknown> }): PortalInfo;
+    unlink(roomId: MatrixRoomId, chat: RemoteChatId): boolean;
+  };
+  /** This network's own key-value state (checkpoints, tokens...), persisted in core's store. */
+  kv: {
+    get(key: string): string | undefined;
+    set(key: string, value: string): void;
+    delete(key: string): void;
+  };
+  /** Run this network's own numbered migrations in core's database (owner = network id). */
+  migrate(migrations: Migration[]): void;
+  /** The shared database handle (better-sqlite3) for the network's own tables. */
+  db: import('better-sqlite3').Database;
+  /** Tell a Matrix user something (a notice in their admin room, created if needed). */
+  notifyUser(userId: MatrixUserId, text: string): Promise<void>;
+}
+
+export interface Migration {
+  /** 1, 2, 3... in order; never edit a shipped migration, add the next one. */
+  version: number;
+  /** Why this migration exists (kept in the file header and logged when it runs). */
+  description: string;
+  up: string | ((db: import('better-sqlite3').Database) => void);
+}
+
+/** What a network package exports as its default: a factory plus its config schema. */
+export interface NetworkModule {
+  id: string;
+  /** zod schema of `networks.<id>`; core validates the section with it before `create`. */
+  configSchema?: import('zod').ZodType;
+  /** Build the connector; `id` is the key of its config section (`networks.<id>`), normally equal to `NetworkModule.id`. */
+  create(config: unknown, id: string): NetworkConnector;
+}
+
+// ------------------------------------------------------------------ errors
+
+/**
+ * An error whose message is fit for the Matrix user. `permanent` errors are not retried
+ * (e.g. "nick is banned from #channel"); others are retried with backoff.
+ */
+export class DeliveryError extends Error {
+  constructor(
+    public readonly userMessage: string,
+    public readonly permanent = false,
+    options?: { cause?: unknown },
+  ) {
+    super(userMessage, options);
+    this.name = 'DeliveryError';
+  }
+}
+
+// ------------------------------------------------------------------ capability detection
+
+function has<K extends string>(n: object, key: K): n is Record<K, unknown> {
+  return key in n && (n as Record<K, unknown>)[key] !== undefined;
+}
+
+export const supportsEdits = (n: NetworkConnector): n is NetworkConnector & EditCapable =>
+  has(n, 'handleMatrixEdit');
+export const supportsRedactions = (n: NetworkConnector): n is NetworkConnector & RedactionCapable =>
+  has(n, 'handleMatrixRedaction');
+export const supportsReactions = (n: NetworkConnector): n is NetworkConnector & ReactionCapable =>
+  has(n, 'handleMatrixReaction');
+export const supportsReplies = (n: NetworkConnector): n is NetworkConnector & ReplyCapable =>
+  has(n, 'nativeReplies');
+export const supportsTyping = (n: NetworkConnector): n is NetworkConnector & TypingCapable =>
+  has(n, 'handleMatrixTyping');
+export const supportsMembership = (n: NetworkConnector): n is NetworkConnector & MembershipCapable =>
+  has(n, 'handleMatrixMembership');
+export const supportsRoomMeta = (n: NetworkConnector): n is NetworkConnector & RoomMetadataCapable =>
+  has(n, 'handleMatrixRoomMeta');
+export const supportsPowerLevels = (n: NetworkConnector): n is NetworkConnector & PowerLevelCapable =>
+  has(n, 'handleMatrixPowerLevels');
+export const supportsCommands = (n: NetworkConnector): n is NetworkConnector & CommandCapable =>
+  has(n, 'commands');
+export const supportsProvisioning = (n: NetworkConnector): n is NetworkConnector & ProvisioningCapable =>
+  has(n, 'provisionLink');

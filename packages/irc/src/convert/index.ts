@@ -1,0 +1,19 @@
+/** Pure converters between IRC and Matrix message text. No I/O: the bridge's actions call these. */
+export {
+  IrcCode,
+  IRC_PALETTE,
+  PLAIN_CODES,
+  PLAIN_STYLE,
+  ircColourToHex,
+  nearestIrcColour,
+  parseFormatting,
+  sameStyle,
+  stripFormatting,
+  transitionCodes,
+  type IrcCodeState,
+  type IrcSpan,
+  type IrcStyle,
+} from './formatting.js';
+export { escapeHtml, ircToMatrix, type IrcMention, type IrcToMatrixOptions, type MatrixText } from './ircToMatrix.js';
+export { matrixToIrc, parsePill, type MatrixMessageContent, type MatrixToIrcOptions } from './matrixToIrc.js';
+export { applyLineLimit, maxPayloadBytes, splitForIrc, utf8Length } from './split.js';

@@ -1,0 +1,257 @@
+/**
+ * Core against a real Synapse: the bridge runs in this process with two test networks
+ * (test/harness/test-network.ts) playing the remote side; real Matrix users talk through Synapse.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadEverything, TrestleBridge, createLogger } from '@trestle/core';
+import type { TestNetwork } from '../harness/test-network.js';
+import { MatrixUser, messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
+import { e2e, until } from './env.js';
+
+let bridge: TrestleBridge;
+let testa: TestNetwork;
+let testb: TestNetwork;
+let alice: MatrixUser;
+let bob: MatrixUser;
+let botId: string;
+let asUrl: string;
+
+const body = (e: MatrixEventJson): unknown => e.content['body'];
+
+async function linkedRoom(chats: [string, string][]): Promise<string> {
+  const roomId = await alice.createRoom({ name: `room ${chats.map((c) => c.join(':')).join(' ')}` });
+  await alice.invite(roomId, botId);
+  await until(async () => (await alice.joinedMembers(roomId)).includes(botId), 'the bot to join');
+  for (const [net, chat] of chats) {
+    await alice.sendText(roomId, `!trestle link ${net} ${chat}`);
+    await alice.waitForEvent(roomId, (e) => e.sender === botId && String(body(e)).startsWith(`Linked this room to ${net} ${chat}`));
+  }
+  return roomId;
+}
+
+beforeAll(async () => {
+  const { config, modules } = await loadEverything(e2e.config);
+  const networks = [...modules].map(([id, m]) => m.create((config.networks as Record<string, unknown>)[id], id));
+  bridge = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
+  await bridge.start();
+  testa = bridge.networks.get('testa') as unknown as TestNetwork;
+  testb = bridge.networks.get('testb') as unknown as TestNetwork;
+  botId = bridge.matrix.botUserId;
+  asUrl = `http://127.0.0.1:${bridge.address()!.port}`;
+  alice = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `alice${Date.now()}`, { displayName: 'Alice Liddell' });
+  bob = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `bob${Date.now()}`, { displayName: 'Bob' });
+});
+
+afterAll(async () => {
+  await bridge?.stop();
+});
+
+describe('appservice API', () => {
+  it('refuses a wrong or missing hs_token with 403 M_FORBIDDEN and processes nothing', async () => {
+    const before = testa.received.length;
+    const event = { type: 'm.room.message', room_id: '!x:localhost', sender: '@mallory:localhost', event_id: '$forged', content: { msgtype: 'm.text', body: 'forged' } };
+    for (const auth of ['Bearer wrong-token', undefined]) {
+      const res = await fetch(`${asUrl}/_matrix/app/v1/transactions/forged-${auth ? 1 : 2}`, {
+        method: 'PUT', headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) }, body: JSON.stringify({ events: [event] }),
+      });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { errcode: string }).errcode).toBe('M_FORBIDDEN');
+    }
+    expect(testa.received.length).toBe(before);
+  });
+
+  it('answers malformed bodies with 400 and a reason, and keeps running', async () => {
+    const { hs_token } = e2e.registration();
+    const put = (txn: string, text: string): Promise<Response> => fetch(`${asUrl}/_matrix/app/v1/transactions/${txn}`, {
+      method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${hs_token}` }, body: text,
+    });
+    const notJson = await put('bad-1', '{"events": [');
+    expect(notJson.status).toBe(400);
+    expect(((await notJson.json()) as { error: string }).error).toMatch(/Malformed JSON/);
+    const noEvents = await put('bad-2', '{"events": "nope"}');
+    expect(noEvents.status).toBe(400);
+    expect(((await noEvents.json()) as { error: string }).error).toMatch(/"events" array/);
+    const health = await fetch(`${asUrl}/health`);
+    expect(health.status).toBe(200);
+    expect(((await health.json()) as { status: string }).status).toBe('ok');
+  });
+
+  it('processes a replayed transaction id once, even when the homeserver resends it', async () => {
+    const roomId = await linkedRoom([['testa', 'replay']]);
+    const { hs_token } = e2e.registration();
+    const event = {
+      type: 'm.room.message', room_id: roomId, sender: alice.userId, event_id: `$replay-${Date.now()}`, origin_server_ts: Date.now(),
+      content: { msgtype: 'm.text', body: 'sent twice by the homeserver' },
+    };
+    const txnId = `replay-${Date.now()}`;
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${asUrl}/_matrix/app/v1/transactions/${txnId}`, {
+        method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${hs_token}` }, body: JSON.stringify({ events: [event] }),
+      });
+      expect(res.status).toBe(200);
+    }
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === event.event_id);
+    // a later message in the same room arriving proves the queue moved past the replay
+    const later = await alice.sendText(roomId, 'after the replay');
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === later);
+    expect(testa.received.filter((r) => r.kind === 'message' && r.msg.eventId === event.event_id)).toHaveLength(1);
+  });
+});
+
+describe('messages both ways', () => {
+  it('delivers a Matrix message to the network with sender, body and formatted body', async () => {
+    const roomId = await linkedRoom([['testa', 'chan-1']]);
+    const eventId = await alice.sendText(roomId, 'hello **world**', { format: 'org.matrix.custom.html', formatted_body: 'hello <b>world</b>' });
+    const r = await testa.waitFor((x) => x.kind === 'message' && x.msg.eventId === eventId);
+    if (r.kind !== 'message') throw new Error('unreachable');
+    expect(r.msg.portal).toEqual({ roomId, remoteChat: 'chan-1', kind: 'plumbed' });
+    expect(r.msg.sender.userId).toBe(alice.userId);
+    expect(r.msg.sender.displayName).toBe('Alice Liddell');
+    expect(r.msg.body).toBe('hello **world**');
+    expect(r.msg.formattedBody).toBe('hello <b>world</b>');
+    expect(testa.connectedUsers.has(alice.userId)).toBe(true);
+  });
+
+  it('shows a remote message in the room from the right ghost with its display name', async () => {
+    const roomId = await linkedRoom([['testa', 'chan-2']]);
+    await testa.injectText('chan-2', { id: 'carol', name: 'Carol from A' }, 'hi from the other side');
+    const ev = await alice.waitForEvent(roomId, (e) => body(e) === 'hi from the other side');
+    expect(ev.sender).toBe('@testa_carol:localhost');
+    expect(await alice.displayName('@testa_carol:localhost')).toBe('Carol from A');
+    // the ghost's own message is not echoed back to the network it came from
+    await alice.sendText(roomId, 'marker after ghost message');
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.body === 'marker after ghost message');
+    expect(testa.received.some((r) => r.kind === 'message' && r.msg.body === 'hi from the other side')).toBe(false);
+  });
+
+  it('maps edits and redactions from Matrix through the message map', async () => {
+    const roomId = await linkedRoom([['testa', 'chan-3']]);
+    const orig = await alice.sendText(roomId, 'tyop');
+    const sent = await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === orig);
+    if (sent.kind !== 'message') throw new Error('unreachable');
+    const edit = await alice.sendText(roomId, '* typo', {
+      'm.new_content': { msgtype: 'm.text', body: 'typo' }, 'm.relates_to': { rel_type: 'm.replace', event_id: orig },
+    });
+    const e = await testa.waitFor((r) => r.kind === 'edit' && r.edit.eventId === edit);
+    if (e.kind !== 'edit') throw new Error('unreachable');
+    expect(e.edit.body).toBe('typo');
+    expect(e.edit.previousBody).toBe('tyop');
+    expect(e.edit.target).toEqual({ eventId: orig, remoteIds: [expect.stringMatching(/^testa-m/)] });
+    await alice.redact(roomId, orig, 'oops');
+    const red = await testa.waitFor((r) => r.kind === 'redaction' && r.redaction.target.eventId === orig);
+    if (red.kind !== 'redaction') throw new Error('unreachable');
+    expect(red.redaction.target.remoteIds).toEqual(e.edit.target.remoteIds);
+    expect(red.redaction.reason).toBe('oops');
+  });
+
+  it('maps remote edits, deletions, replies and reactions to Matrix events', async () => {
+    const roomId = await linkedRoom([['testa', 'chan-4']]);
+    const dave = { id: 'dave', name: 'Dave' };
+    await testa.injectText('chan-4', dave, 'first version', { id: 'r-100' });
+    const orig = await alice.waitForEvent(roomId, (e) => body(e) === 'first version');
+    await testa.remote.edit({ chat: 'chan-4', target: 'r-100', id: 'r-100:e1', sender: { id: 'dave', displayName: 'Dave' }, content: { msgtype: 'm.text', body: 'second version' } });
+    const edit = await alice.waitForEvent(roomId, (e) => (e.content['m.relates_to'] as { rel_type?: string } | undefined)?.rel_type === 'm.replace');
+    expect(edit.content['m.relates_to']).toEqual({ rel_type: 'm.replace', event_id: orig.event_id });
+    expect(edit.content['m.new_content']).toEqual({ msgtype: 'm.text', body: 'second version' });
+    expect(edit.sender).toBe(orig.sender);
+
+    await testa.injectText('chan-4', dave, 'a reply', { id: 'r-101', replyTo: 'r-100' });
+    const reply = await alice.waitForEvent(roomId, (e) => body(e) === 'a reply');
+    expect(reply.content['m.relates_to']).toEqual({ 'm.in_reply_to': { event_id: orig.event_id } });
+
+    await testa.remote.reaction({ chat: 'chan-4', target: 'r-101', sender: { id: 'dave', displayName: 'Dave' }, key: '👍' });
+    const reaction = await alice.waitForEvent(roomId, (e) => e.type === 'm.reaction');
+    expect(reaction.content['m.relates_to']).toEqual({ rel_type: 'm.annotation', event_id: reply.event_id, key: '👍' });
+
+    await testa.remote.delete({ chat: 'chan-4', target: 'r-100' });
+    await until(async () => {
+      const ev = await alice.getEvent(roomId, orig.event_id);
+      return ev.unsigned?.['redacted_because'] !== undefined && Object.keys(ev.content).length === 0;
+    }, 'the original event to be redacted');
+  });
+
+  it('relays between two remote chats linked to one room, without echoing back', async () => {
+    const roomId = await linkedRoom([['testa', 'relay-a'], ['testb', 'relay-b']]);
+    await testa.injectText('relay-a', { id: 'erin', name: 'Erin' }, 'from A to everyone');
+    const got = await testb.waitFor((r) => r.kind === 'message' && r.msg.body === 'from A to everyone');
+    if (got.kind !== 'message') throw new Error('unreachable');
+    expect(got.msg.sender.userId).toBe('@testa_erin:localhost');
+    expect(got.msg.sender.displayName).toBe('Erin');
+    expect(got.msg.sender.ghostOf).toEqual({ network: 'testa' });
+    await testb.injectText('relay-b', { id: 'frank', name: 'Frank' }, 'from B to everyone');
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.body === 'from B to everyone');
+    // a Matrix user's message reaches both, and nothing came back to its origin
+    const m = await alice.sendText(roomId, 'from Matrix to both');
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === m);
+    await testb.waitFor((r) => r.kind === 'message' && r.msg.eventId === m);
+    expect(testa.received.filter((r) => r.kind === 'message' && r.msg.body === 'from A to everyone')).toHaveLength(0);
+    expect(testb.received.filter((r) => r.kind === 'message' && r.msg.body === 'from B to everyone')).toHaveLength(0);
+  });
+
+  it('keeps 200 messages in order in both directions', async () => {
+    const roomId = await linkedRoom([['testa', 'burst']]);
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) ids.push(await alice.sendText(roomId, `m2r ${i}`));
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === ids[199], 60_000);
+    const got = testa.received.filter((r) => r.kind === 'message' && r.msg.portal.remoteChat === 'burst').map((r) => (r.kind === 'message' ? r.msg.body : ''));
+    expect(got).toEqual(ids.map((_, i) => `m2r ${i}`));
+
+    await Promise.all(Array.from({ length: 200 }, (_, i) => testa.injectText('burst', { id: 'gina', name: 'Gina' }, `r2m ${i}`)));
+    const events = await alice.waitForTimeline(roomId, (evs) => evs.filter((e) => String(body(e)).startsWith('r2m ')).length >= 200, 90_000);
+    const bodies = messagesOf(events).map(body).filter((b) => String(b).startsWith('r2m '));
+    expect(bodies).toEqual(Array.from({ length: 200 }, (_, i) => `r2m ${i}`));
+  });
+});
+
+describe('failures, commands and provisioning', () => {
+  it('tells the sender when a message cannot be delivered after the retries', async () => {
+    const roomId = await linkedRoom([['testa', 'refuses']]);
+    const eventId = await alice.sendText(roomId, 'this will not arrive');
+    const notice = await alice.waitForEvent(roomId, (e) => e.sender === botId && String(body(e)).includes('could not be delivered'));
+    expect(String(body(notice))).toContain(eventId);
+    expect(String(body(notice))).toContain('Test A');
+    expect(bridge.metrics.registry.getSingleMetric('trestle_send_failures_total')).toBeDefined();
+  });
+
+  it('answers commands in the admin room and checks permissions for link', async () => {
+    const dm = await bob.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [botId] });
+    await bob.waitForEvent(dm, (e) => e.sender === botId && String(body(e)).includes('admin room'));
+    await bob.sendText(dm, 'ping');
+    await bob.waitForEvent(dm, (e) => e.sender === botId && body(e) === 'pong');
+    await bob.sendText(dm, 'help');
+    const help = await bob.waitForEvent(dm, (e) => e.sender === botId && String(body(e)).startsWith('Commands'));
+    expect(String(body(help))).toMatch(/link <network> <chat>/);
+
+    // bob has power 0 in alice's room: link is refused
+    const roomId = await linkedRoom([]);
+    await bob.join(roomId);
+    await bob.sendText(roomId, '!trestle link testa sneaky');
+    await bob.waitForEvent(roomId, (e) => e.sender === botId && String(body(e)).includes('needs power level 50'));
+    expect(bridge.portals.forRoom(roomId)).toHaveLength(0);
+  });
+
+  it('links, lists and unlinks through the provisioning API with a bearer secret', async () => {
+    const roomId = await linkedRoom([]);
+    const api = `${asUrl}/_trestle/provision/v1`;
+    const auth = { authorization: 'Bearer e2e-provisioning-secret', 'content-type': 'application/json' };
+    expect((await fetch(`${api}/networks`, { headers: { authorization: 'Bearer nope' } })).status).toBe(403);
+    const nets = (await (await fetch(`${api}/networks`, { headers: auth })).json()) as { id: string }[];
+    expect(nets.map((n) => n.id).sort()).toEqual(['testa', 'testb']);
+    const link = await fetch(`${api}/link`, { method: 'POST', headers: auth, body: JSON.stringify({ room_id: roomId, network: 'testb', remote_chat: 'prov', user_id: alice.userId }) });
+    expect(link.status).toBe(200);
+    const links = (await (await fetch(`${api}/links?room_id=${encodeURIComponent(roomId)}`, { headers: auth })).json()) as unknown[];
+    expect(links).toEqual([{ network: 'testb', remoteChat: 'prov', kind: 'plumbed' }]);
+    const m = await alice.sendText(roomId, 'via provisioned link');
+    await testb.waitFor((r) => r.kind === 'message' && r.msg.eventId === m);
+    const unlink = await fetch(`${api}/unlink`, { method: 'POST', headers: auth, body: JSON.stringify({ room_id: roomId, network: 'testb', remote_chat: 'prov', user_id: alice.userId }) });
+    expect(unlink.status).toBe(200);
+    expect(bridge.portals.forRoom(roomId)).toHaveLength(0);
+  });
+
+  it('serves Prometheus metrics', async () => {
+    const text = await (await fetch(`${asUrl}/metrics`)).text();
+    expect(text).toMatch(/trestle_appservice_transactions_total\{outcome="ok"\} [1-9]/);
+    expect(text).toMatch(/trestle_events_out_total\{network="testa",type="message"\} [1-9]/);
+    expect(text).toContain('trestle_delivery_latency_seconds_bucket');
+  });
+});

@@ -107,7 +107,7 @@ export class TrestleBridge {
       ghosts: new GhostStore(db), admin: new AdminRoomStore(db), work,
     };
     const { portals, messages, txns, kv, ghosts, admin } = this.stores;
-    this.matrixLayer = new MatrixClientLayer({ homeserverUrl: config.homeserver.url, domain: config.homeserver.domain, registration, log });
+    this.matrixLayer = new MatrixClientLayer({ libraryLogging: config.logging.level === 'debug', homeserverUrl: config.homeserver.url, domain: config.homeserver.domain, registration, log });
     const matrix = this.matrixLayer;
     log.info('connecting to the homeserver', { url: config.homeserver.url });
     await matrix.start();

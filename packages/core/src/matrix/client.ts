@@ -6,12 +6,14 @@
  * homeserver answers a repeated PUT with the event id it already created, so a retry after a
  * restart never duplicates a message.
  */
-import { AppServiceRegistration, Bridge, type Intent } from 'matrix-appservice-bridge';
+import { AppServiceRegistration, Bridge, type Intent, Logger as LibraryLogger } from 'matrix-appservice-bridge';
 import { createHash } from 'node:crypto';
 import type { Logger } from '../util/log.js';
 import type { RegistrationFile } from './registration.js';
 
 export interface MatrixOptions {
+  /** Let matrix-appservice-bridge's own (unstructured) logging through; off unless debugging. */
+  libraryLogging?: boolean;
   homeserverUrl: string;
   domain: string;
   registration: RegistrationFile;
@@ -52,6 +54,9 @@ export class MatrixClientLayer {
 
   constructor(private readonly opts: MatrixOptions) {
     this.log = opts.log;
+    // Errors the library logs (e.g. M_USER_IN_USE on registration) are handled and, where they
+    // matter, logged by us with context; its own console output is noise unless debugging.
+    LibraryLogger.configure({ console: opts.libraryLogging ? 'info' : 'off' });
     const reg = AppServiceRegistration.fromObject(opts.registration as unknown as Parameters<typeof AppServiceRegistration.fromObject>[0]);
     this.bridge = new Bridge({
       homeserverUrl: opts.homeserverUrl,

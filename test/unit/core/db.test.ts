@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { openDatabase, migrate, schemaVersion, MigrationError } from '../../../packages/core/src/db/database.js';
+import { MessageStore } from '../../../packages/core/src/db/messages.js';
+import { PortalStore } from '../../../packages/core/src/db/portals.js';
+import { TxnStore } from '../../../packages/core/src/db/txns.js';
+
+describe('migrations', () => {
+  it('creates core tables at version 1 and records per-owner versions', () => {
+    const db = openDatabase(':memory:');
+    expect(schemaVersion(db, 'core')).toBe(1);
+    const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name);
+    expect(tables).toEqual(expect.arrayContaining(['portals', 'ghosts', 'matrix_users', 'message_map', 'appservice_txns', 'work_queue', 'kv', 'admin_rooms']));
+    migrate(db, 'irc', [
+      { version: 1, description: 'servers', up: 'CREATE TABLE irc_servers (name TEXT PRIMARY KEY)' },
+      { version: 2, description: 'nicks', up: 'CREATE TABLE irc_nicks (nick TEXT)' },
+    ]);
+    expect(schemaVersion(db, 'irc')).toBe(2);
+    expect(schemaVersion(db, 'core')).toBe(1);
+  });
+
+  it('applies only the new migrations on a second run', () => {
+    const db = openDatabase(':memory:');
+    const ms = [{ version: 1, description: 'a', up: 'CREATE TABLE a (x)' }];
+    migrate(db, 'n', ms);
+    expect(() => migrate(db, 'n', ms)).not.toThrow(); // would fail with "table a already exists" if re-run
+    migrate(db, 'n', [...ms, { version: 2, description: 'b', up: 'CREATE TABLE b (x)' }]);
+    expect(schemaVersion(db, 'n')).toBe(2);
+  });
+
+  it('rolls back a failing migration completely and says which one failed', () => {
+    const db = openDatabase(':memory:');
+    const bad = [{ version: 1, description: 'half good', up: 'CREATE TABLE good (x); CREATE TABLE good (y);' }];
+    expect(() => migrate(db, 'n', bad)).toThrow(/migration n #1 \(half good\) failed/);
+    expect(schemaVersion(db, 'n')).toBe(0);
+    expect(db.prepare(`SELECT count(*) AS c FROM sqlite_master WHERE name = 'good'`).get()).toEqual({ c: 0 });
+  });
+
+  it('refuses gaps in numbering and a database newer than the code', () => {
+    const db = openDatabase(':memory:');
+    expect(() => migrate(db, 'n', [{ version: 2, description: 'x', up: '' }])).toThrow(MigrationError);
+    migrate(db, 'n', [{ version: 1, description: 'a', up: '' }, { version: 2, description: 'b', up: '' }]);
+    expect(() => migrate(db, 'n', [{ version: 1, description: 'a', up: '' }])).toThrow(/newer than this Trestle knows/);
+  });
+});
+
+describe('stores', () => {
+  it('maps remote message parts to Matrix events and back', () => {
+    const db = openDatabase(':memory:');
+    const m = new MessageStore(db);
+    m.add({ network: 'discord', remoteChat: 'c1', remoteId: 'm1', part: 0, roomId: '!r', eventId: '$a', sender: '@x:hs', body: 'text' });
+    m.add({ network: 'discord', remoteChat: 'c1', remoteId: 'm1', part: 1, roomId: '!r', eventId: '$b', sender: '@x:hs' });
+    m.add({ network: 'irc', remoteChat: '#c', remoteId: 'i1', part: 0, roomId: '!r', eventId: '$a', sender: '@x:hs' });
+    expect(m.forRemote('discord', 'c1', 'm1').map((e) => e.eventId)).toEqual(['$a', '$b']);
+    expect(m.forEvent('$a').map((e) => `${e.network}/${e.remoteId}`)).toEqual(['discord/m1', 'irc/i1']);
+    expect(m.forEvent('$a')[0]!.body).toBe('text');
+  });
+
+  it('keeps several portals per room and per chat, and survives a reload', () => {
+    const db = openDatabase(':memory:');
+    const p = new PortalStore(db);
+    p.link({ roomId: '!r', network: 'irc', remoteChat: 'libera/#a', kind: 'plumbed' });
+    p.link({ roomId: '!r', network: 'discord', remoteChat: '123', kind: 'plumbed' });
+    p.link({ roomId: '!s', network: 'irc', remoteChat: 'libera/#a', kind: 'portal', name: '#a' });
+    expect(p.forRoom('!r').map((x) => x.network).sort()).toEqual(['discord', 'irc']);
+    expect(p.forChat('irc', 'libera/#a').map((x) => x.roomId).sort()).toEqual(['!r', '!s']);
+    const reloaded = new PortalStore(db);
+    expect(reloaded.forChat('irc', 'libera/#a')).toHaveLength(2);
+    expect(reloaded.unlink('irc', 'libera/#a', '!r')).toBe(true);
+    expect(reloaded.forRoom('!r').map((x) => x.network)).toEqual(['discord']);
+    expect(new PortalStore(db).forChat('irc', 'libera/#a').map((x) => x.roomId)).toEqual(['!s']);
+  });
+
+  it('remembers processed transaction ids across reopen', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = `${mkdtempSync(`${tmpdir()}/trestle-t-`)}/t.db`;
+    const db = openDatabase(path);
+    new TxnStore(db).record('txn-1');
+    db.close();
+    const again = new TxnStore(openDatabase(path));
+    expect(again.seen('txn-1')).toBe(true);
+    expect(again.seen('txn-2')).toBe(false);
+  });
+});

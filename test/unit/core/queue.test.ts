@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../../../packages/core/src/db/database.js';
+import { WorkQueueStore } from '../../../packages/core/src/db/workQueue.js';
+import { OrderedQueues } from '../../../packages/core/src/bridge/queue.js';
+import { silentLogger } from '../../../packages/core/src/util/log.js';
+import type { WorkItem } from '../../../packages/core/src/db/workQueue.js';
+
+const policy = { maxAttempts: 3, initialBackoffMs: 5, maxBackoffMs: 20 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function setup(handle: (item: WorkItem) => Promise<void>, path = ':memory:') {
+  const db = openDatabase(path);
+  const store = new WorkQueueStore(db);
+  const gaveUp: WorkItem[] = [];
+  const q = new OrderedQueues(store, policy, { handle, onGiveUp: async (i) => { gaveUp.push(i); } }, silentLogger);
+  return { db, store, q, gaveUp };
+}
+
+describe('OrderedQueues', () => {
+  it('delivers one room strictly in order even when handlers take different times', async () => {
+    const seen: number[] = [];
+    const { q } = setup(async (item) => { const n = item.payload as number; await sleep(n % 3 === 0 ? 5 : 0); seen.push(n); });
+    for (let i = 0; i < 50; i++) q.enqueue('!room', 'k', i, `d${i}`);
+    expect(await q.drain(5000)).toBe(true);
+    expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
+  it('lets a fast room proceed while a slow room is stuck retrying', async () => {
+    const seen: string[] = [];
+    const { q } = setup(async (item) => {
+      if (item.queueKey === '!slow') throw new Error('down');
+      seen.push(item.payload as string);
+    });
+    q.enqueue('!slow', 'k', 'slow-1', 's1');
+    q.enqueue('!fast', 'k', 'fast-1', 'f1');
+    q.enqueue('!fast', 'k', 'fast-2', 'f2');
+    await sleep(10);
+    expect(seen).toEqual(['fast-1', 'fast-2']);
+  });
+
+  it('retries a failing item at the head, keeping later items behind it, then gives up and moves on', async () => {
+    const seen: string[] = [];
+    let failures = 0;
+    const { q, gaveUp, db } = setup(async (item) => {
+      if (item.payload === 'bad') { failures++; throw new Error('nope'); }
+      if (item.payload === 'flaky' && failures < 1) { failures++; throw new Error('once'); }
+      seen.push(item.payload as string);
+    });
+    q.enqueue('!r', 'k', 'flaky', 'a');
+    q.enqueue('!r', 'k', 'after-flaky', 'b');
+    await sleep(50);
+    expect(seen).toEqual(['flaky', 'after-flaky']);
+    q.enqueue('!r', 'k', 'bad', 'c');
+    q.enqueue('!r', 'k', 'after-bad', 'd');
+    await sleep(150);
+    expect(gaveUp.map((i) => i.payload)).toEqual(['bad']);
+    expect(seen).toEqual(['flaky', 'after-flaky', 'after-bad']);
+    const row = db.prepare(`SELECT state, attempts, last_error FROM work_queue WHERE dedupe_key = 'c'`).get() as { state: string; last_error: string };
+    expect(row.state).toBe('failed');
+    expect(row.last_error).toBe('nope');
+  });
+
+  it('gives up at once on a permanent error', async () => {
+    let calls = 0;
+    const { q, gaveUp } = setup(async () => { calls++; throw Object.assign(new Error('banned'), { permanent: true }); });
+    q.enqueue('!r', 'k', 'x', 'x');
+    await sleep(20);
+    expect(calls).toBe(1);
+    expect(gaveUp).toHaveLength(1);
+  });
+
+  it('ignores a duplicate dedupe key, even after the first was delivered', async () => {
+    const seen: unknown[] = [];
+    const { q } = setup(async (i) => { seen.push(i.payload); });
+    expect(q.enqueue('!r', 'k', 1, 'same')).toBe(true);
+    await q.drain(1000);
+    expect(q.enqueue('!r', 'k', 2, 'same')).toBe(false);
+    await q.drain(1000);
+    expect(seen).toEqual([1]);
+  });
+
+  it('restores pending items after a restart, in order', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = `${mkdtempSync(`${tmpdir()}/trestle-q-`)}/q.db`;
+    // first "process": items persisted but the handler never finishes them
+    const first = setup(() => new Promise(() => undefined), path);
+    first.q.enqueueAll([1, 2, 3].map((n) => ({ queueKey: '!r', kind: 'k', payload: n, dedupeKey: `n${n}` })));
+    first.db.close();
+    const seen: unknown[] = [];
+    const second = setup(async (i) => { seen.push(i.payload); }, path);
+    expect(second.q.restore()).toBe(3);
+    await second.q.drain(1000);
+    expect(seen).toEqual([1, 2, 3]);
+    expect(second.store.pending()).toHaveLength(0);
+  });
+});

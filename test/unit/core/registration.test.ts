@@ -1,0 +1,47 @@
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import YAML from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { buildRegistration, readRegistration, writeRegistration } from '../../../packages/core/src/matrix/registration.js';
+
+const input = {
+  id: 'trestle', url: 'http://127.0.0.1:9000', botLocalpart: 'trestle', domain: 'example.org',
+  networks: [{ id: 'irc', userPrefix: 'irc_', aliasPrefix: 'irc_' }, { id: 'discord', userPrefix: 'discord_', aliasPrefix: 'discord_' }],
+};
+
+describe('registration', () => {
+  it('derives exclusive namespaces from the networks and fresh random tokens each time', () => {
+    const a = buildRegistration(input);
+    const b = buildRegistration(input);
+    expect(a.as_token).not.toBe(b.as_token);
+    expect(a.hs_token).not.toBe(b.hs_token);
+    expect(a.as_token).not.toBe(a.hs_token);
+    expect(a.as_token).toMatch(/^[0-9a-f]{32,}$/);
+    expect(a).toMatchObject({
+      id: 'trestle', url: 'http://127.0.0.1:9000', sender_localpart: 'trestle', rate_limited: false, receive_ephemeral: true,
+      namespaces: {
+        users: [{ exclusive: true, regex: '@irc_.*:example\\.org' }, { exclusive: true, regex: '@discord_.*:example\\.org' }],
+        aliases: [{ exclusive: true, regex: '#irc_.*:example\\.org' }, { exclusive: true, regex: '#discord_.*:example\\.org' }],
+        rooms: [],
+      },
+    });
+    expect(new RegExp(`^${a.namespaces.users[0]!.regex}$`).test('@irc_libera_alice:example.org')).toBe(true);
+    expect(new RegExp(`^${a.namespaces.users[0]!.regex}$`).test('@irc_alice:exampleXorg')).toBe(false);
+  });
+
+  it('writes a file only its owner can read, which reads back', () => {
+    const path = `${mkdtempSync(`${tmpdir()}/trestle-r-`)}/sub/reg.yaml`;
+    const reg = buildRegistration(input);
+    writeRegistration(path, reg);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(YAML.parse(readFileSync(path, 'utf8'))).toEqual(reg);
+    expect(readRegistration(path).hs_token).toBe(reg.hs_token);
+  });
+
+  it('explains a missing or incomplete registration file', () => {
+    expect(() => readRegistration('/nonexistent/reg.yaml')).toThrow(/generate-registration/);
+    const path = `${mkdtempSync(`${tmpdir()}/trestle-r-`)}/reg.yaml`;
+    writeRegistration(path, { ...buildRegistration(input), hs_token: '' });
+    expect(() => readRegistration(path)).toThrow(/lacks: hs_token/);
+  });
+});

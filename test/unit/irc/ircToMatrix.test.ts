@@ -93,6 +93,7 @@ describe('ircToMatrix mentions', () => {
     ['not followed by more nick chars', 'foo[m]s', undefined],
     ['not a prefix with a dash', 'alice-bot says hi', undefined],
     ['not inside a URL', 'see https://example.org/alice?q=alice', undefined],
+    ['an address before a URL that contains the nick', 'alice: https://x.y/alice', `${pill('alice')}: https://x.y/alice`],
     ['not inside www. links', 'www.alice.example', undefined],
     ['not in an e-mail address', 'mail alice@example.org', undefined],
     ['not a channel name', 'join #alice', undefined],

@@ -15,5 +15,5 @@ export {
   type IrcStyle,
 } from './formatting.js';
 export { escapeHtml, ircToMatrix, type IrcMention, type IrcToMatrixOptions, type MatrixText } from './ircToMatrix.js';
-export { matrixToIrc, parsePill, type MatrixMessageContent, type MatrixToIrcOptions } from './matrixToIrc.js';
+export { matrixToIrc, parsePill, type MatrixMessageContent, type MatrixPill, type MatrixToIrcOptions } from './matrixToIrc.js';
 export { applyLineLimit, maxPayloadBytes, splitForIrc, utf8Length } from './split.js';

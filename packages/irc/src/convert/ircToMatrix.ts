@@ -74,15 +74,18 @@ function userLink(userId: string): string | undefined {
 }
 
 function findMentions(body: string, lookup: (word: string) => IrcMention | undefined): MentionRange[] {
-  const excluded: [number, number][] = [];
-  for (const m of body.matchAll(NO_MENTION)) excluded.push([m.index, m.index + m[0].length]);
+  // Both lists are in text order, so one pass over each is enough.
+  const excluded = [...body.matchAll(NO_MENTION)].map((m) => [m.index, m.index + m[0].length] as const);
+  let x = 0;
   const cache = new Map<string, IrcMention | undefined>();
   const found: MentionRange[] = [];
   for (const m of body.matchAll(NICK_RUN)) {
     const word = m[0];
     const start = m.index;
     const end = start + word.length;
-    if (excluded.some(([s, e]) => start < e && end > s)) continue;
+    while (x < excluded.length && (excluded[x] as readonly [number, number])[1] <= start) x++;
+    const skip = excluded[x];
+    if (skip && skip[0] < end) continue; // inside a URL or address
     if (body[start - 1] === '#') continue; // a channel name, not a nick
     if ([...word].length < MIN_LOOSE_NICK && !(start === 0 && body[end] === ':')) continue;
     if (!cache.has(word)) cache.set(word, lookup(word));

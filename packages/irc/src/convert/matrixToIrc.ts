@@ -144,7 +144,11 @@ class LineBuilder {
   }
 }
 
-type Pill = { kind: 'user' | 'room'; id: string };
+/** What a pill points at: a user ID, or a room ID or alias. */
+export interface MatrixPill {
+  kind: 'user' | 'room';
+  id: string;
+}
 
 function safeDecode(s: string): string | undefined {
   try {
@@ -155,7 +159,7 @@ function safeDecode(s: string): string | undefined {
 }
 
 /** A user or room pill: a matrix.to link or a `matrix:` URI to a user, room alias or room ID. */
-export function parsePill(href: string): Pill | undefined {
+export function parsePill(href: string): MatrixPill | undefined {
   let id: string | undefined;
   const matrixTo = /^https:\/\/matrix\.to\/#\/([^/?]+)\/?(?:\?.*)?$/i.exec(href);
   const uri = /^matrix:(u|r|roomid)\/([^/?]+)(?:\?.*)?$/.exec(href);
@@ -169,21 +173,22 @@ export function parsePill(href: string): Pill | undefined {
 
 type Toggle = 'bold' | 'italic' | 'underline' | 'strikethrough' | 'monospace';
 
-const TOGGLE_TAGS: Readonly<Record<string, Toggle>> = {
-  b: 'bold',
-  strong: 'bold',
-  i: 'italic',
-  em: 'italic',
-  u: 'underline',
-  ins: 'underline',
-  del: 'strikethrough',
-  s: 'strikethrough',
-  strike: 'strikethrough',
-  code: 'monospace',
-  kbd: 'monospace',
-  samp: 'monospace',
-  tt: 'monospace',
-};
+/** A Map, not an object literal: tag names come from the sender (`<constructor>`, `<__proto__>`). */
+const TOGGLE_TAGS: ReadonlyMap<string, Toggle> = new Map([
+  ['b', 'bold'],
+  ['strong', 'bold'],
+  ['i', 'italic'],
+  ['em', 'italic'],
+  ['u', 'underline'],
+  ['ins', 'underline'],
+  ['del', 'strikethrough'],
+  ['s', 'strikethrough'],
+  ['strike', 'strikethrough'],
+  ['code', 'monospace'],
+  ['kbd', 'monospace'],
+  ['samp', 'monospace'],
+  ['tt', 'monospace'],
+]);
 
 /** Elements that start and end a line and otherwise only contribute their content. */
 const BLOCKS = new Set(
@@ -276,7 +281,7 @@ function htmlToIrc(html: string, opts: MatrixToIrcOptions): string[] {
 
   const open = (name: string, attrs: Record<string, string>): (() => void) | undefined => {
     if (hidden > 0) return undefined; // inside a reply fallback or a pill: only text is collected
-    const toggle = TOGGLE_TAGS[name];
+    const toggle = TOGGLE_TAGS.get(name);
     if (toggle) return bump(toggle);
     if (BLOCKS.has(name)) return block();
     if (HEADINGS.has(name)) return block(bump('bold')); // no heading levels on IRC: a bold line
@@ -305,7 +310,7 @@ function htmlToIrc(html: string, opts: MatrixToIrcOptions): string[] {
         return prefixed('> ', '> ');
       case 'ul':
       case 'ol': {
-        const start = Number(attrs.start);
+        const start = parseInt(attrs.start ?? '', 10);
         lists.push({ ordered: name === 'ol', next: Number.isSafeInteger(start) ? start : 1 });
         return block(() => void lists.pop());
       }

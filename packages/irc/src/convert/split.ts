@@ -69,6 +69,7 @@ export function splitForIrc(line: string, maxBytes: number): string[] {
     lastSpace = -1; // what is carried over comes after the last space
   };
   const add = (unit: string, size: number): void => {
+    if (unit === ' ' && bytes + size > maxBytes) lastSpace = current.length; // break right here
     while (bytes + size > maxBytes && current.length > 0) flush();
     if (unit === ' ' && current.length === 0 && chunks.length > 0) return; // a break point after a cut
     current.push(unit);

@@ -18,18 +18,20 @@ import { CommandProcessor } from '../commands/processor.js';
 import { builtinCommands } from '../commands/builtins.js';
 import { BridgeMetrics } from '../http/metrics.js';
 import { provisioningRouter } from '../http/provisioning.js';
+import { MediaLinks, mediaRouter } from '../http/media.js';
 import { appserviceRouter, type EphemeralEvent, type MatrixEvent } from '../matrix/appservice.js';
 import { MatrixClientLayer } from '../matrix/client.js';
 import { type RegistrationFile, readRegistration } from '../matrix/registration.js';
 import {
-  type NetworkConnector, type NetworkContext, type PortalInfo, type PortalRef,
-  supportsCommands, supportsProvisioning, supportsTyping,
+  type NetworkConnector, type NetworkContext, type PortalInfo, type PortalRef, type RemoteSender,
+  supportsAliases, supportsCommands, supportsDirectChats, supportsProvisioning, supportsTyping,
 } from '../network/contract.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { FromMatrix, MATRIX_KIND, type MatrixWork } from './fromMatrix.js';
 import { REMOTE_KIND, RemoteDelivery, RemoteSink, type RemoteWork } from './fromRemote.js';
 import { GhostManager } from './ghosts.js';
 import { OrderedQueues } from './queue.js';
+import { createHash } from 'node:crypto';
 
 export interface BridgeOptions {
   log?: Logger;
@@ -63,6 +65,9 @@ export class TrestleBridge {
   private queues?: OrderedQueues;
   private commands?: CommandProcessor;
   private readonly typing = new Map<string, Set<string>>();
+  private readonly opening = new Map<string, Promise<PortalInfo>>();
+  private ghostMgr?: GhostManager;
+  private media?: MediaLinks;
   private started = false;
 
   constructor(readonly config: TrestleConfig, networks: NetworkConnector[], private readonly opts: BridgeOptions = {}) {
@@ -113,6 +118,10 @@ export class TrestleBridge {
     await matrix.start();
 
     const ghostMgr = new GhostManager(ghosts, matrix, log, this.opts.fetchAvatar ?? defaultFetchAvatar);
+    this.ghostMgr = ghostMgr;
+    const publicUrl = config.appservice.publicUrl ?? config.appservice.url ?? `http://${config.appservice.bindAddress}:${config.appservice.port}`;
+    this.media = new MediaLinks(createHash('sha256').update(`trestle-media\u0000${registration.as_token}`).digest('hex'), publicUrl);
+    const media = this.media;
     const remoteDelivery = new RemoteDelivery(matrix, ghostMgr, messages, (id) => this.networks.get(id)?.identity, log);
     this.commands = new CommandProcessor({
       permission: (u) => this.permission(u),
@@ -132,6 +141,8 @@ export class TrestleBridge {
       permission: (u) => this.permission(u),
       tryCommand: (ev) => this.commands!.tryHandle(ev.room_id, ev.sender, typeof ev.content['body'] === 'string' ? ev.content['body'] : ''),
       onBotInvite: (ev) => this.onBotInvite(ev),
+      onGhostInvite: (ev, network) => this.onGhostInvite(ev, network),
+      mediaUrl: (mxc, filename) => media.url(mxc, filename),
       onDelivered: (network, type) => this.metrics.eventsOut.inc({ network, type }),
     });
 
@@ -171,7 +182,7 @@ export class TrestleBridge {
         await matrix.ensureRegistered(userId);
         return true;
       },
-      queryAlias: async () => false,
+      queryAlias: (alias) => this.queryAlias(alias),
       onMalformed: () => this.metrics.malformed.inc(),
       onTransactionMetrics: (_n, outcome) => this.metrics.transactions.inc({ outcome }),
     }, log));
@@ -186,6 +197,7 @@ export class TrestleBridge {
         }, (err: unknown) => res.status(500).send(String(err)));
       });
     }
+    app.use('/_trestle/media/v1', mediaRouter(media, config.homeserver.url, registration.as_token, log));
     if (config.provisioning.enabled && config.provisioning.secret) {
       app.use('/_trestle/provision/v1', provisioningRouter(config.provisioning.secret, this));
     }
@@ -211,6 +223,15 @@ export class TrestleBridge {
         migrate: (ms) => { migrate(db, id, ms, nlog); },
         db,
         notifyUser: (userId, text) => this.notifyUser(userId, text),
+        ghostUserId: (remoteUser) => ghostMgr.userIdFor(n.identity, remoteUser),
+        remoteUserOf: (ghost) => { const g = ghosts.get(ghost); return g?.network === id ? g.remoteUser : undefined; },
+        openDirectChat: (req) => this.openDirectChat(id, req),
+        openPortal: (req) => this.openPortal(id, req),
+        uploadMedia: async (data, contentType, filename) => {
+          const mxc = await matrix.upload(data, contentType, filename);
+          return { mxc, url: media.url(mxc, filename) ?? mxc };
+        },
+        mediaUrl: (mxc) => media.url(mxc) ?? mxc,
       };
       nlog.info('starting network');
       await n.start(ctx);
@@ -265,20 +286,84 @@ export class TrestleBridge {
     return this.portals.unlink(networkId, chat, roomId);
   }
 
-  /** Open (or reuse) a portal room for a remote chat, created by the bot. */
-  async createPortalRoom(networkId: string, chat: string, opts: { name?: string; topic?: string; alias?: string; invite?: string[]; kind?: PortalRef['kind'] }): Promise<PortalInfo> {
-    const existing = this.portals.forChat(networkId, chat).find((p) => p.kind !== 'plumbed');
-    if (existing) return existing;
-    const roomId = await this.matrix.createRoom({
-      visibility: 'private',
-      preset: opts.kind === 'dm' ? 'trusted_private_chat' : 'public_chat',
-      ...(opts.name ? { name: opts.name } : {}),
-      ...(opts.topic ? { topic: opts.topic } : {}),
-      ...(opts.alias ? { room_alias_name: opts.alias.slice(1).split(':')[0] } : {}),
-      ...(opts.invite ? { invite: opts.invite } : {}),
-      ...(opts.kind === 'dm' ? { is_direct: true } : {}),
+  /** The homeserver asks about an alias in our namespace: create the portal room if a network knows the chat. */
+  private async queryAlias(alias: string): Promise<boolean> {
+    const localpart = alias.slice(1).split(':')[0] ?? '';
+    for (const n of this.networks.values()) {
+      const prefix = n.identity.aliasPrefix;
+      if (!prefix || !localpart.startsWith(prefix) || !supportsAliases(n)) continue;
+      const target = await n.portalForAlias(localpart);
+      if (!target) return false;
+      const existing = this.portals.forChat(n.identity.id, target.remoteChat).find((p) => p.kind === 'portal');
+      if (existing) {
+        // the chat has a portal already (made by a command, or under another alias): point this alias at it
+        await this.matrix.request('PUT', `/_matrix/client/v3/directory/room/${encodeURIComponent(alias)}`, { room_id: existing.roomId });
+        return true;
+      }
+      await this.openPortal(n.identity.id, { chat: target.remoteChat, alias, ...(target.name ? { name: target.name } : {}), ...(target.topic ? { topic: target.topic } : {}) });
+      return true;
+    }
+    return false;
+  }
+
+  /** Create (once, even under concurrent calls) the portal room of a remote chat. */
+  private openPortal(networkId: string, req: { chat: string; name?: string; topic?: string; alias?: string; invite?: string[] }): Promise<PortalInfo> {
+    return this.once(`portal\u0000${networkId}\u0000${req.chat}`, async () => {
+      const existing = this.portals.forChat(networkId, req.chat).find((p) => p.kind === 'portal');
+      if (existing) {
+        for (const u of req.invite ?? []) await this.matrix.bot().invite(existing.roomId, u).catch(() => undefined);
+        return existing;
+      }
+      const roomId = await this.matrix.createRoom({
+        visibility: 'private', preset: 'public_chat',
+        ...(req.name ? { name: req.name } : {}), ...(req.topic ? { topic: req.topic } : {}),
+        ...(req.alias ? { room_alias_name: req.alias.slice(1).split(':')[0] } : {}),
+        ...(req.invite?.length ? { invite: req.invite } : {}),
+        power_level_content_override: { users: { [this.matrix.botUserId]: 100 } },
+      });
+      this.log.info('created a portal room', { network: networkId, chat: req.chat, roomId });
+      return this.portals.link({ roomId, network: networkId, remoteChat: req.chat, kind: 'portal', ...(req.name ? { name: req.name } : {}) });
     });
-    return this.portals.link({ roomId, network: networkId, remoteChat: chat, kind: opts.kind ?? 'portal', ...(opts.name ? { name: opts.name } : {}) });
+  }
+
+  /** Create (once) the DM room between a remote user's ghost and a Matrix user. */
+  private openDirectChat(networkId: string, req: { chat: string; matrixUser: string; remoteUser: RemoteSender }): Promise<PortalInfo> {
+    return this.once(`dm\u0000${networkId}\u0000${req.chat}`, async () => {
+      const existing = this.portals.forChat(networkId, req.chat)[0];
+      if (existing) return existing;
+      const network = this.networks.get(networkId)!;
+      const ghost = await this.ghostMgr!.ensure(network.identity, req.remoteUser);
+      const roomId = await this.matrix.createRoom({
+        preset: 'trusted_private_chat', is_direct: true, invite: [req.matrixUser, this.matrix.botUserId],
+      }, ghost);
+      await this.matrix.ensureJoined(this.matrix.botUserId, roomId).catch(() => undefined);
+      this.log.info('opened a direct chat', { network: networkId, chat: req.chat, roomId, ghost, user: req.matrixUser });
+      return this.portals.link({ roomId, network: networkId, remoteChat: req.chat, kind: 'dm', data: { matrixUser: req.matrixUser, ghost } });
+    });
+  }
+
+  private async once<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const running = this.opening.get(key) as Promise<T> | undefined;
+    if (running) return running;
+    const p = fn().finally(() => this.opening.delete(key));
+    this.opening.set(key, p as Promise<never>);
+    return p;
+  }
+
+  /** A Matrix user invited a ghost: start a direct chat with that remote user if the network allows it. */
+  private async onGhostInvite(ev: MatrixEvent, networkId: string): Promise<void> {
+    const network = this.networks.get(networkId)!;
+    const ghost = ev.state_key!;
+    const remoteUser = this.stores!.ghosts.get(ghost)?.remoteUser;
+    const intent = this.matrix.intent(ghost);
+    if (!remoteUser || !supportsDirectChats(network) || this.permission(ev.sender) === 'none') {
+      await intent.leave(ev.room_id, 'This user cannot be messaged from here').catch(() => undefined);
+      return;
+    }
+    const chat = await network.directChatFor({ matrixUser: ev.sender, remoteUser });
+    if (!chat) { await intent.leave(ev.room_id).catch(() => undefined); return; }
+    await this.matrix.ensureJoined(ghost, ev.room_id);
+    this.portals.link({ roomId: ev.room_id, network: networkId, remoteChat: chat, kind: 'dm', data: { matrixUser: ev.sender, ghost } });
   }
 
   // ---------------------------------------------------------------- admin rooms and notices

@@ -34,6 +34,10 @@ export interface FromMatrixDeps {
   tryCommand(event: MatrixEvent): Promise<boolean>;
   /** The bot was invited to a room. */
   onBotInvite(event: MatrixEvent): Promise<void>;
+  /** A ghost was invited to a room (a Matrix user starting a direct chat with a remote user). */
+  onGhostInvite(event: MatrixEvent, network: string): Promise<void>;
+  /** A public download URL for an mxc:// URL. */
+  mediaUrl(mxc: string, filename?: string): string | undefined;
   onDelivered(network: string, type: string): void;
 }
 
@@ -77,6 +81,10 @@ export class FromMatrix {
     if (ev.type === 'm.room.member' && ev.state_key === matrix.botUserId) {
       if (ev.content['membership'] === 'invite') await this.d.onBotInvite(ev);
       return;
+    }
+    if (ev.type === 'm.room.member' && ev.state_key && ev.content['membership'] === 'invite') {
+      const invitedNet = this.d.ghostNetwork(ev.state_key);
+      if (invitedNet && !this.d.ghostNetwork(ev.sender)) { await this.d.onGhostInvite(ev, invitedNet); return; }
     }
     const ghostOf = this.d.ghostNetwork(ev.sender);
     if (!ghostOf && ev.type === 'm.room.message' && (await this.d.tryCommand(ev))) return;
@@ -252,12 +260,12 @@ export class FromMatrix {
     const mxc = str(c['url']);
     if (mxc?.startsWith('mxc://')) {
       const info = isObj(c['info']) ? c['info'] : {};
-      const [server, mediaId] = mxc.slice(6).split('/');
+      const filename = str(c['filename']) ?? stripped.body;
       msg.media = {
-        mxc, url: `${this.d.matrix.publicMediaBase()}/_matrix/client/v1/media/download/${server}/${mediaId}`,
+        mxc, url: this.d.mediaUrl(mxc, filename) ?? mxc,
         ...(str(info['mimetype']) !== undefined ? { mimetype: str(info['mimetype'])! } : {}),
         ...(typeof info['size'] === 'number' ? { size: info['size'] } : {}),
-        filename: str(c['filename']) ?? stripped.body,
+        filename,
       };
     }
     if (replyId) {

@@ -72,6 +72,13 @@ export const appserviceSchema = z
       .regex(LOCALPART, { error: 'must contain only a-z, 0-9 and . _ = - / +' })
       .default('trestle')
       .describe("Localpart of the bridge bot's user id."),
+    publicUrl: httpUrl()
+      .optional()
+      .meta({ examples: ['https://bridge.example.org'] })
+      .describe(
+        'URL where people on the remote networks can reach this bridge\'s HTTP listener: media links ' +
+          '(files, long messages) point here. Defaults to appservice.url.',
+      ),
   })
   .describe('How the bridge registers and listens as an application service.');
 

@@ -146,9 +146,6 @@ export class MatrixClientLayer {
     try { return await client.uploadContent(data, contentType, filename); } catch (err) { throw toMatrixError(err); }
   }
 
-  /** Base URL media download links are built on. */
-  publicMediaBase(): string { return this.opts.homeserverUrl.replace(/\/+$/, ''); }
-
   /** Keep the member-name cache right from the m.room.member events the homeserver sends us. */
   noteMember(roomId: string, userId: string, displayName: string | undefined, membership: string): void {
     const key = `${roomId}\u0000${userId}`;

@@ -257,6 +257,23 @@ export interface ProvisioningCapable {
   provisionUnlink?(req: { roomId: MatrixRoomId; remoteChat: RemoteChatId; userId: MatrixUserId }): Promise<void>;
 }
 
+/**
+ * Portal rooms on demand: a Matrix user joins `#<aliasPrefix>...:domain`, the homeserver asks the
+ * bridge whether the alias exists, and core asks the network which remote chat it names. Core
+ * then creates the room with that alias and links it.
+ */
+export interface AliasCapable {
+  portalForAlias(aliasLocalpart: string): Promise<{ remoteChat: RemoteChatId; name?: string; topic?: string } | undefined>;
+}
+
+/**
+ * Direct chats started from Matrix: a Matrix user invites a ghost to a DM. The network returns
+ * the chat id for that pair (or undefined to refuse); core makes the ghost join and links the room.
+ */
+export interface DirectChatCapable {
+  directChatFor(req: { matrixUser: MatrixUserId; remoteUser: RemoteUserId }): Promise<RemoteChatId | undefined>;
+}
+
 // ------------------------------------------------------------------ remote → Matrix
 
 export interface RemoteSender {
@@ -381,6 +398,21 @@ export interface NetworkContext {
   db: import('better-sqlite3').Database;
   /** Tell a Matrix user something (a notice in their admin room, created if needed). */
   notifyUser(userId: MatrixUserId, text: string): Promise<void>;
+  /** The Matrix id of the ghost of a remote user. */
+  ghostUserId(remoteUser: RemoteUserId): MatrixUserId;
+  /** The remote user a ghost stands for, if the id is one of this network's ghosts the bridge made. */
+  remoteUserOf(ghost: MatrixUserId): RemoteUserId | undefined;
+  /**
+   * Open (or find) a direct chat between a remote user's ghost and a Matrix user, e.g. for an
+   * incoming private message. Concurrent calls for the same chat share one room.
+   */
+  openDirectChat(req: { chat: RemoteChatId; matrixUser: MatrixUserId; remoteUser: RemoteSender }): Promise<PortalInfo>;
+  /** Create (or find) the portal room of a remote chat, e.g. for an admin `join` command. */
+  openPortal(req: { chat: RemoteChatId; name?: string; topic?: string; alias?: string; invite?: MatrixUserId[] }): Promise<PortalInfo>;
+  /** Upload a file to the media repository; returns its mxc:// URL and a public download URL. */
+  uploadMedia(data: Buffer, contentType: string, filename: string): Promise<{ mxc: string; url: string }>;
+  /** A public download URL for an mxc:// URL. */
+  mediaUrl(mxc: string): string;
 }
 
 export interface Migration {
@@ -441,5 +473,9 @@ export const supportsPowerLevels = (n: NetworkConnector): n is NetworkConnector 
   has(n, 'handleMatrixPowerLevels');
 export const supportsCommands = (n: NetworkConnector): n is NetworkConnector & CommandCapable =>
   has(n, 'commands');
+export const supportsAliases = (n: NetworkConnector): n is NetworkConnector & AliasCapable =>
+  has(n, 'portalForAlias');
+export const supportsDirectChats = (n: NetworkConnector): n is NetworkConnector & DirectChatCapable =>
+  has(n, 'directChatFor');
 export const supportsProvisioning = (n: NetworkConnector): n is NetworkConnector & ProvisioningCapable =>
   has(n, 'provisionLink');

@@ -1,0 +1,58 @@
+/**
+ * The media proxy: remote users (on IRC, say) cannot download from an authenticated Matrix media
+ * repository, so links the bridge hands out point here instead. Each link carries an HMAC of the
+ * media id, so the bridge serves only media it linked to, not the whole repository.
+ *   GET /_trestle/media/v1/<server>/<mediaId>/<sig>[/<filename>]
+ */
+import express, { type Router } from 'express';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Logger } from '../util/log.js';
+
+export class MediaLinks {
+  constructor(private readonly key: string, private readonly publicBase: string) {}
+
+  private sig(server: string, mediaId: string): string {
+    return createHmac('sha256', this.key).update(`${server}/${mediaId}`).digest('base64url').slice(0, 22);
+  }
+
+  /** A public URL for an mxc:// URL (undefined if it is not one). */
+  url(mxc: string, filename?: string): string | undefined {
+    const m = /^mxc:\/\/([^/]+)\/([A-Za-z0-9_-]+)$/.exec(mxc);
+    if (!m) return undefined;
+    const [, server, mediaId] = m as unknown as [string, string, string];
+    const name = filename ? `/${encodeURIComponent(filename.replace(/[/\\]/g, '_'))}` : '';
+    return `${this.publicBase.replace(/\/+$/, '')}/_trestle/media/v1/${encodeURIComponent(server)}/${mediaId}/${this.sig(server, mediaId)}${name}`;
+  }
+
+  verify(server: string, mediaId: string, sig: string): boolean {
+    const want = Buffer.from(this.sig(server, mediaId));
+    const got = Buffer.from(sig);
+    return want.length === got.length && timingSafeEqual(want, got);
+  }
+}
+
+export function mediaRouter(links: MediaLinks, homeserverUrl: string, asToken: string, log: Logger): Router {
+  const r = express.Router();
+  const serve = async (req: express.Request, res: express.Response): Promise<void> => {
+    const { server = '', mediaId = '', sig = '' } = req.params as Record<string, string>;
+    if (!links.verify(server, mediaId, sig)) { res.status(404).json({ errcode: 'M_NOT_FOUND', error: 'No such media' }); return; }
+    const upstream = `${homeserverUrl.replace(/\/+$/, '')}/_matrix/client/v1/media/download/${encodeURIComponent(server)}/${encodeURIComponent(mediaId)}`;
+    try {
+      const up = await fetch(upstream, { headers: { authorization: `Bearer ${asToken}` }, signal: AbortSignal.timeout(60_000) });
+      if (!up.ok || !up.body) { res.status(up.status === 404 ? 404 : 502).json({ errcode: 'M_UNKNOWN', error: `homeserver answered ${up.status}` }); return; }
+      for (const h of ['content-type', 'content-length', 'content-disposition']) {
+        const v = up.headers.get(h);
+        if (v) res.setHeader(h, v);
+      }
+      res.setHeader('cache-control', 'public, max-age=86400, immutable');
+      Readable.fromWeb(up.body as import('node:stream/web').ReadableStream).pipe(res);
+    } catch (err) {
+      log.warn('media proxy failed', { server, mediaId, err: err as Error });
+      if (!res.headersSent) res.status(502).json({ errcode: 'M_UNKNOWN', error: 'could not fetch media' });
+    }
+  };
+  r.get('/:server/:mediaId/:sig', serve);
+  r.get('/:server/:mediaId/:sig/:filename', serve);
+  return r;
+}

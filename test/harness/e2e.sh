@@ -10,11 +10,14 @@ ROOT_DIR="$PWD"
 DIR="${TRESTLE_E2E_DIR:-$ROOT_DIR/.trestle-test}"
 SYN_PORT="${TRESTLE_E2E_SYNAPSE_PORT:-28008}"
 AS_PORT="${TRESTLE_E2E_AS_PORT:-29330}"
+IRC_PORT="${TRESTLE_E2E_IRC_PORT:-26667}"
+ERGO_WORK="$DIR/ergo"
 SYN_ROOT="${SYNAPSE_ROOT:-/tmp/synroot}"
 SYN_WORK="$SYN_ROOT/srv/trestle-e2e-$SYN_PORT"
 log() { echo "[e2e $(date +%T)] $*" >&2; }
 
 [[ -f packages/core/dist/cli/main.js && -f test/dist/harness/test-network.js ]] || { log "not built: run npm run build first"; exit 1; }
+bash test/harness/ergo-down.sh "$ERGO_WORK" "$IRC_PORT" >/dev/null 2>&1 || true   # a leftover from an interrupted run
 rm -rf "$DIR"; mkdir -p "$DIR"
 
 # 1. the bridge's config and registration, made with the real CLI
@@ -52,6 +55,21 @@ networks:
     module: $ROOT_DIR/test/dist/harness/test-network.js
     displayName: Test B
     userPrefix: testb_
+  irc:
+    passwordKeyFile: $DIR/irc-passwords.key
+    servers:
+      test:
+        host: 127.0.0.1
+        port: $IRC_PORT
+        name: ErgoTest
+        botNick: trestlebot
+        lineLimit: 3
+        idleTimeoutMinutes: 0
+        reconnect:
+          initialDelayMs: 300
+          maxDelayMs: 2000
+        dynamicChannels:
+          exclude: ["#secret"]
 YAML
 log "generating the appservice registration with the trestle CLI"
 node packages/core/dist/cli/main.js generate-registration --config "$DIR/bridge.yaml" --output "$DIR/registration.yaml" >&2
@@ -61,6 +79,7 @@ cleanup() {
   local rc=$?
   if [[ "${TRESTLE_E2E_KEEP:-0}" != 1 ]]; then
     bash test/harness/synapse-down.sh "$SYN_WORK" "$SYN_PORT" >/dev/null 2>&1 || true
+    bash test/harness/ergo-down.sh "$ERGO_WORK" "$IRC_PORT" >/dev/null 2>&1 || true
   fi
   exit $rc
 }
@@ -72,7 +91,14 @@ SYNAPSE_APPSERVICE_FILES="$DIR/registration.yaml" SYNAPSE_SERVER_NAME=localhost 
   bash test/harness/synapse-up.sh "$SYN_WORK" "$SYN_PORT" > "$DIR/synapse.url"
 log "Synapse is up at $(cat "$DIR/synapse.url")"
 
-# 3. the suites
+# 3. ergo (IRCv3 server; Debian's ergochat package from trixie, fetched on first use)
+log "starting ergo on 127.0.0.1:$IRC_PORT"
+bash test/harness/ergo-down.sh "$ERGO_WORK" "$IRC_PORT" >/dev/null 2>&1 || true
+bash test/harness/ergo-up.sh "$ERGO_WORK" "$IRC_PORT" >/dev/null
+log "ergo is up"
+
+# 4. the suites
+export TRESTLE_E2E_IRC_PORT="$IRC_PORT" TRESTLE_E2E_ERGO_WORK="$ERGO_WORK"
 export TRESTLE_E2E_DIR="$DIR" TRESTLE_E2E_CONFIG="$DIR/bridge.yaml" TRESTLE_E2E_SYNAPSE_URL="http://127.0.0.1:$SYN_PORT"
 export TRESTLE_E2E_SHARED_SECRET="test-shared-secret" TRESTLE_E2E_SYNAPSE_LOG="$SYN_WORK/homeserver.log"
 log "running the e2e suites"

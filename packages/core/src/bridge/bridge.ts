@@ -209,7 +209,8 @@ export class TrestleBridge {
         log: nlog,
         config: (config.networks as Record<string, unknown>)[id],
         domain: config.homeserver.domain,
-        remote: new RemoteSink(id, portals, this.queues, nlog, (type) => this.metrics.eventsIn.inc({ network: id, type })),
+        remote: new RemoteSink(id, portals, this.queues, nlog, (type) => this.metrics.eventsIn.inc({ network: id, type }),
+          async (user) => { await ghostMgr.ensure(n.identity, user); }),
         portals: {
           forChat: (chat) => portals.forChat(id, chat),
           forRoom: (roomId) => portals.forRoom(roomId).filter((p) => p.network === id),
@@ -370,6 +371,11 @@ export class TrestleBridge {
 
   private async onBotInvite(ev: MatrixEvent): Promise<void> {
     const matrix = this.matrix;
+    if (this.ghostNetwork(ev.sender)) {
+      // the bridge's own ghosts invite the bot to rooms they make (direct chats): join, nothing more
+      await matrix.ensureJoined(matrix.botUserId, ev.room_id);
+      return;
+    }
     if (this.permission(ev.sender) === 'none') {
       this.log.info('invite from a user without permission; declined', { roomId: ev.room_id, sender: ev.sender });
       await matrix.bot().leave(ev.room_id).catch(() => undefined);

@@ -10,7 +10,7 @@ import type { PortalStore } from '../db/portals.js';
 import { deterministicTxnId, type MatrixClientLayer, toMatrixError } from '../matrix/client.js';
 import type {
   NetworkIdentity, RemoteChatInfo, RemoteDelete, RemoteEdit, RemoteEventSink, RemoteMembership,
-  RemoteMessage, RemoteReaction,
+  RemoteMessage, RemoteReaction, RemoteSender,
 } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
 import type { GhostManager } from './ghosts.js';
@@ -34,7 +34,13 @@ export class RemoteSink implements RemoteEventSink {
     private readonly queues: OrderedQueues,
     private readonly log: Logger,
     private readonly onIn: (type: string) => void,
+    private readonly updateProfile: (user: RemoteSender) => Promise<void>,
   ) {}
+
+  async profile(user: RemoteSender): Promise<void> {
+    this.onIn('profile');
+    await this.updateProfile(user);
+  }
 
   private enqueue(chat: string, type: RemoteWork['t'], dedupe: string | undefined, make: (roomId: string) => RemoteWork): void {
     const portals = this.portals.forChat(this.network, chat);

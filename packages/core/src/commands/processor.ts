@@ -8,12 +8,7 @@
  */
 import type { CommandInvocation, NetworkCommand } from '../network/contract.js';
 
-export interface CommandSpec extends NetworkCommand {
-  /** Power level needed in the room (checked unless the sender is a bridge admin). */
-  roomPower?: number;
-  /** Only in the admin room. */
-  adminRoomOnly?: boolean;
-}
+export type CommandSpec = NetworkCommand;
 
 export interface CommandEnv {
   permission(userId: string): 'none' | 'user' | 'admin';

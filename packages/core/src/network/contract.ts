@@ -233,6 +233,10 @@ export interface NetworkCommand {
   /** Argument names, `?` suffix for optional ones, `...` prefix for the rest of the line. */
   args?: string[];
   permission: 'user' | 'admin';
+  /** Power level needed in the room (checked unless the sender is a bridge admin). */
+  roomPower?: number;
+  /** Only in the sender's admin room (e.g. commands that take a password). */
+  adminRoomOnly?: boolean;
   run(ctx: CommandInvocation): Promise<string | void>;
 }
 
@@ -358,6 +362,8 @@ export interface RemoteEventSink {
   reaction(reaction: RemoteReaction): Promise<void>;
   membership(change: RemoteMembership): Promise<void>;
   chatInfo(info: RemoteChatInfo): Promise<void>;
+  /** A remote user's name or avatar changed (e.g. an IRC nick change): update their ghost's profile. */
+  profile(user: RemoteSender): Promise<void>;
 }
 
 // ------------------------------------------------------------------ what core gives a network

@@ -1,0 +1,46 @@
+/** The `networks.irc` config section: its schema is the single source of truth (types, sample, validation). */
+import { networkSection } from '@trestle/core';
+import { z } from 'zod';
+
+const channelName = z.string().regex(/^[#&+!][^\s,\x07]{1,199}$/, { error: 'must be a channel name such as #rust' });
+
+export const ircServerSchema = z.strictObject({
+  host: z.string().min(1).meta({ examples: ['irc.libera.chat'] }).describe('Host name or address of the IRC server.'),
+  port: z.int().min(1).max(65535).default(6667).describe('Port of the IRC server.'),
+  tls: z.boolean().default(false).describe('Connect with TLS.'),
+  name: z.string().optional().describe('Human name of the network, shown in room names and help (defaults to the key).'),
+  password: z.string().optional().describe('Server password (PASS) sent by every connection, if the server needs one.'),
+  botNick: z.string().default('trestle').describe("Nick of the bridge's own listening connection, which joins every bridged channel."),
+  nickTemplate: z.string().default('$DISPLAY[m]')
+    .describe('Nick of a Matrix user on IRC. $DISPLAY = display name, $LOCALPART = user id localpart, $USERID = full id.'),
+  usernameTemplate: z.string().default('$LOCALPART').describe('IRC username (ident) of a Matrix user.'),
+  realnameTemplate: z.string().default('$USERID').describe('IRC realname (gecos) of a Matrix user.'),
+  maxClients: z.int().min(1).default(1000).describe('Most IRC connections for Matrix users; the least recently active is closed past it.'),
+  idleTimeoutMinutes: z.int().min(0).default(0).describe('Close a Matrix user\'s IRC connection after this long without activity (0 = never).'),
+  lineLimit: z.int().min(1).default(3).describe('A Matrix message longer than this many IRC lines is uploaded and linked instead.'),
+  dynamicChannels: z.strictObject({
+    enabled: z.boolean().default(true).describe('Let Matrix users open portal rooms by joining #irc_<server>_<#channel> aliases.'),
+    whitelist: z.array(channelName).default([]).describe('If not empty, only these channels can be opened.'),
+    exclude: z.array(channelName).default([]).describe('Channels that can never be opened or linked.'),
+  }).prefault({}).describe('Portal rooms created on demand.'),
+  mappings: z.record(channelName, z.array(z.string().regex(/^!.+:.+$/, { error: 'must be a room id such as !abc:example.org' })))
+    .default({}).describe('Static links: channel → Matrix room ids.'),
+  modePowers: z.record(z.string().regex(/^[a-zA-Z]$/), z.int().min(0).max(100))
+    .default({ q: 100, a: 75, o: 50, h: 25, v: 1 }).describe('Channel membership mode → Matrix power level.'),
+  reconnect: z.strictObject({
+    initialDelayMs: z.int().min(0).default(1000).describe('First wait before reconnecting a dropped connection.'),
+    maxDelayMs: z.int().min(0).default(60_000).describe('Longest wait between reconnect attempts.'),
+    maxConcurrent: z.int().min(1).default(10).describe('Connections reconnecting at the same time, at most.'),
+  }).prefault({}).describe('Reconnecting after a connection drops (exponential backoff with jitter).'),
+});
+
+export const ircConfigSchema = networkSection({
+  servers: z.record(z.string().regex(/^[a-z0-9-]+$/, { error: 'server keys use a-z, 0-9 and - only' }), ircServerSchema)
+    .meta({ examples: [{ libera: { host: 'irc.libera.chat', port: 6697, tls: true } }] })
+    .describe('IRC servers, by a short key used in ids and aliases (#irc_<key>_#channel).'),
+  passwordKeyFile: z.string().default('data/irc-passwords.key')
+    .describe('File with the key that encrypts stored IRC passwords (AES-256-GCM); created if missing.'),
+});
+
+export type IrcConfig = z.infer<typeof ircConfigSchema>;
+export type IrcServerConfig = z.infer<typeof ircServerSchema>;

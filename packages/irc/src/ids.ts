@@ -1,0 +1,67 @@
+/**
+ * IRC ids, built and parsed only here.
+ * - chat: `<server>/<#channel lower-cased>` or, for a private chat, `<server>/pm/<matrix user>/<nick lower-cased>`
+ * - remote user: `<server>/<ghost key>`; the ghost key is the nick the bridge first saw, so a nick
+ *   change renames the same ghost instead of swapping to another one.
+ */
+export type IrcChatId = string & { readonly __brand: 'IrcChatId' };
+export type IrcUserId = string & { readonly __brand: 'IrcUserId' };
+
+/** RFC 1459 case mapping: A-Z and []\~ fold to a-z and {}|^. */
+export function ircLower(s: string): string {
+  return s.replace(/[A-Z[\]\\~]/g, (c) => ({ '[': '{', ']': '}', '\\': '|', '~': '^' } as Record<string, string>)[c] ?? c.toLowerCase());
+}
+
+export const isChannel = (target: string): boolean => /^[#&+!]/.test(target);
+
+export function channelChat(server: string, channel: string): IrcChatId {
+  return `${server}/${ircLower(channel)}` as IrcChatId;
+}
+
+export function pmChat(server: string, matrixUser: string, nick: string): IrcChatId {
+  return `${server}/pm/${matrixUser}/${ircLower(nick)}` as IrcChatId;
+}
+
+export type ParsedChat =
+  | { kind: 'channel'; server: string; channel: string }
+  | { kind: 'pm'; server: string; matrixUser: string; nick: string };
+
+export function parseChat(chat: string): ParsedChat | undefined {
+  const slash = chat.indexOf('/');
+  if (slash <= 0) return undefined;
+  const server = chat.slice(0, slash);
+  const rest = chat.slice(slash + 1);
+  if (rest.startsWith('pm/')) {
+    const last = rest.lastIndexOf('/');
+    const matrixUser = rest.slice(3, last);
+    const nick = rest.slice(last + 1);
+    return matrixUser && nick ? { kind: 'pm', server, matrixUser, nick } : undefined;
+  }
+  return isChannel(rest) ? { kind: 'channel', server, channel: rest } : undefined;
+}
+
+export function ircUser(server: string, ghostKey: string): IrcUserId {
+  return `${server}/${ghostKey}` as IrcUserId;
+}
+
+export function parseUser(id: string): { server: string; ghostKey: string } | undefined {
+  const slash = id.indexOf('/');
+  return slash > 0 ? { server: id.slice(0, slash), ghostKey: id.slice(slash + 1) } : undefined;
+}
+
+/** Ghost localpart (after the `irc_` prefix): `<server>_<ghost key>`. Core escapes what Matrix does not allow. */
+export function ghostLocalpart(id: string): string {
+  const p = parseUser(id);
+  return p ? `${p.server}_${p.ghostKey}` : id;
+}
+
+/** Alias localpart `irc_<server>_<#channel>` → server and channel. */
+export function parseAliasLocalpart(localpart: string, prefix: string): { server: string; channel: string } | undefined {
+  if (!localpart.startsWith(prefix)) return undefined;
+  const rest = localpart.slice(prefix.length);
+  const sep = rest.indexOf('_');
+  if (sep <= 0) return undefined;
+  const server = rest.slice(0, sep);
+  const channel = rest.slice(sep + 1);
+  return isChannel(channel) ? { server, channel } : undefined;
+}

@@ -1,0 +1,222 @@
+/**
+ * The IRC network: Matrix → IRC delivery through each Matrix user's own connection, portal
+ * rooms on demand, plumbing, direct chats, and the IRC admin commands. IRC → Matrix lives in
+ * server.ts (the listening connection).
+ */
+import { resolve } from 'node:path';
+import {
+  DeliveryError, type AliasCapable, type CommandCapable, type DirectChatCapable, type EditCapable, type MatrixEdit,
+  type MatrixMembership, type MatrixMessage, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta,
+  type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type ProvisioningCapable,
+  type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult,
+} from '@trestle/core';
+import { ircCommands } from './commands.js';
+import { ircConfigSchema, type IrcConfig } from './config.js';
+import { applyLineLimit, matrixToIrc, maxPayloadBytes, splitForIrc } from './convert/index.js';
+import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseUser, pmChat } from './ids.js';
+import { IrcServer } from './server.js';
+import { IrcStore, PasswordBox, ircMigrations } from './store.js';
+import type { IrcConnection } from './connection.js';
+
+/** A short description of an edit: `s/old/new/` when one stretch changed, else `* new text`. */
+export function describeEdit(previous: string | undefined, next: string): string {
+  if (previous === undefined || previous.includes('\n') || next.includes('\n')) return `* ${next}`;
+  let start = 0;
+  while (start < previous.length && start < next.length && previous[start] === next[start]) start++;
+  let endP = previous.length, endN = next.length;
+  while (endP > start && endN > start && previous[endP - 1] === next[endN - 1]) { endP--; endN--; }
+  // widen to whole words so the correction reads naturally
+  while (start > 0 && /\S/.test(previous[start - 1]!)) start--;
+  while (endP < previous.length && /\S/.test(previous[endP]!)) { endP++; endN++; }
+  const oldPart = previous.slice(start, endP), newPart = next.slice(start, endN);
+  if (!oldPart || oldPart.includes('/') || newPart.includes('/') || oldPart.length + newPart.length > 60) return `* ${next}`;
+  return `s/${oldPart}/${newPart}/`;
+}
+
+const HOST_ESTIMATE = 63; // we do not know our cloaked host: leave room for a long one
+
+export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, MembershipCapable,
+  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable {
+  readonly identity;
+  readonly servers = new Map<string, IrcServer>();
+  ctx?: NetworkContext;
+  store?: IrcStore;
+  readonly commands: NetworkCommand[];
+
+  constructor(readonly id: string, readonly cfg: IrcConfig) {
+    this.identity = { id, displayName: 'IRC', userPrefix: `${id}_`, aliasPrefix: `${id}_`, ghostLocalpart };
+    this.commands = ircCommands(this);
+  }
+
+  async start(ctx: NetworkContext): Promise<void> {
+    this.ctx = ctx;
+    ctx.migrate(ircMigrations);
+    this.store = new IrcStore(ctx.db, new PasswordBox(resolve(this.cfg.passwordKeyFile)));
+    for (const [key, scfg] of Object.entries(this.cfg.servers)) {
+      for (const [channel, rooms] of Object.entries(scfg.mappings)) {
+        for (const roomId of rooms) ctx.portals.link(roomId, channelChat(key, channel), { kind: 'plumbed', name: channel });
+      }
+      this.servers.set(key, new IrcServer(key, scfg, ctx, this.store));
+    }
+    await Promise.all([...this.servers.values()].map((s) => s.start().catch((err: Error) =>
+      ctx.log.error('could not connect to an IRC server; will keep trying', { server: s.key, err }))));
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.servers.values()) s.stop();
+  }
+
+  server(key: string): IrcServer {
+    const s = this.servers.get(key);
+    if (!s) throw new DeliveryError(`unknown IRC server "${key}" (configured: ${[...this.servers.keys()].join(', ')})`, true);
+    return s;
+  }
+
+  async connectMatrixUser(): Promise<void> {
+    // Connections open lazily in handleMatrixMessage, so a user who only reads costs nothing.
+  }
+
+  /** The connection of a Matrix user on the server of a chat, and where to send. */
+  private async route(chat: string, userId: string, displayName: string): Promise<{ server: IrcServer; conn: IrcConnection; target: string }> {
+    const parsed = parseChat(chat);
+    if (!parsed) throw new DeliveryError(`not an IRC chat id: ${chat}`, true);
+    const server = this.server(parsed.server);
+    const conn = server.clientFor(userId, displayName);
+    await conn.connect();
+    if (parsed.kind === 'channel') {
+      await conn.join(parsed.channel);
+      return { server, conn, target: parsed.channel };
+    }
+    return { server, conn, target: this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick };
+  }
+
+  /** IRC nick for a Matrix user id: a ghost's nick, or a Matrix user's own IRC nick. */
+  private nickFor(server: IrcServer, userId: string): string | undefined {
+    const remote = this.ctx!.remoteUserOf(userId);
+    const p = remote ? parseUser(remote) : undefined;
+    if (p && p.server === server.key) return this.store!.nickOf(server.key, p.ghostKey);
+    return server.clients.get(userId)?.nick;
+  }
+
+  async handleMatrixMessage(msg: MatrixMessage): Promise<SendResult> {
+    const { server, conn, target } = await this.route(msg.portal.remoteChat, msg.sender.userId, msg.sender.displayName);
+    const lines = msg.media
+      ? [`${msg.media.filename ?? msg.body}${msg.media.size ? ` (${formatSize(msg.media.size)})` : ''} ${msg.media.url}`]
+      : matrixToIrc({ body: msg.body, ...(msg.formattedBody ? { format: 'org.matrix.custom.html', formatted_body: msg.formattedBody } : {}) },
+        { pillToNick: (u) => this.nickFor(server, u) });
+    if (lines.length === 0) return {};
+    const tags: Record<string, string> = {};
+    if (msg.replyTo) {
+      const nick = msg.replyTo.sender ? this.nickFor(server, msg.replyTo.sender) : undefined;
+      if (nick) lines[0] = `${nick}: ${lines[0]}`;
+      if (msg.replyTo.remoteId && !msg.replyTo.remoteId.startsWith('local-')) tags['+draft/reply'] = msg.replyTo.remoteId;
+    }
+    const limited = applyLineLimit(lines, server.cfg.lineLimit);
+    let send = limited.send;
+    if (limited.overflow) {
+      const full = msg.formattedBody ? lines.join('\n') : msg.body;
+      const up = await this.ctx!.uploadMedia(Buffer.from(full, 'utf8'), 'text/plain; charset=utf-8', 'message.txt');
+      send = [...send, `(full message: ${up.url})`];
+    }
+    const command = msg.msgtype === 'm.emote' ? 'ACTION' : msg.msgtype === 'm.notice' ? 'NOTICE' : 'PRIVMSG';
+    const prefix = `${conn.nick}!${conn.client.user?.username ?? 'user'}@${'x'.repeat(HOST_ESTIMATE)}`;
+    const max = maxPayloadBytes(prefix, command === 'ACTION' ? 'PRIVMSG' : command, target) - (command === 'ACTION' ? 9 : 0);
+    const sends: Promise<string | undefined>[] = [];
+    send.forEach((line, i) => {
+      for (const chunk of splitForIrc(line, max)) sends.push(conn.send(command, target, chunk, i === 0 ? tags : {}));
+    });
+    const ids = await Promise.all(sends);
+    return { remoteIds: ids.filter((x): x is string => !!x) };
+  }
+
+  async handleMatrixEdit(edit: MatrixEdit): Promise<void> {
+    const { conn, target } = await this.route(edit.portal.remoteChat, edit.sender.userId, edit.sender.displayName);
+    const text = describeEdit(edit.previousBody, edit.body);
+    const [first] = matrixToIrc({ body: text });
+    if (first) await conn.send('PRIVMSG', target, first);
+  }
+
+  async handleMatrixRedaction(r: MatrixRedaction): Promise<void> {
+    const { conn, target } = await this.route(r.portal.remoteChat, r.sender.userId, r.sender.displayName);
+    if (!conn.caps.has('draft/message-redaction')) return; // plain IRC cannot take a message back
+    for (const id of r.target.remoteIds.filter((x) => !x.startsWith('local-'))) {
+      await conn.send('RAW', target, `REDACT ${target} ${id}${r.reason ? ` :${r.reason.replace(/[\r\n\0]/g, ' ')}` : ''}`);
+    }
+  }
+
+  async handleMatrixReaction(r: MatrixReaction): Promise<void> {
+    const msgid = r.target.remoteIds.find((x) => !x.startsWith('local-'));
+    const { conn, target } = await this.route(r.portal.remoteChat, r.sender.userId, r.sender.displayName);
+    if (!msgid || !conn.caps.has('message-tags')) return;
+    await conn.send('TAGMSG', target, '', { '+draft/react': r.key, '+draft/reply': msgid });
+  }
+
+  async handleMatrixMembership(m: MatrixMembership): Promise<void> {
+    const parsed = parseChat(m.portal.remoteChat);
+    if (parsed?.kind !== 'channel') return;
+    const server = this.server(parsed.server);
+    if (m.membership === 'join' && m.target.userId === m.sender.userId) {
+      const conn = server.clientFor(m.sender.userId, m.sender.displayName);
+      await conn.join(parsed.channel);
+    } else if ((m.membership === 'leave') && m.target.userId === m.sender.userId) {
+      server.clients.get(m.sender.userId)?.part(parsed.channel, 'Left the Matrix room');
+    } else if ((m.membership === 'kick' || m.membership === 'ban') && this.ctx!.remoteUserOf(m.target.userId)) {
+      const nick = this.nickFor(server, m.target.userId);
+      const conn = server.clients.get(m.sender.userId) ?? server.listener;
+      if (nick) {
+        if (m.membership === 'ban') await conn.send('RAW', parsed.channel, `MODE ${parsed.channel} +b ${nick}!*@*`);
+        await conn.send('RAW', parsed.channel, `KICK ${parsed.channel} ${nick} :${(m.reason ?? 'Kicked from Matrix').replace(/[\r\n\0]/g, ' ')}`);
+      }
+    }
+  }
+
+  async handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> {
+    if (meta.topic === undefined) return;
+    const { conn, target } = await this.route(meta.portal.remoteChat, meta.sender.userId, meta.sender.displayName);
+    if (isChannel(target)) await conn.send('RAW', target, `TOPIC ${target} :${meta.topic.replace(/[\r\n\0]+/g, ' ')}`);
+  }
+
+  /** Is a channel allowed as a portal or link on this server? Returns why not, or undefined. */
+  channelRefused(server: IrcServer, channel: string, dynamic: boolean): string | undefined {
+    const dc = server.cfg.dynamicChannels;
+    const lc = ircLower(channel);
+    if (dc.exclude.some((c) => ircLower(c) === lc)) return `${channel} is excluded from bridging`;
+    if (dynamic && !dc.enabled) return 'portal rooms on demand are switched off';
+    if (dynamic && dc.whitelist.length && !dc.whitelist.some((c) => ircLower(c) === lc)) return `${channel} is not in the whitelist`;
+    return undefined;
+  }
+
+  async portalForAlias(localpart: string): Promise<{ remoteChat: string; name?: string } | undefined> {
+    const parsed = parseAliasLocalpart(localpart, this.identity.aliasPrefix);
+    const server = parsed && this.servers.get(parsed.server);
+    if (!parsed || !server || this.channelRefused(server, parsed.channel, true)) return undefined;
+    await server.listener.join(parsed.channel);
+    return { remoteChat: channelChat(server.key, parsed.channel), name: parsed.channel };
+  }
+
+  /** `link irc libera/#chan` (or `libera #chan`): validate, make the listener join. */
+  async provisionLink(req: { remoteChat: string }): Promise<{ remoteChat: string; name?: string }> {
+    const m = /^([a-z0-9-]+)[/ ]([#&+!]\S+)$/.exec(req.remoteChat.trim());
+    if (!m) throw new Error('say which server and channel, like libera/#channel');
+    const server = this.server(m[1]!);
+    const refused = this.channelRefused(server, m[2]!, false);
+    if (refused) throw new Error(refused);
+    await server.listener.join(m[2]!);
+    return { remoteChat: channelChat(server.key, m[2]!), name: m[2]! };
+  }
+
+  async directChatFor(req: { matrixUser: string; remoteUser: string }): Promise<string | undefined> {
+    const p = parseUser(req.remoteUser);
+    if (!p || !this.servers.has(p.server)) return undefined;
+    const nick = this.store!.nickOf(p.server, p.ghostKey) ?? p.ghostKey;
+    return pmChat(p.server, req.matrixUser, nick);
+  }
+}
+
+function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export { ircConfigSchema };

@@ -1,0 +1,121 @@
+/**
+ * The IRC bridge's own tables (owner `irc`, numbered migrations; shipped ones are never edited).
+ *
+ * 1 — irc_users: a Matrix user's chosen nick and username per server, and their stored password
+ *     (AES-256-GCM, key in a file outside the database); irc_ghosts: which ghost a nick stands for,
+ *     so a nick change keeps the same ghost.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Migration } from '@trestle/core';
+import type Database from 'better-sqlite3';
+import { ircLower } from './ids.js';
+
+export const ircMigrations: Migration[] = [
+  {
+    version: 1,
+    description: 'IRC users and ghost keys',
+    up: `
+      CREATE TABLE irc_users (
+        user_id TEXT NOT NULL,
+        server TEXT NOT NULL,
+        nick TEXT,
+        username TEXT,
+        password_enc TEXT,
+        PRIMARY KEY (user_id, server)
+      );
+      CREATE TABLE irc_ghosts (
+        server TEXT NOT NULL,
+        nick_lower TEXT NOT NULL,
+        ghost_key TEXT NOT NULL,
+        PRIMARY KEY (server, nick_lower)
+      );
+      CREATE INDEX irc_ghosts_key ON irc_ghosts (server, ghost_key);
+    `,
+  },
+];
+
+/** Encrypts stored passwords with a key kept in a file (created with mode 0600 on first use). */
+export class PasswordBox {
+  private readonly key: Buffer;
+  constructor(keyFile: string) {
+    if (!existsSync(keyFile)) {
+      mkdirSync(dirname(keyFile), { recursive: true });
+      writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    }
+    const hex = readFileSync(keyFile, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${keyFile} must hold a 256-bit key as 64 hex digits`);
+    this.key = Buffer.from(hex, 'hex');
+  }
+  seal(plain: string): string {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    const data = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
+    return ['v1', iv.toString('base64'), c.getAuthTag().toString('base64'), data.toString('base64')].join(':');
+  }
+  open(sealed: string): string {
+    const [v, iv, tag, data] = sealed.split(':');
+    if (v !== 'v1' || !iv || !tag || data === undefined) throw new Error('unknown password format');
+    const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64'));
+    d.setAuthTag(Buffer.from(tag, 'base64'));
+    return Buffer.concat([d.update(Buffer.from(data, 'base64')), d.final()]).toString('utf8');
+  }
+}
+
+export class IrcStore {
+  constructor(private readonly db: Database.Database, private readonly box: PasswordBox) {}
+
+  user(userId: string, server: string): { nick?: string; username?: string; password?: string } {
+    const r = this.db.prepare('SELECT nick, username, password_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as
+      { nick: string | null; username: string | null; password_enc: string | null } | undefined;
+    if (!r) return {};
+    return {
+      ...(r.nick ? { nick: r.nick } : {}), ...(r.username ? { username: r.username } : {}),
+      ...(r.password_enc ? { password: this.box.open(r.password_enc) } : {}),
+    };
+  }
+
+  private upsert(userId: string, server: string, col: 'nick' | 'username' | 'password_enc', value: string | null): void {
+    this.db.prepare(`INSERT INTO irc_users (user_id, server, ${col}) VALUES (?, ?, ?)
+      ON CONFLICT (user_id, server) DO UPDATE SET ${col} = excluded.${col}`).run(userId, server, value);
+  }
+  setNick(userId: string, server: string, nick: string): void { this.upsert(userId, server, 'nick', nick); }
+  setUsername(userId: string, server: string, username: string): void { this.upsert(userId, server, 'username', username); }
+  setPassword(userId: string, server: string, password: string | null): void {
+    this.upsert(userId, server, 'password_enc', password === null ? null : this.box.seal(password));
+  }
+  /** The raw stored value, for tests that check the password is not stored in clear. */
+  rawPassword(userId: string, server: string): string | undefined {
+    const r = this.db.prepare('SELECT password_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as { password_enc: string | null } | undefined;
+    return r?.password_enc ?? undefined;
+  }
+
+  /** The ghost key for a nick, creating one (the nick itself, or with a suffix if taken by another live nick). */
+  ghostKey(server: string, nick: string): string {
+    const lc = ircLower(nick);
+    const r = this.db.prepare('SELECT ghost_key FROM irc_ghosts WHERE server = ? AND nick_lower = ?').get(server, lc) as { ghost_key: string } | undefined;
+    if (r) return r.ghost_key;
+    let key = lc;
+    for (let i = 2; this.db.prepare('SELECT 1 FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, key); i++) key = `${lc}_${i}`;
+    this.db.prepare('INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, key);
+    return key;
+  }
+
+  /** A nick change: the new nick keeps the old one's ghost. */
+  renameGhost(server: string, oldNick: string, newNick: string): string {
+    const key = this.ghostKey(server, oldNick);
+    const tx = this.db.transaction(() => {
+      this.db.prepare('DELETE FROM irc_ghosts WHERE server = ? AND nick_lower = ?').run(server, ircLower(oldNick));
+      this.db.prepare('INSERT OR REPLACE INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, ircLower(newNick), key);
+    });
+    tx();
+    return key;
+  }
+
+  /** The current nick of a ghost key, if known. */
+  nickOf(server: string, ghostKey: string): string | undefined {
+    const r = this.db.prepare('SELECT nick_lower FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, ghostKey) as { nick_lower: string } | undefined;
+    return r?.nick_lower;
+  }
+}

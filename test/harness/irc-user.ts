@@ -1,0 +1,81 @@
+/**
+ * A plain IRC user for tests: irc-framework against the real ergo server, recording every line
+ * it sees. Nothing of the bridge is used here.
+ */
+import IRC from 'irc-framework';
+
+export interface SeenMessage { type: 'privmsg' | 'notice' | 'action'; nick: string; target: string; message: string; tags: Record<string, string> }
+
+export class IrcUser {
+  readonly client: InstanceType<typeof IRC.Client>;
+  readonly messages: SeenMessage[] = [];
+  readonly raw: string[] = [];
+  nick: string;
+
+  constructor(readonly host: string, readonly port: number, nick: string, caps: string[] = []) {
+    this.nick = nick;
+    this.client = new IRC.Client({ auto_reconnect: false, enable_echomessage: false });
+    this.client.requestCap(['draft/message-redaction', 'labeled-response', ...caps]);
+    for (const type of ['privmsg', 'notice', 'action'] as const) {
+      this.client.on(type, (e: Omit<SeenMessage, 'type'>) => this.messages.push({ type, nick: e.nick, target: e.target, message: e.message, tags: e.tags ?? {} }));
+    }
+    this.client.on('raw', (e: { line: string; from_server: boolean }) => { if (e.from_server) this.raw.push(e.line); });
+    this.client.on('nick', (e: { nick: string; new_nick: string }) => { if (e.nick === this.nick) this.nick = e.new_nick; });
+  }
+
+  connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${this.nick}: IRC registration timed out`)), 15_000);
+      this.client.once('registered', () => { clearTimeout(t); resolve(); });
+      this.client.connect({ host: this.host, port: this.port, nick: this.nick, username: 'tester', gecos: 'test user' });
+    });
+  }
+
+  join(channel: string): Promise<void> {
+    return new Promise((resolve) => {
+      const on = (e: { nick: string; channel: string }): void => {
+        if (e.nick === this.nick && e.channel.toLowerCase() === channel.toLowerCase()) { this.client.off('join', on); resolve(); }
+      };
+      this.client.on('join', on);
+      this.client.join(channel);
+    });
+  }
+
+  say(target: string, text: string, tags?: Record<string, string>): void { this.client.say(target, text, tags); }
+
+  async waitFor(pred: (m: SeenMessage) => boolean, timeoutMs = 20_000): Promise<SeenMessage> {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      const m = this.messages.find(pred);
+      if (m) return m;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${this.nick}: no matching IRC message within ${timeoutMs} ms; last: ${JSON.stringify(this.messages.slice(-5))}`);
+  }
+
+  async waitForRaw(pred: (line: string) => boolean, timeoutMs = 20_000): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      const m = this.raw.find(pred);
+      if (m) return m;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${this.nick}: no matching raw line within ${timeoutMs} ms`);
+  }
+
+  /** Names in a channel, by asking the server. */
+  names(channel: string): Promise<string[]> {
+    return new Promise((resolve) => {
+      const on = (e: { channel: string; users: { nick: string }[] }): void => {
+        if (e.channel.toLowerCase() === channel.toLowerCase()) { this.client.off('userlist', on); resolve(e.users.map((u) => u.nick)); }
+      };
+      this.client.on('userlist', on);
+      this.client.raw('NAMES', channel);
+    });
+  }
+
+  /** Ask for the channel's recent history (needs the draft/chathistory cap); lines arrive as messages. */
+  requestHistory(channel: string, limit = 50): void { this.client.raw('CHATHISTORY', 'LATEST', channel, '*', String(limit)); }
+
+  quit(): void { this.client.quit('bye'); }
+}

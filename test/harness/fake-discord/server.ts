@@ -1,0 +1,307 @@
+/**
+ * A fake Discord for tests: REST API v10 and the v10 gateway on 127.0.0.1, close enough to the real
+ * thing that an unmodified discord.js v14 Client logs in and works against it. The only client option
+ * that changes is `rest: { api: fake.apiUrl, cdn: fake.cdnUrl }` (discord.js finds the gateway through
+ * `GET /gateway/bot`). Tests build the world (guilds, channels, users), play the humans
+ * (`injectUserMessage`, `addReaction`, ...), inject trouble (`failNext`, `forceReconnect`,
+ * `setEchoOrder`, the privileged-intent switches) and inspect what the bot did (`messages`,
+ * `webhookExecutions`, `requests`).
+ *
+ *   const fake = new FakeDiscord();
+ *   const guild = fake.addGuild({ name: 'G' });
+ *   const general = fake.addChannel(guild.id, { name: 'general' });
+ *   const { apiUrl, cdnUrl } = await fake.start();
+ *   const client = new Client({ intents, rest: { api: apiUrl, cdn: cdnUrl } });
+ *   await client.login(fake.token);
+ *
+ * Facts about discord.js this encodes are written next to the code that depends on them.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type APIEmoji, type APIGuild, type APIGuildMember, type APIMessage, type APIPartialEmoji, type APIRole, type APIUser,
+} from 'discord-api-types/v10';
+import type { EchoOrder, FakeSettings, UploadedFile } from './common.js';
+import { Gateway, type GatewayStats } from './gateway.js';
+import { RestServer, type FailOptions, type RequestRecord } from './rest.js';
+import { discordRoutes, type WebhookExecution } from './routes.js';
+import { World, type ChannelKind, type GuildChannel, type StoredWebhook } from './state.js';
+
+export type { EchoOrder, UploadedFile } from './common.js';
+export type { FailOptions, RequestRecord } from './rest.js';
+export type { WebhookExecution } from './routes.js';
+export type { ChannelKind, GuildChannel } from './state.js';
+export type { GatewayStats } from './gateway.js';
+
+export interface FakeDiscordOptions {
+  /** Default 'fake-bot-token'. */
+  token?: string;
+  botUsername?: string;
+  /** HELLO's heartbeat_interval; default 41250 as on Discord. */
+  heartbeatIntervalMs?: number;
+  echoOrder?: EchoOrder;
+  /** Gap kept between a write's echo and its response (default 15 ms). */
+  echoDelayMs?: number;
+  /** Gets one line per request / gateway event; default silent. */
+  log?: (line: string) => void;
+}
+
+/** Extras for an injected user message. */
+export interface InjectOptions {
+  files?: UploadedFile[];
+  /** Id of the message this one replies to. */
+  replyTo?: string;
+}
+
+export class FakeDiscord {
+  readonly token: string;
+  private readonly settings: FakeSettings;
+  private readonly world: World;
+  private readonly gateway: Gateway;
+  private readonly rest: RestServer;
+  private readonly executions: WebhookExecution[] = [];
+  private server: Server | undefined;
+  private base = '';
+
+  constructor(opts: FakeDiscordOptions = {}) {
+    const log = opts.log ?? (() => {});
+    this.token = opts.token ?? 'fake-bot-token';
+    this.settings = {
+      token: this.token, messageContentIntent: true, guildMembersIntent: true, presenceIntent: true,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 41_250, echoOrder: opts.echoOrder ?? 'gateway-first',
+      echoDelayMs: opts.echoDelayMs ?? 15,
+    };
+    // The world sends events through the gateway; the gateway reads the world to build READY and chunks.
+    let gateway: Gateway | undefined;
+    this.world = new World(this.settings, { dispatch: (t, d, intent, redact) => gateway?.dispatch(t, d, intent, redact) },
+      opts.botUsername ?? 'trestle-bot');
+    this.gateway = gateway = new Gateway(this.world, this.settings, log);
+    this.rest = new RestServer(discordRoutes(this.world, this.settings, this.executions, () => this.gatewayUrl), this.world,
+      this.gateway, this.settings, log);
+  }
+
+  // ---------- lifecycle ----------
+
+  /** Listen on 127.0.0.1 (`port` 0: any free port). */
+  async start(port = 0): Promise<{ apiUrl: string; cdnUrl: string }> {
+    if (this.server) throw new Error('fake-discord: already started');
+    const server = createServer((req, res) => {
+      this.rest.handle(req, res).catch((e: unknown) => {
+        // A bug in the fake, not a simulated failure: say so loudly (discord.js would only see a retried 500).
+        console.error('[fake-discord] handler crashed', e);
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ message: '500: Internal Server Error', code: 0 }));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+    this.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    this.world.apiUrl = this.apiUrl;
+    this.world.cdnUrl = this.cdnUrl;
+    this.gateway.attach(server, this.gatewayUrl);
+    return { apiUrl: this.apiUrl, cdnUrl: this.cdnUrl };
+  }
+
+  /** Drop every connection and stop listening. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    this.gateway.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** `rest.api` for discord.js. */
+  get apiUrl(): string {
+    return `${this.base}/api`;
+  }
+
+  /** `rest.cdn` for discord.js; uploaded attachments are served under it too. */
+  get cdnUrl(): string {
+    return `${this.base}/cdn`;
+  }
+
+  get gatewayUrl(): string {
+    return this.base.replace(/^http/, 'ws') + '/gateway';
+  }
+
+  // ---------- developer-portal switches and behaviour ----------
+
+  /** The MessageContent privileged intent in the developer portal. Off: IDENTIFY asking for it closes with 4014,
+   *  and REST reads blank other people's message content. Sessions without the intent always get blank content. */
+  get messageContentIntent(): boolean {
+    return this.settings.messageContentIntent;
+  }
+
+  set messageContentIntent(on: boolean) {
+    this.settings.messageContentIntent = on;
+  }
+
+  /** The GuildMembers privileged intent in the developer portal (off: IDENTIFY asking for it closes with 4014). */
+  get guildMembersIntent(): boolean {
+    return this.settings.guildMembersIntent;
+  }
+
+  set guildMembersIntent(on: boolean) {
+    this.settings.guildMembersIntent = on;
+  }
+
+  /** The GuildPresences privileged intent in the developer portal. */
+  get presenceIntent(): boolean {
+    return this.settings.presenceIntent;
+  }
+
+  set presenceIntent(on: boolean) {
+    this.settings.presenceIntent = on;
+  }
+
+  /** Whether a REST write's gateway echo reaches the client before ('gateway-first') or after its HTTP response. */
+  setEchoOrder(order: EchoOrder): void {
+    this.settings.echoOrder = order;
+  }
+
+  // ---------- building the world ----------
+
+  /** The bot's own user. */
+  get bot(): APIUser {
+    return this.world.bot;
+  }
+
+  addUser(opts: { username: string; globalName?: string | null; bot?: boolean; avatar?: UploadedFile }): APIUser {
+    return this.world.addUser(opts);
+  }
+
+  /** A guild with the bot in it (holding an Administrator role). After start, the bot "joins": GUILD_CREATE. */
+  addGuild(opts: { name: string; ownerId?: string }): APIGuild {
+    return this.world.addGuild(opts).guild;
+  }
+
+  /** Text (default), announcement, category, or thread (PublicThread/PrivateThread/AnnouncementThread, needs parentId). */
+  addChannel(guildId: string, opts: { name: string; type?: ChannelKind; parentId?: string | null; topic?: string | null;
+    ownerId?: string }): GuildChannel {
+    return this.world.addChannel(guildId, opts);
+  }
+
+  addMember(guildId: string, userId: string, opts: { roles?: string[]; nick?: string | null } = {}): APIGuildMember {
+    return this.world.addMember(guildId, userId, opts);
+  }
+
+  addRole(guildId: string, opts: { name: string; permissions?: string; color?: number; mentionable?: boolean }): APIRole {
+    return this.world.addRole(guildId, opts);
+  }
+
+  /** A custom emoji; `image` is served at `${cdnUrl}/emojis/<id>.<any extension>`. */
+  addEmoji(guildId: string, opts: { name: string; animated?: boolean; image?: UploadedFile }): APIEmoji {
+    return this.world.addEmoji(guildId, opts);
+  }
+
+  // ---------- playing the humans ----------
+
+  /** A human posts in a channel or thread: stored, and MESSAGE_CREATE goes out. */
+  injectUserMessage(channelId: string, userId: string, content: string, opts: InjectOptions = {}): APIMessage {
+    const stored = this.world.createMessage({ channelId, author: this.world.user(userId), content, files: opts.files ?? [],
+      ...(opts.replyTo ? { replyTo: opts.replyTo } : {}) });
+    return this.world.wireMessage(stored);
+  }
+
+  /** A human edits their message: MESSAGE_UPDATE. */
+  editUserMessage(channelId: string, messageId: string, content: string): APIMessage {
+    return this.world.wireMessage(this.world.editMessage(this.world.message(messageId, channelId), { content }));
+  }
+
+  /** A message is deleted (by its author or a moderator): MESSAGE_DELETE. */
+  deleteUserMessage(channelId: string, messageId: string): void {
+    this.world.deleteMessage(this.world.message(messageId, channelId));
+  }
+
+  /** `emoji`: unicode text, or a custom emoji of the guild (`{ id }` or `'name:id'`). */
+  addReaction(channelId: string, messageId: string, userId: string, emoji: string | Pick<APIPartialEmoji, 'id'>): void {
+    const stored = this.world.message(messageId, channelId);
+    this.world.addReaction(stored, this.world.user(userId).id, this.resolveEmoji(emoji, stored.guildId));
+  }
+
+  removeReaction(channelId: string, messageId: string, userId: string, emoji: string | Pick<APIPartialEmoji, 'id'>): void {
+    const stored = this.world.message(messageId, channelId);
+    this.world.removeReaction(stored, userId, this.resolveEmoji(emoji, stored.guildId));
+  }
+
+  /** A human starts typing: TYPING_START. */
+  injectTyping(channelId: string, userId: string): void {
+    this.world.typing(channelId, userId);
+  }
+
+  // ---------- trouble ----------
+
+  /**
+   * Make the next request(s) matching `route` fail: 429 (with Retry-After; `global` for a global limit) or any
+   * other status, e.g. 500. `route`: `'POST /channels/:id/messages'` (method optional) or a RegExp tested
+   * against `'METHOD /path'` (path without `/api/v10`).
+   */
+  failNext(route: string | RegExp, status: number, opts: FailOptions = {}): void {
+    this.rest.failNext(route, status, opts);
+  }
+
+  /**
+   * Op 7 RECONNECT to every connected session. Resolves when their sockets have closed, i.e. while the client
+   * is reconnecting: events caused now are buffered and replayed after its RESUME.
+   */
+  forceReconnect(): Promise<void> {
+    return this.gateway.forceReconnect();
+  }
+
+  /** Close every gateway socket with `code` (default 4000, resumable), as a network outage would. */
+  disconnectGateway(code?: number): Promise<void> {
+    return this.gateway.disconnectAll(code);
+  }
+
+  // ---------- inspection ----------
+
+  /** Messages in a channel or thread, oldest first, as REST would return them. */
+  messages(channelId: string): APIMessage[] {
+    return [...this.world.messages.values()].filter((m) => m.msg.channel_id === channelId).map((m) => this.world.wireMessage(m));
+  }
+
+  /** A message by id, or undefined once deleted. */
+  message(messageId: string): APIMessage | undefined {
+    const stored = this.world.messages.get(messageId);
+    return stored && this.world.wireMessage(stored);
+  }
+
+  channel(channelId: string): GuildChannel | undefined {
+    return this.world.channels.get(channelId);
+  }
+
+  /** Webhooks of a channel (or all), with their tokens. */
+  webhooks(channelId?: string): StoredWebhook[] {
+    return [...this.world.webhooks.values()].filter((w) => channelId === undefined || w.channel_id === channelId);
+  }
+
+  /** Every webhook execution, in order, with the username and avatar URL the bridge asked for. */
+  get webhookExecutions(): readonly WebhookExecution[] {
+    return this.executions;
+  }
+
+  /** Every REST request, in arrival order, with the status the fake answered. */
+  get requests(): readonly RequestRecord[] {
+    return this.rest.requests;
+  }
+
+  /** Gateway counters: connections, identifies, resumes, heartbeats, replayed events, close codes sent. */
+  get gatewayStats(): Readonly<GatewayStats> {
+    return this.gateway.stats;
+  }
+
+  private resolveEmoji(emoji: string | Pick<APIPartialEmoji, 'id'>, guildId: string | undefined): APIPartialEmoji {
+    if (typeof emoji !== 'string') {
+      const found = guildId ? this.world.guilds.get(guildId)?.guild.emojis.find((e) => e.id === emoji.id) : undefined;
+      if (!found) throw new Error(`fake-discord: no emoji ${emoji.id ?? 'null'} in guild ${guildId ?? '(none)'}`);
+      return { id: found.id, name: found.name, animated: found.animated ?? false };
+    }
+    return this.world.emoji(emoji, guildId);
+  }
+}
+

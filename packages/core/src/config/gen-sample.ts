@@ -72,14 +72,34 @@ function readIfExists(path: string): string | undefined {
   }
 }
 
-function main(args: readonly string[]): number {
+/**
+ * The config schemas of the built-in networks that are installed (`@trestle/irc`, `@trestle/discord`),
+ * loaded by package name so core keeps no static dependency on them.
+ */
+export async function builtinNetworkSchemas(): Promise<NetworkSchemas> {
+  const { BUILTIN_NETWORKS } = await import('../network/load.js');
+  const out: NetworkSchemas = {};
+  for (const [id, pkg] of Object.entries(BUILTIN_NETWORKS)) {
+    let mod: { default?: { configSchema?: NetworkSchemas[string] } };
+    try {
+      mod = (await import(pkg)) as typeof mod;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(pkg)) continue;
+      throw err;
+    }
+    if (mod.default?.configSchema) out[id] = mod.default.configSchema;
+  }
+  return out;
+}
+
+async function main(args: readonly string[]): Promise<number> {
   const unknown = args.filter((arg) => arg !== '--check');
   if (unknown.length > 0) {
     console.error(`gen-sample: unknown argument ${unknown.join(' ')}; usage: gen-sample.js [--check]`);
     return 2;
   }
   const check = args.includes('--check');
-  const { changed } = generateSample({}, { check });
+  const { changed } = generateSample(await builtinNetworkSchemas(), { check });
   if (check && changed) {
     console.error(
       `${SAMPLE_CONFIG_PATH} is missing or has drifted from the config schemas: ` +
@@ -92,5 +112,8 @@ function main(args: readonly string[]): number {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  process.exitCode = main(process.argv.slice(2));
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: unknown) => {
+    console.error(`gen-sample: ${(err as Error).message}`);
+    process.exitCode = 1;
+  });
 }

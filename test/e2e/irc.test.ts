@@ -239,6 +239,60 @@ describe('IRC bridge: users and rooms', () => {
   });
 });
 
+describe('IRC bridge: IRCv3 and modes', () => {
+  it('maps IRCv3 replies, reactions and redactions both ways through msgids', async () => {
+    const oscar = await ircUser('ircoscar', ['#v3'], ['echo-message']); // echo: oscar learns his own msgids
+    const roomId = await plumbed('#v3');
+    const aliceMsg = await alice.sendText(roomId, 'a message with a msgid');
+    const onIrc = await oscar.waitFor((m) => m.message === 'a message with a msgid');
+    const aliceMsgid = onIrc.tags['msgid']!;
+    expect(aliceMsgid).toMatch(/\S+/);
+
+    // IRC reply → Matrix reply to alice's event
+    oscar.say('#v3', 'replying on IRC', { '+draft/reply': aliceMsgid });
+    const reply = await alice.waitForEvent(roomId, (e) => body(e) === 'replying on IRC');
+    expect(reply.content['m.relates_to']).toEqual({ 'm.in_reply_to': { event_id: aliceMsg } });
+
+    // IRC reaction → Matrix reaction
+    oscar.client.tagmsg('#v3', { '+draft/react': '🎉', '+draft/reply': aliceMsgid });
+    const reaction = await alice.waitForEvent(roomId, (e) => e.type === 'm.reaction' && e.sender === ghost('ircoscar'));
+    expect(reaction.content['m.relates_to']).toEqual({ rel_type: 'm.annotation', event_id: aliceMsg, key: '🎉' });
+
+    // IRC redaction → Matrix redaction of the ghost's event
+    oscar.say('#v3', 'I will take this back');
+    const doomed = await alice.waitForEvent(roomId, (e) => body(e) === 'I will take this back');
+    const doomedId = (await oscar.waitFor((m) => m.nick === 'ircoscar' && m.message === 'I will take this back')).tags['msgid']!;
+    oscar.client.raw(`REDACT #v3 ${doomedId} :oops`);
+    await until(async () => Object.keys((await alice.getEvent(roomId, doomed.event_id)).content).length === 0, 'the Matrix event to be redacted');
+
+    // Matrix reaction and redaction → IRC TAGMSG and REDACT
+    oscar.say('#v3', 'react to me');
+    const target = await alice.waitForEvent(roomId, (e) => body(e) === 'react to me');
+    await alice.sendEvent(roomId, 'm.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: target.event_id, key: '👍' } });
+    await oscar.waitForRaw((l) => l.includes('TAGMSG #v3') && l.includes('+draft/react=👍'));
+    // ergo lets channel operators (or logged-in authors) delete messages: oscar, the op, ops alice first
+    oscar.client.raw('MODE #v3 +o Alice[m]');
+    await oscar.waitForRaw((l) => l.includes('MODE #v3 +o Alice[m]'));
+    await alice.redact(roomId, aliceMsg);
+    await oscar.waitForRaw((l) => l.includes(`REDACT #v3 ${aliceMsgid}`));
+  });
+
+  it('turns channel modes into one power-levels change for the ghosts', async () => {
+    const pat = await ircUser('ircpat', ['#modes']); // first in: channel operator
+    const roomId = await plumbed('#modes');
+    const quinn = await ircUser('ircquinn', ['#modes']);
+    const levels = async (): Promise<Record<string, number>> =>
+      (await alice.request<{ users: Record<string, number> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`)).users;
+    await until(async () => (await levels())[ghost('ircpat')] === 50, 'the op to get power level 50');
+    await until(async () => (await alice.joinedMembers(roomId)).includes(ghost('ircquinn')), 'quinn to join');
+    pat.client.raw('MODE #modes +v ircquinn');
+    await until(async () => (await levels())[ghost('ircquinn')] === 1, 'voice to become power level 1');
+    pat.client.raw('MODE #modes -v ircquinn');
+    await until(async () => (await levels())[ghost('ircquinn')] === undefined, 'devoice to remove the level');
+    void quinn;
+  });
+});
+
 describe('IRC bridge: reconnection', () => {
   it('queues Matrix messages while ergo is down and delivers them in order after it returns', async () => {
     const roomId = await plumbed('#recon');

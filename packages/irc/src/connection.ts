@@ -43,7 +43,8 @@ export class ReconnectLimiter {
 }
 
 interface PendingLine {
-  command: 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'RAW';
+  /** REDACT is its own kind: it is labeled, so a refusal (FAIL) reaches the caller. */
+  command: 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'RAW';
   target: string;
   text: string;
   tags: Record<string, string>;
@@ -72,7 +73,7 @@ export class IrcConnection extends EventEmitter {
   private attempts = 0;
   private reconnectTimer?: NodeJS.Timeout;
   private labelSeq = 0;
-  private readonly awaitingEcho = new Map<string, (msgid: string | undefined) => void>();
+  private readonly awaitingEcho = new Map<string, (msgid: string | undefined, refusal?: string) => void>();
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private intentionalQuit = false;
 
@@ -135,6 +136,19 @@ export class IrcConnection extends EventEmitter {
     c.on('privmsg', (e: { nick: string; tags: Record<string, string>; target: string }) => this.onEcho(e));
     c.on('notice', (e: { nick: string; tags: Record<string, string>; target: string }) => this.onEcho(e));
     c.on('action', (e: { nick: string; tags: Record<string, string>; target: string }) => this.onEcho(e));
+    c.on('tagmsg', (e: { nick: string; tags: Record<string, string>; target: string }) => this.onEcho(e));
+    c.on('unknown command', (cmd: { command: string; params: string[]; nick?: string; tags?: Record<string, string> }) => {
+      const label = cmd.tags?.['label'];
+      if (cmd.command === 'FAIL') {
+        // IRCv3 standard replies: the server refused something we sent (e.g. REDACT_FORBIDDEN)
+        this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
+        const done = label ? this.awaitingEcho.get(label) : undefined;
+        if (done) { this.awaitingEcho.delete(label!); done(undefined, cmd.params[cmd.params.length - 1] ?? 'refused'); }
+      } else if (cmd.command === 'REDACT' || cmd.command === 'ACK') {
+        const done = label ? this.awaitingEcho.get(label) : undefined;
+        if (done) { this.awaitingEcho.delete(label!); done(undefined); }
+      }
+    });
     c.on('close', () => this.onClosed());
     c.on('socket close', () => this.onClosed());
     c.on('irc error', (e: { error: string; channel?: string; reason?: string }) => this.emit('irc error', e));
@@ -255,6 +269,7 @@ export class IrcConnection extends EventEmitter {
     });
   }
 
+  /** Write queued lines in order. Echoes (msgids) are awaited per line, not before writing the next. */
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
@@ -262,7 +277,7 @@ export class IrcConnection extends EventEmitter {
       while (this.queue.length && this.state === 'connected') {
         const line = this.queue.shift()!;
         try {
-          line.resolve(await this.write(line));
+          this.write(line).then(line.resolve, line.reject);
         } catch (err) {
           line.reject(err as Error);
         }
@@ -276,13 +291,17 @@ export class IrcConnection extends EventEmitter {
     const c = this.client;
     const caps = this.caps;
     const tags = { ...line.tags };
-    const wantsEcho = caps.has('echo-message') && caps.has('labeled-response') && line.command !== 'RAW';
+    const wantsEcho = caps.has('labeled-response') && (line.command === 'REDACT' || (caps.has('echo-message') && line.command !== 'RAW'));
     let label: string | undefined;
     if (wantsEcho) { label = `t${++this.labelSeq}`; tags['label'] = label; }
     const echoed = label
-      ? new Promise<string | undefined>((resolve) => {
+      ? new Promise<string | undefined>((resolve, reject) => {
         const t = setTimeout(() => { this.awaitingEcho.delete(label!); resolve(undefined); }, 10_000);
-        this.awaitingEcho.set(label!, (id) => { clearTimeout(t); resolve(id); });
+        this.awaitingEcho.set(label!, (id, refusal) => {
+          clearTimeout(t);
+          if (refusal) reject(new DeliveryError(`the IRC server refused it: ${refusal}`, true));
+          else resolve(id);
+        });
       })
       : Promise.resolve(undefined);
     const clientTags = Object.fromEntries(Object.entries(tags).filter(([k]) => caps.has('message-tags') || k === 'label'));
@@ -296,6 +315,12 @@ export class IrcConnection extends EventEmitter {
         break;
       }
       case 'TAGMSG': c.tagmsg(line.target, clientTags); break;
+      case 'REDACT': {
+        const msg = new c.Message('REDACT', line.target, ...line.text.split(' ', 1), ...(line.text.includes(' ') ? [line.text.slice(line.text.indexOf(' ') + 1)] : []));
+        msg.tags = clientTags;
+        c.raw(msg);
+        break;
+      }
       case 'RAW': c.raw(line.text); break;
     }
     return echoed;

@@ -126,6 +126,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       for (const chunk of splitForIrc(line, max)) sends.push(conn.send(command, target, chunk, i === 0 ? tags : {}));
     });
     const ids = await Promise.all(sends);
+    this.ctx!.log.debug('sent to IRC', { chat: msg.portal.remoteChat, eventId: msg.eventId, msgids: ids });
     return { remoteIds: ids.filter((x): x is string => !!x) };
   }
 
@@ -138,9 +139,14 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
 
   async handleMatrixRedaction(r: MatrixRedaction): Promise<void> {
     const { conn, target } = await this.route(r.portal.remoteChat, r.sender.userId, r.sender.displayName);
-    if (!conn.caps.has('draft/message-redaction')) return; // plain IRC cannot take a message back
+    if (!conn.caps.has('draft/message-redaction')) {
+      this.ctx!.log.debug('server cannot redact; redaction not bridged', { chat: r.portal.remoteChat, eventId: r.eventId });
+      return; // plain IRC cannot take a message back
+    }
+    this.ctx!.log.debug('redacting on IRC', { chat: r.portal.remoteChat, target: r.target });
     for (const id of r.target.remoteIds.filter((x) => !x.startsWith('local-'))) {
-      await conn.send('RAW', target, `REDACT ${target} ${id}${r.reason ? ` :${r.reason.replace(/[\r\n\0]/g, ' ')}` : ''}`);
+      // text = "<msgid>[ <reason>]"; a refusal (e.g. not allowed to delete) fails this delivery with the server's reason
+      await conn.send('REDACT', target, `${id}${r.reason ? ` ${r.reason.replace(/[\r\n\0]/g, ' ')}` : ''}`);
     }
   }
 
@@ -203,6 +209,14 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     if (refused) throw new Error(refused);
     await server.listener.join(m[2]!);
     return { remoteChat: channelChat(server.key, m[2]!), name: m[2]! };
+  }
+
+  /** A room was just linked: ask for the channel's names again so its members and ranks reach the room. */
+  async portalLinked(portal: { remoteChat: string }): Promise<void> {
+    const parsed = parseChat(portal.remoteChat);
+    if (parsed?.kind !== 'channel') return;
+    const server = this.servers.get(parsed.server);
+    if (server?.listener.state === 'connected') server.listener.client.raw('NAMES', parsed.channel);
   }
 
   async directChatFor(req: { matrixUser: string; remoteUser: string }): Promise<string | undefined> {

@@ -174,6 +174,29 @@ export class IrcServer {
     return { msgtype, body: conv.body, ...(conv.formattedBody ? { format: 'org.matrix.custom.html', formatted_body: conv.formattedBody } : {}) };
   }
 
+  /** Channel → nick → membership modes that map to power (o, v...), as the listener sees them. */
+  private readonly modes = new Map<string, Map<string, Set<string>>>();
+
+  private userModes(channel: string, nick: string): Set<string> {
+    const ch = ircLower(channel);
+    const byNick = this.modes.get(ch) ?? new Map<string, Set<string>>();
+    this.modes.set(ch, byNick);
+    const set = byNick.get(ircLower(nick)) ?? new Set<string>();
+    byNick.set(ircLower(nick), set);
+    return set;
+  }
+
+  /** One power-levels change for these nicks: each gets the highest level of their modes. */
+  private reportPowers(channel: string, nicks: string[], report: (p: Promise<void>) => void): void {
+    const users: Record<string, number> = {};
+    for (const nick of nicks) {
+      if (this.isOwnNick(nick)) continue;
+      const levels = [...this.userModes(channel, nick)].map((m) => this.cfg.modePowers[m] ?? 0);
+      users[this.senderFor(nick).id] = Math.max(0, ...levels);
+    }
+    if (Object.keys(users).length) report(this.ctx.remote.powerLevels({ chat: channelChat(this.key, channel), users }));
+  }
+
   private track(nick: string, channel: string, present: boolean): void {
     const lc = ircLower(nick);
     const set = this.nickChannels.get(lc) ?? new Set<string>();
@@ -248,12 +271,36 @@ export class IrcServer {
       const key = this.store.renameGhost(this.key, e.nick, e.new_nick);
       report(this.ctx.remote.profile({ id: ircUser(this.key, key), displayName: e.new_nick }));
     });
-    l.on('userlist', (e: { channel: string; users: { nick: string }[] }) => {
+    l.on('userlist', (e: { channel: string; users: { nick: string; modes?: string[] }[] }) => {
+      const ranked: string[] = [];
       for (const u of e.users) {
         this.track(u.nick, e.channel, true);
+        const modes = this.userModes(e.channel, u.nick);
+        modes.clear();
+        for (const m of u.modes ?? []) if (m in this.cfg.modePowers) modes.add(m);
+        if (modes.size && !this.isOwnNick(u.nick)) ranked.push(u.nick);
         if (this.isOwnNick(u.nick)) continue;
         report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.senderFor(u.nick), membership: 'join' }));
       }
+      if (ranked.length) this.reportPowers(e.channel, ranked, report);
+    });
+    l.on('mode', (e: { target: string; modes: { mode: string; param?: string }[] }) => {
+      if (!isChannel(e.target)) return;
+      const touched = new Set<string>();
+      for (const m of e.modes) {
+        const letter = m.mode.slice(1);
+        if (!m.param || !(letter in this.cfg.modePowers)) continue;
+        const modes = this.userModes(e.target, m.param);
+        if (m.mode.startsWith('+')) modes.add(letter); else modes.delete(letter);
+        touched.add(m.param);
+      }
+      if (touched.size) this.reportPowers(e.target, [...touched], report);
+    });
+    l.on('unknown command', (cmd: { command: string; params: string[]; nick?: string }) => {
+      // IRCv3 draft/message-redaction: REDACT <target> <msgid> [:reason]
+      if (cmd.command !== 'REDACT' || !cmd.params[0] || !cmd.params[1] || !isChannel(cmd.params[0])) return;
+      if (cmd.nick && this.isOwnNick(cmd.nick)) return;
+      report(this.ctx.remote.delete({ chat: channelChat(this.key, cmd.params[0]), target: cmd.params[1], ...(cmd.params[2] ? { reason: cmd.params[2] } : {}) }));
     });
     l.on('topic', (e: { channel: string; topic: string; nick?: string }) => {
       if (e.nick && this.isOwnNick(e.nick)) return;

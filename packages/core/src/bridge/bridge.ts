@@ -24,7 +24,7 @@ import { MatrixClientLayer } from '../matrix/client.js';
 import { type RegistrationFile, readRegistration } from '../matrix/registration.js';
 import {
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalRef, type RemoteSender,
-  supportsAliases, supportsCommands, supportsDirectChats, supportsProvisioning, supportsTyping,
+  supportsAliases, supportsCommands, supportsDirectChats, supportsLinkHook, supportsProvisioning, supportsTyping,
 } from '../network/contract.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { FromMatrix, MATRIX_KIND, type MatrixWork } from './fromMatrix.js';
@@ -278,7 +278,14 @@ export class TrestleBridge {
     let name: string | undefined;
     if (supportsProvisioning(n)) ({ remoteChat, name } = await n.provisionLink({ roomId, remoteChat: chat, userId }));
     await this.matrix.ensureJoined(this.matrix.botUserId, roomId);
-    return this.portals.link({ roomId, network: networkId, remoteChat, kind: 'plumbed', ...(name !== undefined ? { name } : {}) });
+    const portal = this.portals.link({ roomId, network: networkId, remoteChat, kind: 'plumbed', ...(name !== undefined ? { name } : {}) });
+    await this.afterLink(n, portal);
+    return portal;
+  }
+
+  private async afterLink(n: NetworkConnector, portal: PortalInfo): Promise<void> {
+    if (!supportsLinkHook(n)) return;
+    await n.portalLinked(portal).catch((err: unknown) => this.log.warn('network could not sync a new link', { network: n.identity.id, chat: portal.remoteChat, err: err as Error }));
   }
 
   async unlink(roomId: string, networkId: string, chat: string, userId: string): Promise<boolean> {
@@ -323,7 +330,9 @@ export class TrestleBridge {
         power_level_content_override: { users: { [this.matrix.botUserId]: 100 } },
       });
       this.log.info('created a portal room', { network: networkId, chat: req.chat, roomId });
-      return this.portals.link({ roomId, network: networkId, remoteChat: req.chat, kind: 'portal', ...(req.name ? { name: req.name } : {}) });
+      const portal = this.portals.link({ roomId, network: networkId, remoteChat: req.chat, kind: 'portal', ...(req.name ? { name: req.name } : {}) });
+      await this.afterLink(this.networks.get(networkId)!, portal);
+      return portal;
     });
   }
 

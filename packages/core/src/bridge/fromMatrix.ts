@@ -74,6 +74,7 @@ export class FromMatrix {
   async handle(work: MatrixWork): Promise<void> {
     const ev = work.event;
     const { matrix } = this.d;
+    this.d.log.debug('matrix event', { type: ev.type, roomId: ev.room_id, eventId: ev.event_id, sender: ev.sender });
     if (ev.type === 'm.room.member' && ev.state_key) {
       matrix.noteMember(ev.room_id, ev.state_key, str(ev.content['displayname']), str(ev.content['membership']) ?? '');
     }
@@ -180,7 +181,10 @@ export class FromMatrix {
         const target = ev.redacts ?? str(c['redacts']);
         if (!target) return;
         const remoteIds = mapped(target);
-        if (remoteIds.length === 0) return; // never reached this portal: nothing to take back
+        if (remoteIds.length === 0) {
+          this.d.log.debug('redaction of an event that never reached this chat; nothing to take back', { network: net, chat: portal.remoteChat, target });
+          return;
+        }
         if (!supportsRedactions(network)) throw new DeliveryError(`${network.identity.displayName} does not support deleting messages`, true);
         await network.handleMatrixRedaction({
           portal: ref, eventId: ev.event_id, sender, target: { eventId: target, remoteIds },

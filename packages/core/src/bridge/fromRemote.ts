@@ -10,7 +10,7 @@ import type { PortalStore } from '../db/portals.js';
 import { deterministicTxnId, type MatrixClientLayer, toMatrixError } from '../matrix/client.js';
 import type {
   NetworkIdentity, RemoteChatInfo, RemoteDelete, RemoteEdit, RemoteEventSink, RemoteMembership,
-  RemoteMessage, RemoteReaction, RemoteSender,
+  RemoteMessage, RemotePowerLevels, RemoteReaction, RemoteSender,
 } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
 import type { GhostManager } from './ghosts.js';
@@ -22,7 +22,8 @@ export type RemoteWork =
   | { t: 'delete'; network: string; roomId: string; del: RemoteDelete; receivedAt: number }
   | { t: 'reaction'; network: string; roomId: string; reaction: RemoteReaction; receivedAt: number }
   | { t: 'membership'; network: string; roomId: string; change: RemoteMembership; receivedAt: number }
-  | { t: 'chatInfo'; network: string; roomId: string; info: RemoteChatInfo; receivedAt: number };
+  | { t: 'chatInfo'; network: string; roomId: string; info: RemoteChatInfo; receivedAt: number }
+  | { t: 'powerLevels'; network: string; roomId: string; change: RemotePowerLevels; receivedAt: number };
 
 export const REMOTE_KIND = 'remote';
 
@@ -36,6 +37,10 @@ export class RemoteSink implements RemoteEventSink {
     private readonly onIn: (type: string) => void,
     private readonly updateProfile: (user: RemoteSender) => Promise<void>,
   ) {}
+
+  async powerLevels(change: RemotePowerLevels): Promise<void> {
+    this.enqueue(change.chat, 'powerLevels', undefined, (roomId) => ({ t: 'powerLevels', network: this.network, roomId, change, receivedAt: Date.now() }));
+  }
 
   async profile(user: RemoteSender): Promise<void> {
     this.onIn('profile');
@@ -102,6 +107,7 @@ export class RemoteDelivery {
       case 'reaction': return this.reaction(network, work.roomId, work.reaction, work.receivedAt);
       case 'membership': return this.membership(network, work.roomId, work.change);
       case 'chatInfo': return this.chatInfo(work.roomId, work.info);
+      case 'powerLevels': return this.powerLevels(network, work.roomId, work.change);
     }
   }
 
@@ -220,6 +226,21 @@ export class RemoteDelivery {
         await bot.ban(roomId, userId, c.reason).catch((err: unknown) => { throw toMatrixError(err); });
         return;
     }
+  }
+
+  private async powerLevels(network: NetworkIdentity, roomId: string, change: RemotePowerLevels): Promise<void> {
+    const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`;
+    const pl = await this.matrix.request<{ users?: Record<string, number> }>('GET', path);
+    const users = { ...(pl.users ?? {}) };
+    let changed = false;
+    for (const [remoteUser, level] of Object.entries(change.users)) {
+      const userId = this.ghosts.userIdFor(network, remoteUser);
+      const before = users[userId] ?? 0;
+      if (before === level) continue;
+      changed = true;
+      if (level === 0) delete users[userId]; else users[userId] = level;
+    }
+    if (changed) await this.matrix.request('PUT', path, { ...pl, users }, this.matrix.botUserId);
   }
 
   private async chatInfo(roomId: string, info: RemoteChatInfo): Promise<void> {

@@ -278,6 +278,11 @@ export interface DirectChatCapable {
   directChatFor(req: { matrixUser: MatrixUserId; remoteUser: RemoteUserId }): Promise<RemoteChatId | undefined>;
 }
 
+/** Told when a room is linked to one of its chats (command, provisioning, alias), e.g. to sync members. */
+export interface PortalLinkAware {
+  portalLinked(portal: PortalInfo): Promise<void>;
+}
+
 // ------------------------------------------------------------------ remote → Matrix
 
 export interface RemoteSender {
@@ -343,6 +348,12 @@ export interface RemoteMembership {
   by?: RemoteSender;
 }
 
+export interface RemotePowerLevels {
+  chat: RemoteChatId;
+  /** Remote user → Matrix power level for their ghost (0 removes the entry). Applied as one change. */
+  users: Record<RemoteUserId, number>;
+}
+
 export interface RemoteChatInfo {
   chat: RemoteChatId;
   name?: string;
@@ -362,6 +373,8 @@ export interface RemoteEventSink {
   reaction(reaction: RemoteReaction): Promise<void>;
   membership(change: RemoteMembership): Promise<void>;
   chatInfo(info: RemoteChatInfo): Promise<void>;
+  /** Remote users' ranks changed (IRC channel modes, Discord roles): one power-levels event. */
+  powerLevels(change: RemotePowerLevels): Promise<void>;
   /** A remote user's name or avatar changed (e.g. an IRC nick change): update their ghost's profile. */
   profile(user: RemoteSender): Promise<void>;
 }
@@ -483,5 +496,7 @@ export const supportsAliases = (n: NetworkConnector): n is NetworkConnector & Al
   has(n, 'portalForAlias');
 export const supportsDirectChats = (n: NetworkConnector): n is NetworkConnector & DirectChatCapable =>
   has(n, 'directChatFor');
+export const supportsLinkHook = (n: NetworkConnector): n is NetworkConnector & PortalLinkAware =>
+  has(n, 'portalLinked');
 export const supportsProvisioning = (n: NetworkConnector): n is NetworkConnector & ProvisioningCapable =>
   has(n, 'provisionLink');

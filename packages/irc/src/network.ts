@@ -16,7 +16,7 @@ import { applyLineLimit, matrixToIrc, maxPayloadBytes, splitForIrc } from './con
 import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseUser, pmChat } from './ids.js';
 import { IrcServer } from './server.js';
 import { IrcStore, PasswordBox, ircMigrations } from './store.js';
-import type { IrcConnection } from './connection.js';
+import type { LeanConnection } from './lean.js';
 
 /** A short description of an edit: `s/old/new/` when one stretch changed, else `* new text`. */
 export function describeEdit(previous: string | undefined, next: string): string {
@@ -77,7 +77,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   }
 
   /** The connection of a Matrix user on the server of a chat, and where to send. */
-  private async route(chat: string, userId: string, displayName: string): Promise<{ server: IrcServer; conn: IrcConnection; target: string }> {
+  private async route(chat: string, userId: string, displayName: string): Promise<{ server: IrcServer; conn: LeanConnection; target: string }> {
     const parsed = parseChat(chat);
     if (!parsed) throw new DeliveryError(`not an IRC chat id: ${chat}`, true);
     const server = this.server(parsed.server);
@@ -119,7 +119,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       send = [...send, `(full message: ${up.url})`];
     }
     const command = msg.msgtype === 'm.emote' ? 'ACTION' : msg.msgtype === 'm.notice' ? 'NOTICE' : 'PRIVMSG';
-    const prefix = `${conn.nick}!${conn.client.user?.username ?? 'user'}@${'x'.repeat(HOST_ESTIMATE)}`;
+    const prefix = `${conn.nick}!${conn.username}@${'x'.repeat(HOST_ESTIMATE)}`;
     const max = maxPayloadBytes(prefix, command === 'ACTION' ? 'PRIVMSG' : command, target) - (command === 'ACTION' ? 9 : 0);
     const sends: Promise<string | undefined>[] = [];
     send.forEach((line, i) => {

@@ -3,10 +3,11 @@
  * what happens there) and the pool of Matrix users' own connections (one per user, opened lazily,
  * least-recently-active evicted past maxClients, optionally closed when idle).
  */
-import type { NetworkContext, RemoteSender } from '@trestle/core';
+import type { Logger, NetworkContext, RemoteSender } from '@trestle/core';
 import { ircToMatrix } from './convert/index.js';
 import type { IrcServerConfig } from './config.js';
 import { IrcConnection, ReconnectLimiter } from './connection.js';
+import { LeanConnection } from './lean.js';
 import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './ids.js';
 import { fillTemplate, sanitiseNick, sanitiseUsername } from './nicks.js';
 import type { IrcStore } from './store.js';
@@ -21,7 +22,7 @@ let localIdSeq = 0;
 
 export class IrcServer {
   readonly listener: IrcConnection;
-  readonly clients = new Map<string, IrcConnection>();
+  readonly clients = new Map<string, LeanConnection>();
   private readonly limiter: ReconnectLimiter;
   /** Channels each IRC nick is in, as the listener sees it (for QUIT and NICK, which name no channel). */
   private readonly nickChannels = new Map<string, Set<string>>();
@@ -39,11 +40,10 @@ export class IrcServer {
 
   get displayName(): string { return this.cfg.name ?? this.key; }
 
-  private newConnection(nick: string, username: string, realname: string, log = this.ctx.log.child({ server: this.key }), sasl?: { account: string; password: string }): IrcConnection {
+  private newConnection(nick: string, username: string, realname: string, log: Logger): IrcConnection {
     return new IrcConnection({
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname,
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
-      ...(sasl ? { sasl } : {}),
       reconnect: this.cfg.reconnect, limiter: this.limiter, log, version: 'Trestle IRC bridge',
     });
   }
@@ -89,7 +89,7 @@ export class IrcServer {
   // ------------------------------------------------------------------ Matrix users' connections
 
   /** The connection of a Matrix user, created (not yet connected) if needed. */
-  clientFor(userId: string, displayName: string): IrcConnection {
+  clientFor(userId: string, displayName: string): LeanConnection {
     let c = this.clients.get(userId);
     if (c && c.state !== 'closed') return c;
     this.evictIfFull();
@@ -100,7 +100,11 @@ export class IrcServer {
     const username = saved.username ?? sanitiseUsername(fillTemplate(this.cfg.usernameTemplate, vars));
     const log = this.ctx.log.child({ server: this.key, user: userId });
     const sasl = saved.password ? { account: saved.nick ?? nick, password: saved.password } : undefined;
-    c = this.newConnection(nick, username, fillTemplate(this.cfg.realnameTemplate, vars), log, sasl);
+    c = new LeanConnection({
+      host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname: fillTemplate(this.cfg.realnameTemplate, vars),
+      ...(this.cfg.password ? { password: this.cfg.password } : {}), ...(sasl ? { sasl } : {}),
+      reconnect: this.cfg.reconnect, limiter: this.limiter, log,
+    });
     this.wireClient(userId, c);
     this.clients.set(userId, c);
     return c;
@@ -128,17 +132,15 @@ export class IrcServer {
   }
 
   /** Private messages and CTCP to a Matrix user's connection. */
-  private wireClient(userId: string, c: IrcConnection): void {
+  private wireClient(userId: string, c: LeanConnection): void {
     c.on('registered', (nick: string) => this.store.setNick(userId, this.key, nick));
     c.on('own nick', (nick: string) => this.store.setNick(userId, this.key, nick));
     const onPm = (type: 'm.text' | 'm.notice' | 'm.emote') => (e: IrcMessageEvent): void => {
       if (isChannel(e.target) || ircLower(e.nick) === ircLower(c.nick) || !e.nick || e.nick.includes('.')) return;
       void this.privateMessage(userId, e, type).catch((err: Error) => this.ctx.log.warn('could not bridge a private message', { server: this.key, err }));
     };
-    for (const [event, type] of [['privmsg', 'm.text'], ['notice', 'm.notice'], ['action', 'm.emote']] as const) {
-      const handler = onPm(type);
-      c.client.on(event, (e: IrcMessageEvent) => { if (!this.stopped) handler(e); });
-    }
+    const handlers = { privmsg: onPm('m.text'), notice: onPm('m.notice'), action: onPm('m.emote') };
+    c.on('pm', (e: IrcMessageEvent & { type: keyof typeof handlers }) => { if (!this.stopped) handlers[e.type](e); });
     c.on('kicked', (e: { channel: string; nick: string; reason?: string }) => {
       void this.ctx.notifyUser(userId, `You were kicked from ${e.channel} on ${this.displayName} by ${e.nick}${e.reason ? `: ${e.reason}` : ''}.`).catch(() => undefined);
     });

@@ -1,0 +1,366 @@
+/**
+ * A lean IRC connection for Matrix users' own connections (the listener keeps irc-framework).
+ *
+ * A bridge with 1,000 Matrix users in one channel receives every channel line 1,000 times, once
+ * per connection. A full client library parses each copy, tracks every channel member and emits
+ * events nobody listens to; this one drops other people's channel traffic after a cheap prefix
+ * check and keeps only what a user connection needs: registration (CAP, SASL PLAIN, nick
+ * collisions), its own nick and channels, private messages, the echoes that carry its msgids,
+ * and standard replies. Same send queue, reconnect and labeled-echo contract as {@link IrcConnection}.
+ */
+import { EventEmitter } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { DeliveryError, type Logger } from '@trestle/core';
+import type { ReconnectLimiter } from './connection.js';
+import { ircLower } from './ids.js';
+import { nextNick } from './nicks.js';
+
+export interface LeanOptions {
+  host: string; port: number; tls: boolean; password?: string;
+  nick: string; username: string; realname: string;
+  sasl?: { account: string; password: string };
+  reconnect: { initialDelayMs: number; maxDelayMs: number };
+  limiter: ReconnectLimiter;
+  log: Logger;
+}
+
+export interface IrcLine { tags: Record<string, string>; nick: string; command: string; params: string[] }
+
+type LineKind = 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'RAW';
+interface Pending { command: LineKind; target: string; text: string; tags: Record<string, string>; resolve: (id: string | undefined) => void; reject: (e: Error) => void }
+
+const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction'];
+const JOIN_ERRORS: Record<string, string> = {
+  '471': 'the channel is full', '473': 'the channel is invite-only', '474': 'you are banned from the channel',
+  '475': 'the channel needs a key', '405': 'you joined too many channels',
+};
+/** Channel chatter from others: `[@tags ]:prefix PRIVMSG|NOTICE|TAGMSG #chan`; dropped unless it carries our label. */
+const CHANNEL_CHATTER = /^(?:@\S+ )?:\S+ (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/;
+
+function unescapeTag(v: string): string {
+  return v.replace(/\\(.)/g, (_, c: string) => ({ ':': ';', s: ' ', r: '\r', n: '\n', '\\': '\\' } as Record<string, string>)[c] ?? c);
+}
+function escapeTag(v: string): string {
+  return v.replace(/[\\; \r\n]/g, (c) => ({ '\\': '\\\\', ';': '\\:', ' ': '\\s', '\r': '\\r', '\n': '\\n' } as Record<string, string>)[c]!);
+}
+
+/** Parse one IRC line (RFC 1459 with IRCv3 tags). */
+export function parseLine(line: string): IrcLine | undefined {
+  let rest = line;
+  const tags: Record<string, string> = {};
+  if (rest.startsWith('@')) {
+    const sp = rest.indexOf(' ');
+    for (const kv of rest.slice(1, sp).split(';')) {
+      const eq = kv.indexOf('=');
+      if (eq < 0) tags[kv] = ''; else tags[kv.slice(0, eq)] = unescapeTag(kv.slice(eq + 1));
+    }
+    rest = rest.slice(sp + 1).trimStart();
+  }
+  let nick = '';
+  if (rest.startsWith(':')) {
+    const sp = rest.indexOf(' ');
+    const prefix = rest.slice(1, sp);
+    nick = prefix.split('!')[0] ?? prefix;
+    rest = rest.slice(sp + 1).trimStart();
+  }
+  const trailingAt = rest.indexOf(' :');
+  const head = trailingAt >= 0 ? rest.slice(0, trailingAt) : rest;
+  const params = head.split(' ').filter(Boolean);
+  const command = params.shift()?.toUpperCase();
+  if (!command) return undefined;
+  if (trailingAt >= 0) params.push(rest.slice(trailingAt + 2));
+  else if (rest.startsWith(':')) params.push(rest.slice(1));
+  return { tags, nick, command, params };
+}
+
+export class LeanConnection extends EventEmitter {
+  state: 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed' = 'idle';
+  nick: string;
+  readonly channels = new Map<string, string | undefined>();
+  lastActive = Date.now();
+  readonly caps = new Set<string>();
+  nickLen = 30;
+  private socket?: Socket;
+  private buffer = '';
+  private readonly joined = new Set<string>();
+  private queue: Pending[] = [];
+  private readonly awaiting = new Map<string, (id: string | undefined, refusal?: string) => void>();
+  private labelSeq = 0;
+  private attempts = 0;
+  private nickAttempt = 0;
+  private offered: string[] = [];
+  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private timer?: NodeJS.Timeout;
+  private intentionalQuit = false;
+
+  constructor(private readonly opts: LeanOptions) {
+    super();
+    this.nick = opts.nick;
+  }
+
+  get username(): string { return this.opts.username; }
+  isIn(channel: string): boolean { return this.joined.has(ircLower(channel)); }
+
+  connect(): Promise<void> {
+    if (this.state === 'connected') return Promise.resolve();
+    const p = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+    if (this.state === 'idle' || this.state === 'closed') { this.intentionalQuit = false; this.open(); }
+    return p;
+  }
+
+  private open(): void {
+    this.state = 'connecting';
+    this.caps.clear();
+    this.offered = [];
+    this.nickAttempt = 0;
+    this.buffer = '';
+    const o = this.opts;
+    const sock = o.tls ? tlsConnect({ host: o.host, port: o.port, servername: o.host }) : netConnect({ host: o.host, port: o.port });
+    this.socket = sock;
+    sock.setEncoding('utf8');
+    sock.setKeepAlive(true, 60_000);
+    sock.once(o.tls ? 'secureConnect' : 'connect', () => {
+      this.write('CAP LS 302');
+      if (o.password) this.write(`PASS :${o.password}`);
+      this.write(`NICK ${o.nick}`);
+      this.write(`USER ${o.username} 0 * :${o.realname}`);
+    });
+    sock.on('data', (chunk: string) => this.onData(chunk));
+    sock.on('error', (err) => this.opts.log.debug('IRC socket error', { err }));
+    sock.on('close', () => { if (this.socket === sock) this.onClosed(); });
+  }
+
+  /** The last guard against command injection: no line leaves with CR, LF or NUL inside it. */
+  private write(line: string): void { this.socket?.write(line.replace(/[\r\n\0]/g, '') + '\r\n'); }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) >= 0) {
+      const raw = this.buffer.slice(0, nl).replace(/\r$/, '');
+      this.buffer = this.buffer.slice(nl + 1);
+      if (!raw) continue;
+      // the hot path: someone else's message in a channel is nothing to this connection
+      if (CHANNEL_CHATTER.test(raw) && !raw.includes('label=')) continue;
+      const line = parseLine(raw);
+      if (line) this.onLine(line);
+    }
+  }
+
+  private onLine(l: IrcLine): void {
+    const p = l.params;
+    const mine = l.nick !== '' && ircLower(l.nick) === ircLower(this.nick);
+    switch (l.command) {
+      case 'PING': this.write(`PONG :${p[p.length - 1] ?? ''}`); return;
+      case 'CAP': return this.onCap(p);
+      case 'AUTHENTICATE': return this.onAuthenticate(p[0] ?? '');
+      case '903': case '904': case '905': case '906': case '907':
+        if (l.command !== '903') this.opts.log.warn('SASL login failed; continuing without it', { reply: p.join(' ') });
+        this.write('CAP END');
+        return;
+      case '001':
+        this.nick = p[0] ?? this.nick;
+        this.state = 'connected';
+        this.attempts = 0;
+        this.opts.log.info('IRC connection registered', { nick: this.nick });
+        for (const [ch, key] of this.channels) this.write(`JOIN ${ch}${key ? ` ${key}` : ''}`);
+        for (const w of this.readyWaiters.splice(0)) w.resolve();
+        this.emit('registered', this.nick);
+        this.pump();
+        return;
+      case '005': {
+        const nl = p.find((x) => x.startsWith('NICKLEN='));
+        if (nl) this.nickLen = Number(nl.slice(8)) || this.nickLen;
+        return;
+      }
+      case '433': case '432':
+        if (this.state !== 'connected') {
+          this.nickAttempt++;
+          this.write(`NICK ${l.command === '432' ? `M${Date.now().toString(36)}` : nextNick(this.opts.nick, this.nickAttempt, this.nickLen)}`);
+        } else this.emit('nick error', `${p[1] ?? ''}: ${p[p.length - 1] ?? ''}`);
+        return;
+      case 'NICK':
+        if (mine) { this.nick = p[0] ?? this.nick; this.emit('own nick', this.nick); }
+        return;
+      case 'JOIN':
+        if (mine && p[0]) { this.joined.add(ircLower(p[0])); this.emit('joined', ircLower(p[0])); }
+        return;
+      case 'PART':
+        if (mine && p[0]) this.joined.delete(ircLower(p[0]));
+        return;
+      case 'KICK':
+        if (p[1] && ircLower(p[1]) === ircLower(this.nick) && p[0]) {
+          this.joined.delete(ircLower(p[0]));
+          this.channels.delete(ircLower(p[0]));
+          this.emit('kicked', { channel: p[0], nick: l.nick, reason: p[2] });
+        }
+        return;
+      case 'PRIVMSG': case 'NOTICE': case 'TAGMSG': case 'REDACT': case 'ACK':
+        if (l.tags['label']) this.settle(l.tags['label'], l.tags['msgid']);
+        if ((l.command === 'PRIVMSG' || l.command === 'NOTICE') && !mine && p[0] && ircLower(p[0]) === ircLower(this.nick)) this.onPrivate(l);
+        return;
+      case 'FAIL':
+        this.opts.log.warn('the IRC server refused a command', { reply: p.join(' ') });
+        if (l.tags['label']) this.settle(l.tags['label'], undefined, p[p.length - 1] ?? 'refused');
+        return;
+      case 'ERROR':
+        this.opts.log.warn('the IRC server closed the connection', { reason: p[0] });
+        return;
+      default:
+        if (JOIN_ERRORS[l.command] && p[1]) this.emit('join error', ircLower(p[1]), JOIN_ERRORS[l.command]);
+    }
+  }
+
+  private onCap(p: string[]): void {
+    const sub = p[1];
+    if (sub === 'LS') {
+      const more = p[2] === '*';
+      this.offered.push(...(p[more ? 3 : 2] ?? '').split(' ').map((c) => c.split('=')[0]!).filter(Boolean));
+      if (more) return;
+      const want = WANTED_CAPS.filter((c) => this.offered.includes(c));
+      if (this.opts.sasl && this.offered.includes('sasl')) want.push('sasl');
+      if (want.length) this.write(`CAP REQ :${want.join(' ')}`); else this.write('CAP END');
+    } else if (sub === 'ACK') {
+      for (const c of (p[2] ?? '').split(' ').filter(Boolean)) this.caps.add(c);
+      if (this.caps.has('sasl') && this.opts.sasl) this.write('AUTHENTICATE PLAIN'); else this.write('CAP END');
+    } else if (sub === 'NAK') {
+      this.write('CAP END');
+    }
+  }
+
+  private onAuthenticate(arg: string): void {
+    if (arg !== '+' || !this.opts.sasl) return;
+    const { account, password } = this.opts.sasl;
+    const payload = Buffer.from(`${account}\0${account}\0${password}`).toString('base64');
+    for (let i = 0; i < payload.length; i += 400) this.write(`AUTHENTICATE ${payload.slice(i, i + 400)}`);
+    if (payload.length % 400 === 0) this.write('AUTHENTICATE +');
+  }
+
+  private onPrivate(l: IrcLine): void {
+    let text = l.params[1] ?? '';
+    let type: 'privmsg' | 'notice' | 'action' = l.command === 'NOTICE' ? 'notice' : 'privmsg';
+    if (text.startsWith('\x01')) {
+      const ctcp = text.replace(/^\x01|\x01$/g, '');
+      const [verb] = ctcp.split(' ', 1);
+      if (verb === 'ACTION') { type = 'action'; text = ctcp.slice(7); }
+      else {
+        if (verb === 'VERSION' && l.command === 'PRIVMSG') this.write(`NOTICE ${l.nick} :\x01VERSION Trestle IRC bridge\x01`);
+        return;
+      }
+    }
+    this.emit('pm', { type, nick: l.nick, target: l.params[0], message: text, tags: l.tags });
+  }
+
+  private settle(label: string, msgid: string | undefined, refusal?: string): void {
+    const done = this.awaiting.get(label);
+    if (done) { this.awaiting.delete(label); done(msgid, refusal); }
+  }
+
+  private onClosed(): void {
+    this.joined.clear();
+    for (const done of this.awaiting.values()) done(undefined);
+    this.awaiting.clear();
+    if (this.intentionalQuit || this.state === 'closed') {
+      this.state = 'closed';
+      for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
+      return;
+    }
+    this.state = 'reconnecting';
+    this.attempts++;
+    const base = Math.min(this.opts.reconnect.maxDelayMs, this.opts.reconnect.initialDelayMs * 2 ** Math.min(this.attempts - 1, 16));
+    const delay = Math.round(base * (0.5 + Math.random()));
+    this.opts.log.warn('IRC connection lost; reconnecting', { attempt: this.attempts, delayMs: delay, queued: this.queue.length });
+    this.emit('disconnected');
+    this.timer = setTimeout(() => {
+      void this.opts.limiter.run(async () => {
+        if (this.intentionalQuit) return;
+        const settled = new Promise<void>((resolve) => {
+          const done = (): void => { this.off('registered', done); this.off('disconnected', done); resolve(); };
+          this.once('registered', done);
+          this.once('disconnected', done);
+        });
+        this.open();
+        await settled;
+      });
+    }, delay);
+  }
+
+  async join(channel: string, key?: string): Promise<void> {
+    const lc = ircLower(channel);
+    this.channels.set(lc, key);
+    await this.connect();
+    if (this.joined.has(lc)) return;
+    await new Promise<void>((resolve, reject) => {
+      const onJoin = (ch: string): void => { if (ch === lc) { cleanup(); resolve(); } };
+      const onErr = (ch: string, why: string): void => {
+        if (ch === lc) { cleanup(); this.channels.delete(lc); reject(new DeliveryError(`cannot join ${channel}: ${why}`, true)); }
+      };
+      const t = setTimeout(() => { cleanup(); reject(new DeliveryError(`joining ${channel} timed out`)); }, 15_000);
+      const cleanup = (): void => { clearTimeout(t); this.off('joined', onJoin); this.off('join error', onErr); };
+      this.on('joined', onJoin);
+      this.on('join error', onErr);
+      this.write(`JOIN ${channel}${key ? ` ${key}` : ''}`);
+    });
+  }
+
+  part(channel: string, reason?: string): void {
+    const lc = ircLower(channel);
+    this.channels.delete(lc);
+    this.joined.delete(lc);
+    if (this.state === 'connected') this.write(`PART ${channel}${reason ? ` :${reason}` : ''}`);
+  }
+
+  send(command: LineKind, target: string, text: string, tags: Record<string, string> = {}): Promise<string | undefined> {
+    this.lastActive = Date.now();
+    return new Promise((resolve, reject) => {
+      this.queue.push({ command, target, text, tags, resolve, reject });
+      if (this.state === 'idle' || this.state === 'closed') this.connect().catch(reject);
+      this.pump();
+    });
+  }
+
+  /** Write queued lines in order; each line's promise settles with its echo (msgid) or refusal. */
+  private pump(): void {
+    while (this.queue.length && this.state === 'connected') {
+      const line = this.queue.shift()!;
+      const tags = { ...line.tags };
+      const labeled = this.caps.has('labeled-response') && (line.command === 'REDACT' || (this.caps.has('echo-message') && line.command !== 'RAW'));
+      let label: string | undefined;
+      if (labeled) { label = `t${++this.labelSeq}`; tags['label'] = label; }
+      const tagText = this.caps.has('message-tags') || label
+        ? Object.entries(tags).filter(([k]) => this.caps.has('message-tags') || k === 'label').map(([k, v]) => (v === '' ? k : `${k}=${escapeTag(v)}`)).join(';')
+        : '';
+      const prefix = tagText ? `@${tagText} ` : '';
+      if (label) {
+        const t = setTimeout(() => this.settle(label!, undefined), 10_000);
+        this.awaiting.set(label, (id, refusal) => {
+          clearTimeout(t);
+          if (refusal) line.reject(new DeliveryError(`the IRC server refused it: ${refusal}`, true)); else line.resolve(id);
+        });
+      }
+      switch (line.command) {
+        case 'PRIVMSG': case 'NOTICE': this.write(`${prefix}${line.command} ${line.target} :${line.text}`); break;
+        case 'ACTION': this.write(`${prefix}PRIVMSG ${line.target} :\x01ACTION ${line.text}\x01`); break;
+        case 'TAGMSG': this.write(`${prefix}TAGMSG ${line.target}`); break;
+        case 'REDACT': {
+          const sp = line.text.indexOf(' ');
+          this.write(`${prefix}REDACT ${line.target} ${sp < 0 ? line.text : `${line.text.slice(0, sp)} :${line.text.slice(sp + 1)}`}`);
+          break;
+        }
+        case 'RAW': this.write(line.text); break;
+      }
+      if (!label) line.resolve(undefined);
+    }
+  }
+
+  quit(message = 'Bye'): void {
+    this.intentionalQuit = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const l of this.queue.splice(0)) l.reject(new DeliveryError('the IRC connection was closed'));
+    if (this.state === 'connected') this.write(`QUIT :${message}`);
+    this.state = 'closed';
+    this.socket?.end();
+    for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
+  }
+}

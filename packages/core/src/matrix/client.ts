@@ -86,13 +86,34 @@ export class MatrixClientLayer {
 
   /** Raw client-server request as `userId` (the bot if omitted). */
   async request<T = Record<string, unknown>>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown, userId?: string, qs?: Record<string, string>): Promise<T> {
-    const client = (userId ? this.intent(userId) : this.bot()).matrixClient;
+    // Plain fetch (keep-alive) with the appservice token and ?user_id= masquerading: the hot path
+    // of every bridged message, so it skips the SDK client's per-request overhead.
+    const params = new URLSearchParams(qs);
+    if (userId && userId !== this.botUserId) params.set('user_id', userId);
+    const query = params.size ? `?${params.toString()}` : '';
+    let res: Response;
     try {
-      return (await client.doRequest(method, path, qs ?? null, body)) as T;
+      res = await fetch(`${this.baseUrl}${path}${query}`, {
+        method,
+        headers: { authorization: `Bearer ${this.opts.registration.as_token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(60_000),
+      });
     } catch (err) {
-      throw toMatrixError(err);
+      throw new MatrixError(`cannot reach the homeserver: ${(err as Error).message}`, undefined, undefined, { cause: err });
     }
+    const text = await res.text();
+    let json: Record<string, unknown> = {};
+    try { json = text ? (JSON.parse(text) as Record<string, unknown>) : {}; } catch { /* not JSON: keep the status */ }
+    if (!res.ok) {
+      const errcode = typeof json['errcode'] === 'string' ? json['errcode'] : undefined;
+      const msg = typeof json['error'] === 'string' ? json['error'] : `HTTP ${res.status}`;
+      throw new MatrixError(errcode ? `${errcode}: ${msg}` : msg, errcode, res.status);
+    }
+    return json as T;
   }
+
+  private get baseUrl(): string { return this.opts.homeserverUrl.replace(/\/+$/, ''); }
 
   /** Send an event with a caller-chosen transaction id; returns the event id. */
   async sendWithTxn(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string): Promise<string> {

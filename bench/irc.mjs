@@ -1,0 +1,190 @@
+// The IRC bridge benchmark. Drives load the way a homeserver does (appservice transactions of 50
+// events), reads arrival with a plain IRC client on ergo, and reads the bridge's CPU and memory from
+// /proc. Prints JSON figures on stdout and progress on stderr. Not a test: nothing here fails on speed.
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import YAML from 'yaml';
+
+const [dir, synPort, ircPort, asPort] = process.argv.slice(2);
+const USERS = Number(process.env.BENCH_USERS ?? 1000);
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
+const require = createRequire(new URL('../packages/irc/package.json', import.meta.url));
+const IRC = require('irc-framework');
+const Database = createRequire(new URL('../packages/core/package.json', import.meta.url))('better-sqlite3');
+const hs = `http://127.0.0.1:${synPort}`;
+const as = `http://127.0.0.1:${asPort}`;
+const reg = YAML.parse(readFileSync(`${dir}/registration.yaml`, 'utf8'));
+const progress = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const results = {};
+
+async function until(fn, what, ms = 120_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+// ---------------------------------------------------------------- the bridge process
+let bridge;
+function startBridge() {
+  bridge = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${dir}/prof`] : []), 'packages/core/dist/cli/main.js', 'start', '--config', `${dir}/bridge.yaml`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return bridge;
+}
+async function healthy() { try { return (await fetch(`${as}/health`)).ok; } catch { return false; } }
+function cpuMs(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, clock ticks of 10 ms
+}
+function rssKb(pid) { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]); }
+
+// ---------------------------------------------------------------- Matrix and IRC sides
+async function matrix(method, path, token, body) {
+  const res = await fetch(hs + path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+async function registerUser(name) {
+  const { nonce } = await (await fetch(`${hs}/_synapse/admin/v1/register`)).json();
+  const password = randomBytes(8).toString('hex');
+  const mac = createHmac('sha1', 'test-shared-secret').update(`${nonce}\0${name}\0${password}\0notadmin`).digest('hex');
+  const res = await fetch(`${hs}/_synapse/admin/v1/register`, { method: 'POST', body: JSON.stringify({ nonce, username: name, password, mac, admin: false }) });
+  return (await res.json()).access_token;
+}
+let txnSeq = 0, eventSeq = 0;
+async function pushTransaction(events) {
+  const res = await fetch(`${as}/_matrix/app/v1/transactions/bench-${Date.now()}-${txnSeq++}`, {
+    method: 'PUT', headers: { authorization: `Bearer ${reg.hs_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ events }),
+  });
+  if (!res.ok) throw new Error(`transaction refused: ${res.status}`);
+}
+const event = (roomId, sender, body) => ({
+  type: 'm.room.message', room_id: roomId, sender, event_id: `$bench${eventSeq++}`, origin_server_ts: Date.now(), content: { msgtype: 'm.text', body },
+});
+
+function ircReader(nick, channel) {
+  const c = new IRC.Client({ auto_reconnect: false });
+  const seen = [];
+  c.on('privmsg', (e) => { if (e.target === channel) seen.push({ nick: e.nick, message: e.message, at: performance.now() + performance.timeOrigin }); });
+  return new Promise((resolve) => {
+    c.once('registered', () => { c.join(channel); c.once('join', () => resolve({ client: c, seen })); });
+    c.connect({ host: '127.0.0.1', port: Number(ircPort), nick });
+  });
+}
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
+
+// ---------------------------------------------------------------- run
+progress('starting the bridge');
+let t0 = Date.now();
+startBridge();
+await until(healthy, 'the bridge to start', 60_000);
+results.startupEmptyStoreMs = Date.now() - t0;
+
+const ownerToken = await registerUser('benchowner');
+const botId = `@${reg.sender_localpart}:localhost`;
+const { room_id: roomId } = await matrix('POST', '/_matrix/client/v3/createRoom', ownerToken, { preset: 'public_chat', invite: [botId] });
+await until(async () => (await matrix('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`, ownerToken)).joined[botId], 'the bot to join');
+await matrix('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/link1`, ownerToken, { msgtype: 'm.text', body: '!trestle link irc bench/#bench' });
+const reader = await ircReader('reader', '#bench');
+await until(async () => (await matrix('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=5`, ownerToken)).chunk.some((e) => String(e.content?.body).startsWith('Linked')), 'the link');
+
+// 1. connect USERS virtual users (one message each), measuring time and memory per user
+const pid = bridge.pid;
+global.gc?.();
+const rssBefore = rssKb(pid);
+progress(`connecting ${USERS} Matrix users to IRC (one message each)`);
+t0 = Date.now();
+for (let i = 0; i < USERS; i += 50) {
+  await pushTransaction(Array.from({ length: Math.min(50, USERS - i) }, (_, k) => event(roomId, `@u${i + k}:localhost`, `hello ${i + k}`)));
+}
+await until(() => reader.seen.filter((m) => m.message.startsWith('hello ')).length >= USERS, 'all users to say hello', 600_000);
+results.connectUsers = { users: USERS, seconds: (Date.now() - t0) / 1000 };
+await sleep(2000);
+results.memoryPerConnectedUserKB = Math.round((rssKb(pid) - rssBefore) / USERS);
+results.bridgeRssMB = Math.round(rssKb(pid) / 1024);
+
+// 2. throughput: MESSAGES from 100 senders, transactions of 50
+progress(`Matrix → IRC throughput: ${MESSAGES} messages from 100 senders`);
+const before = reader.seen.length;
+let cpu0 = cpuMs(pid);
+t0 = performance.now();
+for (let i = 0; i < MESSAGES; i += 50) {
+  await pushTransaction(Array.from({ length: Math.min(50, MESSAGES - i) }, (_, k) => event(roomId, `@u${(i + k) % 100}:localhost`, `t ${i + k}`)));
+}
+await until(() => reader.seen.length - before >= MESSAGES, 'all throughput messages', 600_000);
+const secs = (performance.now() - t0) / 1000;
+const tput = reader.seen.slice(before).map((m) => Number(m.message.split(' ')[1]));
+results.matrixToIrc = {
+  messages: MESSAGES, seconds: +secs.toFixed(2), msgPerSec: Math.round(MESSAGES / secs),
+  cpuMsPerMessage: +((cpuMs(pid) - cpu0) / MESSAGES).toFixed(3),
+  outOfOrder: tput.filter((n, i) => i > 0 && n < tput[i - 1]).length,
+};
+
+// 3. latency at a paced 500 msg/s for 5 s (transactions of 5 every 10 ms)
+progress('Matrix → IRC latency at a paced 500 msg/s');
+const lat0 = reader.seen.length;
+const sent = new Map();
+const paceStart = performance.now();
+for (let tick = 0; tick < 500; tick++) {
+  const due = paceStart + tick * 10;
+  const wait = due - performance.now();
+  if (wait > 0) await sleep(wait);
+  const evs = Array.from({ length: 5 }, (_, k) => event(roomId, `@u${(tick * 5 + k) % 100}:localhost`, `l ${tick * 5 + k}`));
+  const at = performance.now() + performance.timeOrigin;
+  for (const e of evs) sent.set(e.content.body, at);
+  void pushTransaction(evs);
+}
+await until(() => reader.seen.length - lat0 >= 2500, 'all latency messages', 300_000);
+const lats = reader.seen.slice(lat0).map((m) => m.at - sent.get(m.message)).filter((x) => Number.isFinite(x));
+results.matrixToIrcLatencyMs = { rate: 500, p50: +pct(lats, 50).toFixed(1), p99: +pct(lats, 99).toFixed(1), max: +Math.max(...lats).toFixed(1) };
+
+// 4. IRC → Matrix: 10 IRC clients, 500 messages; CPU of the bridge and order on Matrix
+progress('IRC → Matrix: 500 messages from 10 IRC users (Synapse takes ~30-50 msg/s, so this takes a while)');
+const talkers = [];
+for (let i = 0; i < 10; i++) talkers.push(await ircReader(`talker${i}`, '#bench'));
+await sleep(1000);
+cpu0 = cpuMs(pid);
+for (let i = 0; i < 500; i++) talkers[i % 10].client.say('#bench', `i2m ${i}`);
+// the order ergo gave the channel (10 connections have no order among themselves), as a plain client saw it
+const channelOrder = () => reader.seen.filter((m) => m.message.startsWith('i2m ')).map((m) => m.message);
+const timeline = await until(async () => {
+  const r = await matrix('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=1000`, ownerToken);
+  const bodies = r.chunk.reverse().map((e) => String(e.content?.body ?? '')).filter((b) => b.startsWith('i2m '));
+  return bodies.length >= 500 ? bodies : undefined;
+}, 'the IRC messages on Matrix', 600_000);
+await until(() => channelOrder().length >= 500, 'the reader to see all IRC messages');
+const seenOrder = channelOrder();
+const posOnIrc = new Map(seenOrder.map((b, i) => [b, i]));
+const positions = timeline.map((b) => posOnIrc.get(b));
+results.ircToMatrix = {
+  messages: 500, bridgeCpuSecondsPer1000: +(((cpuMs(pid) - cpu0) / 500)).toFixed(3),
+  // a message placed before one that came earlier in the channel
+  outOfOrderVsChannel: positions.filter((p, i) => i > 0 && p < positions[i - 1]).length,
+};
+for (const t of talkers) t.client.quit();
+reader.client.quit();
+
+// 5. start-up with 10,000 users in the store
+progress('start-up with 10,000 users in the store');
+bridge.kill('SIGTERM');
+await new Promise((r) => bridge.once('exit', r));
+const db = new Database(`${dir}/bridge.db`);
+const insG = db.prepare('INSERT OR IGNORE INTO ghosts (user_id, network, remote_user, display_name, registered, updated_at) VALUES (?, ?, ?, ?, 1, ?)');
+const insU = db.prepare('INSERT OR IGNORE INTO irc_users (user_id, server, nick) VALUES (?, ?, ?)');
+db.transaction(() => { for (let i = 0; i < 10_000; i++) { insG.run(`@irc_bench_g${i}:localhost`, 'irc', `bench/g${i}`, `g${i}`, Date.now()); insU.run(`@m${i}:localhost`, 'bench', `m${i}`); } })();
+db.close();
+t0 = Date.now();
+startBridge();
+await until(healthy, 'the bridge to restart', 60_000);
+results.startupWith10kUsersMs = Date.now() - t0;
+bridge.kill('SIGTERM');
+await new Promise((r) => bridge.once('exit', r));
+
+console.log(JSON.stringify(results, null, 2));
+process.exit(0);

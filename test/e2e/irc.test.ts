@@ -239,6 +239,31 @@ describe('IRC bridge: users and rooms', () => {
   });
 });
 
+describe('IRC bridge: SASL', () => {
+  it('stores a password encrypted and logs in with SASL PLAIN after a reconnect', async () => {
+    await ircUser('ircwho', ['#sasl']);
+    const roomId = await plumbed('#sasl');
+    await alice.sendText(roomId, 'connect me');
+    const dm = await alice.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [botId] });
+    await alice.waitForEvent(dm, (e) => e.sender === botId && body(e).includes('admin room'));
+    const ask = async (cmd: string, expect: (b: string) => boolean): Promise<string> => {
+      const since = Date.now();
+      await alice.sendText(dm, cmd);
+      return body(await alice.waitForEvent(dm, (e) => e.sender === botId && e.origin_server_ts >= since && expect(body(e))));
+    };
+    // register the nick as an account on ergo, through the user's own connection
+    await ask('cmd test PRIVMSG NickServ :REGISTER s3cret-pw', (b) => b.startsWith('Sent:'));
+    await sleep(1000);
+    expect(await ask('storepass test s3cret-pw', (b) => b.startsWith('Password stored'))).toContain('encrypted');
+    const row = bridge.database.prepare('SELECT password_enc FROM irc_users WHERE user_id = ?').get(alice.userId) as { password_enc: string };
+    expect(row.password_enc).toMatch(/^v1:/);
+    expect(row.password_enc).not.toContain('s3cret-pw');
+    await ask('reconnect test', (b) => b.startsWith('Reconnected'));
+    const who = await ask('whois test Alice[m]', (b) => b.includes('Alice[m] is'));
+    expect(who).toContain('logged in as Alice[m]');
+  });
+});
+
 describe('IRC bridge: IRCv3 and modes', () => {
   it('maps IRCv3 replies, reactions and redactions both ways through msgids', async () => {
     const oscar = await ircUser('ircoscar', ['#v3'], ['echo-message']); // echo: oscar learns his own msgids

@@ -205,7 +205,8 @@ export class LeanConnection extends EventEmitter {
         if (l.tags['label']) this.settle(l.tags['label'], undefined, p[p.length - 1] ?? 'refused');
         return;
       case 'ERROR':
-        this.opts.log.warn('the IRC server closed the connection', { reason: p[0] });
+        if (this.intentionalQuit) this.opts.log.debug('IRC connection closed', { reason: p[0] });
+        else this.opts.log.warn('the IRC server closed the connection', { reason: p[0] });
         return;
       default:
         if (JOIN_ERRORS[l.command] && p[1]) this.emit('join error', ircLower(p[1]), JOIN_ERRORS[l.command]);

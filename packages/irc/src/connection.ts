@@ -1,9 +1,9 @@
 /**
- * One IRC connection (irc-framework underneath): registration with nick collision handling,
- * channel joins that report why they failed, an ordered send queue that holds lines while the
- * connection is down and delivers them in order once it is back, reconnection with exponential
- * backoff and jitter through a shared limiter, and IRCv3 echo-message/labeled-response so each
- * sent message learns its server msgid.
+ * The bridge's listening IRC connection (irc-framework underneath, for its rich channel events):
+ * registration with nick collision handling, channel joins that report why they failed, and
+ * reconnection with exponential backoff and jitter through a shared limiter. It only reads, plus
+ * the odd raw command (NAMES, KICK when the Matrix user has no connection); Matrix users' own
+ * connections are the lean ones in lean.ts, which share the reconnect policy defined here.
  */
 import { EventEmitter } from 'node:events';
 import IRC from 'irc-framework';
@@ -27,6 +27,32 @@ export interface ConnectionOptions {
   version?: string;
 }
 
+/**
+ * Schedule a reconnect of `conn` after the backoff for `attempt` (exponential, with jitter), taking a
+ * place in `limiter` for the attempt; the place is released once the connection registers or drops
+ * again. Shared by the listening and the lean connections.
+ */
+export function scheduleReconnect(opts: {
+  conn: EventEmitter; attempt: number; policy: { initialDelayMs: number; maxDelayMs: number };
+  limiter: ReconnectLimiter; open: () => void; cancelled: () => boolean;
+}): { timer: NodeJS.Timeout; delayMs: number } {
+  const base = Math.min(opts.policy.maxDelayMs, opts.policy.initialDelayMs * 2 ** Math.min(opts.attempt - 1, 16));
+  const delayMs = Math.round(base * (0.5 + Math.random()));
+  const timer = setTimeout(() => {
+    void opts.limiter.run(async () => {
+      if (opts.cancelled()) return;
+      const settled = new Promise<void>((resolve) => {
+        const done = (): void => { opts.conn.off('registered', done); opts.conn.off('disconnected', done); resolve(); };
+        opts.conn.once('registered', done);
+        opts.conn.once('disconnected', done);
+      });
+      opts.open();
+      await settled;
+    });
+  }, delayMs);
+  return { timer, delayMs };
+}
+
 /** Caps how many connections reconnect at once, so a server restart does not cause a stampede. */
 export class ReconnectLimiter {
   private active = 0;
@@ -40,16 +66,6 @@ export class ReconnectLimiter {
       this.waiting.shift()?.();
     }
   }
-}
-
-interface PendingLine {
-  /** REDACT is its own kind: it is labeled, so a refusal (FAIL) reaches the caller. */
-  command: 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'RAW';
-  target: string;
-  text: string;
-  tags: Record<string, string>;
-  resolve: (msgid: string | undefined) => void;
-  reject: (err: Error) => void;
 }
 
 const JOIN_ERRORS: Record<string, string> = {
@@ -67,13 +83,8 @@ export class IrcConnection extends EventEmitter {
   state: ConnectionState = 'idle';
   nick: string;
   readonly channels = new Map<string, string | undefined>(); // lower-cased channel → key
-  lastActive = Date.now();
-  private queue: PendingLine[] = [];
-  private pumping = false;
   private attempts = 0;
   private reconnectTimer?: NodeJS.Timeout;
-  private labelSeq = 0;
-  private readonly awaitingEcho = new Map<string, (msgid: string | undefined, refusal?: string) => void>();
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private intentionalQuit = false;
 
@@ -81,16 +92,12 @@ export class IrcConnection extends EventEmitter {
     super();
     this.nick = opts.nick;
     this.client = new IRC.Client(IrcConnection.clientOptions);
-    for (const cap of ['labeled-response', 'draft/message-redaction', 'draft/multiline', 'draft/reply', 'typing']) this.client.requestCap(cap);
+    for (const cap of ['draft/message-redaction', 'typing']) this.client.requestCap(cap);
     this.wire();
   }
 
   /** irc-framework replaces its options on every connect(), so these go to both. */
-  private static readonly clientOptions = { auto_reconnect: false, enable_echomessage: true, enable_chghost: true, message_max_length: 4096 };
-
-  get caps(): Set<string> {
-    return new Set<string>((this.client.network.cap.enabled as string[] | undefined) ?? []);
-  }
+  private static readonly clientOptions = { auto_reconnect: false, enable_chghost: true, message_max_length: 4096 };
 
   private wire(): void {
     const c = this.client;
@@ -104,7 +111,6 @@ export class IrcConnection extends EventEmitter {
       for (const [channel, key] of this.channels) c.join(channel, key);
       for (const w of this.readyWaiters.splice(0)) w.resolve();
       this.emit('registered', e.nick);
-      void this.pump();
     });
     c.on('nick in use', (e: { nick: string }) => {
       if (this.state === 'connected') { this.emit('nick error', `${e.nick} is already in use`); return; }
@@ -133,34 +139,12 @@ export class IrcConnection extends EventEmitter {
     c.on('nick', (e: { nick: string; new_nick: string }) => {
       if (ircLower(e.nick) === ircLower(this.nick)) { this.nick = e.new_nick; this.emit('own nick', e.new_nick); }
     });
-    c.on('privmsg', (e: { nick: string; tags: Record<string, string>; target: string }) => this.onEcho(e));
-    c.on('notice', (e: { nick: string; tags: Record<string, string>; target: string }) => this.onEcho(e));
-    c.on('action', (e: { nick: string; tags: Record<string, string>; target: string }) => this.onEcho(e));
-    c.on('tagmsg', (e: { nick: string; tags: Record<string, string>; target: string }) => this.onEcho(e));
-    c.on('unknown command', (cmd: { command: string; params: string[]; nick?: string; tags?: Record<string, string> }) => {
-      const label = cmd.tags?.['label'];
-      if (cmd.command === 'FAIL') {
-        // IRCv3 standard replies: the server refused something we sent (e.g. REDACT_FORBIDDEN)
-        this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
-        const done = label ? this.awaitingEcho.get(label) : undefined;
-        if (done) { this.awaitingEcho.delete(label!); done(undefined, cmd.params[cmd.params.length - 1] ?? 'refused'); }
-      } else if (cmd.command === 'REDACT' || cmd.command === 'ACK') {
-        const done = label ? this.awaitingEcho.get(label) : undefined;
-        if (done) { this.awaitingEcho.delete(label!); done(undefined); }
-      }
+    c.on('unknown command', (cmd: { command: string; params: string[] }) => {
+      if (cmd.command === 'FAIL') this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
     });
     c.on('close', () => this.onClosed());
     c.on('socket close', () => this.onClosed());
     c.on('irc error', (e: { error: string; channel?: string; reason?: string }) => this.emit('irc error', e));
-  }
-
-  private onEcho(e: { nick: string; tags: Record<string, string> }): void {
-    if (ircLower(e.nick) !== ircLower(this.nick)) return;
-    const label = e.tags?.['label'];
-    if (label) {
-      const done = this.awaitingEcho.get(label);
-      if (done) { this.awaitingEcho.delete(label); done(e.tags['msgid']); }
-    }
   }
 
   /** Connect (once) and resolve when registered. */
@@ -190,8 +174,6 @@ export class IrcConnection extends EventEmitter {
     if (this.state === 'closed' || this.state === 'reconnecting') return;
     const wasConnected = this.state === 'connected';
     this.joined.clear();
-    for (const [, done] of this.awaitingEcho) done(undefined);
-    this.awaitingEcho.clear();
     if (this.intentionalQuit) {
       this.state = 'closed';
       for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
@@ -199,23 +181,13 @@ export class IrcConnection extends EventEmitter {
     }
     this.state = 'reconnecting';
     this.attempts++;
-    const base = Math.min(this.opts.reconnect.maxDelayMs, this.opts.reconnect.initialDelayMs * 2 ** Math.min(this.attempts - 1, 16));
-    const delay = Math.round(base * (0.5 + Math.random()));
-    this.opts.log.warn('IRC connection lost; reconnecting', { wasConnected, attempt: this.attempts, delayMs: delay, queued: this.queue.length });
     this.emit('disconnected');
-    this.reconnectTimer = setTimeout(() => {
-      void this.opts.limiter.run(async () => {
-        if (this.intentionalQuit) return;
-        this.state = 'connecting';
-        const registered = new Promise<void>((resolve) => {
-          const done = (): void => { this.off('registered', done); this.off('disconnected', done); resolve(); };
-          this.once('registered', done);
-          this.once('disconnected', done);
-        });
-        this.open();
-        await registered;
-      });
-    }, delay);
+    const { timer, delayMs } = scheduleReconnect({
+      conn: this, attempt: this.attempts, policy: this.opts.reconnect, limiter: this.opts.limiter,
+      open: () => { this.state = 'connecting'; this.open(); }, cancelled: () => this.intentionalQuit,
+    });
+    this.reconnectTimer = timer;
+    this.opts.log.warn('IRC connection lost; reconnecting', { wasConnected, attempt: this.attempts, delayMs });
   }
 
   /** Join a channel and wait until the server confirms, or fail with the reason. */
@@ -256,92 +228,19 @@ export class IrcConnection extends EventEmitter {
     if (this.state === 'connected') this.client.part(channel, reason);
   }
 
-  /**
-   * Queue a line; resolves with the server msgid (when the server echoes with one) once sent.
-   * Lines wait while the connection is down and go out in order when it is back.
-   */
-  send(command: PendingLine['command'], target: string, text: string, tags: Record<string, string> = {}): Promise<string | undefined> {
-    this.lastActive = Date.now();
-    return new Promise((resolve, reject) => {
-      this.queue.push({ command, target, text, tags, resolve, reject });
-      if (this.state === 'idle' || this.state === 'closed') this.connect().catch(reject);
-      void this.pump();
-    });
+  /** Write a raw command now if connected (dropped when not: the listener sends nothing that must wait). */
+  raw(line: string): boolean {
+    if (this.state !== 'connected') return false;
+    this.client.raw(line.replace(/[\r\n\0]/g, ''));
+    return true;
   }
 
-  /** Write queued lines in order. Echoes (msgids) are awaited per line, not before writing the next. */
-  private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      while (this.queue.length && this.state === 'connected') {
-        const line = this.queue.shift()!;
-        try {
-          this.write(line).then(line.resolve, line.reject);
-        } catch (err) {
-          line.reject(err as Error);
-        }
-      }
-    } finally {
-      this.pumping = false;
-    }
-  }
-
-  private write(line: PendingLine): Promise<string | undefined> {
-    const c = this.client;
-    const caps = this.caps;
-    const tags = { ...line.tags };
-    const wantsEcho = caps.has('labeled-response') && (line.command === 'REDACT' || (caps.has('echo-message') && line.command !== 'RAW'));
-    let label: string | undefined;
-    if (wantsEcho) { label = `t${++this.labelSeq}`; tags['label'] = label; }
-    const echoed = label
-      ? new Promise<string | undefined>((resolve, reject) => {
-        const t = setTimeout(() => { this.awaitingEcho.delete(label!); resolve(undefined); }, 10_000);
-        this.awaitingEcho.set(label!, (id, refusal) => {
-          clearTimeout(t);
-          if (refusal) reject(new DeliveryError(`the IRC server refused it: ${refusal}`, true));
-          else resolve(id);
-        });
-      })
-      : Promise.resolve(undefined);
-    const clientTags = Object.fromEntries(Object.entries(tags).filter(([k]) => caps.has('message-tags') || k === 'label'));
-    switch (line.command) {
-      case 'PRIVMSG': c.say(line.target, line.text, clientTags); break;
-      case 'NOTICE': c.notice(line.target, line.text, clientTags); break;
-      case 'ACTION': {
-        const msg = new c.Message('PRIVMSG', line.target, `\x01ACTION ${line.text}\x01`);
-        msg.tags = clientTags;
-        c.raw(msg);
-        break;
-      }
-      case 'TAGMSG': c.tagmsg(line.target, clientTags); break;
-      case 'REDACT': {
-        const msg = new c.Message('REDACT', line.target, ...line.text.split(' ', 1), ...(line.text.includes(' ') ? [line.text.slice(line.text.indexOf(' ') + 1)] : []));
-        msg.tags = clientTags;
-        c.raw(msg);
-        break;
-      }
-      case 'RAW': c.raw(line.text); break;
-    }
-    return echoed;
-  }
-
-  /** Close for good (quit message sent if connected); queued lines fail. */
+  /** Close for good (quit message sent if connected). */
   quit(message = 'Bye'): void {
     this.intentionalQuit = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    for (const l of this.queue.splice(0)) l.reject(new DeliveryError('the IRC connection was closed'));
     if (this.state === 'connected' || this.state === 'connecting') this.client.quit(message);
     this.state = 'closed';
     for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
-  }
-
-  /** Drop the connection and reconnect (the `reconnect` command). */
-  reconnect(): void {
-    if (this.state === 'connected') {
-      this.attempts = 0;
-      this.client.connection.end?.();
-      (this.client as unknown as { connection: { transport?: { socket?: { destroy(): void } } } }).connection.transport?.socket?.destroy();
-    }
   }
 }

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
-import type { ReconnectLimiter } from './connection.js';
+import { scheduleReconnect, type ReconnectLimiter } from './connection.js';
 import { ircLower } from './ids.js';
 import { nextNick } from './nicks.js';
 
@@ -269,22 +269,13 @@ export class LeanConnection extends EventEmitter {
     }
     this.state = 'reconnecting';
     this.attempts++;
-    const base = Math.min(this.opts.reconnect.maxDelayMs, this.opts.reconnect.initialDelayMs * 2 ** Math.min(this.attempts - 1, 16));
-    const delay = Math.round(base * (0.5 + Math.random()));
-    this.opts.log.warn('IRC connection lost; reconnecting', { attempt: this.attempts, delayMs: delay, queued: this.queue.length });
     this.emit('disconnected');
-    this.timer = setTimeout(() => {
-      void this.opts.limiter.run(async () => {
-        if (this.intentionalQuit) return;
-        const settled = new Promise<void>((resolve) => {
-          const done = (): void => { this.off('registered', done); this.off('disconnected', done); resolve(); };
-          this.once('registered', done);
-          this.once('disconnected', done);
-        });
-        this.open();
-        await settled;
-      });
-    }, delay);
+    const { timer, delayMs } = scheduleReconnect({
+      conn: this, attempt: this.attempts, policy: this.opts.reconnect, limiter: this.opts.limiter,
+      open: () => this.open(), cancelled: () => this.intentionalQuit,
+    });
+    this.timer = timer;
+    this.opts.log.warn('IRC connection lost; reconnecting', { attempt: this.attempts, delayMs, queued: this.queue.length });
   }
 
   async join(channel: string, key?: string): Promise<void> {

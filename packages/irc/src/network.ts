@@ -168,10 +168,16 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       server.clients.get(m.sender.userId)?.part(parsed.channel, 'Left the Matrix room');
     } else if ((m.membership === 'kick' || m.membership === 'ban') && this.ctx!.remoteUserOf(m.target.userId)) {
       const nick = this.nickFor(server, m.target.userId);
-      const conn = server.clients.get(m.sender.userId) ?? server.listener;
       if (nick) {
-        if (m.membership === 'ban') await conn.send('RAW', parsed.channel, `MODE ${parsed.channel} +b ${nick}!*@*`);
-        await conn.send('RAW', parsed.channel, `KICK ${parsed.channel} ${nick} :${(m.reason ?? 'Kicked from Matrix').replace(/[\r\n\0]/g, ' ')}`);
+        // from the Matrix user's own connection if they have one (their ops count), else the listener's
+        const conn = server.clients.get(m.sender.userId);
+        const lines = [
+          ...(m.membership === 'ban' ? [`MODE ${parsed.channel} +b ${nick}!*@*`] : []),
+          `KICK ${parsed.channel} ${nick} :${(m.reason ?? 'Kicked from Matrix').replace(/[\r\n\0]/g, ' ')}`,
+        ];
+        for (const line of lines) {
+          if (conn) await conn.send('RAW', parsed.channel, line); else server.listener.raw(line);
+        }
       }
     }
   }
@@ -216,7 +222,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const parsed = parseChat(portal.remoteChat);
     if (parsed?.kind !== 'channel') return;
     const server = this.servers.get(parsed.server);
-    if (server?.listener.state === 'connected') server.listener.client.raw('NAMES', parsed.channel);
+    server?.listener.raw(`NAMES ${parsed.channel}`);
   }
 
   async directChatFor(req: { matrixUser: string; remoteUser: string }): Promise<string | undefined> {

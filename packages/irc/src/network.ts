@@ -58,8 +58,11 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       }
       this.servers.set(key, new IrcServer(key, scfg, ctx, this.store));
     }
-    await Promise.all([...this.servers.values()].map((s) => s.start().catch((err: Error) =>
-      ctx.log.error('could not connect to an IRC server; will keep trying', { server: s.key, err }))));
+    // Connect in the background: an IRC server that is down must not keep the bridge from starting
+    // (Matrix messages for it wait in their rooms' queues until it is back).
+    for (const s of this.servers.values()) {
+      void s.start().catch((err: Error) => ctx.log.error('could not start an IRC server connection', { server: s.key, err }));
+    }
   }
 
   async stop(): Promise<void> {

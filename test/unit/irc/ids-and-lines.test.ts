@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { parseLine } from '../../../packages/irc/src/lean.js';
+import { describeEdit } from '../../../packages/irc/src/network.js';
+import { channelChat, ircLower, parseAliasLocalpart, parseChat, pmChat, ghostLocalpart, ircUser } from '../../../packages/irc/src/ids.js';
+import { fillTemplate, nextNick, sanitiseNick, sanitiseUsername } from '../../../packages/irc/src/nicks.js';
+
+describe('parseLine', () => {
+  it.each([
+    ['PING :abc', { tags: {}, nick: '', command: 'PING', params: ['abc'] }],
+    [':irc.x 001 Alice[m] :Welcome', { tags: {}, nick: 'irc.x', command: '001', params: ['Alice[m]', 'Welcome'] }],
+    ['@msgid=abc;label=t1;time=2026 :a!u@h PRIVMSG #c :hi there', { tags: { msgid: 'abc', label: 't1', time: '2026' }, nick: 'a', command: 'PRIVMSG', params: ['#c', 'hi there'] }],
+    ['@+draft/react=\\:)\\s;+draft/reply=x :a!u@h TAGMSG #c', { tags: { '+draft/react': ';) ', '+draft/reply': 'x' }, nick: 'a', command: 'TAGMSG', params: ['#c'] }],
+    [':s CAP * LS * :sasl=PLAIN echo-message', { tags: {}, nick: 's', command: 'CAP', params: ['*', 'LS', '*', 'sasl=PLAIN echo-message'] }],
+    [':a!u@h JOIN #chan', { tags: {}, nick: 'a', command: 'JOIN', params: ['#chan'] }],
+    [':a!u@h JOIN :#chan', { tags: {}, nick: 'a', command: 'JOIN', params: ['#chan'] }],
+    [':s FAIL REDACT REDACT_FORBIDDEN #c id :You are not authorized', { tags: {}, nick: 's', command: 'FAIL', params: ['REDACT', 'REDACT_FORBIDDEN', '#c', 'id', 'You are not authorized'] }],
+  ])('parses %j', (line, expected) => { expect(parseLine(line)).toEqual(expected); });
+
+  it('returns undefined for an empty command', () => { expect(parseLine(':prefix-only ')).toBeUndefined(); });
+});
+
+describe('describeEdit', () => {
+  it.each([
+    ['the quick brwn fox', 'the quick brown fox', 's/brwn/brown/'],
+    ['hello world', 'hello there world', 's/world/there world/'], // an insertion widens to the next word
+    ['hello', 'goodbye', 's/hello/goodbye/'],
+    [undefined, 'new text', '* new text'],
+    ['a/b path', 'a/c path', '* a/c path'],
+    ['line one\nline two', 'line one\nline 2', '* line one\nline 2'],
+    ['x'.repeat(40), 'y'.repeat(40), `* ${'y'.repeat(40)}`],
+  ])('%j → %j is %j', (prev, next, out) => { expect(describeEdit(prev, next)).toBe(out); });
+});
+
+describe('ids', () => {
+  it('folds case by RFC 1459', () => { expect(ircLower('Nick[Away]\\~')).toBe('nick{away}|^'); });
+  it('builds and parses chat ids', () => {
+    expect(channelChat('libera', '#Rust')).toBe('libera/#rust');
+    expect(parseChat('libera/#rust')).toEqual({ kind: 'channel', server: 'libera', channel: '#rust' });
+    const pm = pmChat('libera', '@a:hs', 'Bob');
+    expect(parseChat(pm)).toEqual({ kind: 'pm', server: 'libera', matrixUser: '@a:hs', nick: 'bob' });
+    expect(parseChat('nonsense')).toBeUndefined();
+    expect(parseChat('libera/notachannel')).toBeUndefined();
+  });
+  it('parses portal alias localparts', () => {
+    expect(parseAliasLocalpart('irc_libera_#rust', 'irc_')).toEqual({ server: 'libera', channel: '#rust' });
+    expect(parseAliasLocalpart('irc_libera_rust', 'irc_')).toBeUndefined();
+    expect(parseAliasLocalpart('discord_1_2', 'irc_')).toBeUndefined();
+  });
+  it('makes ghost localparts from server and ghost key', () => { expect(ghostLocalpart(ircUser('libera', 'alice'))).toBe('libera_alice'); });
+});
+
+describe('nicks', () => {
+  it.each([
+    ['Alice[m]', 'Alice[m]'], ['Zoë Ünicode', 'ZoeUnicode'], ['42 is the answer', 'M42istheanswer'], ['🎉', 'matrix_user'], ['a'.repeat(40), 'a'.repeat(30)],
+  ])('sanitises %j to %j', (raw, nick) => { expect(sanitiseNick(raw)).toBe(nick); });
+  it('finds the next nick within the length limit', () => {
+    expect(nextNick('alice', 1, 30)).toBe('alice_');
+    expect(nextNick('alice', 2, 30)).toBe('alice2');
+    expect(nextNick('abcdefghij', 3, 10)).toBe('abcdefghi3');
+  });
+  it('fills templates', () => {
+    expect(fillTemplate('$DISPLAY[m]', { userId: '@al:hs', displayName: 'Al' })).toBe('Al[m]');
+    expect(fillTemplate('$LOCALPART|$USERID', { userId: '@al:hs', displayName: '' })).toBe('al|@al:hs');
+    expect(sanitiseUsername('Al!ce:Long-Name')).toBe('alcelong-n');
+  });
+});

@@ -11,6 +11,7 @@ DIR="${TRESTLE_E2E_DIR:-$ROOT_DIR/.trestle-test}"
 SYN_PORT="${TRESTLE_E2E_SYNAPSE_PORT:-28008}"
 AS_PORT="${TRESTLE_E2E_AS_PORT:-29330}"
 IRC_PORT="${TRESTLE_E2E_IRC_PORT:-26667}"
+DISCORD_PORT="${TRESTLE_E2E_DISCORD_PORT:-27110}"
 ERGO_WORK="$DIR/ergo"
 SYN_ROOT="${SYNAPSE_ROOT:-/tmp/synroot}"
 SYN_WORK="$SYN_ROOT/srv/trestle-e2e-$SYN_PORT"
@@ -70,6 +71,10 @@ networks:
           maxDelayMs: 2000
         dynamicChannels:
           exclude: ["#secret"]
+  discord:
+    token: fake-bot-token
+    restUrl: http://127.0.0.1:$DISCORD_PORT/api
+    cdnUrl: http://127.0.0.1:$DISCORD_PORT/cdn
 YAML
 log "generating the appservice registration with the trestle CLI"
 node packages/core/dist/cli/main.js generate-registration --config "$DIR/bridge.yaml" --output "$DIR/registration.yaml" >&2
@@ -99,6 +104,7 @@ log "ergo is up"
 
 # 4. the suites
 export TRESTLE_E2E_IRC_PORT="$IRC_PORT" TRESTLE_E2E_ERGO_WORK="$ERGO_WORK"
+export TRESTLE_E2E_DISCORD_PORT="$DISCORD_PORT"
 export TRESTLE_E2E_DIR="$DIR" TRESTLE_E2E_CONFIG="$DIR/bridge.yaml" TRESTLE_E2E_SYNAPSE_URL="http://127.0.0.1:$SYN_PORT"
 export TRESTLE_E2E_SHARED_SECRET="test-shared-secret" TRESTLE_E2E_SYNAPSE_LOG="$SYN_WORK/homeserver.log"
 log "running the e2e suites"

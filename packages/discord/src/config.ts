@@ -1,0 +1,45 @@
+/** The `networks.discord` config section: its schema is the single source of truth (types, sample, validation). */
+import { networkSection } from '@trestle/core';
+import { z } from 'zod';
+
+const snowflake = z.string().regex(/^\d{17,20}$/, { error: 'must be a Discord id (a snowflake such as 1234567890123456789)' });
+const roomId = z.string().regex(/^!.+:.+$/, { error: 'must be a room id such as !abc:example.org' });
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+
+export const discordConfigSchema = networkSection({
+  token: z.string().min(1).meta({ examples: ['MTIz...bot-token'] })
+    .describe('Bot token from the Discord developer portal (Bot tab). The bot needs the Manage Webhooks permission in bridged channels.'),
+  restUrl: httpUrl.optional()
+    .describe('Base URL of the Discord REST API (discord.js rest.api), only to point the bridge at a test server. Default: Discord.'),
+  cdnUrl: httpUrl.optional()
+    .describe('Base URL of the Discord CDN (discord.js rest.cdn), only to point the bridge at a test server. Default: Discord.'),
+  messageContentIntent: z.boolean().default(true)
+    .describe('Ask for the privileged Message Content intent (enable it in the developer portal). Without it Discord sends other ' +
+      'people\'s messages blank, and the bridge reports that instead of bridging them.'),
+  displayNameTemplate: z.string().min(1).default('$DISPLAY')
+    .describe('Display name of a Discord user\'s ghost. $DISPLAY = server nickname, else global name, else username; ' +
+      '$USERNAME = username; $ID = user id.'),
+  webhookName: z.string().min(1).max(80).refine((s) => !/discord|clyde/i.test(s), { error: 'Discord refuses webhook names with "discord" or "clyde"' })
+    .default('Trestle bridge').describe('Name of the webhook the bridge creates in each bridged channel to speak as Matrix users.'),
+  maxMessageAgeSeconds: z.int().min(0).default(900)
+    .describe('Discord messages older than this are not bridged (e.g. events replayed after a long outage). 0 = no limit.'),
+  roomLimit: z.int().min(0).default(0).describe('Most Discord channels bridged at once; links and portals past it are refused (0 = no limit).'),
+  guilds: z.array(snowflake).default([]).describe('If not empty, only channels of these servers (guild ids) can be bridged.'),
+  allowEveryoneMentions: z.boolean().default(false)
+    .describe('Let Matrix users ping @everyone and @here. When false the words are sent defused, so they ping nobody.'),
+  uploadLimitBytes: z.int().min(0).default(10 * 1024 * 1024)
+    .describe('Matrix files up to this size are uploaded to Discord; bigger ones are sent as a link.'),
+  maxAttachmentBytes: z.int().min(0).default(50 * 1024 * 1024)
+    .describe('Discord attachments up to this size are copied to the Matrix media repository; bigger ones are sent as a link.'),
+  rolePowers: z.record(z.string().min(1), z.int().min(0).max(100)).default({}).meta({ examples: [{ Moderators: 50, Admins: 100 }] })
+    .describe('Discord role (name or id) → Matrix power level of the ghosts of members with that role (the highest applies). ' +
+      'Applied when a room is linked and when a member speaks; the bot needs the power to change power levels.'),
+  mappings: z.record(snowflake, z.array(roomId)).default({}).meta({ examples: [{}] })
+    .describe('Static links: Discord channel id → Matrix room ids, e.g. "123456789012345678": ["!abc:example.org"].'),
+  reconnect: z.strictObject({
+    initialDelayMs: z.int().min(0).default(1000).describe('First wait before retrying a failed login (Discord unreachable).'),
+    maxDelayMs: z.int().min(0).default(60_000).describe('Longest wait between login attempts.'),
+  }).prefault({}).describe('Retrying the login while Discord cannot be reached (a refused token is never retried).'),
+});
+
+export type DiscordConfig = z.infer<typeof discordConfigSchema>;

@@ -1,0 +1,199 @@
+/**
+ * Discord → Matrix message text. Pure: the caller looks users, channels, roles and emojis up
+ * beforehand (custom emojis need uploading) and passes them in a {@link DiscordToMatrixResolver}.
+ *
+ * `body` keeps Discord's markdown markers (what people type), with mentions, channels and custom
+ * emojis as names; `formattedBody` is `org.matrix.custom.html`, produced only when the message has
+ * formatting, a mention or a masked link, so plain chat stays plain events. All text is escaped:
+ * the only markup in `formattedBody` is what this file writes.
+ */
+import { parseDiscordMarkdown, type MdNode } from './markdown.js';
+import { escapeHtml, userPillHref, roomPillHref } from './mentions.js';
+
+export interface DiscordToMatrixResolver {
+  /** A Discord user: the Matrix user to pill (their ghost) and the name to show; undefined = unknown. */
+  user?(id: string): { userId?: string; name: string } | undefined;
+  role?(id: string): { name: string; color?: number } | undefined;
+  /** A channel: its name, and the Matrix room (id or alias) when it is bridged. */
+  channel?(id: string): { name: string; room?: string } | undefined;
+  /** The mxc:// URL of a custom emoji, if it has been uploaded. */
+  emoji?(e: { id: string; name: string; animated: boolean }): string | undefined;
+}
+
+export interface MatrixText {
+  body: string;
+  formattedBody?: string;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad = (n: number): string => String(n).padStart(2, '0');
+
+/** A Discord `<t:unix:style>` as fixed UTC text (Matrix has no local-time element). */
+export function formatTimestamp(unix: number, style = 'f'): string {
+  const d = new Date(unix * 1000);
+  if (Number.isNaN(d.getTime())) return String(unix);
+  const date = `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}`;
+  const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+  switch (style) {
+    case 't': return `${time} UTC`;
+    case 'T': return `${time}:${pad(d.getUTCSeconds())} UTC`;
+    case 'd': return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+    case 'D': return date;
+    default: return `${date} ${time} UTC`;
+  }
+}
+
+interface Out {
+  html: string;
+  body: string;
+}
+
+class Renderer {
+  /** Set once something needs HTML to show (formatting, a mention pill, a masked link...). */
+  rich = false;
+  constructor(private readonly r: DiscordToMatrixResolver) {}
+
+  nodes(nodes: MdNode[]): Out {
+    const out: Out = { html: '', body: '' };
+    for (const n of nodes) {
+      const o = this.node(n);
+      out.html += o.html;
+      out.body += o.body;
+    }
+    return out;
+  }
+
+  private wrap(tag: string, marker: string, c: MdNode[], attrs = ''): Out {
+    this.rich = true;
+    const inner = this.nodes(c);
+    return { html: `<${tag}${attrs}>${inner.html}</${tag}>`, body: `${marker}${inner.body}${marker}` };
+  }
+
+  private node(n: MdNode): Out {
+    const r = this.r;
+    switch (n.t) {
+      case 'text': return { html: escapeHtml(n.v), body: n.v };
+      case 'br': return { html: '<br>', body: '\n' };
+      case 'bold': return this.wrap('strong', '**', n.c);
+      case 'italic': return this.wrap('em', '*', n.c);
+      case 'underline': return this.wrap('u', '__', n.c);
+      case 'strike': return this.wrap('del', '~~', n.c);
+      case 'spoiler': return this.wrap('span', '||', n.c, ' data-mx-spoiler');
+      case 'subtext': {
+        const inner = this.nodes(n.c);
+        return { html: `${inner.html}<br>`, body: `-# ${inner.body}\n` };
+      }
+      case 'heading': {
+        this.rich = true;
+        const inner = this.nodes(n.c);
+        return { html: `<h${n.level}>${inner.html}</h${n.level}>`, body: `${'#'.repeat(n.level)} ${inner.body}\n` };
+      }
+      case 'quote': {
+        this.rich = true;
+        const inner = this.nodes(n.c);
+        const body = inner.body.replace(/\n$/, '').split('\n').map((l) => `> ${l}`).join('\n');
+        return { html: `<blockquote>${inner.html.replace(/(<br>)+$/, '')}</blockquote>`, body: `${body}\n` };
+      }
+      case 'list': {
+        this.rich = true;
+        const items = n.items.map((c) => this.nodes(c));
+        const tag = n.ordered ? 'ol' : 'ul';
+        const start = n.ordered && n.start !== 1 ? ` start="${n.start}"` : '';
+        return {
+          html: `<${tag}${start}>${items.map((i) => `<li>${i.html}</li>`).join('')}</${tag}>`,
+          body: items.map((i, k) => `${n.ordered ? `${n.start + k}.` : '-'} ${i.body}\n`).join(''),
+        };
+      }
+      case 'code':
+        this.rich = true;
+        return { html: `<code>${escapeHtml(n.v)}</code>`, body: `\`${n.v}\`` };
+      case 'codeblock': {
+        this.rich = true;
+        const cls = n.lang ? ` class="language-${escapeHtml(n.lang)}"` : '';
+        return { html: `<pre><code${cls}>${escapeHtml(n.v)}\n</code></pre>`, body: `\`\`\`${n.lang ?? ''}\n${n.v}\n\`\`\`` };
+      }
+      case 'link': {
+        const inner = this.nodes(n.c);
+        if (inner.body === n.href) return { html: `<a href="${escapeHtml(n.href)}">${escapeHtml(n.href)}</a>`, body: n.href };
+        this.rich = true;
+        return { html: `<a href="${escapeHtml(n.href)}">${inner.html}</a>`, body: `${inner.body} (${n.href})` };
+      }
+      case 'user': {
+        const u = r.user?.(n.id);
+        if (!u) return { html: escapeHtml(`@${n.id}`), body: `@${n.id}` };
+        if (!u.userId) return { html: escapeHtml(`@${u.name}`), body: `@${u.name}` };
+        this.rich = true;
+        return { html: `<a href="${escapeHtml(userPillHref(u.userId))}">${escapeHtml(u.name)}</a>`, body: u.name };
+      }
+      case 'role': {
+        const role = r.role?.(n.id);
+        const name = `@${role?.name ?? 'deleted-role'}`;
+        if (!role?.color) return { html: escapeHtml(name), body: name };
+        this.rich = true;
+        const hex = `#${role.color.toString(16).padStart(6, '0')}`;
+        return { html: `<font data-mx-color="${hex}">${escapeHtml(name)}</font>`, body: name };
+      }
+      case 'channel': {
+        const c = r.channel?.(n.id);
+        const name = `#${c?.name ?? 'unknown-channel'}`;
+        if (!c?.room) return { html: escapeHtml(name), body: name };
+        this.rich = true;
+        return { html: `<a href="${escapeHtml(roomPillHref(c.room))}">${escapeHtml(name)}</a>`, body: name };
+      }
+      case 'emoji': {
+        const text = `:${n.name}:`;
+        const mxc = r.emoji?.({ id: n.id, name: n.name, animated: n.animated });
+        if (!mxc) return { html: escapeHtml(text), body: text };
+        this.rich = true;
+        return {
+          html: `<img data-mx-emoticon src="${escapeHtml(mxc)}" alt="${escapeHtml(text)}" title="${escapeHtml(text)}" height="32">`,
+          body: text,
+        };
+      }
+      case 'timestamp': {
+        const text = formatTimestamp(n.unix, n.style);
+        return { html: escapeHtml(text), body: text };
+      }
+      case 'everyone':
+      case 'here':
+        return { html: `@${n.t}`, body: `@${n.t}` };
+    }
+  }
+}
+
+/** Discord message content → Matrix `body` and, when needed, `formatted_body`. */
+export function discordToMatrix(content: string, resolver: DiscordToMatrixResolver = {}): MatrixText {
+  const r = new Renderer(resolver);
+  const out = r.nodes(parseDiscordMarkdown(content));
+  const body = out.body.replace(/\n+$/, '');
+  if (!r.rich) return { body };
+  return { body, formattedBody: out.html.replace(/(<br>)+$/, '') };
+}
+
+/** The Matrix event content of a text message. */
+export function textContent(text: MatrixText, msgtype = 'm.text'): Record<string, unknown> {
+  return {
+    msgtype, body: text.body,
+    ...(text.formattedBody !== undefined ? { format: 'org.matrix.custom.html', formatted_body: text.formattedBody } : {}),
+  };
+}
+
+/** The Matrix msgtype for a file of this content type. */
+export function msgtypeFor(contentType: string | undefined): 'm.image' | 'm.video' | 'm.audio' | 'm.file' {
+  const t = (contentType ?? '').toLowerCase();
+  if (t.startsWith('image/')) return 'm.image';
+  if (t.startsWith('video/')) return 'm.video';
+  if (t.startsWith('audio/')) return 'm.audio';
+  return 'm.file';
+}
+
+/** A simple rendering of an embed (bots, link posts) for a message that has no text of its own. */
+export function embedText(e: { title?: string | null; url?: string | null; description?: string | null;
+  author?: { name?: string | null } | null; fields?: { name: string; value: string }[] }): string {
+  const lines: string[] = [];
+  if (e.author?.name) lines.push(`**${e.author.name}**`);
+  if (e.title) lines.push(e.url ? `**[${e.title}](${e.url})**` : `**${e.title}**`);
+  if (e.description) lines.push(e.description);
+  for (const f of e.fields ?? []) lines.push(`**${f.name}**`, f.value);
+  return lines.join('\n');
+}

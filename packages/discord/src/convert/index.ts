@@ -1,0 +1,13 @@
+/** Pure converters between Discord and Matrix message text. No I/O: the bridge's actions call these. */
+export { defuseEveryone, escapeDiscordMarkdown, isPlain, parseDiscordMarkdown, type MdNode } from './markdown.js';
+export {
+  allowedMentions, channelMention, customEmoji, customEmojisIn, escapeHtml, mentionedUserIds, parsePermalink, roleMention,
+  roomPillHref, userMention, userPillHref, type AllowedMentions, type MatrixPermalink,
+} from './mentions.js';
+export {
+  discordToMatrix, embedText, formatTimestamp, msgtypeFor, textContent, type DiscordToMatrixResolver, type MatrixText,
+} from './discordToMatrix.js';
+export {
+  emote, matrixToDiscord, replyQuote, splitMessage, webhookUsername, type DiscordEmoji, type DiscordRole, type DiscordText,
+  type MatrixToDiscordResolver,
+} from './matrixToDiscord.js';

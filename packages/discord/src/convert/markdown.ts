@@ -1,0 +1,295 @@
+/**
+ * Discord's markdown dialect, both ways. Pure.
+ *
+ * - {@link parseDiscordMarkdown} reads message content into a small tree, following the rules of
+ *   Discord's client (simple-markdown with Discord's rules): `**bold**`, `*italic*` / `_italic_`,
+ *   `__underline__`, `~~strike~~`, `||spoiler||`, `` `code` ``, fenced code blocks with a language,
+ *   `> ` and `>>> ` quotes, `#`/`##`/`###` headings, `-# ` subtext, `-`/`*`/`1.` lists, masked links
+ *   `[text](url)`, `<url>` and bare URLs, `\` escapes, and the mention tokens (`<@id>`, `<@!id>`,
+ *   `<@&role>`, `<#channel>`, `<:name:id>`, `<a:name:id>`, `<t:unix:style>`, `@everyone`, `@here`).
+ * - {@link escapeDiscordMarkdown} makes plain text show literally on Discord.
+ *
+ * Anything the parser does not recognise stays text, so no input is lost.
+ */
+
+export type MdNode =
+  | { t: 'text'; v: string }
+  | { t: 'br' }
+  | { t: 'bold' | 'italic' | 'underline' | 'strike' | 'spoiler' | 'subtext'; c: MdNode[] }
+  | { t: 'heading'; level: 1 | 2 | 3; c: MdNode[] }
+  | { t: 'quote'; c: MdNode[] }
+  | { t: 'list'; ordered: boolean; start: number; items: MdNode[][] }
+  | { t: 'code'; v: string }
+  | { t: 'codeblock'; lang?: string; v: string }
+  | { t: 'link'; href: string; c: MdNode[] }
+  | { t: 'user'; id: string }
+  | { t: 'role'; id: string }
+  | { t: 'channel'; id: string }
+  | { t: 'emoji'; name: string; id: string; animated: boolean }
+  | { t: 'timestamp'; unix: number; style?: string }
+  | { t: 'everyone' | 'here' };
+
+interface State {
+  /** Inside a quote: quotes do not nest on Discord. */
+  inQuote: boolean;
+  /** Inside a list item, heading or subtext: no block rules. */
+  inline: boolean;
+  /** Inside a link's text: no links in links. */
+  inLink: boolean;
+  /** Whether the start of the text being parsed is the start of a line. */
+  startsLine: boolean;
+}
+
+type Rule = (src: string, pos: number, st: State, out: MdNode[]) => number;
+
+// Sticky (`y`) patterns match exactly at `lastIndex`; none may start with `^`, which would only match at 0.
+
+const CODE_BLOCK = /```(?:([A-Za-z0-9_+\-.#]+)[ \t]*\n)?\n*([\s\S]*?)\n*```/y;
+const QUOTE_REST = />>> ?([\s\S]*)/y;
+const QUOTE_LINES = /> [^\n]*(?:\n> [^\n]*)*\n?/y;
+const HEADING = /(#{1,3}) +([^\n]+)(?:\n|$)/y;
+const SUBTEXT = /-# +([^\n]+)(?:\n|$)/y;
+const LIST = /(?:[ \t]*(?:[-*]|\d{1,9}\.) +[^\n]+(?:\n|$))+/y;
+const LIST_ITEM = /^[ \t]*(?:([-*])|(\d{1,9})\.) +([^\n]+)$/;
+const ESCAPE = /\\([^0-9A-Za-z\s])/y;
+const INLINE_CODE = /(`+)([\s\S]*?[^`])\1(?!`)/y;
+const SPOILER = /\|\|([\s\S]+?)\|\|/y;
+const BOLD = /\*\*([\s\S]+?)\*\*(?!\*)/y;
+const UNDERLINE = /__([\s\S]+?)__(?!_)/y;
+const STAR_ITALIC = /\*(?=\S)((?:\*\*[\s\S]*?\*\*|[\s\S])+?)\*(?!\*)/y;
+const UNDERSCORE_ITALIC = /_((?:__|\\[\s\S]|[^\\_])+?)_(?![A-Za-z0-9_])/y;
+const STRIKE = /~~([\s\S]+?)~~/y;
+const MASKED_LINK = /\[((?:\\[\s\S]|[^\]\\\n])+)\]\(\s*<?(https?:\/\/[^\s)>]+)>?(?:\s+"[^"]*")?\s*\)/y;
+const ANGLE_LINK = /<(https?:\/\/[^\s>]+)>/y;
+const URL = /https?:\/\/[^\s<]+[^<.,:;"')\]\s]/y;
+const USER = /<@!?(\d{1,20})>/y;
+const ROLE = /<@&(\d{1,20})>/y;
+const CHANNEL = /<#(\d{1,20})>/y;
+const EMOJI = /<(a?):(\w{1,64}):(\d{1,20})>/y;
+const TIMESTAMP = /<t:(-?\d{1,13})(?::([tTdDfFR]))?>/y;
+const EVERYONE = /@(everyone|here)/y;
+/** Text runs up to the next character some rule could start with (or a URL scheme). */
+const TEXT = /[\s\S]+?(?=[^0-9A-Za-z\s\u00c0-\uffff]|\n|\bhttps?:\/\/|$)/y;
+
+function at(re: RegExp, src: string, pos: number): RegExpExecArray | null {
+  re.lastIndex = pos;
+  return re.exec(src);
+}
+
+const lineStart = (src: string, pos: number, st: State): boolean => (pos === 0 ? st.startsLine : src[pos - 1] === '\n');
+/** State for the content of an inline element (bold, link text...). */
+const inner = (st: State): State => ({ ...st, startsLine: false });
+const isWordChar = (ch: string | undefined): boolean => ch !== undefined && /[A-Za-z0-9_]/.test(ch);
+
+/** A URL's trailing `)` belongs to it only when it has a matching `(`, as in Wikipedia links. */
+function trimUrl(url: string): string {
+  let u = url;
+  while (u.endsWith(')') && (u.match(/\(/g)?.length ?? 0) < (u.match(/\)/g)?.length ?? 0)) u = u.slice(0, -1);
+  return u;
+}
+
+const wrap = (t: 'bold' | 'italic' | 'underline' | 'strike' | 'spoiler', re: RegExp): Rule => (src, pos, st, out) => {
+  const m = at(re, src, pos);
+  if (!m) return 0;
+  out.push({ t, c: parse(m[1]!, inner(st)) });
+  return m[0].length;
+};
+
+const RULES: Rule[] = [
+  (src, pos, _st, out) => {
+    const m = at(CODE_BLOCK, src, pos);
+    if (!m) return 0;
+    out.push({ t: 'codeblock', ...(m[1] ? { lang: m[1] } : {}), v: m[2]! });
+    return m[0].length;
+  },
+  (src, pos, st, out) => {
+    if (st.inQuote || st.inline || !lineStart(src, pos, st)) return 0;
+    const rest = at(QUOTE_REST, src, pos);
+    if (rest) {
+      out.push({ t: 'quote', c: parse(rest[1]!, { ...st, inQuote: true, startsLine: true }) });
+      return rest[0].length;
+    }
+    const lines = at(QUOTE_LINES, src, pos);
+    if (!lines) return 0;
+    const text = lines[0].replace(/\n$/, '').split('\n').map((l) => l.slice(2)).join('\n');
+    out.push({ t: 'quote', c: parse(text, { ...st, inQuote: true, startsLine: true }) });
+    return lines[0].length;
+  },
+  (src, pos, st, out) => {
+    if (st.inline || !lineStart(src, pos, st)) return 0;
+    const h = at(HEADING, src, pos);
+    if (h) {
+      out.push({ t: 'heading', level: h[1]!.length as 1 | 2 | 3, c: parse(h[2]!, { ...inner(st), inline: true }) });
+      return h[0].length;
+    }
+    const s = at(SUBTEXT, src, pos);
+    if (s) {
+      out.push({ t: 'subtext', c: parse(s[1]!, { ...inner(st), inline: true }) });
+      return s[0].length;
+    }
+    return 0;
+  },
+  (src, pos, st, out) => {
+    if (st.inline || !lineStart(src, pos, st)) return 0;
+    const m = at(LIST, src, pos);
+    if (!m) return 0;
+    const lines = m[0].replace(/\n$/, '').split('\n');
+    const first = LIST_ITEM.exec(lines[0]!)!;
+    const ordered = first[2] !== undefined;
+    // one list holds items of one kind; a change of kind ends it
+    const items: MdNode[][] = [];
+    let used = 0;
+    for (const line of lines) {
+      const it = LIST_ITEM.exec(line);
+      if (!it || (it[2] !== undefined) !== ordered) break;
+      items.push(parse(it[3]!, { ...inner(st), inline: true }));
+      used += line.length + 1;
+    }
+    out.push({ t: 'list', ordered, start: ordered ? Number(first[2]) : 1, items });
+    return Math.min(used, m[0].length);
+  },
+  (src, pos, _st, out) => {
+    const m = at(ESCAPE, src, pos);
+    if (!m) return 0;
+    out.push({ t: 'text', v: m[1]! });
+    return m[0].length;
+  },
+  (src, pos, _st, out) => {
+    const m = at(INLINE_CODE, src, pos);
+    if (!m) return 0;
+    const v = m[2]!.length > 1 && m[2]!.startsWith(' ') && m[2]!.endsWith(' ') ? m[2]!.slice(1, -1) : m[2]!;
+    out.push({ t: 'code', v });
+    return m[0].length;
+  },
+  (src, pos, st, out) => {
+    if (st.inLink) return 0;
+    const m = at(MASKED_LINK, src, pos);
+    if (!m) return 0;
+    out.push({ t: 'link', href: m[2]!, c: parse(m[1]!, { ...inner(st), inLink: true, inline: true }) });
+    return m[0].length;
+  },
+  (src, pos, st, out) => {
+    if (st.inLink) return 0;
+    const angle = at(ANGLE_LINK, src, pos);
+    if (angle) {
+      out.push({ t: 'link', href: angle[1]!, c: [{ t: 'text', v: angle[1]! }] });
+      return angle[0].length;
+    }
+    const m = at(URL, src, pos);
+    if (!m) return 0;
+    const url = trimUrl(m[0]);
+    out.push({ t: 'link', href: url, c: [{ t: 'text', v: url }] });
+    return url.length;
+  },
+  (src, pos, _st, out) => {
+    let m = at(USER, src, pos);
+    if (m) { out.push({ t: 'user', id: m[1]! }); return m[0].length; }
+    m = at(ROLE, src, pos);
+    if (m) { out.push({ t: 'role', id: m[1]! }); return m[0].length; }
+    m = at(CHANNEL, src, pos);
+    if (m) { out.push({ t: 'channel', id: m[1]! }); return m[0].length; }
+    m = at(EMOJI, src, pos);
+    if (m) { out.push({ t: 'emoji', animated: m[1] === 'a', name: m[2]!, id: m[3]! }); return m[0].length; }
+    m = at(TIMESTAMP, src, pos);
+    if (m) { out.push({ t: 'timestamp', unix: Number(m[1]), ...(m[2] ? { style: m[2] } : {}) }); return m[0].length; }
+    m = at(EVERYONE, src, pos);
+    if (m && !isWordChar(src[pos + m[0].length])) { out.push({ t: m[1] as 'everyone' | 'here' }); return m[0].length; }
+    return 0;
+  },
+  wrap('spoiler', SPOILER),
+  wrap('bold', BOLD),
+  wrap('underline', UNDERLINE),
+  (src, pos, st, out) => {
+    const m = at(STAR_ITALIC, src, pos);
+    if (!m) return 0;
+    out.push({ t: 'italic', c: parse(m[1]!, inner(st)) });
+    return m[0].length;
+  },
+  (src, pos, st, out) => {
+    if (isWordChar(src[pos - 1])) return 0; // snake_case_words are not italic
+    const m = at(UNDERSCORE_ITALIC, src, pos);
+    if (!m) return 0;
+    out.push({ t: 'italic', c: parse(m[1]!, inner(st)) });
+    return m[0].length;
+  },
+  wrap('strike', STRIKE),
+  (src, pos, _st, out) => {
+    if (src[pos] !== '\n') return 0;
+    out.push({ t: 'br' });
+    return 1;
+  },
+];
+
+function pushText(out: MdNode[], v: string): void {
+  const last = out[out.length - 1];
+  if (last?.t === 'text') last.v += v;
+  else out.push({ t: 'text', v });
+}
+
+function parse(src: string, st: State): MdNode[] {
+  const out: MdNode[] = [];
+  let pos = 0;
+  while (pos < src.length) {
+    let used = 0;
+    for (const rule of RULES) {
+      used = rule(src, pos, st, out);
+      if (used > 0) break;
+    }
+    if (used > 0) { pos += used; continue; }
+    const m = at(TEXT, src, pos);
+    const len = m && m[0].length > 0 ? m[0].length : 1;
+    pushText(out, src.slice(pos, pos + len));
+    pos += len;
+  }
+  // merge texts split by escapes
+  const merged: MdNode[] = [];
+  for (const n of out) {
+    if (n.t === 'text') pushText(merged, n.v);
+    else merged.push(n);
+  }
+  return merged;
+}
+
+export function parseDiscordMarkdown(content: string): MdNode[] {
+  return parse(content.replace(/\r\n?/g, '\n'), { inQuote: false, inline: false, inLink: false, startsLine: true });
+}
+
+/** True when the tree is only text and line breaks (no formatting, links or mentions). */
+export function isPlain(nodes: MdNode[]): boolean {
+  return nodes.every((n) => n.t === 'text' || n.t === 'br');
+}
+
+// ------------------------------------------------------------------ plain text → Discord
+
+const URL_IN_TEXT = /\bhttps?:\/\/[^\s<]+[^<.,:;"')\]\s]/g;
+/** Characters that start markdown anywhere in a line. */
+const INLINE_SPECIAL = /[\\*_~`|[\]]/g;
+/** Starts of a line that Discord reads as a block (quote, heading, subtext, list); `*` is escaped anyway. */
+const BLOCK_START = /^([ \t]*)(?:(>|#{1,3} |-# |- )|(\d{1,9})\. )/gm;
+/** `<@123>`, `<#123>`, `<:x:123>`, `<t:123>`: typed text must not turn into a mention or emoji. */
+const TOKEN_START = /<(?=[@#:]|a:|t:)/g;
+
+function escapeSegment(s: string): string {
+  return s
+    .replace(INLINE_SPECIAL, '\\$&')
+    .replace(TOKEN_START, '\\<')
+    .replace(BLOCK_START, (_m, indent: string, marker: string | undefined, digits: string | undefined) =>
+      (marker !== undefined ? `${indent}\\${marker}` : `${indent}${digits}\\. `));
+}
+
+/** Make plain text show literally on Discord (URLs are left alone so they stay links). */
+export function escapeDiscordMarkdown(text: string): string {
+  let out = '';
+  let last = 0;
+  for (const m of text.matchAll(URL_IN_TEXT)) {
+    out += escapeSegment(text.slice(last, m.index));
+    out += trimUrl(m[0]);
+    last = m.index + trimUrl(m[0]).length;
+  }
+  return out + escapeSegment(text.slice(last));
+}
+
+/** `@everyone` and `@here` with a zero-width space after the `@`: shown, but pinging nobody. */
+export function defuseEveryone(text: string): string {
+  return text.replace(/@(everyone|here)\b/g, '@\u200b$1');
+}

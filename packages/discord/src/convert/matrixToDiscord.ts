@@ -1,0 +1,356 @@
+/**
+ * Matrix → Discord message text. Pure: the caller resolves pills, rooms, emojis and roles through
+ * a {@link MatrixToDiscordResolver} and sends the result.
+ *
+ * HTML (`org.matrix.custom.html`) becomes Discord markdown tag by tag; an unknown tag keeps its
+ * text. Every piece of text is escaped, so what a Matrix user typed shows on Discord as typed:
+ * nothing they write becomes markdown, a mention or a ping unless they formatted or pilled it.
+ * `@everyone` / `@here` are defused unless allowed, and the returned mention lists are what the
+ * caller puts in `allowed_mentions`.
+ */
+import { parseDOM } from 'htmlparser2';
+import { defuseEveryone, escapeDiscordMarkdown } from './markdown.js';
+import { channelMention, customEmoji, parsePermalink, roleMention, userMention } from './mentions.js';
+
+export interface DiscordRole { id: string; name: string; mentionable: boolean }
+export interface DiscordEmoji { id: string; name: string; animated: boolean }
+
+export interface MatrixToDiscordResolver {
+  /** The Discord user a Matrix user id stands for (a ghost of this network), to mention. */
+  user?(matrixUserId: string): string | undefined;
+  /** The Discord channel a room (id or alias) is bridged to, to link with `<#id>`. */
+  room?(roomIdOrAlias: string): string | undefined;
+  /** The Discord emoji an mxc:// custom emoji stands for. */
+  emoji?(mxc: string): DiscordEmoji | undefined;
+  /** A public URL for an mxc:// URL (inline images). */
+  mediaUrl?(mxc: string): string | undefined;
+  /** The guild's roles, for `@Role` in text; only mentionable ones become mentions. */
+  roles?: readonly DiscordRole[];
+  /** Send @everyone and @here as real mentions. */
+  allowEveryone?: boolean;
+}
+
+export interface DiscordText {
+  content: string;
+  /** Discord users the message mentions on purpose (pills). */
+  users: string[];
+  roles: string[];
+  everyone: boolean;
+}
+
+interface HNode { type: string; data?: string; name?: string; attribs?: Record<string, string>; children?: HNode[] }
+
+const COLLAPSIBLE = /[\t\n\f\r ]+/g;
+const CONTROLS = /[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]/g;
+const URL_SCHEMES = /^(https?|mailto):/i;
+
+/** Shared state of one conversion: resolver, mentions found. */
+class Ctx {
+  readonly users = new Set<string>();
+  readonly roles = new Set<string>();
+  everyone = false;
+  private readonly roleList: DiscordRole[];
+  constructor(readonly r: MatrixToDiscordResolver) {
+    this.roleList = [...(r.roles ?? [])].filter((x) => x.name !== '@everyone').sort((a, b) => b.name.length - a.name.length);
+  }
+
+  /** Escape text for Discord, turning `@Role` into role mentions and handling @everyone/@here. */
+  text(s: string): string {
+    let out = '';
+    let last = 0;
+    for (let i = s.indexOf('@'); i >= 0; i = s.indexOf('@', i + 1)) {
+      if (i < last) continue;
+      const token = this.atToken(s, i);
+      if (!token) continue;
+      out += escapeDiscordMarkdown(s.slice(last, i)) + token.out;
+      last = i + token.len;
+    }
+    return out + escapeDiscordMarkdown(s.slice(last));
+  }
+
+  private atToken(s: string, i: number): { out: string; len: number } | undefined {
+    if (i > 0 && /[\w.]/.test(s[i - 1]!)) return undefined; // an e-mail address, not a mention
+    const after = s.slice(i + 1);
+    const ev = /^(everyone|here)\b/.exec(after);
+    if (ev) {
+      if (this.r.allowEveryone) { this.everyone = true; return { out: `@${ev[1]}`, len: ev[0].length + 1 }; }
+      return { out: defuseEveryone(`@${ev[1]}`), len: ev[0].length + 1 };
+    }
+    const lower = after.toLowerCase();
+    for (const role of this.roleList) {
+      if (!role.mentionable || !lower.startsWith(role.name.toLowerCase())) continue;
+      if (/\w/.test(after[role.name.length] ?? '')) continue;
+      this.roles.add(role.id);
+      return { out: roleMention(role.id), len: role.name.length + 1 };
+    }
+    return undefined;
+  }
+}
+
+/** Output of the HTML walk: text with `\n`, spaces collapsed as HTML does outside <pre>. */
+class Buf {
+  s = '';
+  get atLineStart(): boolean { return this.s === '' || this.s.endsWith('\n'); }
+  raw(t: string): void { this.s += t; }
+  /** Flowing text (already escaped): a leading space at a line start is dropped. */
+  flow(t: string): void {
+    this.s += this.atLineStart || this.s.endsWith(' ') ? t.replace(/^ +/, '') : t;
+  }
+  newline(): void { this.s = this.s.replace(/[ \t]+$/, '') + '\n'; }
+  ensureLine(): void { if (!this.atLineStart) this.newline(); }
+  blankLine(): void {
+    if (this.s === '') return;
+    this.ensureLine();
+    if (!this.s.endsWith('\n\n')) this.s += '\n';
+  }
+}
+
+const textOf = (n: HNode): string => n.type === 'text' ? (n.data ?? '') : (n.children ?? []).map(textOf).join('');
+const attr = (n: HNode, name: string): string | undefined => n.attribs?.[name];
+
+/** An inline code span that survives backticks in its content. */
+function inlineCode(s: string): string {
+  const v = s.replace(/\n/g, ' ');
+  if (v === '') return '';
+  if (!v.includes('`')) return `\`${v}\``;
+  return `\`\` ${v.replace(/``+/g, (m) => m.split('').join('\u200b'))} \`\``;
+}
+
+function wrapInline(marker: string, inner: string): string {
+  const m = /^(\s*)([\s\S]*?)(\s*)$/.exec(inner)!;
+  if (m[2] === '') return inner;
+  return `${m[1]}${marker}${m[2]}${marker}${m[3]}`;
+}
+
+function render(nodes: HNode[], ctx: Ctx, buf: Buf, inPre = false): void {
+  for (const n of nodes) renderNode(n, ctx, buf, inPre);
+}
+
+/** Render children into a fresh buffer (for wrapping, prefixing or indenting). */
+function sub(nodes: HNode[], ctx: Ctx, inPre = false): string {
+  const b = new Buf();
+  render(nodes, ctx, b, inPre);
+  return b.s;
+}
+
+function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
+  if (n.type === 'text') {
+    const data = (n.data ?? '').replace(CONTROLS, '');
+    if (inPre) buf.raw(data);
+    else buf.flow(ctx.text(data.replace(COLLAPSIBLE, ' ')));
+    return;
+  }
+  if (n.type !== 'tag') return; // comments, CDATA, processing instructions
+  const kids = n.children ?? [];
+  switch (n.name) {
+    case 'mx-reply': case 'script': case 'style': case 'head': case 'title':
+      return;
+    case 'br':
+      buf.newline();
+      return;
+    case 'p': case 'div': case 'section': case 'article': case 'header': case 'footer': case 'details': case 'summary': case 'caption':
+      buf.blankLine();
+      render(kids, ctx, buf, inPre);
+      buf.blankLine();
+      return;
+    case 'tr':
+      buf.ensureLine();
+      render(kids, ctx, buf, inPre);
+      buf.ensureLine();
+      return;
+    case 'td': case 'th':
+      if (!buf.atLineStart) buf.raw(' | ');
+      render(kids, ctx, buf, inPre);
+      return;
+    case 'strong': case 'b':
+      buf.flow(wrapInline('**', sub(kids, ctx)));
+      return;
+    case 'em': case 'i': case 'cite':
+      buf.flow(wrapInline('*', sub(kids, ctx)));
+      return;
+    case 'u': case 'ins':
+      buf.flow(wrapInline('__', sub(kids, ctx)));
+      return;
+    case 'del': case 's': case 'strike':
+      buf.flow(wrapInline('~~', sub(kids, ctx)));
+      return;
+    case 'span':
+      if (n.attribs && 'data-mx-spoiler' in n.attribs) buf.flow(wrapInline('||', sub(kids, ctx)));
+      else render(kids, ctx, buf, inPre);
+      return;
+    case 'code':
+      if (inPre) buf.raw(textOf(n));
+      else buf.flow(inlineCode(textOf(n)));
+      return;
+    case 'pre': {
+      const code = kids.find((k) => k.type === 'tag' && k.name === 'code');
+      const lang = /(?:^|\s)language-([A-Za-z0-9_+\-.#]+)/.exec(attr(code ?? n, 'class') ?? '')?.[1] ?? '';
+      const text = textOf(n).replace(/\n$/, '').replace(/```/g, '`\u200b``');
+      buf.ensureLine();
+      buf.raw(`\`\`\`${lang}\n${text}\n\`\`\``);
+      buf.newline();
+      return;
+    }
+    case 'blockquote': {
+      const inner = sub(kids, ctx).replace(/\n+$/, '').replace(/^\n+/, '');
+      buf.ensureLine();
+      buf.raw(inner.split('\n').map((l) => (l === '' ? '>' : `> ${l}`)).join('\n'));
+      buf.newline();
+      return;
+    }
+    case 'h1': case 'h2': case 'h3': case 'h4': case 'h5': case 'h6': {
+      const level = Number(n.name[1]);
+      const inner = sub(kids, ctx).replace(/\s*\n\s*/g, ' ').trim();
+      buf.ensureLine();
+      if (inner) buf.raw(level <= 3 ? `${'#'.repeat(level)} ${inner}` : `**${inner}**`);
+      buf.newline();
+      return;
+    }
+    case 'ul': case 'ol': {
+      const ordered = n.name === 'ol';
+      let num = Number(attr(n, 'start') ?? 1) || 1;
+      buf.ensureLine();
+      for (const li of kids) {
+        if (li.type !== 'tag' || li.name !== 'li') continue;
+        const marker = ordered ? `${num++}. ` : '- ';
+        const inner = sub(li.children ?? [], ctx).replace(/\n+$/, '').replace(/^\n+/, '');
+        const [first, ...rest] = inner.split('\n');
+        buf.raw(marker + (first ?? '') + rest.map((l) => `\n  ${l}`).join(''));
+        buf.newline();
+      }
+      return;
+    }
+    case 'hr':
+      buf.ensureLine();
+      buf.raw('───');
+      buf.newline();
+      return;
+    case 'a':
+      buf.flow(link(n, ctx));
+      return;
+    case 'img':
+      buf.flow(image(n, ctx));
+      return;
+    default:
+      render(kids, ctx, buf, inPre);
+  }
+}
+
+function link(n: HNode, ctx: Ctx): string {
+  const href = (attr(n, 'href') ?? '').trim();
+  const label = textOf(n).replace(COLLAPSIBLE, ' ').trim();
+  const p = parsePermalink(href);
+  if (p?.kind === 'user') {
+    const id = ctx.r.user?.(p.userId);
+    if (id) { ctx.users.add(id); return userMention(id); }
+    const name = label || p.userId;
+    return ctx.text(name.startsWith('@') ? name : `@${name}`);
+  }
+  if (p?.kind === 'room') {
+    const channel = ctx.r.room?.(p.room);
+    if (channel) return channelMention(channel);
+    return ctx.text(label || p.room);
+  }
+  if (!URL_SCHEMES.test(href)) return sub(n.children ?? [], ctx);
+  const inner = sub(n.children ?? [], ctx).trim();
+  const bare = href.replace(/^(https?:\/\/|mailto:)/i, '');
+  if (!label || label === href || label === bare) return href.replace(/^mailto:/i, '');
+  return `[${inner}](${href.replace(/\(/g, '%28').replace(/\)/g, '%29').replace(/ /g, '%20')})`;
+}
+
+function image(n: HNode, ctx: Ctx): string {
+  const src = attr(n, 'src') ?? '';
+  const alt = attr(n, 'alt') ?? attr(n, 'title') ?? '';
+  if (n.attribs && 'data-mx-emoticon' in n.attribs) {
+    const e = ctx.r.emoji?.(src);
+    if (e) return customEmoji(e);
+    const name = alt.replace(/^:|:$/g, '');
+    return ctx.text(name ? `:${name}:` : '');
+  }
+  const url = src.startsWith('mxc://') ? ctx.r.mediaUrl?.(src) : /^https?:/.test(src) ? src : undefined;
+  if (!url) return ctx.text(alt);
+  return `[${escapeDiscordMarkdown(alt || 'image')}](${url})`;
+}
+
+/** Tidy a rendering: no runs of blank lines, no blank start or end. Code blocks are left alone. */
+function tidy(s: string): string {
+  return s.split(/(```[\s\S]*?```)/).map((part, i) => (i % 2 ? part : part.replace(/\n{3,}/g, '\n\n'))).join('').trim();
+}
+
+/** A Matrix message's text (body, and HTML if any) as Discord markdown, with the mentions it makes. */
+export function matrixToDiscord(msg: { body: string; formattedBody?: string }, resolver: MatrixToDiscordResolver = {}): DiscordText {
+  const ctx = new Ctx(resolver);
+  let content: string;
+  if (typeof msg.formattedBody === 'string' && msg.formattedBody.trim() !== '') {
+    content = tidy(sub(parseDOM(msg.formattedBody, { decodeEntities: true }) as unknown as HNode[], ctx));
+  } else {
+    const body = typeof msg.body === 'string' ? msg.body : '';
+    content = body.replace(CONTROLS, '').split(/\r\n|\n|\r/).map((line) => ctx.text(line)).join('\n').trim();
+  }
+  return { content, users: [...ctx.users], roles: [...ctx.roles], everyone: ctx.everyone };
+}
+
+/** An emote (`/me waves`) as Discord shows a /me: in italics. */
+export function emote(content: string): string {
+  return content === '' ? '' : `_${content}_`;
+}
+
+// ------------------------------------------------------------------ names and splitting
+
+/**
+ * The webhook username a Matrix user speaks under on Discord. Their display name if it is 2–32
+ * characters, else their Matrix id; ` (irc)` etc. for a user relayed from another network; never
+ * a name Discord refuses (containing "discord" or "clyde"), and never exactly the name of a member
+ * of the guild, so no one is impersonated. At most 80 characters (Discord's limit).
+ */
+export function webhookUsername(sender: { userId: string; displayName: string; ghostOf?: { network: string } },
+  memberNames: ReadonlySet<string> = new Set()): string {
+  let name = sender.displayName.replace(/[\x00-\x1F\x7F]/g, '').replace(/\s+/g, ' ').trim();
+  if ([...name].length < 2 || [...name].length > 32) name = sender.userId;
+  if (sender.ghostOf) name = `${name} (${sender.ghostOf.network})`;
+  // Discord refuses these words anywhere in a name: break them with a middle dot (Disc·ord, Cl·yde)
+  name = name.replace(/discord/gi, (w) => `${w.slice(0, 4)}\u00b7${w.slice(4)}`).replace(/clyde/gi, (w) => `${w.slice(0, 2)}\u00b7${w.slice(2)}`);
+  if (memberNames.has(name.toLowerCase())) name = `${name} (Matrix)`;
+  return [...name].slice(0, 80).join('');
+}
+
+/**
+ * Split content into messages of at most `max` characters (Discord: 2000), at a line break if
+ * possible, else a space. A code block cut in two is closed and reopened with its language.
+ */
+export function splitMessage(content: string, max = 2000): string[] {
+  const out: string[] = [];
+  let rest = content;
+  let reopen = '';
+  while (rest.length > 0) {
+    rest = reopen + rest;
+    if (rest.length <= max) { out.push(rest); break; }
+    const room = max - 4; // space for a closing "\n```"
+    let cut = rest.lastIndexOf('\n', room);
+    if (cut < room / 2) cut = rest.lastIndexOf(' ', room);
+    if (cut < room / 2) cut = room;
+    let chunk = rest.slice(0, cut);
+    // never split a surrogate pair
+    if (/[\ud800-\udbff]$/.test(chunk)) { chunk = chunk.slice(0, -1); cut--; }
+    const fences = [...chunk.matchAll(/```([A-Za-z0-9_+\-.#]*)/g)];
+    let open = fences.length % 2 === 1 ? fences[fences.length - 1] : undefined;
+    if (open && open.index > 0 && chunk.slice(open.index).trim() === open[0]) {
+      // the block would open at the very end of this message: start the next one with it instead
+      cut = open.index;
+      chunk = chunk.slice(0, cut);
+      open = undefined;
+    }
+    reopen = open ? `\`\`\`${open[1]}\n` : '';
+    out.push(open ? `${chunk}\n\`\`\`` : chunk.replace(/\s+$/, ''));
+    rest = rest.slice(cut).replace(/^[\n ]/, '');
+  }
+  return out.filter((c) => c.trim() !== '');
+}
+
+/** The line that stands for a Matrix reply on Discord (webhooks cannot make real replies). */
+export function replyQuote(r: { author: string; snippet?: string; jumpUrl?: string }): string {
+  const snippet = (r.snippet ?? '').replace(/\s+/g, ' ').trim();
+  const short = [...snippet].length > 80 ? `${[...snippet].slice(0, 79).join('')}…` : snippet;
+  const jump = r.jumpUrl ? ` [↪](<${r.jumpUrl}>)` : '';
+  return `> ${r.author}${short ? `: ${escapeDiscordMarkdown(defuseEveryone(short))}` : ''}${jump}\n`;
+}

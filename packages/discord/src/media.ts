@@ -1,0 +1,111 @@
+/**
+ * Files between Discord and Matrix: downloads with a size cap, Discord attachments as Matrix media
+ * events, and custom emojis uploaded once to the media repository and remembered both ways.
+ */
+import type { Logger, NetworkContext, RemoteMessagePart } from '@trestle/core';
+import { msgtypeFor } from './convert/index.js';
+import type { DiscordStore, StoredEmoji } from './store.js';
+
+export type Download = { data: Buffer; contentType: string | undefined } | { tooBig: true };
+
+/** Fetch a URL, giving up (without reading the rest) once more than `maxBytes` arrived. */
+export async function download(url: string, maxBytes: number, timeoutMs = 60_000): Promise<Download> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok || !res.body) throw new Error(`download failed: HTTP ${res.status} for ${url}`);
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > maxBytes) {
+    await res.body.cancel().catch(() => undefined);
+    return { tooBig: true };
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > maxBytes) return { tooBig: true };
+    chunks.push(Buffer.from(chunk));
+  }
+  return { data: Buffer.concat(chunks), contentType: res.headers.get('content-type') ?? undefined };
+}
+
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export interface AttachmentInfo {
+  name: string;
+  url: string;
+  size: number;
+  contentType: string | null;
+  width: number | null;
+  height: number | null;
+  description: string | null;
+}
+
+/** One Discord attachment as a Matrix event: the file copied to the media repository, or a link if too big. */
+export async function attachmentPart(att: AttachmentInfo, maxBytes: number, ctx: Pick<NetworkContext, 'uploadMedia'>, log: Logger): Promise<RemoteMessagePart> {
+  const link = (): RemoteMessagePart => ({ content: { msgtype: 'm.text', body: `📎 ${att.name} (${formatSize(att.size)}): ${att.url}` } });
+  if (att.size > maxBytes) return link();
+  let got: Download;
+  try {
+    got = await download(att.url, maxBytes);
+  } catch (err) {
+    log.warn('could not download a Discord attachment; sending a link instead', { url: att.url, err: err as Error });
+    return link();
+  }
+  if ('tooBig' in got) return link();
+  const mimetype = (att.contentType ?? got.contentType ?? 'application/octet-stream').split(';')[0]!.trim();
+  const up = await ctx.uploadMedia(got.data, att.contentType ?? got.contentType ?? 'application/octet-stream', att.name);
+  return {
+    content: {
+      msgtype: msgtypeFor(mimetype), body: att.description || att.name, filename: att.name, url: up.mxc,
+      info: { mimetype, size: got.data.length, ...(att.width ? { w: att.width } : {}), ...(att.height ? { h: att.height } : {}) },
+    },
+  };
+}
+
+/** Custom emojis: uploaded once, then known by id (Discord → Matrix) and by mxc (Matrix → Discord). */
+export class EmojiBridge {
+  private readonly pending = new Map<string, Promise<string | undefined>>();
+
+  constructor(
+    private readonly store: DiscordStore,
+    private readonly ctx: Pick<NetworkContext, 'uploadMedia'>,
+    private readonly imageUrl: (id: string, animated: boolean) => string,
+    private readonly log: Logger,
+  ) {}
+
+  /** The mxc of an uploaded emoji, without uploading. */
+  known(id: string): string | undefined {
+    return this.store.emoji(id)?.mxc;
+  }
+
+  byMxc(mxc: string): StoredEmoji | undefined {
+    return this.store.emojiByMxc(mxc);
+  }
+
+  /** The mxc of an emoji, uploading it the first time; undefined if it cannot be fetched. */
+  mxc(e: { id: string; name: string; animated: boolean }): Promise<string | undefined> {
+    const stored = this.store.emoji(e.id);
+    if (stored) return Promise.resolve(stored.mxc);
+    const running = this.pending.get(e.id);
+    if (running) return running;
+    const p = this.upload(e).finally(() => this.pending.delete(e.id));
+    this.pending.set(e.id, p);
+    return p;
+  }
+
+  private async upload(e: { id: string; name: string; animated: boolean }): Promise<string | undefined> {
+    try {
+      const got = await download(this.imageUrl(e.id, e.animated), 2 * 1024 * 1024, 20_000);
+      if ('tooBig' in got) return undefined;
+      const up = await this.ctx.uploadMedia(got.data, got.contentType ?? (e.animated ? 'image/gif' : 'image/png'), `${e.name}.${e.animated ? 'gif' : 'png'}`);
+      this.store.putEmoji({ ...e, mxc: up.mxc });
+      return up.mxc;
+    } catch (err) {
+      this.log.warn('could not copy a custom emoji; shown as its name', { emoji: e.name, id: e.id, err: err as Error });
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The Discord bridge's own tables (owner `discord`, numbered migrations; shipped ones are never edited).
+ *
+ * 1 — discord_webhooks: the webhook the bridge speaks through in each channel, and every webhook it
+ *     ever made (their messages are its own: never bridged back); discord_emojis: custom emojis
+ *     uploaded to the media repository (both ways: id → mxc for Discord → Matrix, mxc → emoji for
+ *     Matrix → Discord); discord_links: who linked a channel (told about problems with it);
+ *     discord_reactions: reactions the bot made on Discord for Matrix users, so the bot's reaction
+ *     is only taken back when the last Matrix user took theirs back; discord_reply_quotes: the quote
+ *     line a Matrix reply was sent with (webhooks cannot reply), so an edit of the reply keeps it.
+ */
+import type { Migration } from '@trestle/core';
+import type Database from 'better-sqlite3';
+
+export const discordMigrations: Migration[] = [
+  {
+    version: 1,
+    description: 'Discord webhooks, custom emojis, who linked a channel, reactions made for Matrix users, reply quotes',
+    up: `
+      CREATE TABLE discord_webhooks (
+        webhook_id TEXT PRIMARY KEY,
+        channel_id TEXT NOT NULL,
+        token TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        gone INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX discord_webhooks_channel ON discord_webhooks (channel_id, gone);
+      CREATE TABLE discord_emojis (
+        emoji_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        animated INTEGER NOT NULL,
+        mxc TEXT NOT NULL
+      );
+      CREATE INDEX discord_emojis_mxc ON discord_emojis (mxc);
+      CREATE TABLE discord_links (
+        room_id TEXT NOT NULL,
+        chat TEXT NOT NULL,
+        linked_by TEXT NOT NULL,
+        linked_at INTEGER NOT NULL,
+        PRIMARY KEY (room_id, chat)
+      );
+      CREATE TABLE discord_reactions (
+        event_id TEXT PRIMARY KEY,
+        chat TEXT NOT NULL,
+        message_ref TEXT NOT NULL,
+        emoji TEXT NOT NULL
+      );
+      CREATE INDEX discord_reactions_target ON discord_reactions (chat, message_ref, emoji);
+      CREATE TABLE discord_reply_quotes (
+        chat TEXT NOT NULL,
+        message_ref TEXT NOT NULL,
+        quote TEXT NOT NULL,
+        PRIMARY KEY (chat, message_ref)
+      );
+    `,
+  },
+];
+
+export interface StoredWebhook { id: string; channelId: string; token: string }
+export interface StoredEmoji { id: string; name: string; animated: boolean; mxc: string }
+
+export class DiscordStore {
+  constructor(private readonly db: Database.Database) {}
+
+  // ---------- webhooks
+
+  webhookFor(channelId: string): StoredWebhook | undefined {
+    const r = this.db.prepare('SELECT webhook_id, channel_id, token FROM discord_webhooks WHERE channel_id = ? AND gone = 0 ORDER BY created_at DESC LIMIT 1')
+      .get(channelId) as { webhook_id: string; channel_id: string; token: string } | undefined;
+    return r && { id: r.webhook_id, channelId: r.channel_id, token: r.token };
+  }
+
+  addWebhook(w: StoredWebhook): void {
+    this.db.prepare('INSERT OR REPLACE INTO discord_webhooks (webhook_id, channel_id, token, created_at, gone) VALUES (?, ?, ?, ?, 0)')
+      .run(w.id, w.channelId, w.token, Date.now());
+  }
+
+  /** The webhook was deleted on Discord: never used again, but its old messages stay ours. */
+  webhookGone(id: string): void {
+    this.db.prepare('UPDATE discord_webhooks SET gone = 1 WHERE webhook_id = ?').run(id);
+  }
+
+  /** Every webhook the bridge ever made. */
+  allWebhookIds(): string[] {
+    return (this.db.prepare('SELECT webhook_id FROM discord_webhooks').all() as { webhook_id: string }[]).map((r) => r.webhook_id);
+  }
+
+  // ---------- emojis
+
+  emoji(id: string): StoredEmoji | undefined {
+    const r = this.db.prepare('SELECT emoji_id, name, animated, mxc FROM discord_emojis WHERE emoji_id = ?').get(id) as EmojiRow | undefined;
+    return r && toEmoji(r);
+  }
+
+  emojiByMxc(mxc: string): StoredEmoji | undefined {
+    const r = this.db.prepare('SELECT emoji_id, name, animated, mxc FROM discord_emojis WHERE mxc = ? LIMIT 1').get(mxc) as EmojiRow | undefined;
+    return r && toEmoji(r);
+  }
+
+  putEmoji(e: StoredEmoji): void {
+    this.db.prepare('INSERT OR REPLACE INTO discord_emojis (emoji_id, name, animated, mxc) VALUES (?, ?, ?, ?)').run(e.id, e.name, e.animated ? 1 : 0, e.mxc);
+  }
+
+  // ---------- links
+
+  setLinkedBy(roomId: string, chat: string, userId: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO discord_links (room_id, chat, linked_by, linked_at) VALUES (?, ?, ?, ?)').run(roomId, chat, userId, Date.now());
+  }
+
+  linkedBy(chat: string): { roomId: string; userId: string }[] {
+    return (this.db.prepare('SELECT room_id, linked_by FROM discord_links WHERE chat = ?').all(chat) as { room_id: string; linked_by: string }[])
+      .map((r) => ({ roomId: r.room_id, userId: r.linked_by }));
+  }
+
+  removeLink(roomId: string, chat: string): void {
+    this.db.prepare('DELETE FROM discord_links WHERE room_id = ? AND chat = ?').run(roomId, chat);
+  }
+
+  // ---------- reactions made for Matrix users
+
+  addReaction(eventId: string, chat: string, messageRef: string, emoji: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO discord_reactions (event_id, chat, message_ref, emoji) VALUES (?, ?, ?, ?)').run(eventId, chat, messageRef, emoji);
+  }
+
+  /** Forget one Matrix reaction; returns how many Matrix reactions with that emoji remain on the message. */
+  removeReaction(eventId: string, chat: string, messageRef: string, emoji: string): number {
+    this.db.prepare('DELETE FROM discord_reactions WHERE event_id = ?').run(eventId);
+    const r = this.db.prepare('SELECT COUNT(*) AS n FROM discord_reactions WHERE chat = ? AND message_ref = ? AND emoji = ?')
+      .get(chat, messageRef, emoji) as { n: number };
+    return r.n;
+  }
+
+  // ---------- reply quotes
+
+  setReplyQuote(chat: string, messageRef: string, quote: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO discord_reply_quotes (chat, message_ref, quote) VALUES (?, ?, ?)').run(chat, messageRef, quote);
+  }
+
+  replyQuote(chat: string, messageRef: string): string | undefined {
+    const r = this.db.prepare('SELECT quote FROM discord_reply_quotes WHERE chat = ? AND message_ref = ?').get(chat, messageRef) as { quote: string } | undefined;
+    return r?.quote;
+  }
+}
+
+interface EmojiRow { emoji_id: string; name: string; animated: number; mxc: string }
+const toEmoji = (r: EmojiRow): StoredEmoji => ({ id: r.emoji_id, name: r.name, animated: r.animated === 1, mxc: r.mxc });

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import {
+  discordToMatrix, embedText, formatTimestamp, msgtypeFor, parseDiscordMarkdown, type DiscordToMatrixResolver, type MatrixText,
+} from '../../../packages/discord/src/convert/index.js';
+
+const resolver: DiscordToMatrixResolver = {
+  user: (id) => (id === '111' ? { userId: '@discord_111:example.org', name: 'Bobby' } : id === '999' ? { name: 'bridge-bot' } : undefined),
+  role: (id) => (id === '222' ? { name: 'mods', color: 0xff0000 } : id === '223' ? { name: 'plain' } : undefined),
+  channel: (id) => (id === '333' ? { name: 'general', room: '!room:example.org' } : id === '334' ? { name: 'secret' } : undefined),
+  emoji: (e) => (e.id === '444' ? 'mxc://example.org/party' : undefined),
+};
+
+describe('discordToMatrix: formatting', () => {
+  it.each<[string, string, MatrixText]>([
+    ['plain text stays plain', 'hello world', { body: 'hello world' }],
+    ['empty', '', { body: '' }],
+    ['HTML-looking text is not formatted and is escaped when formatting exists', '<b>not bold</b>', { body: '<b>not bold</b>' }],
+    ['bold', '**bold** text', { body: '**bold** text', formattedBody: '<strong>bold</strong> text' }],
+    ['italic with stars', '*it*', { body: '*it*', formattedBody: '<em>it</em>' }],
+    ['italic with underscores', '_it_', { body: '*it*', formattedBody: '<em>it</em>' }],
+    ['snake_case is not italic', 'a snake_case_name here', { body: 'a snake_case_name here' }],
+    ['underline', '__u__', { body: '__u__', formattedBody: '<u>u</u>' }],
+    ['bold italic', '***both***', { body: '***both***', formattedBody: '<strong><em>both</em></strong>' }],
+    ['underline italic', '__*ui*__', { body: '__*ui*__', formattedBody: '<u><em>ui</em></u>' }],
+    ['strikethrough', '~~no~~', { body: '~~no~~', formattedBody: '<del>no</del>' }],
+    ['spoiler', 'the end: ||he dies||', { body: 'the end: ||he dies||', formattedBody: 'the end: <span data-mx-spoiler>he dies</span>' }],
+    ['inline code keeps markdown literal', '`**x** <y>`', { body: '`**x** <y>`', formattedBody: '<code>**x** &lt;y&gt;</code>' }],
+    ['double-backtick code with a backtick', '`` a`b ``', { body: '`a`b`', formattedBody: '<code>a`b</code>' }],
+    [
+      'code block with a language',
+      '```js\nconst a = "<b>";\n```',
+      { body: '```js\nconst a = "<b>";\n```', formattedBody: '<pre><code class="language-js">const a = &quot;&lt;b&gt;&quot;;\n</code></pre>' },
+    ],
+    ['code block without a language', '```\nplain\n```', { body: '```\nplain\n```', formattedBody: '<pre><code>plain\n</code></pre>' }],
+    ['code block mid-line', 'see ```x``` here', { body: 'see ```\nx\n``` here', formattedBody: 'see <pre><code>x\n</code></pre> here' }],
+    ['markdown inside code blocks is literal', '```\n**no**\n```', { body: '```\n**no**\n```', formattedBody: '<pre><code>**no**\n</code></pre>' }],
+    ['escapes', '\\*not italic\\* and \\_no\\_', { body: '*not italic* and _no_' }],
+    ['a lone star', '5 * 3 = 15', { body: '5 * 3 = 15' }],
+    ['block quote', '> quoted\n> twice\nafter', { body: '> quoted\n> twice\nafter', formattedBody: '<blockquote>quoted<br>twice</blockquote>after' }],
+    ['quote needs a space', '>not a quote', { body: '>not a quote' }],
+    ['multi-line quote', '>>> all\nof it', { body: '> all\n> of it', formattedBody: '<blockquote>all<br>of it</blockquote>' }],
+    ['quote only at line start', 'a > b', { body: 'a > b' }],
+    ['heading', '# Title\ntext', { body: '# Title\ntext', formattedBody: '<h1>Title</h1>text' }],
+    ['heading only at line start', 'a # b', { body: 'a # b' }],
+    ['subtext', '-# small print', { body: '-# small print' }],
+    ['list', '- one\n- two', { body: '- one\n- two', formattedBody: '<ul><li>one</li><li>two</li></ul>' }],
+    ['ordered list', '3. three\n4. four', { body: '3. three\n4. four', formattedBody: '<ol start="3"><li>three</li><li>four</li></ol>' }],
+    ['line breaks', 'a\nb', { body: 'a\nb' }],
+    ['formatting across lines', '**a\nb**', { body: '**a\nb**', formattedBody: '<strong>a<br>b</strong>' }],
+  ])('%s', (_name, input, expected) => {
+    expect(discordToMatrix(input, resolver)).toEqual(expected);
+  });
+});
+
+describe('discordToMatrix: links', () => {
+  it.each<[string, string, MatrixText]>([
+    ['a bare URL stays plain', 'see https://example.org/a_b_c', { body: 'see https://example.org/a_b_c', formattedBody: undefined as never }],
+    ['URL punctuation at the end is not part of it', 'go to https://example.org.', { body: 'go to https://example.org.' }],
+    ['a masked link', '[the docs](https://example.org/docs)', { body: 'the docs (https://example.org/docs)', formattedBody: '<a href="https://example.org/docs">the docs</a>' }],
+    ['a masked link with formatting', '[**docs**](<https://example.org>)', { body: '**docs** (https://example.org)', formattedBody: '<a href="https://example.org"><strong>docs</strong></a>' }],
+    ['angle brackets suppress the embed, not the link', '<https://example.org>', { body: 'https://example.org' }],
+    ['no javascript: links', '[x](javascript:alert(1))', { body: '[x](javascript:alert(1))' }],
+    ['a Wikipedia URL keeps its parentheses', 'https://en.wikipedia.org/wiki/Foo_(bar)', { body: 'https://en.wikipedia.org/wiki/Foo_(bar)' }],
+  ])('%s', (_name, input, expected) => {
+    const out = discordToMatrix(input, resolver);
+    expect(out.body).toBe(expected.body);
+    if (expected.formattedBody) expect(out.formattedBody).toBe(expected.formattedBody);
+    else expect(out.formattedBody).toBeUndefined();
+  });
+
+  it('does not treat underscores in URLs as italics', () => {
+    expect(discordToMatrix('_see_ https://example.org/_a_ ok', resolver)).toEqual({
+      body: '*see* https://example.org/_a_ ok',
+      formattedBody: '<em>see</em> <a href="https://example.org/_a_">https://example.org/_a_</a> ok',
+    });
+  });
+});
+
+describe('discordToMatrix: mentions and emojis', () => {
+  it.each<[string, string, MatrixText]>([
+    ['a user becomes a pill of their ghost', 'hi <@111>', { body: 'hi Bobby', formattedBody: 'hi <a href="https://matrix.to/#/@discord_111:example.org">Bobby</a>' }],
+    ['the old nickname form', 'hi <@!111>', { body: 'hi Bobby', formattedBody: 'hi <a href="https://matrix.to/#/@discord_111:example.org">Bobby</a>' }],
+    ['the bot itself is a name, not a pill', '<@999> help', { body: '@bridge-bot help' }],
+    ['an unknown user', '<@555>', { body: '@555' }],
+    ['a coloured role', '<@&222> look', { body: '@mods look', formattedBody: '<font data-mx-color="#ff0000">@mods</font> look' }],
+    ['a role without colour', '<@&223>', { body: '@plain' }],
+    ['a deleted role', '<@&777>', { body: '@deleted-role' }],
+    ['a bridged channel becomes a room pill', 'in <#333>', { body: 'in #general', formattedBody: 'in <a href="https://matrix.to/#/!room:example.org">#general</a>' }],
+    ['an unbridged channel is its name', 'in <#334>', { body: 'in #secret' }],
+    ['an unknown channel', '<#888>', { body: '#unknown-channel' }],
+    [
+      'a custom emoji becomes an inline image',
+      'yay <:party:444>',
+      { body: 'yay :party:', formattedBody: 'yay <img data-mx-emoticon src="mxc://example.org/party" alt=":party:" title=":party:" height="32">' },
+    ],
+    ['an emoji that could not be uploaded is its name', '<a:dance:445>', { body: ':dance:' }],
+    ['@everyone is just text', '@everyone and @here', { body: '@everyone and @here' }],
+    ['a timestamp', '<t:0:d>', { body: '1970-01-01' }],
+    ['a mention inside bold', '**<@111>**', { body: '**Bobby**', formattedBody: '<strong><a href="https://matrix.to/#/@discord_111:example.org">Bobby</a></strong>' }],
+    ['a mention inside code stays literal', '`<@111>`', { body: '`<@111>`', formattedBody: '<code>&lt;@111&gt;</code>' }],
+  ])('%s', (_name, input, expected) => {
+    expect(discordToMatrix(input, resolver)).toEqual(expected);
+  });
+
+  it('escapes names that look like HTML', () => {
+    const out = discordToMatrix('<@111>', { user: () => ({ userId: '@discord_111:x', name: '<img src=x>' }) });
+    expect(out.formattedBody).toBe('<a href="https://matrix.to/#/@discord_111:x">&lt;img src=x&gt;</a>');
+  });
+});
+
+describe('discordToMatrix helpers', () => {
+  it('formats timestamps in UTC by style', () => {
+    expect(formatTimestamp(1_700_000_000)).toBe('14 Nov 2023 22:13 UTC');
+    expect(formatTimestamp(1_700_000_000, 't')).toBe('22:13 UTC');
+    expect(formatTimestamp(1_700_000_000, 'T')).toBe('22:13:20 UTC');
+    expect(formatTimestamp(1_700_000_000, 'D')).toBe('14 Nov 2023');
+  });
+
+  it('picks the msgtype of a file from its content type', () => {
+    expect(msgtypeFor('image/png')).toBe('m.image');
+    expect(msgtypeFor('video/mp4')).toBe('m.video');
+    expect(msgtypeFor('audio/ogg')).toBe('m.audio');
+    expect(msgtypeFor('text/plain; charset=utf-8')).toBe('m.file');
+    expect(msgtypeFor(undefined)).toBe('m.file');
+  });
+
+  it('renders an embed as markdown text', () => {
+    expect(embedText({ title: 'Build passed', url: 'https://ci.example/1', description: 'all green', author: { name: 'CI' }, fields: [{ name: 'Branch', value: 'main' }] }))
+      .toBe('**CI**\n**[Build passed](https://ci.example/1)**\nall green\n**Branch**\nmain');
+  });
+
+  it('never loses text it cannot parse', () => {
+    for (const s of ['**unclosed', '||half', '~~', '`', '```', '[a](', '<@', '<:x:', '> ', '*', '_', '\\']) {
+      expect(discordToMatrix(s).body.replace(/\s/g, '')).toBe(s.replace(/\s/g, '').replace(/^\\$/, '\\'));
+    }
+  });
+
+  it('parses to a tree', () => {
+    expect(parseDiscordMarkdown('a **b** <@1>')).toEqual([{ t: 'text', v: 'a ' }, { t: 'bold', c: [{ t: 'text', v: 'b' }] }, { t: 'text', v: ' ' }, { t: 'user', id: '1' }]);
+  });
+});

@@ -1,0 +1,208 @@
+import { describe, expect, it } from 'vitest';
+import {
+  allowedMentions, defuseEveryone, emote, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, webhookUsername,
+  type MatrixToDiscordResolver,
+} from '../../../packages/discord/src/convert/index.js';
+
+const resolver: MatrixToDiscordResolver = {
+  user: (mxid) => (mxid === '@discord_111:example.org' ? '111' : undefined),
+  room: (room) => (room === '!bridged:example.org' || room === '#discord_1_333:example.org' ? '333' : undefined),
+  emoji: (mxc) => (mxc === 'mxc://example.org/party' ? { id: '444', name: 'party', animated: false } : mxc === 'mxc://example.org/dance' ? { id: '445', name: 'dance', animated: true } : undefined),
+  mediaUrl: (mxc) => `https://bridge.example.org/media/${mxc.slice(6)}`,
+  roles: [{ id: '222', name: 'mods', mentionable: true }, { id: '223', name: 'quiet', mentionable: false }, { id: '1', name: '@everyone', mentionable: true }],
+};
+
+const html = (formattedBody: string, r: MatrixToDiscordResolver = resolver) => matrixToDiscord({ body: 'fallback', formattedBody }, r);
+const plain = (body: string, r: MatrixToDiscordResolver = resolver) => matrixToDiscord({ body }, r);
+
+describe('matrixToDiscord: plain text is shown as typed', () => {
+  it.each<[string, string, string]>([
+    ['plain', 'hello world', 'hello world'],
+    ['markdown characters are escaped', 'a *b* _c_ ~~d~~ `e` ||f|| [g](h)', 'a \\*b\\* \\_c\\_ \\~\\~d\\~\\~ \\`e\\` \\|\\|f\\|\\| \\[g\\](h)'],
+    ['snake_case survives', 'my_var_name', 'my\\_var\\_name'],
+    ['URLs are not escaped', 'see https://example.org/a_b*c ok', 'see https://example.org/a_b*c ok'],
+    ['backslashes are escaped', 'C:\\path', 'C:\\\\path'],
+    ['a quote marker at a line start', '> not a quote\nx > y', '\\> not a quote\nx > y'],
+    ['a heading marker', '# not a heading', '\\# not a heading'],
+    ['list markers', '- a\n* b\n1. c', '\\- a\n\\* b\n1\\. c'],
+    ['subtext marker', '-# small', '\\-# small'],
+    ['typed mention syntax stays literal', '<@123> <#456> <:x:789> <t:1>', '\\<@123> \\<#456> \\<:x:789> \\<t:1>'],
+    ['everyone is defused', '@everyone and @here', '@\u200beveryone and @\u200bhere'],
+    ['e-mail addresses are not mentions', 'mail a@mods.org', 'mail a@mods.org'],
+    ['control characters are dropped', 'a\u0000b\u0007c', 'abc'],
+    ['line breaks are kept', 'one\ntwo\r\nthree', 'one\ntwo\nthree'],
+  ])('%s', (_name, input, expected) => {
+    expect(plain(input).content).toBe(expected);
+  });
+
+  it('turns @Role into a role mention only for mentionable roles', () => {
+    const out = plain('@mods help, @quiet please, @Mods!');
+    expect(out.content).toBe('<@&222> help, @quiet please, <@&222>!');
+    expect(out.roles).toEqual(['222']);
+  });
+
+  it('lets @everyone through when allowed, and says so', () => {
+    const out = plain('@everyone look', { ...resolver, allowEveryone: true });
+    expect(out.content).toBe('@everyone look');
+    expect(out.everyone).toBe(true);
+  });
+});
+
+describe('matrixToDiscord: HTML', () => {
+  it.each<[string, string, string]>([
+    ['bold, italic, underline, strike', '<b>b</b> <strong>s</strong> <i>i</i> <em>e</em> <u>u</u> <del>d</del> <s>s</s>', '**b** **s** *i* *e* __u__ ~~d~~ ~~s~~'],
+    ['nesting', '<b>bold <i>both</i></b>', '**bold *both***'],
+    ['spaces stay outside the markers', '<b> spaced </b>x', ' **spaced** x'.trim()],
+    ['empty formatting disappears', 'a<b></b>b', 'ab'],
+    ['spoiler', '<span data-mx-spoiler>secret</span>', '||secret||'],
+    ['spoiler with a reason', '<span data-mx-spoiler="plot">secret</span>', '||secret||'],
+    ['inline code is not escaped', '<code>a*b_c</code>', '`a*b_c`'],
+    ['inline code with a backtick', '<code>a`b</code>', '`` a`b ``'],
+    ['code block with a language', '<pre><code class="language-rust">fn main() {}\n</code></pre>', '```rust\nfn main() {}\n```'],
+    ['code block keeps indentation and markdown', '<pre><code>  *x*\n    y\n</code></pre>', '```\n  *x*\n    y\n```'],
+    ['code block fence in the code is broken', '<pre><code>a ``` b</code></pre>', '```\na `\u200b`` b\n```'],
+    ['text in HTML is escaped', '<p>2*3*4 and _x_</p>', '2\\*3\\*4 and \\_x\\_'],
+    ['entities are decoded', '<p>a &lt;b&gt; &amp; c</p>', 'a <b> & c'],
+    ['paragraphs', '<p>one</p><p>two</p>', 'one\n\ntwo'],
+    ['line breaks', 'a<br>b<br/>c', 'a\nb\nc'],
+    ['block quote', '<blockquote><p>quoted</p><p>more</p></blockquote><p>after</p>', '> quoted\n>\n> more\n\nafter'],
+    ['headings', '<h1>One</h1><h3>Three</h3><h5>Five</h5>', '# One\n### Three\n**Five**'],
+    ['unordered list', '<ul>\n<li>one</li>\n<li>two</li>\n</ul>', '- one\n- two'],
+    ['ordered list with a start', '<ol start="3"><li>three</li><li>four</li></ol>', '3. three\n4. four'],
+    ['nested list', '<ul><li>a<ul><li>b</li></ul></li></ul>', '- a\n  - b'],
+    ['a link', '<a href="https://example.org/x">the site</a>', '[the site](https://example.org/x)'],
+    ['a link whose text is the URL', '<a href="https://example.org/x_y">https://example.org/x_y</a>', 'https://example.org/x_y'],
+    ['parentheses in a link URL are encoded', '<a href="https://en.wikipedia.org/wiki/A_(b)">A</a>', '[A](https://en.wikipedia.org/wiki/A_%28b%29)'],
+    ['a javascript: link is only text', '<a href="javascript:alert(1)">click</a>', 'click'],
+    ['the reply fallback is dropped', '<mx-reply><blockquote>old</blockquote></mx-reply>new', 'new'],
+    ['scripts are dropped', 'a<script>alert(1)</script>b', 'ab'],
+    ['colours are dropped', '<font data-mx-color="#ff0000">red</font>', 'red'],
+    ['horizontal rule', 'a<hr>b', 'a\n───\nb'],
+    ['a table as lines', '<table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table>', 'a | b\n1 | 2'],
+    ['runs of blank lines collapse', '<p>a</p><br><br><br><p>b</p>', 'a\n\nb'],
+  ])('%s', (_name, input, expected) => {
+    expect(html(input).content).toBe(expected);
+  });
+
+  it('turns a pill of a Discord ghost into a mention, and says who may be pinged', () => {
+    const out = html('hi <a href="https://matrix.to/#/@discord_111:example.org">Bobby</a>!');
+    expect(out.content).toBe('hi <@111>!');
+    expect(out.users).toEqual(['111']);
+  });
+
+  it('turns a pill of a Matrix user into their name, pinging no one', () => {
+    const out = html('hi <a href="https://matrix.to/#/%40alice%3Aexample.org">Alice</a> and <a href="https://matrix.to/#/@bob:example.org">@bob:example.org</a>');
+    expect(out.content).toBe('hi @Alice and @bob:example.org');
+    expect(out.users).toEqual([]);
+  });
+
+  it('turns a room pill of a bridged room into a channel mention', () => {
+    expect(html('see <a href="https://matrix.to/#/!bridged:example.org?via=example.org">the room</a>').content).toBe('see <#333>');
+    expect(html('see <a href="https://matrix.to/#/#discord_1_333:example.org">#general</a>').content).toBe('see <#333>');
+    expect(html('see <a href="https://matrix.to/#/#other:example.org">#other:example.org</a>').content).toBe('see #other:example.org');
+  });
+
+  it('turns custom emojis into Discord emojis when Discord has them', () => {
+    const out = html('<img data-mx-emoticon src="mxc://example.org/party" alt=":party:"> <img data-mx-emoticon src="mxc://example.org/dance" alt=":dance:"> <img data-mx-emoticon src="mxc://example.org/nope" alt=":nope:">');
+    expect(out.content).toBe('<:party:444> <a:dance:445> :nope:');
+  });
+
+  it('links inline images through the media proxy', () => {
+    expect(html('<img src="mxc://example.org/abc" alt="cat">').content).toBe('[cat](https://bridge.example.org/media/example.org/abc)');
+  });
+
+  it('defuses @everyone in HTML and converts roles', () => {
+    const out = html('<p>@everyone, <b>@mods</b> please</p>');
+    expect(out.content).toBe('@\u200beveryone, **<@&222>** please');
+    expect(out.roles).toEqual(['222']);
+    expect(out.everyone).toBe(false);
+  });
+
+  it('falls back to the body when the HTML is empty', () => {
+    expect(matrixToDiscord({ body: 'plain *x*', formattedBody: '  ' }).content).toBe('plain \\*x\\*');
+  });
+});
+
+describe('matrixToDiscord helpers', () => {
+  it('builds allowed_mentions from what the message mentions on purpose', () => {
+    expect(allowedMentions({ users: ['1', '1', '2'], roles: [], everyone: false })).toEqual({ parse: [], users: ['1', '2'], roles: [], replied_user: false });
+    expect(allowedMentions({ users: [], roles: ['9'], everyone: true })).toEqual({ parse: ['everyone'], users: [], roles: ['9'], replied_user: false });
+  });
+
+  it('writes an emote in italics', () => {
+    expect(emote('waves')).toBe('_waves_');
+    expect(emote('')).toBe('');
+  });
+
+  it('quotes the message a Matrix reply answers, with a jump link and no ping', () => {
+    expect(replyQuote({ author: '<@111>', snippet: 'what *is* this?\nsecond line', jumpUrl: 'https://discord.com/channels/1/2/3' }))
+      .toBe('> <@111>: what \\*is\\* this? second line [↪](<https://discord.com/channels/1/2/3>)\n');
+    expect(replyQuote({ author: '@alice:example.org', snippet: 'x'.repeat(100) })).toBe(`> @alice:example.org: ${'x'.repeat(79)}…\n`);
+    expect(replyQuote({ author: 'bob', snippet: '@everyone' })).toBe('> bob: @\u200beveryone\n');
+  });
+
+  it('escapes and defuses text', () => {
+    expect(escapeDiscordMarkdown('**x**')).toBe('\\*\\*x\\*\\*');
+    expect(defuseEveryone('@everyone @here @hereby')).toBe('@\u200beveryone @\u200bhere @hereby');
+  });
+});
+
+describe('webhookUsername', () => {
+  const alice = { userId: '@alice:example.org', displayName: 'Alice' };
+  it.each<[string, Parameters<typeof webhookUsername>[0], string[], string]>([
+    ['the display name', alice, [], 'Alice'],
+    ['too short: the Matrix id', { userId: '@a:example.org', displayName: 'A' }, [], '@a:example.org'],
+    ['too long: the Matrix id', { userId: '@long:example.org', displayName: 'x'.repeat(33) }, [], '@long:example.org'],
+    ['32 characters is fine', { userId: '@ok:example.org', displayName: 'y'.repeat(32) }, [], 'y'.repeat(32)],
+    ['whitespace is collapsed', { userId: '@s:example.org', displayName: '  Sam \n Smith ' }, [], 'Sam Smith'],
+    ['"Discord" is broken up', { userId: '@d:example.org', displayName: 'Discord Fan' }, [], 'Disc·ord Fan'],
+    ['"Clyde" is broken up', { userId: '@c:example.org', displayName: 'clyde' }, [], 'cl·yde'],
+    ['a guild member\'s name is not taken verbatim', alice, ['alice'], 'Alice (Matrix)'],
+    ['a relayed IRC user', { userId: '@irc_libera_bob:example.org', displayName: 'bob', ghostOf: { network: 'irc' } }, [], 'bob (irc)'],
+  ])('%s', (_name, sender, members, expected) => {
+    expect(webhookUsername(sender, new Set(members))).toBe(expected);
+  });
+
+  it('never exceeds 80 characters', () => {
+    expect([...webhookUsername({ userId: `@${'z'.repeat(120)}:example.org`, displayName: 'x' })].length).toBe(80);
+  });
+});
+
+describe('splitMessage', () => {
+  it('keeps short messages whole', () => {
+    expect(splitMessage('hello')).toEqual(['hello']);
+    expect(splitMessage('')).toEqual([]);
+  });
+
+  it('splits at line breaks within the limit', () => {
+    const lines = Array.from({ length: 30 }, (_, i) => `line ${i} ${'x'.repeat(90)}`);
+    const parts = splitMessage(lines.join('\n'), 1000);
+    expect(parts.every((p) => p.length <= 1000)).toBe(true);
+    expect(parts.join('\n')).toBe(lines.join('\n'));
+  });
+
+  it('splits a long line at spaces, or anywhere if it must', () => {
+    const words = Array.from({ length: 100 }, () => 'word').join(' ');
+    const parts = splitMessage(words, 50);
+    expect(parts.every((p) => p.length <= 50)).toBe(true);
+    expect(parts.join(' ')).toBe(words);
+    expect(splitMessage('x'.repeat(120), 50).join('')).toBe('x'.repeat(120));
+  });
+
+  it('closes and reopens a code block cut in two', () => {
+    const code = '```js\n' + Array.from({ length: 40 }, (_, i) => `let v${i} = ${i};`).join('\n') + '\n```';
+    const parts = splitMessage(code, 200);
+    expect(parts.length).toBeGreaterThan(1);
+    for (const p of parts) {
+      expect(p.length).toBeLessThanOrEqual(200);
+      expect(p.startsWith('```js\n')).toBe(true);
+      expect(p.endsWith('```')).toBe(true);
+    }
+  });
+
+  it('never splits a surrogate pair', () => {
+    const parts = splitMessage('😀'.repeat(30), 15);
+    for (const p of parts) expect(p).not.toMatch(/[\ud800-\udbff]$|^[\udc00-\udfff]/);
+    expect(parts.join('')).toBe('😀'.repeat(30));
+  });
+});

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { builtinNetworkSchemas } from '../../packages/core/src/config/gen-sample.js';
+import { builtinNetworkSchemas, readmeWithReference } from '../../packages/core/src/config/gen-sample.js';
 import {
   appserviceUrl,
   ConfigError,
@@ -321,6 +321,9 @@ describe('sample config', () => {
     expect(Object.keys(schemas)).toContain('irc');
     expect(committed).toBe(sampleFileContents(schemas));
     expect(committed.endsWith(renderSampleConfig(schemas))).toBe(true);
+    const readme = readFileSync(resolve(process.cwd(), 'README.md'), 'utf8');
+    expect(readme).toContain('### Config reference');
+    expect(readmeWithReference(readme, schemas)).toBe(readme);
     expect(committed).toMatch(/^# Trestle sample configuration\.\n#\n# GENERATED /);
   });
 

@@ -177,7 +177,7 @@ describe('messages both ways', () => {
     if (got.kind !== 'message') throw new Error('unreachable');
     expect(got.msg.sender.userId).toBe('@testa_erin:localhost');
     expect(got.msg.sender.displayName).toBe('Erin');
-    expect(got.msg.sender.ghostOf).toEqual({ network: 'testa' });
+    expect(got.msg.sender.ghostOf).toEqual({ network: 'testa', remoteUser: 'erin' });
     await testb.injectText('relay-b', { id: 'frank', name: 'Frank' }, 'from B to everyone');
     await testa.waitFor((r) => r.kind === 'message' && r.msg.body === 'from B to everyone');
     // a Matrix user's message reaches both, and nothing came back to its origin

@@ -9,6 +9,7 @@ import { createLogger, loadEverything, migrate, openDatabase, silentLogger, Tres
 import { DiscordNetwork, discordConfigSchema } from '@trestle/discord';
 import type { APIGuild, APIUser } from 'discord-api-types/v10';
 import { FakeDiscord, type GuildChannel } from '../harness/fake-discord/server.js';
+import { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser, messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
 
@@ -579,3 +580,45 @@ function i2user(text: string): string {
   const n = Number(/\d+$/.exec(text)?.[0] ?? 0);
   return [bob.id, carol.id, dana.id][n % 3]!;
 }
+
+describe('IRC ↔ Discord through one Matrix room', () => {
+  it('relays between an IRC channel and a Discord channel linked to the same room, and from Matrix to both', async () => {
+    const ircPort = Number(process.env['TRESTLE_E2E_IRC_PORT'] ?? 0);
+    if (!ircPort) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
+    const ch = channel('relay');
+    const roomId = await plumbed(ch);
+    const irc = new IrcUser('127.0.0.1', ircPort, 'ircrelay');
+    await irc.connect();
+    await irc.join('#relay');
+    try {
+      await alice.sendText(roomId, '!trestle link irc test/#relay');
+      await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room to irc'));
+
+      // IRC → Matrix (ghost) → Discord (webhook named after the IRC nick and its network)
+      irc.say('#relay', 'hello from irc');
+      await until(() => fake.webhookExecutions.find((x) => x.channelId === ch.id && x.content === 'hello from irc'), 'the IRC message on Discord');
+      const exec = fake.webhookExecutions.find((x) => x.channelId === ch.id && x.content === 'hello from irc')!;
+      expect(exec.username).toMatch(/ircrelay/);
+      expect(exec.username).toMatch(/irc/i);
+
+      // Discord → Matrix (ghost) → IRC (the Discord user's own IRC connection, nick from the template)
+      fake.injectUserMessage(ch.id, bob.id, 'hello from discord');
+      const seen = await irc.waitFor((m) => m.message === 'hello from discord');
+      expect(seen.nick).toBe('Bobby[m]');
+
+      // Matrix → both, and nothing echoes back to where it came from
+      await alice.sendText(roomId, 'hello both');
+      // (another suite may hold the nick Alice[m] on this ergo as a registered account: a suffix is fine)
+      await irc.waitFor((m) => m.message === 'hello both' && m.nick.startsWith('Alice[m]'));
+      await until(() => webhookContents(ch.id).includes('hello both'), 'the Matrix message on Discord');
+      await sleep(500);
+      expect(irc.messages.filter((m) => m.message === 'hello from irc')).toHaveLength(0);
+      expect(webhookContents(ch.id).filter((c) => c === 'hello from discord')).toHaveLength(0);
+      const timeline = messagesOf(await alice.timeline(roomId));
+      expect(timeline.filter((e) => body(e) === 'hello from irc')).toHaveLength(1);
+      expect(timeline.filter((e) => body(e) === 'hello from discord')).toHaveLength(1);
+    } finally {
+      irc.quit();
+    }
+  });
+});

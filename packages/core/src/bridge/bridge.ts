@@ -138,6 +138,7 @@ export class TrestleBridge {
     const fromMatrix = new FromMatrix({
       matrix, portals, messages, networks: this.networks, log,
       ghostNetwork: (u) => this.ghostNetwork(u),
+      ghostRemoteUser: (u) => ghosts.get(u)?.remoteUser,
       permission: (u) => this.permission(u),
       tryCommand: (ev) => this.commands!.tryHandle(ev.room_id, ev.sender, typeof ev.content['body'] === 'string' ? ev.content['body'] : ''),
       onBotInvite: (ev) => this.onBotInvite(ev),
@@ -249,6 +250,10 @@ export class TrestleBridge {
       this.server = server;
     });
     this.started = true;
+    await matrix.ping(config.appservice.id).then(
+      (ms) => log.info('the homeserver reaches the bridge', { pingMs: ms }),
+      (err: unknown) => log.warn('the homeserver could not ping the bridge: check appservice.url in the registration', { err: err as Error }),
+    );
     log.info('bridge started', { listen: `${config.appservice.bindAddress}:${this.address()?.port}`, networks: [...this.networks.keys()], ms: Date.now() - t0 });
   }
 

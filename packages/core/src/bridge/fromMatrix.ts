@@ -28,6 +28,8 @@ export interface FromMatrixDeps {
   log: Logger;
   /** The network whose ghost namespace holds this user, if any. */
   ghostNetwork(userId: string): string | undefined;
+  /** The remote user a ghost stands for, if the bridge knows it. */
+  ghostRemoteUser(userId: string): string | undefined;
   /** Permission level of a Matrix user from the config. */
   permission(userId: string): 'none' | 'user' | 'admin';
   /** Handle a command; true if the event was a command (and so is not bridged). */
@@ -76,7 +78,7 @@ export class FromMatrix {
     const { matrix } = this.d;
     this.d.log.debug('matrix event', { type: ev.type, roomId: ev.room_id, eventId: ev.event_id, sender: ev.sender });
     if (ev.type === 'm.room.member' && ev.state_key) {
-      matrix.noteMember(ev.room_id, ev.state_key, str(ev.content['displayname']), str(ev.content['membership']) ?? '');
+      matrix.noteMember(ev.room_id, ev.state_key, str(ev.content['displayname']), str(ev.content['membership']) ?? '', str(ev.content['avatar_url']));
     }
     if (ev.sender === matrix.botUserId) return;
     if (ev.type === 'm.room.member' && ev.state_key === matrix.botUserId) {
@@ -286,8 +288,12 @@ export class FromMatrix {
   }
 
   private async sender(roomId: string, userId: string, ghostOf: string | undefined): Promise<MatrixSender> {
-    const displayName = await this.d.matrix.memberName(roomId, userId);
-    return { userId, displayName, ...(ghostOf ? { ghostOf: { network: ghostOf } } : {}) };
+    const { displayName, avatarMxc } = await this.d.matrix.memberProfile(roomId, userId);
+    const remoteUser = ghostOf ? this.d.ghostRemoteUser(userId) : undefined;
+    return {
+      userId, displayName, ...(avatarMxc ? { avatarMxc } : {}),
+      ...(ghostOf ? { ghostOf: { network: ghostOf, ...(remoteUser ? { remoteUser } : {}) } } : {}),
+    };
   }
 
   private async tellNoPermission(ev: MatrixEvent): Promise<void> {

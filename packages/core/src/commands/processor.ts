@@ -26,7 +26,8 @@ export function tokenize(line: string): string[] {
 }
 
 export function usage(spec: CommandSpec): string {
-  const args = (spec.args ?? []).map((a) => (a.startsWith('...') ? `[${a.slice(3)}...]` : a.endsWith('?') ? `[${a.slice(0, -1)}]` : `<${a}>`));
+  // `...rest` takes the rest of the line (spaces and all) and is shown like any required argument
+  const args = (spec.args ?? []).map((a) => (a.startsWith('...') ? `<${a.slice(3)}>` : a.endsWith('?') ? `[${a.slice(0, -1)}]` : `<${a}>`));
   return [spec.name, ...args].join(' ');
 }
 
@@ -41,7 +42,8 @@ export function bindArgs(spec: CommandSpec, words: string[], rest: string): Reco
       let r = rest;
       for (const w of skip) r = r.slice(r.indexOf(w) + w.length);
       const v = r.trim();
-      args[a.slice(3)] = v || undefined;
+      if (!v) return `Missing <${a.slice(3)}>. Usage: ${usage(spec)}`;
+      args[a.slice(3)] = v;
       break;
     }
     const name = a.endsWith('?') ? a.slice(0, -1) : a;

@@ -40,6 +40,10 @@ export function toMatrixError(err: unknown): MatrixError {
   return new MatrixError(errcode ? `${errcode}: ${text}` : text, errcode, e?.statusCode, { cause: err });
 }
 
+export interface MemberProfile { displayName: string; avatarMxc?: string }
+
+const localpartOf = (userId: string): string => userId.slice(1).split(':')[0] ?? userId;
+
 /** A Matrix transaction id derived from stable parts (remote ids), safe for the URL path. */
 export function deterministicTxnId(...parts: string[]): string {
   return 'trestle-' + createHash('sha256').update(parts.join('\u0000')).digest('base64url').slice(0, 32);
@@ -49,7 +53,7 @@ export class MatrixClientLayer {
   private readonly bridge: Bridge;
   readonly botUserId: string;
   private readonly joined = new Set<string>();
-  private readonly names = new Map<string, string>();
+  private readonly profiles = new Map<string, MemberProfile>();
   private readonly log: Logger;
 
   constructor(private readonly opts: MatrixOptions) {
@@ -167,35 +171,43 @@ export class MatrixClientLayer {
     try { return await client.uploadContent(data, contentType, filename); } catch (err) { throw toMatrixError(err); }
   }
 
-  /** Keep the member-name cache right from the m.room.member events the homeserver sends us. */
-  noteMember(roomId: string, userId: string, displayName: string | undefined, membership: string): void {
+  /** Keep the member-profile cache right from the m.room.member events the homeserver sends us. */
+  noteMember(roomId: string, userId: string, displayName: string | undefined, membership: string, avatarMxc?: string): void {
     const key = `${roomId}\u0000${userId}`;
-    if (membership === 'join' && displayName) this.names.set(key, displayName);
-    else this.names.delete(key);
-    if (this.names.size > 100_000) this.names.clear();
+    if (membership === 'join') {
+      this.profiles.set(key, { displayName: displayName || localpartOf(userId), ...(avatarMxc ? { avatarMxc } : {}) });
+    } else this.profiles.delete(key);
+    if (this.profiles.size > 100_000) this.profiles.clear();
   }
 
-  /** The display name of a member of a room (falls back to the global profile, then the localpart). Cached. */
-  async memberName(roomId: string, userId: string): Promise<string> {
+  /** Display name and avatar of a member of a room (falls back to the global profile, then the localpart). Cached. */
+  async memberProfile(roomId: string, userId: string): Promise<MemberProfile> {
     const key = `${roomId}\u0000${userId}`;
-    const cached = this.names.get(key);
+    const cached = this.profiles.get(key);
     if (cached !== undefined) return cached;
-    const name = await this.fetchMemberName(roomId, userId);
-    this.names.set(key, name);
-    return name;
+    const profile = await this.fetchMemberProfile(roomId, userId);
+    this.profiles.set(key, profile);
+    return profile;
   }
 
-  private async fetchMemberName(roomId: string, userId: string): Promise<string> {
+  async memberName(roomId: string, userId: string): Promise<string> {
+    return (await this.memberProfile(roomId, userId)).displayName;
+  }
+
+  private async fetchMemberProfile(roomId: string, userId: string): Promise<MemberProfile> {
+    type Profile = { displayname?: string; avatar_url?: string };
+    const pick = (p: Profile): MemberProfile | undefined =>
+      p.displayname ? { displayName: p.displayname, ...(p.avatar_url ? { avatarMxc: p.avatar_url } : {}) } : undefined;
     try {
-      const ev = await this.request<{ displayname?: string }>('GET',
-        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(userId)}`);
-      if (ev.displayname) return ev.displayname;
+      const found = pick(await this.request<Profile>('GET',
+        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(userId)}`));
+      if (found) return found;
     } catch { /* not a member or not visible to the bot: fall through */ }
     try {
-      const p = await this.request<{ displayname?: string }>('GET', `/_matrix/client/v3/profile/${encodeURIComponent(userId)}`);
-      if (p.displayname) return p.displayname;
+      const found = pick(await this.request<Profile>('GET', `/_matrix/client/v3/profile/${encodeURIComponent(userId)}`));
+      if (found) return found;
     } catch { /* no profile */ }
-    return userId.slice(1).split(':')[0] ?? userId;
+    return { displayName: localpartOf(userId) };
   }
 
   async powerLevels(roomId: string): Promise<{ users?: Record<string, number>; users_default?: number } | undefined> {
@@ -212,6 +224,16 @@ export class MatrixClientLayer {
     await this.request('PUT',
       `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${deterministicTxnId('notice', roomId, String(Date.now()), String(Math.random()))}`,
       { msgtype: 'm.notice', body: text }, sender);
+  }
+
+  /**
+   * Ask the homeserver to ping us (MSC2659). Besides checking the set-up, a successful ping makes
+   * Synapse resend at once what it held back while the bridge was down, instead of at its next backoff.
+   */
+  async ping(appserviceId: string): Promise<number> {
+    const t0 = Date.now();
+    await this.request('POST', `/_matrix/client/v1/appservice/${encodeURIComponent(appserviceId)}/ping`, {});
+    return Date.now() - t0;
   }
 
   async createRoom(body: Record<string, unknown>, userId?: string): Promise<string> {

@@ -210,7 +210,10 @@ describe('failures, commands and provisioning', () => {
     const notice = await alice.waitForEvent(roomId, (e) => e.sender === botId && String(body(e)).includes('could not be delivered'));
     expect(String(body(notice))).toContain(eventId);
     expect(String(body(notice))).toContain('Test A');
-    expect(bridge.metrics.registry.getSingleMetric('trestle_send_failures_total')).toBeDefined();
+    const failures = await bridge.metrics.sendFailures.get();
+    const count = (final: string): number => failures.values.find((v) => v.labels.network === 'remote' && v.labels.final === final)?.value ?? 0;
+    expect(count('false')).toBeGreaterThanOrEqual(3); // every failed attempt
+    expect(count('true')).toBeGreaterThanOrEqual(1); // and the give-up
   });
 
   it('answers commands in the admin room and checks permissions for link', async () => {

@@ -151,11 +151,21 @@ export class TrestleBridge {
       handle: async (item: WorkItem) => {
         if (item.kind === MATRIX_KIND) {
           const w = item.payload as MatrixWork;
-          await fromMatrix.handle(w);
+          try {
+            await fromMatrix.handle(w);
+          } catch (err) {
+            this.metrics.sendFailures.inc({ network: 'remote', final: 'false' });
+            throw err;
+          }
           this.metrics.latency.observe({ direction: 'matrix_to_remote' }, (Date.now() - w.receivedAt) / 1000);
         } else if (item.kind === REMOTE_KIND) {
           const w = item.payload as RemoteWork;
-          await remoteDelivery.deliver(w);
+          try {
+            await remoteDelivery.deliver(w);
+          } catch (err) {
+            this.metrics.sendFailures.inc({ network: 'matrix', final: 'false' });
+            throw err;
+          }
           this.metrics.eventsOut.inc({ network: 'matrix', type: w.t });
           this.metrics.latency.observe({ direction: 'remote_to_matrix' }, (Date.now() - w.receivedAt) / 1000);
         } else {

@@ -170,6 +170,19 @@ describe('messages both ways', () => {
     }, 'the original event to be redacted');
   });
 
+  it('shows a remote user typing through their ghost', async () => {
+    const roomId = await linkedRoom([['testa', 'typing']]);
+    await testa.injectText('typing', { id: 'tina', name: 'Tina' }, 'about to type');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'about to type');
+    const filter = encodeURIComponent(JSON.stringify({ room: { rooms: [roomId], timeline: { limit: 1 } } }));
+    const first = await alice.request<{ next_batch: string }>('GET', `/_matrix/client/v3/sync?timeout=0&filter=${filter}`);
+    await testa.remote.typing({ chat: 'typing', user: { id: 'tina', displayName: 'Tina' }, typing: true });
+    const typingNow = await alice.request<{ rooms?: { join?: Record<string, { ephemeral?: { events: { type: string; content: { user_ids?: string[] } }[] } }> } }>(
+      'GET', `/_matrix/client/v3/sync?timeout=10000&since=${first.next_batch}&filter=${filter}`);
+    const typingEvent = typingNow.rooms?.join?.[roomId]?.ephemeral?.events.find((e) => e.type === 'm.typing');
+    expect(typingEvent?.content.user_ids).toContain('@testa_tina:localhost');
+  });
+
   it('relays between two remote chats linked to one room, without echoing back', async () => {
     const roomId = await linkedRoom([['testa', 'relay-a'], ['testb', 'relay-b']]);
     await testa.injectText('relay-a', { id: 'erin', name: 'Erin' }, 'from A to everyone');

@@ -221,7 +221,13 @@ export class TrestleBridge {
         config: (config.networks as Record<string, unknown>)[id],
         domain: config.homeserver.domain,
         remote: new RemoteSink(id, portals, this.queues, nlog, (type) => this.metrics.eventsIn.inc({ network: id, type }),
-          async (user) => { await ghostMgr.ensure(n.identity, user); }),
+          async (user) => { await ghostMgr.ensure(n.identity, user); },
+          async (roomId, user, typing) => {
+            const ghost = await ghostMgr.ensure(n.identity, user);
+            await matrix.ensureJoined(ghost, roomId);
+            await matrix.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/typing/${encodeURIComponent(ghost)}`,
+              { typing, ...(typing ? { timeout: 30_000 } : {}) }, ghost);
+          }),
         portals: {
           forChat: (chat) => portals.forChat(id, chat),
           forRoom: (roomId) => portals.forRoom(roomId).filter((p) => p.network === id),
@@ -235,6 +241,7 @@ export class TrestleBridge {
         migrate: (ms) => { migrate(db, id, ms, nlog); },
         db,
         notifyUser: (userId, text) => this.notifyUser(userId, text),
+        notifyAdmins: (text) => this.notifyAdmins(text),
         ghostUserId: (remoteUser) => ghostMgr.userIdFor(n.identity, remoteUser),
         remoteUserOf: (ghost) => { const g = ghosts.get(ghost); return g?.network === id ? g.remoteUser : undefined; },
         openDirectChat: (req) => this.openDirectChat(id, req),
@@ -421,6 +428,13 @@ export class TrestleBridge {
       admin.set(userId, roomId);
     }
     await this.matrix.sendNotice(roomId, text);
+  }
+
+  /** Tell every admin user named in `permissions` (server-wide entries cannot be messaged). */
+  async notifyAdmins(text: string): Promise<void> {
+    const admins = Object.entries(this.config.permissions as Record<string, string>).filter(([k, v]) => v === 'admin' && k.startsWith('@')).map(([k]) => k);
+    if (admins.length === 0) this.log.warn('no admin user in permissions to tell', { text });
+    for (const a of admins) await this.notifyUser(a, text).catch((err: unknown) => this.log.warn('could not notify an admin', { admin: a, err: err as Error }));
   }
 
   private async reportGiveUp(item: WorkItem, err: unknown): Promise<void> {

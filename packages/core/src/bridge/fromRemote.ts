@@ -22,7 +22,7 @@ export type RemoteWork =
   | { t: 'delete'; network: string; roomId: string; del: RemoteDelete; receivedAt: number }
   | { t: 'reaction'; network: string; roomId: string; reaction: RemoteReaction; receivedAt: number }
   | { t: 'membership'; network: string; roomId: string; change: RemoteMembership; receivedAt: number }
-  | { t: 'chatInfo'; network: string; roomId: string; info: RemoteChatInfo; receivedAt: number }
+  | { t: 'chatInfo'; network: string; roomId: string; info: RemoteChatInfo; receivedAt: number; plumbed?: boolean }
   | { t: 'powerLevels'; network: string; roomId: string; change: RemotePowerLevels; receivedAt: number };
 
 export const REMOTE_KIND = 'remote';
@@ -36,7 +36,15 @@ export class RemoteSink implements RemoteEventSink {
     private readonly log: Logger,
     private readonly onIn: (type: string) => void,
     private readonly updateProfile: (user: RemoteSender) => Promise<void>,
+    private readonly showTyping: (roomId: string, user: RemoteSender, typing: boolean) => Promise<void> = async () => undefined,
   ) {}
+
+  async typing(change: { chat: string; user: RemoteSender; typing: boolean }): Promise<void> {
+    for (const p of this.portals.forChat(this.network, change.chat)) {
+      await this.showTyping(p.roomId, change.user, change.typing).catch((err: unknown) =>
+        this.log.debug('typing not shown', { roomId: p.roomId, err: err as Error }));
+    }
+  }
 
   async powerLevels(change: RemotePowerLevels): Promise<void> {
     this.enqueue(change.chat, 'powerLevels', undefined, (roomId) => ({ t: 'powerLevels', network: this.network, roomId, change, receivedAt: Date.now() }));
@@ -78,7 +86,8 @@ export class RemoteSink implements RemoteEventSink {
     this.enqueue(change.chat, 'membership', undefined, (roomId) => ({ t: 'membership', network: this.network, roomId, change, receivedAt: Date.now() }));
   }
   async chatInfo(info: RemoteChatInfo): Promise<void> {
-    this.enqueue(info.chat, 'chatInfo', undefined, (roomId) => ({ t: 'chatInfo', network: this.network, roomId, info, receivedAt: Date.now() }));
+    const plumbed = new Set(this.portals.forChat(this.network, info.chat).filter((p) => p.kind === 'plumbed').map((p) => p.roomId));
+    this.enqueue(info.chat, 'chatInfo', undefined, (roomId) => ({ t: 'chatInfo', network: this.network, roomId, info, receivedAt: Date.now(), plumbed: plumbed.has(roomId) }));
   }
 }
 
@@ -106,7 +115,7 @@ export class RemoteDelivery {
       case 'delete': return this.remove(network, work.roomId, work.del);
       case 'reaction': return this.reaction(network, work.roomId, work.reaction, work.receivedAt);
       case 'membership': return this.membership(network, work.roomId, work.change);
-      case 'chatInfo': return this.chatInfo(work.roomId, work.info);
+      case 'chatInfo': return this.chatInfo(work.roomId, work.info, work.plumbed === true);
       case 'powerLevels': return this.powerLevels(network, work.roomId, work.change);
     }
   }
@@ -243,12 +252,12 @@ export class RemoteDelivery {
     if (changed) await this.matrix.request('PUT', path, { ...pl, users }, this.matrix.botUserId);
   }
 
-  private async chatInfo(roomId: string, info: RemoteChatInfo): Promise<void> {
+  private async chatInfo(roomId: string, info: RemoteChatInfo, plumbed: boolean): Promise<void> {
     const bot = this.matrix.botUserId;
     const put = (type: string, content: Record<string, unknown>): Promise<unknown> =>
       this.matrix.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${type}/`, content, bot);
-    if (info.name !== undefined) await put('m.room.name', { name: info.name });
+    if (info.name !== undefined && !plumbed) await put('m.room.name', { name: info.name });
     if (info.topic !== undefined) await put('m.room.topic', { topic: info.topic });
-    if (info.avatarUrl?.startsWith('mxc://')) await put('m.room.avatar', { url: info.avatarUrl });
+    if (info.avatarUrl?.startsWith('mxc://') && !plumbed) await put('m.room.avatar', { url: info.avatarUrl });
   }
 }

@@ -354,6 +354,10 @@ export interface RemotePowerLevels {
   users: Record<RemoteUserId, number>;
 }
 
+/**
+ * A chat's name, topic or avatar changed. Names and avatars are applied to portal rooms only
+ * (a plumbed room belongs to its admins); topics to every linked room.
+ */
 export interface RemoteChatInfo {
   chat: RemoteChatId;
   name?: string;
@@ -377,6 +381,8 @@ export interface RemoteEventSink {
   powerLevels(change: RemotePowerLevels): Promise<void>;
   /** A remote user's name or avatar changed (e.g. an IRC nick change): update their ghost's profile. */
   profile(user: RemoteSender): Promise<void>;
+  /** A remote user started or stopped typing: shown at once by their ghost, not queued (typing is ephemeral). */
+  typing(change: { chat: RemoteChatId; user: RemoteSender; typing: boolean }): Promise<void>;
 }
 
 // ------------------------------------------------------------------ what core gives a network
@@ -417,6 +423,8 @@ export interface NetworkContext {
   db: import('better-sqlite3').Database;
   /** Tell a Matrix user something (a notice in their admin room, created if needed). */
   notifyUser(userId: MatrixUserId, text: string): Promise<void>;
+  /** Tell the bridge's admins (the user ids with `admin` in `permissions`) something that needs them. */
+  notifyAdmins(text: string): Promise<void>;
   /** The Matrix id of the ghost of a remote user. */
   ghostUserId(remoteUser: RemoteUserId): MatrixUserId;
   /** The remote user a ghost stands for, if the id is one of this network's ghosts the bridge made. */

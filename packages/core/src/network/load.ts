@@ -37,9 +37,8 @@ export async function loadNetworkModules(rawNetworks: unknown, configDir: string
     const s = (typeof section === 'object' && section !== null ? section : {}) as Record<string, unknown>;
     if (s['enabled'] === false) continue;
     const spec = typeof s['module'] === 'string' ? s['module'] : BUILTIN_NETWORKS[id];
-    if (!spec) {
-      throw new NetworkLoadError(`networks.${id}: unknown network (built in: ${Object.keys(BUILTIN_NETWORKS).join(', ')}; others need a "module" key)`);
-    }
+    // An unknown name is left for config validation, which reports it with every other problem.
+    if (!spec) continue;
     const target = spec.startsWith('.') || isAbsolute(spec) ? pathToFileURL(resolve(configDir, spec)).href : spec;
     let mod: { default?: NetworkModule };
     try {

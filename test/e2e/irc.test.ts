@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, loadEverything, TrestleBridge } from '@trestle/core';
+import type { IrcNetwork, IrcServer } from '@trestle/irc';
 import { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser, messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
@@ -16,6 +17,8 @@ const ircPort = Number(process.env['TRESTLE_E2E_IRC_PORT'] ?? 0);
 const ircUsers: IrcUser[] = [];
 const body = (e: MatrixEventJson): string => String(e.content['body'] ?? '');
 const ghost = (nick: string): string => `@irc_test_${nick.toLowerCase()}:localhost`;
+/** A raw IRC line as the harness records it, without its tags and line ending: `:nick!user@host COMMAND ...`. */
+const untag = (line: string): string => line.trimEnd().replace(/^@\S+ /, '');
 
 async function ircUser(nick: string, channels: string[] = [], caps: string[] = []): Promise<IrcUser> {
   const u = new IrcUser('127.0.0.1', ircPort, nick, caps);
@@ -35,12 +38,26 @@ async function plumbed(channel: string): Promise<string> {
   return roomId;
 }
 
+/** Start the bridge on the suite's config, with `server` overriding keys of the `test` IRC server. */
+async function startBridge(server: Record<string, unknown> = {}): Promise<TrestleBridge> {
+  const { config, modules } = await loadEverything(e2e.config);
+  const sections = config.networks as Record<string, Record<string, unknown>>;
+  const servers = sections['irc']!['servers'] as Record<string, Record<string, unknown>>;
+  sections['irc'] = { ...sections['irc'], servers: { ...servers, test: { ...servers['test'], ...server } } };
+  const networks = [...modules].map(([id, m]) => m.create(sections[id], id));
+  const b = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
+  await b.start();
+  return b;
+}
+
+const ircNet = (): IrcNetwork => bridge.networks.get('irc') as IrcNetwork;
+const ircServer = (): IrcServer => ircNet().servers.get('test')!;
+const roomState = <T>(roomId: string, type: string): Promise<T> =>
+  alice.request<T>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${type}/`);
+
 beforeAll(async () => {
   if (!ircPort) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
-  const { config, modules } = await loadEverything(e2e.config);
-  const networks = [...modules].map(([id, m]) => m.create((config.networks as Record<string, unknown>)[id], id));
-  bridge = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
-  await bridge.start();
+  bridge = await startBridge();
   botId = bridge.matrix.botUserId;
   alice = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircalice${Date.now()}`, { displayName: 'Alice' });
 });
@@ -261,6 +278,8 @@ describe('IRC bridge: SASL', () => {
     await ask('reconnect test', (b) => b.startsWith('Reconnected'));
     const who = await ask('whois test Alice[m]', (b) => b.includes('Alice[m] is'));
     expect(who).toContain('logged in as Alice[m]');
+    // ergo ties a logged-in user's nick to the account: the refusal comes back in words
+    expect(await ask('nick AliceOther', (b) => b.startsWith('Nick not changed'))).toBe('Nick not changed: You must use your account name as your nickname.');
   });
 });
 
@@ -318,13 +337,187 @@ describe('IRC bridge: IRCv3 and modes', () => {
   });
 });
 
+describe('IRC bridge: channel modes → room settings', () => {
+  it('raises the send level when a channel becomes moderated, and tells a Matrix user IRC refused', async () => {
+    const rita = await ircUser('ircrita', ['#hush']); // first in: operator
+    const roomId = await plumbed('#hush');
+    await alice.sendText(roomId, 'before the hush');
+    await rita.waitFor((m) => m.message === 'before the hush');
+    rita.client.raw('MODE #hush +m');
+    await until(async () => (await roomState<{ events_default?: number }>(roomId, 'm.room.power_levels')).events_default === 1, '+m to raise the send level');
+    // alice has no voice: ergo refuses her line (404), and she is told instead of it vanishing
+    const refused = await alice.sendText(roomId, 'can anyone hear me');
+    const warn = await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).includes(refused));
+    expect(body(warn)).toMatch(/could not be delivered to IRC: .*Cannot send to channel/);
+  });
+
+  it('turns +m, +i and +k into room settings, batched with ranks, and back when they are removed', async () => {
+    {
+      const sal = await ircUser('ircsal', ['#rules']); // first in: operator
+      const ted = await ircUser('ircted', ['#rules']);
+      const roomId = await plumbed('#rules');
+      type Pl = { users: Record<string, number>; events_default?: number };
+      await until(async () => (await roomState<Pl>(roomId, 'm.room.power_levels')).users[ghost('ircsal')] === 50, 'the op to get power level 50');
+      await until(async () => (await alice.joinedMembers(roomId)).includes(ghost('ircted')), 'ted to join');
+      const plEvents = async (): Promise<number> => (await alice.timeline(roomId)).filter((e) => e.type === 'm.room.power_levels').length;
+      const plBefore = await plEvents();
+
+      // one MODE line with a flag and a rank: one change of the room, one power-levels event
+      sal.client.raw('MODE #rules +mv ircted');
+      await until(async () => { const pl = await roomState<Pl>(roomId, 'm.room.power_levels'); return pl.events_default === 1 && pl.users[ghost('ircted')] === 1; }, '+mv in the power levels');
+      expect(await plEvents()).toBe(plBefore + 1);
+
+      const joinRule = async (): Promise<string> => (await roomState<{ join_rule: string }>(roomId, 'm.room.join_rules')).join_rule;
+      expect(await joinRule()).toBe('public');
+      sal.client.raw('MODE #rules +i');
+      await until(async () => (await joinRule()) === 'invite', '+i to make the room invite-only');
+      sal.client.raw('MODE #rules +k sekrit');
+      sal.client.raw('MODE #rules -i');
+      await sal.waitForRaw((l) => l.includes('MODE #rules -i'));
+      await sleep(500);
+      expect(await joinRule()).toBe('invite'); // the key still keeps people out
+      sal.client.raw('MODE #rules -k sekrit');
+      await until(async () => (await joinRule()) === 'public', 'the room to open again when neither +i nor +k is left');
+      sal.client.raw('MODE #rules -m');
+      await until(async () => (await roomState<Pl>(roomId, 'm.room.power_levels')).events_default === 0, '-m to put the send level back');
+      void ted;
+    }
+  });
+});
+
+describe('IRC bridge: quits', () => {
+  it('removes the ghost at once on an ordinary QUIT (only split-looking quits are held)', async () => {
+    await ircUser('ircstay', ['#quits']);
+    const roomId = await plumbed('#quits');
+    const una = await ircUser('ircuna', ['#quits']);
+    await until(async () => (await alice.joinedMembers(roomId)).includes(ghost('ircuna')), 'the ghost to join');
+    const t0 = Date.now();
+    una.quit();
+    await until(async () => !(await alice.joinedMembers(roomId)).includes(ghost('ircuna')), 'the ghost to leave');
+    expect(Date.now() - t0).toBeLessThan(20_000); // a held quit would take the 60 s netsplit window
+  });
+});
+
+describe('IRC bridge: commands in a bridged room', () => {
+  it('takes the server from the room, and answers refusals (nick in use, banned) with a reply', async () => {
+    const vera = await ircUser('ircvera', ['#nickroom', '#banned']); // op of #banned
+    const roomId = await plumbed('#nickroom');
+    const dora = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircdora${Date.now()}`, { displayName: 'Dora' });
+    await dora.join(roomId);
+    await dora.sendText(roomId, 'hello from my first nick');
+    expect((await vera.waitFor((m) => m.message === 'hello from my first nick')).nick).toBe('Dora[m]');
+    const ask = async (cmd: string, match: (b: string) => boolean): Promise<string> => {
+      const since = Date.now();
+      await dora.sendText(roomId, cmd);
+      return body(await dora.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since && match(body(e))));
+    };
+    expect(await ask('!irc nick DoraNew', (b) => b.includes('nick'))).toBe('Your nick on ErgoTest is now DoraNew.');
+    await vera.waitForRaw((l) => /^:Dora\[m\]!\S+ NICK :?DoraNew$/.test(untag(l)));
+    expect(await ask('!irc nick ircvera', (b) => b.startsWith('Nick not changed'))).toBe('Nick not changed: ircvera is already in use.');
+    vera.client.raw('MODE #banned +b DoraNew!*@*');
+    await vera.waitForRaw((l) => /MODE #banned \+b :?DoraNew!\*@\*$/i.test(untag(l))); // ergo case-folds the mask
+    expect(await ask('!irc join #banned', (b) => b.includes('#banned'))).toBe('Cannot join #banned: you are banned from the channel.');
+    expect(await ask('!irc listrooms', (b) => b.startsWith('You are in'))).toBe('You are in: #nickroom');
+    // the command line never reached the channel
+    expect(vera.messages.filter((m) => m.message.startsWith('!irc'))).toEqual([]);
+  });
+});
+
+describe('IRC bridge: Matrix bans', () => {
+  it('bans and kicks on IRC from the Matrix user\'s own connection when it is a channel operator, and says why not when it is not', async () => {
+    const sam = await ircUser('ircsam', ['#bans', '#bans2']); // op of both
+    const vic = await ircUser('ircvic', ['#bans', '#bans2']);
+    const roomId = await plumbed('#bans');
+    const room2 = await plumbed('#bans2');
+    vic.say('#bans', 'spam spam spam');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'spam spam spam');
+    await alice.sendText(roomId, 'I am here');
+    await alice.sendText(room2, 'and here');
+    await sam.waitFor((m) => m.message === 'and here');
+    sam.client.raw('MODE #bans +o Alice[m]');
+    await until(() => ircServer().events.modes.canKick('#bans', 'Alice[m]'), 'the bridge to see alice opped');
+
+    // a real Matrix ban of the ghost: core hands it to the IRC network
+    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, { user_id: ghost('ircvic'), reason: 'spam' });
+    await sam.waitForRaw((l) => /^:Alice\[m\]!\S+ MODE #bans \+b :?ircvic!\*@\*$/.test(untag(l)));
+    await sam.waitForRaw((l) => /^:Alice\[m\]!\S+ KICK #bans ircvic :?spam$/.test(untag(l)));
+    expect(await vic.names('#bans2')).toContain('ircvic'); // only the one channel
+    // not an operator in #bans2: nothing happens on IRC, and the reason is what the user is told
+    // the kick IRC echoes back is the Matrix ban's own doing: not bridged back as a kick
+    await sleep(1000);
+    const member = await alice.request<{ membership: string }>('GET',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(ghost('ircvic'))}`);
+    expect(member.membership).toBe('ban');
+    expect((await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'))).toEqual([]);
+    // not an operator in #bans2: nothing happens on IRC, and alice is told why
+    const ban2 = (await alice.request<{ event_id?: string }>('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(room2)}/ban`, { user_id: ghost('ircvic'), reason: 'spam' })).event_id;
+    void ban2;
+    const told = await alice.waitForEvent(room2, (e) => e.sender === botId && body(e).startsWith('⚠'));
+    expect(body(told)).toContain('the ban of ircvic was not done on IRC: Alice[m] is not a channel operator in #bans2 on ErgoTest');
+    expect(await sam.names('#bans2')).toContain('ircvic');
+  });
+});
+
+describe('IRC bridge: IRCv3 typing, multiline and labeled replies', () => {
+  it('keeps the msgid of a private message to an away user (answered in a labeled-response batch)', async () => {
+    const zoe = await ircUser('irczoe', ['#away']);
+    const roomId = await plumbed('#away');
+    zoe.say('#away', 'I exist too');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'I exist too');
+    zoe.client.raw('AWAY :gone fishing');
+    await zoe.waitForRaw((l) => / 306 /.test(l));
+    const dm = await alice.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [ghost('irczoe')] });
+    await until(async () => (await alice.joinedMembers(dm)).includes(ghost('irczoe')), 'the ghost to accept the invite');
+    const eventId = await alice.sendText(dm, 'are you there?');
+    const got = await zoe.waitFor((m) => m.message === 'are you there?');
+    expect(got.tags['msgid']).toMatch(/\S+/);
+    // well within the 10 s an unanswered label waits: the echo inside the batch settled it
+    await until(() => bridge.messages.forEvent(eventId).length > 0, 'the message map', 5_000);
+    expect(bridge.messages.forEvent(eventId).map((m) => m.remoteId)).toEqual([got.tags['msgid']]);
+  });
+
+  it('shows a Matrix user typing as +typing=active, then done', async () => {
+    const wes = await ircUser('ircwes', ['#typing'], ['message-tags']);
+    const roomId = await plumbed('#typing');
+    await alice.sendText(roomId, 'about to type');
+    await wes.waitFor((m) => m.message === 'about to type');
+    const typing = (on: boolean): Promise<unknown> => alice.request('PUT',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/typing/${encodeURIComponent(alice.userId)}`, on ? { typing: true, timeout: 20_000 } : { typing: false });
+    await typing(true);
+    await wes.waitForRaw((l) => /\+typing=active/.test(l) && /^:Alice\[m\]!\S+ TAGMSG #typing$/.test(untag(l)));
+    await typing(false);
+    await wes.waitForRaw((l) => /\+typing=done/.test(l) && /^:Alice\[m\]!\S+ TAGMSG #typing$/.test(untag(l)));
+  });
+
+  it('sends a message of several lines as one draft/multiline batch, which plain clients get as lines', async () => {
+    const xia = await ircUser('ircxia', ['#multi'], ['batch', 'draft/multiline', 'message-tags']);
+    const yul = await ircUser('ircyul', ['#multi']);
+    const roomId = await plumbed('#multi');
+    const eventId = await alice.sendText(roomId, 'first line\nsecond line\nthird line');
+    await yul.waitFor((m) => m.message === 'third line');
+    expect(yul.messages.filter((m) => m.nick === 'Alice[m]').map((m) => m.message)).toEqual(['first line', 'second line', 'third line']);
+
+    const open = await xia.waitForRaw((l) => /^:Alice\[m\]!\S+ BATCH \+\S+ draft\/multiline :?#multi$/.test(untag(l)));
+    const ref = /BATCH \+(\S+)/.exec(open)![1]!;
+    await xia.waitForRaw((l) => new RegExp(`BATCH :?-${ref}$`).test(untag(l)));
+    const fromAlice = xia.raw.filter((l) => /^:Alice\[m\]!\S+ PRIVMSG #multi /.test(untag(l)));
+    expect(fromAlice).toHaveLength(3);
+    expect(fromAlice.every((l) => l.includes(`batch=${ref}`))).toBe(true); // no line outside the batch
+    expect(fromAlice.map((l) => untag(l).replace(/^.*? PRIVMSG #multi :/, ''))).toEqual(['first line', 'second line', 'third line']);
+    // one message on IRC, one msgid in the message map (edits, replies and redactions find it)
+    const msgid = /(?:^@|;)msgid=([^; ]+)/.exec(open)![1]!;
+    await until(() => bridge.messages.forEvent(eventId).length > 0, 'the message map');
+    expect(bridge.messages.forEvent(eventId).map((m) => m.remoteId)).toEqual([msgid]);
+  });
+});
+
 describe('IRC bridge: reconnection', () => {
   it('queues Matrix messages while ergo is down and delivers them in order after it returns', async () => {
     const roomId = await plumbed('#recon');
+    const watcherFirst = await ircUser('ircnat', ['#recon']);
     await alice.sendText(roomId, 'before the outage');
     const work = process.env['TRESTLE_E2E_ERGO_WORK']!;
-    const watcherFirst = await ircUser('ircnat', ['#recon']);
-    await watcherFirst.waitFor((m) => m.message === 'before the outage').catch(() => undefined);
+    await watcherFirst.waitFor((m) => m.message === 'before the outage');
     execFileSync('bash', ['test/harness/ergo-down.sh', work, String(ircPort)], { stdio: 'ignore' });
     for (let i = 1; i <= 3; i++) await alice.sendText(roomId, `during outage ${i}`);
     await sleep(1000);
@@ -342,5 +535,87 @@ describe('IRC bridge: reconnection', () => {
       return lines.length >= 3 ? lines : undefined;
     }, 'the queued messages', 60_000);
     expect(got).toEqual(['during outage 1', 'during outage 2', 'during outage 3']);
+  });
+});
+
+describe('IRC bridge: connection limits and static config (the bridge restarted with overrides)', () => {
+  let mapped: string;
+  let bea: MatrixUser;
+  let cal: MatrixUser;
+  const quitsOf = (u: IrcUser, nick: string): string[] => u.raw.map(untag).filter((l) => l.startsWith(`:${nick}!`) && / QUIT /.test(l));
+
+  beforeAll(async () => {
+    bea = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircbea${Date.now()}`, { displayName: 'Bea' });
+    cal = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `irccal${Date.now()}`, { displayName: 'Cal' });
+    mapped = await alice.createRoom({ name: 'statically mapped' });
+    await alice.invite(mapped, botId);
+    await until(async () => (await alice.joinedMembers(mapped)).includes(botId), 'the bot to join the mapped room');
+    await bridge.stop();
+    bridge = await startBridge({
+      maxClients: 2, idleTimeoutMinutes: 5,
+      dynamicChannels: { whitelist: ['#allowed'], exclude: ['#secret'] },
+      mappings: { '#Mapped': [mapped] },
+    });
+  });
+
+  it('links the rooms of the static mappings at start, both ways', async () => {
+    const zed = await ircUser('irczed', ['#mapped']);
+    await until(() => ircServer().listener.isIn('#mapped'), 'the listener to join the mapped channel');
+    zed.say('#mapped', 'hello mapped room');
+    const ev = await alice.waitForEvent(mapped, (e) => body(e) === 'hello mapped room');
+    expect(ev.sender).toBe(ghost('irczed'));
+    await alice.sendText(mapped, 'hello mapped channel');
+    expect((await zed.waitFor((m) => m.message === 'hello mapped channel')).nick).toBe('Alice[m]');
+    expect(bridge.portals.forChat('irc', 'test/#mapped')).toEqual([expect.objectContaining({ roomId: mapped, kind: 'plumbed' })]);
+  });
+
+  it('opens only whitelisted channels on demand, and never excluded ones', async () => {
+    await ircUser('ircallow', ['#allowed']);
+    const portal = await alice.join('#irc_test_#allowed:localhost');
+    expect(bridge.portals.forRoom(portal)).toEqual([expect.objectContaining({ remoteChat: 'test/#allowed', kind: 'portal' })]);
+    await expect(alice.join('#irc_test_#unlisted:localhost')).rejects.toThrow(/404|not found/i);
+    await expect(alice.join('#irc_test_#secret:localhost')).rejects.toThrow(/404|not found/i);
+    // the join command follows the same rules; an excluded channel cannot even be linked by hand
+    const since = Date.now();
+    await alice.sendText(mapped, '!irc join #unlisted');
+    await alice.waitForEvent(mapped, (e) => e.sender === botId && e.origin_server_ts >= since && body(e) === 'Cannot join: #unlisted is not in the whitelist.');
+    const room = await alice.createRoom({ name: 'try to link a secret' });
+    await alice.invite(room, botId);
+    await until(async () => (await alice.joinedMembers(room)).includes(botId), 'the bot to join');
+    await alice.sendText(room, '!trestle link irc test/#secret');
+    await alice.waitForEvent(room, (e) => e.sender === botId && body(e).includes('#secret is excluded from bridging'));
+    expect(bridge.portals.forRoom(room)).toEqual([]);
+  });
+
+  it('closes idle connections, except those in plumbed rooms', async () => {
+    const watch = await ircUser('ircidle', ['#allowed', '#mapped']);
+    const portal = await alice.join('#irc_test_#allowed:localhost');
+    await bea.join(portal);
+    await bea.sendText(portal, 'bea in a portal room');
+    await watch.waitFor((m) => m.message === 'bea in a portal room' && m.nick === 'Bea[m]');
+    await alice.sendText(mapped, 'alice in a plumbed room');
+    await watch.waitFor((m) => m.message === 'alice in a plumbed room');
+    // the sweep runs every minute; here it is run with a clock six minutes ahead (idleTimeoutMinutes is 5)
+    expect(ircServer().closeIdle(Date.now() + 6 * 60_000)).toEqual([bea.userId]);
+    await watch.waitForRaw((l) => untag(l).startsWith(':Bea[m]!') && l.includes(' QUIT ') && l.includes('Idle'));
+    expect([...ircServer().clients.keys()]).toEqual([alice.userId]); // alice is in a plumbed room's channel
+    // bea comes back by talking
+    await bea.sendText(portal, 'bea is back');
+    await watch.waitFor((m) => m.message === 'bea is back' && m.nick === 'Bea[m]');
+  });
+
+  it('closes the least recently active connection past maxClients', async () => {
+    const watch = await ircUser('ircpool', ['#mapped', '#allowed']);
+    // open: alice (since the start) and bea (reconnected in the test before); alice talks last, so
+    // the least recently active is bea, though hers is the newer connection
+    expect(new Set(ircServer().clients.keys())).toEqual(new Set([alice.userId, bea.userId]));
+    await alice.sendText(mapped, 'alice speaks');
+    await watch.waitFor((m) => m.message === 'alice speaks');
+    await cal.join(mapped); // joining a bridged room connects cal: one connection too many
+    await watch.waitForRaw((l) => untag(l).startsWith(':Bea[m]!') && l.includes(' QUIT '));
+    await cal.sendText(mapped, 'cal speaks');
+    expect((await watch.waitFor((m) => m.message === 'cal speaks')).nick).toBe('Cal[m]');
+    expect(quitsOf(watch, 'Alice[m]')).toEqual([]);
+    expect(new Set(ircServer().clients.keys())).toEqual(new Set([alice.userId, cal.userId]));
   });
 });

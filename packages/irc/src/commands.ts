@@ -1,120 +1,190 @@
-/** The IRC admin commands (in the admin room: `join libera #rust`; elsewhere: `!irc nick newnick`). */
+/**
+ * The IRC commands. In the admin room: `nick libera newnick`; in a bridged room the server can be
+ * left out and is the one of the room's IRC channel: `!irc nick newnick`.
+ *
+ * Core binds arguments by position, so a leading optional argument cannot be told apart from the
+ * ones after it: the per-server commands declare every argument optional and {@link bindServer}
+ * decides, from how many words were given, whether the first one is the server.
+ */
 import type { CommandInvocation, NetworkCommand } from '@trestle/core';
-import { channelChat } from './ids.js';
+import { channelChat, parseChat } from './ids.js';
 import type { IrcNetwork } from './network.js';
+import type { IrcServer } from './server.js';
 
 /** Raw commands `cmd` refuses: they would break the connection or act beyond the user's own session. */
 const REFUSED_RAW = new Set(['PASS', 'USER', 'QUIT', 'CAP', 'AUTHENTICATE', 'SERVICE', 'SERVER', 'SQUIT', 'KILL', 'DIE', 'RESTART', 'OPER', 'REHASH', 'CONNECT']);
 
+/** A command's answer when something the user asked for cannot be done (a reply, not a crash). */
+class Refusal extends Error {}
+
+/**
+ * The servers a command may mean when none is named: those of the IRC channels the room is
+ * linked to, or the only configured server of a bridge that has just one.
+ */
+function implicitServers(net: IrcNetwork, roomId: string): string[] {
+  const keys = new Set<string>();
+  for (const p of net.ctx?.portals.forRoom(roomId) ?? []) {
+    const c = parseChat(p.remoteChat);
+    if (c) keys.add(c.server);
+  }
+  if (keys.size === 0 && net.servers.size === 1) return [...net.servers.keys()];
+  return [...keys];
+}
+
+/**
+ * Bind a per-server command's words: `names` are its arguments after the server, `required` how
+ * many of them must be given. With one word fewer than `names` would take and a server being one
+ * of the room's, the server comes from the room; otherwise the first word is the server.
+ */
+export function bindServer(
+  words: readonly (string | undefined)[], names: readonly string[], required: number, roomServers: readonly string[], known: (key: string) => boolean,
+): { server: string; args: Record<string, string | undefined> } | string {
+  const given = words.filter((w): w is string => w !== undefined);
+  const [first, ...rest] = given;
+  const usage = `[server] ${names.map((n, i) => (i < required ? `<${n}>` : `[${n}]`)).join(' ')}`.trim();
+  let server: string | undefined;
+  let values: string[];
+  if (first !== undefined && known(first) && rest.length >= required) { server = first; values = rest; }
+  else if (roomServers.length === 1) { server = roomServers[0]; values = given; }
+  else if (roomServers.length > 1) return `This room is linked to channels on several IRC servers (${roomServers.join(', ')}): say which one first. Usage: ${usage}`;
+  else if (first !== undefined && !known(first)) return `Unknown IRC server "${first}". Usage: ${usage}`;
+  else { server = first; values = rest; }
+  if (!server) return `Say which IRC server. Usage: ${usage}`;
+  if (values.length < required) return `Missing <${names[values.length]}>. Usage: ${usage}`;
+  if (values.length > names.length) return `Too many arguments. Usage: ${usage}`;
+  return { server, args: Object.fromEntries(names.map((n, i) => [n, values[i]])) };
+}
+
 export function ircCommands(net: IrcNetwork): NetworkCommand[] {
-  const serverArg = (inv: CommandInvocation) => net.server(inv.args['server']!);
-  const conn = async (inv: CommandInvocation) => {
-    const c = serverArg(inv).clientFor(inv.sender, inv.sender);
+  const known = (key: string): boolean => net.servers.has(key);
+
+  /** A per-server command: `[server] <args...>`, the server optional in a bridged room. */
+  const perServer = (spec: {
+    name: string; help: string; args: string[]; required: number; adminRoomOnly?: boolean;
+    run: (inv: CommandInvocation, server: IrcServer, args: Record<string, string | undefined>) => Promise<string | void>;
+  }): NetworkCommand => ({
+    name: spec.name, help: spec.help, permission: 'user', ...(spec.adminRoomOnly ? { adminRoomOnly: true } : {}),
+    // all optional for core's binder; bindServer checks what is required
+    args: ['server?', ...spec.args.map((a) => `${a}?`)],
+    run: async (inv) => {
+      const words = ['server', ...spec.args].map((a) => inv.args[a]);
+      const bound = bindServer(words, spec.args, spec.required, implicitServers(net, inv.roomId), known);
+      if (typeof bound === 'string') return bound;
+      try {
+        return await spec.run(inv, net.server(bound.server), bound.args);
+      } catch (err) {
+        if (err instanceof Refusal) return err.message;
+        throw err;
+      }
+    },
+  });
+
+  const conn = async (inv: CommandInvocation, server: IrcServer) => {
+    const c = server.clientFor(inv.sender, inv.sender);
     await c.connect();
     return c;
   };
+
   return [
-    {
-      name: 'join', args: ['server', 'channel', 'key?'], permission: 'user', help: 'Join an IRC channel and get invited to its portal room',
-      run: async (inv) => {
-        const server = serverArg(inv);
-        const channel = inv.args['channel']!;
+    perServer({
+      name: 'join', args: ['channel', 'key'], required: 1, help: 'Join an IRC channel and get invited to its portal room',
+      run: async (inv, server, a) => {
+        const channel = a['channel']!;
         if (!/^[#&+!]/.test(channel)) return `${channel} is not a channel name (they start with #).`;
         const refused = net.channelRefused(server, channel, true);
         if (refused) return `Cannot join: ${refused}.`;
-        await server.listener.join(channel, inv.args['key']);
-        await (await conn(inv)).join(channel, inv.args['key']);
+        // the user's own join first: if IRC refuses them (banned, invite-only, key), nothing else happens
+        await (await conn(inv, server)).join(channel, a['key']).catch((err: Error) => { throw new Refusal(`Cannot join ${channel}: ${err.message.replace(/^cannot join \S+: /, '')}.`); });
+        await server.listener.join(channel, a['key']);
         const portal = await net.ctx!.openPortal({ chat: channelChat(server.key, channel), name: channel, invite: [inv.sender] });
         return `Joined ${channel} on ${server.displayName}; you are invited to ${portal.roomId}.`;
       },
-    },
-    {
-      name: 'part', args: ['server', 'channel'], permission: 'user', help: 'Leave an IRC channel',
-      run: async (inv) => { serverArg(inv).clients.get(inv.sender)?.part(inv.args['channel']!); return `Left ${inv.args['channel']}.`; },
-    },
-    {
-      name: 'nick', args: ['server', 'nick'], permission: 'user', help: 'Change your IRC nick',
-      run: async (inv) => {
-        const c = await conn(inv);
-        const wanted = inv.args['nick']!;
-        const result = await new Promise<string>((resolve) => {
+    }),
+    perServer({
+      name: 'part', args: ['channel'], required: 1, help: 'Leave an IRC channel',
+      run: async (inv, server, a) => { server.clients.get(inv.sender)?.part(a['channel']!); return `Left ${a['channel']}.`; },
+    }),
+    perServer({
+      name: 'nick', args: ['nick'], required: 1, help: 'Change your IRC nick',
+      run: async (inv, server, a) => {
+        const c = await conn(inv, server);
+        const wanted = a['nick']!.replace(/[\s\0]/g, '');
+        if (c.nick === wanted) return `Your nick is already ${wanted}.`;
+        return new Promise<string>((resolve) => {
           const done = (text: string): void => { clearTimeout(t); c.off('own nick', ok); c.off('nick error', bad); resolve(text); };
-          const ok = (nick: string): void => done(`Your nick is now ${nick}.`);
+          const ok = (nick: string): void => done(`Your nick on ${server.displayName} is now ${nick}.`);
           const bad = (why: string): void => done(`Nick not changed: ${why}.`);
           const t = setTimeout(() => done('The server did not answer the nick change.'), 10_000);
           c.on('own nick', ok);
           c.on('nick error', bad);
-          void c.send('RAW', '', `NICK ${wanted.replace(/[\s\r\n\0]/g, '')}`);
+          c.send('RAW', '', `NICK ${wanted}`).catch((err: Error) => done(`Nick not changed: ${err.message}.`));
         });
-        return result;
       },
-    },
-    {
-      name: 'whois', args: ['server', 'nick'], permission: 'user', help: 'Who is an IRC user?',
-      run: async (inv) => {
-        const server = serverArg(inv);
-        const info = await new Promise<Record<string, unknown>>((resolve) => server.listener.client.whois(inv.args['nick']!, resolve));
-        if (!info['ident'] && !info['hostname']) return `${inv.args['nick']} is not on ${server.displayName}.`;
+    }),
+    perServer({
+      name: 'whois', args: ['nick'], required: 1, help: 'Who is an IRC user?',
+      run: async (_inv, server, a) => {
+        const info = await new Promise<Record<string, unknown>>((resolve) => server.listener.client.whois(a['nick']!, resolve));
+        if (!info['ident'] && !info['hostname']) return `${a['nick']} is not on ${server.displayName}.`;
         const parts = [`${String(info['nick'])} is ${String(info['ident'])}@${String(info['hostname'])} (${String(info['real_name'] ?? '')})`];
         if (info['channels']) parts.push(`on ${String(info['channels'])}`);
         if (info['account']) parts.push(`logged in as ${String(info['account'])}`);
         return parts.join(', ');
       },
-    },
+    }),
     {
+      // the password is the rest of the line (it may hold spaces), so the server is never left out here
       name: 'storepass', args: ['server', '...password'], permission: 'user', adminRoomOnly: true,
       help: 'Store your IRC password (SASL, encrypted at rest); used from the next connection',
       run: async (inv) => {
-        net.store!.setPassword(inv.sender, inv.args['server']!, inv.args['password']!);
-        serverArg(inv);
+        const server = net.server(inv.args['server']!);
+        net.store!.setPassword(inv.sender, server.key, inv.args['password']!);
         return 'Password stored (encrypted). Say "reconnect" with the server name to use it now.';
       },
     },
-    {
-      name: 'removepass', args: ['server'], permission: 'user', help: 'Forget your stored IRC password',
-      run: async (inv) => { net.store!.setPassword(inv.sender, inv.args['server']!, null); return 'Password removed.'; },
-    },
-    {
-      name: 'username', args: ['server', 'username'], permission: 'user', help: 'Set your IRC username (ident), used from the next connection',
-      run: async (inv) => { net.store!.setUsername(inv.sender, inv.args['server']!, inv.args['username']!); return 'Username set; it applies from your next connection.'; },
-    },
-    {
-      name: 'reconnect', args: ['server'], permission: 'user', help: 'Reconnect your IRC connection',
-      run: async (inv) => {
-        const server = serverArg(inv);
-        const c = server.clients.get(inv.sender);
-        if (c) { c.quit('Reconnecting'); server.clients.delete(inv.sender); }
-        await (await conn(inv)).connect();
+    perServer({
+      name: 'removepass', args: [], required: 0, help: 'Forget your stored IRC password',
+      run: async (inv, server) => { net.store!.setPassword(inv.sender, server.key, null); return 'Password removed.'; },
+    }),
+    perServer({
+      name: 'username', args: ['username'], required: 1, help: 'Set your IRC username (ident), used from the next connection',
+      run: async (inv, server, a) => { net.store!.setUsername(inv.sender, server.key, a['username']!); return 'Username set; it applies from your next connection.'; },
+    }),
+    perServer({
+      name: 'reconnect', args: [], required: 0, help: 'Reconnect your IRC connection',
+      run: async (inv, server) => {
+        server.closeClient(inv.sender, 'Reconnecting');
+        await (await conn(inv, server)).connect();
         return `Reconnected to ${server.displayName}.`;
       },
-    },
-    {
-      name: 'quit', args: ['server'], permission: 'user', help: 'Close your IRC connection',
-      run: async (inv) => {
-        const server = serverArg(inv);
+    }),
+    perServer({
+      name: 'quit', args: [], required: 0, help: 'Close your IRC connection',
+      run: async (inv, server) => (server.closeClient(inv.sender, 'Quit from Matrix') ? `Disconnected from ${server.displayName}.` : 'You have no connection there.'),
+    }),
+    perServer({
+      name: 'listrooms', args: [], required: 0, help: 'List the IRC channels you are in',
+      run: async (inv, server) => {
         const c = server.clients.get(inv.sender);
-        if (!c) return 'You have no connection there.';
-        c.quit('Quit from Matrix');
-        server.clients.delete(inv.sender);
-        return `Disconnected from ${server.displayName}.`;
-      },
-    },
-    {
-      name: 'listrooms', args: ['server'], permission: 'user', help: 'List the IRC channels you are in',
-      run: async (inv) => {
-        const c = serverArg(inv).clients.get(inv.sender);
         const chans = c ? [...c.channels.keys()] : [];
         return chans.length ? `You are in: ${chans.join(', ')}` : 'You are in no channels there.';
       },
-    },
+    }),
     {
-      name: 'cmd', args: ['server', '...line'], permission: 'user', help: 'Send a raw IRC command from your connection',
+      name: 'cmd', args: ['...line'], permission: 'user', help: 'Send a raw IRC command from your connection: cmd [server] <line>',
       run: async (inv) => {
-        const line = (inv.args['line'] ?? '').replace(/[\r\n\0]/g, ' ').trim();
-        const verb = line.split(' ')[0]?.toUpperCase() ?? '';
+        let line = (inv.args['line'] ?? '').replace(/[\r\n\0]/g, ' ').trim();
+        const first = line.split(' ', 1)[0]!;
+        const roomServers = implicitServers(net, inv.roomId);
+        // the server is the first word when it names one (and more follows), else the room's
+        let key: string | undefined;
+        if (known(first) && line.length > first.length) { key = first; line = line.slice(first.length).trim(); }
+        else if (roomServers.length === 1) key = roomServers[0];
+        if (!key) return roomServers.length > 1 ? `Say which IRC server: this room is linked to ${roomServers.join(', ')}.` : 'Say which IRC server, then the command.';
+        const verb = line.split(' ', 1)[0]?.toUpperCase() ?? '';
         if (!verb) return 'Say which command to send.';
         if (REFUSED_RAW.has(verb)) return `${verb} is not allowed through cmd.`;
-        await (await conn(inv)).send('RAW', '', line);
+        await (await conn(inv, net.server(key))).send('RAW', '', line);
         return `Sent: ${line}`;
       },
     },

@@ -9,6 +9,7 @@ export * from './ids.js';
 export * from './nicks.js';
 export * from './convert/index.js';
 export { PasswordBox } from './store.js';
+export type { IrcServer } from './server.js';
 
 const ircModule: NetworkModule = {
   id: 'irc',

@@ -15,6 +15,7 @@ import { DeliveryError, type Logger } from '@trestle/core';
 import { scheduleReconnect, type ReconnectLimiter } from './connection.js';
 import { ircLower } from './ids.js';
 import { nextNick } from './nicks.js';
+import type { MultilinePart } from './convert/index.js';
 
 export interface LeanOptions {
   host: string; port: number; tls: boolean; password?: string;
@@ -27,10 +28,27 @@ export interface LeanOptions {
 
 export interface IrcLine { tags: Record<string, string>; nick: string; command: string; params: string[] }
 
-type LineKind = 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'RAW';
-interface Pending { command: LineKind; target: string; text: string; tags: Record<string, string>; resolve: (id: string | undefined) => void; reject: (e: Error) => void }
+type LineKind = 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'RAW' | 'MULTILINE';
+interface Pending {
+  command: LineKind; target: string; text: string; tags: Record<string, string>;
+  /** For MULTILINE: the batch's lines and the command each is sent with. */
+  multiline?: { command: 'PRIVMSG' | 'NOTICE'; parts: readonly MultilinePart[] };
+  resolve: (id: string | undefined) => void; reject: (e: Error) => void;
+}
 
-const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction'];
+const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction', 'draft/multiline'];
+/** Refusals of a NICK change after registration, in words for the Matrix user. */
+const NICK_ERRORS: Record<string, (nick: string, text: string) => string> = {
+  '431': () => 'no nick given',
+  '432': (n) => `${n} is not a valid nick`,
+  '433': (n) => `${n} is already in use`,
+  '435': (n, t) => `${n} cannot be used while you are banned from a channel (${t})`,
+  '436': (n) => `${n} collided with another user`,
+  '437': (n) => `${n} is temporarily unavailable`,
+  '438': (_n, t) => `you are changing nicks too fast (${t})`,
+  '447': (_n, t) => `the server does not allow nick changes now (${t})`,
+  '484': () => 'your connection is restricted',
+};
 const JOIN_ERRORS: Record<string, string> = {
   '471': 'the channel is full', '473': 'the channel is invite-only', '474': 'you are banned from the channel',
   '475': 'the channel needs a key', '405': 'you joined too many channels',
@@ -81,6 +99,8 @@ export class LeanConnection extends EventEmitter {
   lastActive = Date.now();
   readonly caps = new Set<string>();
   nickLen = 30;
+  /** Client-only tags the server refuses to relay (ISUPPORT CLIENTTAGDENY): `*` and exceptions `-tag`. */
+  private tagDeny: string[] = [];
   private socket?: Socket;
   private buffer = '';
   private readonly joined = new Set<string>();
@@ -89,7 +109,15 @@ export class LeanConnection extends EventEmitter {
   private labelSeq = 0;
   private attempts = 0;
   private nickAttempt = 0;
-  private offered: string[] = [];
+  /** Capabilities the server offers, with their values (`draft/multiline` → `max-bytes=4096,max-lines=100`). */
+  private offered = new Map<string, string>();
+  private batchSeq = 0;
+  /**
+   * Open `labeled-response` batches: batch ref → our label. A command answered with several lines
+   * (a message to an away user: the echo and RPL_AWAY) gets them in a batch; the label is on the
+   * batch, the msgid on the echo inside it.
+   */
+  private readonly labeledBatches = new Map<string, string>();
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private timer?: NodeJS.Timeout;
   private intentionalQuit = false;
@@ -112,7 +140,9 @@ export class LeanConnection extends EventEmitter {
   private open(): void {
     this.state = 'connecting';
     this.caps.clear();
-    this.offered = [];
+    this.offered.clear();
+    this.tagDeny = [];
+    this.labeledBatches.clear();
     this.nickAttempt = 0;
     this.buffer = '';
     const o = this.opts;
@@ -142,7 +172,7 @@ export class LeanConnection extends EventEmitter {
       this.buffer = this.buffer.slice(nl + 1);
       if (!raw) continue;
       // the hot path: someone else's message in a channel is nothing to this connection
-      if (CHANNEL_CHATTER.test(raw) && !raw.includes('label=')) continue;
+      if (CHANNEL_CHATTER.test(raw) && !raw.includes('label=') && !(this.labeledBatches.size && raw.includes('batch='))) continue;
       const line = parseLine(raw);
       if (line) this.onLine(line);
     }
@@ -151,6 +181,8 @@ export class LeanConnection extends EventEmitter {
   private onLine(l: IrcLine): void {
     const p = l.params;
     const mine = l.nick !== '' && ircLower(l.nick) === ircLower(this.nick);
+    // the label of the command this line answers: on the line itself, or on the batch it is in
+    const label = l.tags['label'] ?? (l.tags['batch'] ? this.labeledBatches.get(l.tags['batch']) : undefined);
     switch (l.command) {
       case 'PING': this.write(`PONG :${p[p.length - 1] ?? ''}`); return;
       case 'CAP': return this.onCap(p);
@@ -172,14 +204,29 @@ export class LeanConnection extends EventEmitter {
       case '005': {
         const nl = p.find((x) => x.startsWith('NICKLEN='));
         if (nl) this.nickLen = Number(nl.slice(8)) || this.nickLen;
+        const deny = p.find((x) => x.startsWith('CLIENTTAGDENY='));
+        if (deny) this.tagDeny = deny.slice(14).split(',').filter(Boolean);
         return;
       }
       case '433': case '432':
         if (this.state !== 'connected') {
           this.nickAttempt++;
           this.write(`NICK ${l.command === '432' ? `M${Date.now().toString(36)}` : nextNick(this.opts.nick, this.nickAttempt, this.nickLen)}`);
-        } else this.emit('nick error', `${p[1] ?? ''}: ${p[p.length - 1] ?? ''}`);
+          return;
+        }
+        break;
+      case 'BATCH': {
+        const ref = p[0] ?? '';
+        if (ref.startsWith('+') && l.tags['label']) {
+          if (p[1] === 'labeled-response') this.labeledBatches.set(ref.slice(1), l.tags['label']);
+          else this.settle(l.tags['label'], l.tags['msgid']); // the echo of our multiline message: the msgid is on its opening line
+        } else if (ref.startsWith('-')) {
+          const open = this.labeledBatches.get(ref.slice(1));
+          this.labeledBatches.delete(ref.slice(1));
+          if (open) this.settle(open, undefined); // answered without an echo: sent, id unknown
+        }
         return;
+      }
       case 'NICK':
         if (mine) { this.nick = p[0] ?? this.nick; this.emit('own nick', this.nick); }
         return;
@@ -197,30 +244,40 @@ export class LeanConnection extends EventEmitter {
         }
         return;
       case 'PRIVMSG': case 'NOTICE': case 'TAGMSG': case 'REDACT': case 'ACK':
-        if (l.tags['label']) this.settle(l.tags['label'], l.tags['msgid']);
+        if (label) this.settle(label, l.tags['msgid']);
         if ((l.command === 'PRIVMSG' || l.command === 'NOTICE') && !mine && p[0] && ircLower(p[0]) === ircLower(this.nick)) this.onPrivate(l);
         return;
       case 'FAIL':
         this.opts.log.warn('the IRC server refused a command', { reply: p.join(' ') });
-        if (l.tags['label']) this.settle(l.tags['label'], undefined, p[p.length - 1] ?? 'refused');
+        if (p[0] === 'NICK' && this.state === 'connected') this.emit('nick error', p[p.length - 1] ?? 'refused');
+        if (label) this.settle(label, undefined, p[p.length - 1] ?? 'refused');
         return;
       case 'ERROR':
         if (this.intentionalQuit) this.opts.log.debug('IRC connection closed', { reason: p[0] });
         else this.opts.log.warn('the IRC server closed the connection', { reason: p[0] });
         return;
-      default:
-        if (JOIN_ERRORS[l.command] && p[1]) this.emit('join error', ircLower(p[1]), JOIN_ERRORS[l.command]);
     }
+    if (NICK_ERRORS[l.command] && this.state === 'connected') {
+      this.emit('nick error', NICK_ERRORS[l.command]!(p[1] ?? '', p[p.length - 1] ?? ''));
+    }
+    // ERR_UNKNOWNERROR about NICK (ergo: "You must use your account name as your nickname")
+    if (l.command === '400' && p[1] === 'NICK' && this.state === 'connected') this.emit('nick error', p[p.length - 1] ?? 'refused');
+    if (JOIN_ERRORS[l.command] && p[1]) this.emit('join error', ircLower(p[1]), JOIN_ERRORS[l.command]);
+    // an error reply to a labeled command (404 cannot send to channel: banned, +m...) refuses it
+    if (label && /^[45]\d\d$/.test(l.command)) this.settle(label, undefined, p.slice(1).join(' '));
   }
 
   private onCap(p: string[]): void {
     const sub = p[1];
     if (sub === 'LS') {
       const more = p[2] === '*';
-      this.offered.push(...(p[more ? 3 : 2] ?? '').split(' ').map((c) => c.split('=')[0]!).filter(Boolean));
+      for (const c of (p[more ? 3 : 2] ?? '').split(' ').filter(Boolean)) {
+        const eq = c.indexOf('=');
+        this.offered.set(eq < 0 ? c : c.slice(0, eq), eq < 0 ? '' : c.slice(eq + 1));
+      }
       if (more) return;
-      const want = WANTED_CAPS.filter((c) => this.offered.includes(c));
-      if (this.opts.sasl && this.offered.includes('sasl')) want.push('sasl');
+      const want = WANTED_CAPS.filter((c) => this.offered.has(c));
+      if (this.opts.sasl && this.offered.has('sasl')) want.push('sasl');
       if (want.length) this.write(`CAP REQ :${want.join(' ')}`); else this.write('CAP END');
     } else if (sub === 'ACK') {
       for (const c of (p[2] ?? '').split(' ').filter(Boolean)) this.caps.add(c);
@@ -303,10 +360,42 @@ export class LeanConnection extends EventEmitter {
     if (this.state === 'connected') this.write(`PART ${channel}${reason ? ` :${reason}` : ''}`);
   }
 
-  send(command: LineKind, target: string, text: string, tags: Record<string, string> = {}): Promise<string | undefined> {
+  send(command: Exclude<LineKind, 'MULTILINE'>, target: string, text: string, tags: Record<string, string> = {}): Promise<string | undefined> {
+    return this.enqueue({ command, target, text, tags });
+  }
+
+  /**
+   * The limits of IRCv3 `draft/multiline` on this connection, or undefined when the server does
+   * not offer it (then a message of several lines goes as several PRIVMSGs).
+   */
+  multilineLimits(): { maxBytes?: number; maxLines?: number } | undefined {
+    if (!this.caps.has('draft/multiline') || !this.caps.has('batch')) return undefined;
+    const out: { maxBytes?: number; maxLines?: number } = {};
+    for (const kv of (this.offered.get('draft/multiline') ?? '').split(',')) {
+      const [k, v] = kv.split('=');
+      if (k === 'max-bytes' && Number(v) > 0) out.maxBytes = Number(v);
+      if (k === 'max-lines' && Number(v) > 0) out.maxLines = Number(v);
+    }
+    return out;
+  }
+
+  /** Send several lines as one IRCv3 multiline message; resolves with its msgid (from the echo). */
+  sendMultiline(command: 'PRIVMSG' | 'NOTICE', target: string, parts: readonly MultilinePart[], tags: Record<string, string> = {}): Promise<string | undefined> {
+    return this.enqueue({ command: 'MULTILINE', target, text: '', tags, multiline: { command, parts } });
+  }
+
+  /** May this client-only tag (`+typing`...) be sent, or does the server's CLIENTTAGDENY refuse it? */
+  clientTagAllowed(tag: string): boolean {
+    if (!this.caps.has('message-tags')) return false;
+    const name = tag.replace(/^\+/, '');
+    if (this.tagDeny.includes(`-${name}`)) return true;
+    return !this.tagDeny.includes('*') && !this.tagDeny.includes(name);
+  }
+
+  private enqueue(item: Omit<Pending, 'resolve' | 'reject'>): Promise<string | undefined> {
     this.lastActive = Date.now();
     return new Promise((resolve, reject) => {
-      this.queue.push({ command, target, text, tags, resolve, reject });
+      this.queue.push({ ...item, resolve, reject });
       if (this.state === 'idle' || this.state === 'closed') this.connect().catch(reject);
       this.pump();
     });
@@ -341,6 +430,14 @@ export class LeanConnection extends EventEmitter {
           break;
         }
         case 'RAW': this.write(line.text); break;
+        case 'MULTILINE': {
+          const ref = `ml${++this.batchSeq}`;
+          const { command, parts } = line.multiline!;
+          this.write(`${prefix}BATCH +${ref} draft/multiline ${line.target}`);
+          for (const part of parts) this.write(`@batch=${ref}${part.concat ? ';draft/multiline-concat' : ''} ${command} ${line.target} :${part.text}`);
+          this.write(`BATCH -${ref}`);
+          break;
+        }
       }
       if (!label) line.resolve(undefined);
     }

@@ -7,16 +7,17 @@ import { resolve } from 'node:path';
 import {
   DeliveryError, type AliasCapable, type CommandCapable, type DirectChatCapable, type EditCapable, type MatrixEdit,
   type MatrixMembership, type MatrixMessage, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta,
-  type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type ProvisioningCapable,
-  type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult,
+  type MatrixTyping, type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type ProvisioningCapable,
+  type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
 } from '@trestle/core';
 import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
-import { applyLineLimit, matrixToIrc, maxPayloadBytes, splitForIrc } from './convert/index.js';
+import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, splitForIrc } from './convert/index.js';
 import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseUser, pmChat } from './ids.js';
 import { IrcServer } from './server.js';
 import { IrcStore, PasswordBox, ircMigrations } from './store.js';
 import type { LeanConnection } from './lean.js';
+import { TypingRelay } from './typing.js';
 
 /** A short description of an edit: `s/old/new/` when one stretch changed, else `* new text`. */
 export function describeEdit(previous: string | undefined, next: string): string {
@@ -36,12 +37,13 @@ export function describeEdit(previous: string | undefined, next: string): string
 const HOST_ESTIMATE = 63; // we do not know our cloaked host: leave room for a long one
 
 export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, MembershipCapable,
-  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable {
+  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable {
   readonly identity;
   readonly servers = new Map<string, IrcServer>();
   ctx?: NetworkContext;
   store?: IrcStore;
   readonly commands: NetworkCommand[];
+  private readonly typing = new TypingRelay((err) => this.ctx?.log.debug('typing notification not sent', { err }));
 
   constructor(readonly id: string, readonly cfg: IrcConfig) {
     this.identity = { id, displayName: 'IRC', userPrefix: `${id}_`, aliasPrefix: `${id}_`, ghostLocalpart };
@@ -66,6 +68,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   }
 
   async stop(): Promise<void> {
+    this.typing.clear();
     for (const s of this.servers.values()) s.stop();
   }
 
@@ -124,6 +127,16 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const command = msg.msgtype === 'm.emote' ? 'ACTION' : msg.msgtype === 'm.notice' ? 'NOTICE' : 'PRIVMSG';
     const prefix = `${conn.nick}!${conn.username}@${'x'.repeat(HOST_ESTIMATE)}`;
     const max = maxPayloadBytes(prefix, command === 'ACTION' ? 'PRIVMSG' : command, target) - (command === 'ACTION' ? 9 : 0);
+    this.typing.sent(msg.sender.userId, server.key, target);
+    // IRCv3 draft/multiline: a message of several lines stays one message (one msgid) for clients
+    // that support it, and the server splits it into plain lines for those that do not
+    const limits = command !== 'ACTION' && send.length > 1 ? conn.multilineLimits() : undefined;
+    const parts = limits && multilineParts(send, max, limits);
+    if (parts) {
+      const id = await conn.sendMultiline(command as 'PRIVMSG' | 'NOTICE', target, parts, tags);
+      this.ctx!.log.debug('sent to IRC as one multiline batch', { chat: msg.portal.remoteChat, eventId: msg.eventId, lines: parts.length, msgid: id });
+      return { remoteIds: id ? [id] : [] };
+    }
     const sends: Promise<string | undefined>[] = [];
     send.forEach((line, i) => {
       for (const chunk of splitForIrc(line, max)) sends.push(conn.send(command, target, chunk, i === 0 ? tags : {}));
@@ -170,19 +183,46 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     } else if ((m.membership === 'leave') && m.target.userId === m.sender.userId) {
       server.clients.get(m.sender.userId)?.part(parsed.channel, 'Left the Matrix room');
     } else if ((m.membership === 'kick' || m.membership === 'ban') && this.ctx!.remoteUserOf(m.target.userId)) {
-      const nick = this.nickFor(server, m.target.userId);
-      if (nick) {
-        // from the Matrix user's own connection if they have one (their ops count), else the listener's
-        const conn = server.clients.get(m.sender.userId);
-        const lines = [
-          ...(m.membership === 'ban' ? [`MODE ${parsed.channel} +b ${nick}!*@*`] : []),
-          `KICK ${parsed.channel} ${nick} :${(m.reason ?? 'Kicked from Matrix').replace(/[\r\n\0]/g, ' ')}`,
-        ];
-        for (const line of lines) {
-          if (conn) await conn.send('RAW', parsed.channel, line); else server.listener.raw(line);
-        }
-      }
+      await this.kickOrBan(server, parsed.channel, m);
     }
+  }
+
+  /**
+   * A Matrix user kicked or banned an IRC user's ghost: kick (and ban `nick!*@*`) on IRC from the
+   * Matrix user's own connection when it is a channel operator there, so IRC sees who did it;
+   * else from the listener if it is one. Without either, the Matrix user is told why nothing happened.
+   */
+  private async kickOrBan(server: IrcServer, channel: string, m: MatrixMembership): Promise<void> {
+    const nick = this.nickFor(server, m.target.userId);
+    if (!nick) return;
+    const modes = server.events.modes;
+    const conn = server.clients.get(m.sender.userId);
+    const asUser = conn?.state === 'connected' && conn.isIn(channel) && modes.canKick(channel, conn.nick) ? conn : undefined;
+    if (!asUser && !modes.canKick(channel, server.listener.nick)) {
+      const why = conn?.state !== 'connected' ? `you have no IRC connection to ${server.displayName}`
+        : !conn.isIn(channel) ? `${conn.nick} is not in ${channel} on ${server.displayName}`
+          : `${conn.nick} is not a channel operator in ${channel} on ${server.displayName}`;
+      throw new DeliveryError(`the ${m.membership} of ${nick} was not done on IRC: ${why}`, true);
+    }
+    const lines = [
+      ...(m.membership === 'ban' ? [`MODE ${channel} +b ${nick}!*@*`] : []),
+      `KICK ${channel} ${nick} :${(m.reason ?? (m.membership === 'ban' ? 'Banned from Matrix' : 'Kicked from Matrix')).replace(/[\r\n\0]/g, ' ')}`,
+    ];
+    server.expectKick(channel, nick);
+    for (const line of lines) {
+      if (asUser) await asUser.send('RAW', channel, line); else server.listener.raw(line);
+    }
+  }
+
+  /** A Matrix user's typing, shown on IRC where their connection is in the channel (IRCv3 `+typing`). */
+  async handleMatrixTyping(t: MatrixTyping): Promise<void> {
+    const parsed = parseChat(t.portal.remoteChat);
+    const server = parsed && this.servers.get(parsed.server);
+    const conn = server?.clients.get(t.user.userId);
+    if (!parsed || !server || !conn || conn.state !== 'connected' || !conn.clientTagAllowed('+typing')) return;
+    const target = parsed.kind === 'channel' ? parsed.channel : this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick;
+    if (parsed.kind === 'channel' && !conn.isIn(target)) return;
+    this.typing.set(t.user.userId, server.key, conn, target, t.typing);
   }
 
   async handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> {
@@ -225,7 +265,10 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const parsed = parseChat(portal.remoteChat);
     if (parsed?.kind !== 'channel') return;
     const server = this.servers.get(parsed.server);
-    server?.listener.raw(`NAMES ${parsed.channel}`);
+    if (!server) return;
+    server.events.modes.resync(parsed.channel); // the new room learns the channel's flags too
+    server.listener.raw(`NAMES ${parsed.channel}`);
+    server.listener.raw(`MODE ${parsed.channel}`);
   }
 
   async directChatFor(req: { matrixUser: string; remoteUser: string }): Promise<string | undefined> {

@@ -1,15 +1,17 @@
 /**
- * One IRC server: the bridge's listening connection (joins every bridged channel and reports
- * what happens there) and the pool of Matrix users' own connections (one per user, opened lazily,
- * least-recently-active evicted past maxClients, optionally closed when idle).
+ * One IRC server: the bridge's listening connection (joins every bridged channel; what it sees is
+ * reported by listen.ts) and the pool of Matrix users' own connections (one per user, opened
+ * lazily, least-recently-active closed past maxClients, optionally closed when idle: pool.ts).
  */
 import type { Logger, NetworkContext, RemoteSender } from '@trestle/core';
 import { ircToMatrix } from './convert/index.js';
 import type { IrcServerConfig } from './config.js';
 import { IrcConnection, ReconnectLimiter } from './connection.js';
 import { LeanConnection } from './lean.js';
+import { ChannelEvents } from './listen.js';
 import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './ids.js';
 import { fillTemplate, sanitiseNick, sanitiseUsername } from './nicks.js';
+import { toCloseIdle, toEvict, type PooledConnection } from './pool.js';
 import type { IrcStore } from './store.js';
 
 interface IrcMessageEvent {
@@ -17,25 +19,23 @@ interface IrcMessageEvent {
   tags: Record<string, string>; time?: number; type?: string;
 }
 
-const NETSPLIT_RE = /^[\w.-]+\.[\w-]+ [\w.-]+\.[\w-]+$/;
 let localIdSeq = 0;
 
 export class IrcServer {
   readonly listener: IrcConnection;
   readonly clients = new Map<string, LeanConnection>();
+  /** The listener's view of the channels: members, modes, netsplits. */
+  readonly events: ChannelEvents;
   private readonly limiter: ReconnectLimiter;
-  /** Channels each IRC nick is in, as the listener sees it (for QUIT and NICK, which name no channel). */
-  private readonly nickChannels = new Map<string, Set<string>>();
-  /** Quits that look like a netsplit, held back in case the nick returns. */
-  private readonly heldQuits = new Map<string, NodeJS.Timeout>();
   private idleTimer?: NodeJS.Timeout;
   /** Set at stop: events still arriving from connections being closed are ignored. */
-  private stopped = false;
+  stopped = false;
 
   constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
     this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }));
-    this.wireListener();
+    this.events = new ChannelEvents(this, ctx, store);
+    this.events.wire();
   }
 
   get displayName(): string { return this.cfg.name ?? this.key; }
@@ -59,7 +59,7 @@ export class IrcServer {
     await Promise.all([...channels].map((ch) => this.listener.join(ch).catch((err: Error) =>
       this.ctx.log.warn('listener could not join a bridged channel', { server: this.key, channel: ch, err }))));
     if (this.cfg.idleTimeoutMinutes > 0) {
-      this.idleTimer = setInterval(() => this.closeIdle(), 60_000);
+      this.idleTimer = setInterval(() => this.closeIdle(), Math.min(60_000, this.cfg.idleTimeoutMinutes * 30_000));
       this.idleTimer.unref();
     }
   }
@@ -67,9 +67,27 @@ export class IrcServer {
   stop(): void {
     this.stopped = true;
     if (this.idleTimer) clearInterval(this.idleTimer);
-    for (const t of this.heldQuits.values()) clearTimeout(t);
+    this.events.stop();
     for (const c of this.clients.values()) c.quit('Bridge shutting down');
     this.listener.quit('Bridge shutting down');
+  }
+
+  /** Kicks sent to IRC for a Matrix kick or ban: `channel\0nick` → when to stop expecting them. */
+  private readonly expectedKicks = new Map<string, number>();
+
+  /** A kick about to be sent for a Matrix kick or ban: when IRC echoes it, it is not bridged back. */
+  expectKick(channel: string, nick: string): void {
+    const now = Date.now();
+    for (const [k, until] of this.expectedKicks) if (until < now) this.expectedKicks.delete(k);
+    this.expectedKicks.set(`${ircLower(channel)}\0${ircLower(nick)}`, now + 30_000);
+  }
+
+  /** Was this kick sent for a Matrix kick or ban (and so already done in Matrix)? Answers once. */
+  takeExpectedKick(channel: string, nick: string): boolean {
+    const key = `${ircLower(channel)}\0${ircLower(nick)}`;
+    const until = this.expectedKicks.get(key);
+    this.expectedKicks.delete(key);
+    return until !== undefined && until >= Date.now();
   }
 
   /** Is this nick one of ours (the listener or a Matrix user's connection)? Their messages are not bridged back. */
@@ -92,7 +110,7 @@ export class IrcServer {
   clientFor(userId: string, displayName: string): LeanConnection {
     let c = this.clients.get(userId);
     if (c && c.state !== 'closed') return c;
-    this.evictIfFull();
+    this.evictIfFull(userId);
     const saved = this.store.user(userId, this.key);
     const vars = { userId, displayName };
     const nicklen = Number(this.listener.client.network.options['NICKLEN'] ?? 30) || 30;
@@ -110,25 +128,39 @@ export class IrcServer {
     return c;
   }
 
-  private evictIfFull(): void {
-    if (this.clients.size < this.cfg.maxClients) return;
-    const [oldest] = [...this.clients.entries()].sort((a, b) => a[1].lastActive - b[1].lastActive);
-    if (!oldest) return;
-    this.ctx.log.info('closing the least recently active IRC connection (maxClients reached)', { server: this.key, user: oldest[0] });
-    oldest[1].quit('Idle');
-    this.clients.delete(oldest[0]);
+  /** Close a Matrix user's connection for good (it opens again at their next message). */
+  closeClient(userId: string, reason: string): boolean {
+    const c = this.clients.get(userId);
+    if (!c) return false;
+    c.quit(reason);
+    this.clients.delete(userId);
+    return true;
   }
 
-  private closeIdle(): void {
-    const cutoff = Date.now() - this.cfg.idleTimeoutMinutes * 60_000;
-    for (const [userId, c] of this.clients) {
-      const inPlumbed = [...c.channels.keys()].some((ch) => this.ctx.portals.forChat(channelChat(this.key, ch)).some((p) => p.kind === 'plumbed'));
-      if (c.lastActive < cutoff && !inPlumbed) {
-        this.ctx.log.info('closing an idle IRC connection', { server: this.key, user: userId });
-        c.quit('Idle');
-        this.clients.delete(userId);
-      }
+  /** Is the connection in a channel that a plumbed room is linked to? */
+  private inPlumbed(c: LeanConnection): boolean {
+    return [...c.channels.keys()].some((ch) => this.ctx.portals.forChat(channelChat(this.key, ch)).some((p) => p.kind === 'plumbed'));
+  }
+
+  private pooled(): PooledConnection[] {
+    return [...this.clients].map(([userId, c]) => ({ userId, lastActive: c.lastActive, inPlumbed: this.inPlumbed(c) }));
+  }
+
+  private evictIfFull(keep: string): void {
+    for (const userId of toEvict(this.pooled(), this.cfg.maxClients, keep)) {
+      this.ctx.log.info('closing the least recently active IRC connection (maxClients reached)', { server: this.key, user: userId });
+      this.closeClient(userId, 'Idle');
     }
+  }
+
+  /** Close the connections idle for `idleTimeoutMinutes` (run every minute; `now` for tests). Returns whose. */
+  closeIdle(now = Date.now()): string[] {
+    const idle = toCloseIdle(this.pooled(), this.cfg.idleTimeoutMinutes, now);
+    for (const userId of idle) {
+      this.ctx.log.info('closing an idle IRC connection', { server: this.key, user: userId });
+      this.closeClient(userId, 'Idle');
+    }
+    return idle;
   }
 
   /** Private messages and CTCP to a Matrix user's connection. */
@@ -156,157 +188,25 @@ export class IrcServer {
     });
   }
 
-  // ------------------------------------------------------------------ the listener: IRC → Matrix
+  // ------------------------------------------------------------------ shared by both directions
 
   senderFor(nick: string): RemoteSender {
     return { id: ircUser(this.key, this.store.ghostKey(this.key, nick)), displayName: nick };
   }
 
-  private localId(): string { return `local-${Date.now().toString(36)}-${(localIdSeq++).toString(36)}`; }
+  /** A message id for IRC messages without an IRCv3 msgid, unique within this process. */
+  localId(): string { return `local-${Date.now().toString(36)}-${(localIdSeq++).toString(36)}`; }
 
-  private content(text: string, msgtype: string): Record<string, unknown> {
+  /** IRC text → Matrix content; nicks of Matrix users and of people in bridged channels become mentions. */
+  content(text: string, msgtype: string): Record<string, unknown> {
     const conv = ircToMatrix(text, {
       mentions: (word) => {
         const userId = this.matrixUserOfNick(word);
         if (userId) return { userId, displayName: word };
-        if (!this.nickChannels.has(ircLower(word))) return undefined;
+        if (!this.events.knowsNick(word)) return undefined;
         return { userId: this.ctx.ghostUserId(this.senderFor(word).id), displayName: word };
       },
     });
     return { msgtype, body: conv.body, ...(conv.formattedBody ? { format: 'org.matrix.custom.html', formatted_body: conv.formattedBody } : {}) };
-  }
-
-  /** Channel → nick → membership modes that map to power (o, v...), as the listener sees them. */
-  private readonly modes = new Map<string, Map<string, Set<string>>>();
-
-  private userModes(channel: string, nick: string): Set<string> {
-    const ch = ircLower(channel);
-    const byNick = this.modes.get(ch) ?? new Map<string, Set<string>>();
-    this.modes.set(ch, byNick);
-    const set = byNick.get(ircLower(nick)) ?? new Set<string>();
-    byNick.set(ircLower(nick), set);
-    return set;
-  }
-
-  /** One power-levels change for these nicks: each gets the highest level of their modes. */
-  private reportPowers(channel: string, nicks: string[], report: (p: Promise<void>) => void): void {
-    const users: Record<string, number> = {};
-    for (const nick of nicks) {
-      if (this.isOwnNick(nick)) continue;
-      const levels = [...this.userModes(channel, nick)].map((m) => this.cfg.modePowers[m] ?? 0);
-      users[this.senderFor(nick).id] = Math.max(0, ...levels);
-    }
-    if (Object.keys(users).length) report(this.ctx.remote.powerLevels({ chat: channelChat(this.key, channel), users }));
-  }
-
-  private track(nick: string, channel: string, present: boolean): void {
-    const lc = ircLower(nick);
-    const set = this.nickChannels.get(lc) ?? new Set<string>();
-    if (present) set.add(ircLower(channel)); else set.delete(ircLower(channel));
-    if (set.size) this.nickChannels.set(lc, set); else this.nickChannels.delete(lc);
-  }
-
-  private wireListener(): void {
-    const client = this.listener.client;
-    const l = { on: <E>(event: string, fn: (e: E) => void): void => { client.on(event, (e: E) => { if (!this.stopped) fn(e); }); } };
-    const report = (p: Promise<void>): void => { p.catch((err: Error) => this.ctx.log.warn('could not report an IRC event', { server: this.key, err })); };
-    const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => {
-      if (!isChannel(e.target) || this.isOwnNick(e.nick) || !e.nick) return;
-      const chat = channelChat(this.key, e.target);
-      const reply = e.tags['+draft/reply'] ?? e.tags['+reply'];
-      report(this.ctx.remote.message({
-        chat, id: e.tags['msgid'] ?? this.localId(), sender: this.senderFor(e.nick),
-        parts: [{ content: this.content(e.message, msgtype) }],
-        ...(reply ? { replyTo: reply } : {}), ...(e.time ? { timestamp: e.time } : {}),
-      }));
-    };
-    l.on('privmsg', onMessage('m.text'));
-    l.on('notice', onMessage('m.notice'));
-    l.on('action', onMessage('m.emote'));
-    l.on('tagmsg', (e: { nick: string; target: string; tags: Record<string, string> }) => {
-      const react = e.tags['+draft/react'] ?? e.tags['+react'];
-      const target = e.tags['+draft/reply'] ?? e.tags['+reply'];
-      if (!react || !target || !isChannel(e.target) || this.isOwnNick(e.nick)) return;
-      report(this.ctx.remote.reaction({ chat: channelChat(this.key, e.target), target, sender: this.senderFor(e.nick), key: react }));
-    });
-    l.on('join', (e: { nick: string; channel: string }) => {
-      this.track(e.nick, e.channel, true);
-      const held = this.heldQuits.get(ircLower(e.nick));
-      if (held) { clearTimeout(held); this.heldQuits.delete(ircLower(e.nick)); }
-      if (this.isOwnNick(e.nick)) return;
-      report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.senderFor(e.nick), membership: 'join' }));
-    });
-    l.on('part', (e: { nick: string; channel: string; message?: string }) => {
-      this.track(e.nick, e.channel, false);
-      if (this.isOwnNick(e.nick)) return;
-      report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.senderFor(e.nick), membership: 'leave', ...(e.message ? { reason: e.message } : {}) }));
-    });
-    l.on('kick', (e: { kicked: string; nick: string; channel: string; message?: string }) => {
-      this.track(e.kicked, e.channel, false);
-      if (this.isOwnNick(e.kicked)) return;
-      report(this.ctx.remote.membership({
-        chat: channelChat(this.key, e.channel), user: this.senderFor(e.kicked), membership: 'kick', by: this.senderFor(e.nick),
-        ...(e.message ? { reason: e.message } : {}),
-      }));
-    });
-    l.on('quit', (e: { nick: string; message?: string }) => {
-      const lc = ircLower(e.nick);
-      const channels = [...(this.nickChannels.get(lc) ?? [])];
-      this.nickChannels.delete(lc);
-      if (this.isOwnNick(e.nick)) return;
-      const leave = (): void => {
-        this.heldQuits.delete(lc);
-        for (const ch of channels) {
-          report(this.ctx.remote.membership({ chat: channelChat(this.key, ch), user: this.senderFor(e.nick), membership: 'leave', ...(e.message ? { reason: e.message } : {}) }));
-        }
-      };
-      if (e.message && NETSPLIT_RE.test(e.message)) {
-        // a netsplit: hold the leave back; if the nick comes back within the window, nothing is shown
-        this.heldQuits.set(lc, setTimeout(leave, 60_000));
-      } else leave();
-    });
-    l.on('nick', (e: { nick: string; new_nick: string }) => {
-      const channels = this.nickChannels.get(ircLower(e.nick));
-      this.nickChannels.delete(ircLower(e.nick));
-      if (channels) this.nickChannels.set(ircLower(e.new_nick), channels);
-      if (this.isOwnNick(e.new_nick) || this.isOwnNick(e.nick)) return;
-      const key = this.store.renameGhost(this.key, e.nick, e.new_nick);
-      report(this.ctx.remote.profile({ id: ircUser(this.key, key), displayName: e.new_nick }));
-    });
-    l.on('userlist', (e: { channel: string; users: { nick: string; modes?: string[] }[] }) => {
-      const ranked: string[] = [];
-      for (const u of e.users) {
-        this.track(u.nick, e.channel, true);
-        const modes = this.userModes(e.channel, u.nick);
-        modes.clear();
-        for (const m of u.modes ?? []) if (m in this.cfg.modePowers) modes.add(m);
-        if (modes.size && !this.isOwnNick(u.nick)) ranked.push(u.nick);
-        if (this.isOwnNick(u.nick)) continue;
-        report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.senderFor(u.nick), membership: 'join' }));
-      }
-      if (ranked.length) this.reportPowers(e.channel, ranked, report);
-    });
-    l.on('mode', (e: { target: string; modes: { mode: string; param?: string }[] }) => {
-      if (!isChannel(e.target)) return;
-      const touched = new Set<string>();
-      for (const m of e.modes) {
-        const letter = m.mode.slice(1);
-        if (!m.param || !(letter in this.cfg.modePowers)) continue;
-        const modes = this.userModes(e.target, m.param);
-        if (m.mode.startsWith('+')) modes.add(letter); else modes.delete(letter);
-        touched.add(m.param);
-      }
-      if (touched.size) this.reportPowers(e.target, [...touched], report);
-    });
-    l.on('unknown command', (cmd: { command: string; params: string[]; nick?: string }) => {
-      // IRCv3 draft/message-redaction: REDACT <target> <msgid> [:reason]
-      if (cmd.command !== 'REDACT' || !cmd.params[0] || !cmd.params[1] || !isChannel(cmd.params[0])) return;
-      if (cmd.nick && this.isOwnNick(cmd.nick)) return;
-      report(this.ctx.remote.delete({ chat: channelChat(this.key, cmd.params[0]), target: cmd.params[1], ...(cmd.params[2] ? { reason: cmd.params[2] } : {}) }));
-    });
-    l.on('topic', (e: { channel: string; topic: string; nick?: string }) => {
-      if (e.nick && this.isOwnNick(e.nick)) return;
-      report(this.ctx.remote.chatInfo({ chat: channelChat(this.key, e.channel), topic: e.topic ?? '' }));
-    });
   }
 }

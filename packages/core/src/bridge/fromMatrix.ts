@@ -206,7 +206,8 @@ export class FromMatrix {
         return;
       }
       case 'm.room.member': {
-        if (!supportsMembership(network) || !ev.state_key || this.d.ghostNetwork(ev.state_key)) return;
+        // (the ghosts' own joins and leaves never get here: a ghost's events stop at the top of handle())
+        if (!supportsMembership(network) || !ev.state_key) return;
         const m = str(c['membership']);
         const prev = isObj(ev.unsigned?.['prev_content']) ? str((ev.unsigned['prev_content'] as Record<string, unknown>)['membership']) : undefined;
         let membership: 'join' | 'leave' | 'ban' | 'invite' | 'kick';

@@ -5,12 +5,13 @@
  * ids and recorded in the message map.
  */
 import { randomUUID } from 'node:crypto';
+import type { KvStore } from '../db/kv.js';
 import type { MessageStore } from '../db/messages.js';
 import type { PortalStore } from '../db/portals.js';
 import { deterministicTxnId, type MatrixClientLayer, toMatrixError } from '../matrix/client.js';
 import type {
   NetworkIdentity, RemoteChatInfo, RemoteDelete, RemoteEdit, RemoteEventSink, RemoteMembership,
-  RemoteMessage, RemotePowerLevels, RemoteReaction, RemoteSender,
+  RemoteMessage, RemotePowerLevels, RemoteReaction, RemoteRoomSettings, RemoteSender,
 } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
 import type { GhostManager } from './ghosts.js';
@@ -23,7 +24,8 @@ export type RemoteWork =
   | { t: 'reaction'; network: string; roomId: string; reaction: RemoteReaction; receivedAt: number }
   | { t: 'membership'; network: string; roomId: string; change: RemoteMembership; receivedAt: number }
   | { t: 'chatInfo'; network: string; roomId: string; info: RemoteChatInfo; receivedAt: number; plumbed?: boolean }
-  | { t: 'powerLevels'; network: string; roomId: string; change: RemotePowerLevels; receivedAt: number };
+  | { t: 'powerLevels'; network: string; roomId: string; change: RemotePowerLevels; receivedAt: number }
+  | { t: 'roomSettings'; network: string; roomId: string; change: RemoteRoomSettings; receivedAt: number };
 
 export const REMOTE_KIND = 'remote';
 
@@ -48,6 +50,10 @@ export class RemoteSink implements RemoteEventSink {
 
   async powerLevels(change: RemotePowerLevels): Promise<void> {
     this.enqueue(change.chat, 'powerLevels', undefined, (roomId) => ({ t: 'powerLevels', network: this.network, roomId, change, receivedAt: Date.now() }));
+  }
+
+  async roomSettings(change: RemoteRoomSettings): Promise<void> {
+    this.enqueue(change.chat, 'roomSettings', undefined, (roomId) => ({ t: 'roomSettings', network: this.network, roomId, change, receivedAt: Date.now() }));
   }
 
   async profile(user: RemoteSender): Promise<void> {
@@ -101,6 +107,7 @@ export class RemoteDelivery {
     private readonly messages: MessageStore,
     private readonly networkOf: (id: string) => NetworkIdentity | undefined,
     private readonly log: Logger,
+    private readonly kv: KvStore,
   ) {}
 
   async deliver(work: RemoteWork): Promise<void> {
@@ -117,6 +124,7 @@ export class RemoteDelivery {
       case 'membership': return this.membership(network, work.roomId, work.change);
       case 'chatInfo': return this.chatInfo(work.roomId, work.info, work.plumbed === true);
       case 'powerLevels': return this.powerLevels(network, work.roomId, work.change);
+      case 'roomSettings': return this.roomSettings(network, work.roomId, work.change);
     }
   }
 
@@ -237,19 +245,49 @@ export class RemoteDelivery {
     }
   }
 
-  private async powerLevels(network: NetworkIdentity, roomId: string, change: RemotePowerLevels): Promise<void> {
-    const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`;
-    const pl = await this.matrix.request<{ users?: Record<string, number> }>('GET', path);
-    const users = { ...(pl.users ?? {}) };
-    let changed = false;
-    for (const [remoteUser, level] of Object.entries(change.users)) {
-      const userId = this.ghosts.userIdFor(network, remoteUser);
-      const before = users[userId] ?? 0;
-      if (before === level) continue;
-      changed = true;
-      if (level === 0) delete users[userId]; else users[userId] = level;
+  private powerLevels(network: NetworkIdentity, roomId: string, change: RemotePowerLevels): Promise<void> {
+    return this.roomSettings(network, roomId, { chat: change.chat, users: change.users });
+  }
+
+  /** One power-levels event (ranks and send level) and the join rule, remembering what the room had before. */
+  private async roomSettings(network: NetworkIdentity, roomId: string, change: RemoteRoomSettings): Promise<void> {
+    const bot = this.matrix.botUserId;
+    const state = (type: string): string => `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${type}/`;
+    const savedKey = `room-settings:${roomId}`;
+    const saved = JSON.parse(this.kv.get('core', savedKey) ?? '{}') as { eventsDefault?: number; joinRule?: string };
+    if (change.users || change.sendLevel !== undefined) {
+      const pl = await this.matrix.request<{ users?: Record<string, number>; events_default?: number }>('GET', state('m.room.power_levels'));
+      const users = { ...(pl.users ?? {}) };
+      let changed = false;
+      for (const [remoteUser, level] of Object.entries(change.users ?? {})) {
+        const userId = this.ghosts.userIdFor(network, remoteUser);
+        if ((users[userId] ?? 0) === level) continue;
+        changed = true;
+        if (level === 0) delete users[userId]; else users[userId] = level;
+      }
+      let eventsDefault = pl.events_default ?? 0;
+      if (typeof change.sendLevel === 'number' && change.sendLevel !== eventsDefault) {
+        saved.eventsDefault ??= eventsDefault;
+        eventsDefault = change.sendLevel;
+        changed = true;
+      } else if (change.sendLevel === null && saved.eventsDefault !== undefined) {
+        changed ||= saved.eventsDefault !== eventsDefault;
+        eventsDefault = saved.eventsDefault;
+        delete saved.eventsDefault;
+      }
+      if (changed) await this.matrix.request('PUT', state('m.room.power_levels'), { ...pl, users, events_default: eventsDefault }, bot);
     }
-    if (changed) await this.matrix.request('PUT', path, { ...pl, users }, this.matrix.botUserId);
+    if (change.inviteOnly !== undefined) {
+      const { join_rule: rule } = await this.matrix.request<{ join_rule: string }>('GET', state('m.room.join_rules'));
+      if (change.inviteOnly && rule !== 'invite') {
+        saved.joinRule = rule;
+        await this.matrix.request('PUT', state('m.room.join_rules'), { join_rule: 'invite' }, bot);
+      } else if (!change.inviteOnly && saved.joinRule && rule === 'invite') {
+        await this.matrix.request('PUT', state('m.room.join_rules'), { join_rule: saved.joinRule }, bot);
+        delete saved.joinRule;
+      }
+    }
+    this.kv.set('core', savedKey, JSON.stringify(saved));
   }
 
   private async chatInfo(roomId: string, info: RemoteChatInfo, plumbed: boolean): Promise<void> {

@@ -358,6 +358,18 @@ export interface RemotePowerLevels {
  * A chat's name, topic or avatar changed. Names and avatars are applied to portal rooms only
  * (a plumbed room belongs to its admins); topics to every linked room.
  */
+/**
+ * A chat's rules changed (IRC `+m`, `+i`/`+k`, ranks in the same line): applied as ONE
+ * `m.room.power_levels` event (users and `events_default`) plus `m.room.join_rules` if asked.
+ * `sendLevel: null` and `inviteOnly: false` put back what the room had before the bridge changed it.
+ */
+export interface RemoteRoomSettings {
+  chat: RemoteChatId;
+  users?: Record<RemoteUserId, number>;
+  sendLevel?: number | null;
+  inviteOnly?: boolean;
+}
+
 export interface RemoteChatInfo {
   chat: RemoteChatId;
   name?: string;
@@ -379,6 +391,8 @@ export interface RemoteEventSink {
   chatInfo(info: RemoteChatInfo): Promise<void>;
   /** Remote users' ranks changed (IRC channel modes, Discord roles): one power-levels event. */
   powerLevels(change: RemotePowerLevels): Promise<void>;
+  /** The chat's rules changed (who may talk, who may join), possibly with ranks: see {@link RemoteRoomSettings}. */
+  roomSettings(change: RemoteRoomSettings): Promise<void>;
   /** A remote user's name or avatar changed (e.g. an IRC nick change): update their ghost's profile. */
   profile(user: RemoteSender): Promise<void>;
   /** A remote user started or stopped typing: shown at once by their ghost, not queued (typing is ephemeral). */

@@ -16,4 +16,4 @@ export {
 } from './formatting.js';
 export { escapeHtml, ircToMatrix, type IrcMention, type IrcToMatrixOptions, type MatrixText } from './ircToMatrix.js';
 export { matrixToIrc, parsePill, type MatrixMessageContent, type MatrixPill, type MatrixToIrcOptions } from './matrixToIrc.js';
-export { applyLineLimit, maxPayloadBytes, splitForIrc, utf8Length } from './split.js';
+export { applyLineLimit, maxPayloadBytes, multilineParts, splitForIrc, utf8Length, type MultilinePart } from './split.js';

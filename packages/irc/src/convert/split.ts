@@ -106,3 +106,42 @@ export function applyLineLimit(lines: readonly string[], lineLimit: number): { s
   if (lines.length <= lineLimit) return { send: [...lines], overflow: false };
   return { send: lines.slice(0, lineLimit - 1), overflow: true };
 }
+
+/** One line of an IRCv3 `draft/multiline` batch; `concat` lines continue the line before them. */
+export interface MultilinePart { text: string; concat: boolean }
+
+/**
+ * Lay out logical lines for one IRCv3 `draft/multiline` batch: each line fits `maxBytes`, and a
+ * line too long for IRC is cut at a space into parts that carry `draft/multiline-concat`, with the
+ * space kept at the end of the part before the cut, so that a multiline client joins them back
+ * exactly. Returns undefined when the message cannot be one batch within the server's `limits`
+ * (`max-bytes` counts the text and the line breaks between lines; `max-lines` the batch's lines).
+ * Empty lines are kept: inside a batch they are paragraph breaks.
+ */
+export function multilineParts(
+  lines: readonly string[], maxBytes: number, limits: { maxBytes?: number; maxLines?: number },
+): MultilinePart[] | undefined {
+  const parts: MultilinePart[] = [];
+  for (const line of lines) {
+    if (line === '') { parts.push({ text: '', concat: false }); continue; }
+    const chunks = splitForIrc(line, Math.max(1, maxBytes - 1));
+    let pos = 0;
+    const texts: string[] = [];
+    for (const [i, chunk] of chunks.entries()) {
+      const at = line.indexOf(chunk, pos);
+      if (at < 0) return undefined;
+      const gap = line.slice(pos, at);
+      if (!/^ *$/.test(gap)) return undefined;
+      if (i > 0) texts[i - 1] += gap; // the space the cut dropped goes back, at the end of the part before
+      texts.push(chunk);
+      pos = at + chunk.length;
+    }
+    if (texts.some((t) => utf8Length(t) > maxBytes)) return undefined;
+    texts.forEach((text, i) => parts.push({ text, concat: i > 0 }));
+  }
+  // the server counts the message as it will be reassembled: parts joined, lines separated by \n
+  const total = parts.reduce((n, p, i) => n + utf8Length(p.text) + (i > 0 && !p.concat ? 1 : 0), 0);
+  if (limits.maxBytes !== undefined && total > limits.maxBytes) return undefined;
+  if (limits.maxLines !== undefined && parts.length > limits.maxLines) return undefined;
+  return parts;
+}

@@ -1,0 +1,194 @@
+/**
+ * IRC → Matrix: what the bridge's listening connection sees in the channels it sits in, reported
+ * to core. Messages, reactions, redactions, joins, parts, kicks, quits (netsplits held back, see
+ * netsplit.ts), nick changes, topics, and channel modes (ranks and room settings, see modes.ts).
+ */
+import type { NetworkContext } from '@trestle/core';
+import { channelChat, ircLower, ircUser, isChannel } from './ids.js';
+import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.js';
+import { NetsplitDetector } from './netsplit.js';
+import type { IrcServer } from './server.js';
+import type { IrcStore } from './store.js';
+
+interface IrcMessageEvent {
+  nick: string; target: string; message: string; tags: Record<string, string>; time?: number;
+}
+
+/** A quit held back because it looks like a netsplit: who, the channels they were in, why. */
+interface HeldQuit { nick: string; channels: string[]; reason?: string }
+
+export class ChannelEvents {
+  readonly modes: ChannelModes;
+  /** Channels each IRC nick is in, as the listener sees it (for QUIT and NICK, which name no channel). */
+  private readonly nickChannels = new Map<string, Set<string>>();
+  private readonly splits = new NetsplitDetector<HeldQuit>();
+  private splitTimer?: NodeJS.Timeout;
+
+  constructor(private readonly server: IrcServer, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
+    this.modes = new ChannelModes(server.cfg.modePowers);
+  }
+
+  /** Is this nick in one of the bridged channels (for turning words into mentions)? */
+  knowsNick(nick: string): boolean { return this.nickChannels.has(ircLower(nick)); }
+
+  stop(): void {
+    if (this.splitTimer) clearTimeout(this.splitTimer);
+    this.splits.clear();
+  }
+
+  private get key(): string { return this.server.key; }
+
+  private report(p: Promise<void>): void {
+    p.catch((err: Error) => this.ctx.log.warn('could not report an IRC event', { server: this.key, err }));
+  }
+
+  private track(nick: string, channel: string, present: boolean): void {
+    const lc = ircLower(nick);
+    const set = this.nickChannels.get(lc) ?? new Set<string>();
+    if (present) set.add(ircLower(channel)); else set.delete(ircLower(channel));
+    if (set.size) this.nickChannels.set(lc, set); else this.nickChannels.delete(lc);
+  }
+
+  /** Ghost levels for these nicks (Matrix users' own connections are left out): the highest of their modes. */
+  private levels(channel: string, nicks: readonly string[]): Record<string, number> {
+    const users: Record<string, number> = {};
+    for (const nick of nicks) if (!this.server.isOwnNick(nick)) users[this.server.senderFor(nick).id] = this.modes.levelOf(channel, nick);
+    return users;
+  }
+
+  /** Ranks and room settings from one MODE line (or NAMES, or RPL_CHANNELMODEIS), as one change. */
+  private reportModes(channel: string, ranked: readonly string[], settings: RoomSettingsChange | undefined): void {
+    const chat = channelChat(this.key, channel);
+    const users = this.levels(channel, ranked);
+    const hasUsers = Object.keys(users).length > 0;
+    if (settings) this.report(this.ctx.remote.roomSettings({ chat, ...(hasUsers ? { users } : {}), ...settings }));
+    else if (hasUsers) this.report(this.ctx.remote.powerLevels({ chat, users }));
+  }
+
+  private leave(q: HeldQuit): void {
+    for (const ch of q.channels) {
+      this.report(this.ctx.remote.membership({
+        chat: channelChat(this.key, ch), user: this.server.senderFor(q.nick), membership: 'leave', ...(q.reason ? { reason: q.reason } : {}),
+      }));
+    }
+  }
+
+  /** Release held quits whose time is up, and wake again for the next one. */
+  private scheduleSplitRelease(): void {
+    if (this.splitTimer) clearTimeout(this.splitTimer);
+    this.splitTimer = undefined;
+    const next = this.splits.nextExpiry();
+    if (next === undefined) return;
+    this.splitTimer = setTimeout(() => {
+      for (const q of this.splits.expired(Date.now())) this.leave(q);
+      this.scheduleSplitRelease();
+    }, Math.max(0, next - Date.now()));
+    this.splitTimer.unref();
+  }
+
+  wire(): void {
+    const listener = this.server.listener;
+    const client = listener.client;
+    const l = { on: <E>(event: string, fn: (e: E) => void): void => { client.on(event, (e: E) => { if (!this.server.stopped) fn(e); }); } };
+    const isListener = (nick: string): boolean => ircLower(nick) === ircLower(listener.nick);
+    listener.on('disconnected', () => this.modes.forgetAll());
+
+    const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => {
+      if (!isChannel(e.target) || this.server.isOwnNick(e.nick) || !e.nick) return;
+      const reply = e.tags['+draft/reply'] ?? e.tags['+reply'];
+      this.report(this.ctx.remote.message({
+        chat: channelChat(this.key, e.target), id: e.tags['msgid'] ?? this.server.localId(), sender: this.server.senderFor(e.nick),
+        parts: [{ content: this.server.content(e.message, msgtype) }],
+        ...(reply ? { replyTo: reply } : {}), ...(e.time ? { timestamp: e.time } : {}),
+      }));
+    };
+    l.on('privmsg', onMessage('m.text'));
+    l.on('notice', onMessage('m.notice'));
+    l.on('action', onMessage('m.emote'));
+    l.on('tagmsg', (e: { nick: string; target: string; tags: Record<string, string> }) => {
+      const react = e.tags['+draft/react'] ?? e.tags['+react'];
+      const target = e.tags['+draft/reply'] ?? e.tags['+reply'];
+      if (!react || !target || !isChannel(e.target) || this.server.isOwnNick(e.nick)) return;
+      this.report(this.ctx.remote.reaction({ chat: channelChat(this.key, e.target), target, sender: this.server.senderFor(e.nick), key: react }));
+    });
+
+    l.on('join', (e: { nick: string; channel: string }) => {
+      this.track(e.nick, e.channel, true);
+      if (isListener(e.nick)) listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
+      // back from a netsplit: the held quit is dropped, and the ghost, which never left, stays
+      if (this.splits.returned(ircLower(e.nick))) return;
+      if (this.server.isOwnNick(e.nick)) return;
+      this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'join' }));
+    });
+    l.on('part', (e: { nick: string; channel: string; message?: string }) => {
+      this.track(e.nick, e.channel, false);
+      if (isListener(e.nick)) this.modes.forget(e.channel); else this.modes.left(e.channel, e.nick);
+      if (this.server.isOwnNick(e.nick)) return;
+      this.report(this.ctx.remote.membership({
+        chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'leave', ...(e.message ? { reason: e.message } : {}),
+      }));
+    });
+    l.on('kick', (e: { kicked: string; nick: string; channel: string; message?: string }) => {
+      this.track(e.kicked, e.channel, false);
+      if (isListener(e.kicked)) this.modes.forget(e.channel); else this.modes.left(e.channel, e.kicked);
+      if (this.server.isOwnNick(e.kicked)) return;
+      if (this.server.takeExpectedKick(e.channel, e.kicked)) return; // done for a Matrix kick or ban: Matrix has it already
+      this.report(this.ctx.remote.membership({
+        chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.kicked), membership: 'kick', by: this.server.senderFor(e.nick),
+        ...(e.message ? { reason: e.message } : {}),
+      }));
+    });
+    l.on('quit', (e: { nick: string; message?: string; batch?: { type?: string } }) => {
+      const lc = ircLower(e.nick);
+      const channels = [...(this.nickChannels.get(lc) ?? [])];
+      this.nickChannels.delete(lc);
+      this.modes.quit(e.nick);
+      if (this.server.isOwnNick(e.nick)) return;
+      const q: HeldQuit = { nick: e.nick, channels, ...(e.message ? { reason: e.message } : {}) };
+      const sign = this.splits.quit({ key: lc, ...(e.message ? { reason: e.message } : {}), ...(e.batch?.type ? { batch: e.batch.type } : {}) }, q, Date.now());
+      if (!sign) { this.leave(q); return; }
+      this.ctx.log.debug('holding a quit that looks like a netsplit', { server: this.key, nick: e.nick, sign });
+      this.scheduleSplitRelease();
+    });
+    l.on('nick', (e: { nick: string; new_nick: string }) => {
+      const channels = this.nickChannels.get(ircLower(e.nick));
+      this.nickChannels.delete(ircLower(e.nick));
+      if (channels) this.nickChannels.set(ircLower(e.new_nick), channels);
+      this.modes.renamed(e.nick, e.new_nick);
+      if (this.server.isOwnNick(e.new_nick) || this.server.isOwnNick(e.nick)) return;
+      const key = this.store.renameGhost(this.key, e.nick, e.new_nick);
+      this.report(this.ctx.remote.profile({ id: ircUser(this.key, key), displayName: e.new_nick }));
+    });
+
+    l.on('userlist', (e: { channel: string; users: { nick: string; modes?: string[] }[] }) => {
+      for (const u of e.users) {
+        this.track(u.nick, e.channel, true);
+        if (this.server.isOwnNick(u.nick)) continue;
+        this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(u.nick), membership: 'join' }));
+      }
+      const ranked = this.modes.names(e.channel, e.users);
+      if (ranked.length) this.reportModes(e.channel, ranked, undefined);
+    });
+    l.on('mode', (e: { target: string; nick?: string; modes: ModeChange[] }) => {
+      if (!isChannel(e.target)) return;
+      const { ranked, settings } = this.modes.apply(e.target, e.modes);
+      if (ranked.length || settings) this.reportModes(e.target, ranked, settings);
+    });
+    l.on('channel info', (e: { channel: string; modes?: ModeChange[] }) => {
+      if (!e.modes) return; // RPL_CREATIONTIME and friends come under the same name
+      const settings = this.modes.replace(e.channel, e.modes);
+      if (settings) this.reportModes(e.channel, [], settings);
+    });
+
+    l.on('unknown command', (cmd: { command: string; params: string[]; nick?: string }) => {
+      // IRCv3 draft/message-redaction: REDACT <target> <msgid> [:reason]
+      if (cmd.command !== 'REDACT' || !cmd.params[0] || !cmd.params[1] || !isChannel(cmd.params[0])) return;
+      if (cmd.nick && this.server.isOwnNick(cmd.nick)) return;
+      this.report(this.ctx.remote.delete({ chat: channelChat(this.key, cmd.params[0]), target: cmd.params[1], ...(cmd.params[2] ? { reason: cmd.params[2] } : {}) }));
+    });
+    l.on('topic', (e: { channel: string; topic: string; nick?: string }) => {
+      if (e.nick && this.server.isOwnNick(e.nick)) return;
+      this.report(this.ctx.remote.chatInfo({ chat: channelChat(this.key, e.channel), topic: e.topic ?? '' }));
+    });
+  }
+}

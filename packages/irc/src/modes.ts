@@ -1,0 +1,172 @@
+/**
+ * Channel modes as the listening connection sees them, and what they mean for the Matrix room.
+ * Pure: no I/O; server.ts feeds it MODE lines, RPL_CHANNELMODEIS (324), NAMES, parts and nick
+ * changes, and reports what it returns.
+ *
+ * - Membership modes (`o`, `v`... the keys of `modePowers`) become ghost power levels.
+ * - `+m` (moderated) becomes the power level needed to send: the level of voice, since on IRC
+ *   voiced users and above may talk in a moderated channel.
+ * - `+i` (invite only) and `+k` (key) make the room invite-only; when neither is left, the room
+ *   goes back to the join rule it had before the bridge changed it.
+ *
+ * One MODE line gives one {@link ModeOutcome}: the ranks and the room settings it changed
+ * together, so they can reach Matrix as one power-levels change.
+ */
+import { ircLower } from './ids.js';
+
+/** One parsed mode change, as irc-framework gives them: `{ mode: '+o', param: 'nick' }`. */
+export interface ModeChange { mode: string; param?: string }
+
+/** Room settings a change of channel flags asks for. Absent = unchanged. */
+export interface RoomSettingsChange {
+  /** Power level needed to send messages; `null` = back to what the room had before the bridge changed it. */
+  sendLevel?: number | null;
+  /** true: only invited users may join; false: back to the room's own join rule. */
+  inviteOnly?: boolean;
+}
+
+export interface ModeOutcome {
+  /** Nicks whose membership modes changed (their power level is to be recomputed). */
+  ranked: string[];
+  /** Room settings that changed, if any. */
+  settings?: RoomSettingsChange;
+}
+
+/** The channel flags that map to room settings. */
+const SETTING_FLAGS = new Set(['m', 'i', 'k']);
+
+interface Channel { flags: Set<string>; members: Map<string, Set<string>>; synced: boolean }
+
+export class ChannelModes {
+  private readonly channels = new Map<string, Channel>();
+
+  /** @param modePowers membership mode letter → Matrix power level (the server's `modePowers` config). */
+  constructor(private readonly modePowers: Readonly<Record<string, number>>) {}
+
+  /** Power level needed to talk in a moderated channel: voice's level (or the lowest configured one). */
+  get moderatedSendLevel(): number {
+    const v = this.modePowers['v'];
+    if (v !== undefined) return v;
+    const levels = Object.values(this.modePowers).filter((l) => l > 0);
+    return levels.length ? Math.min(...levels) : 1;
+  }
+
+  private channel(name: string): Channel {
+    const key = ircLower(name);
+    let c = this.channels.get(key);
+    if (!c) { c = { flags: new Set(), members: new Map(), synced: false }; this.channels.set(key, c); }
+    return c;
+  }
+
+  /** The membership modes of a nick in a channel (a copy). */
+  modesOf(channel: string, nick: string): Set<string> {
+    return new Set(this.channels.get(ircLower(channel))?.members.get(ircLower(nick)) ?? []);
+  }
+
+  /** Is the nick a channel operator (or above, or half-op) there: may it kick and ban? */
+  canKick(channel: string, nick: string): boolean {
+    const modes = this.modesOf(channel, nick);
+    return ['q', 'a', 'o', 'h'].some((m) => modes.has(m));
+  }
+
+  /** The power level a nick's modes give (the highest of them; 0 without any). */
+  levelOf(channel: string, nick: string): number {
+    return Math.max(0, ...[...this.modesOf(channel, nick)].map((m) => this.modePowers[m] ?? 0));
+  }
+
+  /** Channel flags that map to room settings, e.g. `['i', 'm']`. */
+  flagsOf(channel: string): string[] {
+    return [...(this.channels.get(ircLower(channel))?.flags ?? [])].sort();
+  }
+
+  /** A MODE line on a channel. */
+  apply(channel: string, changes: readonly ModeChange[]): ModeOutcome {
+    const c = this.channel(channel);
+    const before = new Set(c.flags);
+    const ranked = new Set<string>();
+    for (const { mode, param } of changes) {
+      const add = mode.startsWith('+');
+      const letter = mode.slice(1);
+      if (letter in this.modePowers) {
+        if (!param) continue;
+        const lc = ircLower(param);
+        const set = c.members.get(lc) ?? new Set<string>();
+        if (add) set.add(letter); else set.delete(letter);
+        if (set.size) c.members.set(lc, set); else c.members.delete(lc);
+        ranked.add(param);
+      } else if (SETTING_FLAGS.has(letter)) {
+        if (add) c.flags.add(letter); else c.flags.delete(letter);
+      }
+    }
+    const settings = this.diff(before, c.flags);
+    return { ranked: [...ranked], ...(settings ? { settings } : {}) };
+  }
+
+  /**
+   * The channel's whole mode string (RPL_CHANNELMODEIS, the answer to `MODE #chan`). The first
+   * answer for a channel reports every setting, not only changes: the room may still carry what
+   * the bridge set before a restart, and the receiver treats "unchanged" as nothing to do.
+   */
+  replace(channel: string, modes: readonly ModeChange[]): RoomSettingsChange | undefined {
+    const c = this.channel(channel);
+    const before = new Set(c.flags);
+    c.flags.clear();
+    for (const { mode } of modes) {
+      const letter = mode.slice(1);
+      if (mode.startsWith('+') && SETTING_FLAGS.has(letter)) c.flags.add(letter);
+    }
+    if (!c.synced) {
+      c.synced = true;
+      return { sendLevel: c.flags.has('m') ? this.moderatedSendLevel : null, inviteOnly: c.flags.has('i') || c.flags.has('k') };
+    }
+    return this.diff(before, c.flags);
+  }
+
+  /** NAMES for a channel: the membership modes of everyone listed replace what was known. */
+  names(channel: string, users: readonly { nick: string; modes?: readonly string[] }[]): string[] {
+    const c = this.channel(channel);
+    const ranked: string[] = [];
+    for (const u of users) {
+      const modes = new Set((u.modes ?? []).filter((m) => m in this.modePowers));
+      const had = c.members.get(ircLower(u.nick));
+      if (modes.size) c.members.set(ircLower(u.nick), modes); else c.members.delete(ircLower(u.nick));
+      if (modes.size || had?.size) ranked.push(u.nick);
+    }
+    return ranked;
+  }
+
+  /** A nick left a channel (part, kick): its modes there are gone. */
+  left(channel: string, nick: string): void {
+    this.channels.get(ircLower(channel))?.members.delete(ircLower(nick));
+  }
+
+  /** A nick quit: its modes everywhere are gone. */
+  quit(nick: string): void {
+    for (const c of this.channels.values()) c.members.delete(ircLower(nick));
+  }
+
+  /** Report the whole state at the next RPL_CHANNELMODEIS (a room was just linked and knows nothing yet). */
+  resync(channel: string): void { this.channel(channel).synced = false; }
+
+  /** The listener left a channel (or lost its connection): everything known about it is stale. */
+  forget(channel: string): void { this.channels.delete(ircLower(channel)); }
+  forgetAll(): void { this.channels.clear(); }
+
+  renamed(oldNick: string, newNick: string): void {
+    for (const c of this.channels.values()) {
+      const modes = c.members.get(ircLower(oldNick));
+      if (!modes) continue;
+      c.members.delete(ircLower(oldNick));
+      c.members.set(ircLower(newNick), modes);
+    }
+  }
+
+  private diff(before: ReadonlySet<string>, after: ReadonlySet<string>): RoomSettingsChange | undefined {
+    const out: RoomSettingsChange = {};
+    if (before.has('m') !== after.has('m')) out.sendLevel = after.has('m') ? this.moderatedSendLevel : null;
+    const inviteBefore = before.has('i') || before.has('k');
+    const inviteAfter = after.has('i') || after.has('k');
+    if (inviteBefore !== inviteAfter) out.inviteOnly = inviteAfter;
+    return Object.keys(out).length ? out : undefined;
+  }
+}

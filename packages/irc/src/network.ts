@@ -40,6 +40,8 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable {
   readonly identity;
   readonly servers = new Map<string, IrcServer>();
+  /** Set at stop: a connection attempt cut short by the stop is not an error. */
+  private stopped = false;
   ctx?: NetworkContext;
   store?: IrcStore;
   readonly commands: NetworkCommand[];
@@ -63,11 +65,14 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     // Connect in the background: an IRC server that is down must not keep the bridge from starting
     // (Matrix messages for it wait in their rooms' queues until it is back).
     for (const s of this.servers.values()) {
-      void s.start().catch((err: Error) => ctx.log.error('could not start an IRC server connection', { server: s.key, err }));
+      void s.start().catch((err: Error) => {
+        if (!this.stopped) ctx.log.error('could not start an IRC server connection', { server: s.key, err });
+      });
     }
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.typing.clear();
     for (const s of this.servers.values()) s.stop();
   }

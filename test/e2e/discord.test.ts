@@ -3,12 +3,18 @@
  * discord.js logs in to) and a real Synapse: the bridge runs in this process with the e2e config;
  * Discord people are played through the fake, Matrix people are real Synapse users.
  */
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, loadEverything, migrate, openDatabase, silentLogger, TrestleBridge, type NetworkContext, type PortalInfo } from '@trestle/core';
 import { DiscordNetwork, discordConfigSchema } from '@trestle/discord';
-import type { APIGuild, APIUser } from 'discord-api-types/v10';
+import {
+  AuditLogEvent, ChannelType, GatewayDispatchEvents as E, GatewayIntentBits as I, MessageType, PermissionFlagsBits as P, StickerFormatType,
+  type APIGuild, type APIMessage, type APIRole, type APIUser,
+} from 'discord-api-types/v10';
+import type { Route } from '../harness/fake-discord/routes.js';
 import { FakeDiscord, type GuildChannel } from '../harness/fake-discord/server.js';
+import type { World } from '../harness/fake-discord/state.js';
 import { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser, messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
@@ -25,6 +31,8 @@ let bob: APIUser;
 let carol: APIUser;
 let dana: APIUser;
 let modsRole: { id: string };
+/** A member with Manage Webhooks: the one who approves link requests. */
+let mod: APIUser;
 
 const body = (e: MatrixEventJson): string => String(e.content['body'] ?? '');
 const ghost = (discordUserId: string): string => `@discord_${discordUserId}:localhost`;
@@ -35,16 +43,111 @@ function channel(name: string): GuildChannel {
   return fake.addChannel(guild.id, { name });
 }
 
-/** A Matrix room linked to a Discord channel with the link command, as a room admin does. */
-async function plumbed(ch: GuildChannel): Promise<string> {
-  await until(() => discordNet().client?.channels.cache.has(ch.id), 'the bridge to see the new channel');
-  const roomId = await alice.createRoom({ name: `plumbed ${ch.name}` });
+/** The newest link request the bot posted in a channel. */
+const linkRequest = (channelId: string): APIMessage | undefined =>
+  fake.messages(channelId).filter((m) => m.author.id === fake.bot.id && m.content.startsWith('**Bridge request**')).at(-1);
+
+/** A Matrix room of alice's with the bridge bot in it (power 100, as plumbing needs). */
+async function roomWithBot(name: string): Promise<string> {
+  const roomId = await alice.createRoom({ name });
   await alice.invite(roomId, botId);
   await until(async () => (await alice.joinedMembers(roomId)).includes(botId), 'the bot to join');
   await alice.setPowerLevel(roomId, botId, 100);
-  await alice.sendText(roomId, `!trestle link discord ${guild.id}/${ch.id}`);
+  return roomId;
+}
+
+/** A Matrix room linked to a Discord channel as a room admin does it: `!discord link`, approved on Discord by a member with Manage Webhooks. */
+async function plumbed(ch: GuildChannel, g: APIGuild = guild): Promise<string> {
+  await until(() => discordNet().client?.channels.cache.has(ch.id), 'the bridge to see the new channel');
+  const roomId = await roomWithBot(`plumbed ${ch.name}`);
+  await alice.sendText(roomId, `!discord link ${g.id} ${ch.id}`);
+  const request = await until(() => linkRequest(ch.id), 'the approval request in the Discord channel');
+  fake.addReaction(ch.id, request.id, mod.id, '✅');
   await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
   return roomId;
+}
+
+// ---------------------------------------------------------------- what the fake cannot do from its public API
+// The fake (test/harness/fake-discord) has no stickers in injected messages, no guild icons, no kicks,
+// bans or audit-log entries, and gives the bot an Administrator role everywhere. Its world and REST
+// table are reached here (TypeScript's private is a compile-time fence) to play those parts, with the
+// same wire shapes Discord uses. They belong in the fake itself; see the report.
+const world = (): World => fake['world'];
+function dispatch(t: E, d: unknown, intent: number): void {
+  world()['events'].dispatch(t, d as never, intent);
+}
+function addRoute(route: Route): void {
+  fake['rest']['routes'].push(route);
+}
+
+/** A Discord user posts a message holding a sticker (its image served by the fake's CDN). */
+function injectSticker(channelId: string, userId: string, sticker: { id: string; name: string; format_type: StickerFormatType }, image?: Buffer): void {
+  const w = world();
+  if (image) w.files.set(`/stickers/${sticker.id}`, { data: image, contentType: 'image/png' });
+  const ch = w.channel(channelId);
+  const msg: APIMessage = {
+    id: w.ids.next(), type: MessageType.Default, channel_id: channelId, author: w.user(userId), content: '', timestamp: new Date().toISOString(),
+    edited_timestamp: null, tts: false, mention_everyone: false, mentions: [], mention_roles: [], attachments: [], embeds: [], pinned: false,
+    components: [], sticker_items: [sticker],
+  };
+  const stored = { msg, guildId: ch.guild_id, reactions: new Map() };
+  w.messages.set(msg.id, stored);
+  dispatch(E.MessageCreate, w.gatewayMessage(stored), I.GuildMessages);
+}
+
+/** A server's icon changes (or its name), as GUILD_UPDATE tells the bot. */
+function updateGuild(g: APIGuild, patch: { name?: string; icon?: Buffer }): void {
+  const rec = world().guildRecord(g.id);
+  if (patch.name) rec.guild.name = patch.name;
+  if (patch.icon) {
+    const hash = createHash('md5').update(patch.icon).digest('hex');
+    world().files.set(`/icons/${g.id}/${hash}`, { data: patch.icon, contentType: 'image/png' });
+    rec.guild.icon = hash;
+  }
+  dispatch(E.GuildUpdate, rec.guild, I.Guilds);
+}
+
+/** A server where the bot is not the owner and its role has only what bridging needs (no Manage Channels, Kick or Ban Members). */
+function restrictedGuild(name: string): APIGuild {
+  const g = fake.addGuild({ name, ownerId: carol.id });
+  const role = world().guildRecord(g.id).guild.roles.find((r) => r.name === 'bridge-bot') as APIRole;
+  role.permissions = String(P.ViewChannel | P.SendMessages | P.ReadMessageHistory | P.ManageWebhooks | P.AddReactions | P.EmbedLinks | P.AttachFiles);
+  dispatch(E.GuildRoleUpdate, { guild_id: g.id, role }, I.Guilds);
+  fake.addMember(g.id, mod.id, { roles: [fake.addRole(g.id, { name: 'hooks', permissions: String(P.ManageWebhooks) }).id] });
+  return g;
+}
+
+/** A moderator removes a member on Discord: what the gateway says (member gone, the audit-log entry of a kick or ban). */
+function removeMember(g: APIGuild, user: APIUser, how: 'leave' | 'kick' | 'ban', by?: APIUser, reason?: string): void {
+  world().guildRecord(g.id).members.delete(user.id);
+  const audit = (action: AuditLogEvent): void => dispatch(E.GuildAuditLogEntryCreate, {
+    guild_id: g.id, id: world().ids.next(), action_type: action, target_id: user.id, user_id: by?.id ?? null, changes: [], ...(reason ? { reason } : {}),
+  }, I.GuildModeration);
+  if (how === 'ban') dispatch(E.GuildBanAdd, { guild_id: g.id, user }, I.GuildModeration);
+  dispatch(E.GuildMemberRemove, { guild_id: g.id, user }, I.GuildMembers);
+  if (how === 'kick') audit(AuditLogEvent.MemberKick);
+  if (how === 'ban') audit(AuditLogEvent.MemberBanAdd);
+}
+
+/** A request to the homeserver as the bridge bot (appservice token): reads what Matrix users cannot see yet. */
+async function asBot<T = Record<string, unknown>>(method: string, path: string, content?: unknown): Promise<T> {
+  const res = await fetch(`${e2e.synapseUrl}${path}`, {
+    method, headers: { authorization: `Bearer ${e2e.registration().as_token}`, ...(content !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(content !== undefined ? { body: JSON.stringify(content) } : {}),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : {}) as T;
+}
+const stateOf = (roomId: string): Promise<MatrixEventJson[]> => asBot<MatrixEventJson[]>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state`);
+const stateEvent = async (roomId: string, type: string, key = ''): Promise<MatrixEventJson | undefined> =>
+  (await stateOf(roomId)).find((e) => e.type === type && e.state_key === key);
+const membershipIn = async (roomId: string, userId: string): Promise<MatrixEventJson | undefined> => stateEvent(roomId, 'm.room.member', userId);
+/** Give a Matrix user a power level in a room, as the bridge bot (portal rooms are the bot's). */
+async function grantPower(roomId: string, userId: string, level: number): Promise<void> {
+  const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`;
+  const pl = await asBot<{ users?: Record<string, number> }>('GET', path);
+  await asBot('PUT', path, { ...pl, users: { ...(pl.users ?? {}), [userId]: level } });
 }
 
 /** Upload a file to Synapse as alice; returns the mxc URL. */
@@ -95,6 +198,8 @@ beforeAll(async () => {
   fake.addMember(guild.id, carol.id);
   fake.addMember(guild.id, dana.id);
   modsRole = fake.addRole(guild.id, { name: 'mods', mentionable: true, color: 0x3366ff });
+  mod = fake.addUser({ username: 'moddy' });
+  fake.addMember(guild.id, mod.id, { roles: [fake.addRole(guild.id, { name: 'webhook admins', permissions: String(P.ManageWebhooks) }).id] });
   await fake.start(discordPort); // before the bridge: it logs in at start
   bridge = await startBridge();
   botId = bridge.matrix.botUserId;
@@ -128,12 +233,13 @@ function standalone(config: Record<string, unknown>) {
     ghostUserId: (u: string) => ghost(u), remoteUserOf: () => undefined, mediaUrl: (m: string) => m,
   } as unknown as NetworkContext;
   const net = new DiscordNetwork('discord', discordConfigSchema.parse(config));
-  /** Link a channel as the link command would. */
+  /** Link a channel as the link command does: asked on Discord, approved there by a member with Manage Webhooks. */
   const link = async (ch: GuildChannel, roomId: string): Promise<PortalInfo> => {
-    const { remoteChat } = await net.provisionLink({ roomId, remoteChat: `${guild.id} ${ch.id}`, userId: alice.userId });
-    const portal = ctx.portals.link(roomId, remoteChat);
-    await net.portalLinked(portal);
-    return portal;
+    const before = linkRequest(ch.id)?.id;
+    await expect(net.provisionLink({ roomId, remoteChat: `${guild.id} ${ch.id}`, userId: alice.userId })).rejects.toThrow(/has to approve first/);
+    const request = await until(() => { const r = linkRequest(ch.id); return r && r.id !== before ? r : undefined; }, 'the approval request');
+    fake.addReaction(ch.id, request.id, mod.id, '✅');
+    return until(() => portals.find((p) => p.roomId === roomId && p.remoteChat === ch.id), 'the approved link');
   };
   return { net, ctx, notified, events, link };
 }
@@ -198,10 +304,10 @@ describe('Discord bridge: messages', () => {
     await alice.sendText(roomId, 'x', {
       format: 'org.matrix.custom.html',
       formatted_body: `<b>loud</b> <del>no</del> <span data-mx-spoiler>hidden</span> <a href="https://matrix.to/#/${ghost(carol.id)}">Carol G</a> ` +
-        '@everyone @helpers snake_case <code>a*b</code><pre><code class="language-ts">let x = 1;\n</code></pre>',
+        '@helpers snake_case <code>a*b</code><pre><code class="language-ts">let x = 1;\n</code></pre>',
     });
     const exec = await until(() => fake.webhookExecutions.find((x) => x.channelId === ch.id && x.content.startsWith('**loud**')), 'the formatted message');
-    expect(exec.content).toBe(`**loud** ~~no~~ ||hidden|| <@${carol.id}> @\u200beveryone <@&${mods.id}> snake\\_case \`a*b\`\n\`\`\`ts\nlet x = 1;\n\`\`\``);
+    expect(exec.content).toBe(`**loud** ~~no~~ ||hidden|| <@${carol.id}> <@&${mods.id}> snake\\_case \`a*b\`\n\`\`\`ts\nlet x = 1;\n\`\`\``);
     const req = fake.requests.find((r) => r.route === '/webhooks/:webhook/:token' && (r.body as { content?: string }).content === exec.content)!;
     expect((req.body as { allowed_mentions?: unknown }).allowed_mentions).toEqual({ parse: [], users: [carol.id], roles: [mods.id], replied_user: false });
 
@@ -516,9 +622,9 @@ describe('Discord bridge: rooms and login', () => {
       const portal = await s.link(ch, '!blank:localhost');
       expect(portal.remoteChat).toBe(ch.id);
       fake.injectUserMessage(ch.id, bob.id, 'words the bridge cannot read');
-      await until(() => s.notified.length > 0, 'the user who linked to be told');
-      expect(s.notified[0]!.user).toBe(alice.userId);
-      expect(s.notified[0]!.text).toMatch(/blank messages in #blank \(Trestle Test\).*Message Content Intent/);
+      const told = await until(() => s.notified.find((n) => /blank messages/.test(n.text)), 'the user who linked to be told');
+      expect(told.user).toBe(alice.userId);
+      expect(told.text).toMatch(/blank messages in #blank \(Trestle Test\).*Message Content Intent/);
       expect(s.events).toEqual([]);
       // a message that mentions the bot has content even without the intent, and is bridged
       fake.injectUserMessage(ch.id, bob.id, `<@${fake.bot.id}> can you read this?`);
@@ -553,6 +659,333 @@ describe('Discord bridge: roles', () => {
     } finally {
       await s.net.stop();
     }
+  });
+});
+
+describe('Discord bridge: plumbing with the channel\'s approval', () => {
+  it('links only when a member with Manage Webhooks approves with ✅, ignoring others\' answers', async () => {
+    const ch = channel('approve-react');
+    await until(() => discordNet().client?.channels.cache.has(ch.id), 'the bridge to see the channel');
+    const roomId = await roomWithBot('approval by reaction');
+    await alice.sendText(roomId, `!discord link ${guild.id} ${ch.id}`);
+    const asked = await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Asked in #approve-react'));
+    expect(body(asked)).toMatch(/Manage Webhooks .*within 6 seconds/);
+    const request = await until(() => linkRequest(ch.id), 'the request on Discord');
+    expect(request.content).toContain(alice.userId.replace(/_/g, '\\_'));
+    expect(request.content).toContain('approval by reaction'); // the room's name, read from Matrix
+    expect(fake.message(request.id)!.reactions?.filter((r) => r.me).map((r) => r.emoji.name)).toEqual(['✅', '❌']);
+    // bob may not manage webhooks: his ✅ and his "approve" are not enough
+    fake.addReaction(ch.id, request.id, bob.id, '✅');
+    fake.injectUserMessage(ch.id, bob.id, 'approve', { replyTo: request.id });
+    await sleep(1000);
+    expect(bridge.portals.forRoom(roomId)).toEqual([]);
+    fake.addReaction(ch.id, request.id, mod.id, '✅');
+    const linked = await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+    expect(body(linked)).toBe(`Linked this room to discord ${ch.id} (#approve-react in Trestle Test), approved on Discord by moddy.`);
+    expect(bridge.portals.forRoom(roomId).map((p) => [p.remoteChat, p.kind])).toEqual([[ch.id, 'plumbed']]);
+    expect(fake.message(request.id)!.content).toMatch(/^✅ Approved by moddy: this channel is bridged with approval by reaction/);
+    fake.injectUserMessage(ch.id, bob.id, 'now bridged');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'now bridged' && e.sender === ghost(bob.id));
+    // the request, the answers before the link and the bot's own edits were not bridged
+    expect(messagesOf(await alice.timeline(roomId)).filter((e) => e.sender.startsWith('@discord_')).map(body)).toEqual(['now bridged']);
+  });
+
+  it('approves with a reply, refuses with "deny", expires unanswered, and works through !trestle link too', async () => {
+    // approved with a reply, asked through core's link command
+    const byReply = channel('approve-reply');
+    await until(() => discordNet().client?.channels.cache.has(byReply.id), 'the bridge to see the channel');
+    const room1 = await roomWithBot('approval by reply');
+    await alice.sendText(room1, `!trestle link discord ${guild.id}/${byReply.id}`);
+    const refusedNow = await alice.waitForEvent(room1, (e) => e.sender === botId && body(e).startsWith('"link" failed'));
+    expect(body(refusedNow)).toMatch(/the Discord channel has to approve first\. Asked in #approve-reply .*This room is linked when they do\./);
+    const r1 = await until(() => linkRequest(byReply.id), 'the request');
+    fake.injectUserMessage(byReply.id, mod.id, 'Approve, welcome!', { replyTo: r1.id });
+    await alice.waitForEvent(room1, (e) => e.sender === botId && body(e).startsWith(`Linked this room to discord ${byReply.id}`));
+
+    // refused
+    const refused = channel('deny-reply');
+    await until(() => discordNet().client?.channels.cache.has(refused.id), 'the bridge to see the channel');
+    const room2 = await roomWithBot('refused room');
+    await alice.sendText(room2, `!discord link ${guild.id} ${refused.id}`);
+    const r2 = await until(() => linkRequest(refused.id), 'the request');
+    fake.injectUserMessage(refused.id, mod.id, 'deny', { replyTo: r2.id });
+    const no = await alice.waitForEvent(room2, (e) => e.sender === botId && body(e).includes('refused'));
+    expect(body(no)).toBe('moddy refused on Discord to bridge #deny-reply with this room.');
+    expect(fake.message(r2.id)!.content).toMatch(/^❌ moddy refused/);
+    expect(bridge.portals.forRoom(room2)).toEqual([]);
+
+    // nobody answers within linkApproval.timeoutSeconds (6 s in the e2e config)
+    const quiet = channel('nobody-home');
+    await until(() => discordNet().client?.channels.cache.has(quiet.id), 'the bridge to see the channel');
+    const room3 = await roomWithBot('unanswered room');
+    await alice.sendText(room3, `!discord link ${guild.id} ${quiet.id}`);
+    const r3 = await until(() => linkRequest(quiet.id), 'the request');
+    // asking twice while waiting is refused
+    await alice.sendText(room3, `!discord link ${guild.id} ${quiet.id}`);
+    await alice.waitForEvent(room3, (e) => e.sender === botId && body(e).includes('already waits for #nobody-home'));
+    const expired = await alice.waitForEvent(room3, (e) => e.sender === botId && body(e).startsWith('Nobody approved'), 15_000);
+    expect(body(expired)).toBe(`Nobody approved bridging #nobody-home within 6 seconds, so this room is not linked. Ask again with "!discord link ${guild.id} ${quiet.id}".`);
+    expect(fake.message(r3.id)!.content).toMatch(/^⌛ Nobody approved within 6 seconds/);
+    // a late approval changes nothing
+    fake.addReaction(quiet.id, r3.id, mod.id, '✅');
+    await sleep(500);
+    expect(bridge.portals.forRoom(room3)).toEqual([]);
+  });
+
+  it('refuses links past roomLimit, when asked and when approved', async () => {
+    const net = discordNet();
+    const first = channel('limit-a');
+    const second = channel('limit-b');
+    await until(() => net.client?.channels.cache.has(second.id), 'the bridge to see the channels');
+    const bridged = (): number => new Set(net.ctx!.portals.all().map((p) => p.remoteChat)).size;
+    const roomA = await roomWithBot('limit a');
+    await alice.sendText(roomA, `!discord link ${guild.id} ${first.id}`);
+    const request = await until(() => linkRequest(first.id), 'the request');
+    // the limit is reached while the request waits (config is read when it matters; set here as an admin would before a restart)
+    net.cfg.roomLimit = bridged();
+    try {
+      fake.addReaction(first.id, request.id, mod.id, '✅');
+      const late = await alice.waitForEvent(roomA, (e) => e.sender === botId && body(e).includes('could not be linked'));
+      expect(body(late)).toBe(`moddy approved on Discord, but the room could not be linked: the bridge already bridges its limit of ${net.cfg.roomLimit} Discord channels`);
+      const roomB = await roomWithBot('limit b');
+      await alice.sendText(roomB, `!discord link ${guild.id} ${second.id}`);
+      const refused = await alice.waitForEvent(roomB, (e) => e.sender === botId && body(e).startsWith('"link" failed'));
+      expect(body(refused)).toBe(`"link" failed: the bridge already bridges its limit of ${net.cfg.roomLimit} Discord channels`);
+      expect(linkRequest(second.id)).toBeUndefined();
+    } finally {
+      net.cfg.roomLimit = 0;
+    }
+  });
+});
+
+describe('Discord bridge: servers as spaces, names, topics and icons', () => {
+  let spaced: APIGuild;
+  const rooms = new Map<string, string>();
+  const portal = async (ch: GuildChannel): Promise<string> => {
+    await until(() => discordNet().client?.channels.cache.has(ch.id), 'the bridge to see the channel');
+    const roomId = await alice.join(`#discord_${spaced.id}_${ch.id}:localhost`);
+    rooms.set(ch.name, roomId);
+    return roomId;
+  };
+  const spaceOfRoom = async (roomId: string): Promise<string> =>
+    (await until(async () => (await stateOf(roomId)).find((e) => e.type === 'm.space.parent'), 'the room\'s space parent')).state_key!;
+  const childOrder = async (spaceId: string): Promise<string[]> => {
+    const children = (await stateOf(spaceId)).filter((e) => e.type === 'm.space.child' && Object.keys(e.content).length > 0);
+    children.sort((a, b) => String(a.content['order']).localeCompare(String(b.content['order'])));
+    const names = new Map([...rooms].map(([n, r]) => [r, n]));
+    return children.map((c) => names.get(c.state_key!) ?? c.state_key!);
+  };
+  let lobby: GuildChannel, alpha: GuildChannel, beta: GuildChannel, aChat: GuildChannel, aMore: GuildChannel, bChat: GuildChannel;
+
+  beforeAll(() => {
+    spaced = fake.addGuild({ name: 'Spaced' });
+    lobby = fake.addChannel(spaced.id, { name: 'lobby', topic: 'say hi' });
+    alpha = fake.addChannel(spaced.id, { name: 'Alpha', type: ChannelType.GuildCategory });
+    beta = fake.addChannel(spaced.id, { name: 'Beta', type: ChannelType.GuildCategory });
+    bChat = fake.addChannel(spaced.id, { name: 'b-chat', parentId: beta.id });
+    aChat = fake.addChannel(spaced.id, { name: 'a-chat', parentId: alpha.id });
+    aMore = fake.addChannel(spaced.id, { name: 'a-more', parentId: alpha.id });
+    updateGuild(spaced, { icon: PNG });
+  });
+
+  it('puts the portal rooms in the server\'s space, in Discord\'s order, with the server\'s name and icon', async () => {
+    await until(() => discordNet().client?.guilds.cache.get(spaced.id)?.icon, 'the icon to reach the bridge');
+    // joined in another order than Discord's
+    for (const ch of [bChat, lobby, aMore, aChat]) await portal(ch);
+    const spaceId = await spaceOfRoom(rooms.get('b-chat')!);
+    for (const roomId of rooms.values()) expect(await spaceOfRoom(roomId)).toBe(spaceId);
+    const create = await stateEvent(spaceId, 'm.room.create');
+    expect(create?.content['type']).toBe('m.space');
+    expect((await stateEvent(spaceId, 'm.room.name'))?.content['name']).toBe('Spaced');
+    const spaceIcon = String((await stateEvent(spaceId, 'm.room.avatar'))?.content['url']);
+    expect(await downloadMxc(spaceIcon)).toEqual(PNG);
+    // uncategorised first, then the categories in their order, channels by position within them
+    await until(async () => (await childOrder(spaceId)).length === 4, 'four rooms in the space');
+    expect(await childOrder(spaceId)).toEqual(['lobby', 'a-chat', 'a-more', 'b-chat']);
+    // each portal room shows the server icon; alice was invited to the space when she joined a portal room
+    await until(async () => (await stateEvent(rooms.get('lobby')!, 'm.room.avatar'))?.content['url'] === spaceIcon, 'the room icon');
+    expect((await membershipIn(spaceId, alice.userId))?.content['membership']).toBe('invite');
+    await alice.join(spaceId);
+    // a channel moved to another category moves in the space
+    const patch = await fetch(`${fake.apiUrl}/v10/channels/${aMore.id}`, {
+      method: 'PATCH', headers: { authorization: `Bot ${fake.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ parent_id: beta.id }),
+    });
+    expect(patch.status).toBe(200);
+    await until(async () => (await childOrder(spaceId)).join() === 'lobby,a-chat,b-chat,a-more', 'the new order in the space');
+  });
+
+  it('follows channel names and topics and the server\'s name and icon from Discord', async () => {
+    const roomId = rooms.get('lobby') ?? await portal(lobby);
+    const spaceId = await spaceOfRoom(roomId);
+    const patch = (body: Record<string, unknown>): Promise<Response> => fetch(`${fake.apiUrl}/v10/channels/${lobby.id}`, {
+      method: 'PATCH', headers: { authorization: `Bot ${fake.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    expect((await patch({ name: 'welcome', topic: 'new topic' })).status).toBe(200);
+    await until(async () => (await stateEvent(roomId, 'm.room.name'))?.content['name'] === '#welcome (Spaced)', 'the room name');
+    await until(async () => (await stateEvent(roomId, 'm.room.topic'))?.content['topic'] === 'new topic', 'the room topic');
+    const icon2 = Buffer.concat([PNG, Buffer.from('another icon')]);
+    updateGuild(spaced, { name: 'Spaced Out', icon: icon2 });
+    await until(async () => (await stateEvent(spaceId, 'm.room.name'))?.content['name'] === 'Spaced Out', 'the space name');
+    await until(async () => (await stateEvent(roomId, 'm.room.name'))?.content['name'] === '#welcome (Spaced Out)', 'the room name with the server\'s new name');
+    const newIcon = await until(async () => {
+      const url = String((await stateEvent(spaceId, 'm.room.avatar'))?.content['url'] ?? '');
+      return url && (await downloadMxc(url)).equals(icon2) ? url : undefined;
+    }, 'the new space icon');
+    await until(async () => (await stateEvent(roomId, 'm.room.avatar'))?.content['url'] === newIcon, 'the new room icon');
+  });
+
+  it('renames the channel and sets its topic from Matrix where the bot has Manage Channels; elsewhere says why not', async () => {
+    const roomId = rooms.get('a-chat') ?? await portal(aChat);
+    await grantPower(roomId, alice.userId, 100);
+    const namesAndTopicsFromBot = async (): Promise<MatrixEventJson[]> =>
+      (await alice.timeline(roomId)).filter((e) => e.sender === botId && (e.type === 'm.room.name' || e.type === 'm.room.topic'));
+    const before = (await namesAndTopicsFromBot()).length;
+    await alice.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.name/`, { name: '#Alpha Talk (Spaced Out)' });
+    await until(() => fake.channel(aChat.id)?.name === 'alpha-talk', 'the Discord channel to be renamed');
+    await alice.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic/`, { topic: 'set on Matrix' });
+    await until(() => (fake.channel(aChat.id) as { topic?: string | null }).topic === 'set on Matrix', 'the Discord topic');
+    // the channel's echo does not come back as a second name or topic from the bot
+    await sleep(1000);
+    expect(await namesAndTopicsFromBot()).toHaveLength(before);
+    expect((await stateEvent(roomId, 'm.room.name'))?.content['name']).toBe('#Alpha Talk (Spaced Out)');
+
+    // a server where the bot lacks Manage Channels: nothing changes on Discord, and the room is told
+    const restricted = restrictedGuild('Locked Down');
+    await until(() => discordNet().client?.guilds.cache.get(restricted.id)?.members.me?.permissions.has(P.ManageChannels) === false, 'the bot\'s role change');
+    const ch = fake.addChannel(restricted.id, { name: 'locked' });
+    await until(() => discordNet().client?.channels.cache.has(ch.id), 'the bridge to see the channel');
+    const lockedRoom = await alice.join(`#discord_${restricted.id}_${ch.id}:localhost`);
+    await grantPower(lockedRoom, alice.userId, 100);
+    await alice.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(lockedRoom)}/state/m.room.name/`, { name: 'unlocked' });
+    const told = await alice.waitForEvent(lockedRoom, (e) => e.sender === botId && body(e).startsWith('⚠'));
+    expect(body(told)).toMatch(/could not be delivered to Discord: #locked keeps its name on Discord: the bridge bot lacks the Manage Channels permission there$/);
+    expect(fake.channel(ch.id)?.name).toBe('locked');
+  });
+});
+
+describe('Discord bridge: stickers and @everyone', () => {
+  it('bridges a Discord sticker as m.sticker, and a Lottie one as its name', async () => {
+    const ch = channel('stickers');
+    const roomId = await plumbed(ch);
+    injectSticker(ch.id, bob.id, { id: world().ids.next(), name: 'wave', format_type: StickerFormatType.PNG }, PNG);
+    const sticker = await alice.waitForEvent(roomId, (e) => e.type === 'm.sticker');
+    expect(sticker.sender).toBe(ghost(bob.id));
+    expect(sticker.content['body']).toBe('wave');
+    expect(sticker.content['info']).toEqual({ mimetype: 'image/png', w: 160, h: 160 });
+    expect(await downloadMxc(String(sticker.content['url']))).toEqual(PNG);
+    injectSticker(ch.id, carol.id, { id: world().ids.next(), name: 'dance', format_type: StickerFormatType.Lottie });
+    const lottie = await alice.waitForEvent(roomId, (e) => body(e) === '[sticker: dance]');
+    expect(lottie.sender).toBe(ghost(carol.id));
+  });
+
+  it('lets @everyone and @here ping only from Matrix users with everyoneMentionPower (50), and defuses them from others', async () => {
+    const ch = channel('everyone');
+    const roomId = await plumbed(ch); // alice made the room: power 100
+    const zed = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `discordzed${Date.now()}`, { displayName: 'Zed' });
+    await zed.join(roomId);
+    await alice.sendText(roomId, '@everyone meeting now');
+    await zed.sendText(roomId, '@here lunch?');
+    await alice.sendText(roomId, 'mail me at me@everyone.example'); // not a mention: no power check, nothing pings
+    await until(() => webhookContents(ch.id).length === 3, 'the three messages');
+    expect(webhookContents(ch.id)).toEqual(['@everyone meeting now', '@\u200bhere lunch?', 'mail me at me@everyone.example']);
+    const mentions = fake.requests.filter((r) => r.route === '/webhooks/:webhook/:token' && r.query['wait'] === 'true' && String((r.body as { content?: string }).content).match(/meeting|lunch|mail me/))
+      .map((r) => (r.body as { allowed_mentions: { parse: string[] } }).allowed_mentions.parse);
+    expect(mentions).toEqual([['everyone'], [], []]);
+  });
+});
+
+describe('Discord bridge: members leaving, kicked and banned', () => {
+  it('reflects a leave, a kick and a ban on Discord on the ghosts, and lifts the ban when Discord does', async () => {
+    const ch = channel('departures');
+    const roomId = await plumbed(ch);
+    const [leaver, kicked, banned, stayer] = ['leaver', 'kicked', 'banned', 'stayer'].map((username) => {
+      const u = fake.addUser({ username });
+      fake.addMember(guild.id, u.id);
+      return u;
+    }) as [APIUser, APIUser, APIUser, APIUser];
+    for (const u of [stayer, leaver, kicked, banned]) fake.injectUserMessage(ch.id, u.id, `hi from ${u.username}`);
+    await alice.waitForEvent(roomId, (e) => body(e) === 'hi from banned');
+    removeMember(guild, leaver, 'leave');
+    removeMember(guild, kicked, 'kick', mod, 'spamming');
+    removeMember(guild, banned, 'ban', mod, 'worse');
+    const left = await until(async () => { const m = await membershipIn(roomId, ghost(leaver.id)); return m?.content['membership'] === 'leave' ? m : undefined; }, 'the leaver\'s ghost to leave');
+    expect(left.sender).toBe(ghost(leaver.id));
+    expect(left.content['reason']).toBe('left the Discord server');
+    const kick = await until(async () => { const m = await membershipIn(roomId, ghost(kicked.id)); return m?.content['membership'] === 'leave' ? m : undefined; }, 'the kick');
+    expect(kick.sender).toBe(botId);
+    expect(kick.content['reason']).toBe('kicked from the Discord server by moddy: spamming');
+    const ban = await until(async () => { const m = await membershipIn(roomId, ghost(banned.id)); return m?.content['membership'] === 'ban' ? m : undefined; }, 'the ban');
+    expect(ban.content['reason']).toBe('banned in the Discord server by moddy: worse');
+    // the ban is lifted on Discord
+    dispatch(E.GuildBanRemove, { guild_id: guild.id, user: banned }, I.GuildModeration);
+    await until(async () => (await membershipIn(roomId, ghost(banned.id)))?.content['membership'] === 'leave', 'the ghost\'s ban to be lifted');
+    // nobody else was touched
+    expect((await membershipIn(roomId, ghost(stayer.id)))?.content['membership']).toBe('join');
+  });
+
+  it('kicks and bans on Discord for a Matrix kick or ban of a ghost where the bot may; elsewhere says why not', async () => {
+    // The fake has no kick or ban endpoints: these answer as Discord does (member gone, GUILD_MEMBER_REMOVE,
+    // the ban, the audit-log entry naming the bot).
+    const kicksAndBans: string[] = [];
+    addRoute({ method: 'DELETE', pattern: '/guilds/:guild/members/:user', auth: true, handle: ({ params: [g, u] }) => {
+      const user = world().user(u!);
+      kicksAndBans.push(`kick ${u}`);
+      removeMember({ id: g! } as APIGuild, user, 'kick', fake.bot);
+      return { status: 204 };
+    } });
+    addRoute({ method: 'PUT', pattern: '/guilds/:guild/bans/:user', auth: true, handle: ({ params: [g, u], body: b }) => {
+      kicksAndBans.push(`ban ${u} ${JSON.stringify(b)}`);
+      removeMember({ id: g! } as APIGuild, world().user(u!), 'ban', fake.bot);
+      return { status: 204 };
+    } });
+    const here = channel('kick-here');
+    const there = channel('kick-there');
+    const roomHere = await plumbed(here);
+    const roomThere = await plumbed(there);
+    const troll = fake.addUser({ username: 'troll' });
+    fake.addMember(guild.id, troll.id);
+    fake.injectUserMessage(here.id, troll.id, 'troll here');
+    fake.injectUserMessage(there.id, troll.id, 'troll there');
+    await alice.waitForEvent(roomHere, (e) => body(e) === 'troll here');
+    await alice.waitForEvent(roomThere, (e) => body(e) === 'troll there');
+
+    // a Matrix moderator kicks the ghost: the Discord user is kicked from the server
+    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomHere)}/kick`, { user_id: ghost(troll.id), reason: 'be nice' });
+    await until(() => kicksAndBans.length === 1, 'the kick on Discord');
+    expect(kicksAndBans).toEqual([`kick ${troll.id}`]);
+    expect(world().guildRecord(guild.id).members.has(troll.id)).toBe(false);
+    // Discord's echo removes the ghost from the server's other rooms, not again from the one it came from
+    const elsewhere = await until(async () => { const m = await membershipIn(roomThere, ghost(troll.id)); return m?.content['membership'] === 'leave' ? m : undefined; }, 'the ghost kicked elsewhere');
+    expect(elsewhere.content['reason']).toBe('kicked from the Discord server by trestle-bot');
+    await sleep(2500);
+    expect((await alice.timeline(roomHere)).filter((e) => e.sender === botId && body(e).startsWith('⚠'))).toEqual([]);
+    expect((await membershipIn(roomHere, ghost(troll.id)))?.sender).toBe(alice.userId);
+
+    // a ban, with its reason in Discord's audit log
+    const vandal = fake.addUser({ username: 'vandal' });
+    fake.addMember(guild.id, vandal.id);
+    fake.injectUserMessage(here.id, vandal.id, 'vandal here');
+    await alice.waitForEvent(roomHere, (e) => body(e) === 'vandal here');
+    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomHere)}/ban`, { user_id: ghost(vandal.id), reason: 'vandalism' });
+    await until(() => kicksAndBans.length === 2, 'the ban on Discord');
+    expect(kicksAndBans[1]).toMatch(new RegExp(`^ban ${vandal.id} `));
+    const banRequest = fake.requests.find((r) => r.route === '/guilds/:guild/bans/:user')!;
+    expect(banRequest.status).toBe(204);
+    expect((await membershipIn(roomHere, ghost(vandal.id)))?.content['membership']).toBe('ban');
+
+    // where the bot lacks Kick Members, the Discord user stays and the moderator is told why in the room
+    const restricted = restrictedGuild('No Kicking');
+    const rch = fake.addChannel(restricted.id, { name: 'nokick' });
+    const victim = fake.addUser({ username: 'victim' });
+    fake.addMember(restricted.id, victim.id);
+    const roomR = await plumbed(rch, restricted);
+    fake.injectUserMessage(rch.id, victim.id, 'victim here');
+    await alice.waitForEvent(roomR, (e) => body(e) === 'victim here');
+    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomR)}/kick`, { user_id: ghost(victim.id) });
+    const told = await alice.waitForEvent(roomR, (e) => e.sender === botId && body(e).startsWith('⚠'));
+    expect(body(told)).toMatch(/could not be delivered to Discord: victim stays on Discord: the bridge bot lacks the Kick Members permission in No Kicking$/);
+    expect(kicksAndBans).toHaveLength(2);
+    expect(world().guildRecord(restricted.id).members.has(victim.id)).toBe(true);
   });
 });
 

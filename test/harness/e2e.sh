@@ -75,6 +75,11 @@ networks:
     token: fake-bot-token
     restUrl: http://127.0.0.1:$DISCORD_PORT/api
     cdnUrl: http://127.0.0.1:$DISCORD_PORT/cdn
+    matrix:
+      homeserverUrl: http://127.0.0.1:$SYN_PORT
+      registration: $DIR/registration.yaml
+    linkApproval:
+      timeoutSeconds: 6
 YAML
 log "generating the appservice registration with the trestle CLI"
 node packages/core/dist/cli/main.js generate-registration --config "$DIR/bridge.yaml" --output "$DIR/registration.yaml" >&2

@@ -14,9 +14,11 @@ export class DiscordLoginError extends Error {
   }
 }
 
-export function createClient(cfg: Pick<DiscordConfig, 'messageContentIntent' | 'restUrl' | 'cdnUrl'>): Client {
-  const intents = [I.Guilds, I.GuildMessages, I.GuildMessageReactions, I.GuildMessageTyping, I.GuildWebhooks, I.GuildExpressions];
+export function createClient(cfg: Pick<DiscordConfig, 'messageContentIntent' | 'serverMembersIntent' | 'restUrl' | 'cdnUrl'>): Client {
+  // GuildModeration: bans and audit-log entries (kicks); not privileged
+  const intents = [I.Guilds, I.GuildMessages, I.GuildMessageReactions, I.GuildMessageTyping, I.GuildWebhooks, I.GuildExpressions, I.GuildModeration];
   if (cfg.messageContentIntent) intents.push(I.MessageContent);
+  if (cfg.serverMembersIntent) intents.push(I.GuildMembers); // members leaving, kicked
   return new Client({
     intents,
     // Edits, deletions and reactions of messages from before the bridge started arrive as partials.
@@ -37,8 +39,9 @@ export function classifyLoginError(err: unknown, configKey: string): Error {
   }
   if (/disallowed intents/i.test(message)) {
     return new DiscordLoginError('Discord refused the privileged intents the bridge asks for (gateway close code 4014). In the Discord ' +
-      'developer portal, open your application → Bot → Privileged Gateway Intents and enable "Message Content Intent"; or set ' +
-      `${configKey}.messageContentIntent: false (the bridge then cannot read what Discord users write).`, { cause: err });
+      'developer portal, open your application → Bot → Privileged Gateway Intents and enable "Message Content Intent" and "Server ' +
+      `Members Intent"; or set ${configKey}.messageContentIntent: false (the bridge then cannot read what Discord users write) or ` +
+      `${configKey}.serverMembersIntent: false (it then does not see members leave or get kicked).`, { cause: err });
   }
   if (/invalid intents/i.test(message)) {
     return new DiscordLoginError(`Discord refused the intents the bridge asks for (gateway close code 4013): ${message}`, { cause: err });

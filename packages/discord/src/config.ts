@@ -16,6 +16,9 @@ export const discordConfigSchema = networkSection({
   messageContentIntent: z.boolean().default(true)
     .describe('Ask for the privileged Message Content intent (enable it in the developer portal). Without it Discord sends other ' +
       'people\'s messages blank, and the bridge reports that instead of bridging them.'),
+  serverMembersIntent: z.boolean().default(true)
+    .describe('Ask for the privileged Server Members intent (enable it in the developer portal). Without it the bridge does not ' +
+      'see members leave, or being kicked or banned, on Discord, so their ghosts stay in the Matrix rooms.'),
   displayNameTemplate: z.string().min(1).default('$DISPLAY')
     .describe('Display name of a Discord user\'s ghost. $DISPLAY = server nickname, else global name, else username; ' +
       '$USERNAME = username; $ID = user id.'),
@@ -24,9 +27,15 @@ export const discordConfigSchema = networkSection({
   maxMessageAgeSeconds: z.int().min(0).default(900)
     .describe('Discord messages older than this are not bridged (e.g. events replayed after a long outage). 0 = no limit.'),
   roomLimit: z.int().min(0).default(0).describe('Most Discord channels bridged at once; links and portals past it are refused (0 = no limit).'),
+  linkApproval: z.strictObject({
+    timeoutSeconds: z.int().min(1).default(300)
+      .describe('How long a link request waits in the Discord channel for a member with Manage Webhooks to approve it.'),
+  }).prefault({}).describe('"!discord link" asks in the Discord channel for approval before it links a Matrix room to it.'),
   guilds: z.array(snowflake).default([]).describe('If not empty, only channels of these servers (guild ids) can be bridged.'),
-  allowEveryoneMentions: z.boolean().default(false)
-    .describe('Let Matrix users ping @everyone and @here. When false the words are sent defused, so they ping nobody.'),
+  everyoneMentionPower: z.int().min(0).default(50)
+    .describe('Power level a Matrix user needs in the room to ping @everyone and @here on Discord; from others the words are sent ' +
+      'defused, so they ping nobody. Needs the matrix section to read power levels (without it only a level of 0 lets anyone ' +
+      'ping). A level no one has, such as 1000, turns the pings off.'),
   uploadLimitBytes: z.int().min(0).default(10 * 1024 * 1024)
     .describe('Matrix files up to this size are uploaded to Discord; bigger ones are sent as a link.'),
   maxAttachmentBytes: z.int().min(0).default(50 * 1024 * 1024)
@@ -36,6 +45,14 @@ export const discordConfigSchema = networkSection({
       'Applied when a room is linked and when a member speaks; the bot needs the power to change power levels.'),
   mappings: z.record(snowflake, z.array(roomId)).default({}).meta({ examples: [{}] })
     .describe('Static links: Discord channel id → Matrix room ids, e.g. "123456789012345678": ["!abc:example.org"].'),
+  spaces: z.boolean().default(true)
+    .describe('Show each Discord server as a Matrix space holding its channels\' portal rooms, in Discord\'s order (needs the matrix section).'),
+  matrix: z.strictObject({
+    homeserverUrl: httpUrl.meta({ examples: ['http://127.0.0.1:8008'] }).describe('The same URL as homeserver.url.'),
+    registration: z.string().min(1).meta({ examples: ['registration/trestle-registration.yaml'] })
+      .describe('The same path as appservice.registration (the bridge bot acts with its appservice token).'),
+  }).optional().describe('How the Discord network reaches the homeserver itself, for what core does not do for networks yet: ' +
+    'the server spaces, the power check for @everyone, notices in rooms. Without it there are no spaces and @everyone is defused.'),
   reconnect: z.strictObject({
     initialDelayMs: z.int().min(0).default(1000).describe('First wait before retrying a failed login (Discord unreachable).'),
     maxDelayMs: z.int().min(0).default(60_000).describe('Longest wait between login attempts.'),

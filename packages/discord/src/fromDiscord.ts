@@ -1,9 +1,9 @@
 /**
- * Discord → Matrix: what happens in bridged channels (messages with their attachments, edits,
- * deletions, reactions, topic changes) reported through core's sink, one channel at a time in
+ * Discord → Matrix: what happens in bridged channels (messages with their attachments and stickers,
+ * edits, deletions, reactions, members' departures) reported through core's sink, one channel at a time in
  * arrival order. The bridge's own messages (its webhooks, its bot user) are never reported back.
  */
-import type { NetworkContext, RemoteMessagePart, RemoteSender } from '@trestle/core';
+import type { NetworkContext, RemoteMembership, RemoteMessagePart, RemoteSender } from '@trestle/core';
 import {
   Events, type Channel, type Client, type Guild, type GuildMember, type Message, type MessageReaction, type PartialGuildMember,
   type PartialMessage, type PartialMessageReaction, type PartialUser, type User,
@@ -11,7 +11,7 @@ import {
 import type { DiscordConfig } from './config.js';
 import { customEmojisIn, discordToMatrix, embedText, textContent, type DiscordToMatrixResolver } from './convert/index.js';
 import { aliasLocalpart, channelChat, discordUser, messageRef, threadChat, webhookUser } from './ids.js';
-import { attachmentPart, type EmojiBridge } from './media.js';
+import { attachmentPart, type EmojiBridge, type StickerBridge } from './media.js';
 import { KeyedSerial } from './serial.js';
 import type { DiscordStore } from './store.js';
 import type { WebhookPool } from './webhooks.js';
@@ -24,6 +24,7 @@ export interface FromDiscordDeps {
   aliasPrefix: string;
   webhooks: WebhookPool;
   emojis: EmojiBridge;
+  stickers: StickerBridge;
   store: DiscordStore;
   /** Messages the bridge deleted itself (their MESSAGE_DELETE is an echo). */
   deletedByUs(messageId: string): boolean;
@@ -108,15 +109,20 @@ export class FromDiscord {
       (r, rx, user: User | PartialUser) => this.onReaction(r, rx, user, remove));
     client.on(Events.MessageReactionAdd, reaction(false));
     client.on(Events.MessageReactionRemove, reaction(true));
-    client.on(Events.ChannelUpdate, (before, after) => {
-      if (!('topic' in after) || !('topic' in before) || before.topic === after.topic || after.isThread()) return;
-      const chat = channelChat(after.id);
-      const portals = this.d.ctx.portals.forChat(chat);
-      // A plumbed room keeps the topic its people gave it; only portal rooms follow the channel.
-      if (portals.length === 0 || portals.some((p) => p.kind !== 'portal')) return;
-      void this.serial.run(chat, () => this.d.ctx.remote.chatInfo({ chat, topic: after.topic ?? '' }),
-        (err) => log.warn('could not bridge a topic change', { chat, err: err as Error }));
-    });
+  }
+
+  /**
+   * Report a membership change of a Discord user's ghost in the rooms of `chats`, in each chat's
+   * order with its messages (channel names, topics and icons are guilds.ts's business).
+   */
+  reportMembership(chats: string[], change: Omit<RemoteMembership, 'chat'>): Promise<void> {
+    return Promise.all(chats.map((chat) => this.inOrder(chat, 'a membership change', () => this.d.ctx.remote.membership({ chat, ...change }))))
+      .then(() => undefined);
+  }
+
+  /** Report something about a chat after what was reported of it before (a failure is logged). */
+  inOrder(chat: string, what: string, task: () => Promise<void>): Promise<void> {
+    return this.serial.run(chat, task, (err) => this.d.ctx.log.warn(`could not bridge ${what}`, { chat, err: err as Error }));
   }
 
   /** Wait for everything reported so far (tests, shutdown). */
@@ -148,7 +154,8 @@ export class FromDiscord {
 
   // ------------------------------------------------------------------ who
 
-  private userSender(user: User | PartialUser, member: GuildMember | PartialGuildMember | null | undefined): RemoteSender {
+  /** A Discord user as core sees them (their ghost's name and avatar). */
+  userSender(user: User | PartialUser, member: GuildMember | PartialGuildMember | null | undefined): RemoteSender {
     const username = user.username ?? user.id;
     const display = member?.nickname ?? user.globalName ?? username;
     const avatar = (member && !member.partial ? member.avatarURL(AVATAR) : null) ?? user.avatarURL(AVATAR);
@@ -254,8 +261,6 @@ export class FromDiscord {
   private async textOf(m: Message): Promise<string> {
     let text = m.content;
     if (!text && m.embeds.length) text = m.embeds.map((e) => embedText(e)).filter(Boolean).join('\n\n');
-    const stickers = [...m.stickers.values()].map((s) => `[sticker: ${s.name}]`);
-    if (stickers.length) text = [text, ...stickers].filter(Boolean).join('\n');
     await this.prepareEmojis(text);
     return text;
   }
@@ -321,7 +326,7 @@ export class FromDiscord {
       return;
     }
     const text = await this.textOf(m);
-    if (!text && m.attachments.size === 0) {
+    if (!text && m.attachments.size === 0 && m.stickers.size === 0) {
       if (!cfg.messageContentIntent) await this.reportBlank(r.chat, m);
       return;
     }
@@ -330,8 +335,10 @@ export class FromDiscord {
     for (const att of m.attachments.values()) {
       parts.push(await attachmentPart(att, cfg.maxAttachmentBytes, ctx, ctx.log));
     }
+    for (const sticker of m.stickers.values()) parts.push(await this.d.stickers.part(sticker));
     const ref = m.reference?.messageId && m.reference.channelId ? messageRef(r.chat, m.reference.channelId, m.reference.messageId) : undefined;
     if (!m.webhookId) await this.syncPower(r.chat, m.member);
+    if (!m.webhookId) this.d.store.addChatMember(r.chat, m.author.id);
     await ctx.remote.message({
       chat: r.chat, id: messageRef(r.chat, r.where, m.id), sender, parts, timestamp: m.createdTimestamp,
       ...(ref ? { replyTo: ref } : {}),
@@ -375,6 +382,7 @@ export class FromDiscord {
     }
     if (!key) return;
     const sender = await this.memberSender(rx.message.guild, user);
+    this.d.store.addChatMember(r.chat, user.id);
     await this.d.ctx.remote.reaction({ chat: r.chat, target: messageRef(r.chat, r.where, rx.message.id), sender, key, ...(remove ? { remove: true } : {}) });
   }
 

@@ -1,8 +1,10 @@
 /**
  * Files between Discord and Matrix: downloads with a size cap, Discord attachments as Matrix media
- * events, and custom emojis uploaded once to the media repository and remembered both ways.
+ * events, custom emojis uploaded once to the media repository and remembered both ways, and
+ * stickers as `m.sticker` events.
  */
 import type { Logger, NetworkContext, RemoteMessagePart } from '@trestle/core';
+import { StickerFormatType } from 'discord.js';
 import { msgtypeFor } from './convert/index.js';
 import type { DiscordStore, StoredEmoji } from './store.js';
 
@@ -107,5 +109,40 @@ export class EmojiBridge {
       this.log.warn('could not copy a custom emoji; shown as its name', { emoji: e.name, id: e.id, err: err as Error });
       return undefined;
     }
+  }
+}
+
+/** What the bridge needs of a Discord sticker. */
+export interface StickerInfo { id: string; name: string; format: StickerFormatType; url: string }
+
+/** Stickers as Matrix `m.sticker` events: the image copied once to the media repository, then reused. */
+export class StickerBridge {
+  constructor(
+    private readonly store: DiscordStore,
+    private readonly ctx: Pick<NetworkContext, 'uploadMedia'>,
+    private readonly log: Logger,
+  ) {}
+
+  /** The Matrix event for a sticker: `m.sticker`, or its name as text when Matrix cannot show it (Lottie) or it cannot be fetched. */
+  async part(s: StickerInfo): Promise<RemoteMessagePart> {
+    const asText: RemoteMessagePart = { content: { msgtype: 'm.text', body: `[sticker: ${s.name}]` } };
+    if (s.format === StickerFormatType.Lottie) return asText; // an animation script, not an image
+    let stored = this.store.sticker(s.id);
+    if (!stored) {
+      try {
+        const got = await download(s.url, 2 * 1024 * 1024, 20_000);
+        if ('tooBig' in got) return asText;
+        const mimetype = (got.contentType ?? (s.format === StickerFormatType.GIF ? 'image/gif' : 'image/png')).split(';')[0]!.trim();
+        const ext = mimetype === 'image/gif' ? 'gif' : 'png';
+        const up = await this.ctx.uploadMedia(got.data, mimetype, `${s.name}.${ext}`);
+        stored = { mxc: up.mxc, mimetype };
+        this.store.putSticker(s.id, up.mxc, mimetype);
+      } catch (err) {
+        this.log.warn('could not copy a Discord sticker; sent as its name', { sticker: s.name, id: s.id, err: err as Error });
+        return asText;
+      }
+    }
+    // Discord shows stickers at 160×160; for m.sticker, info.w/h are the size to show it at
+    return { type: 'm.sticker', content: { body: s.name, url: stored.mxc, info: { mimetype: stored.mimetype, w: 160, h: 160 } } };
   }
 }

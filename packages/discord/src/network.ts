@@ -1,42 +1,48 @@
 /**
  * The Discord network: the bot's connection, Matrix → Discord delivery (Matrix users speak through
- * a webhook per channel, under their own name), portal rooms on demand and plumbing. Discord →
- * Matrix lives in fromDiscord.ts.
+ * a webhook per channel, under their own name), portal rooms on demand and plumbing with the
+ * channel's approval. Discord → Matrix lives in fromDiscord.ts; servers as spaces, names and topics
+ * in guilds.ts; members leaving, kicked and banned in members.ts; the approval flow in approvals.ts.
  */
 import {
-  DeliveryError, type AliasCapable, type CommandCapable, type EditCapable, type MatrixEdit, type MatrixMessage, type MatrixReaction,
-  type MatrixRedaction, type MatrixTyping, type NetworkCommand, type NetworkConnector, type NetworkContext, type PortalInfo,
-  type PortalLinkAware, type ProvisioningCapable, type ReactionCapable, type RedactionCapable, type SendResult, type TypingCapable,
+  DeliveryError, type AliasCapable, type CommandCapable, type CommandInvocation, type EditCapable, type MatrixEdit, type MatrixMembership,
+  type MatrixMessage, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta, type MatrixTyping, type MembershipCapable,
+  type NetworkCommand, type NetworkConnector, type NetworkContext, type PortalInfo, type PortalLinkAware, type ProvisioningCapable,
+  type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
 } from '@trestle/core';
-import { ChannelType, PermissionFlagsBits, Routes, type APIMessage, type Client, type Guild, type GuildTextBasedChannel, type RawFile } from 'discord.js';
+import {
+  ChannelType, PermissionFlagsBits, Routes, type APIMessage, type Client, type Guild, type GuildMember, type GuildTextBasedChannel,
+  type PartialGuildMember, type RawFile, type User,
+} from 'discord.js';
+import { LinkApprovals, type LinkAsk } from './approvals.js';
 import { createClient, DiscordLoginError, login } from './client.js';
 import { discordConfigSchema, type DiscordConfig } from './config.js';
 import {
   allowedMentions, emote, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, userMention, webhookUsername, type DiscordText,
 } from './convert/index.js';
+import { toDeliveryError } from './errors.js';
 import { FromDiscord } from './fromDiscord.js';
+import { GuildSync, portalRoomName } from './guilds.js';
 import {
   aliasLocalpart, channelChat, ghostLocalpart, messageRef, parseAliasLocalpart, parseChat, parseLinkTarget, parseMessageRef,
   parseReactionRef, parseUser, reactionRef, type ParsedChat,
 } from './ids.js';
-import { download, EmojiBridge, formatSize } from './media.js';
+import { MatrixApi } from './matrix.js';
+import { download, EmojiBridge, formatSize, StickerBridge } from './media.js';
+import { applyMatrixRemoval, departureReason, Departures, type Departure } from './members.js';
 import { DiscordStore, discordMigrations } from './store.js';
 import { discordCode, discordStatus, UNKNOWN_MESSAGE, WebhookPool, type WebhookMessageBody } from './webhooks.js';
 
+export { toDeliveryError };
+
 const TYPING_EVERY_MS = 8000;
 const UNKNOWN_EMOJI = 10014;
-
-/** A Discord API failure as core understands it: a client error is permanent, the rest is retried. */
-export function toDeliveryError(err: unknown, what: string): DeliveryError {
-  if (err instanceof DeliveryError) return err;
-  const status = discordStatus(err);
-  const message = err instanceof Error ? err.message : String(err);
-  const permanent = status !== undefined && status >= 400 && status < 500 && status !== 429;
-  return new DeliveryError(`Discord ${permanent ? 'refused' : 'did not take'} the ${what}: ${message}`, permanent, { cause: err });
-}
+/** How long a member's departure from a server waits for the audit-log entry that says it was a kick. */
+const DEPARTURE_GRACE_MS = 1500;
+const EVERYONE = /(^|[^\w.])@(everyone|here)\b/;
 
 export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, TypingCapable, AliasCapable,
-  ProvisioningCapable, PortalLinkAware, CommandCapable {
+  ProvisioningCapable, PortalLinkAware, CommandCapable, RoomMetadataCapable, MembershipCapable {
   readonly identity;
   readonly commands: NetworkCommand[];
   /** Set once logged in; REST works through gateway reconnects, so it stays set. */
@@ -46,6 +52,11 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   webhooks?: WebhookPool;
   emojis?: EmojiBridge;
   fromDiscord?: FromDiscord;
+  /** The homeserver, reached directly (`networks.<id>.matrix`) for what core does not do for networks yet. */
+  matrix?: MatrixApi;
+  guilds?: GuildSync;
+  approvals?: LinkApprovals;
+  departures?: Departures;
   /** Messages the bridge deleted (their MESSAGE_DELETE echo is not reported back), with when. */
   private readonly deleted = new Map<string, number>();
   private readonly typingAt = new Map<string, number>();
@@ -59,6 +70,10 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.commands = [{
       name: 'channels', permission: 'user', help: 'List the Discord channels the bridge can open, with their room aliases',
       run: async () => this.listChannels(),
+    }, {
+      name: 'link', args: ['...channel'], roomPower: 50, permission: 'user',
+      help: 'Link this room to a Discord channel (<server id> <channel id>) once a member with Manage Webhooks approves there (power level 50 needed)',
+      run: async (inv) => this.linkCommand(inv),
     }];
   }
 
@@ -79,7 +94,25 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.emojis = new EmojiBridge(store, ctx, (id, animated) => this.requireClient().rest.cdn.emoji(id, { extension: animated ? 'gif' : 'png' }), ctx.log);
     this.fromDiscord = new FromDiscord({
       ctx, cfg: this.cfg, configKey: this.configKey, aliasPrefix: this.identity.aliasPrefix, webhooks: this.webhooks,
-      emojis: this.emojis, store, deletedByUs: (id) => this.deleted.has(id),
+      emojis: this.emojis, stickers: new StickerBridge(store, ctx, ctx.log), store, deletedByUs: (id) => this.deleted.has(id),
+    });
+    const m = this.cfg.matrix;
+    this.matrix = m ? new MatrixApi(m.homeserverUrl, m.registration, ctx.domain) : undefined;
+    if (!this.matrix) {
+      ctx.log.warn(`${this.configKey}.matrix is not set: no Discord server spaces, and @everyone / @here from Matrix ` +
+        (this.cfg.everyoneMentionPower === 0 ? 'ping for everyone (everyoneMentionPower is 0)' : 'are always defused'));
+    }
+    const fromDiscord = this.fromDiscord;
+    this.guilds = new GuildSync({
+      ctx, store, matrix: this.matrix, spaces: this.cfg.spaces, log: ctx.log, inOrder: (chat, what, task) => fromDiscord.inOrder(chat, what, task),
+    });
+    this.approvals = new LinkApprovals({
+      log: ctx.log, timeoutSeconds: () => this.cfg.linkApproval.timeoutSeconds, link: (ask, approver) => this.linkApproved(ask, approver),
+    });
+    this.departures = new Departures({
+      graceMs: DEPARTURE_GRACE_MS, report: (guild, user, member, d) => this.reportDeparture(guild, user, member, d),
+      unbanned: (guild, userId) => this.unbanGhost(guild, userId),
+      onError: (err) => ctx.log.warn('could not bridge a departure from a Discord server', { err: err as Error }),
     });
     await this.connect(true, this.cfg.reconnect.initialDelayMs);
   }
@@ -92,6 +125,9 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     const ctx = this.ctx!;
     const client = createClient(this.cfg);
     this.fromDiscord!.attach(client);
+    this.guilds!.attach(client);
+    this.approvals!.attach(client);
+    this.departures!.attach(client);
     client.on('shardDisconnect', (e, shard) => ctx.log.warn('Discord gateway closed', { shard, code: e.code }));
     client.on('shardResume', (shard, replayed) => ctx.log.info('Discord gateway resumed', { shard, replayed }));
     client.on('error', (err) => ctx.log.warn('Discord client error', { err }));
@@ -113,11 +149,15 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     if (this.stopped) { await client.destroy(); return; }
     this.client = client;
     ctx.log.info('connected to Discord', { user: client.user?.tag, guilds: client.guilds.cache.size });
+    void this.guilds!.reconcile(client).catch((err: unknown) => ctx.log.warn('could not bring the server spaces up to date', { err: err as Error }));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    await this.approvals?.stop();
+    this.departures?.flush();
+    await this.guilds?.idle();
     await this.fromDiscord?.idle();
     await this.client?.destroy();
     this.client = undefined;
@@ -170,7 +210,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     return /^\d{1,20}$/.test(id) ? { kind: 'user', userId: id } : undefined;
   }
 
-  private toDiscord(body: string, formattedBody: string | undefined, guild: Guild): DiscordText {
+  private toDiscord(body: string, formattedBody: string | undefined, guild: Guild, allowEveryone: boolean): DiscordText {
     const ctx = this.ctx!;
     return matrixToDiscord({ body, ...(formattedBody !== undefined ? { formattedBody } : {}) }, {
       user: (mxid) => {
@@ -188,8 +228,26 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
       emoji: (mxc) => this.emojis!.byMxc(mxc),
       mediaUrl: (mxc) => ctx.mediaUrl(mxc),
       roles: [...guild.roles.cache.values()].map((r) => ({ id: r.id, name: r.name, mentionable: r.mentionable })),
-      allowEveryone: this.cfg.allowEveryoneMentions,
+      allowEveryone,
     });
+  }
+
+  /**
+   * Whether a Matrix user may ping @everyone / @here on Discord: their power level in the room must
+   * reach everyoneMentionPower. Asked of the homeserver only when the text has one of the words.
+   */
+  private async mayPingEveryone(roomId: string, userId: string, body: string, formattedBody: string | undefined): Promise<boolean> {
+    if (!EVERYONE.test(body) && !(formattedBody !== undefined && EVERYONE.test(formattedBody))) return false;
+    const needed = this.cfg.everyoneMentionPower;
+    if (needed <= 0) return true;
+    if (!this.matrix) return false;
+    try {
+      return (await this.matrix.powerLevel(roomId, userId)) >= needed;
+    } catch (err) {
+      // fail closed: a ping nobody meant to allow is worse than a defused one
+      this.ctx!.log.warn('could not read power levels for an @everyone; sent defused', { roomId, err: err as Error });
+      return false;
+    }
   }
 
   /** The thread a Matrix thread reply goes to: the Discord thread on its root message, started if needed. */
@@ -249,7 +307,9 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
       const m = msg.media;
       const filename = m.filename ?? msg.body ?? 'file';
       // a caption is a body that is not just the file name
-      text = msg.body && msg.body !== filename ? this.toDiscord(msg.body, msg.formattedBody, guild) : { content: '', users: [], roles: [], everyone: false };
+      text = msg.body && msg.body !== filename
+        ? this.toDiscord(msg.body, msg.formattedBody, guild, await this.mayPingEveryone(msg.portal.roomId, msg.sender.userId, msg.body, msg.formattedBody))
+        : { content: '', users: [], roles: [], everyone: false };
       const file = await this.fetchMedia(m.url, m.size);
       if (file) {
         files = [{ name: filename, data: file, ...(m.mimetype ? { contentType: m.mimetype } : {}) }];
@@ -259,7 +319,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
         text = { ...text, content: text.content ? `${text.content}\n${link}` : link };
       }
     } else {
-      text = this.toDiscord(msg.body, msg.formattedBody, guild);
+      text = this.toDiscord(msg.body, msg.formattedBody, guild, await this.mayPingEveryone(msg.portal.roomId, msg.sender.userId, msg.body, msg.formattedBody));
     }
     const quote = this.replyPrefix(msg, guild);
     const content = quote + (msg.msgtype === 'm.emote' ? emote(text.content) : text.content);
@@ -308,7 +368,8 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     const guild = this.textChannel(chat.channelId).guild;
     const targets = edit.target.remoteIds.filter((id) => !parseReactionRef(id)).map((id) => parseMessageRef(edit.portal.remoteChat, id));
     if (targets.length === 0 || targets.some((t) => !t)) return;
-    const text = this.toDiscord(edit.body, edit.formattedBody, guild);
+    const text = this.toDiscord(edit.body, edit.formattedBody, guild,
+      await this.mayPingEveryone(edit.portal.roomId, edit.sender.userId, edit.body, edit.formattedBody));
     if (text.content.trim() === '') return; // Discord has no empty messages; a redaction removes one
     // a reply keeps the quote it was sent with
     const first = edit.target.remoteIds.find((id) => !parseReactionRef(id));
@@ -438,22 +499,70 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     return chats.has(chat) || chats.size < this.cfg.roomLimit;
   }
 
-  async provisionLink(req: { roomId: string; remoteChat: string; userId: string }): Promise<{ remoteChat: string; name?: string }> {
-    const target = parseLinkTarget(req.remoteChat);
-    if (!target) throw new Error('say which server and channel, like <server id>/<channel id> (Discord ids: enable Developer Mode, right-click → Copy ID)');
-    const ch = this.bridgeableChannel(target.guildId, target.channelId);
-    const chat = channelChat(ch.id);
+  /** Check a link request (`<server id> <channel id>`) and build it; throws what the Matrix user should hear. */
+  private async prepareAsk(roomId: string, target: string, userId: string, answer: (text: string) => Promise<void>): Promise<LinkAsk> {
+    const t = parseLinkTarget(target);
+    if (!t) throw new Error('say which server and channel, like <server id> <channel id> (Discord ids: enable Developer Mode, right-click → Copy ID)');
+    const channel = this.bridgeableChannel(t.guildId, t.channelId);
+    const chat = channelChat(channel.id);
+    if (this.ctx!.portals.forRoom(roomId).some((p) => p.remoteChat === chat)) throw new Error(`this room is already linked to #${channel.name}`);
+    if (this.approvals!.waiting(roomId, channel.id)) throw new Error(`this room already waits for #${channel.name} to approve`);
     if (!this.withinRoomLimit(chat)) throw new Error(`the bridge already bridges its limit of ${this.cfg.roomLimit} Discord channels`);
-    this.store!.setLinkedBy(req.roomId, chat, req.userId);
-    return { remoteChat: chat, name: `#${ch.name}` };
+    return { channel, roomId, roomLabel: await this.roomLabel(roomId), userId, answer };
   }
 
-  /** A room was linked: members' power levels (from their roles) reach it at once, not only when they speak. */
+  /** How a room is called on Discord: its name or alias when the bridge can read them, else its id. */
+  private async roomLabel(roomId: string): Promise<string> {
+    const m = this.matrix;
+    if (!m) return roomId;
+    const name = await m.getState<{ name?: string }>(roomId, 'm.room.name').catch(() => undefined);
+    const alias = await m.getState<{ alias?: string }>(roomId, 'm.room.canonical_alias').catch(() => undefined);
+    return [name?.name, alias?.alias].filter(Boolean).join(' ') || roomId;
+  }
+
+  /** `!discord link <server> <channel>`: ask the channel; the room is linked when someone there approves. */
+  private async linkCommand(inv: CommandInvocation): Promise<string> {
+    return this.approvals!.ask(await this.prepareAsk(inv.roomId, inv.args['channel']!, inv.sender, inv.reply));
+  }
+
+  /**
+   * `!trestle link discord ...` and the provisioning API: Discord channels are linked only with their
+   * approval, so this asks the channel and refuses the immediate link, saying so; the room is linked
+   * when they approve (and the requester told in the room, or in their admin room).
+   */
+  async provisionLink(req: { roomId: string; remoteChat: string; userId: string }): Promise<{ remoteChat: string; name?: string }> {
+    const ask = await this.prepareAsk(req.roomId, req.remoteChat, req.userId, (text) => this.announce(req.roomId, req.userId, text));
+    const said = await this.approvals!.ask(ask);
+    throw new Error(`the Discord channel has to approve first. ${said} This room is linked when they do.`);
+  }
+
+  /** Link an approved request; returns what to tell the Matrix side. */
+  private async linkApproved(ask: LinkAsk, approver: string): Promise<string> {
+    const ctx = this.ctx!;
+    const chat = channelChat(ask.channel.id);
+    if (!this.withinRoomLimit(chat)) throw new Error(`the bridge already bridges its limit of ${this.cfg.roomLimit} Discord channels`);
+    // asked through the provisioning API, the bot may not be in the room yet
+    await this.matrix?.join(ask.roomId).catch((err: unknown) => ctx.log.info('could not join a newly linked room', { roomId: ask.roomId, err: err as Error }));
+    const portal = ctx.portals.link(ask.roomId, chat, { kind: 'plumbed', name: `#${ask.channel.name}` });
+    this.store!.setLinkedBy(ask.roomId, chat, ask.userId);
+    await this.portalLinked(portal).catch((err: unknown) => ctx.log.warn('could not sync a new link', { chat, err: err as Error }));
+    ctx.log.info('linked a room to a Discord channel after approval', { roomId: ask.roomId, chat, approver });
+    return `Linked this room to discord ${chat} (#${ask.channel.name} in ${ask.channel.guild.name}), approved on Discord by ${approver}.`;
+  }
+
+  /** Say something in a room (a notice from the bot), or to the user in their admin room when the bridge cannot reach rooms itself. */
+  private async announce(roomId: string, userId: string, text: string): Promise<void> {
+    if (this.matrix) await this.matrix.notice(roomId, text);
+    else await this.ctx!.notifyUser(userId, text);
+  }
+
+  /** A room was linked: members' power levels (from their roles) reach it at once; a portal room joins its server's space. */
   async portalLinked(portal: PortalInfo): Promise<void> {
     const chat = parseChat(portal.remoteChat);
     const ch = chat ? this.client?.channels.cache.get(chat.channelId) : undefined;
     if (!ch || ch.isDMBased()) return;
     await this.fromDiscord!.syncPowers(portal.remoteChat, ch.guild);
+    await this.guilds!.portalLinked(ch.guild, portal);
   }
 
   async provisionUnlink(req: { roomId: string; remoteChat: string }): Promise<void> {
@@ -473,7 +582,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     const chat = channelChat(ch.id);
     if (!this.withinRoomLimit(chat)) return undefined;
     const topic = 'topic' in ch && typeof ch.topic === 'string' && ch.topic ? ch.topic : undefined;
-    return { remoteChat: chat, name: `#${ch.name} (${ch.guild.name})`, ...(topic ? { topic } : {}) };
+    return { remoteChat: chat, name: portalRoomName(ch.name, ch.guild.name), ...(topic ? { topic } : {}) };
   }
 
   private listChannels(): string {
@@ -490,6 +599,72 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
       }
     }
     return lines.length ? lines.join('\n') : 'The bridge bot is in no Discord server yet.';
+  }
+
+  // ------------------------------------------------------------------ room metadata and members
+
+  async handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> {
+    await this.guilds!.roomMetaFromMatrix(meta);
+  }
+
+  /**
+   * A Matrix user joining a portal room is invited to its server's space; a Matrix kick or ban of a
+   * Discord user's ghost kicks or bans them on Discord where the bot may (else they are told why not).
+   */
+  async handleMatrixMembership(change: MatrixMembership): Promise<void> {
+    const c = parseChat(change.portal.remoteChat);
+    const ch = c ? this.client?.channels.cache.get(c.channelId) : undefined;
+    if (!ch || ch.isDMBased()) return;
+    const guild = ch.guild;
+    if (change.membership === 'join') {
+      if (change.portal.kind === 'portal' && !change.target.ghostOf) await this.guilds!.inviteToSpace(guild, change.target.userId);
+      return;
+    }
+    if (change.membership !== 'kick' && change.membership !== 'ban') return;
+    const target = this.remoteUserOf(change.target.userId);
+    if (!target) return; // a Matrix user: nobody on Discord to remove
+    if (target.kind === 'webhook') {
+      throw new DeliveryError(`${target.name} posts through a webhook on Discord: there is no member to ${change.membership}`, true);
+    }
+    // gone from this chat's rooms already: Discord's echo of the kick or ban reaches only the server's other chats
+    this.store!.removeChatMember(change.portal.remoteChat, target.userId);
+    await applyMatrixRemoval(guild, target.userId, change);
+  }
+
+  /** A member left a server, or was kicked or banned: their ghost leaves, or is kicked or banned from, the rooms it is in. */
+  private async reportDeparture(guild: Guild, user: User, member: GuildMember | PartialGuildMember | undefined, d: Departure): Promise<void> {
+    const client = this.client;
+    if (!client || user.id === client.user?.id) return;
+    const chats = this.store!.chatsOfMember(user.id).filter((chat) => {
+      const c = parseChat(chat);
+      const ch = c ? client.channels.cache.get(c.channelId) : undefined;
+      return ch !== undefined && !ch.isDMBased() && ch.guild.id === guild.id;
+    });
+    if (chats.length === 0) return;
+    for (const chat of chats) this.store!.removeChatMember(chat, user.id);
+    let executor: string | undefined;
+    if (d.executorId) {
+      executor = guild.members.cache.get(d.executorId)?.displayName
+        ?? (await client.users.fetch(d.executorId).then((u) => u.globalName ?? u.username, () => undefined));
+    }
+    const reason = departureReason(d, executor);
+    await this.fromDiscord!.reportMembership(chats, { user: this.fromDiscord!.userSender(user, member), membership: d.kind, ...(reason ? { reason } : {}) });
+    if (d.kind === 'ban') this.ctx!.kv.set(`banned:${guild.id}:${user.id}`, JSON.stringify(chats));
+  }
+
+  /** A ban was lifted on Discord: lift the ghost's bans from the rooms it was banned in (needs the matrix section). */
+  private async unbanGhost(guild: Guild, userId: string): Promise<void> {
+    const ctx = this.ctx!;
+    const key = `banned:${guild.id}:${userId}`;
+    const chats = JSON.parse(ctx.kv.get(key) ?? '[]') as string[];
+    if (chats.length === 0) return;
+    if (!this.matrix) {
+      ctx.log.info('a Discord ban was lifted; the ghost stays banned on Matrix (no matrix section to unban it with)', { guildId: guild.id, userId });
+      return;
+    }
+    const ghost = ctx.ghostUserId(userId);
+    for (const chat of chats) for (const p of ctx.portals.forChat(chat)) await this.matrix.unban(p.roomId, ghost).catch((err: unknown) => ctx.log.warn('could not unban a ghost', { roomId: p.roomId, err: err as Error }));
+    ctx.kv.delete(key);
   }
 }
 

@@ -8,6 +8,11 @@
  *     discord_reactions: reactions the bot made on Discord for Matrix users, so the bot's reaction
  *     is only taken back when the last Matrix user took theirs back; discord_reply_quotes: the quote
  *     line a Matrix reply was sent with (webhooks cannot reply), so an edit of the reply keeps it.
+ * 2 — discord_guilds: what Matrix shows of each Discord server (its space, name and icon, so a
+ *     change made while the bridge was away is noticed); discord_space_children: the portal rooms in it with the
+ *     order they were given; discord_stickers: stickers copied to the media repository;
+ *     discord_chat_members: Discord users whose ghosts the bridge brought into a chat's rooms (the
+ *     rooms a kick, ban or leave on Discord has to reach; a kick elsewhere would fail).
  */
 import type { Migration } from '@trestle/core';
 import type Database from 'better-sqlite3';
@@ -52,6 +57,37 @@ export const discordMigrations: Migration[] = [
         quote TEXT NOT NULL,
         PRIMARY KEY (chat, message_ref)
       );
+    `,
+  },
+  {
+    version: 2,
+    description: 'Discord server spaces and their rooms, stickers, which ghosts are in which chats\' rooms',
+    up: `
+      CREATE TABLE discord_guilds (
+        guild_id TEXT PRIMARY KEY,
+        space_room_id TEXT,
+        name TEXT NOT NULL,
+        icon_hash TEXT,
+        icon_mxc TEXT
+      );
+      CREATE TABLE discord_space_children (
+        room_id TEXT PRIMARY KEY,
+        guild_id TEXT NOT NULL,
+        chat TEXT NOT NULL,
+        order_key TEXT NOT NULL
+      );
+      CREATE INDEX discord_space_children_guild ON discord_space_children (guild_id);
+      CREATE TABLE discord_stickers (
+        sticker_id TEXT PRIMARY KEY,
+        mxc TEXT NOT NULL,
+        mimetype TEXT NOT NULL
+      );
+      CREATE TABLE discord_chat_members (
+        chat TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (chat, user_id)
+      );
+      CREATE INDEX discord_chat_members_user ON discord_chat_members (user_id);
     `,
   },
 ];
@@ -140,7 +176,76 @@ export class DiscordStore {
     const r = this.db.prepare('SELECT quote FROM discord_reply_quotes WHERE chat = ? AND message_ref = ?').get(chat, messageRef) as { quote: string } | undefined;
     return r?.quote;
   }
+
+  // ---------- servers and their spaces
+
+  guild(guildId: string): StoredGuild | undefined {
+    const r = this.db.prepare('SELECT guild_id, space_room_id, name, icon_hash, icon_mxc FROM discord_guilds WHERE guild_id = ?').get(guildId) as
+      { guild_id: string; space_room_id: string | null; name: string; icon_hash: string | null; icon_mxc: string | null } | undefined;
+    return r && { guildId: r.guild_id, spaceRoomId: r.space_room_id, name: r.name, iconHash: r.icon_hash, iconMxc: r.icon_mxc };
+  }
+
+  putGuild(g: StoredGuild): void {
+    this.db.prepare('INSERT OR REPLACE INTO discord_guilds (guild_id, space_room_id, name, icon_hash, icon_mxc) VALUES (?, ?, ?, ?, ?)')
+      .run(g.guildId, g.spaceRoomId, g.name, g.iconHash, g.iconMxc);
+  }
+
+  spaceChildren(guildId: string): StoredSpaceChild[] {
+    return (this.db.prepare('SELECT room_id, chat, order_key FROM discord_space_children WHERE guild_id = ?').all(guildId) as
+      { room_id: string; chat: string; order_key: string }[]).map((r) => ({ roomId: r.room_id, chat: r.chat, order: r.order_key }));
+  }
+
+  spaceChild(roomId: string): StoredSpaceChild | undefined {
+    const r = this.db.prepare('SELECT room_id, chat, order_key FROM discord_space_children WHERE room_id = ?').get(roomId) as
+      { room_id: string; chat: string; order_key: string } | undefined;
+    return r && { roomId: r.room_id, chat: r.chat, order: r.order_key };
+  }
+
+  putSpaceChild(guildId: string, c: StoredSpaceChild): void {
+    this.db.prepare('INSERT OR REPLACE INTO discord_space_children (room_id, guild_id, chat, order_key) VALUES (?, ?, ?, ?)')
+      .run(c.roomId, guildId, c.chat, c.order);
+  }
+
+  removeSpaceChild(roomId: string): void {
+    this.db.prepare('DELETE FROM discord_space_children WHERE room_id = ?').run(roomId);
+  }
+
+  // ---------- stickers
+
+  sticker(id: string): { mxc: string; mimetype: string } | undefined {
+    return this.db.prepare('SELECT mxc, mimetype FROM discord_stickers WHERE sticker_id = ?').get(id) as { mxc: string; mimetype: string } | undefined;
+  }
+
+  putSticker(id: string, mxc: string, mimetype: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO discord_stickers (sticker_id, mxc, mimetype) VALUES (?, ?, ?)').run(id, mxc, mimetype);
+  }
+
+  // ---------- ghosts in chats' rooms
+
+  private readonly knownMembers = new Set<string>();
+
+  /** The ghost of `userId` was brought into the rooms of `chat` (it spoke or reacted there). */
+  addChatMember(chat: string, userId: string): void {
+    const key = `${chat}\u0000${userId}`;
+    if (this.knownMembers.has(key)) return;
+    this.db.prepare('INSERT OR IGNORE INTO discord_chat_members (chat, user_id) VALUES (?, ?)').run(chat, userId);
+    this.knownMembers.add(key);
+  }
+
+  /** The chats whose rooms hold the ghost of `userId`. */
+  chatsOfMember(userId: string): string[] {
+    return (this.db.prepare('SELECT chat FROM discord_chat_members WHERE user_id = ?').all(userId) as { chat: string }[]).map((r) => r.chat);
+  }
+
+  removeChatMember(chat: string, userId: string): void {
+    this.db.prepare('DELETE FROM discord_chat_members WHERE chat = ? AND user_id = ?').run(chat, userId);
+    this.knownMembers.delete(`${chat}\u0000${userId}`);
+  }
 }
+
+/** What Matrix shows of a Discord server: its space (if made), and the name and icon last shown. */
+export interface StoredGuild { guildId: string; spaceRoomId: string | null; name: string; iconHash: string | null; iconMxc: string | null }
+export interface StoredSpaceChild { roomId: string; chat: string; order: string }
 
 interface EmojiRow { emoji_id: string; name: string; animated: number; mxc: string }
 const toEmoji = (r: EmojiRow): StoredEmoji => ({ id: r.emoji_id, name: r.name, animated: r.animated === 1, mxc: r.mxc });

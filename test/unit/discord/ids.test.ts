@@ -126,7 +126,7 @@ describe('Discord config', () => {
   it('needs only a token, with defaults for the rest', () => {
     const cfg = discordConfigSchema.parse({ token: 't' });
     expect(cfg).toMatchObject({ enabled: true, messageContentIntent: true, displayNameTemplate: '$DISPLAY', maxMessageAgeSeconds: 900, roomLimit: 0,
-      webhookName: 'Trestle bridge', allowEveryoneMentions: false, uploadLimitBytes: 10 * 1024 * 1024, guilds: [], mappings: {}, rolePowers: {} });
+      webhookName: 'Trestle bridge', everyoneMentionPower: 50, serverMembersIntent: true, spaces: true, linkApproval: { timeoutSeconds: 300 }, uploadLimitBytes: 10 * 1024 * 1024, guilds: [], mappings: {}, rolePowers: {} });
   });
 
   it('refuses what Discord or the bridge would refuse later', () => {
@@ -136,5 +136,14 @@ describe('Discord config', () => {
     expect(() => discordConfigSchema.parse({ token: 't', guilds: ['general'] })).toThrow(/snowflake/);
     expect(() => discordConfigSchema.parse({ token: 't', mappings: { '123456789012345678': ['#alias:x'] } })).toThrow(/room id/);
     expect(() => discordConfigSchema.parse({ token: 't', tokne: 'typo' })).toThrow();
+    expect(() => discordConfigSchema.parse({ token: 't', linkApproval: { timeoutSeconds: 0 } })).toThrow(/timeoutSeconds/);
+    expect(() => discordConfigSchema.parse({ token: 't', everyoneMentionPower: -1 })).toThrow(/everyoneMentionPower/);
+    expect(() => discordConfigSchema.parse({ token: 't', matrix: { homeserverUrl: 'http://hs' } })).toThrow(/registration/);
+    expect(() => discordConfigSchema.parse({ token: 't', allowEveryoneMentions: true })).toThrow(); // replaced by everyoneMentionPower
+  });
+
+  it('takes the matrix section with the homeserver URL and the registration path', () => {
+    const cfg = discordConfigSchema.parse({ token: 't', matrix: { homeserverUrl: 'http://127.0.0.1:8008', registration: 'reg.yaml' } });
+    expect(cfg.matrix).toEqual({ homeserverUrl: 'http://127.0.0.1:8008', registration: 'reg.yaml' });
   });
 });

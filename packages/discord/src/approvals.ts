@@ -1,0 +1,170 @@
+/**
+ * Plumbing with the Discord side's consent: `!discord link <server> <channel>` posts a request in the
+ * Discord channel, and only a member who may manage the channel's webhooks (Manage Webhooks, the
+ * permission the bridge itself needs there) can approve it, by reacting ✅ or replying "approve"
+ * (❌ or "deny" refuses). Nobody answering within the timeout, or the bridge stopping, ends the
+ * request; the Matrix side is told each outcome. Requests live in memory only: a restart cancels
+ * them, and says so.
+ */
+import type { Logger } from '@trestle/core';
+import {
+  Events, PermissionFlagsBits, Routes, type Client, type GuildTextBasedChannel, type Message, type MessageReaction, type PartialMessageReaction,
+  type PartialUser, type User,
+} from 'discord.js';
+import { defuseEveryone, escapeDiscordMarkdown } from './convert/index.js';
+
+export const APPROVE_EMOJI = '✅';
+export const DENY_EMOJI = '❌';
+
+/** What a reply to a request says: approve, deny, or nothing we understand. */
+export function replyVerdict(content: string): 'approve' | 'deny' | undefined {
+  const t = content.trim().toLowerCase();
+  if (/^(approved?|yes|ok|okay|accept(ed)?|allow(ed)?)\b/.test(t)) return 'approve';
+  if (/^(deny|denied|no|refused?|reject(ed)?)\b/.test(t)) return 'deny';
+  return undefined;
+}
+
+/** "5 minutes", "1 minute", "90 seconds". */
+export function duration(seconds: number): string {
+  if (seconds % 60 === 0) return `${seconds / 60} minute${seconds === 60 ? '' : 's'}`;
+  return `${seconds} second${seconds === 1 ? '' : 's'}`;
+}
+
+export interface LinkAsk {
+  channel: GuildTextBasedChannel;
+  roomId: string;
+  /** How the room is named on Discord (its name or alias, else its id). */
+  roomLabel: string;
+  userId: string;
+  /** Tell the Matrix side an outcome (in the room, or the requester's admin room). */
+  answer(text: string): Promise<void>;
+}
+
+interface Pending extends LinkAsk { messageId: string; timer: NodeJS.Timeout }
+
+export interface ApprovalsDeps {
+  log: Logger;
+  timeoutSeconds(): number;
+  /** Link the room once approved; throws with a message for the Matrix user if it cannot be done any more. */
+  link(ask: LinkAsk, approver: string): Promise<string>;
+}
+
+export class LinkApprovals {
+  private readonly pending = new Map<string, Pending>();
+  private client?: Client;
+
+  constructor(private readonly d: ApprovalsDeps) {}
+
+  attach(client: Client): void {
+    this.client = client;
+    const warn = (err: unknown): void => this.d.log.warn('could not handle an answer to a link request', { err: err as Error });
+    client.on(Events.MessageReactionAdd, (rx, user) => { void this.onReaction(rx, user).catch(warn); });
+    client.on(Events.MessageCreate, (m) => { void this.onReply(m).catch(warn); });
+  }
+
+  /** Whether a request for this room and channel is waiting. */
+  waiting(roomId: string, channelId: string): boolean {
+    return [...this.pending.values()].some((p) => p.roomId === roomId && p.channel.id === channelId);
+  }
+
+  /** Post the request in the channel; returns what to tell the Matrix user now. */
+  async ask(a: LinkAsk): Promise<string> {
+    const client = this.client;
+    if (!client?.user) throw new Error('the bridge is not connected to Discord right now; try again in a minute');
+    const timeout = this.d.timeoutSeconds();
+    const text = `**Bridge request**: ${escapeDiscordMarkdown(defuseEveryone(a.userId))} asks to bridge this channel with the Matrix room ` +
+      `${escapeDiscordMarkdown(defuseEveryone(a.roomLabel))}.\nA member with the Manage Webhooks permission can approve by reacting ` +
+      `${APPROVE_EMOJI} or replying "approve" (${DENY_EMOJI} or "deny" refuses). This request expires in ${duration(timeout)}.`;
+    let messageId: string;
+    try {
+      messageId = ((await client.rest.post(Routes.channelMessages(a.channel.id), { body: { content: text, allowed_mentions: { parse: [] } } })) as { id: string }).id;
+    } catch (err) {
+      throw new Error(`could not post the approval request in #${a.channel.name}: ${(err as Error).message}`, { cause: err });
+    }
+    const timer = setTimeout(() => { void this.expire(messageId).catch((err: unknown) => this.d.log.warn('could not end an expired link request', { err: err as Error })); }, timeout * 1000);
+    timer.unref();
+    this.pending.set(messageId, { ...a, messageId, timer });
+    for (const emoji of [APPROVE_EMOJI, DENY_EMOJI]) {
+      await client.rest.put(Routes.channelMessageOwnReaction(a.channel.id, messageId, encodeURIComponent(emoji)))
+        .catch((err: unknown) => this.d.log.info('could not add the answer reactions to a link request', { err: err as Error }));
+    }
+    this.d.log.info('asked a Discord channel to approve a link', { channelId: a.channel.id, roomId: a.roomId, by: a.userId });
+    return `Asked in #${a.channel.name} (${a.channel.guild.name}) for approval: a member with Manage Webhooks there can approve by ` +
+      `reacting ${APPROVE_EMOJI} or replying "approve", within ${duration(timeout)}.`;
+  }
+
+  private async onReaction(rx: MessageReaction | PartialMessageReaction, user: User | PartialUser): Promise<void> {
+    const p = this.pending.get(rx.message.id);
+    if (!p || user.id === this.client?.user?.id) return;
+    const verdict = rx.emoji.name === APPROVE_EMOJI ? 'approve' : rx.emoji.name === DENY_EMOJI ? 'deny' : undefined;
+    if (verdict) await this.answer(p, user.id, verdict);
+  }
+
+  private async onReply(m: Message): Promise<void> {
+    const ref = m.reference?.messageId;
+    const p = ref ? this.pending.get(ref) : undefined;
+    if (!p || m.author.id === this.client?.user?.id || m.webhookId) return;
+    const verdict = replyVerdict(m.content);
+    if (verdict) await this.answer(p, m.author.id, verdict);
+  }
+
+  private async answer(p: Pending, userId: string, verdict: 'approve' | 'deny'): Promise<void> {
+    const member = p.channel.guild.members.cache.get(userId) ?? await p.channel.guild.members.fetch(userId).catch(() => undefined);
+    if (!member || !p.channel.permissionsFor(member).has(PermissionFlagsBits.ManageWebhooks)) {
+      this.d.log.info('a link request was answered by someone without Manage Webhooks; ignored', { channelId: p.channel.id, userId });
+      return;
+    }
+    if (this.pending.get(p.messageId) !== p) return; // answered meanwhile
+    this.finish(p);
+    const who = member.displayName;
+    if (verdict === 'deny') {
+      await this.edit(p, `${DENY_EMOJI} ${escapeDiscordMarkdown(who)} refused to bridge this channel with ${escapeDiscordMarkdown(p.roomLabel)}.`);
+      await this.tell(p, `${who} refused on Discord to bridge #${p.channel.name} with this room.`);
+      return;
+    }
+    let said: string;
+    try {
+      said = await this.d.link(p, who);
+    } catch (err) {
+      await this.edit(p, `Approved by ${escapeDiscordMarkdown(who)}, but the bridge could not link: ${escapeDiscordMarkdown((err as Error).message)}`);
+      await this.tell(p, `${who} approved on Discord, but the room could not be linked: ${(err as Error).message}`);
+      return;
+    }
+    await this.edit(p, `${APPROVE_EMOJI} Approved by ${escapeDiscordMarkdown(who)}: this channel is bridged with ${escapeDiscordMarkdown(p.roomLabel)}.`);
+    await this.tell(p, said);
+  }
+
+  private async expire(messageId: string): Promise<void> {
+    const p = this.pending.get(messageId);
+    if (!p) return;
+    this.finish(p);
+    const timeout = duration(this.d.timeoutSeconds());
+    await this.edit(p, `⌛ Nobody approved within ${timeout}: this channel is not bridged with ${escapeDiscordMarkdown(p.roomLabel)}.`);
+    await this.tell(p, `Nobody approved bridging #${p.channel.name} within ${timeout}, so this room is not linked. ` +
+      `Ask again with "!discord link ${p.channel.guild.id} ${p.channel.id}".`);
+  }
+
+  /** The bridge is stopping: every waiting request ends, and both sides are told. */
+  async stop(): Promise<void> {
+    for (const p of [...this.pending.values()]) {
+      this.finish(p);
+      await this.edit(p, 'The bridge shut down before anyone answered: this request is cancelled.');
+      await this.tell(p, `The request to bridge #${p.channel.name} was cancelled because the bridge is shutting down; ask again when it is back.`);
+    }
+  }
+
+  /** Tell the Matrix side; a failure to do so is logged (the outcome on Discord stands). */
+  private async tell(p: Pending, text: string): Promise<void> {
+    await p.answer(text).catch((err: unknown) => this.d.log.warn('could not tell the Matrix side how a link request ended', { roomId: p.roomId, err: err as Error }));
+  }
+
+  private finish(p: Pending): void {
+    clearTimeout(p.timer);
+    this.pending.delete(p.messageId);
+  }
+
+  private async edit(p: Pending, content: string): Promise<void> {
+    await this.client?.rest.patch(Routes.channelMessage(p.channel.id, p.messageId), { body: { content, allowed_mentions: { parse: [] } } })
+      .catch((err: unknown) => this.d.log.info('could not update a link request message', { err: err as Error }));
+  }
+}

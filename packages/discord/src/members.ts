@@ -1,0 +1,139 @@
+/**
+ * Members leaving, kicked or banned, both ways.
+ *
+ * Discord → Matrix: Discord says a member left (GUILD_MEMBER_REMOVE) without saying whether they
+ * were kicked; a kick shows as an audit-log entry (GUILD_AUDIT_LOG_ENTRY_CREATE, needs the View Audit
+ * Log permission), a ban as GUILD_BAN_ADD, in no guaranteed order. So a departure waits a moment for
+ * the rest of its story, then the ghost leaves, is kicked from or banned in the rooms it was brought
+ * into (not rooms it never joined: a kick there would fail).
+ *
+ * Matrix → Discord: a Matrix kick or ban of a Discord user's ghost kicks or bans them from the server
+ * when the bot may (Kick / Ban Members and a higher role); otherwise the moderator is told why not.
+ * The departure that comes back from Discord is not sent back to the room it came from.
+ */
+import { DeliveryError, type MatrixMembership } from '@trestle/core';
+import { AuditLogEvent, Events, PermissionFlagsBits, type Client, type Guild, type GuildMember, type PartialGuildMember, type User } from 'discord.js';
+import { toDeliveryError } from './errors.js';
+
+export type DepartureKind = 'leave' | 'kick' | 'ban';
+
+/** What is known of a member's departure so far. */
+export interface DepartureClues {
+  removed?: boolean;
+  banned?: { reason: string | null };
+  audit?: { kind: 'kick' | 'ban'; executorId: string | null; reason: string | null };
+}
+
+export interface Departure { kind: DepartureKind; executorId: string | null; reason: string | null }
+
+/** Whether the story is complete (nothing more will come), or what it is when the wait is over (`final`). */
+export function departureOf(c: DepartureClues, final: boolean): Departure | undefined {
+  if (c.banned) {
+    if (c.audit?.kind === 'ban') return { kind: 'ban', executorId: c.audit.executorId, reason: c.audit.reason ?? c.banned.reason };
+    return final ? { kind: 'ban', executorId: null, reason: c.banned.reason } : undefined;
+  }
+  if (c.removed && c.audit?.kind === 'kick') return { kind: 'kick', executorId: c.audit.executorId, reason: c.audit.reason };
+  if (!final) return undefined;
+  if (c.audit?.kind === 'ban') return { kind: 'ban', executorId: c.audit.executorId, reason: c.audit.reason };
+  return c.removed ? { kind: 'leave', executorId: null, reason: null } : undefined;
+}
+
+/** The reason the Matrix side shows for a departure on Discord. */
+export function departureReason(d: Departure, executorName: string | undefined): string | undefined {
+  if (d.kind === 'leave') return 'left the Discord server';
+  const by = executorName ? ` by ${executorName}` : '';
+  return `${d.kind === 'kick' ? 'kicked from' : 'banned in'} the Discord server${by}${d.reason ? `: ${d.reason}` : ''}`;
+}
+
+export interface DeparturesDeps {
+  /** Report a settled departure (the network turns it into ghost memberships). */
+  report(guild: Guild, user: User, member: GuildMember | PartialGuildMember | undefined, d: Departure): Promise<void>;
+  /** A ban was lifted on Discord. */
+  unbanned(guild: Guild, userId: string): Promise<void>;
+  onError(err: unknown): void;
+  /** How long a departure waits for its audit-log entry or ban. */
+  graceMs: number;
+}
+
+interface Pending { clues: DepartureClues; guild: Guild; user?: User; member?: GuildMember | PartialGuildMember; timer: NodeJS.Timeout }
+
+export class Departures {
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(private readonly d: DeparturesDeps) {}
+
+  attach(client: Client): void {
+    client.on(Events.GuildMemberRemove, (member) => this.note(member.guild, member.user, { removed: true }, member));
+    client.on(Events.GuildBanAdd, (ban) => this.note(ban.guild, ban.user, { banned: { reason: ban.reason ?? null } }));
+    client.on(Events.GuildBanRemove, (ban) => { void this.d.unbanned(ban.guild, ban.user.id).catch((err: unknown) => this.d.onError(err)); });
+    client.on(Events.GuildAuditLogEntryCreate, (entry, guild) => {
+      const kind = entry.action === AuditLogEvent.MemberKick ? 'kick' : entry.action === AuditLogEvent.MemberBanAdd ? 'ban' : undefined;
+      if (!kind || !entry.targetId) return;
+      this.note(guild, undefined, { audit: { kind, executorId: entry.executorId, reason: entry.reason } }, undefined, entry.targetId);
+    });
+  }
+
+  private note(guild: Guild, user: User | undefined, clue: DepartureClues, member?: GuildMember | PartialGuildMember, userId = user?.id): void {
+    if (!userId) return;
+    const key = `${guild.id}\u0000${userId}`;
+    let p = this.pending.get(key);
+    if (!p) {
+      p = { clues: {}, guild, timer: setTimeout(() => this.settle(key, true), this.d.graceMs) };
+      this.pending.set(key, p);
+    }
+    Object.assign(p.clues, clue);
+    if (user) p.user = user;
+    if (member) p.member = member;
+    this.settle(key, false);
+  }
+
+  private settle(key: string, final: boolean): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    const d = departureOf(p.clues, final);
+    if (!d) {
+      if (final) this.pending.delete(key); // only an audit entry: someone not in the server
+      return;
+    }
+    clearTimeout(p.timer);
+    this.pending.delete(key);
+    if (!p.user) return;
+    void this.d.report(p.guild, p.user, p.member, d).catch((err: unknown) => this.d.onError(err));
+  }
+
+  /** Settle everything now (shutdown). */
+  flush(): void {
+    for (const key of [...this.pending.keys()]) this.settle(key, true);
+  }
+}
+
+/**
+ * Kick or ban a Discord user for a Matrix kick or ban of their ghost, or throw a permanent
+ * {@link DeliveryError} saying why the bot may not.
+ */
+export async function applyMatrixRemoval(guild: Guild, userId: string, change: Pick<MatrixMembership, 'membership' | 'sender' | 'reason'>): Promise<void> {
+  const kind = change.membership;
+  if (kind !== 'kick' && kind !== 'ban') return;
+  const member = guild.members.cache.get(userId) ?? await guild.members.fetch(userId).catch(() => undefined);
+  const name = member?.displayName ?? userId;
+  const me = guild.members.me;
+  const permission = kind === 'kick' ? PermissionFlagsBits.KickMembers : PermissionFlagsBits.BanMembers;
+  const permissionName = kind === 'kick' ? 'Kick Members' : 'Ban Members';
+  if (!me?.permissions.has(permission)) {
+    throw new DeliveryError(`${name} stays on Discord: the bridge bot lacks the ${permissionName} permission in ${guild.name}`, true);
+  }
+  if (member && !member.manageable) {
+    throw new DeliveryError(`${name} stays on Discord: their highest role is not below the bridge bot's`, true);
+  }
+  const reason = `${kind === 'kick' ? 'Kicked' : 'Banned'} on Matrix by ${change.sender.displayName} (${change.sender.userId})${change.reason ? `: ${change.reason}` : ''}`;
+  try {
+    if (kind === 'kick') {
+      if (!member) return; // not in the server (any more): nothing to kick
+      await guild.members.kick(userId, reason);
+    } else {
+      await guild.bans.create(userId, { reason });
+    }
+  } catch (err) {
+    throw toDeliveryError(err, kind);
+  }
+}

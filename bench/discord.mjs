@@ -4,10 +4,9 @@
 // transactions of 50 events) and read where the fake records webhook executions; Discord → Matrix load is
 // injected as Discord users' messages and read back from Synapse. Bridge CPU comes from /proc.
 // Prints JSON figures on stdout and progress on stderr. Not a test: nothing here fails on speed.
-import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
+import { benchKit, cpuMs, pct, progress, rssKb, sleep, until } from './common.mjs';
 import { FakeDiscord } from '../test/dist/harness/fake-discord/server.js';
 
 const [dir, synPort, asPort, discordPort] = process.argv.slice(2);
@@ -15,67 +14,19 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
 const INBOUND = Number(process.env.BENCH_INBOUND ?? 600);
 const CHANNELS = Number(process.env.BENCH_CHANNELS ?? 5);
 const DISCORD_USERS = 20;
-const hs = `http://127.0.0.1:${synPort}`;
-const as = `http://127.0.0.1:${asPort}`;
-const reg = YAML.parse(readFileSync(`${dir}/registration.yaml`, 'utf8'));
-const progress = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { reg, healthy, matrix, registerUser, pushTransaction, event, startBridge: spawnBridge } = benchKit({ dir, synPort, asPort, txnPrefix: 'benchd' });
 const now = () => performance.timeOrigin + performance.now();
 const results = {
   setup: { channels: CHANNELS, transactionSize: 50, fakeEchoDelayMs: 0, note: 'the fake answers at once: figures are the bridge (and Synapse for Discord → Matrix), not Discord' },
 };
 
-async function until(fn, what, ms = 120_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
 const round = (x, d = 1) => +x.toFixed(d);
 const latencyFigures = (xs) => ({ samples: xs.length, p50: round(pct(xs, 50)), p90: round(pct(xs, 90)), p99: round(pct(xs, 99)), max: round(Math.max(...xs)) });
 
-// ---------------------------------------------------------------- the bridge process
+// ---------------------------------------------------------------- the bridge process and the Matrix side
 let bridge;
-function startBridge() {
-  bridge = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${dir}/prof`] : []),
-    'packages/core/dist/cli/main.js', 'start', '--config', `${dir}/bridge.yaml`], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return bridge;
-}
-async function healthy() { try { return (await fetch(`${as}/health`)).ok; } catch { return false; } }
-function cpuMs(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
-}
-function rssMb(pid) { return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024); }
-
-// ---------------------------------------------------------------- Matrix side
-async function matrix(method, path, token, body) {
-  const res = await fetch(hs + path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-async function registerUser(name) {
-  const { nonce } = await (await fetch(`${hs}/_synapse/admin/v1/register`)).json();
-  const password = randomBytes(8).toString('hex');
-  const mac = createHmac('sha1', 'test-shared-secret').update(`${nonce}\0${name}\0${password}\0notadmin`).digest('hex');
-  const res = await fetch(`${hs}/_synapse/admin/v1/register`, { method: 'POST', body: JSON.stringify({ nonce, username: name, password, mac, admin: false }) });
-  return (await res.json()).access_token;
-}
-let txnSeq = 0, eventSeq = 0;
-async function pushTransaction(events) {
-  const res = await fetch(`${as}/_matrix/app/v1/transactions/benchd-${Date.now()}-${txnSeq++}`, {
-    method: 'PUT', headers: { authorization: `Bearer ${reg.hs_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ events }),
-  });
-  if (!res.ok) throw new Error(`transaction refused: ${res.status}`);
-}
-const event = (roomId, sender, body) => ({
-  type: 'm.room.message', room_id: roomId, sender, event_id: `$benchd${eventSeq++}`, origin_server_ts: Date.now(), content: { msgtype: 'm.text', body },
-});
+function startBridge() { bridge = spawnBridge(); return bridge; }
+const rssMb = (pid) => Math.round(rssKb(pid) / 1024);
 
 /** A /sync loop for one user: calls onMessage(roomId, body, arrivedAt) for every new m.room.message. */
 function syncLoop(token, onMessage) {

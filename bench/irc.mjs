@@ -1,11 +1,8 @@
 // The IRC bridge benchmark. Drives load the way a homeserver does (appservice transactions of 50
 // events), reads arrival with a plain IRC client on ergo, and reads the bridge's CPU and memory from
 // /proc. Prints JSON figures on stdout and progress on stderr. Not a test: nothing here fails on speed.
-import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import YAML from 'yaml';
+import { benchKit, cpuMs, pct, progress, rssKb, sleep, until } from './common.mjs';
 
 const [dir, synPort, ircPort, asPort] = process.argv.slice(2);
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
@@ -13,61 +10,14 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const require = createRequire(new URL('../packages/irc/package.json', import.meta.url));
 const IRC = require('irc-framework');
 const Database = createRequire(new URL('../packages/core/package.json', import.meta.url))('better-sqlite3');
-const hs = `http://127.0.0.1:${synPort}`;
-const as = `http://127.0.0.1:${asPort}`;
-const reg = YAML.parse(readFileSync(`${dir}/registration.yaml`, 'utf8'));
-const progress = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { reg, healthy, matrix, registerUser, pushTransaction, event, startBridge: spawnBridge } = benchKit({ dir, synPort, asPort, txnPrefix: 'bench' });
 const results = {};
-
-async function until(fn, what, ms = 120_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 // ---------------------------------------------------------------- the bridge process
 let bridge;
-function startBridge() {
-  bridge = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${dir}/prof`] : []), 'packages/core/dist/cli/main.js', 'start', '--config', `${dir}/bridge.yaml`], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return bridge;
-}
-async function healthy() { try { return (await fetch(`${as}/health`)).ok; } catch { return false; } }
-function cpuMs(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, clock ticks of 10 ms
-}
-function rssKb(pid) { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]); }
+function startBridge() { bridge = spawnBridge(); return bridge; }
 
-// ---------------------------------------------------------------- Matrix and IRC sides
-async function matrix(method, path, token, body) {
-  const res = await fetch(hs + path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-async function registerUser(name) {
-  const { nonce } = await (await fetch(`${hs}/_synapse/admin/v1/register`)).json();
-  const password = randomBytes(8).toString('hex');
-  const mac = createHmac('sha1', 'test-shared-secret').update(`${nonce}\0${name}\0${password}\0notadmin`).digest('hex');
-  const res = await fetch(`${hs}/_synapse/admin/v1/register`, { method: 'POST', body: JSON.stringify({ nonce, username: name, password, mac, admin: false }) });
-  return (await res.json()).access_token;
-}
-let txnSeq = 0, eventSeq = 0;
-async function pushTransaction(events) {
-  const res = await fetch(`${as}/_matrix/app/v1/transactions/bench-${Date.now()}-${txnSeq++}`, {
-    method: 'PUT', headers: { authorization: `Bearer ${reg.hs_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ events }),
-  });
-  if (!res.ok) throw new Error(`transaction refused: ${res.status}`);
-}
-const event = (roomId, sender, body) => ({
-  type: 'm.room.message', room_id: roomId, sender, event_id: `$bench${eventSeq++}`, origin_server_ts: Date.now(), content: { msgtype: 'm.text', body },
-});
-
+// ---------------------------------------------------------------- the IRC side
 function ircReader(nick, channel) {
   const c = new IRC.Client({ auto_reconnect: false });
   const seen = [];
@@ -77,7 +27,6 @@ function ircReader(nick, channel) {
     c.connect({ host: '127.0.0.1', port: Number(ircPort), nick });
   });
 }
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
 
 // ---------------------------------------------------------------- run
 progress('starting the bridge');

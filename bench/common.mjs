@@ -1,0 +1,66 @@
+// What both benchmarks share: the bridge as a child process, /proc readings, a Matrix client
+// for set-up, and appservice transactions pushed the way a homeserver pushes them.
+import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import YAML from 'yaml';
+
+export const progress = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
+
+export async function until(fn, what, ms = 120_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** CPU time (user + system) of a process so far, in ms. */
+export function cpuMs(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+}
+export function rssKb(pid) { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]); }
+
+/** Helpers bound to one benchmark's homeserver, bridge and registration. */
+export function benchKit({ dir, synPort, asPort, txnPrefix }) {
+  const hs = `http://127.0.0.1:${synPort}`;
+  const as = `http://127.0.0.1:${asPort}`;
+  const reg = YAML.parse(readFileSync(`${dir}/registration.yaml`, 'utf8'));
+  let txnSeq = 0, eventSeq = 0;
+  return {
+    hs, as, reg,
+    /** `trestle start` as a child (with --cpu-prof when BENCH_PROFILE is set). */
+    startBridge() {
+      return spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${dir}/prof`] : []),
+        'packages/core/dist/cli/main.js', 'start', '--config', `${dir}/bridge.yaml`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    },
+    async healthy() { try { return (await fetch(`${as}/health`)).ok; } catch { return false; } },
+    async matrix(method, path, token, body) {
+      const res = await fetch(hs + path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      const json = await res.json();
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+      return json;
+    },
+    async registerUser(name) {
+      const { nonce } = await (await fetch(`${hs}/_synapse/admin/v1/register`)).json();
+      const password = randomBytes(8).toString('hex');
+      const mac = createHmac('sha1', 'test-shared-secret').update(`${nonce}\0${name}\0${password}\0notadmin`).digest('hex');
+      const res = await fetch(`${hs}/_synapse/admin/v1/register`, { method: 'POST', body: JSON.stringify({ nonce, username: name, password, mac, admin: false }) });
+      return (await res.json()).access_token;
+    },
+    async pushTransaction(events) {
+      const res = await fetch(`${as}/_matrix/app/v1/transactions/${txnPrefix}-${Date.now()}-${txnSeq++}`, {
+        method: 'PUT', headers: { authorization: `Bearer ${reg.hs_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ events }),
+      });
+      if (!res.ok) throw new Error(`transaction refused: ${res.status}`);
+    },
+    event(roomId, sender, body) {
+      return { type: 'm.room.message', room_id: roomId, sender, event_id: `$${txnPrefix}${eventSeq++}`, origin_server_ts: Date.now(), content: { msgtype: 'm.text', body } };
+    },
+  };
+}

@@ -117,7 +117,7 @@ describe('IRC bridge: messages', () => {
   });
 
   it('sends Matrix media as a working link with name and size, and pills as the IRC nick', async () => {
-    const wes = await ircUser('ircwes', ['#media']);
+    const wen = await ircUser('ircwen', ['#media']);
     const roomId = await plumbed('#media');
     const data = Buffer.from('hello, this is a text file\n');
     const up = await fetch(`${e2e.synapseUrl}/_matrix/media/v3/upload?filename=notes.txt`, {
@@ -125,17 +125,17 @@ describe('IRC bridge: messages', () => {
     });
     const mxc = ((await up.json()) as { content_uri: string }).content_uri;
     await alice.sendEvent(roomId, 'm.room.message', { msgtype: 'm.file', body: 'notes.txt', url: mxc, info: { mimetype: 'text/plain', size: data.length } });
-    const line = await wes.waitFor((m) => m.message.startsWith('notes.txt'));
+    const line = await wen.waitFor((m) => m.message.startsWith('notes.txt'));
     expect(line.message).toMatch(/^notes\.txt \(27 B\) http:\/\/\S+$/);
     const res = await fetch(line.message.split(' ').pop()!);
     expect(res.status).toBe(200);
     expect(Buffer.from(await res.arrayBuffer()).equals(data)).toBe(true);
     // a pill to the IRC user's ghost becomes their nick
-    wes.say('#media', 'I am here');
+    wen.say('#media', 'I am here');
     await alice.waitForEvent(roomId, (e) => body(e) === 'I am here');
     // (the pill's text is not the nick: the nick comes from the ghost)
-    await alice.sendText(roomId, 'Wes the Great: thanks', { format: 'org.matrix.custom.html', formatted_body: `<a href="https://matrix.to/#/${ghost('ircwes')}">Wes the Great</a>: thanks` });
-    await wes.waitFor((m) => m.message === 'ircwes: thanks' && m.nick.startsWith('Alice[m]'));
+    await alice.sendText(roomId, 'Wen the Great: thanks', { format: 'org.matrix.custom.html', formatted_body: `<a href="https://matrix.to/#/${ghost('ircwen')}">Wen the Great</a>: thanks` });
+    await wen.waitFor((m) => m.message === 'ircwen: thanks' && m.nick.startsWith('Alice[m]'));
   });
 
   it('uploads long messages and sends a preview with a working link', async () => {

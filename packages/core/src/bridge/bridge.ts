@@ -149,25 +149,23 @@ export class TrestleBridge {
 
     this.queues = new OrderedQueues(work, config.delivery, {
       handle: async (item: WorkItem) => {
+        // one delivery, counted: a failed attempt (retried or not) and, on success, the latency
+        const measured = async (to: 'remote' | 'matrix', receivedAt: number, deliver: () => Promise<void>): Promise<void> => {
+          try {
+            await deliver();
+          } catch (err) {
+            this.metrics.sendFailures.inc({ network: to, final: 'false' });
+            throw err;
+          }
+          this.metrics.latency.observe({ direction: to === 'matrix' ? 'remote_to_matrix' : 'matrix_to_remote' }, (Date.now() - receivedAt) / 1000);
+        };
         if (item.kind === MATRIX_KIND) {
           const w = item.payload as MatrixWork;
-          try {
-            await fromMatrix.handle(w);
-          } catch (err) {
-            this.metrics.sendFailures.inc({ network: 'remote', final: 'false' });
-            throw err;
-          }
-          this.metrics.latency.observe({ direction: 'matrix_to_remote' }, (Date.now() - w.receivedAt) / 1000);
+          await measured('remote', w.receivedAt, () => fromMatrix.handle(w));
         } else if (item.kind === REMOTE_KIND) {
           const w = item.payload as RemoteWork;
-          try {
-            await remoteDelivery.deliver(w);
-          } catch (err) {
-            this.metrics.sendFailures.inc({ network: 'matrix', final: 'false' });
-            throw err;
-          }
+          await measured('matrix', w.receivedAt, () => remoteDelivery.deliver(w));
           this.metrics.eventsOut.inc({ network: 'matrix', type: w.t });
-          this.metrics.latency.observe({ direction: 'remote_to_matrix' }, (Date.now() - w.receivedAt) / 1000);
         } else {
           log.warn('unknown work item kind; dropped', { kind: item.kind, item: item.id });
         }

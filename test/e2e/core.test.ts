@@ -96,6 +96,25 @@ describe('appservice API', () => {
     await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === later);
     expect(testa.received.filter((r) => r.kind === 'message' && r.msg.eventId === event.event_id)).toHaveLength(1);
   });
+
+  it('ignores the whole of a transaction whose id was already processed (the id decides, not the events)', async () => {
+    // Event ids are de-duplicated too, so to prove the transaction id check on its own, the replay
+    // carries an event never seen before: it must not be processed.
+    const roomId = await linkedRoom([['testa', 'replay-id']]);
+    const { hs_token } = e2e.registration();
+    const txnId = `replay-id-${Date.now()}`;
+    const put = (eventId: string, body: string): Promise<Response> => fetch(`${asUrl}/_matrix/app/v1/transactions/${txnId}`, {
+      method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${hs_token}` },
+      body: JSON.stringify({ events: [{ type: 'm.room.message', room_id: roomId, sender: alice.userId, event_id: eventId, origin_server_ts: Date.now(), content: { msgtype: 'm.text', body } }] }),
+    });
+    const first = `$first-${Date.now()}`, second = `$second-${Date.now()}`;
+    expect((await put(first, 'first use of the id')).status).toBe(200);
+    expect((await put(second, 'same id again')).status).toBe(200);
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === first);
+    const later = await alice.sendText(roomId, 'after the reused id');
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === later);
+    expect(testa.received.some((r) => r.kind === 'message' && r.msg.eventId === second)).toBe(false);
+  });
 });
 
 describe('messages both ways', () => {

@@ -2,11 +2,13 @@
 // events), reads arrival with a plain IRC client on ergo, and reads the bridge's CPU and memory from
 // /proc. Prints JSON figures on stdout and progress on stderr. Not a test: nothing here fails on speed.
 import { createRequire } from 'node:module';
-import { benchKit, cpuMs, pct, progress, rssKb, sleep, until } from './common.mjs';
+import { benchKit, cpuMs, cpuSplitMs, threadCpuMs, pct, progress, rssKb, sleep, until } from './common.mjs';
 
 const [dir, synPort, ircPort, asPort] = process.argv.slice(2);
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
+// BENCH_PHASES: a comma list of idle,m2i,latency,users,i2m,startup (default: all), e.g. to profile one path
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'idle,m2i,latency,users,i2m,startup').split(',').map((x) => x.trim()));
 const require = createRequire(new URL('../packages/irc/package.json', import.meta.url));
 const IRC = require('irc-framework');
 const Database = createRequire(new URL('../packages/core/package.json', import.meta.url))('better-sqlite3');
@@ -45,6 +47,7 @@ await until(async () => (await matrix('GET', `/_matrix/client/v3/rooms/${encodeU
 
 // 1. 100 senders connect (one message each); the throughput and latency runs use them
 const pid = bridge.pid;
+let cpu0 = 0;
 const SENDERS = 100;
 async function connectUsers(from, to) {
   for (let i = from; i < to; i += 50) {
@@ -55,10 +58,21 @@ async function connectUsers(from, to) {
 progress(`connecting ${SENDERS} Matrix users (the senders)`);
 await connectUsers(0, SENDERS);
 
+// 1b. what the bridge costs doing nothing, with the senders connected (timers, keep-alives)
+if (PHASES.has('idle')) {
+  progress('idle CPU with the senders connected (5 s)');
+  await sleep(2000);
+  const c = cpuMs(pid), s = performance.now();
+  await sleep(5000);
+  results.idleCpuPercent = +((100 * (cpuMs(pid) - c)) / (performance.now() - s)).toFixed(2);
+}
+
 // 2. throughput: MESSAGES from 100 senders, transactions of 50
+if (PHASES.has('m2i')) {
 progress(`Matrix → IRC throughput: ${MESSAGES} messages from 100 senders`);
 const before = reader.seen.length;
-let cpu0 = cpuMs(pid);
+cpu0 = cpuMs(pid);
+const split0 = cpuSplitMs(pid);
 t0 = performance.now();
 for (let i = 0; i < MESSAGES; i += 50) {
   await pushTransaction(Array.from({ length: Math.min(50, MESSAGES - i) }, (_, k) => event(roomId, `@u${(i + k) % 100}:localhost`, `t ${i + k}`)));
@@ -69,10 +83,14 @@ const tput = reader.seen.slice(before).map((m) => Number(m.message.split(' ')[1]
 results.matrixToIrc = {
   connectedUsers: SENDERS, messages: MESSAGES, seconds: +secs.toFixed(2), msgPerSec: Math.round(MESSAGES / secs),
   cpuMsPerMessage: +((cpuMs(pid) - cpu0) / MESSAGES).toFixed(3),
+  userCpuMsPerMessage: +((cpuSplitMs(pid).user - split0.user) / MESSAGES).toFixed(3),
+  systemCpuMsPerMessage: +((cpuSplitMs(pid).system - split0.system) / MESSAGES).toFixed(3),
   outOfOrder: tput.filter((n, i) => i > 0 && n < tput[i - 1]).length,
 };
+}
 
 // 3. latency at a paced 500 msg/s for 5 s (transactions of 5 every 10 ms)
+if (PHASES.has('latency')) {
 progress('Matrix → IRC latency at a paced 500 msg/s');
 const lat0 = reader.seen.length;
 const sent = new Map();
@@ -89,9 +107,10 @@ for (let tick = 0; tick < 500; tick++) {
 await until(() => reader.seen.length - lat0 >= 2500, 'all latency messages', 300_000);
 const lats = reader.seen.slice(lat0).map((m) => m.at - sent.get(m.message)).filter((x) => Number.isFinite(x));
 results.matrixToIrcLatencyMs = { connectedUsers: SENDERS, rate: 500, p50: +pct(lats, 50).toFixed(1), p99: +pct(lats, 99).toFixed(1), max: +Math.max(...lats).toFixed(1) };
+}
 
 // 3b. the rest of the users connect, measuring time and memory per user; then Matrix → IRC again with all of them in the channel
-if (USERS > SENDERS) {
+if (USERS > SENDERS && PHASES.has('users')) {
   progress(`connecting ${USERS - SENDERS} more Matrix users (${USERS} in all)`);
   await sleep(1000);
   const rssBefore = rssKb(pid);
@@ -114,11 +133,13 @@ if (USERS > SENDERS) {
 }
 
 // 4. IRC → Matrix: 10 IRC clients, 500 messages; CPU of the bridge and order on Matrix
+if (PHASES.has('i2m')) {
 progress('IRC → Matrix: 500 messages from 10 IRC users (Synapse takes ~30-50 msg/s, so this takes a while)');
 const talkers = [];
 for (let i = 0; i < 10; i++) talkers.push(await ircReader(`talker${i}`, '#bench'));
 await sleep(1000);
 cpu0 = cpuMs(pid);
+const i2mSplit0 = cpuSplitMs(pid), i2mThreads0 = threadCpuMs(pid);
 for (let i = 0; i < 500; i++) talkers[i % 10].client.say('#bench', `i2m ${i}`);
 // the order ergo gave the channel (10 connections have no order among themselves), as a plain client saw it
 const channelOrder = () => reader.seen.filter((m) => m.message.startsWith('i2m ')).map((m) => m.message);
@@ -135,14 +156,19 @@ const positions = timeline.map((b) => posOnIrc.get(b));
 const perTalker = Array.from({ length: 10 }, (_, t) => timeline.map((b) => Number(b.split(' ')[1])).filter((n) => n % 10 === t));
 results.ircToMatrix = {
   messages: 500, bridgeCpuSecondsPer1000: +(((cpuMs(pid) - cpu0) / 500)).toFixed(3),
+  userCpuSecondsPer1000: +((cpuSplitMs(pid).user - i2mSplit0.user) / 500).toFixed(3),
+  systemCpuSecondsPer1000: +((cpuSplitMs(pid).system - i2mSplit0.system) / 500).toFixed(3),
+  cpuMsByThread: Object.fromEntries(Object.entries(threadCpuMs(pid)).map(([k, v]) => [k, Math.round(v - (i2mThreads0[k] ?? 0))]).filter(([, v]) => v > 0)),
   outOfOrderPerSender: perTalker.reduce((a, xs) => a + xs.filter((n, i) => i > 0 && n < xs[i - 1]).length, 0),
   // against the order a plain client saw: ergo may fan out concurrent senders in different orders to different members
   outOfOrderVsAnotherClient: positions.filter((p, i) => i > 0 && p < positions[i - 1]).length,
 };
 for (const t of talkers) t.client.quit();
+}
 reader.client.quit();
 
 // 5. start-up with 10,000 users in the store
+if (PHASES.has('startup')) {
 progress('start-up with 10,000 users in the store');
 bridge.kill('SIGTERM');
 await new Promise((r) => bridge.once('exit', r));
@@ -155,6 +181,7 @@ t0 = Date.now();
 startBridge();
 await until(healthy, 'the bridge to restart', 60_000);
 results.startupWith10kUsersMs = Date.now() - t0;
+}
 bridge.kill('SIGTERM');
 await new Promise((r) => bridge.once('exit', r));
 

@@ -1,0 +1,72 @@
+// The lean connection's reader against a scripted TCP peer on 127.0.0.1: lines split anywhere
+// (even inside a UTF-8 character), CRLF or bare LF, other people's channel chatter dropped, and a
+// resting socket still delivering what arrived while it rested.
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../packages/core/src/util/log.js';
+import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
+import { LeanConnection, REST_MS } from '../../../packages/irc/src/lean.js';
+
+let server: Server | undefined;
+let conn: LeanConnection | undefined;
+afterEach(() => { conn?.quit(); server?.close(); });
+
+/** A peer that registers the client as `me` (no caps) and hands over its socket. */
+async function peer(): Promise<{ port: number; socket: Promise<Socket> }> {
+  let give!: (s: Socket) => void;
+  const socket = new Promise<Socket>((r) => (give = r));
+  server = createServer((s) => {
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('USER ')) { buf = ''; s.write(':srv CAP * LS :\r\n:srv 001 me :Welcome\r\n'); give(s); }
+    });
+  });
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as { port: number }).port, socket };
+}
+
+function client(port: number): LeanConnection {
+  conn = new LeanConnection({
+    host: '127.0.0.1', port, tls: false, nick: 'me', username: 'me', realname: 'Me',
+    reconnect: { initialDelayMs: 100, maxDelayMs: 100 }, limiter: new ReconnectLimiter(5), log: silentLogger,
+  });
+  return conn;
+}
+
+const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('LeanConnection reader', () => {
+  it('reassembles lines split mid-character and drops channel chatter', async () => {
+    const { port, socket } = await peer();
+    const c = client(port);
+    const pms: { nick: string; message: string }[] = [];
+    c.on('pm', (e: { nick: string; message: string }) => pms.push({ nick: e.nick, message: e.message }));
+    await c.connect();
+    const s = await socket;
+    const text = 'héllo wörld ✓';
+    const lines = Buffer.from(
+      `:bob!b@h PRIVMSG #chan :chatter nobody here reads\r\n:bob!b@h PRIVMSG me :${text}\r\n@time=x :carol!c@h NOTICE #chan :more chatter\n:carol!c@h PRIVMSG me :second\n`,
+    );
+    const cut = lines.indexOf(Buffer.from('✓')) + 1; // inside the three bytes of ✓
+    s.write(lines.subarray(0, cut));
+    await tick(REST_MS * 3);
+    s.write(lines.subarray(cut));
+    await tick(REST_MS * 3);
+    expect(pms).toEqual([{ nick: 'bob', message: text }, { nick: 'carol', message: 'second' }]);
+  });
+
+  it('a resting socket delivers what arrived while it rested, in order', async () => {
+    const { port, socket } = await peer();
+    const c = client(port);
+    const got: string[] = [];
+    c.on('pm', (e: { message: string }) => got.push(e.message));
+    await c.connect();
+    const s = await socket;
+    s.write(':x!x@h PRIVMSG #c :wake the reader, then it rests\r\n');
+    await tick(2);
+    for (let i = 0; i < 200; i++) s.write(`:x!x@h PRIVMSG ${i % 2 ? '#c' : 'me'} :m${i}\r\n`);
+    await tick(REST_MS * 5);
+    expect(got).toEqual(Array.from({ length: 100 }, (_, i) => `m${i * 2}`));
+  });
+});

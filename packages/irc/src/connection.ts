@@ -25,6 +25,11 @@ export interface ConnectionOptions {
   log: Logger;
   /** Rejoin these after a reconnect (the connection adds channels it joined itself). */
   version?: string;
+  /**
+   * Lines to drop before irc-framework parses them (it costs tens of microseconds a line): the
+   * listener hears every message the bridge's own connections send, and has no use for them.
+   */
+  dropLine?: (line: string) => boolean;
 }
 
 /**
@@ -93,6 +98,12 @@ export class IrcConnection extends EventEmitter {
     this.nick = opts.nick;
     this.client = new IRC.Client(IrcConnection.clientOptions);
     for (const cap of ['draft/message-redaction', 'typing']) this.client.requestCap(cap);
+    const drop = opts.dropLine;
+    if (drop) {
+      const conn = this.client.connection as unknown as { addReadBuffer(line: string): void };
+      const parse = conn.addReadBuffer.bind(conn);
+      conn.addReadBuffer = (line: string) => { if (!drop(line)) parse(line); };
+    }
     this.wire();
   }
 

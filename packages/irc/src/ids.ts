@@ -9,8 +9,12 @@ export type IrcUserId = string & { readonly __brand: 'IrcUserId' };
 
 /** RFC 1459 case mapping: A-Z and []\~ fold to a-z and {}|^. */
 export function ircLower(s: string): string {
-  return s.replace(/[A-Z[\]\\~]/g, (c) => ({ '[': '{', ']': '}', '\\': '|', '~': '^' } as Record<string, string>)[c] ?? c.toLowerCase());
+  // on every line of the hot paths: most nicks and channels are already folded, so look before copying
+  return NEEDS_FOLDING.test(s) ? s.replace(FOLD_ALL, (c) => FOLD[c] ?? c.toLowerCase()) : s;
 }
+const NEEDS_FOLDING = /[A-Z[\]\\~]/;
+const FOLD_ALL = /[A-Z[\]\\~]/g;
+const FOLD: Record<string, string> = { '[': '{', ']': '}', '\\': '|', '~': '^' };
 
 export const isChannel = (target: string): boolean => /^[#&+!]/.test(target);
 

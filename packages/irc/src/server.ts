@@ -20,6 +20,8 @@ interface IrcMessageEvent {
 }
 
 let localIdSeq = 0;
+/** `[@tags ]:nick!user@host PRIVMSG|NOTICE|TAGMSG #channel`, capturing the nick. */
+const OWN_CHATTER = /^(?:@\S+ )?:([^!\s]+)\S* (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/;
 
 export class IrcServer {
   readonly listener: IrcConnection;
@@ -33,16 +35,16 @@ export class IrcServer {
 
   constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
-    this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }));
+    this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }), (line) => this.isOwnChatter(line));
     this.events = new ChannelEvents(this, ctx, store);
     this.events.wire();
   }
 
   get displayName(): string { return this.cfg.name ?? this.key; }
 
-  private newConnection(nick: string, username: string, realname: string, log: Logger): IrcConnection {
+  private newConnection(nick: string, username: string, realname: string, log: Logger, dropLine?: (line: string) => boolean): IrcConnection {
     return new IrcConnection({
-      host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname,
+      host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname, ...(dropLine ? { dropLine } : {}),
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
       reconnect: this.cfg.reconnect, limiter: this.limiter, log, version: 'Trestle IRC bridge',
     });
@@ -93,15 +95,31 @@ export class IrcServer {
   /** Is this nick one of ours (the listener or a Matrix user's connection)? Their messages are not bridged back. */
   isOwnNick(nick: string): boolean {
     const lc = ircLower(nick);
-    if (ircLower(this.listener.nick) === lc) return true;
-    for (const c of this.clients.values()) if (ircLower(c.nick) === lc) return true;
-    return false;
+    return ircLower(this.listener.nick) === lc || this.nicks().has(lc);
+  }
+
+  /** A channel message, notice or tag message sent by one of the Matrix users' connections (the listener ignores those). */
+  isOwnChatter(line: string): boolean {
+    const m = OWN_CHATTER.exec(line);
+    return m !== null && this.nicks().has(ircLower(m[1]!));
   }
 
   matrixUserOfNick(nick: string): string | undefined {
-    const lc = ircLower(nick);
-    for (const [userId, c] of this.clients) if (ircLower(c.nick) === lc) return userId;
-    return undefined;
+    return this.nicks().get(ircLower(nick));
+  }
+
+  /** Folded nick → Matrix user of the connections; asked on every channel line, rebuilt only after a change. */
+  private nickIndex?: Map<string, string>;
+  private readonly nicksChanged = (): void => { this.nickIndex = undefined; };
+  private nicks(): Map<string, string> {
+    if (!this.nickIndex) {
+      this.nickIndex = new Map();
+      for (const [userId, c] of this.clients) {
+        const lc = ircLower(c.nick);
+        if (!this.nickIndex.has(lc)) this.nickIndex.set(lc, userId);
+      }
+    }
+    return this.nickIndex;
   }
 
   // ------------------------------------------------------------------ Matrix users' connections
@@ -124,7 +142,9 @@ export class IrcServer {
       reconnect: this.cfg.reconnect, limiter: this.limiter, log,
     });
     this.wireClient(userId, c);
+    c.onNickChange = this.nicksChanged;
     this.clients.set(userId, c);
+    this.nicksChanged();
     return c;
   }
 
@@ -134,6 +154,7 @@ export class IrcServer {
     if (!c) return false;
     c.quit(reason);
     this.clients.delete(userId);
+    this.nicksChanged();
     return true;
   }
 

@@ -150,18 +150,20 @@ export class TrestleBridge {
     this.queues = new OrderedQueues(work, config.delivery, {
       handle: async (item: WorkItem) => {
         // one delivery, counted: a failed attempt (retried or not) and, on success, the latency
-        const measured = async (to: 'remote' | 'matrix', receivedAt: number, deliver: () => Promise<void>): Promise<void> => {
+        const measured = async <T>(to: 'remote' | 'matrix', receivedAt: number, deliver: () => Promise<T>): Promise<T> => {
+          let out: T;
           try {
-            await deliver();
+            out = await deliver();
           } catch (err) {
             this.metrics.sendFailures.inc({ network: to, final: 'false' });
             throw err;
           }
           this.metrics.latency.observe({ direction: to === 'matrix' ? 'remote_to_matrix' : 'matrix_to_remote' }, (Date.now() - receivedAt) / 1000);
+          return out;
         };
         if (item.kind === MATRIX_KIND) {
           const w = item.payload as MatrixWork;
-          await measured('remote', w.receivedAt, () => fromMatrix.handle(w));
+          return measured('remote', w.receivedAt, () => fromMatrix.handle(w));
         } else if (item.kind === REMOTE_KIND) {
           const w = item.payload as RemoteWork;
           await measured('matrix', w.receivedAt, () => remoteDelivery.deliver(w));
@@ -169,6 +171,7 @@ export class TrestleBridge {
         } else {
           log.warn('unknown work item kind; dropped', { kind: item.kind, item: item.id });
         }
+        return undefined;
       },
       onGiveUp: (item, err) => this.reportGiveUp(item, err),
       onDepth: () => this.metrics.queueDepth.set(this.queues?.totalDepth() ?? 0),
@@ -284,6 +287,7 @@ export class TrestleBridge {
     for (const n of this.networks.values()) {
       try { await n.stop(); } catch (err) { this.log.warn('network stop failed', { network: n.identity.id, err: err as Error }); }
     }
+    this.matrixLayer?.close();
     this.db?.close();
     this.db = undefined;
     this.log.info('stopped');

@@ -3,7 +3,7 @@
  * the bot's own invites, then delivery to every portal of the room, skipping the portal a ghost's
  * message came from (echo suppression) but relaying it to the room's other portals.
  */
-import type { MessageStore } from '../db/messages.js';
+import type { MappedEvent, MessageStore } from '../db/messages.js';
 import type { PortalStore } from '../db/portals.js';
 import type { MatrixEvent } from '../matrix/appservice.js';
 import type { MatrixClientLayer } from '../matrix/client.js';
@@ -73,7 +73,11 @@ export class FromMatrix {
 
   constructor(private readonly d: FromMatrixDeps) {}
 
-  async handle(work: MatrixWork): Promise<void> {
+  /**
+   * Deliver one Matrix event to the room's portals. Resolves with the message-map writes of what
+   * was delivered, for the queue to commit together with the item's done mark.
+   */
+  async handle(work: MatrixWork): Promise<void | (() => void)> {
     const ev = work.event;
     const { matrix } = this.d;
     this.d.log.debug('matrix event', { type: ev.type, roomId: ev.room_id, eventId: ev.event_id, sender: ev.sender });
@@ -116,11 +120,12 @@ export class FromMatrix {
     const done = delivered.get(work) ?? new Set<string>();
     delivered.set(work, done);
     const errors: unknown[] = [];
+    const mapWrites: MappedEvent[] = [];
     for (const t of targets) {
       const key = `${t.portal.network}\u0000${t.portal.remoteChat}`;
       if (done.has(key)) continue;
       try {
-        await this.deliver(ev, t, sender);
+        await this.deliver(ev, t, sender, mapWrites);
         done.add(key);
       } catch (err) {
         errors.push(err);
@@ -130,6 +135,7 @@ export class FromMatrix {
       }
     }
     if (errors.length) {
+      for (const m of mapWrites) this.d.messages.add(m); // what did arrive stays mapped, whatever becomes of the rest
       // Retry only what failed (done keeps the others); permanent only if every failure is.
       const err = errors[0] as Error & { permanent?: boolean };
       const permanent = errors.every((e) => (e as { permanent?: boolean }).permanent === true);
@@ -137,16 +143,18 @@ export class FromMatrix {
         failedNetworks: targets.filter((t) => !done.has(`${t.portal.network}\u0000${t.portal.remoteChat}`)).map((t) => t.network.identity.displayName),
       });
     }
+    if (mapWrites.length) return () => { for (const m of mapWrites) this.d.messages.add(m); };
   }
 
-  private async deliver(ev: MatrixEvent, t: Target, sender: MatrixSender): Promise<void> {
+  /** Deliver to one portal; what reached the remote side is pushed to `mapWrites` (the caller stores it). */
+  private async deliver(ev: MatrixEvent, t: Target, sender: MatrixSender, mapWrites: MappedEvent[]): Promise<void> {
     const { network, portal } = t;
     const net = network.identity.id;
     const ref = { roomId: portal.roomId, remoteChat: portal.remoteChat, kind: portal.kind };
     const mapped = (eventId: string): string[] =>
       this.d.messages.forEvent(eventId).filter((m) => m.network === net && m.remoteChat === portal.remoteChat).map((m) => m.remoteId);
     const record = (res: SendResult | void, body?: string): void => {
-      (res?.remoteIds ?? []).forEach((remoteId, part) => this.d.messages.add({
+      (res?.remoteIds ?? []).forEach((remoteId, part) => mapWrites.push({
         network: net, remoteChat: portal.remoteChat, remoteId, part, roomId: portal.roomId, eventId: ev.event_id, sender: ev.sender,
         ...(body !== undefined ? { body } : {}),
       }));

@@ -18,8 +18,12 @@ export interface QueuePolicy {
 }
 
 export interface QueueHooks {
-  /** Deliver one item. Throw to retry; throw an error with `permanent: true` to give up at once. */
-  handle(item: WorkItem): Promise<void>;
+  /**
+   * Deliver one item. Throw to retry; throw an error with `permanent: true` to give up at once.
+   * May resolve with store writes that belong to the delivery (the message map): they are made in
+   * the same database transaction that marks the item done, one commit instead of two.
+   */
+  handle(item: WorkItem): Promise<void | (() => void)>;
   /** Called when an item is given up. */
   onGiveUp(item: WorkItem, error: unknown): Promise<void>;
   /** Called with (queueKey, depth) whenever a room's queue depth changes. */
@@ -102,8 +106,9 @@ export class OrderedQueues {
   /** One attempt at the head item: true if finished (done or given up), false if a retry is scheduled. */
   private async attempt(item: WorkItem): Promise<boolean> {
     try {
-      await this.hooks.handle(item);
-      this.store.done(item.id);
+      const writes = await this.hooks.handle(item);
+      if (writes) this.store.atomically(() => { writes(); this.store.done(item.id); });
+      else this.store.done(item.id);
       return true;
     } catch (err) {
       item.attempts += 1;

@@ -10,9 +10,9 @@ const input = {
 };
 
 describe('registration', () => {
-  it('derives exclusive namespaces from the networks and fresh random tokens each time', () => {
-    const a = buildRegistration(input);
-    const b = buildRegistration(input);
+  it('derives exclusive namespaces from the networks and fresh random tokens each time', async () => {
+    const a = await buildRegistration(input);
+    const b = await buildRegistration(input);
     expect(a.as_token).not.toBe(b.as_token);
     expect(a.hs_token).not.toBe(b.hs_token);
     expect(a.as_token).not.toBe(a.hs_token);
@@ -29,19 +29,19 @@ describe('registration', () => {
     expect(new RegExp(`^${a.namespaces.users[0]!.regex}$`).test('@irc_alice:exampleXorg')).toBe(false);
   });
 
-  it('writes a file only its owner can read, which reads back', () => {
+  it('writes a file only its owner can read, which reads back', async () => {
     const path = `${mkdtempSync(`${tmpdir()}/trestle-r-`)}/sub/reg.yaml`;
-    const reg = buildRegistration(input);
+    const reg = await buildRegistration(input);
     writeRegistration(path, reg);
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(YAML.parse(readFileSync(path, 'utf8'))).toEqual(reg);
     expect(readRegistration(path).hs_token).toBe(reg.hs_token);
   });
 
-  it('explains a missing or incomplete registration file', () => {
+  it('explains a missing or incomplete registration file', async () => {
     expect(() => readRegistration('/nonexistent/reg.yaml')).toThrow(/generate-registration/);
     const path = `${mkdtempSync(`${tmpdir()}/trestle-r-`)}/reg.yaml`;
-    writeRegistration(path, { ...buildRegistration(input), hs_token: '' });
+    writeRegistration(path, { ...await buildRegistration(input), hs_token: '' });
     expect(() => readRegistration(path)).toThrow(/lacks: hs_token/);
   });
 });

@@ -53,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
       const output = flags['output'] ?? config.appservice.registration;
       const networks = [...modules].map(([id, m]) => m.create((config.networks as Record<string, unknown>)[id], id).identity);
       const url = config.appservice.url ?? `http://${config.appservice.bindAddress}:${config.appservice.port}`;
-      const reg = buildRegistration({ id: config.appservice.id, url, botLocalpart: config.appservice.botLocalpart, domain: config.homeserver.domain, networks });
+      const reg = await buildRegistration({ id: config.appservice.id, url, botLocalpart: config.appservice.botLocalpart, domain: config.homeserver.domain, networks });
       writeRegistration(output, reg);
       process.stdout.write(`Wrote ${output}. Add it to the homeserver's app_service_config_files and restart the homeserver.\n`);
       return 0;

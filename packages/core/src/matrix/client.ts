@@ -1,20 +1,23 @@
 /**
- * The Matrix side of the bridge: intents for the bot and the ghosts, on matrix-appservice-bridge.
- * This directory is the only place that imports matrix-appservice-bridge.
+ * The Matrix side of the bridge: client-server requests as the bot and as the ghosts (appservice
+ * token with `?user_id=` masquerading), on plain node:http.
+ *
+ * This once went through matrix-appservice-bridge's intents. The bridge needs only a dozen simple
+ * endpoints (register, join with the bot's invite as a fallback, leave, invite, kick, ban, profile,
+ * upload, send); doing them here takes the library (a third of a second to load, and its own
+ * per-request overhead) off start-up and off the path of every message. The library is still used
+ * for generating registrations (registration.ts).
  *
  * Sends that must survive a crash use deterministic transaction ids (`sendWithTxn`): the
  * homeserver answers a repeated PUT with the event id it already created, so a retry after a
  * restart never duplicates a message.
  */
-import { AppServiceRegistration, Bridge, type Intent, Logger as LibraryLogger } from 'matrix-appservice-bridge';
 import { createHash } from 'node:crypto';
 import type { Logger } from '../util/log.js';
 import { HomeserverHttp } from './http.js';
 import type { RegistrationFile } from './registration.js';
 
 export interface MatrixOptions {
-  /** Let matrix-appservice-bridge's own (unstructured) logging through; off unless debugging. */
-  libraryLogging?: boolean;
   homeserverUrl: string;
   domain: string;
   registration: RegistrationFile;
@@ -51,49 +54,28 @@ export function deterministicTxnId(...parts: string[]): string {
 }
 
 export class MatrixClientLayer {
-  private readonly bridge: Bridge;
   readonly botUserId: string;
   private readonly joined = new Set<string>();
+  private readonly registered = new Set<string>();
   private readonly profiles = new Map<string, MemberProfile>();
   private readonly log: Logger;
-
   private readonly http: HomeserverHttp;
 
   constructor(private readonly opts: MatrixOptions) {
     this.log = opts.log;
     this.http = new HomeserverHttp(opts.homeserverUrl, opts.registration.as_token);
-    // Errors the library logs (e.g. M_USER_IN_USE on registration) are handled and, where they
-    // matter, logged by us with context; its own console output is noise unless debugging.
-    LibraryLogger.configure({ console: opts.libraryLogging ? 'info' : 'off' });
-    const reg = AppServiceRegistration.fromObject(opts.registration as unknown as Parameters<typeof AppServiceRegistration.fromObject>[0]);
-    this.bridge = new Bridge({
-      homeserverUrl: opts.homeserverUrl,
-      domain: opts.domain,
-      registration: reg,
-      disableStores: true,
-      disableContext: true,
-      suppressEcho: false,
-      controller: { onEvent: () => undefined },
-    });
     this.botUserId = `@${opts.registration.sender_localpart}:${opts.domain}`;
   }
 
   get domain(): string { return this.opts.domain; }
 
-  /** Check the homeserver answers and set up the intents. Does not open a listener. */
+  /** Check the homeserver answers and accepts our token (registering the bot if needed). */
   async start(): Promise<void> {
-    await this.bridge.initialise();
-    await this.bot().ensureRegistered().catch((err: unknown) => {
-      const m = toMatrixError(err);
-      if (m.errcode !== 'M_USER_IN_USE') throw m;
-    });
+    await this.ensureRegistered(this.botUserId);
   }
 
   /** Close the idle keep-alive connections to the homeserver. */
   close(): void { this.http.close(); }
-
-  bot(): Intent { return this.bridge.getIntent(); }
-  intent(userId: string): Intent { return this.bridge.getIntent(userId); }
 
   /** Raw client-server request as `userId` (the bot if omitted). */
   async request<T = Record<string, unknown>>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown, userId?: string, qs?: Record<string, string>): Promise<T> {
@@ -104,7 +86,7 @@ export class MatrixClientLayer {
     const query = params.size ? `?${params.toString()}` : '';
     let res: { status: number; text: string };
     try {
-      res = await this.http.send(method, `${path}${query}`, body === undefined ? undefined : JSON.stringify(body));
+      res = await this.http.send(method, `${path}${query}`, body === undefined ? undefined : JSON.stringify(body), 'application/json');
     } catch (err) {
       throw new MatrixError(`cannot reach the homeserver: ${(err as Error).message}`, undefined, undefined, { cause: err });
     }
@@ -133,23 +115,32 @@ export class MatrixClientLayer {
     return res.event_id;
   }
 
+  /** Register an appservice user (a ghost, or the bot) unless it exists. Cached. */
   async ensureRegistered(userId: string): Promise<void> {
+    if (this.registered.has(userId)) return;
     try {
-      await this.intent(userId).ensureRegistered();
+      await this.request('POST', '/_matrix/client/v3/register', { type: 'm.login.application_service', username: localpartOf(userId), inhibit_login: true });
     } catch (err) {
       const m = toMatrixError(err);
       if (m.errcode !== 'M_USER_IN_USE') throw m;
     }
+    this.registered.add(userId);
   }
 
   /** Join a room as `userId`, with the bot inviting first if a plain join is refused. Cached. */
   async ensureJoined(userId: string, roomId: string): Promise<void> {
     const key = `${userId}\u0000${roomId}`;
     if (this.joined.has(key)) return;
+    await this.ensureRegistered(userId);
+    const join = (): Promise<unknown> => this.request('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, {}, userId);
     try {
-      await this.intent(userId).join(roomId);
+      await join();
     } catch (err) {
-      throw toMatrixError(err);
+      const m = toMatrixError(err);
+      if (userId === this.botUserId || m.errcode !== 'M_FORBIDDEN') throw m;
+      // not invited (a private room): the bot, if it is in the room, invites and the join is tried again
+      await this.invite(roomId, userId);
+      await join();
     }
     this.joined.add(key);
   }
@@ -158,18 +149,50 @@ export class MatrixClientLayer {
   forgetJoined(userId: string, roomId: string): void { this.joined.delete(`${userId}\u0000${roomId}`); }
   markJoined(userId: string, roomId: string): void { this.joined.add(`${userId}\u0000${roomId}`); }
 
+  /** Invite `userId` as `inviter` (the bot by default, joining first if needed). */
+  async invite(roomId: string, userId: string, inviter = this.botUserId): Promise<void> {
+    await this.ensureJoined(inviter, roomId);
+    await this.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, { user_id: userId }, inviter);
+  }
+
+  async leave(userId: string, roomId: string, reason?: string): Promise<void> {
+    this.forgetJoined(userId, roomId);
+    await this.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, reason ? { reason } : {}, userId);
+  }
+
+  /** Kick or ban `userId` as the bot. */
+  async moderate(action: 'kick' | 'ban', roomId: string, userId: string, reason?: string): Promise<void> {
+    this.forgetJoined(userId, roomId);
+    await this.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/${action}`, { user_id: userId, ...(reason ? { reason } : {}) });
+  }
+
   async setDisplayName(userId: string, name: string): Promise<void> {
-    try { await this.intent(userId).setDisplayName(name); } catch (err) { throw toMatrixError(err); }
+    await this.ensureRegistered(userId);
+    await this.request('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(userId)}/displayname`, { displayname: name }, userId);
   }
 
   async setAvatar(userId: string, mxc: string): Promise<void> {
-    try { await this.intent(userId).setAvatarUrl(mxc); } catch (err) { throw toMatrixError(err); }
+    await this.ensureRegistered(userId);
+    await this.request('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(userId)}/avatar_url`, { avatar_url: mxc }, userId);
   }
 
   /** Upload bytes to the media repository; returns the mxc:// URL. */
   async upload(data: Buffer, contentType: string, filename?: string, userId?: string): Promise<string> {
-    const client = (userId ? this.intent(userId) : this.bot()).matrixClient;
-    try { return await client.uploadContent(data, contentType, filename); } catch (err) { throw toMatrixError(err); }
+    const qs = new URLSearchParams(filename ? { filename } : {});
+    if (userId && userId !== this.botUserId) qs.set('user_id', userId);
+    let res: { status: number; text: string };
+    try {
+      res = await this.http.send('POST', `/_matrix/media/v3/upload${qs.size ? `?${qs.toString()}` : ''}`, data, contentType);
+    } catch (err) {
+      throw new MatrixError(`cannot reach the homeserver: ${(err as Error).message}`, undefined, undefined, { cause: err });
+    }
+    let json: Record<string, unknown> = {};
+    try { json = JSON.parse(res.text) as Record<string, unknown>; } catch { /* not JSON */ }
+    if (res.status !== 200 || typeof json['content_uri'] !== 'string') {
+      const errcode = typeof json['errcode'] === 'string' ? json['errcode'] : undefined;
+      throw new MatrixError(`upload refused: ${typeof json['error'] === 'string' ? json['error'] : `HTTP ${res.status}`}`, errcode, res.status);
+    }
+    return json['content_uri'];
   }
 
   /** Keep the member-profile cache right from the m.room.member events the homeserver sends us. */

@@ -24,10 +24,10 @@ export class HomeserverHttp {
   }
 
   /** One request; resolves with the status and body text whatever the status, rejects on a network error or timeout. */
-  send(method: string, pathAndQuery: string, body?: string): Promise<{ status: number; text: string }> {
+  send(method: string, pathAndQuery: string, body?: string | Buffer, contentType = 'application/json'): Promise<{ status: number; text: string }> {
     const prefix = this.url.pathname === '/' ? '' : this.url.pathname;
     const headers: Record<string, string | number> = { authorization: this.auth };
-    if (body !== undefined) { headers['content-type'] = 'application/json'; headers['content-length'] = Buffer.byteLength(body); }
+    if (body !== undefined) { headers['content-type'] = contentType; headers['content-length'] = Buffer.byteLength(body); }
     return new Promise((resolve, reject) => {
       const req = this.send_({
         protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, agent: this.agent,

@@ -1,8 +1,9 @@
 /**
  * Appservice registration: generated from the config and the enabled networks' identities, and
- * read back at start-up for the tokens. Uses matrix-appservice-bridge's AppServiceRegistration.
+ * read back at start-up for the tokens. Uses matrix-appservice-bridge's AppServiceRegistration,
+ * loaded only when a registration is generated (it takes a third of a second to load, and
+ * `trestle start` does not need it).
  */
-import { AppServiceRegistration } from 'matrix-appservice-bridge';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import YAML from 'yaml';
@@ -35,7 +36,8 @@ export interface RegistrationFile {
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Build a registration with fresh random tokens (different on every call). */
-export function buildRegistration(input: RegistrationInput): RegistrationFile {
+export async function buildRegistration(input: RegistrationInput): Promise<RegistrationFile> {
+  const { AppServiceRegistration } = await import('matrix-appservice-bridge');
   const reg = new AppServiceRegistration(input.url);
   reg.setId(input.id);
   reg.setAppServiceToken(AppServiceRegistration.generateToken());

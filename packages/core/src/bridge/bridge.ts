@@ -100,6 +100,19 @@ export class TrestleBridge {
     return undefined;
   }
 
+  /**
+   * A ghost's own event in a room linked only to the ghost's network: it came from there and has
+   * nowhere else to go, so it is not stored or queued at all (every remote message comes back to
+   * the bridge like this: skipping it halves the work per remote message).
+   */
+  private onlyOwnEcho(ev: MatrixEvent): boolean {
+    if (ev.type === 'm.room.member') return false;
+    const ghostOf = this.ghostNetwork(ev.sender);
+    if (!ghostOf) return false;
+    const portals = this.portals.forRoom(ev.room_id);
+    return portals.length === 0 || (portals.length === 1 && portals[0]!.network === ghostOf);
+  }
+
   async start(): Promise<void> {
     const { config, log } = this;
     const t0 = Date.now();
@@ -112,7 +125,7 @@ export class TrestleBridge {
       ghosts: new GhostStore(db), admin: new AdminRoomStore(db), work,
     };
     const { portals, messages, txns, kv, ghosts, admin } = this.stores;
-    this.matrixLayer = new MatrixClientLayer({ libraryLogging: config.logging.level === 'debug', homeserverUrl: config.homeserver.url, domain: config.homeserver.domain, registration, log });
+    this.matrixLayer = new MatrixClientLayer({ homeserverUrl: config.homeserver.url, domain: config.homeserver.domain, registration, log });
     const matrix = this.matrixLayer;
     log.info('connecting to the homeserver', { url: config.homeserver.url });
     await matrix.start();
@@ -166,8 +179,9 @@ export class TrestleBridge {
           return measured('remote', w.receivedAt, () => fromMatrix.handle(w));
         } else if (item.kind === REMOTE_KIND) {
           const w = item.payload as RemoteWork;
-          await measured('matrix', w.receivedAt, () => remoteDelivery.deliver(w));
+          const writes = await measured('matrix', w.receivedAt, () => remoteDelivery.deliver(w));
           this.metrics.eventsOut.inc({ network: 'matrix', type: w.t });
+          return writes;
         } else {
           log.warn('unknown work item kind; dropped', { kind: item.kind, item: item.id });
         }
@@ -183,7 +197,7 @@ export class TrestleBridge {
       seenTransaction: (id) => txns.seen(id),
       persistTransaction: (txnId, events) => {
         const receivedAt = Date.now();
-        this.queues!.enqueueAll(events.map((event) => ({
+        this.queues!.enqueueAll(events.filter((ev) => !this.onlyOwnEcho(ev)).map((event) => ({
           queueKey: event.room_id, kind: MATRIX_KIND, payload: { event, receivedAt } satisfies MatrixWork, dedupeKey: `m:${event.event_id}`,
         })), () => txns.record(txnId));
         for (const ev of events) this.metrics.eventsIn.inc({ network: 'matrix', type: ev.type });
@@ -343,7 +357,7 @@ export class TrestleBridge {
     return this.once(`portal\u0000${networkId}\u0000${req.chat}`, async () => {
       const existing = this.portals.forChat(networkId, req.chat).find((p) => p.kind === 'portal');
       if (existing) {
-        for (const u of req.invite ?? []) await this.matrix.bot().invite(existing.roomId, u).catch(() => undefined);
+        for (const u of req.invite ?? []) await this.matrix.invite(existing.roomId, u).catch(() => undefined);
         return existing;
       }
       const roomId = await this.matrix.createRoom({
@@ -389,13 +403,12 @@ export class TrestleBridge {
     const network = this.networks.get(networkId)!;
     const ghost = ev.state_key!;
     const remoteUser = this.stores!.ghosts.get(ghost)?.remoteUser;
-    const intent = this.matrix.intent(ghost);
     if (!remoteUser || !supportsDirectChats(network) || this.permission(ev.sender) === 'none') {
-      await intent.leave(ev.room_id, 'This user cannot be messaged from here').catch(() => undefined);
+      await this.matrix.leave(ghost, ev.room_id, 'This user cannot be messaged from here').catch(() => undefined);
       return;
     }
     const chat = await network.directChatFor({ matrixUser: ev.sender, remoteUser });
-    if (!chat) { await intent.leave(ev.room_id).catch(() => undefined); return; }
+    if (!chat) { await this.matrix.leave(ghost, ev.room_id).catch(() => undefined); return; }
     await this.matrix.ensureJoined(ghost, ev.room_id);
     this.portals.link({ roomId: ev.room_id, network: networkId, remoteChat: chat, kind: 'dm', data: { matrixUser: ev.sender, ghost } });
   }
@@ -411,7 +424,7 @@ export class TrestleBridge {
     }
     if (this.permission(ev.sender) === 'none') {
       this.log.info('invite from a user without permission; declined', { roomId: ev.room_id, sender: ev.sender });
-      await matrix.bot().leave(ev.room_id).catch(() => undefined);
+      await matrix.leave(matrix.botUserId, ev.room_id).catch(() => undefined);
       return;
     }
     await matrix.ensureJoined(matrix.botUserId, ev.room_id);

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { KvStore } from '../db/kv.js';
-import type { MessageStore } from '../db/messages.js';
+import type { MappedEvent, MessageStore } from '../db/messages.js';
 import type { PortalStore } from '../db/portals.js';
 import { deterministicTxnId, type MatrixClientLayer, toMatrixError } from '../matrix/client.js';
 import type {
@@ -110,7 +110,8 @@ export class RemoteDelivery {
     private readonly kv: KvStore,
   ) {}
 
-  async deliver(work: RemoteWork): Promise<void> {
+  /** Deliver one queued remote event; may resolve with message-map writes for the queue to commit with the done mark. */
+  async deliver(work: RemoteWork): Promise<void | (() => void)> {
     const network = this.networkOf(work.network);
     if (!network) {
       this.log.warn('queued event for a network that is no longer enabled; dropped', { network: work.network });
@@ -147,8 +148,10 @@ export class RemoteDelivery {
     return this.messages.forRemote(network, chat, remoteId, roomId)[0]?.eventId;
   }
 
-  private async message(network: NetworkIdentity, roomId: string, msg: RemoteMessage): Promise<void> {
+  private async message(network: NetworkIdentity, roomId: string, msg: RemoteMessage): Promise<() => void> {
     const userId = await this.ghosts.ensure(network, msg.sender);
+    const sent: MappedEvent[] = [];
+    const record = (): void => { for (const m of sent) this.messages.add(m); };
     const already = new Set(this.messages.forRemote(network.id, msg.chat, msg.id, roomId).map((m) => m.part));
     const replyEvent = this.firstEvent(network.id, msg.chat, msg.replyTo, roomId);
     const threadEvent = this.firstEvent(network.id, msg.chat, msg.threadRoot, roomId);
@@ -162,10 +165,17 @@ export class RemoteDelivery {
         content['m.relates_to'] = { 'm.in_reply_to': { event_id: replyEvent } };
       }
       const txnId = deterministicTxnId('msg', network.id, msg.chat, msg.id, String(i), roomId);
-      const eventId = await this.sendAs(userId, roomId, part.type ?? 'm.room.message', content, txnId);
+      let eventId: string;
+      try {
+        eventId = await this.sendAs(userId, roomId, part.type ?? 'm.room.message', content, txnId);
+      } catch (err) {
+        record(); // the parts that did arrive stay mapped, whatever becomes of this one
+        throw err;
+      }
       const body = typeof content['body'] === 'string' ? content['body'] : undefined;
-      this.messages.add({ network: network.id, remoteChat: msg.chat, remoteId: msg.id, part: i, roomId, eventId, sender: userId, ...(body !== undefined ? { body } : {}) });
+      sent.push({ network: network.id, remoteChat: msg.chat, remoteId: msg.id, part: i, roomId, eventId, sender: userId, ...(body !== undefined ? { body } : {}) });
     }
+    return record;
   }
 
   private async edit(network: NetworkIdentity, roomId: string, edit: RemoteEdit): Promise<void> {
@@ -225,22 +235,16 @@ export class RemoteDelivery {
 
   private async membership(network: NetworkIdentity, roomId: string, c: RemoteMembership): Promise<void> {
     const userId = await this.ghosts.ensure(network, c.user);
-    const bot = this.matrix.bot();
     switch (c.membership) {
       case 'join':
         await this.matrix.ensureJoined(userId, roomId);
         return;
       case 'leave':
-        this.matrix.forgetJoined(userId, roomId);
-        await this.matrix.intent(userId).leave(roomId, c.reason).catch((err: unknown) => { throw toMatrixError(err); });
+        await this.matrix.leave(userId, roomId, c.reason);
         return;
       case 'kick':
-        this.matrix.forgetJoined(userId, roomId);
-        await bot.kick(roomId, userId, c.reason).catch((err: unknown) => { throw toMatrixError(err); });
-        return;
       case 'ban':
-        this.matrix.forgetJoined(userId, roomId);
-        await bot.ban(roomId, userId, c.reason).catch((err: unknown) => { throw toMatrixError(err); });
+        await this.matrix.moderate(c.membership, roomId, userId, c.reason);
         return;
     }
   }

@@ -3,7 +3,7 @@
  * queues and the networks together. Handlers get the narrow pieces they need, not this object.
  */
 import express from 'express';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { AdminRoomStore } from '../db/adminRooms.js';
 import { type Db, migrate, openDatabase } from '../db/database.js';
 import { GhostStore } from '../db/ghosts.js';
@@ -19,7 +19,7 @@ import { builtinCommands } from '../commands/builtins.js';
 import { BridgeMetrics } from '../http/metrics.js';
 import { provisioningRouter } from '../http/provisioning.js';
 import { MediaLinks, mediaRouter } from '../http/media.js';
-import { appserviceRouter, type EphemeralEvent, type MatrixEvent } from '../matrix/appservice.js';
+import { appserviceRouter, type EphemeralEvent, type MatrixEvent, type TransactionHandler, transactionListener } from '../matrix/appservice.js';
 import { MatrixClientLayer } from '../matrix/client.js';
 import { type RegistrationFile, readRegistration } from '../matrix/registration.js';
 import {
@@ -193,14 +193,17 @@ export class TrestleBridge {
 
     const app = express();
     app.disable('x-powered-by');
-    app.use(appserviceRouter(registration.hs_token, {
+    const asHandler: TransactionHandler = {
       seenTransaction: (id) => txns.seen(id),
       persistTransaction: (txnId, events) => {
         const receivedAt = Date.now();
-        this.queues!.enqueueAll(events.filter((ev) => !this.onlyOwnEcho(ev)).map((event) => ({
+        for (const ev of events) this.metrics.eventsIn.inc({ network: 'matrix', type: ev.type });
+        const wanted = events.filter((ev) => !this.onlyOwnEcho(ev));
+        // nothing to store (only our own ghosts' echoes): nothing to commit either; a replay of it is as harmless
+        if (wanted.length === 0) return;
+        this.queues!.enqueueAll(wanted.map((event) => ({
           queueKey: event.room_id, kind: MATRIX_KIND, payload: { event, receivedAt } satisfies MatrixWork, dedupeKey: `m:${event.event_id}`,
         })), () => txns.record(txnId));
-        for (const ev of events) this.metrics.eventsIn.inc({ network: 'matrix', type: ev.type });
       },
       onEphemeral: (events) => this.onEphemeral(events),
       queryUser: async (userId) => {
@@ -211,7 +214,9 @@ export class TrestleBridge {
       queryAlias: (alias) => this.queryAlias(alias),
       onMalformed: () => this.metrics.malformed.inc(),
       onTransactionMetrics: (_n, outcome) => this.metrics.transactions.inc({ outcome }),
-    }, log));
+    };
+    const transactions = transactionListener(registration.hs_token, asHandler, log);
+    app.use(appserviceRouter(registration.hs_token, asHandler, log));
     app.get('/health', (_req, res) => {
       res.json({ status: 'ok', version: TRESTLE_VERSION, networks: [...this.networks.keys()], queueDepth: this.queues?.totalDepth() ?? 0 });
     });
@@ -277,7 +282,8 @@ export class TrestleBridge {
     work.prune(7 * 24 * 3600 * 1000);
 
     await new Promise<void>((resolve, reject) => {
-      const server = app.listen(config.appservice.port, config.appservice.bindAddress, () => resolve());
+      const server = createServer((req, res) => { if (!transactions(req, res)) app(req, res); });
+      server.listen(config.appservice.port, config.appservice.bindAddress, () => resolve());
       server.once('error', reject);
       this.server = server;
     });

@@ -6,6 +6,7 @@
  */
 import express, { type Request, type Response, type Router } from 'express';
 import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../util/log.js';
 
 /** The fields of a client event the bridge relies on; validated before it is persisted. */
@@ -68,9 +69,97 @@ export function eventProblem(ev: unknown): string | undefined {
   return undefined;
 }
 
+/** The transaction body's size limit (a homeserver's transactions are far smaller). */
+const MAX_TRANSACTION_BYTES = 50 * 1024 * 1024;
+const TRANSACTION_PATH = /^\/(?:_matrix\/app\/v1\/)?transactions\/([^/?]+)(?:\?(.*))?$/;
+
+/**
+ * The transaction endpoint as a plain node:http handler: every Matrix event arrives through it, so
+ * it skips express's routing and body parsing. Returns false for any other request (for express).
+ */
+export function transactionListener(hsToken: string, handler: TransactionHandler, log: Logger): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const answer = (res: ServerResponse, status: number, body: Record<string, unknown>): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+  };
+  return (req, res) => {
+    const m = req.method === 'PUT' && req.url ? TRANSACTION_PATH.exec(req.url) : null;
+    if (!m) return false;
+    const auth = req.headers.authorization;
+    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : new URLSearchParams(m[2] ?? '').get('access_token') ?? undefined;
+    if (!tokenMatches(token, hsToken)) {
+      handler.onTransactionMetrics?.(0, 'rejected');
+      answer(res, 403, { errcode: 'M_FORBIDDEN', error: 'Bad or missing homeserver token' });
+      req.resume();
+      return true;
+    }
+    const txnId = decodeURIComponent(m[1]!);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_TRANSACTION_BYTES) chunks.push(c);
+    });
+    req.on('end', () => {
+      if (size > MAX_TRANSACTION_BYTES) { answer(res, 413, { errcode: 'M_TOO_LARGE', error: 'Transaction too large' }); return; }
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch (err) {
+        handler.onTransactionMetrics?.(0, 'error');
+        answer(res, 400, { errcode: 'M_NOT_JSON', error: `Malformed JSON: ${(err as Error).message}` });
+        return;
+      }
+      const out = processTransaction(txnId, body, handler, log);
+      answer(res, out.status, out.body);
+      if (out.ephemeral?.length) {
+        try { handler.onEphemeral(out.ephemeral); } catch (err) { log.warn('ephemeral events failed', { err: err as Error }); }
+      }
+    });
+    req.on('error', (err) => log.warn('reading a transaction failed', { txnId, err }));
+    return true;
+  };
+}
+
+/** Validate, de-duplicate and persist one transaction; the answer for the homeserver, and the ephemeral events to handle after it. */
+function processTransaction(txnId: string, body: unknown, handler: TransactionHandler, log: Logger):
+  { status: number; body: Record<string, unknown>; ephemeral?: EphemeralEvent[] } {
+  if (!isObj(body) || !Array.isArray(body['events'])) {
+    handler.onTransactionMetrics?.(0, 'error');
+    return { status: 400, body: { errcode: 'M_BAD_JSON', error: 'The transaction body must be a JSON object with an "events" array' } };
+  }
+  if (handler.seenTransaction(txnId)) {
+    log.debug('transaction already processed; acknowledging', { txnId });
+    handler.onTransactionMetrics?.(0, 'duplicate');
+    return { status: 200, body: {} };
+  }
+  const events: MatrixEvent[] = [];
+  for (const ev of body['events'] as unknown[]) {
+    const problem = eventProblem(ev);
+    if (problem) {
+      log.warn('skipping a malformed event in a transaction', { txnId, problem });
+      handler.onMalformed?.(problem);
+      continue;
+    }
+    events.push(ev as MatrixEvent);
+  }
+  const ephemeral = [body['ephemeral'], body['de.sorunome.msc2409.ephemeral']]
+    .filter(Array.isArray).flat().filter((e): e is EphemeralEvent => isObj(e) && typeof e['type'] === 'string' && isObj(e['content']));
+  try {
+    handler.persistTransaction(txnId, events);
+  } catch (err) {
+    log.error('could not persist a transaction; the homeserver will retry it', { txnId, err: err as Error });
+    handler.onTransactionMetrics?.(events.length, 'error');
+    return { status: 500, body: { errcode: 'M_UNKNOWN', error: 'Could not store the transaction; retry later' } };
+  }
+  handler.onTransactionMetrics?.(events.length, 'ok');
+  return { status: 200, body: {}, ephemeral };
+}
+
+/** The rest of the appservice API (user and alias queries, ping), on express. */
 export function appserviceRouter(hsToken: string, handler: TransactionHandler, log: Logger): Router {
   const router = express.Router();
-  const json = express.json({ limit: '50mb' });
+  const json = express.json({ limit: '1mb' });
 
   const auth = (req: Request, res: Response, next: () => void): void => {
     if (!tokenMatches(tokenOf(req), hsToken)) {
@@ -79,47 +168,6 @@ export function appserviceRouter(hsToken: string, handler: TransactionHandler, l
       return;
     }
     next();
-  };
-
-  const transaction = (req: Request, res: Response): void => {
-    const txnId = req.params['txnId'] ?? '';
-    const body: unknown = req.body;
-    if (!isObj(body) || !Array.isArray(body['events'])) {
-      handler.onTransactionMetrics?.(0, 'error');
-      res.status(400).json({ errcode: 'M_BAD_JSON', error: 'The transaction body must be a JSON object with an "events" array' });
-      return;
-    }
-    if (handler.seenTransaction(txnId)) {
-      log.debug('transaction already processed; acknowledging', { txnId });
-      handler.onTransactionMetrics?.(0, 'duplicate');
-      res.status(200).json({});
-      return;
-    }
-    const events: MatrixEvent[] = [];
-    for (const ev of body['events'] as unknown[]) {
-      const problem = eventProblem(ev);
-      if (problem) {
-        log.warn('skipping a malformed event in a transaction', { txnId, problem });
-        handler.onMalformed?.(problem);
-        continue;
-      }
-      events.push(ev as MatrixEvent);
-    }
-    const ephemeral = [body['ephemeral'], body['de.sorunome.msc2409.ephemeral']]
-      .filter(Array.isArray).flat().filter((e): e is EphemeralEvent => isObj(e) && typeof e['type'] === 'string' && isObj(e['content']));
-    try {
-      handler.persistTransaction(txnId, events);
-    } catch (err) {
-      log.error('could not persist a transaction; the homeserver will retry it', { txnId, err: err as Error });
-      handler.onTransactionMetrics?.(events.length, 'error');
-      res.status(500).json({ errcode: 'M_UNKNOWN', error: 'Could not store the transaction; retry later' });
-      return;
-    }
-    handler.onTransactionMetrics?.(events.length, 'ok');
-    res.status(200).json({});
-    if (ephemeral.length) {
-      try { handler.onEphemeral(ephemeral); } catch (err) { log.warn('ephemeral events failed', { err: err as Error }); }
-    }
   };
 
   const query = (kind: 'user' | 'alias') => async (req: Request, res: Response): Promise<void> => {
@@ -135,7 +183,6 @@ export function appserviceRouter(hsToken: string, handler: TransactionHandler, l
   };
 
   for (const prefix of ['/_matrix/app/v1', '']) {
-    router.put(`${prefix}/transactions/:txnId`, auth, json, transaction);
     router.get(`${prefix}/users/:id`, auth, query('user'));
     router.get(`${prefix}/rooms/:id`, auth, query('alias'));
   }

@@ -1,0 +1,250 @@
+/**
+ * What the Discord e2e suites (test/e2e/discord-*.test.ts) share: the fake Discord with its cast
+ * (a guild, bob, carol, dana, a moderator), the bridge built from the e2e config, alice on Synapse,
+ * and helpers to plumb rooms and read Matrix state. Each suite calls {@link useDiscordBridge} once
+ * at its top: it gets a fresh fake Discord and bridge (on the shared Synapse) for its own tests.
+ * The bindings below are live: read them inside tests, after the suite's beforeAll has run.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { createLogger, loadEverything, migrate, openDatabase, silentLogger, TrestleBridge, type NetworkContext, type PortalInfo } from '@trestle/core';
+import { DiscordNetwork, discordConfigSchema } from '@trestle/discord';
+import {
+  AuditLogEvent, GatewayDispatchEvents as E, GatewayIntentBits as I, MessageType, PermissionFlagsBits as P, StickerFormatType,
+  type APIGuild, type APIMessage, type APIRole, type APIUser,
+} from 'discord-api-types/v10';
+import type { Route } from '../harness/fake-discord/routes.js';
+import { FakeDiscord, type GuildChannel } from '../harness/fake-discord/server.js';
+import type { World } from '../harness/fake-discord/state.js';
+import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
+import { e2e, until } from './env.js';
+
+const discordPort = Number(process.env['TRESTLE_E2E_DISCORD_PORT'] ?? 0);
+export const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fe0ddc44ce0000000049454e44ae426082', 'hex');
+
+export let fake: FakeDiscord;
+export let bridge: TrestleBridge;
+export let alice: MatrixUser;
+export let botId: string;
+export let guild: APIGuild;
+export let bob: APIUser;
+export let carol: APIUser;
+export let dana: APIUser;
+export let modsRole: { id: string };
+/** A member with Manage Webhooks: the one who approves link requests. */
+export let mod: APIUser;
+
+export const body = (e: MatrixEventJson): string => String(e.content['body'] ?? '');
+export const ghost = (discordUserId: string): string => `@discord_${discordUserId}:localhost`;
+export const relates = (e: MatrixEventJson): Record<string, unknown> | undefined => e.content['m.relates_to'] as Record<string, unknown> | undefined;
+export const discordNet = (): DiscordNetwork => bridge.networks.get('discord') as DiscordNetwork;
+
+export function channel(name: string): GuildChannel {
+  return fake.addChannel(guild.id, { name });
+}
+
+/** The newest link request the bot posted in a channel. */
+export const linkRequest = (channelId: string): APIMessage | undefined =>
+  fake.messages(channelId).filter((m) => m.author.id === fake.bot.id && m.content.startsWith('**Bridge request**')).at(-1);
+
+/** A Matrix room of alice's with the bridge bot in it (power 100, as plumbing needs). */
+export async function roomWithBot(name: string): Promise<string> {
+  const roomId = await alice.createRoom({ name });
+  await alice.invite(roomId, botId);
+  await until(async () => (await alice.joinedMembers(roomId)).includes(botId), 'the bot to join');
+  await alice.setPowerLevel(roomId, botId, 100);
+  return roomId;
+}
+
+/** A Matrix room linked to a Discord channel as a room admin does it: `!discord link`, approved on Discord by a member with Manage Webhooks. */
+export async function plumbed(ch: GuildChannel, g: APIGuild = guild): Promise<string> {
+  await until(() => discordNet().client?.channels.cache.has(ch.id), 'the bridge to see the new channel');
+  const roomId = await roomWithBot(`plumbed ${ch.name}`);
+  await alice.sendText(roomId, `!discord link ${g.id} ${ch.id}`);
+  const request = await until(() => linkRequest(ch.id), 'the approval request in the Discord channel');
+  fake.addReaction(ch.id, request.id, mod.id, '✅');
+  await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+  return roomId;
+}
+
+// ---------------------------------------------------------------- what the fake cannot do from its public API
+// The fake (test/harness/fake-discord) has no stickers in injected messages, no guild icons, no kicks,
+// bans or audit-log entries, and gives the bot an Administrator role everywhere. Its world and REST
+// table are reached here (TypeScript's private is a compile-time fence) to play those parts, with the
+// same wire shapes Discord uses. They belong in the fake itself; see the report.
+export const world = (): World => fake['world'];
+export function dispatch(t: E, d: unknown, intent: number): void {
+  world()['events'].dispatch(t, d as never, intent);
+}
+export function addRoute(route: Route): void {
+  fake['rest']['routes'].push(route);
+}
+
+/** A Discord user posts a message holding a sticker (its image served by the fake's CDN). */
+export function injectSticker(channelId: string, userId: string, sticker: { id: string; name: string; format_type: StickerFormatType }, image?: Buffer): void {
+  const w = world();
+  if (image) w.files.set(`/stickers/${sticker.id}`, { data: image, contentType: 'image/png' });
+  const ch = w.channel(channelId);
+  const msg: APIMessage = {
+    id: w.ids.next(), type: MessageType.Default, channel_id: channelId, author: w.user(userId), content: '', timestamp: new Date().toISOString(),
+    edited_timestamp: null, tts: false, mention_everyone: false, mentions: [], mention_roles: [], attachments: [], embeds: [], pinned: false,
+    components: [], sticker_items: [sticker],
+  };
+  const stored = { msg, guildId: ch.guild_id, reactions: new Map() };
+  w.messages.set(msg.id, stored);
+  dispatch(E.MessageCreate, w.gatewayMessage(stored), I.GuildMessages);
+}
+
+/** A server's icon changes (or its name), as GUILD_UPDATE tells the bot. */
+export function updateGuild(g: APIGuild, patch: { name?: string; icon?: Buffer }): void {
+  const rec = world().guildRecord(g.id);
+  if (patch.name) rec.guild.name = patch.name;
+  if (patch.icon) {
+    const hash = createHash('md5').update(patch.icon).digest('hex');
+    world().files.set(`/icons/${g.id}/${hash}`, { data: patch.icon, contentType: 'image/png' });
+    rec.guild.icon = hash;
+  }
+  dispatch(E.GuildUpdate, rec.guild, I.Guilds);
+}
+
+/** A server where the bot is not the owner and its role has only what bridging needs (no Manage Channels, Kick or Ban Members). */
+export function restrictedGuild(name: string): APIGuild {
+  const g = fake.addGuild({ name, ownerId: carol.id });
+  const role = world().guildRecord(g.id).guild.roles.find((r) => r.name === 'bridge-bot') as APIRole;
+  role.permissions = String(P.ViewChannel | P.SendMessages | P.ReadMessageHistory | P.ManageWebhooks | P.AddReactions | P.EmbedLinks | P.AttachFiles);
+  dispatch(E.GuildRoleUpdate, { guild_id: g.id, role }, I.Guilds);
+  fake.addMember(g.id, mod.id, { roles: [fake.addRole(g.id, { name: 'hooks', permissions: String(P.ManageWebhooks) }).id] });
+  return g;
+}
+
+/** A moderator removes a member on Discord: what the gateway says (member gone, the audit-log entry of a kick or ban). */
+export function removeMember(g: APIGuild, user: APIUser, how: 'leave' | 'kick' | 'ban', by?: APIUser, reason?: string): void {
+  world().guildRecord(g.id).members.delete(user.id);
+  const audit = (action: AuditLogEvent): void => dispatch(E.GuildAuditLogEntryCreate, {
+    guild_id: g.id, id: world().ids.next(), action_type: action, target_id: user.id, user_id: by?.id ?? null, changes: [], ...(reason ? { reason } : {}),
+  }, I.GuildModeration);
+  if (how === 'ban') dispatch(E.GuildBanAdd, { guild_id: g.id, user }, I.GuildModeration);
+  dispatch(E.GuildMemberRemove, { guild_id: g.id, user }, I.GuildMembers);
+  if (how === 'kick') audit(AuditLogEvent.MemberKick);
+  if (how === 'ban') audit(AuditLogEvent.MemberBanAdd);
+}
+
+/** A request to the homeserver as the bridge bot (appservice token): reads what Matrix users cannot see yet. */
+export async function asBot<T = Record<string, unknown>>(method: string, path: string, content?: unknown): Promise<T> {
+  const res = await fetch(`${e2e.synapseUrl}${path}`, {
+    method, headers: { authorization: `Bearer ${e2e.registration().as_token}`, ...(content !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(content !== undefined ? { body: JSON.stringify(content) } : {}),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : {}) as T;
+}
+export const stateOf = (roomId: string): Promise<MatrixEventJson[]> => asBot<MatrixEventJson[]>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state`);
+export const stateEvent = async (roomId: string, type: string, key = ''): Promise<MatrixEventJson | undefined> =>
+  (await stateOf(roomId)).find((e) => e.type === type && e.state_key === key);
+export const membershipIn = async (roomId: string, userId: string): Promise<MatrixEventJson | undefined> => stateEvent(roomId, 'm.room.member', userId);
+/** Give a Matrix user a power level in a room, as the bridge bot (portal rooms are the bot's). */
+export async function grantPower(roomId: string, userId: string, level: number): Promise<void> {
+  const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`;
+  const pl = await asBot<{ users?: Record<string, number> }>('GET', path);
+  await asBot('PUT', path, { ...pl, users: { ...(pl.users ?? {}), [userId]: level } });
+}
+
+/** Upload a file to Synapse as alice; returns the mxc URL. */
+export async function upload(data: Buffer, filename: string, contentType: string): Promise<string> {
+  const res = await fetch(`${e2e.synapseUrl}/_matrix/media/v3/upload?filename=${encodeURIComponent(filename)}`, {
+    method: 'POST', headers: { authorization: `Bearer ${alice.accessToken}`, 'content-type': contentType }, body: data,
+  });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { content_uri: string }).content_uri;
+}
+
+export async function downloadMxc(mxc: string): Promise<Buffer> {
+  const [, server, id] = /^mxc:\/\/([^/]+)\/(.+)$/.exec(mxc)!;
+  const res = await fetch(`${e2e.synapseUrl}/_matrix/client/v1/media/download/${server}/${id}`, { headers: { authorization: `Bearer ${alice.accessToken}` } });
+  expect(res.status).toBe(200);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+/** The messages the bridge's webhooks posted in a channel, oldest first. */
+export const fromWebhook = (channelId: string) => fake.messages(channelId).filter((m) => m.webhook_id);
+export const webhookContents = (channelId: string): string[] => fromWebhook(channelId).map((m) => m.content);
+
+/** Start the bridge from the e2e config (it becomes `bridge`); `discord` overrides parts of its Discord section. */
+export async function startBridge(discord: Record<string, unknown> = {}): Promise<TrestleBridge> {
+  const { config, modules } = await loadEverything(e2e.config);
+  const sections = config.networks as Record<string, Record<string, unknown>>;
+  sections['discord'] = { ...sections['discord'], ...discord };
+  const networks = [...modules].map(([id, m]) => m.create(sections[id], id));
+  const b = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
+  await b.start();
+  // Synapse backs off from an appservice that was down (between suites, or the restart below): a
+  // successful ping makes it send what it holds at once. (Core does not ping at start yet.)
+  const ping = await fetch(`${e2e.synapseUrl}/_matrix/client/v1/appservice/${encodeURIComponent(config.appservice.id)}/ping`, {
+    method: 'POST', headers: { authorization: `Bearer ${e2e.registration().as_token}`, 'content-type': 'application/json' }, body: '{}',
+  });
+  if (!ping.ok) throw new Error(`appservice ping failed: HTTP ${ping.status} ${await ping.text()}`);
+  bridge = b;
+  return b;
+}
+
+/** The network alone against the fake, with core stood in by what it uses; `events` records what it reports. */
+export function standalone(config: Record<string, unknown>) {
+  const db = openDatabase(join(e2e.dir, `standalone-${Date.now()}-${Math.random()}.db`));
+  const notified: { user: string; text: string }[] = [];
+  const events: { kind: 'message' | 'powerLevels'; value: Record<string, unknown> }[] = [];
+  const portals: PortalInfo[] = [];
+  const ctx = {
+    log: silentLogger, config, domain: 'localhost', db,
+    migrate: (ms: Parameters<NetworkContext['migrate']>[0]) => migrate(db, 'discord', ms, silentLogger),
+    portals: {
+      forChat: (chat: string) => portals.filter((p) => p.remoteChat === chat), forRoom: () => [], all: () => portals,
+      link: (roomId: string, chat: string) => { const p: PortalInfo = { roomId, remoteChat: chat, kind: 'plumbed', network: 'discord', data: {} }; portals.push(p); return p; },
+      unlink: () => false,
+    },
+    remote: {
+      message: async (m: Record<string, unknown>) => { events.push({ kind: 'message', value: m }); },
+      powerLevels: async (p: Record<string, unknown>) => { events.push({ kind: 'powerLevels', value: p }); },
+    },
+    notifyUser: async (user: string, text: string) => { notified.push({ user, text }); },
+    ghostUserId: (u: string) => ghost(u), remoteUserOf: () => undefined, mediaUrl: (m: string) => m,
+  } as unknown as NetworkContext;
+  const net = new DiscordNetwork('discord', discordConfigSchema.parse(config));
+  /** Link a channel as the link command does: asked on Discord, approved there by a member with Manage Webhooks. */
+  const link = async (ch: GuildChannel, roomId: string): Promise<PortalInfo> => {
+    const before = linkRequest(ch.id)?.id;
+    await expect(net.provisionLink({ roomId, remoteChat: `${guild.id} ${ch.id}`, userId: alice.userId })).rejects.toThrow(/has to approve first/);
+    const request = await until(() => { const r = linkRequest(ch.id); return r && r.id !== before ? r : undefined; }, 'the approval request');
+    fake.addReaction(ch.id, request.id, mod.id, '✅');
+    return until(() => portals.find((p) => p.roomId === roomId && p.remoteChat === ch.id), 'the approved link');
+  };
+  return { net, ctx, notified, events, link };
+}
+
+/** Start a fake Discord with the cast, the bridge and alice before the suite's tests; stop them after. */
+export function useDiscordBridge(): void {
+  beforeAll(async () => {
+    if (!discordPort) throw new Error('TRESTLE_E2E_DISCORD_PORT is not set: run through test/harness/e2e.sh');
+    fake = new FakeDiscord({ heartbeatIntervalMs: 5000 });
+    bob = fake.addUser({ username: 'bob', globalName: 'Bob Global', avatar: { name: 'bob.png', data: PNG, contentType: 'image/png' } });
+    carol = fake.addUser({ username: 'carol', globalName: 'Carol G' });
+    dana = fake.addUser({ username: 'dana' });
+    guild = fake.addGuild({ name: 'Trestle Test' });
+    fake.addMember(guild.id, bob.id, { nick: 'Bobby' });
+    fake.addMember(guild.id, carol.id);
+    fake.addMember(guild.id, dana.id);
+    modsRole = fake.addRole(guild.id, { name: 'mods', mentionable: true, color: 0x3366ff });
+    mod = fake.addUser({ username: 'moddy' });
+    fake.addMember(guild.id, mod.id, { roles: [fake.addRole(guild.id, { name: 'webhook admins', permissions: String(P.ManageWebhooks) }).id] });
+    await fake.start(discordPort); // before the bridge: it logs in at start
+    await startBridge();
+    botId = bridge.matrix.botUserId;
+    alice = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `discordalice${Date.now()}`, { displayName: 'Alice' });
+  });
+
+  afterAll(async () => {
+    await bridge?.stop();
+    await fake?.stop();
+  });
+}

@@ -151,6 +151,30 @@ export async function grantPower(roomId: string, userId: string, level: number):
   await asBot('PUT', path, { ...pl, users: { ...(pl.users ?? {}), [userId]: level } });
 }
 
+/**
+ * Follow alice's /sync of one room for who is typing there. Make it before anyone types: it reads
+ * changes from where the room is when made, and `until` goes on from where the last call stopped.
+ */
+export async function watchTyping(roomId: string): Promise<{ until(pred: (userIds: string[]) => boolean, timeoutMs?: number): Promise<string[]> }> {
+  type Sync = { next_batch: string; rooms?: { join?: Record<string, { ephemeral?: { events: { type: string; content: { user_ids?: string[] } }[] } }> } };
+  const filter = encodeURIComponent(JSON.stringify({ room: { rooms: [roomId], timeline: { limit: 1 } } }));
+  let since = (await alice.request<Sync>('GET', `/_matrix/client/v3/sync?timeout=0&filter=${filter}`)).next_batch;
+  let now: string[] = [];
+  return {
+    async until(pred, timeoutMs = 20_000) {
+      const end = Date.now() + timeoutMs;
+      while (!pred(now)) {
+        if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for who types in ${roomId} (now: ${now.join(', ') || 'nobody'})`);
+        const res = await alice.request<Sync>('GET', `/_matrix/client/v3/sync?timeout=1000&since=${since}&filter=${filter}`);
+        since = res.next_batch;
+        const typing = res.rooms?.join?.[roomId]?.ephemeral?.events.find((e) => e.type === 'm.typing');
+        if (typing) now = typing.content.user_ids ?? [];
+      }
+      return now;
+    },
+  };
+}
+
 /** Upload a file to Synapse as alice; returns the mxc URL. */
 export async function upload(data: Buffer, filename: string, contentType: string): Promise<string> {
   const res = await fetch(`${e2e.synapseUrl}/_matrix/media/v3/upload?filename=${encodeURIComponent(filename)}`, {

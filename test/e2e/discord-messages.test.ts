@@ -9,7 +9,7 @@ import { StickerFormatType } from 'discord-api-types/v10';
 import { MatrixUser, messagesOf } from '../harness/matrix-user.js';
 import {
   fake, alice, guild, bob, carol, dana, PNG, body, ghost, relates, discordNet, channel, plumbed, world, injectSticker, upload,
-  downloadMxc, fromWebhook, webhookContents, useDiscordBridge,
+  downloadMxc, fromWebhook, webhookContents, watchTyping, useDiscordBridge,
 } from './discord-harness.js';
 import { e2e, until } from './env.js';
 
@@ -246,6 +246,24 @@ describe('Discord bridge: messages', () => {
     const roomId = await plumbed(ch);
     await alice.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/typing/${encodeURIComponent(alice.userId)}`, { typing: true, timeout: 10_000 });
     await until(() => fake.requests.some((r) => r.path === `/channels/${ch.id}/typing` && r.status === 204), 'the bot to type in the channel');
+  });
+
+  it('shows Discord typing on Matrix through the ghost until the message arrives', async () => {
+    const ch = channel('typing-back');
+    const roomId = await plumbed(ch);
+    const typing = await watchTyping(roomId);
+    fake.injectTyping(ch.id, carol.id);
+    expect(await typing.until((users) => users.includes(ghost(carol.id)))).toEqual([ghost(carol.id)]);
+    // sending the message ends the typing (Discord says nothing more)
+    fake.injectUserMessage(ch.id, carol.id, 'typed it');
+    await typing.until((users) => !users.includes(ghost(carol.id)), 5_000); // well before the 10 s a TYPING_START lasts
+    await alice.waitForEvent(roomId, (e) => body(e) === 'typed it' && e.sender === ghost(carol.id));
+    // typing that is not followed by a message ends when Discord stops repeating it (10 s)
+    const t0 = Date.now();
+    fake.injectTyping(ch.id, dana.id);
+    await typing.until((users) => users.includes(ghost(dana.id)));
+    await typing.until((users) => !users.includes(ghost(dana.id)));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(9_500);
   });
 
   it('recreates the channel webhook when someone deletes it on Discord', async () => {

@@ -158,6 +158,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.departures?.flush();
     await this.guilds?.idle();
     await this.fromDiscord?.idle();
+    this.fromDiscord?.stopTyping();
     await this.client?.destroy();
     this.client = undefined;
   }

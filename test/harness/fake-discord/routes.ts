@@ -117,7 +117,7 @@ export function discordRoutes(world: World, settings: FakeSettings, webhookExecu
     return ok(world.updateChannel(world.channel(id as string), b as Parameters<World['updateChannel']>[1]));
   });
   on('POST', '/channels/:channel/typing', ({ params: [id] }) => {
-    world.channel(id as string);
+    world.typing(world.channel(id as string).id, world.bot.id); // Discord tells the bot of its own typing too
     return noContent;
   });
   on('PUT', '/channels/:channel/thread-members/@me', ({ params: [id] }) => {

@@ -242,6 +242,9 @@ export class RemoteDelivery {
         this.matrix.forgetJoined(userId, roomId);
         await bot.ban(roomId, userId, c.reason).catch((err: unknown) => { throw toMatrixError(err); });
         return;
+      case 'unban':
+        await bot.unban(roomId, userId).catch((err: unknown) => { throw toMatrixError(err); });
+        return;
     }
   }
 

@@ -5,18 +5,12 @@
  * at its top: it gets a fresh fake Discord and bridge (on the shared Synapse) for its own tests.
  * The bindings below are live: read them inside tests, after the suite's beforeAll has run.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createLogger, loadEverything, migrate, openDatabase, silentLogger, TrestleBridge, type NetworkContext, type PortalInfo } from '@trestle/core';
 import { DiscordNetwork, discordConfigSchema } from '@trestle/discord';
-import {
-  AuditLogEvent, GatewayDispatchEvents as E, GatewayIntentBits as I, MessageType, PermissionFlagsBits as P, StickerFormatType,
-  type APIGuild, type APIMessage, type APIRole, type APIUser,
-} from 'discord-api-types/v10';
-import type { Route } from '../harness/fake-discord/routes.js';
+import { PermissionFlagsBits as P, type APIGuild, type APIMessage, type APIUser } from 'discord-api-types/v10';
 import { FakeDiscord, type GuildChannel } from '../harness/fake-discord/server.js';
-import type { World } from '../harness/fake-discord/state.js';
 import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
 import { e2e, until } from './env.js';
 
@@ -68,66 +62,14 @@ export async function plumbed(ch: GuildChannel, g: APIGuild = guild): Promise<st
   return roomId;
 }
 
-// ---------------------------------------------------------------- what the fake cannot do from its public API
-// The fake (test/harness/fake-discord) has no stickers in injected messages, no guild icons, no kicks,
-// bans or audit-log entries, and gives the bot an Administrator role everywhere. Its world and REST
-// table are reached here (TypeScript's private is a compile-time fence) to play those parts, with the
-// same wire shapes Discord uses. They belong in the fake itself; see the report.
-export const world = (): World => fake['world'];
-export function dispatch(t: E, d: unknown, intent: number): void {
-  world()['events'].dispatch(t, d as never, intent);
-}
-export function addRoute(route: Route): void {
-  fake['rest']['routes'].push(route);
-}
-
-/** A Discord user posts a message holding a sticker (its image served by the fake's CDN). */
-export function injectSticker(channelId: string, userId: string, sticker: { id: string; name: string; format_type: StickerFormatType }, image?: Buffer): void {
-  const w = world();
-  if (image) w.files.set(`/stickers/${sticker.id}`, { data: image, contentType: 'image/png' });
-  const ch = w.channel(channelId);
-  const msg: APIMessage = {
-    id: w.ids.next(), type: MessageType.Default, channel_id: channelId, author: w.user(userId), content: '', timestamp: new Date().toISOString(),
-    edited_timestamp: null, tts: false, mention_everyone: false, mentions: [], mention_roles: [], attachments: [], embeds: [], pinned: false,
-    components: [], sticker_items: [sticker],
-  };
-  const stored = { msg, guildId: ch.guild_id, reactions: new Map() };
-  w.messages.set(msg.id, stored);
-  dispatch(E.MessageCreate, w.gatewayMessage(stored), I.GuildMessages);
-}
-
-/** A server's icon changes (or its name), as GUILD_UPDATE tells the bot. */
-export function updateGuild(g: APIGuild, patch: { name?: string; icon?: Buffer }): void {
-  const rec = world().guildRecord(g.id);
-  if (patch.name) rec.guild.name = patch.name;
-  if (patch.icon) {
-    const hash = createHash('md5').update(patch.icon).digest('hex');
-    world().files.set(`/icons/${g.id}/${hash}`, { data: patch.icon, contentType: 'image/png' });
-    rec.guild.icon = hash;
-  }
-  dispatch(E.GuildUpdate, rec.guild, I.Guilds);
-}
-
 /** A server where the bot is not the owner and its role has only what bridging needs (no Manage Channels, Kick or Ban Members). */
 export function restrictedGuild(name: string): APIGuild {
   const g = fake.addGuild({ name, ownerId: carol.id });
-  const role = world().guildRecord(g.id).guild.roles.find((r) => r.name === 'bridge-bot') as APIRole;
-  role.permissions = String(P.ViewChannel | P.SendMessages | P.ReadMessageHistory | P.ManageWebhooks | P.AddReactions | P.EmbedLinks | P.AttachFiles);
-  dispatch(E.GuildRoleUpdate, { guild_id: g.id, role }, I.Guilds);
+  fake.updateRole(g.id, fake.botRole(g.id).id, {
+    permissions: String(P.ViewChannel | P.SendMessages | P.ReadMessageHistory | P.ManageWebhooks | P.AddReactions | P.EmbedLinks | P.AttachFiles),
+  });
   fake.addMember(g.id, mod.id, { roles: [fake.addRole(g.id, { name: 'hooks', permissions: String(P.ManageWebhooks) }).id] });
   return g;
-}
-
-/** A moderator removes a member on Discord: what the gateway says (member gone, the audit-log entry of a kick or ban). */
-export function removeMember(g: APIGuild, user: APIUser, how: 'leave' | 'kick' | 'ban', by?: APIUser, reason?: string): void {
-  world().guildRecord(g.id).members.delete(user.id);
-  const audit = (action: AuditLogEvent): void => dispatch(E.GuildAuditLogEntryCreate, {
-    guild_id: g.id, id: world().ids.next(), action_type: action, target_id: user.id, user_id: by?.id ?? null, changes: [], ...(reason ? { reason } : {}),
-  }, I.GuildModeration);
-  if (how === 'ban') dispatch(E.GuildBanAdd, { guild_id: g.id, user }, I.GuildModeration);
-  dispatch(E.GuildMemberRemove, { guild_id: g.id, user }, I.GuildMembers);
-  if (how === 'kick') audit(AuditLogEvent.MemberKick);
-  if (how === 'ban') audit(AuditLogEvent.MemberBanAdd);
 }
 
 /** A request to the homeserver as the bridge bot (appservice token): reads what Matrix users cannot see yet. */
@@ -233,6 +175,11 @@ export function standalone(config: Record<string, unknown>) {
     },
     notifyUser: async (user: string, text: string) => { notified.push({ user, text }); },
     ghostUserId: (u: string) => ghost(u), remoteUserOf: () => undefined, mediaUrl: (m: string) => m,
+    // no homeserver here: reads find nothing and writes are refused, so what the network says reaches users through notifyUser
+    matrix: {
+      botUserId: '@standalone-bot:localhost', getState: async () => undefined, join: async () => undefined,
+      ...Object.fromEntries(['setState', 'powerLevel', 'invite', 'notice'].map((k) => [k, async () => { throw new Error('no homeserver in this test'); }])),
+    },
   } as unknown as NetworkContext;
   const net = new DiscordNetwork('discord', discordConfigSchema.parse(config));
   /** Link a channel as the link command does: asked on Discord, approved there by a member with Manage Webhooks. */

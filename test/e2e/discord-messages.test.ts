@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { StickerFormatType } from 'discord-api-types/v10';
 import { MatrixUser, messagesOf } from '../harness/matrix-user.js';
 import {
-  fake, alice, guild, bob, carol, dana, PNG, body, ghost, relates, discordNet, channel, plumbed, world, injectSticker, upload,
+  fake, alice, guild, bob, carol, dana, PNG, body, ghost, relates, discordNet, channel, plumbed, upload,
   downloadMxc, fromWebhook, webhookContents, watchTyping, useDiscordBridge,
 } from './discord-harness.js';
 import { e2e, until } from './env.js';
@@ -290,13 +290,15 @@ describe('Discord bridge: stickers and @everyone', () => {
   it('bridges a Discord sticker as m.sticker, and a Lottie one as its name', async () => {
     const ch = channel('stickers');
     const roomId = await plumbed(ch);
-    injectSticker(ch.id, bob.id, { id: world().ids.next(), name: 'wave', format_type: StickerFormatType.PNG }, PNG);
+    const wave = fake.addSticker(guild.id, { name: 'wave', formatType: StickerFormatType.PNG, image: { name: 'wave.png', data: PNG, contentType: 'image/png' } });
+    fake.injectUserMessage(ch.id, bob.id, '', { stickers: [wave.id] });
     const sticker = await alice.waitForEvent(roomId, (e) => e.type === 'm.sticker');
     expect(sticker.sender).toBe(ghost(bob.id));
     expect(sticker.content['body']).toBe('wave');
     expect(sticker.content['info']).toEqual({ mimetype: 'image/png', w: 160, h: 160 });
     expect(await downloadMxc(String(sticker.content['url']))).toEqual(PNG);
-    injectSticker(ch.id, carol.id, { id: world().ids.next(), name: 'dance', format_type: StickerFormatType.Lottie });
+    const dance = fake.addSticker(guild.id, { name: 'dance', formatType: StickerFormatType.Lottie });
+    fake.injectUserMessage(ch.id, carol.id, '', { stickers: [dance.id] });
     const lottie = await alice.waitForEvent(roomId, (e) => body(e) === '[sticker: dance]');
     expect(lottie.sender).toBe(ghost(carol.id));
   });

@@ -10,7 +10,7 @@ import type { GuildChannel } from '../harness/fake-discord/server.js';
 import { messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import {
   fake, bridge, alice, botId, guild, bob, modsRole, mod, PNG, body, ghost, discordNet, channel, linkRequest, roomWithBot,
-  updateGuild, restrictedGuild, stateOf, stateEvent, membershipIn, grantPower, downloadMxc, webhookContents, standalone,
+  restrictedGuild, stateOf, stateEvent, membershipIn, grantPower, downloadMxc, webhookContents, standalone,
   useDiscordBridge,
 } from './discord-harness.js';
 import { sleep, until } from './env.js';
@@ -206,7 +206,7 @@ describe('Discord bridge: servers as spaces, names, topics and icons', () => {
     bChat = fake.addChannel(spaced.id, { name: 'b-chat', parentId: beta.id });
     aChat = fake.addChannel(spaced.id, { name: 'a-chat', parentId: alpha.id });
     aMore = fake.addChannel(spaced.id, { name: 'a-more', parentId: alpha.id });
-    updateGuild(spaced, { icon: PNG });
+    fake.updateGuild(spaced.id, { icon: { name: 'icon.png', data: PNG, contentType: 'image/png' } });
   });
 
   it('puts the portal rooms in the server\'s space, in Discord\'s order, with the server\'s name and icon', async () => {
@@ -245,7 +245,7 @@ describe('Discord bridge: servers as spaces, names, topics and icons', () => {
     await until(async () => (await stateEvent(roomId, 'm.room.name'))?.content['name'] === '#welcome (Spaced)', 'the room name');
     await until(async () => (await stateEvent(roomId, 'm.room.topic'))?.content['topic'] === 'new topic', 'the room topic');
     const icon2 = Buffer.concat([PNG, Buffer.from('another icon')]);
-    updateGuild(spaced, { name: 'Spaced Out', icon: icon2 });
+    fake.updateGuild(spaced.id, { name: 'Spaced Out', icon: { name: 'icon2.png', data: icon2, contentType: 'image/png' } });
     await until(async () => (await stateEvent(spaceId, 'm.room.name'))?.content['name'] === 'Spaced Out', 'the space name');
     await until(async () => (await stateEvent(roomId, 'm.room.name'))?.content['name'] === '#welcome (Spaced Out)', 'the room name with the server\'s new name');
     const newIcon = await until(async () => {

@@ -9,7 +9,6 @@ import type { LinkApprovals, LinkAsk } from './approvals.js';
 import type { DiscordConfig } from './config.js';
 import { portalRoomName } from './guilds.js';
 import { aliasLocalpart, channelChat, parseAliasLocalpart, parseLinkTarget } from './ids.js';
-import type { MatrixApi } from './matrix.js';
 import type { DiscordStore } from './store.js';
 
 export interface LinksDeps {
@@ -17,7 +16,6 @@ export interface LinksDeps {
   cfg: DiscordConfig;
   aliasPrefix: string;
   store: DiscordStore;
-  matrix: MatrixApi | undefined;
   client(): Client | undefined;
   approvals(): LinkApprovals;
   /** Bring a newly linked room up to date (power levels, space). */
@@ -67,8 +65,7 @@ export class Links {
 
   /** How a room is called on Discord: its name or alias when the bridge can read them, else its id. */
   private async roomLabel(roomId: string): Promise<string> {
-    const m = this.d.matrix;
-    if (!m) return roomId;
+    const m = this.d.ctx.matrix;
     const name = await m.getState<{ name?: string }>(roomId, 'm.room.name').catch(() => undefined);
     const alias = await m.getState<{ alias?: string }>(roomId, 'm.room.canonical_alias').catch(() => undefined);
     return [name?.name, alias?.alias].filter(Boolean).join(' ') || roomId;
@@ -96,7 +93,7 @@ export class Links {
     const chat = channelChat(ask.channel.id);
     if (!this.withinRoomLimit(chat)) throw new Error(`the bridge already bridges its limit of ${this.d.cfg.roomLimit} Discord channels`);
     // asked through the provisioning API, the bot may not be in the room yet
-    await this.d.matrix?.join(ask.roomId).catch((err: unknown) => ctx.log.info('could not join a newly linked room', { roomId: ask.roomId, err: err as Error }));
+    await ctx.matrix.join(ask.roomId).catch((err: unknown) => ctx.log.info('could not join a newly linked room', { roomId: ask.roomId, err: err as Error }));
     const portal = ctx.portals.link(ask.roomId, chat, { kind: 'plumbed', name: `#${ask.channel.name}` });
     this.d.store.setLinkedBy(ask.roomId, chat, ask.userId);
     await this.d.portalLinked(portal).catch((err: unknown) => ctx.log.warn('could not sync a new link', { chat, err: err as Error }));
@@ -104,10 +101,9 @@ export class Links {
     return `Linked this room to discord ${chat} (#${ask.channel.name} in ${ask.channel.guild.name}), approved on Discord by ${approver}.`;
   }
 
-  /** Say something in a room (a notice from the bot), or to the user in their admin room when the bridge cannot reach rooms itself. */
+  /** Say something in a room (a notice from the bot), or to the user in their admin room when the bot cannot speak there. */
   private async announce(roomId: string, userId: string, text: string): Promise<void> {
-    if (this.d.matrix) await this.d.matrix.notice(roomId, text);
-    else await this.d.ctx.notifyUser(userId, text);
+    await this.d.ctx.matrix.notice(roomId, text).catch(() => this.d.ctx.notifyUser(userId, text));
   }
 
   async portalForAlias(localpart: string): Promise<{ remoteChat: string; name?: string; topic?: string } | undefined> {

@@ -20,9 +20,8 @@ import { FromDiscord } from './fromDiscord.js';
 import { GuildSync } from './guilds.js';
 import { channelChat, ghostLocalpart, parseChat, type parseUser } from './ids.js';
 import { Links } from './links.js';
-import { MatrixApi } from './matrix.js';
 import { EmojiBridge, StickerBridge } from './media.js';
-import { applyMatrixRemoval, departureReason, Departures, type Departure } from './members.js';
+import { applyMatrixRemoval, applyMatrixUnban, departureReason, Departures, type Departure } from './members.js';
 import { DiscordStore, discordMigrations } from './store.js';
 import { discordUserOfGhost, ToDiscord } from './toDiscord.js';
 import { WebhookPool } from './webhooks.js';
@@ -43,8 +42,6 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   webhooks?: WebhookPool;
   emojis?: EmojiBridge;
   fromDiscord?: FromDiscord;
-  /** The homeserver, reached directly (`networks.<id>.matrix`) for what core does not do for networks yet. */
-  matrix?: MatrixApi;
   guilds?: GuildSync;
   approvals?: LinkApprovals;
   departures?: Departures;
@@ -80,28 +77,21 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     }
     this.webhooks = new WebhookPool(store, () => this.requireClient().rest, () => this.client?.user?.id, this.cfg.webhookName, ctx.log);
     this.emojis = new EmojiBridge(store, ctx, (id, animated) => this.requireClient().rest.cdn.emoji(id, { extension: animated ? 'gif' : 'png' }), ctx.log);
-    const m = this.cfg.matrix;
-    this.matrix = m ? new MatrixApi(m.homeserverUrl, m.registration, ctx.domain) : undefined;
     const client = (): Client | undefined => this.client;
     const toDiscord = new ToDiscord({
-      ctx, cfg: this.cfg, aliasPrefix: this.identity.aliasPrefix, store, webhooks: this.webhooks, emojis: this.emojis, matrix: this.matrix,
-      client, remoteUserOf: (mxid) => this.remoteUserOf(mxid),
+      ctx, cfg: this.cfg, aliasPrefix: this.identity.aliasPrefix, store, webhooks: this.webhooks, emojis: this.emojis, client, remoteUserOf: (mxid) => this.remoteUserOf(mxid),
     });
     this.toDiscord = toDiscord;
     this.fromDiscord = new FromDiscord({
       ctx, cfg: this.cfg, configKey: this.configKey, aliasPrefix: this.identity.aliasPrefix, webhooks: this.webhooks,
       emojis: this.emojis, stickers: new StickerBridge(store, ctx, ctx.log), store, deletedByUs: (id) => toDiscord.deletedByUs(id),
     });
-    if (!this.matrix) {
-      ctx.log.warn(`${this.configKey}.matrix is not set: no Discord server spaces, and @everyone / @here from Matrix ` +
-        (this.cfg.everyoneMentionPower === 0 ? 'ping for everyone (everyoneMentionPower is 0)' : 'are always defused'));
-    }
     const fromDiscord = this.fromDiscord;
     this.guilds = new GuildSync({
-      ctx, store, matrix: this.matrix, spaces: this.cfg.spaces, log: ctx.log, inOrder: (chat, what, task) => fromDiscord.inOrder(chat, what, task),
+      ctx, store, spaces: this.cfg.spaces, log: ctx.log, inOrder: (chat, what, task) => fromDiscord.inOrder(chat, what, task),
     });
     const links = new Links({
-      ctx, cfg: this.cfg, aliasPrefix: this.identity.aliasPrefix, store, matrix: this.matrix, client, approvals: () => this.approvals!,
+      ctx, cfg: this.cfg, aliasPrefix: this.identity.aliasPrefix, store, client, approvals: () => this.approvals!,
       portalLinked: (portal) => this.portalLinked(portal),
     });
     this.links = links;
@@ -110,7 +100,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     });
     this.departures = new Departures({
       graceMs: DEPARTURE_GRACE_MS, report: (guild, user, member, d) => this.reportDeparture(guild, user, member, d),
-      unbanned: (guild, userId) => this.unbanGhost(guild, userId),
+      unbanned: (guild, user) => this.unbanGhost(guild, user),
       onError: (err) => ctx.log.warn('could not bridge a departure from a Discord server', { err: err as Error }),
     });
     await this.connect(true, this.cfg.reconnect.initialDelayMs);
@@ -215,8 +205,9 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   }
 
   /**
-   * A Matrix user joining a portal room is invited to its server's space; a Matrix kick or ban of a
-   * Discord user's ghost kicks or bans them on Discord where the bot may (else they are told why not).
+   * A Matrix user joining a portal room is invited to its server's space; a Matrix kick, ban or unban
+   * of a Discord user's ghost kicks, bans or unbans them on Discord where the bot may (else they are
+   * told why not).
    */
   async handleMatrixMembership(change: MatrixMembership): Promise<void> {
     const c = parseChat(change.portal.remoteChat);
@@ -227,11 +218,17 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
       if (change.portal.kind === 'portal' && !change.target.ghostOf) await this.guilds!.inviteToSpace(guild, change.target.userId);
       return;
     }
-    if (change.membership !== 'kick' && change.membership !== 'ban') return;
+    if (change.membership !== 'kick' && change.membership !== 'ban' && change.membership !== 'unban') return;
     const target = this.remoteUserOf(change.target.userId);
     if (!target) return; // a Matrix user: nobody on Discord to remove
     if (target.kind === 'webhook') {
       throw new DeliveryError(`${target.name} posts through a webhook on Discord: there is no member to ${change.membership}`, true);
+    }
+    if (change.membership === 'unban') {
+      // unbanned here already: Discord's echo lifts the ghost's bans in the server's other chats only
+      this.bannedIn(guild.id, target.userId, (chats) => chats.filter((chat) => chat !== change.portal.remoteChat));
+      await applyMatrixUnban(guild, target.userId, change);
+      return;
     }
     // gone from this chat's rooms already: Discord's echo of the kick or ban reaches only the server's other chats
     this.store!.removeChatMember(change.portal.remoteChat, target.userId);
@@ -256,23 +253,29 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     }
     const reason = departureReason(d, executor);
     await this.fromDiscord!.reportMembership(chats, { user: this.fromDiscord!.userSender(user, member), membership: d.kind, ...(reason ? { reason } : {}) });
-    if (d.kind === 'ban') this.ctx!.kv.set(`banned:${guild.id}:${user.id}`, JSON.stringify(chats));
+    if (d.kind === 'ban') this.bannedIn(guild.id, user.id, (known) => [...new Set([...known, ...chats])]);
   }
 
-  /** A ban was lifted on Discord: lift the ghost's bans from the rooms it was banned in (needs the matrix section). */
-  private async unbanGhost(guild: Guild, userId: string): Promise<void> {
-    const ctx = this.ctx!;
-    const key = `banned:${guild.id}:${userId}`;
-    const chats = JSON.parse(ctx.kv.get(key) ?? '[]') as string[];
-    if (chats.length === 0) return;
-    if (!this.matrix) {
-      ctx.log.info('a Discord ban was lifted; the ghost stays banned on Matrix (no matrix section to unban it with)', { guildId: guild.id, userId });
-      return;
-    }
-    const ghost = ctx.ghostUserId(userId);
-    for (const chat of chats) for (const p of ctx.portals.forChat(chat)) await this.matrix.unban(p.roomId, ghost).catch((err: unknown) => ctx.log.warn('could not unban a ghost', { roomId: p.roomId, err: err as Error }));
-    ctx.kv.delete(key);
+  /** The chats whose rooms a Discord user's ghost was banned from for a ban on Discord, changed by `update`. */
+  private bannedIn(guildId: string, userId: string, update?: (chats: string[]) => string[]): string[] {
+    const kv = this.ctx!.kv;
+    const key = `banned:${guildId}:${userId}`;
+    const chats = JSON.parse(kv.get(key) ?? '[]') as string[];
+    if (!update) return chats;
+    const next = update(chats);
+    if (next.length) kv.set(key, JSON.stringify(next));
+    else kv.delete(key);
+    return next;
   }
+
+  /** A ban was lifted on Discord: the ghost's bans are lifted in the rooms it was banned from for it. */
+  private async unbanGhost(guild: Guild, user: User): Promise<void> {
+    const chats = this.bannedIn(guild.id, user.id);
+    if (chats.length === 0) return;
+    this.bannedIn(guild.id, user.id, () => []);
+    await this.fromDiscord!.reportMembership(chats, { user: this.fromDiscord!.userSender(user, undefined), membership: 'unban' });
+  }
+
 }
 
 export { discordConfigSchema };

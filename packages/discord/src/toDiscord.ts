@@ -18,7 +18,6 @@ import { toDeliveryError } from './errors.js';
 import {
   messageRef, parseAliasLocalpart, parseChat, parseMessageRef, parseReactionRef, parseUser, reactionRef, type ParsedChat,
 } from './ids.js';
-import type { MatrixApi } from './matrix.js';
 import { download, formatSize, type EmojiBridge } from './media.js';
 import type { DiscordStore } from './store.js';
 import { discordCode, UNKNOWN_MESSAGE, type WebhookPool, type WebhookMessageBody } from './webhooks.js';
@@ -48,8 +47,6 @@ export interface ToDiscordDeps {
   store: DiscordStore;
   webhooks: WebhookPool;
   emojis: EmojiBridge;
-  /** The homeserver, for the power check of @everyone (none: defused unless everyoneMentionPower is 0). */
-  matrix: MatrixApi | undefined;
   /** The logged-in client, or undefined while not connected. */
   client(): Client | undefined;
   remoteUserOf(mxid: string): ReturnType<typeof parseUser>;
@@ -127,9 +124,8 @@ export class ToDiscord {
     if (!EVERYONE.test(body) && !(formattedBody !== undefined && EVERYONE.test(formattedBody))) return false;
     const needed = this.d.cfg.everyoneMentionPower;
     if (needed <= 0) return true;
-    if (!this.d.matrix) return false;
     try {
-      return (await this.d.matrix.powerLevel(roomId, userId)) >= needed;
+      return (await this.d.ctx.matrix.powerLevel(roomId, userId)) >= needed;
     } catch (err) {
       // fail closed: a ping nobody meant to allow is worse than a defused one
       this.d.ctx.log.warn('could not read power levels for an @everyone; sent defused', { roomId, err: err as Error });

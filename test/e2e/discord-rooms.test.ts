@@ -11,7 +11,7 @@ import { messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import {
   fake, bridge, alice, botId, guild, bob, modsRole, mod, PNG, body, ghost, discordNet, channel, linkRequest, roomWithBot,
   restrictedGuild, stateOf, stateEvent, membershipIn, grantPower, downloadMxc, webhookContents, standalone,
-  useDiscordBridge,
+  startBridge, useDiscordBridge,
 } from './discord-harness.js';
 import { sleep, until } from './env.js';
 
@@ -151,6 +151,35 @@ describe('Discord bridge: plumbing with the channel\'s approval', () => {
     fake.addReaction(quiet.id, r3.id, mod.id, '✅');
     await sleep(500);
     expect(bridge.portals.forRoom(room3)).toEqual([]);
+  });
+
+  it('keeps a waiting link request across a restart: approved after it, the room is linked; expired meanwhile, it ends', async () => {
+    const later = channel('approve-later');
+    const lapsed = channel('lapsed');
+    await until(() => discordNet().client?.channels.cache.has(lapsed.id), 'the bridge to see the channels');
+    // approved after the restart
+    const room1 = await roomWithBot('approved after a restart');
+    await alice.sendText(room1, `!discord link ${guild.id} ${later.id}`);
+    const r1 = await until(() => linkRequest(later.id), 'the request');
+    await bridge.stop();
+    await startBridge();
+    expect(fake.message(r1.id)!.content).toMatch(/^\*\*Bridge request\*\*/); // not cancelled by the stop
+    fake.addReaction(later.id, r1.id, mod.id, '✅');
+    const linked = await alice.waitForEvent(room1, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+    expect(body(linked)).toBe(`Linked this room to discord ${later.id} (#approve-later in Trestle Test), approved on Discord by moddy.`);
+    expect(bridge.portals.forRoom(room1).map((p) => p.remoteChat)).toEqual([later.id]);
+    // its time (6 s) runs out while the bridge is away: it ends when the bridge is back, and both sides are told
+    const room2 = await roomWithBot('expired during a restart');
+    await alice.sendText(room2, `!discord link ${guild.id} ${lapsed.id}`);
+    const r2 = await until(() => linkRequest(lapsed.id), 'the second request');
+    await bridge.stop();
+    await sleep(6500);
+    await startBridge();
+    await alice.waitForEvent(room2, (e) => e.sender === botId && body(e).startsWith('Nobody approved bridging #lapsed'));
+    await until(() => fake.message(r2.id)?.content.startsWith('⌛ Nobody approved'), 'the request to show it expired');
+    fake.addReaction(lapsed.id, r2.id, mod.id, '✅');
+    await sleep(500);
+    expect(bridge.portals.forRoom(room2)).toEqual([]);
   });
 
   it('refuses links past roomLimit, when asked and when approved', async () => {

@@ -102,7 +102,7 @@ export class Links {
   }
 
   /** Say something in a room (a notice from the bot), or to the user in their admin room when the bot cannot speak there. */
-  private async announce(roomId: string, userId: string, text: string): Promise<void> {
+  async announce(roomId: string, userId: string, text: string): Promise<void> {
     await this.d.ctx.matrix.notice(roomId, text).catch(() => this.d.ctx.notifyUser(userId, text));
   }
 

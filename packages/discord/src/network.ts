@@ -96,7 +96,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     });
     this.links = links;
     this.approvals = new LinkApprovals({
-      log: ctx.log, timeoutSeconds: () => this.cfg.linkApproval.timeoutSeconds, link: (ask, approver) => links.linkApproved(ask, approver),
+      log: ctx.log, store, answerer: (roomId, userId) => (text) => links.announce(roomId, userId, text), timeoutSeconds: () => this.cfg.linkApproval.timeoutSeconds, link: (ask, approver) => links.linkApproved(ask, approver),
     });
     this.departures = new Departures({
       graceMs: DEPARTURE_GRACE_MS, report: (guild, user, member, d) => this.reportDeparture(guild, user, member, d),
@@ -137,6 +137,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     }
     if (this.stopped) { await client.destroy(); return; }
     this.client = client;
+    this.approvals!.restore();
     ctx.log.info('connected to Discord', { user: client.user?.tag, guilds: client.guilds.cache.size });
     void this.guilds!.reconcile(client).catch((err: unknown) => ctx.log.warn('could not bring the server spaces up to date', { err: err as Error }));
   }
@@ -144,7 +145,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    await this.approvals?.stop();
+    this.approvals?.stop();
     this.departures?.flush();
     await this.guilds?.idle();
     await this.fromDiscord?.idle();

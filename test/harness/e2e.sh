@@ -75,9 +75,6 @@ networks:
     token: fake-bot-token
     restUrl: http://127.0.0.1:$DISCORD_PORT/api
     cdnUrl: http://127.0.0.1:$DISCORD_PORT/cdn
-    matrix:
-      homeserverUrl: http://127.0.0.1:$SYN_PORT
-      registration: $DIR/registration.yaml
     linkApproval:
       timeoutSeconds: 6
 YAML

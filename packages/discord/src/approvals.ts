@@ -2,9 +2,9 @@
  * Plumbing with the Discord side's consent: `!discord link <server> <channel>` posts a request in the
  * Discord channel, and only a member who may manage the channel's webhooks (Manage Webhooks, the
  * permission the bridge itself needs there) can approve it, by reacting ✅ or replying "approve"
- * (❌ or "deny" refuses). Nobody answering within the timeout, or the bridge stopping, ends the
- * request; the Matrix side is told each outcome. Requests live in memory only: a restart cancels
- * them, and says so.
+ * (❌ or "deny" refuses). Nobody answering within the timeout ends the request; the Matrix side is
+ * told each outcome. Waiting requests are kept in the store: after a restart they wait on for the
+ * rest of their time, or end at once (with the usual notice) if it ran out while the bridge was away.
  */
 import type { Logger } from '@trestle/core';
 import {
@@ -12,6 +12,7 @@ import {
   type PartialUser, type User,
 } from 'discord.js';
 import { defuseEveryone, escapeDiscordMarkdown } from './convert/index.js';
+import type { DiscordStore } from './store.js';
 
 export const APPROVE_EMOJI = '✅';
 export const DENY_EMOJI = '❌';
@@ -44,6 +45,9 @@ interface Pending extends LinkAsk { messageId: string; timer: NodeJS.Timeout }
 
 export interface ApprovalsDeps {
   log: Logger;
+  store: DiscordStore;
+  /** How the Matrix side of a request restored after a restart is told an outcome (the requester's room, or their admin room). */
+  answerer(roomId: string, userId: string): (text: string) => Promise<void>;
   timeoutSeconds(): number;
   /** Link the room once approved; throws with a message for the Matrix user if it cannot be done any more. */
   link(ask: LinkAsk, approver: string): Promise<string>;
@@ -81,9 +85,9 @@ export class LinkApprovals {
     } catch (err) {
       throw new Error(`could not post the approval request in #${a.channel.name}: ${(err as Error).message}`, { cause: err });
     }
-    const timer = setTimeout(() => { void this.expire(messageId).catch((err: unknown) => this.d.log.warn('could not end an expired link request', { err: err as Error })); }, timeout * 1000);
-    timer.unref();
-    this.pending.set(messageId, { ...a, messageId, timer });
+    const deadline = Date.now() + timeout * 1000;
+    this.d.store.putLinkRequest({ messageId, channelId: a.channel.id, roomId: a.roomId, roomLabel: a.roomLabel, userId: a.userId, deadline });
+    this.arm(a, messageId, deadline);
     for (const emoji of [APPROVE_EMOJI, DENY_EMOJI]) {
       await client.rest.put(Routes.channelMessageOwnReaction(a.channel.id, messageId, encodeURIComponent(emoji)))
         .catch((err: unknown) => this.d.log.info('could not add the answer reactions to a link request', { err: err as Error }));
@@ -91,6 +95,35 @@ export class LinkApprovals {
     this.d.log.info('asked a Discord channel to approve a link', { channelId: a.channel.id, roomId: a.roomId, by: a.userId });
     return `Asked in #${a.channel.name} (${a.channel.guild.name}) for approval: a member with Manage Webhooks there can approve by ` +
       `reacting ${APPROVE_EMOJI} or replying "approve", within ${duration(timeout)}.`;
+  }
+
+  /** Wait for an answer to a posted request until `deadline`. */
+  private arm(a: LinkAsk, messageId: string, deadline: number): void {
+    const timer = setTimeout(() => { void this.expire(messageId).catch((err: unknown) => this.d.log.warn('could not end an expired link request', { err: err as Error })); },
+      Math.max(0, deadline - Date.now()));
+    timer.unref();
+    this.pending.set(messageId, { ...a, messageId, timer });
+  }
+
+  /**
+   * After (re)connecting: wait again for the requests stored before a restart, for the rest of their
+   * time; those whose time ran out meanwhile end now. Requests in channels the bot no longer sees are dropped.
+   */
+  restore(): void {
+    const client = this.client;
+    if (!client) return;
+    for (const r of this.d.store.linkRequests()) {
+      if (this.pending.has(r.messageId)) continue;
+      const ch = client.channels.cache.get(r.channelId);
+      if (!ch || ch.isDMBased() || !ch.isTextBased()) {
+        this.d.store.removeLinkRequest(r.messageId);
+        this.d.log.info('a link request waited in a channel the bot no longer sees; dropped', { channelId: r.channelId, roomId: r.roomId });
+        continue;
+      }
+      this.arm({ channel: ch, roomId: r.roomId, roomLabel: r.roomLabel, userId: r.userId, answer: this.d.answerer(r.roomId, r.userId) }, r.messageId, r.deadline);
+      this.d.log.info('waiting again for the approval of a link request from before the restart', { channelId: r.channelId, roomId: r.roomId,
+        leftMs: Math.max(0, r.deadline - Date.now()) });
+    }
   }
 
   private async onReaction(rx: MessageReaction | PartialMessageReaction, user: User | PartialUser): Promise<void> {
@@ -144,13 +177,10 @@ export class LinkApprovals {
       `Ask again with "!discord link ${p.channel.guild.id} ${p.channel.id}".`);
   }
 
-  /** The bridge is stopping: every waiting request ends, and both sides are told. */
-  async stop(): Promise<void> {
-    for (const p of [...this.pending.values()]) {
-      this.finish(p);
-      await this.edit(p, 'The bridge shut down before anyone answered: this request is cancelled.');
-      await this.tell(p, `The request to bridge #${p.channel.name} was cancelled because the bridge is shutting down; ask again when it is back.`);
-    }
+  /** The bridge is stopping: waiting requests stay stored and wait on after the restart. */
+  stop(): void {
+    for (const p of this.pending.values()) clearTimeout(p.timer);
+    this.pending.clear();
   }
 
   /** Tell the Matrix side; a failure to do so is logged (the outcome on Discord stands). */
@@ -161,6 +191,7 @@ export class LinkApprovals {
   private finish(p: Pending): void {
     clearTimeout(p.timer);
     this.pending.delete(p.messageId);
+    this.d.store.removeLinkRequest(p.messageId);
   }
 
   private async edit(p: Pending, content: string): Promise<void> {

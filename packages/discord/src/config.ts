@@ -34,8 +34,7 @@ export const discordConfigSchema = networkSection({
   guilds: z.array(snowflake).default([]).describe('If not empty, only channels of these servers (guild ids) can be bridged.'),
   everyoneMentionPower: z.int().min(0).default(50)
     .describe('Power level a Matrix user needs in the room to ping @everyone and @here on Discord; from others the words are sent ' +
-      'defused, so they ping nobody. Needs the matrix section to read power levels (without it only a level of 0 lets anyone ' +
-      'ping). A level no one has, such as 1000, turns the pings off.'),
+      'defused, so they ping nobody. A level no one has, such as 1000, turns the pings off.'),
   uploadLimitBytes: z.int().min(0).default(10 * 1024 * 1024)
     .describe('Matrix files up to this size are uploaded to Discord; bigger ones are sent as a link.'),
   maxAttachmentBytes: z.int().min(0).default(50 * 1024 * 1024)
@@ -46,13 +45,7 @@ export const discordConfigSchema = networkSection({
   mappings: z.record(snowflake, z.array(roomId)).default({}).meta({ examples: [{}] })
     .describe('Static links: Discord channel id → Matrix room ids, e.g. "123456789012345678": ["!abc:example.org"].'),
   spaces: z.boolean().default(true)
-    .describe('Show each Discord server as a Matrix space holding its channels\' portal rooms, in Discord\'s order (needs the matrix section).'),
-  matrix: z.strictObject({
-    homeserverUrl: httpUrl.meta({ examples: ['http://127.0.0.1:8008'] }).describe('The same URL as homeserver.url.'),
-    registration: z.string().min(1).meta({ examples: ['registration/trestle-registration.yaml'] })
-      .describe('The same path as appservice.registration (the bridge bot acts with its appservice token).'),
-  }).optional().describe('How the Discord network reaches the homeserver itself, for what core does not do for networks yet: ' +
-    'the server spaces, the power check for @everyone, notices in rooms. Without it there are no spaces and @everyone is defused.'),
+    .describe('Show each Discord server as a Matrix space holding its channels\' portal rooms, in Discord\'s order.'),
   reconnect: z.strictObject({
     initialDelayMs: z.int().min(0).default(1000).describe('First wait before retrying a failed login (Discord unreachable).'),
     maxDelayMs: z.int().min(0).default(60_000).describe('Longest wait between login attempts.'),

@@ -6,7 +6,7 @@
 import type { NetworkContext, RemoteMembership, RemoteMessagePart, RemoteSender } from '@trestle/core';
 import {
   Events, type Channel, type Client, type Guild, type GuildMember, type Message, type MessageReaction, type PartialGuildMember,
-  type PartialMessage, type PartialMessageReaction, type PartialUser, type User,
+  type PartialMessage, type PartialMessageReaction, type PartialUser, type Typing, type User,
 } from 'discord.js';
 import type { DiscordConfig } from './config.js';
 import { customEmojisIn, discordToMatrix, embedText, textContent, type DiscordToMatrixResolver } from './convert/index.js';
@@ -41,6 +41,8 @@ interface Route {
 
 const AVATAR = { extension: 'png', size: 256 } as const;
 const BLANK_REPORT_EVERY_MS = 6 * 3600_000;
+/** How long one TYPING_START means someone is typing: Discord sends another every ~8 s while they go on. */
+export const TYPING_LASTS_MS = 10_000;
 /** Most messages fetched per channel when catching up after a new gateway session. */
 const CATCH_UP_LIMIT = 500;
 
@@ -75,6 +77,8 @@ export function powerOfRoles(roles: { id: string; name: string }[], rolePowers: 
 export class FromDiscord {
   private readonly serial = new KeyedSerial();
   private readonly blankReported = new Map<string, number>();
+  /** Who is shown typing (chat and Discord user) and when that ends unless Discord says it again. */
+  private readonly typing = new Map<string, { user: RemoteSender; timer: NodeJS.Timeout }>();
   /** Power levels reported per chat and Discord user, so only changes are sent. */
   private readonly powers = new Map<string, number>();
   private client?: Client;
@@ -109,6 +113,7 @@ export class FromDiscord {
       (r, rx, user: User | PartialUser) => this.onReaction(r, rx, user, remove));
     client.on(Events.MessageReactionAdd, reaction(false));
     client.on(Events.MessageReactionRemove, reaction(true));
+    client.on(Events.TypingStart, (t) => { void this.onTyping(t).catch((err: unknown) => log.debug('typing not bridged', { err: err as Error })); });
   }
 
   /**
@@ -127,6 +132,12 @@ export class FromDiscord {
 
   /** Wait for everything reported so far (tests, shutdown). */
   idle(): Promise<void> { return this.serial.idle(); }
+
+  /** Forget who is typing (shutdown): core's typing timeout ends what is shown. */
+  stopTyping(): void {
+    for (const t of this.typing.values()) clearTimeout(t.timer);
+    this.typing.clear();
+  }
 
   // ------------------------------------------------------------------ routing
 
@@ -339,6 +350,7 @@ export class FromDiscord {
     const ref = m.reference?.messageId && m.reference.channelId ? messageRef(r.chat, m.reference.channelId, m.reference.messageId) : undefined;
     if (!m.webhookId) await this.syncPower(r.chat, m.member);
     if (!m.webhookId) this.d.store.addChatMember(r.chat, m.author.id);
+    if (!m.webhookId) this.typingEnded(r.chat, m.author.id);
     await ctx.remote.message({
       chat: r.chat, id: messageRef(r.chat, r.where, m.id), sender, parts, timestamp: m.createdTimestamp,
       ...(ref ? { replyTo: ref } : {}),
@@ -363,6 +375,37 @@ export class FromDiscord {
       chat: r.chat, target, id: `${target}:edit:${m.editedTimestamp}`, sender,
       content: textContent(discordToMatrix(m.content, this.resolver(m.guild, m.mentions))),
     });
+  }
+
+  /**
+   * Someone started typing in a bridged channel (TYPING_START): their ghost types in the rooms until
+   * they send their message or Discord stops repeating it. Typing is shown at once, not queued.
+   */
+  private async onTyping(t: Typing): Promise<void> {
+    if (t.user.id === this.client?.user?.id || t.user.bot) return; // the bot types for Matrix users; other bots are not people
+    const r = this.routeOf(t.channel, t.guild?.id ?? null);
+    if (!r) return;
+    const key = `${r.chat}\u0000${t.user.id}`;
+    const shown = this.typing.get(key);
+    if (shown) clearTimeout(shown.timer);
+    const user = shown?.user ?? this.userSender(t.user, t.member ?? t.guild?.members.cache.get(t.user.id));
+    const timer = setTimeout(() => this.typingEnded(r.chat, t.user.id), TYPING_LASTS_MS);
+    timer.unref();
+    this.typing.set(key, { user, timer });
+    this.d.store.addChatMember(r.chat, t.user.id); // typing brings the ghost into the rooms
+    // said again at each repeat, so someone typing for long stays shown past the homeserver's typing timeout
+    await this.d.ctx.remote.typing({ chat: r.chat, user, typing: true });
+  }
+
+  /** A Discord user stopped typing (they sent their message, or the typing ran out). */
+  private typingEnded(chat: string, userId: string): void {
+    const key = `${chat}\u0000${userId}`;
+    const shown = this.typing.get(key);
+    if (!shown) return;
+    clearTimeout(shown.timer);
+    this.typing.delete(key);
+    void this.d.ctx.remote.typing({ chat, user: shown.user, typing: false })
+      .catch((err: unknown) => this.d.ctx.log.debug('typing not bridged', { chat, err: err as Error }));
   }
 
   private async onDelete(r: Route, m: Message | PartialMessage): Promise<void> {

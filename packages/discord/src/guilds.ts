@@ -9,12 +9,13 @@
  * Only portal rooms take part: a plumbed room belongs to its people and keeps its own name, topic
  * and picture, and stays out of the space.
  */
-import { DeliveryError, type Logger, type MatrixRoomMeta, type NetworkContext, type PortalInfo, type RemoteChatInfo } from '@trestle/core';
+import {
+  DeliveryError, type Logger, type MatrixRoomMeta, type NetworkContext, type NetworkMatrix, type PortalInfo, type RemoteChatInfo,
+} from '@trestle/core';
 import {
   ChannelType, Events, PermissionFlagsBits, type Channel, type Client, type Guild, type NonThreadGuildBasedChannel,
 } from 'discord.js';
 import { channelChat, parseChat } from './ids.js';
-import { HomeserverError, type MatrixApi } from './matrix.js';
 import { download } from './media.js';
 import { KeyedSerial } from './serial.js';
 import type { DiscordStore, StoredGuild } from './store.js';
@@ -72,8 +73,7 @@ export function spaceOrders(channels: ChannelPlace[]): Map<string, string> {
 export interface GuildSyncDeps {
   ctx: NetworkContext;
   store: DiscordStore;
-  /** Undefined without `networks.<id>.matrix`: no spaces then. */
-  matrix: MatrixApi | undefined;
+  /** Whether servers show as spaces (`networks.<id>.spaces`). */
   spaces: boolean;
   log: Logger;
   /** Report something about a chat in that chat's order with its messages. */
@@ -88,7 +88,8 @@ export class GuildSync {
 
   constructor(private readonly d: GuildSyncDeps) {}
 
-  private get spacesOn(): boolean { return this.d.spaces && this.d.matrix !== undefined; }
+  private get spacesOn(): boolean { return this.d.spaces; }
+  private get matrix(): NetworkMatrix { return this.d.ctx.matrix; }
 
   attach(client: Client): void {
     this.client = client;
@@ -131,7 +132,7 @@ export class GuildSync {
   }
 
   /**
-   * After login: spaces for portal rooms made before (or while the matrix section was missing),
+   * After login: spaces for portal rooms made before (or while spaces were off),
    * and what changed on Discord while the bridge was away (server name and icon, channel order).
    */
   async reconcile(client: Client): Promise<void> {
@@ -162,14 +163,9 @@ export class GuildSync {
       rec = { guildId: guild.id, spaceRoomId: null, name: guild.name, iconHash: guild.icon, iconMxc: (await this.iconMxc(guild)) ?? null };
       this.d.store.putGuild(rec);
     }
-    const m = this.d.matrix;
-    if (rec.spaceRoomId || !this.spacesOn || !m) return rec;
-    const roomId = await m.createRoom({
-      name: rec.name, topic: `The Discord server ${rec.name}`, preset: 'public_chat', visibility: 'private',
-      creation_content: { type: 'm.space' },
-      // only the bot changes the space (it mirrors Discord); anyone in it may invite
-      power_level_content_override: { users: { [m.botUserId]: 100 }, events_default: 100, invite: 0 },
-      ...(rec.iconMxc ? { initial_state: [{ type: 'm.room.avatar', state_key: '', content: { url: rec.iconMxc } }] } : {}),
+    if (rec.spaceRoomId || !this.spacesOn) return rec;
+    const roomId = await this.matrix.spaces.create({
+      name: rec.name, topic: `The Discord server ${rec.name}`, ...(rec.iconMxc ? { avatarMxc: rec.iconMxc } : {}),
     });
     rec = { ...rec, spaceRoomId: roomId };
     this.d.store.putGuild(rec);
@@ -196,7 +192,6 @@ export class GuildSync {
 
   /** Put portal rooms in the space (child and parent events) with their order; only what changed is written. */
   private async placeChildren(guild: Guild, spaceRoomId: string, portals: PortalInfo[]): Promise<void> {
-    const m = this.d.matrix!;
     const orders = spaceOrders(this.places(guild));
     for (const p of portals) {
       const c = parseChat(p.remoteChat);
@@ -204,8 +199,7 @@ export class GuildSync {
       if (!order) continue;
       const known = this.d.store.spaceChild(p.roomId);
       if (known?.order === order) continue;
-      await m.putState(spaceRoomId, 'm.space.child', p.roomId, { via: [m.domain], order });
-      if (!known) await m.putState(p.roomId, 'm.space.parent', spaceRoomId, { via: [m.domain], canonical: true });
+      await this.matrix.spaces.addChild(spaceRoomId, p.roomId, { order, parent: !known });
       this.d.store.putSpaceChild(guild.id, { roomId: p.roomId, chat: p.remoteChat, order });
     }
   }
@@ -233,12 +227,11 @@ export class GuildSync {
   }
 
   private async onChannelDelete(guild: Guild, channelId: string): Promise<void> {
-    const m = this.d.matrix;
     const space = this.d.store.guild(guild.id)?.spaceRoomId;
-    if (!m || !space) return;
+    if (!space) return;
     await this.run(guild.id, 'take a deleted channel out of its space', async () => {
       for (const c of this.d.store.spaceChildren(guild.id).filter((x) => x.chat === channelChat(channelId))) {
-        await m.putState(space, 'm.space.child', c.roomId, {}); // empty content removes the child
+        await this.matrix.spaces.removeChild(space, c.roomId);
         this.d.store.removeSpaceChild(c.roomId);
       }
     });
@@ -285,10 +278,9 @@ export class GuildSync {
     const iconChanged = stored !== undefined ? stored.iconHash !== guild.icon : guild.icon !== null;
     if (!nameChanged && !iconChanged) return;
     const iconMxc = iconChanged ? (await this.iconMxc(guild)) ?? null : stored?.iconMxc ?? null;
-    const m = this.d.matrix;
-    if (stored?.spaceRoomId && m) {
-      if (nameChanged) await m.putState(stored.spaceRoomId, 'm.room.name', '', { name: guild.name });
-      if (iconChanged) await m.putState(stored.spaceRoomId, 'm.room.avatar', '', iconMxc ? { url: iconMxc } : {});
+    if (stored?.spaceRoomId) {
+      if (nameChanged) await this.matrix.setState(stored.spaceRoomId, 'm.room.name', '', { name: guild.name });
+      if (iconChanged) await this.matrix.setState(stored.spaceRoomId, 'm.room.avatar', '', iconMxc ? { url: iconMxc } : {});
     }
     this.d.store.putGuild({ guildId: guild.id, spaceRoomId: stored?.spaceRoomId ?? null, name: guild.name, iconHash: guild.icon, iconMxc });
     for (const chat of chats) {
@@ -305,15 +297,15 @@ export class GuildSync {
 
   /** A Matrix user joined a portal room of the server: invite them to its space, if they are not in it. */
   async inviteToSpace(guild: Guild, userId: string): Promise<void> {
-    const m = this.d.matrix;
-    if (!this.spacesOn || !m) return;
+    if (!this.spacesOn) return;
+    const m = this.matrix;
     await this.run(guild.id, 'invite a user to a server space', async () => {
       const space = this.d.store.guild(guild.id)?.spaceRoomId;
       if (!space) return;
       const member = await m.getState<{ membership?: string }>(space, 'm.room.member', userId);
       if (member?.membership === 'join' || member?.membership === 'invite' || member?.membership === 'ban') return;
       await m.invite(space, userId).catch((err: unknown) => {
-        if (!(err instanceof HomeserverError && err.status === 403)) throw err;
+        if ((err as { status?: number }).status !== 403) throw err; // not allowed to invite them (e.g. they left it)
       });
     });
   }

@@ -9,11 +9,13 @@
  *
  * Matrix → Discord: a Matrix kick or ban of a Discord user's ghost kicks or bans them from the server
  * when the bot may (Kick / Ban Members and a higher role); otherwise the moderator is told why not.
- * The departure that comes back from Discord is not sent back to the room it came from.
+ * The departure that comes back from Discord is not sent back to the room it came from. A ban lifted
+ * on either side (GUILD_BAN_REMOVE; a Matrix unban of the ghost) is lifted on the other too.
  */
 import { DeliveryError, type MatrixMembership } from '@trestle/core';
 import { AuditLogEvent, Events, PermissionFlagsBits, type Client, type Guild, type GuildMember, type PartialGuildMember, type User } from 'discord.js';
 import { toDeliveryError } from './errors.js';
+import { discordCode } from './webhooks.js';
 
 export type DepartureKind = 'leave' | 'kick' | 'ban';
 
@@ -49,7 +51,7 @@ export interface DeparturesDeps {
   /** Report a settled departure (the network turns it into ghost memberships). */
   report(guild: Guild, user: User, member: GuildMember | PartialGuildMember | undefined, d: Departure): Promise<void>;
   /** A ban was lifted on Discord. */
-  unbanned(guild: Guild, userId: string): Promise<void>;
+  unbanned(guild: Guild, user: User): Promise<void>;
   onError(err: unknown): void;
   /** How long a departure waits for its audit-log entry or ban. */
   graceMs: number;
@@ -65,7 +67,7 @@ export class Departures {
   attach(client: Client): void {
     client.on(Events.GuildMemberRemove, (member) => this.note(member.guild, member.user, { removed: true }, member));
     client.on(Events.GuildBanAdd, (ban) => this.note(ban.guild, ban.user, { banned: { reason: ban.reason ?? null } }));
-    client.on(Events.GuildBanRemove, (ban) => { void this.d.unbanned(ban.guild, ban.user.id).catch((err: unknown) => this.d.onError(err)); });
+    client.on(Events.GuildBanRemove, (ban) => { void this.d.unbanned(ban.guild, ban.user).catch((err: unknown) => this.d.onError(err)); });
     client.on(Events.GuildAuditLogEntryCreate, (entry, guild) => {
       const kind = entry.action === AuditLogEvent.MemberKick ? 'kick' : entry.action === AuditLogEvent.MemberBanAdd ? 'ban' : undefined;
       if (!kind || !entry.targetId) return;
@@ -135,5 +137,21 @@ export async function applyMatrixRemoval(guild: Guild, userId: string, change: P
     }
   } catch (err) {
     throw toDeliveryError(err, kind);
+  }
+}
+
+const UNKNOWN_BAN = 10026;
+
+/** Lift a Discord ban for a Matrix unban of the user's ghost, or throw a permanent {@link DeliveryError} saying why the bot may not. */
+export async function applyMatrixUnban(guild: Guild, userId: string, change: Pick<MatrixMembership, 'sender' | 'reason'>): Promise<void> {
+  if (!guild.members.me?.permissions.has(PermissionFlagsBits.BanMembers)) {
+    throw new DeliveryError(`the Discord ban stays: the bridge bot lacks the Ban Members permission in ${guild.name}`, true);
+  }
+  const reason = `Unbanned on Matrix by ${change.sender.displayName} (${change.sender.userId})${change.reason ? `: ${change.reason}` : ''}`;
+  try {
+    await guild.bans.remove(userId, reason);
+  } catch (err) {
+    if (discordCode(err) === UNKNOWN_BAN) return; // not banned on Discord: nothing to lift
+    throw toDeliveryError(err, 'unban');
   }
 }

@@ -13,6 +13,8 @@
  *     order they were given; discord_stickers: stickers copied to the media repository;
  *     discord_chat_members: Discord users whose ghosts the bridge brought into a chat's rooms (the
  *     rooms a kick, ban or leave on Discord has to reach; a kick elsewhere would fail).
+ * 3 — discord_link_requests: link requests waiting in a Discord channel for approval, so a restart
+ *     does not lose them (they are re-armed, or expired with a notice if their time ran out meanwhile).
  */
 import type { Migration } from '@trestle/core';
 import type Database from 'better-sqlite3';
@@ -90,7 +92,24 @@ export const discordMigrations: Migration[] = [
       CREATE INDEX discord_chat_members_user ON discord_chat_members (user_id);
     `,
   },
+  {
+    version: 3,
+    description: 'Link requests waiting for approval on Discord survive a restart',
+    up: `
+      CREATE TABLE discord_link_requests (
+        message_id TEXT PRIMARY KEY,
+        channel_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        room_label TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        deadline INTEGER NOT NULL
+      );
+    `,
+  },
 ];
+
+/** A link request waiting in a Discord channel (the bot's request message) until `deadline` (ms). */
+export interface StoredLinkRequest { messageId: string; channelId: string; roomId: string; roomLabel: string; userId: string; deadline: number }
 
 export interface StoredWebhook { id: string; channelId: string; token: string }
 export interface StoredEmoji { id: string; name: string; animated: boolean; mxc: string }
@@ -150,6 +169,23 @@ export class DiscordStore {
 
   removeLink(roomId: string, chat: string): void {
     this.db.prepare('DELETE FROM discord_links WHERE room_id = ? AND chat = ?').run(roomId, chat);
+  }
+
+  // ---------- link requests waiting for approval
+
+  putLinkRequest(r: StoredLinkRequest): void {
+    this.db.prepare('INSERT OR REPLACE INTO discord_link_requests (message_id, channel_id, room_id, room_label, user_id, deadline) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(r.messageId, r.channelId, r.roomId, r.roomLabel, r.userId, r.deadline);
+  }
+
+  linkRequests(): StoredLinkRequest[] {
+    return (this.db.prepare('SELECT message_id, channel_id, room_id, room_label, user_id, deadline FROM discord_link_requests').all() as
+      { message_id: string; channel_id: string; room_id: string; room_label: string; user_id: string; deadline: number }[])
+      .map((r) => ({ messageId: r.message_id, channelId: r.channel_id, roomId: r.room_id, roomLabel: r.room_label, userId: r.user_id, deadline: r.deadline }));
+  }
+
+  removeLinkRequest(messageId: string): void {
+    this.db.prepare('DELETE FROM discord_link_requests WHERE message_id = ?').run(messageId);
   }
 
   // ---------- reactions made for Matrix users

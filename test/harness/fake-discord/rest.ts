@@ -121,7 +121,9 @@ export class RestServer {
       return reply(401, { message: '401: Unauthorized', code: 0 });
     }
 
-    const ctx: RouteContext = { params: found.params, query: url.searchParams, body: isObject(json) ? json : {}, files };
+    const auditReason = req.headers['x-audit-log-reason'];
+    const ctx: RouteContext = { params: found.params, query: url.searchParams, body: isObject(json) ? json : {}, files,
+      ...(typeof auditReason === 'string' ? { reason: safeDecode(auditReason) } : {}) };
     const dispatchesBefore = this.gateway.dispatchCount;
     let release: (() => void) | undefined;
     try {

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import {
-  ChannelType, type APIApplication, type APIGuildMember, type APIMessage, type APIUser, type RESTGetAPIGatewayBotResult,
+  ChannelType, PermissionFlagsBits, type APIApplication, type APIGuildMember, type APIMessage, type APIUser, type RESTGetAPIGatewayBotResult,
   type RESTPatchAPIChannelJSONBody, type RESTPatchAPIChannelMessageJSONBody, type RESTPatchAPIWebhookJSONBody,
   type RESTPostAPIChannelMessageJSONBody, type RESTPostAPIChannelMessagesThreadsJSONBody, type RESTPostAPIChannelThreadsJSONBody,
   type RESTPostAPIChannelWebhookJSONBody, type RESTPostAPIWebhookWithTokenJSONBody, type ThreadChannelType,
@@ -20,6 +20,8 @@ export interface RouteContext {
   /** The JSON body (or a multipart request's `payload_json`); `{}` when there was none. */
   body: Record<string, unknown>;
   files: UploadedFile[];
+  /** The `X-Audit-Log-Reason` header (discord.js sends a moderation reason there, URI-encoded). */
+  reason?: string;
 }
 
 export interface Reply {
@@ -104,6 +106,41 @@ export function discordRoutes(world: World, settings: FakeSettings, webhookExecu
     if (!e) throw new ApiError(404, 10014, 'Unknown Emoji', eid);
     return ok(e);
   });
+  // ---------- moderation (the bot is the moderator: it needs the permission) ----------
+  const asBot = (reason: string | undefined) => ({ by: world.bot.id, ...(reason ? { reason } : {}) });
+  on('DELETE', '/guilds/:guild/members/:user', ({ params: [gid, uid], reason }) => {
+    world.requirePermission(gid as string, world.bot.id, PermissionFlagsBits.KickMembers);
+    world.removeMember(gid as string, uid as string, 'kick', asBot(reason));
+    return noContent;
+  });
+  on('PUT', '/guilds/:guild/bans/:user', ({ params: [gid, uid], reason }) => {
+    world.requirePermission(gid as string, world.bot.id, PermissionFlagsBits.BanMembers);
+    world.removeMember(gid as string, uid as string, 'ban', asBot(reason));
+    return noContent;
+  });
+  on('DELETE', '/guilds/:guild/bans/:user', ({ params: [gid, uid], reason }) => {
+    world.requirePermission(gid as string, world.bot.id, PermissionFlagsBits.BanMembers);
+    world.unban(gid as string, uid as string, asBot(reason));
+    return noContent;
+  });
+  on('GET', '/guilds/:guild/bans', ({ params: [gid] }) => {
+    world.requirePermission(gid as string, world.bot.id, PermissionFlagsBits.BanMembers);
+    return ok([...world.guildRecord(gid as string).bans.values()]);
+  });
+  on('GET', '/guilds/:guild/bans/:user', ({ params: [gid, uid] }) => {
+    world.requirePermission(gid as string, world.bot.id, PermissionFlagsBits.BanMembers);
+    const ban = world.guildRecord(gid as string).bans.get(uid as string);
+    if (!ban) throw new ApiError(404, 10026, 'Unknown Ban', uid);
+    return ok(ban);
+  });
+  on('GET', '/guilds/:guild/audit-logs', ({ params: [gid], query }) => {
+    world.requirePermission(gid as string, world.bot.id, PermissionFlagsBits.ViewAuditLog);
+    const type = query.get('action_type');
+    const entries = world.guildRecord(gid as string).auditLog.filter((e) => !type || String(e.action_type) === type).reverse(); // newest first
+    const users = [...new Set(entries.flatMap((e) => [e.user_id, e.target_id]))].flatMap((id) => (id && world.users.get(id)) || []);
+    return ok({ audit_log_entries: entries.slice(0, clamp(Number(query.get('limit') ?? 50), 1, 100)), users, webhooks: [],
+      integrations: [], threads: [], application_commands: [], auto_moderation_rules: [], guild_scheduled_events: [] });
+  });
   on('GET', '/guilds/:guild/webhooks', ({ params: [id] }) => ok([...world.webhooks.values()]
     .filter((w) => w.guild_id === id).map((w) => world.webhookPayload(w, true))));
 
@@ -117,7 +154,7 @@ export function discordRoutes(world: World, settings: FakeSettings, webhookExecu
     return ok(world.updateChannel(world.channel(id as string), b as Parameters<World['updateChannel']>[1]));
   });
   on('POST', '/channels/:channel/typing', ({ params: [id] }) => {
-    world.channel(id as string);
+    world.typing(world.channel(id as string).id, world.bot.id); // Discord tells the bot of its own typing too
     return noContent;
   });
   on('PUT', '/channels/:channel/thread-members/@me', ({ params: [id] }) => {

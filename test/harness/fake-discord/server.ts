@@ -3,7 +3,7 @@
  * thing that an unmodified discord.js v14 Client logs in and works against it. The only client option
  * that changes is `rest: { api: fake.apiUrl, cdn: fake.cdnUrl }` (discord.js finds the gateway through
  * `GET /gateway/bot`). Tests build the world (guilds, channels, users), play the humans
- * (`injectUserMessage`, `addReaction`, ...), inject trouble (`failNext`, `forceReconnect`,
+ * (`injectUserMessage`, `addReaction`, `injectTyping`, `kickMember`, `banMember`, ...), inject trouble (`failNext`, `forceReconnect`,
  * `setEchoOrder`, the privileged-intent switches) and inspect what the bot did (`messages`,
  * `webhookExecutions`, `requests`).
  *
@@ -19,18 +19,19 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  type APIEmoji, type APIGuild, type APIGuildMember, type APIMessage, type APIPartialEmoji, type APIRole, type APIUser,
+  PermissionFlagsBits, type APIAuditLogEntry, type APIEmoji, type APIGuild, type APIGuildMember, type APIMessage, type APIPartialEmoji,
+  type APIRole, type APISticker, type APIUser, type StickerFormatType,
 } from 'discord-api-types/v10';
 import type { EchoOrder, FakeSettings, UploadedFile } from './common.js';
 import { Gateway, type GatewayStats } from './gateway.js';
 import { RestServer, type FailOptions, type RequestRecord } from './rest.js';
 import { discordRoutes, type WebhookExecution } from './routes.js';
-import { World, type ChannelKind, type GuildChannel, type StoredWebhook } from './state.js';
+import { World, type ChannelKind, type GuildChannel, type ModAction, type StoredWebhook } from './state.js';
 
 export type { EchoOrder, UploadedFile } from './common.js';
 export type { FailOptions, RequestRecord } from './rest.js';
 export type { WebhookExecution } from './routes.js';
-export type { ChannelKind, GuildChannel } from './state.js';
+export type { ChannelKind, GuildChannel, ModAction } from './state.js';
 export type { GatewayStats } from './gateway.js';
 
 export interface FakeDiscordOptions {
@@ -51,6 +52,8 @@ export interface InjectOptions {
   files?: UploadedFile[];
   /** Id of the message this one replies to. */
   replyTo?: string;
+  /** Ids of the guild's stickers (addSticker) the message holds. */
+  stickers?: string[];
 }
 
 export class FakeDiscord {
@@ -199,12 +202,36 @@ export class FakeDiscord {
     return this.world.addEmoji(guildId, opts);
   }
 
+  /** A guild sticker; `image` is served at `${cdnUrl}/stickers/<id>.<any extension>` (Lottie ones have none). */
+  addSticker(guildId: string, opts: { name: string; formatType: StickerFormatType; image?: UploadedFile }): APISticker {
+    return this.world.addSticker(guildId, opts);
+  }
+
+  /** The guild's name or icon changes (as its owner would do it): GUILD_UPDATE. */
+  updateGuild(guildId: string, patch: { name?: string; icon?: UploadedFile | null }): APIGuild {
+    return this.world.updateGuild(guildId, patch);
+  }
+
+  /** A role's name or permissions change: GUILD_ROLE_UPDATE. */
+  updateRole(guildId: string, roleId: string, patch: { name?: string; permissions?: string }): APIRole {
+    return this.world.updateRole(guildId, roleId, patch);
+  }
+
+  /** The role every guild gives the bot (Administrator unless changed with updateRole). */
+  botRole(guildId: string): APIRole {
+    const rec = this.world.guildRecord(guildId);
+    const id = rec.members.get(this.world.bot.id)?.roles[0];
+    const role = rec.guild.roles.find((r) => r.id === id);
+    if (!role) throw new Error(`fake-discord: the bot has no role in guild ${guildId}`);
+    return role;
+  }
+
   // ---------- playing the humans ----------
 
   /** A human posts in a channel or thread: stored, and MESSAGE_CREATE goes out. */
   injectUserMessage(channelId: string, userId: string, content: string, opts: InjectOptions = {}): APIMessage {
     const stored = this.world.createMessage({ channelId, author: this.world.user(userId), content, files: opts.files ?? [],
-      ...(opts.replyTo ? { replyTo: opts.replyTo } : {}) });
+      ...(opts.replyTo ? { replyTo: opts.replyTo } : {}), ...(opts.stickers ? { stickerIds: opts.stickers } : {}) });
     return this.world.wireMessage(stored);
   }
 
@@ -227,6 +254,29 @@ export class FakeDiscord {
   removeReaction(channelId: string, messageId: string, userId: string, emoji: string | Pick<APIPartialEmoji, 'id'>): void {
     const stored = this.world.message(messageId, channelId);
     this.world.removeReaction(stored, userId, this.resolveEmoji(emoji, stored.guildId));
+  }
+
+  /** A member leaves the guild on their own: GUILD_MEMBER_REMOVE (no audit-log entry). */
+  memberLeaves(guildId: string, userId: string): void {
+    this.world.removeMember(guildId, userId, 'leave');
+  }
+
+  /** A moderator (`by`, a user id) kicks a member: GUILD_MEMBER_REMOVE, then the audit-log entry. */
+  kickMember(guildId: string, userId: string, act: ModAction = {}): void {
+    if (act.by) this.world.requirePermission(guildId, act.by, PermissionFlagsBits.KickMembers);
+    this.world.removeMember(guildId, userId, 'kick', act);
+  }
+
+  /** A moderator bans a user: GUILD_BAN_ADD, GUILD_MEMBER_REMOVE (if a member), then the audit-log entry. */
+  banMember(guildId: string, userId: string, act: ModAction = {}): void {
+    if (act.by) this.world.requirePermission(guildId, act.by, PermissionFlagsBits.BanMembers);
+    this.world.removeMember(guildId, userId, 'ban', act);
+  }
+
+  /** A moderator lifts a ban: GUILD_BAN_REMOVE and the audit-log entry. */
+  unbanMember(guildId: string, userId: string, act: ModAction = {}): void {
+    if (act.by) this.world.requirePermission(guildId, act.by, PermissionFlagsBits.BanMembers);
+    this.world.unban(guildId, userId, act);
   }
 
   /** A human starts typing: TYPING_START. */
@@ -273,6 +323,21 @@ export class FakeDiscord {
 
   channel(channelId: string): GuildChannel | undefined {
     return this.world.channels.get(channelId);
+  }
+
+  /** A guild member, or undefined when the user is not (or no longer) in the guild. */
+  member(guildId: string, userId: string): APIGuildMember | undefined {
+    return this.world.guildRecord(guildId).members.get(userId);
+  }
+
+  /** The guild's bans: user id → reason. */
+  bans(guildId: string): Map<string, string | null> {
+    return new Map([...this.world.guildRecord(guildId).bans].map(([id, b]) => [id, b.reason]));
+  }
+
+  /** The guild's audit log, oldest first. */
+  auditLog(guildId: string): readonly APIAuditLogEntry[] {
+    return this.world.guildRecord(guildId).auditLog;
   }
 
   /** Webhooks of a channel (or all), with their tokens. */

@@ -6,7 +6,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  ApplicationFlags, ChannelType, GatewayDispatchEvents as E, GatewayIntentBits as I, GuildDefaultMessageNotifications,
+  ApplicationFlags, AuditLogEvent, ChannelType, PermissionFlagsBits as P, StickerType, type APIAuditLogEntry, type APISticker,
+  type StickerFormatType, GatewayDispatchEvents as E, GatewayIntentBits as I, GuildDefaultMessageNotifications,
   GuildExplicitContentFilter, GuildMFALevel, GuildNSFWLevel, GuildPremiumTier, GuildSystemChannelFlags,
   GuildVerificationLevel, Locale, MessageFlags, MessageReferenceType, MessageType, ThreadAutoArchiveDuration, WebhookType,
   type APIAttachment, type APIEmbed, type APIEmoji, type APIGuild, type APIGuildCategoryChannel, type APIGuildMember,
@@ -27,7 +28,14 @@ export interface GuildRecord {
   guild: APIGuild;
   channelIds: Set<string>;
   members: Map<string, APIGuildMember>;
+  /** Banned user id → the ban's reason. */
+  bans: Map<string, { user: APIUser; reason: string | null }>;
+  /** Oldest first. */
+  auditLog: APIAuditLogEntry[];
 }
+
+/** Who did a moderation action and why (the `X-Audit-Log-Reason` of a REST request). */
+export interface ModAction { by?: string; reason?: string }
 
 export interface StoredMessage {
   msg: APIMessage;
@@ -50,9 +58,12 @@ export interface NewMessage {
   webhookId?: string;
   replyTo?: string;
   nonce?: string | number;
+  /** Ids of stickers (of the guild, see addSticker) the message holds. */
+  stickerIds?: string[];
 }
 
 const EVERYONE_PERMISSIONS = '1071698660929'; // view, send, read history, reactions, embeds, attach, ...
+const ALL_PERMISSIONS = (1n << 53n) - 1n;
 const MAX_WEBHOOKS_PER_CHANNEL = 15;
 
 export class World {
@@ -110,7 +121,7 @@ export class World {
       safety_alerts_channel_id: null, incidents_data: null, stickers: [], emojis: [],
       roles: [makeRole(id, '@everyone', 0, EVERYONE_PERMISSIONS)],
     };
-    const rec: GuildRecord = { guild, channelIds: new Set(), members: new Map() };
+    const rec: GuildRecord = { guild, channelIds: new Set(), members: new Map(), bans: new Map(), auditLog: [] };
     this.guilds.set(id, rec);
     const botRole = makeRole(this.ids.next(), 'bridge-bot', 1, '8'); // Administrator: permission checks pass
     guild.roles.push(botRole);
@@ -143,6 +154,93 @@ export class World {
     rec.guild.emojis.push(emoji);
     this.events.dispatch(E.GuildEmojisUpdate, { guild_id: guildId, emojis: rec.guild.emojis }, I.GuildExpressions);
     return emoji;
+  }
+
+  /** A guild sticker; `image` (PNG/APNG/GIF formats) is served at `${cdnUrl}/stickers/<id>.<any extension>`. */
+  addSticker(guildId: string, opts: { name: string; formatType: StickerFormatType; image?: UploadedFile }): APISticker {
+    const rec = this.guildRecord(guildId);
+    const id = this.ids.next();
+    const sticker: APISticker = { id, name: opts.name, description: null, tags: opts.name, type: StickerType.Guild,
+      format_type: opts.formatType, available: true, guild_id: guildId };
+    if (opts.image) this.storeImage(() => `/stickers/${id}`, opts.image);
+    rec.guild.stickers = [...(rec.guild.stickers ?? []), sticker];
+    this.events.dispatch(E.GuildStickersUpdate, { guild_id: guildId, stickers: rec.guild.stickers }, I.GuildExpressions);
+    return sticker;
+  }
+
+  /** The guild's name or icon changes (an icon is stored under its hash, as Discord's CDN serves it): GUILD_UPDATE. */
+  updateGuild(guildId: string, patch: { name?: string; icon?: UploadedFile | null }): APIGuild {
+    const { guild } = this.guildRecord(guildId);
+    if (patch.name !== undefined) guild.name = patch.name;
+    if (patch.icon !== undefined) guild.icon = patch.icon ? this.storeImage((hash) => `/icons/${guildId}/${hash}`, patch.icon) : null;
+    this.events.dispatch(E.GuildUpdate, guild, I.Guilds);
+    return guild;
+  }
+
+  /** A role's permissions (or name) change: GUILD_ROLE_UPDATE. */
+  updateRole(guildId: string, roleId: string, patch: { name?: string; permissions?: string }): APIRole {
+    const role = this.guildRecord(guildId).guild.roles.find((r) => r.id === roleId);
+    if (!role) throw new ApiError(404, 10011, 'Unknown Role', roleId);
+    if (patch.name !== undefined) role.name = patch.name;
+    if (patch.permissions !== undefined) role.permissions = patch.permissions;
+    this.events.dispatch(E.GuildRoleUpdate, { guild_id: guildId, role }, I.Guilds);
+    return role;
+  }
+
+  /** A member's guild permissions: everything for the owner or an Administrator, else the union of their roles'. */
+  permissions(guildId: string, userId: string): bigint {
+    const rec = this.guildRecord(guildId);
+    if (rec.guild.owner_id === userId) return ALL_PERMISSIONS;
+    const member = rec.members.get(userId);
+    if (!member) return 0n;
+    let bits = 0n;
+    for (const r of rec.guild.roles) if (r.id === guildId || member.roles.includes(r.id)) bits |= BigInt(r.permissions);
+    return bits & P.Administrator ? ALL_PERMISSIONS : bits;
+  }
+
+  /** Throws Discord's 403 Missing Permissions unless `userId` has `bit` in the guild. */
+  requirePermission(guildId: string, userId: string, bit: bigint): void {
+    if (!(this.permissions(guildId, userId) & bit)) throw new ApiError(403, 50013, 'Missing Permissions');
+  }
+
+  /**
+   * A member leaves, is kicked or is banned, with the gateway events in Discord's order: GUILD_BAN_ADD
+   * (a ban), GUILD_MEMBER_REMOVE, then the audit-log entry of a kick or ban (sent only to bots that
+   * may view the audit log). A ban needs no membership (users can be banned ahead of time).
+   */
+  removeMember(guildId: string, userId: string, how: 'leave' | 'kick' | 'ban', act: ModAction = {}): void {
+    const rec = this.guildRecord(guildId);
+    const user = this.user(userId);
+    const member = rec.members.get(userId);
+    if (how !== 'ban' && !member) throw new ApiError(404, 10007, 'Unknown Member', userId);
+    if (how === 'ban') {
+      rec.bans.set(userId, { user, reason: act.reason ?? null });
+      this.events.dispatch(E.GuildBanAdd, { guild_id: guildId, user }, I.GuildModeration);
+    }
+    if (member) {
+      rec.members.delete(userId);
+      this.events.dispatch(E.GuildMemberRemove, { guild_id: guildId, user }, I.GuildMembers);
+    }
+    if (how === 'kick') this.audit(guildId, AuditLogEvent.MemberKick, userId, act);
+    if (how === 'ban') this.audit(guildId, AuditLogEvent.MemberBanAdd, userId, act);
+  }
+
+  /** A ban is lifted: GUILD_BAN_REMOVE and its audit-log entry. */
+  unban(guildId: string, userId: string, act: ModAction = {}): void {
+    const rec = this.guildRecord(guildId);
+    const ban = rec.bans.get(userId);
+    if (!ban) throw new ApiError(404, 10026, 'Unknown Ban', userId);
+    rec.bans.delete(userId);
+    this.events.dispatch(E.GuildBanRemove, { guild_id: guildId, user: ban.user }, I.GuildModeration);
+    this.audit(guildId, AuditLogEvent.MemberBanRemove, userId, act);
+  }
+
+  private audit(guildId: string, action: AuditLogEvent, targetId: string, act: ModAction): void {
+    const entry: APIAuditLogEntry = { id: this.ids.next(), action_type: action, target_id: targetId, user_id: act.by ?? null, changes: [],
+      ...(act.reason ? { reason: act.reason } : {}) };
+    this.guildRecord(guildId).auditLog.push(entry);
+    if (!(this.permissions(guildId, this.bot.id) & P.ViewAuditLog)) return; // Discord sends it only to those who may see the log
+    this.events.dispatch(E.GuildAuditLogEntryCreate, { ...entry, guild_id: guildId }, I.GuildModeration);
   }
 
   addChannel(guildId: string, opts: { name: string; type?: ChannelKind; parentId?: string | null; topic?: string | null;
@@ -263,6 +361,12 @@ export class World {
 
   // ---------- messages ----------
 
+  private stickerItem(id: string, guildId: string | undefined): { id: string; name: string; format_type: StickerFormatType } {
+    const st = guildId ? this.guilds.get(guildId)?.guild.stickers?.find((x) => x.id === id) : undefined;
+    if (!st) throw new ApiError(400, 10060, 'Unknown Sticker', id);
+    return { id: st.id, name: st.name, format_type: st.format_type };
+  }
+
   createMessage(m: NewMessage): StoredMessage {
     const channel = this.channel(m.channelId);
     if (channel.type === ChannelType.GuildCategory) throw new ApiError(400, 50008, 'Cannot send messages in a non-text channel');
@@ -276,6 +380,7 @@ export class World {
       flags: 0 as MessageFlags, components: m.components ?? [],
       ...(m.webhookId ? { webhook_id: m.webhookId } : {}),
       ...(m.nonce !== undefined ? { nonce: m.nonce } : {}),
+      ...(m.stickerIds?.length ? { sticker_items: m.stickerIds.map((id) => this.stickerItem(id, channel.guild_id)) } : {}),
       ...(ref ? { message_reference: { type: MessageReferenceType.Default, message_id: ref.msg.id, channel_id: ref.msg.channel_id,
         ...(ref.guildId ? { guild_id: ref.guildId } : {}) }, referenced_message: this.wireMessage(ref) } : {}),
     };

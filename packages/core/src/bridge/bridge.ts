@@ -30,6 +30,7 @@ import { createLogger, type Logger } from '../util/log.js';
 import { FromMatrix, MATRIX_KIND, type MatrixWork } from './fromMatrix.js';
 import { REMOTE_KIND, RemoteDelivery, RemoteSink, type RemoteWork } from './fromRemote.js';
 import { GhostManager } from './ghosts.js';
+import { networkMatrix } from './networkMatrix.js';
 import { OrderedQueues } from './queue.js';
 import { createHash } from 'node:crypto';
 
@@ -271,6 +272,7 @@ export class TrestleBridge {
           return { mxc, url: media.url(mxc, filename) ?? mxc };
         },
         mediaUrl: (mxc) => media.url(mxc) ?? mxc,
+        matrix: networkMatrix(matrix),
       };
       nlog.info('starting network');
       await n.start(ctx);

@@ -218,9 +218,9 @@ export class FromMatrix {
         if (!supportsMembership(network) || !ev.state_key) return;
         const m = str(c['membership']);
         const prev = isObj(ev.unsigned?.['prev_content']) ? str((ev.unsigned['prev_content'] as Record<string, unknown>)['membership']) : undefined;
-        let membership: 'join' | 'leave' | 'ban' | 'invite' | 'kick';
+        let membership: 'join' | 'leave' | 'ban' | 'invite' | 'kick' | 'unban';
         if (m === 'join') { if (prev === 'join') return; membership = 'join'; }
-        else if (m === 'leave') membership = ev.sender !== ev.state_key ? 'kick' : 'leave';
+        else if (m === 'leave') membership = prev === 'ban' ? 'unban' : ev.sender !== ev.state_key ? 'kick' : 'leave';
         else if (m === 'ban' || m === 'invite') membership = m;
         else return;
         await network.handleMatrixMembership({

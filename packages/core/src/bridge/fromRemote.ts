@@ -246,6 +246,9 @@ export class RemoteDelivery {
       case 'ban':
         await this.matrix.moderate(c.membership, roomId, userId, c.reason);
         return;
+      case 'unban':
+        await bot.unban(roomId, userId).catch((err: unknown) => { throw toMatrixError(err); });
+        return;
     }
   }
 

@@ -182,7 +182,8 @@ export interface MatrixMembership {
   sender: MatrixSender;
   /** Whom it is about. */
   target: MatrixSender;
-  membership: 'join' | 'leave' | 'ban' | 'invite' | 'kick';
+  /** `unban`: a ban lifted (the target's membership went from ban to leave). */
+  membership: 'join' | 'leave' | 'ban' | 'invite' | 'kick' | 'unban';
   reason?: string;
 }
 
@@ -342,7 +343,8 @@ export interface RemoteReaction {
 export interface RemoteMembership {
   chat: RemoteChatId;
   user: RemoteSender;
-  membership: 'join' | 'leave' | 'kick' | 'ban';
+  /** `unban` lifts a ban of the ghost (it does not join again until it has something to say). */
+  membership: 'join' | 'leave' | 'kick' | 'ban' | 'unban';
   reason?: string;
   /** For kick/ban: who did it. */
   by?: RemoteSender;
@@ -401,6 +403,40 @@ export interface RemoteEventSink {
 
 // ------------------------------------------------------------------ what core gives a network
 
+/**
+ * The homeserver, reached as the bridge bot, for what a network keeps on Matrix besides what core
+ * does for it (portal rooms, ghosts, messages): spaces of its own (a Discord server's), state it
+ * reads or writes in rooms the bot is in, invites and notices. Small on purpose: ask for a new
+ * capability here rather than calling the homeserver around core. A refusal rejects with an error
+ * that carries the Matrix `errcode` and HTTP `status`.
+ */
+export interface NetworkMatrix {
+  /** The bridge bot's user id. */
+  readonly botUserId: MatrixUserId;
+  /** A state event's content, or undefined when the room has none. */
+  getState<T = Record<string, unknown>>(roomId: MatrixRoomId, type: string, stateKey?: string): Promise<T | undefined>;
+  /** Write a state event as the bot (it needs the power for it in the room). */
+  setState(roomId: MatrixRoomId, type: string, stateKey: string, content: Record<string, unknown>): Promise<void>;
+  /** A user's power level in a room, as the spec reads it from `m.room.power_levels` (0 when unreadable). */
+  powerLevel(roomId: MatrixRoomId, userId: MatrixUserId): Promise<number>;
+  /** The bot joins a room it was invited to or may join (e.g. one linked through the provisioning API). */
+  join(roomId: MatrixRoomId): Promise<void>;
+  invite(roomId: MatrixRoomId, userId: MatrixUserId): Promise<void>;
+  /** Say something in a room as the bot (an `m.notice`). */
+  notice(roomId: MatrixRoomId, text: string): Promise<void>;
+  spaces: {
+    /** Create a space the bot owns: only the bot changes it (it mirrors the remote side); anyone in it may invite. */
+    create(opts: { name: string; topic?: string; avatarMxc?: string }): Promise<MatrixRoomId>;
+    /**
+     * Put a room in a space (`m.space.child` with `order`, lexicographic as the spec says) and, with
+     * `parent`, point the room at the space (`m.space.parent`, canonical). Again with a new order moves it.
+     */
+    addChild(spaceId: MatrixRoomId, roomId: MatrixRoomId, opts?: { order?: string; parent?: boolean }): Promise<void>;
+    /** Take a room out of a space. */
+    removeChild(spaceId: MatrixRoomId, roomId: MatrixRoomId): Promise<void>;
+  };
+}
+
 export interface PortalInfo extends PortalRef {
   network: string;
   name?: string;
@@ -454,6 +490,8 @@ export interface NetworkContext {
   uploadMedia(data: Buffer, contentType: string, filename: string): Promise<{ mxc: string; url: string }>;
   /** A public download URL for an mxc:// URL. */
   mediaUrl(mxc: string): string;
+  /** The homeserver as the bridge bot: spaces, room state, invites, notices (see {@link NetworkMatrix}). */
+  matrix: NetworkMatrix;
 }
 
 export interface Migration {

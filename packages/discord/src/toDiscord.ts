@@ -1,0 +1,355 @@
+/**
+ * Matrix → Discord: a Matrix user's messages, edits, deletions, reactions and typing reach the
+ * channel. Messages go through the channel's webhook under the sender's name and avatar; the bot
+ * itself reacts and types for Matrix users. Replies become a quote line with a jump link (webhooks
+ * cannot reply), Matrix threads become Discord threads, long messages are split and files too big
+ * for Discord become links.
+ */
+import {
+  DeliveryError, type MatrixEdit, type MatrixMessage, type MatrixReaction, type MatrixRedaction, type MatrixTyping, type NetworkContext,
+  type SendResult,
+} from '@trestle/core';
+import { Routes, type APIMessage, type Client, type Guild, type GuildTextBasedChannel, type RawFile } from 'discord.js';
+import type { DiscordConfig } from './config.js';
+import {
+  allowedMentions, emote, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, userMention, webhookUsername, type DiscordText,
+} from './convert/index.js';
+import { toDeliveryError } from './errors.js';
+import {
+  messageRef, parseAliasLocalpart, parseChat, parseMessageRef, parseReactionRef, parseUser, reactionRef, type ParsedChat,
+} from './ids.js';
+import { download, formatSize, type EmojiBridge } from './media.js';
+import type { DiscordStore } from './store.js';
+import { discordCode, UNKNOWN_MESSAGE, type WebhookPool, type WebhookMessageBody } from './webhooks.js';
+
+const TYPING_EVERY_MS = 8000;
+const UNKNOWN_EMOJI = 10014;
+const EVERYONE = /(^|[^\w.])@(everyone|here)\b/;
+
+/**
+ * The Discord user or webhook author a Matrix user id is the ghost of. Core knows the ghosts it
+ * registered; a user's ghost id also says it (`@discord_<id>:domain`), registered or not.
+ */
+export function discordUserOfGhost(ctx: NetworkContext, userPrefix: string, mxid: string): ReturnType<typeof parseUser> {
+  const known = ctx.remoteUserOf(mxid);
+  if (known) return parseUser(known);
+  const local = `@${userPrefix}`;
+  const suffix = `:${ctx.domain}`;
+  if (!mxid.startsWith(local) || !mxid.endsWith(suffix)) return undefined;
+  const id = mxid.slice(local.length, -suffix.length);
+  return /^\d{1,20}$/.test(id) ? { kind: 'user', userId: id } : undefined;
+}
+
+export interface ToDiscordDeps {
+  ctx: NetworkContext;
+  cfg: DiscordConfig;
+  aliasPrefix: string;
+  store: DiscordStore;
+  webhooks: WebhookPool;
+  emojis: EmojiBridge;
+  /** The logged-in client, or undefined while not connected. */
+  client(): Client | undefined;
+  remoteUserOf(mxid: string): ReturnType<typeof parseUser>;
+}
+
+export class ToDiscord {
+  /** Messages the bridge deleted (their MESSAGE_DELETE echo is not reported back), with when. */
+  private readonly deleted = new Map<string, number>();
+  private readonly typingAt = new Map<string, number>();
+  /** Parts already sent of long Matrix messages whose sending failed part-way (event and chat → ids). */
+  private readonly partlySent = new Map<string, string[]>();
+
+  constructor(private readonly d: ToDiscordDeps) {}
+
+  /** Whether the bridge itself deleted a message (its MESSAGE_DELETE is an echo). */
+  deletedByUs(messageId: string): boolean { return this.deleted.has(messageId); }
+
+  private requireClient(): Client {
+    const client = this.d.client();
+    if (!client) throw new DeliveryError('the bridge is not connected to Discord right now', false);
+    return client;
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private chatOf(remoteChat: string): ParsedChat {
+    const c = parseChat(remoteChat);
+    if (!c) throw new DeliveryError(`not a Discord chat id: ${remoteChat}`, true);
+    return c;
+  }
+
+  private textChannel(channelId: string): GuildTextBasedChannel {
+    const ch = this.requireClient().channels.cache.get(channelId);
+    if (!ch || ch.isDMBased() || !ch.isTextBased()) throw new DeliveryError('the Discord channel is gone or the bot cannot see it', true);
+    return ch;
+  }
+
+  /** Lower-cased names of the guild's members: a Matrix user may not speak under one of them. */
+  private memberNames(guild: Guild): Set<string> {
+    const names = new Set<string>();
+    for (const m of guild.members.cache.values()) {
+      if (m.id === this.d.client()?.user?.id) continue;
+      for (const n of [m.nickname, m.user.globalName, m.user.username]) if (n) names.add(n.toLowerCase());
+    }
+    return names;
+  }
+
+  private toDiscord(body: string, formattedBody: string | undefined, guild: Guild, allowEveryone: boolean): DiscordText {
+    const ctx = this.d.ctx;
+    return matrixToDiscord({ body, ...(formattedBody !== undefined ? { formattedBody } : {}) }, {
+      user: (mxid) => {
+        const p = this.d.remoteUserOf(mxid);
+        return p?.kind === 'user' ? p.userId : undefined;
+      },
+      room: (room) => {
+        if (!room.startsWith('!')) {
+          const alias = parseAliasLocalpart(room.slice(1).split(':')[0] ?? '', this.d.aliasPrefix);
+          return alias?.channelId;
+        }
+        const chat = ctx.portals.forRoom(room).map((p) => parseChat(p.remoteChat)).find((c) => c && !c.threadId);
+        return chat?.channelId;
+      },
+      emoji: (mxc) => this.d.emojis.byMxc(mxc),
+      mediaUrl: (mxc) => ctx.mediaUrl(mxc),
+      roles: [...guild.roles.cache.values()].map((r) => ({ id: r.id, name: r.name, mentionable: r.mentionable })),
+      allowEveryone,
+    });
+  }
+
+  /**
+   * Whether a Matrix user may ping @everyone / @here on Discord: their power level in the room must
+   * reach everyoneMentionPower. Asked of the homeserver only when the text has one of the words.
+   */
+  private async mayPingEveryone(roomId: string, userId: string, body: string, formattedBody: string | undefined): Promise<boolean> {
+    if (!EVERYONE.test(body) && !(formattedBody !== undefined && EVERYONE.test(formattedBody))) return false;
+    const needed = this.d.cfg.everyoneMentionPower;
+    if (needed <= 0) return true;
+    try {
+      return (await this.d.ctx.matrix.powerLevel(roomId, userId)) >= needed;
+    } catch (err) {
+      // fail closed: a ping nobody meant to allow is worse than a defused one
+      this.d.ctx.log.warn('could not read power levels for an @everyone; sent defused', { roomId, err: err as Error });
+      return false;
+    }
+  }
+
+  /** The thread a Matrix thread reply goes to: the Discord thread on its root message, started if needed. */
+  private async threadFor(msg: MatrixMessage): Promise<string | undefined> {
+    const rootId = msg.threadRoot?.remoteId;
+    const root = rootId ? parseMessageRef(msg.portal.remoteChat, rootId) : undefined;
+    if (!root) return undefined;
+    if (root.threadId) return root.threadId;
+    const client = this.requireClient();
+    if (client.channels.cache.get(root.messageId)?.isThread()) return root.messageId;
+    // Discord threads have names: the start of the root message's text
+    const rootMsg = await client.rest.get(Routes.channelMessage(root.channelId, root.messageId)).catch(() => undefined) as APIMessage | undefined;
+    const name = [...(rootMsg?.content ?? '').replace(/\s+/g, ' ').trim()].slice(0, 90).join('') || 'Thread from Matrix';
+    try {
+      const thread = await client.rest.post(Routes.threads(root.channelId, root.messageId), { body: { name } }) as { id: string };
+      return thread.id;
+    } catch (err) {
+      this.d.ctx.log.warn('could not start a Discord thread for a Matrix thread; sending to the channel', { err: err as Error });
+      return undefined;
+    }
+  }
+
+  private replyPrefix(msg: MatrixMessage, guild: Guild): string {
+    const r = msg.replyTo;
+    if (!r) return '';
+    const target = r.remoteId ? parseMessageRef(msg.portal.remoteChat, r.remoteId) : undefined;
+    const p = r.sender ? this.d.remoteUserOf(r.sender) : undefined;
+    const author = p?.kind === 'user' ? userMention(p.userId) : p?.kind === 'webhook' ? p.name : (r.sender ?? 'someone');
+    return replyQuote({
+      author, ...(r.body !== undefined ? { snippet: r.body } : {}),
+      ...(target ? { jumpUrl: `https://discord.com/channels/${guild.id}/${target.channelId}/${target.messageId}` } : {}),
+    });
+  }
+
+  noteDeleted(messageId: string): void {
+    const now = Date.now();
+    for (const [id, at] of this.deleted) if (now - at > 10 * 60_000) this.deleted.delete(id);
+    this.deleted.set(messageId, now);
+  }
+
+  async message(msg: MatrixMessage): Promise<SendResult> {
+    const chat = this.chatOf(msg.portal.remoteChat);
+    const channel = this.textChannel(chat.channelId);
+    const guild = channel.guild;
+    const ctx = this.d.ctx;
+    const threadId = chat.threadId ?? await this.threadFor(msg);
+    const identity: WebhookMessageBody = {
+      username: webhookUsername(msg.sender, this.memberNames(guild)),
+    };
+    const avatar = msg.sender.avatarMxc ? ctx.mediaUrl(msg.sender.avatarMxc) : undefined;
+    if (avatar && /^https?:\/\//.test(avatar)) identity.avatar_url = avatar;
+    let files: RawFile[] = [];
+    let text: DiscordText;
+    if (msg.media) {
+      const m = msg.media;
+      const filename = m.filename ?? msg.body ?? 'file';
+      // a caption is a body that is not just the file name
+      text = msg.body && msg.body !== filename
+        ? this.toDiscord(msg.body, msg.formattedBody, guild, await this.mayPingEveryone(msg.portal.roomId, msg.sender.userId, msg.body, msg.formattedBody))
+        : { content: '', users: [], roles: [], everyone: false };
+      const file = await this.fetchMedia(m.url, m.size);
+      if (file) {
+        files = [{ name: filename, data: file, ...(m.mimetype ? { contentType: m.mimetype } : {}) }];
+      } else {
+        const size = m.size !== undefined ? ` (${formatSize(m.size)})` : '';
+        const link = `📎 ${escapeDiscordMarkdown(filename)}${size}, too big to upload to Discord: ${m.url}`;
+        text = { ...text, content: text.content ? `${text.content}\n${link}` : link };
+      }
+    } else {
+      text = this.toDiscord(msg.body, msg.formattedBody, guild, await this.mayPingEveryone(msg.portal.roomId, msg.sender.userId, msg.body, msg.formattedBody));
+    }
+    const quote = this.replyPrefix(msg, guild);
+    const content = quote + (msg.msgtype === 'm.emote' ? emote(text.content) : text.content);
+    const chunks = splitMessage(content);
+    if (chunks.length === 0 && files.length === 0) return {};
+    const mentions = allowedMentions(text);
+    const where = threadId ?? chat.channelId;
+    // a retry after a failure part-way through a long message goes on from the part that failed
+    const key = `${msg.eventId}\u0000${msg.portal.remoteChat}`;
+    const ids: string[] = this.partlySent.get(key) ?? [];
+    this.partlySent.delete(key);
+    try {
+      for (let i = ids.length; i < Math.max(chunks.length, 1); i++) {
+        const first = i === 0 && files.length > 0;
+        const sent: APIMessage = await this.d.webhooks.execute(chat.channelId, threadId, {
+          ...identity, allowed_mentions: mentions, ...(chunks[i] ? { content: chunks[i] } : {}),
+          ...(first ? { attachments: files.map((f, k) => ({ id: k, filename: f.name })) } : {}),
+        }, first ? files : []);
+        ids.push(messageRef(msg.portal.remoteChat, where, sent.id));
+        if (i === 0 && quote) this.d.store.setReplyQuote(msg.portal.remoteChat, ids[0]!, quote);
+      }
+    } catch (err) {
+      if (ids.length) {
+        this.partlySent.set(key, ids);
+        ctx.log.warn('a long Matrix message reached Discord only in part; a retry sends the rest', { eventId: msg.eventId, sent: ids.length, of: chunks.length });
+      }
+      throw toDeliveryError(err, 'message');
+    }
+    return { remoteIds: ids };
+  }
+
+  /** The file behind a Matrix media URL, or undefined when it is bigger than Discord takes. */
+  private async fetchMedia(url: string, size: number | undefined): Promise<Buffer | undefined> {
+    const limit = this.d.cfg.uploadLimitBytes;
+    if (size !== undefined && size > limit) return undefined;
+    try {
+      const got = await download(url, limit);
+      return 'tooBig' in got ? undefined : got.data;
+    } catch (err) {
+      throw new DeliveryError(`could not fetch the file from the Matrix media repository: ${(err as Error).message}`, false, { cause: err });
+    }
+  }
+
+  async edit(edit: MatrixEdit): Promise<void> {
+    const chat = this.chatOf(edit.portal.remoteChat);
+    const guild = this.textChannel(chat.channelId).guild;
+    const targets = edit.target.remoteIds.filter((id) => !parseReactionRef(id)).map((id) => parseMessageRef(edit.portal.remoteChat, id));
+    if (targets.length === 0 || targets.some((t) => !t)) return;
+    const text = this.toDiscord(edit.body, edit.formattedBody, guild,
+      await this.mayPingEveryone(edit.portal.roomId, edit.sender.userId, edit.body, edit.formattedBody));
+    if (text.content.trim() === '') return; // Discord has no empty messages; a redaction removes one
+    // a reply keeps the quote it was sent with
+    const first = edit.target.remoteIds.find((id) => !parseReactionRef(id));
+    const quote = first ? this.d.store.replyQuote(edit.portal.remoteChat, first) ?? '' : '';
+    const chunks = splitMessage(quote + text.content);
+    const mentions = allowedMentions(text);
+    try {
+      for (const [i, t] of targets.entries()) {
+        if (!t) continue;
+        if (i < chunks.length) {
+          // the message keeps its number of parts: the last one takes what is left, cut with a mark if too long
+          const rest = i === targets.length - 1 ? chunks.slice(i).join('\n') : chunks[i]!;
+          const content = rest.length > 2000 ? `${rest.slice(0, 1999)}…` : rest;
+          await this.d.webhooks.edit(t.parentId, t.threadId, t.messageId, { content, allowed_mentions: mentions });
+        } else {
+          this.noteDeleted(t.messageId);
+          await this.d.webhooks.delete(t.parentId, t.threadId, t.messageId);
+        }
+      }
+    } catch (err) {
+      if (discordCode(err) === UNKNOWN_MESSAGE) {
+        throw new DeliveryError('the Discord message can no longer be edited (it was deleted, or sent before its webhook was replaced)', true, { cause: err });
+      }
+      throw toDeliveryError(err, 'edit');
+    }
+  }
+
+  async redaction(r: MatrixRedaction): Promise<void> {
+    const client = this.requireClient();
+    for (const id of r.target.remoteIds) {
+      const reaction = parseReactionRef(id);
+      if (reaction) {
+        await this.removeReaction(r.portal.remoteChat, r.target.eventId, reaction.message, reaction.emoji);
+        continue;
+      }
+      const t = parseMessageRef(r.portal.remoteChat, id);
+      if (!t) continue;
+      this.noteDeleted(t.messageId);
+      try {
+        await this.d.webhooks.delete(t.parentId, t.threadId, t.messageId);
+      } catch (err) {
+        if (discordCode(err) !== UNKNOWN_MESSAGE) throw toDeliveryError(err, 'deletion');
+        // not from the current webhook: the bot may delete it if one of the bridge's older webhooks posted it
+        const m = await client.rest.get(Routes.channelMessage(t.channelId, t.messageId)).catch(() => undefined) as APIMessage | undefined;
+        if (!m) continue; // already gone
+        if (!this.d.webhooks.isOurs(m.webhook_id)) {
+          throw new DeliveryError('only messages sent from Matrix can be deleted on Discord from here', true);
+        }
+        await client.rest.delete(Routes.channelMessage(t.channelId, t.messageId)).catch((e: unknown) => { throw toDeliveryError(e, 'deletion'); });
+      }
+    }
+  }
+
+  async reaction(reaction: MatrixReaction): Promise<SendResult> {
+    const client = this.requireClient();
+    const targetId = reaction.target.remoteIds.find((id) => !parseReactionRef(id));
+    const t = targetId ? parseMessageRef(reaction.portal.remoteChat, targetId) : undefined;
+    if (!targetId || !t) return {};
+    let emoji = reaction.key;
+    if (emoji.startsWith('mxc://')) {
+      const e = this.d.emojis.byMxc(emoji);
+      if (!e) return {}; // a Matrix custom emoji Discord does not have
+      emoji = `${e.animated ? 'a:' : ''}${e.name}:${e.id}`;
+    }
+    try {
+      await client.rest.put(Routes.channelMessageOwnReaction(t.channelId, t.messageId, encodeURIComponent(emoji)));
+    } catch (err) {
+      // reactions are decoration: one Discord cannot show is logged, not reported as a failed delivery
+      if (discordCode(err) === UNKNOWN_EMOJI || discordCode(err) === UNKNOWN_MESSAGE) {
+        this.d.ctx.log.info('Matrix reaction not bridged: Discord does not know the emoji or the message', { key: reaction.key, code: discordCode(err) });
+        return {};
+      }
+      throw toDeliveryError(err, 'reaction');
+    }
+    this.d.store.addReaction(reaction.eventId, reaction.portal.remoteChat, targetId, emoji);
+    return { remoteIds: [reactionRef(targetId, emoji)] };
+  }
+
+  private async removeReaction(chat: string, eventId: string, target: string, emoji: string): Promise<void> {
+    const remaining = this.d.store.removeReaction(eventId, chat, target, emoji);
+    if (remaining > 0) return; // other Matrix users still react with it: the bot's reaction stays
+    const t = parseMessageRef(chat, target);
+    if (!t) return;
+    try {
+      await this.requireClient().rest.delete(Routes.channelMessageOwnReaction(t.channelId, t.messageId, encodeURIComponent(emoji)));
+    } catch (err) {
+      if (discordCode(err) !== UNKNOWN_MESSAGE) throw toDeliveryError(err, 'reaction removal');
+    }
+  }
+
+  async typing(typing: MatrixTyping): Promise<void> {
+    const client = this.d.client();
+    if (!typing.typing || !client) return;
+    const chat = parseChat(typing.portal.remoteChat);
+    if (!chat) return;
+    const where = chat.threadId ?? chat.channelId;
+    const last = this.typingAt.get(where) ?? 0;
+    if (Date.now() - last < TYPING_EVERY_MS) return;
+    this.typingAt.set(where, Date.now());
+    await client.rest.post(Routes.channelTyping(where));
+  }
+}

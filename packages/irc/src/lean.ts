@@ -246,9 +246,8 @@ export class LeanConnection extends EventEmitter {
     CHANNEL_CHATTER.lastIndex = start;
     if (!CHANNEL_CHATTER.test(text)) return false;
     if (text.charCodeAt(start) !== 64 /* @: no tags, no label */) return true;
-    const tagsEnd = text.indexOf(' ', start);
-    const has = (tag: string): boolean => { const at = text.indexOf(tag, start); return at >= 0 && at < tagsEnd; };
-    return !has('label=') && !(this.labeledBatches.size > 0 && has('batch='));
+    const tags = text.slice(start, text.indexOf(' ', start)); // bounded: never search past this line
+    return !tags.includes('label=') && !(this.labeledBatches.size > 0 && tags.includes('batch='));
   }
 
   private onLine(l: IrcLine): void {

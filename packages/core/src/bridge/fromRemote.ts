@@ -244,10 +244,8 @@ export class RemoteDelivery {
         return;
       case 'kick':
       case 'ban':
-        await this.matrix.moderate(c.membership, roomId, userId, c.reason);
-        return;
       case 'unban':
-        await bot.unban(roomId, userId).catch((err: unknown) => { throw toMatrixError(err); });
+        await this.matrix.moderate(c.membership, roomId, userId, c.reason);
         return;
     }
   }

@@ -160,8 +160,8 @@ export class MatrixClientLayer {
     await this.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, reason ? { reason } : {}, userId);
   }
 
-  /** Kick or ban `userId` as the bot. */
-  async moderate(action: 'kick' | 'ban', roomId: string, userId: string, reason?: string): Promise<void> {
+  /** Kick, ban or unban `userId` as the bot. */
+  async moderate(action: 'kick' | 'ban' | 'unban', roomId: string, userId: string, reason?: string): Promise<void> {
     this.forgetJoined(userId, roomId);
     await this.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/${action}`, { user_id: userId, ...(reason ? { reason } : {}) });
   }

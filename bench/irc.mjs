@@ -1,14 +1,16 @@
 // The IRC bridge benchmark. Drives load the way a homeserver does (appservice transactions of 50
 // events), reads arrival with a plain IRC client on ergo, and reads the bridge's CPU and memory from
 // /proc. Prints JSON figures on stdout and progress on stderr. Not a test: nothing here fails on speed.
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { createRequire } from 'node:module';
 import { benchKit, cpuMs, cpuSplitMs, threadCpuMs, pct, progress, rssKb, sleep, until } from './common.mjs';
 
 const [dir, synPort, ircPort, asPort] = process.argv.slice(2);
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
-// BENCH_PHASES: a comma list of idle,m2i,latency,users,i2m,startup (default: all), e.g. to profile one path
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'idle,m2i,latency,users,i2m,startup').split(',').map((x) => x.trim()));
+// BENCH_PHASES: a comma list of idle,m2i,ceiling,latency,users,i2m,startup (default: all), e.g. to profile one path
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'idle,m2i,ceiling,latency,users,i2m,startup').split(',').map((x) => x.trim()));
 const require = createRequire(new URL('../packages/irc/package.json', import.meta.url));
 const IRC = require('irc-framework');
 const Database = createRequire(new URL('../packages/core/package.json', import.meta.url))('better-sqlite3');
@@ -73,6 +75,8 @@ progress(`Matrix → IRC throughput: ${MESSAGES} messages from 100 senders`);
 const before = reader.seen.length;
 cpu0 = cpuMs(pid);
 const split0 = cpuSplitMs(pid);
+const ergoPid = Number(readFileSync(`${dir}/ergo/ergo.pid`, 'utf8'));
+const ergo0 = cpuMs(ergoPid);
 t0 = performance.now();
 for (let i = 0; i < MESSAGES; i += 50) {
   await pushTransaction(Array.from({ length: Math.min(50, MESSAGES - i) }, (_, k) => event(roomId, `@u${(i + k) % 100}:localhost`, `t ${i + k}`)));
@@ -86,7 +90,47 @@ results.matrixToIrc = {
   userCpuMsPerMessage: +((cpuSplitMs(pid).user - split0.user) / MESSAGES).toFixed(3),
   systemCpuMsPerMessage: +((cpuSplitMs(pid).system - split0.system) / MESSAGES).toFixed(3),
   outOfOrder: tput.filter((n, i) => i > 0 && n < tput[i - 1]).length,
+  // the IRC server's own CPU for the same messages: each is written to every member of the channel
+  ergoCpuMsPerMessage: +((cpuMs(ergoPid) - ergo0) / MESSAGES).toFixed(3),
 };
+}
+
+// 2b. the ceiling: ergo alone, no bridge. Two raw clients alternate in a channel with as many other
+// members as the bench channel, each message sent only after the previous one's echo: the fastest
+// any bridge can go that keeps the order of messages from different senders (ergo handles each
+// connection separately, so only an answer proves a line was processed before the next is sent).
+if (PHASES.has('ceiling')) {
+  progress(`the IRC server's ceiling: 2,000 ordered messages in a channel of ${SENDERS + 2} members, no bridge`);
+  const raw = (nick, onLine) => new Promise((resolve) => {
+    const s = connect(Number(ircPort), '127.0.0.1');
+    let buf = '', joined = false;
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const l = buf.slice(0, i); buf = buf.slice(i + 1);
+        if (l.startsWith('PING')) s.write(`PONG${l.slice(4)}\r\n`);
+        if (!joined && / 366 /.test(l)) { joined = true; resolve(s); }
+        onLine?.(l);
+      }
+    });
+    s.write(`CAP REQ :echo-message labeled-response message-tags\r\nCAP END\r\nNICK ${nick}\r\nUSER ${nick} 0 * :x\r\nJOIN #ceiling\r\n`);
+  });
+  let answered;
+  const onEcho = (l) => { if (l.includes('label=')) answered?.(); };
+  const members = [];
+  for (let i = 0; i < SENDERS; i++) members.push(await raw(`ceil${i}`));
+  const senders = [await raw('ceilA', onEcho), await raw('ceilB', onEcho)];
+  const ergoPid = Number(readFileSync(`${dir}/ergo/ergo.pid`, 'utf8'));
+  const e0 = cpuMs(ergoPid), t = performance.now();
+  for (let i = 0; i < 2000; i++) {
+    const echoed = new Promise((r) => (answered = r));
+    senders[i % 2].write(`@label=c${i} PRIVMSG #ceiling :ceiling ${i}\r\n`);
+    await echoed;
+  }
+  const s2 = (performance.now() - t) / 1000;
+  results.ircServerCeiling = { channelMembers: SENDERS + 2, orderedMsgPerSec: Math.round(2000 / s2), ergoCpuMsPerMessage: +((cpuMs(ergoPid) - e0) / 2000).toFixed(3) };
+  for (const c of [...members, ...senders]) c.end('QUIT\r\n');
 }
 
 // 3. latency at a paced 500 msg/s for 5 s (transactions of 5 every 10 ms)

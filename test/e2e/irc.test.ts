@@ -4,51 +4,19 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, loadEverything, TrestleBridge } from '@trestle/core';
+import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork, IrcServer } from '@trestle/irc';
-import { IrcUser } from '../harness/irc-user.js';
-import { MatrixUser, messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
+import type { IrcUser } from '../harness/irc-user.js';
+import { MatrixUser, messagesOf } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
+import { body, ghost, ircPort, IrcUsers, plumbedRoom, startIrcBridge as startBridge, startSuite, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let alice: MatrixUser;
 let botId: string;
-const ircPort = Number(process.env['TRESTLE_E2E_IRC_PORT'] ?? 0);
-const ircUsers: IrcUser[] = [];
-const body = (e: MatrixEventJson): string => String(e.content['body'] ?? '');
-const ghost = (nick: string): string => `@irc_test_${nick.toLowerCase()}:localhost`;
-/** A raw IRC line as the harness records it, without its tags and line ending: `:nick!user@host COMMAND ...`. */
-const untag = (line: string): string => line.trimEnd().replace(/^@\S+ /, '');
-
-async function ircUser(nick: string, channels: string[] = [], caps: string[] = []): Promise<IrcUser> {
-  const u = new IrcUser('127.0.0.1', ircPort, nick, caps);
-  ircUsers.push(u);
-  await u.connect();
-  for (const c of channels) await u.join(c);
-  return u;
-}
-
-async function plumbed(channel: string): Promise<string> {
-  const roomId = await alice.createRoom({ name: `plumbed ${channel}` });
-  await alice.invite(roomId, botId);
-  await until(async () => (await alice.joinedMembers(roomId)).includes(botId), 'the bot to join');
-  await alice.setPowerLevel(roomId, botId, 100); // as a room admin does, so the bridge can sync topic and membership
-  await alice.sendText(roomId, `!trestle link irc test/${channel}`);
-  await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
-  return roomId;
-}
-
-/** Start the bridge on the suite's config, with `server` overriding keys of the `test` IRC server. */
-async function startBridge(server: Record<string, unknown> = {}): Promise<TrestleBridge> {
-  const { config, modules } = await loadEverything(e2e.config);
-  const sections = config.networks as Record<string, Record<string, unknown>>;
-  const servers = sections['irc']!['servers'] as Record<string, Record<string, unknown>>;
-  sections['irc'] = { ...sections['irc'], servers: { ...servers, test: { ...servers['test'], ...server } } };
-  const networks = [...modules].map(([id, m]) => m.create(sections[id], id));
-  const b = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
-  await b.start();
-  return b;
-}
+const users = new IrcUsers();
+const ircUser = (nick: string, channels: string[] = [], caps: string[] = []): Promise<IrcUser> => users.add(nick, channels, caps);
+const plumbed = (channel: string): Promise<string> => plumbedRoom(alice, botId, channel);
 
 const ircNet = (): IrcNetwork => bridge.networks.get('irc') as IrcNetwork;
 const ircServer = (): IrcServer => ircNet().servers.get('test')!;
@@ -56,14 +24,11 @@ const roomState = <T>(roomId: string, type: string): Promise<T> =>
   alice.request<T>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${type}/`);
 
 beforeAll(async () => {
-  if (!ircPort) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
-  bridge = await startBridge();
-  botId = bridge.matrix.botUserId;
-  alice = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircalice${Date.now()}`, { displayName: 'Alice' });
+  ({ bridge, botId, alice } = await startSuite('ircalice'));
 });
 
 afterAll(async () => {
-  for (const u of ircUsers) u.quit();
+  users.quitAll();
   await bridge?.stop();
 });
 
@@ -442,41 +407,6 @@ describe('IRC bridge: commands in a bridged room', () => {
     expect(await ask('!irc listrooms', (b) => b.startsWith('You are in'))).toBe('You are in: #nickroom');
     // the command line never reached the channel
     expect(vera.messages.filter((m) => m.message.startsWith('!irc'))).toEqual([]);
-  });
-});
-
-describe('IRC bridge: Matrix bans', () => {
-  it('bans and kicks on IRC from the Matrix user\'s own connection when it is a channel operator, and says why not when it is not', async () => {
-    const sam = await ircUser('ircsam', ['#bans', '#bans2']); // op of both
-    const vic = await ircUser('ircvic', ['#bans', '#bans2']);
-    const roomId = await plumbed('#bans');
-    const room2 = await plumbed('#bans2');
-    vic.say('#bans', 'spam spam spam');
-    await alice.waitForEvent(roomId, (e) => body(e) === 'spam spam spam');
-    await alice.sendText(roomId, 'I am here');
-    await alice.sendText(room2, 'and here');
-    await sam.waitFor((m) => m.message === 'and here');
-    sam.client.raw('MODE #bans +o Alice[m]');
-    await until(() => ircServer().events.modes.canKick('#bans', 'Alice[m]'), 'the bridge to see alice opped');
-
-    // a real Matrix ban of the ghost: core hands it to the IRC network
-    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, { user_id: ghost('ircvic'), reason: 'spam' });
-    await sam.waitForRaw((l) => /^:Alice\[m\]!\S+ MODE #bans \+b :?ircvic!\*@\*$/.test(untag(l)));
-    await sam.waitForRaw((l) => /^:Alice\[m\]!\S+ KICK #bans ircvic :?spam$/.test(untag(l)));
-    expect(await vic.names('#bans2')).toContain('ircvic'); // only the one channel
-    // not an operator in #bans2: nothing happens on IRC, and the reason is what the user is told
-    // the kick IRC echoes back is the Matrix ban's own doing: not bridged back as a kick
-    await sleep(1000);
-    const member = await alice.request<{ membership: string }>('GET',
-      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(ghost('ircvic'))}`);
-    expect(member.membership).toBe('ban');
-    expect((await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'))).toEqual([]);
-    // not an operator in #bans2: nothing happens on IRC, and alice is told why
-    const ban2 = (await alice.request<{ event_id?: string }>('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(room2)}/ban`, { user_id: ghost('ircvic'), reason: 'spam' })).event_id;
-    void ban2;
-    const told = await alice.waitForEvent(room2, (e) => e.sender === botId && body(e).startsWith('⚠'));
-    expect(body(told)).toContain('the ban of ircvic was not done on IRC: Alice[m] is not a channel operator in #bans2 on ErgoTest');
-    expect(await sam.names('#bans2')).toContain('ircvic');
   });
 });
 

@@ -31,6 +31,9 @@ export class ChannelEvents {
   /** Is this nick in one of the bridged channels (for turning words into mentions)? */
   knowsNick(nick: string): boolean { return this.nickChannels.has(ircLower(nick)); }
 
+  /** Is this nick in this channel, as the listener sees it? */
+  inChannel(nick: string, channel: string): boolean { return this.nickChannels.get(ircLower(nick))?.has(ircLower(channel)) ?? false; }
+
   stop(): void {
     if (this.splitTimer) clearTimeout(this.splitTimer);
     this.splits.clear();
@@ -114,7 +117,10 @@ export class ChannelEvents {
 
     l.on('join', (e: { nick: string; channel: string }) => {
       this.track(e.nick, e.channel, true);
-      if (isListener(e.nick)) listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
+      if (isListener(e.nick)) {
+        listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
+        listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
+      }
       // back from a netsplit: the held quit is dropped, and the ghost, which never left, stays
       if (this.splits.returned(ircLower(e.nick))) return;
       if (this.server.isOwnNick(e.nick)) return;
@@ -180,6 +186,7 @@ export class ChannelEvents {
       if (settings) this.reportModes(e.channel, [], settings);
     });
 
+    l.on('banlist', (e: { channel: string; bans: { banned: string }[] }) => this.modes.banList(e.channel, e.bans.map((b) => b.banned)));
     l.on('unknown command', (cmd: { command: string; params: string[]; nick?: string }) => {
       // IRCv3 draft/message-redaction: REDACT <target> <msgid> [:reason]
       if (cmd.command !== 'REDACT' || !cmd.params[0] || !cmd.params[1] || !isChannel(cmd.params[0])) return;

@@ -148,6 +148,30 @@ describe('IRC bridge: messages', () => {
     // ergo speaks IRCv3: the reply also carries the msgid of the message it answers
     expect(reply.tags['+draft/reply']).toMatch(/\S+/);
   });
+
+  it('quotes an old message in a reply, but not once someone has joined the channel after it', async () => {
+    const rex = await ircUser('ircrex', ['#quote']);
+    const roomId = await plumbed('#quote');
+    const replyTo = (eventId: string): Record<string, unknown> => ({ 'm.relates_to': { 'm.in_reply_to': { event_id: eventId } } });
+    const fromAlice = async (text: string): Promise<string> => (await rex.waitFor((m) => m.nick === 'Alice[m]' && m.message.endsWith(text))).message;
+    await alice.sendText(roomId, 'alice is in'); // her connection joins before the message she will answer
+    await rex.waitFor((m) => m.message === 'alice is in');
+    rex.say('#quote', 'shall we meet at noon on the old bridge by the river?');
+    const original = await alice.waitForEvent(roomId, (e) => body(e).startsWith('shall we meet'));
+    for (let i = 1; i <= 10; i++) rex.say('#quote', `chatter ${i}`);
+    const last = await alice.waitForEvent(roomId, (e) => body(e) === 'chatter 10');
+    // the line just said: addressed to the nick
+    await alice.sendText(roomId, 'ha', replyTo(last.event_id));
+    expect(await fromAlice('ha')).toBe('ircrex: ha');
+    // ten lines ago: quoted, so the channel knows which message is meant
+    await alice.sendText(roomId, 'yes, noon it is', replyTo(original.event_id));
+    expect(await fromAlice('yes, noon it is')).toBe('<ircrex> "shall we meet at noon on the old bridge…" <- yes, noon it is');
+    // someone joins: they were not there to read it, so it is not repeated to them
+    await ircUser('ircsly', ['#quote']);
+    await until(async () => (await alice.joinedMembers(roomId)).includes(ghost('ircsly')), 'the newcomer to join');
+    await alice.sendText(roomId, 'noon still', replyTo(original.event_id));
+    expect(await fromAlice('noon still')).toBe('ircrex: noon still');
+  });
 });
 
 describe('IRC bridge: users and rooms', () => {

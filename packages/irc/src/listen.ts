@@ -99,8 +99,10 @@ export class ChannelEvents {
     const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => {
       if (!isChannel(e.target) || this.server.isOwnNick(e.nick) || !e.nick) return;
       const reply = e.tags['+draft/reply'] ?? e.tags['+reply'];
+      const id = e.tags['msgid'] ?? this.server.localId();
+      this.server.recent.said(e.target, [id], Date.now());
       this.report(this.ctx.remote.message({
-        chat: channelChat(this.key, e.target), id: e.tags['msgid'] ?? this.server.localId(), sender: this.server.senderFor(e.nick),
+        chat: channelChat(this.key, e.target), id, sender: this.server.senderFor(e.nick),
         parts: [{ content: this.server.content(e.message, msgtype) }],
         ...(reply ? { replyTo: reply } : {}), ...(e.time ? { timestamp: e.time } : {}),
       }));
@@ -117,6 +119,7 @@ export class ChannelEvents {
 
     l.on('join', (e: { nick: string; channel: string }) => {
       this.track(e.nick, e.channel, true);
+      this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
       if (isListener(e.nick)) {
         listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
         listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
@@ -167,6 +170,7 @@ export class ChannelEvents {
     });
 
     l.on('userlist', (e: { channel: string; users: { nick: string; modes?: string[] }[] }) => {
+      this.server.recent.joined(e.channel); // members of unknown standing
       for (const u of e.users) {
         this.track(u.nick, e.channel, true);
         if (this.server.isOwnNick(u.nick)) continue;

@@ -12,7 +12,7 @@ import {
 } from '@trestle/core';
 import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
-import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, splitForIrc } from './convert/index.js';
+import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
 import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseUser, pmChat } from './ids.js';
 import { Moderation } from './moderation.js';
 import { IrcServer } from './server.js';
@@ -121,7 +121,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const tags: Record<string, string> = {};
     if (msg.replyTo) {
       const nick = msg.replyTo.sender ? this.nickFor(server, msg.replyTo.sender) : undefined;
-      if (nick) lines[0] = `${nick}: ${lines[0]}`;
+      if (nick) lines[0] = this.replyText(server, target, msg.replyTo, nick, lines[0]!);
       if (msg.replyTo.remoteId && !msg.replyTo.remoteId.startsWith('local-')) tags['+draft/reply'] = msg.replyTo.remoteId;
     }
     const limited = applyLineLimit(lines, server.cfg.lineLimit);
@@ -142,6 +142,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     if (parts) {
       const id = await conn.sendMultiline(command as 'PRIVMSG' | 'NOTICE', target, parts, tags);
       this.ctx!.log.debug('sent to IRC as one multiline batch', { chat: msg.portal.remoteChat, eventId: msg.eventId, lines: parts.length, msgid: id });
+      if (isChannel(target)) server.recent.said(target, id ? [msg.eventId, id] : [msg.eventId], Date.now());
       return { remoteIds: id ? [id] : [] };
     }
     const sends: Promise<string | undefined>[] = [];
@@ -150,7 +151,15 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     });
     const ids = await Promise.all(sends);
     this.ctx!.log.debug('sent to IRC', { chat: msg.portal.remoteChat, eventId: msg.eventId, msgids: ids });
+    if (isChannel(target)) server.recent.said(target, [msg.eventId, ...ids.filter((x): x is string => !!x)], Date.now());
     return { remoteIds: ids.filter((x): x is string => !!x) };
+  }
+
+  /** The first line of a Matrix reply: `nick: text`, or quoting an old message where that is safe (replies.ts). */
+  private replyText(server: IrcServer, target: string, replyTo: NonNullable<MatrixMessage['replyTo']>, nick: string, text: string): string {
+    const keys = replyTo.remoteId ? [replyTo.eventId, replyTo.remoteId] : [replyTo.eventId];
+    const form = isChannel(target) && replyTo.body ? server.recent.replyForm(target, keys, Date.now(), server.cfg.replies) : 'short';
+    return replyLine({ nick, text, ...(form === 'quote' ? { quote: replyTo.body!, quoteLength: server.cfg.replies.quoteLength } : {}) });
   }
 
   async handleMatrixEdit(edit: MatrixEdit): Promise<void> {

@@ -12,6 +12,7 @@ import { ChannelEvents } from './listen.js';
 import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './ids.js';
 import { fillTemplate, sanitiseNick, sanitiseUsername } from './nicks.js';
 import { toCloseIdle, toEvict, type PooledConnection } from './pool.js';
+import { RecentLines } from './replies.js';
 import type { IrcStore } from './store.js';
 
 interface IrcMessageEvent {
@@ -24,6 +25,8 @@ let localIdSeq = 0;
 export class IrcServer {
   readonly listener: IrcConnection;
   readonly clients = new Map<string, LeanConnection>();
+  /** Lines said and joins seen in each channel: whether a Matrix reply may quote (replies.ts). */
+  readonly recent = new RecentLines();
   /** The listener's view of the channels: members, modes, netsplits. */
   readonly events: ChannelEvents;
   private readonly limiter: ReconnectLimiter;

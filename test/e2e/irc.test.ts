@@ -485,6 +485,29 @@ describe('IRC bridge: IRCv3 typing, multiline and labeled replies', () => {
     await until(() => bridge.messages.forEvent(eventId).length > 0, 'the message map');
     expect(bridge.messages.forEvent(eventId).map((m) => m.remoteId)).toEqual([msgid]);
   });
+
+  it('turns a draft/multiline batch from IRC into one Matrix message, continued lines joined', async () => {
+    const ada = await ircUser('ircada', ['#mline'], ['batch', 'draft/multiline', 'message-tags', 'echo-message']);
+    const roomId = await plumbed('#mline');
+    for (const line of [
+      'BATCH +ml1 draft/multiline #mline',
+      '@batch=ml1 PRIVMSG #mline :first line',
+      '@batch=ml1 PRIVMSG #mline :second line, ',
+      '@batch=ml1;draft/multiline-concat PRIVMSG #mline :continued',
+      '@batch=ml1 PRIVMSG #mline :third line',
+      'BATCH -ml1',
+    ]) ada.client.raw(line);
+    const ev = await alice.waitForEvent(roomId, (e) => e.sender === ghost('ircada') && body(e).startsWith('first line'));
+    expect(body(ev)).toBe('first line\nsecond line, continued\nthird line');
+    // one event, not one per line
+    await sleep(500);
+    expect((await alice.timeline(roomId)).filter((e) => e.sender === ghost('ircada') && e.type === 'm.room.message')).toHaveLength(1);
+    // the batch's msgid (on its opening line, as ada's echo shows) maps to the event: replies and reactions find it
+    const echo = await ada.waitForRaw((l) => /^:ircada!\S+ BATCH \+\S+ draft\/multiline :?#mline$/.test(untag(l)));
+    const msgid = /(?:^@|;)msgid=([^; ]+)/.exec(echo)![1]!;
+    await until(() => bridge.messages.forEvent(ev.event_id).length > 0, 'the message map');
+    expect(bridge.messages.forEvent(ev.event_id).map((m) => m.remoteId)).toEqual([msgid]);
+  });
 });
 
 describe('IRC bridge: reconnection', () => {

@@ -7,12 +7,17 @@ import type { NetworkContext } from '@trestle/core';
 import { channelChat, ircLower, ircUser, isChannel } from './ids.js';
 import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
+import { joinMultiline } from './convert/index.js';
+import { parseLine } from './lean.js';
 import type { IrcServer } from './server.js';
 import type { IrcStore } from './store.js';
 
 interface IrcMessageEvent {
-  nick: string; target: string; message: string; tags: Record<string, string>; time?: number;
+  nick: string; target: string; message: string; tags: Record<string, string>; time?: number; batch?: { type?: string };
 }
+
+/** A batch as irc-framework hands it over once it is complete: its lines, not yet dispatched. */
+interface IrcBatch { id: string; params: string[]; commands: { command: string; nick: string; params: string[]; tags: Record<string, string> }[] }
 
 /** A quit held back because it looks like a netsplit: who, the channels they were in, why. */
 interface HeldQuit { nick: string; channels: string[]; reason?: string }
@@ -98,6 +103,7 @@ export class ChannelEvents {
 
     const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => {
       if (!isChannel(e.target) || this.server.isOwnNick(e.nick) || !e.nick) return;
+      if (e.batch?.type === 'draft/multiline') return; // the batch was reported whole (see multiline())
       const reply = e.tags['+draft/reply'] ?? e.tags['+reply'];
       const id = e.tags['msgid'] ?? this.server.localId();
       this.server.recent.said(e.target, [id], Date.now());
@@ -107,6 +113,19 @@ export class ChannelEvents {
         ...(reply ? { replyTo: reply } : {}), ...(e.time ? { timestamp: e.time } : {}),
       }));
     };
+    // draft/multiline: the opening BATCH line carries the msgid (and reply tag), which irc-framework does not keep
+    const batchTags = new Map<string, Record<string, string>>();
+    listener.on('disconnected', () => batchTags.clear());
+    client.on('raw', (e: { line: string; from_server: boolean }) => {
+      if (!e.from_server || !e.line.includes(' BATCH +') || !e.line.includes('draft/multiline')) return;
+      const line = parseLine(e.line);
+      if (line?.command === 'BATCH' && line.params[1] === 'draft/multiline') batchTags.set(line.params[0]!.slice(1), line.tags);
+    });
+    l.on('batch start draft/multiline', (b: IrcBatch) => {
+      const tags = batchTags.get(b.id) ?? {};
+      batchTags.delete(b.id);
+      this.multiline(b, tags);
+    });
     l.on('privmsg', onMessage('m.text'));
     l.on('notice', onMessage('m.notice'));
     l.on('action', onMessage('m.emote'));
@@ -201,5 +220,23 @@ export class ChannelEvents {
       if (e.nick && this.server.isOwnNick(e.nick)) return;
       this.report(this.ctx.remote.chatInfo({ chat: channelChat(this.key, e.channel), topic: e.topic ?? '' }));
     });
+  }
+
+  /** An IRCv3 `draft/multiline` batch in a channel: one Matrix message, as the sender meant it. */
+  private multiline(b: IrcBatch, tags: Record<string, string>): void {
+    const target = b.params[0];
+    const lines = b.commands.filter((c) => c.command === 'PRIVMSG' || c.command === 'NOTICE');
+    const nick = lines[0]?.nick;
+    if (!target || !isChannel(target) || !nick || this.server.isOwnNick(nick)) return;
+    const text = joinMultiline(lines.map((c) => ({ text: c.params[c.params.length - 1] ?? '', concat: 'draft/multiline-concat' in c.tags })));
+    const id = tags['msgid'] ?? this.server.localId();
+    const reply = tags['+draft/reply'] ?? tags['+reply'];
+    const time = tags['time'] ? Date.parse(tags['time']) : NaN;
+    this.server.recent.said(target, [id], Date.now());
+    this.report(this.ctx.remote.message({
+      chat: channelChat(this.key, target), id, sender: this.server.senderFor(nick),
+      parts: [{ content: this.server.content(text, lines[0]!.command === 'NOTICE' ? 'm.notice' : 'm.text') }],
+      ...(reply ? { replyTo: reply } : {}), ...(Number.isFinite(time) ? { timestamp: time } : {}),
+    }));
   }
 }

@@ -18,3 +18,4 @@ export { escapeHtml, ircToMatrix, type IrcMention, type IrcToMatrixOptions, type
 export { matrixToIrc, parsePill, type MatrixMessageContent, type MatrixPill, type MatrixToIrcOptions } from './matrixToIrc.js';
 export { applyLineLimit, maxPayloadBytes, multilineParts, splitForIrc, utf8Length, type MultilinePart } from './split.js';
 export { replyLine, shortQuote } from './reply.js';
+export { joinMultiline, type MultilineLine } from './multiline.js';

@@ -510,6 +510,35 @@ describe('IRC bridge: IRCv3 typing, multiline and labeled replies', () => {
   });
 });
 
+describe('IRC bridge: metrics', () => {
+  it("shows Matrix users' connections by state, the listener, and reconnects on core's /metrics", async () => {
+    const scrape = async (): Promise<string> => (await fetch(`${e2e.registration().url}/metrics`)).text();
+    const value = (text: string, name: string, labels: string): number => {
+      const m = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : NaN;
+    };
+    const connectedNow = (): number => [...ircServer().clients.values()].filter((c) => c.state === 'connected').length;
+    const ops = await ircUser('ircopsy', ['#metrics']);
+    const roomId = await plumbed('#metrics');
+    await alice.sendText(roomId, 'count me');
+    await ops.waitFor((m) => m.message === 'count me');
+    const connected = connectedNow();
+    expect(connected).toBeGreaterThanOrEqual(1);
+    const text = await scrape();
+    expect(value(text, 'trestle_irc_clients', 'server="test",state="connected"')).toBe(connected);
+    expect(value(text, 'trestle_irc_listener_connected', 'server="test"')).toBe(1);
+    const before = value(text, 'trestle_irc_reconnects_total', 'server="test"');
+    expect(before).toBeGreaterThanOrEqual(0);
+    // an IRC operator kills alice's connection: the loss is counted, and she comes back
+    ops.client.raw('OPER admin oper-pass');
+    await ops.waitForRaw((l) => / 381 /.test(l));
+    ops.client.raw('KILL Alice[m] :metrics test');
+    await until(async () => value(await scrape(), 'trestle_irc_reconnects_total', 'server="test"') === before + 1, 'the reconnect to be counted');
+    await until(() => ircServer().clients.get(alice.userId)?.state === 'connected', 'alice to reconnect');
+    expect(value(await scrape(), 'trestle_irc_clients', 'server="test",state="connected"')).toBe(connectedNow());
+  });
+});
+
 describe('IRC bridge: reconnection', () => {
   it('queues Matrix messages while ergo is down and delivers them in order after it returns', async () => {
     const roomId = await plumbed('#recon');

@@ -14,6 +14,7 @@ import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
 import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
 import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseUser, pmChat } from './ids.js';
+import { registerIrcMetrics } from './metrics.js';
 import { Moderation } from './moderation.js';
 import { IrcServer } from './server.js';
 import { IrcStore, PasswordBox, ircMigrations } from './store.js';
@@ -64,6 +65,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       }
       this.servers.set(key, new IrcServer(key, scfg, ctx, this.store));
     }
+    if (ctx.metrics) registerIrcMetrics(ctx.metrics, () => this.servers.values());
     // Connect in the background: an IRC server that is down must not keep the bridge from starting
     // (Matrix messages for it wait in their rooms' queues until it is back).
     for (const s of this.servers.values()) {

@@ -33,10 +33,13 @@ export class IrcServer {
   private idleTimer?: NodeJS.Timeout;
   /** Set at stop: events still arriving from connections being closed are ignored. */
   stopped = false;
+  /** Connections of this server lost without being closed on purpose (each is reconnected): for metrics. */
+  reconnects = 0;
 
   constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
     this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }));
+    this.listener.on('disconnected', () => { this.reconnects++; });
     this.events = new ChannelEvents(this, ctx, store);
     this.events.wire();
   }
@@ -169,6 +172,7 @@ export class IrcServer {
   /** Private messages and CTCP to a Matrix user's connection. */
   private wireClient(userId: string, c: LeanConnection): void {
     c.on('registered', (nick: string) => this.store.setNick(userId, this.key, nick));
+    c.on('disconnected', () => { this.reconnects++; });
     c.on('own nick', (nick: string) => this.store.setNick(userId, this.key, nick));
     const onPm = (type: 'm.text' | 'm.notice' | 'm.emote') => (e: IrcMessageEvent): void => {
       if (isChannel(e.target) || ircLower(e.nick) === ircLower(c.nick) || !e.nick || e.nick.includes('.')) return;

@@ -249,6 +249,7 @@ export class TrestleBridge {
           return { mxc, url: media.url(mxc, filename) ?? mxc };
         },
         mediaUrl: (mxc) => media.url(mxc) ?? mxc,
+        metrics: this.metrics.registry,
       };
       nlog.info('starting network');
       await n.start(ctx);

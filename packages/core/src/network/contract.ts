@@ -454,6 +454,11 @@ export interface NetworkContext {
   uploadMedia(data: Buffer, contentType: string, filename: string): Promise<{ mxc: string; url: string }>;
   /** A public download URL for an mxc:// URL. */
   mediaUrl(mxc: string): string;
+  /**
+   * Core's Prometheus registry (prom-client), served at `/metrics`: a network registers its own
+   * metrics here (named `trestle_<network>_...`). Absent where nothing serves metrics (unit tests).
+   */
+  metrics?: import('prom-client').Registry;
 }
 
 export interface Migration {

@@ -172,6 +172,20 @@ describe('IRC bridge: messages', () => {
     await alice.sendText(roomId, 'noon still', replyTo(original.event_id));
     expect(await fromAlice('noon still')).toBe('ircrex: noon still');
   });
+
+  it("answers a CTCP VERSION sent to a Matrix user's nick (and to the bridge's own)", async () => {
+    const val = await ircUser('ircval', ['#ctcp']);
+    const roomId = await plumbed('#ctcp');
+    await alice.sendText(roomId, 'ask me');
+    await val.waitFor((m) => m.message === 'ask me');
+    val.say('Alice[m]', '\x01VERSION\x01');
+    await val.waitForRaw((l) => /^:Alice\[m\]!\S+ NOTICE ircval :\x01VERSION Trestle IRC bridge\x01$/.test(untag(l)));
+    val.say('trestlebot', '\x01VERSION\x01');
+    await val.waitForRaw((l) => /^:trestlebot!\S+ NOTICE ircval :\x01VERSION Trestle IRC bridge\x01$/.test(untag(l)));
+    // a CTCP request is not a message: nothing reaches the Matrix user
+    await sleep(500);
+    expect(bridge.portals.all().some((p) => p.remoteChat === `test/pm/${alice.userId}/ircval`)).toBe(false);
+  });
 });
 
 describe('IRC bridge: users and rooms', () => {

@@ -421,6 +421,37 @@ describe('IRC bridge: quits', () => {
     await until(async () => !(await alice.joinedMembers(roomId)).includes(ghost('ircuna')), 'the ghost to leave');
     expect(Date.now() - t0).toBeLessThan(20_000); // a held quit would take the 60 s netsplit window
   });
+
+  it('holds back quits that come too fast to be people leaving (a split), and drops them when the nicks return', async () => {
+    // ergo cannot link servers and words every client's quit "Quit: ...", so neither a split-shaped
+    // reason nor a BATCH netsplit can be produced here: this proves the quit-rate rule (15 quits
+    // within 3 s), with real clients quitting at once, and the return of held nicks.
+    await ircUser('ircsplitwatch', ['#split']);
+    const roomId = await plumbed('#split');
+    const nicks = Array.from({ length: 16 }, (_, i) => `ircsp${i}`);
+    const crowd = await Promise.all(nicks.map((n) => ircUser(n, ['#split'])));
+    await until(async () => { const m = await alice.joinedMembers(roomId); return nicks.every((n) => m.includes(ghost(n))); }, 'the crowd to join', 60_000);
+    const since = Date.now();
+    for (const u of crowd) u.quit();
+    // the first 14 leave as usual; from the 15th on, the quits look like a split and are held
+    const stayed = await until(async () => {
+      const m = await alice.joinedMembers(roomId);
+      const left = nicks.filter((n) => !m.includes(ghost(n)));
+      return left.length === 14 ? nicks.filter((n) => m.includes(ghost(n))) : undefined;
+    }, 'the first 14 quits to be bridged');
+    await sleep(2000);
+    expect(nicks.filter((n) => (ircServer().events.knowsNick(n)))).toEqual([]); // all really quit IRC
+    expect((await alice.joinedMembers(roomId)).filter((m) => stayed.map(ghost).includes(m))).toHaveLength(2);
+    expect(ircServer().events.heldQuits).toBe(2);
+    // they come back: the held quits are dropped, and their ghosts never left the room
+    await Promise.all(stayed.map((n) => ircUser(n, ['#split'])));
+    await until(() => ircServer().events.heldQuits === 0, 'the held quits to be dropped');
+    await sleep(1000);
+    const members = await alice.joinedMembers(roomId);
+    for (const n of stayed) expect(members).toContain(ghost(n));
+    const memberEvents = (await alice.timeline(roomId)).filter((e) => e.type === 'm.room.member' && e.origin_server_ts >= since);
+    expect(memberEvents.filter((e) => stayed.map(ghost).includes(String(e.state_key)))).toEqual([]);
+  });
 });
 
 describe('IRC bridge: commands in a bridged room', () => {

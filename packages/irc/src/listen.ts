@@ -36,6 +36,9 @@ export class ChannelEvents {
   /** Is this nick in one of the bridged channels (for turning words into mentions)? */
   knowsNick(nick: string): boolean { return this.nickChannels.has(ircLower(nick)); }
 
+  /** Quits held back as a possible netsplit, waiting for their nicks to return. */
+  get heldQuits(): number { return this.splits.heldCount; }
+
   /** Is this nick in this channel, as the listener sees it? */
   inChannel(nick: string, channel: string): boolean { return this.nickChannels.get(ircLower(nick))?.has(ircLower(channel)) ?? false; }
 

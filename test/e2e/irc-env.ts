@@ -50,10 +50,14 @@ export async function startIrcBridge(server: Record<string, unknown> = {}): Prom
   return b;
 }
 
-/** A suite's start: the bridge, its bot's id, and a fresh Matrix user "Alice" (localpart `<prefix><time>`). */
-export async function startSuite(prefix: string): Promise<{ bridge: TrestleBridge; botId: string; alice: MatrixUser }> {
+/**
+ * A suite's start: the bridge, its bot's id, and a fresh Matrix user (localpart `<prefix><time>`).
+ * Give each suite's user a display name of its own: an earlier suite may have registered its
+ * user's nick with NickServ, and ergo then keeps that nick for the account.
+ */
+export async function startSuite(prefix: string, displayName = 'Alice'): Promise<{ bridge: TrestleBridge; botId: string; user: MatrixUser }> {
   if (!ircPort) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
   const bridge = await startIrcBridge();
-  const alice = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `${prefix}${Date.now()}`, { displayName: 'Alice' });
-  return { bridge, botId: bridge.matrix.botUserId, alice };
+  const user = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `${prefix}${Date.now()}`, { displayName });
+  return { bridge, botId: bridge.matrix.botUserId, user };
 }

@@ -4,51 +4,19 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, loadEverything, TrestleBridge } from '@trestle/core';
+import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork, IrcServer } from '@trestle/irc';
-import { IrcUser } from '../harness/irc-user.js';
-import { MatrixUser, messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
+import type { IrcUser } from '../harness/irc-user.js';
+import { MatrixUser, messagesOf } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
+import { body, ghost, ircPort, IrcUsers, plumbedRoom, startIrcBridge as startBridge, startSuite, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let alice: MatrixUser;
 let botId: string;
-const ircPort = Number(process.env['TRESTLE_E2E_IRC_PORT'] ?? 0);
-const ircUsers: IrcUser[] = [];
-const body = (e: MatrixEventJson): string => String(e.content['body'] ?? '');
-const ghost = (nick: string): string => `@irc_test_${nick.toLowerCase()}:localhost`;
-/** A raw IRC line as the harness records it, without its tags and line ending: `:nick!user@host COMMAND ...`. */
-const untag = (line: string): string => line.trimEnd().replace(/^@\S+ /, '');
-
-async function ircUser(nick: string, channels: string[] = [], caps: string[] = []): Promise<IrcUser> {
-  const u = new IrcUser('127.0.0.1', ircPort, nick, caps);
-  ircUsers.push(u);
-  await u.connect();
-  for (const c of channels) await u.join(c);
-  return u;
-}
-
-async function plumbed(channel: string): Promise<string> {
-  const roomId = await alice.createRoom({ name: `plumbed ${channel}` });
-  await alice.invite(roomId, botId);
-  await until(async () => (await alice.joinedMembers(roomId)).includes(botId), 'the bot to join');
-  await alice.setPowerLevel(roomId, botId, 100); // as a room admin does, so the bridge can sync topic and membership
-  await alice.sendText(roomId, `!trestle link irc test/${channel}`);
-  await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
-  return roomId;
-}
-
-/** Start the bridge on the suite's config, with `server` overriding keys of the `test` IRC server. */
-async function startBridge(server: Record<string, unknown> = {}): Promise<TrestleBridge> {
-  const { config, modules } = await loadEverything(e2e.config);
-  const sections = config.networks as Record<string, Record<string, unknown>>;
-  const servers = sections['irc']!['servers'] as Record<string, Record<string, unknown>>;
-  sections['irc'] = { ...sections['irc'], servers: { ...servers, test: { ...servers['test'], ...server } } };
-  const networks = [...modules].map(([id, m]) => m.create(sections[id], id));
-  const b = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
-  await b.start();
-  return b;
-}
+const users = new IrcUsers();
+const ircUser = (nick: string, channels: string[] = [], caps: string[] = []): Promise<IrcUser> => users.add(nick, channels, caps);
+const plumbed = (channel: string): Promise<string> => plumbedRoom(alice, botId, channel);
 
 const ircNet = (): IrcNetwork => bridge.networks.get('irc') as IrcNetwork;
 const ircServer = (): IrcServer => ircNet().servers.get('test')!;
@@ -56,14 +24,11 @@ const roomState = <T>(roomId: string, type: string): Promise<T> =>
   alice.request<T>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${type}/`);
 
 beforeAll(async () => {
-  if (!ircPort) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
-  bridge = await startBridge();
-  botId = bridge.matrix.botUserId;
-  alice = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircalice${Date.now()}`, { displayName: 'Alice' });
+  ({ bridge, botId, user: alice } = await startSuite('ircalice'));
 });
 
 afterAll(async () => {
-  for (const u of ircUsers) u.quit();
+  users.quitAll();
   await bridge?.stop();
 });
 
@@ -182,6 +147,44 @@ describe('IRC bridge: messages', () => {
     expect(reply.message).toBe('ircgus: the answer');
     // ergo speaks IRCv3: the reply also carries the msgid of the message it answers
     expect(reply.tags['+draft/reply']).toMatch(/\S+/);
+  });
+
+  it('quotes an old message in a reply, but not once someone has joined the channel after it', async () => {
+    const rex = await ircUser('ircrex', ['#quote']);
+    const roomId = await plumbed('#quote');
+    const replyTo = (eventId: string): Record<string, unknown> => ({ 'm.relates_to': { 'm.in_reply_to': { event_id: eventId } } });
+    const fromAlice = async (text: string): Promise<string> => (await rex.waitFor((m) => m.nick === 'Alice[m]' && m.message.endsWith(text))).message;
+    await alice.sendText(roomId, 'alice is in'); // her connection joins before the message she will answer
+    await rex.waitFor((m) => m.message === 'alice is in');
+    rex.say('#quote', 'shall we meet at noon on the old bridge by the river?');
+    const original = await alice.waitForEvent(roomId, (e) => body(e).startsWith('shall we meet'));
+    for (let i = 1; i <= 10; i++) rex.say('#quote', `chatter ${i}`);
+    const last = await alice.waitForEvent(roomId, (e) => body(e) === 'chatter 10');
+    // the line just said: addressed to the nick
+    await alice.sendText(roomId, 'ha', replyTo(last.event_id));
+    expect(await fromAlice('ha')).toBe('ircrex: ha');
+    // ten lines ago: quoted, so the channel knows which message is meant
+    await alice.sendText(roomId, 'yes, noon it is', replyTo(original.event_id));
+    expect(await fromAlice('yes, noon it is')).toBe('<ircrex> "shall we meet at noon on the old bridge…" <- yes, noon it is');
+    // someone joins: they were not there to read it, so it is not repeated to them
+    await ircUser('ircsly', ['#quote']);
+    await until(async () => (await alice.joinedMembers(roomId)).includes(ghost('ircsly')), 'the newcomer to join');
+    await alice.sendText(roomId, 'noon still', replyTo(original.event_id));
+    expect(await fromAlice('noon still')).toBe('ircrex: noon still');
+  });
+
+  it("answers a CTCP VERSION sent to a Matrix user's nick (and to the bridge's own)", async () => {
+    const val = await ircUser('ircval', ['#ctcp']);
+    const roomId = await plumbed('#ctcp');
+    await alice.sendText(roomId, 'ask me');
+    await val.waitFor((m) => m.message === 'ask me');
+    val.say('Alice[m]', '\x01VERSION\x01');
+    await val.waitForRaw((l) => /^:Alice\[m\]!\S+ NOTICE ircval :\x01VERSION Trestle IRC bridge\x01$/.test(untag(l)));
+    val.say('trestlebot', '\x01VERSION\x01');
+    await val.waitForRaw((l) => /^:trestlebot!\S+ NOTICE ircval :\x01VERSION Trestle IRC bridge\x01$/.test(untag(l)));
+    // a CTCP request is not a message: nothing reaches the Matrix user
+    await sleep(500);
+    expect(bridge.portals.all().some((p) => p.remoteChat === `test/pm/${alice.userId}/ircval`)).toBe(false);
   });
 });
 
@@ -418,6 +421,38 @@ describe('IRC bridge: quits', () => {
     await until(async () => !(await alice.joinedMembers(roomId)).includes(ghost('ircuna')), 'the ghost to leave');
     expect(Date.now() - t0).toBeLessThan(20_000); // a held quit would take the 60 s netsplit window
   });
+
+  it('holds back quits that come too fast to be people leaving (a split), and drops them when the nicks return', async () => {
+    // ergo cannot link servers and words every client's quit "Quit: ...", so neither a split-shaped
+    // reason nor a BATCH netsplit can be produced here: this proves the quit-rate rule (15 quits
+    // within 3 s), with real clients quitting at once, and the return of held nicks.
+    await ircUser('ircsplitwatch', ['#split']);
+    const roomId = await plumbed('#split');
+    const nicks = Array.from({ length: 16 }, (_, i) => `ircsp${i}`);
+    const crowd = await Promise.all(nicks.map((n) => ircUser(n, ['#split'])));
+    await until(async () => { const m = await alice.joinedMembers(roomId); return nicks.every((n) => m.includes(ghost(n))); }, 'the crowd to join', 60_000);
+    await sleep(3_500); // no other quit (the test before's) inside the 3 s the rule looks at
+    const since = Date.now();
+    for (const u of crowd) u.quit();
+    // the first 14 leave as usual; from the 15th on, the quits look like a split and are held
+    const stayed = await until(async () => {
+      const m = await alice.joinedMembers(roomId);
+      const left = nicks.filter((n) => !m.includes(ghost(n)));
+      return left.length === 14 ? nicks.filter((n) => m.includes(ghost(n))) : undefined;
+    }, 'the first 14 quits to be bridged');
+    await sleep(2000);
+    expect(nicks.filter((n) => (ircServer().events.knowsNick(n)))).toEqual([]); // all really quit IRC
+    expect((await alice.joinedMembers(roomId)).filter((m) => stayed.map(ghost).includes(m))).toHaveLength(2);
+    expect(ircServer().events.heldQuits).toBe(2);
+    // they come back: the held quits are dropped, and their ghosts never left the room
+    await Promise.all(stayed.map((n) => ircUser(n, ['#split'])));
+    await until(() => ircServer().events.heldQuits === 0, 'the held quits to be dropped');
+    await sleep(1000);
+    const members = await alice.joinedMembers(roomId);
+    for (const n of stayed) expect(members).toContain(ghost(n));
+    const memberEvents = (await alice.timeline(roomId)).filter((e) => e.type === 'm.room.member' && e.origin_server_ts >= since);
+    expect(memberEvents.filter((e) => stayed.map(ghost).includes(String(e.state_key)))).toEqual([]);
+  });
 });
 
 describe('IRC bridge: commands in a bridged room', () => {
@@ -442,41 +477,6 @@ describe('IRC bridge: commands in a bridged room', () => {
     expect(await ask('!irc listrooms', (b) => b.startsWith('You are in'))).toBe('You are in: #nickroom');
     // the command line never reached the channel
     expect(vera.messages.filter((m) => m.message.startsWith('!irc'))).toEqual([]);
-  });
-});
-
-describe('IRC bridge: Matrix bans', () => {
-  it('bans and kicks on IRC from the Matrix user\'s own connection when it is a channel operator, and says why not when it is not', async () => {
-    const sam = await ircUser('ircsam', ['#bans', '#bans2']); // op of both
-    const vic = await ircUser('ircvic', ['#bans', '#bans2']);
-    const roomId = await plumbed('#bans');
-    const room2 = await plumbed('#bans2');
-    vic.say('#bans', 'spam spam spam');
-    await alice.waitForEvent(roomId, (e) => body(e) === 'spam spam spam');
-    await alice.sendText(roomId, 'I am here');
-    await alice.sendText(room2, 'and here');
-    await sam.waitFor((m) => m.message === 'and here');
-    sam.client.raw('MODE #bans +o Alice[m]');
-    await until(() => ircServer().events.modes.canKick('#bans', 'Alice[m]'), 'the bridge to see alice opped');
-
-    // a real Matrix ban of the ghost: core hands it to the IRC network
-    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, { user_id: ghost('ircvic'), reason: 'spam' });
-    await sam.waitForRaw((l) => /^:Alice\[m\]!\S+ MODE #bans \+b :?ircvic!\*@\*$/.test(untag(l)));
-    await sam.waitForRaw((l) => /^:Alice\[m\]!\S+ KICK #bans ircvic :?spam$/.test(untag(l)));
-    expect(await vic.names('#bans2')).toContain('ircvic'); // only the one channel
-    // not an operator in #bans2: nothing happens on IRC, and the reason is what the user is told
-    // the kick IRC echoes back is the Matrix ban's own doing: not bridged back as a kick
-    await sleep(1000);
-    const member = await alice.request<{ membership: string }>('GET',
-      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(ghost('ircvic'))}`);
-    expect(member.membership).toBe('ban');
-    expect((await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'))).toEqual([]);
-    // not an operator in #bans2: nothing happens on IRC, and alice is told why
-    const ban2 = (await alice.request<{ event_id?: string }>('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(room2)}/ban`, { user_id: ghost('ircvic'), reason: 'spam' })).event_id;
-    void ban2;
-    const told = await alice.waitForEvent(room2, (e) => e.sender === botId && body(e).startsWith('⚠'));
-    expect(body(told)).toContain('the ban of ircvic was not done on IRC: Alice[m] is not a channel operator in #bans2 on ErgoTest');
-    expect(await sam.names('#bans2')).toContain('ircvic');
   });
 });
 
@@ -530,6 +530,58 @@ describe('IRC bridge: IRCv3 typing, multiline and labeled replies', () => {
     const msgid = /(?:^@|;)msgid=([^; ]+)/.exec(open)![1]!;
     await until(() => bridge.messages.forEvent(eventId).length > 0, 'the message map');
     expect(bridge.messages.forEvent(eventId).map((m) => m.remoteId)).toEqual([msgid]);
+  });
+
+  it('turns a draft/multiline batch from IRC into one Matrix message, continued lines joined', async () => {
+    const ada = await ircUser('ircada', ['#mline'], ['batch', 'draft/multiline', 'message-tags', 'echo-message']);
+    const roomId = await plumbed('#mline');
+    for (const line of [
+      'BATCH +ml1 draft/multiline #mline',
+      '@batch=ml1 PRIVMSG #mline :first line',
+      '@batch=ml1 PRIVMSG #mline :second line, ',
+      '@batch=ml1;draft/multiline-concat PRIVMSG #mline :continued',
+      '@batch=ml1 PRIVMSG #mline :third line',
+      'BATCH -ml1',
+    ]) ada.client.raw(line);
+    const ev = await alice.waitForEvent(roomId, (e) => e.sender === ghost('ircada') && body(e).startsWith('first line'));
+    expect(body(ev)).toBe('first line\nsecond line, continued\nthird line');
+    // one event, not one per line
+    await sleep(500);
+    expect((await alice.timeline(roomId)).filter((e) => e.sender === ghost('ircada') && e.type === 'm.room.message')).toHaveLength(1);
+    // the batch's msgid (on its opening line, as ada's echo shows) maps to the event: replies and reactions find it
+    const echo = await ada.waitForRaw((l) => /^:ircada!\S+ BATCH \+\S+ draft\/multiline :?#mline$/.test(untag(l)));
+    const msgid = /(?:^@|;)msgid=([^; ]+)/.exec(echo)![1]!;
+    await until(() => bridge.messages.forEvent(ev.event_id).length > 0, 'the message map');
+    expect(bridge.messages.forEvent(ev.event_id).map((m) => m.remoteId)).toEqual([msgid]);
+  });
+});
+
+describe('IRC bridge: metrics', () => {
+  it("shows Matrix users' connections by state, the listener, and reconnects on core's /metrics", async () => {
+    const scrape = async (): Promise<string> => (await fetch(`${e2e.registration().url}/metrics`)).text();
+    const value = (text: string, name: string, labels: string): number => {
+      const m = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : NaN;
+    };
+    const connectedNow = (): number => [...ircServer().clients.values()].filter((c) => c.state === 'connected').length;
+    const ops = await ircUser('ircopsy', ['#metrics']);
+    const roomId = await plumbed('#metrics');
+    await alice.sendText(roomId, 'count me');
+    await ops.waitFor((m) => m.message === 'count me');
+    const connected = connectedNow();
+    expect(connected).toBeGreaterThanOrEqual(1);
+    const text = await scrape();
+    expect(value(text, 'trestle_irc_clients', 'server="test",state="connected"')).toBe(connected);
+    expect(value(text, 'trestle_irc_listener_connected', 'server="test"')).toBe(1);
+    const before = value(text, 'trestle_irc_reconnects_total', 'server="test"');
+    expect(before).toBeGreaterThanOrEqual(0);
+    // an IRC operator kills alice's connection: the loss is counted, and she comes back
+    ops.client.raw('OPER admin oper-pass');
+    await ops.waitForRaw((l) => / 381 /.test(l));
+    ops.client.raw('KILL Alice[m] :metrics test');
+    await until(async () => value(await scrape(), 'trestle_irc_reconnects_total', 'server="test"') === before + 1, 'the reconnect to be counted');
+    await until(() => ircServer().clients.get(alice.userId)?.state === 'connected', 'alice to reconnect');
+    expect(value(await scrape(), 'trestle_irc_clients', 'server="test",state="connected"')).toBe(connectedNow());
   });
 });
 

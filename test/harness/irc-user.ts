@@ -31,12 +31,18 @@ export class IrcUser {
     });
   }
 
-  join(channel: string): Promise<void> {
-    return new Promise((resolve) => {
-      const on = (e: { nick: string; channel: string }): void => {
-        if (e.nick === this.nick && e.channel.toLowerCase() === channel.toLowerCase()) { this.client.off('join', on); resolve(); }
+  /** Join a channel; fails with the server's reason (banned, invite only...) or after `timeoutMs`. */
+  join(channel: string, timeoutMs = 15_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const same = (c?: string): boolean => c?.toLowerCase() === channel.toLowerCase();
+      const done = (): void => { clearTimeout(t); this.client.off('join', on); this.client.off('irc error', onErr); };
+      const on = (e: { nick: string; channel: string }): void => { if (e.nick === this.nick && same(e.channel)) { done(); resolve(); } };
+      const onErr = (e: { error: string; channel?: string; reason?: string }): void => {
+        if (same(e.channel)) { done(); reject(new Error(`${this.nick} cannot join ${channel}: ${e.error} ${e.reason ?? ''}`)); }
       };
+      const t = setTimeout(() => { done(); reject(new Error(`${this.nick}: joining ${channel} timed out`)); }, timeoutMs);
       this.client.on('join', on);
+      this.client.on('irc error', onErr);
       this.client.join(channel);
     });
   }

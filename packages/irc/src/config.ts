@@ -18,6 +18,11 @@ export const ircServerSchema = z.strictObject({
   maxClients: z.int().min(1).default(1000).describe('Most IRC connections for Matrix users; the least recently active is closed past it.'),
   idleTimeoutMinutes: z.int().min(0).default(0).describe('Close a Matrix user\'s IRC connection after this long without activity (0 = never).'),
   lineLimit: z.int().min(1).default(3).describe('A Matrix message longer than this many IRC lines is uploaded and linked instead.'),
+  replies: z.strictObject({
+    shortWithinSeconds: z.int().min(0).default(300).describe('A Matrix reply to a message younger than this, and said fewer than shortWithinLines lines ago, is sent as `nick: text`.'),
+    shortWithinLines: z.int().min(0).default(10).describe('A Matrix reply to a message said this many lines ago or more (or older than shortWithinSeconds) may quote it: `<nick> "quote…" <- text`.'),
+    quoteLength: z.int().min(8).max(200).default(40).describe('Most characters of the quoted message.'),
+  }).prefault({}).describe('Matrix replies on IRC. An old message is quoted only when nobody joined the channel since it was said (a later joiner may not be meant to read it); otherwise, and for messages the bridge did not see, the reply is `nick: text`.'),
   dynamicChannels: z.strictObject({
     enabled: z.boolean().default(true).describe('Let Matrix users open portal rooms by joining #irc_<server>_<#channel> aliases.'),
     whitelist: z.array(channelName).default([]).describe('If not empty, only these channels can be opened.'),

@@ -97,7 +97,7 @@ export class IrcConnection extends EventEmitter {
     super();
     this.nick = opts.nick;
     this.client = new IRC.Client(IrcConnection.clientOptions);
-    for (const cap of ['draft/message-redaction', 'typing']) this.client.requestCap(cap);
+    for (const cap of ['draft/message-redaction', 'typing', 'draft/multiline']) this.client.requestCap(cap);
     const drop = opts.dropLine;
     if (drop) {
       const conn = this.client.connection as unknown as { addReadBuffer(line: string): void };

@@ -7,12 +7,17 @@ import type { NetworkContext } from '@trestle/core';
 import { channelChat, ircLower, ircUser, isChannel } from './ids.js';
 import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
+import { joinMultiline } from './convert/index.js';
+import { parseLine } from './lean.js';
 import type { IrcServer } from './server.js';
 import type { IrcStore } from './store.js';
 
 interface IrcMessageEvent {
-  nick: string; target: string; message: string; tags: Record<string, string>; time?: number;
+  nick: string; target: string; message: string; tags: Record<string, string>; time?: number; batch?: { type?: string };
 }
+
+/** A batch as irc-framework hands it over once it is complete: its lines, not yet dispatched. */
+interface IrcBatch { id: string; params: string[]; commands: { command: string; nick: string; params: string[]; tags: Record<string, string> }[] }
 
 /** A quit held back because it looks like a netsplit: who, the channels they were in, why. */
 interface HeldQuit { nick: string; channels: string[]; reason?: string }
@@ -30,6 +35,12 @@ export class ChannelEvents {
 
   /** Is this nick in one of the bridged channels (for turning words into mentions)? */
   knowsNick(nick: string): boolean { return this.nickChannels.has(ircLower(nick)); }
+
+  /** Quits held back as a possible netsplit, waiting for their nicks to return. */
+  get heldQuits(): number { return this.splits.heldCount; }
+
+  /** Is this nick in this channel, as the listener sees it? */
+  inChannel(nick: string, channel: string): boolean { return this.nickChannels.get(ircLower(nick))?.has(ircLower(channel)) ?? false; }
 
   stop(): void {
     if (this.splitTimer) clearTimeout(this.splitTimer);
@@ -95,13 +106,29 @@ export class ChannelEvents {
 
     const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => {
       if (!isChannel(e.target) || this.server.isOwnNick(e.nick) || !e.nick) return;
+      if (e.batch?.type === 'draft/multiline') return; // the batch was reported whole (see multiline())
       const reply = e.tags['+draft/reply'] ?? e.tags['+reply'];
+      const id = e.tags['msgid'] ?? this.server.localId();
+      this.server.recent.said(e.target, [id], Date.now());
       this.report(this.ctx.remote.message({
-        chat: channelChat(this.key, e.target), id: e.tags['msgid'] ?? this.server.localId(), sender: this.server.senderFor(e.nick),
+        chat: channelChat(this.key, e.target), id, sender: this.server.senderFor(e.nick),
         parts: [{ content: this.server.content(e.message, msgtype) }],
         ...(reply ? { replyTo: reply } : {}), ...(e.time ? { timestamp: e.time } : {}),
       }));
     };
+    // draft/multiline: the opening BATCH line carries the msgid (and reply tag), which irc-framework does not keep
+    const batchTags = new Map<string, Record<string, string>>();
+    listener.on('disconnected', () => batchTags.clear());
+    client.on('raw', (e: { line: string; from_server: boolean }) => {
+      if (!e.from_server || !e.line.includes(' BATCH +') || !e.line.includes('draft/multiline')) return;
+      const line = parseLine(e.line);
+      if (line?.command === 'BATCH' && line.params[1] === 'draft/multiline') batchTags.set(line.params[0]!.slice(1), line.tags);
+    });
+    l.on('batch start draft/multiline', (b: IrcBatch) => {
+      const tags = batchTags.get(b.id) ?? {};
+      batchTags.delete(b.id);
+      this.multiline(b, tags);
+    });
     l.on('privmsg', onMessage('m.text'));
     l.on('notice', onMessage('m.notice'));
     l.on('action', onMessage('m.emote'));
@@ -114,7 +141,11 @@ export class ChannelEvents {
 
     l.on('join', (e: { nick: string; channel: string }) => {
       this.track(e.nick, e.channel, true);
-      if (isListener(e.nick)) listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
+      this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
+      if (isListener(e.nick)) {
+        listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
+        listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
+      }
       // back from a netsplit: the held quit is dropped, and the ghost, which never left, stays
       if (this.splits.returned(ircLower(e.nick))) return;
       if (this.server.isOwnNick(e.nick)) return;
@@ -161,6 +192,7 @@ export class ChannelEvents {
     });
 
     l.on('userlist', (e: { channel: string; users: { nick: string; modes?: string[] }[] }) => {
+      this.server.recent.joined(e.channel); // members of unknown standing
       for (const u of e.users) {
         this.track(u.nick, e.channel, true);
         if (this.server.isOwnNick(u.nick)) continue;
@@ -180,6 +212,7 @@ export class ChannelEvents {
       if (settings) this.reportModes(e.channel, [], settings);
     });
 
+    l.on('banlist', (e: { channel: string; bans: { banned: string }[] }) => this.modes.banList(e.channel, e.bans.map((b) => b.banned)));
     l.on('unknown command', (cmd: { command: string; params: string[]; nick?: string }) => {
       // IRCv3 draft/message-redaction: REDACT <target> <msgid> [:reason]
       if (cmd.command !== 'REDACT' || !cmd.params[0] || !cmd.params[1] || !isChannel(cmd.params[0])) return;
@@ -190,5 +223,23 @@ export class ChannelEvents {
       if (e.nick && this.server.isOwnNick(e.nick)) return;
       this.report(this.ctx.remote.chatInfo({ chat: channelChat(this.key, e.channel), topic: e.topic ?? '' }));
     });
+  }
+
+  /** An IRCv3 `draft/multiline` batch in a channel: one Matrix message, as the sender meant it. */
+  private multiline(b: IrcBatch, tags: Record<string, string>): void {
+    const target = b.params[0];
+    const lines = b.commands.filter((c) => c.command === 'PRIVMSG' || c.command === 'NOTICE');
+    const nick = lines[0]?.nick;
+    if (!target || !isChannel(target) || !nick || this.server.isOwnNick(nick)) return;
+    const text = joinMultiline(lines.map((c) => ({ text: c.params[c.params.length - 1] ?? '', concat: 'draft/multiline-concat' in c.tags })));
+    const id = tags['msgid'] ?? this.server.localId();
+    const reply = tags['+draft/reply'] ?? tags['+reply'];
+    const time = tags['time'] ? Date.parse(tags['time']) : NaN;
+    this.server.recent.said(target, [id], Date.now());
+    this.report(this.ctx.remote.message({
+      chat: channelChat(this.key, target), id, sender: this.server.senderFor(nick),
+      parts: [{ content: this.server.content(text, lines[0]!.command === 'NOTICE' ? 'm.notice' : 'm.text') }],
+      ...(reply ? { replyTo: reply } : {}), ...(Number.isFinite(time) ? { timestamp: time } : {}),
+    }));
   }
 }

@@ -35,7 +35,7 @@ export interface ModeOutcome {
 /** The channel flags that map to room settings. */
 const SETTING_FLAGS = new Set(['m', 'i', 'k']);
 
-interface Channel { flags: Set<string>; members: Map<string, Set<string>>; synced: boolean }
+interface Channel { flags: Set<string>; members: Map<string, Set<string>>; synced: boolean; /** Ban masks as the server wrote them, by their lower-cased form. */ bans: Map<string, string> }
 
 export class ChannelModes {
   private readonly channels = new Map<string, Channel>();
@@ -54,7 +54,7 @@ export class ChannelModes {
   private channel(name: string): Channel {
     const key = ircLower(name);
     let c = this.channels.get(key);
-    if (!c) { c = { flags: new Set(), members: new Map(), synced: false }; this.channels.set(key, c); }
+    if (!c) { c = { flags: new Set(), members: new Map(), synced: false, bans: new Map() }; this.channels.set(key, c); }
     return c;
   }
 
@@ -96,6 +96,8 @@ export class ChannelModes {
         ranked.add(param);
       } else if (SETTING_FLAGS.has(letter)) {
         if (add) c.flags.add(letter); else c.flags.delete(letter);
+      } else if (letter === 'b' && param) {
+        if (add) c.bans.set(ircLower(param), param); else c.bans.delete(ircLower(param));
       }
     }
     const settings = this.diff(before, c.flags);
@@ -120,6 +122,22 @@ export class ChannelModes {
       return { sendLevel: c.flags.has('m') ? this.moderatedSendLevel : null, inviteOnly: c.flags.has('i') || c.flags.has('k') };
     }
     return this.diff(before, c.flags);
+  }
+
+  /** The channel's ban list (RPL_BANLIST, asked for when the listener joins) replaces what was known. */
+  banList(channel: string, masks: readonly string[]): void {
+    const c = this.channel(channel);
+    c.bans = new Map(masks.map((mask) => [ircLower(mask), mask]));
+  }
+
+  /**
+   * Bans on this very nick (`nick!user@host` masks whose nick part is the nick, case-insensitively):
+   * what lifting a Matrix ban of its ghost undoes. Masks with wildcards in the nick part (`*!*@host`)
+   * are about more people than this one and are left alone.
+   */
+  bansOn(channel: string, nick: string): string[] {
+    const lc = ircLower(nick);
+    return [...(this.channels.get(ircLower(channel))?.bans ?? [])].filter(([lower]) => lower.split('!')[0] === lc).map(([, mask]) => mask);
   }
 
   /** NAMES for a channel: the membership modes of everyone listed replace what was known. */
@@ -169,4 +187,35 @@ export class ChannelModes {
     if (inviteBefore !== inviteAfter) out.inviteOnly = inviteAfter;
     return Object.keys(out).length ? out : undefined;
   }
+}
+
+/**
+ * Matrix → IRC: the membership mode changes that give a nick the rank closest to a Matrix power
+ * level, reading `modePowers` backwards. The nick gets the highest mode whose power is at most the
+ * level (50 → `o`, 10 → `v`, 0 → none) and loses the modes above the level; modes below it stay.
+ * Only what the setter may hand out is used: a mode worth more than the setter's own rank (an op
+ * cannot make a founder) is neither given nor taken, and is listed in `beyondReach`.
+ *
+ * @param supported the server's membership modes (ISUPPORT PREFIX), e.g. `['q', 'a', 'o', 'h', 'v']`.
+ */
+export function modeChangesForLevel(opts: {
+  level: number; held: ReadonlySet<string>; modePowers: Readonly<Record<string, number>>;
+  supported: readonly string[]; setterLevel: number;
+}): { changes: ModeChange[]; beyondReach: string[] } {
+  const { level, held, modePowers, setterLevel } = opts;
+  const power = (m: string): number => modePowers[m] ?? 0;
+  const usable = opts.supported.filter((m) => power(m) > 0);
+  const changes: ModeChange[] = [];
+  const beyondReach: string[] = [];
+  for (const m of usable) {
+    if (!held.has(m) || power(m) <= level) continue;
+    if (power(m) <= setterLevel) changes.push({ mode: `-${m}` }); else beyondReach.push(m);
+  }
+  const best = usable.filter((m) => power(m) <= level).sort((a, b) => power(b) - power(a));
+  const want = best.find((m) => power(m) <= setterLevel);
+  if (best[0] !== undefined && best[0] !== want && !held.has(best[0])) beyondReach.push(best[0]);
+  // already holding the wanted rank, or a higher one within the level: nothing to add
+  const covered = [...held].some((m) => power(m) <= level && want !== undefined && power(m) >= power(want));
+  if (want !== undefined && !covered) changes.unshift({ mode: `+${want}` });
+  return { changes, beyondReach };
 }

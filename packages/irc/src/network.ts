@@ -6,14 +6,16 @@
 import { resolve } from 'node:path';
 import {
   DeliveryError, type AliasCapable, type CommandCapable, type DirectChatCapable, type EditCapable, type MatrixEdit,
-  type MatrixMembership, type MatrixMessage, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta,
-  type MatrixTyping, type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type ProvisioningCapable,
+  type MatrixMembership, type MatrixMessage, type MatrixPowerLevels, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta,
+  type MatrixTyping, type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type PowerLevelCapable, type ProvisioningCapable,
   type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
 } from '@trestle/core';
 import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
-import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, splitForIrc } from './convert/index.js';
+import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
 import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseUser, pmChat } from './ids.js';
+import { registerIrcMetrics } from './metrics.js';
+import { Moderation } from './moderation.js';
 import { IrcServer } from './server.js';
 import { IrcStore, PasswordBox, ircMigrations } from './store.js';
 import type { LeanConnection } from './lean.js';
@@ -37,7 +39,7 @@ export function describeEdit(previous: string | undefined, next: string): string
 const HOST_ESTIMATE = 63; // we do not know our cloaked host: leave room for a long one
 
 export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, MembershipCapable,
-  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable {
+  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable, PowerLevelCapable {
   readonly identity;
   readonly servers = new Map<string, IrcServer>();
   /** Set at stop: a connection attempt cut short by the stop is not an error. */
@@ -45,6 +47,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   ctx?: NetworkContext;
   store?: IrcStore;
   readonly commands: NetworkCommand[];
+  private readonly moderation = new Moderation(() => this.ctx!, (server, userId) => this.nickFor(server, userId));
   private readonly typing = new TypingRelay((err) => this.ctx?.log.debug('typing notification not sent', { err }));
 
   constructor(readonly id: string, readonly cfg: IrcConfig) {
@@ -62,6 +65,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       }
       this.servers.set(key, new IrcServer(key, scfg, ctx, this.store));
     }
+    if (ctx.metrics) registerIrcMetrics(ctx.metrics, () => this.servers.values());
     // Connect in the background: an IRC server that is down must not keep the bridge from starting
     // (Matrix messages for it wait in their rooms' queues until it is back).
     for (const s of this.servers.values()) {
@@ -119,7 +123,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const tags: Record<string, string> = {};
     if (msg.replyTo) {
       const nick = msg.replyTo.sender ? this.nickFor(server, msg.replyTo.sender) : undefined;
-      if (nick) lines[0] = `${nick}: ${lines[0]}`;
+      if (nick) lines[0] = this.replyText(server, target, msg.replyTo, nick, lines[0]!);
       if (msg.replyTo.remoteId && !msg.replyTo.remoteId.startsWith('local-')) tags['+draft/reply'] = msg.replyTo.remoteId;
     }
     const limited = applyLineLimit(lines, server.cfg.lineLimit);
@@ -140,6 +144,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     if (parts) {
       const id = await conn.sendMultiline(command as 'PRIVMSG' | 'NOTICE', target, parts, tags);
       this.ctx!.log.debug('sent to IRC as one multiline batch', { chat: msg.portal.remoteChat, eventId: msg.eventId, lines: parts.length, msgid: id });
+      if (isChannel(target)) server.recent.said(target, id ? [msg.eventId, id] : [msg.eventId], Date.now());
       return { remoteIds: id ? [id] : [] };
     }
     const sends: Promise<string | undefined>[] = [];
@@ -148,7 +153,15 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     });
     const ids = await Promise.all(sends);
     this.ctx!.log.debug('sent to IRC', { chat: msg.portal.remoteChat, eventId: msg.eventId, msgids: ids });
+    if (isChannel(target)) server.recent.said(target, [msg.eventId, ...ids.filter((x): x is string => !!x)], Date.now());
     return { remoteIds: ids.filter((x): x is string => !!x) };
+  }
+
+  /** The first line of a Matrix reply: `nick: text`, or quoting an old message where that is safe (replies.ts). */
+  private replyText(server: IrcServer, target: string, replyTo: NonNullable<MatrixMessage['replyTo']>, nick: string, text: string): string {
+    const keys = replyTo.remoteId ? [replyTo.eventId, replyTo.remoteId] : [replyTo.eventId];
+    const form = isChannel(target) && replyTo.body ? server.recent.replyForm(target, keys, Date.now(), server.cfg.replies) : 'short';
+    return replyLine({ nick, text, ...(form === 'quote' ? { quote: replyTo.body!, quoteLength: server.cfg.replies.quoteLength } : {}) });
   }
 
   async handleMatrixEdit(edit: MatrixEdit): Promise<void> {
@@ -187,35 +200,8 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       await conn.join(parsed.channel);
     } else if ((m.membership === 'leave') && m.target.userId === m.sender.userId) {
       server.clients.get(m.sender.userId)?.part(parsed.channel, 'Left the Matrix room');
-    } else if ((m.membership === 'kick' || m.membership === 'ban') && this.ctx!.remoteUserOf(m.target.userId)) {
-      await this.kickOrBan(server, parsed.channel, m);
-    }
-  }
-
-  /**
-   * A Matrix user kicked or banned an IRC user's ghost: kick (and ban `nick!*@*`) on IRC from the
-   * Matrix user's own connection when it is a channel operator there, so IRC sees who did it;
-   * else from the listener if it is one. Without either, the Matrix user is told why nothing happened.
-   */
-  private async kickOrBan(server: IrcServer, channel: string, m: MatrixMembership): Promise<void> {
-    const nick = this.nickFor(server, m.target.userId);
-    if (!nick) return;
-    const modes = server.events.modes;
-    const conn = server.clients.get(m.sender.userId);
-    const asUser = conn?.state === 'connected' && conn.isIn(channel) && modes.canKick(channel, conn.nick) ? conn : undefined;
-    if (!asUser && !modes.canKick(channel, server.listener.nick)) {
-      const why = conn?.state !== 'connected' ? `you have no IRC connection to ${server.displayName}`
-        : !conn.isIn(channel) ? `${conn.nick} is not in ${channel} on ${server.displayName}`
-          : `${conn.nick} is not a channel operator in ${channel} on ${server.displayName}`;
-      throw new DeliveryError(`the ${m.membership} of ${nick} was not done on IRC: ${why}`, true);
-    }
-    const lines = [
-      ...(m.membership === 'ban' ? [`MODE ${channel} +b ${nick}!*@*`] : []),
-      `KICK ${channel} ${nick} :${(m.reason ?? (m.membership === 'ban' ? 'Banned from Matrix' : 'Kicked from Matrix')).replace(/[\r\n\0]/g, ' ')}`,
-    ];
-    server.expectKick(channel, nick);
-    for (const line of lines) {
-      if (asUser) await asUser.send('RAW', channel, line); else server.listener.raw(line);
+    } else if ((m.membership === 'kick' || m.membership === 'ban' || m.membership === 'unban') && this.ctx!.remoteUserOf(m.target.userId)) {
+      await this.moderation.kickOrBan(server, parsed.channel, m);
     }
   }
 
@@ -228,6 +214,13 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const target = parsed.kind === 'channel' ? parsed.channel : this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick;
     if (parsed.kind === 'channel' && !conn.isIn(target)) return;
     this.typing.set(t.user.userId, server.key, conn, target, t.typing);
+  }
+
+  /** Matrix users' power levels → their IRC nicks' channel modes (moderation.ts). */
+  async handleMatrixPowerLevels(pl: MatrixPowerLevels): Promise<void> {
+    const parsed = parseChat(pl.portal.remoteChat);
+    if (parsed?.kind !== 'channel') return;
+    await this.moderation.powerLevels(this.server(parsed.server), parsed.channel, pl);
   }
 
   async handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> {

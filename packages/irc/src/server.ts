@@ -12,6 +12,7 @@ import { ChannelEvents } from './listen.js';
 import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './ids.js';
 import { fillTemplate, sanitiseNick, sanitiseUsername } from './nicks.js';
 import { toCloseIdle, toEvict, type PooledConnection } from './pool.js';
+import { RecentLines } from './replies.js';
 import type { IrcStore } from './store.js';
 
 interface IrcMessageEvent {
@@ -26,16 +27,21 @@ const OWN_CHATTER = /^(?:@\S+ )?:([^!\s]+)\S* (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/;
 export class IrcServer {
   readonly listener: IrcConnection;
   readonly clients = new Map<string, LeanConnection>();
+  /** Lines said and joins seen in each channel: whether a Matrix reply may quote (replies.ts). */
+  readonly recent = new RecentLines();
   /** The listener's view of the channels: members, modes, netsplits. */
   readonly events: ChannelEvents;
   private readonly limiter: ReconnectLimiter;
   private idleTimer?: NodeJS.Timeout;
   /** Set at stop: events still arriving from connections being closed are ignored. */
   stopped = false;
+  /** Connections of this server lost without being closed on purpose (each is reconnected): for metrics. */
+  reconnects = 0;
 
   constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
     this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }), (line) => this.isOwnChatter(line));
+    this.listener.on('disconnected', () => { this.reconnects++; });
     this.events = new ChannelEvents(this, ctx, store);
     this.events.wire();
   }
@@ -187,6 +193,7 @@ export class IrcServer {
   /** Private messages and CTCP to a Matrix user's connection. */
   private wireClient(userId: string, c: LeanConnection): void {
     c.on('registered', (nick: string) => this.store.setNick(userId, this.key, nick));
+    c.on('disconnected', () => { this.reconnects++; });
     c.on('own nick', (nick: string) => this.store.setNick(userId, this.key, nick));
     const onPm = (type: 'm.text' | 'm.notice' | 'm.emote') => (e: IrcMessageEvent): void => {
       if (isChannel(e.target) || ircLower(e.nick) === ircLower(c.nick) || !e.nick || e.nick.includes('.')) return;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ChannelModes, type ModeChange, type RoomSettingsChange } from '../../../packages/irc/src/modes.js';
+import { ChannelModes, modeChangesForLevel, type ModeChange, type RoomSettingsChange } from '../../../packages/irc/src/modes.js';
 
 const POWERS = { q: 100, a: 75, o: 50, h: 25, v: 1 };
 const m = (spec: string): ModeChange[] => {
@@ -97,5 +97,47 @@ describe('ChannelModes.names', () => {
     expect(ranked).toEqual(['pat', 'old']);
     expect(modes.levelOf('#c', 'old')).toBe(0);
     expect(modes.levelOf('#c', 'pat')).toBe(50);
+  });
+});
+
+describe('ChannelModes bans: what a Matrix unban lifts', () => {
+  it('tracks +b/-b and the ban list, and finds the masks on one nick only', () => {
+    const modes = new ChannelModes(POWERS);
+    modes.apply('#c', m('+b Vic!*@*'));
+    modes.apply('#c', m('+b *!*@bad.host'));
+    modes.apply('#c', m('+b vicky!*@*'));
+    expect(modes.bansOn('#C', 'VIC')).toEqual(['Vic!*@*']); // as the server wrote it
+    modes.apply('#c', m('-b vic!*@*'));
+    expect(modes.bansOn('#c', 'vic')).toEqual([]);
+    modes.banList('#c', ['vic!~u@host', 'other!*@*']);
+    expect(modes.bansOn('#c', 'vic')).toEqual(['vic!~u@host']);
+    expect(modes.bansOn('#c', 'vicky')).toEqual([]); // the list replaced what MODE lines had said
+    expect(modes.bansOn('#elsewhere', 'vic')).toEqual([]);
+  });
+});
+
+describe('modeChangesForLevel: a Matrix power level → membership modes', () => {
+  const ALL = ['q', 'a', 'o', 'h', 'v'];
+  it.each<[string, number, string[], number, string[], string[]]>([
+    // name, level, held, setter's level, changes, beyond reach
+    ['50 → op', 50, [], 50, ['+o'], []],
+    ['10 → voice (the highest mode not above the level)', 10, [], 50, ['+v'], []],
+    ['already op: nothing', 50, ['o'], 50, [], []],
+    ['op to voice: voice given, op taken', 1, ['o'], 50, ['+v', '-o'], []],
+    ['0 takes every rank', 0, ['o', 'v'], 50, ['-o', '-v'], []],
+    ['0 with no rank: nothing', 0, [], 50, [], []],
+    ['voice kept when made op', 50, ['v'], 50, ['+o'], []],
+    ['100 by an op: op, and founder is out of reach', 100, [], 50, ['+o'], ['q']],
+    ['100 by a founder: founder', 100, [], 100, ['+q'], []],
+    ['a founder already: nothing to add or report', 100, ['q'], 50, [], []],
+    ['taking founder is beyond an op', 0, ['q'], 50, [], ['q']],
+  ])('%s', (_name, level, held, setterLevel, changes, beyondReach) => {
+    expect(modeChangesForLevel({ level, held: new Set(held), modePowers: POWERS, supported: ALL, setterLevel }))
+      .toEqual({ changes: changes.map((mode) => ({ mode })), beyondReach });
+  });
+
+  it('uses only modes the server has', () => {
+    expect(modeChangesForLevel({ level: 30, held: new Set(), modePowers: POWERS, supported: ['o', 'v'], setterLevel: 50 }))
+      .toEqual({ changes: [{ mode: '+v' }], beyondReach: [] });
   });
 });

@@ -273,6 +273,7 @@ export class TrestleBridge {
         },
         mediaUrl: (mxc) => media.url(mxc) ?? mxc,
         matrix: networkMatrix(matrix),
+        metrics: this.metrics.registry,
       };
       nlog.info('starting network');
       await n.start(ctx);

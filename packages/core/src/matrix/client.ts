@@ -198,6 +198,8 @@ export class MatrixClientLayer {
   /** Keep the member-profile cache right from the m.room.member events the homeserver sends us. */
   noteMember(roomId: string, userId: string, displayName: string | undefined, membership: string, avatarMxc?: string): void {
     const key = `${roomId}\u0000${userId}`;
+    // left, kicked or banned (on Matrix, by anyone): the next send as this user must join again
+    if (membership !== 'join') this.forgetJoined(userId, roomId);
     if (membership === 'join') {
       this.profiles.set(key, { displayName: displayName || localpartOf(userId), ...(avatarMxc ? { avatarMxc } : {}) });
     } else this.profiles.delete(key);

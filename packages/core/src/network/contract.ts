@@ -492,6 +492,11 @@ export interface NetworkContext {
   mediaUrl(mxc: string): string;
   /** The homeserver as the bridge bot: spaces, room state, invites, notices (see {@link NetworkMatrix}). */
   matrix: NetworkMatrix;
+  /**
+   * Core's Prometheus registry (prom-client), served at `/metrics`: a network registers its own
+   * metrics here (named `trestle_<network>_...`). Absent where nothing serves metrics (unit tests).
+   */
+  metrics?: import('prom-client').Registry;
 }
 
 export interface Migration {

@@ -17,3 +17,5 @@ export {
 export { escapeHtml, ircToMatrix, type IrcMention, type IrcToMatrixOptions, type MatrixText } from './ircToMatrix.js';
 export { matrixToIrc, parsePill, type MatrixMessageContent, type MatrixPill, type MatrixToIrcOptions } from './matrixToIrc.js';
 export { applyLineLimit, maxPayloadBytes, multilineParts, splitForIrc, utf8Length, type MultilinePart } from './split.js';
+export { replyLine, shortQuote } from './reply.js';
+export { joinMultiline, type MultilineLine } from './multiline.js';

@@ -1,0 +1,63 @@
+/**
+ * What the IRC e2e suites share: starting the bridge on the suite's config (with overrides for the
+ * `test` IRC server), IRC users on ergo, and plumbed rooms. Each suite file starts its own bridge.
+ */
+import { createLogger, loadEverything, TrestleBridge } from '@trestle/core';
+import { IrcUser } from '../harness/irc-user.js';
+import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
+import { e2e, until } from './env.js';
+
+export const ircPort = Number(process.env['TRESTLE_E2E_IRC_PORT'] ?? 0);
+export const body = (e: MatrixEventJson): string => String(e.content['body'] ?? '');
+export const ghost = (nick: string): string => `@irc_test_${nick.toLowerCase()}:localhost`;
+/** A raw IRC line as the harness records it, without its tags and line ending: `:nick!user@host COMMAND ...`. */
+export const untag = (line: string): string => line.trimEnd().replace(/^@\S+ /, '');
+
+/** IRC users on ergo, remembered so the suite can make them all quit at the end. */
+export class IrcUsers {
+  readonly all: IrcUser[] = [];
+  async add(nick: string, channels: string[] = [], caps: string[] = []): Promise<IrcUser> {
+    if (!ircPort) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
+    const u = new IrcUser('127.0.0.1', ircPort, nick, caps);
+    this.all.push(u);
+    await u.connect();
+    for (const c of channels) await u.join(c);
+    return u;
+  }
+  quitAll(): void { for (const u of this.all) u.quit(); }
+}
+
+/** A room `admin` creates and links to `channel` with the in-room `link` command. */
+export async function plumbedRoom(admin: MatrixUser, botId: string, channel: string): Promise<string> {
+  const roomId = await admin.createRoom({ name: `plumbed ${channel}` });
+  await admin.invite(roomId, botId);
+  await until(async () => (await admin.joinedMembers(roomId)).includes(botId), 'the bot to join');
+  await admin.setPowerLevel(roomId, botId, 100); // as a room admin does, so the bridge can sync topic and membership
+  await admin.sendText(roomId, `!trestle link irc test/${channel}`);
+  await admin.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+  return roomId;
+}
+
+/** Start the bridge on the suite's config, with `server` overriding keys of the `test` IRC server. */
+export async function startIrcBridge(server: Record<string, unknown> = {}): Promise<TrestleBridge> {
+  const { config, modules } = await loadEverything(e2e.config);
+  const sections = config.networks as Record<string, Record<string, unknown>>;
+  const servers = sections['irc']!['servers'] as Record<string, Record<string, unknown>>;
+  sections['irc'] = { ...sections['irc'], servers: { ...servers, test: { ...servers['test'], ...server } } };
+  const networks = [...modules].map(([id, m]) => m.create(sections[id], id));
+  const b = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
+  await b.start();
+  return b;
+}
+
+/**
+ * A suite's start: the bridge, its bot's id, and a fresh Matrix user (localpart `<prefix><time>`).
+ * Give each suite's user a display name of its own: an earlier suite may have registered its
+ * user's nick with NickServ, and ergo then keeps that nick for the account.
+ */
+export async function startSuite(prefix: string, displayName = 'Alice'): Promise<{ bridge: TrestleBridge; botId: string; user: MatrixUser }> {
+  if (!ircPort) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
+  const bridge = await startIrcBridge();
+  const user = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `${prefix}${Date.now()}`, { displayName });
+  return { bridge, botId: bridge.matrix.botUserId, user };
+}

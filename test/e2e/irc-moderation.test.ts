@@ -1,0 +1,111 @@
+/**
+ * Matrix moderation reaching IRC, against a real ergo and a real Synapse: kicks, bans and unbans of
+ * IRC users' ghosts, and Matrix power levels as channel modes of the Matrix users' IRC nicks.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TrestleBridge } from '@trestle/core';
+import type { IrcNetwork, IrcServer } from '@trestle/irc';
+import type { IrcUser } from '../harness/irc-user.js';
+import { MatrixUser } from '../harness/matrix-user.js';
+import { e2e, sleep, until } from './env.js';
+import { body, ghost, IrcUsers, plumbedRoom, startSuite, untag } from './irc-env.js';
+
+let bridge: TrestleBridge;
+let mona: MatrixUser;
+let botId: string;
+const users = new IrcUsers();
+const ircUser = (nick: string, channels: string[] = [], caps: string[] = []): Promise<IrcUser> => users.add(nick, channels, caps);
+const plumbed = (channel: string): Promise<string> => plumbedRoom(mona, botId, channel);
+const ircServer = (): IrcServer => (bridge.networks.get('irc') as IrcNetwork).servers.get('test')!;
+
+beforeAll(async () => {
+  ({ bridge, botId, user: mona } = await startSuite('ircmona', 'Mona'));
+});
+
+afterAll(async () => {
+  users.quitAll();
+  await bridge?.stop();
+});
+
+describe('IRC bridge: Matrix bans', () => {
+  it('bans and kicks on IRC from the Matrix user\'s own connection when it is a channel operator, and says why not when it is not', async () => {
+    const sam = await ircUser('ircsam', ['#bans', '#bans2']); // op of both
+    const vic = await ircUser('ircvic', ['#bans', '#bans2']);
+    const roomId = await plumbed('#bans');
+    const room2 = await plumbed('#bans2');
+    vic.say('#bans', 'spam spam spam');
+    await mona.waitForEvent(roomId, (e) => body(e) === 'spam spam spam');
+    await mona.sendText(roomId, 'I am here');
+    await mona.sendText(room2, 'and here');
+    await sam.waitFor((m) => m.message === 'and here');
+    sam.client.raw('MODE #bans +o Mona[m]');
+    await until(() => ircServer().events.modes.canKick('#bans', 'Mona[m]'), 'the bridge to see mona opped');
+
+    // a real Matrix ban of the ghost: core hands it to the IRC network
+    await mona.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, { user_id: ghost('ircvic'), reason: 'spam' });
+    await sam.waitForRaw((l) => /^:Mona\[m\]!\S+ MODE #bans \+b :?ircvic!\*@\*$/.test(untag(l)));
+    await sam.waitForRaw((l) => /^:Mona\[m\]!\S+ KICK #bans ircvic :?spam$/.test(untag(l)));
+    expect(await vic.names('#bans2')).toContain('ircvic'); // only the one channel
+    // not an operator in #bans2: nothing happens on IRC, and the reason is what the user is told
+    // the kick IRC echoes back is the Matrix ban's own doing: not bridged back as a kick
+    await sleep(1000);
+    const member = await mona.request<{ membership: string }>('GET',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(ghost('ircvic'))}`);
+    expect(member.membership).toBe('ban');
+    expect((await mona.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'))).toEqual([]);
+    // not an operator in #bans2: nothing happens on IRC, and mona is told why
+    const ban2 = (await mona.request<{ event_id?: string }>('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(room2)}/ban`, { user_id: ghost('ircvic'), reason: 'spam' })).event_id;
+    void ban2;
+    const told = await mona.waitForEvent(room2, (e) => e.sender === botId && body(e).startsWith('⚠'));
+    expect(body(told)).toContain('the ban of ircvic was not done on IRC: Mona[m] is not a channel operator in #bans2 on ErgoTest');
+    expect(await sam.names('#bans2')).toContain('ircvic');
+
+    // a Matrix unban lifts the IRC ban, from the same connection: vic can come back
+    await expect(vic.join('#bans', 3_000)).rejects.toThrow(/banned/);
+    await mona.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/unban`, { user_id: ghost('ircvic') });
+    await sam.waitForRaw((l) => /^:Mona\[m\]!\S+ MODE #bans -b :?ircvic!\*@\*$/.test(untag(l)));
+    await vic.join('#bans', 10_000);
+  });
+});
+
+
+describe('IRC bridge: Matrix power levels → channel modes', () => {
+  it('gives a Matrix user the IRC rank of their power level, through an operator connection of ours, and says why not without one', async () => {
+    const opal = await ircUser('ircopal', ['#ranks']); // first in: channel operator
+    const roomId = await plumbed('#ranks');
+    const dora = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircmoddora${Date.now()}`, { displayName: 'Dora' });
+    await mona.sendText(roomId, 'mona is here');
+    await dora.join(roomId);
+    await dora.sendText(roomId, 'dora is here');
+    await opal.waitFor((m) => m.message === 'dora is here' && m.nick === 'Dora[m]');
+    const modeLine = (by: string, change: string): RegExp => new RegExp(`^:${by.replace(/[[\]]/g, '\\$&')}!\\S+ MODE #ranks ${change.replace('+', '\\+')} :?Dora\\[m\\]$`);
+    const since = Date.now();
+
+    // nobody of ours is an operator yet: nothing on IRC, and mona is told why
+    await mona.setPowerLevel(roomId, dora.userId, 50);
+    const told = await mona.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since && body(e).startsWith('⚠'));
+    expect(body(told)).toContain('the rank of Dora[m] was not set on IRC: Mona[m] is not a channel operator in #ranks on ErgoTest');
+
+    // mona's own connection is made an operator: her power level changes become modes, set by her
+    opal.client.raw('MODE #ranks +o Mona[m]');
+    await until(() => ircServer().events.modes.canKick('#ranks', 'Mona[m]'), 'the bridge to see mona opped');
+    await mona.setPowerLevel(roomId, dora.userId, 10); // between voice (1) and op (50): voice
+    await opal.waitForRaw((l) => modeLine('Mona[m]', '+v').test(untag(l)));
+    await mona.setPowerLevel(roomId, dora.userId, 50);
+    await opal.waitForRaw((l) => modeLine('Mona[m]', '+o').test(untag(l)));
+    await mona.setPowerLevel(roomId, dora.userId, 0);
+    await opal.waitForRaw((l) => modeLine('Mona[m]', '-o').test(untag(l)));
+    await opal.waitForRaw((l) => modeLine('Mona[m]', '-v').test(untag(l)));
+    await until(() => ircServer().events.modes.levelOf('#ranks', 'Dora[m]') === 0, 'dora to have no rank left');
+
+    // mona is no operator any more but the bridge's own connection is: it acts instead
+    opal.client.raw('MODE #ranks -o+o Mona[m] trestlebot');
+    await until(() => ircServer().events.modes.canKick('#ranks', 'trestlebot') && !ircServer().events.modes.canKick('#ranks', 'Mona[m]'), 'the bridge to see the listener opped');
+    await mona.setPowerLevel(roomId, dora.userId, 50);
+    await opal.waitForRaw((l) => modeLine('trestlebot', '+o').test(untag(l)));
+    // the IRC mode is not mirrored back as a second power-levels change: dora stays at what mona set
+    await sleep(1000);
+    const levels = await mona.request<{ users: Record<string, number> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`);
+    expect(levels.users[dora.userId]).toBe(50);
+  });
+});

@@ -69,6 +69,25 @@ describe('OrderedQueues', () => {
     expect(gaveUp).toHaveLength(1);
   });
 
+  it('commits what is enqueued in one turn together, resolves once durable, and keeps the order', async () => {
+    const seen: number[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const { q, store } = setup(async (item) => { await held; seen.push(item.payload as number); });
+    let commits = 0;
+    const atomically = store.atomically.bind(store);
+    store.atomically = (fn) => { commits++; return atomically(fn); };
+    const done = Array.from({ length: 20 }, (_, i) => q.enqueueSoon([{ queueKey: '!room', kind: 'k', payload: i, dedupeKey: `soon${i}` }]));
+    expect(store.pending()).toHaveLength(0); // nothing written yet in this turn
+    expect(await Promise.all(done)).toEqual(Array(20).fill(1));
+    expect(commits).toBe(1);
+    expect(store.pending().map((p) => p.payload)).toEqual(Array.from({ length: 20 }, (_, i) => i)); // durable before delivery
+    expect(await q.enqueueSoon([{ queueKey: '!room', kind: 'k', payload: 0, dedupeKey: 'soon0' }])).toBe(0); // a duplicate
+    release();
+    expect(await q.drain(5000)).toBe(true);
+    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+
   it('ignores a duplicate dedupe key, even after the first was delivered', async () => {
     const seen: unknown[] = [];
     const { q } = setup(async (i) => { seen.push(i.payload); });

@@ -49,11 +49,11 @@ export class RemoteSink implements RemoteEventSink {
   }
 
   async powerLevels(change: RemotePowerLevels): Promise<void> {
-    this.enqueue(change.chat, 'powerLevels', undefined, (roomId) => ({ t: 'powerLevels', network: this.network, roomId, change, receivedAt: Date.now() }));
+    await this.enqueue(change.chat, 'powerLevels', undefined, (roomId) => ({ t: 'powerLevels', network: this.network, roomId, change, receivedAt: Date.now() }));
   }
 
   async roomSettings(change: RemoteRoomSettings): Promise<void> {
-    this.enqueue(change.chat, 'roomSettings', undefined, (roomId) => ({ t: 'roomSettings', network: this.network, roomId, change, receivedAt: Date.now() }));
+    await this.enqueue(change.chat, 'roomSettings', undefined, (roomId) => ({ t: 'roomSettings', network: this.network, roomId, change, receivedAt: Date.now() }));
   }
 
   async profile(user: RemoteSender): Promise<void> {
@@ -61,14 +61,15 @@ export class RemoteSink implements RemoteEventSink {
     await this.updateProfile(user);
   }
 
-  private enqueue(chat: string, type: RemoteWork['t'], dedupe: string | undefined, make: (roomId: string) => RemoteWork): void {
+  /** Persist the event for every room linked to the chat (one commit per event-loop turn); resolves once durable. */
+  private async enqueue(chat: string, type: RemoteWork['t'], dedupe: string | undefined, make: (roomId: string) => RemoteWork): Promise<void> {
     const portals = this.portals.forChat(this.network, chat);
     if (portals.length === 0) {
       this.log.debug('remote event for a chat with no portal; ignored', { network: this.network, chat, type });
       return;
     }
     this.onIn(type);
-    this.queues.enqueueAll(portals.map((p) => ({
+    await this.queues.enqueueSoon(portals.map((p) => ({
       queueKey: p.roomId,
       kind: REMOTE_KIND,
       payload: make(p.roomId),
@@ -77,23 +78,23 @@ export class RemoteSink implements RemoteEventSink {
   }
 
   async message(msg: RemoteMessage): Promise<void> {
-    this.enqueue(msg.chat, 'message', msg.id, (roomId) => ({ t: 'message', network: this.network, roomId, msg, receivedAt: Date.now() }));
+    await this.enqueue(msg.chat, 'message', msg.id, (roomId) => ({ t: 'message', network: this.network, roomId, msg, receivedAt: Date.now() }));
   }
   async edit(edit: RemoteEdit): Promise<void> {
-    this.enqueue(edit.chat, 'edit', edit.id, (roomId) => ({ t: 'edit', network: this.network, roomId, edit, receivedAt: Date.now() }));
+    await this.enqueue(edit.chat, 'edit', edit.id, (roomId) => ({ t: 'edit', network: this.network, roomId, edit, receivedAt: Date.now() }));
   }
   async delete(del: RemoteDelete): Promise<void> {
-    this.enqueue(del.chat, 'delete', del.target, (roomId) => ({ t: 'delete', network: this.network, roomId, del, receivedAt: Date.now() }));
+    await this.enqueue(del.chat, 'delete', del.target, (roomId) => ({ t: 'delete', network: this.network, roomId, del, receivedAt: Date.now() }));
   }
   async reaction(reaction: RemoteReaction): Promise<void> {
-    this.enqueue(reaction.chat, 'reaction', undefined, (roomId) => ({ t: 'reaction', network: this.network, roomId, reaction, receivedAt: Date.now() }));
+    await this.enqueue(reaction.chat, 'reaction', undefined, (roomId) => ({ t: 'reaction', network: this.network, roomId, reaction, receivedAt: Date.now() }));
   }
   async membership(change: RemoteMembership): Promise<void> {
-    this.enqueue(change.chat, 'membership', undefined, (roomId) => ({ t: 'membership', network: this.network, roomId, change, receivedAt: Date.now() }));
+    await this.enqueue(change.chat, 'membership', undefined, (roomId) => ({ t: 'membership', network: this.network, roomId, change, receivedAt: Date.now() }));
   }
   async chatInfo(info: RemoteChatInfo): Promise<void> {
     const plumbed = new Set(this.portals.forChat(this.network, info.chat).filter((p) => p.kind === 'plumbed').map((p) => p.roomId));
-    this.enqueue(info.chat, 'chatInfo', undefined, (roomId) => ({ t: 'chatInfo', network: this.network, roomId, info, receivedAt: Date.now(), plumbed: plumbed.has(roomId) }));
+    await this.enqueue(info.chat, 'chatInfo', undefined, (roomId) => ({ t: 'chatInfo', network: this.network, roomId, info, receivedAt: Date.now(), plumbed: plumbed.has(roomId) }));
   }
 }
 

@@ -66,6 +66,36 @@ export class OrderedQueues {
     return added.length;
   }
 
+  /**
+   * Like {@link enqueueAll}, but commits together with every other call made in the same turn of
+   * the event loop (one SQLite commit for all the lines of one socket read, say): resolves once
+   * the items are durable, with the number added. Order of calls is kept.
+   */
+  enqueueSoon(entries: { queueKey: string; kind: string; payload: unknown; dedupeKey: string }[]): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.batch.push({ entries, resolve, reject });
+      if (this.batch.length === 1) setImmediate(() => this.flushBatch());
+    });
+  }
+
+  private batch: { entries: { queueKey: string; kind: string; payload: unknown; dedupeKey: string }[]; resolve: (n: number) => void; reject: (e: unknown) => void }[] = [];
+
+  private flushBatch(): void {
+    const calls = this.batch.splice(0);
+    let added: WorkItem[][];
+    try {
+      added = this.store.atomically(() => calls.map((c) =>
+        c.entries.map((e) => this.store.add(e.queueKey, e.kind, e.payload, e.dedupeKey)).filter((x): x is WorkItem => !!x)));
+    } catch (err) {
+      for (const c of calls) c.reject(err);
+      return;
+    }
+    calls.forEach((c, i) => {
+      for (const item of added[i]!) this.schedule(item);
+      c.resolve(added[i]!.length);
+    });
+  }
+
   /** Reload pending items after a restart and start delivering them. */
   restore(): number {
     const items = this.store.pending();

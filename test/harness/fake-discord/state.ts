@@ -26,7 +26,7 @@ export type ChannelKind = ChannelType.GuildText | ChannelType.GuildAnnouncement 
 
 /** A member's new presence, for {@link World.presence}. */
 export interface PresenceChange {
-  status: PresenceUpdateReceiveStatus;
+  status: `${PresenceUpdateReceiveStatus}`;
   /** Text of a custom status (an activity of type Custom). */
   customStatus?: string;
   customEmoji?: { name: string; id?: string; animated?: boolean };
@@ -484,7 +484,7 @@ export class World {
     }
     const offline = p.status === 'offline';
     const d: GatewayPresenceUpdateDispatchData = {
-      user: { id: userId }, guild_id: guildId, status: p.status,
+      user: { id: userId }, guild_id: guildId, status: p.status as PresenceUpdateReceiveStatus,
       activities: offline ? [] : activities, // Discord shows nothing of someone offline
       client_status: offline ? {} : { [p.platform ?? 'desktop']: p.status },
     };

@@ -372,6 +372,34 @@ describe('fake Discord with a real discord.js client', () => {
     expect((await readerChannel.messages.fetch({ message: secret.id, force: true })).content).toBe('');
   });
 
+  it('sends PRESENCE_UPDATE (custom status as an activity) only to a client with the GuildPresences intent', async () => {
+    const watcher = extraClient([I.Guilds, I.GuildPresences, I.GuildMessageTyping]);
+    await login(watcher);
+    const seenByBridge: unknown[] = [];
+    const onBridge = (...args: unknown[]): void => { seenByBridge.push(args); };
+    client.on(Events.PresenceUpdate, onBridge);
+    try {
+      const update = waitFor(watcher, Events.PresenceUpdate, (_o, n) => n.userId === bob.id);
+      fake.setPresence(apiGuild.id, bob.id, { status: 'dnd', customStatus: 'in a meeting', customEmoji: { name: '📅' }, platform: 'mobile' });
+      const [, now] = await update;
+      expect(now.status).toBe('dnd');
+      expect(now.guild?.id).toBe(apiGuild.id);
+      expect(now.clientStatus?.mobile).toBe('dnd');
+      expect(now.activities.map((a) => [a.type, a.state, a.emoji?.name])).toEqual([[4, 'in a meeting', '📅']]);
+      const gone = waitFor(watcher, Events.PresenceUpdate, (_o, n) => n.userId === bob.id && n.status === 'offline');
+      fake.setPresence(apiGuild.id, bob.id, { status: 'offline', customStatus: 'hidden' });
+      expect((await gone)[1].activities).toEqual([]);
+      // the bridge's client (no GuildPresences) gets a later event of its intents, but no presence before it
+      const typing = waitFor(client, Events.TypingStart, (t) => t.user.id === bob.id);
+      fake.injectTyping(general.id, bob.id);
+      await typing;
+      expect(seenByBridge).toEqual([]);
+      expect(() => fake.setPresence(apiGuild.id, '1', { status: 'online' })).toThrow(/not a member/);
+    } finally {
+      client.off(Events.PresenceUpdate, onBridge);
+    }
+  });
+
   it('closes the gateway with 4014 when a privileged intent is requested but disabled', async () => {
     fake.messageContentIntent = false;
     const greedy = extraClient();

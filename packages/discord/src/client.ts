@@ -14,11 +14,12 @@ export class DiscordLoginError extends Error {
   }
 }
 
-export function createClient(cfg: Pick<DiscordConfig, 'messageContentIntent' | 'serverMembersIntent' | 'restUrl' | 'cdnUrl'>): Client {
+export function createClient(cfg: Pick<DiscordConfig, 'messageContentIntent' | 'serverMembersIntent' | 'presence' | 'restUrl' | 'cdnUrl'>): Client {
   // GuildModeration: bans and audit-log entries (kicks); not privileged
   const intents = [I.Guilds, I.GuildMessages, I.GuildMessageReactions, I.GuildMessageTyping, I.GuildWebhooks, I.GuildExpressions, I.GuildModeration];
   if (cfg.messageContentIntent) intents.push(I.MessageContent);
   if (cfg.serverMembersIntent) intents.push(I.GuildMembers); // members leaving, kicked
+  if (cfg.presence) intents.push(I.GuildPresences); // privileged: only when presence is bridged
   return new Client({
     intents,
     // Edits, deletions and reactions of messages from before the bridge started arrive as partials.
@@ -41,7 +42,8 @@ export function classifyLoginError(err: unknown, configKey: string): Error {
     return new DiscordLoginError('Discord refused the privileged intents the bridge asks for (gateway close code 4014). In the Discord ' +
       'developer portal, open your application → Bot → Privileged Gateway Intents and enable "Message Content Intent" and "Server ' +
       `Members Intent"; or set ${configKey}.messageContentIntent: false (the bridge then cannot read what Discord users write) or ` +
-      `${configKey}.serverMembersIntent: false (it then does not see members leave or get kicked).`, { cause: err });
+      `${configKey}.serverMembersIntent: false (it then does not see members leave or get kicked). With ${configKey}.presence: true ` +
+      'enable "Presence Intent" as well, or turn presence off.', { cause: err });
   }
   if (/invalid intents/i.test(message)) {
     return new DiscordLoginError(`Discord refused the intents the bridge asks for (gateway close code 4013): ${message}`, { cause: err });

@@ -19,6 +19,13 @@ export const discordConfigSchema = networkSection({
   serverMembersIntent: z.boolean().default(true)
     .describe('Ask for the privileged Server Members intent (enable it in the developer portal). Without it the bridge does not ' +
       'see members leave, or being kicked or banned, on Discord, so their ghosts stay in the Matrix rooms.'),
+  presence: z.boolean().default(false)
+    .describe('Show Discord users\' status (online, idle, do not disturb, offline; their custom status as the status message) ' +
+      'as the Matrix presence of their ghosts. Needs the privileged Presence intent (enable it in the developer portal) and ' +
+      'presence enabled on the homeserver.'),
+  presenceRefreshSeconds: z.int().min(0).default(25)
+    .describe('With presence on: how often the presence of ghosts that are not offline is said again, as homeservers turn ' +
+      'users who never sync offline after a while (Synapse: 30 s). 0 = never.'),
   displayNameTemplate: z.string().min(1).default('$DISPLAY')
     .describe('Display name of a Discord user\'s ghost. $DISPLAY = server nickname, else global name, else username; ' +
       '$USERNAME = username; $ID = user id.'),

@@ -3,7 +3,7 @@
  * (Matrix users speak through a webhook per channel, under their own name) lives in toDiscord.ts;
  * Discord → Matrix in fromDiscord.ts; portal rooms on demand and plumbing in links.ts, with the
  * approval flow in approvals.ts; servers as spaces, names and topics in guilds.ts; members leaving,
- * kicked and banned in members.ts (wired up here).
+ * kicked and banned in members.ts (wired up here); presence (optional) in presence.ts.
  */
 import {
   DeliveryError, type AliasCapable, type CommandCapable, type EditCapable, type MatrixEdit, type MatrixMembership, type MatrixMessage,
@@ -22,6 +22,7 @@ import { channelChat, ghostLocalpart, parseChat, type parseUser } from './ids.js
 import { Links } from './links.js';
 import { EmojiBridge, StickerBridge } from './media.js';
 import { applyMatrixRemoval, applyMatrixUnban, departureReason, Departures, type Departure } from './members.js';
+import { PresenceBridge } from './presence.js';
 import { DiscordStore, discordMigrations } from './store.js';
 import { discordUserOfGhost, ToDiscord } from './toDiscord.js';
 import { WebhookPool } from './webhooks.js';
@@ -47,6 +48,8 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   departures?: Departures;
   toDiscord?: ToDiscord;
   links?: Links;
+  /** Set when `presence` is on. */
+  presence?: PresenceBridge;
   private retryTimer?: NodeJS.Timeout;
   private stopped = false;
 
@@ -103,6 +106,12 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
       unbanned: (guild, user) => this.unbanGhost(guild, user),
       onError: (err) => ctx.log.warn('could not bridge a departure from a Discord server', { err: err as Error }),
     });
+    if (this.cfg.presence) {
+      this.presence = new PresenceBridge({
+        setPresence: (user, presence, statusMsg) => ctx.matrix.setPresence(user, presence, statusMsg),
+        refreshSeconds: this.cfg.presenceRefreshSeconds, log: ctx.log,
+      });
+    }
     await this.connect(true, this.cfg.reconnect.initialDelayMs);
   }
 
@@ -117,6 +126,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.guilds!.attach(client);
     this.approvals!.attach(client);
     this.departures!.attach(client);
+    this.presence?.attach(client);
     client.on('shardDisconnect', (e, shard) => ctx.log.warn('Discord gateway closed', { shard, code: e.code }));
     client.on('shardResume', (shard, replayed) => ctx.log.info('Discord gateway resumed', { shard, replayed }));
     client.on('error', (err) => ctx.log.warn('Discord client error', { err }));
@@ -147,6 +157,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     clearTimeout(this.retryTimer);
     this.approvals?.stop();
     this.departures?.flush();
+    await this.presence?.stop();
     await this.guilds?.idle();
     await this.fromDiscord?.idle();
     this.fromDiscord?.stopTyping();

@@ -3,7 +3,7 @@
  * thing that an unmodified discord.js v14 Client logs in and works against it. The only client option
  * that changes is `rest: { api: fake.apiUrl, cdn: fake.cdnUrl }` (discord.js finds the gateway through
  * `GET /gateway/bot`). Tests build the world (guilds, channels, users), play the humans
- * (`injectUserMessage`, `addReaction`, `injectTyping`, `kickMember`, `banMember`, ...), inject trouble (`failNext`, `forceReconnect`,
+ * (`injectUserMessage`, `addReaction`, `injectTyping`, `setPresence`, `kickMember`, `banMember`, ...), inject trouble (`failNext`, `forceReconnect`,
  * `setEchoOrder`, the privileged-intent switches) and inspect what the bot did (`messages`,
  * `webhookExecutions`, `requests`).
  *
@@ -26,12 +26,12 @@ import type { EchoOrder, FakeSettings, UploadedFile } from './common.js';
 import { Gateway, type GatewayStats } from './gateway.js';
 import { RestServer, type FailOptions, type RequestRecord } from './rest.js';
 import { discordRoutes, type WebhookExecution } from './routes.js';
-import { World, type ChannelKind, type GuildChannel, type ModAction, type StoredWebhook } from './state.js';
+import { World, type ChannelKind, type GuildChannel, type ModAction, type PresenceChange, type StoredWebhook } from './state.js';
 
 export type { EchoOrder, UploadedFile } from './common.js';
 export type { FailOptions, RequestRecord } from './rest.js';
 export type { WebhookExecution } from './routes.js';
-export type { ChannelKind, GuildChannel, ModAction } from './state.js';
+export type { ChannelKind, GuildChannel, ModAction, PresenceChange } from './state.js';
 export type { GatewayStats } from './gateway.js';
 
 export interface FakeDiscordOptions {
@@ -282,6 +282,11 @@ export class FakeDiscord {
   /** A human starts typing: TYPING_START. */
   injectTyping(channelId: string, userId: string): void {
     this.world.typing(channelId, userId);
+  }
+
+  /** A member's status or activities change: PRESENCE_UPDATE, only to sessions with the GuildPresences intent. */
+  setPresence(guildId: string, userId: string, change: PresenceChange): void {
+    this.world.presence(guildId, userId, change);
   }
 
   // ---------- trouble ----------

@@ -15,6 +15,7 @@ import {
   type APIRole, type APITextChannel, type APIThreadChannel, type APIUser, type APIWebhook, type ChannelFlags, type GuildMemberFlags,
   type RoleFlags, type UserFlags,
   type GatewayGuildCreateDispatchData, type GatewayMessageCreateDispatchData, type ThreadChannelType,
+  ActivityType, type GatewayActivity, type GatewayPresenceUpdateDispatchData, type PresenceUpdateReceiveStatus,
 } from 'discord-api-types/v10';
 import { ApiError, type EventSink, type FakeSettings, type UploadedFile } from './common.js';
 import { SnowflakeFactory } from './snowflake.js';
@@ -22,6 +23,18 @@ import { SnowflakeFactory } from './snowflake.js';
 export type GuildThread = APIThreadChannel & { guild_id: string };
 export type GuildChannel = ((APITextChannel | APINewsChannel | APIGuildCategoryChannel) & { guild_id: string }) | GuildThread;
 export type ChannelKind = ChannelType.GuildText | ChannelType.GuildAnnouncement | ChannelType.GuildCategory | ThreadChannelType;
+
+/** A member's new presence, for {@link World.presence}. */
+export interface PresenceChange {
+  status: `${PresenceUpdateReceiveStatus}`;
+  /** Text of a custom status (an activity of type Custom). */
+  customStatus?: string;
+  customEmoji?: { name: string; id?: string; animated?: boolean };
+  /** Other activities (games, music...), as Discord sends them. */
+  activities?: GatewayActivity[];
+  /** Which client the member is on (client_status); default desktop. */
+  platform?: 'desktop' | 'mobile' | 'web';
+}
 
 export interface GuildRecord {
   /** Roles and emojis live in `guild.roles` / `guild.emojis`. */
@@ -453,6 +466,29 @@ export class World {
     const member = channel.guild_id ? this.guilds.get(channel.guild_id)?.members.get(userId) : undefined;
     this.events.dispatch(E.TypingStart, { channel_id: channelId, user_id: userId, timestamp: Math.floor(Date.now() / 1000),
       ...(channel.guild_id ? { guild_id: channel.guild_id } : {}), ...(member ? { member } : {}) }, I.GuildMessageTyping);
+  }
+
+  /**
+   * A member's status or activities changed: PRESENCE_UPDATE as Discord sends it (a partial user, the guild,
+   * status, activities, client_status), only to sessions with the GuildPresences intent. A custom status is
+   * an activity of type Custom (4) with the text in `state`.
+   */
+  presence(guildId: string, userId: string, p: PresenceChange): void {
+    if (!this.guildRecord(guildId).members.has(userId)) throw new Error(`user ${userId} is not a member of guild ${guildId}`);
+    const activities: GatewayActivity[] = [...(p.activities ?? [])];
+    if (p.customStatus !== undefined || p.customEmoji !== undefined) {
+      activities.unshift({
+        id: 'custom', name: 'Custom Status', type: ActivityType.Custom, created_at: Date.now(),
+        ...(p.customStatus !== undefined ? { state: p.customStatus } : {}), ...(p.customEmoji ? { emoji: p.customEmoji } : {}),
+      });
+    }
+    const offline = p.status === 'offline';
+    const d: GatewayPresenceUpdateDispatchData = {
+      user: { id: userId }, guild_id: guildId, status: p.status as PresenceUpdateReceiveStatus,
+      activities: offline ? [] : activities, // Discord shows nothing of someone offline
+      client_status: offline ? {} : { [p.platform ?? 'desktop']: p.status },
+    };
+    this.events.dispatch(E.PresenceUpdate, d, I.GuildPresences);
   }
 
   // ---------- webhooks ----------

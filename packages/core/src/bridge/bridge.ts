@@ -272,7 +272,10 @@ export class TrestleBridge {
           return { mxc, url: media.url(mxc, filename) ?? mxc };
         },
         mediaUrl: (mxc) => media.url(mxc) ?? mxc,
-        matrix: networkMatrix(matrix),
+        matrix: networkMatrix(matrix, (remoteUser) => {
+          const ghost = ghostMgr.userIdFor(n.identity, remoteUser);
+          return ghosts.get(ghost)?.registered ? ghost : undefined;
+        }),
         metrics: this.metrics.registry,
       };
       nlog.info('starting network');

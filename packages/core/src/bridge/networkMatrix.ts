@@ -9,7 +9,11 @@ const room = (roomId: string): string => `/_matrix/client/v3/rooms/${encodeURICo
 const state = (roomId: string, type: string, stateKey: string): string =>
   `${room(roomId)}/state/${encodeURIComponent(type)}/${encodeURIComponent(stateKey)}`;
 
-export function networkMatrix(matrix: MatrixClientLayer): NetworkMatrix {
+/**
+ * `existingGhost` names the ghost of a remote user of this network if the bridge has made it: the
+ * one user other than the bot a network may act as here, and only for its presence.
+ */
+export function networkMatrix(matrix: MatrixClientLayer, existingGhost: (remoteUser: string) => string | undefined): NetworkMatrix {
   const bot = matrix.botUserId;
   const getState = async <T>(roomId: string, type: string, stateKey = ''): Promise<T | undefined> => {
     try {
@@ -35,6 +39,13 @@ export function networkMatrix(matrix: MatrixClientLayer): NetworkMatrix {
       await matrix.request('POST', `${room(roomId)}/invite`, { user_id: userId });
     },
     notice: (roomId, text) => matrix.sendNotice(roomId, text),
+    async setPresence(remoteUser, presence, statusMsg) {
+      const ghost = existingGhost(remoteUser);
+      if (!ghost) return false;
+      // status_msg always sent, "" for none, so no homeserver keeps a message the user took down
+      await matrix.request('PUT', `/_matrix/client/v3/presence/${encodeURIComponent(ghost)}/status`, { presence, status_msg: statusMsg ?? '' }, ghost);
+      return true;
+    },
     spaces: {
       create: (opts) => matrix.createRoom({
         name: opts.name, ...(opts.topic ? { topic: opts.topic } : {}), preset: 'public_chat', visibility: 'private',

@@ -424,6 +424,14 @@ export interface NetworkMatrix {
   invite(roomId: MatrixRoomId, userId: MatrixUserId): Promise<void>;
   /** Say something in a room as the bot (an `m.notice`). */
   notice(roomId: MatrixRoomId, text: string): Promise<void>;
+  /**
+   * Set the presence of a remote user's ghost, as the ghost (`PUT /presence/{ghost}/status`), with
+   * `statusMsg` as its status message (none clears it). Only for a ghost the bridge has made already:
+   * for any other user nothing is sent and it resolves false (presence alone registers nobody).
+   * Homeservers time presence out (Synapse: a user who does not sync goes offline 30 s after their
+   * last update), so a network keeping a ghost online says so again before then.
+   */
+  setPresence(remoteUser: RemoteUserId, presence: 'online' | 'unavailable' | 'offline', statusMsg?: string): Promise<boolean>;
   spaces: {
     /** Create a space the bot owns: only the bot changes it (it mirrors the remote side); anyone in it may invite. */
     create(opts: { name: string; topic?: string; avatarMxc?: string }): Promise<MatrixRoomId>;

@@ -1,0 +1,104 @@
+/**
+ * Discord presence → the Matrix presence of the user's ghost (config `presence`, off by default: it
+ * needs the privileged Presence intent, and big servers send a lot of it).
+ *
+ * Discord says a member's status once per server they share with the bot (PRESENCE_UPDATE, also for
+ * a game starting or a song changing); Matrix has one presence per user. So what is sent is only the
+ * status and the custom status text, and only when they differ from what the ghost shows already.
+ * Only ghosts the bridge has made (people who spoke, reacted or typed in a bridged channel) get a
+ * presence; the bot's own is ignored.
+ *
+ * Synapse turns a user who never syncs offline 30 s after their last presence update, so the
+ * presence of ghosts that are not offline is said again every `presenceRefreshSeconds`.
+ */
+import type { NetworkContext } from '@trestle/core';
+import { ActivityType, Events, type Client, type Presence } from 'discord.js';
+import { KeyedSerial } from './serial.js';
+import { discordUser } from './ids.js';
+
+export type MatrixPresence = 'online' | 'unavailable' | 'offline';
+export interface GhostPresence { presence: MatrixPresence; statusMsg?: string }
+
+/** What Discord says of a member (`status`, `activities`), as discord.js and the gateway both give it. */
+export interface DiscordPresence {
+  status: string;
+  activities: readonly { type: number; state?: string | null; emoji?: { name?: string | null; id?: string | null } | null }[];
+}
+
+export const DND_STATUS_MSG = 'Do not disturb';
+
+/**
+ * Discord status → Matrix presence: online → online; idle → unavailable; dnd → unavailable with
+ * "Do not disturb"; offline (and invisible) → offline. A custom status (its text, after its emoji
+ * when that is a plain Unicode one) is the status message, in place of "Do not disturb".
+ */
+export function ghostPresence(p: DiscordPresence): GhostPresence {
+  const presence: MatrixPresence = p.status === 'online' ? 'online' : p.status === 'idle' || p.status === 'dnd' ? 'unavailable' : 'offline';
+  if (presence === 'offline') return { presence }; // Discord shows no custom status for someone offline
+  const custom = p.activities.find((a) => a.type === ActivityType.Custom);
+  const emoji = custom?.emoji && !custom.emoji.id ? custom.emoji.name ?? '' : ''; // a server emoji's name means nothing here
+  const text = [emoji, custom?.state?.trim() ?? ''].filter(Boolean).join(' ');
+  const statusMsg = text || (p.status === 'dnd' ? DND_STATUS_MSG : undefined);
+  return statusMsg ? { presence, statusMsg } : { presence };
+}
+
+const same = (a: GhostPresence | undefined, b: GhostPresence): boolean => a?.presence === b.presence && a.statusMsg === b.statusMsg;
+
+export interface PresenceDeps {
+  /** Set a ghost's presence; false when the user has no ghost (nothing was sent). */
+  setPresence(remoteUser: string, presence: MatrixPresence, statusMsg?: string): Promise<boolean>;
+  /** Seconds between repeats of a presence that is not offline (0: never repeated). */
+  refreshSeconds: number;
+  log: Pick<NetworkContext['log'], 'debug' | 'warn'>;
+}
+
+export class PresenceBridge {
+  /** What each ghost shows now, as far as the bridge has set it. */
+  private readonly shown = new Map<string, GhostPresence>();
+  private readonly serial = new KeyedSerial();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly d: PresenceDeps) {}
+
+  attach(client: Client): void {
+    client.on(Events.PresenceUpdate, (_old, now: Presence) => {
+      if (now.userId === client.user?.id) return;
+      this.update(now.userId, ghostPresence({ status: now.status, activities: now.activities }));
+    });
+    if (this.d.refreshSeconds > 0 && !this.timer) {
+      this.timer = setInterval(() => this.refresh(), this.d.refreshSeconds * 1000);
+      this.timer.unref();
+    }
+  }
+
+  /** A member's presence as Discord says it now: sent to their ghost if it changed. One user's changes go out in order. */
+  update(userId: string, next: GhostPresence): void {
+    void this.serial.run(userId, async () => {
+      if (same(this.shown.get(userId), next)) return;
+      if (await this.send(userId, next)) this.shown.set(userId, next);
+    }, (err) => this.d.log.warn('could not set the presence of a Discord user\'s ghost', { user: userId, err: err as Error }));
+  }
+
+  private async send(userId: string, p: GhostPresence): Promise<boolean> {
+    const sent = await this.d.setPresence(discordUser(userId), p.presence, p.statusMsg);
+    if (!sent) this.d.log.debug('no ghost for this Discord user yet: presence not bridged', { user: userId });
+    return sent;
+  }
+
+  /** Say again the presence of ghosts that are not offline, before the homeserver times it out. */
+  private refresh(): void {
+    for (const [userId, p] of this.shown) {
+      if (p.presence === 'offline') continue;
+      void this.serial.run(userId, async () => {
+        const now = this.shown.get(userId);
+        if (now && now.presence !== 'offline') await this.send(userId, now);
+      }, (err) => this.d.log.debug('could not repeat a ghost\'s presence', { user: userId, err: err as Error }));
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.serial.idle();
+  }
+}

@@ -108,4 +108,19 @@ describe('IRC bridge: Matrix power levels → channel modes', () => {
     const levels = await mona.request<{ users: Record<string, number> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`);
     expect(levels.users[dora.userId]).toBe(50);
   });
+
+  it('gives a Matrix user who connects later the rank of the power level they already have', async () => {
+    const pia = await ircUser('ircpia', ['#later']); // first in: channel operator
+    const roomId = await plumbed('#later');
+    pia.client.raw('MODE #later +o trestlebot'); // the bridge's listener may now set modes
+    await until(() => ircServer().events.modes.canKick('#later', 'trestlebot'), 'the bridge to see its listener opped');
+    const lena = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircmodlena${Date.now()}`, { displayName: 'Lena' });
+    await mona.setPowerLevel(roomId, lena.userId, 50); // a moderator before she ever speaks or has an IRC connection
+    expect(ircServer().clients.has(lena.userId)).toBe(false);
+    await lena.join(roomId);
+    await lena.sendText(roomId, 'lena speaks');
+    await pia.waitFor((m) => m.message === 'lena speaks' && m.nick === 'Lena[m]');
+    await pia.waitForRaw((l) => /^:trestlebot!\S+ MODE #later \+o :?Lena\[m\]$/.test(untag(l)));
+    await until(() => ircServer().events.modes.canKick('#later', 'Lena[m]'), 'the bridge to see lena opped');
+  });
 });

@@ -554,6 +554,33 @@ describe('IRC bridge: IRCv3 typing, multiline and labeled replies', () => {
     await until(() => bridge.messages.forEvent(ev.event_id).length > 0, 'the message map');
     expect(bridge.messages.forEvent(ev.event_id).map((m) => m.remoteId)).toEqual([msgid]);
   });
+
+  it('turns a draft/multiline private message into one Matrix message in the DM room', async () => {
+    const bea = await ircUser('ircbea', ['#mlpm'], ['batch', 'draft/multiline', 'message-tags', 'echo-message']);
+    const roomId = await plumbed('#mlpm');
+    await alice.sendText(roomId, 'my connection is open');
+    await bea.waitFor((m) => m.message === 'my connection is open'); // Alice[m] is on IRC now
+    for (const line of [
+      'BATCH +pm1 draft/multiline Alice[m]',
+      '@batch=pm1 PRIVMSG Alice[m] :a private first line',
+      '@batch=pm1 PRIVMSG Alice[m] :and a long one, ',
+      '@batch=pm1;draft/multiline-concat PRIVMSG Alice[m] :continued',
+      '@batch=pm1 PRIVMSG Alice[m] :last',
+      'BATCH -pm1',
+    ]) bea.client.raw(line);
+    const dm = await until(() => bridge.portals.all().find((p) => p.kind === 'dm' && p.remoteChat === `test/pm/${alice.userId}/ircbea`)?.roomId, 'the DM room');
+    await alice.join(dm);
+    const events = await alice.waitForTimeline(dm, (evs) => messagesOf(evs).length >= 1);
+    await sleep(500);
+    const all = messagesOf(await alice.timeline(dm)).filter((e) => e.sender === ghost('ircbea'));
+    expect(all.map(body)).toEqual(['a private first line\nand a long one, continued\nlast']);
+    expect(messagesOf(events)[0]!.event_id).toBe(all[0]!.event_id);
+    // the batch's msgid (on its opening line, as bea's echo shows) maps to the event
+    const echo = await bea.waitForRaw((l) => /^:ircbea!\S+ BATCH \+\S+ draft\/multiline :?Alice\[m\]$/.test(untag(l)));
+    const msgid = /(?:^@|;)msgid=([^; ]+)/.exec(echo)![1]!;
+    await until(() => bridge.messages.forEvent(all[0]!.event_id).length > 0, 'the message map');
+    expect(bridge.messages.forEvent(all[0]!.event_id).map((m) => m.remoteId)).toEqual([msgid]);
+  });
 });
 
 describe('IRC bridge: metrics', () => {

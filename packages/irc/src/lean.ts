@@ -5,8 +5,8 @@
  * per connection. A full client library parses each copy, tracks every channel member and emits
  * events nobody listens to; this one drops other people's channel traffic after a cheap prefix
  * check and keeps only what a user connection needs: registration (CAP, SASL PLAIN, nick
- * collisions), its own nick and channels, private messages, the echoes that carry its msgids,
- * and standard replies. Same send queue, reconnect and labeled-echo contract as {@link IrcConnection}.
+ * collisions), its own nick and channels, private messages (a draft/multiline one as one message),
+ * the echoes that carry its msgids, and standard replies. Same send queue, reconnect and labeled-echo contract as {@link IrcConnection}.
  *
  * Reading is where the CPU goes: each Matrix message sent to a channel of 100 bridged users comes
  * back 100 times. So a plain-TCP connection reads raw bytes into one buffer shared by all
@@ -23,7 +23,7 @@ import { DeliveryError, type Logger } from '@trestle/core';
 import { scheduleReconnect, type ReconnectLimiter } from './connection.js';
 import { ircLower } from './ids.js';
 import { nextNick } from './nicks.js';
-import type { MultilinePart } from './convert/index.js';
+import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
 
 export interface LeanOptions {
   host: string; port: number; tls: boolean; password?: string;
@@ -57,6 +57,8 @@ const NICK_ERRORS: Record<string, (nick: string, text: string) => string> = {
   '447': (_n, t) => `the server does not allow nick changes now (${t})`,
   '484': () => 'your connection is restricted',
 };
+/** The most lines kept of one incoming multiline message (servers announce far fewer: ergo's default is 100). */
+const MAX_MULTILINE_LINES = 1000;
 const JOIN_ERRORS: Record<string, string> = {
   '471': 'the channel is full', '473': 'the channel is invite-only', '474': 'you are banned from the channel',
   '475': 'the channel needs a key', '405': 'you joined too many channels',
@@ -156,6 +158,12 @@ export class LeanConnection extends EventEmitter {
    * batch, the msgid on the echo inside it.
    */
   private readonly labeledBatches = new Map<string, string>();
+  /**
+   * Open `draft/multiline` batches addressed to us (a private message of several lines): batch ref →
+   * the opening line's sender and tags (msgid, time, reply) and the lines so far. Emitted as one
+   * 'pm' when the batch closes.
+   */
+  private readonly privateBatches = new Map<string, { nick: string; tags: Record<string, string>; command?: 'PRIVMSG' | 'NOTICE'; lines: MultilineLine[] }>();
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private timer?: NodeJS.Timeout;
   private intentionalQuit = false;
@@ -181,6 +189,7 @@ export class LeanConnection extends EventEmitter {
     this.offered.clear();
     this.tagDeny = [];
     this.labeledBatches.clear();
+    this.privateBatches.clear();
     this.nickAttempt = 0;
     this.partial = undefined;
     const o = this.opts;
@@ -292,10 +301,15 @@ export class LeanConnection extends EventEmitter {
         if (ref.startsWith('+') && l.tags['label']) {
           if (p[1] === 'labeled-response') this.labeledBatches.set(ref.slice(1), l.tags['label']);
           else this.settle(l.tags['label'], l.tags['msgid']); // the echo of our multiline message: the msgid is on its opening line
+        } else if (ref.startsWith('+') && p[1] === 'draft/multiline' && !mine && p[2] && ircLower(p[2]) === ircLower(this.nick)) {
+          this.privateBatches.set(ref.slice(1), { nick: l.nick, tags: l.tags, lines: [] });
         } else if (ref.startsWith('-')) {
           const open = this.labeledBatches.get(ref.slice(1));
           this.labeledBatches.delete(ref.slice(1));
           if (open) this.settle(open, undefined); // answered without an echo: sent, id unknown
+          const pm = this.privateBatches.get(ref.slice(1));
+          this.privateBatches.delete(ref.slice(1));
+          if (pm?.command) this.onPrivateBatch(pm.nick, pm.command, pm.lines, pm.tags);
         }
         return;
       }
@@ -315,10 +329,17 @@ export class LeanConnection extends EventEmitter {
           this.emit('kicked', { channel: p[0], nick: l.nick, reason: p[2] });
         }
         return;
-      case 'PRIVMSG': case 'NOTICE': case 'TAGMSG': case 'REDACT': case 'ACK':
+      case 'PRIVMSG': case 'NOTICE': case 'TAGMSG': case 'REDACT': case 'ACK': {
         if (label) this.settle(label, l.tags['msgid']);
+        const batch = l.tags['batch'] !== undefined ? this.privateBatches.get(l.tags['batch']) : undefined;
+        if (batch && (l.command === 'PRIVMSG' || l.command === 'NOTICE')) {
+          batch.command ??= l.command;
+          if (batch.lines.length < MAX_MULTILINE_LINES) batch.lines.push({ text: p[1] ?? '', concat: 'draft/multiline-concat' in l.tags });
+          return;
+        }
         if ((l.command === 'PRIVMSG' || l.command === 'NOTICE') && !mine && p[0] && ircLower(p[0]) === ircLower(this.nick)) this.onPrivate(l);
         return;
+      }
       case 'FAIL':
         this.opts.log.warn('the IRC server refused a command', { reply: p.join(' ') });
         if (p[0] === 'NICK' && this.state === 'connected') this.emit('nick error', p[p.length - 1] ?? 'refused');
@@ -380,6 +401,12 @@ export class LeanConnection extends EventEmitter {
       }
     }
     this.emit('pm', { type, nick: l.nick, target: l.params[0], message: text, tags: l.tags });
+  }
+
+  /** A `draft/multiline` private message, whole: one 'pm' with its lines joined and the batch's tags (msgid, time). */
+  private onPrivateBatch(nick: string, command: 'PRIVMSG' | 'NOTICE', lines: readonly MultilineLine[], tags: Record<string, string>): void {
+    const type = command === 'NOTICE' ? 'notice' : 'privmsg';
+    this.emit('pm', { type, nick, target: this.nick, message: joinMultiline(lines), tags });
   }
 
   private settle(label: string, msgid: string | undefined, refusal?: string): void {

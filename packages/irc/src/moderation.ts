@@ -1,11 +1,13 @@
 /**
  * Matrix → IRC moderation: kicks, bans and unbans of IRC users' ghosts, and Matrix users' power
- * levels as channel modes. Each is done on IRC by a connection of ours that is a channel operator
- * there: the acting Matrix user's own connection when it is one (so IRC sees who did it), else
- * the bridge's listener. Without either, the Matrix user is told why nothing happened on IRC.
+ * levels as channel modes (when they change, and when a user's connection joins a channel). Each
+ * is done on IRC by a connection of ours that is a channel operator there: the acting Matrix
+ * user's own connection when it is one (so IRC sees who did it), else the bridge's listener.
+ * Without either, the Matrix user is told why nothing happened on IRC.
  */
 import { DeliveryError, type MatrixMembership, type MatrixPowerLevels, type NetworkContext } from '@trestle/core';
 import type { LeanConnection } from './lean.js';
+import { channelChat } from './ids.js';
 import { modeChangesForLevel } from './modes.js';
 import type { IrcServer } from './server.js';
 
@@ -77,8 +79,6 @@ export class Moderation {
    * without a connection in the channel are skipped: there is nobody on IRC to give a rank to.
    */
   async powerLevels(server: IrcServer, channel: string, pl: MatrixPowerLevels): Promise<void> {
-    const modes = server.events.modes;
-    const supported = prefixModes(server);
     const problems: string[] = [];
     for (const [userId, level] of Object.entries(pl.changed)) {
       if (this.ctx().remoteUserOf(userId)) continue; // a ghost: its rank comes from IRC, not to it
@@ -91,16 +91,52 @@ export class Moderation {
       try {
         actor = this.actor(server, channel, pl.sender.userId, `the rank of ${conn.nick} was not set on IRC`);
       } catch (err) { problems.push((err as DeliveryError).userMessage); continue; }
-      const { changes, beyondReach } = modeChangesForLevel({
-        level, held: modes.modesOf(channel, conn.nick), modePowers: server.cfg.modePowers, supported,
-        setterLevel: modes.levelOf(channel, actor.nick),
-      });
-      for (const c of changes) await actor.send(`MODE ${channel} ${c.mode} ${conn.nick}`);
+      const beyondReach = await this.rank(server, channel, conn.nick, level, actor, false);
       if (beyondReach.length) {
         problems.push(`the rank of ${conn.nick} was set only in part on IRC: ${actor.nick} cannot give or take +${beyondReach.join('/+')} in ${channel} on ${server.displayName}`);
       }
     }
     if (problems.length) throw new DeliveryError(problems.join('; '), true);
+  }
+
+  /**
+   * A Matrix user's connection joined a bridged channel (first message, room join, or rejoin after
+   * a reconnect): give its nick the rank of the user's current power level, when a connection of
+   * ours can (theirs or the listener). Only gives, never takes (a rank IRC gave, by ChanServ say,
+   * stays), and says nothing when it cannot: nobody asked. With several rooms linked to the
+   * channel, the lowest level among the rooms the user is joined to counts, so linking a room of
+   * one's own to the channel cannot raise one's rank on IRC.
+   */
+  async rankOnJoin(server: IrcServer, channel: string, userId: string): Promise<void> {
+    const ctx = this.ctx();
+    const log = ctx.log.child({ server: server.key, channel, user: userId });
+    const canAct = (): Actor | undefined => {
+      try { return this.actor(server, channel, userId, 'rank on join'); } catch { return undefined; }
+    };
+    if (!canAct()) { log.debug('no connection of ours can set modes in the channel; the rank of a joining Matrix user is not set'); return; }
+    const rooms = new Set(ctx.portals.forChat(channelChat(server.key, channel)).map((p) => p.roomId));
+    const levels: number[] = [];
+    for (const roomId of rooms) {
+      const member = await ctx.matrix.getState<{ membership?: string }>(roomId, 'm.room.member', userId).catch(() => undefined);
+      if (member?.membership === 'join') levels.push(await ctx.matrix.powerLevel(roomId, userId));
+    }
+    const conn = server.clients.get(userId);
+    const actor = canAct(); // again: the connections may have changed while Matrix answered
+    if (levels.length === 0 || !conn || conn.state !== 'connected' || !conn.isIn(channel) || !actor) return;
+    const level = Math.min(...levels);
+    const beyondReach = await this.rank(server, channel, conn.nick, level, actor, true);
+    if (beyondReach.length) log.info('a joining Matrix user\'s rank was set only in part on IRC', { level, by: actor.nick, beyondReach });
+  }
+
+  /** Send the mode changes that give `nick` the rank of `level` (only the `+` ones with `onlyGive`); returns the modes beyond the actor. */
+  private async rank(server: IrcServer, channel: string, nick: string, level: number, actor: Actor, onlyGive: boolean): Promise<string[]> {
+    const modes = server.events.modes;
+    const { changes, beyondReach } = modeChangesForLevel({
+      level, held: modes.modesOf(channel, nick), modePowers: server.cfg.modePowers, supported: prefixModes(server),
+      setterLevel: modes.levelOf(channel, actor.nick),
+    });
+    for (const c of changes) if (!onlyGive || c.mode.startsWith('+')) await actor.send(`MODE ${channel} ${c.mode} ${nick}`);
+    return onlyGive ? beyondReach.filter((m) => !modes.modesOf(channel, nick).has(m)) : beyondReach;
   }
 }
 

@@ -63,7 +63,12 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       for (const [channel, rooms] of Object.entries(scfg.mappings)) {
         for (const roomId of rooms) ctx.portals.link(roomId, channelChat(key, channel), { kind: 'plumbed', name: channel });
       }
-      this.servers.set(key, new IrcServer(key, scfg, ctx, this.store));
+      const server = new IrcServer(key, scfg, ctx, this.store);
+      server.onClientJoined = (userId, channel) => {
+        void this.moderation.rankOnJoin(server, channel, userId).catch((err: Error) =>
+          ctx.log.warn('could not give a joining Matrix user their rank on IRC', { server: key, channel, user: userId, err }));
+      };
+      this.servers.set(key, server);
     }
     if (ctx.metrics) registerIrcMetrics(ctx.metrics, () => this.servers.values());
     // Connect in the background: an IRC server that is down must not keep the bridge from starting

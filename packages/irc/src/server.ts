@@ -37,6 +37,8 @@ export class IrcServer {
   stopped = false;
   /** Connections of this server lost without being closed on purpose (each is reconnected): for metrics. */
   reconnects = 0;
+  /** A Matrix user's connection joined a channel (set by the network: their power level becomes a mode). */
+  onClientJoined?: (userId: string, channel: string) => void;
 
   constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
@@ -190,11 +192,12 @@ export class IrcServer {
     return idle;
   }
 
-  /** Private messages and CTCP to a Matrix user's connection. */
+  /** Private messages, CTCP, joins and kicks of a Matrix user's connection. */
   private wireClient(userId: string, c: LeanConnection): void {
     c.on('registered', (nick: string) => this.store.setNick(userId, this.key, nick));
     c.on('disconnected', () => { this.reconnects++; });
     c.on('own nick', (nick: string) => this.store.setNick(userId, this.key, nick));
+    c.on('joined', (channel: string) => { if (!this.stopped) this.onClientJoined?.(userId, channel); });
     const onPm = (type: 'm.text' | 'm.notice' | 'm.emote') => (e: IrcMessageEvent): void => {
       if (isChannel(e.target) || ircLower(e.nick) === ircLower(c.nick) || !e.nick || e.nick.includes('.')) return;
       void this.privateMessage(userId, e, type).catch((err: Error) => this.ctx.log.warn('could not bridge a private message', { server: this.key, err }));

@@ -69,4 +69,30 @@ describe('LeanConnection reader', () => {
     await tick(REST_MS * 5);
     expect(got).toEqual(Array.from({ length: 100 }, (_, i) => `m${i * 2}`));
   });
+
+  it('emits a draft/multiline private message once, whole, with the batch tags; channel batches stay dropped', async () => {
+    const { port, socket } = await peer();
+    const c = client(port);
+    const pms: { type: string; nick: string; message: string; tags: Record<string, string> }[] = [];
+    c.on('pm', (e: { type: string; nick: string; message: string; tags: Record<string, string> }) => pms.push({ type: e.type, nick: e.nick, message: e.message, tags: e.tags }));
+    await c.connect();
+    const s = await socket;
+    s.write([
+      '@msgid=m1;time=2026-01-01T00:00:00.000Z :bob!b@h BATCH +b1 draft/multiline me',
+      ':carol!c@h BATCH +b2 draft/multiline #chan',
+      '@batch=b1 :bob!b@h PRIVMSG me :one',
+      '@batch=b2 :carol!c@h PRIVMSG #chan :channel line',
+      '@batch=b1 :bob!b@h PRIVMSG me :two, ',
+      '@batch=b1;draft/multiline-concat :bob!b@h PRIVMSG me :joined',
+      ':dave!d@h PRIVMSG me :alone',
+      'BATCH -b2',
+      'BATCH -b1',
+      '',
+    ].join('\r\n'));
+    await tick(REST_MS * 3);
+    expect(pms).toEqual([
+      { type: 'privmsg', nick: 'dave', message: 'alone', tags: {} },
+      { type: 'privmsg', nick: 'bob', message: 'one\ntwo, joined', tags: { msgid: 'm1', time: '2026-01-01T00:00:00.000Z' } },
+    ]);
+  });
 });

@@ -6,7 +6,7 @@ export { escapeLocalpart } from './bridge/ghosts.js';
 export { OrderedQueues, type QueuePolicy } from './bridge/queue.js';
 export { stripReplyFallback } from './bridge/fromMatrix.js';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './util/log.js';
-export { openDatabase, migrate, schemaVersion, MigrationError, type Db } from './db/database.js';
+export { openDatabase, migrate, prepared, schemaVersion, MigrationError, type Db } from './db/database.js';
 export { WorkQueueStore } from './db/workQueue.js';
 export { buildRegistration, writeRegistration, readRegistration, type RegistrationFile } from './matrix/registration.js';
 export { deterministicTxnId } from './matrix/client.js';

@@ -16,7 +16,7 @@
  * 3 — discord_link_requests: link requests waiting in a Discord channel for approval, so a restart
  *     does not lose them (they are re-armed, or expired with a notice if their time ran out meanwhile).
  */
-import type { Migration } from '@trestle/core';
+import { type Migration, prepared } from '@trestle/core';
 import type Database from 'better-sqlite3';
 
 export const discordMigrations: Migration[] = [
@@ -120,84 +120,84 @@ export class DiscordStore {
   // ---------- webhooks
 
   webhookFor(channelId: string): StoredWebhook | undefined {
-    const r = this.db.prepare('SELECT webhook_id, channel_id, token FROM discord_webhooks WHERE channel_id = ? AND gone = 0 ORDER BY created_at DESC LIMIT 1')
+    const r = prepared(this.db, 'SELECT webhook_id, channel_id, token FROM discord_webhooks WHERE channel_id = ? AND gone = 0 ORDER BY created_at DESC LIMIT 1')
       .get(channelId) as { webhook_id: string; channel_id: string; token: string } | undefined;
     return r && { id: r.webhook_id, channelId: r.channel_id, token: r.token };
   }
 
   addWebhook(w: StoredWebhook): void {
-    this.db.prepare('INSERT OR REPLACE INTO discord_webhooks (webhook_id, channel_id, token, created_at, gone) VALUES (?, ?, ?, ?, 0)')
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_webhooks (webhook_id, channel_id, token, created_at, gone) VALUES (?, ?, ?, ?, 0)')
       .run(w.id, w.channelId, w.token, Date.now());
   }
 
   /** The webhook was deleted on Discord: never used again, but its old messages stay ours. */
   webhookGone(id: string): void {
-    this.db.prepare('UPDATE discord_webhooks SET gone = 1 WHERE webhook_id = ?').run(id);
+    prepared(this.db, 'UPDATE discord_webhooks SET gone = 1 WHERE webhook_id = ?').run(id);
   }
 
   /** Every webhook the bridge ever made. */
   allWebhookIds(): string[] {
-    return (this.db.prepare('SELECT webhook_id FROM discord_webhooks').all() as { webhook_id: string }[]).map((r) => r.webhook_id);
+    return (prepared(this.db, 'SELECT webhook_id FROM discord_webhooks').all() as { webhook_id: string }[]).map((r) => r.webhook_id);
   }
 
   // ---------- emojis
 
   emoji(id: string): StoredEmoji | undefined {
-    const r = this.db.prepare('SELECT emoji_id, name, animated, mxc FROM discord_emojis WHERE emoji_id = ?').get(id) as EmojiRow | undefined;
+    const r = prepared(this.db, 'SELECT emoji_id, name, animated, mxc FROM discord_emojis WHERE emoji_id = ?').get(id) as EmojiRow | undefined;
     return r && toEmoji(r);
   }
 
   emojiByMxc(mxc: string): StoredEmoji | undefined {
-    const r = this.db.prepare('SELECT emoji_id, name, animated, mxc FROM discord_emojis WHERE mxc = ? LIMIT 1').get(mxc) as EmojiRow | undefined;
+    const r = prepared(this.db, 'SELECT emoji_id, name, animated, mxc FROM discord_emojis WHERE mxc = ? LIMIT 1').get(mxc) as EmojiRow | undefined;
     return r && toEmoji(r);
   }
 
   putEmoji(e: StoredEmoji): void {
-    this.db.prepare('INSERT OR REPLACE INTO discord_emojis (emoji_id, name, animated, mxc) VALUES (?, ?, ?, ?)').run(e.id, e.name, e.animated ? 1 : 0, e.mxc);
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_emojis (emoji_id, name, animated, mxc) VALUES (?, ?, ?, ?)').run(e.id, e.name, e.animated ? 1 : 0, e.mxc);
   }
 
   // ---------- links
 
   setLinkedBy(roomId: string, chat: string, userId: string): void {
-    this.db.prepare('INSERT OR REPLACE INTO discord_links (room_id, chat, linked_by, linked_at) VALUES (?, ?, ?, ?)').run(roomId, chat, userId, Date.now());
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_links (room_id, chat, linked_by, linked_at) VALUES (?, ?, ?, ?)').run(roomId, chat, userId, Date.now());
   }
 
   linkedBy(chat: string): { roomId: string; userId: string }[] {
-    return (this.db.prepare('SELECT room_id, linked_by FROM discord_links WHERE chat = ?').all(chat) as { room_id: string; linked_by: string }[])
+    return (prepared(this.db, 'SELECT room_id, linked_by FROM discord_links WHERE chat = ?').all(chat) as { room_id: string; linked_by: string }[])
       .map((r) => ({ roomId: r.room_id, userId: r.linked_by }));
   }
 
   removeLink(roomId: string, chat: string): void {
-    this.db.prepare('DELETE FROM discord_links WHERE room_id = ? AND chat = ?').run(roomId, chat);
+    prepared(this.db, 'DELETE FROM discord_links WHERE room_id = ? AND chat = ?').run(roomId, chat);
   }
 
   // ---------- link requests waiting for approval
 
   putLinkRequest(r: StoredLinkRequest): void {
-    this.db.prepare('INSERT OR REPLACE INTO discord_link_requests (message_id, channel_id, room_id, room_label, user_id, deadline) VALUES (?, ?, ?, ?, ?, ?)')
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_link_requests (message_id, channel_id, room_id, room_label, user_id, deadline) VALUES (?, ?, ?, ?, ?, ?)')
       .run(r.messageId, r.channelId, r.roomId, r.roomLabel, r.userId, r.deadline);
   }
 
   linkRequests(): StoredLinkRequest[] {
-    return (this.db.prepare('SELECT message_id, channel_id, room_id, room_label, user_id, deadline FROM discord_link_requests').all() as
+    return (prepared(this.db, 'SELECT message_id, channel_id, room_id, room_label, user_id, deadline FROM discord_link_requests').all() as
       { message_id: string; channel_id: string; room_id: string; room_label: string; user_id: string; deadline: number }[])
       .map((r) => ({ messageId: r.message_id, channelId: r.channel_id, roomId: r.room_id, roomLabel: r.room_label, userId: r.user_id, deadline: r.deadline }));
   }
 
   removeLinkRequest(messageId: string): void {
-    this.db.prepare('DELETE FROM discord_link_requests WHERE message_id = ?').run(messageId);
+    prepared(this.db, 'DELETE FROM discord_link_requests WHERE message_id = ?').run(messageId);
   }
 
   // ---------- reactions made for Matrix users
 
   addReaction(eventId: string, chat: string, messageRef: string, emoji: string): void {
-    this.db.prepare('INSERT OR REPLACE INTO discord_reactions (event_id, chat, message_ref, emoji) VALUES (?, ?, ?, ?)').run(eventId, chat, messageRef, emoji);
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_reactions (event_id, chat, message_ref, emoji) VALUES (?, ?, ?, ?)').run(eventId, chat, messageRef, emoji);
   }
 
   /** Forget one Matrix reaction; returns how many Matrix reactions with that emoji remain on the message. */
   removeReaction(eventId: string, chat: string, messageRef: string, emoji: string): number {
-    this.db.prepare('DELETE FROM discord_reactions WHERE event_id = ?').run(eventId);
-    const r = this.db.prepare('SELECT COUNT(*) AS n FROM discord_reactions WHERE chat = ? AND message_ref = ? AND emoji = ?')
+    prepared(this.db, 'DELETE FROM discord_reactions WHERE event_id = ?').run(eventId);
+    const r = prepared(this.db, 'SELECT COUNT(*) AS n FROM discord_reactions WHERE chat = ? AND message_ref = ? AND emoji = ?')
       .get(chat, messageRef, emoji) as { n: number };
     return r.n;
   }
@@ -205,55 +205,55 @@ export class DiscordStore {
   // ---------- reply quotes
 
   setReplyQuote(chat: string, messageRef: string, quote: string): void {
-    this.db.prepare('INSERT OR REPLACE INTO discord_reply_quotes (chat, message_ref, quote) VALUES (?, ?, ?)').run(chat, messageRef, quote);
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_reply_quotes (chat, message_ref, quote) VALUES (?, ?, ?)').run(chat, messageRef, quote);
   }
 
   replyQuote(chat: string, messageRef: string): string | undefined {
-    const r = this.db.prepare('SELECT quote FROM discord_reply_quotes WHERE chat = ? AND message_ref = ?').get(chat, messageRef) as { quote: string } | undefined;
+    const r = prepared(this.db, 'SELECT quote FROM discord_reply_quotes WHERE chat = ? AND message_ref = ?').get(chat, messageRef) as { quote: string } | undefined;
     return r?.quote;
   }
 
   // ---------- servers and their spaces
 
   guild(guildId: string): StoredGuild | undefined {
-    const r = this.db.prepare('SELECT guild_id, space_room_id, name, icon_hash, icon_mxc FROM discord_guilds WHERE guild_id = ?').get(guildId) as
+    const r = prepared(this.db, 'SELECT guild_id, space_room_id, name, icon_hash, icon_mxc FROM discord_guilds WHERE guild_id = ?').get(guildId) as
       { guild_id: string; space_room_id: string | null; name: string; icon_hash: string | null; icon_mxc: string | null } | undefined;
     return r && { guildId: r.guild_id, spaceRoomId: r.space_room_id, name: r.name, iconHash: r.icon_hash, iconMxc: r.icon_mxc };
   }
 
   putGuild(g: StoredGuild): void {
-    this.db.prepare('INSERT OR REPLACE INTO discord_guilds (guild_id, space_room_id, name, icon_hash, icon_mxc) VALUES (?, ?, ?, ?, ?)')
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_guilds (guild_id, space_room_id, name, icon_hash, icon_mxc) VALUES (?, ?, ?, ?, ?)')
       .run(g.guildId, g.spaceRoomId, g.name, g.iconHash, g.iconMxc);
   }
 
   spaceChildren(guildId: string): StoredSpaceChild[] {
-    return (this.db.prepare('SELECT room_id, chat, order_key FROM discord_space_children WHERE guild_id = ?').all(guildId) as
+    return (prepared(this.db, 'SELECT room_id, chat, order_key FROM discord_space_children WHERE guild_id = ?').all(guildId) as
       { room_id: string; chat: string; order_key: string }[]).map((r) => ({ roomId: r.room_id, chat: r.chat, order: r.order_key }));
   }
 
   spaceChild(roomId: string): StoredSpaceChild | undefined {
-    const r = this.db.prepare('SELECT room_id, chat, order_key FROM discord_space_children WHERE room_id = ?').get(roomId) as
+    const r = prepared(this.db, 'SELECT room_id, chat, order_key FROM discord_space_children WHERE room_id = ?').get(roomId) as
       { room_id: string; chat: string; order_key: string } | undefined;
     return r && { roomId: r.room_id, chat: r.chat, order: r.order_key };
   }
 
   putSpaceChild(guildId: string, c: StoredSpaceChild): void {
-    this.db.prepare('INSERT OR REPLACE INTO discord_space_children (room_id, guild_id, chat, order_key) VALUES (?, ?, ?, ?)')
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_space_children (room_id, guild_id, chat, order_key) VALUES (?, ?, ?, ?)')
       .run(c.roomId, guildId, c.chat, c.order);
   }
 
   removeSpaceChild(roomId: string): void {
-    this.db.prepare('DELETE FROM discord_space_children WHERE room_id = ?').run(roomId);
+    prepared(this.db, 'DELETE FROM discord_space_children WHERE room_id = ?').run(roomId);
   }
 
   // ---------- stickers
 
   sticker(id: string): { mxc: string; mimetype: string } | undefined {
-    return this.db.prepare('SELECT mxc, mimetype FROM discord_stickers WHERE sticker_id = ?').get(id) as { mxc: string; mimetype: string } | undefined;
+    return prepared(this.db, 'SELECT mxc, mimetype FROM discord_stickers WHERE sticker_id = ?').get(id) as { mxc: string; mimetype: string } | undefined;
   }
 
   putSticker(id: string, mxc: string, mimetype: string): void {
-    this.db.prepare('INSERT OR REPLACE INTO discord_stickers (sticker_id, mxc, mimetype) VALUES (?, ?, ?)').run(id, mxc, mimetype);
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_stickers (sticker_id, mxc, mimetype) VALUES (?, ?, ?)').run(id, mxc, mimetype);
   }
 
   // ---------- ghosts in chats' rooms
@@ -264,17 +264,17 @@ export class DiscordStore {
   addChatMember(chat: string, userId: string): void {
     const key = `${chat}\u0000${userId}`;
     if (this.knownMembers.has(key)) return;
-    this.db.prepare('INSERT OR IGNORE INTO discord_chat_members (chat, user_id) VALUES (?, ?)').run(chat, userId);
+    prepared(this.db, 'INSERT OR IGNORE INTO discord_chat_members (chat, user_id) VALUES (?, ?)').run(chat, userId);
     this.knownMembers.add(key);
   }
 
   /** The chats whose rooms hold the ghost of `userId`. */
   chatsOfMember(userId: string): string[] {
-    return (this.db.prepare('SELECT chat FROM discord_chat_members WHERE user_id = ?').all(userId) as { chat: string }[]).map((r) => r.chat);
+    return (prepared(this.db, 'SELECT chat FROM discord_chat_members WHERE user_id = ?').all(userId) as { chat: string }[]).map((r) => r.chat);
   }
 
   removeChatMember(chat: string, userId: string): void {
-    this.db.prepare('DELETE FROM discord_chat_members WHERE chat = ? AND user_id = ?').run(chat, userId);
+    prepared(this.db, 'DELETE FROM discord_chat_members WHERE chat = ? AND user_id = ?').run(chat, userId);
     this.knownMembers.delete(`${chat}\u0000${userId}`);
   }
 }

@@ -8,7 +8,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Migration } from '@trestle/core';
+import { type Migration, prepared } from '@trestle/core';
 import type Database from 'better-sqlite3';
 import { ircLower } from './ids.js';
 
@@ -67,7 +67,7 @@ export class IrcStore {
   constructor(private readonly db: Database.Database, private readonly box: PasswordBox) {}
 
   user(userId: string, server: string): { nick?: string; username?: string; password?: string } {
-    const r = this.db.prepare('SELECT nick, username, password_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as
+    const r = prepared(this.db, 'SELECT nick, username, password_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as
       { nick: string | null; username: string | null; password_enc: string | null } | undefined;
     if (!r) return {};
     return {
@@ -77,7 +77,7 @@ export class IrcStore {
   }
 
   private upsert(userId: string, server: string, col: 'nick' | 'username' | 'password_enc', value: string | null): void {
-    this.db.prepare(`INSERT INTO irc_users (user_id, server, ${col}) VALUES (?, ?, ?)
+    prepared(this.db, `INSERT INTO irc_users (user_id, server, ${col}) VALUES (?, ?, ?)
       ON CONFLICT (user_id, server) DO UPDATE SET ${col} = excluded.${col}`).run(userId, server, value);
   }
   setNick(userId: string, server: string, nick: string): void { this.upsert(userId, server, 'nick', nick); }
@@ -87,18 +87,18 @@ export class IrcStore {
   }
   /** The raw stored value, for tests that check the password is not stored in clear. */
   rawPassword(userId: string, server: string): string | undefined {
-    const r = this.db.prepare('SELECT password_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as { password_enc: string | null } | undefined;
+    const r = prepared(this.db, 'SELECT password_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as { password_enc: string | null } | undefined;
     return r?.password_enc ?? undefined;
   }
 
   /** The ghost key for a nick, creating one (the nick itself, or with a suffix if taken by another live nick). */
   ghostKey(server: string, nick: string): string {
     const lc = ircLower(nick);
-    const r = this.db.prepare('SELECT ghost_key FROM irc_ghosts WHERE server = ? AND nick_lower = ?').get(server, lc) as { ghost_key: string } | undefined;
+    const r = prepared(this.db, 'SELECT ghost_key FROM irc_ghosts WHERE server = ? AND nick_lower = ?').get(server, lc) as { ghost_key: string } | undefined;
     if (r) return r.ghost_key;
     let key = lc;
-    for (let i = 2; this.db.prepare('SELECT 1 FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, key); i++) key = `${lc}_${i}`;
-    this.db.prepare('INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, key);
+    for (let i = 2; prepared(this.db, 'SELECT 1 FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, key); i++) key = `${lc}_${i}`;
+    prepared(this.db, 'INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, key);
     return key;
   }
 
@@ -106,8 +106,8 @@ export class IrcStore {
   renameGhost(server: string, oldNick: string, newNick: string): string {
     const key = this.ghostKey(server, oldNick);
     const tx = this.db.transaction(() => {
-      this.db.prepare('DELETE FROM irc_ghosts WHERE server = ? AND nick_lower = ?').run(server, ircLower(oldNick));
-      this.db.prepare('INSERT OR REPLACE INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, ircLower(newNick), key);
+      prepared(this.db, 'DELETE FROM irc_ghosts WHERE server = ? AND nick_lower = ?').run(server, ircLower(oldNick));
+      prepared(this.db, 'INSERT OR REPLACE INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, ircLower(newNick), key);
     });
     tx();
     return key;
@@ -115,7 +115,7 @@ export class IrcStore {
 
   /** The current nick of a ghost key, if known. */
   nickOf(server: string, ghostKey: string): string | undefined {
-    const r = this.db.prepare('SELECT nick_lower FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, ghostKey) as { nick_lower: string } | undefined;
+    const r = prepared(this.db, 'SELECT nick_lower FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, ghostKey) as { nick_lower: string } | undefined;
     return r?.nick_lower;
   }
 }

@@ -30,6 +30,20 @@ export function openDatabase(path: string, log?: Logger): Db {
   return db;
 }
 
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * The prepared statement for `sql` on `db`, prepared once: preparing costs more than running a
+ * simple query, and the stores run theirs on every message.
+ */
+export function prepared(db: Db, sql: string): Database.Statement {
+  let byDb = statements.get(db);
+  if (!byDb) { byDb = new Map(); statements.set(db, byDb); }
+  let st = byDb.get(sql);
+  if (!st) { st = db.prepare(sql); byDb.set(sql, st); }
+  return st;
+}
+
 export class MigrationError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

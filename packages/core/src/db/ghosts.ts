@@ -1,4 +1,4 @@
-import type { Db } from './database.js';
+import { type Db, prepared } from './database.js';
 
 export interface GhostRow {
   userId: string;
@@ -19,7 +19,7 @@ interface Row {
 export class GhostStore {
   constructor(private readonly db: Db) {}
   get(userId: string): GhostRow | undefined {
-    const r = this.db.prepare('SELECT * FROM ghosts WHERE user_id = ?').get(userId) as Row | undefined;
+    const r = prepared(this.db, 'SELECT * FROM ghosts WHERE user_id = ?').get(userId) as Row | undefined;
     if (!r) return undefined;
     return {
       userId: r.user_id, network: r.network, remoteUser: r.remote_user, registered: r.registered === 1,
@@ -29,7 +29,7 @@ export class GhostStore {
     };
   }
   put(g: GhostRow): void {
-    this.db.prepare(
+    prepared(this.db, 
       `INSERT INTO ghosts (user_id, network, remote_user, display_name, avatar_url, avatar_mxc, registered, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (user_id) DO UPDATE SET network = excluded.network, remote_user = excluded.remote_user,
@@ -38,6 +38,6 @@ export class GhostStore {
     ).run(g.userId, g.network, g.remoteUser, g.displayName ?? null, g.avatarUrl ?? null, g.avatarMxc ?? null, g.registered ? 1 : 0, Date.now());
   }
   count(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM ghosts').get() as { n: number }).n;
+    return (prepared(this.db, 'SELECT count(*) AS n FROM ghosts').get() as { n: number }).n;
   }
 }

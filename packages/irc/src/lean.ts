@@ -6,15 +6,17 @@
  * events nobody listens to; this one drops other people's channel traffic after a cheap prefix
  * check and keeps only what a user connection needs: registration (CAP, SASL PLAIN, nick
  * collisions), its own nick and channels, private messages (a draft/multiline one as one message),
- * the echoes that carry its msgids, and standard replies. Same send queue, reconnect and labeled-echo contract as {@link IrcConnection}.
+ * the echoes that carry its msgids, and standard replies. Same send queue, reconnect and
+ * labeled-echo contract as {@link IrcConnection}.
  *
  * Reading is where the CPU goes: each Matrix message sent to a channel of 100 bridged users comes
  * back 100 times. So a plain-TCP connection reads raw bytes into one buffer shared by all
  * connections (no stream machinery, no string for lines it drops), and a connection that is not
- * waiting for an answer *rests* after a read: it stops reading for {@link REST_MS} and then takes
- * everything that arrived meanwhile in one read. A connection waiting for an echo or a reply reads
- * at once. Order is unaffected (one TCP stream per connection); a private message may wait up to
- * {@link REST_MS} longer.
+ * waiting for an answer *rests* after a read: it stops reading for {@link REST_MS} (longer while
+ * it hears only chatter, up to {@link REST_MAX_MS}) and then takes everything that arrived
+ * meanwhile in one read. A connection waiting for an echo or a reply reads at once. Order is
+ * unaffected (one TCP stream per connection); a private message may wait up to
+ * {@link REST_MAX_MS} longer.
  */
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -66,25 +68,39 @@ const JOIN_ERRORS: Record<string, string> = {
 /** Channel chatter from others: `[@tags ]:prefix PRIVMSG|NOTICE|TAGMSG #chan`; dropped unless it carries our label. */
 const CHANNEL_CHATTER = /(?:@\S+ )?:\S+ (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/y; // sticky: tested at a line's start
 
-/** How long a resting connection leaves its socket unread (the kernel keeps what arrives). */
+/**
+ * How long a resting connection leaves its socket unread (the kernel keeps what arrives): REST_MS
+ * after a read with something for it, doubling after each read of nothing but chatter, up to
+ * REST_MAX_MS. A quiet channel's lines then cost one read per few lines instead of one each.
+ */
 export const REST_MS = 20;
+export const REST_MAX_MS = 320;
 /** The longest line kept while waiting for its end (tags 8,191 + message 512 bytes, with room). */
 const MAX_LINE_BYTES = 16 * 1024;
 /** One read buffer for every plain-TCP connection: each read's callback is done with it before the next read. */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-const resting = new Set<Socket>();
-let restTimer: NodeJS.Timeout | undefined;
-function wakeResting(): void {
-  restTimer = undefined;
-  for (const sock of resting) if (!sock.destroyed) sock.resume();
-  resting.clear();
-}
-function rest(sock: Socket): void {
-  resting.add(sock);
-  restTimer ??= setTimeout(wakeResting, REST_MS);
+/** Resting sockets, by how long they rest: one timer per length (there are five). */
+const resting = new Map<number, Set<Socket>>();
+const restingFor = new Map<Socket, number>();
+function rest(sock: Socket, ms: number): void {
+  let set = resting.get(ms);
+  if (!set) {
+    set = new Set();
+    resting.set(ms, set);
+    setTimeout(() => {
+      resting.delete(ms);
+      for (const s of set!) { restingFor.delete(s); if (!s.destroyed) s.resume(); }
+    }, ms);
+  }
+  set.add(sock);
+  restingFor.set(sock, ms);
 }
 function wake(sock: Socket | undefined): void {
-  if (sock && resting.delete(sock)) sock.resume();
+  const ms = sock && restingFor.get(sock);
+  if (!ms) return;
+  restingFor.delete(sock);
+  resting.get(ms)?.delete(sock);
+  sock.resume();
 }
 
 function unescapeTag(v: string): string {
@@ -141,6 +157,8 @@ export class LeanConnection extends EventEmitter {
   /** Client-only tags the server refuses to relay (ISUPPORT CLIENTTAGDENY): `*` and exceptions `-tag`. */
   private tagDeny: string[] = [];
   private socket?: Socket;
+  /** How long the socket rests after the current read (see REST_MS). */
+  private restMs = REST_MS;
   /** The unfinished last line of the previous read, if any. */
   private partial?: Buffer;
   private readonly joined = new Set<string>();
@@ -212,12 +230,13 @@ export class LeanConnection extends EventEmitter {
       this.write(`USER ${o.username} 0 * :${o.realname}`);
     });
     sock.on('error', (err) => this.opts.log.debug('IRC socket error', { err }));
-    sock.on('close', () => { resting.delete(sock); if (this.socket === sock) this.onClosed(); });
+    sock.on('close', () => { wake(sock); if (this.socket === sock) this.onClosed(); });
   }
 
   /** The last guard against command injection: no line leaves with CR, LF or NUL inside it. */
   private write(line: string): void {
     wake(this.socket); // what we send is usually answered: read the answer as soon as it comes
+    this.restMs = REST_MS;
     this.socket?.write(line.replace(/[\r\n\0]/g, '') + '\r\n');
   }
 
@@ -231,22 +250,24 @@ export class LeanConnection extends EventEmitter {
     // One one-byte-per-char copy of the whole read: its offsets are byte offsets, the patterns are
     // ASCII, and the lines dropped (nearly all of them under load) cost no substring and no UTF-8.
     const text = view.toString('latin1');
-    let start = 0, nl: number;
+    let start = 0, nl: number, forUs = false;
     while ((nl = text.indexOf('\n', start)) >= 0) {
       const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
       if (end > start && !this.isChatter(text, start, end)) {
+        forUs = true;
         const line = parseLine(view.toString('utf8', start, end));
         if (line) this.onLine(line);
       }
       start = nl + 1;
     }
+    this.restMs = forUs ? REST_MS : Math.min(REST_MAX_MS, this.restMs * 2);
     if (start < view.length) {
       if (view.length - start > MAX_LINE_BYTES) this.opts.log.warn('dropping an over-long line from the IRC server', { bytes: view.length - start });
       else this.partial = Buffer.from(view.subarray(start)); // a copy: the shared buffer is reused
     }
     const sock = this.socket;
     if (!sock || this.opts.tls || this.state !== 'connected' || this.awaiting.size > 0 || this.queue.length > 0) return true;
-    rest(sock);
+    rest(sock, this.restMs);
     return false;
   }
 

@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
-import { LeanConnection, REST_MS } from '../../../packages/irc/src/lean.js';
+import { LeanConnection, REST_MAX_MS, REST_MS } from '../../../packages/irc/src/lean.js';
 
 let server: Server | undefined;
 let conn: LeanConnection | undefined;
@@ -54,6 +54,21 @@ describe('LeanConnection reader', () => {
     s.write(lines.subarray(cut));
     await tick(REST_MS * 3);
     expect(pms).toEqual([{ nick: 'bob', message: text }, { nick: 'carol', message: 'second' }]);
+  });
+
+  it('after a long stretch of chatter (the longest rest), a private message still arrives within REST_MAX_MS', async () => {
+    const { port, socket } = await peer();
+    const c = client(port);
+    const at: number[] = [];
+    c.on('pm', () => at.push(Date.now()));
+    await c.connect();
+    const s = await socket;
+    for (let i = 0; i < 30; i++) { s.write(`:x!x@h PRIVMSG #c :chatter ${i}\r\n`); await tick(REST_MS); }
+    const sent = Date.now();
+    s.write(':x!x@h PRIVMSG me :are you there?\r\n');
+    await tick(REST_MAX_MS * 3);
+    expect(at).toHaveLength(1);
+    expect(at[0]! - sent).toBeLessThan(REST_MAX_MS * 2); // bounded by the longest rest (with room for a slow machine)
   });
 
   it('a resting socket delivers what arrived while it rested, in order', async () => {

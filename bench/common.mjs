@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
+import { WebSocket } from 'ws';
 
 export const progress = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -42,6 +43,29 @@ export function threadCpuMs(pid) {
   }
   return out;
 }
+/**
+ * Memory of a bridge started with an inspector port, after a full garbage collection (through the
+ * DevTools protocol, so the bridge needs no hook of its own): { heapUsedKB, rssKB }.
+ */
+export async function memoryAfterGc(inspectPort) {
+  const [{ webSocketDebuggerUrl }] = await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json();
+  const ws = new WebSocket(webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  let seq = 0;
+  const call = (method, params = {}) => new Promise((resolve) => {
+    const id = ++seq;
+    const onMsg = (data) => { const m = JSON.parse(String(data)); if (m.id === id) { ws.off('message', onMsg); resolve(m.result); } };
+    ws.on('message', onMsg);
+    ws.send(JSON.stringify({ id, method, params }));
+  });
+  await call('HeapProfiler.collectGarbage');
+  await call('HeapProfiler.collectGarbage'); // a second pass frees what the first only unlinked
+  const r = await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
+  ws.close();
+  const m = JSON.parse(r.result.value);
+  return { heapUsedKB: Math.round(m.heapUsed / 1024), rssKB: Math.round(m.rss / 1024) };
+}
+
 export function rssKb(pid) { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]); }
 
 /** Helpers bound to one benchmark's homeserver, bridge and registration. */
@@ -53,8 +77,9 @@ export function benchKit({ dir, synPort, asPort, txnPrefix }) {
   return {
     hs, as, reg,
     /** `trestle start` as a child (with --cpu-prof when BENCH_PROFILE is set). */
-    startBridge() {
+    startBridge({ inspectPort } = {}) {
       return spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${dir}/prof`] : []),
+        ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
         'packages/core/dist/cli/main.js', 'start', '--config', `${dir}/bridge.yaml`], { stdio: ['ignore', 'ignore', 'inherit'] });
     },
     async healthy() { try { return (await fetch(`${as}/health`)).ok; } catch { return false; } },

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createRequire } from 'node:module';
-import { benchKit, cpuMs, cpuSplitMs, threadCpuMs, pct, progress, rssKb, sleep, until } from './common.mjs';
+import { benchKit, cpuMs, cpuSplitMs, memoryAfterGc, threadCpuMs, pct, progress, rssKb, sleep, until } from './common.mjs';
 
 const [dir, synPort, ircPort, asPort] = process.argv.slice(2);
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
@@ -19,7 +19,8 @@ const results = {};
 
 // ---------------------------------------------------------------- the bridge process
 let bridge;
-function startBridge() { bridge = spawnBridge(); return bridge; }
+const INSPECT_PORT = Number(asPort) + 100; // the bridge's inspector, used only to measure memory after a full GC
+function startBridge() { bridge = spawnBridge({ inspectPort: INSPECT_PORT }); return bridge; }
 
 // ---------------------------------------------------------------- the IRC side
 function ircReader(nick, channel) {
@@ -158,11 +159,18 @@ if (USERS > SENDERS && PHASES.has('users')) {
   progress(`connecting ${USERS - SENDERS} more Matrix users (${USERS} in all)`);
   await sleep(1000);
   const rssBefore = rssKb(pid);
+  const memBefore = await memoryAfterGc(INSPECT_PORT);
   t0 = Date.now();
   await connectUsers(SENDERS, USERS);
   results.connectUsers = { users: USERS - SENDERS, seconds: (Date.now() - t0) / 1000 };
   await sleep(2000);
-  results.memoryPerConnectedUserKB = Math.round((rssKb(pid) - rssBefore) / (USERS - SENDERS));
+  results.memoryPerConnectedUserKB = Math.round((rssKb(pid) - rssBefore) / (USERS - SENDERS)); // RSS, garbage included
+  const memAfter = await memoryAfterGc(INSPECT_PORT);
+  // after a full garbage collection: what each connected user really keeps
+  results.memoryPerConnectedUserAfterGcKB = {
+    heap: +((memAfter.heapUsedKB - memBefore.heapUsedKB) / (USERS - SENDERS)).toFixed(1),
+    rss: +((memAfter.rssKB - memBefore.rssKB) / (USERS - SENDERS)).toFixed(1),
+  };
   results.bridgeRssMB = Math.round(rssKb(pid) / 1024);
   progress(`Matrix → IRC throughput with ${USERS} users in the channel: 1000 messages`);
   const b2 = reader.seen.length;

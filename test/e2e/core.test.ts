@@ -71,6 +71,9 @@ describe('appservice API', () => {
     const noEvents = await put('bad-2', '{"events": "nope"}');
     expect(noEvents.status).toBe(400);
     expect(((await noEvents.json()) as { error: string }).error).toMatch(/"events" array/);
+    const badId = await put('bad%E0%A4%A', '{"events": []}'); // not valid percent-encoding
+    expect(badId.status).toBe(400);
+    expect(((await badId.json()) as { error: string }).error).toMatch(/transaction id/);
     const health = await fetch(`${asUrl}/health`);
     expect(health.status).toBe(200);
     expect(((await health.json()) as { status: string }).status).toBe('ok');

@@ -93,7 +93,13 @@ export function transactionListener(hsToken: string, handler: TransactionHandler
       req.resume();
       return true;
     }
-    const txnId = decodeURIComponent(m[1]!);
+    let txnId: string;
+    try { txnId = decodeURIComponent(m[1]!); } catch {
+      handler.onTransactionMetrics?.(0, 'error');
+      answer(res, 400, { errcode: 'M_INVALID_PARAM', error: 'The transaction id is not valid percent-encoding' });
+      req.resume();
+      return true;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {

@@ -147,10 +147,16 @@ export async function startBridge(discord: Record<string, unknown> = {}): Promis
   await b.start();
   // Synapse backs off from an appservice that was down (between suites, or the restart below): a
   // successful ping makes it send what it holds at once. (Core does not ping at start yet.)
-  const ping = await fetch(`${e2e.synapseUrl}/_matrix/client/v1/appservice/${encodeURIComponent(config.appservice.id)}/ping`, {
-    method: 'POST', headers: { authorization: `Bearer ${e2e.registration().as_token}`, 'content-type': 'application/json' }, body: '{}',
-  });
-  if (!ping.ok) throw new Error(`appservice ping failed: HTTP ${ping.status} ${await ping.text()}`);
+  // Synapse may first try a pooled connection to the bridge instance before this one, which fails
+  // once (502 M_CONNECTION_FAILED); a second ping goes through a fresh connection.
+  let ping: Response | undefined;
+  for (let attempt = 0; attempt < 3 && !ping?.ok; attempt++) {
+    if (attempt) await new Promise((r) => setTimeout(r, 300));
+    ping = await fetch(`${e2e.synapseUrl}/_matrix/client/v1/appservice/${encodeURIComponent(config.appservice.id)}/ping`, {
+      method: 'POST', headers: { authorization: `Bearer ${e2e.registration().as_token}`, 'content-type': 'application/json' }, body: '{}',
+    });
+  }
+  if (!ping!.ok) throw new Error(`appservice ping failed: HTTP ${ping!.status} ${await ping!.text()}`);
   bridge = b;
   return b;
 }

@@ -97,6 +97,8 @@ export class IrcConnection extends EventEmitter {
     super();
     this.nick = opts.nick;
     this.client = new IRC.Client(IrcConnection.clientOptions);
+    // join() listens for the outcome of each pending join: the listener joins every bridged channel at once
+    this.setMaxListeners(0);
     for (const cap of ['draft/message-redaction', 'typing', 'draft/multiline']) this.client.requestCap(cap);
     const drop = opts.dropLine;
     if (drop) {

@@ -146,7 +146,7 @@ export async function startBridge(discord: Record<string, unknown> = {}): Promis
   const b = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
   await b.start();
   // Synapse backs off from an appservice that was down (between suites, or the restart below): a
-  // successful ping makes it send what it holds at once. (Core does not ping at start yet.)
+  // successful ping makes it send what it holds at once (core pings at start too; this one is checked).
   // Synapse may first try a pooled connection to the bridge instance before this one, which fails
   // once (502 M_CONNECTION_FAILED); a second ping goes through a fresh connection.
   let ping: Response | undefined;

@@ -116,7 +116,14 @@ export function transactionListener(hsToken: string, handler: TransactionHandler
         answer(res, 400, { errcode: 'M_NOT_JSON', error: `Malformed JSON: ${(err as Error).message}` });
         return;
       }
-      const out = processTransaction(txnId, body, handler, log);
+      let out: ReturnType<typeof processTransaction>;
+      try {
+        out = processTransaction(txnId, body, handler, log);
+      } catch (err) { // e.g. the store closed under a transaction arriving during shutdown: the homeserver retries
+        log.error('could not handle a transaction; the homeserver will retry it', { txnId, err: err as Error });
+        answer(res, 500, { errcode: 'M_UNKNOWN', error: 'Could not handle the transaction; retry later' });
+        return;
+      }
       answer(res, out.status, out.body);
       if (out.ephemeral?.length) {
         try { handler.onEphemeral(out.ephemeral); } catch (err) { log.warn('ephemeral events failed', { err: err as Error }); }

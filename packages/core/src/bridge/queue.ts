@@ -30,6 +30,9 @@ export interface QueueHooks {
   onDepth?(queueKey: string, depth: number): void;
 }
 
+/** An item to add: where it queues, what it is, and the key that makes a second add of it a no-op. */
+export interface NewWorkItem { queueKey: string; kind: string; payload: unknown; dedupeKey: string }
+
 interface RoomQueue {
   items: WorkItem[];
   running: boolean;
@@ -57,11 +60,8 @@ export class OrderedQueues {
   }
 
   /** Persist several items atomically (all or none), then schedule them in order. */
-  enqueueAll(entries: { queueKey: string; kind: string; payload: unknown; dedupeKey: string }[], alsoInTxn?: () => void): number {
-    const added = this.store.atomically(() => {
-      alsoInTxn?.();
-      return entries.map((e) => this.store.add(e.queueKey, e.kind, e.payload, e.dedupeKey)).filter((x): x is WorkItem => !!x);
-    });
+  enqueueAll(entries: NewWorkItem[], alsoInTxn?: () => void): number {
+    const added = this.store.atomically(() => { alsoInTxn?.(); return this.add(entries); });
     for (const item of added) this.schedule(item);
     return added.length;
   }
@@ -71,21 +71,25 @@ export class OrderedQueues {
    * the event loop (one SQLite commit for all the lines of one socket read, say): resolves once
    * the items are durable, with the number added. Order of calls is kept.
    */
-  enqueueSoon(entries: { queueKey: string; kind: string; payload: unknown; dedupeKey: string }[]): Promise<number> {
+  enqueueSoon(entries: NewWorkItem[]): Promise<number> {
     return new Promise((resolve, reject) => {
       this.batch.push({ entries, resolve, reject });
       if (this.batch.length === 1) setImmediate(() => this.flushBatch());
     });
   }
 
-  private batch: { entries: { queueKey: string; kind: string; payload: unknown; dedupeKey: string }[]; resolve: (n: number) => void; reject: (e: unknown) => void }[] = [];
+  private batch: { entries: NewWorkItem[]; resolve: (n: number) => void; reject: (e: unknown) => void }[] = [];
+
+  /** Store the entries (inside the caller's transaction); the ones that were new. */
+  private add(entries: NewWorkItem[]): WorkItem[] {
+    return entries.map((e) => this.store.add(e.queueKey, e.kind, e.payload, e.dedupeKey)).filter((x): x is WorkItem => !!x);
+  }
 
   private flushBatch(): void {
     const calls = this.batch.splice(0);
     let added: WorkItem[][];
     try {
-      added = this.store.atomically(() => calls.map((c) =>
-        c.entries.map((e) => this.store.add(e.queueKey, e.kind, e.payload, e.dedupeKey)).filter((x): x is WorkItem => !!x)));
+      added = this.store.atomically(() => calls.map((c) => this.add(c.entries)));
     } catch (err) {
       for (const c of calls) c.reject(err);
       return;

@@ -33,14 +33,16 @@ export interface ConnectionOptions {
 }
 
 /**
- * Schedule a reconnect of `conn` after the backoff for `attempt` (exponential, with jitter), taking a
- * place in `limiter` for the attempt; the place is released once the connection registers or drops
- * again. Shared by the listening and the lean connections.
+ * A connection was lost without being closed on purpose: say so (`disconnected`, a warning) and
+ * reconnect it after the backoff for `attempt` (exponential, with jitter), taking a place in
+ * `limiter` for the attempt; the place is released once the connection registers or drops again.
+ * Shared by the listening and the lean connections; returns the timer, to cancel on quit.
  */
-export function scheduleReconnect(opts: {
+export function reconnectAfterLoss(opts: {
   conn: EventEmitter; attempt: number; policy: { initialDelayMs: number; maxDelayMs: number };
-  limiter: ReconnectLimiter; open: () => void; cancelled: () => boolean;
-}): { timer: NodeJS.Timeout; delayMs: number } {
+  limiter: ReconnectLimiter; open: () => void; cancelled: () => boolean; log: Logger; fields: Record<string, unknown>;
+}): NodeJS.Timeout {
+  opts.conn.emit('disconnected');
   const base = Math.min(opts.policy.maxDelayMs, opts.policy.initialDelayMs * 2 ** Math.min(opts.attempt - 1, 16));
   const delayMs = Math.round(base * (0.5 + Math.random()));
   const timer = setTimeout(() => {
@@ -55,7 +57,8 @@ export function scheduleReconnect(opts: {
       await settled;
     });
   }, delayMs);
-  return { timer, delayMs };
+  opts.log.warn('IRC connection lost; reconnecting', { ...opts.fields, attempt: opts.attempt, delayMs });
+  return timer;
 }
 
 /** Caps how many connections reconnect at once, so a server restart does not cause a stampede. */
@@ -193,14 +196,10 @@ export class IrcConnection extends EventEmitter {
       return;
     }
     this.state = 'reconnecting';
-    this.attempts++;
-    this.emit('disconnected');
-    const { timer, delayMs } = scheduleReconnect({
-      conn: this, attempt: this.attempts, policy: this.opts.reconnect, limiter: this.opts.limiter,
+    this.reconnectTimer = reconnectAfterLoss({
+      conn: this, attempt: ++this.attempts, policy: this.opts.reconnect, limiter: this.opts.limiter, log: this.opts.log, fields: { wasConnected },
       open: () => { this.state = 'connecting'; this.open(); }, cancelled: () => this.intentionalQuit,
     });
-    this.reconnectTimer = timer;
-    this.opts.log.warn('IRC connection lost; reconnecting', { wasConnected, attempt: this.attempts, delayMs });
   }
 
   /** Join a channel and wait until the server confirms, or fail with the reason. */

@@ -22,7 +22,7 @@ import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
-import { scheduleReconnect, type ReconnectLimiter } from './connection.js';
+import { reconnectAfterLoss, type ReconnectLimiter } from './connection.js';
 import { ircLower } from './ids.js';
 import { nextNick } from './nicks.js';
 import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
@@ -445,14 +445,10 @@ export class LeanConnection extends EventEmitter {
       return;
     }
     this.state = 'reconnecting';
-    this.attempts++;
-    this.emit('disconnected');
-    const { timer, delayMs } = scheduleReconnect({
-      conn: this, attempt: this.attempts, policy: this.opts.reconnect, limiter: this.opts.limiter,
+    this.timer = reconnectAfterLoss({
+      conn: this, attempt: ++this.attempts, policy: this.opts.reconnect, limiter: this.opts.limiter, log: this.opts.log, fields: { queued: this.queue.length },
       open: () => this.open(), cancelled: () => this.intentionalQuit,
     });
-    this.timer = timer;
-    this.opts.log.warn('IRC connection lost; reconnecting', { attempt: this.attempts, delayMs, queued: this.queue.length });
   }
 
   async join(channel: string, key?: string): Promise<void> {

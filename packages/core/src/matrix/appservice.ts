@@ -50,11 +50,10 @@ function tokenMatches(given: string | undefined, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function tokenOf(req: Request): string | undefined {
-  const auth = req.header('authorization');
-  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
-  const q = req.query['access_token'];
-  return typeof q === 'string' ? q : undefined;
+/** The homeserver's token: `Authorization: Bearer …`, else the (deprecated) `access_token` query parameter. */
+function tokenOf(authorization: string | undefined, accessToken: unknown): string | undefined {
+  if (authorization?.startsWith('Bearer ')) return authorization.slice(7).trim();
+  return typeof accessToken === 'string' ? accessToken : undefined;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -85,9 +84,7 @@ export function transactionListener(hsToken: string, handler: TransactionHandler
   return (req, res) => {
     const m = req.method === 'PUT' && req.url ? TRANSACTION_PATH.exec(req.url) : null;
     if (!m) return false;
-    const auth = req.headers.authorization;
-    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : new URLSearchParams(m[2] ?? '').get('access_token') ?? undefined;
-    if (!tokenMatches(token, hsToken)) {
+    if (!tokenMatches(tokenOf(req.headers.authorization, new URLSearchParams(m[2] ?? '').get('access_token')), hsToken)) {
       handler.onTransactionMetrics?.(0, 'rejected');
       answer(res, 403, { errcode: 'M_FORBIDDEN', error: 'Bad or missing homeserver token' });
       req.resume();
@@ -175,7 +172,7 @@ export function appserviceRouter(hsToken: string, handler: TransactionHandler, l
   const json = express.json({ limit: '1mb' });
 
   const auth = (req: Request, res: Response, next: () => void): void => {
-    if (!tokenMatches(tokenOf(req), hsToken)) {
+    if (!tokenMatches(tokenOf(req.header('authorization'), req.query['access_token']), hsToken)) {
       handler.onTransactionMetrics?.(0, 'rejected');
       res.status(403).json({ errcode: 'M_FORBIDDEN', error: 'Bad or missing homeserver token' });
       return;

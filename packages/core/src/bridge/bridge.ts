@@ -214,6 +214,8 @@ export class TrestleBridge {
       },
       queryAlias: (alias) => this.queryAlias(alias),
       onMalformed: () => this.metrics.malformed.inc(),
+      // Synapse retries a refused transaction after a backoff; a ping once it has noted the refusal makes that immediate
+      onTransactionGap: () => { setTimeout(() => { void matrix.ping(config.appservice.id).catch(() => undefined); }, 250).unref(); },
       onTransactionMetrics: (_n, outcome) => this.metrics.transactions.inc({ outcome }),
     };
     const transactions = transactionListener(registration.hs_token, asHandler, log);

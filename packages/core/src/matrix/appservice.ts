@@ -39,6 +39,8 @@ export interface TransactionHandler {
   queryUser(userId: string): Promise<boolean>;
   /** Should an alias in our namespace exist? Create the room and resolve true, or false. */
   queryAlias(alias: string): Promise<boolean>;
+  /** A transaction was refused to fill a gap in the homeserver's numbering: a ping makes it resend at once. */
+  onTransactionGap?(missing: string): void;
   /** Count of malformed events skipped, for metrics. */
   onMalformed?(reason: string): void;
   onTransactionMetrics?(events: number, outcome: 'ok' | 'duplicate' | 'rejected' | 'error'): void;
@@ -68,6 +70,44 @@ export function eventProblem(ev: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Synapse numbers an appservice's transactions 1, 2, 3... and sends them in order; but a race when
+ * it ends recovery after the bridge was down can leave one stored and unsent until the bridge next
+ * refuses something (seen with 1.160: transaction N held back while N+1, N+2... were delivered).
+ * On such a gap the guard refuses the next transaction once: the homeserver then retries from its
+ * oldest unsent one, so the missing events arrive, and in order. A homeserver whose ids are not
+ * consecutive numbers costs a few refusals and then the guard switches itself off.
+ */
+export class TransactionGapGuard {
+  private last?: number;
+  private refused?: number;
+  private falseAlarms = 0;
+  private off = false;
+
+  /** 'accept', or 'refuse' (answer with an error so the homeserver resends what it holds, from the oldest). */
+  check(txnId: string): { verdict: 'accept' } | { verdict: 'refuse'; missing: string } {
+    if (this.off || !/^\d{1,15}$/.test(txnId)) return { verdict: 'accept' };
+    const n = Number(txnId);
+    if (this.last === undefined || n <= this.last + 1) return { verdict: 'accept' };
+    if (this.refused === n) {
+      // retried without the gap being filled: nothing was held back (or another instance took it)
+      this.refused = undefined;
+      if (++this.falseAlarms >= 3) this.off = true;
+      return { verdict: 'accept' };
+    }
+    this.refused = n;
+    return { verdict: 'refuse', missing: this.last + 2 === n ? String(this.last + 1) : `${this.last + 1}..${n - 1}` };
+  }
+
+  /** A transaction was taken (persisted, or already seen). */
+  accepted(txnId: string): void {
+    if (!/^\d{1,15}$/.test(txnId)) return;
+    const n = Number(txnId);
+    if (this.last === undefined || n > this.last) this.last = n;
+    if (this.refused !== undefined && this.refused <= n) this.refused = undefined;
+  }
+}
+
 /** The transaction body's size limit (a homeserver's transactions are far smaller). */
 const MAX_TRANSACTION_BYTES = 50 * 1024 * 1024;
 const TRANSACTION_PATH = /^\/(?:_matrix\/app\/v1\/)?transactions\/([^/?]+)(?:\?(.*))?$/;
@@ -77,6 +117,7 @@ const TRANSACTION_PATH = /^\/(?:_matrix\/app\/v1\/)?transactions\/([^/?]+)(?:\?(
  * it skips express's routing and body parsing. Returns false for any other request (for express).
  */
 export function transactionListener(hsToken: string, handler: TransactionHandler, log: Logger): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const gaps = new TransactionGapGuard();
   const answer = (res: ServerResponse, status: number, body: Record<string, unknown>): void => {
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
@@ -113,6 +154,13 @@ export function transactionListener(hsToken: string, handler: TransactionHandler
         answer(res, 400, { errcode: 'M_NOT_JSON', error: `Malformed JSON: ${(err as Error).message}` });
         return;
       }
+      const gap = gaps.check(txnId);
+      if (gap.verdict === 'refuse') {
+        log.warn('a transaction from the homeserver is missing; asking for it again', { txnId, missing: gap.missing });
+        answer(res, 503, { errcode: 'M_UNKNOWN', error: `Transaction ${gap.missing} has not arrived; resend from the oldest unsent one` });
+        handler.onTransactionGap?.(gap.missing);
+        return;
+      }
       let out: ReturnType<typeof processTransaction>;
       try {
         out = processTransaction(txnId, body, handler, log);
@@ -121,6 +169,7 @@ export function transactionListener(hsToken: string, handler: TransactionHandler
         answer(res, 500, { errcode: 'M_UNKNOWN', error: 'Could not handle the transaction; retry later' });
         return;
       }
+      if (out.status === 200) gaps.accepted(txnId);
       answer(res, out.status, out.body);
       if (out.ephemeral?.length) {
         try { handler.onEphemeral(out.ephemeral); } catch (err) { log.warn('ephemeral events failed', { err: err as Error }); }

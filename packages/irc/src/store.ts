@@ -12,6 +12,9 @@ import { type Migration, prepared } from '@trestle/core';
 import type Database from 'better-sqlite3';
 import { ircLower } from './ids.js';
 
+/** How many nick → ghost key answers {@link IrcStore.ghostKey} keeps in memory. */
+const GHOST_KEY_CACHE = 10_000;
+
 export const ircMigrations: Migration[] = [
   {
     version: 1,
@@ -91,14 +94,27 @@ export class IrcStore {
     return r?.password_enc ?? undefined;
   }
 
+  /**
+   * Ghost keys already read, by server and folded nick: asked for every IRC message, and the table
+   * only changes here (a new nick, a rename). Bounded: past the cap it starts again, empty.
+   */
+  private readonly ghostKeys = new Map<string, string>();
+
   /** The ghost key for a nick, creating one (the nick itself, or with a suffix if taken by another live nick). */
   ghostKey(server: string, nick: string): string {
     const lc = ircLower(nick);
+    const cacheKey = `${server}\0${lc}`;
+    const cached = this.ghostKeys.get(cacheKey);
+    if (cached !== undefined) return cached;
     const r = prepared(this.db, 'SELECT ghost_key FROM irc_ghosts WHERE server = ? AND nick_lower = ?').get(server, lc) as { ghost_key: string } | undefined;
-    if (r) return r.ghost_key;
-    let key = lc;
-    for (let i = 2; prepared(this.db, 'SELECT 1 FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, key); i++) key = `${lc}_${i}`;
-    prepared(this.db, 'INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, key);
+    let key = r?.ghost_key;
+    if (key === undefined) {
+      key = lc;
+      for (let i = 2; prepared(this.db, 'SELECT 1 FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, key); i++) key = `${lc}_${i}`;
+      prepared(this.db, 'INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, key);
+    }
+    if (this.ghostKeys.size >= GHOST_KEY_CACHE) this.ghostKeys.clear();
+    this.ghostKeys.set(cacheKey, key);
     return key;
   }
 
@@ -110,6 +126,8 @@ export class IrcStore {
       prepared(this.db, 'INSERT OR REPLACE INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, ircLower(newNick), key);
     });
     tx();
+    this.ghostKeys.delete(`${server}\0${ircLower(oldNick)}`);
+    this.ghostKeys.set(`${server}\0${ircLower(newNick)}`, key);
     return key;
   }
 

@@ -1,0 +1,37 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { migrate, openDatabase } from '../../../packages/core/src/db/database.js';
+import { IrcStore, PasswordBox, ircMigrations } from '../../../packages/irc/src/store.js';
+
+function store(): { store: IrcStore; reopen: () => IrcStore } {
+  const dir = mkdtempSync(join(tmpdir(), 'trestle-irc-store-'));
+  const db = openDatabase(join(dir, 'bridge.db'));
+  migrate(db, 'irc', ircMigrations);
+  const box = new PasswordBox(join(dir, 'irc.key'));
+  return { store: new IrcStore(db, box), reopen: () => new IrcStore(db, box) };
+}
+
+describe('IrcStore ghost keys (remembered in memory, the table is the truth)', () => {
+  it('gives a nick the same ghost key every time, case-insensitively, also to a fresh store', () => {
+    const { store: s, reopen } = store();
+    expect(s.ghostKey('libera', 'Alice')).toBe('alice');
+    expect(s.ghostKey('libera', 'ALICE')).toBe('alice');
+    expect(s.ghostKey('oftc', 'alice')).toBe('alice'); // servers are apart
+    expect(reopen().ghostKey('libera', 'alice')).toBe('alice');
+  });
+
+  it('lets the new nick keep the ghost on a rename, and gives the freed nick a ghost of its own', () => {
+    const { store: s, reopen } = store();
+    expect(s.ghostKey('libera', 'alice')).toBe('alice');
+    expect(s.renameGhost('libera', 'alice', 'alice_away')).toBe('alice');
+    expect(s.ghostKey('libera', 'Alice_Away')).toBe('alice');
+    // someone else takes the old nick: not the renamed user's ghost
+    expect(s.ghostKey('libera', 'alice')).toBe('alice_2');
+    const fresh = reopen();
+    expect(fresh.ghostKey('libera', 'alice_away')).toBe('alice');
+    expect(fresh.ghostKey('libera', 'alice')).toBe('alice_2');
+  });
+
+});

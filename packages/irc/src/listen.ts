@@ -19,6 +19,31 @@ interface IrcMessageEvent {
 /** A batch as irc-framework hands it over once it is complete: its lines, not yet dispatched. */
 interface IrcBatch { id: string; params: string[]; commands: { command: string; nick: string; params: string[]; tags: Record<string, string> }[] }
 
+/** `[@tags ]:nick[!user@host] PRIVMSG|NOTICE <channel> `: a line {@link ChannelEvents.takeLine} may take. */
+const PLAIN_CHANNEL_MESSAGE = /^(?:@\S+ )?:[^!\s]+\S* (?:PRIVMSG|NOTICE) [#&+!]/;
+
+/**
+ * A channel PRIVMSG or NOTICE, or a CTCP ACTION, outside any batch: the event irc-framework would
+ * make of the line, with its msgtype. Undefined for anything else: other CTCP, lines in a batch,
+ * STATUSMSG targets (`@#chan`), every other command.
+ */
+export function plainChannelMessage(line: string): (IrcMessageEvent & { msgtype: string }) | undefined {
+  if (!PLAIN_CHANNEL_MESSAGE.test(line)) return undefined;
+  let end = line.length; // irc-framework hands lines over with their CR LF
+  while (end > 0 && (line.charCodeAt(end - 1) === 10 || line.charCodeAt(end - 1) === 13)) end--;
+  const l = parseLine(end < line.length ? line.slice(0, end) : line);
+  if (!l || l.params.length !== 2 || l.tags['batch'] !== undefined) return undefined;
+  let message = l.params[1]!;
+  let msgtype = l.command === 'NOTICE' ? 'm.notice' : 'm.text';
+  if (message.charCodeAt(0) === 1) {
+    if (l.command !== 'PRIVMSG' || !message.startsWith('\x01ACTION ') || !message.endsWith('\x01')) return undefined;
+    message = message.slice(8, -1);
+    msgtype = 'm.emote';
+  }
+  const time = l.tags['time'] ? Date.parse(l.tags['time']) : NaN;
+  return { msgtype, nick: l.nick, target: l.params[0]!, message, tags: l.tags, ...(time ? { time } : {}) };
+}
+
 /** A quit held back because it looks like a netsplit: who, the channels they were in, why. */
 interface HeldQuit { nick: string; channels: string[]; reason?: string }
 
@@ -97,6 +122,32 @@ export class ChannelEvents {
     this.splitTimer.unref();
   }
 
+  /** A message, notice or emote in a channel, from someone not of ours: to the room. */
+  private message(msgtype: string, e: IrcMessageEvent): void {
+    if (!isChannel(e.target) || this.server.isOwnNick(e.nick) || !e.nick) return;
+    if (e.batch?.type === 'draft/multiline') return; // the batch was reported whole (see multiline())
+    const reply = e.tags['+draft/reply'] ?? e.tags['+reply'];
+    const id = e.tags['msgid'] ?? this.server.localId();
+    this.server.recent.said(e.target, [id], Date.now());
+    this.report(this.ctx.remote.message({
+      chat: channelChat(this.key, e.target), id, sender: this.server.senderFor(e.nick),
+      parts: [{ content: this.server.content(e.message, msgtype) }],
+      ...(reply ? { replyTo: reply } : {}), ...(e.time ? { timestamp: e.time } : {}),
+    }));
+  }
+
+  /**
+   * The listener's fast path, asked for each line before irc-framework parses it: a plain channel
+   * message is most of what the listener reads, so it is parsed and reported here, as irc-framework
+   * would have reported it. Anything else answers false and goes to irc-framework.
+   */
+  takeLine(line: string): boolean {
+    const m = plainChannelMessage(line);
+    if (!m) return false;
+    if (!this.server.stopped) this.message(m.msgtype, m);
+    return true;
+  }
+
   wire(): void {
     const listener = this.server.listener;
     const client = listener.client;
@@ -104,18 +155,7 @@ export class ChannelEvents {
     const isListener = (nick: string): boolean => ircLower(nick) === ircLower(listener.nick);
     listener.on('disconnected', () => this.modes.forgetAll());
 
-    const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => {
-      if (!isChannel(e.target) || this.server.isOwnNick(e.nick) || !e.nick) return;
-      if (e.batch?.type === 'draft/multiline') return; // the batch was reported whole (see multiline())
-      const reply = e.tags['+draft/reply'] ?? e.tags['+reply'];
-      const id = e.tags['msgid'] ?? this.server.localId();
-      this.server.recent.said(e.target, [id], Date.now());
-      this.report(this.ctx.remote.message({
-        chat: channelChat(this.key, e.target), id, sender: this.server.senderFor(e.nick),
-        parts: [{ content: this.server.content(e.message, msgtype) }],
-        ...(reply ? { replyTo: reply } : {}), ...(e.time ? { timestamp: e.time } : {}),
-      }));
-    };
+    const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => this.message(msgtype, e);
     // draft/multiline: the opening BATCH line carries the msgid (and reply tag), which irc-framework does not keep
     const batchTags = new Map<string, Record<string, string>>();
     listener.on('disconnected', () => batchTags.clear());

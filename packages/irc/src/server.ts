@@ -42,7 +42,8 @@ export class IrcServer {
 
   constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
-    this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }), (line) => this.isOwnChatter(line));
+    this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }),
+      (line) => this.isOwnChatter(line) || this.events.takeLine(line));
     this.listener.on('disconnected', () => { this.reconnects++; });
     this.events = new ChannelEvents(this, ctx, store);
     this.events.wire();

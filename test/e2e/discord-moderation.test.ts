@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { AuditLogEvent, PermissionFlagsBits as P, type APIUser } from 'discord-api-types/v10';
 import type { MatrixEventJson } from '../harness/matrix-user.js';
-import { fake, alice, botId, guild, body, ghost, channel, plumbed, restrictedGuild, membershipIn, useDiscordBridge } from './discord-harness.js';
+import { fake, alice, botId, carol, guild, body, ghost, channel, plumbed, restrictedGuild, membershipIn, useDiscordBridge } from './discord-harness.js';
 import { sleep, until } from './env.js';
 
 useDiscordBridge();
@@ -117,5 +117,19 @@ describe('Discord bridge: members leaving, kicked and banned', () => {
     expect(body(told)).toMatch(/could not be delivered to Discord: victim stays on Discord: the bridge bot lacks the Kick Members permission in No Kicking$/);
     expect(moderation()).toHaveLength(before);
     expect(fake.member(restricted.id, victim.id)).toBeDefined();
+
+    // a ban made on Discord by its owner reaches the ghost; a Matrix unban cannot lift it without Ban
+    // Members: the Discord ban stays, and the moderator is told why in the room
+    const outlaw = fake.addUser({ username: 'outlaw' });
+    fake.addMember(restricted.id, outlaw.id);
+    fake.injectUserMessage(rch.id, outlaw.id, 'outlaw here');
+    await alice.waitForEvent(roomR, (e) => body(e) === 'outlaw here');
+    fake.banMember(restricted.id, outlaw.id, { by: carol.id, reason: 'outlawed' });
+    await membershipBecomes(roomR, ghost(outlaw.id), 'ban', 'the Discord ban to reach the ghost');
+    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomR)}/unban`, { user_id: ghost(outlaw.id) });
+    const toldUnban = await alice.waitForEvent(roomR, (e) => e.sender === botId && body(e).startsWith('⚠') && e.event_id !== told.event_id);
+    expect(body(toldUnban)).toMatch(/could not be delivered to Discord: outlaw is not unbanned on Discord: the bridge bot lacks the Ban Members permission in No Kicking$/);
+    expect(moderation()).toHaveLength(before);
+    expect(fake.bans(restricted.id).has(outlaw.id)).toBe(true);
   });
 });

@@ -626,6 +626,7 @@ describe('IRC bridge: reconnection', () => {
     // the watcher may join before or after the bridge's connection is back: it reads the channel's
     // history (ergo keeps it in memory since its restart), de-duplicated by msgid
     const watcher = await ircUser('ircnat2', ['#recon'], ['draft/chathistory', 'batch', 'server-time']);
+    let lines: string[] = [];
     const got = await until(() => {
       watcher.requestHistory('#recon');
       const seen = new Map<string, string>();
@@ -633,10 +634,32 @@ describe('IRC bridge: reconnection', () => {
       for (const m of watcher.messages) {
         if (m.message.startsWith('during outage')) seen.set(m.tags['msgid'] ?? m.message, m.message);
       }
-      const lines = [...seen.values()];
+      lines = [...seen.values()];
       return lines.length >= 3 ? lines : undefined;
-    }, `the queued messages (alice's connection: ${ircServer().clients.get(alice.userId)?.state} as ${ircServer().clients.get(alice.userId)?.nick})`, 60_000);
+    }, () => {
+      const c = ircServer().clients.get(alice.userId);
+      return `the queued messages (seen: ${JSON.stringify(lines)}; alice's connection now: ${c?.state} as ${c?.nick}, in #recon: ${c?.isIn('#recon')})`;
+    }, 60_000);
     expect(got).toEqual(['during outage 1', 'during outage 2', 'during outage 3']);
+  });
+
+  it('fails a line written after ergo went but before the connection noticed, instead of calling it sent', async () => {
+    // The flake of the test above: a Matrix message came in before alice's connection had read the
+    // end of its socket (a resting connection reads only when it writes), so its line went to a dead
+    // socket, and the loss of the connection settled it as sent. Made certain here: execFileSync
+    // blocks this process, the bridge's too, so nothing has been read when the line is written.
+    const roomId = await plumbed('#recon2');
+    const watch = await ircUser('ircnat3', ['#recon2']);
+    await alice.sendText(roomId, 'connected');
+    await watch.waitFor((m) => m.message === 'connected');
+    const conn = ircServer().clients.get(alice.userId)!;
+    const work = process.env['TRESTLE_E2E_ERGO_WORK']!;
+    execFileSync('bash', ['test/harness/ergo-down.sh', work, String(ircPort)], { stdio: 'ignore' });
+    expect(conn.state).toBe('connected'); // it does not know yet
+    const outcome = await conn.send('PRIVMSG', '#recon2', 'written to a dead socket').then((id) => ({ sent: id }), (err: Error) => ({ failed: err.message }));
+    execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore' });
+    expect(outcome).toEqual({ failed: 'the IRC connection was lost before the server confirmed the message' });
+    await until(() => conn.state === 'connected', () => `alice's connection to come back (now ${conn.state})`);
   });
 });
 

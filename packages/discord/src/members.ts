@@ -145,7 +145,10 @@ const UNKNOWN_BAN = 10026;
 /** Lift a Discord ban for a Matrix unban of the user's ghost, or throw a permanent {@link DeliveryError} saying why the bot may not. */
 export async function applyMatrixUnban(guild: Guild, userId: string, change: Pick<MatrixMembership, 'sender' | 'reason'>): Promise<void> {
   if (!guild.members.me?.permissions.has(PermissionFlagsBits.BanMembers)) {
-    throw new DeliveryError(`the Discord ban stays: the bridge bot lacks the Ban Members permission in ${guild.name}`, true);
+    // named, like the kick and ban refusals; and without saying a ban stays: without Ban Members the
+    // bot cannot even see whether there is one
+    const user = guild.client.users.cache.get(userId) ?? await guild.client.users.fetch(userId).catch(() => undefined);
+    throw new DeliveryError(`${user?.displayName ?? userId} is not unbanned on Discord: the bridge bot lacks the Ban Members permission in ${guild.name}`, true);
   }
   const reason = `Unbanned on Matrix by ${change.sender.displayName} (${change.sender.userId})${change.reason ? `: ${change.reason}` : ''}`;
   try {

@@ -46,6 +46,9 @@ interface Pending {
   resolve: (id: string | undefined) => void; reject: (e: Error) => void;
 }
 
+/** A labeled line on the wire: `settle` answers it (echo msgid, or the server's refusal); `lost` fails it. */
+interface Awaiting { settle: (id: string | undefined, refusal?: string) => void; lost: () => void }
+
 const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction', 'draft/multiline'];
 /** Refusals of a NICK change after registration, in words for the Matrix user. */
 const NICK_ERRORS: Record<string, (nick: string, text: string) => string> = {
@@ -163,7 +166,8 @@ export class LeanConnection extends EventEmitter {
   private partial?: Buffer;
   private readonly joined = new Set<string>();
   private queue: Pending[] = [];
-  private readonly awaiting = new Map<string, (id: string | undefined, refusal?: string) => void>();
+  /** Lines written with a label and not yet answered (echo, refusal, or the 10 s wait): label → how to settle. */
+  private readonly awaiting = new Map<string, Awaiting>();
   private labelSeq = 0;
   private attempts = 0;
   private nickAttempt = 0;
@@ -431,19 +435,26 @@ export class LeanConnection extends EventEmitter {
   }
 
   private settle(label: string, msgid: string | undefined, refusal?: string): void {
-    const done = this.awaiting.get(label);
-    if (done) { this.awaiting.delete(label); done(msgid, refusal); }
+    const waiting = this.awaiting.get(label);
+    if (waiting) { this.awaiting.delete(label); waiting.settle(msgid, refusal); }
   }
 
   private onClosed(): void {
     this.joined.clear();
-    for (const done of this.awaiting.values()) done(undefined);
+    const unanswered = [...this.awaiting.values()];
     this.awaiting.clear();
     if (this.intentionalQuit || this.state === 'closed') {
+      // written before our QUIT on a connection that was up: the server had them
+      for (const w of unanswered) w.settle(undefined);
       this.state = 'closed';
       for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
       return;
     }
+    // Lost: a line with no answer yet may never have reached the server. A socket is not known to be
+    // dead until it is read (a resting one is read only when written to), so a line may even have
+    // been written after the server was gone. Failing it lets the room's queue send it again once
+    // the connection is back (or tell the sender, after its attempts) instead of calling it sent.
+    for (const w of unanswered) w.lost();
     this.state = 'reconnecting';
     this.timer = reconnectAfterLoss({
       conn: this, attempt: ++this.attempts, policy: this.opts.reconnect, limiter: this.opts.limiter, log: this.opts.log, fields: { queued: this.queue.length },
@@ -517,7 +528,10 @@ export class LeanConnection extends EventEmitter {
     });
   }
 
-  /** Write queued lines in order; each line's promise settles with its echo (msgid) or refusal. */
+  /**
+   * Write queued lines in order; each line's promise settles with its echo (msgid) or refusal, and
+   * fails when the connection is lost before either (the server may never have had it).
+   */
   private pump(): void {
     while (this.queue.length && this.state === 'connected') {
       const line = this.queue.shift()!;
@@ -531,9 +545,12 @@ export class LeanConnection extends EventEmitter {
       const prefix = tagText ? `@${tagText} ` : '';
       if (label) {
         const t = setTimeout(() => this.settle(label!, undefined), 10_000);
-        this.awaiting.set(label, (id, refusal) => {
-          clearTimeout(t);
-          if (refusal) line.reject(new DeliveryError(`the IRC server refused it: ${refusal}`, true)); else line.resolve(id);
+        this.awaiting.set(label, {
+          settle: (id, refusal) => {
+            clearTimeout(t);
+            if (refusal) line.reject(new DeliveryError(`the IRC server refused it: ${refusal}`, true)); else line.resolve(id);
+          },
+          lost: () => { clearTimeout(t); line.reject(new DeliveryError('the IRC connection was lost before the server confirmed the message')); },
         });
       }
       switch (line.command) {

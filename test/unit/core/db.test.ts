@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { openDatabase, migrate, schemaVersion, MigrationError } from '../../../packages/core/src/db/database.js';
+import { GhostStore } from '../../../packages/core/src/db/ghosts.js';
 import { MessageStore } from '../../../packages/core/src/db/messages.js';
 import { PortalStore } from '../../../packages/core/src/db/portals.js';
 import { TxnStore } from '../../../packages/core/src/db/txns.js';
@@ -80,5 +81,21 @@ describe('stores', () => {
     const again = new TxnStore(openDatabase(path));
     expect(again.seen('txn-1')).toBe(true);
     expect(again.seen('txn-2')).toBe(false);
+  });
+});
+
+describe('GhostStore (rows remembered in memory; put is the only writer)', () => {
+  it('answers what was last put, absences included, and a fresh store reads the same from the table', () => {
+    const db = openDatabase(':memory:');
+    const ghosts = new GhostStore(db);
+    expect(ghosts.get('@irc_bob:hs')).toBeUndefined(); // an absence, remembered
+    const row = { userId: '@irc_bob:hs', network: 'irc', remoteUser: 'bob', registered: true, displayName: 'bob' };
+    ghosts.put(row);
+    row.displayName = 'changed after put'; // the caller's object is not the remembered one
+    expect(ghosts.get('@irc_bob:hs')).toEqual({ userId: '@irc_bob:hs', network: 'irc', remoteUser: 'bob', registered: true, displayName: 'bob' });
+    ghosts.put({ ...row, displayName: 'robert', avatarUrl: 'https://x/a.png' });
+    expect(ghosts.get('@irc_bob:hs')?.displayName).toBe('robert');
+    expect(new GhostStore(db).get('@irc_bob:hs')).toEqual(ghosts.get('@irc_bob:hs'));
+    expect(Object.isFrozen(ghosts.get('@irc_bob:hs'))).toBe(true);
   });
 });

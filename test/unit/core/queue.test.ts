@@ -88,6 +88,14 @@ describe('OrderedQueues', () => {
     expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 
+  it('writes all of an atomically() call or none: a failure after a write leaves nothing behind', () => {
+    const { store } = setup(() => new Promise(() => undefined));
+    expect(() => store.atomically(() => { store.add('!r', 'k', 1, 'a1'); throw new Error('disk full'); })).toThrow('disk full');
+    expect(store.pending()).toHaveLength(0);
+    expect(store.add('!r', 'k', 1, 'a1')).toBeDefined(); // its dedupe key was not spent
+    expect(store.atomically(() => 7)).toBe(7);
+  });
+
   it('ignores a duplicate dedupe key, even after the first was delivered', async () => {
     const seen: unknown[] = [];
     const { q } = setup(async (i) => { seen.push(i.payload); });

@@ -20,6 +20,8 @@ export class WorkQueueStore {
   private readonly markDone;
   private readonly markFailed;
   private readonly bump;
+  /** One transaction wrapper for every atomically() call: better-sqlite3 builds a new one (~5 µs) per db.transaction(). */
+  private readonly txn;
 
   constructor(private readonly db: Db) {
     this.insert = db.prepare(
@@ -28,6 +30,7 @@ export class WorkQueueStore {
     this.markDone = db.prepare(`UPDATE work_queue SET state = 'done', finished_at = ? WHERE id = ?`);
     this.markFailed = db.prepare(`UPDATE work_queue SET state = 'failed', finished_at = ?, last_error = ? WHERE id = ?`);
     this.bump = db.prepare(`UPDATE work_queue SET attempts = attempts + 1, last_error = ? WHERE id = ?`);
+    this.txn = db.transaction((fn: () => unknown) => fn());
   }
 
   /** Add an item unless one with the same dedupe key was ever added. Returns it, or undefined if a duplicate. */
@@ -39,7 +42,7 @@ export class WorkQueueStore {
 
   /** Run several writes atomically (e.g. a whole appservice transaction). */
   atomically<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.txn(fn) as T;
   }
 
   pending(): WorkItem[] {

@@ -32,6 +32,8 @@ export interface LeanOptions {
   nick: string; username: string; realname: string;
   sasl?: { account: string; password: string };
   reconnect: { initialDelayMs: number; maxDelayMs: number };
+  /** `registerMs`: how long the server may take to register a connection before it is dropped and tried again. */
+  timeouts: { registerMs: number };
   limiter: ReconnectLimiter;
   log: Logger;
 }
@@ -188,6 +190,8 @@ export class LeanConnection extends EventEmitter {
   private readonly privateBatches = new Map<string, { nick: string; tags: Record<string, string>; command?: 'PRIVMSG' | 'NOTICE'; lines: MultilineLine[] }>();
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private timer?: NodeJS.Timeout;
+  /** Drops a connection the server has not registered in time (see LeanOptions.timeouts). */
+  private registerTimer?: NodeJS.Timeout;
   private intentionalQuit = false;
 
   constructor(private readonly opts: LeanOptions) {
@@ -226,6 +230,12 @@ export class LeanConnection extends EventEmitter {
       });
     }
     this.socket = sock;
+    clearTimeout(this.registerTimer);
+    this.registerTimer = setTimeout(() => {
+      // connected (or still connecting) but not registered: a lost connection, tried again
+      this.opts.log.warn('the IRC server did not register the connection in time; dropping it', { afterMs: o.timeouts.registerMs });
+      sock.destroy();
+    }, o.timeouts.registerMs);
     sock.setKeepAlive(true, 60_000);
     sock.once(o.tls ? 'secureConnect' : 'connect', () => {
       this.write('CAP LS 302');
@@ -299,6 +309,7 @@ export class LeanConnection extends EventEmitter {
         return;
       case '001':
         this.nick = p[0] ?? this.nick;
+        clearTimeout(this.registerTimer);
         this.state = 'connected';
         this.attempts = 0;
         this.opts.log.info('IRC connection registered', { nick: this.nick });
@@ -440,6 +451,7 @@ export class LeanConnection extends EventEmitter {
   }
 
   private onClosed(): void {
+    clearTimeout(this.registerTimer);
     this.joined.clear();
     const unanswered = [...this.awaiting.values()];
     this.awaiting.clear();
@@ -579,10 +591,12 @@ export class LeanConnection extends EventEmitter {
   quit(message = 'Bye'): void {
     this.intentionalQuit = true;
     if (this.timer) clearTimeout(this.timer);
+    clearTimeout(this.registerTimer);
     for (const l of this.queue.splice(0)) l.reject(new DeliveryError('the IRC connection was closed'));
     if (this.state === 'connected') this.write(`QUIT :${message}`);
     this.state = 'closed';
     this.socket?.end();
     for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
+    this.emit('closed'); // ends a reconnect attempt in progress (its limiter place)
   }
 }

@@ -34,7 +34,7 @@ async function peer(): Promise<Peer> {
 function client(port: number, nick: string, limiter: ReconnectLimiter, registerMs = 60_000): LeanConnection {
   const c = new LeanConnection({
     host: '127.0.0.1', port, tls: false, nick, username: nick, realname: nick,
-    reconnect: { initialDelayMs: 20, maxDelayMs: 20 }, timeouts: { registerMs }, limiter, log: silentLogger,
+    reconnect: { initialDelayMs: 20, maxDelayMs: 20 }, timeouts: { registerMs, answerMs: 10_000 }, limiter, log: silentLogger,
   });
   conns.push(c);
   return c;

@@ -3,6 +3,7 @@
  * people are irc-framework clients on ergo, Matrix people are real Synapse users.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork, IrcServer } from '@trestle/irc';
@@ -613,6 +614,17 @@ describe('IRC bridge: metrics', () => {
 });
 
 describe('IRC bridge: reconnection', () => {
+  type LeanConnection = ReturnType<IrcServer['clientFor']>;
+  /** A plumbed room for `channel`, an IRC watcher in it, and alice's connection, seen working. */
+  async function aliceConnectedIn(channel: string, watcherNick: string): Promise<{ roomId: string; watch: IrcUser; conn: LeanConnection }> {
+    const roomId = await plumbed(channel);
+    const watch = await ircUser(watcherNick, [channel]);
+    await alice.sendText(roomId, 'connected');
+    await watch.waitFor((m) => m.message === 'connected');
+    return { roomId, watch, conn: ircServer().clients.get(alice.userId)! };
+  }
+  const backUp = (conn: LeanConnection): Promise<boolean> => until(() => conn.state === 'connected', () => `alice's connection to come back (now ${conn.state})`);
+
   it('queues Matrix messages while ergo is down and delivers them in order after it returns', async () => {
     const roomId = await plumbed('#recon');
     const watcherFirst = await ircUser('ircnat', ['#recon']);
@@ -648,18 +660,33 @@ describe('IRC bridge: reconnection', () => {
     // end of its socket (a resting connection reads only when it writes), so its line went to a dead
     // socket, and the loss of the connection settled it as sent. Made certain here: execFileSync
     // blocks this process, the bridge's too, so nothing has been read when the line is written.
-    const roomId = await plumbed('#recon2');
-    const watch = await ircUser('ircnat3', ['#recon2']);
-    await alice.sendText(roomId, 'connected');
-    await watch.waitFor((m) => m.message === 'connected');
-    const conn = ircServer().clients.get(alice.userId)!;
+    const { conn } = await aliceConnectedIn('#recon2', 'ircnat3');
     const work = process.env['TRESTLE_E2E_ERGO_WORK']!;
     execFileSync('bash', ['test/harness/ergo-down.sh', work, String(ircPort)], { stdio: 'ignore' });
     expect(conn.state).toBe('connected'); // it does not know yet
     const outcome = await conn.send('PRIVMSG', '#recon2', 'written to a dead socket').then((id) => ({ sent: id }), (err: Error) => ({ failed: err.message }));
     execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore' });
     expect(outcome).toEqual({ failed: 'the IRC connection was lost before the server confirmed the message' });
-    await until(() => conn.state === 'connected', () => `alice's connection to come back (now ${conn.state})`);
+    await backUp(conn);
+  });
+
+  it('sends a message again when the server froze with it unanswered, instead of counting it as sent', async () => {
+    // ergo stopped (SIGSTOP), not gone: the kernel still takes what alice's connection writes and
+    // nothing closes, so only the missing echo tells. After timeouts.answerMs the connection PINGs;
+    // with no PONG for as long again it is dropped, the line fails as lost, and core's queue sends
+    // the message again once the connection is back (after SIGCONT).
+    const { roomId, watch, conn } = await aliceConnectedIn('#frozen', 'ircnat4');
+    const pid = Number(readFileSync(`${process.env['TRESTLE_E2E_ERGO_WORK']!}/ergo.pid`, 'utf8'));
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await alice.sendText(roomId, 'during the freeze');
+      const answerMs = ircServer().cfg.timeouts.answerMs;
+      await until(() => conn.state !== 'connected', () => `alice's connection to be taken for dead (now ${conn.state})`, answerMs * 2 + 15_000);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await until(() => watch.messages.some((m) => m.message === 'during the freeze'), 'the message sent again after the freeze', 60_000);
+    await backUp(conn);
   });
 });
 

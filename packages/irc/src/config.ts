@@ -37,6 +37,12 @@ export const ircServerSchema = z.strictObject({
     maxDelayMs: z.int().min(0).default(60_000).describe('Longest wait between reconnect attempts.'),
     maxConcurrent: z.int().min(1).default(10).describe('Connections reconnecting at the same time, at most.'),
   }).prefault({}).describe('Reconnecting after a connection drops (exponential backoff with jitter).'),
+  timeouts: z.strictObject({
+    registerMs: z.int().min(1000).default(30_000)
+      .describe('A connection the server has not registered (RPL_WELCOME) this long after connecting is dropped and tried again.'),
+    answerMs: z.int().min(1000).default(10_000)
+      .describe('A Matrix user\'s message the server has not confirmed (labeled echo) this long makes the bridge PING the server; if it then answers none of that connection\'s commands for this long again, the connection is taken for dead: it is dropped and reconnected, and its unconfirmed messages are sent again.'),
+  }).prefault({}).describe('How long to wait for the IRC server before taking a connection for dead.'),
 });
 
 export const ircConfigSchema = networkSection({

@@ -21,6 +21,8 @@ export interface ConnectionOptions {
   realname: string;
   sasl?: { account: string; password: string };
   reconnect: { initialDelayMs: number; maxDelayMs: number };
+  /** `registerMs`: how long a connection may take to register before it is dropped and tried again. */
+  timeouts: { registerMs: number };
   limiter: ReconnectLimiter;
   log: Logger;
   /** Rejoin these after a reconnect (the connection adds channels it joined itself). */
@@ -35,7 +37,11 @@ export interface ConnectionOptions {
 /**
  * A connection was lost without being closed on purpose: say so (`disconnected`, a warning) and
  * reconnect it after the backoff for `attempt` (exponential, with jitter), taking a place in
- * `limiter` for the attempt; the place is released once the connection registers or drops again.
+ * `limiter` for the attempt. The place is released once the attempt ends, whichever way: the
+ * connection registers (`registered`), drops again (`disconnected`; a connection drops itself when
+ * the server does not register it in time) or is closed on purpose (`closed`: idle, evicted, the
+ * bridge stopping). A place never released would be lost for good: `maxConcurrent` of them and no
+ * connection of the server would reconnect again.
  * Shared by the listening and the lean connections; returns the timer, to cancel on quit.
  */
 export function reconnectAfterLoss(opts: {
@@ -49,9 +55,9 @@ export function reconnectAfterLoss(opts: {
     void opts.limiter.run(async () => {
       if (opts.cancelled()) return;
       const settled = new Promise<void>((resolve) => {
-        const done = (): void => { opts.conn.off('registered', done); opts.conn.off('disconnected', done); resolve(); };
-        opts.conn.once('registered', done);
-        opts.conn.once('disconnected', done);
+        const ends = ['registered', 'disconnected', 'closed'];
+        const done = (): void => { for (const e of ends) opts.conn.off(e, done); resolve(); };
+        for (const e of ends) opts.conn.once(e, done);
       });
       opts.open();
       await settled;
@@ -93,6 +99,7 @@ export class IrcConnection extends EventEmitter {
   readonly channels = new Map<string, string | undefined>(); // lower-cased channel → key
   private attempts = 0;
   private reconnectTimer?: NodeJS.Timeout;
+  private registerTimer?: NodeJS.Timeout;
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private intentionalQuit = false;
 
@@ -120,6 +127,7 @@ export class IrcConnection extends EventEmitter {
     let nickAttempt = 0;
     c.on('registered', (e: { nick: string }) => {
       this.nick = e.nick; // the real nick from RPL_WELCOME
+      clearTimeout(this.registerTimer);
       this.state = 'connected';
       this.attempts = 0;
       nickAttempt = 0;
@@ -177,6 +185,12 @@ export class IrcConnection extends EventEmitter {
 
   private open(): void {
     const o = this.opts;
+    clearTimeout(this.registerTimer);
+    this.registerTimer = setTimeout(() => {
+      // connected (or not) but never registered: drop it as lost, so it is tried again
+      this.opts.log.warn('the IRC server did not register the connection in time; dropping it', { afterMs: o.timeouts.registerMs });
+      this.client.connection.end(undefined, true);
+    }, o.timeouts.registerMs);
     this.client.connect({
       ...IrcConnection.clientOptions,
       host: o.host, port: o.port, tls: o.tls, nick: this.opts.nick, username: o.username, gecos: o.realname,
@@ -187,6 +201,7 @@ export class IrcConnection extends EventEmitter {
   }
 
   private onClosed(): void {
+    clearTimeout(this.registerTimer);
     if (this.state === 'closed' || this.state === 'reconnecting') return;
     const wasConnected = this.state === 'connected';
     this.joined.clear();
@@ -251,8 +266,10 @@ export class IrcConnection extends EventEmitter {
   quit(message = 'Bye'): void {
     this.intentionalQuit = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    clearTimeout(this.registerTimer);
     if (this.state === 'connected' || this.state === 'connecting') this.client.quit(message);
     this.state = 'closed';
     for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
+    this.emit('closed'); // ends a reconnect attempt in progress (its limiter place)
   }
 }

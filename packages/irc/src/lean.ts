@@ -32,6 +32,12 @@ export interface LeanOptions {
   nick: string; username: string; realname: string;
   sasl?: { account: string; password: string };
   reconnect: { initialDelayMs: number; maxDelayMs: number };
+  /**
+   * `registerMs`: how long the server may take to register a connection before it is dropped and
+   * tried again. `answerMs`: how long a labeled line waits for its answer before the connection is
+   * checked, and how long the check waits (see {@link LeanConnection.suspect}).
+   */
+  timeouts: { registerMs: number; answerMs: number };
   limiter: ReconnectLimiter;
   log: Logger;
 }
@@ -166,9 +172,16 @@ export class LeanConnection extends EventEmitter {
   private partial?: Buffer;
   private readonly joined = new Set<string>();
   private queue: Pending[] = [];
-  /** Lines written with a label and not yet answered (echo, refusal, or the 10 s wait): label → how to settle. */
+  /** Lines written with a label and not yet answered (echo, refusal, or the PONG of a check): label → how to settle. */
   private readonly awaiting = new Map<string, Awaiting>();
   private labelSeq = 0;
+  /**
+   * The check of a connection whose server is slow to answer (see suspect()): the PING's token, the
+   * labels written before it, whether a later line also went unanswered too long, and the timer
+   * that takes the connection for dead.
+   */
+  private probe?: { token: string; before: string[]; again: boolean; timer: NodeJS.Timeout };
+  private probeSeq = 0;
   private attempts = 0;
   private nickAttempt = 0;
   /** Capabilities the server offers, with their values (`draft/multiline` → `max-bytes=4096,max-lines=100`). */
@@ -188,6 +201,8 @@ export class LeanConnection extends EventEmitter {
   private readonly privateBatches = new Map<string, { nick: string; tags: Record<string, string>; command?: 'PRIVMSG' | 'NOTICE'; lines: MultilineLine[] }>();
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private timer?: NodeJS.Timeout;
+  /** Drops a connection the server has not registered in time (see LeanOptions.timeouts). */
+  private registerTimer?: NodeJS.Timeout;
   private intentionalQuit = false;
 
   constructor(private readonly opts: LeanOptions) {
@@ -226,6 +241,12 @@ export class LeanConnection extends EventEmitter {
       });
     }
     this.socket = sock;
+    clearTimeout(this.registerTimer);
+    this.registerTimer = setTimeout(() => {
+      // connected (or still connecting) but not registered: a lost connection, tried again
+      this.opts.log.warn('the IRC server did not register the connection in time; dropping it', { afterMs: o.timeouts.registerMs });
+      sock.destroy();
+    }, o.timeouts.registerMs);
     sock.setKeepAlive(true, 60_000);
     sock.once(o.tls ? 'secureConnect' : 'connect', () => {
       this.write('CAP LS 302');
@@ -291,6 +312,7 @@ export class LeanConnection extends EventEmitter {
     const label = l.tags['label'] ?? (l.tags['batch'] ? this.labeledBatches.get(l.tags['batch']) : undefined);
     switch (l.command) {
       case 'PING': this.write(`PONG :${p[p.length - 1] ?? ''}`); return;
+      case 'PONG': if (this.probe && p[p.length - 1] === this.probe.token) this.passed(); return;
       case 'CAP': return this.onCap(p);
       case 'AUTHENTICATE': return this.onAuthenticate(p[0] ?? '');
       case '903': case '904': case '905': case '906': case '907':
@@ -299,6 +321,7 @@ export class LeanConnection extends EventEmitter {
         return;
       case '001':
         this.nick = p[0] ?? this.nick;
+        clearTimeout(this.registerTimer);
         this.state = 'connected';
         this.attempts = 0;
         this.opts.log.info('IRC connection registered', { nick: this.nick });
@@ -436,10 +459,60 @@ export class LeanConnection extends EventEmitter {
 
   private settle(label: string, msgid: string | undefined, refusal?: string): void {
     const waiting = this.awaiting.get(label);
-    if (waiting) { this.awaiting.delete(label); waiting.settle(msgid, refusal); }
+    if (!waiting) return;
+    this.awaiting.delete(label);
+    waiting.settle(msgid, refusal);
+    if (!this.probe) return;
+    // an answer during a check: the server is at work on our lines, only slow
+    clearTimeout(this.probe.timer);
+    if (this.awaiting.size === 0) this.probe = undefined;
+    else this.probe.timer = this.deadline();
+  }
+
+  /**
+   * A labeled line has had no answer for `answerMs`. The server may be slow (under load) or gone
+   * without the socket knowing (a half-open TCP connection, a frozen server): counting the line as
+   * sent would lose it silently in the second case, failing it at once would send it twice in the
+   * first. So ask: a server answers a connection's commands in order, so the PONG of a PING written
+   * now comes after the answers of every line written before it. The PONG settles those still
+   * unanswered as sent (the server had them and said nothing), and each answer meanwhile shows the
+   * server at work and restarts the wait. Nothing at all for `answerMs`: the connection is dead.
+   * It is destroyed, which fails the unanswered lines as lost (retryable: core's queue sends them
+   * again once the connection is back; one the server did get shows twice, which is seen, where a
+   * loss is not) and reconnects it.
+   */
+  private suspect(): void {
+    if (this.state !== 'connected') return;
+    if (this.probe) { this.probe.again = true; return; }
+    const token = `trestle${++this.probeSeq}`;
+    this.probe = { token, before: [...this.awaiting.keys()], again: false, timer: this.deadline() };
+    this.opts.log.debug('the IRC server is slow to answer; checking the connection', { unanswered: this.awaiting.size });
+    this.write(`PING :${token}`);
+  }
+
+  private deadline(): NodeJS.Timeout {
+    const sock = this.socket;
+    return setTimeout(() => {
+      this.opts.log.warn('the IRC server answers nothing; dropping the connection to reconnect', {
+        unanswered: this.awaiting.size, silentMs: this.opts.timeouts.answerMs,
+      });
+      sock?.destroy();
+    }, this.opts.timeouts.answerMs);
+  }
+
+  /** The PONG of the check: what was written before the PING and is still unanswered was sent. */
+  private passed(): void {
+    const { before, again, timer } = this.probe!;
+    clearTimeout(timer);
+    this.probe = undefined;
+    for (const label of before) this.settle(label, undefined);
+    if (again && this.awaiting.size > 0) this.suspect(); // a later line also waited too long: check again
   }
 
   private onClosed(): void {
+    clearTimeout(this.registerTimer);
+    clearTimeout(this.probe?.timer);
+    this.probe = undefined;
     this.joined.clear();
     const unanswered = [...this.awaiting.values()];
     this.awaiting.clear();
@@ -544,7 +617,7 @@ export class LeanConnection extends EventEmitter {
         : '';
       const prefix = tagText ? `@${tagText} ` : '';
       if (label) {
-        const t = setTimeout(() => this.settle(label!, undefined), 10_000);
+        const t = setTimeout(() => this.suspect(), this.opts.timeouts.answerMs);
         this.awaiting.set(label, {
           settle: (id, refusal) => {
             clearTimeout(t);
@@ -579,10 +652,14 @@ export class LeanConnection extends EventEmitter {
   quit(message = 'Bye'): void {
     this.intentionalQuit = true;
     if (this.timer) clearTimeout(this.timer);
+    clearTimeout(this.registerTimer);
+    clearTimeout(this.probe?.timer);
+    this.probe = undefined;
     for (const l of this.queue.splice(0)) l.reject(new DeliveryError('the IRC connection was closed'));
     if (this.state === 'connected') this.write(`QUIT :${message}`);
     this.state = 'closed';
     this.socket?.end();
     for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
+    this.emit('closed'); // ends a reconnect attempt in progress (its limiter place)
   }
 }

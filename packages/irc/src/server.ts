@@ -55,7 +55,7 @@ export class IrcServer {
     return new IrcConnection({
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname, ...(dropLine ? { dropLine } : {}),
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
-      reconnect: this.cfg.reconnect, limiter: this.limiter, log, version: 'Trestle IRC bridge',
+      reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: 'Trestle IRC bridge',
     });
   }
 
@@ -148,7 +148,7 @@ export class IrcServer {
     c = new LeanConnection({
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname: fillTemplate(this.cfg.realnameTemplate, vars),
       ...(this.cfg.password ? { password: this.cfg.password } : {}), ...(sasl ? { sasl } : {}),
-      reconnect: this.cfg.reconnect, limiter: this.limiter, log,
+      reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
     });
     this.wireClient(userId, c);
     c.onNickChange = this.nicksChanged;

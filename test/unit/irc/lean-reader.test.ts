@@ -29,7 +29,7 @@ async function peer(): Promise<{ port: number; socket: Promise<Socket> }> {
 function client(port: number): LeanConnection {
   conn = new LeanConnection({
     host: '127.0.0.1', port, tls: false, nick: 'me', username: 'me', realname: 'Me',
-    reconnect: { initialDelayMs: 100, maxDelayMs: 100 }, limiter: new ReconnectLimiter(5), log: silentLogger,
+    reconnect: { initialDelayMs: 100, maxDelayMs: 100 }, timeouts: { registerMs: 5000, answerMs: 10_000 }, limiter: new ReconnectLimiter(5), log: silentLogger,
   });
   return conn;
 }

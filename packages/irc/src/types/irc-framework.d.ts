@@ -30,7 +30,8 @@ declare module 'irc-framework' {
       cap: { enabled: string[]; isEnabled(cap: string): boolean };
       supports(feature: string): string | boolean | undefined;
     };
-    connection: { end?(): void; connected: boolean };
+    /** `end(data, hadError)`: with hadError the socket is destroyed at once and the close is not taken as requested. */
+    connection: { end(data?: string, hadError?: boolean): void; connected: boolean };
     connected: boolean;
   }
 

@@ -3,7 +3,10 @@
  * needs the privileged Presence intent, and big servers send a lot of it).
  *
  * Discord says a member's status once per server they share with the bot (PRESENCE_UPDATE, also for
- * a game starting or a song changing); Matrix has one presence per user. So what is sent is only the
+ * a game starting or a song changing); Matrix has one presence per user. Members who are already online
+ * when the bot connects (or when a server is joined or comes back) get no PRESENCE_UPDATE: their presence
+ * is only in the server's GUILD_CREATE, which discord.js keeps in `guild.presences` without an event, so
+ * those are read from there. So what is sent is only the
  * status and the custom status text, and only when they differ from what the ghost shows already.
  * Only ghosts the bridge has made (people who spoke, reacted or typed in a bridged channel) get a
  * presence; the bot's own is ignored.
@@ -12,7 +15,7 @@
  * presence of ghosts that are not offline is said again every `presenceRefreshSeconds`.
  */
 import type { NetworkContext } from '@trestle/core';
-import { ActivityType, Events, type Client, type Presence } from 'discord.js';
+import { ActivityType, Events, type Client, type Guild, type Presence } from 'discord.js';
 import { KeyedSerial } from './serial.js';
 import { discordUser } from './ids.js';
 
@@ -61,10 +64,16 @@ export class PresenceBridge {
   constructor(private readonly d: PresenceDeps) {}
 
   attach(client: Client): void {
-    client.on(Events.PresenceUpdate, (_old, now: Presence) => {
-      if (now.userId === client.user?.id) return;
-      this.update(now.userId, ghostPresence({ status: now.status, activities: now.activities }));
-    });
+    const said = (p: Presence): void => {
+      if (p.userId === client.user?.id) return;
+      this.update(p.userId, ghostPresence({ status: p.status, activities: p.activities }));
+    };
+    /** Who is not offline in a server, as its GUILD_CREATE said (Discord lists no offline members). */
+    const fromGuild = (guild: Guild): void => { for (const p of guild.presences.cache.values()) said(p); };
+    client.on(Events.PresenceUpdate, (_old, now: Presence) => said(now));
+    client.once(Events.ClientReady, (ready) => { for (const guild of ready.guilds.cache.values()) fromGuild(guild); });
+    client.on(Events.GuildCreate, fromGuild); // a server joined after ready
+    client.on(Events.GuildAvailable, fromGuild); // a server back after an outage or a new session
     if (this.d.refreshSeconds > 0 && !this.timer) {
       this.timer = setInterval(() => this.refresh(), this.d.refreshSeconds * 1000);
       this.timer.unref();

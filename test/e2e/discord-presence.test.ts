@@ -5,7 +5,7 @@
  * Shared set-up: discord-harness.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { GatewayIntentBits as I, type APIUser } from 'discord-api-types/v10';
+import { GatewayCloseCodes, GatewayIntentBits as I, type APIUser } from 'discord-api-types/v10';
 import { fake, alice, guild, body, ghost, channel, plumbed, bridge, startBridge, discordNet, useDiscordBridge } from './discord-harness.js';
 import { sleep, until } from './env.js';
 
@@ -118,5 +118,18 @@ describe('Discord bridge: presence', () => {
     expect([p.presence, p.status_msg]).toEqual(['online', 'back']);
     expect(p.last_active_ago).toBeLessThan(3000);
     expect(await profileStatus(ghost(silent.id))).toBe(404); // the member who never spoke still has no ghost
+  });
+
+  it('turns offline a ghost whose member went offline while the gateway session was lost (absent from GUILD_CREATE)', async () => {
+    const g = ghost(talker.id);
+    await presenceBecomes(g, 'online', 'back'); // left so by the test before, and repeated every 2 s
+    const { identifies, resumes } = fake.gatewayStats;
+    // 4007 makes discord.js start a new session (no RESUME, so nothing missed is replayed); the
+    // PRESENCE_UPDATE below goes to the old, dead session only
+    await fake.disconnectGateway(GatewayCloseCodes.InvalidSeq);
+    fake.setPresence(guild.id, talker.id, { status: 'offline' });
+    await presenceBecomes(g, 'offline', '');
+    expect(fake.gatewayStats.identifies).toBe(identifies + 1);
+    expect(fake.gatewayStats.resumes).toBe(resumes);
   });
 });

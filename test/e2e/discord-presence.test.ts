@@ -5,7 +5,7 @@
  * Shared set-up: discord-harness.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { GatewayIntentBits as I, type APIUser } from 'discord-api-types/v10';
+import { GatewayCloseCodes, GatewayIntentBits as I, type APIUser } from 'discord-api-types/v10';
 import { fake, alice, guild, body, ghost, channel, plumbed, bridge, startBridge, discordNet, useDiscordBridge } from './discord-harness.js';
 import { sleep, until } from './env.js';
 
@@ -21,6 +21,11 @@ const presenceOf = (userId: string): Promise<PresenceJson> =>
 const presenceBecomes = (userId: string, presence: string, statusMsg: string): Promise<PresenceJson> =>
   until(async () => { const p = await presenceOf(userId); return p.presence === presence && (p.status_msg ?? '') === statusMsg ? p : undefined; },
     `${userId}'s presence to be ${presence} "${statusMsg}"`, 15_000);
+
+/** The HTTP status of GET /profile/{user}: 404 for a user that does not exist. */
+const profileStatus = async (userId: string): Promise<number> =>
+  (await fetch(`${alice.baseUrl}/_matrix/client/v3/profile/${encodeURIComponent(userId)}`,
+    { headers: { authorization: `Bearer ${alice.accessToken}` } })).status;
 
 function member(username: string): APIUser {
   const u = fake.addUser({ username });
@@ -79,9 +84,7 @@ describe('Discord bridge: presence', () => {
     await presenceBecomes(g, 'offline', '');
 
     // the member who never spoke has no ghost, and Discord's status for them made none
-    const profile = await fetch(`${alice.baseUrl}/_matrix/client/v3/profile/${encodeURIComponent(ghost(silent.id))}`,
-      { headers: { authorization: `Bearer ${alice.accessToken}` } });
-    expect(profile.status).toBe(404);
+    expect(await profileStatus(ghost(silent.id))).toBe(404);
   });
 
   it('says an online ghost\'s presence again before Synapse times it out', async () => {
@@ -94,5 +97,39 @@ describe('Discord bridge: presence', () => {
     const p = await presenceOf(g);
     expect(p.presence).toBe('online');
     expect(p.last_active_ago).toBeLessThan(3000); // repeated every 2 s; without repeats it would be past 6000
+  });
+
+  it('shows the presence of members already online when the bridge connects (GUILD_CREATE), with no PRESENCE_UPDATE', async () => {
+    await bridge.stop();
+    const g = ghost(talker.id);
+    // said while no bridge is connected: the next session learns it only from GUILD_CREATE's presences
+    fake.setPresence(guild.id, talker.id, { status: 'idle', customStatus: 'back at 3', customEmoji: { name: '☕' } });
+    fake.setPresence(guild.id, silent.id, { status: 'online' });
+    await startBridge({ presence: true, presenceRefreshSeconds: 2 });
+    await presenceBecomes(g, 'unavailable', '☕ back at 3');
+
+    await bridge.stop();
+    fake.setPresence(guild.id, talker.id, { status: 'online', customStatus: 'back' });
+    await startBridge({ presence: true, presenceRefreshSeconds: 2 });
+    await presenceBecomes(g, 'online', 'back');
+    // kept up by the repeats like any other presence
+    await sleep(6000);
+    const p = await presenceOf(g);
+    expect([p.presence, p.status_msg]).toEqual(['online', 'back']);
+    expect(p.last_active_ago).toBeLessThan(3000);
+    expect(await profileStatus(ghost(silent.id))).toBe(404); // the member who never spoke still has no ghost
+  });
+
+  it('turns offline a ghost whose member went offline while the gateway session was lost (absent from GUILD_CREATE)', async () => {
+    const g = ghost(talker.id);
+    await presenceBecomes(g, 'online', 'back'); // left so by the test before, and repeated every 2 s
+    const { identifies, resumes } = fake.gatewayStats;
+    // 4007 makes discord.js start a new session (no RESUME, so nothing missed is replayed); the
+    // PRESENCE_UPDATE below goes to the old, dead session only
+    await fake.disconnectGateway(GatewayCloseCodes.InvalidSeq);
+    fake.setPresence(guild.id, talker.id, { status: 'offline' });
+    await presenceBecomes(g, 'offline', '');
+    expect(fake.gatewayStats.identifies).toBe(identifies + 1);
+    expect(fake.gatewayStats.resumes).toBe(resumes);
   });
 });

@@ -400,6 +400,28 @@ describe('fake Discord with a real discord.js client', () => {
     }
   });
 
+  it('lists members who are not offline in GUILD_CREATE and GUILD_MEMBERS_CHUNK, only to a client with the GuildPresences intent', async () => {
+    fake.setPresence(apiGuild.id, alice.id, { status: 'idle', customStatus: 'brb', platform: 'web' });
+    fake.setPresence(apiGuild.id, bob.id, { status: 'online' });
+    fake.setPresence(apiGuild.id, bob.id, { status: 'offline' }); // gone again: Discord lists no offline member
+    try {
+      const watcher = extraClient([I.Guilds, I.GuildPresences]);
+      const blind = extraClient([I.Guilds]);
+      await Promise.all([login(watcher), login(blind)]);
+      const watched = watcher.guilds.cache.get(apiGuild.id) as Guild;
+      expect([...watched.presences.cache.keys()]).toEqual([alice.id]);
+      const p = watched.presences.cache.get(alice.id);
+      expect([p?.status, p?.clientStatus?.web, p?.activities.map((a) => [a.type, a.state])]).toEqual(['idle', 'idle', [[4, 'brb']]]);
+      expect(blind.guilds.cache.get(apiGuild.id)?.presences.cache.size).toBe(0);
+
+      watched.presences.cache.clear();
+      await watched.members.fetch({ withPresences: true });
+      expect([...watched.presences.cache.keys()]).toEqual([alice.id]);
+    } finally {
+      fake.setPresence(apiGuild.id, alice.id, { status: 'offline' });
+    }
+  });
+
   it('closes the gateway with 4014 when a privileged intent is requested but disabled', async () => {
     fake.messageContentIntent = false;
     const greedy = extraClient();

@@ -3,7 +3,9 @@
  * needs the privileged Presence intent, and big servers send a lot of it).
  *
  * Discord says a member's status once per server they share with the bot (PRESENCE_UPDATE, also for
- * a game starting or a song changing); Matrix has one presence per user. So what is sent is only the
+ * a game starting or a song changing); Matrix has one presence per user. Who is online when a gateway
+ * session starts (the bot connecting, a new session after a lost one, a server joined or back after an
+ * outage) comes with no PRESENCE_UPDATE: it is only in the server's GUILD_CREATE, read here as it arrives. So what is sent is only the
  * status and the custom status text, and only when they differ from what the ghost shows already.
  * Only ghosts the bridge has made (people who spoke, reacted or typed in a bridged channel) get a
  * presence; the bot's own is ignored.
@@ -12,7 +14,7 @@
  * presence of ghosts that are not offline is said again every `presenceRefreshSeconds`.
  */
 import type { NetworkContext } from '@trestle/core';
-import { ActivityType, Events, type Client, type Presence } from 'discord.js';
+import { ActivityType, Events, GatewayDispatchEvents, type Client, type GatewayGuildCreateDispatchData, type Presence } from 'discord.js';
 import { KeyedSerial } from './serial.js';
 import { discordUser } from './ids.js';
 
@@ -26,6 +28,7 @@ export interface DiscordPresence {
 }
 
 export const DND_STATUS_MSG = 'Do not disturb';
+const OFFLINE: GhostPresence = { presence: 'offline' };
 
 /**
  * Discord status → Matrix presence: online → online; idle → unavailable; dnd → unavailable with
@@ -65,9 +68,31 @@ export class PresenceBridge {
       if (now.userId === client.user?.id) return;
       this.update(now.userId, ghostPresence({ status: now.status, activities: now.activities }));
     });
+    // The raw event, not discord.js's `guild.presences` (filled from it without an event): that cache keeps
+    // the presences of an earlier session, so it cannot tell who went offline while no session was open.
+    client.ws.on(GatewayDispatchEvents.GuildCreate, (data: GatewayGuildCreateDispatchData) => this.guildCreated(data, client.user?.id));
     if (this.d.refreshSeconds > 0 && !this.timer) {
       this.timer = setInterval(() => this.refresh(), this.d.refreshSeconds * 1000);
       this.timer.unref();
+    }
+  }
+
+  /**
+   * A server's GUILD_CREATE: its `presences` are set as a PRESENCE_UPDATE would set them. A member it lists
+   * without a presence is offline (Discord leaves offline members out); their ghost goes offline if it
+   * showed otherwise, as their PRESENCE_UPDATE went to a session that is gone.
+   */
+  guildCreated(d: GatewayGuildCreateDispatchData, self: string | undefined): void {
+    if (d.unavailable) return; // an outage: no members, no presences
+    const listed = new Set<string>();
+    for (const p of d.presences ?? []) {
+      listed.add(p.user.id);
+      if (p.user.id !== self) this.update(p.user.id, ghostPresence({ status: p.status ?? 'offline', activities: p.activities ?? [] }));
+    }
+    for (const m of d.members ?? []) {
+      const userId = m.user.id;
+      if (userId === self || listed.has(userId)) continue;
+      if ((this.shown.get(userId)?.presence ?? 'offline') !== 'offline') this.update(userId, OFFLINE);
     }
   }
 

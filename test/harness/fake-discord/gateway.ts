@@ -1,5 +1,6 @@
 /**
- * The fake gateway (v10, JSON, no compression): HELLO, IDENTIFY → READY + one GUILD_CREATE per guild,
+ * The fake gateway (v10, JSON, no compression): HELLO, IDENTIFY → READY + one GUILD_CREATE per guild (with
+ * the presences of members who are not offline, for a session with the GuildPresences intent),
  * heartbeats, RESUME with replay of missed events, op 7 RECONNECT on request, op 8 → GUILD_MEMBERS_CHUNK,
  * per-session sequence numbers and intents, and Discord's close codes for the mistakes a bot can make.
  */
@@ -193,7 +194,7 @@ export class Gateway implements EventSink {
       shard: d.shard ?? [0, 1], application: { ...application, flags_new: String(application.flags) },
     });
     // discord.js waits (15 s) for a GUILD_CREATE for every guild READY listed before it emits clientReady.
-    for (const g of guilds) this.sendDispatch(s, GatewayDispatchEvents.GuildCreate, this.world.guildCreatePayload(g));
+    for (const g of guilds) this.sendDispatch(s, GatewayDispatchEvents.GuildCreate, this.world.guildCreatePayload(g, s.intents));
   }
 
   private resume(conn: Connection, d: GatewayResumeData | undefined): void {
@@ -227,12 +228,21 @@ export class Gateway implements EventSink {
       if (query) members = members.filter((m) => m.user.username.toLowerCase().startsWith(query) || m.nick?.toLowerCase().startsWith(query));
       if (d.limit) members = members.slice(0, d.limit);
     }
+    // Discord treats `presences: true` as false for a session without the GuildPresences intent.
+    const withPresences = d.presences === true && (s.intents & GatewayIntentBits.GuildPresences) !== 0;
     const chunkCount = Math.max(1, Math.ceil(members.length / MEMBERS_PER_CHUNK));
     for (let i = 0; i < chunkCount; i++) {
+      const chunk = members.slice(i * MEMBERS_PER_CHUNK, (i + 1) * MEMBERS_PER_CHUNK);
+      const presences = withPresences ? chunk.flatMap((m) => {
+        const p = rec?.presences.get(m.user.id);
+        if (!p) return []; // offline members have no presence here, as in GUILD_CREATE
+        const { guild_id: _g, ...rest } = p;
+        return [rest];
+      }) : undefined;
       this.sendDispatch(s, GatewayDispatchEvents.GuildMembersChunk, {
-        guild_id: d.guild_id, members: members.slice(i * MEMBERS_PER_CHUNK, (i + 1) * MEMBERS_PER_CHUNK), chunk_index: i,
+        guild_id: d.guild_id, members: chunk, chunk_index: i,
         chunk_count: chunkCount, ...(i === 0 && notFound.length ? { not_found: notFound } : {}),
-        ...(d.presences ? { presences: [] } : {}), ...(d.nonce !== undefined ? { nonce: d.nonce } : {}),
+        ...(presences ? { presences } : {}), ...(d.nonce !== undefined ? { nonce: d.nonce } : {}),
       });
     }
   }

@@ -284,7 +284,10 @@ export class FakeDiscord {
     this.world.typing(channelId, userId);
   }
 
-  /** A member's status or activities change: PRESENCE_UPDATE, only to sessions with the GuildPresences intent. */
+  /**
+   * A member's status or activities change: PRESENCE_UPDATE, only to sessions with the GuildPresences intent.
+   * The guild keeps it: sessions that start later find it in GUILD_CREATE's `presences` (until set offline).
+   */
   setPresence(guildId: string, userId: string, change: PresenceChange): void {
     this.world.presence(guildId, userId, change);
   }

@@ -15,7 +15,7 @@ import {
   type APIRole, type APITextChannel, type APIThreadChannel, type APIUser, type APIWebhook, type ChannelFlags, type GuildMemberFlags,
   type RoleFlags, type UserFlags,
   type GatewayGuildCreateDispatchData, type GatewayMessageCreateDispatchData, type ThreadChannelType,
-  ActivityType, type GatewayActivity, type GatewayPresenceUpdateDispatchData, type PresenceUpdateReceiveStatus,
+  ActivityType, type GatewayActivity, type GatewayPresenceUpdate, type GatewayPresenceUpdateDispatchData, type PresenceUpdateReceiveStatus,
 } from 'discord-api-types/v10';
 import { ApiError, type EventSink, type FakeSettings, type UploadedFile } from './common.js';
 import { SnowflakeFactory } from './snowflake.js';
@@ -45,6 +45,8 @@ export interface GuildRecord {
   bans: Map<string, { user: APIUser; reason: string | null }>;
   /** Oldest first. */
   auditLog: APIAuditLogEntry[];
+  /** Members whose status is not offline → their last presence (GUILD_CREATE lists only these, as Discord does). */
+  presences: Map<string, GatewayPresenceUpdate>;
 }
 
 /** Who did a moderation action and why (the `X-Audit-Log-Reason` of a REST request). */
@@ -134,12 +136,12 @@ export class World {
       safety_alerts_channel_id: null, incidents_data: null, stickers: [], emojis: [],
       roles: [makeRole(id, '@everyone', 0, EVERYONE_PERMISSIONS)],
     };
-    const rec: GuildRecord = { guild, channelIds: new Set(), members: new Map(), bans: new Map(), auditLog: [] };
+    const rec: GuildRecord = { guild, channelIds: new Set(), members: new Map(), bans: new Map(), auditLog: [], presences: new Map() };
     this.guilds.set(id, rec);
     const botRole = makeRole(this.ids.next(), 'bridge-bot', 1, '8'); // Administrator: permission checks pass
     guild.roles.push(botRole);
     this.putMember(rec, this.bot.id, { roles: [botRole.id] });
-    this.events.dispatch(E.GuildCreate, this.guildCreatePayload(rec), 0);
+    this.events.dispatch(E.GuildCreate, this.guildCreatePayload(rec, 0), 0, (_d, intents) => this.guildCreatePayload(rec, intents));
     return rec;
   }
 
@@ -232,6 +234,7 @@ export class World {
     }
     if (member) {
       rec.members.delete(userId);
+      rec.presences.delete(userId);
       this.events.dispatch(E.GuildMemberRemove, { guild_id: guildId, user }, I.GuildMembers);
     }
     if (how === 'kick') this.audit(guildId, AuditLogEvent.MemberKick, userId, act);
@@ -471,10 +474,12 @@ export class World {
   /**
    * A member's status or activities changed: PRESENCE_UPDATE as Discord sends it (a partial user, the guild,
    * status, activities, client_status), only to sessions with the GuildPresences intent. A custom status is
-   * an activity of type Custom (4) with the text in `state`.
+   * an activity of type Custom (4) with the text in `state`. The guild remembers it for the GUILD_CREATE of
+   * sessions that start later.
    */
   presence(guildId: string, userId: string, p: PresenceChange): void {
-    if (!this.guildRecord(guildId).members.has(userId)) throw new Error(`user ${userId} is not a member of guild ${guildId}`);
+    const rec = this.guildRecord(guildId);
+    if (!rec.members.has(userId)) throw new Error(`user ${userId} is not a member of guild ${guildId}`);
     const activities: GatewayActivity[] = [...(p.activities ?? [])];
     if (p.customStatus !== undefined || p.customEmoji !== undefined) {
       activities.unshift({
@@ -488,6 +493,8 @@ export class World {
       activities: offline ? [] : activities, // Discord shows nothing of someone offline
       client_status: offline ? {} : { [p.platform ?? 'desktop']: p.status },
     };
+    if (offline) rec.presences.delete(userId);
+    else rec.presences.set(userId, d);
     this.events.dispatch(E.PresenceUpdate, d, I.GuildPresences);
   }
 
@@ -527,8 +534,11 @@ export class World {
 
   // ---------- payloads ----------
 
-  /** GUILD_CREATE as the gateway sends it when a session starts or the bot joins. */
-  guildCreatePayload(rec: GuildRecord): GatewayGuildCreateDispatchData {
+  /**
+   * GUILD_CREATE as the gateway sends it when a session starts or the bot joins, to a session with `intents`:
+   * `presences` holds the members who are not offline, and only for a session with the GuildPresences intent.
+   */
+  guildCreatePayload(rec: GuildRecord, intents: number): GatewayGuildCreateDispatchData {
     const channels: GatewayGuildCreateDispatchData['channels'] = [];
     const threads: GatewayGuildCreateDispatchData['threads'] = [];
     for (const id of rec.channelIds) {
@@ -538,7 +548,8 @@ export class World {
     }
     return {
       ...rec.guild, unavailable: false, large: false, joined_at: rec.members.get(this.bot.id)?.joined_at ?? new Date().toISOString(),
-      member_count: rec.members.size, members: [...rec.members.values()], channels, threads, presences: [], voice_states: [],
+      member_count: rec.members.size, members: [...rec.members.values()], channels, threads,
+      presences: intents & I.GuildPresences ? [...rec.presences.values()] : [], voice_states: [],
       stage_instances: [], guild_scheduled_events: [], soundboard_sounds: [],
     };
   }

@@ -5,8 +5,9 @@
  * Discord says a member's status once per server they share with the bot (PRESENCE_UPDATE, also for
  * a game starting or a song changing); Matrix has one presence per user. Who is online when a gateway
  * session starts (the bot connecting, a new session after a lost one, a server joined or back after an
- * outage) comes with no PRESENCE_UPDATE: it is only in the server's GUILD_CREATE, read here as it arrives. So what is sent is only the
- * status and the custom status text, and only when they differ from what the ghost shows already.
+ * outage) comes with no PRESENCE_UPDATE: it is only in the server's GUILD_CREATE, read here as it
+ * arrives. So what is sent is only the status and the custom status text, and only when they differ
+ * from what the ghost shows already.
  * Only ghosts the bridge has made (people who spoke, reacted or typed in a bridged channel) get a
  * presence; the bot's own is ignored.
  *

@@ -67,6 +67,18 @@ export function reconnectAfterLoss(opts: {
   return timer;
 }
 
+/**
+ * A connection (connected or still connecting) that the server has not registered within `ms` is
+ * dropped by `drop`, as a lost connection: so it is tried again, and its reconnect attempt gives back
+ * its limiter place. The caller clears the timer on registration and on close.
+ */
+export function registerDeadline(ms: number, log: Logger, drop: () => void): NodeJS.Timeout {
+  return setTimeout(() => {
+    log.warn('the IRC server did not register the connection in time; dropping it', { afterMs: ms });
+    drop();
+  }, ms);
+}
+
 /** Caps how many connections reconnect at once, so a server restart does not cause a stampede. */
 export class ReconnectLimiter {
   private active = 0;
@@ -186,11 +198,7 @@ export class IrcConnection extends EventEmitter {
   private open(): void {
     const o = this.opts;
     clearTimeout(this.registerTimer);
-    this.registerTimer = setTimeout(() => {
-      // connected (or not) but never registered: drop it as lost, so it is tried again
-      this.opts.log.warn('the IRC server did not register the connection in time; dropping it', { afterMs: o.timeouts.registerMs });
-      this.client.connection.end(undefined, true);
-    }, o.timeouts.registerMs);
+    this.registerTimer = registerDeadline(o.timeouts.registerMs, o.log, () => this.client.connection.end(undefined, true));
     this.client.connect({
       ...IrcConnection.clientOptions,
       host: o.host, port: o.port, tls: o.tls, nick: this.opts.nick, username: o.username, gecos: o.realname,

@@ -22,7 +22,7 @@ import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
-import { reconnectAfterLoss, type ReconnectLimiter } from './connection.js';
+import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
 import { ircLower } from './ids.js';
 import { nextNick } from './nicks.js';
 import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
@@ -242,11 +242,7 @@ export class LeanConnection extends EventEmitter {
     }
     this.socket = sock;
     clearTimeout(this.registerTimer);
-    this.registerTimer = setTimeout(() => {
-      // connected (or still connecting) but not registered: a lost connection, tried again
-      this.opts.log.warn('the IRC server did not register the connection in time; dropping it', { afterMs: o.timeouts.registerMs });
-      sock.destroy();
-    }, o.timeouts.registerMs);
+    this.registerTimer = registerDeadline(o.timeouts.registerMs, o.log, () => sock.destroy());
     sock.setKeepAlive(true, 60_000);
     sock.once(o.tls ? 'secureConnect' : 'connect', () => {
       this.write('CAP LS 302');

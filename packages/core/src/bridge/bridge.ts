@@ -195,7 +195,8 @@ export class TrestleBridge {
     const app = express();
     app.disable('x-powered-by');
     const asHandler: TransactionHandler = {
-      seenTransaction: (id) => txns.seen(id),
+      // a transaction of only our ghosts' echoes stores nothing, so whether it was seen does not matter: no lookup
+      seenTransaction: (id, events) => events.some((ev) => !this.onlyOwnEcho(ev)) && txns.seen(id),
       persistTransaction: (txnId, events) => {
         const receivedAt = Date.now();
         for (const ev of events) this.metrics.eventsIn.inc({ network: 'matrix', type: ev.type });

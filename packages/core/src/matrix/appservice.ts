@@ -31,8 +31,11 @@ export interface EphemeralEvent {
 export interface TransactionHandler {
   /** Synchronously persist the transaction's events (and record the id), or throw. */
   persistTransaction(txnId: string, events: MatrixEvent[]): void;
-  /** True if this transaction id was already processed. */
-  seenTransaction(txnId: string): boolean;
+  /**
+   * True if this transaction id was already processed. Gets the transaction's valid events: a
+   * handler that would store none of them (its own echoes) may answer false without a lookup.
+   */
+  seenTransaction(txnId: string, events: MatrixEvent[]): boolean;
   /** Ephemeral events (typing, receipts) are handled at once and not persisted. */
   onEphemeral(events: EphemeralEvent[]): void;
   /** Should a user in our namespace exist? Create it and resolve true, or resolve false. */
@@ -187,11 +190,6 @@ function processTransaction(txnId: string, body: unknown, handler: TransactionHa
     handler.onTransactionMetrics?.(0, 'error');
     return { status: 400, body: { errcode: 'M_BAD_JSON', error: 'The transaction body must be a JSON object with an "events" array' } };
   }
-  if (handler.seenTransaction(txnId)) {
-    log.debug('transaction already processed; acknowledging', { txnId });
-    handler.onTransactionMetrics?.(0, 'duplicate');
-    return { status: 200, body: {} };
-  }
   const events: MatrixEvent[] = [];
   for (const ev of body['events'] as unknown[]) {
     const problem = eventProblem(ev);
@@ -201,6 +199,11 @@ function processTransaction(txnId: string, body: unknown, handler: TransactionHa
       continue;
     }
     events.push(ev as MatrixEvent);
+  }
+  if (handler.seenTransaction(txnId, events)) {
+    log.debug('transaction already processed; acknowledging', { txnId });
+    handler.onTransactionMetrics?.(0, 'duplicate');
+    return { status: 200, body: {} };
   }
   const ephemeral = [body['ephemeral'], body['de.sorunome.msc2409.ephemeral']]
     .filter(Array.isArray).flat().filter((e): e is EphemeralEvent => isObj(e) && typeof e['type'] === 'string' && isObj(e['content']));

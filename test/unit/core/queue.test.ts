@@ -96,6 +96,26 @@ describe('OrderedQueues', () => {
     expect(store.atomically(() => 7)).toBe(7);
   });
 
+  it('counts the items waiting in every room, through retries, give-ups and a restore', async () => {
+    const gates = new Map<string, () => void>();
+    const { q, store } = setup((item) => new Promise<void>((resolve, reject) => {
+      if (item.payload === 'fails') { reject(Object.assign(new Error('no'), { permanent: true })); return; }
+      gates.set(item.payload as string, resolve);
+    }));
+    for (const room of ['!a', '!b', '!c']) for (let i = 0; i < 3; i++) q.enqueue(room, 'k', `${room}${i}`, `${room}-${i}`);
+    q.enqueue('!d', 'k', 'fails', 'd-0');
+    expect(q.totalDepth()).toBe(10);
+    await sleep(5);
+    expect(q.totalDepth()).toBe(9); // !d's item was given up
+    gates.get('!a0')!();
+    gates.get('!b0')!();
+    await sleep(5);
+    expect([q.totalDepth(), q.depth('!a'), q.depth('!b'), q.depth('!c')]).toEqual([7, 2, 2, 3]);
+    const again = new OrderedQueues(store, policy, { handle: () => new Promise<void>(() => undefined), onGiveUp: async () => undefined }, silentLogger);
+    expect(again.restore()).toBe(7);
+    expect(again.totalDepth()).toBe(7);
+  });
+
   it('ignores a duplicate dedupe key, even after the first was delivered', async () => {
     const seen: unknown[] = [];
     const { q } = setup(async (i) => { seen.push(i.payload); });

@@ -108,12 +108,15 @@ export class OrderedQueues {
   }
 
   depth(queueKey: string): number { return this.rooms.get(queueKey)?.items.length ?? 0; }
-  totalDepth(): number { let n = 0; for (const q of this.rooms.values()) n += q.items.length; return n; }
+  /** Items in every room's queue; kept as a count, as it is read on every change (a metric) and rooms may be thousands. */
+  totalDepth(): number { return this.total; }
+  private total = 0;
 
   private schedule(item: WorkItem): void {
     let q = this.rooms.get(item.queueKey);
     if (!q) { q = { items: [], running: false }; this.rooms.set(item.queueKey, q); }
     q.items.push(item);
+    this.total++;
     this.hooks.onDepth?.(item.queueKey, q.items.length);
     if (!q.running && !this.stopping) void this.run(item.queueKey, q);
   }
@@ -126,6 +129,7 @@ export class OrderedQueues {
         const ok = await this.attempt(item);
         if (!ok) return; // a retry timer will resume this room
         q.items.shift();
+        this.total--;
         this.hooks.onDepth?.(key, q.items.length);
       }
     } finally {

@@ -244,6 +244,31 @@ describe('HomeserverHttp against scripted answers', () => {
     expect(peer.connections()).toBe(2);
   });
 
+  it('does not reuse a connection answered before the whole body was sent (a 413 to an upload)', async () => {
+    let connections = 0;
+    const server = createNetServer((sock) => {
+      const n = ++connections;
+      let head = '';
+      let answered = false;
+      sock.on('data', (d) => {
+        head += d.toString('latin1', 0, Math.min(d.length, 4096));
+        if (answered || !head.includes('\r\n\r\n')) return;
+        answered = true;
+        // the first connection answers as soon as it has the head, then keeps reading what follows
+        if (n === 1) sock.write('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 2\r\n\r\n{}');
+      });
+      if (n > 1) sock.once('data', () => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine'));
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => server.close());
+    const http = client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const big = Buffer.alloc(32 * 1024 * 1024, 1); // more than the socket buffers take at once
+    expect((await http.send('POST', '/upload', big, 'application/octet-stream')).status).toBe(413);
+    expect(await http.send('GET', '/next')).toEqual({ status: 200, text: 'fine' });
+    expect(connections).toBe(2);
+  });
+
   it('gives up on a request not answered in time, and the client goes on', async () => {
     const peer = await rawPeer((sock, _r, n) => { if (n > 1) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}'); });
     const http = client(peer.url, { timeoutMs: 150 });

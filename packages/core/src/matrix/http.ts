@@ -69,6 +69,8 @@ class Conn {
   private remaining = 0;
   private readonly chunks: Buffer[] = [];
   private bodyBytes = 0;
+  /** The whole request has been handed to the kernel (an answer may come before: a 413 to an upload). */
+  private sent = false;
 
   constructor(readonly socket: Socket, private readonly owner: HomeserverHttp) {
     socket.setNoDelay(true);
@@ -87,14 +89,16 @@ class Conn {
     this.keepAlive = true;
     this.chunks.length = 0;
     this.bodyBytes = 0;
+    this.sent = false;
     this.socket.ref();
     this.socket.setTimeout(0);
+    const sent = (err?: Error | null): void => { if (!err && this.ex === ex) this.sent = true; };
     if (ex.body === undefined || typeof ex.body === 'string') {
-      this.socket.write(ex.body === undefined ? ex.head : ex.head + ex.body);
+      this.socket.write(ex.body === undefined ? ex.head : ex.head + ex.body, sent);
     } else {
       this.socket.cork();
       this.socket.write(ex.head);
-      this.socket.write(ex.body);
+      this.socket.write(ex.body, sent);
       this.socket.uncork();
     }
   }
@@ -240,6 +244,7 @@ class Conn {
     this.ex = undefined;
     this.phase = 'done';
     if (this.pending.length) this.keepAlive = false; // bytes after the answer: the stream cannot be trusted
+    if (!this.sent) this.keepAlive = false; // answered before the body was out: the rest would read as the next request
     this.finish(ex);
     if (this.keepAlive) {
       this.reused = true;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import { MatrixUser } from '../harness/matrix-user.js';
 import { e2e, sleep } from './env.js';
-import { body, IrcUsers, plumbedRoom, startSuite } from './irc-env.js';
+import { body, ghost, IrcUsers, plumbedRoom, roomWithBot, startSuite } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let uma: MatrixUser;
@@ -92,5 +92,81 @@ describe('IRC bridge: nicks of Matrix users', () => {
     expect(a.nick).toBe(name.slice(0, nicklen));
     // the collision suffix replaces the end instead of making the nick too long
     expect(b.nick).toBe(`${name.slice(0, nicklen - 1)}_`);
+  });
+});
+
+describe('IRC bridge: provisioning API', () => {
+  const secret = 'e2e-provisioning-secret'; // test/harness/e2e.sh's bridge config
+  const api = (path: string): string => `http://127.0.0.1:${bridge.address()!.port}/_trestle/provision/v1${path}`;
+  interface Reply { status: number; body: unknown }
+  const errorOf = (r: Reply): string | undefined => (r.body as { error?: string }).error;
+  const call = async (method: 'GET' | 'POST', path: string, json?: unknown, bearer = secret): Promise<Reply> => {
+    const res = await fetch(api(path), {
+      method, headers: { authorization: `Bearer ${bearer}`, ...(json ? { 'content-type': 'application/json' } : {}) },
+      ...(json ? { body: JSON.stringify(json) } : {}),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+
+  it('links an existing room to a channel, bridges both ways, and unlinks it', async () => {
+    const watcher = await users.add('provwatch', ['#prov', '#provctl']);
+    const roomId = await roomWithBot(uma, botId, 'provisioned');
+    const link = { room_id: roomId, network: 'irc', remote_chat: 'test/#Prov', user_id: uma.userId };
+
+    // a wrong secret is refused before anything happens
+    expect((await call('GET', '/networks', undefined, 'wrong-secret')).status).toBe(403);
+    expect((await call('POST', '/link', link, 'wrong-secret')).status).toBe(403);
+    expect(bridge.portals.forRoom(roomId)).toEqual([]);
+
+    const nets = await call('GET', '/networks');
+    expect(nets.status).toBe(200);
+    expect(nets.body).toContainEqual({ id: 'irc', displayName: expect.any(String) });
+
+    const linked = await call('POST', '/link', link);
+    expect(linked).toEqual({ status: 200, body: { network: 'irc', remoteChat: 'test/#prov' } }); // channel names fold
+    expect(await call('GET', `/links?room_id=${encodeURIComponent(roomId)}`))
+      .toEqual({ status: 200, body: [{ network: 'irc', remoteChat: 'test/#prov', kind: 'plumbed' }] });
+
+    await uma.sendText(roomId, 'provisioned hello irc');
+    expect((await watcher.waitFor((m) => m.message === 'provisioned hello irc')).target.toLowerCase()).toBe('#prov');
+    watcher.say('#prov', 'provisioned hello matrix');
+    expect((await uma.waitForEvent(roomId, (e) => body(e) === 'provisioned hello matrix')).sender).toBe(ghost('provwatch'));
+
+    // a control room on the same server, to prove the bridge is still working after the unlink
+    const control = await plumbedRoom(uma, botId, '#provctl');
+    // unlinked with the same words it was linked with
+    expect(await call('POST', '/unlink', link)).toEqual({ status: 200, body: {} });
+    expect((await call('GET', `/links?room_id=${encodeURIComponent(roomId)}`)).body).toEqual([]);
+
+    watcher.say('#prov', 'after unlink, to nobody');
+    await uma.sendText(roomId, 'after unlink, from nobody');
+    watcher.say('#provctl', 'control from irc');
+    await uma.waitForEvent(control, (e) => body(e) === 'control from irc');
+    await uma.sendText(control, 'control from matrix');
+    await watcher.waitFor((m) => m.message === 'control from matrix');
+    await sleep(1000);
+    expect((await uma.timeline(roomId)).filter((e) => body(e) === 'after unlink, to nobody')).toEqual([]);
+    expect(watcher.messages.filter((m) => m.message === 'after unlink, from nobody')).toEqual([]);
+  });
+
+  it('refuses a malformed or unknown IRC chat with a clear 400, and keeps running', async () => {
+    const roomId = await roomWithBot(uma, botId, 'provisioned badly');
+    const link = (remote_chat: string): Promise<Reply> =>
+      call('POST', '/link', { room_id: roomId, network: 'irc', remote_chat, user_id: uma.userId });
+    for (const bad of ['#nochannelserver', 'test/nochannel', 'test/', '/#chan', 'test/#two words']) {
+      const res = await link(bad);
+      expect(res.status, bad).toBe(400);
+      expect(errorOf(res), bad).toMatch(/server and channel/);
+    }
+    const unknown = await link('nosuchserver/#chan');
+    expect(unknown.status).toBe(400);
+    expect(errorOf(unknown)).toMatch(/unknown IRC server "nosuchserver"/);
+    const missing = await call('POST', '/link', { room_id: roomId, network: 'irc', user_id: uma.userId });
+    expect(missing.status).toBe(400);
+    expect(errorOf(missing)).toMatch(/remote_chat/);
+    expect(bridge.portals.forRoom(roomId)).toEqual([]);
+    // still working: a good link now goes through
+    expect((await link('test/#provok')).status).toBe(200);
+    expect(bridge.portals.forRoom(roomId).map((p) => p.remoteChat)).toEqual(['test/#provok']);
   });
 });

@@ -26,9 +26,10 @@ afterAll(async () => {
   await bridge?.stop();
 });
 
-/** A new Matrix user with `displayName`, joined to the (public) room. */
+/** A new Matrix user who sets `displayName` with the profile API, then joins the (public) room. */
 async function member(roomId: string, localpart: string, displayName: string): Promise<MatrixUser> {
-  const u = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `${localpart}${Date.now()}`, { displayName });
+  const u = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `${localpart}${Date.now()}`);
+  await u.request('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(u.userId)}/displayname`, { displayname: displayName });
   await u.join(roomId);
   return u;
 }

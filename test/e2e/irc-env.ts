@@ -27,12 +27,18 @@ export class IrcUsers {
   quitAll(): void { for (const u of this.all) u.quit(); }
 }
 
-/** A room `admin` creates and links to `channel` with the in-room `link` command. */
-export async function plumbedRoom(admin: MatrixUser, botId: string, channel: string): Promise<string> {
-  const roomId = await admin.createRoom({ name: `plumbed ${channel}` });
+/** A room `admin` creates, with the bridge's bot invited, joined and made room admin: ready to link. */
+export async function roomWithBot(admin: MatrixUser, botId: string, name: string): Promise<string> {
+  const roomId = await admin.createRoom({ name });
   await admin.invite(roomId, botId);
   await until(async () => (await admin.joinedMembers(roomId)).includes(botId), 'the bot to join');
   await admin.setPowerLevel(roomId, botId, 100); // as a room admin does, so the bridge can sync topic and membership
+  return roomId;
+}
+
+/** A room `admin` creates and links to `channel` with the in-room `link` command. */
+export async function plumbedRoom(admin: MatrixUser, botId: string, channel: string): Promise<string> {
+  const roomId = await roomWithBot(admin, botId, `plumbed ${channel}`);
   await admin.sendText(roomId, `!trestle link irc test/${channel}`);
   await admin.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
   return roomId;

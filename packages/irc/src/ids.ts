@@ -22,6 +22,15 @@ export function channelChat(server: string, channel: string): IrcChatId {
   return `${server}/${ircLower(channel)}` as IrcChatId;
 }
 
+/**
+ * What a user types to name a channel for `link`/`unlink` and the provisioning API:
+ * `<server>/<#channel>` or `<server> <#channel>` → its chat id; anything else → undefined.
+ */
+export function parseLinkTarget(words: string): { server: string; channel: string; chat: IrcChatId } | undefined {
+  const m = /^([a-z0-9-]+)[/ ]([#&+!]\S+)$/.exec(words.trim());
+  return m ? { server: m[1]!, channel: m[2]!, chat: channelChat(m[1]!, m[2]!) } : undefined;
+}
+
 export function pmChat(server: string, matrixUser: string, nick: string): IrcChatId {
   return `${server}/pm/${matrixUser}/${ircLower(nick)}` as IrcChatId;
 }

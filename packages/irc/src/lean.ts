@@ -30,6 +30,12 @@ import { joinMultiline, type MultilineLine, type MultilinePart } from './convert
 export interface LeanOptions {
   host: string; port: number; tls: boolean; password?: string;
   nick: string; username: string; realname: string;
+  /**
+   * The server's NICKLEN as the bridge already knows it (its own connection's ISUPPORT). A nick
+   * refused during registration is answered before this connection sees ISUPPORT itself, and the
+   * next nick tried must fit the server's limit, not a guess. Default 30.
+   */
+  nickLen?: number;
   sasl?: { account: string; password: string };
   reconnect: { initialDelayMs: number; maxDelayMs: number };
   /**
@@ -208,6 +214,7 @@ export class LeanConnection extends EventEmitter {
   constructor(private readonly opts: LeanOptions) {
     super();
     this.currentNick = opts.nick;
+    if (opts.nickLen) this.nickLen = opts.nickLen;
   }
 
   get username(): string { return this.opts.username; }

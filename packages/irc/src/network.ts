@@ -13,7 +13,7 @@ import {
 import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
 import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
-import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseUser, pmChat } from './ids.js';
+import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseLinkTarget, parseUser, pmChat } from './ids.js';
 import { registerIrcMetrics } from './metrics.js';
 import { Moderation } from './moderation.js';
 import { IrcServer } from './server.js';
@@ -254,13 +254,18 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
 
   /** `link irc libera/#chan` (or `libera #chan`): validate, make the listener join. */
   async provisionLink(req: { remoteChat: string }): Promise<{ remoteChat: string; name?: string }> {
-    const m = /^([a-z0-9-]+)[/ ]([#&+!]\S+)$/.exec(req.remoteChat.trim());
-    if (!m) throw new Error('say which server and channel, like libera/#channel');
-    const server = this.server(m[1]!);
-    const refused = this.channelRefused(server, m[2]!, false);
+    const target = parseLinkTarget(req.remoteChat);
+    if (!target) throw new Error('say which server and channel, like libera/#channel');
+    const server = this.server(target.server);
+    const refused = this.channelRefused(server, target.channel, false);
     if (refused) throw new Error(refused);
-    await server.listener.join(m[2]!);
-    return { remoteChat: channelChat(server.key, m[2]!), name: m[2]! };
+    await server.listener.join(target.channel);
+    return { remoteChat: target.chat, name: target.channel };
+  }
+
+  /** `unlink test/#Chan` names the link that `link test/#Chan` made (stored as `test/#chan`). */
+  chatIdFor(words: string): string | undefined {
+    return parseLinkTarget(words)?.chat;
   }
 
   /** A room was just linked: ask for the channel's names again so its members and ranks reach the room. */

@@ -146,7 +146,7 @@ export class IrcServer {
     const log = this.ctx.log.child({ server: this.key, user: userId });
     const sasl = saved.password ? { account: saved.nick ?? nick, password: saved.password } : undefined;
     c = new LeanConnection({
-      host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname: fillTemplate(this.cfg.realnameTemplate, vars),
+      host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, nickLen: nicklen, username, realname: fillTemplate(this.cfg.realnameTemplate, vars),
       ...(this.cfg.password ? { password: this.cfg.password } : {}), ...(sasl ? { sasl } : {}),
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
     });

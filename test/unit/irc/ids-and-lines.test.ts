@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseLine } from '../../../packages/irc/src/lean.js';
 import { describeEdit } from '../../../packages/irc/src/network.js';
-import { channelChat, ircLower, parseAliasLocalpart, parseChat, pmChat, ghostLocalpart, ircUser } from '../../../packages/irc/src/ids.js';
+import { channelChat, ircLower, parseAliasLocalpart, parseChat, parseLinkTarget, pmChat, ghostLocalpart, ircUser } from '../../../packages/irc/src/ids.js';
 import { fillTemplate, nextNick, sanitiseNick, sanitiseUsername } from '../../../packages/irc/src/nicks.js';
 
 describe('parseLine', () => {
@@ -45,6 +45,11 @@ describe('ids', () => {
     expect(parseAliasLocalpart('irc_libera_#rust', 'irc_')).toEqual({ server: 'libera', channel: '#rust' });
     expect(parseAliasLocalpart('irc_libera_rust', 'irc_')).toBeUndefined();
     expect(parseAliasLocalpart('discord_1_2', 'irc_')).toBeUndefined();
+  });
+  it('parses what a user types to link or unlink a channel into the chat id link stores', () => {
+    expect(parseLinkTarget('libera/#Rust')).toEqual({ server: 'libera', channel: '#Rust', chat: 'libera/#rust' });
+    expect(parseLinkTarget(' libera #Rust ')?.chat).toBe('libera/#rust');
+    for (const bad of ['#rust', 'libera/rust', 'libera/', '/#rust', 'libera/#two words', 'Libera/#rust']) expect(parseLinkTarget(bad), bad).toBeUndefined();
   });
   it('makes ghost localparts from server and ghost key', () => { expect(ghostLocalpart(ircUser('libera', 'alice'))).toBe('libera_alice'); });
 });

@@ -343,8 +343,10 @@ export class TrestleBridge {
 
   async unlink(roomId: string, networkId: string, chat: string, userId: string): Promise<boolean> {
     const n = this.networks.get(networkId);
-    if (n && supportsProvisioning(n) && n.provisionUnlink) await n.provisionUnlink({ roomId, remoteChat: chat, userId });
-    return this.portals.unlink(networkId, chat, roomId);
+    const provisioning = n && supportsProvisioning(n) ? n : undefined;
+    const remoteChat = provisioning?.chatIdFor?.(chat) ?? chat; // the words `link` took name the same link
+    if (provisioning?.provisionUnlink) await provisioning.provisionUnlink({ roomId, remoteChat, userId });
+    return this.portals.unlink(networkId, remoteChat, roomId);
   }
 
   /** The homeserver asks about an alias in our namespace: create the portal room if a network knows the chat. */

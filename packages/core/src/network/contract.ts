@@ -260,6 +260,13 @@ export interface ProvisioningCapable {
   /** Validate and link a Matrix room to a remote chat for the provisioning API / `link` command. */
   provisionLink(req: { roomId: MatrixRoomId; remoteChat: string; userId: MatrixUserId }): Promise<{ remoteChat: RemoteChatId; name?: string }>;
   provisionUnlink?(req: { roomId: MatrixRoomId; remoteChat: RemoteChatId; userId: MatrixUserId }): Promise<void>;
+  /**
+   * The chat id that a user's words for a chat name (the words `provisionLink` accepts), without
+   * I/O; undefined when they are not such words. Lets `unlink` find a link given in the same words
+   * as `link`, where the network normalises them (case, separators). Without it, unlink takes the
+   * words as the chat id.
+   */
+  chatIdFor?(words: string): RemoteChatId | undefined;
 }
 
 /**

@@ -1,0 +1,173 @@
+/**
+ * Matrix users as themselves on a real ergo: nicks from the display name, fixed to IRC's rules,
+ * truncated to the server's NICKLEN and de-collided; and linking IRC channels through the
+ * provisioning HTTP API. Plain irc-framework clients watch what ergo really shows.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TrestleBridge } from '@trestle/core';
+import { MatrixUser } from '../harness/matrix-user.js';
+import { e2e, sleep } from './env.js';
+import { body, ghost, IrcUsers, plumbedRoom, roomWithBot, startSuite } from './irc-env.js';
+
+let bridge: TrestleBridge;
+let uma: MatrixUser;
+let botId: string;
+const users = new IrcUsers();
+
+/** What ergo accepts in a nick with `casemapping: ascii`: no spaces, `!`, `@` or non-ASCII; no leading digit or `-`. */
+const validNick = /^[A-Za-z[\]\\`_^{|}][A-Za-z0-9[\]\\`_^{|}-]*$/;
+
+beforeAll(async () => {
+  ({ bridge, botId, user: uma } = await startSuite('ircuma', 'Uma'));
+});
+
+afterAll(async () => {
+  users.quitAll();
+  await bridge?.stop();
+});
+
+/** A new Matrix user who sets `displayName` with the profile API, then joins the (public) room. */
+async function member(roomId: string, localpart: string, displayName: string): Promise<MatrixUser> {
+  const u = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `${localpart}${Date.now()}`);
+  await u.request('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(u.userId)}/displayname`, { displayname: displayName });
+  await u.join(roomId);
+  return u;
+}
+
+describe('IRC bridge: nicks of Matrix users', () => {
+  it('gives two Matrix users with the same display name two different nicks, both from the name', async () => {
+    const watcher = await users.add('twinwatch', ['#twins']);
+    const roomId = await plumbedRoom(uma, botId, '#twins');
+    const first = await member(roomId, 'twina', 'Twin Name');
+    const second = await member(roomId, 'twinb', 'Twin Name');
+    await first.sendText(roomId, 'from the first twin');
+    const a = await watcher.waitFor((m) => m.message === 'from the first twin');
+    await second.sendText(roomId, 'from the second twin');
+    const b = await watcher.waitFor((m) => m.message === 'from the second twin');
+    expect(a.target).toBe('#twins');
+    expect(b.target).toBe('#twins');
+    // the template is `$DISPLAY[m]`; the space goes, and the second one's wanted nick is taken
+    expect(a.nick).toBe('TwinName[m]');
+    expect(b.nick).toBe('TwinName[m]_');
+  });
+
+  it('gives a Matrix user whose nick a plain IRC user holds another nick, and it still speaks', async () => {
+    const holder = await users.add('Held[m]', ['#held']);
+    const roomId = await plumbedRoom(uma, botId, '#held');
+    const held = await member(roomId, 'held', 'Held');
+    await held.sendText(roomId, 'my nick was taken');
+    const seen = await holder.waitFor((m) => m.message === 'my nick was taken');
+    expect(holder.client.user.nick).toBe('Held[m]'); // the IRC user keeps the nick
+    expect(seen.nick).toBe('Held[m]_');
+    // and IRC → Matrix still reaches the room from the holder's own ghost, not the Matrix user
+    holder.say('#held', 'you are not me');
+    const ev = await held.waitForEvent(roomId, (e) => body(e) === 'you are not me');
+    expect(ev.sender).toMatch(/^@irc_test_/);
+    expect(await held.displayName(ev.sender)).toBe('Held[m]');
+  });
+
+  it('makes a valid nick of a display name with spaces, punctuation and non-ASCII letters', async () => {
+    const watcher = await users.add('oddwatch', ['#oddnames']);
+    const roomId = await plumbedRoom(uma, botId, '#oddnames');
+    const zoe = await member(roomId, 'zoe', 'Zoë Q! @home 日本');
+    await zoe.sendText(roomId, 'odd name here');
+    const seen = await watcher.waitFor((m) => m.message === 'odd name here');
+    // accents are stripped to the base letter; spaces, `!`, `@` and the CJK letters go
+    expect(seen.nick).toBe('ZoeQhome[m]');
+    expect(seen.nick).toMatch(validNick);
+  });
+
+  it("truncates a long display name to the server's NICKLEN, and de-collides within it", async () => {
+    const watcher = await users.add('longwatch', ['#longnames']);
+    const nicklen = Number(watcher.client.network.options['NICKLEN']);
+    expect(nicklen).toBeGreaterThan(8); // ergo announced it (ISUPPORT NICKLEN)
+    const roomId = await plumbedRoom(uma, botId, '#longnames');
+    const name = 'Bartholomew'.repeat(Math.ceil(nicklen / 11) + 1);
+    const first = await member(roomId, 'longa', name);
+    const second = await member(roomId, 'longb', name);
+    await first.sendText(roomId, 'a long name');
+    const a = await watcher.waitFor((m) => m.message === 'a long name');
+    await second.sendText(roomId, 'the same long name');
+    const b = await watcher.waitFor((m) => m.message === 'the same long name');
+    // the whole NICKLEN is used: the name's start, cut where the server cuts (`[m]` falls off)
+    expect(a.nick).toBe(name.slice(0, nicklen));
+    // the collision suffix replaces the end instead of making the nick too long
+    expect(b.nick).toBe(`${name.slice(0, nicklen - 1)}_`);
+  });
+});
+
+describe('IRC bridge: provisioning API', () => {
+  const secret = 'e2e-provisioning-secret'; // test/harness/e2e.sh's bridge config
+  const api = (path: string): string => `http://127.0.0.1:${bridge.address()!.port}/_trestle/provision/v1${path}`;
+  interface Reply { status: number; body: unknown }
+  const errorOf = (r: Reply): string | undefined => (r.body as { error?: string }).error;
+  const call = async (method: 'GET' | 'POST', path: string, json?: unknown, bearer = secret): Promise<Reply> => {
+    const res = await fetch(api(path), {
+      method, headers: { authorization: `Bearer ${bearer}`, ...(json ? { 'content-type': 'application/json' } : {}) },
+      ...(json ? { body: JSON.stringify(json) } : {}),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+
+  it('links an existing room to a channel, bridges both ways, and unlinks it', async () => {
+    const watcher = await users.add('provwatch', ['#prov', '#provctl']);
+    const roomId = await roomWithBot(uma, botId, 'provisioned');
+    const link = { room_id: roomId, network: 'irc', remote_chat: 'test/#Prov', user_id: uma.userId };
+
+    // a wrong secret is refused before anything happens
+    expect((await call('GET', '/networks', undefined, 'wrong-secret')).status).toBe(403);
+    expect((await call('POST', '/link', link, 'wrong-secret')).status).toBe(403);
+    expect(bridge.portals.forRoom(roomId)).toEqual([]);
+
+    const nets = await call('GET', '/networks');
+    expect(nets.status).toBe(200);
+    expect(nets.body).toContainEqual({ id: 'irc', displayName: expect.any(String) });
+
+    const linked = await call('POST', '/link', link);
+    expect(linked).toEqual({ status: 200, body: { network: 'irc', remoteChat: 'test/#prov' } }); // channel names fold
+    expect(await call('GET', `/links?room_id=${encodeURIComponent(roomId)}`))
+      .toEqual({ status: 200, body: [{ network: 'irc', remoteChat: 'test/#prov', kind: 'plumbed' }] });
+
+    await uma.sendText(roomId, 'provisioned hello irc');
+    expect((await watcher.waitFor((m) => m.message === 'provisioned hello irc')).target.toLowerCase()).toBe('#prov');
+    watcher.say('#prov', 'provisioned hello matrix');
+    expect((await uma.waitForEvent(roomId, (e) => body(e) === 'provisioned hello matrix')).sender).toBe(ghost('provwatch'));
+
+    // a control room on the same server, to prove the bridge is still working after the unlink
+    const control = await plumbedRoom(uma, botId, '#provctl');
+    // unlinked with the same words it was linked with
+    expect(await call('POST', '/unlink', link)).toEqual({ status: 200, body: {} });
+    expect((await call('GET', `/links?room_id=${encodeURIComponent(roomId)}`)).body).toEqual([]);
+
+    watcher.say('#prov', 'after unlink, to nobody');
+    await uma.sendText(roomId, 'after unlink, from nobody');
+    watcher.say('#provctl', 'control from irc');
+    await uma.waitForEvent(control, (e) => body(e) === 'control from irc');
+    await uma.sendText(control, 'control from matrix');
+    await watcher.waitFor((m) => m.message === 'control from matrix');
+    await sleep(1000);
+    expect((await uma.timeline(roomId)).filter((e) => body(e) === 'after unlink, to nobody')).toEqual([]);
+    expect(watcher.messages.filter((m) => m.message === 'after unlink, from nobody')).toEqual([]);
+  });
+
+  it('refuses a malformed or unknown IRC chat with a clear 400, and keeps running', async () => {
+    const roomId = await roomWithBot(uma, botId, 'provisioned badly');
+    const link = (remote_chat: string): Promise<Reply> =>
+      call('POST', '/link', { room_id: roomId, network: 'irc', remote_chat, user_id: uma.userId });
+    for (const bad of ['#nochannelserver', 'test/nochannel', 'test/', '/#chan', 'test/#two words']) {
+      const res = await link(bad);
+      expect(res.status, bad).toBe(400);
+      expect(errorOf(res), bad).toMatch(/server and channel/);
+    }
+    const unknown = await link('nosuchserver/#chan');
+    expect(unknown.status).toBe(400);
+    expect(errorOf(unknown)).toMatch(/unknown IRC server "nosuchserver"/);
+    const missing = await call('POST', '/link', { room_id: roomId, network: 'irc', user_id: uma.userId });
+    expect(missing.status).toBe(400);
+    expect(errorOf(missing)).toMatch(/remote_chat/);
+    expect(bridge.portals.forRoom(roomId)).toEqual([]);
+    // still working: a good link now goes through
+    expect((await link('test/#provok')).status).toBe(200);
+    expect(bridge.portals.forRoom(roomId).map((p) => p.remoteChat)).toEqual(['test/#provok']);
+  });
+});

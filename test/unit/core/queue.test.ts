@@ -88,6 +88,19 @@ describe('OrderedQueues', () => {
     expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 
+  it('commits what waits for the end of the turn at once when asked (the store is about to close)', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = `${mkdtempSync(`${tmpdir()}/trestle-q-`)}/q.db`;
+    const first = setup(() => new Promise(() => undefined), path);
+    await first.q.stop(100);
+    const added = first.q.enqueueSoon([{ queueKey: '!r', kind: 'k', payload: 'late', dedupeKey: 'late' }]);
+    first.q.flushSoon();
+    first.db.close(); // before the turn ends: without the flush the item would be lost with an error
+    expect(await added).toBe(1);
+    expect(setup(() => new Promise(() => undefined), path).store.pending().map((p) => p.payload)).toEqual(['late']);
+  });
+
   it('writes all of an atomically() call or none: a failure after a write leaves nothing behind', () => {
     const { store } = setup(() => new Promise(() => undefined));
     expect(() => store.atomically(() => { store.add('!r', 'k', 1, 'a1'); throw new Error('disk full'); })).toThrow('disk full');

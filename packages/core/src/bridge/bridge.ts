@@ -317,6 +317,7 @@ export class TrestleBridge {
       try { await n.stop(); } catch (err) { this.log.warn('network stop failed', { network: n.identity.id, err: err as Error }); }
     }
     this.matrixLayer?.close();
+    this.queues?.flushSoon(); // events the networks reported up to their stop: stored for the next start
     this.db?.close();
     this.db = undefined;
     this.log.info('stopped');

@@ -85,8 +85,12 @@ export class OrderedQueues {
     return entries.map((e) => this.store.add(e.queueKey, e.kind, e.payload, e.dedupeKey)).filter((x): x is WorkItem => !!x);
   }
 
+  /** Commit what {@link enqueueSoon} holds for the end of this turn now (before the store closes). */
+  flushSoon(): void { if (this.batch.length) this.flushBatch(); }
+
   private flushBatch(): void {
     const calls = this.batch.splice(0);
+    if (calls.length === 0) return; // flushed early by flushSoon()
     let added: WorkItem[][];
     try {
       added = this.store.atomically(() => calls.map((c) => this.add(c.entries)));

@@ -4,18 +4,21 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createRequire } from 'node:module';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { benchKit, cpuMs, cpuSplitMs, memoryAfterGc, threadCpuMs, pct, progress, rssKb, sleep, until } from './common.mjs';
 
 const [dir, synPort, ircPort, asPort] = process.argv.slice(2);
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
-// BENCH_PHASES: a comma list of idle,m2i,ceiling,latency,users,i2m,startup (default: all), e.g. to profile one path
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'idle,m2i,ceiling,latency,users,i2m,startup').split(',').map((x) => x.trim()));
+// BENCH_PHASES: a comma list of idle,m2i,ceiling,latency,users,i2m,floor,startup (default: all), e.g. to profile one path
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'idle,m2i,ceiling,latency,users,i2m,floor,startup').split(',').map((x) => x.trim()));
 const require = createRequire(new URL('../packages/irc/package.json', import.meta.url));
 const IRC = require('irc-framework');
 const Database = createRequire(new URL('../packages/core/package.json', import.meta.url))('better-sqlite3');
-const { reg, healthy, matrix, registerUser, pushTransaction, event, startBridge: spawnBridge } = benchKit({ dir, synPort, asPort, txnPrefix: 'bench' });
+const { hs, reg, healthy, matrix, registerUser, pushTransaction, event, startBridge: spawnBridge } = benchKit({ dir, synPort, asPort, txnPrefix: 'bench' });
 const results = {};
+const execFileP = promisify(execFile);
 
 // ---------------------------------------------------------------- the bridge process
 let bridge;
@@ -218,6 +221,23 @@ results.ircToMatrix = {
 for (const t of talkers) t.client.quit();
 }
 reader.client.quit();
+
+// 4b. the floor under the IRC → Matrix figure: a bare process on the bridge's appservice port that
+// only PUTs each message as a ghost and answers the transaction that brings it back, with our
+// homeserver client and with node:http's (bench/i2m-floor.mjs); the bridge is stopped meanwhile
+if (PHASES.has('floor')) {
+  progress('IRC → Matrix floor: a bare process that only sends each message and answers its echo (500 each, two HTTP clients)');
+  bridge.kill('SIGTERM');
+  await new Promise((r) => bridge.once('exit', r));
+  results.ircToMatrixFloor = {};
+  for (const kind of ['lean', 'node-http']) {
+    const { stdout } = await execFileP(process.execPath, ['bench/i2m-floor.mjs', hs, asPort, reg.as_token, reg.hs_token, roomId, kind, '500']);
+    const r = JSON.parse(stdout);
+    results.ircToMatrixFloor[kind === 'lean' ? 'ourHttpClient' : 'nodeHttpClient'] = { cpuSecondsPer1000: r.cpuSecondsPer1000, userCpuSecondsPer1000: r.userCpuSecondsPer1000, systemCpuSecondsPer1000: r.systemCpuSecondsPer1000, msgPerSec: r.msgPerSec };
+  }
+  startBridge();
+  await until(healthy, 'the bridge to start again', 60_000);
+}
 
 // 5. start-up with 10,000 users in the store
 if (PHASES.has('startup')) {

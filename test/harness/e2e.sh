@@ -109,5 +109,6 @@ export TRESTLE_E2E_IRC_PORT="$IRC_PORT" TRESTLE_E2E_ERGO_WORK="$ERGO_WORK"
 export TRESTLE_E2E_DISCORD_PORT="$DISCORD_PORT"
 export TRESTLE_E2E_DIR="$DIR" TRESTLE_E2E_CONFIG="$DIR/bridge.yaml" TRESTLE_E2E_SYNAPSE_URL="http://127.0.0.1:$SYN_PORT"
 export TRESTLE_E2E_SHARED_SECRET="test-shared-secret" TRESTLE_E2E_SYNAPSE_LOG="$SYN_WORK/homeserver.log"
+export TRESTLE_E2E_SYNAPSE_WORK="$SYN_WORK"   # for suites that stop and start this same Synapse
 log "running the e2e suites"
 npx vitest run --project e2e "$@"

@@ -6,9 +6,9 @@ import { PortalStore } from '../../../packages/core/src/db/portals.js';
 import { TxnStore } from '../../../packages/core/src/db/txns.js';
 
 describe('migrations', () => {
-  it('creates core tables at version 1 and records per-owner versions', () => {
+  it('creates core tables at the latest version and records per-owner versions', () => {
     const db = openDatabase(':memory:');
-    expect(schemaVersion(db, 'core')).toBe(1);
+    expect(schemaVersion(db, 'core')).toBe(2);
     const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name);
     expect(tables).toEqual(expect.arrayContaining(['portals', 'ghosts', 'matrix_users', 'message_map', 'appservice_txns', 'work_queue', 'kv', 'admin_rooms']));
     migrate(db, 'irc', [
@@ -16,7 +16,7 @@ describe('migrations', () => {
       { version: 2, description: 'nicks', up: 'CREATE TABLE irc_nicks (nick TEXT)' },
     ]);
     expect(schemaVersion(db, 'irc')).toBe(2);
-    expect(schemaVersion(db, 'core')).toBe(1);
+    expect(schemaVersion(db, 'core')).toBe(2);
   });
 
   it('applies only the new migrations on a second run', () => {
@@ -76,11 +76,20 @@ describe('stores', () => {
     const { tmpdir } = await import('node:os');
     const path = `${mkdtempSync(`${tmpdir()}/trestle-t-`)}/t.db`;
     const db = openDatabase(path);
-    new TxnStore(db).record('txn-1');
+    new TxnStore(db).record('txn-1', ['$a', '$b']);
     db.close();
     const again = new TxnStore(openDatabase(path));
-    expect(again.seen('txn-1')).toBe(true);
-    expect(again.seen('txn-2')).toBe(false);
+    expect(again.seen('txn-1', ['$a', '$b'])).toBe(true);
+    expect(again.seen('txn-2', ['$a', '$b'])).toBe(false);
+  });
+
+  it('takes a reused transaction id with other events for a new transaction, as after a SQLite Synapse restarts', () => {
+    const txns = new TxnStore(openDatabase(':memory:'));
+    txns.record('1', ['$before']);
+    expect(txns.seen('1', ['$before'])).toBe(true); // a replay
+    expect(txns.seen('1', ['$after'])).toBe(false); // Synapse numbering from 1 again
+    txns.record('1', ['$after']);
+    expect(txns.seen('1', ['$after'])).toBe(true);
   });
 });
 

@@ -11,7 +11,8 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HomeserverHttp } from '../../../packages/core/src/matrix/http.js';
+import { MatrixError } from '../../../packages/core/src/matrix/client.js';
+import { HomeserverHttp, HttpExchangeError } from '../../../packages/core/src/matrix/http.js';
 
 const closers: (() => void)[] = [];
 afterEach(() => { for (const c of closers.splice(0)) c(); });
@@ -293,6 +294,21 @@ describe('HomeserverHttp against scripted answers', () => {
     await expect(client(`http://127.0.0.1:${port}`).send('GET', '/x')).rejects.toThrow(/ECONNREFUSED/);
   });
 
+  it('marks a homeserver that did not answer as unreachable, and one that answered garbage as not', async () => {
+    const peer = await rawPeer((sock, _r, n) => {
+      if (n === 1) sock.destroy(); // closed before answering
+      else if (n === 3) sock.write('SMTP ready\r\n\r\n');
+      // n === 2: never answers
+    });
+    const http = client(peer.url, { timeoutMs: 150 });
+    await expect(http.send('POST', '/createRoom', '{}')).rejects.toMatchObject({ unreachable: true });
+    await expect(http.send('PUT', '/hang', '{}')).rejects.toMatchObject({ unreachable: true, message: expect.stringMatching(/no answer in/) });
+    await expect(http.send('GET', '/garbled')).rejects.toMatchObject({ unreachable: false });
+    const port = new URL(peer.url).port;
+    for (const c of closers.splice(0)) c();
+    await expect(client(`http://127.0.0.1:${port}`).send('GET', '/x')).rejects.toMatchObject({ unreachable: true, message: expect.stringMatching(/ECONNREFUSED/) });
+  });
+
   it('fails waiting requests when closed', async () => {
     const peer = await rawPeer(() => undefined);
     const http = new HomeserverHttp(peer.url, 't', { maxSockets: 1 });
@@ -302,5 +318,21 @@ describe('HomeserverHttp against scripted answers', () => {
     await expect(first).rejects.toThrow(/closed/);
     await expect(second).rejects.toThrow(/closed/);
     await expect(http.send('GET', '/3')).rejects.toThrow(/closed/);
+  });
+});
+
+describe('MatrixError.unreachable (what the delivery queue waits out without spending attempts)', () => {
+  const away = new HttpExchangeError('connect ECONNREFUSED', { unreachable: true });
+  it.each([
+    ['no answer at all', new MatrixError('cannot reach the homeserver', undefined, undefined, { cause: away }), true],
+    ['a garbled answer', new MatrixError('cannot reach the homeserver', undefined, undefined, { cause: new HttpExchangeError('not an HTTP/1.x answer') }), false],
+    ['a proxy\'s 502 with no Matrix error', new MatrixError('HTTP 502', undefined, 502), true],
+    ['a proxy\'s 503', new MatrixError('HTTP 503', undefined, 503), true],
+    ['a 504', new MatrixError('HTTP 504', undefined, 504), true],
+    ['Synapse\'s own 502 (a remote server it could not reach)', new MatrixError('M_UNKNOWN: Failed to contact remote server', 'M_UNKNOWN', 502), false],
+    ['a 500', new MatrixError('HTTP 500', undefined, 500), false],
+    ['a 429', new MatrixError('M_LIMIT_EXCEEDED: slow down', 'M_LIMIT_EXCEEDED', 429), false],
+  ])('%s: %s', (_what, err, unreachable) => {
+    expect(err.unreachable).toBe(unreachable);
   });
 });

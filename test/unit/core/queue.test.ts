@@ -7,6 +7,10 @@ import type { WorkItem } from '../../../packages/core/src/db/workQueue.js';
 
 const policy = { maxAttempts: 3, initialBackoffMs: 5, maxBackoffMs: 20 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(ok: () => boolean, timeoutMs = 3000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ok()) { if (Date.now() > end) throw new Error('timed out'); await sleep(5); }
+}
 
 function setup(handle: (item: WorkItem) => Promise<void>, path = ':memory:') {
   const db = openDatabase(path);
@@ -58,6 +62,38 @@ describe('OrderedQueues', () => {
     const row = db.prepare(`SELECT state, attempts, last_error FROM work_queue WHERE dedupe_key = 'c'`).get() as { state: string; last_error: string };
     expect(row.state).toBe('failed');
     expect(row.last_error).toBe('nope');
+  });
+
+  it('waits out an unreachable destination without spending attempts, its backoff capped, keeping the order', async () => {
+    const seen: string[] = [];
+    let outage = 12; // four times maxAttempts
+    const { q, gaveUp, db } = setup(async (item) => {
+      if (outage > 0) { outage--; throw Object.assign(new Error('connect ECONNREFUSED'), { unreachable: true }); }
+      seen.push(item.payload as string);
+    });
+    const start = Date.now();
+    q.enqueue('!r', 'k', 'first', 'u1');
+    q.enqueue('!r', 'k', 'second', 'u2');
+    await sleep(20);
+    const row = db.prepare(`SELECT state, attempts, last_error FROM work_queue WHERE dedupe_key = 'u1'`).get();
+    expect(row).toEqual({ state: 'pending', attempts: 0, last_error: 'connect ECONNREFUSED' });
+    await until(() => seen.length === 2);
+    expect(seen).toEqual(['first', 'second']);
+    expect(gaveUp).toEqual([]);
+    // uncapped, the twelfth wait alone would be 5 ms * 2^11 = 10 s; capped at 20 ms (+25 %) all of them take < 0.4 s
+    expect(Date.now() - start).toBeLessThan(1500);
+  });
+
+  it('still gives up after maxAttempts failures that reached the destination, whatever waits came between', async () => {
+    let calls = 0;
+    const { q, gaveUp } = setup(async () => {
+      calls++;
+      throw calls % 2 ? Object.assign(new Error('away'), { unreachable: true }) : new Error('refused by the destination');
+    });
+    q.enqueue('!r', 'k', 'x', 'x');
+    await until(() => gaveUp.length === 1);
+    expect(calls).toBe(6); // three waits, three counted attempts
+    expect(gaveUp[0]!.attempts).toBe(3);
   });
 
   it('gives up at once on a permanent error', async () => {

@@ -196,7 +196,7 @@ export class TrestleBridge {
     app.disable('x-powered-by');
     const asHandler: TransactionHandler = {
       // a transaction of only our ghosts' echoes stores nothing, so whether it was seen does not matter: no lookup
-      seenTransaction: (id, events) => events.some((ev) => !this.onlyOwnEcho(ev)) && txns.seen(id),
+      seenTransaction: (id, events) => events.some((ev) => !this.onlyOwnEcho(ev)) && txns.seen(id, events.map((ev) => ev.event_id)),
       persistTransaction: (txnId, events) => {
         const receivedAt = Date.now();
         for (const ev of events) this.metrics.eventsIn.inc({ network: 'matrix', type: ev.type });
@@ -205,7 +205,7 @@ export class TrestleBridge {
         if (wanted.length === 0) return;
         this.queues!.enqueueAll(wanted.map((event) => ({
           queueKey: event.room_id, kind: MATRIX_KIND, payload: { event, receivedAt } satisfies MatrixWork, dedupeKey: `m:${event.event_id}`,
-        })), () => txns.record(txnId));
+        })), () => txns.record(txnId, events.map((ev) => ev.event_id)));
       },
       onEphemeral: (events) => this.onEphemeral(events),
       queryUser: async (userId) => {

@@ -3,7 +3,9 @@
  * one after another, in the order they were added; rooms run independently, so a slow room does
  * not hold up the others. A failing item is retried with exponential backoff *at the head of its
  * room's queue* (later items wait: order is kept), and after `maxAttempts` it is given up and
- * reported through `onGiveUp` so the sender can be told.
+ * reported through `onGiveUp` so the sender can be told. An error marked `unreachable` (the
+ * destination is away: the homeserver down, say) spends no attempt: the item waits at the head,
+ * with the same capped backoff, for as long as the outage lasts, since giving up would lose it.
  *
  * The queue is durable through {@link WorkQueueStore}: items are persisted before `enqueue`
  * returns, and `restore()` reloads what was pending when the process stopped.
@@ -19,7 +21,8 @@ export interface QueuePolicy {
 
 export interface QueueHooks {
   /**
-   * Deliver one item. Throw to retry; throw an error with `permanent: true` to give up at once.
+   * Deliver one item. Throw to retry; throw an error with `permanent: true` to give up at once, or
+   * with `unreachable: true` to retry without counting the attempt (the destination is away).
    * May resolve with store writes that belong to the delivery (the message map): they are made in
    * the same database transaction that marks the item done, one commit instead of two.
    */
@@ -43,6 +46,8 @@ export class OrderedQueues {
   private readonly idle: (() => void)[] = [];
   private stopping = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Failures of a head item that did not count as attempts (its destination unreachable), for its backoff. */
+  private readonly waits = new Map<number, number>();
 
   constructor(
     private readonly store: WorkQueueStore,
@@ -151,12 +156,18 @@ export class OrderedQueues {
       const writes = await this.hooks.handle(item);
       if (writes) this.store.atomically(() => { writes(); this.store.done(item.id); });
       else this.store.done(item.id);
+      this.waits.delete(item.id);
       return true;
     } catch (err) {
-      item.attempts += 1;
       const message = err instanceof Error ? err.message : String(err);
-      const permanent = typeof err === 'object' && err !== null && (err as { permanent?: boolean }).permanent === true;
+      const flag = (name: 'permanent' | 'unreachable'): boolean =>
+        typeof err === 'object' && err !== null && (err as Record<string, unknown>)[name] === true;
+      const permanent = flag('permanent');
+      const unreachable = !permanent && flag('unreachable');
+      if (unreachable) this.waits.set(item.id, (this.waits.get(item.id) ?? 0) + 1);
+      else item.attempts += 1;
       if (permanent || item.attempts >= this.policy.maxAttempts) {
+        this.waits.delete(item.id);
         this.log.warn('giving up on delivery', { queue: item.queueKey, item: item.id, kind: item.kind, attempts: item.attempts, err: message });
         this.store.failed(item.id, message);
         try { await this.hooks.onGiveUp(item, err); } catch (e) {
@@ -164,10 +175,13 @@ export class OrderedQueues {
         }
         return true;
       }
-      this.store.attempted(item.id, message);
-      const base = Math.min(this.policy.maxBackoffMs, this.policy.initialBackoffMs * 2 ** (item.attempts - 1));
+      if (unreachable) this.store.noteError(item.id, message);
+      else this.store.attempted(item.id, message);
+      const failures = item.attempts + (this.waits.get(item.id) ?? 0);
+      const base = Math.min(this.policy.maxBackoffMs, this.policy.initialBackoffMs * 2 ** Math.min(failures - 1, 30));
       const delay = Math.round(base * (0.75 + Math.random() * 0.5));
-      this.log.info('delivery failed; will retry', { queue: item.queueKey, item: item.id, attempt: item.attempts, delayMs: delay, err: message });
+      this.log.info(unreachable ? 'destination unreachable; will retry' : 'delivery failed; will retry',
+        { queue: item.queueKey, item: item.id, attempt: item.attempts, failures, delayMs: delay, err: message });
       const q = this.rooms.get(item.queueKey)!;
       const timer = setTimeout(() => {
         this.timers.delete(timer);
@@ -195,6 +209,7 @@ export class OrderedQueues {
   /** Stop taking new work: in-flight items finish, the rest stays pending in the store. */
   async stop(timeoutMs: number): Promise<boolean> {
     this.stopping = true;
+    this.waits.clear();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     return this.drain(timeoutMs);

@@ -109,7 +109,10 @@ export const deliverySchema = z
       .int()
       .min(1)
       .default(8)
-      .describe('How many times a message is tried before its sender is told it was not delivered.'),
+      .describe(
+        'How many times a message is tried before its sender is told it was not delivered. Tries that ' +
+          'find the homeserver unreachable do not count: a message waits out an outage however long.',
+      ),
     initialBackoffMs: z.int().min(0).default(500).describe('Wait before the first retry, in milliseconds.'),
     maxBackoffMs: z
       .int()

@@ -20,6 +20,7 @@ export class WorkQueueStore {
   private readonly markDone;
   private readonly markFailed;
   private readonly bump;
+  private readonly note;
   /** One transaction wrapper for every atomically() call: better-sqlite3 builds a new one (~5 µs) per db.transaction(). */
   private readonly txn;
 
@@ -30,6 +31,7 @@ export class WorkQueueStore {
     this.markDone = db.prepare(`UPDATE work_queue SET state = 'done', finished_at = ? WHERE id = ?`);
     this.markFailed = db.prepare(`UPDATE work_queue SET state = 'failed', finished_at = ?, last_error = ? WHERE id = ?`);
     this.bump = db.prepare(`UPDATE work_queue SET attempts = attempts + 1, last_error = ? WHERE id = ?`);
+    this.note = db.prepare(`UPDATE work_queue SET last_error = ? WHERE id = ?`);
     this.txn = db.transaction((fn: () => unknown) => fn());
   }
 
@@ -53,6 +55,8 @@ export class WorkQueueStore {
   done(id: number): void { this.markDone.run(Date.now(), id); }
   failed(id: number, error: string): void { this.markFailed.run(Date.now(), error, id); }
   attempted(id: number, error: string): void { this.bump.run(error, id); }
+  /** Record a failure that does not count as an attempt (the destination was unreachable). */
+  noteError(id: number, error: string): void { this.note.run(error, id); }
 
   /** Delete finished rows older than `maxAgeMs`; their dedupe keys have done their job by then. */
   prune(maxAgeMs: number): number {

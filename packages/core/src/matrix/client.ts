@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from '../util/log.js';
-import { HomeserverHttp } from './http.js';
+import { HomeserverHttp, HttpExchangeError } from './http.js';
 import type { RegistrationFile } from './registration.js';
 
 export interface MatrixOptions {
@@ -33,6 +33,15 @@ export class MatrixError extends Error {
   /** 4xx other than 429 will not get better by retrying (except a lost membership, handled by callers). */
   get permanent(): boolean {
     return this.status !== undefined && this.status >= 400 && this.status < 500 && this.status !== 429 && this.errcode !== 'M_FORBIDDEN';
+  }
+  /**
+   * The homeserver is away: it did not answer at all, or a proxy in front of it answered 502, 503
+   * or 504 without a Matrix error. Nothing reaches Matrix until it is back, so the delivery queue
+   * waits for it without spending the message's attempts (an outage must not turn into losses).
+   */
+  get unreachable(): boolean {
+    if (this.status === undefined) return this.cause instanceof HttpExchangeError && this.cause.unreachable;
+    return (this.status === 502 || this.status === 503 || this.status === 504) && this.errcode === undefined;
   }
 }
 

@@ -36,11 +36,17 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 
-/** An error of the exchange itself (not an HTTP status): the connection is dropped. */
+/**
+ * An error of the exchange itself (not an HTTP status): the connection is dropped. `unreachable`
+ * when the homeserver did not answer at all (a refused, reset or closed connection, no answer in
+ * time), as opposed to answering with something this client cannot read.
+ */
 export class HttpExchangeError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly unreachable: boolean;
+  constructor(message: string, options?: { cause?: unknown; unreachable?: boolean }) {
     super(message, options);
     this.name = 'HttpExchangeError';
+    this.unreachable = options?.unreachable === true;
   }
 }
 
@@ -125,7 +131,7 @@ class Conn {
       return;
     }
     const why = err ? err.message : 'the homeserver closed the connection before answering';
-    this.owner.settle(ex, new HttpExchangeError(why, { cause: err }));
+    this.owner.settle(ex, new HttpExchangeError(why, { cause: err, unreachable: true }));
   }
 
   private onData(d: Buffer): void {
@@ -383,6 +389,6 @@ export class HomeserverHttp {
     const i = this.waiting.indexOf(ex);
     if (i >= 0) this.waiting.splice(i, 1);
     for (const c of this.all) if (c.ex === ex) { c.ex = undefined; c.socket.destroy(); }
-    ex.reject(new HttpExchangeError(`no answer in ${Math.round(this.timeoutMs / 1000)} s`));
+    ex.reject(new HttpExchangeError(`no answer in ${Math.round(this.timeoutMs / 1000)} s`, { unreachable: true }));
   }
 }

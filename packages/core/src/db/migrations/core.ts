@@ -7,6 +7,9 @@
  *     transaction is not processed twice, even after a restart), the durable work queue (every
  *     event in either direction is persisted here before it is acknowledged), admin rooms, and a
  *     key-value table per owner.
+ * 2 — a digest of each processed transaction's event ids: Synapse on SQLite numbers appservice
+ *     transactions from 1 again after it restarts, so an id alone does not tell a replay from a
+ *     new transaction (seen: Matrix messages sent after a Synapse restart were dropped as replays).
  */
 import type { Migration } from '../../network/contract.js';
 
@@ -93,5 +96,10 @@ export const coreMigrations: Migration[] = [
         PRIMARY KEY (owner, key)
       );
     `,
+  },
+  {
+    version: 2,
+    description: 'processed transactions are known by their events too, as a homeserver may reuse ids',
+    up: `ALTER TABLE appservice_txns ADD COLUMN events TEXT;`,
   },
 ];

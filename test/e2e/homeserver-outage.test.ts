@@ -89,7 +89,9 @@ describe('homeserver outage', () => {
         'several failed attempts to deliver into Matrix', 20_000);
       await sleep(3000); // and some more, with the backoff at its cap
       expect((await matrixFailures()).gaveUp).toBe(before.gaveUp);
+      expect(await bridge.matrix.reachable()).toBe(false); // what the queue's probe asks while rooms wait
     });
+    expect(await bridge.matrix.reachable()).toBe(true); // so the waiting rooms retry now, not at the end of their backoff
 
     bob.say('#hsdown', 'after the outage');
     const expected = ['before the outage', ...lines, 'cat during the outage', 'after the outage'];

@@ -84,6 +84,34 @@ describe('OrderedQueues', () => {
     expect(Date.now() - start).toBeLessThan(1500);
   });
 
+  it('retries every room waiting out an outage as soon as the destination answers again, not at the end of its backoff', async () => {
+    let down = true;
+    const seen: string[] = [];
+    const probed: string[] = [];
+    const db = openDatabase(':memory:');
+    const q = new OrderedQueues(new WorkQueueStore(db), { maxAttempts: 3, initialBackoffMs: 60_000, maxBackoffMs: 60_000, probeMs: 20 }, {
+      handle: async (item) => {
+        if (down && item.kind === 'to-matrix') throw Object.assign(new Error('connect ECONNREFUSED'), { unreachable: true });
+        seen.push(item.payload as string);
+      },
+      onGiveUp: async () => undefined,
+      reachable: async (kind) => { probed.push(kind); return !down; },
+    }, silentLogger);
+    for (const room of ['!a', '!b', '!c']) q.enqueue(room, 'to-matrix', room, `p${room}`);
+    q.enqueue('!d', 'to-irc', '!d', 'p!d'); // another destination: not held up, not probed
+    await sleep(80);
+    expect(seen).toEqual(['!d']); // the rest wait a minute's backoff...
+    expect(probed.length).toBeGreaterThan(0);
+    expect(new Set(probed)).toEqual(new Set(['to-matrix']));
+    down = false;
+    await until(() => seen.length === 4, 1000); // ...but go as soon as a probe finds the destination back
+    expect(seen.slice(1).sort()).toEqual(['!a', '!b', '!c']);
+    const n = probed.length;
+    await sleep(80);
+    expect(probed.length).toBe(n); // nothing waits: no more probes
+    await q.stop(100);
+  });
+
   it('still gives up after maxAttempts failures that reached the destination, whatever waits came between', async () => {
     let calls = 0;
     const { q, gaveUp } = setup(async () => {

@@ -190,6 +190,8 @@ export class TrestleBridge {
       },
       onGiveUp: (item, err) => this.reportGiveUp(item, err),
       onDepth: () => this.metrics.queueDepth.set(this.queues?.totalDepth() ?? 0),
+      // only deliveries to Matrix wait out an unreachable destination today: the homeserver
+      reachable: (kind) => (kind === REMOTE_KIND ? matrix.reachable() : Promise.resolve(false)),
     }, log);
 
     const app = express();

@@ -17,6 +17,8 @@ export interface QueuePolicy {
   maxAttempts: number;
   initialBackoffMs: number;
   maxBackoffMs: number;
+  /** While items wait out an unreachable destination, ask {@link QueueHooks.reachable} this often (default 2 s). */
+  probeMs?: number;
 }
 
 export interface QueueHooks {
@@ -31,6 +33,12 @@ export interface QueueHooks {
   onGiveUp(item: WorkItem, error: unknown): Promise<void>;
   /** Called with (queueKey, depth) whenever a room's queue depth changes. */
   onDepth?(queueKey: string, depth: number): void;
+  /**
+   * Is the destination of items of this kind back? Asked every `probeMs` while some wait out an
+   * unreachable one: true retries them all at once, instead of each at the end of its backoff
+   * (up to `maxBackoffMs` after a long outage).
+   */
+  reachable?(kind: string): Promise<boolean>;
 }
 
 /** An item to add: where it queues, what it is, and the key that makes a second add of it a no-op. */
@@ -48,6 +56,9 @@ export class OrderedQueues {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Failures of a head item that did not count as attempts (its destination unreachable), for its backoff. */
   private readonly waits = new Map<number, number>();
+  /** Rooms whose head item waits out an unreachable destination: its kind and retry timer. */
+  private readonly away = new Map<string, { kind: string; timer: NodeJS.Timeout }>();
+  private probing?: NodeJS.Timeout;
 
   constructor(
     private readonly store: WorkQueueStore,
@@ -185,10 +196,40 @@ export class OrderedQueues {
       const q = this.rooms.get(item.queueKey)!;
       const timer = setTimeout(() => {
         this.timers.delete(timer);
+        this.away.delete(item.queueKey);
         if (!this.stopping) void this.run(item.queueKey, q);
       }, delay);
       this.timers.add(timer);
+      if (unreachable) { this.away.set(item.queueKey, { kind: item.kind, timer }); this.probeSoon(); }
       return false;
+    }
+  }
+
+  /** Ask whether the destinations rooms wait for are back, after `probeMs`; again while any room waits. */
+  private probeSoon(): void {
+    const reachable = this.hooks.reachable;
+    if (!reachable || this.probing || this.stopping) return;
+    this.probing = setTimeout(() => {
+      void (async () => {
+        for (const kind of new Set([...this.away.values()].map((a) => a.kind))) {
+          if (await reachable(kind).catch(() => false)) this.retryAwayNow(kind);
+        }
+        this.probing = undefined;
+        if (this.away.size) this.probeSoon();
+      })();
+    }, this.policy.probeMs ?? 2000);
+    this.probing.unref();
+  }
+
+  /** The destination of items of `kind` answers again: every room waiting for it retries now. */
+  private retryAwayNow(kind: string): void {
+    for (const [key, a] of this.away) {
+      if (a.kind !== kind) continue;
+      clearTimeout(a.timer);
+      this.timers.delete(a.timer);
+      this.away.delete(key);
+      const q = this.rooms.get(key);
+      if (q && !this.stopping) void this.run(key, q);
     }
   }
 
@@ -210,6 +251,8 @@ export class OrderedQueues {
   async stop(timeoutMs: number): Promise<boolean> {
     this.stopping = true;
     this.waits.clear();
+    this.away.clear();
+    if (this.probing) clearTimeout(this.probing);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     return this.drain(timeoutMs);

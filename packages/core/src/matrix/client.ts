@@ -271,6 +271,16 @@ export class MatrixClientLayer {
     return Date.now() - t0;
   }
 
+  /** Does the homeserver answer (its unauthenticated versions endpoint)? For noticing the end of an outage. */
+  async reachable(): Promise<boolean> {
+    try {
+      await this.request('GET', '/_matrix/client/versions');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async createRoom(body: Record<string, unknown>, userId?: string): Promise<string> {
     const res = await this.request<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', body, userId);
     this.markJoined(userId ?? this.botUserId, res.room_id);

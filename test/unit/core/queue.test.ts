@@ -112,6 +112,22 @@ describe('OrderedQueues', () => {
     await q.stop(100);
   });
 
+  it('leaves to its backoff an item that fails as unreachable while the probe finds the destination answering', async () => {
+    let tries = 0;
+    let probes = 0;
+    const db = openDatabase(':memory:');
+    const q = new OrderedQueues(new WorkQueueStore(db), { maxAttempts: 3, initialBackoffMs: 60_000, maxBackoffMs: 60_000, probeMs: 10 }, {
+      handle: async () => { tries++; throw Object.assign(new Error('one endpoint times out'), { unreachable: true }); },
+      onGiveUp: async () => undefined,
+      reachable: async () => { probes++; return true; },
+    }, silentLogger);
+    q.enqueue('!r', 'k', 'x', 'x');
+    await sleep(150);
+    expect(probes).toBeGreaterThan(3);
+    expect(tries).toBe(1); // not retried every probe: no outage was seen ending
+    await q.stop(100);
+  });
+
   it('still gives up after maxAttempts failures that reached the destination, whatever waits came between', async () => {
     let calls = 0;
     const { q, gaveUp } = setup(async () => {

@@ -34,9 +34,9 @@ export interface QueueHooks {
   /** Called with (queueKey, depth) whenever a room's queue depth changes. */
   onDepth?(queueKey: string, depth: number): void;
   /**
-   * Is the destination of items of this kind back? Asked every `probeMs` while some wait out an
-   * unreachable one: true retries them all at once, instead of each at the end of its backoff
-   * (up to `maxBackoffMs` after a long outage).
+   * Does the destination of items of this kind answer? Asked every `probeMs` while some wait out
+   * an unreachable one: a true after a false (the outage is over) retries them all at once, instead
+   * of each at the end of its backoff (up to `maxBackoffMs` after a long outage).
    */
   reachable?(kind: string): Promise<boolean>;
 }
@@ -59,6 +59,8 @@ export class OrderedQueues {
   /** Rooms whose head item waits out an unreachable destination: its kind and retry timer. */
   private readonly away = new Map<string, { kind: string; timer: NodeJS.Timeout }>();
   private probing?: NodeJS.Timeout;
+  /** Kinds whose destination the probe found not answering. */
+  private readonly down = new Set<string>();
 
   constructor(
     private readonly store: WorkQueueStore,
@@ -212,7 +214,10 @@ export class OrderedQueues {
     this.probing = setTimeout(() => {
       void (async () => {
         for (const kind of new Set([...this.away.values()].map((a) => a.kind))) {
-          if (await reachable(kind).catch(() => false)) this.retryAwayNow(kind);
+          // wake only at the end of an outage the probe saw: a destination that answers it while an
+          // item still fails as unreachable (one endpoint timing out, say) is left to the backoff
+          if (!(await reachable(kind).catch(() => false))) this.down.add(kind);
+          else if (this.down.delete(kind)) this.retryAwayNow(kind);
         }
         this.probing = undefined;
         if (this.away.size) this.probeSoon();
@@ -252,6 +257,7 @@ export class OrderedQueues {
     this.stopping = true;
     this.waits.clear();
     this.away.clear();
+    this.down.clear();
     if (this.probing) clearTimeout(this.probing);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();

@@ -228,6 +228,7 @@ export class OrderedQueues {
 
   /** The destination of items of `kind` answers again: every room waiting for it retries now. */
   private retryAwayNow(kind: string): void {
+    this.log.info('the destination answers again; rooms waiting for it resume', { kind, rooms: [...this.away.values()].filter((a) => a.kind === kind).length });
     for (const [key, a] of this.away) {
       if (a.kind !== kind) continue;
       clearTimeout(a.timer);

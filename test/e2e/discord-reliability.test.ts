@@ -1,6 +1,6 @@
 /**
  * The Discord bridge against the fake Discord (an unmodified discord.js logs in to it) and a real Synapse.
- * Reliability: echo suppression in both echo orders, 429 bursts, a forced gateway reconnect,
+ * Reliability: echo suppression in both echo orders, 429 bursts, a Discord outage (503s), a forced gateway reconnect,
  * a restart with messages missed meanwhile, login errors, a missing Message Content intent, and the
  * IRC ↔ Discord relay through one Matrix room.
  * Shared set-up: discord-harness.ts.
@@ -60,6 +60,28 @@ describe('Discord bridge: order and trouble', () => {
     for (const text of incoming) fake.injectUserMessage(ch.id, i2user(text), text);
     const events = await alice.waitForTimeline(roomId, (evs) => messagesOf(evs).filter((e) => body(e).startsWith('incoming')).length === incoming.length);
     expect(messagesOf(events).filter((e) => body(e).startsWith('incoming')).map(body)).toEqual(incoming);
+  });
+
+  it('waits out a Discord outage (503 after discord.js retries) longer than the retry budget: nothing given up, order kept', async () => {
+    const ch = channel('outage');
+    const roomId = await plumbed(ch);
+    await alice.sendText(roomId, 'before the outage'); // the channel's webhook exists: only sends fail below
+    await until(() => webhookContents(ch.id).includes('before the outage'), 'the first message');
+    const sends = /^POST \/(webhooks\/[^/]+\/[^/]+|channels\/[^/]+\/messages)$/;
+    const n0 = fake.requests.length;
+    // e2e.sh: delivery.maxAttempts 3, initialBackoffMs 200: counted, the first message would be given up in ~1 s
+    fake.failNext(sends, 503, { forMs: 4000 });
+    const sent = Array.from({ length: 4 }, (_, i) => `during the outage ${i + 1}`);
+    for (const text of sent) await alice.sendText(roomId, text);
+    await until(() => webhookContents(ch.id).length === sent.length + 1, 'every message after the outage', 30_000);
+    expect(webhookContents(ch.id)).toEqual(['before the outage', ...sent]);
+    // the outage outlasted the budget: discord.js tries each send 4 times (3 retries), core more than maxAttempts times
+    const refused = fake.requests.slice(n0).filter((r) => r.route === '/webhooks/:webhook/:token' && r.status === 503);
+    expect(refused.length).toBeGreaterThanOrEqual(4 * 4);
+    await sleep(500);
+    const notices = (await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'));
+    expect(notices.map(body)).toEqual([]);
+    expect(webhookContents(ch.id)).toEqual(['before the outage', ...sent]); // and exactly once
   });
 
   it('loses nothing across a forced gateway reconnect mid-conversation', async () => {

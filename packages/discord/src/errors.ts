@@ -2,11 +2,56 @@
 import { DeliveryError } from '@trestle/core';
 import { discordStatus } from './webhooks.js';
 
-/** A Discord API failure as core understands it: a client error is permanent, the rest is retried. */
+/**
+ * How a failed Discord API call should be retried:
+ * - `refused`: Discord answered with a client error (4xx but 429): it will not take this call, ever.
+ * - `unreachable`: Discord did not answer at all, or only that it is down: the connection was refused
+ *   or lost, the request timed out, or a 5xx stayed after discord.js's own retries (it retries 5xx,
+ *   resets and timeouts up to three times before throwing). Core waits such an outage out without
+ *   spending the message's attempts.
+ * - `retry`: anything else (a 429 that discord.js passed on, an unexpected error): retried, counted.
+ */
+export type DiscordFailure = 'refused' | 'unreachable' | 'retry';
+
+/**
+ * Error codes of a request that got no answer: Node's socket and DNS errors, and undici's (what
+ * @discordjs/rest makes its requests with) for a closed socket or a timeout.
+ */
+const NO_ANSWER = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN',
+  'ENOTFOUND', 'EAI_AGAIN',
+  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_ABORTED',
+]);
+
+/** Did the request get no answer? Looks through `cause` (fetch's "fetch failed") and `errors` (a connect to several addresses). */
+function noAnswer(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 4) return false;
+  const e = err as { name?: unknown; code?: unknown; cause?: unknown; errors?: unknown };
+  // discord.js aborts a request after its timeout (15 s by default) and throws the AbortError after its retries
+  if (e.name === 'AbortError' || (typeof e.code === 'string' && NO_ANSWER.has(e.code))) return true;
+  if (Array.isArray(e.errors) && e.errors.length > 0 && e.errors.every((x) => noAnswer(x, depth + 1))) return true;
+  return noAnswer(e.cause, depth + 1);
+}
+
+/** Classify a failed Discord API call (pure: looks only at the error). */
+export function discordFailure(err: unknown): DiscordFailure {
+  const status = discordStatus(err);
+  if (typeof status === 'number') {
+    if (status >= 500 && status < 600) return 'unreachable';
+    return status >= 400 && status < 500 && status !== 429 ? 'refused' : 'retry';
+  }
+  return noAnswer(err) ? 'unreachable' : 'retry';
+}
+
+/** A Discord API failure as core understands it: a client error is permanent, an outage waits, the rest is retried. */
 export function toDeliveryError(err: unknown, what: string): DeliveryError {
   if (err instanceof DeliveryError) return err;
-  const status = discordStatus(err);
   const message = err instanceof Error ? err.message : String(err);
-  const permanent = status !== undefined && status >= 400 && status < 500 && status !== 429;
-  return new DeliveryError(`Discord ${permanent ? 'refused' : 'did not take'} the ${what}: ${message}`, permanent, { cause: err });
+  const failure = discordFailure(err);
+  const said = failure === 'refused' ? 'refused' : failure === 'unreachable' ? 'could not be reached for' : 'did not take';
+  return new DeliveryError(`Discord ${said} the ${what}: ${message}`, failure === 'refused', { cause: err, unreachable: failure === 'unreachable' });
 }
+
+/** The error for a call made while the bridge has no Discord client: an outage, waited out like one. */
+export const notConnected = (): DeliveryError =>
+  new DeliveryError('the bridge is not connected to Discord right now', false, { unreachable: true });

@@ -19,7 +19,8 @@ import { channelChat, parseChat } from './ids.js';
 import { download } from './media.js';
 import { KeyedSerial } from './serial.js';
 import type { DiscordStore, StoredGuild } from './store.js';
-import { discordCode, discordStatus } from './webhooks.js';
+import { discordCode } from './webhooks.js';
+import { toDeliveryError } from './errors.js';
 
 const MISSING_PERMISSIONS = 50013;
 const TOPIC_MAX = 1024;
@@ -343,8 +344,7 @@ export class GuildSync {
       if (discordCode(err) === MISSING_PERMISSIONS) {
         throw new DeliveryError(`#${ch.name} keeps its ${what} on Discord: the bridge bot lacks the Manage Channels permission there`, true, { cause: err });
       }
-      const status = discordStatus(err);
-      throw new DeliveryError(`Discord did not take the channel ${what}: ${(err as Error).message}`, status !== undefined && status >= 400 && status < 500 && status !== 429, { cause: err });
+      throw toDeliveryError(err, `channel ${what}`);
     }
   }
 }

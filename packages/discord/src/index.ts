@@ -4,6 +4,7 @@ import { discordConfigSchema } from './config.js';
 import { DiscordNetwork } from './network.js';
 
 export { DiscordNetwork, toDeliveryError } from './network.js';
+export { discordFailure, type DiscordFailure } from './errors.js';
 export { discordConfigSchema, type DiscordConfig } from './config.js';
 export { DiscordLoginError, classifyLoginError } from './client.js';
 export { fillTemplate, isRealEdit, tooOld } from './fromDiscord.js';

@@ -15,7 +15,7 @@ import type { Client, Guild, GuildMember, PartialGuildMember, User } from 'disco
 import { LinkApprovals } from './approvals.js';
 import { createClient, DiscordLoginError, login } from './client.js';
 import { discordConfigSchema, type DiscordConfig } from './config.js';
-import { toDeliveryError } from './errors.js';
+import { notConnected, toDeliveryError } from './errors.js';
 import { FromDiscord } from './fromDiscord.js';
 import { GuildSync } from './guilds.js';
 import { channelChat, ghostLocalpart, parseChat, type parseUser } from './ids.js';
@@ -170,7 +170,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   }
 
   private requireClient(): Client {
-    if (!this.client) throw new DeliveryError('the bridge is not connected to Discord right now', false);
+    if (!this.client) throw notConnected();
     return this.client;
   }
 

@@ -14,7 +14,7 @@ import type { DiscordConfig } from './config.js';
 import {
   allowedMentions, emote, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, userMention, webhookUsername, type DiscordText,
 } from './convert/index.js';
-import { toDeliveryError } from './errors.js';
+import { notConnected, toDeliveryError } from './errors.js';
 import {
   messageRef, parseAliasLocalpart, parseChat, parseMessageRef, parseReactionRef, parseUser, reactionRef, type ParsedChat,
 } from './ids.js';
@@ -66,7 +66,7 @@ export class ToDiscord {
 
   private requireClient(): Client {
     const client = this.d.client();
-    if (!client) throw new DeliveryError('the bridge is not connected to Discord right now', false);
+    if (!client) throw notConnected();
     return client;
   }
 

@@ -529,7 +529,7 @@ export class LeanConnection extends EventEmitter {
     // Lost: a line with no answer yet may never have reached the server. A socket is not known to be
     // dead until it is read (a resting one is read only when written to), so a line may even have
     // been written after the server was gone. Failing it lets the room's queue send it again once
-    // the connection is back (or tell the sender, after its attempts) instead of calling it sent.
+    // the connection is back instead of calling it sent; an outage, so it spends none of its attempts.
     for (const w of unanswered) w.lost();
     this.state = 'reconnecting';
     this.timer = reconnectAfterLoss({
@@ -626,7 +626,8 @@ export class LeanConnection extends EventEmitter {
             clearTimeout(t);
             if (refusal) line.reject(new DeliveryError(`the IRC server refused it: ${refusal}`, true)); else line.resolve(id);
           },
-          lost: () => { clearTimeout(t); line.reject(new DeliveryError('the IRC connection was lost before the server confirmed the message')); },
+          // an outage, not a refusal: the retry waits in the reconnecting connection's queue, spending no attempt
+          lost: () => { clearTimeout(t); line.reject(new DeliveryError('the IRC connection was lost before the server confirmed the message', false, { unreachable: true })); },
         });
       }
       switch (line.command) {

@@ -44,6 +44,8 @@ export interface FailOptions {
   remaining?: number;
   /** How many matching requests fail (default 1). */
   times?: number;
+  /** An outage: every matching request fails for this many milliseconds from now, however many (`times` is then ignored). */
+  forMs?: number;
   /** Replace the JSON error body. */
   body?: unknown;
 }
@@ -53,6 +55,8 @@ interface Failure {
   status: number;
   opts: FailOptions;
   left: number;
+  /** With `forMs`: when the outage ends (Date.now() time). */
+  until?: number;
 }
 
 export class RestServer {
@@ -73,7 +77,10 @@ export class RestServer {
    * (path without `/api/v10`, segments percent-decoded).
    */
   failNext(route: string | RegExp, status: number, opts: FailOptions = {}): void {
-    this.failures.push({ matches: compileMatcher(route), status, opts, left: opts.times ?? 1 });
+    this.failures.push({
+      matches: compileMatcher(route), status, opts, left: opts.times ?? 1,
+      ...(opts.forMs !== undefined ? { until: Date.now() + opts.forMs } : {}),
+    });
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -107,9 +114,11 @@ export class RestServer {
       sendJson(res, status, body, { ...rateLimitHeaders(bucket), ...headers });
     };
 
+    const now = Date.now();
+    for (const f of this.failures.filter((x) => x.until !== undefined && x.until <= now)) this.failures.splice(this.failures.indexOf(f), 1);
     const failure = this.failures.find((f) => f.matches(method, '/' + segments.join('/')));
     if (failure) {
-      if (--failure.left <= 0) this.failures.splice(this.failures.indexOf(failure), 1);
+      if (failure.until === undefined && --failure.left <= 0) this.failures.splice(this.failures.indexOf(failure), 1);
       return this.fail(failure, reply);
     }
     if (!found) {

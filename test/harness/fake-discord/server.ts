@@ -297,7 +297,7 @@ export class FakeDiscord {
   /**
    * Make the next request(s) matching `route` fail: 429 (with Retry-After; `global` for a global limit) or any
    * other status, e.g. 500. `route`: `'POST /channels/:id/messages'` (method optional) or a RegExp tested
-   * against `'METHOD /path'` (path without `/api/v10`).
+   * against `'METHOD /path'` (path without `/api/v10`). `{ forMs }` makes it an outage: all of them, for a time.
    */
   failNext(route: string | RegExp, status: number, opts: FailOptions = {}): void {
     this.rest.failNext(route, status, opts);

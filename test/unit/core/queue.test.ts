@@ -4,6 +4,8 @@ import { WorkQueueStore } from '../../../packages/core/src/db/workQueue.js';
 import { OrderedQueues } from '../../../packages/core/src/bridge/queue.js';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import type { WorkItem } from '../../../packages/core/src/db/workQueue.js';
+import { DeliveryError } from '../../../packages/core/src/network/contract.js';
+import { combinedFailure } from '../../../packages/core/src/bridge/fromMatrix.js';
 
 const policy = { maxAttempts: 3, initialBackoffMs: 5, maxBackoffMs: 20 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -82,6 +84,38 @@ describe('OrderedQueues', () => {
     expect(gaveUp).toEqual([]);
     // uncapped, the twelfth wait alone would be 5 ms * 2^11 = 10 s; capped at 20 ms (+25 %) all of them take < 0.4 s
     expect(Date.now() - start).toBeLessThan(1500);
+  });
+
+  it('lets a network\'s DeliveryError marked unreachable wait out a remote outage, and gives up one that is not', async () => {
+    const seen: string[] = [];
+    let outage = 12; // four times maxAttempts
+    const { q, gaveUp } = setup(async (item) => {
+      if (item.payload === 'refused') throw new DeliveryError('Discord did not take the message: Bad Gateway');
+      if (outage > 0) { outage--; throw new DeliveryError('Discord did not answer: Service Unavailable', false, { unreachable: true }); }
+      seen.push(item.payload as string);
+    });
+    q.enqueue('!down', 'k', 'first', 'd1');
+    q.enqueue('!down', 'k', 'second', 'd2');
+    q.enqueue('!other', 'k', 'refused', 'r1');
+    await until(() => seen.length === 2 && gaveUp.length === 1);
+    expect(seen).toEqual(['first', 'second']);
+    expect(outage).toBe(0);
+    expect(gaveUp.map((i) => [i.payload, i.attempts])).toEqual([['refused', 3]]);
+  });
+
+  it('combines the failures of one event at several portals: unreachable only when every one to retry is an outage', () => {
+    const down = new DeliveryError('Discord did not answer', false, { unreachable: true });
+    const refused = new DeliveryError('banned', true);
+    const flaky = new DeliveryError('try later');
+    const flags = (errs: unknown[]) => { const e = combinedFailure(errs); return [e.userMessage, e.permanent, e.unreachable]; };
+    expect(flags([down])).toEqual(['Discord did not answer', false, true]);
+    expect(flags([down, refused])).toEqual(['Discord did not answer', false, true]); // the refusal is retried along, harmlessly
+    expect(flags([refused, down])).toEqual(['banned', false, true]);
+    expect(flags([down, flaky])).toEqual(['Discord did not answer', false, false]); // counted: the flaky one must not retry forever
+    expect(flags([refused])).toEqual(['banned', true, false]);
+    expect(flags([Object.assign(new Error('raw'), { unreachable: true })])).toEqual(['raw', false, true]);
+    expect(flags([new Error('raw')])).toEqual(['raw', false, false]);
+    expect(combinedFailure([down]).cause).toBe(down);
   });
 
   it('retries every room waiting out an outage as soon as the destination answers again, not at the end of its backoff', async () => {

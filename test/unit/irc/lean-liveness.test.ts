@@ -69,8 +69,10 @@ function client(port: number): LeanConnection {
   return conn;
 }
 
-const outcome = (p: Promise<string | undefined>): Promise<{ sent: string | undefined } | { failed: string; permanent: boolean }> =>
-  p.then((id) => ({ sent: id }), (err: Error & { permanent?: boolean }) => ({ failed: err.message, permanent: err.permanent === true }));
+const outcome = (p: Promise<string | undefined>): Promise<{ sent: string | undefined } | { failed: string; permanent: boolean; unreachable: boolean }> =>
+  p.then((id) => ({ sent: id }), (err: Error & { permanent?: boolean; unreachable?: boolean }) => ({
+    failed: err.message, permanent: err.permanent === true, unreachable: err.unreachable === true,
+  }));
 
 describe('LeanConnection: a labeled line with a late answer', () => {
   it('on a server that stopped answering, fails the line as retryable and reconnects; sent again, it arrives', { timeout: 15_000 }, async () => {
@@ -81,7 +83,8 @@ describe('LeanConnection: a labeled line with a late answer', () => {
     p.connections[0]!.pause(); // a frozen server: it reads nothing more (what we write waits in the kernel)
     const started = Date.now();
     const first = await outcome(c.send('PRIVMSG', '#c', 'during the freeze'));
-    expect(first).toEqual({ failed: 'the IRC connection was lost before the server confirmed the message', permanent: false });
+    // an outage, not a refusal: core's queue waits it out without spending the message's attempts
+    expect(first).toEqual({ failed: 'the IRC connection was lost before the server confirmed the message', permanent: false, unreachable: true });
     expect(Date.now() - started).toBeLessThan(ANSWER_MS * 2 + 1000); // the wait and the check, not forever
     // what core's queue does with a retryable failure: send again; it waits for the reconnect
     const again = await c.send('PRIVMSG', '#c', 'during the freeze');

@@ -190,7 +190,7 @@ export class TrestleBridge {
       },
       onGiveUp: (item, err) => this.reportGiveUp(item, err),
       onDepth: () => this.metrics.queueDepth.set(this.queues?.totalDepth() ?? 0),
-      // only deliveries to Matrix wait out an unreachable destination today: the homeserver
+      // only the homeserver can be probed; deliveries to a network that is down wait out their (capped) backoff
       reachable: (kind) => (kind === REMOTE_KIND ? matrix.reachable() : Promise.resolve(false)),
     }, log);
 

@@ -51,6 +51,22 @@ const delivered = new WeakMap<MatrixWork, Set<string>>();
 
 const FALLBACK_RE = /^<mx-reply>[\s\S]*?<\/mx-reply>/;
 
+/**
+ * The failures of one Matrix event's deliveries to several portals as one error for the queue:
+ * the first one's message; permanent only if every failure is; and waiting out an outage without
+ * spending attempts (`unreachable`) if every failure to be retried is an outage, since counting
+ * attempts then would give the message up while its networks are merely down.
+ */
+export function combinedFailure(errors: readonly unknown[]): DeliveryError {
+  const flag = (e: unknown, name: 'permanent' | 'unreachable'): boolean =>
+    typeof e === 'object' && e !== null && (e as Record<string, unknown>)[name] === true;
+  const first = errors[0];
+  const userMessage = first instanceof DeliveryError ? first.userMessage : first instanceof Error ? first.message : String(first);
+  const permanent = errors.every((e) => flag(e, 'permanent'));
+  const unreachable = !permanent && errors.every((e) => flag(e, 'permanent') || flag(e, 'unreachable'));
+  return new DeliveryError(userMessage, permanent, { cause: first, unreachable });
+}
+
 /** Strip the reply fallback (`> <@x> quoted` lines and `<mx-reply>`) from a reply's body. */
 export function stripReplyFallback(body: string, formatted?: string): { body: string; formatted?: string } {
   const lines = body.split('\n');
@@ -136,10 +152,8 @@ export class FromMatrix {
     }
     if (errors.length) {
       for (const m of mapWrites) this.d.messages.add(m); // what did arrive stays mapped, whatever becomes of the rest
-      // Retry only what failed (done keeps the others); permanent only if every failure is.
-      const err = errors[0] as Error & { permanent?: boolean };
-      const permanent = errors.every((e) => (e as { permanent?: boolean }).permanent === true);
-      throw Object.assign(new DeliveryError(err instanceof DeliveryError ? err.userMessage : String(err.message ?? err), permanent), {
+      // Retry only what failed (done keeps the others)
+      throw Object.assign(combinedFailure(errors), {
         failedNetworks: targets.filter((t) => !done.has(`${t.portal.network}\u0000${t.portal.remoteChat}`)).map((t) => t.network.identity.displayName),
       });
     }

@@ -111,7 +111,8 @@ export const deliverySchema = z
       .default(8)
       .describe(
         'How many times a message is tried before its sender is told it was not delivered. Tries that ' +
-          'find the homeserver unreachable do not count: a message waits out an outage however long.',
+          'find the homeserver or the remote network unreachable (down, not answering) do not count: a ' +
+          'message waits out an outage however long.',
       ),
     initialBackoffMs: z.int().min(0).default(500).describe('Wait before the first retry, in milliseconds.'),
     maxBackoffMs: z

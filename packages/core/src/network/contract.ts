@@ -17,7 +17,9 @@
  *   ...). Calls for one Matrix room are strictly sequential, in the order the homeserver sent
  *   them: you never see message 2 of a room before message 1 has finished. Throw a
  *   {@link DeliveryError} (or any error) to have core retry with backoff; after the configured
- *   number of attempts the sender is told in the room that the message did not reach you.
+ *   number of attempts the sender is told in the room that the message did not reach you. Mark it
+ *   `unreachable` when your network did not answer at all (down, disconnected): then it waits out
+ *   the outage without spending attempts.
  * - **remote → Matrix**: call the methods of {@link RemoteEventSink} (`ctx.remote`). Each call
  *   persists the event before it resolves, so once the promise resolves the event will reach
  *   Matrix even if the process is killed the next instant. Events from one remote chat keep
@@ -534,17 +536,32 @@ export interface NetworkModule {
 // ------------------------------------------------------------------ errors
 
 /**
- * An error whose message is fit for the Matrix user. `permanent` errors are not retried
- * (e.g. "nick is banned from #channel"); others are retried with backoff.
+ * An error whose message is fit for the Matrix user, and which says how core should go on:
+ *
+ * - `permanent`: the remote network refused this message for good (e.g. "nick is banned from
+ *   #channel", a missing permission). Not retried: the sender is told at once.
+ * - `unreachable` (in `options`): the remote network did not answer at all or is down (connection
+ *   refused or lost, a timeout, a 5xx after the client library's own retries, not connected right
+ *   now). The message waits at the head of its room, retried with the capped backoff, *without
+ *   spending one of its `delivery.maxAttempts`*, for as long as the outage lasts: giving it up
+ *   would lose it for no fault of its own. Use it only where the network did not take a decision
+ *   on the message; a refusal that merely might pass later is neither (plain retry, counted).
+ * - neither: retried with backoff; after `delivery.maxAttempts` failures the sender is told in the
+ *   room that the message did not reach the network.
+ *
+ * `permanent` wins if both are set.
  */
 export class DeliveryError extends Error {
+  /** The remote network did not answer or is down: retries do not count as attempts. */
+  readonly unreachable: boolean;
   constructor(
     public readonly userMessage: string,
     public readonly permanent = false,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; unreachable?: boolean },
   ) {
-    super(userMessage, options);
+    super(userMessage, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'DeliveryError';
+    this.unreachable = options?.unreachable === true;
   }
 }
 

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { DiscordAPIError, HTTPError } from 'discord.js';
+import { discordFailure, toDeliveryError } from '../../../packages/discord/src/errors.js';
+
+const url = 'https://discord.com/api/v10/webhooks/1/tok';
+const body = { body: { content: 'hi' } };
+const httpError = (status: number, text: string) => new HTTPError(status, text, 'POST', url, body);
+const apiError = (status: number, code: number, message: string) => new DiscordAPIError({ code, message }, code, status, 'POST', url, body);
+const sysError = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+describe('discordFailure', () => {
+  it.each([
+    // what discord.js throws once its own retries are spent (5xx, reset, timeout) or the connection cannot be made
+    ['503 after discord.js retries', httpError(503, 'Service Unavailable'), 'unreachable'],
+    ['502', httpError(502, 'Bad Gateway'), 'unreachable'],
+    ['504', httpError(504, 'Gateway Timeout'), 'unreachable'],
+    ['500', httpError(500, 'Internal Server Error'), 'unreachable'],
+    ['connection refused', sysError('ECONNREFUSED', 'connect ECONNREFUSED 162.159.128.233:443'), 'unreachable'],
+    ['connection reset', sysError('ECONNRESET', 'read ECONNRESET'), 'unreachable'],
+    ['DNS down', sysError('EAI_AGAIN', 'getaddrinfo EAI_AGAIN discord.com'), 'unreachable'],
+    ['undici: socket closed', Object.assign(new Error('other side closed'), { name: 'SocketError', code: 'UND_ERR_SOCKET' }), 'unreachable'],
+    ['undici: connect timeout', Object.assign(new Error('Connect Timeout Error'), { name: 'ConnectTimeoutError', code: 'UND_ERR_CONNECT_TIMEOUT' }), 'unreachable'],
+    ['request timeout (discord.js aborts it)', Object.assign(new Error('This operation was aborted'), { name: 'AbortError' }), 'unreachable'],
+    ['fetch failed, refused underneath', new TypeError('fetch failed', { cause: sysError('ECONNREFUSED', 'connect ECONNREFUSED') }), 'unreachable'],
+    ['refused on every address', Object.assign(new AggregateError([sysError('ECONNREFUSED', 'v4'), sysError('ECONNREFUSED', 'v6')]), { code: undefined }), 'unreachable'],
+    // Discord answered: its decision stands
+    ['403 missing permissions', apiError(403, 50013, 'Missing Permissions'), 'refused'],
+    ['404 unknown webhook', apiError(404, 10015, 'Unknown Webhook'), 'refused'],
+    ['400 invalid form body', apiError(400, 50035, 'Invalid Form Body'), 'refused'],
+    ['429 passed on', apiError(429, 0, 'You are being rate limited.'), 'retry'],
+    // anything else: retried, counted
+    ['a plain error', new Error('something broke'), 'retry'],
+    ['fetch failed for another reason', new TypeError('fetch failed', { cause: new Error('bad header') }), 'retry'],
+    ['a string', 'weird', 'retry'],
+  ] as const)('%s → %s', (_name, err, want) => {
+    expect(discordFailure(err)).toBe(want);
+  });
+
+  it('makes DeliveryErrors that core waits out, gives up at once, or counts', () => {
+    const down = toDeliveryError(httpError(503, 'Service Unavailable'), 'message');
+    expect([down.permanent, down.unreachable, down.userMessage]).toEqual([false, true, 'Discord could not be reached for the message: Service Unavailable']);
+    const refused = toDeliveryError(apiError(403, 50013, 'Missing Permissions'), 'edit');
+    expect([refused.permanent, refused.unreachable, refused.userMessage]).toEqual([true, false, 'Discord refused the edit: Missing Permissions']);
+    const other = toDeliveryError(new Error('something broke'), 'reaction');
+    expect([other.permanent, other.unreachable]).toEqual([false, false]);
+  });
+});

@@ -6,8 +6,9 @@ import { discordStatus } from './webhooks.js';
  * How a failed Discord API call should be retried:
  * - `refused`: Discord answered with a client error (4xx but 429): it will not take this call, ever.
  * - `unreachable`: Discord did not answer at all, or only that it is down: the connection was refused
- *   or lost, the request timed out, or a 5xx stayed after discord.js's own retries (it retries 5xx,
- *   resets and timeouts up to three times before throwing). Core waits such an outage out without
+ *   or lost, the request timed out, or a 502/503/504 (or Cloudflare's 52x) stayed after discord.js's
+ *   own retries (it retries 5xx, resets and timeouts up to three times before throwing). A 500 is
+ *   not: it may be this request's own, every time, and would then hold its room for good. Core waits such an outage out without
  *   spending the message's attempts.
  * - `retry`: anything else (a 429 that discord.js passed on, an unexpected error): retried, counted.
  */
@@ -37,7 +38,9 @@ function noAnswer(err: unknown, depth = 0): boolean {
 export function discordFailure(err: unknown): DiscordFailure {
   const status = discordStatus(err);
   if (typeof status === 'number') {
-    if (status >= 500 && status < 600) return 'unreachable';
+    // down or not reachable behind its proxies: 502/503/504 and Cloudflare's 520-527. A 500 is an error
+    // in handling this request, which may come back every time: counted, so it cannot hold its room for good
+    if (status === 502 || status === 503 || status === 504 || (status >= 520 && status <= 527)) return 'unreachable';
     return status >= 400 && status < 500 && status !== 429 ? 'refused' : 'retry';
   }
   return noAnswer(err) ? 'unreachable' : 'retry';

@@ -541,8 +541,8 @@ export interface NetworkModule {
  * - `permanent`: the remote network refused this message for good (e.g. "nick is banned from
  *   #channel", a missing permission). Not retried: the sender is told at once.
  * - `unreachable` (in `options`): the remote network did not answer at all or is down (connection
- *   refused or lost, a timeout, a 5xx after the client library's own retries, not connected right
- *   now). The message waits at the head of its room, retried with the capped backoff, *without
+ *   refused or lost, a timeout, a 502/503/504 after the client library's own retries, not
+ *   connected right now). The message waits at the head of its room, retried with the capped backoff, *without
  *   spending one of its `delivery.maxAttempts`*, for as long as the outage lasts: giving it up
  *   would lose it for no fault of its own. Use it only where the network did not take a decision
  *   on the message; a refusal that merely might pass later is neither (plain retry, counted).

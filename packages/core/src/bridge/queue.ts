@@ -221,6 +221,7 @@ export class OrderedQueues {
         }
         this.probing = undefined;
         if (this.away.size) this.probeSoon();
+        else this.down.clear(); // nothing waits: an outage seen now is over, whoever ended the wait
       })();
     }, this.policy.probeMs ?? 2000);
     this.probing.unref();

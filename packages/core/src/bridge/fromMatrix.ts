@@ -12,6 +12,7 @@ import {
   supportsEdits, supportsMembership, supportsPowerLevels, supportsReactions, supportsRedactions, supportsRoomMeta,
 } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
+import { failureSays } from './queue.js';
 
 export const MATRIX_KIND = 'matrix';
 
@@ -58,12 +59,10 @@ const FALLBACK_RE = /^<mx-reply>[\s\S]*?<\/mx-reply>/;
  * attempts then would give the message up while its networks are merely down.
  */
 export function combinedFailure(errors: readonly unknown[]): DeliveryError {
-  const flag = (e: unknown, name: 'permanent' | 'unreachable'): boolean =>
-    typeof e === 'object' && e !== null && (e as Record<string, unknown>)[name] === true;
   const first = errors[0];
   const userMessage = first instanceof DeliveryError ? first.userMessage : first instanceof Error ? first.message : String(first);
-  const permanent = errors.every((e) => flag(e, 'permanent'));
-  const unreachable = !permanent && errors.every((e) => flag(e, 'permanent') || flag(e, 'unreachable'));
+  const permanent = errors.every((e) => failureSays(e, 'permanent'));
+  const unreachable = !permanent && errors.every((e) => failureSays(e, 'permanent') || failureSays(e, 'unreachable'));
   return new DeliveryError(userMessage, permanent, { cause: first, unreachable });
 }
 

@@ -41,6 +41,11 @@ export interface QueueHooks {
   reachable?(kind: string): Promise<boolean>;
 }
 
+/** Does a delivery error say how the queue should go on (`permanent: true`, `unreachable: true`)? */
+export function failureSays(err: unknown, what: 'permanent' | 'unreachable'): boolean {
+  return typeof err === 'object' && err !== null && (err as Record<string, unknown>)[what] === true;
+}
+
 /** An item to add: where it queues, what it is, and the key that makes a second add of it a no-op. */
 export interface NewWorkItem { queueKey: string; kind: string; payload: unknown; dedupeKey: string }
 
@@ -173,10 +178,8 @@ export class OrderedQueues {
       return true;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      const flag = (name: 'permanent' | 'unreachable'): boolean =>
-        typeof err === 'object' && err !== null && (err as Record<string, unknown>)[name] === true;
-      const permanent = flag('permanent');
-      const unreachable = !permanent && flag('unreachable');
+      const permanent = failureSays(err, 'permanent');
+      const unreachable = !permanent && failureSays(err, 'unreachable');
       if (unreachable) this.waits.set(item.id, (this.waits.get(item.id) ?? 0) + 1);
       else item.attempts += 1;
       if (permanent || item.attempts >= this.policy.maxAttempts) {

@@ -124,3 +124,43 @@ describe('IRC bridge: Matrix power levels → channel modes', () => {
     await until(() => ircServer().events.modes.canKick('#later', 'Lena[m]'), 'the bridge to see lena opped');
   });
 });
+
+describe('IRC bridge: a plumbed room where the bot has no power', () => {
+  it('skips the topic and ranks it may not set, says so once, holds up no message, and follows once given power', async () => {
+    const olga = await ircUser('ircolga', ['#nopower']); // first in: channel operator, a rank the room cannot show
+    const roomId = await mona.createRoom({ name: 'no power for the bot' });
+    await mona.invite(roomId, botId);
+    await until(async () => (await mona.joinedMembers(roomId)).includes(botId), 'the bot to join');
+    await mona.sendText(roomId, '!trestle link irc test/#nopower');
+    await mona.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+    const topic = async (): Promise<string | undefined> => (await mona.request<{ topic?: string }>('GET',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic/`).catch(() => ({ topic: undefined }))).topic;
+
+    olga.client.raw('TOPIC #nopower :the first topic');
+    olga.say('#nopower', 'said after the first topic');
+    await mona.waitForEvent(roomId, (e) => body(e) === 'said after the first topic');
+    const pia = await ircUser('ircpiav', ['#nopower']);
+    olga.client.raw('MODE #nopower +v ircpiav');
+    olga.client.raw('TOPIC #nopower :the second topic');
+    pia.say('#nopower', 'said after the second topic');
+    await mona.waitForEvent(roomId, (e) => body(e) === 'said after the second topic');
+
+    const fromBot = (await mona.timeline(roomId)).filter((e) => e.sender === botId && e.type === 'm.room.message').map(body);
+    expect(fromBot.filter((b) => b.startsWith('ℹ I cannot mirror'))).toHaveLength(1);
+    expect(fromBot.find((b) => b.startsWith('ℹ I cannot mirror'))).toContain(`Give ${botId} a power level`);
+    expect(fromBot.filter((b) => b.startsWith('⚠'))).toEqual([]); // skipped, not retried until given up
+    expect(await topic()).toBeUndefined();
+
+    // nor may it kick: the kicked user's ghost leaves the room instead
+    const membership = async (): Promise<string> => (await mona.request<{ membership: string }>('GET',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(ghost('ircpiav'))}`)).membership;
+    expect(await membership()).toBe('join');
+    olga.client.raw('KICK #nopower ircpiav :out you go');
+    await until(async () => (await membership()) === 'leave', 'the kicked ghost to leave the room');
+
+    // the room's admin gives the bot power: the next change is mirrored
+    await mona.setPowerLevel(roomId, botId, 100);
+    olga.client.raw('TOPIC #nopower :the third topic');
+    await until(async () => (await topic()) === 'the third topic', 'the topic to be mirrored once the bot may');
+  });
+});

@@ -102,6 +102,9 @@ const reactionKey = (target: string, sender: string, key: string): string => `re
 
 /** Delivers queued remote events to Matrix. */
 export class RemoteDelivery {
+  /** Rooms told this run that the bot lacks the power to mirror the remote chat's settings. */
+  private readonly toldNoPower = new Set<string>();
+
   constructor(
     private readonly matrix: MatrixClientLayer,
     private readonly ghosts: GhostManager,
@@ -124,9 +127,32 @@ export class RemoteDelivery {
       case 'delete': return this.remove(network, work.roomId, work.del);
       case 'reaction': return this.reaction(network, work.roomId, work.reaction, work.receivedAt);
       case 'membership': return this.membership(network, work.roomId, work.change);
-      case 'chatInfo': return this.chatInfo(work.roomId, work.info, work.plumbed === true);
-      case 'powerLevels': return this.powerLevels(network, work.roomId, work.change);
-      case 'roomSettings': return this.roomSettings(network, work.roomId, work.change);
+      case 'chatInfo': return this.ifAllowed(network, work.roomId, () => this.chatInfo(work.roomId, work.info, work.plumbed === true));
+      case 'powerLevels': return this.ifAllowed(network, work.roomId, () => this.powerLevels(network, work.roomId, work.change));
+      case 'roomSettings': return this.ifAllowed(network, work.roomId, () => this.roomSettings(network, work.roomId, work.change));
+    }
+  }
+
+  /**
+   * Room state the bot changes (topic, name, ranks, join rule). A refusal means the bot lacks the
+   * power in this room (a plumbed room whose admin never gave it any), which no retry fixes:
+   * retrying would only hold up the room's later messages for minutes and end in a warning per
+   * change. So the change is skipped, logged, and the room is told once (per run) what to do.
+   */
+  private async ifAllowed(network: NetworkIdentity, roomId: string, change: () => Promise<void>): Promise<void> {
+    try {
+      await change();
+    } catch (err) {
+      const m = toMatrixError(err);
+      if (m.errcode !== 'M_FORBIDDEN') throw m;
+      this.log.warn('the bot may not change this room\'s settings; the remote change is not mirrored', { roomId, network: network.id, err: m.message });
+      if (this.toldNoPower.has(roomId)) return;
+      this.toldNoPower.add(roomId);
+      const text = `ℹ I cannot mirror the ${network.displayName} topic and ranks in this room: the homeserver refused (${m.message}). ` +
+        `Give ${this.matrix.botUserId} a power level high enough to change them (100 covers all) and later changes will follow.`;
+      await this.matrix.sendNotice(roomId, text).catch((e: unknown) => {
+        this.log.warn('could not tell the room either', { roomId, err: e as Error });
+      });
     }
   }
 
@@ -246,7 +272,18 @@ export class RemoteDelivery {
       case 'kick':
       case 'ban':
       case 'unban':
-        await this.matrix.moderate(c.membership, roomId, userId, c.reason);
+        try {
+          await this.matrix.moderate(c.membership, roomId, userId, c.reason);
+        } catch (err) {
+          const m = toMatrixError(err);
+          if (m.errcode !== 'M_FORBIDDEN') throw m;
+          // the bot may not kick or ban here (or the ghost is not in the room): the ghost is gone
+          // from the chat all the same, so it leaves (always allowed); an unban has nothing to undo
+          this.log.warn(`the bot may not ${c.membership} here; the ghost leaves instead`, { roomId, userId, err: m.message });
+          if (c.membership !== 'unban') await this.matrix.leave(userId, roomId, c.reason).catch((e: unknown) => {
+            if (toMatrixError(e).errcode !== 'M_FORBIDDEN') throw e; // not in the room: nothing to leave
+          });
+        }
         return;
     }
   }

@@ -231,7 +231,7 @@ if (PHASES.has('floor')) {
   await new Promise((r) => bridge.once('exit', r));
   results.ircToMatrixFloor = {};
   for (const kind of ['lean', 'node-http']) {
-    const { stdout } = await execFileP(process.execPath, ['bench/i2m-floor.mjs', hs, asPort, reg.as_token, reg.hs_token, roomId, kind, '500']);
+    const { stdout } = await execFileP(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', `${dir}/prof`] : []), 'bench/i2m-floor.mjs', hs, asPort, reg.as_token, reg.hs_token, roomId, kind, '500']);
     const r = JSON.parse(stdout);
     results.ircToMatrixFloor[kind === 'lean' ? 'ourHttpClient' : 'nodeHttpClient'] = { cpuSecondsPer1000: r.cpuSecondsPer1000, userCpuSecondsPer1000: r.userCpuSecondsPer1000, systemCpuSecondsPer1000: r.systemCpuSecondsPer1000, msgPerSec: r.msgPerSec };
   }

@@ -235,6 +235,8 @@ if (PHASES.has('floor')) {
     const r = JSON.parse(stdout);
     results.ircToMatrixFloor[kind === 'lean' ? 'ourHttpClient' : 'nodeHttpClient'] = { cpuSecondsPer1000: r.cpuSecondsPer1000, userCpuSecondsPer1000: r.userCpuSecondsPer1000, systemCpuSecondsPer1000: r.systemCpuSecondsPer1000, msgPerSec: r.msgPerSec };
   }
+  progress('IRC → Matrix floor by pace: the same exchange against a stand-in homeserver answering after 0, 5 and 22 ms');
+  results.ircToMatrixFloor.ourHttpClientByHomeserverDelay = JSON.parse((await execFileP(process.execPath, ['bench/wake-pace.mjs', '500'])).stdout);
   startBridge();
   await until(healthy, 'the bridge to start again', 60_000);
 }

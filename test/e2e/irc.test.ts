@@ -771,5 +771,10 @@ describe('IRC bridge: connection limits and static config (the bridge restarted 
     expect((await watch.waitFor((m) => m.message === 'cal speaks')).nick).toBe('Cal[m]');
     expect(quitsOf(watch, 'Alice[m]')).toEqual([]);
     expect(new Set(ircServer().clients.keys())).toEqual(new Set([alice.userId, cal.userId]));
+    // the bridge's listener saw those QUITs of Bea[m] too, and knew them for its own: no ghost of her nick
+    await until(() => !ircServer().isOwnNick('Bea[m]'), 'the bridge to see the QUIT of the connection it closed');
+    const ghostsOf = (nick: string): unknown[] => bridge.database.prepare('SELECT user_id FROM ghosts WHERE network = ? AND remote_user LIKE ?').all('irc', `%${nick}`);
+    expect(ghostsOf('bea_m_')).toEqual([]); // [m] or {m}, as folded
+    expect(ghostsOf('ircpool')).toHaveLength(1); // what the check would find for an IRC user
   });
 });

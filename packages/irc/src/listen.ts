@@ -214,7 +214,7 @@ export class ChannelEvents {
       const channels = [...(this.nickChannels.get(lc) ?? [])];
       this.nickChannels.delete(lc);
       this.modes.quit(e.nick);
-      if (this.server.isOwnNick(e.nick)) return;
+      if (this.server.isOwnNick(e.nick)) { this.server.departed(e.nick); return; }
       const q: HeldQuit = { nick: e.nick, channels, ...(e.message ? { reason: e.message } : {}) };
       const sign = this.splits.quit({ key: lc, ...(e.message ? { reason: e.message } : {}), ...(e.batch?.type ? { batch: e.batch.type } : {}) }, q, Date.now());
       if (!sign) { this.leave(q); return; }

@@ -104,7 +104,24 @@ export class IrcServer {
   /** Is this nick one of ours (the listener or a Matrix user's connection)? Their messages are not bridged back. */
   isOwnNick(nick: string): boolean {
     const lc = ircLower(nick);
-    return ircLower(this.listener.nick) === lc || this.nicks().has(lc);
+    if (ircLower(this.listener.nick) === lc || this.nicks().has(lc)) return true;
+    const until = this.departing.get(lc);
+    if (until !== undefined && until < Date.now()) this.departing.delete(lc);
+    return until !== undefined && until >= Date.now();
+  }
+
+  /**
+   * Nicks of connections the bridge closed (idle, evicted, quit), folded, until their QUIT is seen:
+   * the listener sees that QUIT after the connection has left {@link clients}, and it is ours, not
+   * an IRC user leaving (bridging it made a ghost of the Matrix user's own nick "leave" a room it
+   * was never in, retried and then reported as a failure). Kept a minute at most, in case no QUIT
+   * comes (a connection that was already down), so the nick is free for anyone after that.
+   */
+  private readonly departing = new Map<string, number>();
+
+  /** The QUIT of a nick of ours was seen: a connection the bridge closed has gone. */
+  departed(nick: string): void {
+    this.departing.delete(ircLower(nick));
   }
 
   /** A channel message, notice or tag message sent by one of the Matrix users' connections (the listener ignores those). */
@@ -162,6 +179,9 @@ export class IrcServer {
     const c = this.clients.get(userId);
     if (!c) return false;
     c.quit(reason);
+    const now = Date.now();
+    for (const [nick, until] of this.departing) if (until < now) this.departing.delete(nick);
+    if (c.nick) this.departing.set(ircLower(c.nick), now + 60_000);
     this.clients.delete(userId);
     this.nicksChanged();
     return true;

@@ -267,7 +267,7 @@ export class RemoteDelivery {
         await this.matrix.ensureJoined(userId, roomId);
         return;
       case 'leave':
-        await this.matrix.leave(userId, roomId, c.reason);
+        await this.ghostLeaves(userId, roomId, c.reason);
         return;
       case 'kick':
       case 'ban':
@@ -279,12 +279,21 @@ export class RemoteDelivery {
           if (m.errcode !== 'M_FORBIDDEN') throw m;
           // the bot may not kick or ban here (or the ghost is not in the room): the ghost is gone
           // from the chat all the same, so it leaves (always allowed); an unban has nothing to undo
-          this.log.warn(`the bot may not ${c.membership} here; the ghost leaves instead`, { roomId, userId, err: m.message });
-          if (c.membership !== 'unban') await this.matrix.leave(userId, roomId, c.reason).catch((e: unknown) => {
-            if (toMatrixError(e).errcode !== 'M_FORBIDDEN') throw e; // not in the room: nothing to leave
-          });
+          this.log.warn(`the homeserver refused the ${c.membership}; the ghost leaves instead`, { roomId, userId, err: m.message });
+          if (c.membership !== 'unban') await this.ghostLeaves(userId, roomId, c.reason);
         }
         return;
+    }
+  }
+
+  /** A ghost leaves the room; one the homeserver says is not in it (403) has nothing to leave, and no retry changes that. */
+  private async ghostLeaves(userId: string, roomId: string, reason?: string): Promise<void> {
+    try {
+      await this.matrix.leave(userId, roomId, reason);
+    } catch (err) {
+      const m = toMatrixError(err);
+      if (m.errcode !== 'M_FORBIDDEN') throw m;
+      this.log.debug('the ghost was not in the room; nothing to leave', { roomId, userId, err: m.message });
     }
   }
 

@@ -568,8 +568,9 @@ export interface NetworkModule {
  * - `unreachable` (in `options`): the remote network did not answer at all or is down (connection
  *   refused or lost, a timeout, a 502/503/504 after the client library's own retries, not
  *   connected right now). The message waits at the head of its room, retried with the capped backoff, *without
- *   spending one of its `delivery.maxAttempts`*, for as long as the outage lasts: giving it up
- *   would lose it for no fault of its own. Use it only where the network did not take a decision
+ *   spending one of its `delivery.maxAttempts`*, for as long as the outage lasts (retried within
+ *   seconds of its end if you implement {@link ReachabilityCapable}): giving it up would lose it
+ *   for no fault of its own. Use it only where the network did not take a decision
  *   on the message; a refusal that merely might pass later is neither (plain retry, counted).
  * - neither: retried with backoff; after `delivery.maxAttempts` failures the sender is told in the
  *   room that the message did not reach the network.

@@ -137,9 +137,13 @@ export async function downloadMxc(mxc: string): Promise<Buffer> {
 export const fromWebhook = (channelId: string) => fake.messages(channelId).filter((m) => m.webhook_id);
 export const webhookContents = (channelId: string): string[] => fromWebhook(channelId).map((m) => m.content);
 
-/** Start the bridge from the e2e config (it becomes `bridge`); `discord` overrides parts of its Discord section. */
-export async function startBridge(discord: Record<string, unknown> = {}): Promise<TrestleBridge> {
+/**
+ * Start the bridge from the e2e config (it becomes `bridge`); `discord` overrides parts of its Discord
+ * section, `delivery` parts of its retry policy.
+ */
+export async function startBridge(discord: Record<string, unknown> = {}, delivery: { initialBackoffMs?: number; maxBackoffMs?: number } = {}): Promise<TrestleBridge> {
   const { config, modules } = await loadEverything(e2e.config);
+  Object.assign(config.delivery, delivery);
   const sections = config.networks as Record<string, Record<string, unknown>>;
   sections['discord'] = { ...sections['discord'], ...discord };
   const networks = [...modules].map(([id, m]) => m.create(sections[id], id));

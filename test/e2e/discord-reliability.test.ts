@@ -84,6 +84,42 @@ describe('Discord bridge: order and trouble', () => {
     expect(webhookContents(ch.id)).toEqual(['before the outage', ...sent]); // and exactly once
   });
 
+  it('resumes the rooms waiting out a Discord outage as soon as Discord answers again, not at the end of their backoff', async () => {
+    const chs = [channel('probe-a'), channel('probe-b')];
+    const rooms = [await plumbed(chs[0]!), await plumbed(chs[1]!)];
+    // a first retry two minutes or more after a failure (jitter: ±25 %): within this test only the probe can deliver
+    await bridge.stop();
+    await startBridge({}, { initialBackoffMs: 160_000, maxBackoffMs: 600_000 });
+    try {
+      for (const [i, roomId] of rooms.entries()) await alice.sendText(roomId, `before the outage ${i}`);
+      await until(() => chs.every((ch, i) => webhookContents(ch.id).includes(`before the outage ${i}`)), 'the first messages');
+      const n0 = fake.requests.length;
+      fake.failNext(/^[A-Z]+ \//, 503, { forMs: 6000 }); // all of Discord's REST, the probe's call included
+      const sent = rooms.map((_, i) => Array.from({ length: 3 }, (_, j) => `room ${i} during the outage ${j + 1}`));
+      for (const [i, roomId] of rooms.entries()) for (const text of sent[i]!) await alice.sendText(roomId, text);
+      await until(() => chs.every((ch, i) => webhookContents(ch.id).length === sent[i]!.length + 1), 'every message after the outage', 30_000);
+      for (const [i, ch] of chs.entries()) expect(webhookContents(ch.id)).toEqual([`before the outage ${i}`, ...sent[i]!]);
+      const after = fake.requests.slice(n0);
+      // each room's first message failed (as an outage: discord.js tried it 4 times), and the probe saw Discord down, then up
+      for (const ch of chs) {
+        const hook = fake.webhooks(ch.id)[0]!.id;
+        expect(after.filter((r) => r.status === 503 && r.path.startsWith(`/webhooks/${hook}/`)).length).toBeGreaterThanOrEqual(4);
+      }
+      const probes = after.filter((r) => r.method === 'GET' && r.path === '/users/@me').map((r) => r.status);
+      expect(probes).toContain(503);
+      expect(probes.slice(probes.indexOf(503))).toContain(200);
+      await sleep(500);
+      for (const [i, roomId] of rooms.entries()) {
+        const notices = (await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'));
+        expect(notices.map(body)).toEqual([]);
+        expect(webhookContents(chs[i]!.id)).toEqual([`before the outage ${i}`, ...sent[i]!]); // and exactly once
+      }
+    } finally {
+      await bridge.stop();
+      await startBridge();
+    }
+  });
+
   it('loses nothing across a forced gateway reconnect mid-conversation', async () => {
     const ch = channel('reconnect');
     const roomId = await plumbed(ch);

@@ -1,5 +1,6 @@
 /** Discord API failures as core understands them. */
 import { DeliveryError } from '@trestle/core';
+import { Routes, type REST } from 'discord.js';
 import { discordStatus } from './webhooks.js';
 
 /**
@@ -58,3 +59,18 @@ export function toDeliveryError(err: unknown, what: string): DeliveryError {
 /** The error for a call made while the bridge has no Discord client: an outage, waited out like one. */
 export const notConnected = (): DeliveryError =>
   new DeliveryError('the bridge is not connected to Discord right now', false, { unreachable: true });
+
+/**
+ * Does Discord answer now? One light call (`GET /users/@me`) through the bot's REST client, the way
+ * deliveries go, judged as their failures are: anything but an outage ({@link discordFailure}'s
+ * `unreachable`: no answer, a 502/503/504) is an answer, a refusal included. Never throws; gives up
+ * after `timeoutMs` (false: no answer), discord.js's own retries of a 5xx included.
+ */
+export async function discordAnswers(rest: REST, timeoutMs: number): Promise<boolean> {
+  try {
+    await rest.get(Routes.user(), { signal: AbortSignal.timeout(timeoutMs) });
+    return true;
+  } catch (err) {
+    return discordFailure(err) !== 'unreachable';
+  }
+}

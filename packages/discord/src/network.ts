@@ -8,14 +8,14 @@
 import {
   DeliveryError, type AliasCapable, type CommandCapable, type EditCapable, type MatrixEdit, type MatrixMembership, type MatrixMessage,
   type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta, type MatrixTyping, type MembershipCapable, type NetworkCommand,
-  type NetworkConnector, type NetworkContext, type PortalInfo, type PortalLinkAware, type ProvisioningCapable, type ReactionCapable,
+  type NetworkConnector, type NetworkContext, type PortalInfo, type PortalLinkAware, type ProvisioningCapable, type ReachabilityCapable, type ReactionCapable,
   type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
 } from '@trestle/core';
 import type { Client, Guild, GuildMember, PartialGuildMember, User } from 'discord.js';
 import { LinkApprovals } from './approvals.js';
 import { createClient, DiscordLoginError, login } from './client.js';
 import { discordConfigSchema, type DiscordConfig } from './config.js';
-import { notConnected, toDeliveryError } from './errors.js';
+import { discordAnswers, notConnected, toDeliveryError } from './errors.js';
 import { FromDiscord } from './fromDiscord.js';
 import { GuildSync } from './guilds.js';
 import { channelChat, ghostLocalpart, parseChat, type parseUser } from './ids.js';
@@ -29,11 +29,14 @@ import { WebhookPool } from './webhooks.js';
 
 export { toDeliveryError };
 
+/** How long {@link DiscordNetwork.reachable} waits for Discord's answer. */
+const REACHABLE_TIMEOUT_MS = 5000;
+
 /** How long a member's departure from a server waits for the audit-log entry that says it was a kick. */
 const DEPARTURE_GRACE_MS = 1500;
 
 export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, TypingCapable, AliasCapable,
-  ProvisioningCapable, PortalLinkAware, CommandCapable, RoomMetadataCapable, MembershipCapable {
+  ProvisioningCapable, PortalLinkAware, CommandCapable, RoomMetadataCapable, MembershipCapable, ReachabilityCapable {
   readonly identity;
   readonly commands: NetworkCommand[];
   /** Set once logged in; REST works through gateway reconnects, so it stays set. */
@@ -167,6 +170,16 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
 
   async connectMatrixUser(): Promise<void> {
     // Matrix users need nothing on Discord: they speak through the channel's webhook.
+  }
+
+  /**
+   * Does Discord answer now? Asked by core while Matrix messages wait out a Discord outage: they go
+   * on as soon as it does. Not logged in (yet, or any more): no.
+   */
+  async reachable(): Promise<boolean> {
+    const client = this.client;
+    if (!client || this.stopped) return false;
+    return discordAnswers(client.rest, REACHABLE_TIMEOUT_MS);
   }
 
   private requireClient(): Client {

@@ -2,6 +2,13 @@
  * The IRC network: Matrix → IRC delivery through each Matrix user's own connection, portal
  * rooms on demand, plumbing, direct chats, and the IRC admin commands. IRC → Matrix lives in
  * server.ts (the listening connection).
+ *
+ * No `reachable()` (core's ReachabilityCapable) on purpose: a delivery that finds its user's
+ * connection down waits inside it (`route()` awaits the reconnect; lines queue meanwhile) and goes
+ * out the moment the connection is registered again. Only a line lost in flight fails as an outage,
+ * once per loss, and its retry is back in the connection's queue after core's backoff, short unless
+ * the same line is lost again and again: no long wait for a probe to cut short. And what a room
+ * waits for is one user's connection, which a network-wide "does IRC answer?" could not tell.
  */
 import { resolve } from 'node:path';
 import {

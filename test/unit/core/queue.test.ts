@@ -146,6 +146,52 @@ describe('OrderedQueues', () => {
     await q.stop(100);
   });
 
+  it('names, in an outage of several portals, the networks it waits for: those whose failure is to be retried', () => {
+    const down = new DeliveryError('Discord did not answer', false, { unreachable: true });
+    const refused = new DeliveryError('banned', true);
+    expect(combinedFailure([down, refused, down], ['discord', 'irc', 'discord2']).waitsFor).toEqual(['network:discord', 'network:discord2']);
+    expect(combinedFailure([down, down], ['discord', 'discord']).waitsFor).toEqual(['network:discord']);
+    expect(combinedFailure([down, new Error('flaky')], ['discord', 'irc']).waitsFor).toBeUndefined(); // not an outage: no waiting
+    expect(combinedFailure([refused], ['irc']).waitsFor).toBeUndefined();
+    expect(combinedFailure([down]).waitsFor).toBeUndefined(); // networks unknown: the item's kind stands for its destination
+  });
+
+  it('probes each destination rooms wait for, and resumes only the rooms waiting for one that answers again', async () => {
+    const down = new Set(['A', 'B']);
+    const seen: string[] = [];
+    const probed = new Set<string>();
+    const tries = new Map<string, number>();
+    const waitsFor: Record<string, string[]> = { '!a1': ['A'], '!a2': ['A'], '!b': ['B'], '!ab': ['A', 'B'], '!c': ['C'] };
+    const db = openDatabase(':memory:');
+    const q = new OrderedQueues(new WorkQueueStore(db), { maxAttempts: 3, initialBackoffMs: 60_000, maxBackoffMs: 60_000, probeMs: 10 }, {
+      handle: async (item) => {
+        const room = item.payload as string;
+        tries.set(room, (tries.get(room) ?? 0) + 1);
+        // C answers the probe all along, yet its item fails as unreachable (one endpoint timing out, say)
+        if (room === '!c' || waitsFor[room]!.some((d) => down.has(d))) {
+          throw Object.assign(new Error('no answer'), { unreachable: true, waitsFor: waitsFor[room] });
+        }
+        seen.push(room);
+      },
+      onGiveUp: async () => undefined,
+      reachable: async (destination) => { probed.add(destination); return !down.has(destination); },
+    }, silentLogger);
+    for (const room of Object.keys(waitsFor)) q.enqueue(room, 'matrix', room, `p${room}`);
+    await until(() => probed.size === 3);
+    expect([...probed].sort()).toEqual(['A', 'B', 'C']); // the destinations named, not the items' kind
+    down.delete('A');
+    await until(() => seen.length === 2, 1000);
+    expect(seen.sort()).toEqual(['!a1', '!a2']); // !b waits for B, and so does !ab (A alone is not enough)
+    await sleep(60);
+    expect(seen).toHaveLength(2);
+    expect(tries.get('!ab')).toBe(1); // not even tried again while B is down
+    down.delete('B');
+    await until(() => seen.length === 4, 1000);
+    expect(seen.slice(2).sort()).toEqual(['!ab', '!b']);
+    expect(tries.get('!c')).toBe(1); // answering while never seen down wakes nobody: left to its minute of backoff
+    await q.stop(100);
+  });
+
   it('leaves to its backoff an item that fails as unreachable while the probe finds the destination answering', async () => {
     let tries = 0;
     let probes = 0;

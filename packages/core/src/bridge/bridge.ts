@@ -24,10 +24,10 @@ import { MatrixClientLayer } from '../matrix/client.js';
 import { type RegistrationFile, readRegistration } from '../matrix/registration.js';
 import {
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalRef, type RemoteSender,
-  supportsAliases, supportsCommands, supportsDirectChats, supportsLinkHook, supportsProvisioning, supportsTyping,
+  supportsAliases, supportsCommands, supportsDirectChats, supportsLinkHook, supportsProvisioning, supportsReachability, supportsTyping,
 } from '../network/contract.js';
 import { createLogger, type Logger } from '../util/log.js';
-import { FromMatrix, MATRIX_KIND, type MatrixWork } from './fromMatrix.js';
+import { destinationNetwork, FromMatrix, MATRIX_KIND, type MatrixWork } from './fromMatrix.js';
 import { REMOTE_KIND, RemoteDelivery, RemoteSink, type RemoteWork } from './fromRemote.js';
 import { GhostManager } from './ghosts.js';
 import { networkMatrix } from './networkMatrix.js';
@@ -190,8 +190,13 @@ export class TrestleBridge {
       },
       onGiveUp: (item, err) => this.reportGiveUp(item, err),
       onDepth: () => this.metrics.queueDepth.set(this.queues?.totalDepth() ?? 0),
-      // only the homeserver can be probed; deliveries to a network that is down wait out their (capped) backoff
-      reachable: (kind) => (kind === REMOTE_KIND ? matrix.reachable() : Promise.resolve(false)),
+      // deliveries to Matrix wait for the homeserver; those to networks (fromMatrix's combinedFailure) name
+      // the networks they wait for: each is asked if it can tell, else its rooms wait out their (capped) backoff
+      reachable: (destination) => {
+        if (destination === REMOTE_KIND) return matrix.reachable();
+        const network = this.networks.get(destinationNetwork(destination) ?? '');
+        return network && supportsReachability(network) ? network.reachable() : Promise.resolve(false);
+      },
     }, log);
 
     const app = express();

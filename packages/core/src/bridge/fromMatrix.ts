@@ -52,18 +52,31 @@ const delivered = new WeakMap<MatrixWork, Set<string>>();
 
 const FALLBACK_RE = /^<mx-reply>[\s\S]*?<\/mx-reply>/;
 
+/** The queue's name for a network as a destination rooms wait for (see {@link combinedFailure}). */
+export const networkDestination = (networkId: string): string => `network:${networkId}`;
+/** The network a destination of {@link networkDestination} names, or undefined for any other. */
+export const destinationNetwork = (destination: string): string | undefined =>
+  destination.startsWith('network:') ? destination.slice('network:'.length) : undefined;
+
 /**
  * The failures of one Matrix event's deliveries to several portals as one error for the queue:
  * the first one's message; permanent only if every failure is; and waiting out an outage without
  * spending attempts (`unreachable`) if every failure to be retried is an outage, since counting
- * attempts then would give the message up while its networks are merely down.
+ * attempts then would give the message up while its networks are merely down. `networks[i]` is
+ * the id of the network `errors[i]` came from: an outage then names, in `waitsFor`, the networks
+ * it waits for, so that the queue can resume the room as soon as they all answer again.
  */
-export function combinedFailure(errors: readonly unknown[]): DeliveryError {
+export function combinedFailure(errors: readonly unknown[], networks: readonly string[] = []): DeliveryError & { waitsFor?: string[] } {
   const first = errors[0];
   const userMessage = first instanceof DeliveryError ? first.userMessage : first instanceof Error ? first.message : String(first);
   const permanent = errors.every((e) => failureSays(e, 'permanent'));
   const unreachable = !permanent && errors.every((e) => failureSays(e, 'permanent') || failureSays(e, 'unreachable'));
-  return new DeliveryError(userMessage, permanent, { cause: first, unreachable });
+  const out: DeliveryError & { waitsFor?: string[] } = new DeliveryError(userMessage, permanent, { cause: first, unreachable });
+  if (unreachable && networks.length === errors.length) {
+    // every failure to retry is an outage: what the room waits for is those networks answering again
+    out.waitsFor = [...new Set(networks.filter((_, i) => !failureSays(errors[i], 'permanent')).map(networkDestination))];
+  }
+  return out;
 }
 
 /** Strip the reply fallback (`> <@x> quoted` lines and `<mx-reply>`) from a reply's body. */
@@ -135,6 +148,7 @@ export class FromMatrix {
     const done = delivered.get(work) ?? new Set<string>();
     delivered.set(work, done);
     const errors: unknown[] = [];
+    const failedAt: string[] = []; // the network of each error
     const mapWrites: MappedEvent[] = [];
     for (const t of targets) {
       const key = `${t.portal.network}\u0000${t.portal.remoteChat}`;
@@ -144,6 +158,7 @@ export class FromMatrix {
         done.add(key);
       } catch (err) {
         errors.push(err);
+        failedAt.push(t.portal.network);
         this.d.log.warn('delivery to a network failed', {
           network: t.portal.network, chat: t.portal.remoteChat, roomId: ev.room_id, eventId: ev.event_id, err: err as Error,
         });
@@ -152,7 +167,7 @@ export class FromMatrix {
     if (errors.length) {
       for (const m of mapWrites) this.d.messages.add(m); // what did arrive stays mapped, whatever becomes of the rest
       // Retry only what failed (done keeps the others)
-      throw Object.assign(combinedFailure(errors), {
+      throw Object.assign(combinedFailure(errors, failedAt), {
         failedNetworks: targets.filter((t) => !done.has(`${t.portal.network}\u0000${t.portal.remoteChat}`)).map((t) => t.network.identity.displayName),
       });
     }

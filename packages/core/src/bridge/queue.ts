@@ -6,6 +6,8 @@
  * reported through `onGiveUp` so the sender can be told. An error marked `unreachable` (the
  * destination is away: the homeserver down, say) spends no attempt: the item waits at the head,
  * with the same capped backoff, for as long as the outage lasts, since giving up would lose it.
+ * While rooms wait so, the queue asks whether what they wait for answers again (`reachable`), and
+ * resumes the rooms waiting for a destination as soon as an outage it saw is over.
  *
  * The queue is durable through {@link WorkQueueStore}: items are persisted before `enqueue`
  * returns, and `restore()` reloads what was pending when the process stopped.
@@ -24,7 +26,9 @@ export interface QueuePolicy {
 export interface QueueHooks {
   /**
    * Deliver one item. Throw to retry; throw an error with `permanent: true` to give up at once, or
-   * with `unreachable: true` to retry without counting the attempt (the destination is away).
+   * with `unreachable: true` to retry without counting the attempt (the destination is away); such an
+   * error may name the destinations it waits for in `waitsFor` (strings the queue only hands back to
+   * {@link reachable}; without it the item's kind stands for its destination).
    * May resolve with store writes that belong to the delivery (the message map): they are made in
    * the same database transaction that marks the item done, one commit instead of two.
    */
@@ -34,16 +38,26 @@ export interface QueueHooks {
   /** Called with (queueKey, depth) whenever a room's queue depth changes. */
   onDepth?(queueKey: string, depth: number): void;
   /**
-   * Does the destination of items of this kind answer? Asked every `probeMs` while some wait out
-   * an unreachable one: a true after a false (the outage is over) retries them all at once, instead
+   * Does this destination (a `waitsFor` entry of a delivery error, or an item kind) answer now?
+   * Asked every `probeMs` for each destination rooms wait for: a true after a false (an outage
+   * seen ending) retries at once every room waiting for it whose destinations all answer, instead
    * of each at the end of its backoff (up to `maxBackoffMs` after a long outage).
    */
-  reachable?(kind: string): Promise<boolean>;
+  reachable?(destination: string): Promise<boolean>;
 }
 
 /** Does a delivery error say how the queue should go on (`permanent: true`, `unreachable: true`)? */
 export function failureSays(err: unknown, what: 'permanent' | 'unreachable'): boolean {
   return typeof err === 'object' && err !== null && (err as Record<string, unknown>)[what] === true;
+}
+
+/**
+ * What an unreachable failure waits for: the destinations its error names in `waitsFor` (a non-empty
+ * list of strings), else the item's kind.
+ */
+export function destinationsOf(item: WorkItem, err: unknown): string[] {
+  const named = typeof err === 'object' && err !== null ? (err as Record<string, unknown>)['waitsFor'] : undefined;
+  return Array.isArray(named) && named.length > 0 && named.every((d) => typeof d === 'string') ? [...new Set(named as string[])] : [item.kind];
 }
 
 /** An item to add: where it queues, what it is, and the key that makes a second add of it a no-op. */
@@ -61,10 +75,10 @@ export class OrderedQueues {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Failures of a head item that did not count as attempts (its destination unreachable), for its backoff. */
   private readonly waits = new Map<number, number>();
-  /** Rooms whose head item waits out an unreachable destination: its kind and retry timer. */
-  private readonly away = new Map<string, { kind: string; timer: NodeJS.Timeout }>();
+  /** Rooms whose head item waits out unreachable destinations: which ones, and its retry timer. */
+  private readonly away = new Map<string, { waitsFor: string[]; timer: NodeJS.Timeout }>();
   private probing?: NodeJS.Timeout;
-  /** Kinds whose destination the probe found not answering. */
+  /** Destinations the probe found not answering. */
   private readonly down = new Set<string>();
 
   constructor(
@@ -205,7 +219,7 @@ export class OrderedQueues {
         if (!this.stopping) void this.run(item.queueKey, q);
       }, delay);
       this.timers.add(timer);
-      if (unreachable) { this.away.set(item.queueKey, { kind: item.kind, timer }); this.probeSoon(); }
+      if (unreachable) { this.away.set(item.queueKey, { waitsFor: destinationsOf(item, err), timer }); this.probeSoon(); }
       return false;
     }
   }
@@ -216,12 +230,17 @@ export class OrderedQueues {
     if (!reachable || this.probing || this.stopping) return;
     this.probing = setTimeout(() => {
       void (async () => {
-        for (const kind of new Set([...this.away.values()].map((a) => a.kind))) {
-          // wake only at the end of an outage the probe saw: a destination that answers it while an
-          // item still fails as unreachable (one endpoint timing out, say) is left to the backoff
-          if (!(await reachable(kind).catch(() => false))) this.down.add(kind);
-          else if (this.down.delete(kind)) this.retryAwayNow(kind);
+        const destinations = [...new Set([...this.away.values()].flatMap((a) => a.waitsFor))];
+        const answers = await Promise.all(destinations.map((d) => Promise.resolve().then(() => reachable(d)).catch(() => false)));
+        const answering = new Set(destinations.filter((_, i) => answers[i] === true));
+        // wake only at the end of an outage the probe saw: a destination that answers it while an
+        // item still fails as unreachable (one endpoint timing out, say) is left to the backoff
+        const back = new Set<string>();
+        for (const d of destinations) {
+          if (!answering.has(d)) this.down.add(d);
+          else if (this.down.delete(d)) back.add(d);
         }
+        if (back.size) this.retryAwayNow(back, answering);
         this.probing = undefined;
         if (this.away.size) this.probeSoon();
         else this.down.clear(); // nothing waits: an outage seen now is over, whoever ended the wait
@@ -230,11 +249,14 @@ export class OrderedQueues {
     this.probing.unref();
   }
 
-  /** The destination of items of `kind` answers again: every room waiting for it retries now. */
-  private retryAwayNow(kind: string): void {
-    this.log.info('the destination answers again; rooms waiting for it resume', { kind, rooms: [...this.away.values()].filter((a) => a.kind === kind).length });
-    for (const [key, a] of this.away) {
-      if (a.kind !== kind) continue;
+  /**
+   * Destinations answer again after an outage (`back`): every room waiting for one of them retries
+   * now, unless it also waits for one that does not answer (it stays until that one is back too).
+   */
+  private retryAwayNow(back: ReadonlySet<string>, answering: ReadonlySet<string>): void {
+    const resume = [...this.away].filter(([, a]) => a.waitsFor.some((d) => back.has(d)) && a.waitsFor.every((d) => answering.has(d)));
+    this.log.info('the destination answers again; rooms waiting for it resume', { destinations: [...back], rooms: resume.length });
+    for (const [key, a] of resume) {
       clearTimeout(a.timer);
       this.timers.delete(a.timer);
       this.away.delete(key);

@@ -19,7 +19,8 @@
  *   {@link DeliveryError} (or any error) to have core retry with backoff; after the configured
  *   number of attempts the sender is told in the room that the message did not reach you. Mark it
  *   `unreachable` when your network did not answer at all (down, disconnected): then it waits out
- *   the outage without spending attempts.
+ *   the outage without spending attempts, and resumes as soon as your network answers again if
+ *   you can tell core when that is ({@link ReachabilityCapable}).
  * - **remote → Matrix**: call the methods of {@link RemoteEventSink} (`ctx.remote`). Each call
  *   persists the event before it resolves, so once the promise resolves the event will reach
  *   Matrix even if the process is killed the next instant. Events from one remote chat keep
@@ -227,6 +228,30 @@ export interface TypingCapable { handleMatrixTyping(typing: MatrixTyping): Promi
 export interface MembershipCapable { handleMatrixMembership(change: MatrixMembership): Promise<void> }
 export interface RoomMetadataCapable { handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> }
 export interface PowerLevelCapable { handleMatrixPowerLevels(pl: MatrixPowerLevels): Promise<void> }
+
+/**
+ * "Does the remote network answer now?" While Matrix → remote deliveries to this network wait out an
+ * outage (they failed with an `unreachable` {@link DeliveryError}), core asks this every couple of
+ * seconds; once it has seen a `false` and then a `true`, every room waiting for this network (and for
+ * no other network still down) is retried at once. Without it such rooms retry only at the end of
+ * their capped backoff: up to `delivery.maxBackoffMs` (a minute by default) after the network is back.
+ *
+ * What it must do:
+ * - answer what a delivery would meet now: go the way deliveries go (same client, same address,
+ *   same credentials) and judge the outcome as your deliveries' errors are judged. `true` means a
+ *   delivery made now would not fail as `unreachable`; an answer that refuses (a 4xx, say) is still
+ *   an answer: `true`.
+ * - be cheap and quick: one light request or a look at connection state, with a short timeout of
+ *   its own (a few seconds); it is asked again and again for as long as rooms wait.
+ * - never throw and never hang: resolve `false` on any doubt (an error, a timeout, not started or
+ *   stopped yet). A wrong `true` costs one retry; a wrong `false` only leaves the rooms to their
+ *   backoff.
+ *
+ * What it must not do: change anything on either side (no reconnecting, no sending, no marking
+ * messages), nor wait for a reconnect to finish; nor be used to decide that a delivery failed:
+ * that is the delivery's own error.
+ */
+export interface ReachabilityCapable { reachable(): Promise<boolean> }
 
 /** A command a network adds to the admin room / in-room command processor (see commands/). */
 export interface NetworkCommand {
@@ -543,8 +568,9 @@ export interface NetworkModule {
  * - `unreachable` (in `options`): the remote network did not answer at all or is down (connection
  *   refused or lost, a timeout, a 502/503/504 after the client library's own retries, not
  *   connected right now). The message waits at the head of its room, retried with the capped backoff, *without
- *   spending one of its `delivery.maxAttempts`*, for as long as the outage lasts: giving it up
- *   would lose it for no fault of its own. Use it only where the network did not take a decision
+ *   spending one of its `delivery.maxAttempts`*, for as long as the outage lasts (retried within
+ *   seconds of its end if you implement {@link ReachabilityCapable}): giving it up would lose it
+ *   for no fault of its own. Use it only where the network did not take a decision
  *   on the message; a refusal that merely might pass later is neither (plain retry, counted).
  * - neither: retried with backoff; after `delivery.maxAttempts` failures the sender is told in the
  *   room that the message did not reach the network.
@@ -595,5 +621,7 @@ export const supportsDirectChats = (n: NetworkConnector): n is NetworkConnector 
   has(n, 'directChatFor');
 export const supportsLinkHook = (n: NetworkConnector): n is NetworkConnector & PortalLinkAware =>
   has(n, 'portalLinked');
+export const supportsReachability = (n: NetworkConnector): n is NetworkConnector & ReachabilityCapable =>
+  has(n, 'reachable');
 export const supportsProvisioning = (n: NetworkConnector): n is NetworkConnector & ProvisioningCapable =>
   has(n, 'provisionLink');

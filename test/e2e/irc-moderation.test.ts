@@ -59,6 +59,14 @@ describe('IRC bridge: Matrix bans', () => {
     const told = await mona.waitForEvent(room2, (e) => e.sender === botId && body(e).startsWith('⚠'));
     expect(body(told)).toContain('the ban of ircvic was not done on IRC: Mona[m] is not a channel operator in #bans2 on ErgoTest');
     expect(await sam.names('#bans2')).toContain('ircvic');
+    // so vic talks on in #bans2: not into the room that banned him, and without holding up who comes after
+    vic.say('#bans2', 'spam for the room that banned me');
+    await sam.waitFor((m) => m.message === 'spam for the room that banned me');
+    sam.say('#bans2', 'said after the spam');
+    await mona.waitForEvent(room2, (e) => body(e) === 'said after the spam');
+    const timeline2 = await mona.timeline(room2);
+    expect(timeline2.filter((e) => body(e) === 'spam for the room that banned me')).toEqual([]);
+    expect(timeline2.filter((e) => e.sender === botId && body(e).startsWith('⚠')).map(body)).toEqual([body(told)]);
 
     // a Matrix unban lifts the IRC ban, from the same connection: vic can come back
     await expect(vic.join('#bans', 3_000)).rejects.toThrow(/banned/);

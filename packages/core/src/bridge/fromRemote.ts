@@ -8,10 +8,10 @@ import { randomUUID } from 'node:crypto';
 import type { KvStore } from '../db/kv.js';
 import type { MappedEvent, MessageStore } from '../db/messages.js';
 import type { PortalStore } from '../db/portals.js';
-import { deterministicTxnId, type MatrixClientLayer, toMatrixError } from '../matrix/client.js';
-import type {
-  NetworkIdentity, RemoteChatInfo, RemoteDelete, RemoteEdit, RemoteEventSink, RemoteMembership,
-  RemoteMessage, RemotePowerLevels, RemoteReaction, RemoteRoomSettings, RemoteSender,
+import { deterministicTxnId, type MatrixClientLayer, type MatrixError, toMatrixError } from '../matrix/client.js';
+import {
+  DeliveryError, type NetworkIdentity, type RemoteChatInfo, type RemoteDelete, type RemoteEdit, type RemoteEventSink,
+  type RemoteMembership, type RemoteMessage, type RemotePowerLevels, type RemoteReaction, type RemoteRoomSettings, type RemoteSender,
 } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
 import type { GhostManager } from './ghosts.js';
@@ -156,18 +156,46 @@ export class RemoteDelivery {
     }
   }
 
-  /** Send as a ghost, re-joining once if the homeserver says it is not in the room. */
-  private async sendAs(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string): Promise<string> {
-    await this.matrix.ensureJoined(userId, roomId);
-    try {
-      return await this.matrix.sendWithTxn(userId, roomId, type, content, txnId);
-    } catch (err) {
-      const m = toMatrixError(err);
-      if (m.errcode !== 'M_FORBIDDEN') throw m;
-      this.matrix.forgetJoined(userId, roomId);
+  /**
+   * Send as a ghost, joining first, and once more if the homeserver says it is not in the room (a
+   * kick, or a join remembered from before). Undefined if the room has banned the ghost: what its
+   * remote user says is not for this room, by the room's own choice, so it is dropped (logged, not
+   * retried, not reported). Any other refusal after the second try is permanent: retrying it would
+   * hold up the room's later messages for minutes and end the same way.
+   */
+  private async sendAs(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string): Promise<string | undefined> {
+    const send = async (): Promise<string> => {
       await this.matrix.ensureJoined(userId, roomId);
       return this.matrix.sendWithTxn(userId, roomId, type, content, txnId);
+    };
+    // a refusal: M_FORBIDDEN, or Synapse's M_BAD_STATE for the join of a banned user (both 403)
+    const refused = (m: MatrixError): boolean => m.errcode === 'M_FORBIDDEN' || m.status === 403;
+    try {
+      return await send();
+    } catch (err) {
+      const m = toMatrixError(err);
+      if (!refused(m)) throw m;
+      this.matrix.forgetJoined(userId, roomId);
     }
+    try {
+      return await send();
+    } catch (err) {
+      const m = toMatrixError(err);
+      if (!refused(m)) throw m;
+      this.matrix.forgetJoined(userId, roomId);
+      if (await this.banned(userId, roomId)) {
+        this.log.info('the room has banned this remote user; their message is not delivered', { roomId, userId, type });
+        return undefined;
+      }
+      throw new DeliveryError(`the homeserver refused it: ${m.message}`, true, { cause: m });
+    }
+  }
+
+  /** Is `userId` banned from the room (as the bot sees its member state)? False when that cannot be read. */
+  private async banned(userId: string, roomId: string): Promise<boolean> {
+    const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(userId)}`;
+    const member = await this.matrix.request<{ membership?: string }>('GET', path).catch(() => undefined);
+    return member?.membership === 'ban';
   }
 
   private firstEvent(network: string, chat: string, remoteId: string | undefined, roomId: string): string | undefined {
@@ -192,13 +220,14 @@ export class RemoteDelivery {
         content['m.relates_to'] = { 'm.in_reply_to': { event_id: replyEvent } };
       }
       const txnId = deterministicTxnId('msg', network.id, msg.chat, msg.id, String(i), roomId);
-      let eventId: string;
+      let eventId: string | undefined;
       try {
         eventId = await this.sendAs(userId, roomId, part.type ?? 'm.room.message', content, txnId);
       } catch (err) {
         record(); // the parts that did arrive stay mapped, whatever becomes of this one
         throw err;
       }
+      if (eventId === undefined) break; // banned from the room: nor are the other parts for it
       const body = typeof content['body'] === 'string' ? content['body'] : undefined;
       sent.push({ network: network.id, remoteChat: msg.chat, remoteId: msg.id, part: i, roomId, eventId, sender: userId, ...(body !== undefined ? { body } : {}) });
     }
@@ -257,6 +286,7 @@ export class RemoteDelivery {
     }
     const content = { 'm.relates_to': { rel_type: 'm.annotation', event_id: target, key: r.key } };
     const eventId = await this.sendAs(userId, roomId, 'm.reaction', content, deterministicTxnId('react', network.id, r.chat, key, roomId, String(receivedAt)));
+    if (eventId === undefined) return;
     this.messages.add({ network: network.id, remoteChat: r.chat, remoteId: key, part: 0, roomId, eventId, sender: userId });
   }
 

@@ -164,30 +164,23 @@ export class RemoteDelivery {
    * hold up the room's later messages for minutes and end the same way.
    */
   private async sendAs(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string): Promise<string | undefined> {
-    const send = async (): Promise<string> => {
-      await this.matrix.ensureJoined(userId, roomId);
-      return this.matrix.sendWithTxn(userId, roomId, type, content, txnId);
-    };
     // a refusal: M_FORBIDDEN, or Synapse's M_BAD_STATE for the join of a banned user (both 403)
     const refused = (m: MatrixError): boolean => m.errcode === 'M_FORBIDDEN' || m.status === 403;
-    try {
-      return await send();
-    } catch (err) {
-      const m = toMatrixError(err);
-      if (!refused(m)) throw m;
-      this.matrix.forgetJoined(userId, roomId);
-    }
-    try {
-      return await send();
-    } catch (err) {
-      const m = toMatrixError(err);
-      if (!refused(m)) throw m;
-      this.matrix.forgetJoined(userId, roomId);
-      if (await this.banned(userId, roomId)) {
-        this.log.info('the room has banned this remote user; their message is not delivered', { roomId, userId, type });
-        return undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.matrix.ensureJoined(userId, roomId);
+        return await this.matrix.sendWithTxn(userId, roomId, type, content, txnId);
+      } catch (err) {
+        const m = toMatrixError(err);
+        if (!refused(m)) throw m;
+        this.matrix.forgetJoined(userId, roomId);
+        if (attempt === 1) continue; // join again, and send once more
+        if (await this.banned(userId, roomId)) {
+          this.log.info('the room has banned this remote user; their message is not delivered', { roomId, userId, type });
+          return undefined;
+        }
+        throw new DeliveryError(`the homeserver refused it: ${m.message}`, true, { cause: m });
       }
-      throw new DeliveryError(`the homeserver refused it: ${m.message}`, true, { cause: m });
     }
   }
 

@@ -36,6 +36,21 @@ export async function roomWithBot(admin: MatrixUser, botId: string, name: string
   return roomId;
 }
 
+/**
+ * A DM room of `user` with the bridge's bot (its admin room, once the bot has said so), and `ask`:
+ * say a command there and get the bot's first answer after it that `expected` accepts.
+ */
+export async function adminRoom(user: MatrixUser, botId: string): Promise<{ roomId: string; ask: (cmd: string, expected: (b: string) => boolean) => Promise<string> }> {
+  const roomId = await user.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [botId] });
+  await user.waitForEvent(roomId, (e) => e.sender === botId && body(e).includes('admin room'));
+  const ask = async (cmd: string, expected: (b: string) => boolean): Promise<string> => {
+    const since = Date.now();
+    await user.sendText(roomId, cmd);
+    return body(await user.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since && expected(body(e))));
+  };
+  return { roomId, ask };
+}
+
 /** A room `admin` creates and links to `channel` with the in-room `link` command. */
 export async function plumbedRoom(admin: MatrixUser, botId: string, channel: string): Promise<string> {
   const roomId = await roomWithBot(admin, botId, `plumbed ${channel}`);

@@ -10,7 +10,7 @@ import type { IrcNetwork, IrcServer } from '@trestle/irc';
 import type { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser, messagesOf } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
-import { body, ghost, ircPort, IrcUsers, plumbedRoom, startIrcBridge as startBridge, startSuite, untag } from './irc-env.js';
+import { adminRoom, body, ghost, ircPort, IrcUsers, plumbedRoom, startIrcBridge as startBridge, startSuite, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let alice: MatrixUser;
@@ -287,13 +287,7 @@ describe('IRC bridge: SASL', () => {
     await ircUser('ircwho', ['#sasl']);
     const roomId = await plumbed('#sasl');
     await alice.sendText(roomId, 'connect me');
-    const dm = await alice.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [botId] });
-    await alice.waitForEvent(dm, (e) => e.sender === botId && body(e).includes('admin room'));
-    const ask = async (cmd: string, expect: (b: string) => boolean): Promise<string> => {
-      const since = Date.now();
-      await alice.sendText(dm, cmd);
-      return body(await alice.waitForEvent(dm, (e) => e.sender === botId && e.origin_server_ts >= since && expect(body(e))));
-    };
+    const { ask } = await adminRoom(alice, botId);
     // register the nick as an account on ergo, through the user's own connection
     await ask('cmd test PRIVMSG NickServ :REGISTER s3cret-pw', (b) => b.startsWith('Sent:'));
     await sleep(1000);

@@ -145,6 +145,7 @@ export class TrestleBridge {
       },
       adminRoomOwner: (roomId) => admin.isAdminRoom(roomId),
       reply: (roomId, text) => matrix.sendNotice(roomId, text),
+      memberName: (roomId, userId) => matrix.memberName(roomId, userId),
     });
     for (const spec of builtinCommands(this)) this.commands.add(spec);
     for (const n of this.networks.values()) if (supportsCommands(n)) for (const c of n.commands) this.commands.add(c, n.identity.id);

@@ -38,6 +38,7 @@ export function networkMatrix(matrix: MatrixClientLayer, existingGhost: (remoteU
     async invite(roomId, userId) {
       await matrix.request('POST', `${room(roomId)}/invite`, { user_id: userId });
     },
+    kick: (roomId, userId, reason) => matrix.moderate('kick', roomId, userId, reason),
     notice: (roomId, text) => matrix.sendNotice(roomId, text),
     async setPresence(remoteUser, presence, statusMsg) {
       const ghost = existingGhost(remoteUser);

@@ -15,6 +15,8 @@ export interface CommandEnv {
   powerLevel(roomId: string, userId: string): Promise<number>;
   adminRoomOwner(roomId: string): string | undefined;
   reply(roomId: string, text: string): Promise<void>;
+  /** The user's display name as the room shows it (else their profile's; else the user id). */
+  memberName?(roomId: string, userId: string): Promise<string>;
 }
 
 /** Split a command line into words; "double quoted" words may hold spaces. */
@@ -127,7 +129,8 @@ export class CommandProcessor {
     const rest = line.slice(line.toLowerCase().indexOf(name) + name.length);
     const args = bindArgs(spec, words.slice(1), rest);
     if (typeof args === 'string') { await reply(args); return true; }
-    const inv: CommandInvocation = { sender, roomId, args, powerLevel, inAdminRoom, isAdmin, reply };
+    const senderName = async (): Promise<string> => (await this.env.memberName?.(roomId, sender).catch(() => undefined)) ?? sender;
+    const inv: CommandInvocation = { sender, roomId, args, powerLevel, inAdminRoom, isAdmin, reply, senderName };
     try {
       const out = await spec.run(inv);
       if (out) await reply(out);

@@ -279,6 +279,11 @@ export interface CommandInvocation {
   inAdminRoom: boolean;
   isAdmin: boolean;
   reply(text: string): Promise<void>;
+  /**
+   * The sender's display name (as the room shows it, else their profile's, else their user id),
+   * asked for only when needed: e.g. to name a connection a command opens before any message has.
+   */
+  senderName(): Promise<string>;
 }
 
 export interface CommandCapable { readonly commands: NetworkCommand[] }
@@ -456,6 +461,8 @@ export interface NetworkMatrix {
   /** The bot joins a room it was invited to or may join (e.g. one linked through the provisioning API). */
   join(roomId: MatrixRoomId): Promise<void>;
   invite(roomId: MatrixRoomId, userId: MatrixUserId): Promise<void>;
+  /** Remove a user from a room as the bot (it needs the power to kick there), e.g. one who left the remote chat by a command. */
+  kick(roomId: MatrixRoomId, userId: MatrixUserId, reason?: string): Promise<void>;
   /** Say something in a room as the bot (an `m.notice`). */
   notice(roomId: MatrixRoomId, text: string): Promise<void>;
   /**

@@ -1,13 +1,15 @@
 /**
  * Matrix users as themselves on a real ergo: nicks from the display name, fixed to IRC's rules,
- * truncated to the server's NICKLEN and de-collided; and linking IRC channels through the
- * provisioning HTTP API. Plain irc-framework clients watch what ergo really shows.
+ * truncated to the server's NICKLEN and de-collided; linking IRC channels through the
+ * provisioning HTTP API; and the admin commands about a user's own connection. Plain
+ * irc-framework clients watch what ergo really shows.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
+import type { IrcNetwork } from '@trestle/irc';
 import { MatrixUser } from '../harness/matrix-user.js';
 import { e2e, sleep } from './env.js';
-import { body, ghost, IrcUsers, plumbedRoom, roomWithBot, startSuite } from './irc-env.js';
+import { adminRoom, body, ghost, IrcUsers, plumbedRoom, roomWithBot, startSuite, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let uma: MatrixUser;
@@ -169,5 +171,68 @@ describe('IRC bridge: provisioning API', () => {
     // still working: a good link now goes through
     expect((await link('test/#provok')).status).toBe(200);
     expect(bridge.portals.forRoom(roomId).map((p) => p.remoteChat)).toEqual(['test/#provok']);
+  });
+});
+
+describe('IRC bridge: the rest of the admin commands', () => {
+  it('answers help, username, part, quit and removepass, each doing what it says on IRC and Matrix', async () => {
+    const watcher = await users.add('cmdwatch', ['#cmdportal', '#cmdplumb']);
+    const plumbed = await plumbedRoom(uma, botId, '#cmdplumb'); // uma made the room: as powerful as the bot there
+    const portal = await uma.join('#irc_test_#cmdportal:localhost'); // the bot made this one
+    await uma.sendText(portal, 'uma in the portal');
+    await watcher.waitFor((m) => m.message === 'uma in the portal' && m.target === '#cmdportal');
+    await uma.sendText(plumbed, 'uma in the plumbed room');
+    await watcher.waitFor((m) => m.message === 'uma in the plumbed room' && m.target === '#cmdplumb');
+    const { ask } = await adminRoom(uma, botId);
+
+    const help = await ask('help', (b) => b.includes('storepass'));
+    for (const name of ['join', 'part', 'nick', 'whois', 'storepass', 'removepass', 'username', 'reconnect', 'quit', 'listrooms', 'cmd']) {
+      expect(help).toMatch(new RegExp(`\\b${name}\\b`));
+    }
+
+    // username: the ident of the next connection
+    expect(await ask('username test umaident', (b) => b.startsWith('Username'))).toBe('Username set; it applies from your next connection.');
+    // (in every channel of the old connection: this suite's earlier tests put uma in more than these two)
+    expect(await ask('reconnect test', (b) => b.startsWith('Reconnected'))).toMatch(/^Reconnected to ErgoTest, in \d+ channels\.$/);
+    await watcher.waitForRaw((l) => /^:Uma\[m\]!~?umaident@\S+ JOIN :?#cmdportal/.test(untag(l)));
+    await watcher.waitForRaw((l) => /^:Uma\[m\]!~?umaident@\S+ JOIN :?#cmdplumb/.test(untag(l)));
+    expect(await ask('whois test Uma[m]', (b) => b.startsWith('Uma[m] is'))).toMatch(/^Uma\[m\] is ~?umaident@/);
+
+    // part: off the channel on IRC, and out of the room the bot may kick from; told about the one it may not
+    await uma.sendText(portal, 'back in the portal');
+    await watcher.waitFor((m) => m.message === 'back in the portal');
+    const left = await ask('part test #cmdportal', (b) => b.startsWith('Left'));
+    expect(left).toBe(`Left #cmdportal on ErgoTest and its room ${portal}.`);
+    await watcher.waitForRaw((l) => /^:Uma\[m\]!\S+ PART #cmdportal/.test(untag(l)));
+    const membership = async (roomId: string): Promise<string> => (await uma.request<{ membership: string }>('GET',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(uma.userId)}`)).membership;
+    expect(await membership(portal)).toBe('leave');
+    const kept = await ask('part test #cmdplumb', (b) => b.startsWith('Left'));
+    expect(kept).toContain(`I could not take you out of ${plumbed}`);
+    await watcher.waitForRaw((l) => /^:Uma\[m\]!\S+ PART #cmdplumb/.test(untag(l)));
+    expect(await membership(plumbed)).toBe('join');
+    expect(await ask('part test #nowhere', (b) => b.startsWith('You are'))).toBe('You are not in #nowhere on ErgoTest.');
+
+    // quit: the connection closes (the next message opens it again)
+    await uma.sendText(plumbed, 'once more in the plumbed room');
+    await watcher.waitFor((m) => m.message === 'once more in the plumbed room');
+    expect(await ask('quit test', (b) => b.startsWith('Disconnected') || b.startsWith('You have'))).toBe('Disconnected from ErgoTest.');
+    await watcher.waitForRaw((l) => /^:Uma\[m\]!\S+ QUIT :?.*Quit from Matrix/.test(untag(l)));
+    expect(await ask('quit test', (b) => b.startsWith('Disconnected') || b.startsWith('You have'))).toBe('You have no connection there.');
+
+    // removepass: a stored password is forgotten
+    const store = (bridge.networks.get('irc') as IrcNetwork).store!;
+    await ask('storepass test not-a-real-pw', (b) => b.startsWith('Password stored'));
+    expect(store.user(uma.userId, 'test').password).toBe('not-a-real-pw');
+    expect(await ask('removepass test', (b) => b.startsWith('Password'))).toBe('Password removed.');
+    expect(store.user(uma.userId, 'test').password).toBeUndefined();
+  });
+
+  it('names a connection that a command opens, before any message, from the display name', async () => {
+    const watcher = await users.add('firstwatch', ['#cmdfirst']);
+    const nadia = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircnadia${Date.now()}`, { displayName: 'Nadia' });
+    const { ask } = await adminRoom(nadia, botId);
+    await ask('join test #cmdfirst', (b) => b.startsWith('Joined'));
+    await watcher.waitForRaw((l) => /^:Nadia\[m\]!\S+ JOIN :?#cmdfirst/.test(untag(l)));
   });
 });

@@ -7,7 +7,7 @@
  * decides, from how many words were given, whether the first one is the server.
  */
 import type { CommandInvocation, NetworkCommand } from '@trestle/core';
-import { channelChat, parseChat } from './ids.js';
+import { channelChat, ircLower, parseChat } from './ids.js';
 import type { IrcNetwork } from './network.js';
 import type { IrcServer } from './server.js';
 
@@ -80,7 +80,8 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
   });
 
   const conn = async (inv: CommandInvocation, server: IrcServer) => {
-    const c = server.clientFor(inv.sender, inv.sender);
+    // a connection a command opens (before any message has) is named like one a message opens
+    const c = server.clientFor(inv.sender, await inv.senderName());
     await c.connect();
     return c;
   };
@@ -101,8 +102,31 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
       },
     }),
     perServer({
-      name: 'part', args: ['channel'], required: 1, help: 'Leave an IRC channel',
-      run: async (inv, server, a) => { server.clients.get(inv.sender)?.part(a['channel']!); return `Left ${a['channel']}.`; },
+      name: 'part', args: ['channel'], required: 1, help: 'Leave an IRC channel and the Matrix rooms bridged to it',
+      run: async (inv, server, a) => {
+        const channel = a['channel']!;
+        const c = server.clients.get(inv.sender);
+        const onIrc = c?.channels.has(ircLower(channel)) === true;
+        if (onIrc) c!.part(channel, 'Left from Matrix');
+        // the rooms bridged to the channel follow: staying in one, the user's next message there would join it again
+        const ctx = net.ctx;
+        const left: string[] = [];
+        const kept: string[] = [];
+        for (const p of ctx?.portals.forChat(channelChat(server.key, channel)) ?? []) {
+          const member = await ctx!.matrix.getState<{ membership?: string }>(p.roomId, 'm.room.member', inv.sender).catch(() => undefined);
+          if (member?.membership !== 'join') continue;
+          try {
+            await ctx!.matrix.kick(p.roomId, inv.sender, `Left ${channel} on ${server.displayName}`);
+            left.push(p.roomId);
+          } catch {
+            kept.push(p.roomId);
+          }
+        }
+        if (!onIrc && left.length + kept.length === 0) return `You are not in ${channel} on ${server.displayName}.`;
+        const out = [`Left ${channel} on ${server.displayName}${left.length ? ` and its room${left.length > 1 ? 's' : ''} ${left.join(', ')}` : ''}.`];
+        if (kept.length) out.push(`I could not take you out of ${kept.join(', ')} (my power level is too low there), so your next message there joins ${channel} again.`);
+        return out.join(' ');
+      },
     }),
     perServer({
       name: 'nick', args: ['nick'], required: 1, help: 'Change your IRC nick',
@@ -153,9 +177,15 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
     perServer({
       name: 'reconnect', args: [], required: 0, help: 'Reconnect your IRC connection',
       run: async (inv, server) => {
+        // the new connection goes back into the channels the old one was in (with their keys)
+        const channels = [...(server.clients.get(inv.sender)?.channels ?? [])];
         server.closeClient(inv.sender, 'Reconnecting');
-        await (await conn(inv, server)).connect();
-        return `Reconnected to ${server.displayName}.`;
+        const c = await conn(inv, server);
+        await c.connect();
+        const failed: string[] = [];
+        await Promise.all(channels.map(([channel, key]) => c.join(channel, key).catch((err: Error) => { failed.push(`${channel} (${err.message})`); })));
+        return `Reconnected to ${server.displayName}${channels.length ? `, in ${channels.length - failed.length} channel${channels.length - failed.length === 1 ? '' : 's'}` : ''}.` +
+          (failed.length ? ` Could not rejoin ${failed.join(', ')}.` : '');
       },
     }),
     perServer({

@@ -172,3 +172,22 @@ describe('IRC bridge: a plumbed room where the bot has no power', () => {
     await until(async () => (await topic()) === 'the third topic', 'the topic to be mirrored once the bot may');
   });
 });
+
+describe('IRC bridge: Matrix users\' membership → their connections in the channel', () => {
+  it('joins the channel when a Matrix user joins the room, parts when they leave, and parts with the reason when kicked', async () => {
+    const wat = await ircUser('ircwat', ['#mship']);
+    const roomId = await plumbed('#mship');
+    const ola = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircmodola${Date.now()}`, { displayName: 'Ola' });
+    const joined = (l: string): boolean => /^:Ola\[m\]!\S+ JOIN :?#mship/.test(untag(l));
+    const parted = (l: string): boolean => /^:Ola\[m\]!\S+ PART #mship/.test(untag(l));
+    await ola.join(roomId);
+    await wat.waitForRaw(joined);
+    await ola.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, {});
+    expect(untag(await wat.waitForRaw(parted))).toMatch(/Left the Matrix room$/);
+    await ola.join(roomId);
+    await until(() => wat.raw.filter(joined).length === 2, 'ola to join the channel again');
+    await mona.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/kick`, { user_id: ola.userId, reason: 'enough' });
+    await until(() => wat.raw.filter(parted).length === 2, 'ola to part the channel when kicked');
+    expect(untag(wat.raw.filter(parted)[1]!)).toMatch(/Kicked from the Matrix room by Mona: enough$/);
+  });
+});

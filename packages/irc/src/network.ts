@@ -214,6 +214,10 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       server.clients.get(m.sender.userId)?.part(parsed.channel, 'Left the Matrix room');
     } else if ((m.membership === 'kick' || m.membership === 'ban' || m.membership === 'unban') && this.ctx!.remoteUserOf(m.target.userId)) {
       await this.moderation.kickOrBan(server, parsed.channel, m);
+    } else if (m.membership === 'kick' || m.membership === 'ban') {
+      // a Matrix user put out of the room is out of the channel too: their connection must not stay there as them
+      const how = m.membership === 'kick' ? 'Kicked from' : 'Banned from';
+      server.clients.get(m.target.userId)?.part(parsed.channel, `${how} the Matrix room by ${m.sender.displayName}${m.reason ? `: ${m.reason}` : ''}`);
     }
   }
 

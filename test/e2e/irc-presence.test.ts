@@ -38,6 +38,9 @@ async function presenceBecomes(userId: string, presence: string, statusMsg: stri
   }, () => `${userId}'s presence to be ${presence} "${statusMsg}" (last read: ${JSON.stringify(last)})`, 20_000);
 }
 
+/** The room plumbed to #pres by the presence-on tests. */
+const presRoom = (): string => bridge.portals.all().find((p) => p.remoteChat === 'test/#pres')!.roomId;
+
 const ghostJoined = (roomId: string, nick: string): Promise<true> =>
   until(async () => (await pia.joinedMembers(roomId)).includes(ghost(nick)) || undefined, `${nick}'s ghost to join`);
 
@@ -54,55 +57,60 @@ describe('IRC bridge: away status as presence', () => {
     expect((await presenceOf(ghost('presolga'))).status_msg ?? '').toBe('');
   });
 
-  it('with presence on: in the channel → online; AWAY :reason → unavailable with it; AWAY → online; QUIT → offline', async () => {
+  it('with presence on, an IRC user in a bridged channel who is not away is online', async () => {
     await bridge.stop();
     bridge = await startIrcBridge({ presence: true, presenceRefreshSeconds: 2 });
-    const pam = await users.add('prespam', ['#pres']);
+    await users.add('prespam', ['#pres']);
     const roomId = await plumbedRoom(pia, botId, '#pres');
     await ghostJoined(roomId, 'prespam');
     await presenceBecomes(ghost('prespam'), 'online', '');
+  });
 
-    pam.client.raw('AWAY :gone \x02fishing\x02');
-    await presenceBecomes(ghost('prespam'), 'unavailable', 'gone fishing'); // IRC formatting left out
-    pam.client.raw('AWAY');
-    await presenceBecomes(ghost('prespam'), 'online', '');
+  it('AWAY :reason → unavailable with the reason; AWAY → online; QUIT → offline', async () => {
+    const roomId = presRoom();
+    const ben = await users.add('presben', ['#pres']);
+    await ghostJoined(roomId, 'presben');
+    ben.client.raw('AWAY :gone \x02fishing\x02');
+    await presenceBecomes(ghost('presben'), 'unavailable', 'gone fishing'); // IRC formatting left out
+    ben.client.raw('AWAY');
+    await presenceBecomes(ghost('presben'), 'online', '');
 
     // a quitting ghost leaves the plumbed room; pia still shares their direct chat, so she may read their presence
     await pia.sendText(roomId, 'so you know my nick');
-    await pam.waitFor((m) => m.message === 'so you know my nick');
-    pam.say('Pia[m]', 'psst');
-    const dm = await until(() => bridge.portals.all().find((p) => p.kind === 'dm' && p.remoteChat === `test/pm/${pia.userId}/prespam`)?.roomId, 'the DM room');
+    await ben.waitFor((m) => m.message === 'so you know my nick');
+    ben.say('Pia[m]', 'psst');
+    const dm = await until(() => bridge.portals.all().find((p) => p.kind === 'dm' && p.remoteChat === `test/pm/${pia.userId}/presben`)?.roomId, 'the DM room');
     await pia.join(dm);
     await pia.waitForEvent(dm, (e) => body(e) === 'psst');
-    pam.client.raw('AWAY :back soon');
-    await presenceBecomes(ghost('prespam'), 'unavailable', 'back soon');
-    pam.quit();
-    await presenceBecomes(ghost('prespam'), 'offline', '');
+    ben.client.raw('AWAY :back soon');
+    await presenceBecomes(ghost('presben'), 'unavailable', 'back soon');
+    ben.quit();
+    await presenceBecomes(ghost('presben'), 'offline', '');
   });
 
-  it('someone away before the bridge sees them is unavailable: already in the channel (WHO\'s G), or joining it (AWAY after JOIN)', async () => {
+  it('someone away already in a channel when it is linked is unavailable (WHO\'s G flag, without the reason)', async () => {
     const quin = await users.add('presquin', ['#preswho']);
     quin.client.raw('AWAY :in a meeting');
     await sleep(300); // ergo has taken the AWAY before the listener joins
     const roomId = await plumbedRoom(pia, botId, '#preswho');
     await ghostJoined(roomId, 'presquin');
-    // WHO says only "gone", not why
-    await presenceBecomes(ghost('presquin'), 'unavailable', '');
+    await presenceBecomes(ghost('presquin'), 'unavailable', ''); // WHO says only "gone", not why
     quin.client.raw('AWAY :still in the meeting');
     await presenceBecomes(ghost('presquin'), 'unavailable', 'still in the meeting');
+  });
 
+  it('someone away joining a bridged channel is unavailable with their reason (the AWAY ergo sends after the JOIN)', async () => {
     const rex = await users.add('presrex');
     rex.client.raw('AWAY :lunch');
     await sleep(300);
-    await rex.join('#preswho');
-    await ghostJoined(roomId, 'presrex');
+    await rex.join('#pres');
+    await ghostJoined(presRoom(), 'presrex');
     await presenceBecomes(ghost('presrex'), 'unavailable', 'lunch');
   });
 
   it('says an online ghost\'s presence again before Synapse times it out', async () => {
     const sam = await users.add('pressam', ['#pres']);
-    const roomId = bridge.portals.all().find((p) => p.remoteChat === 'test/#pres')!.roomId;
-    await ghostJoined(roomId, 'pressam');
+    await ghostJoined(presRoom(), 'pressam');
     await presenceBecomes(ghost('pressam'), 'online', '');
     await sleep(6000);
     const p = await presenceOf(ghost('pressam'));

@@ -5,6 +5,8 @@ export { TrestleBridge, type BridgeOptions, TRESTLE_VERSION } from './bridge/bri
 export { escapeLocalpart } from './bridge/ghosts.js';
 export { OrderedQueues, type QueuePolicy } from './bridge/queue.js';
 export { stripReplyFallback } from './bridge/fromMatrix.js';
+export { GhostPresences, type GhostPresence, type GhostPresencesDeps } from './bridge/presence.js';
+export { KeyedSerial } from './util/keyedSerial.js';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './util/log.js';
 export { openDatabase, migrate, prepared, schemaVersion, MigrationError, type Db } from './db/database.js';
 export { WorkQueueStore } from './db/workQueue.js';

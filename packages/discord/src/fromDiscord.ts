@@ -3,7 +3,7 @@
  * edits, deletions, reactions, members' departures) reported through core's sink, one channel at a time in
  * arrival order. The bridge's own messages (its webhooks, its bot user) are never reported back.
  */
-import type { NetworkContext, RemoteMembership, RemoteMessagePart, RemoteSender } from '@trestle/core';
+import { KeyedSerial, type NetworkContext, type RemoteMembership, type RemoteMessagePart, type RemoteSender } from '@trestle/core';
 import {
   Events, type Channel, type Client, type Guild, type GuildMember, type Message, type MessageReaction, type PartialGuildMember,
   type PartialMessage, type PartialMessageReaction, type PartialUser, type Typing, type User,
@@ -12,7 +12,6 @@ import type { DiscordConfig } from './config.js';
 import { customEmojisIn, discordToMatrix, embedText, textContent, type DiscordToMatrixResolver } from './convert/index.js';
 import { aliasLocalpart, channelChat, discordUser, messageRef, threadChat, webhookUser } from './ids.js';
 import { attachmentPart, type EmojiBridge, type StickerBridge } from './media.js';
-import { KeyedSerial } from './serial.js';
 import type { DiscordStore } from './store.js';
 import type { WebhookPool } from './webhooks.js';
 

@@ -10,14 +10,13 @@
  * and picture, and stays out of the space.
  */
 import {
-  DeliveryError, type Logger, type MatrixRoomMeta, type NetworkContext, type NetworkMatrix, type PortalInfo, type RemoteChatInfo,
+  DeliveryError, KeyedSerial, type Logger, type MatrixRoomMeta, type NetworkContext, type NetworkMatrix, type PortalInfo, type RemoteChatInfo,
 } from '@trestle/core';
 import {
   ChannelType, Events, PermissionFlagsBits, type Channel, type Client, type Guild, type NonThreadGuildBasedChannel,
 } from 'discord.js';
 import { channelChat, parseChat } from './ids.js';
 import { download } from './media.js';
-import { KeyedSerial } from './serial.js';
 import type { DiscordStore, StoredGuild } from './store.js';
 import { discordCode } from './webhooks.js';
 import { toDeliveryError } from './errors.js';

@@ -12,15 +12,12 @@
  * presence; the bot's own is ignored.
  *
  * Synapse turns a user who never syncs offline 30 s after their last presence update, so the
- * presence of ghosts that are not offline is said again every `presenceRefreshSeconds`.
+ * presence of ghosts that are not offline is said again every `presenceRefreshSeconds` (by core's
+ * GhostPresences, which also sends only changes, one user's in order).
  */
-import type { NetworkContext } from '@trestle/core';
+import { GhostPresences, type GhostPresence, type GhostPresencesDeps, type MatrixPresence } from '@trestle/core';
 import { ActivityType, Events, GatewayDispatchEvents, type Client, type GatewayGuildCreateDispatchData, type Presence } from 'discord.js';
-import { KeyedSerial } from './serial.js';
 import { discordUser } from './ids.js';
-
-export type MatrixPresence = 'online' | 'unavailable' | 'offline';
-export interface GhostPresence { presence: MatrixPresence; statusMsg?: string }
 
 /** What Discord says of a member (`status`, `activities`), as discord.js and the gateway both give it. */
 export interface DiscordPresence {
@@ -46,23 +43,13 @@ export function ghostPresence(p: DiscordPresence): GhostPresence {
   return statusMsg ? { presence, statusMsg } : { presence };
 }
 
-const same = (a: GhostPresence | undefined, b: GhostPresence): boolean => a?.presence === b.presence && a.statusMsg === b.statusMsg;
-
-export interface PresenceDeps {
-  /** Set a ghost's presence; false when the user has no ghost (nothing was sent). */
-  setPresence(remoteUser: string, presence: MatrixPresence, statusMsg?: string): Promise<boolean>;
-  /** Seconds between repeats of a presence that is not offline (0: never repeated). */
-  refreshSeconds: number;
-  log: Pick<NetworkContext['log'], 'debug' | 'warn'>;
-}
-
+/** Discord's side: which events say what of whom. Sending only changes, in order, and repeating them is core's {@link GhostPresences}. */
 export class PresenceBridge {
-  /** What each ghost shows now, as far as the bridge has set it. */
-  private readonly shown = new Map<string, GhostPresence>();
-  private readonly serial = new KeyedSerial();
-  private timer?: NodeJS.Timeout;
+  private readonly ghosts: GhostPresences;
 
-  constructor(private readonly d: PresenceDeps) {}
+  constructor(d: GhostPresencesDeps) {
+    this.ghosts = new GhostPresences(d);
+  }
 
   attach(client: Client): void {
     client.on(Events.PresenceUpdate, (_old, now: Presence) => {
@@ -72,10 +59,6 @@ export class PresenceBridge {
     // The raw event, not discord.js's `guild.presences` (filled from it without an event): that cache keeps
     // the presences of an earlier session, so it cannot tell who went offline while no session was open.
     client.ws.on(GatewayDispatchEvents.GuildCreate, (data: GatewayGuildCreateDispatchData) => this.guildCreated(data, client.user?.id));
-    if (this.d.refreshSeconds > 0 && !this.timer) {
-      this.timer = setInterval(() => this.refresh(), this.d.refreshSeconds * 1000);
-      this.timer.unref();
-    }
   }
 
   /**
@@ -93,38 +76,16 @@ export class PresenceBridge {
     for (const m of d.members ?? []) {
       const userId = m.user.id;
       if (userId === self || listed.has(userId)) continue;
-      if ((this.shown.get(userId)?.presence ?? 'offline') !== 'offline') this.update(userId, OFFLINE);
+      if ((this.ghosts.showing(discordUser(userId))?.presence ?? 'offline') !== 'offline') this.update(userId, OFFLINE);
     }
   }
 
   /** A member's presence as Discord says it now: sent to their ghost if it changed. One user's changes go out in order. */
   update(userId: string, next: GhostPresence): void {
-    void this.serial.run(userId, async () => {
-      if (same(this.shown.get(userId), next)) return;
-      if (await this.send(userId, next)) this.shown.set(userId, next);
-    }, (err) => this.d.log.warn('could not set the presence of a Discord user\'s ghost', { user: userId, err: err as Error }));
-  }
-
-  private async send(userId: string, p: GhostPresence): Promise<boolean> {
-    const sent = await this.d.setPresence(discordUser(userId), p.presence, p.statusMsg);
-    if (!sent) this.d.log.debug('no ghost for this Discord user yet: presence not bridged', { user: userId });
-    return sent;
-  }
-
-  /** Say again the presence of ghosts that are not offline, before the homeserver times it out. */
-  private refresh(): void {
-    for (const [userId, p] of this.shown) {
-      if (p.presence === 'offline') continue;
-      void this.serial.run(userId, async () => {
-        const now = this.shown.get(userId);
-        if (now && now.presence !== 'offline') await this.send(userId, now);
-      }, (err) => this.d.log.debug('could not repeat a ghost\'s presence', { user: userId, err: err as Error }));
-    }
+    void this.ghosts.update(discordUser(userId), next);
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.serial.idle();
+    await this.ghosts.stop();
   }
 }

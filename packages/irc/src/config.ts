@@ -23,6 +23,14 @@ export const ircServerSchema = z.strictObject({
     shortWithinLines: z.int().min(0).default(10).describe('A Matrix reply to a message said this many lines ago or more (or older than shortWithinSeconds) may quote it: `<nick> "quote…" <- text`.'),
     quoteLength: z.int().min(8).max(200).default(40).describe('Most characters of the quoted message.'),
   }).prefault({}).describe('Matrix replies on IRC. An old message is quoted only when nobody joined the channel since it was said (a later joiner may not be meant to read it); otherwise, and for messages the bridge did not see, the reply is `nick: text`.'),
+  presence: z.boolean().default(false)
+    .describe('Show IRC users\' away status as the Matrix presence of their ghosts: in a bridged channel and not away = online, ' +
+      'away = unavailable with the away message as the status message, gone from every bridged channel = offline. Uses IRCv3 ' +
+      'away-notify where the server offers it. Costs a request to the homeserver per ghost that is not offline every ' +
+      'presenceRefreshSeconds; needs presence enabled on the homeserver.'),
+  presenceRefreshSeconds: z.int().min(0).default(25)
+    .describe('With presence on: how often the presence of ghosts that are not offline is said again, as homeservers turn ' +
+      'users who never sync offline after a while (Synapse: 30 s). 0 = never.'),
   dynamicChannels: z.strictObject({
     enabled: z.boolean().default(true).describe('Let Matrix users open portal rooms by joining #irc_<server>_<#channel> aliases.'),
     whitelist: z.array(channelName).default([]).describe('If not empty, only these channels can be opened.'),

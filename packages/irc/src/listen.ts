@@ -1,7 +1,8 @@
 /**
  * IRC → Matrix: what the bridge's listening connection sees in the channels it sits in, reported
  * to core. Messages, reactions, redactions, joins, parts, kicks, quits (netsplits held back, see
- * netsplit.ts), nick changes, topics, and channel modes (ranks and room settings, see modes.ts).
+ * netsplit.ts), nick changes, topics, channel modes (ranks and room settings, see modes.ts), and
+ * with `presence` on, away status (presence.ts).
  */
 import type { NetworkContext } from '@trestle/core';
 import { channelChat, ircLower, ircUser, isChannel } from './ids.js';
@@ -9,6 +10,7 @@ import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
 import { parseLine } from './lean.js';
+import { IrcPresence } from './presence.js';
 import type { IrcServer } from './server.js';
 import type { IrcStore } from './store.js';
 
@@ -49,6 +51,8 @@ interface HeldQuit { nick: string; channels: string[]; reason?: string }
 
 export class ChannelEvents {
   readonly modes: ChannelModes;
+  /** Away status → ghost presence; set when the server's `presence` is on. */
+  readonly presence?: IrcPresence;
   /** Channels each IRC nick is in, as the listener sees it (for QUIT and NICK, which name no channel). */
   private readonly nickChannels = new Map<string, Set<string>>();
   private readonly splits = new NetsplitDetector<HeldQuit>();
@@ -56,6 +60,13 @@ export class ChannelEvents {
 
   constructor(private readonly server: IrcServer, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.modes = new ChannelModes(server.cfg.modePowers);
+    if (server.cfg.presence) {
+      this.presence = new IrcPresence({
+        inChannel: (nick) => this.knowsNick(nick), isOwn: (nick) => server.isOwnNick(nick), userOf: (nick) => server.senderFor(nick).id,
+        setPresence: (user, presence, statusMsg) => ctx.matrix.setPresence(user, presence, statusMsg),
+        refreshSeconds: server.cfg.presenceRefreshSeconds, log: ctx.log.child({ server: server.key }),
+      });
+    }
   }
 
   /** Is this nick in one of the bridged channels (for turning words into mentions)? */
@@ -70,6 +81,7 @@ export class ChannelEvents {
   stop(): void {
     if (this.splitTimer) clearTimeout(this.splitTimer);
     this.splits.clear();
+    void this.presence?.stop();
   }
 
   private get key(): string { return this.server.key; }
@@ -153,7 +165,7 @@ export class ChannelEvents {
     const client = listener.client;
     const l = { on: <E>(event: string, fn: (e: E) => void): void => { client.on(event, (e: E) => { if (!this.server.stopped) fn(e); }); } };
     const isListener = (nick: string): boolean => ircLower(nick) === ircLower(listener.nick);
-    listener.on('disconnected', () => this.modes.forgetAll());
+    listener.on('disconnected', () => { this.modes.forgetAll(); this.presence?.lost(); });
 
     const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => this.message(msgtype, e);
     // draft/multiline: the opening BATCH line carries the msgid (and reply tag), which irc-framework does not keep
@@ -185,16 +197,19 @@ export class ChannelEvents {
       if (isListener(e.nick)) {
         listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
         listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
+        if (this.presence) listener.raw(`WHO ${e.channel}`); // who is away already (H/G), for their ghosts' presence
       }
       // back from a netsplit: the held quit is dropped, and the ghost, which never left, stays
-      if (this.splits.returned(ircLower(e.nick))) return;
+      if (this.splits.returned(ircLower(e.nick))) { this.presence?.sync(e.nick); return; }
       if (this.server.isOwnNick(e.nick)) return;
       this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'join' }));
+      this.presence?.sync(e.nick);
     });
     l.on('part', (e: { nick: string; channel: string; message?: string }) => {
       this.track(e.nick, e.channel, false);
       if (isListener(e.nick)) this.modes.forget(e.channel); else this.modes.left(e.channel, e.nick);
       if (this.server.isOwnNick(e.nick)) return;
+      this.presence?.sync(e.nick); // offline if that was their last bridged channel
       this.report(this.ctx.remote.membership({
         chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'leave', ...(e.message ? { reason: e.message } : {}),
       }));
@@ -203,6 +218,7 @@ export class ChannelEvents {
       this.track(e.kicked, e.channel, false);
       if (isListener(e.kicked)) this.modes.forget(e.channel); else this.modes.left(e.channel, e.kicked);
       if (this.server.isOwnNick(e.kicked)) return;
+      this.presence?.sync(e.kicked); // offline if that was their last bridged channel
       if (this.server.takeExpectedKick(e.channel, e.kicked)) return; // done for a Matrix kick or ban: Matrix has it already
       this.report(this.ctx.remote.membership({
         chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.kicked), membership: 'kick', by: this.server.senderFor(e.nick),
@@ -215,6 +231,7 @@ export class ChannelEvents {
       this.nickChannels.delete(lc);
       this.modes.quit(e.nick);
       if (this.server.isOwnNick(e.nick)) { this.server.departed(e.nick); return; }
+      this.presence?.sync(e.nick); // offline: in no channel any more
       const q: HeldQuit = { nick: e.nick, channels, ...(e.message ? { reason: e.message } : {}) };
       const sign = this.splits.quit({ key: lc, ...(e.message ? { reason: e.message } : {}), ...(e.batch?.type ? { batch: e.batch.type } : {}) }, q, Date.now());
       if (!sign) { this.leave(q); return; }
@@ -226,6 +243,7 @@ export class ChannelEvents {
       this.nickChannels.delete(ircLower(e.nick));
       if (channels) this.nickChannels.set(ircLower(e.new_nick), channels);
       this.modes.renamed(e.nick, e.new_nick);
+      this.presence?.renamed(e.nick, e.new_nick);
       if (this.server.isOwnNick(e.new_nick) || this.server.isOwnNick(e.nick)) return;
       const key = this.store.renameGhost(this.key, e.nick, e.new_nick);
       this.report(this.ctx.remote.profile({ id: ircUser(this.key, key), displayName: e.new_nick }));
@@ -237,6 +255,7 @@ export class ChannelEvents {
         this.track(u.nick, e.channel, true);
         if (this.server.isOwnNick(u.nick)) continue;
         this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(u.nick), membership: 'join' }));
+        this.presence?.sync(u.nick);
       }
       const ranked = this.modes.names(e.channel, e.users);
       if (ranked.length) this.reportModes(e.channel, ranked, undefined);
@@ -251,6 +270,14 @@ export class ChannelEvents {
       const settings = this.modes.replace(e.channel, e.modes);
       if (settings) this.reportModes(e.channel, [], settings);
     });
+
+    if (this.presence) {
+      const presence = this.presence;
+      // IRCv3 away-notify (irc-framework asks for it): AWAY from those sharing a channel with the listener
+      l.on('away', (e: { nick: string; message: string; self: boolean }) => { if (!e.self) presence.setAway(e.nick, e.message); });
+      l.on('back', (e: { nick: string; self: boolean }) => { if (!e.self) presence.setBack(e.nick); });
+      l.on('wholist', (e: { users: { nick: string; away?: boolean }[] }) => presence.who(e.users.map((u) => ({ nick: u.nick, away: u.away === true }))));
+    }
 
     l.on('banlist', (e: { channel: string; bans: { banned: string }[] }) => this.modes.banList(e.channel, e.bans.map((b) => b.banned)));
     l.on('unknown command', (cmd: { command: string; params: string[]; nick?: string }) => {

@@ -91,6 +91,8 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     this.stopped = true;
     this.typing.clear();
     for (const s of this.servers.values()) s.stop();
+    // presence changes already asked for go out before the homeserver connection closes
+    await Promise.all([...this.servers.values()].map((s) => s.events.presence?.stop()));
   }
 
   server(key: string): IrcServer {

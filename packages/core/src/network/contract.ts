@@ -442,6 +442,9 @@ export interface RemoteEventSink {
 
 // ------------------------------------------------------------------ what core gives a network
 
+/** A Matrix presence state, as `PUT /presence/{userId}/status` takes it. */
+export type MatrixPresence = 'online' | 'unavailable' | 'offline';
+
 /**
  * The homeserver, reached as the bridge bot, for what a network keeps on Matrix besides what core
  * does for it (portal rooms, ghosts, messages): spaces of its own (a Discord server's), state it
@@ -472,7 +475,7 @@ export interface NetworkMatrix {
    * Homeservers time presence out (Synapse: a user who does not sync goes offline 30 s after their
    * last update), so a network keeping a ghost online says so again before then.
    */
-  setPresence(remoteUser: RemoteUserId, presence: 'online' | 'unavailable' | 'offline', statusMsg?: string): Promise<boolean>;
+  setPresence(remoteUser: RemoteUserId, presence: MatrixPresence, statusMsg?: string): Promise<boolean>;
   spaces: {
     /** Create a space the bot owns: only the bot changes it (it mirrors the remote side); anyone in it may invite. */
     create(opts: { name: string; topic?: string; avatarMxc?: string }): Promise<MatrixRoomId>;

@@ -1,8 +1,10 @@
 /**
  * Per-key serial execution: tasks with the same key run one after another, in the order they were
- * added. Discord events of one channel go through here, so a message whose attachment is still
- * uploading is reported before the next message of that channel, and an edit or reaction never
- * overtakes the message it is about.
+ * added; tasks of different keys run independently. Discord events of one channel go through here,
+ * so a message whose attachment is still uploading is reported before the next message of that
+ * channel, and an edit or reaction never overtakes the message it is about; so do the presence
+ * changes of one ghost (bridge/presence.ts), so an older one never lands after a newer one.
+ * A failing task is handed to `onError` and does not stop the tasks after it.
  */
 export class KeyedSerial {
   private readonly tails = new Map<string, Promise<void>>();

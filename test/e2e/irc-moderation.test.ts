@@ -191,3 +191,25 @@ describe('IRC bridge: Matrix users\' membership → their connections in the cha
     expect(untag(wat.raw.filter(parted)[1]!)).toMatch(/Kicked from the Matrix room by Mona: enough$/);
   });
 });
+
+describe('IRC bridge: the room topic → the channel topic', () => {
+  it('sets the channel topic from a Matrix user\'s connection when it may, says why not when it may not, and does not echo it back', async () => {
+    const tam = await ircUser('irctam', ['#mtopic']); // operator; ergo channels are +t: only operators set the topic
+    const roomId = await plumbed('#mtopic');
+    await mona.sendText(roomId, 'mona is in the channel');
+    await tam.waitFor((m) => m.message === 'mona is in the channel');
+    const setTopic = (topic: string): Promise<unknown> =>
+      mona.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic/`, { topic });
+    const since = Date.now();
+    await setTopic('not an operator yet');
+    const told = await mona.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since && body(e).startsWith('⚠'));
+    expect(body(told)).toMatch(/could not be delivered to IRC/);
+    tam.client.raw('MODE #mtopic +o Mona[m]');
+    await until(() => ircServer().events.modes.canKick('#mtopic', 'Mona[m]'), 'the bridge to see mona opped');
+    await setTopic('set from Matrix');
+    await tam.waitForRaw((l) => /^:Mona\[m\]!\S+ TOPIC #mtopic :set from Matrix$/.test(untag(l)));
+    await sleep(1000);
+    const topicEvents = (await mona.timeline(roomId)).filter((e) => e.type === 'm.room.topic');
+    expect(topicEvents.map((e) => [e.sender, e.content['topic']])).toEqual([[mona.userId, 'not an operator yet'], [mona.userId, 'set from Matrix']]);
+  });
+});

@@ -50,7 +50,7 @@ export interface LeanOptions {
 
 export interface IrcLine { tags: Record<string, string>; nick: string; command: string; params: string[] }
 
-type LineKind = 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'RAW' | 'MULTILINE';
+type LineKind = 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'TOPIC' | 'RAW' | 'MULTILINE';
 interface Pending {
   command: LineKind; target: string; text: string; tags: Record<string, string>;
   /** For MULTILINE: the batch's lines and the command each is sent with. */
@@ -380,6 +380,9 @@ export class LeanConnection extends EventEmitter {
           this.emit('kicked', { channel: p[0], nick: l.nick, reason: p[2] });
         }
         return;
+      case 'TOPIC':
+        if (label) this.settle(label, undefined); // our topic, set
+        return;
       case 'PRIVMSG': case 'NOTICE': case 'TAGMSG': case 'REDACT': case 'ACK': {
         if (label) this.settle(label, l.tags['msgid']);
         const batch = l.tags['batch'] !== undefined ? this.privateBatches.get(l.tags['batch']) : undefined;
@@ -612,7 +615,9 @@ export class LeanConnection extends EventEmitter {
     while (this.queue.length && this.state === 'connected') {
       const line = this.queue.shift()!;
       const tags = { ...line.tags };
-      const labeled = this.caps.has('labeled-response') && (line.command === 'REDACT' || (this.caps.has('echo-message') && line.command !== 'RAW'));
+      // a TOPIC is answered by the TOPIC itself or a refusal (482: not an operator), so it can wait for either
+      const labeled = this.caps.has('labeled-response') &&
+        (line.command === 'REDACT' || line.command === 'TOPIC' || (this.caps.has('echo-message') && line.command !== 'RAW'));
       let label: string | undefined;
       if (labeled) { label = `t${++this.labelSeq}`; tags['label'] = label; }
       const tagText = this.caps.has('message-tags') || label
@@ -639,6 +644,7 @@ export class LeanConnection extends EventEmitter {
           this.write(`${prefix}REDACT ${line.target} ${sp < 0 ? line.text : `${line.text.slice(0, sp)} :${line.text.slice(sp + 1)}`}`);
           break;
         }
+        case 'TOPIC': this.write(`${prefix}TOPIC ${line.target} :${line.text}`); break;
         case 'RAW': this.write(line.text); break;
         case 'MULTILINE': {
           const ref = `ml${++this.batchSeq}`;

@@ -244,7 +244,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   async handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> {
     if (meta.topic === undefined) return;
     const { conn, target } = await this.route(meta.portal.remoteChat, meta.sender.userId, meta.sender.displayName);
-    if (isChannel(target)) await conn.send('RAW', target, `TOPIC ${target} :${meta.topic.replace(/[\r\n\0]+/g, ' ')}`);
+    if (isChannel(target)) await conn.send('TOPIC', target, meta.topic.replace(/[\r\n\0]+/g, ' '));
   }
 
   /** Is a channel allowed as a portal or link on this server? Returns why not, or undefined. */

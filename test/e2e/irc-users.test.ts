@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork } from '@trestle/irc';
 import { MatrixUser } from '../harness/matrix-user.js';
-import { e2e, sleep } from './env.js';
-import { adminRoom, body, ghost, IrcUsers, plumbedRoom, roomWithBot, startSuite, untag } from './irc-env.js';
+import { e2e, sleep, until } from './env.js';
+import { adminRoom, body, ghost, IrcUsers, plumbedRoom, roomWithBot, startIrcBridge, startSuite, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let uma: MatrixUser;
@@ -234,5 +234,30 @@ describe('IRC bridge: the rest of the admin commands', () => {
     const { ask } = await adminRoom(nadia, botId);
     await ask('join test #cmdfirst', (b) => b.startsWith('Joined'));
     await watcher.waitForRaw((l) => /^:Nadia\[m\]!\S+ JOIN :?#cmdfirst/.test(untag(l)));
+  });
+});
+
+describe('IRC bridge: NickServ IDENTIFY (the bridge restarted with nickserv.identify: only)', () => {
+  it('logs a user with a stored password in through NickServ, not SASL', async () => {
+    const watcher = await users.add('nswatch', ['#nickserv']);
+    const roomId = await plumbedRoom(uma, botId, '#nickserv');
+    const nico = await member(roomId, 'ircnico', 'Nico');
+    await nico.sendText(roomId, 'nico connects');
+    await watcher.waitFor((m) => m.message === 'nico connects' && m.nick === 'Nico[m]');
+    const { ask } = await adminRoom(nico, botId);
+    await ask('cmd test PRIVMSG NickServ :REGISTER nico-pw-1', (b) => b.startsWith('Sent:'));
+    // NickServ answers in private: the bridge opens a DM room of its ghost with nico
+    const nickservRoom = await until(() => bridge.portals.all().find((p) => p.kind === 'dm' && p.remoteChat === `test/pm/${nico.userId}/nickserv`)?.roomId, 'the NickServ DM room');
+    await nico.join(nickservRoom);
+    await nico.waitForEvent(nickservRoom, (e) => /registered|created/i.test(body(e)));
+    await ask('storepass test nico-pw-1', (b) => b.startsWith('Password stored'));
+
+    await bridge.stop();
+    bridge = await startIrcBridge({ nickserv: { identify: 'only' } });
+    const since = Date.now();
+    await ask('reconnect test', (b) => b.startsWith('Reconnected'));
+    expect(await ask('whois test Nico[m]', (b) => b.startsWith('Nico[m] is'))).toContain('logged in as Nico[m]');
+    // that login was NickServ's doing: it says so in private (a SASL login would not)
+    await nico.waitForEvent(nickservRoom, (e) => e.origin_server_ts >= since && /logged in as Nico\[m\]/i.test(body(e)));
   });
 });

@@ -10,6 +10,12 @@ export const ircServerSchema = z.strictObject({
   tls: z.boolean().default(false).describe('Connect with TLS.'),
   name: z.string().optional().describe('Human name of the network, shown in room names and help (defaults to the key).'),
   password: z.string().optional().describe('Server password (PASS) sent by every connection, if the server needs one.'),
+  nickserv: z.strictObject({
+    identify: z.enum(['fallback', 'only', 'off']).default('fallback')
+      .describe('Logging in with a password stored by `storepass` through NickServ: `fallback` = when SASL is not offered or fails, ' +
+        '`only` = never SASL, always `IDENTIFY` after connecting (for servers whose SASL does not work for you), `off` = SASL only.'),
+    nick: z.string().regex(/^[^\s:]+$/).default('NickServ').describe('The nick of the services bot to IDENTIFY to.'),
+  }).prefault({}).describe('NickServ IDENTIFY for Matrix users with a stored password.'),
   botNick: z.string().default('trestle').describe("Nick of the bridge's own listening connection, which joins every bridged channel."),
   nickTemplate: z.string().default('$DISPLAY[m]')
     .describe('Nick of a Matrix user on IRC. $DISPLAY = display name, $LOCALPART = user id localpart, $USERID = full id.'),

@@ -37,6 +37,8 @@ export interface LeanOptions {
    */
   nickLen?: number;
   sasl?: { account: string; password: string };
+  /** Logging in with `sasl`'s credentials through NickServ: when SASL is not offered or fails, always, or never. */
+  identify?: { mode: 'fallback' | 'only' | 'off'; nick: string };
   reconnect: { initialDelayMs: number; maxDelayMs: number };
   /**
    * `registerMs`: how long the server may take to register a connection before it is dropped and
@@ -181,6 +183,8 @@ export class LeanConnection extends EventEmitter {
   /** Lines written with a label and not yet answered (echo, refusal, or the PONG of a check): label → how to settle. */
   private readonly awaiting = new Map<string, Awaiting>();
   private labelSeq = 0;
+  /** This connection's SASL login succeeded (903): no NickServ IDENTIFY needed. */
+  private saslLoggedIn = false;
   /**
    * The check of a connection whose server is slow to answer (see suspect()): the PING's token, the
    * labels written before it, whether a later line also went unanswered too long, and the timer
@@ -231,6 +235,7 @@ export class LeanConnection extends EventEmitter {
     this.state = 'connecting';
     this.caps.clear();
     this.offered.clear();
+    this.saslLoggedIn = false;
     this.tagDeny = [];
     this.labeledBatches.clear();
     this.privateBatches.clear();
@@ -319,7 +324,8 @@ export class LeanConnection extends EventEmitter {
       case 'CAP': return this.onCap(p);
       case 'AUTHENTICATE': return this.onAuthenticate(p[0] ?? '');
       case '903': case '904': case '905': case '906': case '907':
-        if (l.command !== '903') this.opts.log.warn('SASL login failed; continuing without it', { reply: p.join(' ') });
+        if (l.command === '903') this.saslLoggedIn = true;
+        else this.opts.log.warn('SASL login failed; continuing without it', { reply: p.join(' ') });
         this.write('CAP END');
         return;
       case '001':
@@ -328,6 +334,7 @@ export class LeanConnection extends EventEmitter {
         this.state = 'connected';
         this.attempts = 0;
         this.opts.log.info('IRC connection registered', { nick: this.nick });
+        this.identifyIfNeeded();
         for (const [ch, key] of this.channels) this.write(`JOIN ${ch}${key ? ` ${key}` : ''}`);
         for (const w of this.readyWaiters.splice(0)) w.resolve();
         this.emit('registered', this.nick);
@@ -424,7 +431,7 @@ export class LeanConnection extends EventEmitter {
       }
       if (more) return;
       const want = WANTED_CAPS.filter((c) => this.offered.has(c));
-      if (this.opts.sasl && this.offered.has('sasl')) want.push('sasl');
+      if (this.opts.sasl && this.offered.has('sasl') && this.opts.identify?.mode !== 'only') want.push('sasl');
       if (want.length) this.write(`CAP REQ :${want.join(' ')}`); else this.write('CAP END');
     } else if (sub === 'ACK') {
       for (const c of (p[2] ?? '').split(' ').filter(Boolean)) this.caps.add(c);
@@ -432,6 +439,18 @@ export class LeanConnection extends EventEmitter {
     } else if (sub === 'NAK') {
       this.write('CAP END');
     }
+  }
+
+  /**
+   * After registration: log in through NickServ with the stored password when SASL did not (not
+   * offered, failed, or not wanted: `identify.mode`). Its answer is a NOTICE to the user, not
+   * checked here: `whois` shows whether it worked.
+   */
+  private identifyIfNeeded(): void {
+    const { sasl, identify } = this.opts;
+    if (!sasl || this.saslLoggedIn || !identify || identify.mode === 'off') return;
+    this.opts.log.info('logging in through NickServ IDENTIFY', { to: identify.nick, why: identify.mode === 'only' ? 'configured' : 'no SASL login' });
+    this.write(`PRIVMSG ${identify.nick} :IDENTIFY ${sasl.account} ${sasl.password}`);
   }
 
   private onAuthenticate(arg: string): void {

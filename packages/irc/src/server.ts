@@ -165,6 +165,7 @@ export class IrcServer {
     c = new LeanConnection({
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, nickLen: nicklen, username, realname: fillTemplate(this.cfg.realnameTemplate, vars),
       ...(this.cfg.password ? { password: this.cfg.password } : {}), ...(sasl ? { sasl } : {}),
+      identify: { mode: this.cfg.nickserv.identify, nick: this.cfg.nickserv.nick },
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
     });
     this.wireClient(userId, c);

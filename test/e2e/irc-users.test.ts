@@ -196,7 +196,9 @@ describe('IRC bridge: the rest of the admin commands', () => {
     expect(await ask('reconnect test', (b) => b.startsWith('Reconnected'))).toMatch(/^Reconnected to ErgoTest, in \d+ channels\.$/);
     await watcher.waitForRaw((l) => /^:Uma\[m\]!~?umaident@\S+ JOIN :?#cmdportal/.test(untag(l)));
     await watcher.waitForRaw((l) => /^:Uma\[m\]!~?umaident@\S+ JOIN :?#cmdplumb/.test(untag(l)));
-    expect(await ask('whois test Uma[m]', (b) => b.startsWith('Uma[m] is'))).toMatch(/^Uma\[m\] is ~?umaident@/);
+    const who = await ask('whois test Uma[m]', (b) => b.startsWith('Uma[m] is'));
+    expect(who).toMatch(/^Uma\[m\] is ~?umaident@/);
+    expect(who).toContain(`(${uma.userId})`); // the realname, from realnameTemplate ($USERID)
 
     // part: off the channel on IRC, and out of the room the bot may kick from; told about the one it may not
     await uma.sendText(portal, 'back in the portal');

@@ -57,6 +57,7 @@ describe('IRC bridge: Matrix bans', () => {
     const ban2 = (await mona.request<{ event_id?: string }>('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(room2)}/ban`, { user_id: ghost('ircvic'), reason: 'spam' })).event_id;
     void ban2;
     const told = await mona.waitForEvent(room2, (e) => e.sender === botId && body(e).startsWith('⚠'));
+    expect(body(told)).toContain('your ban (');
     expect(body(told)).toContain('the ban of ircvic was not done on IRC: Mona[m] is not a channel operator in #bans2 on ErgoTest');
     expect(await sam.names('#bans2')).toContain('ircvic');
     // so vic talks on in #bans2: not into the room that banned him, and without holding up who comes after
@@ -203,7 +204,7 @@ describe('IRC bridge: the room topic → the channel topic', () => {
     const since = Date.now();
     await setTopic('not an operator yet');
     const told = await mona.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since && body(e).startsWith('⚠'));
-    expect(body(told)).toMatch(/could not be delivered to IRC/);
+    expect(body(told)).toMatch(/your topic change \(\S+\) could not be delivered to IRC: the IRC server refused it/);
     tam.client.raw('MODE #mtopic +o Mona[m]');
     await until(() => ircServer().events.modes.canKick('#mtopic', 'Mona[m]'), 'the bridge to see mona opped');
     await setTopic('set from Matrix');

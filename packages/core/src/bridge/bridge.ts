@@ -53,6 +53,26 @@ async function defaultFetchAvatar(url: string): Promise<{ data: Buffer; contentT
   return { data, contentType: res.headers.get('content-type') ?? 'application/octet-stream' };
 }
 
+/** What a Matrix event is, in the words of a notice to its sender ("your message", "your topic change"...). */
+export function whatEventIs(ev: { type: string; sender?: string; state_key?: string; content?: Record<string, unknown>; unsigned?: Record<string, unknown> }): string {
+  switch (ev.type) {
+    case 'm.room.message': case 'm.sticker': return 'message';
+    case 'm.reaction': return 'reaction';
+    case 'm.room.redaction': return 'deletion';
+    case 'm.room.topic': return 'topic change';
+    case 'm.room.name': return 'room name change';
+    case 'm.room.power_levels': return 'power level change';
+    case 'm.room.member': {
+      const m = ev.content?.['membership'];
+      if (m === 'ban') return 'ban';
+      if (m !== 'leave' || ev.sender === ev.state_key) return 'membership change';
+      const before = (ev.unsigned?.['prev_content'] as Record<string, unknown> | undefined)?.['membership'];
+      return before === 'ban' ? 'unban' : 'kick';
+    }
+    default: return 'event';
+  }
+}
+
 export class TrestleBridge {
   readonly log: Logger;
   readonly metrics = new BridgeMetrics(true);
@@ -484,7 +504,7 @@ export class TrestleBridge {
       const ev = (item.payload as MatrixWork).event;
       const where = (err as { failedNetworks?: string[] }).failedNetworks?.join(', ') ?? 'the remote network';
       this.metrics.sendFailures.inc({ network: 'remote', final: 'true' });
-      await this.matrix.sendNotice(ev.room_id, `⚠ ${ev.sender}: your message (${ev.event_id}) could not be delivered to ${where}: ${reason}`);
+      await this.matrix.sendNotice(ev.room_id, `⚠ ${ev.sender}: your ${whatEventIs(ev)} (${ev.event_id}) could not be delivered to ${where}: ${reason}`);
     } else if (item.kind === REMOTE_KIND) {
       const w = item.payload as RemoteWork;
       this.metrics.sendFailures.inc({ network: 'matrix', final: 'true' });

@@ -68,6 +68,13 @@ describe('IRC bridge: Matrix bans', () => {
     const timeline2 = await mona.timeline(room2);
     expect(timeline2.filter((e) => body(e) === 'spam for the room that banned me')).toEqual([]);
     expect(timeline2.filter((e) => e.sender === botId && body(e).startsWith('⚠')).map(body)).toEqual([body(told)]);
+    // nor does his ghost come back into it when he parts and joins the channel again
+    vic.client.part('#bans2');
+    await sam.waitForRaw((l) => /^:ircvic!\S+ PART #bans2/.test(untag(l)));
+    await vic.join('#bans2');
+    sam.say('#bans2', 'said after his rejoin');
+    await mona.waitForEvent(room2, (e) => body(e) === 'said after his rejoin');
+    expect((await mona.timeline(room2)).filter((e) => e.sender === botId && body(e).startsWith('⚠')).map(body)).toEqual([body(told)]);
 
     // a Matrix unban lifts the IRC ban, from the same connection: vic can come back
     await expect(vic.join('#bans', 3_000)).rejects.toThrow(/banned/);

@@ -100,6 +100,9 @@ export class RemoteSink implements RemoteEventSink {
 
 const reactionKey = (target: string, sender: string, key: string): string => `reaction\u0000${target}\u0000${sender}\u0000${key}`;
 
+/** A refusal by the homeserver: M_FORBIDDEN, or Synapse's M_BAD_STATE for the join of a banned user (both 403). */
+const refusal = (m: MatrixError): boolean => m.errcode === 'M_FORBIDDEN' || m.status === 403;
+
 /** Delivers queued remote events to Matrix. */
 export class RemoteDelivery {
   /** Rooms told this run that the bot lacks the power to mirror the remote chat's settings. */
@@ -164,15 +167,13 @@ export class RemoteDelivery {
    * hold up the room's later messages for minutes and end the same way.
    */
   private async sendAs(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string): Promise<string | undefined> {
-    // a refusal: M_FORBIDDEN, or Synapse's M_BAD_STATE for the join of a banned user (both 403)
-    const refused = (m: MatrixError): boolean => m.errcode === 'M_FORBIDDEN' || m.status === 403;
     for (let attempt = 1; ; attempt++) {
       try {
         await this.matrix.ensureJoined(userId, roomId);
         return await this.matrix.sendWithTxn(userId, roomId, type, content, txnId);
       } catch (err) {
         const m = toMatrixError(err);
-        if (!refused(m)) throw m;
+        if (!refusal(m)) throw m;
         this.matrix.forgetJoined(userId, roomId);
         if (attempt === 1) continue; // join again, and send once more
         if (await this.banned(userId, roomId)) {
@@ -287,7 +288,13 @@ export class RemoteDelivery {
     const userId = await this.ghosts.ensure(network, c.user);
     switch (c.membership) {
       case 'join':
-        await this.matrix.ensureJoined(userId, roomId);
+        try {
+          await this.matrix.ensureJoined(userId, roomId);
+        } catch (err) {
+          const m = toMatrixError(err);
+          if (!refusal(m) || !(await this.banned(userId, roomId))) throw m;
+          this.log.info('the room has banned this remote user; their join is not mirrored', { roomId, userId });
+        }
         return;
       case 'leave':
         await this.ghostLeaves(userId, roomId, c.reason);

@@ -60,6 +60,9 @@ interface Pending {
   resolve: (id: string | undefined) => void; reject: (e: Error) => void;
 }
 
+/** Told the server's answer to a JOIN: nothing when joined, why when refused. */
+type JoinWaiter = (why?: string) => void;
+
 /** A labeled line on the wire: `settle` answers it (echo msgid, or the server's refusal); `lost` fails it. */
 interface Awaiting { settle: (id: string | undefined, refusal?: string) => void; lost: () => void }
 
@@ -183,6 +186,8 @@ export class LeanConnection extends EventEmitter {
   /** Lines written with a label and not yet answered (echo, refusal, or the PONG of a check): label → how to settle. */
   private readonly awaiting = new Map<string, Awaiting>();
   private labelSeq = 0;
+  /** JOINs of ours waiting for the server's answer, by folded channel (any number: one listener-free map). */
+  private readonly joinWaiters = new Map<string, Set<JoinWaiter>>();
   /** This connection's SASL login succeeded (903): no NickServ IDENTIFY needed. */
   private saslLoggedIn = false;
   /**
@@ -375,7 +380,7 @@ export class LeanConnection extends EventEmitter {
         if (mine) { this.nick = p[0] ?? this.nick; this.emit('own nick', this.nick); }
         return;
       case 'JOIN':
-        if (mine && p[0]) { this.joined.add(ircLower(p[0])); this.emit('joined', ircLower(p[0])); }
+        if (mine && p[0]) { this.joined.add(ircLower(p[0])); this.joinAnswered(ircLower(p[0])); this.emit('joined', ircLower(p[0])); }
         return;
       case 'PART':
         if (mine && p[0]) this.joined.delete(ircLower(p[0]));
@@ -416,7 +421,7 @@ export class LeanConnection extends EventEmitter {
     }
     // ERR_UNKNOWNERROR about NICK (ergo: "You must use your account name as your nickname")
     if (l.command === '400' && p[1] === 'NICK' && this.state === 'connected') this.emit('nick error', p[p.length - 1] ?? 'refused');
-    if (JOIN_ERRORS[l.command] && p[1]) this.emit('join error', ircLower(p[1]), JOIN_ERRORS[l.command]);
+    if (JOIN_ERRORS[l.command] && p[1]) this.joinAnswered(ircLower(p[1]), JOIN_ERRORS[l.command]);
     // an error reply to a labeled command (404 cannot send to channel: banned, +m...) refuses it
     if (label && /^[45]\d\d$/.test(l.command)) this.settle(label, undefined, p.slice(1).join(' '));
   }
@@ -566,16 +571,28 @@ export class LeanConnection extends EventEmitter {
     await this.connect();
     if (this.joined.has(lc)) return;
     await new Promise<void>((resolve, reject) => {
-      const onJoin = (ch: string): void => { if (ch === lc) { cleanup(); resolve(); } };
-      const onErr = (ch: string, why: string): void => {
-        if (ch === lc) { cleanup(); this.channels.delete(lc); reject(new DeliveryError(`cannot join ${channel}: ${why}`, true)); }
+      const waiter: JoinWaiter = (why) => {
+        clearTimeout(t);
+        if (why === undefined) { resolve(); return; }
+        this.channels.delete(lc);
+        reject(new DeliveryError(`cannot join ${channel}: ${why}`, true));
       };
-      const t = setTimeout(() => { cleanup(); reject(new DeliveryError(`joining ${channel} timed out`)); }, 15_000);
-      const cleanup = (): void => { clearTimeout(t); this.off('joined', onJoin); this.off('join error', onErr); };
-      this.on('joined', onJoin);
-      this.on('join error', onErr);
+      const t = setTimeout(() => {
+        this.joinWaiters.get(lc)?.delete(waiter);
+        reject(new DeliveryError(`joining ${channel} timed out`));
+      }, 15_000);
+      const set = this.joinWaiters.get(lc) ?? new Set<JoinWaiter>();
+      set.add(waiter);
+      this.joinWaiters.set(lc, set);
       this.write(`JOIN ${channel}${key ? ` ${key}` : ''}`);
     });
+  }
+
+  /** The server's answer to our JOIN of a channel (folded): joined (no reason), or refused (why). */
+  private joinAnswered(lc: string, why?: string): void {
+    const set = this.joinWaiters.get(lc);
+    this.joinWaiters.delete(lc);
+    for (const w of set ?? []) w(why);
   }
 
   part(channel: string, reason?: string): void {

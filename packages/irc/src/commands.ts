@@ -21,6 +21,8 @@ export function certfpAnswer(server: Pick<IrcServer, 'key' | 'displayName' | 'cf
     `${made ? 'Made a client certificate' : 'Your client certificate'} for ${server.displayName}; its SHA-256 fingerprint is ${fingerprint}`,
     `The private key stays with the bridge (encrypted). To log in with it (SASL EXTERNAL): while logged in to your account, ` +
       `say "cmd ${server.key} PRIVMSG NickServ :CERT ADD ${fingerprint}", then "reconnect ${server.key}".`,
+    `Where services take another kind of fingerprint, "reconnect ${server.key}" first (your connection then presents the certificate) ` +
+      `and say "cmd ${server.key} PRIVMSG NickServ :CERT ADD" without one.`,
   ];
   if (!server.cfg.tls) lines.push(`This server is not configured with TLS, so the certificate cannot be presented there until it is.`);
   return lines.join('\n');

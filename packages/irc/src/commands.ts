@@ -182,7 +182,11 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
     },
     perServer({
       name: 'removepass', args: [], required: 0, help: 'Forget your stored IRC password',
-      run: async (inv, server) => { net.store!.setPassword(inv.sender, server.key, null); return 'Password removed (a client certificate, if any, stays).'; },
+      run: async (inv, server) => {
+        net.store!.setPassword(inv.sender, server.key, null);
+        return net.store!.certificate(inv.sender, server.key) === undefined ? 'Password removed.'
+          : 'Password removed. Your client certificate stays ("removecert" forgets it).';
+      },
     }),
     perServer({
       name: 'certfp', args: [], required: 0, adminRoomOnly: true,

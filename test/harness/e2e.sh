@@ -3,7 +3,8 @@
 # is built on first use, ~1 minute) and the bridge under test. Prints what it is doing as it goes.
 # Usage: bash test/harness/e2e.sh [vitest args...]     (from the repo root, after `npm run build`)
 # Env: TRESTLE_E2E_DIR (work dir, default .trestle-test), TRESTLE_E2E_SYNAPSE_PORT (28008),
-#      TRESTLE_E2E_AS_PORT (29330), TRESTLE_E2E_KEEP=1 leaves Synapse running afterwards.
+#      TRESTLE_E2E_AS_PORT (29330), TRESTLE_E2E_IRC_PORT (26667), TRESTLE_E2E_IRC_TLS_PORT (ergo's TLS
+#      listener, 26697), TRESTLE_E2E_DISCORD_PORT (27110), TRESTLE_E2E_KEEP=1 leaves Synapse running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT_DIR="$PWD"
@@ -11,6 +12,7 @@ DIR="${TRESTLE_E2E_DIR:-$ROOT_DIR/.trestle-test}"
 SYN_PORT="${TRESTLE_E2E_SYNAPSE_PORT:-28008}"
 AS_PORT="${TRESTLE_E2E_AS_PORT:-29330}"
 IRC_PORT="${TRESTLE_E2E_IRC_PORT:-26667}"
+IRC_TLS_PORT="${TRESTLE_E2E_IRC_TLS_PORT:-26697}"
 DISCORD_PORT="${TRESTLE_E2E_DISCORD_PORT:-27110}"
 ERGO_WORK="$DIR/ergo"
 SYN_ROOT="${SYNAPSE_ROOT:-/tmp/synroot}"
@@ -98,14 +100,17 @@ SYNAPSE_APPSERVICE_FILES="$DIR/registration.yaml" SYNAPSE_SERVER_NAME=localhost 
   bash test/harness/synapse-up.sh "$SYN_WORK" "$SYN_PORT" > "$DIR/synapse.url"
 log "Synapse is up at $(cat "$DIR/synapse.url")"
 
-# 3. ergo (IRCv3 server; Debian's ergochat package from trixie, fetched on first use)
-log "starting ergo on 127.0.0.1:$IRC_PORT"
+# 3. ergo (IRCv3 server; Debian's ergochat package from trixie, fetched on first use), with a TLS
+# listener too (self-signed; its certificate is $ERGO_WORK/tls.crt). Exported, so a suite that
+# restarts ergo with ergo-up.sh gets the same listeners back.
+export ERGO_TLS_PORT="$IRC_TLS_PORT"
+log "starting ergo on 127.0.0.1:$IRC_PORT (TLS: $IRC_TLS_PORT)"
 bash test/harness/ergo-down.sh "$ERGO_WORK" "$IRC_PORT" >/dev/null 2>&1 || true
 bash test/harness/ergo-up.sh "$ERGO_WORK" "$IRC_PORT" >/dev/null
 log "ergo is up"
 
 # 4. the suites
-export TRESTLE_E2E_IRC_PORT="$IRC_PORT" TRESTLE_E2E_ERGO_WORK="$ERGO_WORK"
+export TRESTLE_E2E_IRC_PORT="$IRC_PORT" TRESTLE_E2E_IRC_TLS_PORT="$IRC_TLS_PORT" TRESTLE_E2E_ERGO_WORK="$ERGO_WORK"
 export TRESTLE_E2E_DISCORD_PORT="$DISCORD_PORT"
 export TRESTLE_E2E_DIR="$DIR" TRESTLE_E2E_CONFIG="$DIR/bridge.yaml" TRESTLE_E2E_SYNAPSE_URL="http://127.0.0.1:$SYN_PORT"
 export TRESTLE_E2E_SHARED_SECRET="test-shared-secret" TRESTLE_E2E_SYNAPSE_LOG="$SYN_WORK/homeserver.log"

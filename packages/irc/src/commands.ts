@@ -7,12 +7,26 @@
  * decides, from how many words were given, whether the first one is the server.
  */
 import type { CommandInvocation, NetworkCommand } from '@trestle/core';
+import { certFingerprint, makeClientCert } from './certs.js';
 import { channelChat, ircLower, parseChat } from './ids.js';
 import type { IrcNetwork } from './network.js';
 import type { IrcServer } from './server.js';
 
 /** Raw commands `cmd` refuses: they would break the connection or act beyond the user's own session. */
 const REFUSED_RAW = new Set(['PASS', 'USER', 'QUIT', 'CAP', 'AUTHENTICATE', 'SERVICE', 'SERVER', 'SQUIT', 'KILL', 'DIE', 'RESTART', 'OPER', 'REHASH', 'CONNECT']);
+
+/** What `certfp` says: the fingerprint, and how to tie it to the account. */
+export function certfpAnswer(server: Pick<IrcServer, 'key' | 'displayName' | 'cfg'>, fingerprint: string, made: boolean): string {
+  const lines = [
+    `${made ? 'Made a client certificate' : 'Your client certificate'} for ${server.displayName}; its SHA-256 fingerprint is ${fingerprint}`,
+    `The private key stays with the bridge (encrypted). To log in with it (SASL EXTERNAL): while logged in to your account, ` +
+      `say "cmd ${server.key} PRIVMSG NickServ :CERT ADD ${fingerprint}", then "reconnect ${server.key}".`,
+    `Where services take another kind of fingerprint, "reconnect ${server.key}" first (your connection then presents the certificate) ` +
+      `and say "cmd ${server.key} PRIVMSG NickServ :CERT ADD" without one.`,
+  ];
+  if (!server.cfg.tls) lines.push(`This server is not configured with TLS, so the certificate cannot be presented there until it is.`);
+  return lines.join('\n');
+}
 
 /** A command's answer when something the user asked for cannot be done (a reply, not a crash). */
 class Refusal extends Error {}
@@ -168,7 +182,35 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
     },
     perServer({
       name: 'removepass', args: [], required: 0, help: 'Forget your stored IRC password',
-      run: async (inv, server) => { net.store!.setPassword(inv.sender, server.key, null); return 'Password removed.'; },
+      run: async (inv, server) => {
+        net.store!.setPassword(inv.sender, server.key, null);
+        return net.store!.certificate(inv.sender, server.key) === undefined ? 'Password removed.'
+          : 'Password removed. Your client certificate stays ("removecert" forgets it).';
+      },
+    }),
+    perServer({
+      name: 'certfp', args: [], required: 0, adminRoomOnly: true,
+      help: 'Make (or show) your client certificate for SASL EXTERNAL, and its fingerprint to add to your account',
+      run: async (inv, server) => {
+        let pem = net.store!.certificate(inv.sender, server.key);
+        const made = pem === undefined;
+        if (pem === undefined) {
+          // the key is made here and never leaves the bridge: only the fingerprint goes to Matrix
+          const cert = makeClientCert(`${inv.sender} on ${server.key}`);
+          net.store!.setCertificate(inv.sender, server.key, cert);
+          pem = cert.cert;
+        }
+        return certfpAnswer(server, certFingerprint(pem), made);
+      },
+    }),
+    perServer({
+      name: 'removecert', args: [], required: 0, adminRoomOnly: true, help: 'Forget your client certificate (a stored password stays)',
+      run: async (inv, server) => {
+        if (net.store!.certificate(inv.sender, server.key) === undefined) return `You have no client certificate for ${server.displayName}.`;
+        net.store!.setCertificate(inv.sender, server.key, null);
+        return `Client certificate for ${server.displayName} forgotten; it is not presented from your next connection ("reconnect" to drop it now). ` +
+          'Remove its fingerprint from your account too (NickServ CERT DEL).';
+      },
     }),
     perServer({
       name: 'username', args: ['username'], required: 1, help: 'Set your IRC username (ident), used from the next connection',

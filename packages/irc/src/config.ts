@@ -7,7 +7,11 @@ const channelName = z.string().regex(/^[#&+!][^\s,\x07]{1,199}$/, { error: 'must
 export const ircServerSchema = z.strictObject({
   host: z.string().min(1).meta({ examples: ['irc.libera.chat'] }).describe('Host name or address of the IRC server.'),
   port: z.int().min(1).max(65535).default(6667).describe('Port of the IRC server.'),
-  tls: z.boolean().default(false).describe('Connect with TLS.'),
+  tls: z.boolean().default(false).describe('Connect with TLS. Needed for client certificates (`certfp`, SASL EXTERNAL).'),
+  tlsCa: z.string().min(1).optional().meta({ examples: ['/etc/trestle/irc-ca.pem'] })
+    .describe('With tls: a PEM file of the certificates to trust for this server instead of the system\'s certificate ' +
+      'authorities: the server\'s own self-signed certificate, or the authority that issued it (a private network, a test ' +
+      'server). The server\'s certificate must still name the host. Unset: the system\'s authorities.'),
   name: z.string().optional().describe('Human name of the network, shown in room names and help (defaults to the key).'),
   password: z.string().optional().describe('Server password (PASS) sent by every connection, if the server needs one.'),
   nickserv: z.strictObject({
@@ -64,7 +68,7 @@ export const ircConfigSchema = networkSection({
     .meta({ examples: [{ libera: { host: 'irc.libera.chat', port: 6697, tls: true } }] })
     .describe('IRC servers, by a short key used in ids and aliases (#irc_<key>_#channel).'),
   passwordKeyFile: z.string().default('data/irc-passwords.key')
-    .describe('File with the key that encrypts stored IRC passwords (AES-256-GCM); created if missing.'),
+    .describe('File with the key that encrypts stored IRC passwords and the private keys of client certificates (AES-256-GCM); created if missing.'),
 });
 
 export type IrcConfig = z.infer<typeof ircConfigSchema>;

@@ -6,8 +6,11 @@
  * connections are the lean ones in lean.ts, which share the reconnect policy defined here.
  */
 import { EventEmitter } from 'node:events';
+import { TLSSocket, type PeerCertificate } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import IRC from 'irc-framework';
 import { DeliveryError, type Logger } from '@trestle/core';
+import { pemCertificates, untrustedChain } from './certs.js';
 import { ircLower } from './ids.js';
 import { nextNick } from './nicks.js';
 
@@ -15,6 +18,8 @@ export interface ConnectionOptions {
   host: string;
   port: number;
   tls: boolean;
+  /** PEM certificates trusted for the server instead of the system's authorities (config `tlsCa`). */
+  tlsCa?: string;
   password?: string;
   nick: string;
   username: string;
@@ -175,12 +180,39 @@ export class IrcConnection extends EventEmitter {
     c.on('nick', (e: { nick: string; new_nick: string }) => {
       if (ircLower(e.nick) === ircLower(this.nick)) { this.nick = e.new_nick; this.emit('own nick', e.new_nick); }
     });
+    if (this.opts.tls && this.opts.tlsCa) this.checkServerCertificate(this.opts.tlsCa);
     c.on('unknown command', (cmd: { command: string; params: string[] }) => {
       if (cmd.command === 'FAIL') this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
     });
     c.on('close', () => this.onClosed());
     c.on('socket close', () => this.onClosed());
     c.on('irc error', (e: { error: string; channel?: string; reason?: string }) => this.emit('irc error', e));
+  }
+
+  /**
+   * irc-framework gives tls.connect no `ca`, so with `tlsCa` it connects without Node's check
+   * (rejectUnauthorized false, see open()) and the chain is checked here instead: the TLS socket's
+   * handshake is watched from the moment it exists, and this check runs before irc-framework's
+   * own handler writes a line (the server password among them); an untrusted server's socket is
+   * destroyed, so nothing is sent to it, and the connection is retried like any lost one.
+   */
+  private checkServerCertificate(caPem: string): void {
+    const trusted = pemCertificates(caPem);
+    this.client.on('raw socket connected', (sock: unknown) => {
+      if (!(sock instanceof TLSSocket)) return;
+      sock.prependOnceListener('secureConnect', () => {
+        const chain: X509Certificate[] = [];
+        const seen = new Set<string>();
+        for (let c: PeerCertificate | undefined = sock.getPeerCertificate(true); c?.raw && !seen.has(c.fingerprint256); c = (c as { issuerCertificate?: PeerCertificate }).issuerCertificate) {
+          seen.add(c.fingerprint256);
+          chain.push(new X509Certificate(c.raw));
+        }
+        const why = untrustedChain(chain, trusted, this.opts.host);
+        if (!why) return;
+        this.opts.log.error('refusing the IRC server\'s TLS certificate', { host: this.opts.host, reason: why });
+        sock.destroy();
+      });
+    });
   }
 
   /** Connect (once) and resolve when registered. */
@@ -202,6 +234,7 @@ export class IrcConnection extends EventEmitter {
     this.client.connect({
       ...IrcConnection.clientOptions,
       host: o.host, port: o.port, tls: o.tls, nick: this.opts.nick, username: o.username, gecos: o.realname,
+      ...(o.tls && o.tlsCa ? { rejectUnauthorized: false } : {}), // checked by checkServerCertificate()
       ...(o.password ? { password: o.password } : {}),
       ...(o.sasl ? { account: { account: o.sasl.account, password: o.sasl.password } } : {}),
       ...(o.version ? { version: o.version } : {}),

@@ -19,12 +19,13 @@
  * {@link REST_MAX_MS} longer.
  */
 import { EventEmitter } from 'node:events';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
 import { ircLower } from './ids.js';
 import { nextNick } from './nicks.js';
+import { saslMechanisms, type SaslMechanism } from './sasl.js';
 import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
 
 export interface LeanOptions {
@@ -39,6 +40,10 @@ export interface LeanOptions {
   sasl?: { account: string; password: string };
   /** Logging in with `sasl`'s credentials through NickServ: when SASL is not offered or fails, always, or never. */
   identify?: { mode: 'fallback' | 'only' | 'off'; nick: string };
+  /** A client certificate (PEM) presented over TLS, for SASL EXTERNAL (tried before PLAIN). */
+  clientCert?: { cert: string; key: string };
+  /** PEM certificates trusted for the server instead of the system's authorities (config `tlsCa`). */
+  tlsCa?: string;
   reconnect: { initialDelayMs: number; maxDelayMs: number };
   /**
    * `registerMs`: how long the server may take to register a connection before it is dropped and
@@ -199,6 +204,8 @@ export class LeanConnection extends EventEmitter {
   private probeSeq = 0;
   private attempts = 0;
   private nickAttempt = 0;
+  /** SASL mechanisms still to try on this connection, the one under way first. */
+  private saslQueue: SaslMechanism[] = [];
   /** Capabilities the server offers, with their values (`draft/multiline` → `max-bytes=4096,max-lines=100`). */
   private offered = new Map<string, string>();
   private batchSeq = 0;
@@ -249,7 +256,10 @@ export class LeanConnection extends EventEmitter {
     const o = this.opts;
     let sock: Socket;
     if (o.tls) {
-      sock = tlsConnect({ host: o.host, port: o.port, servername: o.host });
+      sock = tlsConnect({
+        host: o.host, port: o.port, ...(isIP(o.host) ? {} : { servername: o.host }), ...(o.tlsCa ? { ca: o.tlsCa } : {}),
+        ...(o.clientCert ? { cert: o.clientCert.cert, key: o.clientCert.key } : {}),
+      });
       sock.on('data', (chunk: Buffer) => this.onBytes(chunk, chunk.length));
     } else {
       sock = netConnect({
@@ -329,6 +339,7 @@ export class LeanConnection extends EventEmitter {
       case 'CAP': return this.onCap(p);
       case 'AUTHENTICATE': return this.onAuthenticate(p[0] ?? '');
       case '903': case '904': case '905': case '906': case '907':
+        if ((l.command === '904' || l.command === '905') && this.nextSasl(p)) return;
         if (l.command === '903') this.saslLoggedIn = true;
         else this.opts.log.warn('SASL login failed; continuing without it', { reply: p.join(' ') });
         this.write('CAP END');
@@ -436,11 +447,14 @@ export class LeanConnection extends EventEmitter {
       }
       if (more) return;
       const want = WANTED_CAPS.filter((c) => this.offered.has(c));
-      if (this.opts.sasl && this.offered.has('sasl') && this.opts.identify?.mode !== 'only') want.push('sasl');
+      // nickserv.identify 'only': no SASL at all, NickServ IDENTIFY after registration instead
+      this.saslQueue = this.opts.identify?.mode === 'only' ? []
+        : saslMechanisms({ cert: this.opts.clientCert !== undefined, password: this.opts.sasl !== undefined }, this.offered.get('sasl'));
+      if (this.saslQueue.length) want.push('sasl');
       if (want.length) this.write(`CAP REQ :${want.join(' ')}`); else this.write('CAP END');
     } else if (sub === 'ACK') {
       for (const c of (p[2] ?? '').split(' ').filter(Boolean)) this.caps.add(c);
-      if (this.caps.has('sasl') && this.opts.sasl) this.write('AUTHENTICATE PLAIN'); else this.write('CAP END');
+      if (this.caps.has('sasl') && this.saslQueue.length) this.write(`AUTHENTICATE ${this.saslQueue[0]}`); else this.write('CAP END');
     } else if (sub === 'NAK') {
       this.write('CAP END');
     }
@@ -459,11 +473,24 @@ export class LeanConnection extends EventEmitter {
   }
 
   private onAuthenticate(arg: string): void {
-    if (arg !== '+' || !this.opts.sasl) return;
+    if (arg !== '+') return;
+    // EXTERNAL: the certificate presented in the TLS handshake is the credential; no authorization identity
+    if (this.saslQueue[0] === 'EXTERNAL') { this.write('AUTHENTICATE +'); return; }
+    if (this.saslQueue[0] !== 'PLAIN' || !this.opts.sasl) return;
     const { account, password } = this.opts.sasl;
     const payload = Buffer.from(`${account}\0${account}\0${password}`).toString('base64');
     for (let i = 0; i < payload.length; i += 400) this.write(`AUTHENTICATE ${payload.slice(i, i + 400)}`);
     if (payload.length % 400 === 0) this.write('AUTHENTICATE +');
+  }
+
+  /** A SASL mechanism failed (904/905): try the next one, if any (EXTERNAL refused → PLAIN). */
+  private nextSasl(reply: string[]): boolean {
+    const failed = this.saslQueue.shift();
+    const next = this.saslQueue[0];
+    if (!next) return false;
+    this.opts.log.info(`SASL ${failed ?? ''} login failed; trying ${next}`, { reply: reply.join(' ') });
+    this.write(`AUTHENTICATE ${next}`);
+    return true;
   }
 
   private onPrivate(l: IrcLine): void {

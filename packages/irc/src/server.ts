@@ -3,7 +3,9 @@
  * reported by listen.ts) and the pool of Matrix users' own connections (one per user, opened
  * lazily, least-recently-active closed past maxClients, optionally closed when idle: pool.ts).
  */
+import { readFileSync } from 'node:fs';
 import type { Logger, NetworkContext, RemoteSender } from '@trestle/core';
+import { pemCertificates } from './certs.js';
 import { ircToMatrix } from './convert/index.js';
 import type { IrcServerConfig } from './config.js';
 import { IrcConnection, ReconnectLimiter } from './connection.js';
@@ -18,6 +20,20 @@ import type { IrcStore } from './store.js';
 interface IrcMessageEvent {
   nick: string; ident?: string; hostname?: string; target: string; message: string;
   tags: Record<string, string>; time?: number; type?: string;
+}
+
+/** The PEM certificates of a server's `tlsCa` file, or a clear error naming the server and the file. */
+function readTlsCa(server: string, file: string): string {
+  let pem: string;
+  try { pem = readFileSync(file, 'utf8'); } catch (err) {
+    throw new Error(`networks.irc.servers.${server}.tlsCa: cannot read ${file}: ${(err as Error).message}`);
+  }
+  let n = 0;
+  try { n = pemCertificates(pem).length; } catch (err) {
+    throw new Error(`networks.irc.servers.${server}.tlsCa: ${file} holds a certificate that cannot be parsed: ${(err as Error).message}`);
+  }
+  if (n === 0) throw new Error(`networks.irc.servers.${server}.tlsCa: ${file} holds no PEM certificate`);
+  return pem;
 }
 
 let localIdSeq = 0;
@@ -40,7 +56,11 @@ export class IrcServer {
   /** A Matrix user's connection joined a channel (set by the network: their power level becomes a mode). */
   onClientJoined?: (userId: string, channel: string) => void;
 
+  /** The PEM text of the server's `tlsCa` file, read once at start. */
+  private readonly tlsCa?: string;
+
   constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
+    if (cfg.tlsCa) this.tlsCa = readTlsCa(key, cfg.tlsCa);
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
     this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }),
       (line) => this.isOwnChatter(line) || this.events.takeLine(line));
@@ -54,6 +74,7 @@ export class IrcServer {
   private newConnection(nick: string, username: string, realname: string, log: Logger, dropLine?: (line: string) => boolean): IrcConnection {
     return new IrcConnection({
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname, ...(dropLine ? { dropLine } : {}),
+      ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: 'Trestle IRC bridge',
     });
@@ -162,9 +183,15 @@ export class IrcServer {
     const username = saved.username ?? sanitiseUsername(fillTemplate(this.cfg.usernameTemplate, vars));
     const log = this.ctx.log.child({ server: this.key, user: userId });
     const sasl = saved.password ? { account: saved.nick ?? nick, password: saved.password } : undefined;
+    if (saved.cert && !this.cfg.tls && !this.certWithoutTls.has(userId)) {
+      this.certWithoutTls.add(userId);
+      log.warn('a client certificate is stored for this user, but the server is not configured with tls: connecting without it');
+    }
+    const clientCert = this.cfg.tls ? saved.cert : undefined;
     c = new LeanConnection({
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, nickLen: nicklen, username, realname: fillTemplate(this.cfg.realnameTemplate, vars),
-      ...(this.cfg.password ? { password: this.cfg.password } : {}), ...(sasl ? { sasl } : {}),
+      ...(this.cfg.password ? { password: this.cfg.password } : {}), ...(sasl ? { sasl } : {}), ...(clientCert ? { clientCert } : {}),
+      ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       identify: { mode: this.cfg.nickserv.identify, nick: this.cfg.nickserv.nick },
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
     });
@@ -174,6 +201,9 @@ export class IrcServer {
     this.nicksChanged();
     return c;
   }
+
+  /** Users whose stored certificate could not be used (no TLS), told once in the log. */
+  private readonly certWithoutTls = new Set<string>();
 
   /** Close a Matrix user's connection for good (it opens again at their next message). */
   closeClient(userId: string, reason: string): boolean {

@@ -4,12 +4,15 @@
  * 1 — irc_users: a Matrix user's chosen nick and username per server, and their stored password
  *     (AES-256-GCM, key in a file outside the database); irc_ghosts: which ghost a nick stands for,
  *     so a nick change keeps the same ghost.
+ * 2 — irc_users.cert_pem / cert_key_enc: a client certificate the bridge made for the user on that
+ *     server (SASL EXTERNAL), its private key sealed like the password.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Migration, prepared } from '@trestle/core';
 import type Database from 'better-sqlite3';
+import type { ClientCert } from './certs.js';
 import { ircLower } from './ids.js';
 
 /** How many nick → ghost key answers {@link IrcStore.ghostKey} keeps in memory. */
@@ -37,9 +40,17 @@ export const ircMigrations: Migration[] = [
       CREATE INDEX irc_ghosts_key ON irc_ghosts (server, ghost_key);
     `,
   },
+  {
+    version: 2,
+    description: 'IRC client certificates (SASL EXTERNAL)',
+    up: `
+      ALTER TABLE irc_users ADD COLUMN cert_pem TEXT;
+      ALTER TABLE irc_users ADD COLUMN cert_key_enc TEXT;
+    `,
+  },
 ];
 
-/** Encrypts stored passwords with a key kept in a file (created with mode 0600 on first use). */
+/** Encrypts stored passwords (and client certificates' private keys) with a key kept in a file (created with mode 0600 on first use). */
 export class PasswordBox {
   private readonly key: Buffer;
   constructor(keyFile: string) {
@@ -69,14 +80,28 @@ export class PasswordBox {
 export class IrcStore {
   constructor(private readonly db: Database.Database, private readonly box: PasswordBox) {}
 
-  user(userId: string, server: string): { nick?: string; username?: string; password?: string } {
-    const r = prepared(this.db, 'SELECT nick, username, password_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as
-      { nick: string | null; username: string | null; password_enc: string | null } | undefined;
+  user(userId: string, server: string): { nick?: string; username?: string; password?: string; cert?: ClientCert } {
+    const r = prepared(this.db, 'SELECT nick, username, password_enc, cert_pem, cert_key_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as
+      { nick: string | null; username: string | null; password_enc: string | null; cert_pem: string | null; cert_key_enc: string | null } | undefined;
     if (!r) return {};
     return {
       ...(r.nick ? { nick: r.nick } : {}), ...(r.username ? { username: r.username } : {}),
       ...(r.password_enc ? { password: this.box.open(r.password_enc) } : {}),
+      ...(r.cert_pem && r.cert_key_enc ? { cert: { cert: r.cert_pem, key: this.box.open(r.cert_key_enc) } } : {}),
     };
+  }
+
+  /** The stored client certificate (PEM, public) of a user on a server, without opening its key. */
+  certificate(userId: string, server: string): string | undefined {
+    const r = prepared(this.db, 'SELECT cert_pem FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as { cert_pem: string | null } | undefined;
+    return r?.cert_pem ?? undefined;
+  }
+
+  /** Store a client certificate (its key sealed), or forget it (null). */
+  setCertificate(userId: string, server: string, cert: ClientCert | null): void {
+    prepared(this.db, `INSERT INTO irc_users (user_id, server, cert_pem, cert_key_enc) VALUES (?, ?, ?, ?)
+      ON CONFLICT (user_id, server) DO UPDATE SET cert_pem = excluded.cert_pem, cert_key_enc = excluded.cert_key_enc`)
+      .run(userId, server, cert?.cert ?? null, cert ? this.box.seal(cert.key) : null);
   }
 
   private upsert(userId: string, server: string, col: 'nick' | 'username' | 'password_enc', value: string | null): void {

@@ -239,6 +239,43 @@ describe('IRC bridge: the rest of the admin commands', () => {
   });
 });
 
+describe('IRC bridge: room upgrades', () => {
+  const upgrade = async (roomId: string): Promise<string> => (await uma.request<{ replacement_room: string }>('POST',
+    `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/upgrade`, { new_version: '10' })).replacement_room;
+
+  it('follows a public room to the room that replaces it, both ways', async () => {
+    const watcher = await users.add('upwatch', ['#upgraded']);
+    const old = await plumbedRoom(uma, botId, '#upgraded'); // public: the bot can join the new room itself
+    const next = await upgrade(old);
+    await uma.waitForEvent(next, (e) => e.sender === botId && body(e).startsWith(`This room replaces ${old}`));
+    expect(bridge.portals.forRoom(next)).toEqual([expect.objectContaining({ remoteChat: 'test/#upgraded', kind: 'plumbed' })]);
+    expect(bridge.portals.forRoom(old)).toEqual([]);
+    await uma.sendText(next, 'from the new room');
+    await watcher.waitFor((m) => m.message === 'from the new room');
+    watcher.say('#upgraded', 'into the new room');
+    await uma.waitForEvent(next, (e) => body(e) === 'into the new room');
+  });
+
+  it('asks to be invited to a private replacement, and moves the links once it is', async () => {
+    const watcher = await users.add('upwatch2', ['#upgraded2']);
+    const old = await uma.createRoom({ preset: 'private_chat', name: 'private, to upgrade' });
+    await uma.invite(old, botId);
+    await until(async () => (await uma.joinedMembers(old)).includes(botId), 'the bot to join');
+    await uma.setPowerLevel(old, botId, 100);
+    await uma.sendText(old, '!trestle link irc test/#upgraded2');
+    await uma.waitForEvent(old, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+    const next = await upgrade(old);
+    const asked = await uma.waitForEvent(old, (e) => e.sender === botId && body(e).startsWith('This room was upgraded'));
+    expect(body(asked)).toContain(`Invite ${botId} there`);
+    expect(bridge.portals.forRoom(old)).toHaveLength(1); // nothing moved yet: the new room has no bot
+    await uma.invite(next, botId);
+    await uma.waitForEvent(next, (e) => e.sender === botId && body(e).startsWith(`This room replaces ${old}`));
+    expect(bridge.portals.forRoom(old)).toEqual([]);
+    watcher.say('#upgraded2', 'into the private replacement');
+    await uma.waitForEvent(next, (e) => body(e) === 'into the private replacement');
+  });
+});
+
 describe('IRC bridge: NickServ IDENTIFY (the bridge restarted with nickserv.identify: only)', () => {
   it('logs a user with a stored password in through NickServ, not SASL', async () => {
     const watcher = await users.add('nswatch', ['#nickserv']);

@@ -177,6 +177,7 @@ export class TrestleBridge {
       permission: (u) => this.permission(u),
       tryCommand: (ev) => this.commands!.tryHandle(ev.room_id, ev.sender, typeof ev.content['body'] === 'string' ? ev.content['body'] : ''),
       onBotInvite: (ev) => this.onBotInvite(ev),
+      onRoomUpgrade: (ev) => this.onRoomUpgrade(ev),
       onGhostInvite: (ev, network) => this.onGhostInvite(ev, network),
       mediaUrl: (mxc, filename) => media.url(mxc, filename),
       onDelivered: (network, type) => this.metrics.eventsOut.inc({ network, type }),
@@ -474,10 +475,50 @@ export class TrestleBridge {
       return;
     }
     await matrix.ensureJoined(matrix.botUserId, ev.room_id);
+    const upgradedFrom = this.stores!.kv.get('core', `upgrade:${ev.room_id}`);
+    if (upgradedFrom) { await this.moveLinks(upgradedFrom, ev.room_id); return; }
     if (ev.content['is_direct'] === true) {
       this.stores!.admin.set(ev.sender, ev.room_id);
       await matrix.sendNotice(ev.room_id, `Hello! This is your Trestle admin room. Say "help" for the commands.`);
     }
+  }
+
+  /**
+   * A bridged room was upgraded: its tombstone names the room that replaces it. The bot joins that
+   * room and the links move there, as users do; if it may not join (a private room whose upgrader
+   * did not invite it), the old room is told, and the move happens when the bot is invited.
+   */
+  private async onRoomUpgrade(ev: MatrixEvent): Promise<void> {
+    const next = typeof ev.content['replacement_room'] === 'string' ? ev.content['replacement_room'] : undefined;
+    if (!next || next === ev.room_id) return;
+    const bot = this.matrix.botUserId;
+    try {
+      await this.matrix.ensureJoined(bot, next);
+    } catch (err) {
+      this.log.warn('could not join the room that replaces a bridged room; the links move when the bot is invited', { roomId: ev.room_id, replacement: next, err: err as Error });
+      this.stores!.kv.set('core', `upgrade:${next}`, ev.room_id);
+      await this.matrix.sendNotice(ev.room_id, `This room was upgraded to ${next}, which I could not join (${(err as Error).message}). ` +
+        `Invite ${bot} there and the bridge moves with you.`).catch(() => undefined);
+      return;
+    }
+    await this.moveLinks(ev.room_id, next);
+  }
+
+  /** Move every link of room `from` to room `to` (a room upgrade), telling the new room. */
+  private async moveLinks(from: string, to: string): Promise<void> {
+    this.stores!.kv.delete('core', `upgrade:${to}`);
+    const moved: string[] = [];
+    for (const p of this.portals.forRoom(from)) {
+      // linked in the new room before unlinked in the old, so the remote chat is never without a room
+      const portal = this.portals.link({ roomId: to, network: p.network, remoteChat: p.remoteChat, kind: p.kind, data: p.data, ...(p.name !== undefined ? { name: p.name } : {}) });
+      this.portals.unlink(p.network, p.remoteChat, from);
+      const n = this.networks.get(p.network);
+      if (n) await this.afterLink(n, portal);
+      moved.push(`${n?.identity.displayName ?? p.network} ${p.name ?? p.remoteChat}`);
+    }
+    if (moved.length === 0) return;
+    this.log.info('a bridged room was upgraded; its links moved to the new room', { from, to, links: moved });
+    await this.matrix.sendNotice(to, `This room replaces ${from}; the bridge to ${moved.join(', ')} continues here.`).catch(() => undefined);
   }
 
   /** Tell a user something in their admin room, creating one if they have none. */

@@ -39,6 +39,8 @@ export interface FromMatrixDeps {
   onBotInvite(event: MatrixEvent): Promise<void>;
   /** A ghost was invited to a room (a Matrix user starting a direct chat with a remote user). */
   onGhostInvite(event: MatrixEvent, network: string): Promise<void>;
+  /** A bridged room was upgraded (`m.room.tombstone`): its links follow to the room that replaces it. */
+  onRoomUpgrade(event: MatrixEvent): Promise<void>;
   /** A public download URL for an mxc:// URL. */
   mediaUrl(mxc: string, filename?: string): string | undefined;
   onDelivered(network: string, type: string): void;
@@ -126,6 +128,7 @@ export class FromMatrix {
 
     const portals = this.d.portals.forRoom(ev.room_id);
     if (portals.length === 0) return;
+    if (ev.type === 'm.room.tombstone' && ev.state_key === '' && !ghostOf) { await this.d.onRoomUpgrade(ev); return; }
 
     let targets = portals.flatMap((p): Target[] => {
       const network = this.d.networks.get(p.network);

@@ -239,6 +239,26 @@ describe('IRC bridge: the rest of the admin commands', () => {
   });
 });
 
+describe('IRC bridge: IRC invites', () => {
+  it('turns an IRC invite of a Matrix user into an invite to the channel\'s room, and lets them into an invite-only channel', async () => {
+    const home = await plumbedRoom(uma, botId, '#ivyhome');
+    const ivy = await member(home, 'ircivy', 'Ivy');
+    const op = await users.add('invop', ['#invited', '#ivyhome']);
+    await ivy.sendText(home, 'ivy is on IRC');
+    await op.waitFor((m) => m.message === 'ivy is on IRC' && m.nick === 'Ivy[m]');
+    op.client.raw('MODE #invited +i');
+    op.client.raw('INVITE trestlebot #invited'); // the bridge's own connection must be let in too
+    op.client.raw('INVITE Ivy[m] #invited');
+    const roomId = await until(() => bridge.portals.forChat('irc', 'test/#invited')[0]?.roomId, 'the portal room of #invited');
+    await until(async () => (await bridge.matrix.request<{ membership?: string }>('GET',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(ivy.userId)}`).catch(() => ({ membership: undefined }))).membership === 'invite', 'ivy to be invited to the room');
+    await ivy.join(roomId);
+    await op.waitForRaw((l) => /^:Ivy\[m\]!\S+ JOIN :?#invited/.test(untag(l))); // +i: only the invite lets her in
+    await ivy.sendText(roomId, 'thanks for the invite');
+    await op.waitFor((m) => m.message === 'thanks for the invite' && m.target === '#invited');
+  });
+});
+
 describe('IRC bridge: room upgrades', () => {
   const upgrade = async (roomId: string): Promise<string> => (await uma.request<{ replacement_room: string }>('POST',
     `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/upgrade`, { new_version: '10' })).replacement_room;

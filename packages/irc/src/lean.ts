@@ -406,6 +406,10 @@ export class LeanConnection extends EventEmitter {
       case 'TOPIC':
         if (label) this.settle(label, undefined); // our topic, set
         return;
+      case 'INVITE':
+        // someone invites this connection's user into a channel
+        if (p[1] && p[0] && ircLower(p[0]) === ircLower(this.nick)) this.emit('invited', { nick: l.nick, channel: p[1] });
+        return;
       case 'PRIVMSG': case 'NOTICE': case 'TAGMSG': case 'REDACT': case 'ACK': {
         if (label) this.settle(label, l.tags['msgid']);
         const batch = l.tags['batch'] !== undefined ? this.privateBatches.get(l.tags['batch']) : undefined;

@@ -75,6 +75,10 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
         void this.moderation.rankOnJoin(server, channel, userId).catch((err: Error) =>
           ctx.log.warn('could not give a joining Matrix user their rank on IRC', { server: key, channel, user: userId, err }));
       };
+      server.onClientInvited = (userId, byNick, channel) => {
+        void this.invited(server, userId, byNick, channel).catch((err: Error) =>
+          ctx.log.warn('could not bring an IRC invite to Matrix', { server: key, channel, user: userId, err }));
+      };
       this.servers.set(key, server);
     }
     if (ctx.metrics) registerIrcMetrics(ctx.metrics, () => this.servers.values());
@@ -245,6 +249,38 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     if (meta.topic === undefined) return;
     const { conn, target } = await this.route(meta.portal.remoteChat, meta.sender.userId, meta.sender.displayName);
     if (isChannel(target)) await conn.send('TOPIC', target, meta.topic.replace(/[\r\n\0]+/g, ' '));
+  }
+
+  /**
+   * An IRC user invited a Matrix user into a channel: the Matrix user is invited to its room (the
+   * portal, opened if need be; the bridge's listener joins the channel), as the reference bridge
+   * does. Their connection joins the channel when they join the room, the IRC invite still valid.
+   * A channel the config does not allow, or one the listener cannot enter, is explained instead.
+   */
+  private async invited(server: IrcServer, userId: string, byNick: string, channel: string): Promise<void> {
+    const ctx = this.ctx!;
+    const refused = this.channelRefused(server, channel, true);
+    const chat = channelChat(server.key, channel);
+    if (refused && ctx.portals.forChat(chat).length === 0) {
+      await ctx.notifyUser(userId, `${byNick} invited you to ${channel} on ${server.displayName}, which is not bridged here: ${refused}.`);
+      return;
+    }
+    try {
+      await server.listener.join(channel);
+    } catch (err) {
+      await ctx.notifyUser(userId, `${byNick} invited you to ${channel} on ${server.displayName}, but the bridge cannot join it ` +
+        `(${(err as Error).message}): ask them to invite ${server.listener.nick} too.`);
+      return;
+    }
+    // the rooms the channel is linked to already (plumbed ones too), else its portal, opened now
+    const linked = ctx.portals.forChat(chat).filter((p) => p.kind !== 'dm');
+    const rooms = linked.length ? linked.map((p) => p.roomId) : [(await ctx.openPortal({ chat, name: channel, invite: [userId] })).roomId];
+    if (linked.length) {
+      for (const roomId of rooms) {
+        await ctx.matrix.invite(roomId, userId).catch((err: Error) => ctx.log.info('no room invite (already a member?)', { roomId, user: userId, err }));
+      }
+    }
+    ctx.log.info('an IRC invite became a room invite', { server: server.key, channel, user: userId, by: byNick, rooms });
   }
 
   /** Is a channel allowed as a portal or link on this server? Returns why not, or undefined. */

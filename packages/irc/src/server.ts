@@ -55,6 +55,8 @@ export class IrcServer {
   reconnects = 0;
   /** A Matrix user's connection joined a channel (set by the network: their power level becomes a mode). */
   onClientJoined?: (userId: string, channel: string) => void;
+  /** An IRC user invited a Matrix user's connection into a channel. */
+  onClientInvited?: (userId: string, byNick: string, channel: string) => void;
 
   /** The PEM text of the server's `tlsCa` file, read once at start. */
   private readonly tlsCa?: string;
@@ -256,6 +258,7 @@ export class IrcServer {
     };
     const handlers = { privmsg: onPm('m.text'), notice: onPm('m.notice'), action: onPm('m.emote') };
     c.on('pm', (e: IrcMessageEvent & { type: keyof typeof handlers }) => { if (!this.stopped) handlers[e.type](e); });
+    c.on('invited', (e: { nick: string; channel: string }) => { if (!this.stopped) this.onClientInvited?.(userId, e.nick, e.channel); });
     c.on('kicked', (e: { channel: string; nick: string; reason?: string }) => {
       void this.ctx.notifyUser(userId, `You were kicked from ${e.channel} on ${this.displayName} by ${e.nick}${e.reason ? `: ${e.reason}` : ''}.`).catch(() => undefined);
     });

@@ -221,3 +221,18 @@ describe('IRC bridge: the room topic → the channel topic', () => {
     expect(topicEvents.map((e) => [e.sender, e.content['topic']])).toEqual([[mona.userId, 'not an operator yet'], [mona.userId, 'set from Matrix']]);
   });
 });
+
+describe('IRC bridge: an IRC kick of a Matrix user', () => {
+  it('takes the Matrix user out of the channel\'s room too, with who and why, and tells them', async () => {
+    const kop = await ircUser('irckop', ['#ikick']); // operator
+    const roomId = await plumbed('#ikick');
+    const kai = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircmodkai${Date.now()}`, { displayName: 'Kai' });
+    await kai.join(roomId);
+    await kai.sendText(roomId, 'kai talks');
+    await kop.waitFor((m) => m.message === 'kai talks' && m.nick === 'Kai[m]');
+    kop.client.raw('KICK #ikick Kai[m] :too loud');
+    const kick = await mona.waitForEvent(roomId, (e) => e.type === 'm.room.member' && e.state_key === kai.userId && e.content['membership'] === 'leave');
+    expect(kick.sender).toBe(botId);
+    expect(String(kick.content['reason'])).toBe('Kicked from #ikick on ErgoTest by irckop: too loud');
+  });
+});

@@ -122,20 +122,8 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
         const c = server.clients.get(inv.sender);
         const onIrc = c?.channels.has(ircLower(channel)) === true;
         if (onIrc) c!.part(channel, 'Left from Matrix');
-        // the rooms bridged to the channel follow: staying in one, the user's next message there would join it again
-        const ctx = net.ctx;
-        const left: string[] = [];
-        const kept: string[] = [];
-        for (const p of ctx?.portals.forChat(channelChat(server.key, channel)) ?? []) {
-          const member = await ctx!.matrix.getState<{ membership?: string }>(p.roomId, 'm.room.member', inv.sender).catch(() => undefined);
-          if (member?.membership !== 'join') continue;
-          try {
-            await ctx!.matrix.kick(p.roomId, inv.sender, `Left ${channel} on ${server.displayName}`);
-            left.push(p.roomId);
-          } catch {
-            kept.push(p.roomId);
-          }
-        }
+        // the rooms bridged to the channel follow
+        const { left, kept } = await server.outOfRooms(inv.sender, channel, `Left ${channel} on ${server.displayName}`);
         if (!onIrc && left.length + kept.length === 0) return `You are not in ${channel} on ${server.displayName}.`;
         const out = [`Left ${channel} on ${server.displayName}${left.length ? ` and its room${left.length > 1 ? 's' : ''} ${left.join(', ')}` : ''}.`];
         if (kept.length) out.push(`I could not take you out of ${kept.join(', ')} (my power level is too low there), so your next message there joins ${channel} again.`);

@@ -628,9 +628,9 @@ export class LeanConnection extends EventEmitter {
 
   part(channel: string, reason?: string): void {
     const lc = ircLower(channel);
-    this.channels.delete(lc);
+    const wasIn = this.channels.delete(lc) || this.joined.has(lc); // wanted or in (a JOIN may be on its way)
     this.joined.delete(lc);
-    if (this.state === 'connected') this.write(`PART ${channel}${reason ? ` :${reason}` : ''}`);
+    if (this.state === 'connected' && wasIn) this.write(`PART ${channel}${reason ? ` :${reason}` : ''}`); // not in it (kicked): nothing to leave
   }
 
   send(command: Exclude<LineKind, 'MULTILINE'>, target: string, text: string, tags: Record<string, string> = {}): Promise<string | undefined> {

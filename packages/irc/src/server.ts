@@ -246,6 +246,34 @@ export class IrcServer {
     return idle;
   }
 
+  /**
+   * A Matrix user's connection was kicked from a channel: they are out of its rooms too (the bot
+   * kicks them, with who did it and why), as a kick on IRC means; where the bot may not, and in
+   * any case, they are told in their admin room.
+   */
+  private async kickedOnIrc(userId: string, e: { channel: string; nick: string; reason?: string }): Promise<void> {
+    const why = `Kicked from ${e.channel} on ${this.displayName} by ${e.nick}${e.reason ? `: ${e.reason}` : ''}`;
+    const { kept } = await this.outOfRooms(userId, e.channel, why);
+    const note = kept.length ? ` I could not take you out of ${kept.join(', ')} (my power level is too low there): your next message there joins ${e.channel} again.` : '';
+    await this.ctx.notifyUser(userId, `${why}.${note}`);
+  }
+
+  /**
+   * Take a Matrix user out of the rooms bridged to a channel they left on IRC (the bot kicks them,
+   * with `reason`): staying in one, their next message there would join the channel again.
+   * `left`: the rooms they were taken out of; `kept`: those where the bot may not kick.
+   */
+  async outOfRooms(userId: string, channel: string, reason: string): Promise<{ left: string[]; kept: string[] }> {
+    const left: string[] = [];
+    const kept: string[] = [];
+    for (const p of this.ctx.portals.forChat(channelChat(this.key, channel))) {
+      const member = await this.ctx.matrix.getState<{ membership?: string }>(p.roomId, 'm.room.member', userId).catch(() => undefined);
+      if (member?.membership !== 'join') continue;
+      await this.ctx.matrix.kick(p.roomId, userId, reason).then(() => left.push(p.roomId), () => kept.push(p.roomId));
+    }
+    return { left, kept };
+  }
+
   /** Private messages, CTCP, joins and kicks of a Matrix user's connection. */
   private wireClient(userId: string, c: LeanConnection): void {
     c.on('registered', (nick: string) => this.store.setNick(userId, this.key, nick));
@@ -260,7 +288,8 @@ export class IrcServer {
     c.on('pm', (e: IrcMessageEvent & { type: keyof typeof handlers }) => { if (!this.stopped) handlers[e.type](e); });
     c.on('invited', (e: { nick: string; channel: string }) => { if (!this.stopped) this.onClientInvited?.(userId, e.nick, e.channel); });
     c.on('kicked', (e: { channel: string; nick: string; reason?: string }) => {
-      void this.ctx.notifyUser(userId, `You were kicked from ${e.channel} on ${this.displayName} by ${e.nick}${e.reason ? `: ${e.reason}` : ''}.`).catch(() => undefined);
+      if (this.stopped) return;
+      void this.kickedOnIrc(userId, e).catch((err: Error) => this.ctx.log.warn('could not mirror an IRC kick of a Matrix user', { server: this.key, user: userId, err }));
     });
   }
 

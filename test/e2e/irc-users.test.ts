@@ -274,6 +274,11 @@ describe('IRC bridge: room upgrades', () => {
     await watcher.waitFor((m) => m.message === 'from the new room');
     watcher.say('#upgraded', 'into the new room');
     await uma.waitForEvent(next, (e) => body(e) === 'into the new room');
+    // a static mapping in the config that still names the old room links the new one after a restart
+    await bridge.stop();
+    bridge = await startIrcBridge({ mappings: { '#upgraded': [old] } });
+    expect(bridge.portals.forRoom(old)).toEqual([]);
+    expect(bridge.portals.forRoom(next)).toEqual([expect.objectContaining({ remoteChat: 'test/#upgraded' })]);
   });
 
   it('asks to be invited to a private replacement, and moves the links once it is', async () => {

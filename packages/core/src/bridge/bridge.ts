@@ -286,7 +286,7 @@ export class TrestleBridge {
           forRoom: (roomId) => portals.forRoom(roomId).filter((p) => p.network === id),
           all: () => portals.all().filter((p) => p.network === id),
           link: (roomId, chat, o) => portals.link({
-            roomId, network: id, remoteChat: chat, kind: o?.kind ?? 'plumbed', ...(o?.name !== undefined ? { name: o.name } : {}), ...(o?.data ? { data: o.data } : {}),
+            roomId: this.currentRoom(roomId), network: id, remoteChat: chat, kind: o?.kind ?? 'plumbed', ...(o?.name !== undefined ? { name: o.name } : {}), ...(o?.data ? { data: o.data } : {}),
           }),
           unlink: (roomId, chat) => portals.unlink(id, chat, roomId),
         },
@@ -504,9 +504,25 @@ export class TrestleBridge {
     await this.moveLinks(ev.room_id, next);
   }
 
+  /**
+   * The room that stands for `roomId` now: itself, or the room that replaced it after upgrades
+   * (so a link a network makes from its config, a static mapping, follows the room, not its tombstone).
+   */
+  private currentRoom(roomId: string): string {
+    let room = roomId;
+    for (let hops = 0; hops < 20; hops++) { // a chain of upgrades; the cap only guards against a loop
+      const next = this.stores!.kv.get('core', `upgraded:${room}`);
+      if (!next) break;
+      room = next;
+    }
+    if (room !== roomId) this.log.warn('a room in the config was upgraded; linking the room that replaces it (update the config)', { configured: roomId, linked: room });
+    return room;
+  }
+
   /** Move every link of room `from` to room `to` (a room upgrade), telling the new room. */
   private async moveLinks(from: string, to: string): Promise<void> {
     this.stores!.kv.delete('core', `upgrade:${to}`);
+    this.stores!.kv.set('core', `upgraded:${from}`, to);
     const moved: string[] = [];
     for (const p of this.portals.forRoom(from)) {
       // linked in the new room before unlinked in the old, so the remote chat is never without a room

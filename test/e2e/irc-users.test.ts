@@ -256,6 +256,13 @@ describe('IRC bridge: IRC invites', () => {
     await op.waitForRaw((l) => /^:Ivy\[m\]!\S+ JOIN :?#invited/.test(untag(l))); // +i: only the invite lets her in
     await ivy.sendText(roomId, 'thanks for the invite');
     await op.waitFor((m) => m.message === 'thanks for the invite' && m.target === '#invited');
+    // restarted, the bridge's own connection is not invited any more: the room is told it hears nothing now
+    const since = Date.now();
+    await bridge.stop();
+    bridge = await startIrcBridge();
+    const told = await ivy.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since && body(e).startsWith('⚠ The bridge cannot join'));
+    expect(body(told)).toBe('⚠ The bridge cannot join #invited on ErgoTest (the channel is invite-only), so nothing said there reaches this room. ' +
+      'A channel operator can let it in: /invite trestlebot #invited.');
   });
 });
 

@@ -90,8 +90,7 @@ export class IrcServer {
       if (c?.kind === 'channel' && c.server === this.key) channels.add(c.channel);
     }
     for (const ch of Object.keys(this.cfg.mappings)) channels.add(ircLower(ch));
-    await Promise.all([...channels].map((ch) => this.listener.join(ch).catch((err: Error) =>
-      this.ctx.log.warn('listener could not join a bridged channel', { server: this.key, channel: ch, err }))));
+    await Promise.all([...channels].map((ch) => this.listener.join(ch).catch((err: Error) => this.cannotJoin(ch, err))));
     if (this.cfg.idleTimeoutMinutes > 0) {
       this.idleTimer = setInterval(() => this.closeIdle(), Math.min(60_000, this.cfg.idleTimeoutMinutes * 30_000));
       this.idleTimer.unref();
@@ -272,6 +271,19 @@ export class IrcServer {
       await this.ctx.matrix.kick(p.roomId, userId, reason).then(() => left.push(p.roomId), () => kept.push(p.roomId));
     }
     return { left, kept };
+  }
+
+  /**
+   * The bridge's own connection cannot join a bridged channel (invite-only, banned, a key it lacks):
+   * nothing said there reaches the channel's rooms, so they are told, with what would fix it.
+   */
+  private async cannotJoin(channel: string, err: Error): Promise<void> {
+    this.ctx.log.warn('listener could not join a bridged channel', { server: this.key, channel, err });
+    const text = `⚠ The bridge cannot join ${channel} on ${this.displayName} (${err.message.replace(/^cannot join \S+: /, '')}), so nothing said ` +
+      `there reaches this room. A channel operator can let it in: /invite ${this.listener.nick} ${channel}.`;
+    for (const p of this.ctx.portals.forChat(channelChat(this.key, channel))) {
+      await this.ctx.matrix.notice(p.roomId, text).catch(() => undefined);
+    }
   }
 
   /** Private messages, CTCP, joins and kicks of a Matrix user's connection. */

@@ -12,6 +12,7 @@ import IRC from 'irc-framework';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { pemCertificates, untrustedChain } from './certs.js';
 import { ircLower } from './ids.js';
+import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
 
 export interface ConnectionOptions {
@@ -165,7 +166,9 @@ export class IrcConnection extends EventEmitter {
       c.changeNick(`M${Date.now().toString(36)}`);
     });
     c.on('join', (e: { nick: string; channel: string }) => {
-      if (ircLower(e.nick) === ircLower(this.nick)) this.joined.add(ircLower(e.channel));
+      if (ircLower(e.nick) !== ircLower(this.nick)) return;
+      this.joined.add(ircLower(e.channel));
+      this.joinWaits.answered(ircLower(e.channel));
     });
     c.on('part', (e: { nick: string; channel: string }) => {
       if (ircLower(e.nick) === ircLower(this.nick)) this.joined.delete(ircLower(e.channel));
@@ -186,8 +189,14 @@ export class IrcConnection extends EventEmitter {
     });
     c.on('close', () => this.onClosed());
     c.on('socket close', () => this.onClosed());
-    c.on('irc error', (e: { error: string; channel?: string; reason?: string }) => this.emit('irc error', e));
+    c.on('irc error', (e: { error: string; channel?: string; reason?: string }) => {
+      if (e.channel && JOIN_ERRORS[e.error]) this.joinWaits.answered(ircLower(e.channel), JOIN_ERRORS[e.error]);
+      this.emit('irc error', e);
+    });
   }
+
+  /** JOINs waiting for the server's answer (see joins.ts). */
+  private readonly joinWaits = new JoinWaits();
 
   /**
    * irc-framework gives tls.connect no `ca`, so with `tlsCa` it connects without Node's check
@@ -265,23 +274,7 @@ export class IrcConnection extends EventEmitter {
     this.channels.set(lc, key);
     await this.connect();
     if (this.joined.has(lc)) return;
-    await new Promise<void>((resolve, reject) => {
-      const onJoin = (e: { nick: string; channel: string }): void => {
-        if (ircLower(e.nick) === ircLower(this.nick) && ircLower(e.channel) === lc) { cleanup(); resolve(); }
-      };
-      const onErr = (e: { error: string; channel?: string; reason?: string }): void => {
-        if (e.channel && ircLower(e.channel) === lc && JOIN_ERRORS[e.error]) {
-          cleanup();
-          this.channels.delete(lc);
-          reject(new DeliveryError(`cannot join ${channel}: ${JOIN_ERRORS[e.error]}`, true));
-        }
-      };
-      const timer = setTimeout(() => { cleanup(); reject(new DeliveryError(`joining ${channel} timed out`)); }, 15_000);
-      const cleanup = (): void => { clearTimeout(timer); this.client.off('join', onJoin); this.off('irc error', onErr); };
-      this.client.on('join', onJoin);
-      this.on('irc error', onErr);
-      this.client.join(channel, key);
-    });
+    await this.joinWaits.join(lc, channel, () => this.client.join(channel, key), () => this.channels.delete(lc));
   }
 
   /** Channels the connection is in right now (from its own JOIN/PART/KICK; emptied on disconnect). */

@@ -24,6 +24,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
 import { ircLower } from './ids.js';
+import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
 import { saslMechanisms, type SaslMechanism } from './sasl.js';
 import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
@@ -64,9 +65,6 @@ interface Pending {
   multiline?: { command: 'PRIVMSG' | 'NOTICE'; parts: readonly MultilinePart[] };
   resolve: (id: string | undefined) => void; reject: (e: Error) => void;
 }
-
-/** Told the server's answer to a JOIN: nothing when joined, why when refused. */
-type JoinWaiter = (why?: string) => void;
 
 /** A labeled line on the wire: `settle` answers it (echo msgid, or the server's refusal); `lost` fails it. */
 interface Awaiting { settle: (id: string | undefined, refusal?: string) => void; lost: () => void }
@@ -191,8 +189,7 @@ export class LeanConnection extends EventEmitter {
   /** Lines written with a label and not yet answered (echo, refusal, or the PONG of a check): label → how to settle. */
   private readonly awaiting = new Map<string, Awaiting>();
   private labelSeq = 0;
-  /** JOINs of ours waiting for the server's answer, by folded channel (any number: one listener-free map). */
-  private readonly joinWaiters = new Map<string, Set<JoinWaiter>>();
+  private readonly joinWaits = new JoinWaits();
   /** This connection's SASL login succeeded (903): no NickServ IDENTIFY needed. */
   private saslLoggedIn = false;
   /**
@@ -391,7 +388,7 @@ export class LeanConnection extends EventEmitter {
         if (mine) { this.nick = p[0] ?? this.nick; this.emit('own nick', this.nick); }
         return;
       case 'JOIN':
-        if (mine && p[0]) { this.joined.add(ircLower(p[0])); this.joinAnswered(ircLower(p[0])); this.emit('joined', ircLower(p[0])); }
+        if (mine && p[0]) { this.joined.add(ircLower(p[0])); this.joinWaits.answered(ircLower(p[0])); this.emit('joined', ircLower(p[0])); }
         return;
       case 'PART':
         if (mine && p[0]) this.joined.delete(ircLower(p[0]));
@@ -436,7 +433,7 @@ export class LeanConnection extends EventEmitter {
     }
     // ERR_UNKNOWNERROR about NICK (ergo: "You must use your account name as your nickname")
     if (l.command === '400' && p[1] === 'NICK' && this.state === 'connected') this.emit('nick error', p[p.length - 1] ?? 'refused');
-    if (JOIN_ERRORS[l.command] && p[1]) this.joinAnswered(ircLower(p[1]), JOIN_ERRORS[l.command]);
+    if (JOIN_ERRORS[l.command] && p[1]) this.joinWaits.answered(ircLower(p[1]), JOIN_ERRORS[l.command]);
     // an error reply to a labeled command (404 cannot send to channel: banned, +m...) refuses it
     if (label && /^[45]\d\d$/.test(l.command)) this.settle(label, undefined, p.slice(1).join(' '));
   }
@@ -601,30 +598,9 @@ export class LeanConnection extends EventEmitter {
     this.channels.set(lc, key);
     await this.connect();
     if (this.joined.has(lc)) return;
-    await new Promise<void>((resolve, reject) => {
-      const waiter: JoinWaiter = (why) => {
-        clearTimeout(t);
-        if (why === undefined) { resolve(); return; }
-        this.channels.delete(lc);
-        reject(new DeliveryError(`cannot join ${channel}: ${why}`, true));
-      };
-      const t = setTimeout(() => {
-        this.joinWaiters.get(lc)?.delete(waiter);
-        reject(new DeliveryError(`joining ${channel} timed out`));
-      }, 15_000);
-      const set = this.joinWaiters.get(lc) ?? new Set<JoinWaiter>();
-      set.add(waiter);
-      this.joinWaiters.set(lc, set);
-      this.write(`JOIN ${channel}${key ? ` ${key}` : ''}`);
-    });
+    await this.joinWaits.join(lc, channel, () => this.write(`JOIN ${channel}${key ? ` ${key}` : ''}`), () => this.channels.delete(lc));
   }
 
-  /** The server's answer to our JOIN of a channel (folded): joined (no reason), or refused (why). */
-  private joinAnswered(lc: string, why?: string): void {
-    const set = this.joinWaiters.get(lc);
-    this.joinWaiters.delete(lc);
-    for (const w of set ?? []) w(why);
-  }
 
   part(channel: string, reason?: string): void {
     const lc = ircLower(channel);

@@ -332,3 +332,29 @@ describe('IRC bridge: NickServ IDENTIFY (the bridge restarted with nickserv.iden
     await nico.waitForEvent(nickservRoom, (e) => e.origin_server_ts >= since && /logged in as Nico\[m\]/i.test(body(e)));
   });
 });
+
+describe('IRC bridge: excludedUsers (the bridge restarted with two rules)', () => {
+  it('opens no connection for an excluded user and sends nothing of theirs, kicks one whose rule says so, and refuses their commands', async () => {
+    await bridge.stop();
+    bridge = await startIrcBridge({ excludedUsers: [{ regex: '@ircxquiet\\d+:localhost' }, { regex: '@ircxkick\\d+:localhost', kickReason: 'No bots on IRC' }] });
+    const watcher = await users.add('exwatch', ['#excluded']);
+    const roomId = await plumbedRoom(uma, botId, '#excluded');
+    const quiet = await member(roomId, 'ircxquiet', 'Quiet Bot');
+    await quiet.sendText(roomId, 'not for IRC');
+    await uma.sendText(roomId, 'for IRC, after the excluded line');
+    await watcher.waitFor((m) => m.message === 'for IRC, after the excluded line');
+    // the room's queue is in order: the excluded line was handled (dropped) before Uma's went out
+    expect(watcher.messages.filter((m) => m.message === 'not for IRC')).toEqual([]);
+    expect(await watcher.names('#excluded')).not.toContainEqual(expect.stringMatching(/^[@+]?Quiet/));
+    expect((bridge.networks.get('irc') as IrcNetwork).servers.get('test')!.clients.has(quiet.userId)).toBe(false);
+    const { ask } = await adminRoom(quiet, botId);
+    expect(await ask('join test #excluded2', (b) => b.includes('excluded'))).toBe("Your Matrix account is excluded from ErgoTest by the bridge's configuration.");
+
+    const kicked = await member(roomId, 'ircxkick', 'Kicked Bot');
+    await until(async () => {
+      const m = await uma.request<{ membership?: string; reason?: string }>('GET',
+        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(kicked.userId)}`);
+      return m.membership === 'leave' && m.reason === 'No bots on IRC';
+    }, 'the bot to kick the excluded user with the rule\'s reason');
+  });
+});

@@ -94,6 +94,7 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
   });
 
   const conn = async (inv: CommandInvocation, server: IrcServer) => {
+    if (server.excluded(inv.sender)) throw new Refusal(`Your Matrix account is excluded from ${server.displayName} by the bridge's configuration.`);
     // a connection a command opens (before any message has) is named like one a message opens
     const c = server.clientFor(inv.sender, await inv.senderName());
     await c.connect();

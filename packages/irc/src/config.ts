@@ -25,6 +25,14 @@ export const ircServerSchema = z.strictObject({
     .describe('Nick of a Matrix user on IRC. $DISPLAY = display name, $LOCALPART = user id localpart, $USERID = full id.'),
   usernameTemplate: z.string().default('$LOCALPART').describe('IRC username (ident) of a Matrix user.'),
   realnameTemplate: z.string().default('$USERID').describe('IRC realname (gecos) of a Matrix user.'),
+  excludedUsers: z.array(z.strictObject({
+    regex: z.string().min(1).refine((r) => { try { new RegExp(r); return true; } catch { return false; } }, { error: 'must be a valid regular expression' })
+      .describe('Matched against the whole Matrix user id, e.g. `@telegram_.*:example\\.org`.'),
+    kickReason: z.string().optional().describe('If set, such users are kicked from this server\'s bridged rooms when they join, with this reason.'),
+  })).default([])
+    .describe('Matrix users who never appear on this IRC server: no connection is opened for them and nothing they do in a ' +
+      'bridged room is sent (e.g. another bridge\'s puppets, bots). Their IRC admin commands are refused. Each rule: `regex`, ' +
+      'matched against the whole user id; `kickReason`, optional: such users are also kicked from the bridged rooms when they join.'),
   maxClients: z.int().min(1).default(1000).describe('Most IRC connections for Matrix users; the least recently active is closed past it.'),
   idleTimeoutMinutes: z.int().min(0).default(0).describe('Close a Matrix user\'s IRC connection after this long without activity (0 = never).'),
   lineLimit: z.int().min(1).default(3).describe('A Matrix message longer than this many IRC lines is uploaded and linked instead.'),

@@ -109,11 +109,15 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     // Connections open lazily in handleMatrixMessage, so a user who only reads costs nothing.
   }
 
-  /** The connection of a Matrix user on the server of a chat, and where to send. */
-  private async route(chat: string, userId: string, displayName: string): Promise<{ server: IrcServer; conn: LeanConnection; target: string }> {
+  /**
+   * The connection of a Matrix user on the server of a chat, and where to send; undefined for a
+   * user the server's `excludedUsers` keeps off IRC (what they do is not sent, by the operator's choice).
+   */
+  private async route(chat: string, userId: string, displayName: string): Promise<{ server: IrcServer; conn: LeanConnection; target: string } | undefined> {
     const parsed = parseChat(chat);
     if (!parsed) throw new DeliveryError(`not an IRC chat id: ${chat}`, true);
     const server = this.server(parsed.server);
+    if (this.isExcluded(server, userId)) return undefined;
     const conn = server.clientFor(userId, displayName);
     await conn.connect();
     if (parsed.kind === 'channel') {
@@ -121,6 +125,20 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       return { server, conn, target: parsed.channel };
     }
     return { server, conn, target: this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick };
+  }
+
+  /** Excluded users already logged, per server: the log says it once, not for every message. */
+  private readonly excludedSeen = new Set<string>();
+
+  /** Does the server's `excludedUsers` keep this Matrix user off IRC? */
+  private isExcluded(server: IrcServer, userId: string): boolean {
+    if (!server.excluded(userId)) return false;
+    const key = `${server.key}\u0000${userId}`;
+    if (!this.excludedSeen.has(key)) {
+      this.excludedSeen.add(key);
+      this.ctx!.log.info('a Matrix user in excludedUsers is active in a bridged room; nothing of theirs goes to IRC', { server: server.key, user: userId });
+    }
+    return true;
   }
 
   /** IRC nick for a Matrix user id: a ghost's nick, or a Matrix user's own IRC nick. */
@@ -132,7 +150,9 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   }
 
   async handleMatrixMessage(msg: MatrixMessage): Promise<SendResult> {
-    const { server, conn, target } = await this.route(msg.portal.remoteChat, msg.sender.userId, msg.sender.displayName);
+    const routed = await this.route(msg.portal.remoteChat, msg.sender.userId, msg.sender.displayName);
+    if (!routed) return {};
+    const { server, conn, target } = routed;
     const lines = msg.media
       ? [`${msg.media.filename ?? msg.body}${msg.media.size ? ` (${formatSize(msg.media.size)})` : ''} ${msg.media.url}`]
       : matrixToIrc({ body: msg.body, ...(msg.formattedBody ? { format: 'org.matrix.custom.html', formatted_body: msg.formattedBody } : {}) },
@@ -183,14 +203,18 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   }
 
   async handleMatrixEdit(edit: MatrixEdit): Promise<void> {
-    const { conn, target } = await this.route(edit.portal.remoteChat, edit.sender.userId, edit.sender.displayName);
+    const routed = await this.route(edit.portal.remoteChat, edit.sender.userId, edit.sender.displayName);
+    if (!routed) return;
+    const { conn, target } = routed;
     const text = describeEdit(edit.previousBody, edit.body);
     const [first] = matrixToIrc({ body: text });
     if (first) await conn.send('PRIVMSG', target, first);
   }
 
   async handleMatrixRedaction(r: MatrixRedaction): Promise<void> {
-    const { conn, target } = await this.route(r.portal.remoteChat, r.sender.userId, r.sender.displayName);
+    const routed = await this.route(r.portal.remoteChat, r.sender.userId, r.sender.displayName);
+    if (!routed) return;
+    const { conn, target } = routed;
     if (!conn.caps.has('draft/message-redaction')) {
       this.ctx!.log.debug('server cannot redact; redaction not bridged', { chat: r.portal.remoteChat, eventId: r.eventId });
       return; // plain IRC cannot take a message back
@@ -204,8 +228,9 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
 
   async handleMatrixReaction(r: MatrixReaction): Promise<void> {
     const msgid = r.target.remoteIds.find((x) => !x.startsWith('local-'));
-    const { conn, target } = await this.route(r.portal.remoteChat, r.sender.userId, r.sender.displayName);
-    if (!msgid || !conn.caps.has('message-tags')) return;
+    const routed = await this.route(r.portal.remoteChat, r.sender.userId, r.sender.displayName);
+    if (!routed || !msgid || !routed.conn.caps.has('message-tags')) return;
+    const { conn, target } = routed;
     await conn.send('TAGMSG', target, '', { '+draft/react': r.key, '+draft/reply': msgid });
   }
 
@@ -214,6 +239,14 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     if (parsed?.kind !== 'channel') return;
     const server = this.server(parsed.server);
     if (m.membership === 'join' && m.target.userId === m.sender.userId) {
+      if (this.isExcluded(server, m.sender.userId)) {
+        const reason = server.excluded(m.sender.userId)?.kickReason;
+        if (reason) {
+          await this.ctx!.matrix.kick(m.portal.roomId, m.sender.userId, reason).catch((err: Error) =>
+            this.ctx!.log.warn('could not kick a user in excludedUsers from a bridged room (does the bot have the power to kick?)', { roomId: m.portal.roomId, user: m.sender.userId, err }));
+        }
+        return;
+      }
       const conn = server.clientFor(m.sender.userId, m.sender.displayName);
       await conn.join(parsed.channel);
     } else if ((m.membership === 'leave') && m.target.userId === m.sender.userId) {
@@ -247,7 +280,9 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
 
   async handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> {
     if (meta.topic === undefined) return;
-    const { conn, target } = await this.route(meta.portal.remoteChat, meta.sender.userId, meta.sender.displayName);
+    const routed = await this.route(meta.portal.remoteChat, meta.sender.userId, meta.sender.displayName);
+    if (!routed) return;
+    const { conn, target } = routed;
     if (isChannel(target)) await conn.send('TOPIC', target, meta.topic.replace(/[\r\n\0]+/g, ' '));
   }
 
@@ -330,7 +365,9 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
 
   async directChatFor(req: { matrixUser: string; remoteUser: string }): Promise<string | undefined> {
     const p = parseUser(req.remoteUser);
-    if (!p || !this.servers.has(p.server)) return undefined;
+    const server = p && this.servers.get(p.server);
+    if (!p || !server) return undefined;
+    if (this.isExcluded(server, req.matrixUser)) return undefined; // no IRC connection to carry the PM
     const nick = this.store!.nickOf(p.server, p.ghostKey) ?? p.ghostKey;
     return pmChat(p.server, req.matrixUser, nick);
   }

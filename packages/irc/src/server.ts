@@ -60,9 +60,12 @@ export class IrcServer {
 
   /** The PEM text of the server's `tlsCa` file, read once at start. */
   private readonly tlsCa?: string;
+  /** `excludedUsers`, each regex anchored to the whole user id. */
+  private readonly exclusions: { re: RegExp; kickReason?: string }[];
 
   constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     if (cfg.tlsCa) this.tlsCa = readTlsCa(key, cfg.tlsCa);
+    this.exclusions = cfg.excludedUsers.map((x) => ({ re: new RegExp(`^(?:${x.regex})$`), ...(x.kickReason ? { kickReason: x.kickReason } : {}) }));
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
     this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }),
       (line) => this.isOwnChatter(line) || this.events.takeLine(line));
@@ -72,6 +75,11 @@ export class IrcServer {
   }
 
   get displayName(): string { return this.cfg.name ?? this.key; }
+
+  /** The `excludedUsers` entry a Matrix user matches: they never appear on this server. */
+  excluded(userId: string): { kickReason?: string } | undefined {
+    return this.exclusions.find((x) => x.re.test(userId));
+  }
 
   private newConnection(nick: string, username: string, realname: string, log: Logger, dropLine?: (line: string) => boolean): IrcConnection {
     return new IrcConnection({

@@ -100,7 +100,10 @@ export class RemoteSink implements RemoteEventSink {
 
 const reactionKey = (target: string, sender: string, key: string): string => `reaction\u0000${target}\u0000${sender}\u0000${key}`;
 
-/** A refusal by the homeserver: M_FORBIDDEN, or Synapse's M_BAD_STATE for the join of a banned user (both 403). */
+/**
+ * A refusal by the homeserver, which no retry changes: M_FORBIDDEN, or any other 403 (Synapse answers
+ * the join of a banned user with M_BAD_STATE; other homeservers word refusals their own way).
+ */
 const refusal = (m: MatrixError): boolean => m.errcode === 'M_FORBIDDEN' || m.status === 403;
 
 /** Delivers queued remote events to Matrix. */
@@ -147,7 +150,7 @@ export class RemoteDelivery {
       await change();
     } catch (err) {
       const m = toMatrixError(err);
-      if (m.errcode !== 'M_FORBIDDEN') throw m;
+      if (!refusal(m)) throw m;
       this.log.warn('the bot may not change this room\'s settings; the remote change is not mirrored', { roomId, network: network.id, err: m.message });
       if (this.toldNoPower.has(roomId)) return;
       this.toldNoPower.add(roomId);
@@ -258,7 +261,7 @@ export class RemoteDelivery {
       try {
         await this.matrix.redact(ev.sender, roomId, ev.eventId, txn, del.reason);
       } catch (err) {
-        if (toMatrixError(err).errcode !== 'M_FORBIDDEN') throw err;
+        if (!refusal(toMatrixError(err))) throw err;
         await this.matrix.redact(this.matrix.botUserId, roomId, ev.eventId, txn, del.reason);
       }
     }
@@ -306,7 +309,7 @@ export class RemoteDelivery {
           await this.matrix.moderate(c.membership, roomId, userId, c.reason);
         } catch (err) {
           const m = toMatrixError(err);
-          if (m.errcode !== 'M_FORBIDDEN') throw m;
+          if (!refusal(m)) throw m;
           // the bot may not kick or ban here (or the ghost is not in the room): the ghost is gone
           // from the chat all the same, so it leaves (always allowed); an unban has nothing to undo
           this.log.warn(`the homeserver refused the ${c.membership}; the ghost leaves instead`, { roomId, userId, err: m.message });
@@ -322,7 +325,7 @@ export class RemoteDelivery {
       await this.matrix.leave(userId, roomId, reason);
     } catch (err) {
       const m = toMatrixError(err);
-      if (m.errcode !== 'M_FORBIDDEN') throw m;
+      if (!refusal(m)) throw m;
       this.log.debug('the ghost was not in the room; nothing to leave', { roomId, userId, err: m.message });
     }
   }

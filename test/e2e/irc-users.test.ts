@@ -98,6 +98,35 @@ describe('IRC bridge: nicks of Matrix users', () => {
   });
 });
 
+describe('IRC bridge: a Matrix user renames', () => {
+  const rename = (u: MatrixUser, name: string): Promise<unknown> =>
+    u.request('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(u.userId)}/displayname`, { displayname: name });
+
+  it('changes the nick made from the old display name, but not for a name set in one room only, nor a nick the user chose', async () => {
+    const watcher = await users.add('renwatch', ['#renames']);
+    const roomId = await plumbedRoom(uma, botId, '#renames');
+    const rena = await member(roomId, 'ircrena', 'Rena');
+    await rena.sendText(roomId, 'before the rename');
+    expect((await watcher.waitFor((m) => m.message === 'before the rename')).nick).toBe('Rena[m]');
+    await rename(rena, 'Renata');
+    await watcher.waitForRaw((l) => /^:Rena\[m\]!\S+ NICK :?Renata\[m\]$/.test(untag(l)));
+    await rena.sendText(roomId, 'after the rename');
+    expect((await watcher.waitFor((m) => m.message === 'after the rename')).nick).toBe('Renata[m]');
+    // a name for this room alone is not a rename: the room's queue handles it before the next line
+    await rena.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(rena.userId)}`,
+      { membership: 'join', displayname: 'Only Here' });
+    await rena.sendText(roomId, 'with a room name');
+    expect((await watcher.waitFor((m) => m.message === 'with a room name')).nick).toBe('Renata[m]');
+    // a nick chosen with the nick command stays through renames
+    const { ask } = await adminRoom(rena, botId);
+    expect(await ask('nick test RenaPicked', (b) => b.startsWith('Your nick'))).toBe('Your nick on ErgoTest is now RenaPicked.');
+    await rename(rena, 'Renée');
+    await rena.sendText(roomId, 'after renaming again');
+    expect((await watcher.waitFor((m) => m.message === 'after renaming again')).nick).toBe('RenaPicked');
+    expect(watcher.raw.filter((l) => / NICK :?Renee/.test(l))).toEqual([]);
+  });
+});
+
 describe('IRC bridge: provisioning API', () => {
   const secret = 'e2e-provisioning-secret'; // test/harness/e2e.sh's bridge config
   const api = (path: string): string => `http://127.0.0.1:${bridge.address()!.port}/_trestle/provision/v1${path}`;

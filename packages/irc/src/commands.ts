@@ -136,16 +136,11 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
       run: async (inv, server, a) => {
         const c = await conn(inv, server);
         const wanted = a['nick']!.replace(/[\s\0]/g, '');
-        if (c.nick === wanted) return `Your nick is already ${wanted}.`;
-        return new Promise<string>((resolve) => {
-          const done = (text: string): void => { clearTimeout(t); c.off('own nick', ok); c.off('nick error', bad); resolve(text); };
-          const ok = (nick: string): void => done(`Your nick on ${server.displayName} is now ${nick}.`);
-          const bad = (why: string): void => done(`Nick not changed: ${why}.`);
-          const t = setTimeout(() => done('The server did not answer the nick change.'), 10_000);
-          c.on('own nick', ok);
-          c.on('nick error', bad);
-          c.send('RAW', '', `NICK ${wanted}`).catch((err: Error) => done(`Nick not changed: ${err.message}.`));
-        });
+        if (c.nick === wanted) { server.nickChosen(inv.sender, c.nick); return `Your nick is already ${wanted}.`; }
+        const r = await server.changeNick(c, wanted);
+        if ('why' in r) return `Nick not changed: ${r.why}.`;
+        server.nickChosen(inv.sender, r.nick); // a nick chosen here no longer follows the display name
+        return `Your nick on ${server.displayName} is now ${r.nick}.`;
       },
     }),
     perServer({

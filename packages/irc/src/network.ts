@@ -13,7 +13,7 @@
 import { resolve } from 'node:path';
 import {
   DeliveryError, type AliasCapable, type CommandCapable, type DirectChatCapable, type EditCapable, type MatrixEdit,
-  type MatrixMembership, type MatrixMessage, type MatrixPowerLevels, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta,
+  type MatrixMembership, type MatrixMessage, type MatrixProfileChange, type ProfileCapable, type MatrixPowerLevels, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta,
   type MatrixTyping, type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type PowerLevelCapable, type ProvisioningCapable,
   type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
 } from '@trestle/core';
@@ -46,7 +46,7 @@ export function describeEdit(previous: string | undefined, next: string): string
 const HOST_ESTIMATE = 63; // we do not know our cloaked host: leave room for a long one
 
 export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, MembershipCapable,
-  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable, PowerLevelCapable {
+  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable, PowerLevelCapable, ProfileCapable {
   readonly identity;
   readonly servers = new Map<string, IrcServer>();
   /** Set at stop: a connection attempt cut short by the stop is not an error. */
@@ -258,6 +258,13 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       const how = m.membership === 'kick' ? 'Kicked from' : 'Banned from';
       server.clients.get(m.target.userId)?.part(parsed.channel, `${how} the Matrix room by ${m.sender.displayName}${m.reason ? `: ${m.reason}` : ''}`);
     }
+  }
+
+  /** A Matrix user's new display name: their nick follows where it was made from the old one (server.ts). */
+  async handleMatrixProfile(change: MatrixProfileChange): Promise<void> {
+    const parsed = parseChat(change.portal.remoteChat);
+    const server = parsed && this.servers.get(parsed.server);
+    server?.followDisplayName(change.user.userId, change.user.displayName);
   }
 
   /** A Matrix user's typing, shown on IRC where their connection is in the channel (IRCv3 `+typing`). */

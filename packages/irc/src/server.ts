@@ -187,8 +187,12 @@ export class IrcServer {
     this.evictIfFull(userId);
     const saved = this.store.user(userId, this.key);
     const vars = { userId, displayName };
-    const nicklen = Number(this.listener.client.network.options['NICKLEN'] ?? 30) || 30;
-    const nick = saved.nick ?? sanitiseNick(fillTemplate(this.cfg.nickTemplate, vars), nicklen);
+    const nicklen = this.nickLen();
+    // a nick made from an older display name is made again from the current one (the user renamed
+    // while not connected); a chosen one, or one tied to a stored password, stays
+    const keep = saved.nick !== undefined && (saved.nickFrom === undefined || saved.nickFrom === displayName || !this.nickFollowsName(saved));
+    const nick = keep ? saved.nick! : sanitiseNick(fillTemplate(this.cfg.nickTemplate, vars), nicklen);
+    this.nickFrom.set(userId, keep ? saved.nickFrom ?? null : displayName);
     const username = saved.username ?? sanitiseUsername(fillTemplate(this.cfg.usernameTemplate, vars));
     const log = this.ctx.log.child({ server: this.key, user: userId });
     const sasl = saved.password ? { account: saved.nick ?? nick, password: saved.password } : undefined;
@@ -209,6 +213,58 @@ export class IrcServer {
     this.clients.set(userId, c);
     this.nicksChanged();
     return c;
+  }
+
+  private nickLen(): number { return Number(this.listener.client.network.options['NICKLEN'] ?? 30) || 30; }
+
+  /**
+   * The display name each connection's nick was made from by the nick template, or null for a nick
+   * the user chose (the `nick` command): stored with the nick, so a rename can be followed.
+   */
+  private readonly nickFrom = new Map<string, string | null>();
+
+  /** May a nick made from the template follow the display name? Not when a stored password logs in with it. */
+  private nickFollowsName(saved: { password?: string }): boolean {
+    return this.cfg.nickTemplate.includes('$DISPLAY') && saved.password === undefined;
+  }
+
+  /**
+   * A Matrix user changed their display name: their nick follows if it was made from the old one by
+   * the nick template (as in the reference bridge, a nick they chose stays). Only a registered
+   * connection is renamed; any other takes the new name when it next opens. Not awaited by the
+   * room: a nick the server refuses (taken, say) is logged and the old one stays.
+   */
+  followDisplayName(userId: string, displayName: string): void {
+    const c = this.clients.get(userId);
+    const from = this.nickFrom.get(userId);
+    if (!c || c.state !== 'connected' || from === undefined || from === null || from === displayName) return;
+    if (!this.nickFollowsName(this.store.user(userId, this.key))) return;
+    this.nickFrom.set(userId, displayName);
+    const wanted = sanitiseNick(fillTemplate(this.cfg.nickTemplate, { userId, displayName }), this.nickLen());
+    if (ircLower(wanted) === ircLower(c.nick)) { this.store.setNick(userId, this.key, c.nick, displayName); return; }
+    void this.changeNick(c, wanted).then((r) => {
+      if ('why' in r) this.ctx.log.info('a Matrix user renamed, but their nick could not follow', { server: this.key, user: userId, wanted, why: r.why });
+      else this.ctx.log.debug('a Matrix user renamed; their nick followed', { server: this.key, user: userId, nick: r.nick });
+    });
+  }
+
+  /** The user chose their nick (the `nick` command): no display name change replaces it from now on. */
+  nickChosen(userId: string, nick: string): void {
+    this.nickFrom.set(userId, null);
+    this.store.setNick(userId, this.key, nick, null);
+  }
+
+  /** Ask the server for a new nick on a registered connection: the nick it gives, or why not. */
+  changeNick(c: LeanConnection, wanted: string): Promise<{ nick: string } | { why: string }> {
+    return new Promise((resolve) => {
+      const done = (r: { nick: string } | { why: string }): void => { clearTimeout(t); c.off('own nick', ok); c.off('nick error', bad); resolve(r); };
+      const ok = (nick: string): void => done({ nick });
+      const bad = (why: string): void => done({ why });
+      const t = setTimeout(() => done({ why: 'the server did not answer the nick change' }), 10_000);
+      c.on('own nick', ok);
+      c.on('nick error', bad);
+      c.send('RAW', '', `NICK ${wanted}`).catch((err: Error) => done({ why: err.message }));
+    });
   }
 
   /** Users whose stored certificate could not be used (no TLS), told once in the log. */
@@ -296,9 +352,9 @@ export class IrcServer {
 
   /** Private messages, CTCP, joins and kicks of a Matrix user's connection. */
   private wireClient(userId: string, c: LeanConnection): void {
-    c.on('registered', (nick: string) => this.store.setNick(userId, this.key, nick));
+    c.on('registered', (nick: string) => this.store.setNick(userId, this.key, nick, this.nickFrom.get(userId) ?? null));
     c.on('disconnected', () => { this.reconnects++; });
-    c.on('own nick', (nick: string) => this.store.setNick(userId, this.key, nick));
+    c.on('own nick', (nick: string) => this.store.setNick(userId, this.key, nick, this.nickFrom.get(userId) ?? null));
     c.on('joined', (channel: string) => { if (!this.stopped) this.onClientJoined?.(userId, channel); });
     const onPm = (type: 'm.text' | 'm.notice' | 'm.emote') => (e: IrcMessageEvent): void => {
       if (isChannel(e.target) || ircLower(e.nick) === ircLower(c.nick) || !e.nick || e.nick.includes('.')) return;

@@ -48,6 +48,12 @@ export const ircMigrations: Migration[] = [
       ALTER TABLE irc_users ADD COLUMN cert_key_enc TEXT;
     `,
   },
+  {
+    version: 3,
+    description: 'Which display name a nick was made from, so a nick from the template follows a rename',
+    // NULL: a nick the user chose (the `nick` command), or one stored before this column: kept as it is
+    up: `ALTER TABLE irc_users ADD COLUMN nick_from TEXT;`,
+  },
 ];
 
 /** Encrypts stored passwords (and client certificates' private keys) with a key kept in a file (created with mode 0600 on first use). */
@@ -80,12 +86,13 @@ export class PasswordBox {
 export class IrcStore {
   constructor(private readonly db: Database.Database, private readonly box: PasswordBox) {}
 
-  user(userId: string, server: string): { nick?: string; username?: string; password?: string; cert?: ClientCert } {
-    const r = prepared(this.db, 'SELECT nick, username, password_enc, cert_pem, cert_key_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as
-      { nick: string | null; username: string | null; password_enc: string | null; cert_pem: string | null; cert_key_enc: string | null } | undefined;
+  /** What is stored of a Matrix user on a server; `nickFrom`: the display name their nick was made from, absent for a chosen nick. */
+  user(userId: string, server: string): { nick?: string; nickFrom?: string; username?: string; password?: string; cert?: ClientCert } {
+    const r = prepared(this.db, 'SELECT nick, nick_from, username, password_enc, cert_pem, cert_key_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as
+      { nick: string | null; nick_from: string | null; username: string | null; password_enc: string | null; cert_pem: string | null; cert_key_enc: string | null } | undefined;
     if (!r) return {};
     return {
-      ...(r.nick ? { nick: r.nick } : {}), ...(r.username ? { username: r.username } : {}),
+      ...(r.nick ? { nick: r.nick } : {}), ...(r.nick_from !== null ? { nickFrom: r.nick_from } : {}), ...(r.username ? { username: r.username } : {}),
       ...(r.password_enc ? { password: this.box.open(r.password_enc) } : {}),
       ...(r.cert_pem && r.cert_key_enc ? { cert: { cert: r.cert_pem, key: this.box.open(r.cert_key_enc) } } : {}),
     };
@@ -104,11 +111,15 @@ export class IrcStore {
       .run(userId, server, cert?.cert ?? null, cert ? this.box.seal(cert.key) : null);
   }
 
-  private upsert(userId: string, server: string, col: 'nick' | 'username' | 'password_enc', value: string | null): void {
+  private upsert(userId: string, server: string, col: 'username' | 'password_enc', value: string | null): void {
     prepared(this.db, `INSERT INTO irc_users (user_id, server, ${col}) VALUES (?, ?, ?)
       ON CONFLICT (user_id, server) DO UPDATE SET ${col} = excluded.${col}`).run(userId, server, value);
   }
-  setNick(userId: string, server: string, nick: string): void { this.upsert(userId, server, 'nick', nick); }
+  /** A user's nick, and the display name it was made from (null: chosen by the user, which no rename replaces). */
+  setNick(userId: string, server: string, nick: string, from: string | null): void {
+    prepared(this.db, `INSERT INTO irc_users (user_id, server, nick, nick_from) VALUES (?, ?, ?, ?)
+      ON CONFLICT (user_id, server) DO UPDATE SET nick = excluded.nick, nick_from = excluded.nick_from`).run(userId, server, nick, from);
+  }
   setUsername(userId: string, server: string, username: string): void { this.upsert(userId, server, 'username', username); }
   setPassword(userId: string, server: string, password: string | null): void {
     this.upsert(userId, server, 'password_enc', password === null ? null : this.box.seal(password));

@@ -35,3 +35,15 @@ describe('IrcStore ghost keys (remembered in memory, the table is the truth)', (
   });
 
 });
+
+describe('IrcStore nicks of Matrix users', () => {
+  it('keeps the display name a nick was made from, and none for a chosen nick, beside the other columns', () => {
+    const { store: s } = store();
+    s.setUsername('@a:x', 'libera', 'alice');
+    s.setNick('@a:x', 'libera', 'Alice[m]', 'Alice');
+    expect(s.user('@a:x', 'libera')).toEqual({ nick: 'Alice[m]', nickFrom: 'Alice', username: 'alice' });
+    s.setNick('@a:x', 'libera', 'ali', null);
+    expect(s.user('@a:x', 'libera')).toEqual({ nick: 'ali', username: 'alice' });
+    expect(s.user('@a:x', 'oftc')).toEqual({});
+  });
+});

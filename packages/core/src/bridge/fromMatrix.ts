@@ -9,7 +9,7 @@ import type { MatrixEvent } from '../matrix/appservice.js';
 import type { MatrixClientLayer } from '../matrix/client.js';
 import {
   DeliveryError, type MatrixMessage, type MatrixSender, type NetworkConnector, type PortalInfo, type SendResult,
-  supportsEdits, supportsMembership, supportsPowerLevels, supportsReactions, supportsRedactions, supportsRoomMeta,
+  supportsEdits, supportsMembership, supportsPowerLevels, supportsProfiles, supportsReactions, supportsRedactions, supportsRoomMeta,
 } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
 import { failureSays } from './queue.js';
@@ -246,11 +246,14 @@ export class FromMatrix {
       }
       case 'm.room.member': {
         // (the ghosts' own joins and leaves never get here: a ghost's events stop at the top of handle())
-        if (!supportsMembership(network) || !ev.state_key) return;
+        if (!ev.state_key) return;
         const m = str(c['membership']);
-        const prev = isObj(ev.unsigned?.['prev_content']) ? str((ev.unsigned['prev_content'] as Record<string, unknown>)['membership']) : undefined;
+        const prevContent = isObj(ev.unsigned?.['prev_content']) ? (ev.unsigned['prev_content'] as Record<string, unknown>) : {};
+        const prev = str(prevContent['membership']);
+        if (m === 'join' && prev === 'join') { await this.profileChange(ev, t, sender, str(prevContent['displayname'])); return; }
+        if (!supportsMembership(network)) return;
         let membership: 'join' | 'leave' | 'ban' | 'invite' | 'kick' | 'unban';
-        if (m === 'join') { if (prev === 'join') return; membership = 'join'; }
+        if (m === 'join') membership = 'join';
         else if (m === 'leave') membership = prev === 'ban' ? 'unban' : ev.sender !== ev.state_key ? 'kick' : 'leave';
         else if (m === 'ban' || m === 'invite') membership = m;
         else return;
@@ -288,6 +291,28 @@ export class FromMatrix {
       default:
         return;
     }
+  }
+
+  /**
+   * A join → join member event: a profile change. A new display name that is the user's global one
+   * goes to networks that take it; one set for this room alone does not (see MatrixProfileChange).
+   */
+  private async profileChange(ev: MatrixEvent, t: Target, sender: MatrixSender, previous: string | undefined): Promise<void> {
+    const name = str(ev.content['displayname']);
+    if (!supportsProfiles(t.network) || ev.state_key !== ev.sender || !name || name === previous) return;
+    // a nicety not worth holding up the room for: when the profile cannot be read, the change is skipped
+    const global = await this.d.matrix.globalDisplayName(ev.sender).catch((err: unknown) => {
+      this.d.log.info('could not read the global profile of a user who renamed; the new name is not passed on', { sender: ev.sender, err: err as Error });
+      return undefined;
+    });
+    if (global !== name) {
+      this.d.log.debug('a display name for this room only; not passed on', { roomId: ev.room_id, sender: ev.sender });
+      return;
+    }
+    await t.network.handleMatrixProfile({
+      portal: { roomId: t.portal.roomId, remoteChat: t.portal.remoteChat, kind: t.portal.kind }, eventId: ev.event_id,
+      user: { ...sender, displayName: name }, ...(previous !== undefined ? { previousDisplayName: previous } : {}),
+    });
   }
 
   private toMessage(ev: MatrixEvent, portal: MatrixMessage['portal'], sender: MatrixSender, mapped: (e: string) => string[]): MatrixMessage {

@@ -225,6 +225,12 @@ export class MatrixClientLayer {
     return profile;
   }
 
+  /** A user's global display name (their profile, not any room's), or undefined when they have none. */
+  async globalDisplayName(userId: string): Promise<string | undefined> {
+    const p = await this.request<{ displayname?: unknown }>('GET', `/_matrix/client/v3/profile/${encodeURIComponent(userId)}/displayname`);
+    return typeof p.displayname === 'string' ? p.displayname : undefined;
+  }
+
   async memberName(roomId: string, userId: string): Promise<string> {
     return (await this.memberProfile(roomId, userId)).displayName;
   }

@@ -213,6 +213,20 @@ export interface MatrixTyping {
   typing: boolean;
 }
 
+/**
+ * A Matrix user changed their display name: a join → join member event whose `displayname` differs,
+ * passed on only when it is their global profile name (a name set for one room alone is not, so a
+ * network that keeps one name per user does not flip between rooms). The same change arrives once
+ * per linked room the user is in: act on it once.
+ */
+export interface MatrixProfileChange {
+  portal: PortalRef;
+  eventId: MatrixEventId;
+  /** The user, with the new display name. */
+  user: MatrixSender;
+  previousDisplayName?: string;
+}
+
 // ------------------------------------------------------------------ optional capabilities
 
 export interface EditCapable { handleMatrixEdit(edit: MatrixEdit): Promise<SendResult | void> }
@@ -226,6 +240,7 @@ export interface ReactionCapable {
 export interface ReplyCapable { readonly nativeReplies: true }
 export interface TypingCapable { handleMatrixTyping(typing: MatrixTyping): Promise<void> }
 export interface MembershipCapable { handleMatrixMembership(change: MatrixMembership): Promise<void> }
+export interface ProfileCapable { handleMatrixProfile(change: MatrixProfileChange): Promise<void> }
 export interface RoomMetadataCapable { handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> }
 export interface PowerLevelCapable { handleMatrixPowerLevels(pl: MatrixPowerLevels): Promise<void> }
 
@@ -619,6 +634,8 @@ export const supportsTyping = (n: NetworkConnector): n is NetworkConnector & Typ
   has(n, 'handleMatrixTyping');
 export const supportsMembership = (n: NetworkConnector): n is NetworkConnector & MembershipCapable =>
   has(n, 'handleMatrixMembership');
+export const supportsProfiles = (n: NetworkConnector): n is NetworkConnector & ProfileCapable =>
+  has(n, 'handleMatrixProfile');
 export const supportsRoomMeta = (n: NetworkConnector): n is NetworkConnector & RoomMetadataCapable =>
   has(n, 'handleMatrixRoomMeta');
 export const supportsPowerLevels = (n: NetworkConnector): n is NetworkConnector & PowerLevelCapable =>

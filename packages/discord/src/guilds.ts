@@ -132,6 +132,25 @@ export class GuildSync {
   }
 
   /**
+   * A room's link to a channel was removed (unlinked, or moved to the room that replaced it): the room
+   * leaves the server's space, both ways (the space's child and the room's parent), so the space lists
+   * only rooms that bridge. Nothing to do for a room that was not in a space (a plumbed room).
+   */
+  portalUnlinked(portal: PortalInfo): Promise<void> {
+    const known = this.d.store.spaceChild(portal.roomId);
+    if (known?.chat !== portal.remoteChat) return Promise.resolve();
+    return this.run(known.guildId, 'take an unlinked room out of its server space', async () => {
+      const space = this.d.store.guild(known.guildId)?.spaceRoomId;
+      if (space) await this.matrix.spaces.removeChild(space, portal.roomId);
+      this.d.store.removeSpaceChild(portal.roomId);
+      if (!space) return;
+      // the room may live on (unlinked) or be a tombstone; either way it stops claiming the space
+      await this.matrix.setState(portal.roomId, 'm.space.parent', space, {}).catch((err: unknown) =>
+        this.d.log.info('could not take the space parent out of an unlinked room', { roomId: portal.roomId, err: err as Error }));
+    });
+  }
+
+  /**
    * After login: spaces for portal rooms made before (or while spaces were off),
    * and what changed on Discord while the bridge was away (server name and icon, channel order).
    */

@@ -171,6 +171,11 @@ export class DiscordStore {
     prepared(this.db, 'DELETE FROM discord_links WHERE room_id = ? AND chat = ?').run(roomId, chat);
   }
 
+  /** The link moved to another room (a room upgrade): whoever linked it is still the one told. */
+  moveLink(fromRoomId: string, toRoomId: string, chat: string): void {
+    prepared(this.db, 'UPDATE OR REPLACE discord_links SET room_id = ? WHERE room_id = ? AND chat = ?').run(toRoomId, fromRoomId, chat);
+  }
+
   // ---------- link requests waiting for approval
 
   putLinkRequest(r: StoredLinkRequest): void {
@@ -231,10 +236,10 @@ export class DiscordStore {
       { room_id: string; chat: string; order_key: string }[]).map((r) => ({ roomId: r.room_id, chat: r.chat, order: r.order_key }));
   }
 
-  spaceChild(roomId: string): StoredSpaceChild | undefined {
-    const r = prepared(this.db, 'SELECT room_id, chat, order_key FROM discord_space_children WHERE room_id = ?').get(roomId) as
-      { room_id: string; chat: string; order_key: string } | undefined;
-    return r && { roomId: r.room_id, chat: r.chat, order: r.order_key };
+  spaceChild(roomId: string): (StoredSpaceChild & { guildId: string }) | undefined {
+    const r = prepared(this.db, 'SELECT room_id, guild_id, chat, order_key FROM discord_space_children WHERE room_id = ?').get(roomId) as
+      { room_id: string; guild_id: string; chat: string; order_key: string } | undefined;
+    return r && { roomId: r.room_id, guildId: r.guild_id, chat: r.chat, order: r.order_key };
   }
 
   putSpaceChild(guildId: string, c: StoredSpaceChild): void {

@@ -229,6 +229,12 @@ describe('Discord bridge: servers as spaces, names, topics and icons', () => {
     const names = new Map([...rooms].map(([n, r]) => [r, n]));
     return children.map((c) => names.get(c.state_key!) ?? c.state_key!);
   };
+  /** The rooms a space lists (an emptied `m.space.child` lists none). */
+  const children = async (spaceId: string): Promise<string[]> =>
+    (await stateOf(spaceId)).filter((e) => e.type === 'm.space.child' && Object.keys(e.content).length > 0).map((e) => e.state_key!);
+  /** Whether a room no longer points at a space (its `m.space.parent` emptied or never set). */
+  const parentGone = async (roomId: string, spaceId: string): Promise<boolean> =>
+    Object.keys((await stateEvent(roomId, 'm.space.parent', spaceId))?.content ?? {}).length === 0;
   let lobby: GuildChannel, alpha: GuildChannel, beta: GuildChannel, aChat: GuildChannel, aMore: GuildChannel, bChat: GuildChannel;
 
   beforeAll(() => {
@@ -320,21 +326,32 @@ describe('Discord bridge: servers as spaces, names, topics and icons', () => {
     const ch = fake.addChannel(spaced.id, { name: 'to-upgrade' });
     const old = await portal(ch);
     const spaceId = await spaceOfRoom(old);
-    const children = async (): Promise<string[]> =>
-      (await stateOf(spaceId)).filter((e) => e.type === 'm.space.child' && Object.keys(e.content).length > 0).map((e) => e.state_key!);
-    await until(async () => (await children()).includes(old), 'the portal room in the space');
+    await until(async () => (await children(spaceId)).includes(old), 'the portal room in the space');
     await grantPower(old, alice.userId, 100);
     const next = await upgrade(old);
     await alice.waitForEvent(next, (e) => e.sender === botId && body(e).startsWith(`This room replaces ${old}`));
     // the space lists the new room in the channel's place, and no longer the old one, which stops claiming the space
-    await until(async () => { const c = await children(); return c.includes(next) && !c.includes(old); }, 'the new room to replace the old one in the space');
+    await until(async () => { const c = await children(spaceId); return c.includes(next) && !c.includes(old); }, 'the new room to replace the old one in the space');
     expect((await stateEvent(next, 'm.space.parent', spaceId))?.content).toMatchObject({ canonical: true });
-    await until(async () => Object.keys((await stateEvent(old, 'm.space.parent', spaceId))?.content ?? {}).length === 0, 'the old room to leave the space');
+    await until(() => parentGone(old, spaceId), 'the old room to stop claiming the space');
     // unlinked, the room leaves the space too (it lives on as a Matrix room)
     await alice.sendText(next, `!trestle unlink discord ${ch.id}`);
     await alice.waitForEvent(next, (e) => e.sender === botId && body(e) === `Unlinked discord ${ch.id}.`);
-    await until(async () => !(await children()).includes(next), 'the unlinked room to leave the space');
-    await until(async () => Object.keys((await stateEvent(next, 'm.space.parent', spaceId))?.content ?? {}).length === 0, 'the unlinked room to stop claiming the space');
+    await until(async () => !(await children(spaceId)).includes(next), 'the unlinked room to leave the space');
+    await until(() => parentGone(next, spaceId), 'the unlinked room to stop claiming the space');
+  });
+
+  it('takes rooms that no longer bridge out of the space at start, where an older version left them', async () => {
+    const ch = fake.addChannel(spaced.id, { name: 'left-behind' });
+    const roomId = await portal(ch);
+    const spaceId = await spaceOfRoom(roomId);
+    await until(async () => (await children(spaceId)).includes(roomId), 'the portal room in the space');
+    // the link goes as core's unlink took it before networks were told: straight from the store
+    bridge.portals.unlink('discord', ch.id, roomId);
+    await bridge.stop();
+    await startBridge();
+    await until(async () => !(await children(spaceId)).includes(roomId), 'the room to leave the space at start');
+    await until(() => parentGone(roomId, spaceId), 'the room to stop claiming the space');
   });
 });
 

@@ -10,12 +10,16 @@ import type { GuildChannel } from '../harness/fake-discord/server.js';
 import { messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import {
   fake, bridge, alice, botId, guild, bob, modsRole, mod, PNG, body, ghost, discordNet, channel, linkRequest, roomWithBot,
-  restrictedGuild, stateOf, stateEvent, membershipIn, grantPower, downloadMxc, webhookContents, standalone,
+  restrictedGuild, stateOf, stateEvent, membershipIn, grantPower, downloadMxc, webhookContents, standalone, plumbed,
   startBridge, useDiscordBridge,
 } from './discord-harness.js';
 import { sleep, until } from './env.js';
 
 useDiscordBridge();
+
+/** Upgrade a room as alice does it through Synapse (she needs the power to); returns the room that replaces it. */
+const upgrade = async (roomId: string): Promise<string> => (await alice.request<{ replacement_room: string }>('POST',
+  `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/upgrade`, { new_version: '10' })).replacement_room;
 
 describe('Discord bridge: portal rooms', () => {
   it('opens a portal room when a Matrix user joins the channel alias', async () => {
@@ -225,6 +229,12 @@ describe('Discord bridge: servers as spaces, names, topics and icons', () => {
     const names = new Map([...rooms].map(([n, r]) => [r, n]));
     return children.map((c) => names.get(c.state_key!) ?? c.state_key!);
   };
+  /** The rooms a space lists (an emptied `m.space.child` lists none). */
+  const children = async (spaceId: string): Promise<string[]> =>
+    (await stateOf(spaceId)).filter((e) => e.type === 'm.space.child' && Object.keys(e.content).length > 0).map((e) => e.state_key!);
+  /** Whether a room no longer points at a space (its `m.space.parent` emptied or never set). */
+  const parentGone = async (roomId: string, spaceId: string): Promise<boolean> =>
+    Object.keys((await stateEvent(roomId, 'm.space.parent', spaceId))?.content ?? {}).length === 0;
   let lobby: GuildChannel, alpha: GuildChannel, beta: GuildChannel, aChat: GuildChannel, aMore: GuildChannel, bChat: GuildChannel;
 
   beforeAll(() => {
@@ -310,5 +320,71 @@ describe('Discord bridge: servers as spaces, names, topics and icons', () => {
     const told = await alice.waitForEvent(lockedRoom, (e) => e.sender === botId && body(e).startsWith('⚠'));
     expect(body(told)).toMatch(/could not be delivered to Discord: #locked keeps its name on Discord: the bridge bot lacks the Manage Channels permission there$/);
     expect(fake.channel(ch.id)?.name).toBe('locked');
+  });
+
+  it('follows a portal room to the room that replaces it, and takes an unlinked room out of the space', async () => {
+    const ch = fake.addChannel(spaced.id, { name: 'to-upgrade' });
+    const old = await portal(ch);
+    const spaceId = await spaceOfRoom(old);
+    await until(async () => (await children(spaceId)).includes(old), 'the portal room in the space');
+    await grantPower(old, alice.userId, 100);
+    const next = await upgrade(old);
+    await alice.waitForEvent(next, (e) => e.sender === botId && body(e).startsWith(`This room replaces ${old}`));
+    // the space lists the new room in the channel's place, and no longer the old one, which stops claiming the space
+    await until(async () => { const c = await children(spaceId); return c.includes(next) && !c.includes(old); }, 'the new room to replace the old one in the space');
+    expect((await stateEvent(next, 'm.space.parent', spaceId))?.content).toMatchObject({ canonical: true });
+    await until(() => parentGone(old, spaceId), 'the old room to stop claiming the space');
+    // unlinked, the room leaves the space too (it lives on as a Matrix room)
+    await alice.sendText(next, `!trestle unlink discord ${ch.id}`);
+    await alice.waitForEvent(next, (e) => e.sender === botId && body(e) === `Unlinked discord ${ch.id}.`);
+    await until(async () => !(await children(spaceId)).includes(next), 'the unlinked room to leave the space');
+    await until(() => parentGone(next, spaceId), 'the unlinked room to stop claiming the space');
+  });
+
+  it('takes rooms that no longer bridge out of the space at start, where an older version left them', async () => {
+    const ch = fake.addChannel(spaced.id, { name: 'left-behind' });
+    const roomId = await portal(ch);
+    const spaceId = await spaceOfRoom(roomId);
+    await until(async () => (await children(spaceId)).includes(roomId), 'the portal room in the space');
+    // the link goes as core's unlink took it before networks were told: straight from the store
+    bridge.portals.unlink('discord', ch.id, roomId);
+    await bridge.stop();
+    await startBridge();
+    await until(async () => !(await children(spaceId)).includes(roomId), 'the room to leave the space at start');
+    await until(() => parentGone(roomId, spaceId), 'the room to stop claiming the space');
+  });
+});
+
+describe('Discord bridge: whoever linked a room, across an upgrade and an unlink', () => {
+  it('keeps telling whoever linked a plumbed room after it is upgraded, and stops once the new room is unlinked', async () => {
+    const ch = channel('upgraded-plumbed');
+    const old = await plumbed(ch);
+    // alice's admin room: where the bridge tells her about trouble with the channels she linked
+    const admin = await alice.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [botId] });
+    await alice.waitForEvent(admin, (e) => e.sender === botId && body(e).startsWith('Hello!'));
+    const told = async (): Promise<number> =>
+      (await alice.timeline(admin)).filter((e) => e.sender === botId && body(e).startsWith('Discord sends the bridge blank messages in #upgraded-plumbed')).length;
+    const next = await upgrade(old);
+    await alice.waitForEvent(next, (e) => e.sender === botId && body(e).startsWith(`This room replaces ${old}`));
+    // a portal room for the channel too: its messages are still bridged after the plumbed room is unlinked
+    const portalRoom = await alice.join(`#discord_${guild.id}_${ch.id}:localhost`);
+    // without the Message Content intent, Discord sends blank messages: whoever linked the channel is told (once per bridge run)
+    const runWithoutIntent = async (): Promise<void> => { await bridge.stop(); await startBridge({ messageContentIntent: false }); };
+    try {
+      await runWithoutIntent();
+      fake.injectUserMessage(ch.id, bob.id, 'unreadable after the upgrade');
+      await until(async () => (await told()) === 1, 'alice, who linked the upgraded room, to be told');
+      await alice.sendText(next, `!trestle unlink discord ${ch.id}`);
+      await alice.waitForEvent(next, (e) => e.sender === botId && body(e) === `Unlinked discord ${ch.id}.`);
+      await runWithoutIntent();
+      fake.injectUserMessage(ch.id, bob.id, 'unreadable after the unlink');
+      // a mention has content even without the intent; it is bridged after the blank message was handled
+      fake.injectUserMessage(ch.id, bob.id, `<@${fake.bot.id}> and this one?`);
+      await alice.waitForEvent(portalRoom, (e) => body(e).endsWith('and this one?'));
+      expect(await told()).toBe(1); // her room no longer bridges the channel: she is not told again
+    } finally {
+      await bridge.stop();
+      await startBridge();
+    }
   });
 });

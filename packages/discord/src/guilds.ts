@@ -132,10 +132,37 @@ export class GuildSync {
   }
 
   /**
+   * A room's link to a channel was removed (unlinked, or moved to the room that replaced it): the room
+   * leaves the server's space, both ways (the space's child and the room's parent), so the space lists
+   * only rooms that bridge. Nothing to do for a room that was not in a space (a plumbed room).
+   */
+  portalUnlinked(portal: PortalInfo): Promise<void> {
+    const known = this.d.store.spaceChild(portal.roomId);
+    if (known?.chat !== portal.remoteChat) return Promise.resolve();
+    return this.run(known.guildId, 'take an unlinked room out of its server space', () => this.leaveSpace(known.guildId, portal.roomId));
+  }
+
+  /** Take a room out of its server's space, both ways, and forget it was there. Run in the server's queue. */
+  private async leaveSpace(guildId: string, roomId: string): Promise<void> {
+    const space = this.d.store.guild(guildId)?.spaceRoomId;
+    if (space) await this.matrix.spaces.removeChild(space, roomId);
+    this.d.store.removeSpaceChild(roomId);
+    if (!space) return;
+    // the room may live on (unlinked) or be a tombstone; either way it stops claiming the space
+    await this.matrix.setState(roomId, 'm.space.parent', space, {}).catch((err: unknown) =>
+      this.d.log.info('could not take the space parent out of a room that left the space', { roomId, err: err as Error }));
+  }
+
+  /**
    * After login: spaces for portal rooms made before (or while spaces were off),
-   * and what changed on Discord while the bridge was away (server name and icon, channel order).
+   * and what changed on Discord while the bridge was away (server name and icon, channel order);
+   * rooms that no longer bridge their channel leave the space (unlinked or upgraded while versions
+   * before {@link portalUnlinked} left them there).
    */
   async reconcile(client: Client): Promise<void> {
+    const linked = new Set(this.d.ctx.portals.all().map((p) => `${p.roomId}\u0000${p.remoteChat}`));
+    const stale = this.d.store.allSpaceChildren().filter((c) => !linked.has(`${c.roomId}\u0000${c.chat}`));
+    await Promise.all(stale.map((c) => this.run(c.guildId, 'take a room that no longer bridges out of its server space', () => this.leaveSpace(c.guildId, c.roomId))));
     const byGuild = new Map<string, PortalInfo[]>();
     for (const p of this.d.ctx.portals.all()) {
       const c = p.kind === 'portal' ? parseChat(p.remoteChat) : undefined;

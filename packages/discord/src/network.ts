@@ -218,8 +218,15 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     await this.guilds!.portalLinked(ch.guild, portal);
   }
 
-  async provisionUnlink(req: { roomId: string; remoteChat: string }): Promise<void> {
-    this.store!.removeLink(req.roomId, req.remoteChat);
+  /**
+   * A link was removed (`unlink`), or moved to the room that replaced its room (an upgrade): who linked
+   * it is forgotten, or follows it; a portal room leaves its server's space (the new room joined it in
+   * {@link portalLinked}).
+   */
+  async portalUnlinked(portal: PortalInfo, movedTo?: string): Promise<void> {
+    if (movedTo) this.store!.moveLink(portal.roomId, movedTo, portal.remoteChat);
+    else this.store!.removeLink(portal.roomId, portal.remoteChat);
+    await this.guilds!.portalUnlinked(portal);
   }
 
 

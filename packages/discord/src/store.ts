@@ -171,6 +171,11 @@ export class DiscordStore {
     prepared(this.db, 'DELETE FROM discord_links WHERE room_id = ? AND chat = ?').run(roomId, chat);
   }
 
+  /** The link moved to another room (a room upgrade): whoever linked it is still the one told. */
+  moveLink(fromRoomId: string, toRoomId: string, chat: string): void {
+    prepared(this.db, 'UPDATE OR REPLACE discord_links SET room_id = ? WHERE room_id = ? AND chat = ?').run(toRoomId, fromRoomId, chat);
+  }
+
   // ---------- link requests waiting for approval
 
   putLinkRequest(r: StoredLinkRequest): void {
@@ -231,10 +236,14 @@ export class DiscordStore {
       { room_id: string; chat: string; order_key: string }[]).map((r) => ({ roomId: r.room_id, chat: r.chat, order: r.order_key }));
   }
 
-  spaceChild(roomId: string): StoredSpaceChild | undefined {
-    const r = prepared(this.db, 'SELECT room_id, chat, order_key FROM discord_space_children WHERE room_id = ?').get(roomId) as
-      { room_id: string; chat: string; order_key: string } | undefined;
-    return r && { roomId: r.room_id, chat: r.chat, order: r.order_key };
+  /** Every room in every server's space. */
+  allSpaceChildren(): PlacedSpaceChild[] {
+    return (prepared(this.db, 'SELECT room_id, guild_id, chat, order_key FROM discord_space_children').all() as SpaceChildRow[]).map(toSpaceChild);
+  }
+
+  spaceChild(roomId: string): PlacedSpaceChild | undefined {
+    const r = prepared(this.db, 'SELECT room_id, guild_id, chat, order_key FROM discord_space_children WHERE room_id = ?').get(roomId) as SpaceChildRow | undefined;
+    return r && toSpaceChild(r);
   }
 
   putSpaceChild(guildId: string, c: StoredSpaceChild): void {
@@ -282,6 +291,11 @@ export class DiscordStore {
 /** What Matrix shows of a Discord server: its space (if made), and the name and icon last shown. */
 export interface StoredGuild { guildId: string; spaceRoomId: string | null; name: string; iconHash: string | null; iconMxc: string | null }
 export interface StoredSpaceChild { roomId: string; chat: string; order: string }
+/** A room in a space, with the server whose space it is. */
+export interface PlacedSpaceChild extends StoredSpaceChild { guildId: string }
+
+interface SpaceChildRow { room_id: string; guild_id: string; chat: string; order_key: string }
+const toSpaceChild = (r: SpaceChildRow): PlacedSpaceChild => ({ roomId: r.room_id, guildId: r.guild_id, chat: r.chat, order: r.order_key });
 
 interface EmojiRow { emoji_id: string; name: string; animated: number; mxc: string }
 const toEmoji = (r: EmojiRow): StoredEmoji => ({ id: r.emoji_id, name: r.name, animated: r.animated === 1, mxc: r.mxc });

@@ -24,7 +24,7 @@ import { MatrixClientLayer } from '../matrix/client.js';
 import { type RegistrationFile, readRegistration } from '../matrix/registration.js';
 import {
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalRef, type RemoteSender,
-  supportsAliases, supportsCommands, supportsDirectChats, supportsLinkHook, supportsProvisioning, supportsReachability, supportsTyping,
+  supportsAliases, supportsCommands, supportsDirectChats, supportsLinkHook, supportsProvisioning, supportsReachability, supportsTyping, supportsUnlinkHook,
 } from '../network/contract.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { destinationNetwork, FromMatrix, MATRIX_KIND, type MatrixWork } from './fromMatrix.js';
@@ -376,7 +376,15 @@ export class TrestleBridge {
     const provisioning = n && supportsProvisioning(n) ? n : undefined;
     const remoteChat = provisioning?.chatIdFor?.(chat) ?? chat; // the words `link` took name the same link
     if (provisioning?.provisionUnlink) await provisioning.provisionUnlink({ roomId, remoteChat, userId });
-    return this.portals.unlink(networkId, remoteChat, roomId);
+    const gone = this.portals.forRoom(roomId).find((p) => p.network === networkId && p.remoteChat === remoteChat);
+    if (!this.portals.unlink(networkId, remoteChat, roomId)) return false;
+    if (n && gone) await this.afterUnlink(n, gone);
+    return true;
+  }
+
+  private async afterUnlink(n: NetworkConnector, portal: PortalInfo, movedTo?: string): Promise<void> {
+    if (!supportsUnlinkHook(n)) return;
+    await n.portalUnlinked(portal, movedTo).catch((err: unknown) => this.log.warn('network could not clean up after a removed link', { network: n.identity.id, chat: portal.remoteChat, roomId: portal.roomId, err: err as Error }));
   }
 
   /** The homeserver asks about an alias in our namespace: create the portal room if a network knows the chat. */
@@ -529,7 +537,7 @@ export class TrestleBridge {
       const portal = this.portals.link({ roomId: to, network: p.network, remoteChat: p.remoteChat, kind: p.kind, data: p.data, ...(p.name !== undefined ? { name: p.name } : {}) });
       this.portals.unlink(p.network, p.remoteChat, from);
       const n = this.networks.get(p.network);
-      if (n) await this.afterLink(n, portal);
+      if (n) { await this.afterLink(n, portal); await this.afterUnlink(n, p, to); }
       moved.push(`${n?.identity.displayName ?? p.network} ${p.name ?? p.remoteChat}`);
     }
     if (moved.length === 0) return;

@@ -336,6 +336,15 @@ export interface DirectChatCapable {
 /** Told when a room is linked to one of its chats (command, provisioning, alias), e.g. to sync members. */
 export interface PortalLinkAware {
   portalLinked(portal: PortalInfo): Promise<void>;
+  /**
+   * Optional: told when core removed a link (the `unlink` command, the provisioning API, or a room
+   * upgrade that moved the link away), so the network can undo what it keeps or set up for that room
+   * (e.g. take the room out of a space, forget who linked it). `portal` is the link as it was. On an
+   * upgrade, `movedTo` is the room that has the link now, and `portalLinked` for it came first: records
+   * worth keeping follow the link there. Not called for links the network removes itself
+   * (`ctx.portals.unlink`). Failures are logged; the link is gone either way.
+   */
+  portalUnlinked?(portal: PortalInfo, movedTo?: MatrixRoomId): Promise<void>;
 }
 
 // ------------------------------------------------------------------ remote → Matrix
@@ -648,6 +657,8 @@ export const supportsDirectChats = (n: NetworkConnector): n is NetworkConnector 
   has(n, 'directChatFor');
 export const supportsLinkHook = (n: NetworkConnector): n is NetworkConnector & PortalLinkAware =>
   has(n, 'portalLinked');
+export const supportsUnlinkHook = (n: NetworkConnector): n is NetworkConnector & Required<Pick<PortalLinkAware, 'portalUnlinked'>> =>
+  has(n, 'portalUnlinked');
 export const supportsReachability = (n: NetworkConnector): n is NetworkConnector & ReachabilityCapable =>
   has(n, 'reachable');
 export const supportsProvisioning = (n: NetworkConnector): n is NetworkConnector & ProvisioningCapable =>

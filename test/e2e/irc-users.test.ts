@@ -98,6 +98,35 @@ describe('IRC bridge: nicks of Matrix users', () => {
   });
 });
 
+describe('IRC bridge: relay.users (the bridge restarted with a relay rule)', () => {
+  it('sends a relayed user\'s lines through the shared relay connection as <Name> text, and nothing of the relay back to Matrix', async () => {
+    await bridge.stop();
+    bridge = await startIrcBridge({ relay: { users: ['@ircrelly\\d+:localhost'] } });
+    const watcher = await users.add('relwatch', ['#relayed']);
+    const roomId = await plumbedRoom(uma, botId, '#relayed');
+    const relly = await member(roomId, 'ircrelly', 'Relly Q');
+    await relly.sendText(roomId, 'hello via the relay');
+    const said = await watcher.waitFor((m) => m.message.endsWith('hello via the relay'));
+    expect(said).toMatchObject({ nick: 'MatrixRelay', type: 'privmsg', target: '#relayed', message: '<Relly Q> hello via the relay' });
+    await relly.sendEvent(roomId, 'm.room.message', { msgtype: 'm.emote', body: 'waves' });
+    expect((await watcher.waitFor((m) => m.message.endsWith('waves'))).message).toBe('* Relly Q waves');
+    await uma.sendText(roomId, 'uma as herself');
+    expect((await watcher.waitFor((m) => m.message === 'uma as herself')).nick).toBe('Uma[m]'); // others keep their own connections
+    const irc = (bridge.networks.get('irc') as IrcNetwork).servers.get('test')!;
+    expect(irc.clients.has(relly.userId)).toBe(false);
+    expect(await watcher.names('#relayed')).not.toContainEqual(expect.stringMatching(/^[@+]?Relly/));
+    // the relay's lines are ours: the listener does not bridge them back as a ghost's (the watcher's line comes after them)
+    watcher.say('#relayed', 'after the relayed lines');
+    await uma.waitForEvent(roomId, (e) => body(e) === 'after the relayed lines');
+    expect((await uma.timeline(roomId)).filter((e) => e.sender === ghost('MatrixRelay'))).toEqual([]);
+    // a private message to the relay is answered, not bridged; a relayed user has no connection for commands
+    watcher.client.say('MatrixRelay', 'who are you?');
+    await watcher.waitFor((m) => m.type === 'notice' && m.nick === 'MatrixRelay' && m.message.startsWith('I relay messages from Matrix users'));
+    const { ask } = await adminRoom(relly, botId);
+    expect(await ask('join test #relayed2', (b) => b.includes('relayed'))).toMatch(/^You are relayed on ErgoTest/);
+  });
+});
+
 describe('IRC bridge: a Matrix user renames', () => {
   const rename = (u: MatrixUser, name: string): Promise<unknown> =>
     u.request('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(u.userId)}/displayname`, { displayname: name });

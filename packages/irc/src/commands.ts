@@ -95,6 +95,7 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
 
   const conn = async (inv: CommandInvocation, server: IrcServer) => {
     if (server.excluded(inv.sender)) throw new Refusal(`Your Matrix account is excluded from ${server.displayName} by the bridge's configuration.`);
+    if (server.relayed(inv.sender)) throw new Refusal(`You are relayed on ${server.displayName} (the bridge's relay.users): your messages go out through its relay connection, and you have no connection of your own.`);
     // a connection a command opens (before any message has) is named like one a message opens
     const c = server.clientFor(inv.sender, await inv.senderName());
     await c.connect();

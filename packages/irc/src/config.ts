@@ -3,6 +3,8 @@ import { networkSection } from '@trestle/core';
 import { z } from 'zod';
 
 const channelName = z.string().regex(/^[#&+!][^\s,\x07]{1,199}$/, { error: 'must be a channel name such as #rust' });
+/** A regular expression matched against a whole Matrix user id. */
+const userIdPattern = z.string().min(1).refine((r) => { try { new RegExp(r); return true; } catch { return false; } }, { error: 'must be a valid regular expression' });
 
 export const ircServerSchema = z.strictObject({
   host: z.string().min(1).meta({ examples: ['irc.libera.chat'] }).describe('Host name or address of the IRC server.'),
@@ -26,13 +28,21 @@ export const ircServerSchema = z.strictObject({
   usernameTemplate: z.string().default('$LOCALPART').describe('IRC username (ident) of a Matrix user.'),
   realnameTemplate: z.string().default('$USERID').describe('IRC realname (gecos) of a Matrix user.'),
   excludedUsers: z.array(z.strictObject({
-    regex: z.string().min(1).refine((r) => { try { new RegExp(r); return true; } catch { return false; } }, { error: 'must be a valid regular expression' })
-      .describe('Matched against the whole Matrix user id, e.g. `@telegram_.*:example\\.org`.'),
+    regex: userIdPattern.describe('Matched against the whole Matrix user id, e.g. `@telegram_.*:example\\.org`.'),
     kickReason: z.string().optional().describe('If set, such users are kicked from this server\'s bridged rooms when they join, with this reason.'),
   })).default([])
     .describe('Matrix users who never appear on this IRC server: no connection is opened for them and nothing they do in a ' +
       'bridged room is sent (e.g. another bridge\'s puppets, bots). Their IRC admin commands are refused. Each rule: `regex`, ' +
       'matched against the whole user id; `kickReason`, optional: such users are also kicked from the bridged rooms when they join.'),
+  relay: z.strictObject({
+    users: z.array(userIdPattern).default([])
+      .describe('Matrix users (regular expressions on the whole user id; `.*` for everyone) whose messages go out through one ' +
+        'shared connection of the bridge, as `<Name> text`, instead of a connection of their own: for a server that allows few ' +
+        'connections from one address, or for other bridges\' puppets. A relayed user is not in the channel themselves (no ' +
+        'join, part, nick, typing or private messages of theirs on IRC). excludedUsers comes first.'),
+    nick: z.string().regex(/^[A-Za-z[\]\\`_^{|}][A-Za-z0-9[\]\\`_^{|}-]*$/, { error: 'must be a valid IRC nick' }).default('MatrixRelay')
+      .describe('Nick of the shared relay connection.'),
+  }).prefault({}).describe('Relaying some or all Matrix users through one connection (as Heisenbridge\'s and mautrix\'s relay modes do).'),
   maxClients: z.int().min(1).default(1000).describe('Most IRC connections for Matrix users; the least recently active is closed past it.'),
   idleTimeoutMinutes: z.int().min(0).default(0).describe('Close a Matrix user\'s IRC connection after this long without activity (0 = never).'),
   lineLimit: z.int().min(1).default(3).describe('A Matrix message longer than this many IRC lines is uploaded and linked instead.'),

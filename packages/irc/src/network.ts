@@ -113,18 +113,22 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
    * The connection of a Matrix user on the server of a chat, and where to send; undefined for a
    * user the server's `excludedUsers` keeps off IRC (what they do is not sent, by the operator's choice).
    */
-  private async route(chat: string, userId: string, displayName: string): Promise<{ server: IrcServer; conn: LeanConnection; target: string } | undefined> {
+  private async route(chat: string, userId: string, displayName: string): Promise<{ server: IrcServer; conn: LeanConnection; target: string; relayed: boolean } | undefined> {
     const parsed = parseChat(chat);
     if (!parsed) throw new DeliveryError(`not an IRC chat id: ${chat}`, true);
     const server = this.server(parsed.server);
     if (this.isExcluded(server, userId)) return undefined;
-    const conn = server.clientFor(userId, displayName);
+    const relayed = server.relayed(userId);
+    if (relayed && parsed.kind !== 'channel') {
+      throw new DeliveryError(`you are relayed on ${server.displayName} (relay.users), and the relay does not carry private messages`, true);
+    }
+    const conn = relayed ? server.relayClient() : server.clientFor(userId, displayName);
     await conn.connect();
     if (parsed.kind === 'channel') {
       await conn.join(parsed.channel);
-      return { server, conn, target: parsed.channel };
+      return { server, conn, target: parsed.channel, relayed };
     }
-    return { server, conn, target: this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick };
+    return { server, conn, target: this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick, relayed };
   }
 
   /** Excluded users already logged, per server: the log says it once, not for every message. */
@@ -171,7 +175,13 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       const up = await this.ctx!.uploadMedia(Buffer.from(full, 'utf8'), 'text/plain; charset=utf-8', 'message.txt');
       send = [...send, `(full message: ${up.url})`];
     }
-    const command = msg.msgtype === 'm.emote' ? 'ACTION' : msg.msgtype === 'm.notice' ? 'NOTICE' : 'PRIVMSG';
+    let command: 'ACTION' | 'NOTICE' | 'PRIVMSG' = msg.msgtype === 'm.emote' ? 'ACTION' : msg.msgtype === 'm.notice' ? 'NOTICE' : 'PRIVMSG';
+    if (routed.relayed) {
+      // the relay speaks for the user: their name starts each line (an emote as `* Name does`)
+      const prefix = relayPrefix(msg.sender.displayName, command === 'ACTION');
+      send = send.map((line) => prefix + line);
+      if (command === 'ACTION') command = 'PRIVMSG';
+    }
     const prefix = `${conn.nick}!${conn.username}@${'x'.repeat(HOST_ESTIMATE)}`;
     const max = maxPayloadBytes(prefix, command === 'ACTION' ? 'PRIVMSG' : command, target) - (command === 'ACTION' ? 9 : 0);
     this.typing.sent(msg.sender.userId, server.key, target);
@@ -206,7 +216,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const routed = await this.route(edit.portal.remoteChat, edit.sender.userId, edit.sender.displayName);
     if (!routed) return;
     const { conn, target } = routed;
-    const text = describeEdit(edit.previousBody, edit.body);
+    const text = (routed.relayed ? relayPrefix(edit.sender.displayName, false) : '') + describeEdit(edit.previousBody, edit.body);
     const [first] = matrixToIrc({ body: text });
     if (first) await conn.send('PRIVMSG', target, first);
   }
@@ -229,7 +239,8 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   async handleMatrixReaction(r: MatrixReaction): Promise<void> {
     const msgid = r.target.remoteIds.find((x) => !x.startsWith('local-'));
     const routed = await this.route(r.portal.remoteChat, r.sender.userId, r.sender.displayName);
-    if (!routed || !msgid || !routed.conn.caps.has('message-tags')) return;
+    // a reaction from the relay would read as the relay's own: a relayed user's reactions stay on Matrix
+    if (!routed || routed.relayed || !msgid || !routed.conn.caps.has('message-tags')) return;
     const { conn, target } = routed;
     await conn.send('TAGMSG', target, '', { '+draft/react': r.key, '+draft/reply': msgid });
   }
@@ -239,6 +250,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     if (parsed?.kind !== 'channel') return;
     const server = this.server(parsed.server);
     if (m.membership === 'join' && m.target.userId === m.sender.userId) {
+      if (server.relayed(m.sender.userId) && !server.excluded(m.sender.userId)) return; // the relay joins when it first speaks for them
       if (this.isExcluded(server, m.sender.userId)) {
         const reason = server.excluded(m.sender.userId)?.kickReason;
         if (reason) {
@@ -374,10 +386,16 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const p = parseUser(req.remoteUser);
     const server = p && this.servers.get(p.server);
     if (!p || !server) return undefined;
-    if (this.isExcluded(server, req.matrixUser)) return undefined; // no IRC connection to carry the PM
+    if (this.isExcluded(server, req.matrixUser) || server.relayed(req.matrixUser)) return undefined; // no connection of theirs to carry the PM
     const nick = this.store!.nickOf(p.server, p.ghostKey) ?? p.ghostKey;
     return pmChat(p.server, req.matrixUser, nick);
   }
+}
+
+/** What starts a relayed user's line: `<Name> `, or `* Name ` for an emote (the name without line breaks). */
+export function relayPrefix(displayName: string, emote: boolean): string {
+  const name = displayName.replace(/[\r\n\0]+/g, ' ').trim() || 'someone';
+  return emote ? `* ${name} ` : `<${name}> `;
 }
 
 function formatSize(bytes: number): string {

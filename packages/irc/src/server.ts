@@ -40,6 +40,9 @@ let localIdSeq = 0;
 /** `[@tags ]:nick!user@host PRIVMSG|NOTICE|TAGMSG #channel`, capturing the nick. */
 const OWN_CHATTER = /^(?:@\S+ )?:([^!\s]+)\S* (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/;
 
+/** The key of the shared relay connection in {@link IrcServer.clients} (no Matrix user id looks like it). */
+export const RELAY_ID = 'relay';
+
 export class IrcServer {
   readonly listener: IrcConnection;
   readonly clients = new Map<string, LeanConnection>();
@@ -62,9 +65,12 @@ export class IrcServer {
   private readonly tlsCa?: string;
   /** `excludedUsers`, each regex anchored to the whole user id. */
   private readonly exclusions: { re: RegExp; kickReason?: string }[];
+  /** `relay.users`, likewise. */
+  private readonly relayUsers: RegExp[];
 
   constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     if (cfg.tlsCa) this.tlsCa = readTlsCa(key, cfg.tlsCa);
+    this.relayUsers = cfg.relay.users.map((r) => new RegExp(`^(?:${r})$`));
     this.exclusions = cfg.excludedUsers.map((x) => ({ re: new RegExp(`^(?:${x.regex})$`), ...(x.kickReason ? { kickReason: x.kickReason } : {}) }));
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
     this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }),
@@ -75,6 +81,16 @@ export class IrcServer {
   }
 
   get displayName(): string { return this.cfg.name ?? this.key; }
+
+  /** Does this Matrix user speak through the shared relay connection (`relay.users`) rather than their own? */
+  relayed(userId: string): boolean {
+    return this.relayUsers.some((re) => re.test(userId));
+  }
+
+  /** The shared connection relayed users speak through, with the configured nick (created, not yet connected, if need be). */
+  relayClient(): LeanConnection {
+    return this.clientFor(RELAY_ID, this.cfg.relay.nick, { nick: this.cfg.relay.nick, username: 'relay', realname: 'Trestle: relays Matrix users' });
+  }
 
   /** The `excludedUsers` entry a Matrix user matches: they never appear on this server. */
   excluded(userId: string): { kickReason?: string } | undefined {
@@ -161,7 +177,8 @@ export class IrcServer {
   }
 
   matrixUserOfNick(nick: string): string | undefined {
-    return this.nicks().get(ircLower(nick));
+    const userId = this.nicks().get(ircLower(nick));
+    return userId === RELAY_ID ? undefined : userId;
   }
 
   /** Folded nick → Matrix user of the connections; asked on every channel line, rebuilt only after a change. */
@@ -180,8 +197,11 @@ export class IrcServer {
 
   // ------------------------------------------------------------------ Matrix users' connections
 
-  /** The connection of a Matrix user, created (not yet connected) if needed. */
-  clientFor(userId: string, displayName: string): LeanConnection {
+  /**
+   * The connection of a Matrix user, created (not yet connected) if needed; `fixed` names the
+   * relay connection, which no template makes.
+   */
+  clientFor(userId: string, displayName: string, fixed?: { nick: string; username: string; realname: string }): LeanConnection {
     let c = this.clients.get(userId);
     if (c && c.state !== 'closed') return c;
     this.evictIfFull(userId);
@@ -191,9 +211,9 @@ export class IrcServer {
     // a nick made from an older display name is made again from the current one (the user renamed
     // while not connected); a chosen one, or one tied to a stored password, stays
     const keep = saved.nick !== undefined && (saved.nickFrom === undefined || saved.nickFrom === displayName || !this.nickFollowsName(saved));
-    const nick = keep ? saved.nick! : sanitiseNick(fillTemplate(this.cfg.nickTemplate, vars), nicklen);
-    this.nickFrom.set(userId, keep ? saved.nickFrom ?? null : displayName);
-    const username = saved.username ?? sanitiseUsername(fillTemplate(this.cfg.usernameTemplate, vars));
+    const nick = fixed ? sanitiseNick(fixed.nick, nicklen) : keep ? saved.nick! : sanitiseNick(fillTemplate(this.cfg.nickTemplate, vars), nicklen);
+    this.nickFrom.set(userId, fixed ? null : keep ? saved.nickFrom ?? null : displayName);
+    const username = fixed?.username ?? saved.username ?? sanitiseUsername(fillTemplate(this.cfg.usernameTemplate, vars));
     const log = this.ctx.log.child({ server: this.key, user: userId });
     const sasl = saved.password ? { account: saved.nick ?? nick, password: saved.password } : undefined;
     if (saved.cert && !this.cfg.tls && !this.certWithoutTls.has(userId)) {
@@ -202,7 +222,7 @@ export class IrcServer {
     }
     const clientCert = this.cfg.tls ? saved.cert : undefined;
     c = new LeanConnection({
-      host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, nickLen: nicklen, username, realname: fillTemplate(this.cfg.realnameTemplate, vars),
+      host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, nickLen: nicklen, username, realname: fixed?.realname ?? fillTemplate(this.cfg.realnameTemplate, vars),
       ...(this.cfg.password ? { password: this.cfg.password } : {}), ...(sasl ? { sasl } : {}), ...(clientCert ? { clientCert } : {}),
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       identify: { mode: this.cfg.nickserv.identify, nick: this.cfg.nickserv.nick },
@@ -289,7 +309,8 @@ export class IrcServer {
   }
 
   private pooled(): PooledConnection[] {
-    return [...this.clients].map(([userId, c]) => ({ userId, lastActive: c.lastActive, inPlumbed: this.inPlumbed(c) }));
+    // the relay connection is never closed for idleness or room: it carries many users
+    return [...this.clients].filter(([userId]) => userId !== RELAY_ID).map(([userId, c]) => ({ userId, lastActive: c.lastActive, inPlumbed: this.inPlumbed(c) }));
   }
 
   private evictIfFull(keep: string): void {
@@ -355,6 +376,7 @@ export class IrcServer {
     c.on('registered', (nick: string) => this.store.setNick(userId, this.key, nick, this.nickFrom.get(userId) ?? null));
     c.on('disconnected', () => { this.reconnects++; });
     c.on('own nick', (nick: string) => this.store.setNick(userId, this.key, nick, this.nickFrom.get(userId) ?? null));
+    if (userId === RELAY_ID) { this.wireRelay(c); return; }
     c.on('joined', (channel: string) => { if (!this.stopped) this.onClientJoined?.(userId, channel); });
     const onPm = (type: 'm.text' | 'm.notice' | 'm.emote') => (e: IrcMessageEvent): void => {
       if (isChannel(e.target) || ircLower(e.nick) === ircLower(c.nick) || !e.nick || e.nick.includes('.')) return;
@@ -366,6 +388,15 @@ export class IrcServer {
     c.on('kicked', (e: { channel: string; nick: string; reason?: string }) => {
       if (this.stopped) return;
       void this.kickedOnIrc(userId, e).catch((err: Error) => this.ctx.log.warn('could not mirror an IRC kick of a Matrix user', { server: this.key, user: userId, err }));
+    });
+  }
+
+  /** The relay connection speaks for no one in particular: a private message to it is answered, not bridged. */
+  private wireRelay(c: LeanConnection): void {
+    c.on('pm', (e: IrcMessageEvent & { type: string }) => {
+      if (this.stopped || e.type === 'notice' || !e.nick || e.nick.includes('.') || ircLower(e.nick) === ircLower(c.nick)) return; // never answer a notice (no loops)
+      void c.send('NOTICE', e.nick, 'I relay messages from Matrix users to this network; private messages to me go nowhere. ' +
+        'Address them by name in the channel.').catch(() => undefined);
     });
   }
 

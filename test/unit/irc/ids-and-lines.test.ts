@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseLine } from '../../../packages/irc/src/lean.js';
-import { describeEdit } from '../../../packages/irc/src/network.js';
+import { describeEdit, relayPrefix } from '../../../packages/irc/src/network.js';
 import { channelChat, ircLower, parseAliasLocalpart, parseChat, parseLinkTarget, pmChat, ghostLocalpart, ircUser } from '../../../packages/irc/src/ids.js';
 import { fillTemplate, nextNick, sanitiseNick, sanitiseUsername } from '../../../packages/irc/src/nicks.js';
 
@@ -67,5 +67,16 @@ describe('nicks', () => {
     expect(fillTemplate('$DISPLAY[m]', { userId: '@al:hs', displayName: 'Al' })).toBe('Al[m]');
     expect(fillTemplate('$LOCALPART|$USERID', { userId: '@al:hs', displayName: '' })).toBe('al|@al:hs');
     expect(sanitiseUsername('Al!ce:Long-Name')).toBe('alcelong-n');
+  });
+});
+
+describe('relayPrefix', () => {
+  it.each([
+    ['Relly Q', false, '<Relly Q> '],
+    ['Relly Q', true, '* Relly Q '],
+    ['two\r\nlines\0', false, '<two lines> '], // a display name can never break the line
+    ['  ', false, '<someone> '],
+  ])('%j (emote %s) → %j', (name, emote, prefix) => {
+    expect(relayPrefix(name, emote)).toBe(prefix);
   });
 });

@@ -71,6 +71,9 @@ interface Awaiting { settle: (id: string | undefined, refusal?: string) => void;
 
 const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction', 'draft/multiline'];
 /** Refusals of a NICK change after registration, in words for the Matrix user. */
+/** An ERROR before registration that says the server bans us (K-, G-, Z-, D-lines, AKILL): no retry helps. */
+const BANNED = /\bbann?ed\b|\b[kgzd]-?lined?\b|\bakill/i;
+
 const NICK_ERRORS: Record<string, (nick: string, text: string) => string> = {
   '431': () => 'no nick given',
   '432': (n) => `${n} is not a valid nick`,
@@ -223,6 +226,11 @@ export class LeanConnection extends EventEmitter {
   /** Drops a connection the server has not registered in time (see LeanOptions.timeouts). */
   private registerTimer?: NodeJS.Timeout;
   private intentionalQuit = false;
+  /**
+   * Why the server refused to register this connection (banned: 465 or an ERROR naming a ban, a
+   * bad server password: 464): it closes, and no reconnect changes that. Set before registration only.
+   */
+  private refusedWhy?: string;
 
   constructor(private readonly opts: LeanOptions) {
     super();
@@ -250,6 +258,7 @@ export class LeanConnection extends EventEmitter {
     this.privateBatches.clear();
     this.nickAttempt = 0;
     this.partial = undefined;
+    this.refusedWhy = undefined;
     const o = this.opts;
     let sock: Socket;
     if (o.tls) {
@@ -426,8 +435,10 @@ export class LeanConnection extends EventEmitter {
       case 'ERROR':
         if (this.intentionalQuit) this.opts.log.debug('IRC connection closed', { reason: p[0] });
         else this.opts.log.warn('the IRC server closed the connection', { reason: p[0] });
+        if (this.state !== 'connected' && !this.refusedWhy && BANNED.test(p[0] ?? '')) this.refusedWhy = p[0];
         return;
     }
+    if ((l.command === '465' || l.command === '464') && this.state !== 'connected') this.refusedWhy = p[p.length - 1] ?? 'refused';
     if (NICK_ERRORS[l.command] && this.state === 'connected') {
       this.emit('nick error', NICK_ERRORS[l.command]!(p[1] ?? '', p[p.length - 1] ?? ''));
     }
@@ -581,6 +592,7 @@ export class LeanConnection extends EventEmitter {
       for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
       return;
     }
+    if (this.refusedWhy) { this.refused(this.refusedWhy); return; }
     // Lost: a line with no answer yet may never have reached the server. A socket is not known to be
     // dead until it is read (a resting one is read only when written to), so a line may even have
     // been written after the server was gone. Failing it lets the room's queue send it again once
@@ -700,6 +712,21 @@ export class LeanConnection extends EventEmitter {
       }
       if (!label) line.resolve(undefined);
     }
+  }
+
+  /**
+   * The server will not have this connection (a ban, a wrong server password): what waits for it
+   * fails for good, so the rooms it holds up move on and the sender is told why, instead of
+   * waiting through reconnects that cannot succeed. The next line tries again from scratch.
+   */
+  private refused(why: string): void {
+    this.refusedWhy = undefined;
+    this.state = 'closed';
+    this.opts.log.warn('the IRC server refuses this connection; not reconnecting until the next message', { reason: why });
+    const err = new DeliveryError(`the IRC server refuses the connection: ${why}`, true);
+    for (const l of this.queue.splice(0)) l.reject(err);
+    for (const w of this.readyWaiters.splice(0)) w.reject(err);
+    this.emit('closed'); // ends a reconnect attempt in progress (its limiter place)
   }
 
   quit(message = 'Bye'): void {

@@ -7,15 +7,18 @@ import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
 import { LeanConnection } from '../../../packages/irc/src/lean.js';
 
-/** A peer that registers each connection as the nick it asks for, unless that nick is in `silent`. */
-interface Peer { port: number; sockets: Map<string, Socket[]>; silent: Set<string> }
+/**
+ * A peer that registers each connection as the nick it asks for, unless that nick is in `silent`, or
+ * in `refuse`: then it answers the lines given there (a ban, a throttle) and closes.
+ */
+interface Peer { port: number; sockets: Map<string, Socket[]>; silent: Set<string>; refuse: Map<string, string> }
 
 let server: Server | undefined;
 const conns: LeanConnection[] = [];
 afterEach(() => { for (const c of conns.splice(0)) c.quit(); server?.close(); });
 
 async function peer(): Promise<Peer> {
-  const p: Peer = { port: 0, sockets: new Map(), silent: new Set() };
+  const p: Peer = { port: 0, sockets: new Map(), silent: new Set(), refuse: new Map() };
   server = createServer((s) => {
     s.on('error', () => undefined);
     let buf = '', nick = '';
@@ -23,6 +26,7 @@ async function peer(): Promise<Peer> {
       buf += d.toString();
       const m = !nick && /NICK (\S+)/.exec(buf);
       if (m) { nick = m[1]!; p.sockets.set(nick, [...(p.sockets.get(nick) ?? []), s]); }
+      if (nick && buf.includes('USER ') && p.refuse.has(nick)) { buf = ''; s.end(p.refuse.get(nick)!.replaceAll('$NICK', nick)); return; }
       if (nick && buf.includes('USER ') && !p.silent.has(nick)) { buf = ''; s.write(`:srv CAP * LS :\r\n:srv 001 ${nick} :Welcome\r\n`); }
     });
   });
@@ -96,5 +100,43 @@ describe('LeanConnection reconnects through the limiter', () => {
     p.silent.delete('a');
     await ready;
     expect(a.state).toBe('connected');
+  });
+});
+
+describe('LeanConnection refused by the server at registration', () => {
+  it('fails what waits for it for good on a ban (465), gives its reconnect place back, and tries again at the next line', async () => {
+    const p = await peer();
+    const limiter = new ReconnectLimiter(1);
+    const a = client(p.port, 'a', limiter), b = client(p.port, 'b', limiter);
+    await Promise.all([a.connect(), b.connect()]);
+    p.refuse.set('a', ':srv 465 $NICK :You are banned from this server- spamming\r\nERROR :Closing Link: 127.0.0.1 (K-Lined)\r\n');
+    drop(p, 'a'); // killed; its reconnect is refused
+    await until('a to notice the loss', () => a.state !== 'connected');
+    const line = a.send('PRIVMSG', '#c', 'hello'); // waits for the reconnect
+    await expect(line).rejects.toMatchObject({ name: 'DeliveryError', permanent: true, message: 'the IRC server refuses the connection: You are banned from this server- spamming' });
+    expect(a.state).toBe('closed');
+    // its place in the limiter (one place) is free: b gets back through it
+    drop(p, 'b');
+    await until('b to reconnect', () => b.state === 'connected' && p.sockets.get('b')!.length === 2);
+    await tick(200); // reconnects are 20 ms apart here: a made none after the refusal
+    expect(p.sockets.get('a')).toHaveLength(2);
+    p.refuse.delete('a');
+    await a.send('PRIVMSG', '#c', 'after the ban was lifted');
+    expect(p.sockets.get('a')).toHaveLength(3);
+    expect(a.state).toBe('connected');
+  });
+
+  it('takes an ERROR naming a ban alone for a refusal too, but keeps reconnecting after any other ERROR', async () => {
+    const p = await peer();
+    p.refuse.set('a', 'ERROR :Closing Link: a[127.0.0.1] (G-Lined: open proxy)\r\n');
+    const a = client(p.port, 'a', new ReconnectLimiter(1));
+    await expect(a.connect()).rejects.toMatchObject({ message: 'the IRC server refuses the connection: Closing Link: a[127.0.0.1] (G-Lined: open proxy)' });
+    p.refuse.set('b', 'ERROR :Trying to reconnect too fast.\r\n');
+    const b = client(p.port, 'b', new ReconnectLimiter(1));
+    const ready = b.connect();
+    await until('b to try again', () => (p.sockets.get('b')?.length ?? 0) >= 2);
+    p.refuse.delete('b');
+    await ready;
+    expect(b.state).toBe('connected');
   });
 });

@@ -9,6 +9,7 @@ import { pemCertificates } from './certs.js';
 import { ircToMatrix } from './convert/index.js';
 import type { IrcServerConfig } from './config.js';
 import { IrcConnection, ReconnectLimiter } from './connection.js';
+import type { IdentRegistry } from './identd.js';
 import { LeanConnection } from './lean.js';
 import { ChannelEvents } from './listen.js';
 import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './ids.js';
@@ -61,7 +62,11 @@ export class IrcServer {
   /** The PEM text of the server's `tlsCa` file, read once at start. */
   private readonly tlsCa?: string;
 
-  constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
+  constructor(
+    readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore,
+    /** The network's ident server, if `ident` is enabled: every connection of this server registers with it. */
+    private readonly ident?: IdentRegistry,
+  ) {
     if (cfg.tlsCa) this.tlsCa = readTlsCa(key, cfg.tlsCa);
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
     this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }),
@@ -79,6 +84,7 @@ export class IrcServer {
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: 'Trestle IRC bridge',
+      ...(this.ident ? { ident: this.ident } : {}),
     });
   }
 
@@ -195,6 +201,7 @@ export class IrcServer {
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       identify: { mode: this.cfg.nickserv.identify, nick: this.cfg.nickserv.nick },
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
+      ...(this.ident ? { ident: this.ident } : {}),
     });
     this.wireClient(userId, c);
     c.onNickChange = this.nicksChanged;

@@ -1,0 +1,168 @@
+/**
+ * The bridge's ident server (RFC 1413) against a real ergo that looks ident up (`check-ident`):
+ * ergo shows the bridge's connections with their usernames verified (no `~`) and a plain IRC
+ * client's not, and the ident server, asked over TCP about this process's real connections to
+ * ergo as an IRC server asks, answers each with its owner's username, others and other hosts with
+ * NO-USER, and garbage with an error while it keeps serving.
+ *
+ * ergo asks port 113 of the connecting host, always: this suite binds 127.0.0.1:113, so it runs
+ * as root (or with CAP_NET_BIND_SERVICE), and no two runs of it at once on one machine.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TrestleBridge } from '@trestle/core';
+import type { IrcNetwork } from '@trestle/irc';
+import { MatrixUser } from '../harness/matrix-user.js';
+import { e2e, until } from './env.js';
+import { adminRoom, ircPort, IrcUsers, plumbedRoom, startIrcBridge, untag } from './irc-env.js';
+
+const IDENT_PORT = 113;
+let bridge: TrestleBridge;
+let botId: string;
+let ida: MatrixUser;
+const users = new IrcUsers();
+
+/** Restart the suite's ergo with these extra settings (none: as e2e.sh starts it). */
+function restartErgo(settings = ''): void {
+  const work = process.env['TRESTLE_E2E_ERGO_WORK']!;
+  execFileSync('bash', ['test/harness/ergo-down.sh', work, String(ircPort)], { stdio: 'ignore' });
+  execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore', env: { ...process.env, ERGO_EXTRA_SETTINGS: settings } });
+}
+
+/**
+ * Local ports of this process's established TCP connections to ergo, as the kernel has them
+ * (/proc/net/tcp, matched to this process's own sockets by inode): the bridge's (it runs in this
+ * process) and the plain IRC clients'.
+ */
+function connectionsToErgo(): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch { /* closed meanwhile */ }
+  }
+  const ports: number[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const row of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== '01') continue; // 01: ESTABLISHED
+      const port = (addr: string): number => parseInt(addr.split(':').pop()!, 16);
+      if (port(f[2]!) === ircPort && inodes.has(f[9]!)) ports.push(port(f[1]!));
+    }
+  }
+  return ports;
+}
+
+/**
+ * Ask the ident server as an IRC server does: connect (from `from`), write `send`, and collect
+ * the answer lines until `expectLines` of them came (and with `untilClosed`, until the server
+ * closed the connection).
+ */
+function identAsk(send: string, expectLines: number, from = '127.0.0.1', untilClosed = false): Promise<{ lines: string[]; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port: IDENT_PORT, localAddress: from });
+    let text = '';
+    const done = (closed: boolean): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ lines: text.split('\r\n').filter(Boolean), closed });
+    };
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no ${expectLines} ident answers in time; got ${JSON.stringify(text)}`)); }, 10_000);
+    sock.on('error', (err) => { clearTimeout(timer); reject(err); });
+    sock.on('connect', () => sock.write(send));
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => { text += d; if (!untilClosed && text.split('\r\n').length > expectLines) done(false); });
+    sock.on('end', () => done(true));
+  });
+}
+
+beforeAll(async () => {
+  restartErgo('server.check-ident=true');
+  bridge = await startIrcBridge({}, {}, { ident: { enabled: true, port: IDENT_PORT, bindAddress: '127.0.0.1' } });
+  botId = bridge.matrix.botUserId;
+  ida = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `identida${Date.now()}`, { displayName: 'Ida' });
+});
+
+afterAll(async () => {
+  users.quitAll();
+  await bridge?.stop();
+  restartErgo(); // the other suites' ergo, without ident lookups
+});
+
+describe('IRC bridge: ident server', () => {
+  let watcherPort: number;
+
+  it('has ergo show the usernames of the bridge\'s connections as verified, and a plain client\'s not', async () => {
+    const watcher = await users.add('identwatch', ['#identchan']);
+    watcherPort = (watcher.client.connection as unknown as { transport: { socket: { localPort: number } } }).transport.socket.localPort;
+    // ergo looked its ident up and found none: `~` (so ergo does check, and the bridge's lack of `~` below is the identd's)
+    const ownJoin = await watcher.waitForRaw((l) => / JOIN :?#identchan/.test(l) && untag(l).startsWith(':identwatch!'));
+    expect(untag(ownJoin)).toMatch(/^:identwatch!~tester@/);
+
+    const { ask } = await adminRoom(ida, botId);
+    // a username of her own, so the answer is not the default from usernameTemplate
+    expect(await ask('username test idauser', (b) => b.startsWith('Username'))).toBe('Username set; it applies from your next connection.');
+    const roomId = await plumbedRoom(ida, botId, '#identchan');
+    const botJoin = await watcher.waitForRaw((l) => untag(l).startsWith(':trestlebot!') && / JOIN :?#identchan/.test(l));
+    expect(untag(botJoin)).toMatch(/^:trestlebot!trestle@/);
+    await ida.sendText(roomId, 'my ident is verified');
+    const said = await watcher.waitForRaw((l) => l.includes('my ident is verified'));
+    expect(untag(said)).toMatch(/^:Ida\[m\]!idauser@\S+ PRIVMSG #identchan :my ident is verified$/);
+  });
+
+  it('answers about this process\'s real connections to ergo: each with its owner, a stranger\'s with NO-USER', async () => {
+    const ports = connectionsToErgo();
+    expect(ports).toContain(watcherPort);
+    expect(ports.length).toBe(3); // the bridge's listener, Ida's connection, the watcher
+    const { lines } = await identAsk(ports.map((p) => `${p} , ${ircPort}\r\n`).join(''), ports.length);
+    const answers = new Map(ports.map((p, i) => [p, lines[i]]));
+    expect(answers.get(watcherPort)).toBe(`${watcherPort}, ${ircPort} : ERROR : NO-USER`);
+    const owners = ports.filter((p) => p !== watcherPort).map((p) => {
+      const m = new RegExp(`^${p}, ${ircPort} : USERID : UNIX : (\\S+)$`).exec(answers.get(p) ?? '');
+      expect(m, `answer for port ${p}: ${answers.get(p)}`).not.toBeNull();
+      return m![1];
+    });
+    expect(owners.sort()).toEqual(['idauser', 'trestle']);
+  });
+
+  it('tells a host nothing about connections to another host', async () => {
+    const ports = connectionsToErgo().filter((p) => p !== watcherPort);
+    const queries = ports.map((p) => `${p}, ${ircPort}\r\n`).join('');
+    // asked from the host they go to (ergo's, 127.0.0.1), the bridge's two connections have owners...
+    const fromErgo = await identAsk(queries, ports.length, '127.0.0.1');
+    expect(fromErgo.lines.map((l) => l.split(' : ').slice(1).join(' : ')).sort()).toEqual(['USERID : UNIX : idauser', 'USERID : UNIX : trestle']);
+    // ...and from 127.0.0.2 (this machine too, but not the host they go to) they have none
+    const { lines } = await identAsk(queries, ports.length, '127.0.0.2');
+    expect(lines).toEqual(ports.map((p) => `${p}, ${ircPort} : ERROR : NO-USER`));
+  });
+
+  it('answers garbage with an error and keeps serving, on the same connection and after dropping a flooder', async () => {
+    const ida1 = (await identAsk(connectionsToErgo().map((p) => `${p},${ircPort}\n`).join(''), 3)).lines.find((l) => l.endsWith(': idauser'))!;
+    const idaPort = Number(ida1.split(',')[0]);
+    const { lines } = await identAsk(`GET / HTTP/1.0\r\n\r\n70000, ${ircPort}\r\n${idaPort}, ${ircPort}\n`, 4);
+    expect(lines).toEqual([
+      '0, 0 : ERROR : INVALID-PORT', '0, 0 : ERROR : INVALID-PORT', `70000, ${ircPort} : ERROR : INVALID-PORT`,
+      `${idaPort}, ${ircPort} : USERID : UNIX : idauser`,
+    ]);
+    // a line that never ends: an error, and the connection is closed
+    const flood = await identAsk('9'.repeat(5000), 1, '127.0.0.1', true);
+    expect(flood).toEqual({ lines: ['0, 0 : ERROR : INVALID-PORT'], closed: true });
+    const again = await identAsk(`${idaPort}, ${ircPort}\r\n`, 1);
+    expect(again.lines).toEqual([`${idaPort}, ${ircPort} : USERID : UNIX : idauser`]);
+  });
+
+  it('forgets a connection once it is closed', async () => {
+    const server = (bridge.networks.get('irc') as IrcNetwork).servers.get('test')!;
+    const answer = (await identAsk(connectionsToErgo().map((p) => `${p},${ircPort}\n`).join(''), 3)).lines.find((l) => l.endsWith(': idauser'))!;
+    const idaPort = Number(answer.split(',')[0]);
+    const { ask } = await adminRoom(ida, botId);
+    expect(await ask('quit test', (b) => b.startsWith('Disconnected') || b.startsWith('You have'))).toBe('Disconnected from ErgoTest.');
+    expect(server.clients.has(ida.userId)).toBe(false);
+    await until(() => !connectionsToErgo().includes(idaPort), 'Ida\'s connection to close');
+    const { lines } = await identAsk(`${idaPort}, ${ircPort}\r\n`, 1);
+    expect(lines).toEqual([`${idaPort}, ${ircPort} : ERROR : NO-USER`]);
+  });
+});

@@ -10,10 +10,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork } from '@trestle/irc';
+import { MAX_CLIENTS } from '../../packages/irc/src/identd.js';
 import { MatrixUser } from '../harness/matrix-user.js';
 import { e2e, until } from './env.js';
 import { adminRoom, ircPort, IrcUsers, plumbedRoom, startIrcBridge, untag } from './irc-env.js';
@@ -152,6 +153,27 @@ describe('IRC bridge: ident server', () => {
     expect(flood).toEqual({ lines: ['0, 0 : ERROR : INVALID-PORT'], closed: true });
     const again = await identAsk(`${idaPort}, ${ircPort}\r\n`, 1);
     expect(again.lines).toEqual([`${idaPort}, ${ircPort} : USERID : UNIX : idauser`]);
+  });
+
+  it('closes clients past its cap at once, and serves again when they are gone', async () => {
+    const idle = await Promise.all(Array.from({ length: MAX_CLIENTS }, () => new Promise<Socket>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: IDENT_PORT }, () => resolve(s));
+      s.on('error', reject);
+    })));
+    try {
+      // one more, while MAX_CLIENTS say nothing: closed without an answer
+      // (a reset instead of a close if it had not read the query yet)
+      const extra = await identAsk(`${watcherPort}, ${ircPort}\r\n`, 1, '127.0.0.1', true)
+        .catch((err: NodeJS.ErrnoException) => { if (err.code === 'ECONNRESET') return { lines: [], closed: true }; throw err; });
+      expect(extra).toEqual({ lines: [], closed: true });
+    } finally {
+      for (const s of idle) s.destroy();
+    }
+    const served = await until(async () => {
+      const r = await identAsk(`${watcherPort}, ${ircPort}\r\n`, 1, '127.0.0.1', false).catch(() => undefined);
+      return r?.lines.length ? r.lines : undefined;
+    }, 'the ident server to answer again');
+    expect(served).toEqual([`${watcherPort}, ${ircPort} : ERROR : NO-USER`]);
   });
 
   it('forgets a connection once it is closed', async () => {

@@ -104,8 +104,10 @@ describe('IRC bridge: ident server', () => {
     expect(untag(ownJoin)).toMatch(/^:identwatch!~tester@/);
 
     const { ask } = await adminRoom(ida, botId);
-    // a username of her own, so the answer is not the default from usernameTemplate
-    expect(await ask('username test idauser', (b) => b.startsWith('Username'))).toBe('Username set; it applies from your next connection.');
+    // a username of her own, so the answer is not the default from usernameTemplate; made valid first, as
+    // `:` in it would break the ident answer's fields (and `USER`), and it is what both say
+    expect(await ask('username test Ida:User', (b) => b.startsWith('Username')))
+      .toBe('Username set to idauser (an IRC username is at most 10 of a-z, 0-9, _ . and -); it applies from your next connection.');
     const roomId = await plumbedRoom(ida, botId, '#identchan');
     const botJoin = await watcher.waitForRaw((l) => untag(l).startsWith(':trestlebot!') && / JOIN :?#identchan/.test(l));
     expect(untag(botJoin)).toMatch(/^:trestlebot!trestle@/);

@@ -187,7 +187,8 @@ export class IrcServer {
     const vars = { userId, displayName };
     const nicklen = Number(this.listener.client.network.options['NICKLEN'] ?? 30) || 30;
     const nick = saved.nick ?? sanitiseNick(fillTemplate(this.cfg.nickTemplate, vars), nicklen);
-    const username = saved.username ?? sanitiseUsername(fillTemplate(this.cfg.usernameTemplate, vars));
+    // (a stored one too: one set before the `username` command checked its input)
+    const username = sanitiseUsername(saved.username ?? fillTemplate(this.cfg.usernameTemplate, vars));
     const log = this.ctx.log.child({ server: this.key, user: userId });
     const sasl = saved.password ? { account: saved.nick ?? nick, password: saved.password } : undefined;
     if (saved.cert && !this.cfg.tls && !this.certWithoutTls.has(userId)) {

@@ -12,9 +12,11 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TrestleBridge } from '@trestle/core';
+import { createLogger, type TrestleBridge } from '@trestle/core';
 import type { IrcNetwork } from '@trestle/irc';
+import { IrcConnection, ReconnectLimiter } from '../../packages/irc/src/connection.js';
 import { MAX_CLIENTS } from '../../packages/irc/src/identd.js';
+import { LeanConnection } from '../../packages/irc/src/lean.js';
 import { MatrixUser } from '../harness/matrix-user.js';
 import { e2e, until } from './env.js';
 import { adminRoom, ircPort, IrcUsers, plumbedRoom, startIrcBridge, untag } from './irc-env.js';
@@ -143,7 +145,8 @@ describe('IRC bridge: ident server', () => {
   });
 
   it('answers garbage with an error and keeps serving, on the same connection and after dropping a flooder', async () => {
-    const ida1 = (await identAsk(connectionsToErgo().map((p) => `${p},${ircPort}\n`).join(''), 3)).lines.find((l) => l.endsWith(': idauser'))!;
+    const ports = connectionsToErgo();
+    const ida1 = (await identAsk(ports.map((p) => `${p},${ircPort}\n`).join(''), ports.length)).lines.find((l) => l.endsWith(': idauser'))!;
     const idaPort = Number(ida1.split(',')[0]);
     const { lines } = await identAsk(`GET / HTTP/1.0\r\n\r\n70000, ${ircPort}\r\n${idaPort}, ${ircPort}\n`, 4);
     expect(lines).toEqual([
@@ -178,9 +181,34 @@ describe('IRC bridge: ident server', () => {
     expect(served).toEqual([`${watcherPort}, ${ircPort} : ERROR : NO-USER`]);
   });
 
+  it('registers connections over TLS too, before their handshake (both kinds of connection)', async () => {
+    const ident = (bridge.networks.get('irc') as IrcNetwork).ident!;
+    const watcher = await users.add('identtlswatch', ['#identtls']);
+    const common = {
+      host: '127.0.0.1', port: Number(process.env['TRESTLE_E2E_IRC_TLS_PORT']), tls: true, realname: 'ident over TLS',
+      tlsCa: readFileSync(`${process.env['TRESTLE_E2E_ERGO_WORK']}/tls.crt`, 'utf8'), ident,
+      reconnect: { initialDelayMs: 60_000, maxDelayMs: 60_000 }, limiter: new ReconnectLimiter(2), log: createLogger({ level: 'warn', format: 'json' }),
+    };
+    const suffix = Date.now() % 100_000;
+    const conns = [
+      new IrcConnection({ ...common, nick: `idtlsl${suffix}`, username: 'tlslisten', timeouts: { registerMs: 30_000 } }),
+      new LeanConnection({ ...common, nick: `idtlsu${suffix}`, username: 'tlsuser', timeouts: { registerMs: 30_000, answerMs: 10_000 } }),
+    ];
+    try {
+      await Promise.all(conns.map((c) => c.join('#identtls')));
+      for (const [nick, user] of [[`idtlsl${suffix}`, 'tlslisten'], [`idtlsu${suffix}`, 'tlsuser']]) {
+        const join = await watcher.waitForRaw((l) => untag(l).startsWith(`:${nick}!`) && / JOIN :?#identtls/.test(l));
+        expect(untag(join)).toMatch(new RegExp(`^:${nick}!${user}@`));
+      }
+    } finally {
+      for (const c of conns) c.quit('done');
+    }
+  });
+
   it('forgets a connection once it is closed', async () => {
     const server = (bridge.networks.get('irc') as IrcNetwork).servers.get('test')!;
-    const answer = (await identAsk(connectionsToErgo().map((p) => `${p},${ircPort}\n`).join(''), 3)).lines.find((l) => l.endsWith(': idauser'))!;
+    const ports = connectionsToErgo();
+    const answer = (await identAsk(ports.map((p) => `${p},${ircPort}\n`).join(''), ports.length)).lines.find((l) => l.endsWith(': idauser'))!;
     const idaPort = Number(answer.split(',')[0]);
     const { ask } = await adminRoom(ida, botId);
     expect(await ask('quit test', (b) => b.startsWith('Disconnected') || b.startsWith('You have'))).toBe('Disconnected from ErgoTest.');

@@ -15,10 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, type TrestleBridge } from '@trestle/core';
 import type { IrcNetwork } from '@trestle/irc';
 import { IrcConnection, ReconnectLimiter } from '../../packages/irc/src/connection.js';
-import { MAX_CLIENTS } from '../../packages/irc/src/identd.js';
+import { IdentServer, MAX_CLIENTS } from '../../packages/irc/src/identd.js';
 import { LeanConnection } from '../../packages/irc/src/lean.js';
 import { MatrixUser } from '../harness/matrix-user.js';
-import { e2e, until } from './env.js';
+import { e2e, sleep, until } from './env.js';
 import { adminRoom, ircPort, IrcUsers, plumbedRoom, startIrcBridge, untag } from './irc-env.js';
 
 const IDENT_PORT = 113;
@@ -202,6 +202,35 @@ describe('IRC bridge: ident server', () => {
       }
     } finally {
       for (const c of conns) c.quit('done');
+    }
+  });
+
+  it('closes a client that asks nothing for its idle time, and keeps one that asks', async () => {
+    // an ident server of its own (port 0: any free port), with a short idle time
+    const identd = new IdentServer({ port: 0, bindAddress: '127.0.0.1', log: createLogger({ level: 'warn', format: 'json' }), idleMs: 400 });
+    expect(await identd.start()).toBe(true);
+    try {
+      const port = identd.address()!.port;
+      const open = (): Promise<Socket> => new Promise((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+        s.on('error', reject);
+      });
+      const closedAt = (s: Socket): Promise<number> => new Promise((resolve) => s.on('close', () => resolve(Date.now())));
+      const silent = await open();
+      const busy = await open();
+      const start = Date.now();
+      const silentClosed = closedAt(silent);
+      let busyClosed = 0;
+      void closedAt(busy).then((t) => { busyClosed = t; });
+      busy.on('data', () => undefined);
+      for (let i = 0; i < 8; i++) { busy.write('1, 2\r\n'); await sleep(150); } // 1.2 s, never 400 ms silent
+      const silentFor = (await Promise.race([silentClosed, sleep(3000).then(() => Infinity)])) - start;
+      expect(silentFor).toBeGreaterThanOrEqual(350);
+      expect(silentFor).toBeLessThan(3000);
+      expect(busyClosed).toBe(0);
+      busy.destroy();
+    } finally {
+      await identd.stop();
     }
   });
 

@@ -68,7 +68,8 @@ export class IdentServer implements IdentRegistry {
   /** Ident clients connected now, closed at stop (close() would otherwise wait for them). */
   private readonly clients = new Set<Socket>();
 
-  constructor(private readonly opts: { port: number; bindAddress?: string; log: Logger }) {}
+  /** `idleMs`: how long a silent client is kept (default {@link IDLE_MS}; tests shorten it). */
+  constructor(private readonly opts: { port: number; bindAddress?: string; log: Logger; idleMs?: number }) {}
 
   /** Connections registered now (for tests and metrics). */
   get size(): number { return this.owners.size; }
@@ -135,7 +136,7 @@ export class IdentServer implements IdentRegistry {
     this.clients.add(sock);
     sock.once('close', () => this.clients.delete(sock));
     sock.setEncoding('latin1'); // bytes as they are: a query is ASCII, anything else is not a port
-    sock.setTimeout(IDLE_MS, () => sock.destroy());
+    sock.setTimeout(this.opts.idleMs ?? IDLE_MS, () => sock.destroy());
     sock.on('error', (err) => log.debug('ident client error', { from: querier, err }));
     sock.on('data', (chunk: string) => {
       buffered += chunk;

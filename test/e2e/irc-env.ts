@@ -60,15 +60,17 @@ export async function plumbedRoom(admin: MatrixUser, botId: string, channel: str
 }
 
 /**
- * Start the bridge on the suite's config, with `server` overriding keys of the `test` IRC server
- * and `delivery` keys of the queue's retry policy.
+ * Start the bridge on the suite's config, with `server` overriding keys of the `test` IRC server,
+ * `delivery` keys of the queue's retry policy and `network` keys of the `irc` section (`ident`...).
  */
-export async function startIrcBridge(server: Record<string, unknown> = {}, delivery: Partial<DeliveryConfig> = {}): Promise<TrestleBridge> {
+export async function startIrcBridge(
+  server: Record<string, unknown> = {}, delivery: Partial<DeliveryConfig> = {}, network: Record<string, unknown> = {},
+): Promise<TrestleBridge> {
   const { config, modules } = await loadEverything(e2e.config);
   config.delivery = { ...config.delivery, ...delivery };
   const sections = config.networks as Record<string, Record<string, unknown>>;
   const servers = sections['irc']!['servers'] as Record<string, Record<string, unknown>>;
-  sections['irc'] = { ...sections['irc'], servers: { ...servers, test: { ...servers['test'], ...server } } };
+  sections['irc'] = { ...sections['irc'], ...network, servers: { ...servers, test: { ...servers['test'], ...server } } };
   const networks = [...modules].map(([id, m]) => m.create(sections[id], id));
   const b = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
   await b.start();

@@ -9,6 +9,7 @@
 import type { CommandInvocation, NetworkCommand } from '@trestle/core';
 import { certFingerprint, makeClientCert } from './certs.js';
 import { channelChat, ircLower, parseChat } from './ids.js';
+import { sanitiseUsername } from './nicks.js';
 import type { IrcNetwork } from './network.js';
 import type { IrcServer } from './server.js';
 
@@ -199,7 +200,14 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
     }),
     perServer({
       name: 'username', args: ['username'], required: 1, help: 'Set your IRC username (ident), used from the next connection',
-      run: async (inv, server, a) => { net.store!.setUsername(inv.sender, server.key, a['username']!); return 'Username set; it applies from your next connection.'; },
+      run: async (inv, server, a) => {
+        // what USER sends and the ident server answers must be one valid username: `:`, `@` or `!` in it would break both
+        const wanted = a['username']!;
+        const username = sanitiseUsername(wanted);
+        net.store!.setUsername(inv.sender, server.key, username);
+        return username === wanted ? 'Username set; it applies from your next connection.'
+          : `Username set to ${username} (an IRC username is at most 10 of a-z, 0-9, _ . and -); it applies from your next connection.`;
+      },
     }),
     perServer({
       name: 'reconnect', args: [], required: 0, help: 'Reconnect your IRC connection',

@@ -85,6 +85,19 @@ export const ircConfigSchema = networkSection({
   servers: z.record(z.string().regex(/^[a-z0-9-]+$/, { error: 'server keys use a-z, 0-9 and - only' }), ircServerSchema)
     .meta({ examples: [{ libera: { host: 'irc.libera.chat', port: 6697, tls: true } }] })
     .describe('IRC servers, by a short key used in ids and aliases (#irc_<key>_#channel).'),
+  ident: z.strictObject({
+    enabled: z.boolean().default(false)
+      .describe('Answer IRC servers\' ident lookups for the bridge\'s connections, so Matrix users show their username ' +
+        'instead of `~username` (unverified) and operators can ban by it. The bridge\'s host must be reachable by the ' +
+        'IRC servers on this port.'),
+    port: z.int().min(1).max(65535).default(113)
+      .describe('Port of the ident server. IRC servers ask port 113: below 1024 the bridge needs CAP_NET_BIND_SERVICE ' +
+        '(e.g. `setcap cap_net_bind_service=+ep $(which node)`, or AmbientCapabilities in a systemd unit), or listen on ' +
+        'a high port and redirect 113 to it (e.g. an iptables REDIRECT rule).'),
+    bindAddress: z.string().min(1).optional().meta({ examples: ['0.0.0.0'] })
+      .describe('Address to listen on. Unset: every address of the host.'),
+  }).prefault({}).describe('Ident server (RFC 1413), one for all IRC servers: answers with the IRC username of the ' +
+    'connection asked about, and only to the host that connection goes to.'),
   passwordKeyFile: z.string().default('data/irc-passwords.key')
     .describe('File with the key that encrypts stored IRC passwords and the private keys of client certificates (AES-256-GCM); created if missing.'),
 });

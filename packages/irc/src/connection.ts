@@ -6,11 +6,13 @@
  * connections are the lean ones in lean.ts, which share the reconnect policy defined here.
  */
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import { TLSSocket, type PeerCertificate } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import IRC from 'irc-framework';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { pemCertificates, untrustedChain } from './certs.js';
+import type { IdentRegistry } from './identd.js';
 import { ircLower } from './ids.js';
 import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
@@ -38,6 +40,8 @@ export interface ConnectionOptions {
    * listener hears every message the bridge's own connections send, and has no use for them.
    */
   dropLine?: (line: string) => boolean;
+  /** The ident server, told about the socket once connected, before NICK and USER (config `ident`). */
+  ident?: IdentRegistry;
 }
 
 /**
@@ -184,6 +188,9 @@ export class IrcConnection extends EventEmitter {
       if (ircLower(e.nick) === ircLower(this.nick)) { this.nick = e.new_nick; this.emit('own nick', e.new_nick); }
     });
     if (this.opts.tls && this.opts.tlsCa) this.checkServerCertificate(this.opts.tlsCa);
+    // irc-framework's "raw socket connected" comes with the TCP connection, before TLS and registration
+    const ident = this.opts.ident;
+    if (ident) c.on('raw socket connected', (sock: Socket) => ident.register(sock, this.opts.username));
     c.on('unknown command', (cmd: { command: string; params: string[] }) => {
       if (cmd.command === 'FAIL') this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
     });

@@ -23,6 +23,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
+import type { IdentRegistry } from './identd.js';
 import { ircLower } from './ids.js';
 import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
@@ -54,6 +55,8 @@ export interface LeanOptions {
   timeouts: { registerMs: number; answerMs: number };
   limiter: ReconnectLimiter;
   log: Logger;
+  /** The ident server, told about each socket once connected, before NICK and USER (config `ident`). */
+  ident?: IdentRegistry;
 }
 
 export interface IrcLine { tags: Record<string, string>; nick: string; command: string; params: string[] }
@@ -277,6 +280,8 @@ export class LeanConnection extends EventEmitter {
     clearTimeout(this.registerTimer);
     this.registerTimer = registerDeadline(o.timeouts.registerMs, o.log, () => sock.destroy());
     sock.setKeepAlive(true, 60_000);
+    // the server may ask ident as soon as it accepts the connection (listeners run in order: this one first)
+    if (o.ident) sock.once('connect', () => o.ident!.register(sock, o.username));
     sock.once(o.tls ? 'secureConnect' : 'connect', () => {
       this.write('CAP LS 302');
       if (o.password) this.write(`PASS :${o.password}`);

@@ -21,6 +21,7 @@ import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
 import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
 import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseLinkTarget, parseUser, pmChat } from './ids.js';
+import { IdentServer } from './identd.js';
 import { registerIrcMetrics } from './metrics.js';
 import { Moderation } from './moderation.js';
 import { IrcServer } from './server.js';
@@ -56,6 +57,8 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   readonly commands: NetworkCommand[];
   private readonly moderation = new Moderation(() => this.ctx!, (server, userId) => this.nickFor(server, userId));
   private readonly typing = new TypingRelay((err) => this.ctx?.log.debug('typing notification not sent', { err }));
+  /** The ident server (config `ident`), one for every server's connections. */
+  ident?: IdentServer;
 
   constructor(readonly id: string, readonly cfg: IrcConfig) {
     this.identity = { id, displayName: 'IRC', userPrefix: `${id}_`, aliasPrefix: `${id}_`, ghostLocalpart };
@@ -66,11 +69,16 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     this.ctx = ctx;
     ctx.migrate(ircMigrations);
     this.store = new IrcStore(ctx.db, new PasswordBox(resolve(this.cfg.passwordKeyFile)));
+    if (this.cfg.ident.enabled) {
+      const { port, bindAddress } = this.cfg.ident;
+      this.ident = new IdentServer({ port, ...(bindAddress ? { bindAddress } : {}), log: ctx.log.child({ component: 'identd' }) });
+      await this.ident.start(); // listening before the first connection opens; a port it cannot have is logged, not fatal
+    }
     for (const [key, scfg] of Object.entries(this.cfg.servers)) {
       for (const [channel, rooms] of Object.entries(scfg.mappings)) {
         for (const roomId of rooms) ctx.portals.link(roomId, channelChat(key, channel), { kind: 'plumbed', name: channel });
       }
-      const server = new IrcServer(key, scfg, ctx, this.store);
+      const server = new IrcServer(key, scfg, ctx, this.store, this.ident);
       server.onClientJoined = (userId, channel) => {
         void this.moderation.rankOnJoin(server, channel, userId).catch((err: Error) =>
           ctx.log.warn('could not give a joining Matrix user their rank on IRC', { server: key, channel, user: userId, err }));
@@ -97,6 +105,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     for (const s of this.servers.values()) s.stop();
     // presence changes already asked for go out before the homeserver connection closes
     await Promise.all([...this.servers.values()].map((s) => s.events.presence?.stop()));
+    await this.ident?.stop();
   }
 
   server(key: string): IrcServer {

@@ -9,6 +9,7 @@ import { pemCertificates } from './certs.js';
 import { ircToMatrix } from './convert/index.js';
 import type { IrcServerConfig } from './config.js';
 import { IrcConnection, ReconnectLimiter } from './connection.js';
+import type { IdentRegistry } from './identd.js';
 import { LeanConnection } from './lean.js';
 import { ChannelEvents } from './listen.js';
 import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './ids.js';
@@ -68,7 +69,11 @@ export class IrcServer {
   /** `relay.users`, likewise. */
   private readonly relayUsers: RegExp[];
 
-  constructor(readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
+  constructor(
+    readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore,
+    /** The network's ident server, if `ident` is enabled: every connection of this server registers with it. */
+    private readonly ident?: IdentRegistry,
+  ) {
     if (cfg.tlsCa) this.tlsCa = readTlsCa(key, cfg.tlsCa);
     this.relayUsers = cfg.relay.users.map((r) => new RegExp(`^(?:${r})$`));
     this.exclusions = cfg.excludedUsers.map((x) => ({ re: new RegExp(`^(?:${x.regex})$`), ...(x.kickReason ? { kickReason: x.kickReason } : {}) }));
@@ -103,6 +108,7 @@ export class IrcServer {
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: 'Trestle IRC bridge',
+      ...(this.ident ? { ident: this.ident } : {}),
     });
   }
 
@@ -213,7 +219,8 @@ export class IrcServer {
     const keep = saved.nick !== undefined && (saved.nickFrom === undefined || saved.nickFrom === displayName || !this.nickFollowsName(saved));
     const nick = fixed ? sanitiseNick(fixed.nick, nicklen) : keep ? saved.nick! : sanitiseNick(fillTemplate(this.cfg.nickTemplate, vars), nicklen);
     this.nickFrom.set(userId, fixed ? null : keep ? saved.nickFrom ?? null : displayName);
-    const username = fixed?.username ?? saved.username ?? sanitiseUsername(fillTemplate(this.cfg.usernameTemplate, vars));
+    // (a stored one sanitised too: one set before the `username` command checked its input)
+    const username = fixed?.username ?? sanitiseUsername(saved.username ?? fillTemplate(this.cfg.usernameTemplate, vars));
     const log = this.ctx.log.child({ server: this.key, user: userId });
     const sasl = saved.password ? { account: saved.nick ?? nick, password: saved.password } : undefined;
     if (saved.cert && !this.cfg.tls && !this.certWithoutTls.has(userId)) {
@@ -227,6 +234,7 @@ export class IrcServer {
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       identify: { mode: this.cfg.nickserv.identify, nick: this.cfg.nickserv.nick },
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
+      ...(this.ident ? { ident: this.ident } : {}),
     });
     this.wireClient(userId, c);
     c.onNickChange = this.nicksChanged;

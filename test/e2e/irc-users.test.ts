@@ -7,9 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork } from '@trestle/irc';
-import { MatrixUser } from '../harness/matrix-user.js';
-import { e2e, sleep, until } from './env.js';
-import { adminRoom, body, ghost, IrcUsers, plumbedRoom, roomWithBot, startIrcBridge, startSuite, untag } from './irc-env.js';
+import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
+import { bridgeInfoIn, e2e, sleep, until } from './env.js';
+import { adminRoom, body, ghost, ircPort, IrcUsers, plumbedRoom, roomWithBot, startIrcBridge, startSuite, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let uma: MatrixUser;
@@ -26,6 +26,18 @@ beforeAll(async () => {
 afterAll(async () => {
   users.quitAll();
   await bridge?.stop();
+});
+
+/** One IRC link's bridge info (MSC2346) in a room, read through Synapse's client API as uma; undefined until it is there. */
+async function bridgeInfo(roomId: string, channel: string): Promise<Record<string, unknown> | undefined> {
+  const state = await uma.request<MatrixEventJson[]>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state`);
+  return bridgeInfoIn(state, `trestle://irc/test/${channel.toLowerCase()}`);
+}
+/** The bridge info of a link to `channel` on the `test` server (ergo), as named when linked. */
+const ircInfo = (channel: string, creator?: string): Record<string, unknown> => ({
+  bridgebot: botId, ...(creator ? { creator } : {}), protocol: { id: 'irc', displayname: 'IRC' },
+  network: { id: 'test', displayname: 'ErgoTest', external_url: `irc://127.0.0.1:${ircPort}` },
+  channel: { id: channel.toLowerCase(), displayname: channel, external_url: `irc://127.0.0.1:${ircPort}/${encodeURIComponent(channel.toLowerCase())}` },
 });
 
 /** A new Matrix user who sets `displayName` with the profile API, then joins the (public) room. */
@@ -279,6 +291,9 @@ describe('IRC bridge: room upgrades', () => {
     expect(bridge.portals.forRoom(old)).toEqual([]);
     await uma.sendText(next, 'from the new room');
     await watcher.waitFor((m) => m.message === 'from the new room');
+    // the bridge info moved too: set in the new room, with who linked it, and emptied in the old
+    expect(await until(() => bridgeInfo(next, '#upgraded'), 'the bridge info in the new room')).toEqual(ircInfo('#upgraded', uma.userId));
+    await until(async () => JSON.stringify(await bridgeInfo(old, '#upgraded')) === '{}', 'the old room\'s bridge info emptied');
     watcher.say('#upgraded', 'into the new room');
     await uma.waitForEvent(next, (e) => body(e) === 'into the new room');
     // a static mapping in the config that still names the old room links the new one after a restart
@@ -330,5 +345,50 @@ describe('IRC bridge: NickServ IDENTIFY (the bridge restarted with nickserv.iden
     expect(await ask('whois test Nico[m]', (b) => b.startsWith('Nico[m] is'))).toContain('logged in as Nico[m]');
     // that login was NickServ's doing: it says so in private (a SASL login would not)
     await nico.waitForEvent(nickservRoom, (e) => e.origin_server_ts >= since && /logged in as Nico\[m\]/i.test(body(e)));
+  });
+});
+
+describe('IRC bridge: bridge info state (MSC2346), read back from Synapse', () => {
+  it('announces a portal room opened by its alias, by server and channel', async () => {
+    const roomId = await uma.join('#irc_test_#infoportal:localhost');
+    expect(await until(() => bridgeInfo(roomId, '#infoportal'), 'the portal room\'s bridge info')).toEqual(ircInfo('#infoportal'));
+  });
+
+  it('announces each plumbed link with who linked it, side by side, and empties one on unlink', async () => {
+    const roomId = await plumbedRoom(uma, botId, '#InfoPlumb');
+    await uma.sendText(roomId, '!trestle link irc test/#infoother');
+    await uma.waitForEvent(roomId, (e) => e.sender === botId && body(e) === 'Linked this room to irc test/#infoother.');
+    expect(await until(() => bridgeInfo(roomId, '#InfoPlumb'), 'the first link\'s bridge info')).toEqual(ircInfo('#InfoPlumb', uma.userId));
+    expect(await until(() => bridgeInfo(roomId, '#infoother'), 'the second link\'s bridge info')).toEqual(ircInfo('#infoother', uma.userId));
+    await uma.sendText(roomId, '!trestle unlink irc test/#InfoPlumb');
+    await uma.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Unlinked irc'));
+    // emptied (clients stop showing it); the other link stays as it was
+    await until(async () => JSON.stringify(await bridgeInfo(roomId, '#InfoPlumb')) === '{}', 'the unlinked link\'s bridge info emptied');
+    expect(await bridgeInfo(roomId, '#infoother')).toEqual(ircInfo('#infoother', uma.userId));
+  });
+
+  it('links a room that gives the bot no power to set state all the same, without bridge info', async () => {
+    const watcher = await users.add('infowatch', ['#infonopower']);
+    const roomId = await uma.createRoom({ name: 'bot without power' });
+    await uma.invite(roomId, botId);
+    await until(async () => (await uma.joinedMembers(roomId)).includes(botId), 'the bot to join');
+    await uma.sendText(roomId, '!trestle link irc test/#infonopower');
+    await uma.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+    await uma.sendText(roomId, 'bridged without bridge info');
+    await watcher.waitFor((m) => m.message === 'bridged without bridge info');
+    watcher.say('#infonopower', 'and back');
+    await uma.waitForEvent(roomId, (e) => body(e) === 'and back');
+    expect(await bridgeInfo(roomId, '#infonopower')).toBeUndefined();
+  });
+
+  it('sets it at start in rooms linked while it was off', async () => {
+    await bridge.stop();
+    bridge = await startIrcBridge({}, {}, (c) => { c.bridgeInfo.enabled = false; });
+    const roomId = await plumbedRoom(uma, botId, '#infolate');
+    await sleep(500);
+    expect(await bridgeInfo(roomId, '#infolate')).toBeUndefined();
+    await bridge.stop();
+    bridge = await startIrcBridge();
+    expect(await until(() => bridgeInfo(roomId, '#infolate'), 'the bridge info set at start')).toEqual(ircInfo('#infolate', uma.userId));
   });
 });

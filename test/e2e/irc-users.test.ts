@@ -381,6 +381,29 @@ describe('IRC bridge: bridge info state (MSC2346), read back from Synapse', () =
     expect(await bridgeInfo(roomId, '#infonopower')).toBeUndefined();
   });
 
+  it('announces a direct chat from the remote user\'s ghost, both ways it opens', async () => {
+    const pia = await users.add('infopia', ['#infodm']);
+    const roomId = await plumbedRoom(uma, botId, '#infodm');
+    await uma.sendText(roomId, 'so pia knows my nick');
+    await pia.waitFor((m) => m.message === 'so pia knows my nick');
+    pia.say('Uma[m]', 'psst');
+    const dm = await until(() => bridge.portals.all().find((p) => p.kind === 'dm' && p.remoteChat === `test/pm/${uma.userId}/infopia`)?.roomId, 'the DM room');
+    await uma.join(dm);
+    const pmInfo = (nick: string): Record<string, unknown> => ({ ...ircInfo('#x'), channel: { id: nick, displayname: nick }, 'com.beeper.room_type': 'dm' });
+    expect(await until(() => bridgeInfo(dm, 'infopia'), 'the DM\'s bridge info')).toEqual(pmInfo('infopia'));
+    const senderIn = async (room: string, nick: string): Promise<string[]> =>
+      (await uma.request<MatrixEventJson[]>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/state`))
+        .filter((e) => e.state_key === `trestle://irc/test/${nick}`).map((e) => e.sender);
+    expect(await senderIn(dm, 'infopia')).toEqual([ghost('infopia'), ghost('infopia')]);
+    // a direct chat a Matrix user opens by inviting a ghost: that ghost announces it there too
+    const quin = await users.add('infoquin', ['#infodm']);
+    quin.say('#infodm', 'quin is here');
+    await uma.waitForEvent(roomId, (e) => body(e) === 'quin is here');
+    const started = await uma.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [ghost('infoquin')] });
+    expect(await until(() => bridgeInfo(started, 'infoquin'), 'the Matrix-opened DM\'s bridge info')).toEqual(pmInfo('infoquin'));
+    expect(await senderIn(started, 'infoquin')).toEqual([ghost('infoquin'), ghost('infoquin')]);
+  });
+
   it('sets it at start in rooms linked while it was off', async () => {
     await bridge.stop();
     bridge = await startIrcBridge({}, {}, (c) => { c.bridgeInfo.enabled = false; });

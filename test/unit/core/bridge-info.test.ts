@@ -90,7 +90,7 @@ describe('BridgeInfoSync', () => {
     ]);
   });
 
-  it('a room that refuses is asked once, and not emptied on unlink; the link is not held up', async () => {
+  it('a room that refuses is asked once, and not emptied on unlink; a link made again asks again', async () => {
     const { sync, sent, forbidden } = setup();
     forbidden.add('!p:x');
     sync.linked(portal('!p:x'));
@@ -100,6 +100,15 @@ describe('BridgeInfoSync', () => {
     sync.unlinked(portal('!p:x'));
     await sync.idle();
     expect(sent).toEqual([]);
+    forbidden.add('!q:x');
+    sync.noteCreator('!q:x', 'irc', '#rust', '@alice:x');
+    sync.linked(portal('!q:x'));
+    await sync.idle();
+    forbidden.delete('!q:x'); // the room's admins gave the bot the power, and link again
+    sync.noteCreator('!q:x', 'irc', '#rust', '@alice:x');
+    sync.linked(portal('!q:x'));
+    await sync.idle();
+    expect(sent.map((s) => [s.roomId, s.type, s.content['creator']])).toEqual([['!q:x', 'm.bridge', '@alice:x'], ['!q:x', 'uk.half-shot.bridge', '@alice:x']]);
   });
 
   it('a direct chat is announced by its ghost; an upgrade carries the creator to the new room', async () => {

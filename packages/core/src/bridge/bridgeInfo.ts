@@ -90,12 +90,16 @@ export class BridgeInfoSync implements PortalObserver {
     if (this.d.enabled) this.inRoom(p.roomId, () => this.withdraw(p));
   }
 
-  /** Remember who linked a room (the `link` command, the provisioning API), for the link about to be made. */
+  /**
+   * Remember who linked a room (the `link` command, the provisioning API), for the link about to be
+   * made. A link made again is announced again, even where the room refused it before (its admins
+   * may have given the bot the power since).
+   */
   noteCreator(roomId: string, network: string, chat: string, userId: string | undefined): void {
     if (!userId) return;
     const key = recordKey(roomId, network, chat);
-    const rec = this.read(key) ?? {};
-    this.d.kv.set('core', key, JSON.stringify({ ...rec, c: userId }));
+    const rec = this.read(key);
+    this.d.kv.set('core', key, JSON.stringify({ ...(rec?.k && !rec.refused ? { k: rec.k } : {}), c: userId } satisfies SentRecord));
   }
 
   /** A link moves to the room that replaces its room (an upgrade): whoever linked it, linked it there too. */

@@ -343,8 +343,8 @@ export interface BridgeInfoSection {
  * provisioning API) itself. Without this capability a link is described by its remote chat id and
  * portal name alone.
  *
- * - Pure and cheap: no I/O (read caches and config); core asks it for every link at start-up, in
- *   the background, and sends only what changed since it last sent.
+ * - Quick and synchronous: no requests (read your caches, store and config); core asks it for every
+ *   link at start-up, in the background, and sends only what changed since it last sent.
  * - `network`: the part of your protocol the chat is on (an IRC server, a Discord server), if any.
  * - `creator`: who linked the room, if you know better than core (a link you made after an approval).
  * - Return `undefined` when you cannot say now (not connected yet): nothing is sent for that link

@@ -177,7 +177,7 @@ export function standalone(config: Record<string, unknown>) {
     portals: {
       forChat: (chat: string) => portals.filter((p) => p.remoteChat === chat), forRoom: () => [], all: () => portals,
       link: (roomId: string, chat: string) => { const p: PortalInfo = { roomId, remoteChat: chat, kind: 'plumbed', network: 'discord', data: {} }; portals.push(p); return p; },
-      unlink: () => false,
+      unlink: () => false, refreshBridgeInfo: () => undefined,
     },
     remote: {
       message: async (m: Record<string, unknown>) => { events.push({ kind: 'message', value: m }); },

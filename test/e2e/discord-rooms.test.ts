@@ -13,13 +13,21 @@ import {
   restrictedGuild, stateOf, stateEvent, membershipIn, grantPower, downloadMxc, webhookContents, standalone, plumbed,
   startBridge, useDiscordBridge,
 } from './discord-harness.js';
-import { sleep, until } from './env.js';
+import { bridgeInfoIn, sleep, until } from './env.js';
 
 useDiscordBridge();
 
 /** Upgrade a room as alice does it through Synapse (she needs the power to); returns the room that replaces it. */
 const upgrade = async (roomId: string): Promise<string> => (await alice.request<{ replacement_room: string }>('POST',
   `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/upgrade`, { new_version: '10' })).replacement_room;
+/** A Discord link's bridge info (MSC2346) as Synapse holds it in the room; undefined until it is there. */
+const bridgeInfo = async (roomId: string, guildId: string, channelId: string): Promise<Record<string, unknown> | undefined> =>
+  bridgeInfoIn(await stateOf(roomId), `trestle://discord/${guildId}/${channelId}`);
+const discordInfo = (guildId: string, guildName: string, channelId: string, channelName: string, more: Record<string, unknown> = {}, icon?: string): Record<string, unknown> => ({
+  bridgebot: botId, protocol: { id: 'discord', displayname: 'Discord' },
+  network: { id: guildId, displayname: guildName, external_url: `https://discord.com/channels/${guildId}`, ...(icon ? { avatar_url: icon } : {}) },
+  channel: { id: channelId, displayname: channelName, external_url: `https://discord.com/channels/${guildId}/${channelId}` }, ...more,
+});
 
 describe('Discord bridge: portal rooms', () => {
   it('opens a portal room when a Matrix user joins the channel alias', async () => {
@@ -28,6 +36,8 @@ describe('Discord bridge: portal rooms', () => {
     const roomId = await alice.join(`#discord_${guild.id}_${ch.id}:localhost`);
     const name = await alice.request<{ name: string }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.name/`);
     expect(name.name).toBe('#portal (Trestle Test)');
+    // clients' "Bridges" settings show the server and the channel, with their discord.com links; nobody linked it
+    expect(await until(() => bridgeInfo(roomId, guild.id, ch.id), 'the portal room\'s bridge info')).toEqual(discordInfo(guild.id, 'Trestle Test', ch.id, '#portal'));
     const topic = async (): Promise<string | undefined> =>
       (await alice.request<{ topic?: string }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic/`)).topic;
     expect(await topic()).toBe('the portal topic');
@@ -108,6 +118,8 @@ describe('Discord bridge: plumbing with the channel\'s approval', () => {
     const linked = await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
     expect(body(linked)).toBe(`Linked this room to discord ${ch.id} (#approve-react in Trestle Test), approved on Discord by moddy.`);
     expect(bridge.portals.forRoom(roomId).map((p) => [p.remoteChat, p.kind])).toEqual([[ch.id, 'plumbed']]);
+    expect(await until(() => bridgeInfo(roomId, guild.id, ch.id), 'the link\'s bridge info'))
+      .toEqual(discordInfo(guild.id, 'Trestle Test', ch.id, '#approve-react', { creator: alice.userId }));
     expect(fake.message(request.id)!.content).toMatch(/^✅ Approved by moddy: this channel is bridged with approval by reaction/);
     fake.injectUserMessage(ch.id, bob.id, 'now bridged');
     await alice.waitForEvent(roomId, (e) => body(e) === 'now bridged' && e.sender === ghost(bob.id));
@@ -292,6 +304,12 @@ describe('Discord bridge: servers as spaces, names, topics and icons', () => {
       return url && (await downloadMxc(url)).equals(icon2) ? url : undefined;
     }, 'the new space icon');
     await until(async () => (await stateEvent(roomId, 'm.room.avatar'))?.content['url'] === newIcon, 'the new room icon');
+    // and its bridge info names the channel and the server as they are now, with the server's icon
+    const info = await until(async () => {
+      const i = await bridgeInfo(roomId, spaced.id, lobby.id);
+      return (i?.['network'] as { avatar_url?: string } | undefined)?.avatar_url === newIcon ? i : undefined;
+    }, 'the bridge info with the server\'s new name and icon');
+    expect(info).toEqual(discordInfo(spaced.id, 'Spaced Out', lobby.id, '#welcome', {}, newIcon));
   });
 
   it('renames the channel and sets its topic from Matrix where the bot has Manage Channels; elsewhere says why not', async () => {

@@ -31,3 +31,12 @@ export async function until<T>(fn: () => T | Promise<T>, what: string | (() => s
     await sleep(100);
   }
 }
+
+/**
+ * One link's bridge info (MSC2346) among a room's state events: its content once the room holds it
+ * as both `m.bridge` and `uk.half-shot.bridge` with the same content, else undefined.
+ */
+export function bridgeInfoIn(state: { type: string; state_key?: string; content: Record<string, unknown> }[], stateKey: string): Record<string, unknown> | undefined {
+  const [a, b] = ['m.bridge', 'uk.half-shot.bridge'].map((t) => state.find((e) => e.type === t && e.state_key === stateKey)?.content);
+  return a && b && JSON.stringify(a) === JSON.stringify(b) ? a : undefined;
+}

@@ -2,7 +2,7 @@
  * What the IRC e2e suites share: starting the bridge on the suite's config (with overrides for the
  * `test` IRC server), IRC users on ergo, and plumbed rooms. Each suite file starts its own bridge.
  */
-import { createLogger, loadEverything, TrestleBridge, type DeliveryConfig } from '@trestle/core';
+import { createLogger, loadEverything, TrestleBridge, type DeliveryConfig, type TrestleConfig } from '@trestle/core';
 import { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
 import { e2e, until } from './env.js';
@@ -61,13 +61,16 @@ export async function plumbedRoom(admin: MatrixUser, botId: string, channel: str
 
 /**
  * Start the bridge on the suite's config, with `server` overriding keys of the `test` IRC server,
- * `delivery` keys of the queue's retry policy and `network` keys of the `irc` section (`ident`...).
+ * `delivery` keys of the queue's retry policy and `network` keys of the `irc` section (`ident`...);
+ * `tweak` changes anything else of the config.
  */
 export async function startIrcBridge(
   server: Record<string, unknown> = {}, delivery: Partial<DeliveryConfig> = {}, network: Record<string, unknown> = {},
+  tweak?: (config: TrestleConfig) => void,
 ): Promise<TrestleBridge> {
   const { config, modules } = await loadEverything(e2e.config);
   config.delivery = { ...config.delivery, ...delivery };
+  tweak?.(config);
   const sections = config.networks as Record<string, Record<string, unknown>>;
   const servers = sections['irc']!['servers'] as Record<string, Record<string, unknown>>;
   sections['irc'] = { ...sections['irc'], ...network, servers: { ...servers, test: { ...servers['test'], ...server } } };

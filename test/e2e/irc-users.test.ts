@@ -7,9 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork } from '@trestle/irc';
-import { MatrixUser } from '../harness/matrix-user.js';
-import { e2e, sleep, until } from './env.js';
-import { adminRoom, body, ghost, IrcUsers, plumbedRoom, roomWithBot, startIrcBridge, startSuite, untag } from './irc-env.js';
+import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
+import { bridgeInfoIn, e2e, sleep, until } from './env.js';
+import { adminRoom, body, ghost, ircPort, IrcUsers, plumbedRoom, roomWithBot, startIrcBridge, startSuite, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let uma: MatrixUser;
@@ -26,6 +26,18 @@ beforeAll(async () => {
 afterAll(async () => {
   users.quitAll();
   await bridge?.stop();
+});
+
+/** One IRC link's bridge info (MSC2346) in a room, read through Synapse's client API as uma; undefined until it is there. */
+async function bridgeInfo(roomId: string, channel: string): Promise<Record<string, unknown> | undefined> {
+  const state = await uma.request<MatrixEventJson[]>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state`);
+  return bridgeInfoIn(state, `trestle://irc/test/${channel.toLowerCase()}`);
+}
+/** The bridge info of a link to `channel` on the `test` server (ergo), as named when linked. */
+const ircInfo = (channel: string, creator?: string): Record<string, unknown> => ({
+  bridgebot: botId, ...(creator ? { creator } : {}), protocol: { id: 'irc', displayname: 'IRC' },
+  network: { id: 'test', displayname: 'ErgoTest', external_url: `irc://127.0.0.1:${ircPort}` },
+  channel: { id: channel.toLowerCase(), displayname: channel, external_url: `irc://127.0.0.1:${ircPort}/${encodeURIComponent(channel.toLowerCase())}` },
 });
 
 /** A new Matrix user who sets `displayName` with the profile API, then joins the (public) room. */
@@ -337,6 +349,9 @@ describe('IRC bridge: room upgrades', () => {
     expect(bridge.portals.forRoom(old)).toEqual([]);
     await uma.sendText(next, 'from the new room');
     await watcher.waitFor((m) => m.message === 'from the new room');
+    // the bridge info moved too: set in the new room, with who linked it, and emptied in the old
+    expect(await until(() => bridgeInfo(next, '#upgraded'), 'the bridge info in the new room')).toEqual(ircInfo('#upgraded', uma.userId));
+    await until(async () => JSON.stringify(await bridgeInfo(old, '#upgraded')) === '{}', 'the old room\'s bridge info emptied');
     watcher.say('#upgraded', 'into the new room');
     await uma.waitForEvent(next, (e) => body(e) === 'into the new room');
     // a static mapping in the config that still names the old room links the new one after a restart
@@ -414,5 +429,73 @@ describe('IRC bridge: excludedUsers (the bridge restarted with two rules)', () =
         `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(kicked.userId)}`);
       return m.membership === 'leave' && m.reason === 'No bots on IRC';
     }, 'the bot to kick the excluded user with the rule\'s reason');
+  });
+});
+
+describe('IRC bridge: bridge info state (MSC2346), read back from Synapse', () => {
+  it('announces a portal room opened by its alias, by server and channel', async () => {
+    const roomId = await uma.join('#irc_test_#infoportal:localhost');
+    expect(await until(() => bridgeInfo(roomId, '#infoportal'), 'the portal room\'s bridge info')).toEqual(ircInfo('#infoportal'));
+  });
+
+  it('announces each plumbed link with who linked it, side by side, and empties one on unlink', async () => {
+    const roomId = await plumbedRoom(uma, botId, '#InfoPlumb');
+    await uma.sendText(roomId, '!trestle link irc test/#infoother');
+    await uma.waitForEvent(roomId, (e) => e.sender === botId && body(e) === 'Linked this room to irc test/#infoother.');
+    expect(await until(() => bridgeInfo(roomId, '#InfoPlumb'), 'the first link\'s bridge info')).toEqual(ircInfo('#InfoPlumb', uma.userId));
+    expect(await until(() => bridgeInfo(roomId, '#infoother'), 'the second link\'s bridge info')).toEqual(ircInfo('#infoother', uma.userId));
+    await uma.sendText(roomId, '!trestle unlink irc test/#InfoPlumb');
+    await uma.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Unlinked irc'));
+    // emptied (clients stop showing it); the other link stays as it was
+    await until(async () => JSON.stringify(await bridgeInfo(roomId, '#InfoPlumb')) === '{}', 'the unlinked link\'s bridge info emptied');
+    expect(await bridgeInfo(roomId, '#infoother')).toEqual(ircInfo('#infoother', uma.userId));
+  });
+
+  it('links a room that gives the bot no power to set state all the same, without bridge info', async () => {
+    const watcher = await users.add('infowatch', ['#infonopower']);
+    const roomId = await uma.createRoom({ name: 'bot without power' });
+    await uma.invite(roomId, botId);
+    await until(async () => (await uma.joinedMembers(roomId)).includes(botId), 'the bot to join');
+    await uma.sendText(roomId, '!trestle link irc test/#infonopower');
+    await uma.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+    await uma.sendText(roomId, 'bridged without bridge info');
+    await watcher.waitFor((m) => m.message === 'bridged without bridge info');
+    watcher.say('#infonopower', 'and back');
+    await uma.waitForEvent(roomId, (e) => body(e) === 'and back');
+    expect(await bridgeInfo(roomId, '#infonopower')).toBeUndefined();
+  });
+
+  it('announces a direct chat from the remote user\'s ghost, both ways it opens', async () => {
+    const pia = await users.add('infopia', ['#infodm']);
+    const roomId = await plumbedRoom(uma, botId, '#infodm');
+    await uma.sendText(roomId, 'so pia knows my nick');
+    await pia.waitFor((m) => m.message === 'so pia knows my nick');
+    pia.say('Uma[m]', 'psst');
+    const dm = await until(() => bridge.portals.all().find((p) => p.kind === 'dm' && p.remoteChat === `test/pm/${uma.userId}/infopia`)?.roomId, 'the DM room');
+    await uma.join(dm);
+    const pmInfo = (nick: string): Record<string, unknown> => ({ ...ircInfo('#x'), channel: { id: nick, displayname: nick }, 'com.beeper.room_type': 'dm' });
+    expect(await until(() => bridgeInfo(dm, 'infopia'), 'the DM\'s bridge info')).toEqual(pmInfo('infopia'));
+    const senderIn = async (room: string, nick: string): Promise<string[]> =>
+      (await uma.request<MatrixEventJson[]>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/state`))
+        .filter((e) => e.state_key === `trestle://irc/test/${nick}`).map((e) => e.sender);
+    expect(await senderIn(dm, 'infopia')).toEqual([ghost('infopia'), ghost('infopia')]);
+    // a direct chat a Matrix user opens by inviting a ghost: that ghost announces it there too
+    const quin = await users.add('infoquin', ['#infodm']);
+    quin.say('#infodm', 'quin is here');
+    await uma.waitForEvent(roomId, (e) => body(e) === 'quin is here');
+    const started = await uma.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [ghost('infoquin')] });
+    expect(await until(() => bridgeInfo(started, 'infoquin'), 'the Matrix-opened DM\'s bridge info')).toEqual(pmInfo('infoquin'));
+    expect(await senderIn(started, 'infoquin')).toEqual([ghost('infoquin'), ghost('infoquin')]);
+  });
+
+  it('sets it at start in rooms linked while it was off', async () => {
+    await bridge.stop();
+    bridge = await startIrcBridge({}, {}, {}, (c) => { c.bridgeInfo.enabled = false; });
+    const roomId = await plumbedRoom(uma, botId, '#infolate');
+    await sleep(500);
+    expect(await bridgeInfo(roomId, '#infolate')).toBeUndefined();
+    await bridge.stop();
+    bridge = await startIrcBridge();
+    expect(await until(() => bridgeInfo(roomId, '#infolate'), 'the bridge info set at start')).toEqual(ircInfo('#infolate', uma.userId));
   });
 });

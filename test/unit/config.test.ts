@@ -65,6 +65,7 @@ describe('parseConfig', () => {
       logging: { level: 'info', format: 'pretty' },
       metrics: { enabled: true },
       provisioning: { enabled: false },
+      bridgeInfo: { enabled: true },
       networks: {},
     });
   });

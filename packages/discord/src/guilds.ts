@@ -272,6 +272,7 @@ export class GuildSync {
     const b = before;
     if (b.rawPosition !== after.rawPosition || b.parentId !== after.parentId) this.reorderSoon(after.guild);
     const chat = channelChat(after.id);
+    if (b.name !== after.name) this.d.ctx.portals.refreshBridgeInfo(chat); // its rooms' bridge info names it
     const echo = this.fromMatrix.get(chat);
     const info: { name?: string; topic?: string } = {};
     if (b.name !== after.name && this.hasPortalRoom(chat)) {
@@ -290,7 +291,14 @@ export class GuildSync {
 
   /** The server's name or icon changed: its space, and its portal rooms (named after it, showing its icon). */
   private refreshGuild(guild: Guild): void {
-    void this.run(guild.id, 'follow a server change', () => this.updateGuild(guild));
+    void this.run(guild.id, 'follow a server change', async () => {
+      await this.updateGuild(guild);
+      // the bridge info of every room linked to the server names it and shows its icon
+      for (const chat of new Set(this.d.ctx.portals.all().map((p) => p.remoteChat))) {
+        const c = parseChat(chat);
+        if (c && guild.channels.cache.has(c.channelId)) this.d.ctx.portals.refreshBridgeInfo(chat);
+      }
+    });
   }
 
   private async updateGuild(guild: Guild): Promise<void> {

@@ -6,7 +6,7 @@
  * kicked and banned in members.ts (wired up here); presence (optional) in presence.ts.
  */
 import {
-  DeliveryError, type AliasCapable, type CommandCapable, type EditCapable, type MatrixEdit, type MatrixMembership, type MatrixMessage,
+  DeliveryError, type AliasCapable, type BridgeInfoCapable, type BridgeInfoSection, type CommandCapable, type EditCapable, type MatrixEdit, type MatrixMembership, type MatrixMessage,
   type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta, type MatrixTyping, type MembershipCapable, type NetworkCommand,
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalLinkAware, type ProvisioningCapable, type ReachabilityCapable, type ReactionCapable,
   type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
@@ -36,7 +36,7 @@ const REACHABLE_TIMEOUT_MS = 5000;
 const DEPARTURE_GRACE_MS = 1500;
 
 export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, TypingCapable, AliasCapable,
-  ProvisioningCapable, PortalLinkAware, CommandCapable, RoomMetadataCapable, MembershipCapable, ReachabilityCapable {
+  ProvisioningCapable, PortalLinkAware, CommandCapable, RoomMetadataCapable, MembershipCapable, ReachabilityCapable, BridgeInfoCapable {
   readonly identity;
   readonly commands: NetworkCommand[];
   /** Set once logged in; REST works through gateway reconnects, so it stays set. */
@@ -152,6 +152,8 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.client = client;
     this.approvals!.restore();
     ctx.log.info('connected to Discord', { user: client.user?.tag, guilds: client.guilds.cache.size });
+    // connected only after start-up: core's start could not describe the links then (bridge info)
+    if (!first) for (const chat of new Set(ctx.portals.all().map((p) => p.remoteChat))) ctx.portals.refreshBridgeInfo(chat);
     void this.guilds!.reconcile(client).catch((err: unknown) => ctx.log.warn('could not bring the server spaces up to date', { err: err as Error }));
   }
 
@@ -216,6 +218,28 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     if (!ch || ch.isDMBased()) return;
     await this.fromDiscord!.syncPowers(portal.remoteChat, ch.guild);
     await this.guilds!.portalLinked(ch.guild, portal);
+  }
+
+  /**
+   * What clients show of a link (core's bridge info): the server (its id, name and icon) and the
+   * channel, with their discord.com addresses, and who asked for the link if it was approved here.
+   * Nothing while the channel is not known (not connected yet, or deleted).
+   */
+  bridgeInfo(portal: PortalInfo): { network?: BridgeInfoSection; channel: BridgeInfoSection; creator?: string } | undefined {
+    const chat = parseChat(portal.remoteChat);
+    const ch = chat ? this.client?.channels.cache.get(chat.channelId) : undefined;
+    if (!chat || !ch) return undefined;
+    if (ch.isDMBased()) return { channel: { id: portal.remoteChat, ...(portal.name ? { displayname: portal.name } : {}) } };
+    const guild = ch.guild;
+    const thread = chat.threadId ? this.client?.channels.cache.get(chat.threadId) : undefined;
+    const name = thread && 'name' in thread && thread.name ? thread.name : ch.name;
+    const creator = this.store?.linkedBy(portal.remoteChat).find((l) => l.roomId === portal.roomId)?.userId;
+    const icon = this.store?.guild(guild.id)?.iconMxc;
+    return {
+      network: { id: guild.id, displayname: guild.name, external_url: `https://discord.com/channels/${guild.id}`, ...(icon ? { avatar_url: icon } : {}) },
+      channel: { id: portal.remoteChat, displayname: `#${name}`, external_url: `https://discord.com/channels/${guild.id}/${chat.threadId ?? chat.channelId}` },
+      ...(creator ? { creator } : {}),
+    };
   }
 
   /**

@@ -12,9 +12,9 @@
  */
 import { resolve } from 'node:path';
 import {
-  DeliveryError, type AliasCapable, type CommandCapable, type DirectChatCapable, type EditCapable, type MatrixEdit,
+  DeliveryError, type AliasCapable, type BridgeInfoCapable, type BridgeInfoSection, type CommandCapable, type DirectChatCapable, type EditCapable, type MatrixEdit,
   type MatrixMembership, type MatrixMessage, type MatrixProfileChange, type ProfileCapable, type MatrixPowerLevels, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta,
-  type MatrixTyping, type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type PowerLevelCapable, type ProvisioningCapable,
+  type MatrixTyping, type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type PortalInfo, type PowerLevelCapable, type ProvisioningCapable,
   type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
 } from '@trestle/core';
 import { ircCommands } from './commands.js';
@@ -47,7 +47,7 @@ export function describeEdit(previous: string | undefined, next: string): string
 const HOST_ESTIMATE = 63; // we do not know our cloaked host: leave room for a long one
 
 export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, MembershipCapable,
-  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable, PowerLevelCapable, ProfileCapable {
+  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable, PowerLevelCapable, ProfileCapable, BridgeInfoCapable {
   readonly identity;
   readonly servers = new Map<string, IrcServer>();
   /** Set at stop: a connection attempt cut short by the stop is not an error. */
@@ -389,6 +389,21 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     server.events.modes.resync(parsed.channel); // the new room learns the channel's flags too
     server.listener.raw(`NAMES ${parsed.channel}`);
     server.listener.raw(`MODE ${parsed.channel}`);
+  }
+
+  /**
+   * What clients show of a link (core's bridge info): the server, by its key and name, and the channel
+   * (or, for a private chat, the nick), with irc:// URLs (the draft IRC URL scheme). Nothing for a
+   * server no longer in the config.
+   */
+  bridgeInfo(portal: PortalInfo): { network: BridgeInfoSection; channel: BridgeInfoSection } | undefined {
+    const parsed = parseChat(portal.remoteChat);
+    const server = parsed && this.servers.get(parsed.server);
+    if (!parsed || !server) return undefined;
+    const url = `${server.cfg.tls ? 'ircs' : 'irc'}://${server.cfg.host}:${server.cfg.port}`;
+    const network = { id: server.key, displayname: server.displayName, external_url: url };
+    if (parsed.kind === 'pm') return { network, channel: { id: parsed.nick, displayname: this.store?.nickOf(parsed.server, parsed.nick) ?? parsed.nick } };
+    return { network, channel: { id: parsed.channel, displayname: portal.name ?? parsed.channel, external_url: `${url}/${encodeURIComponent(parsed.channel)}` } };
   }
 
   async directChatFor(req: { matrixUser: string; remoteUser: string }): Promise<string | undefined> {

@@ -27,6 +27,7 @@ import {
   supportsAliases, supportsCommands, supportsDirectChats, supportsLinkHook, supportsProvisioning, supportsReachability, supportsTyping, supportsUnlinkHook,
 } from '../network/contract.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { BridgeInfoSync } from './bridgeInfo.js';
 import { destinationNetwork, FromMatrix, MATRIX_KIND, type MatrixWork } from './fromMatrix.js';
 import { REMOTE_KIND, RemoteDelivery, RemoteSink, type RemoteWork } from './fromRemote.js';
 import { GhostManager } from './ghosts.js';
@@ -89,6 +90,7 @@ export class TrestleBridge {
   private readonly opening = new Map<string, Promise<PortalInfo>>();
   private ghostMgr?: GhostManager;
   private media?: MediaLinks;
+  private bridgeInfo?: BridgeInfoSync;
   private started = false;
 
   constructor(readonly config: TrestleConfig, networks: NetworkConnector[], private readonly opts: BridgeOptions = {}) {
@@ -150,6 +152,15 @@ export class TrestleBridge {
     const matrix = this.matrixLayer;
     log.info('connecting to the homeserver', { url: config.homeserver.url });
     await matrix.start();
+
+    const bridgeInfo = new BridgeInfoSync({
+      enabled: config.bridgeInfo.enabled, bot: matrix.botUserId, kv, network: (id) => this.networks.get(id), log,
+      setState: async (roomId, type, stateKey, content, asUser) => {
+        await matrix.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${encodeURIComponent(type)}/${encodeURIComponent(stateKey)}`, content, asUser);
+      },
+    });
+    this.bridgeInfo = bridgeInfo;
+    portals.observe(bridgeInfo); // every link made or removed, whoever makes it, is announced in its room
 
     const ghostMgr = new GhostManager(ghosts, matrix, log, this.opts.fetchAvatar ?? defaultFetchAvatar);
     this.ghostMgr = ghostMgr;
@@ -289,6 +300,7 @@ export class TrestleBridge {
             roomId: this.currentRoom(roomId), network: id, remoteChat: chat, kind: o?.kind ?? 'plumbed', ...(o?.name !== undefined ? { name: o.name } : {}), ...(o?.data ? { data: o.data } : {}),
           }),
           unlink: (roomId, chat) => portals.unlink(id, chat, roomId),
+          refreshBridgeInfo: (chat) => { for (const p of portals.forChat(id, chat)) bridgeInfo.linked(p); },
         },
         kv: kv.scoped(id),
         migrate: (ms) => { migrate(db, id, ms, nlog); },
@@ -326,6 +338,7 @@ export class TrestleBridge {
       this.server = server;
     });
     this.started = true;
+    void bridgeInfo.catchUp(portals.all()); // in the background: start-up does not wait for it
     await matrix.ping(config.appservice.id).then(
       (ms) => log.info('the homeserver reaches the bridge', { pingMs: ms }),
       (err: unknown) => log.warn('the homeserver could not ping the bridge: check appservice.url in the registration', { err: err as Error }),
@@ -337,6 +350,7 @@ export class TrestleBridge {
   async stop(timeoutMs = 10_000): Promise<void> {
     if (!this.started && !this.db) return;
     this.started = false;
+    this.bridgeInfo?.stop();
     this.log.info('stopping: draining queues');
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections?.();
@@ -361,6 +375,7 @@ export class TrestleBridge {
     let name: string | undefined;
     if (supportsProvisioning(n)) ({ remoteChat, name } = await n.provisionLink({ roomId, remoteChat: chat, userId }));
     await this.matrix.ensureJoined(this.matrix.botUserId, roomId);
+    this.bridgeInfo?.noteCreator(roomId, networkId, remoteChat, userId);
     const portal = this.portals.link({ roomId, network: networkId, remoteChat, kind: 'plumbed', ...(name !== undefined ? { name } : {}) });
     await this.afterLink(n, portal);
     return portal;
@@ -534,6 +549,7 @@ export class TrestleBridge {
     const moved: string[] = [];
     for (const p of this.portals.forRoom(from)) {
       // linked in the new room before unlinked in the old, so the remote chat is never without a room
+      this.bridgeInfo?.moving(from, to, p.network, p.remoteChat);
       const portal = this.portals.link({ roomId: to, network: p.network, remoteChat: p.remoteChat, kind: p.kind, data: p.data, ...(p.name !== undefined ? { name: p.name } : {}) });
       this.portals.unlink(p.network, p.remoteChat, from);
       const n = this.networks.get(p.network);

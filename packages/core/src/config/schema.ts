@@ -163,6 +163,19 @@ export const provisioningSchema = z
   })
   .describe('Provisioning API.');
 
+export const bridgeInfoSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Announce each link of a room in its state (MSC2346 `m.bridge` and `uk.half-shot.bridge` events), ' +
+          'which clients show in the room settings ("Bridges"). Best effort: a room where the bot may not ' +
+          'set state is bridged without it.',
+      ),
+  })
+  .describe('Bridge info state events in bridged rooms.');
+
 export const networksSchema = z
   .record(z.string(), z.record(z.string(), z.unknown()))
   .default({})
@@ -181,6 +194,7 @@ export const coreConfigSchema = z.strictObject({
   logging: loggingSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
   provisioning: provisioningSchema.prefault({}),
+  bridgeInfo: bridgeInfoSchema.prefault({}),
   networks: networksSchema,
 });
 
@@ -200,6 +214,7 @@ export type DeliveryConfig = z.infer<typeof deliverySchema>;
 export type LoggingConfig = z.infer<typeof loggingSchema>;
 export type MetricsConfig = z.infer<typeof metricsSchema>;
 export type ProvisioningConfig = z.infer<typeof provisioningSchema>;
+export type BridgeInfoConfig = z.infer<typeof bridgeInfoSchema>;
 export type NetworksConfig = z.infer<typeof networksSchema>;
 
 /** The URL the homeserver uses to reach the bridge: `appservice.url`, or one derived from the listener. */

@@ -347,6 +347,40 @@ export interface PortalLinkAware {
   portalUnlinked?(portal: PortalInfo, movedTo?: MatrixRoomId): Promise<void>;
 }
 
+/** One part of a link's description in a room's bridge info (MSC2346): the network, or the chat. */
+export interface BridgeInfoSection {
+  /** Stable id, lower case where the network's ids fold case (part of the state key: it must not change). */
+  id: string;
+  /** What clients show, e.g. `Libera.Chat`, `#rust`. */
+  displayname?: string;
+  /** An mxc:// URL of its picture. */
+  avatar_url?: string;
+  /** A link to it outside Matrix, where one makes sense (`https://discord.com/channels/<guild>/<channel>`). */
+  external_url?: string;
+}
+
+/**
+ * How a link shows in clients' "Bridges" room settings. Core keeps one bridge info state event
+ * (MSC2346, sent as both `m.bridge` and `uk.half-shot.bridge`, as mautrix bridges do) per link of a
+ * room, with state key `trestle://<network id>/<network.id>/<channel.id>`, and fills in the bridge
+ * bot, the protocol (your {@link NetworkIdentity}) and who linked it (the `link` command or the
+ * provisioning API) itself. Without this capability a link is described by its remote chat id and
+ * portal name alone.
+ *
+ * - Quick and synchronous: no requests (read your caches, store and config); core asks it for every
+ *   link at start-up, in the background, and sends only what changed since it last sent.
+ * - `network`: the part of your protocol the chat is on (an IRC server, a Discord server), if any.
+ * - `creator`: who linked the room, if you know better than core (a link you made after an approval).
+ * - Return `undefined` when you cannot say now (not connected yet): nothing is sent for that link
+ *   until the next start or {@link NetworkContext} `portals.refreshBridgeInfo` for its chat.
+ *
+ * The ids end up in the state key, so they must stay the same for the life of the link; names may
+ * change: call `ctx.portals.refreshBridgeInfo(chat)` when they do (a channel renamed).
+ */
+export interface BridgeInfoCapable {
+  bridgeInfo(portal: PortalInfo): { network?: BridgeInfoSection; channel: BridgeInfoSection; creator?: MatrixUserId } | undefined;
+}
+
 // ------------------------------------------------------------------ remote → Matrix
 
 export interface RemoteSender {
@@ -536,6 +570,11 @@ export interface NetworkContext {
     /** Link a Matrix room to a remote chat of this network (what `link` does). */
     link(roomId: MatrixRoomId, chat: RemoteChatId, opts?: { kind?: PortalRef['kind']; name?: string; data?: Record<string, unknown> }): PortalInfo;
     unlink(roomId: MatrixRoomId, chat: RemoteChatId): boolean;
+    /**
+     * How a chat is described ({@link BridgeInfoCapable}) changed, e.g. it was renamed: core asks
+     * again and updates its rooms' bridge info where it differs. Returns at once; never fails.
+     */
+    refreshBridgeInfo(chat: RemoteChatId): void;
   };
   /** This network's own key-value state (checkpoints, tokens...), persisted in core's store. */
   kv: {
@@ -661,5 +700,7 @@ export const supportsUnlinkHook = (n: NetworkConnector): n is NetworkConnector &
   has(n, 'portalUnlinked');
 export const supportsReachability = (n: NetworkConnector): n is NetworkConnector & ReachabilityCapable =>
   has(n, 'reachable');
+export const supportsBridgeInfo = (n: NetworkConnector): n is NetworkConnector & BridgeInfoCapable =>
+  has(n, 'bridgeInfo');
 export const supportsProvisioning = (n: NetworkConnector): n is NetworkConnector & ProvisioningCapable =>
   has(n, 'provisionLink');

@@ -139,13 +139,17 @@ export const webhookContents = (channelId: string): string[] => fromWebhook(chan
 
 /**
  * Start the bridge from the e2e config (it becomes `bridge`); `discord` overrides parts of its Discord
- * section, `delivery` parts of its retry policy.
+ * section, `delivery` parts of its retry policy, `ircServer` parts of the `test` IRC server.
  */
-export async function startBridge(discord: Record<string, unknown> = {}, delivery: { initialBackoffMs?: number; maxBackoffMs?: number } = {}): Promise<TrestleBridge> {
+export async function startBridge(
+  discord: Record<string, unknown> = {}, delivery: { initialBackoffMs?: number; maxBackoffMs?: number } = {}, ircServer: Record<string, unknown> = {},
+): Promise<TrestleBridge> {
   const { config, modules } = await loadEverything(e2e.config);
   Object.assign(config.delivery, delivery);
   const sections = config.networks as Record<string, Record<string, unknown>>;
   sections['discord'] = { ...sections['discord'], ...discord };
+  const servers = sections['irc']!['servers'] as Record<string, Record<string, unknown>>;
+  sections['irc'] = { ...sections['irc'], servers: { ...servers, test: { ...servers['test'], ...ircServer } } };
   const networks = [...modules].map(([id, m]) => m.create(sections[id], id));
   const b = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
   await b.start();

@@ -236,6 +236,13 @@ describe('IRC ↔ Discord through one Matrix room', () => {
       const timeline = messagesOf(await alice.timeline(roomId));
       expect(timeline.filter((e) => body(e) === 'hello from irc')).toHaveLength(1);
       expect(timeline.filter((e) => body(e) === 'hello from discord')).toHaveLength(1);
+
+      // with the Discord users' ghosts in the IRC server's relay.users, they reach IRC through the relay
+      await bridge.stop();
+      await startBridge({}, {}, { relay: { users: ['@discord_.*:localhost'] } });
+      fake.injectUserMessage(ch.id, bob.id, 'relayed from discord');
+      const relayed = await irc.waitFor((m) => m.message.endsWith('relayed from discord'));
+      expect(relayed).toMatchObject({ nick: 'MatrixRelay', message: '<Bobby> relayed from discord' });
     } finally {
       irc.quit();
     }

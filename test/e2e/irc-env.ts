@@ -74,7 +74,8 @@ export async function startIrcBridge(
   const sections = config.networks as Record<string, Record<string, unknown>>;
   const servers = sections['irc']!['servers'] as Record<string, Record<string, unknown>>;
   sections['irc'] = { ...sections['irc'], ...network, servers: { ...servers, test: { ...servers['test'], ...server } } };
-  const networks = [...modules].map(([id, m]) => m.create(sections[id], id));
+  // the IRC suites run without the fake Discord: a Discord network would only log that it cannot connect
+  const networks = [...modules].filter(([id]) => id !== 'discord').map(([id, m]) => m.create(sections[id], id));
   const b = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
   await b.start();
   return b;

@@ -139,6 +139,35 @@ describe('IRC bridge: relay.users (the bridge restarted with a relay rule)', () 
   });
 });
 
+describe('IRC bridge: a room\'s own line limit (linelimit)', () => {
+  it('uploads sooner or later for one room as its moderators set, and goes back to the server\'s', async () => {
+    const watcher = await users.add('llwatch', ['#linelimit']);
+    const roomId = await plumbedRoom(uma, botId, '#linelimit');
+    const say = async (who: MatrixUser, cmd: string): Promise<string> => {
+      const since = Date.now();
+      await who.sendText(roomId, cmd);
+      return body(await who.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since));
+    };
+    const lines = (prefix: string): string[] => watcher.messages.filter((m) => m.message.startsWith(prefix)).map((m) => m.message);
+    expect(await say(uma, '!irc linelimit')).toBe('This room uses the server\'s line limit (3 on ErgoTest).');
+    expect(await say(uma, '!irc linelimit 5')).toBe('Messages from this room longer than 5 IRC lines are now uploaded and linked.');
+    await uma.sendText(roomId, ['a1', 'a2', 'a3', 'a4', 'a5'].join('\n'));
+    await watcher.waitFor((m) => m.message === 'a5');
+    expect(lines('a')).toEqual(['a1', 'a2', 'a3', 'a4', 'a5']); // over the server's 3, within the room's 5
+    expect(await say(uma, '!irc linelimit 1')).toBe('Messages from this room longer than 1 IRC line are now uploaded and linked.');
+    await uma.sendText(roomId, 'b1\nb2');
+    await watcher.waitFor((m) => m.message.startsWith('(full message: '));
+    expect(lines('b')).toEqual([]);
+    // a member without power may not change it; and back to the server's limit
+    const mo = await member(roomId, 'ircllmo', 'Mo');
+    expect(await say(mo, '!irc linelimit 9')).toBe('"linelimit" needs power level 50 in this room (you have 0).');
+    expect(await say(uma, '!irc linelimit default')).toBe('This room uses the server\'s line limit again (3 on ErgoTest).');
+    await uma.sendText(roomId, 'c1\nc2\nc3');
+    await watcher.waitFor((m) => m.message === 'c3');
+    expect(lines('c')).toEqual(['c1', 'c2', 'c3']);
+  });
+});
+
 describe('IRC bridge: a Matrix user renames', () => {
   const rename = (u: MatrixUser, name: string): Promise<unknown> =>
     u.request('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(u.userId)}/displayname`, { displayname: name });

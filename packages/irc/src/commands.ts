@@ -253,5 +253,28 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
         return `Sent: ${line}`;
       },
     },
+    {
+      name: 'linelimit', args: ['lines?'], permission: 'user', roomPower: 50,
+      help: `How many IRC lines a message from this room may take before it is uploaded and linked instead: linelimit [1-${MAX_ROOM_LINE_LIMIT}|default]`,
+      run: async (inv) => {
+        const servers = [...new Set((net.ctx?.portals.forRoom(inv.roomId) ?? []).map((p) => parseChat(p.remoteChat)?.server).filter((k): k is string => !!k))];
+        if (servers.length === 0) return 'This room is not bridged to IRC.';
+        const current = net.roomLineLimit(inv.roomId);
+        const word = inv.args['lines']?.trim().toLowerCase();
+        const defaults = servers.map((k) => `${net.server(k).cfg.lineLimit} on ${net.server(k).displayName}`).join(', ');
+        if (!word) return current === undefined ? `This room uses the server's line limit (${defaults}).` : `This room's line limit is ${current}.`;
+        if (word === 'default') {
+          net.setRoomLineLimit(inv.roomId, undefined);
+          return `This room uses the server's line limit again (${defaults}).`;
+        }
+        const n = Number(word);
+        if (!Number.isInteger(n) || n < 1 || n > MAX_ROOM_LINE_LIMIT) return `The line limit is a whole number from 1 to ${MAX_ROOM_LINE_LIMIT}, or "default".`;
+        net.setRoomLineLimit(inv.roomId, n);
+        return `Messages from this room longer than ${n} IRC line${n === 1 ? '' : 's'} are now uploaded and linked.`;
+      },
+    },
   ];
 }
+
+/** The most IRC lines a room may let one message take (more would flood the channel). */
+export const MAX_ROOM_LINE_LIMIT = 50;

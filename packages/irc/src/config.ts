@@ -45,7 +45,7 @@ export const ircServerSchema = z.strictObject({
   }).prefault({}).describe('Relaying some or all Matrix users through one connection (as Heisenbridge\'s and mautrix\'s relay modes do).'),
   maxClients: z.int().min(1).default(1000).describe('Most IRC connections for Matrix users; the least recently active is closed past it.'),
   idleTimeoutMinutes: z.int().min(0).default(0).describe('Close a Matrix user\'s IRC connection after this long without activity (0 = never).'),
-  lineLimit: z.int().min(1).default(3).describe('A Matrix message longer than this many IRC lines is uploaded and linked instead.'),
+  lineLimit: z.int().min(1).default(3).describe('A Matrix message longer than this many IRC lines is uploaded and linked instead. A room\'s moderators can set their own with `!irc linelimit`.'),
   replies: z.strictObject({
     shortWithinSeconds: z.int().min(0).default(300).describe('A Matrix reply to a message younger than this, and said fewer than shortWithinLines lines ago, is sent as `nick: text`.'),
     shortWithinLines: z.int().min(0).default(10).describe('A Matrix reply to a message said this many lines ago or more (or older than shortWithinSeconds) may quote it: `<nick> "quote…" <- text`.'),

@@ -140,6 +140,25 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     return { server, conn, target: this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick, relayed };
   }
 
+  /** Per-room line limits set with `linelimit` (kept in this network's kv), read once per room: null = the server's. */
+  private readonly lineLimits = new Map<string, number | null>();
+
+  /** The line limit a room set with `linelimit`, if any. */
+  roomLineLimit(roomId: string): number | undefined {
+    let v = this.lineLimits.get(roomId);
+    if (v === undefined) {
+      const stored = Number(this.ctx?.kv.get(`lineLimit:${roomId}`));
+      v = Number.isInteger(stored) && stored > 0 ? stored : null;
+      this.lineLimits.set(roomId, v);
+    }
+    return v ?? undefined;
+  }
+
+  setRoomLineLimit(roomId: string, lines: number | undefined): void {
+    if (lines === undefined) this.ctx!.kv.delete(`lineLimit:${roomId}`); else this.ctx!.kv.set(`lineLimit:${roomId}`, String(lines));
+    this.lineLimits.set(roomId, lines ?? null);
+  }
+
   /** Excluded users already logged, per server: the log says it once, not for every message. */
   private readonly excludedSeen = new Set<string>();
 
@@ -177,7 +196,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       if (nick) lines[0] = this.replyText(server, target, msg.replyTo, nick, lines[0]!);
       if (msg.replyTo.remoteId && !msg.replyTo.remoteId.startsWith('local-')) tags['+draft/reply'] = msg.replyTo.remoteId;
     }
-    const limited = applyLineLimit(lines, server.cfg.lineLimit);
+    const limited = applyLineLimit(lines, this.roomLineLimit(msg.portal.roomId) ?? server.cfg.lineLimit);
     let send = limited.send;
     if (limited.overflow) {
       const full = msg.formattedBody ? lines.join('\n') : msg.body;

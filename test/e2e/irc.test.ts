@@ -223,6 +223,9 @@ describe('IRC bridge: users and rooms', () => {
     expect(await alice.join('#irc_test_#PORTAL:localhost')).toBe(roomId);
     // excluded channels have no portal
     await expect(alice.join('#irc_test_#secret:localhost')).rejects.toThrow(/404|not found/i);
+    // the server's aliasTemplate (#ergo_$CHANNEL) names the same portal, and opens new ones
+    expect(await alice.join('#ergo_#portal:localhost')).toBe(roomId);
+    expect(await alice.join('#ergo_#templated:localhost')).toBe(bridge.portals.forChat('irc', 'test/#templated')[0]?.roomId);
   });
 
   it('opens a DM room for an IRC private message, and a DM invite to a ghost starts one', async () => {

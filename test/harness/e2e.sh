@@ -73,6 +73,7 @@ networks:
           maxDelayMs: 2000
         dynamicChannels:
           exclude: ["#secret"]
+          aliasTemplate: "#ergo_\$CHANNEL"
   discord:
     token: fake-bot-token
     restUrl: http://127.0.0.1:$DISCORD_PORT/api

@@ -63,6 +63,13 @@ export const ircServerSchema = z.strictObject({
     enabled: z.boolean().default(true).describe('Let Matrix users open portal rooms by joining #irc_<server>_<#channel> aliases.'),
     whitelist: z.array(channelName).default([]).describe('If not empty, only these channels can be opened.'),
     exclude: z.array(channelName).default([]).describe('Channels that can never be opened or linked.'),
+    aliasTemplate: z.string()
+      .regex(/^#[^:$\s]+(?:\$(?:SERVER|CHANNEL)[^:$\s]*)*$/, { error: 'must start with # and a literal part, use only $SERVER and $CHANNEL, and hold no ":" or spaces' })
+      .refine((t) => t.split('$CHANNEL').length === 2, { error: 'must hold $CHANNEL exactly once' })
+      .optional().meta({ examples: ['#libera_$CHANNEL'] })
+      .describe('Another alias for portal rooms of this server, besides #irc_<server>_<#channel>: $CHANNEL is the channel ' +
+        '(with its #), $SERVER the server key, e.g. `#libera_$CHANNEL` → #libera_#rust. It must start with a literal part (the ' +
+        'bridge claims every alias that starts so), and the registration file must be generated again after setting it.'),
   }).prefault({}).describe('Portal rooms created on demand.'),
   mappings: z.record(channelName, z.array(z.string().regex(/^!.+:.+$/, { error: 'must be a room id such as !abc:example.org' })))
     .default({}).describe('Static links: channel → Matrix room ids.'),

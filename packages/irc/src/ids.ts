@@ -68,6 +68,16 @@ export function ghostLocalpart(id: string): string {
   return p ? `${p.server}_${p.ghostKey}` : id;
 }
 
+/**
+ * An alias template (`#libera_$CHANNEL`, see the config) as a regular expression on alias localparts,
+ * for `server`: its literal parts as they are, $SERVER the server key, $CHANNEL captured.
+ */
+export function aliasTemplatePattern(template: string, server: string): string {
+  const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return template.slice(1).split(/(\$SERVER|\$CHANNEL)/).map((part) =>
+    part === '$SERVER' ? esc(server) : part === '$CHANNEL' ? '([#&+!][^\\s,:]{1,199})' : esc(part)).join('');
+}
+
 /** Alias localpart `irc_<server>_<#channel>` → server and channel. */
 export function parseAliasLocalpart(localpart: string, prefix: string): { server: string; channel: string } | undefined {
   if (!localpart.startsWith(prefix)) return undefined;

@@ -20,7 +20,7 @@ import {
 import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
 import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
-import { channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseLinkTarget, parseUser, pmChat } from './ids.js';
+import { aliasTemplatePattern, channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseLinkTarget, parseUser, pmChat } from './ids.js';
 import { IdentServer } from './identd.js';
 import { registerIrcMetrics } from './metrics.js';
 import { Moderation } from './moderation.js';
@@ -49,6 +49,8 @@ const HOST_ESTIMATE = 63; // we do not know our cloaked host: leave room for a l
 export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, MembershipCapable,
   RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable, PowerLevelCapable, ProfileCapable, BridgeInfoCapable {
   readonly identity;
+  /** Each server's alias template, as a pattern for core and a regex that captures the channel. */
+  private readonly aliasTemplates: { server: string; re: RegExp; pattern: string }[];
   readonly servers = new Map<string, IrcServer>();
   /** Set at stop: a connection attempt cut short by the stop is not an error. */
   private stopped = false;
@@ -61,7 +63,13 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   ident?: IdentServer;
 
   constructor(readonly id: string, readonly cfg: IrcConfig) {
-    this.identity = { id, displayName: 'IRC', userPrefix: `${id}_`, aliasPrefix: `${id}_`, ghostLocalpart };
+    // servers' alias templates (dynamicChannels.aliasTemplate) name their portals too
+    this.aliasTemplates = Object.entries(cfg.servers).flatMap(([key, s]) =>
+      s.dynamicChannels.aliasTemplate ? [{ server: key, re: new RegExp(`^${aliasTemplatePattern(s.dynamicChannels.aliasTemplate, key)}$`), pattern: aliasTemplatePattern(s.dynamicChannels.aliasTemplate, key) }] : []);
+    this.identity = {
+      id, displayName: 'IRC', userPrefix: `${id}_`, aliasPrefix: `${id}_`, ghostLocalpart,
+      ...(this.aliasTemplates.length ? { aliasPatterns: this.aliasTemplates.map((t) => t.pattern) } : {}),
+    };
     this.commands = ircCommands(this);
   }
 
@@ -376,7 +384,8 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   }
 
   async portalForAlias(localpart: string): Promise<{ remoteChat: string; name?: string } | undefined> {
-    const parsed = parseAliasLocalpart(localpart, this.identity.aliasPrefix);
+    const templated = this.aliasTemplates.map((t) => ({ server: t.server, m: t.re.exec(localpart) })).find((t) => t.m);
+    const parsed = templated ? { server: templated.server, channel: templated.m![1]! } : parseAliasLocalpart(localpart, this.identity.aliasPrefix);
     const server = parsed && this.servers.get(parsed.server);
     if (!parsed || !server || this.channelRefused(server, parsed.channel, true)) return undefined;
     await server.listener.join(parsed.channel);

@@ -29,6 +29,16 @@ describe('registration', () => {
     expect(new RegExp(`^${a.namespaces.users[0]!.regex}$`).test('@irc_alice:exampleXorg')).toBe(false);
   });
 
+  it('claims the further alias patterns a network names (an IRC alias template), anchored to the domain', async () => {
+    const reg = await buildRegistration({ ...input, networks: [{ id: 'irc', userPrefix: 'irc_', aliasPrefix: 'irc_', aliasPatterns: ['libera_([#&+!][^\\s,:]{1,199})'] }] });
+    expect(reg.namespaces.aliases).toEqual([
+      { exclusive: true, regex: '#irc_.*:example\\.org' }, { exclusive: true, regex: '#(?:libera_([#&+!][^\\s,:]{1,199})):example\\.org' },
+    ]);
+    const re = new RegExp(`^${reg.namespaces.aliases[1]!.regex}$`);
+    expect(re.test('#libera_#rust:example.org')).toBe(true);
+    expect(re.test('#libera_#rust:example.org.evil')).toBe(false);
+  });
+
   it('writes a file only its owner can read, which reads back', async () => {
     const path = `${mkdtempSync(`${tmpdir()}/trestle-r-`)}/sub/reg.yaml`;
     const reg = await buildRegistration(input);

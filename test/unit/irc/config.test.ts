@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ircServerSchema } from '../../../packages/irc/src/config.js';
+import { aliasTemplatePattern } from '../../../packages/irc/src/ids.js';
 
 describe('IRC server config: excludedUsers', () => {
   it('keeps valid rules with their kick reason', () => {
@@ -11,5 +12,26 @@ describe('IRC server config: excludedUsers', () => {
     const r = ircServerSchema.safeParse({ host: 'irc.example.org', excludedUsers: [{ regex: '@ok:x' }, { regex: '@(unclosed:x' }] });
     expect(r.success).toBe(false);
     expect(r.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['excludedUsers.1.regex', 'must be a valid regular expression']]);
+  });
+});
+
+describe('IRC server config: dynamicChannels.aliasTemplate', () => {
+  it.each([
+    ['#libera_$CHANNEL', undefined],
+    ['#$SERVER_$CHANNEL', 'must start with # and a literal part, use only $SERVER and $CHANNEL, and hold no ":" or spaces'],
+    ['#irc_$NICK_$CHANNEL', 'must start with # and a literal part, use only $SERVER and $CHANNEL, and hold no ":" or spaces'],
+    ['#libera_$SERVER', 'must hold $CHANNEL exactly once'],
+    ['#a_$CHANNEL_$CHANNEL', 'must hold $CHANNEL exactly once'],
+  ])('%s → %s', (template, problem) => {
+    const r = ircServerSchema.safeParse({ host: 'irc.example.org', dynamicChannels: { aliasTemplate: template } });
+    expect(r.error?.issues.map((i) => i.message)[0]).toBe(problem);
+  });
+
+  it('becomes a pattern on alias localparts that captures the channel, with the server key in place of $SERVER', () => {
+    const re = new RegExp(`^${aliasTemplatePattern('#x_$CHANNEL.on.$SERVER', 'lib-era')}$`);
+    expect(re.exec('x_#Rust.on.lib-era')?.[1]).toBe('#Rust');
+    expect(re.test('x_#rustXonXlib-era')).toBe(false); // the template's dots are dots, not any character
+    expect(re.test('x_#rust.on.libera')).toBe(false); // another server
+    expect(re.test('x_rust.on.lib-era')).toBe(false); // not a channel
   });
 });

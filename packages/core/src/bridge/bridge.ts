@@ -407,7 +407,8 @@ export class TrestleBridge {
     const localpart = alias.slice(1).split(':')[0] ?? '';
     for (const n of this.networks.values()) {
       const prefix = n.identity.aliasPrefix;
-      if (!prefix || !localpart.startsWith(prefix) || !supportsAliases(n)) continue;
+      const ours = (prefix && localpart.startsWith(prefix)) || n.identity.aliasPatterns?.some((p) => new RegExp(`^(?:${p})$`).test(localpart));
+      if (!ours || !supportsAliases(n)) continue;
       const target = await n.portalForAlias(localpart);
       if (!target) return false;
       const existing = this.portals.forChat(n.identity.id, target.remoteChat).find((p) => p.kind === 'portal');

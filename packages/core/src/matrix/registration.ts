@@ -14,7 +14,7 @@ export interface RegistrationInput {
   url: string;
   botLocalpart: string;
   domain: string;
-  networks: Pick<NetworkIdentity, 'id' | 'userPrefix' | 'aliasPrefix'>[];
+  networks: Pick<NetworkIdentity, 'id' | 'userPrefix' | 'aliasPrefix' | 'aliasPatterns'>[];
 }
 
 export interface RegistrationFile {
@@ -49,6 +49,7 @@ export async function buildRegistration(input: RegistrationInput): Promise<Regis
   for (const n of input.networks) {
     reg.addRegexPattern('users', `@${escapeRegex(n.userPrefix)}.*:${domain}`, true);
     if (n.aliasPrefix) reg.addRegexPattern('aliases', `#${escapeRegex(n.aliasPrefix)}.*:${domain}`, true);
+    for (const p of n.aliasPatterns ?? []) reg.addRegexPattern('aliases', `#(?:${p}):${domain}`, true);
   }
   const out = reg.getOutput() as unknown as RegistrationFile;
   return {

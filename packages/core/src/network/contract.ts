@@ -73,6 +73,13 @@ export interface NetworkIdentity {
   readonly userPrefix: string;
   /** Alias prefix of this network's portal rooms, e.g. `irc_` → `#irc_libera_#rust:example.org`. */
   readonly aliasPrefix?: string;
+  /**
+   * Further aliases of its portal rooms, as regular expressions on the whole alias localpart (e.g.
+   * from an alias template in the network's config: `libera_.*`); registered and routed to
+   * `portalForAlias` as the prefix is. Each must need a literal start of its own, or it claims
+   * everyone's aliases.
+   */
+  readonly aliasPatterns?: readonly string[];
   /** The ghost localpart (without the prefix) for a remote user. Pure and deterministic. */
   ghostLocalpart(user: RemoteUserId): string;
 }

@@ -53,6 +53,12 @@ export function channelMessageOf(l: IrcLine): (IrcMessageEvent & { msgtype: stri
   return { msgtype, nick: l.nick, target: l.params[0]!, message, tags: l.tags, ...(time ? { time } : {}) };
 }
 
+/**
+ * Ergo's stand-in sender of joins, parts and quits in a channel's history, for clients without
+ * draft/event-playback (the listener asks for it; a server may not offer it): not someone talking.
+ */
+const HISTSERV = 'HistServ';
+
 /** A quit held back because it looks like a netsplit: who, the channels they were in, why. */
 interface HeldQuit { nick: string; channels: string[]; reason?: string }
 
@@ -238,7 +244,7 @@ export class ChannelEvents {
     let delivered = 0;
     for (const item of items) {
       const m = historyMessage(item);
-      if (!m || m.target && ircLower(m.target) !== ircLower(channel)) continue;
+      if (!m || m.target && ircLower(m.target) !== ircLower(channel) || m.nick === HISTSERV) continue;
       const id = m.tags['msgid'];
       const time = Date.parse(m.tags['time'] ?? '');
       if (!id || !Number.isFinite(time) || !m.nick || this.server.isOwnNick(m.nick) || this.ctx.bridged(chat, id)) continue;

@@ -61,6 +61,18 @@ export class HistoryMarks {
     this.dirty = true;
   }
 
+  /**
+   * Forget the marks of channels no longer bridged (unlinked while the bridge was stopped): were one
+   * linked again later, perhaps to another room, everything since the old mark would pour into it.
+   */
+  keepOnly(channels: ReadonlySet<string>): void {
+    for (const channel of [...this.marks.keys()]) {
+      if (channels.has(channel)) continue;
+      this.marks.delete(channel);
+      this.dirty = true;
+    }
+  }
+
   flush(): void {
     if (!this.dirty) return;
     this.dirty = false;

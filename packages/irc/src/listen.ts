@@ -99,6 +99,11 @@ export class ChannelEvents {
   /** Is this nick in one of the bridged channels (for turning words into mentions)? */
   knowsNick(nick: string): boolean { return this.nickChannels.has(ircLower(nick)); }
 
+  /** The listener is about to join these channels (folded), the bridged ones: marks of any other are dropped. */
+  bridgedChannels(channels: ReadonlySet<string>): void {
+    this.marks?.keepOnly(channels);
+  }
+
   /** Quits held back as a possible netsplit, waiting for their nicks to return. */
   get heldQuits(): number { return this.splits.heldCount; }
 

@@ -39,6 +39,19 @@ describe('history marks', () => {
     expect(reloaded.get('#go')).toBeUndefined();
   });
 
+  it('forgets the marks of channels no longer bridged, and stores that', () => {
+    const kv = memoryKv();
+    const marks = new HistoryMarks(kv, 'history-marks:test');
+    marks.seen('#rust', 1000);
+    marks.seen('#go', 1000);
+    marks.flush();
+    marks.keepOnly(new Set(['#rust']));
+    marks.flush();
+    const reloaded = new HistoryMarks(kv, 'history-marks:test');
+    expect(reloaded.get('#rust')).toEqual({ time: 1000 });
+    expect(reloaded.get('#go')).toBeUndefined();
+  });
+
   it('starts empty from a stored value it cannot read', () => {
     const kv = memoryKv();
     kv.data.set('history-marks:test', '{not json');

@@ -98,4 +98,32 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     const bodies = messagesOf(await user.timeline(roomId)).map(body);
     expect(bodies.filter((b) => away.includes(b) || b === 'said before the kill')).toEqual(['said before the kill', ...away]);
   });
+
+  it('fetches nothing for a channel the bridge joins for the first time', async () => {
+    const chan = `#hnew${run}`;
+    const talker = await users.add(`hnt${run}`, [chan]);
+    talker.say(chan, 'said before any link');
+    await sleep(300);
+    const roomId = await plumbedRoom(user, botId, chan);
+    talker.say(chan, 'said after the link');
+    await user.waitForEvent(roomId, (e) => body(e) === 'said after the link');
+    await sleep(1500);
+    expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said before any link');
+  });
+
+  it('fetches nothing with history.enabled off', async () => {
+    const chan = `#hoff${run}`;
+    const talker = await users.add(`hot${run}`, [chan]);
+    const roomId = await plumbedRoom(user, botId, chan);
+    talker.say(chan, 'said live');
+    await user.waitForEvent(roomId, (e) => body(e) === 'said live');
+    await bridge.stop();
+    talker.say(chan, 'said while away, history off');
+    bridge = await startIrcBridge({ ...slowReconnect, history: { enabled: false } });
+    await until(() => ircServer().listener.isIn(chan), 'the listener to rejoin');
+    talker.say(chan, 'said after the restart');
+    await user.waitForEvent(roomId, (e) => body(e) === 'said after the restart');
+    await sleep(1500);
+    expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said while away, history off');
+  });
 });

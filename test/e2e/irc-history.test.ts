@@ -111,6 +111,21 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said before any link');
   });
 
+  it('tells the room when more was said while away than history.limit lets it fetch', async () => {
+    const chan = `#hlim${run}`;
+    const talker = await users.add(`hlt${run}`, [chan]);
+    const roomId = await plumbedRoom(user, botId, chan);
+    talker.say(chan, 'said live');
+    await user.waitForEvent(roomId, (e) => body(e) === 'said live');
+    await bridge.stop();
+    for (let i = 1; i <= 3; i++) talker.say(chan, `said past the limit ${i}`);
+    await sleep(300);
+    bridge = await startIrcBridge({ ...slowReconnect, history: { limit: 2 } });
+    const notice = await user.waitForEvent(roomId, (e) => e.sender === botId && body(e).includes('could be fetched'));
+    expect(body(notice)).toContain(chan);
+    expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said past the limit 3');
+  });
+
   it('fetches nothing with history.enabled off', async () => {
     const chan = `#hoff${run}`;
     const talker = await users.add(`hot${run}`, [chan]);

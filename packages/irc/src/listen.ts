@@ -261,10 +261,13 @@ export class ChannelEvents {
     this.released(channel);
   }
 
-  /** More was said while away than one fetch brings: the rooms are told that some is missing. */
+  /**
+   * More was said while away than one fetch brings (the server counts joins and quits in its
+   * limit too): the rooms are told that some is missing.
+   */
   private async toldIncomplete(channel: string, limit: number): Promise<void> {
-    const text = `ℹ More than ${limit} messages were said in ${channel} while the bridge was away: the first ${limit} are above, ` +
-      'later ones until the bridge came back are missing here.';
+    const text = `ℹ Not all that was said in ${channel} while the bridge was away could be fetched (at most ${limit} lines ` +
+      'and events at a time): what followed the lines above, until the bridge came back, is missing here.';
     for (const p of this.ctx.portals.forChat(channelChat(this.key, channel))) {
       await this.ctx.matrix.notice(p.roomId, text).catch(() => undefined);
     }

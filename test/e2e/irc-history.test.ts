@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork, IrcServer } from '@trestle/irc';
+import type { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser, messagesOf } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
 import { body, ghost, IrcUsers, plumbedRoom, startIrcBridge, untag } from './irc-env.js';
@@ -31,6 +32,17 @@ afterAll(async () => {
   users.quitAll();
   await bridge?.stop();
 });
+
+/** A channel of this run with an IRC user in it, linked to a room, a line seen there; then the bridge is stopped. */
+async function linkedThenStopped(name: string, nick: string): Promise<{ chan: string; talker: IrcUser; roomId: string }> {
+  const chan = `#${name}${run}`;
+  const talker = await users.add(`${nick}${run}`, [chan]);
+  const roomId = await plumbedRoom(user, botId, chan);
+  talker.say(chan, 'said live');
+  await user.waitForEvent(roomId, (e) => body(e) === 'said live');
+  await bridge.stop();
+  return { chan, talker, roomId };
+}
 
 describe('IRC bridge: messages said while the bridge was away', () => {
   it('delivers what IRC said while the bridge was stopped: in order, once, at its IRC time; no Matrix line comes back as a ghost\'s', async () => {
@@ -112,12 +124,7 @@ describe('IRC bridge: messages said while the bridge was away', () => {
   });
 
   it('tells the room when more was said while away than history.limit lets it fetch', async () => {
-    const chan = `#hlim${run}`;
-    const talker = await users.add(`hlt${run}`, [chan]);
-    const roomId = await plumbedRoom(user, botId, chan);
-    talker.say(chan, 'said live');
-    await user.waitForEvent(roomId, (e) => body(e) === 'said live');
-    await bridge.stop();
+    const { chan, talker, roomId } = await linkedThenStopped('hlim', 'hlt');
     for (let i = 1; i <= 3; i++) talker.say(chan, `said past the limit ${i}`);
     await sleep(300);
     bridge = await startIrcBridge({ ...slowReconnect, history: { limit: 2 } });
@@ -127,12 +134,7 @@ describe('IRC bridge: messages said while the bridge was away', () => {
   });
 
   it('fetches nothing with history.enabled off', async () => {
-    const chan = `#hoff${run}`;
-    const talker = await users.add(`hot${run}`, [chan]);
-    const roomId = await plumbedRoom(user, botId, chan);
-    talker.say(chan, 'said live');
-    await user.waitForEvent(roomId, (e) => body(e) === 'said live');
-    await bridge.stop();
+    const { chan, talker, roomId } = await linkedThenStopped('hoff', 'hot');
     talker.say(chan, 'said while away, history off');
     bridge = await startIrcBridge({ ...slowReconnect, history: { enabled: false } });
     await until(() => ircServer().listener.isIn(chan), 'the listener to rejoin');

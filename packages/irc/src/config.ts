@@ -59,6 +59,15 @@ export const ircServerSchema = z.strictObject({
   presenceRefreshSeconds: z.int().min(0).default(25)
     .describe('With presence on: how often the presence of ghosts that are not offline is said again, as homeservers turn ' +
       'users who never sync offline after a while (Synapse: 30 s). 0 = never.'),
+  history: z.strictObject({
+    enabled: z.boolean().default(true)
+      .describe('When the bridge\'s own connection rejoins a bridged channel (the bridge restarted, or its connection was lost), ' +
+        'fetch what was said there while it was away (IRCv3 draft/chathistory, where the server offers it) and deliver it to ' +
+        'the room, with its original times. A channel joined for the first time fetches nothing.'),
+    limit: z.int().min(1).default(100)
+      .describe('Most messages fetched per channel on a rejoin (fewer if the server\'s CHATHISTORY limit is lower). When more ' +
+        'were said, the room is told that later ones are missing.'),
+  }).prefault({}).describe('Messages said on IRC while the bridge was away.'),
   dynamicChannels: z.strictObject({
     enabled: z.boolean().default(true).describe('Let Matrix users open portal rooms by joining #irc_<server>_<#channel> aliases.'),
     whitelist: z.array(channelName).default([]).describe('If not empty, only these channels can be opened.'),

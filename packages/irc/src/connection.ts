@@ -131,7 +131,9 @@ export class IrcConnection extends EventEmitter {
     this.client = new IRC.Client(IrcConnection.clientOptions);
     // join() listens for the outcome of each pending join: the listener joins every bridged channel at once
     this.setMaxListeners(0);
-    for (const cap of ['draft/message-redaction', 'typing', 'draft/multiline']) this.client.requestCap(cap);
+    // draft/chathistory: what was said while the listener was away is fetched back on rejoin (history.ts);
+    // draft/event-playback: joins and quits in that history come as themselves, not as ergo's HistServ lines
+    for (const cap of ['draft/message-redaction', 'typing', 'draft/multiline', 'draft/chathistory', 'draft/event-playback']) this.client.requestCap(cap);
     const drop = opts.dropLine;
     if (drop) {
       const conn = this.client.connection as unknown as { addReadBuffer(line: string): void };

@@ -9,7 +9,8 @@ import { channelChat, ircLower, ircUser, isChannel } from './ids.js';
 import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
-import { parseLine } from './lean.js';
+import { chathistoryAfter, historyLimit, HistoryBatches, HistoryMarks, type HistoryItem } from './history.js';
+import { parseLine, type IrcLine } from './lean.js';
 import { IrcPresence } from './presence.js';
 import type { IrcServer } from './server.js';
 import type { IrcStore } from './store.js';
@@ -34,7 +35,13 @@ export function plainChannelMessage(line: string): (IrcMessageEvent & { msgtype:
   let end = line.length; // irc-framework hands lines over with their CR LF
   while (end > 0 && (line.charCodeAt(end - 1) === 10 || line.charCodeAt(end - 1) === 13)) end--;
   const l = parseLine(end < line.length ? line.slice(0, end) : line);
-  if (!l || l.params.length !== 2 || l.tags['batch'] !== undefined) return undefined;
+  if (!l || l.tags['batch'] !== undefined) return undefined;
+  return channelMessageOf(l);
+}
+
+/** A parsed PRIVMSG or NOTICE (or CTCP ACTION) as a channel message event with its msgtype; undefined for anything else. */
+export function channelMessageOf(l: IrcLine): (IrcMessageEvent & { msgtype: string }) | undefined {
+  if ((l.command !== 'PRIVMSG' && l.command !== 'NOTICE') || l.params.length !== 2 || !isChannel(l.params[0]!)) return undefined;
   let message = l.params[1]!;
   let msgtype = l.command === 'NOTICE' ? 'm.notice' : 'm.text';
   if (message.charCodeAt(0) === 1) {
@@ -45,6 +52,12 @@ export function plainChannelMessage(line: string): (IrcMessageEvent & { msgtype:
   const time = l.tags['time'] ? Date.parse(l.tags['time']) : NaN;
   return { msgtype, nick: l.nick, target: l.params[0]!, message, tags: l.tags, ...(time ? { time } : {}) };
 }
+
+/**
+ * Ergo's stand-in sender of joins, parts and quits in a channel's history, for clients without
+ * draft/event-playback (the listener asks for it; a server may not offer it): not someone talking.
+ */
+const HISTSERV = 'HistServ';
 
 /** A quit held back because it looks like a netsplit: who, the channels they were in, why. */
 interface HeldQuit { nick: string; channels: string[]; reason?: string }
@@ -57,9 +70,23 @@ export class ChannelEvents {
   private readonly nickChannels = new Map<string, Set<string>>();
   private readonly splits = new NetsplitDetector<HeldQuit>();
   private splitTimer?: NodeJS.Timeout;
+  /** Where the listener left each channel (history.ts); undefined with `history.enabled` off. */
+  private readonly marks?: HistoryMarks;
+  private readonly batches = new HistoryBatches((target, items) => this.replay(target, items));
+  private flushTimer?: NodeJS.Timeout;
+  /**
+   * Channels whose history was asked for and not yet answered: live messages said meanwhile wait
+   * here, so that the room gets what was missed first and then what followed, in order.
+   */
+  private readonly fetching = new Map<string, { held: (() => void)[]; timer: NodeJS.Timeout; limit: number }>();
 
   constructor(private readonly server: IrcServer, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.modes = new ChannelModes(server.cfg.modePowers);
+    if (server.cfg.history.enabled) {
+      const marks = this.marks = new HistoryMarks(ctx.kv, `history-marks:${server.key}`);
+      this.flushTimer = setInterval(() => marks.flush(), 10_000);
+      this.flushTimer.unref();
+    }
     if (server.cfg.presence) {
       this.presence = new IrcPresence({
         inChannel: (nick) => this.knowsNick(nick), isOwn: (nick) => server.isOwnNick(nick), userOf: (nick) => server.senderFor(nick).id,
@@ -72,6 +99,11 @@ export class ChannelEvents {
   /** Is this nick in one of the bridged channels (for turning words into mentions)? */
   knowsNick(nick: string): boolean { return this.nickChannels.has(ircLower(nick)); }
 
+  /** The listener is about to join these channels (folded), the bridged ones: marks of any other are dropped. */
+  bridgedChannels(channels: ReadonlySet<string>): void {
+    this.marks?.keepOnly(channels);
+  }
+
   /** Quits held back as a possible netsplit, waiting for their nicks to return. */
   get heldQuits(): number { return this.splits.heldCount; }
 
@@ -80,6 +112,10 @@ export class ChannelEvents {
 
   stop(): void {
     if (this.splitTimer) clearTimeout(this.splitTimer);
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    for (const f of this.fetching.values()) clearTimeout(f.timer);
+    this.fetching.clear();
+    this.marks?.flush();
     this.splits.clear();
     void this.presence?.stop();
   }
@@ -138,14 +174,103 @@ export class ChannelEvents {
   private message(msgtype: string, e: IrcMessageEvent): void {
     if (!isChannel(e.target) || this.server.isOwnNick(e.nick) || !e.nick) return;
     if (e.batch?.type === 'draft/multiline') return; // the batch was reported whole (see multiline())
-    const reply = e.tags['+draft/reply'] ?? e.tags['+reply'];
-    const id = e.tags['msgid'] ?? this.server.localId();
-    this.server.recent.said(e.target, [id], Date.now());
-    this.report(this.ctx.remote.message({
-      chat: channelChat(this.key, e.target), id, sender: this.server.senderFor(e.nick),
-      parts: [{ content: this.server.content(e.message, msgtype) }],
-      ...(reply ? { replyTo: reply } : {}), ...(e.time ? { timestamp: e.time } : {}),
-    }));
+    if (this.held(e.target, () => this.message(msgtype, e))) return;
+    this.deliver(e.target, e.nick, e.message, msgtype, e.tags, e.time);
+  }
+
+  /** To the room: one channel message (a multiline one joined), live or fetched back from the channel's history. */
+  private deliver(channel: string, nick: string, text: string, msgtype: string, tags: Record<string, string>, time: number | undefined, backfill = false): void {
+    const reply = tags['+draft/reply'] ?? tags['+reply'];
+    const msgid = tags['msgid'];
+    const id = msgid ?? this.server.localId();
+    this.server.recent.said(channel, [id], backfill && time ? time : Date.now());
+    const reported = this.ctx.remote.message({
+      chat: channelChat(this.key, channel), id, sender: this.server.senderFor(nick),
+      parts: [{ content: this.server.content(text, msgtype) }],
+      ...(reply ? { replyTo: reply } : {}), ...(time ? { timestamp: time } : {}), ...(backfill ? { backfill } : {}),
+    });
+    // the mark moves once the message is durable in core's queue: a crash before that fetches it again
+    const marks = this.marks;
+    this.report(marks && time ? reported.then(() => marks.seen(channel, time, msgid)) : reported);
+  }
+
+  /** A live message of a channel whose history is being fetched waits (see {@link fetching}); true if it does. */
+  private held(channel: string, later: () => void): boolean {
+    const f = this.fetching.get(ircLower(channel));
+    if (!f) return false;
+    f.held.push(later);
+    return true;
+  }
+
+  /** The history of a channel is in (or will not come): the live messages that waited follow it. */
+  private released(channel: string): void {
+    const lc = ircLower(channel);
+    const f = this.fetching.get(lc);
+    if (!f) return;
+    clearTimeout(f.timer);
+    this.fetching.delete(lc);
+    for (const later of f.held) later();
+  }
+
+  /**
+   * The listener (re)joined a channel: ask for what was said there since its mark. A channel
+   * without a mark (joined for the first time) fetches nothing; its mark starts at this join.
+   */
+  private fetchHistory(channel: string, joinTime: number | undefined): void {
+    const marks = this.marks;
+    if (!marks) return;
+    const mark = marks.get(channel);
+    if (!mark) { marks.seen(channel, joinTime ?? Date.now()); return; }
+    const listener = this.server.listener;
+    if (!listener.client.network.cap.isEnabled('draft/chathistory') || this.fetching.has(ircLower(channel))) return;
+    const limit = historyLimit(this.server.cfg.history.limit, listener.client.network.options['CHATHISTORY']);
+    if (!listener.raw(chathistoryAfter(channel, mark.time, limit))) return;
+    const timer = setTimeout(() => {
+      this.ctx.log.warn('the IRC server did not answer a CHATHISTORY request; going on without it', { server: this.key, channel });
+      this.batches.expected = Math.max(0, this.batches.expected - 1);
+      this.released(channel);
+    }, 15_000);
+    timer.unref();
+    this.fetching.set(ircLower(channel), { held: [], timer, limit });
+    this.batches.expected++;
+    this.ctx.log.debug('asking for what was said while away', { server: this.key, channel, since: new Date(mark.time).toISOString(), limit });
+  }
+
+  /**
+   * A channel's history, fetched: each message not bridged yet goes to the room, in order, with its
+   * original time. Left out: lines of ours (the bridge's connections), lines already in the message
+   * map (delivered before, or sent from Matrix: after a restart the nicks of Matrix users'
+   * connections no longer look like ours, but their msgids are mapped), lines without a msgid or
+   * time (nothing to tell them from another). Live messages held meanwhile follow.
+   */
+  private replay(channel: string, items: HistoryItem[]): void {
+    const chat = channelChat(this.key, channel);
+    const limit = this.fetching.get(ircLower(channel))?.limit;
+    let delivered = 0;
+    for (const item of items) {
+      const m = historyMessage(item);
+      if (!m || m.target && ircLower(m.target) !== ircLower(channel) || m.nick === HISTSERV) continue;
+      const id = m.tags['msgid'];
+      const time = Date.parse(m.tags['time'] ?? '');
+      if (!id || !Number.isFinite(time) || !m.nick || this.server.isOwnNick(m.nick) || this.ctx.bridged(chat, id)) continue;
+      this.deliver(channel, m.nick, m.text, m.msgtype, m.tags, time, true);
+      delivered++;
+    }
+    this.ctx.log.info('fetched what was said while away', { server: this.key, channel, fetched: items.length, delivered });
+    if (limit !== undefined && items.length >= limit) void this.toldIncomplete(channel, limit);
+    this.released(channel);
+  }
+
+  /**
+   * More was said while away than one fetch brings (the server counts joins and quits in its
+   * limit too): the rooms are told that some is missing.
+   */
+  private async toldIncomplete(channel: string, limit: number): Promise<void> {
+    const text = `ℹ Not all that was said in ${channel} while the bridge was away could be fetched (at most ${limit} lines ` +
+      'and events at a time): what followed the lines above, until the bridge came back, is missing here.';
+    for (const p of this.ctx.portals.forChat(channelChat(this.key, channel))) {
+      await this.ctx.matrix.notice(p.roomId, text).catch(() => undefined);
+    }
   }
 
   /**
@@ -154,6 +279,7 @@ export class ChannelEvents {
    * would have reported it. Anything else answers false and goes to irc-framework.
    */
   takeLine(line: string): boolean {
+    if (this.batches.take(line)) return true; // a fetched history batch: see replay()
     const m = plainChannelMessage(line);
     if (!m) return false;
     if (!this.server.stopped) this.message(m.msgtype, m);
@@ -165,7 +291,13 @@ export class ChannelEvents {
     const client = listener.client;
     const l = { on: <E>(event: string, fn: (e: E) => void): void => { client.on(event, (e: E) => { if (!this.server.stopped) fn(e); }); } };
     const isListener = (nick: string): boolean => ircLower(nick) === ircLower(listener.nick);
-    listener.on('disconnected', () => { this.modes.forgetAll(); this.presence?.lost(); });
+    listener.on('disconnected', () => {
+      this.modes.forgetAll();
+      this.presence?.lost();
+      this.batches.reset();
+      for (const channel of [...this.fetching.keys()]) this.released(channel);
+      this.marks?.flush();
+    });
 
     const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => this.message(msgtype, e);
     // draft/multiline: the opening BATCH line carries the msgid (and reply tag), which irc-framework does not keep
@@ -191,10 +323,11 @@ export class ChannelEvents {
       this.report(this.ctx.remote.reaction({ chat: channelChat(this.key, e.target), target, sender: this.server.senderFor(e.nick), key: react }));
     });
 
-    l.on('join', (e: { nick: string; channel: string }) => {
+    l.on('join', (e: { nick: string; channel: string; time?: number }) => {
       this.track(e.nick, e.channel, true);
       this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
       if (isListener(e.nick)) {
+        this.fetchHistory(e.channel, e.time);
         listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
         listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
         if (this.presence) listener.raw(`WHO ${e.channel}`); // who is away already (H/G), for their ghosts' presence
@@ -281,6 +414,7 @@ export class ChannelEvents {
 
     l.on('banlist', (e: { channel: string; bans: { banned: string }[] }) => this.modes.banList(e.channel, e.bans.map((b) => b.banned)));
     l.on('unknown command', (cmd: { command: string; params: string[]; nick?: string }) => {
+      if (cmd.command === 'FAIL' && cmd.params[0] === 'CHATHISTORY') { this.historyRefused(cmd.params); return; }
       // IRCv3 draft/message-redaction: REDACT <target> <msgid> [:reason]
       if (cmd.command !== 'REDACT' || !cmd.params[0] || !cmd.params[1] || !isChannel(cmd.params[0])) return;
       if (cmd.nick && this.server.isOwnNick(cmd.nick)) return;
@@ -298,15 +432,33 @@ export class ChannelEvents {
     const lines = b.commands.filter((c) => c.command === 'PRIVMSG' || c.command === 'NOTICE');
     const nick = lines[0]?.nick;
     if (!target || !isChannel(target) || !nick || this.server.isOwnNick(nick)) return;
-    const text = joinMultiline(lines.map((c) => ({ text: c.params[c.params.length - 1] ?? '', concat: 'draft/multiline-concat' in c.tags })));
-    const id = tags['msgid'] ?? this.server.localId();
-    const reply = tags['+draft/reply'] ?? tags['+reply'];
+    if (this.held(target, () => this.multiline(b, tags))) return;
     const time = tags['time'] ? Date.parse(tags['time']) : NaN;
-    this.server.recent.said(target, [id], Date.now());
-    this.report(this.ctx.remote.message({
-      chat: channelChat(this.key, target), id, sender: this.server.senderFor(nick),
-      parts: [{ content: this.server.content(text, lines[0]!.command === 'NOTICE' ? 'm.notice' : 'm.text') }],
-      ...(reply ? { replyTo: reply } : {}), ...(Number.isFinite(time) ? { timestamp: time } : {}),
-    }));
+    this.deliver(target, nick, joinLines(lines), lines[0]!.command === 'NOTICE' ? 'm.notice' : 'm.text', tags, Number.isFinite(time) ? time : undefined);
   }
+
+  /** The server refused a CHATHISTORY request (FAIL CHATHISTORY <code> [context] :why): the channel named goes on without it. */
+  private historyRefused(params: string[]): void {
+    this.ctx.log.warn('the IRC server refused a CHATHISTORY request', { server: this.key, reply: params.join(' ') });
+    const channel = params.find((p) => this.fetching.has(ircLower(p))) ?? (this.fetching.size === 1 ? [...this.fetching.keys()][0] : undefined);
+    if (!channel) return;
+    this.batches.expected = Math.max(0, this.batches.expected - 1);
+    this.released(channel);
+  }
+}
+
+/** The text of a multiline message's lines, joined as the sender meant (draft/multiline-concat). */
+function joinLines(lines: readonly { params: string[]; tags: Record<string, string> }[]): string {
+  return joinMultiline(lines.map((c) => ({ text: c.params[c.params.length - 1] ?? '', concat: 'draft/multiline-concat' in c.tags })));
+}
+
+/** A message of a fetched history batch: who said what, where, of which msgtype, with its tags (msgid, time, reply). */
+export function historyMessage(item: HistoryItem): { nick: string; target?: string; text: string; msgtype: string; tags: Record<string, string> } | undefined {
+  if (item.kind === 'line') {
+    const m = channelMessageOf(item.line);
+    return m && { nick: m.nick, target: m.target, text: m.message, msgtype: m.msgtype, tags: m.tags };
+  }
+  const lines = item.lines.filter((c) => c.command === 'PRIVMSG' || c.command === 'NOTICE');
+  if (!lines.length) return undefined;
+  return { nick: item.nick, ...(lines[0]!.params[0] ? { target: lines[0]!.params[0] } : {}), text: joinLines(lines), msgtype: lines[0]!.command === 'NOTICE' ? 'm.notice' : 'm.text', tags: item.tags };
 }

@@ -120,6 +120,7 @@ export class IrcServer {
       if (c?.kind === 'channel' && c.server === this.key) channels.add(c.channel);
     }
     for (const ch of Object.keys(this.cfg.mappings)) channels.add(ircLower(ch));
+    this.events.bridgedChannels(channels);
     await Promise.all([...channels].map((ch) => this.listener.join(ch).catch((err: Error) => this.cannotJoin(ch, err))));
     if (this.cfg.idleTimeoutMinutes > 0) {
       this.idleTimer = setInterval(() => this.closeIdle(), Math.min(60_000, this.cfg.idleTimeoutMinutes * 30_000));

@@ -56,6 +56,19 @@ describe('stores', () => {
     expect(m.forEvent('$a')[0]!.body).toBe('text');
   });
 
+  it('says a remote id is bridged when any part of it is mapped, in any room, and only for its network and chat', () => {
+    const db = openDatabase(':memory:');
+    const m = new MessageStore(db);
+    // a Matrix message sent as two IRC lines: the second line's msgid is part 1 of the same event
+    m.add({ network: 'irc', remoteChat: 'test/#c', remoteId: 'line1', part: 0, roomId: '!r', eventId: '$a', sender: '@u:hs' });
+    m.add({ network: 'irc', remoteChat: 'test/#c', remoteId: 'line2', part: 1, roomId: '!r', eventId: '$a', sender: '@u:hs' });
+    expect(m.has('irc', 'test/#c', 'line1')).toBe(true);
+    expect(m.has('irc', 'test/#c', 'line2')).toBe(true);
+    expect(m.has('irc', 'test/#c', 'line3')).toBe(false);
+    expect(m.has('irc', 'test/#other', 'line2')).toBe(false);
+    expect(m.has('discord', 'test/#c', 'line2')).toBe(false);
+  });
+
   it('keeps several portals per room and per chat, and survives a reload', () => {
     const db = openDatabase(':memory:');
     const p = new PortalStore(db);

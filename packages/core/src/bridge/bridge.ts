@@ -308,6 +308,7 @@ export class TrestleBridge {
         notifyUser: (userId, text) => this.notifyUser(userId, text),
         notifyAdmins: (text) => this.notifyAdmins(text),
         ghostUserId: (remoteUser) => ghostMgr.userIdFor(n.identity, remoteUser),
+        bridged: (chat, remoteId) => messages.has(id, chat, remoteId),
         remoteUserOf: (ghost) => { const g = ghosts.get(ghost); return g?.network === id ? g.remoteUser : undefined; },
         openDirectChat: (req) => this.openDirectChat(id, req),
         openPortal: (req) => this.openPortal(id, req),

@@ -169,11 +169,11 @@ export class RemoteDelivery {
    * retried, not reported). Any other refusal after the second try is permanent: retrying it would
    * hold up the room's later messages for minutes and end the same way.
    */
-  private async sendAs(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string): Promise<string | undefined> {
+  private async sendAs(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string, ts?: number): Promise<string | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.matrix.ensureJoined(userId, roomId);
-        return await this.matrix.sendWithTxn(userId, roomId, type, content, txnId);
+        return await this.matrix.sendWithTxn(userId, roomId, type, content, txnId, ts);
       } catch (err) {
         const m = toMatrixError(err);
         if (!refusal(m)) throw m;
@@ -219,7 +219,7 @@ export class RemoteDelivery {
       const txnId = deterministicTxnId('msg', network.id, msg.chat, msg.id, String(i), roomId);
       let eventId: string | undefined;
       try {
-        eventId = await this.sendAs(userId, roomId, part.type ?? 'm.room.message', content, txnId);
+        eventId = await this.sendAs(userId, roomId, part.type ?? 'm.room.message', content, txnId, msg.backfill ? msg.timestamp : undefined);
       } catch (err) {
         record(); // the parts that did arrive stay mapped, whatever becomes of this one
         throw err;

@@ -30,6 +30,7 @@ export class MessageStore {
   private readonly byEvent;
   private readonly byRemote;
   private readonly byRemoteInRoom;
+  private readonly anyOfRemote;
 
   constructor(private readonly db: Db) {
     this.insert = db.prepare(
@@ -41,6 +42,7 @@ export class MessageStore {
     this.byRemoteInRoom = db.prepare(
       'SELECT * FROM message_map WHERE network = ? AND remote_chat = ? AND remote_id = ? AND room_id = ? ORDER BY part',
     );
+    this.anyOfRemote = db.prepare('SELECT 1 FROM message_map WHERE network = ? AND remote_chat = ? AND remote_id = ? LIMIT 1');
   }
 
   add(m: MappedEvent): void {
@@ -50,6 +52,15 @@ export class MessageStore {
   /** Every remote message an event maps to (one per portal/network it reached). */
   forEvent(eventId: string): MappedEvent[] {
     return (this.byEvent.all(eventId) as Row[]).map(toMapped);
+  }
+
+  /**
+   * Is this remote id mapped at all: any part, any room, either direction (a Matrix message of
+   * several remote lines maps each line's id as another part of the same event, so no part number
+   * is assumed)?
+   */
+  has(network: string, chat: string, remoteId: string): boolean {
+    return this.anyOfRemote.get(network, chat, remoteId) !== undefined;
   }
 
   /** Every Matrix event of a remote message, all parts, optionally in one room. */

@@ -111,10 +111,13 @@ export class MatrixClientLayer {
 
   private get baseUrl(): string { return this.opts.homeserverUrl.replace(/\/+$/, ''); }
 
-  /** Send an event with a caller-chosen transaction id; returns the event id. */
-  async sendWithTxn(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string): Promise<string> {
+  /**
+   * Send an event with a caller-chosen transaction id; returns the event id. `ts` (ms) becomes the
+   * event's origin_server_ts (appservice timestamp massaging), for a message delivered late.
+   */
+  async sendWithTxn(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string, ts?: number): Promise<string> {
     const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`;
-    const res = await this.request<{ event_id: string }>('PUT', path, content, userId);
+    const res = await this.request<{ event_id: string }>('PUT', path, content, userId, ts !== undefined ? { ts: String(Math.round(ts)) } : undefined);
     return res.event_id;
   }
 

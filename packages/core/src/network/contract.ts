@@ -408,6 +408,12 @@ export interface RemoteMessage {
   threadRoot?: RemoteMessageId;
   /** Remote timestamp (ms); used for the message age check after an outage. */
   timestamp?: number;
+  /**
+   * Said a while ago and delivered late: fetched from the remote chat's history after the bridge
+   * was away (restarting, disconnected). Its Matrix events get `timestamp` as their
+   * origin_server_ts, so they show when they were said, not when they arrived.
+   */
+  backfill?: boolean;
 }
 
 export interface RemoteMessagePart {
@@ -599,6 +605,13 @@ export interface NetworkContext {
   notifyAdmins(text: string): Promise<void>;
   /** The Matrix id of the ghost of a remote user. */
   ghostUserId(remoteUser: RemoteUserId): MatrixUserId;
+  /**
+   * Is this remote message already bridged: is its id in the message map for this chat, in
+   * either direction, any part, any room? For a network fetching what it missed (a remote
+   * chat's history): a line it delivered before, or one a Matrix user sent out through the
+   * bridge, must not come to Matrix again. Answers from the database at once.
+   */
+  bridged(chat: RemoteChatId, remoteId: RemoteMessageId): boolean;
   /** The remote user a ghost stands for, if the id is one of this network's ghosts the bridge made. */
   remoteUserOf(ghost: MatrixUserId): RemoteUserId | undefined;
   /**

@@ -1,0 +1,146 @@
+/**
+ * What IRC users say in a bridged channel while the bridge's listening connection is not there
+ * (the bridge stopped, its connection killed and reconnecting) is fetched back from ergo's history
+ * (IRCv3 draft/chathistory) when it rejoins: each line once, in order, at its IRC time, and never a
+ * line a Matrix user sent through the bridge coming back as a ghost's.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TrestleBridge } from '@trestle/core';
+import type { IrcNetwork, IrcServer } from '@trestle/irc';
+import type { IrcUser } from '../harness/irc-user.js';
+import { MatrixUser, messagesOf } from '../harness/matrix-user.js';
+import { e2e, sleep, until } from './env.js';
+import { body, ghost, IrcUsers, plumbedRoom, startIrcBridge, untag } from './irc-env.js';
+
+let bridge: TrestleBridge;
+let user: MatrixUser;
+let botId: string;
+const users = new IrcUsers();
+/** Channel and nick names of this run: ergo keeps channel history between runs. */
+const run = (Date.now() % 1_000_000).toString(36);
+const ircServer = (): IrcServer => (bridge.networks.get('irc') as IrcNetwork).servers.get('test')!;
+/** A slower reconnect than the suite default, so lines said while the listener is gone are surely said while it is gone. */
+const slowReconnect = { reconnect: { initialDelayMs: 1500, maxDelayMs: 3000 } };
+
+beforeAll(async () => {
+  bridge = await startIrcBridge(slowReconnect);
+  botId = bridge.matrix.botUserId;
+  user = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `irchist${Date.now()}`, { displayName: 'Hana' });
+});
+
+afterAll(async () => {
+  users.quitAll();
+  await bridge?.stop();
+});
+
+/** A channel of this run with an IRC user in it, linked to a room, a line seen there; then the bridge is stopped. */
+async function linkedThenStopped(name: string, nick: string): Promise<{ chan: string; talker: IrcUser; roomId: string }> {
+  const chan = `#${name}${run}`;
+  const talker = await users.add(`${nick}${run}`, [chan]);
+  const roomId = await plumbedRoom(user, botId, chan);
+  talker.say(chan, 'said live');
+  await user.waitForEvent(roomId, (e) => body(e) === 'said live');
+  await bridge.stop();
+  return { chan, talker, roomId };
+}
+
+describe('IRC bridge: messages said while the bridge was away', () => {
+  it('delivers what IRC said while the bridge was stopped: in order, once, at its IRC time; no Matrix line comes back as a ghost\'s', async () => {
+    const chan = `#hist${run}`;
+    const talker = await users.add(`htalk${run}`, [chan]);
+    const watcher = await users.add(`hwatch${run}`, [chan]);
+    const roomId = await plumbedRoom(user, botId, chan);
+    talker.say(chan, 'said before the stop');
+    await user.waitForEvent(roomId, (e) => body(e) === 'said before the stop');
+    await user.sendText(roomId, 'matrix said this before the stop');
+    await watcher.waitFor((m) => m.message === 'matrix said this before the stop');
+    await user.sendText(roomId, 'matrix line one\nmatrix line two'); // one draft/multiline batch on ergo
+    await watcher.waitFor((m) => m.message === 'matrix line two');
+    // too long for one IRC line: several PRIVMSGs, each msgid mapped as another part of one Matrix event
+    const long = `matrix long: ${Array.from({ length: 120 }, (_, i) => `word${i}`).join(' ')}`;
+    await user.sendText(roomId, long);
+    await watcher.waitFor((m) => m.message.endsWith('word119'));
+    expect(watcher.messages.filter((m) => m.message.includes('word')).length).toBeGreaterThan(1);
+
+    await bridge.stop();
+    const away = ['said while away 1', 'said while away 2', 'said while away 3'];
+    for (const text of away) talker.say(chan, text);
+    const seen = await Promise.all(away.map((text) => watcher.waitFor((m) => m.message === text)));
+    bridge = await startIrcBridge(slowReconnect);
+
+    await user.waitForTimeline(roomId, (evs) => away.every((text) => evs.some((e) => body(e) === text)));
+    await sleep(2000); // time for anything that would come twice
+    const msgs = messagesOf(await user.timeline(roomId));
+    const bodies = msgs.map(body);
+    expect(bodies.filter((b) => away.includes(b))).toEqual(away); // in order, each once
+    for (const [i, text] of away.entries()) {
+      const ev = msgs.find((e) => body(e) === text)!;
+      expect(ev.sender).toBe(ghost(talker.nick));
+      expect(ev.origin_server_ts).toBe(Date.parse(seen[i]!.tags['time']!)); // the IRC server-time
+    }
+    expect(bodies.filter((b) => b === 'said before the stop')).toHaveLength(1);
+    // the Matrix user's own lines are in ergo's history too, from a nick that is no longer the bridge's
+    const said = msgs.filter((e) => e.sender !== botId && !body(e).startsWith('!trestle'));
+    expect(said.filter((e) => e.sender === user.userId).map(body)).toEqual(['matrix said this before the stop', 'matrix line one\nmatrix line two', long]);
+    expect(said.filter((e) => e.sender !== user.userId).map(body)).toEqual(['said before the stop', ...away]);
+  });
+
+  it('delivers what IRC said while the listener\'s connection was killed and reconnecting', async () => {
+    const chan = `#hkill${run}`;
+    const talker = await users.add(`hkt${run}`, [chan]);
+    const oper = await users.add(`hko${run}`, [chan]);
+    const roomId = await plumbedRoom(user, botId, chan);
+    talker.say(chan, 'said before the kill');
+    await user.waitForEvent(roomId, (e) => body(e) === 'said before the kill');
+
+    const listener = ircServer().listener;
+    const botNick = listener.nick;
+    oper.client.raw('OPER admin oper-pass');
+    await oper.waitForRaw((l) => / 381 /.test(l));
+    oper.client.raw(`KILL ${botNick} :history test`);
+    await talker.waitForRaw((l) => untag(l).startsWith(`:${botNick}!`) && untag(l).includes(' QUIT '));
+    const away = ['said during the reconnect 1', 'said during the reconnect 2'];
+    for (const text of away) talker.say(chan, text);
+    // NAMES is answered after the lines above: the listener was not in the channel when they were said
+    expect((await talker.names(chan)).map((n) => n.replace(/^[~&@%+]+/, ''))).not.toContain(botNick);
+
+    await until(() => listener.state === 'connected' && listener.isIn(chan), 'the listener to rejoin');
+    await user.waitForTimeline(roomId, (evs) => away.every((text) => evs.some((e) => body(e) === text)));
+    await sleep(1500);
+    const bodies = messagesOf(await user.timeline(roomId)).map(body);
+    expect(bodies.filter((b) => away.includes(b) || b === 'said before the kill')).toEqual(['said before the kill', ...away]);
+  });
+
+  it('fetches nothing for a channel the bridge joins for the first time', async () => {
+    const chan = `#hnew${run}`;
+    const talker = await users.add(`hnt${run}`, [chan]);
+    talker.say(chan, 'said before any link');
+    await sleep(300);
+    const roomId = await plumbedRoom(user, botId, chan);
+    talker.say(chan, 'said after the link');
+    await user.waitForEvent(roomId, (e) => body(e) === 'said after the link');
+    await sleep(1500);
+    expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said before any link');
+  });
+
+  it('tells the room when more was said while away than history.limit lets it fetch', async () => {
+    const { chan, talker, roomId } = await linkedThenStopped('hlim', 'hlt');
+    for (let i = 1; i <= 3; i++) talker.say(chan, `said past the limit ${i}`);
+    await sleep(300);
+    bridge = await startIrcBridge({ ...slowReconnect, history: { limit: 2 } });
+    const notice = await user.waitForEvent(roomId, (e) => e.sender === botId && body(e).includes('could be fetched'));
+    expect(body(notice)).toContain(chan);
+    expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said past the limit 3');
+  });
+
+  it('fetches nothing with history.enabled off', async () => {
+    const { chan, talker, roomId } = await linkedThenStopped('hoff', 'hot');
+    talker.say(chan, 'said while away, history off');
+    bridge = await startIrcBridge({ ...slowReconnect, history: { enabled: false } });
+    await until(() => ircServer().listener.isIn(chan), 'the listener to rejoin');
+    talker.say(chan, 'said after the restart');
+    await user.waitForEvent(roomId, (e) => body(e) === 'said after the restart');
+    await sleep(1500);
+    expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said while away, history off');
+  });
+});

@@ -1,0 +1,112 @@
+// The pure parts of fetching back what was said while the listener was away (history.ts): the
+// CHATHISTORY request, its limit, the marks and their persistence, and reading the answer's batch
+// (a draft/multiline batch nested in it included) off raw lines as the server sends them.
+import { describe, expect, it } from 'vitest';
+import { chathistoryAfter, HistoryBatches, historyLimit, HistoryMarks, type HistoryItem } from '../../../packages/irc/src/history.js';
+import { historyMessage } from '../../../packages/irc/src/listen.js';
+
+/** A kv store in memory, counting its writes. */
+function memoryKv(): { get(k: string): string | undefined; set(k: string, v: string): void; data: Map<string, string>; writes: number } {
+  const data = new Map<string, string>();
+  const kv = { data, writes: 0, get: (k: string) => data.get(k), set: (k: string, v: string) => { kv.writes++; data.set(k, v); } };
+  return kv;
+}
+
+describe('the CHATHISTORY request', () => {
+  it('asks for messages after the mark, as an ISO timestamp with milliseconds', () => {
+    expect(chathistoryAfter('#rust', Date.UTC(2026, 10, 28, 2, 49, 8, 766), 100)).toBe('CHATHISTORY AFTER #rust timestamp=2026-11-28T02:49:08.766Z 100');
+  });
+
+  it.each([
+    [100, '1000', 100], [100, '50', 50], [100, undefined, 100], [100, '0', 100], [100, 'lots', 100], [20, 20, 20],
+  ])('asks for at most %s with ISUPPORT CHATHISTORY=%s: %s', (configured, isupport, expected) => {
+    expect(historyLimit(configured, isupport)).toBe(expected);
+  });
+});
+
+describe('history marks', () => {
+  it('only moves forward, by folded channel name, and writes only when something changed', () => {
+    const kv = memoryKv();
+    const marks = new HistoryMarks(kv, 'history-marks:test');
+    marks.seen('#Rust', 2000, 'b');
+    marks.seen('#rust', 1000, 'a'); // reported later, said earlier
+    expect(marks.get('#RUST')).toEqual({ time: 2000, msgid: 'b' });
+    marks.flush();
+    marks.flush();
+    expect(kv.writes).toBe(1);
+    const reloaded = new HistoryMarks(kv, 'history-marks:test');
+    expect(reloaded.get('#rust')).toEqual({ time: 2000, msgid: 'b' });
+    expect(reloaded.get('#go')).toBeUndefined();
+  });
+
+  it('forgets the marks of channels no longer bridged, and stores that', () => {
+    const kv = memoryKv();
+    const marks = new HistoryMarks(kv, 'history-marks:test');
+    marks.seen('#rust', 1000);
+    marks.seen('#go', 1000);
+    marks.flush();
+    marks.keepOnly(new Set(['#rust']));
+    marks.flush();
+    const reloaded = new HistoryMarks(kv, 'history-marks:test');
+    expect(reloaded.get('#rust')).toEqual({ time: 1000 });
+    expect(reloaded.get('#go')).toBeUndefined();
+  });
+
+  it('starts empty from a stored value it cannot read', () => {
+    const kv = memoryKv();
+    kv.data.set('history-marks:test', '{not json');
+    expect(new HistoryMarks(kv, 'history-marks:test').get('#rust')).toBeUndefined();
+    kv.data.set('history-marks:test', JSON.stringify({ '#rust': { t: 'soon' }, '#go': { t: 5 } }));
+    const marks = new HistoryMarks(kv, 'history-marks:test');
+    expect(marks.get('#rust')).toBeUndefined();
+    expect(marks.get('#go')).toEqual({ time: 5 });
+  });
+});
+
+describe('reading a chathistory batch', () => {
+  const answer = [
+    '@time=2026-11-28T02:49:09.000Z :irc.test BATCH +h1 chathistory #rust',
+    '@batch=h1;time=2026-11-28T02:49:01.000Z;msgid=m1 :alice!a@h PRIVMSG #rust :first',
+    '@batch=h1;time=2026-11-28T02:49:02.000Z :bob!b@h JOIN #rust',
+    '@batch=h1;time=2026-11-28T02:49:03.000Z;msgid=m2 :bob!b@h BATCH +ml draft/multiline #rust',
+    '@batch=ml :bob!b@h PRIVMSG #rust :two',
+    '@batch=ml;draft/multiline-concat :bob!b@h PRIVMSG #rust :lines',
+    '@batch=ml :bob!b@h PRIVMSG #rust :and more',
+    '@batch=h1 :irc.test BATCH -ml',
+    '@batch=h1;time=2026-11-28T02:49:04.000Z;msgid=m3 :carol!c@h PRIVMSG #rust :\x01ACTION waves\x01',
+    '@batch=h1;time=2026-11-28T02:49:05.000Z;msgid=m4 :dave!d@h NOTICE #rust :a notice',
+    ':irc.test BATCH -h1',
+  ];
+
+  it('takes every line of the batch, and gives its messages in order once it ends', () => {
+    const got: { target: string; items: HistoryItem[] }[] = [];
+    const batches = new HistoryBatches((target, items) => got.push({ target, items }));
+    batches.expected = 1;
+    const live = '@time=2026-11-28T02:49:10.000Z;msgid=m9 :erin!e@h PRIVMSG #rust :live';
+    for (const line of answer) expect(batches.take(`${line}\r\n`)).toBe(true);
+    expect(batches.take(`${live}\r\n`)).toBe(false); // not in a history batch: for the listener's usual path
+    expect(got).toHaveLength(1);
+    expect(got[0]!.target).toBe('#rust');
+    const messages = got[0]!.items.map(historyMessage);
+    expect(messages.map((m) => m && [m.nick, m.msgtype, m.text, m.tags['msgid']])).toEqual([
+      ['alice', 'm.text', 'first', 'm1'],
+      undefined, // the JOIN (draft/event-playback): not a message
+      ['bob', 'm.text', 'twolines\nand more', 'm2'], // concat: joined to the line before
+      ['carol', 'm.emote', 'waves', 'm3'],
+      ['dave', 'm.notice', 'a notice', 'm4'],
+    ]);
+    expect(messages[2]!.tags['time']).toBe('2026-11-28T02:49:03.000Z');
+  });
+
+  it('looks at no line when no history was asked for, and drops a batch cut off by a disconnect', () => {
+    const got: string[] = [];
+    const batches = new HistoryBatches((target) => got.push(target));
+    expect(batches.take(`${answer[0]}\r\n`)).toBe(false); // nobody asked: not ours
+    batches.expected = 1;
+    for (const line of answer.slice(0, 3)) batches.take(line);
+    batches.reset();
+    expect(batches.take(answer[3]!)).toBe(false);
+    expect(batches.take(answer[answer.length - 1]!)).toBe(false);
+    expect(got).toEqual([]);
+  });
+});

@@ -120,6 +120,13 @@ describe('IRC bridge: relay.users (the bridge restarted with a relay rule)', () 
     await relly.sendText(roomId, 'hello via the relay');
     const said = await watcher.waitFor((m) => m.message.endsWith('hello via the relay'));
     expect(said).toMatchObject({ nick: 'MatrixRelay', type: 'privmsg', target: '#relayed', message: '<Relly Q> hello via the relay' });
+    const long = Array.from({ length: 120 }, (_, i) => `w${i}`).join(' '); // over one IRC line
+    await relly.sendText(roomId, long);
+    await watcher.waitFor((m) => m.message.endsWith('w119'));
+    const pieces = watcher.messages.filter((m) => / w\d+$/.test(m.message)).map((m) => m.message);
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(pieces.every((p) => p.startsWith('<Relly Q> '))).toBe(true); // every piece says whose it is
+    expect(pieces.map((p) => p.slice('<Relly Q> '.length)).join(' ')).toBe(long);
     await relly.sendEvent(roomId, 'm.room.message', { msgtype: 'm.emote', body: 'waves' });
     expect((await watcher.waitFor((m) => m.message.endsWith('waves'))).message).toBe('* Relly Q waves');
     await uma.sendText(roomId, 'uma as herself');

@@ -212,19 +212,16 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       send = [...send, `(full message: ${up.url})`];
     }
     let command: 'ACTION' | 'NOTICE' | 'PRIVMSG' = msg.msgtype === 'm.emote' ? 'ACTION' : msg.msgtype === 'm.notice' ? 'NOTICE' : 'PRIVMSG';
-    if (routed.relayed) {
-      // the relay speaks for the user: their name starts each line (an emote as `* Name does`)
-      const prefix = relayPrefix(msg.sender.displayName, command === 'ACTION');
-      send = send.map((line) => prefix + line);
-      if (command === 'ACTION') command = 'PRIVMSG';
-    }
+    // the relay speaks for the user: their name starts each line it sends (an emote as `* Name does`)
+    const lead = routed.relayed ? relayPrefix(msg.sender.displayName, command === 'ACTION') : '';
+    if (routed.relayed && command === 'ACTION') command = 'PRIVMSG';
     const prefix = `${conn.nick}!${conn.username}@${'x'.repeat(HOST_ESTIMATE)}`;
     const max = maxPayloadBytes(prefix, command === 'ACTION' ? 'PRIVMSG' : command, target) - (command === 'ACTION' ? 9 : 0);
     this.typing.sent(msg.sender.userId, server.key, target);
     // IRCv3 draft/multiline: a message of several lines stays one message (one msgid) for clients
     // that support it, and the server splits it into plain lines for those that do not
     const limits = command !== 'ACTION' && send.length > 1 ? conn.multilineLimits() : undefined;
-    const parts = limits && multilineParts(send, max, limits);
+    const parts = limits && multilineParts(lead ? send.map((line) => lead + line) : send, max, limits);
     if (parts) {
       const id = await conn.sendMultiline(command as 'PRIVMSG' | 'NOTICE', target, parts, tags);
       this.ctx!.log.debug('sent to IRC as one multiline batch', { chat: msg.portal.remoteChat, eventId: msg.eventId, lines: parts.length, msgid: id });
@@ -232,8 +229,9 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       return { remoteIds: id ? [id] : [] };
     }
     const sends: Promise<string | undefined>[] = [];
+    const room = max - Buffer.byteLength(lead); // a long line's every piece names the relayed user too
     send.forEach((line, i) => {
-      for (const chunk of splitForIrc(line, max)) sends.push(conn.send(command, target, chunk, i === 0 ? tags : {}));
+      for (const chunk of splitForIrc(line, room)) sends.push(conn.send(command, target, lead + chunk, i === 0 ? tags : {}));
     });
     const ids = await Promise.all(sends);
     this.ctx!.log.debug('sent to IRC', { chat: msg.portal.remoteChat, eventId: msg.eventId, msgids: ids });
@@ -446,7 +444,8 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
 
 /** What starts a relayed user's line: `<Name> `, or `* Name ` for an emote (the name without line breaks). */
 export function relayPrefix(displayName: string, emote: boolean): string {
-  const name = displayName.replace(/[\r\n\0]+/g, ' ').trim() || 'someone';
+  // at most 40 characters: it starts every line, and a long line is cut into more pieces for it
+  const name = [...displayName.replace(/[\r\n\0]+/g, ' ').trim()].slice(0, 40).join('').trim() || 'someone';
   return emote ? `* ${name} ` : `<${name}> `;
 }
 

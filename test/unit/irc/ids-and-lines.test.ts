@@ -76,6 +76,7 @@ describe('relayPrefix', () => {
     ['Relly Q', true, '* Relly Q '],
     ['two\r\nlines\0', false, '<two lines> '], // a display name can never break the line
     ['  ', false, '<someone> '],
+    ['ñ'.repeat(50), false, `<${'ñ'.repeat(40)}> `], // cut to 40 characters, not bytes
   ])('%j (emote %s) → %j', (name, emote, prefix) => {
     expect(relayPrefix(name, emote)).toBe(prefix);
   });

@@ -379,12 +379,17 @@ describe('IRC bridge: room upgrades', () => {
   it('follows a public room to the room that replaces it, both ways', async () => {
     const watcher = await users.add('upwatch', ['#upgraded']);
     const old = await plumbedRoom(uma, botId, '#upgraded'); // public: the bot can join the new room itself
+    await uma.sendText(old, '!irc linelimit 1');
+    await uma.waitForEvent(old, (e) => e.sender === botId && body(e).startsWith('Messages from this room longer than 1'));
     const next = await upgrade(old);
     await uma.waitForEvent(next, (e) => e.sender === botId && body(e).startsWith(`This room replaces ${old}`));
     expect(bridge.portals.forRoom(next)).toEqual([expect.objectContaining({ remoteChat: 'test/#upgraded', kind: 'plumbed' })]);
     expect(bridge.portals.forRoom(old)).toEqual([]);
     await uma.sendText(next, 'from the new room');
     await watcher.waitFor((m) => m.message === 'from the new room');
+    await uma.sendText(next, 'the line limit\nmoved too'); // the old room's limit of 1: uploaded, not two lines
+    await watcher.waitFor((m) => m.message.startsWith('(full message: '));
+    expect(watcher.messages.filter((m) => m.message === 'moved too')).toEqual([]);
     // the bridge info moved too: set in the new room, with who linked it, and emptied in the old
     expect(await until(() => bridgeInfo(next, '#upgraded'), 'the bridge info in the new room')).toEqual(ircInfo('#upgraded', uma.userId));
     await until(async () => JSON.stringify(await bridgeInfo(old, '#upgraded')) === '{}', 'the old room\'s bridge info emptied');

@@ -417,6 +417,12 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     server.listener.raw(`MODE ${parsed.channel}`);
   }
 
+  /** A link moved to the room that replaced its room (an upgrade): the room's own line limit goes with it. */
+  async portalUnlinked(portal: { roomId: string }, movedTo?: string): Promise<void> {
+    const limit = movedTo ? this.roomLineLimit(portal.roomId) : undefined;
+    if (movedTo && limit !== undefined && this.roomLineLimit(movedTo) === undefined) this.setRoomLineLimit(movedTo, limit);
+  }
+
   /**
    * What clients show of a link (core's bridge info): the server, by its key and name, and the channel
    * (or, for a private chat, the nick), with irc:// URLs (the draft IRC URL scheme). Nothing for a

@@ -2,6 +2,7 @@
  * What the IRC e2e suites share: starting the bridge on the suite's config (with overrides for the
  * `test` IRC server), IRC users on ergo, and plumbed rooms. Each suite file starts its own bridge.
  */
+import { execFileSync } from 'node:child_process';
 import { createLogger, loadEverything, TrestleBridge, type DeliveryConfig, type TrestleConfig } from '@trestle/core';
 import { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
@@ -12,6 +13,13 @@ export const body = (e: MatrixEventJson): string => String(e.content['body'] ?? 
 export const ghost = (nick: string): string => `@irc_test_${nick.toLowerCase()}:localhost`;
 /** A raw IRC line as the harness records it, without its tags and line ending: `:nick!user@host COMMAND ...`. */
 export const untag = (line: string): string => line.trimEnd().replace(/^@\S+ /, '');
+
+/** Restart the suite's ergo with these extra settings (dotted keys, one per line; none: as e2e.sh starts it). */
+export function restartErgo(settings = ''): void {
+  const work = process.env['TRESTLE_E2E_ERGO_WORK']!;
+  execFileSync('bash', ['test/harness/ergo-down.sh', work, String(ircPort)], { stdio: 'ignore' });
+  execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore', env: { ...process.env, ERGO_EXTRA_SETTINGS: settings } });
+}
 
 /** IRC users on ergo, remembered so the suite can make them all quit at the end. */
 export class IrcUsers {

@@ -8,7 +8,6 @@
  * ergo asks port 113 of the connecting host, always: this suite binds 127.0.0.1:113, so it runs
  * as root (or with CAP_NET_BIND_SERVICE), and no two runs of it at once on one machine.
  */
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,20 +18,13 @@ import { IdentServer, MAX_CLIENTS } from '../../packages/irc/src/identd.js';
 import { LeanConnection } from '../../packages/irc/src/lean.js';
 import { MatrixUser } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
-import { adminRoom, ircPort, IrcUsers, plumbedRoom, startIrcBridge, untag } from './irc-env.js';
+import { adminRoom, ircPort, IrcUsers, plumbedRoom, restartErgo, startIrcBridge, untag } from './irc-env.js';
 
 const IDENT_PORT = 113;
 let bridge: TrestleBridge;
 let botId: string;
 let ida: MatrixUser;
 const users = new IrcUsers();
-
-/** Restart the suite's ergo with these extra settings (none: as e2e.sh starts it). */
-function restartErgo(settings = ''): void {
-  const work = process.env['TRESTLE_E2E_ERGO_WORK']!;
-  execFileSync('bash', ['test/harness/ergo-down.sh', work, String(ircPort)], { stdio: 'ignore' });
-  execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore', env: { ...process.env, ERGO_EXTRA_SETTINGS: settings } });
-}
 
 /**
  * Local ports of this process's established TCP connections to ergo, as the kernel has them

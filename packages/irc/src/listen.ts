@@ -184,6 +184,7 @@ export class ChannelEvents {
     const msgid = tags['msgid'];
     const id = msgid ?? this.server.localId();
     this.server.recent.said(channel, [id], backfill && time ? time : Date.now());
+    this.server.noteAccount(nick, tags['account']);
     const reported = this.ctx.remote.message({
       chat: channelChat(this.key, channel), id, sender: this.server.senderFor(nick),
       parts: [{ content: this.server.content(text, msgtype) }],
@@ -323,7 +324,7 @@ export class ChannelEvents {
       this.report(this.ctx.remote.reaction({ chat: channelChat(this.key, e.target), target, sender: this.server.senderFor(e.nick), key: react }));
     });
 
-    l.on('join', (e: { nick: string; channel: string; time?: number }) => {
+    l.on('join', (e: { nick: string; channel: string; time?: number; account?: string | false }) => {
       this.track(e.nick, e.channel, true);
       this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
       if (isListener(e.nick)) {
@@ -335,6 +336,7 @@ export class ChannelEvents {
       // back from a netsplit: the held quit is dropped, and the ghost, which never left, stays
       if (this.splits.returned(ircLower(e.nick))) { this.presence?.sync(e.nick); return; }
       if (this.server.isOwnNick(e.nick)) return;
+      this.server.noteAccount(e.nick, typeof e.account === 'string' ? e.account : undefined); // extended-join
       this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'join' }));
       this.presence?.sync(e.nick);
     });

@@ -421,6 +421,22 @@ export class IrcServer {
 
   // ------------------------------------------------------------------ shared by both directions
 
+  /** Nicks already matched to their account's ghost in this run (store.accountNick), so a message costs no query. */
+  private readonly accountNicks = new Map<string, string>();
+
+  /**
+   * The server says who is logged in as what (account-tag on a message, extended-join): the nick
+   * gets its account's ghost. Call before {@link senderFor} for that nick.
+   */
+  noteAccount(nick: string, account: string | undefined): void {
+    if (!account || account === '*') return;
+    const lc = ircLower(nick);
+    if (this.accountNicks.get(lc) === account) return;
+    if (this.accountNicks.size >= 10_000) this.accountNicks.clear();
+    this.accountNicks.set(lc, account);
+    this.store.accountNick(this.key, nick, account);
+  }
+
   senderFor(nick: string): RemoteSender {
     return { id: ircUser(this.key, this.store.ghostKey(this.key, nick)), displayName: nick };
   }

@@ -54,6 +54,18 @@ export const ircMigrations: Migration[] = [
     // NULL: a nick the user chose (the `nick` command), or one stored before this column: kept as it is
     up: `ALTER TABLE irc_users ADD COLUMN nick_from TEXT;`,
   },
+  {
+    version: 4,
+    description: 'The ghost of each IRC account, so a logged-in user keeps one ghost whatever nick they come back with',
+    up: `
+      CREATE TABLE irc_accounts (
+        server TEXT NOT NULL,
+        account_lower TEXT NOT NULL,
+        ghost_key TEXT NOT NULL,
+        PRIMARY KEY (server, account_lower)
+      );
+    `,
+  },
 ];
 
 /** Encrypts stored passwords (and client certificates' private keys) with a key kept in a file (created with mode 0600 on first use). */
@@ -152,6 +164,29 @@ export class IrcStore {
     if (this.ghostKeys.size >= GHOST_KEY_CACHE) this.ghostKeys.clear();
     this.ghostKeys.set(cacheKey, key);
     return key;
+  }
+
+  /**
+   * An IRC user logged in to `account` (the server says so: IRCv3 account-tag, extended-join) uses
+   * `nick`. The first nick seen for an account gives the account its ghost; any nick the account
+   * uses later is that ghost too, so someone who comes back as `alice_` is not a second ghost.
+   * Returns the nick's ghost key.
+   */
+  accountNick(server: string, nick: string, account: string): string {
+    const acct = ircLower(account);
+    const row = prepared(this.db, 'SELECT ghost_key FROM irc_accounts WHERE server = ? AND account_lower = ?').get(server, acct) as { ghost_key: string } | undefined;
+    if (!row) {
+      const key = this.ghostKey(server, nick);
+      prepared(this.db, 'INSERT INTO irc_accounts (server, account_lower, ghost_key) VALUES (?, ?, ?)').run(server, acct, key);
+      return key;
+    }
+    const lc = ircLower(nick);
+    const current = prepared(this.db, 'SELECT ghost_key FROM irc_ghosts WHERE server = ? AND nick_lower = ?').get(server, lc) as { ghost_key: string } | undefined;
+    if (current?.ghost_key !== row.ghost_key) {
+      prepared(this.db, 'INSERT OR REPLACE INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, row.ghost_key);
+      this.ghostKeys.set(`${server}\0${lc}`, row.ghost_key);
+    }
+    return row.ghost_key;
   }
 
   /** A nick change: the new nick keeps the old one's ghost. */

@@ -47,3 +47,15 @@ describe('IrcStore nicks of Matrix users', () => {
     expect(s.user('@a:x', 'oftc')).toEqual({});
   });
 });
+
+describe('IrcStore account ghosts', () => {
+  it('gives an account the ghost of the first nick seen with it, and that ghost to any nick it uses later', () => {
+    const { store: s, reopen } = store();
+    expect(s.accountNick('libera', 'Ann', 'ann')).toBe('ann');
+    expect(s.ghostKey('libera', 'ann_away')).toBe('ann_away'); // seen before, without an account
+    expect(s.accountNick('libera', 'ann_away', 'ANN')).toBe('ann'); // accounts fold like nicks
+    expect(s.ghostKey('libera', 'ann_away')).toBe('ann');
+    expect(reopen().ghostKey('libera', 'ann_away')).toBe('ann');
+    expect(s.accountNick('oftc', 'ann_away', 'ann')).toBe('ann_away'); // servers are apart
+  });
+});

@@ -49,5 +49,12 @@ describe('IRC bridge: IRC users logged in to an account', () => {
     const other = await users.add('annother', ['#accounts']);
     other.say('#accounts', 'not ann');
     expect((await ava.waitForEvent(roomId, (e) => body(e) === 'not ann')).sender).toBe(ghost('annother'));
+    // Ann leaves; a stranger (not logged in) takes the nick she used: not Ann's ghost
+    again.quit();
+    const stranger = await users.add('annback', ['#accounts']);
+    stranger.say('#accounts', 'a stranger as annback');
+    const said = await ava.waitForEvent(roomId, (e) => body(e) === 'a stranger as annback');
+    expect(said.sender).not.toBe(ghost('acctann'));
+    expect(said.sender).toMatch(/^@irc_test_annback/);
   });
 });

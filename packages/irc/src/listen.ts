@@ -336,7 +336,8 @@ export class ChannelEvents {
       // back from a netsplit: the held quit is dropped, and the ghost, which never left, stays
       if (this.splits.returned(ircLower(e.nick))) { this.presence?.sync(e.nick); return; }
       if (this.server.isOwnNick(e.nick)) return;
-      this.server.noteAccount(e.nick, typeof e.account === 'string' ? e.account : undefined); // extended-join
+      // extended-join says whether they are logged in; a plain JOIN says nothing
+      if (e.account !== undefined) this.server.noteAccount(e.nick, typeof e.account === 'string' ? e.account : undefined);
       this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'join' }));
       this.presence?.sync(e.nick);
     });

@@ -421,20 +421,27 @@ export class IrcServer {
 
   // ------------------------------------------------------------------ shared by both directions
 
-  /** Nicks already matched to their account's ghost in this run (store.accountNick), so a message costs no query. */
+  /**
+   * The account each nick was last seen with in this run ('' = none), so a message costs no query
+   * unless that changes.
+   */
   private readonly accountNicks = new Map<string, string>();
 
   /**
-   * The server says who is logged in as what (account-tag on a message, extended-join): the nick
-   * gets its account's ghost. Call before {@link senderFor} for that nick.
+   * The server says who is logged in as what (account-tag on a message, extended-join): a nick
+   * logged in gets its account's ghost, and one not logged in stops standing for an account's
+   * ghost (someone else may hold the nick now). Call before {@link senderFor} for that nick.
    */
   noteAccount(nick: string, account: string | undefined): void {
-    if (!account || account === '*') return;
+    const acct = account && account !== '*' ? account : '';
+    // without account-tag the server says nothing either way: nicks keep what they had
+    if (!acct && !this.listener.client.network.cap.isEnabled('account-tag')) return;
     const lc = ircLower(nick);
-    if (this.accountNicks.get(lc) === account) return;
+    if (this.accountNicks.get(lc) === acct) return;
     if (this.accountNicks.size >= 10_000) this.accountNicks.clear();
-    this.accountNicks.set(lc, account);
-    this.store.accountNick(this.key, nick, account);
+    this.accountNicks.set(lc, acct);
+    if (acct) this.store.accountNick(this.key, nick, acct);
+    else if (this.store.releaseAccountNick(this.key, nick)) this.ctx.log.info('a nick used by an account is now used by someone not logged in: a ghost of its own', { server: this.key, nick });
   }
 
   senderFor(nick: string): RemoteSender {

@@ -158,7 +158,10 @@ export class IrcStore {
     let key = r?.ghost_key;
     if (key === undefined) {
       key = lc;
-      for (let i = 2; prepared(this.db, 'SELECT 1 FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, key); i++) key = `${lc}_${i}`;
+      // a key is free when no nick has it and no account owns it (an account's ghost is not handed to a stranger)
+      const taken = (k: string): boolean => prepared(this.db,
+        'SELECT 1 FROM irc_ghosts WHERE server = ? AND ghost_key = ? UNION ALL SELECT 1 FROM irc_accounts WHERE server = ? AND ghost_key = ?').get(server, k, server, k) !== undefined;
+      for (let i = 2; taken(key); i++) key = `${lc}_${i}`;
       prepared(this.db, 'INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, key);
     }
     if (this.ghostKeys.size >= GHOST_KEY_CACHE) this.ghostKeys.clear();
@@ -187,6 +190,21 @@ export class IrcStore {
       this.ghostKeys.set(`${server}\0${lc}`, row.ghost_key);
     }
     return row.ghost_key;
+  }
+
+  /**
+   * Someone not logged in uses `nick`: if the nick stands for an account's ghost (its user used it
+   * before, logged in), it stops doing so, and the nick gets a ghost of its own at its next use.
+   * True when it did.
+   */
+  releaseAccountNick(server: string, nick: string): boolean {
+    const lc = ircLower(nick);
+    const owned = prepared(this.db, `SELECT 1 FROM irc_ghosts g JOIN irc_accounts a ON a.server = g.server AND a.ghost_key = g.ghost_key
+      WHERE g.server = ? AND g.nick_lower = ?`).get(server, lc) !== undefined;
+    if (!owned) return false;
+    prepared(this.db, 'DELETE FROM irc_ghosts WHERE server = ? AND nick_lower = ?').run(server, lc);
+    this.ghostKeys.delete(`${server}\0${lc}`);
+    return true;
   }
 
   /** A nick change: the new nick keeps the old one's ghost. */

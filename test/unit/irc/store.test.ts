@@ -57,5 +57,11 @@ describe('IrcStore account ghosts', () => {
     expect(s.ghostKey('libera', 'ann_away')).toBe('ann');
     expect(reopen().ghostKey('libera', 'ann_away')).toBe('ann');
     expect(s.accountNick('oftc', 'ann_away', 'ann')).toBe('ann_away'); // servers are apart
+    // someone not logged in takes ann_away: it stops standing for the account, and its new ghost is not ann's
+    expect(s.releaseAccountNick('libera', 'ann_away')).toBe(true);
+    expect(s.ghostKey('libera', 'ann_away')).toBe('ann_away');
+    expect(s.releaseAccountNick('libera', 'ann_away')).toBe(false); // its own ghost now
+    expect(s.releaseAccountNick('libera', 'Ann')).toBe(true);
+    expect(s.ghostKey('libera', 'ann')).toBe('ann_2'); // the account keeps the key "ann"
   });
 });

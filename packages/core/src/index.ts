@@ -7,6 +7,7 @@ export { OrderedQueues, type QueuePolicy } from './bridge/queue.js';
 export { stripReplyFallback } from './bridge/fromMatrix.js';
 export { GhostPresences, type GhostPresence, type GhostPresencesDeps } from './bridge/presence.js';
 export { KeyedSerial } from './util/keyedSerial.js';
+export { escapeRegex } from './util/regex.js';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './util/log.js';
 export { openDatabase, migrate, prepared, schemaVersion, MigrationError, type Db } from './db/database.js';
 export { WorkQueueStore } from './db/workQueue.js';

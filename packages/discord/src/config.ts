@@ -1,5 +1,5 @@
 /** The `networks.discord` config section: its schema is the single source of truth (types, sample, validation). */
-import { networkSection } from '@trestle/core';
+import { networkSection, presenceRefreshSecondsSchema } from '@trestle/core';
 import { z } from 'zod';
 
 const snowflake = z.string().regex(/^\d{17,20}$/, { error: 'must be a Discord id (a snowflake such as 1234567890123456789)' });
@@ -23,9 +23,7 @@ export const discordConfigSchema = networkSection({
     .describe('Show Discord users\' status (online, idle, do not disturb, offline; their custom status as the status message) ' +
       'as the Matrix presence of their ghosts. Needs the privileged Presence intent (enable it in the developer portal) and ' +
       'presence enabled on the homeserver.'),
-  presenceRefreshSeconds: z.int().min(0).default(25)
-    .describe('With presence on: how often the presence of ghosts that are not offline is said again, as homeservers turn ' +
-      'users who never sync offline after a while (Synapse: 30 s). 0 = never.'),
+  presenceRefreshSeconds: presenceRefreshSecondsSchema,
   displayNameTemplate: z.string().min(1).default('$DISPLAY')
     .describe('Display name of a Discord user\'s ghost. $DISPLAY = server nickname, else global name, else username; ' +
       '$USERNAME = username; $ID = user id.'),

@@ -1,5 +1,5 @@
 /** The `networks.irc` config section: its schema is the single source of truth (types, sample, validation). */
-import { networkSection } from '@trestle/core';
+import { networkSection, presenceRefreshSecondsSchema } from '@trestle/core';
 import { z } from 'zod';
 
 const channelName = z.string().regex(/^[#&+!][^\s,\x07]{1,199}$/, { error: 'must be a channel name such as #rust' });
@@ -56,9 +56,7 @@ export const ircServerSchema = z.strictObject({
       'away = unavailable with the away message as the status message, gone from every bridged channel = offline. Uses IRCv3 ' +
       'away-notify where the server offers it. Costs a request to the homeserver per ghost that is not offline every ' +
       'presenceRefreshSeconds; needs presence enabled on the homeserver.'),
-  presenceRefreshSeconds: z.int().min(0).default(25)
-    .describe('With presence on: how often the presence of ghosts that are not offline is said again, as homeservers turn ' +
-      'users who never sync offline after a while (Synapse: 30 s). 0 = never.'),
+  presenceRefreshSeconds: presenceRefreshSecondsSchema,
   history: z.strictObject({
     enabled: z.boolean().default(true)
       .describe('When the bridge\'s own connection rejoins a bridged channel (the bridge restarted, or its connection was lost), ' +

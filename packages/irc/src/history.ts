@@ -14,7 +14,7 @@
  * Which of the fetched lines go to Matrix, and how, is listen.ts's business.
  */
 import { ircLower } from './ids.js';
-import { parseLine, type IrcLine } from './lean.js';
+import { parseRawLine, type IrcLine } from './lean.js';
 
 /** Where the listener left a channel: the server-time (ms) of the last message it saw, and its msgid. */
 export interface HistoryMark { time: number; msgid?: string }
@@ -106,9 +106,7 @@ export class HistoryBatches {
   take(rawLine: string): boolean {
     if (this.expected === 0 && this.open.size === 0) return false;
     if (!rawLine.includes('BATCH ') && !rawLine.includes('batch=')) return false;
-    let end = rawLine.length;
-    while (end > 0 && (rawLine.charCodeAt(end - 1) === 10 || rawLine.charCodeAt(end - 1) === 13)) end--;
-    const l = parseLine(rawLine.slice(0, end));
+    const l = parseRawLine(rawLine);
     if (!l) return false;
     const inBatch = l.tags['batch'];
     if (l.command === 'BATCH' && l.params[0]) {

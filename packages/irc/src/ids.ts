@@ -4,6 +4,7 @@
  * - remote user: `<server>/<ghost key>`; the ghost key is the nick the bridge first saw, so a nick
  *   change renames the same ghost instead of swapping to another one.
  */
+import { escapeRegex } from '@trestle/core';
 export type IrcChatId = string & { readonly __brand: 'IrcChatId' };
 export type IrcUserId = string & { readonly __brand: 'IrcUserId' };
 
@@ -73,9 +74,8 @@ export function ghostLocalpart(id: string): string {
  * for `server`: its literal parts as they are, $SERVER the server key, $CHANNEL captured.
  */
 export function aliasTemplatePattern(template: string, server: string): string {
-  const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return template.slice(1).split(/(\$SERVER|\$CHANNEL)/).map((part) =>
-    part === '$SERVER' ? esc(server) : part === '$CHANNEL' ? '([#&+!][^\\s,:]{1,199})' : esc(part)).join('');
+    part === '$SERVER' ? escapeRegex(server) : part === '$CHANNEL' ? '([#&+!][^\\s,:]{1,199})' : escapeRegex(part)).join('');
 }
 
 /** Alias localpart `irc_<server>_<#channel>` → server and channel. */

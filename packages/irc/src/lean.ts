@@ -139,6 +139,13 @@ function escapeTag(v: string): string {
   return v.replace(/[\\; \r\n]/g, (c) => ({ '\\': '\\\\', ';': '\\:', ' ': '\\s', '\r': '\\r', '\n': '\\n' } as Record<string, string>)[c]!);
 }
 
+/** Parse a line as irc-framework hands it over, with its CR LF still on. */
+export function parseRawLine(line: string): IrcLine | undefined {
+  let end = line.length;
+  while (end > 0 && (line.charCodeAt(end - 1) === 10 || line.charCodeAt(end - 1) === 13)) end--;
+  return parseLine(end < line.length ? line.slice(0, end) : line);
+}
+
 /** Parse one IRC line (RFC 1459 with IRCv3 tags). */
 export function parseLine(line: string): IrcLine | undefined {
   let rest = line;

@@ -10,7 +10,7 @@ import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
 import { chathistoryAfter, historyLimit, HistoryBatches, HistoryMarks, type HistoryItem } from './history.js';
-import { parseLine, type IrcLine } from './lean.js';
+import { parseLine, parseRawLine, type IrcLine } from './lean.js';
 import { IrcPresence } from './presence.js';
 import type { IrcServer } from './server.js';
 import type { IrcStore } from './store.js';
@@ -32,9 +32,7 @@ const PLAIN_CHANNEL_MESSAGE = /^(?:@\S+ )?:[^!\s]+\S* (?:PRIVMSG|NOTICE) [#&+!]/
  */
 export function plainChannelMessage(line: string): (IrcMessageEvent & { msgtype: string }) | undefined {
   if (!PLAIN_CHANNEL_MESSAGE.test(line)) return undefined;
-  let end = line.length; // irc-framework hands lines over with their CR LF
-  while (end > 0 && (line.charCodeAt(end - 1) === 10 || line.charCodeAt(end - 1) === 13)) end--;
-  const l = parseLine(end < line.length ? line.slice(0, end) : line);
+  const l = parseRawLine(line);
   if (!l || l.tags['batch'] !== undefined) return undefined;
   return channelMessageOf(l);
 }

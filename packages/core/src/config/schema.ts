@@ -88,6 +88,14 @@ export const databaseSchema = z
   })
   .describe('Where the bridge keeps its state.');
 
+/**
+ * `presenceRefreshSeconds` of a network that mirrors remote presence to ghosts (core's
+ * GhostPresences): one field, one wording, for every network that has it.
+ */
+export const presenceRefreshSecondsSchema = z.int().min(0).default(25)
+  .describe('With presence on: how often the presence of ghosts that are not offline is said again, as homeservers turn ' +
+    'users who never sync offline after a while (Synapse: 30 s). 0 = never.');
+
 export const permissionLevelSchema = z.enum(['user', 'admin']);
 
 const permissionKeySchema = z.string().refine((key) => key === '*' || isUserId(key) || isPlausibleServerName(key), {

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import YAML from 'yaml';
 import type { NetworkIdentity } from '../network/contract.js';
+import { escapeRegex } from '../util/regex.js';
 
 export interface RegistrationInput {
   id: string;
@@ -33,7 +34,6 @@ export interface RegistrationFile {
   };
 }
 
-const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Build a registration with fresh random tokens (different on every call). */
 export async function buildRegistration(input: RegistrationInput): Promise<RegistrationFile> {

@@ -39,6 +39,14 @@ describe('registration', () => {
     expect(re.test('#libera_#rust:example.org.evil')).toBe(false);
   });
 
+  it('lists the third-party protocols networks answer for, once each, and none when no network does', async () => {
+    const reg = await buildRegistration({ ...input, networks: [
+      { id: 'irc', userPrefix: 'irc_', protocol: 'irc' }, { id: 'irc2', userPrefix: 'irc2_', protocol: 'irc2' }, { id: 'discord', userPrefix: 'discord_' },
+    ] });
+    expect(reg.protocols).toEqual(['irc', 'irc2']);
+    expect((await buildRegistration({ ...input, networks: [{ id: 'discord', userPrefix: 'discord_' }] })).protocols).toBeUndefined();
+  });
+
   it('writes a file only its owner can read, which reads back', async () => {
     const path = `${mkdtempSync(`${tmpdir()}/trestle-r-`)}/sub/reg.yaml`;
     const reg = await buildRegistration(input);

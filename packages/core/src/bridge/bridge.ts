@@ -22,6 +22,7 @@ import { MediaLinks, mediaRouter } from '../http/media.js';
 import { appserviceRouter, type EphemeralEvent, type MatrixEvent, type TransactionHandler, transactionListener } from '../matrix/appservice.js';
 import { MatrixClientLayer } from '../matrix/client.js';
 import { type RegistrationFile, readRegistration } from '../matrix/registration.js';
+import { thirdPartyLookups } from './thirdParty.js';
 import {
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalRef, type RemoteSender,
   supportsAliases, supportsCommands, supportsDirectChats, supportsLinkHook, supportsProvisioning, supportsReachability, supportsTyping, supportsUnlinkHook,
@@ -258,7 +259,13 @@ export class TrestleBridge {
       // Synapse retries a refused transaction after a backoff; a ping once it has noted the refusal makes that immediate
       onTransactionGap: () => { setTimeout(() => { void matrix.ping(config.appservice.id).catch(() => undefined); }, 250).unref(); },
       onTransactionMetrics: (_n, outcome) => this.metrics.transactions.inc({ outcome }),
+      thirdParty: thirdPartyLookups(this.networks, log.child({ component: 'thirdparty' })),
     };
+    const unregistered = [...this.networks.values()].map((n) => n.identity.protocol).filter((p): p is string => !!p && !(registration.protocols ?? []).includes(p));
+    if (unregistered.length) {
+      log.warn('the registration does not list these third-party protocols, so the homeserver will not ask the bridge about them ' +
+        '(clients cannot browse these networks): regenerate it, or add them under `protocols`', { protocols: unregistered });
+    }
     const transactions = transactionListener(registration.hs_token, asHandler, log);
     app.use(appserviceRouter(registration.hs_token, asHandler, log));
     app.get('/health', (_req, res) => {

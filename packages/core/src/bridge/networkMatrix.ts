@@ -60,5 +60,9 @@ export function networkMatrix(matrix: MatrixClientLayer, existingGhost: (remoteU
       },
       removeChild: (spaceId, roomId) => setState(spaceId, 'm.space.child', roomId, {}), // empty content: no longer a child
     },
+    async publishRoom(roomId, networkId, listed) {
+      await matrix.request('PUT', `/_matrix/client/v3/directory/list/appservice/${encodeURIComponent(networkId)}/${encodeURIComponent(roomId)}`,
+        { visibility: listed ? 'public' : 'private' });
+    },
   };
 }

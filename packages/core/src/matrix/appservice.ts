@@ -1,5 +1,6 @@
 /**
- * The appservice HTTP API the homeserver calls: transactions, user and alias queries, ping.
+ * The appservice HTTP API the homeserver calls: transactions, user and alias queries, ping,
+ * third-party lookups.
  * Tokens are checked before anything is read; malformed bodies get a 400 with a reason; a
  * transaction is acknowledged only after its events are persisted (so a crash right after the
  * 200 loses nothing), and a transaction id already processed is acknowledged and ignored.
@@ -47,6 +48,26 @@ export interface TransactionHandler {
   /** Count of malformed events skipped, for metrics. */
   onMalformed?(reason: string): void;
   onTransactionMetrics?(events: number, outcome: 'ok' | 'duplicate' | 'rejected' | 'error'): void;
+  /** Third-party lookups (`/thirdparty/...`); without them those paths answer 404. */
+  thirdParty?: ThirdPartyLookups;
+}
+
+/** Answers to the homeserver's third-party lookups, as the spec shapes them; undefined = no such protocol. */
+export interface ThirdPartyLookups {
+  protocol(name: string): Record<string, unknown> | undefined;
+  locations(protocol: string, fields: Record<string, string>): { alias: string; protocol: string; fields: Record<string, string> }[] | undefined;
+  users(protocol: string, fields: Record<string, string>): { userid: string; protocol: string; fields: Record<string, string> }[] | undefined;
+}
+
+/** Query parameters as express parses them (`?a=1&a=2` is an array): one string each, the first given. */
+function fieldsOf(query: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(query)) {
+    if (k === 'access_token') continue;
+    const first = Array.isArray(v) ? v[0] : v;
+    if (typeof first === 'string') out[k] = first;
+  }
+  return out;
 }
 
 function tokenMatches(given: string | undefined, expected: string): boolean {
@@ -249,6 +270,20 @@ export function appserviceRouter(hsToken: string, handler: TransactionHandler, l
     router.get(`${prefix}/rooms/:id`, auth, query('alias'));
   }
   router.post('/_matrix/app/v1/ping', auth, json, (_req, res) => { res.status(200).json({}); });
+  // third-party lookups: an unknown protocol, or nothing found, is a 404 (the homeserver then answers [])
+  const notFound = (res: Response, what: string): void => { res.status(404).json({ errcode: 'M_NOT_FOUND', error: `No ${what} found` }); };
+  router.get('/_matrix/app/v1/thirdparty/protocol/:protocol', auth, (req, res) => {
+    const p = handler.thirdParty?.protocol(req.params['protocol'] ?? '');
+    if (p) res.status(200).json(p); else notFound(res, 'such protocol');
+  });
+  for (const kind of ['location', 'user'] as const) {
+    router.get(`/_matrix/app/v1/thirdparty/${kind}/:protocol`, auth, (req, res) => {
+      const protocol = req.params['protocol'] ?? '';
+      const fields = fieldsOf(req.query as Record<string, unknown>);
+      const found = kind === 'location' ? handler.thirdParty?.locations(protocol, fields) : handler.thirdParty?.users(protocol, fields);
+      if (found?.length) res.status(200).json(found); else notFound(res, found ? `${kind}s for these fields` : 'such protocol');
+    });
+  }
   // The body parser reports bad JSON as an error with status 400; answer it in Matrix style.
   router.use((err: unknown, _req: Request, res: Response, next: (e?: unknown) => void) => {
     const e = err as { status?: number; type?: string; message?: string };

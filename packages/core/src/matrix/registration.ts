@@ -15,7 +15,7 @@ export interface RegistrationInput {
   url: string;
   botLocalpart: string;
   domain: string;
-  networks: Pick<NetworkIdentity, 'id' | 'userPrefix' | 'aliasPrefix' | 'aliasPatterns'>[];
+  networks: Pick<NetworkIdentity, 'id' | 'userPrefix' | 'aliasPrefix' | 'aliasPatterns' | 'protocol'>[];
 }
 
 export interface RegistrationFile {
@@ -27,6 +27,8 @@ export interface RegistrationFile {
   rate_limited: boolean;
   receive_ephemeral: boolean;
   'de.sorunome.msc2409.push_ephemeral'?: boolean;
+  /** Third-party protocols the homeserver may ask the bridge about (`/thirdparty/...`). */
+  protocols?: string[];
   namespaces: {
     users: { exclusive: boolean; regex: string }[];
     aliases: { exclusive: boolean; regex: string }[];
@@ -52,6 +54,7 @@ export async function buildRegistration(input: RegistrationInput): Promise<Regis
     for (const p of n.aliasPatterns ?? []) reg.addRegexPattern('aliases', `#(?:${p}):${domain}`, true);
   }
   const out = reg.getOutput() as unknown as RegistrationFile;
+  const protocols = [...new Set(input.networks.flatMap((n) => n.protocol ? [n.protocol] : []))];
   return {
     id: out.id,
     url: input.url,
@@ -61,6 +64,7 @@ export async function buildRegistration(input: RegistrationInput): Promise<Regis
     rate_limited: false,
     receive_ephemeral: true,
     'de.sorunome.msc2409.push_ephemeral': true,
+    ...(protocols.length ? { protocols } : {}),
     namespaces: {
       users: out.namespaces?.users ?? [],
       aliases: out.namespaces?.aliases ?? [],

@@ -80,6 +80,12 @@ export interface NetworkIdentity {
    * everyone's aliases.
    */
   readonly aliasPatterns?: readonly string[];
+  /**
+   * The third-party protocol this network answers for (e.g. `irc`), if it implements
+   * {@link ThirdPartyCapable}: written into the registration (`protocols`), which is how the
+   * homeserver knows to ask the bridge. Known without starting the network.
+   */
+  readonly protocol?: string;
   /** The ghost localpart (without the prefix) for a remote user. Pure and deterministic. */
   ghostLocalpart(user: RemoteUserId): string;
 }
@@ -354,6 +360,46 @@ export interface PortalLinkAware {
   portalUnlinked?(portal: PortalInfo, movedTo?: MatrixRoomId): Promise<void>;
 }
 
+/**
+ * Third-party lookups (Matrix application-service API, `/thirdparty/...`): how clients find a
+ * network's chats and users without knowing the bridge's alias and user id formats. Element's
+ * "Explore rooms" lists each {@link ThirdPartyProtocol.instances} entry as a network to browse; it
+ * shows the rooms published in that instance's room list ({@link NetworkMatrix.publishRoom}), and
+ * for what a user types it asks {@link thirdPartyLocations} which alias to join.
+ *
+ * The homeserver forwards a client's lookup to the bridge only for the protocols in the
+ * registration, so the network names its protocol in {@link NetworkIdentity.protocol} too.
+ * Answers are quick and do no remote I/O (read config and store): a client waits on them.
+ * Fields are strings as the client typed them: validate them, and answer `[]` for what you do not
+ * know or would not bridge (never throw for bad input).
+ */
+export interface ThirdPartyCapable {
+  thirdPartyProtocol(): ThirdPartyProtocol;
+  /** The portal aliases for a location's fields (e.g. `{ domain, channel }`); joining one opens the portal. */
+  thirdPartyLocations(fields: Readonly<Record<string, string>>): ThirdPartyLocation[];
+  /** The ghosts for a user's fields (e.g. `{ domain, nick }`). */
+  thirdPartyUsers(fields: Readonly<Record<string, string>>): ThirdPartyUser[];
+}
+
+export interface ThirdPartyProtocol {
+  /** Fields that together name a user, in the order a client asks for them. */
+  userFields: string[];
+  /** Fields that together name a chat (a location). */
+  locationFields: string[];
+  /** What each field looks like: a regular expression a client may check input with, and a placeholder. */
+  fieldTypes: Record<string, { regexp: string; placeholder: string }>;
+  /** An mxc:// URL of the protocol's picture (clients show a default without). */
+  icon?: string;
+  /**
+   * The places of this protocol the bridge serves (IRC servers). `networkId` is the stable id of the
+   * instance's room list; `fields` are the preset fields a client searches it by.
+   */
+  instances: { networkId: string; desc: string; fields: Record<string, string>; icon?: string }[];
+}
+
+export interface ThirdPartyLocation { alias: string; fields: Record<string, string> }
+export interface ThirdPartyUser { userId: MatrixUserId; fields: Record<string, string> }
+
 /** One part of a link's description in a room's bridge info (MSC2346): the network, or the chat. */
 export interface BridgeInfoSection {
   /** Stable id, lower case where the network's ids fold case (part of the state key: it must not change). */
@@ -558,6 +604,12 @@ export interface NetworkMatrix {
     /** Take a room out of a space. */
     removeChild(spaceId: MatrixRoomId, roomId: MatrixRoomId): Promise<void>;
   };
+  /**
+   * List a room in (or take it out of) the room list of one of this network's third-party
+   * instances (`networkId` of {@link ThirdPartyProtocol.instances}): the homeserver's directory as a
+   * client browses that instance, apart from the server's main list. Idempotent.
+   */
+  publishRoom(roomId: MatrixRoomId, networkId: string, listed: boolean): Promise<void>;
 }
 
 export interface PortalInfo extends PortalRef {
@@ -722,5 +774,7 @@ export const supportsReachability = (n: NetworkConnector): n is NetworkConnector
   has(n, 'reachable');
 export const supportsBridgeInfo = (n: NetworkConnector): n is NetworkConnector & BridgeInfoCapable =>
   has(n, 'bridgeInfo');
+export const supportsThirdParty = (n: NetworkConnector): n is NetworkConnector & ThirdPartyCapable =>
+  has(n, 'thirdPartyProtocol');
 export const supportsProvisioning = (n: NetworkConnector): n is NetworkConnector & ProvisioningCapable =>
   has(n, 'provisionLink');

@@ -77,6 +77,10 @@ export const ircServerSchema = z.strictObject({
       .describe('Another alias for portal rooms of this server, besides #irc_<server>_<#channel>: $CHANNEL is the channel ' +
         '(with its #), $SERVER the server key, e.g. `#libera_$CHANNEL` → #libera_#rust. It must start with a literal part (the ' +
         'bridge claims every alias that starts so), and the registration file must be generated again after setting it.'),
+    published: z.boolean().default(true)
+      .describe('List portal rooms in the room directory under this server, where Matrix clients browse the IRC network ' +
+        '(in Element: Explore rooms, then the server). It is a list of its own, not the homeserver\'s main one. Secret and ' +
+        'private channels (+s, +p) are never listed, and plumbed rooms are their owners\' business.'),
   }).prefault({}).describe('Portal rooms created on demand.'),
   mappings: z.record(channelName, z.array(z.string().regex(/^!.+:.+$/, { error: 'must be a room id such as !abc:example.org' })))
     .default({}).describe('Static links: channel → Matrix room ids.'),

@@ -143,7 +143,10 @@ export class ChannelEvents {
     const chat = channelChat(this.key, channel);
     const users = this.levels(channel, ranked);
     const hasUsers = Object.keys(users).length > 0;
-    if (settings) this.report(this.ctx.remote.roomSettings({ chat, ...(hasUsers ? { users } : {}), ...settings }));
+    // secrecy is not a room setting: it decides whether the portal is listed in the directory
+    const { secret, ...room } = settings ?? {};
+    if (secret !== undefined) this.server.onSecrecy?.(channel, secret);
+    if (Object.keys(room).length) this.report(this.ctx.remote.roomSettings({ chat, ...(hasUsers ? { users } : {}), ...room }));
     else if (hasUsers) this.report(this.ctx.remote.powerLevels({ chat, users }));
   }
 

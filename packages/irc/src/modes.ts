@@ -8,6 +8,7 @@
  *   voiced users and above may talk in a moderated channel.
  * - `+i` (invite only) and `+k` (key) make the room invite-only; when neither is left, the room
  *   goes back to the join rule it had before the bridge changed it.
+ * - `+s` (secret) and `+p` (private) keep a portal room out of the room directory (directory.ts).
  *
  * One MODE line gives one {@link ModeOutcome}: the ranks and the room settings it changed
  * together, so they can reach Matrix as one power-levels change.
@@ -23,6 +24,8 @@ export interface RoomSettingsChange {
   sendLevel?: number | null;
   /** true: only invited users may join; false: back to the room's own join rule. */
   inviteOnly?: boolean;
+  /** true: the channel is secret or private (`+s`, `+p`), so its portal is not listed; false: it may be. */
+  secret?: boolean;
 }
 
 export interface ModeOutcome {
@@ -33,9 +36,11 @@ export interface ModeOutcome {
 }
 
 /** The channel flags that map to room settings. */
-const SETTING_FLAGS = new Set(['m', 'i', 'k']);
+const SETTING_FLAGS = new Set(['m', 'i', 'k', 's', 'p']);
 
 interface Channel { flags: Set<string>; members: Map<string, Set<string>>; synced: boolean; /** Ban masks as the server wrote them, by their lower-cased form. */ bans: Map<string, string> }
+
+const isSecret = (flags: ReadonlySet<string>): boolean => flags.has('s') || flags.has('p');
 
 export class ChannelModes {
   private readonly channels = new Map<string, Channel>();
@@ -119,7 +124,7 @@ export class ChannelModes {
     }
     if (!c.synced) {
       c.synced = true;
-      return { sendLevel: c.flags.has('m') ? this.moderatedSendLevel : null, inviteOnly: c.flags.has('i') || c.flags.has('k') };
+      return { sendLevel: c.flags.has('m') ? this.moderatedSendLevel : null, inviteOnly: c.flags.has('i') || c.flags.has('k'), secret: isSecret(c.flags) };
     }
     return this.diff(before, c.flags);
   }
@@ -185,6 +190,7 @@ export class ChannelModes {
     const inviteBefore = before.has('i') || before.has('k');
     const inviteAfter = after.has('i') || after.has('k');
     if (inviteBefore !== inviteAfter) out.inviteOnly = inviteAfter;
+    if (isSecret(before) !== isSecret(after)) out.secret = isSecret(after);
     return Object.keys(out).length ? out : undefined;
   }
 }

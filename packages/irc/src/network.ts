@@ -15,12 +15,14 @@ import {
   DeliveryError, type AliasCapable, type BridgeInfoCapable, type BridgeInfoSection, type CommandCapable, type DirectChatCapable, type EditCapable, type MatrixEdit,
   type MatrixMembership, type MatrixMessage, type MatrixProfileChange, type ProfileCapable, type MatrixPowerLevels, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta,
   type MatrixTyping, type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type PortalInfo, type PowerLevelCapable, type ProvisioningCapable,
-  type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
+  type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult, type ThirdPartyCapable, type ThirdPartyLocation,
+  type ThirdPartyProtocol, type ThirdPartyUser, type TypingCapable,
 } from '@trestle/core';
 import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
 import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
 import { aliasTemplatePattern, channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseLinkTarget, parseUser, pmChat } from './ids.js';
+import { RoomDirectory, thirdPartyLocation, thirdPartyProtocol, thirdPartyUser } from './directory.js';
 import { IdentServer } from './identd.js';
 import { registerIrcMetrics } from './metrics.js';
 import { Moderation } from './moderation.js';
@@ -47,7 +49,8 @@ export function describeEdit(previous: string | undefined, next: string): string
 const HOST_ESTIMATE = 63; // we do not know our cloaked host: leave room for a long one
 
 export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, MembershipCapable,
-  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable, PowerLevelCapable, ProfileCapable, BridgeInfoCapable {
+  RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable, PowerLevelCapable, ProfileCapable, BridgeInfoCapable,
+  ThirdPartyCapable {
   readonly identity;
   /** Each server's alias template, as a pattern for core and a regex that captures the channel. */
   private readonly aliasTemplates: { server: string; re: RegExp; pattern: string }[];
@@ -56,6 +59,8 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
   private stopped = false;
   ctx?: NetworkContext;
   store?: IrcStore;
+  /** Portal rooms in the room directory (directory.ts). */
+  private directory?: RoomDirectory;
   readonly commands: NetworkCommand[];
   private readonly moderation = new Moderation(() => this.ctx!, (server, userId) => this.nickFor(server, userId));
   private readonly typing = new TypingRelay((err) => this.ctx?.log.debug('typing notification not sent', { err }));
@@ -67,7 +72,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     this.aliasTemplates = Object.entries(cfg.servers).flatMap(([key, s]) =>
       s.dynamicChannels.aliasTemplate ? [{ server: key, re: new RegExp(`^${aliasTemplatePattern(s.dynamicChannels.aliasTemplate, key)}$`), pattern: aliasTemplatePattern(s.dynamicChannels.aliasTemplate, key) }] : []);
     this.identity = {
-      id, displayName: 'IRC', userPrefix: `${id}_`, aliasPrefix: `${id}_`, ghostLocalpart,
+      id, displayName: 'IRC', userPrefix: `${id}_`, aliasPrefix: `${id}_`, ghostLocalpart, protocol: id,
       ...(this.aliasTemplates.length ? { aliasPatterns: this.aliasTemplates.map((t) => t.pattern) } : {}),
     };
     this.commands = ircCommands(this);
@@ -77,6 +82,7 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     this.ctx = ctx;
     ctx.migrate(ircMigrations);
     this.store = new IrcStore(ctx.db, new PasswordBox(resolve(this.cfg.passwordKeyFile)));
+    this.directory = new RoomDirectory(ctx);
     if (this.cfg.ident.enabled) {
       const { port, bindAddress } = this.cfg.ident;
       this.ident = new IdentServer({ port, ...(bindAddress ? { bindAddress } : {}), log: ctx.log.child({ component: 'identd' }) });
@@ -90,6 +96,10 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       server.onClientJoined = (userId, channel) => {
         void this.moderation.rankOnJoin(server, channel, userId).catch((err: Error) =>
           ctx.log.warn('could not give a joining Matrix user their rank on IRC', { server: key, channel, user: userId, err }));
+      };
+      server.onSecrecy = (channel, secret) => {
+        void this.directory!.channelSecrecy(server, channel, secret).catch((err: Error) =>
+          ctx.log.warn('could not update the room directory for a channel', { server: key, channel, err }));
       };
       server.onClientInvited = (userId, byNick, channel) => {
         void this.invited(server, userId, byNick, channel).catch((err: Error) =>
@@ -419,8 +429,25 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
 
   /** A link moved to the room that replaced its room (an upgrade): the room's own line limit goes with it. */
   async portalUnlinked(portal: { roomId: string }, movedTo?: string): Promise<void> {
+    await this.directory?.unlinked(portal.roomId);
     const limit = movedTo ? this.roomLineLimit(portal.roomId) : undefined;
     if (movedTo && limit !== undefined && this.roomLineLimit(movedTo) === undefined) this.setRoomLineLimit(movedTo, limit);
+  }
+
+  // third-party lookups (directory.ts): every server is an instance; answers come from config and store
+
+  thirdPartyProtocol(): ThirdPartyProtocol { return thirdPartyProtocol(this.servers); }
+
+  thirdPartyLocations(fields: Readonly<Record<string, string>>): ThirdPartyLocation[] {
+    const ctx = this.ctx;
+    if (!ctx) return [];
+    return thirdPartyLocation({ servers: this.servers, fields, aliasPrefix: this.identity.aliasPrefix, domain: ctx.domain, refused: (s, c) => this.channelRefused(s, c, true) });
+  }
+
+  thirdPartyUsers(fields: Readonly<Record<string, string>>): ThirdPartyUser[] {
+    const ctx = this.ctx, store = this.store;
+    if (!ctx || !store) return [];
+    return thirdPartyUser({ servers: this.servers, fields, ghostUserId: (u) => ctx.ghostUserId(u), ghostKey: (server, nick) => store.peekGhostKey(server, nick) });
   }
 
   /**

@@ -59,6 +59,8 @@ export class IrcServer {
   reconnects = 0;
   /** A Matrix user's connection joined a channel (set by the network: their power level becomes a mode). */
   onClientJoined?: (userId: string, channel: string) => void;
+  /** A channel became secret or private (`+s`/`+p`), or stopped being; also told at each first mode sync after a join. */
+  onSecrecy?: (channel: string, secret: boolean) => void;
   /** An IRC user invited a Matrix user's connection into a channel. */
   onClientInvited?: (userId: string, byNick: string, channel: string) => void;
 

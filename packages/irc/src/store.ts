@@ -149,19 +149,34 @@ export class IrcStore {
   private readonly ghostKeys = new Map<string, string>();
 
   /** The ghost key for a nick, creating one (the nick itself, or with a suffix if taken by another live nick). */
+  /** The ghost key a nick has, or would get if it spoke now; nothing is stored (for lookups). */
+  peekGhostKey(server: string, nick: string): string {
+    const lc = ircLower(nick);
+    return this.storedGhostKey(server, lc) ?? this.freeGhostKey(server, lc);
+  }
+
+  private storedGhostKey(server: string, lc: string): string | undefined {
+    const r = prepared(this.db, 'SELECT ghost_key FROM irc_ghosts WHERE server = ? AND nick_lower = ?').get(server, lc) as { ghost_key: string } | undefined;
+    return r?.ghost_key;
+  }
+
+  /** The key a new nick gets: a key is free when no nick has it and no account owns it (an account's ghost is not handed to a stranger). */
+  private freeGhostKey(server: string, lc: string): string {
+    const taken = (k: string): boolean => prepared(this.db,
+      'SELECT 1 FROM irc_ghosts WHERE server = ? AND ghost_key = ? UNION ALL SELECT 1 FROM irc_accounts WHERE server = ? AND ghost_key = ?').get(server, k, server, k) !== undefined;
+    let key = lc;
+    for (let i = 2; taken(key); i++) key = `${lc}_${i}`;
+    return key;
+  }
+
   ghostKey(server: string, nick: string): string {
     const lc = ircLower(nick);
     const cacheKey = `${server}\0${lc}`;
     const cached = this.ghostKeys.get(cacheKey);
     if (cached !== undefined) return cached;
-    const r = prepared(this.db, 'SELECT ghost_key FROM irc_ghosts WHERE server = ? AND nick_lower = ?').get(server, lc) as { ghost_key: string } | undefined;
-    let key = r?.ghost_key;
+    let key = this.storedGhostKey(server, lc);
     if (key === undefined) {
-      key = lc;
-      // a key is free when no nick has it and no account owns it (an account's ghost is not handed to a stranger)
-      const taken = (k: string): boolean => prepared(this.db,
-        'SELECT 1 FROM irc_ghosts WHERE server = ? AND ghost_key = ? UNION ALL SELECT 1 FROM irc_accounts WHERE server = ? AND ghost_key = ?').get(server, k, server, k) !== undefined;
-      for (let i = 2; taken(key); i++) key = `${lc}_${i}`;
+      key = this.freeGhostKey(server, lc);
       prepared(this.db, 'INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, key);
     }
     if (this.ghostKeys.size >= GHOST_KEY_CACHE) this.ghostKeys.clear();

@@ -29,6 +29,9 @@ describe('ChannelModes.apply: one MODE line → ranks and room settings together
     ['ranks only', [], '+o pat', { ranked: ['pat'] }],
     ['bans and other flags are nothing to the room', [], '+bnt x!*@*', { ranked: [] }],
     ['+m and -m in one line cancel out', [], '+m-m', { ranked: [] }],
+    ['secret keeps the portal unlisted', [], '+s', { ranked: [], settings: { secret: true } }],
+    ['-s with +p left stays unlisted', ['+sp'], '-s', { ranked: [] }],
+    ['-sp may list it again', ['+sp'], '-sp', { ranked: [], settings: { secret: false } }],
   ])('%s', (_name, before, line, expected) => {
     const modes = new ChannelModes(POWERS);
     for (const b of before) modes.apply('#c', m(b));
@@ -72,20 +75,23 @@ describe('ChannelModes.apply: one MODE line → ranks and room settings together
 describe('ChannelModes.replace: RPL_CHANNELMODEIS', () => {
   it('reports the whole state the first time, then only changes', () => {
     const modes = new ChannelModes(POWERS);
-    expect(modes.replace('#c', m('+Cnt'))).toEqual({ sendLevel: null, inviteOnly: false });
+    expect(modes.replace('#c', m('+Cnt'))).toEqual({ sendLevel: null, inviteOnly: false, secret: false });
     expect(modes.replace('#c', m('+Cnt'))).toBeUndefined();
     expect(modes.replace('#c', m('+Cimnt'))).toEqual({ sendLevel: 1, inviteOnly: true });
     modes.apply('#c', m('-m'));
     expect(modes.flagsOf('#c')).toEqual(['i']);
+    expect(modes.replace('#c', m('+inst'))).toEqual({ secret: true });
+    expect(modes.replace('#c', m('+inpt'))).toBeUndefined(); // private is as unlisted as secret
+    expect(modes.replace('#c', m('+int'))).toEqual({ secret: false });
   });
 
   it('a resync (a room just linked) reports everything again; a forgotten channel starts over', () => {
     const modes = new ChannelModes(POWERS);
     modes.replace('#c', m('+knt sekrit'));
     modes.resync('#c');
-    expect(modes.replace('#c', m('+knt sekrit'))).toEqual({ sendLevel: null, inviteOnly: true });
+    expect(modes.replace('#c', m('+knt sekrit'))).toEqual({ sendLevel: null, inviteOnly: true, secret: false });
     modes.forgetAll();
-    expect(modes.replace('#c', m('+mnt'))).toEqual({ sendLevel: 1, inviteOnly: false });
+    expect(modes.replace('#c', m('+mnst'))).toEqual({ sendLevel: 1, inviteOnly: false, secret: true });
   });
 });
 

@@ -92,5 +92,13 @@ describe('IRC bridge: finding channels and users from Matrix clients', () => {
     expect(now).toContain(roomId);
     expect(now).not.toContain(hiddenRoom);
     expect(now).not.toContain(plumbed);
+
+    // unlinked (here through the provisioning API), the portal leaves the list
+    const res = await fetch(`http://127.0.0.1:${bridge.address()!.port}/_trestle/provision/v1/unlink`, {
+      method: 'POST', headers: { authorization: 'Bearer e2e-provisioning-secret', 'content-type': 'application/json' }, // e2e.sh's config
+      body: JSON.stringify({ room_id: roomId, network: 'irc', remote_chat: 'test/#listed', user_id: dora.userId }),
+    });
+    expect(res.status).toBe(200);
+    await until(async () => !(await listed(dora, instance())).includes(roomId), 'the unlinked portal to leave the list');
   });
 });

@@ -1,8 +1,9 @@
 /**
- * Finding IRC channels and users from a Matrix client, as Element's "Explore rooms" does: the
- * homeserver's third-party lookups (which Synapse passes on to the bridge for the protocols in its
- * registration) and the IRC server's own room list in the directory, where portal rooms are listed
- * unless their channel is secret.
+ * How IRC looks from a Matrix client. Finding channels and users, as Element's "Explore rooms"
+ * does: the homeserver's third-party lookups (which Synapse passes on to the bridge for the
+ * protocols in its registration) and the IRC server's own room list in the directory, where portal
+ * rooms are listed unless their channel is secret. And the names ghosts show (`ghostDisplayName`,
+ * set for this suite's bridge).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
@@ -28,7 +29,7 @@ async function listed(user: MatrixUser, instance: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  ({ bridge, botId, user: dora } = await startSuite('ircdora', 'Dora'));
+  ({ bridge, botId, user: dora } = await startSuite('ircdora', 'Dora', { ghostDisplayName: '$NICK ($SERVER)' }));
 });
 
 afterAll(async () => {
@@ -65,7 +66,17 @@ describe('IRC bridge: finding channels and users from Matrix clients', () => {
     expect((await dora.timeline(roomId)).find((e) => body(e) === 'found by lookup')?.sender).toBe(ghost('lookfred'));
   });
 
-  it("lists portal rooms in the server's room list, not secret channels' nor plumbed rooms, and follows +s", async () => {
+  it('names ghosts by the ghostDisplayName template, and again after a nick change', async () => {
+    const roomId = await plumbedRoom(dora, botId, '#named');
+    const gina = await users.add('ginanamed', ['#named']);
+    gina.say('#named', 'my name has a suffix');
+    await dora.waitForEvent(roomId, (e) => body(e) === 'my name has a suffix');
+    expect(await dora.displayName(ghost('ginanamed'))).toBe('ginanamed (ErgoTest)'); // the e2e server's `name`
+    gina.client.changeNick('ginarenamed');
+    await until(async () => (await dora.displayName(ghost('ginanamed'))) === 'ginarenamed (ErgoTest)', 'the ghost to take the new nick in the template');
+  });
+
+  it("lists portal rooms in the server's room list, not secret channels' nor plumbed rooms, and follows +s and unlinks", async () => {
     // an IRC user opens the channel first (ergo makes them its op), then Dora joins its portal
     const op = await users.add('dirop', ['#listed']);
     const roomId = await dora.join('#irc_test_#listed:localhost');

@@ -92,11 +92,12 @@ export async function startIrcBridge(
 /**
  * A suite's start: the bridge, its bot's id, and a fresh Matrix user (localpart `<prefix><time>`).
  * Give each suite's user a display name of its own: an earlier suite may have registered its
- * user's nick with NickServ, and ergo then keeps that nick for the account.
+ * user's nick with NickServ, and ergo then keeps that nick for the account. `server` overrides keys
+ * of the `test` IRC server, as in {@link startIrcBridge}.
  */
-export async function startSuite(prefix: string, displayName = 'Alice'): Promise<{ bridge: TrestleBridge; botId: string; user: MatrixUser }> {
+export async function startSuite(prefix: string, displayName = 'Alice', server: Record<string, unknown> = {}): Promise<{ bridge: TrestleBridge; botId: string; user: MatrixUser }> {
   if (!ircPort) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
-  const bridge = await startIrcBridge();
+  const bridge = await startIrcBridge(server);
   const user = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `${prefix}${Date.now()}`, { displayName });
   return { bridge, botId: bridge.matrix.botUserId, user };
 }

@@ -25,6 +25,10 @@ export const ircServerSchema = z.strictObject({
   botNick: z.string().default('trestle').describe("Nick of the bridge's own listening connection, which joins every bridged channel."),
   nickTemplate: z.string().default('$DISPLAY[m]')
     .describe('Nick of a Matrix user on IRC. $DISPLAY = display name, $LOCALPART = user id localpart, $USERID = full id.'),
+  ghostDisplayName: z.string().min(1).max(200).refine((t) => t.includes('$NICK'), { error: 'must hold $NICK' }).default('$NICK')
+    .meta({ examples: ['$NICK (IRC)'] })
+    .describe('Display name of IRC users\' ghosts on Matrix: $NICK = their nick, $SERVER = the server\'s name (`name`, else its key), ' +
+      'e.g. `$NICK (IRC)`. Ghosts take a changed template at their next message.'),
   usernameTemplate: z.string().default('$LOCALPART').describe('IRC username (ident) of a Matrix user.'),
   realnameTemplate: z.string().default('$USERID').describe('IRC realname (gecos) of a Matrix user.'),
   excludedUsers: z.array(z.strictObject({

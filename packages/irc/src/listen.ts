@@ -383,7 +383,7 @@ export class ChannelEvents {
       this.presence?.renamed(e.nick, e.new_nick);
       if (this.server.isOwnNick(e.new_nick) || this.server.isOwnNick(e.nick)) return;
       const key = this.store.renameGhost(this.key, e.nick, e.new_nick);
-      this.report(this.ctx.remote.profile({ id: ircUser(this.key, key), displayName: e.new_nick }));
+      this.report(this.ctx.remote.profile({ id: ircUser(this.key, key), displayName: this.server.ghostName(e.new_nick) }));
     });
 
     l.on('userlist', (e: { channel: string; users: { nick: string; modes?: string[] }[] }) => {

@@ -446,8 +446,14 @@ export class IrcServer {
     else if (this.store.releaseAccountNick(this.key, nick)) this.ctx.log.info('a nick used by an account is now used by someone not logged in: a ghost of its own', { server: this.key, nick });
   }
 
+  /** A ghost's display name for a nick (`ghostDisplayName`). */
+  ghostName(nick: string): string {
+    const t = this.cfg.ghostDisplayName;
+    return t === '$NICK' ? nick : t.replace(/\$NICK/g, nick).replace(/\$SERVER/g, this.displayName);
+  }
+
   senderFor(nick: string): RemoteSender {
-    return { id: ircUser(this.key, this.store.ghostKey(this.key, nick)), displayName: nick };
+    return { id: ircUser(this.key, this.store.ghostKey(this.key, nick)), displayName: this.ghostName(nick) };
   }
 
   /** A message id for IRC messages without an IRCv3 msgid, unique within this process. */

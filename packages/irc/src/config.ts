@@ -1,6 +1,7 @@
 /** The `networks.irc` config section: its schema is the single source of truth (types, sample, validation). */
 import { networkSection, presenceRefreshSecondsSchema } from '@trestle/core';
 import { z } from 'zod';
+import { knownEncoding } from './convert/encoding.js';
 
 const channelName = z.string().regex(/^[#&+!][^\s,\x07]{1,199}$/, { error: 'must be a channel name such as #rust' });
 /** A regular expression matched against a whole Matrix user id. */
@@ -29,6 +30,10 @@ export const ircServerSchema = z.strictObject({
     .meta({ examples: ['$NICK (IRC)'] })
     .describe('Display name of IRC users\' ghosts on Matrix: $NICK = their nick, $SERVER = the server\'s name (`name`, else its key), ' +
       'e.g. `$NICK (IRC)`. Ghosts take a changed template at their next message.'),
+  encodingFallback: z.string().refine(knownEncoding, { error: 'is not an encoding this bridge knows (try windows-1252, iso-8859-15, koi8-r, windows-1251)' })
+    .default('windows-1252')
+    .describe('How lines that are not valid UTF-8 are read: an encoding label such as `windows-1252` (a superset of Latin-1, ' +
+      'which older western clients still send), `iso-8859-15`, `koi8-r` or `windows-1251`. Valid UTF-8 is always read as UTF-8.'),
   usernameTemplate: z.string().default('$LOCALPART').describe('IRC username (ident) of a Matrix user.'),
   realnameTemplate: z.string().default('$USERID').describe('IRC realname (gecos) of a Matrix user.'),
   excludedUsers: z.array(z.strictObject({

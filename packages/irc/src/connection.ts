@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type PeerCertificate } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import IRC from 'irc-framework';
+import { transportWithFallback } from './transport.js';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { pemCertificates, untrustedChain } from './certs.js';
 import type { IdentRegistry } from './identd.js';
@@ -42,6 +43,8 @@ export interface ConnectionOptions {
   dropLine?: (line: string) => boolean;
   /** The ident server, told about the socket once connected, before NICK and USER (config `ident`). */
   ident?: IdentRegistry;
+  /** How lines that are not UTF-8 are read (config `encodingFallback`; none: as UTF-8, with U+FFFD). */
+  encodingFallback?: string;
 }
 
 /**
@@ -125,9 +128,13 @@ export class IrcConnection extends EventEmitter {
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private intentionalQuit = false;
 
+  /** irc-framework's transport, reading lines that are not UTF-8 with the fallback encoding. */
+  private readonly transport: ReturnType<typeof transportWithFallback>;
+
   constructor(private readonly opts: ConnectionOptions) {
     super();
     this.nick = opts.nick;
+    this.transport = transportWithFallback(opts.encodingFallback);
     this.client = new IRC.Client(IrcConnection.clientOptions);
     // join() listens for the outcome of each pending join: the listener joins every bridged channel at once
     this.setMaxListeners(0);
@@ -250,7 +257,7 @@ export class IrcConnection extends EventEmitter {
     clearTimeout(this.registerTimer);
     this.registerTimer = registerDeadline(o.timeouts.registerMs, o.log, () => this.client.connection.end(undefined, true));
     this.client.connect({
-      ...IrcConnection.clientOptions,
+      ...IrcConnection.clientOptions, transport: this.transport,
       host: o.host, port: o.port, tls: o.tls, nick: this.opts.nick, username: o.username, gecos: o.realname,
       ...(o.tls && o.tlsCa ? { rejectUnauthorized: false } : {}), // checked by checkServerCertificate()
       ...(o.password ? { password: o.password } : {}),

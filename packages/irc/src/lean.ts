@@ -23,6 +23,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
+import { lineDecoder } from './convert/encoding.js';
 import type { IdentRegistry } from './identd.js';
 import { ircLower } from './ids.js';
 import { JoinWaits } from './joins.js';
@@ -33,6 +34,8 @@ import { joinMultiline, type MultilineLine, type MultilinePart } from './convert
 export interface LeanOptions {
   host: string; port: number; tls: boolean; password?: string;
   nick: string; username: string; realname: string;
+  /** How lines that are not UTF-8 are read (config `encodingFallback`). */
+  encodingFallback?: string;
   /**
    * The server's NICKLEN as the bridge already knows it (its own connection's ISUPPORT). A nick
    * refused during registration is answered before this connection sees ISUPPORT itself, and the
@@ -242,8 +245,12 @@ export class LeanConnection extends EventEmitter {
    */
   private refusedWhy?: string;
 
+  /** Reads a line's bytes: UTF-8, or `encodingFallback` for a line that is not (convert/encoding.ts). */
+  private readonly decode: (buf: Buffer, start: number, end: number) => string;
+
   constructor(private readonly opts: LeanOptions) {
     super();
+    this.decode = lineDecoder(opts.encodingFallback);
     this.currentNick = opts.nick;
     if (opts.nickLen) this.nickLen = opts.nickLen;
   }
@@ -321,7 +328,7 @@ export class LeanConnection extends EventEmitter {
       const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
       if (end > start && !this.isChatter(text, start, end)) {
         forUs = true;
-        const line = parseLine(view.toString('utf8', start, end));
+        const line = parseLine(this.decode(view, start, end));
         if (line) this.onLine(line);
       }
       start = nl + 1;

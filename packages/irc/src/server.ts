@@ -110,7 +110,7 @@ export class IrcServer {
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: 'Trestle IRC bridge',
-      ...(this.ident ? { ident: this.ident } : {}),
+      ...(this.ident ? { ident: this.ident } : {}), encodingFallback: this.cfg.encodingFallback,
     });
   }
 
@@ -237,7 +237,7 @@ export class IrcServer {
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       identify: { mode: this.cfg.nickserv.identify, nick: this.cfg.nickserv.nick },
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
-      ...(this.ident ? { ident: this.ident } : {}),
+      ...(this.ident ? { ident: this.ident } : {}), encodingFallback: this.cfg.encodingFallback,
     });
     this.wireClient(userId, c);
     c.onNickChange = this.nicksChanged;

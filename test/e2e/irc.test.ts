@@ -174,7 +174,7 @@ describe('IRC bridge: messages', () => {
     expect(await fromAlice('noon still')).toBe('ircrex: noon still');
   });
 
-  it("answers a CTCP VERSION sent to a Matrix user's nick (and to the bridge's own)", async () => {
+  it("answers CTCP VERSION, PING and TIME sent to a Matrix user's nick (and to the bridge's own)", async () => {
     const val = await ircUser('ircval', ['#ctcp']);
     const roomId = await plumbed('#ctcp');
     await alice.sendText(roomId, 'ask me');
@@ -183,6 +183,15 @@ describe('IRC bridge: messages', () => {
     await val.waitForRaw((l) => /^:Alice\[m\]!\S+ NOTICE ircval :\x01VERSION Trestle IRC bridge\x01$/.test(untag(l)));
     val.say('trestlebot', '\x01VERSION\x01');
     await val.waitForRaw((l) => /^:trestlebot!\S+ NOTICE ircval :\x01VERSION Trestle IRC bridge\x01$/.test(untag(l)));
+    // PING comes back with its token (how IRC users measure lag), TIME with the time; one reply a second per connection
+    for (const to of ['Alice[m]', 'trestlebot']) {
+      await sleep(1100);
+      val.say(to, '\x01PING 1764300000 123\x01');
+      await val.waitForRaw((l) => untag(l).startsWith(`:${to}!`) && untag(l).endsWith(' NOTICE ircval :\x01PING 1764300000 123\x01'));
+      await sleep(1100);
+      val.say(to, '\x01TIME\x01');
+      await val.waitForRaw((l) => untag(l).startsWith(`:${to}!`) && / NOTICE ircval :\x01TIME \w{3}, \d{2} \w{3} \d{4} [\d:]{8} GMT\x01$/.test(untag(l)));
+    }
     // a CTCP request is not a message: nothing reaches the Matrix user
     await sleep(500);
     expect(bridge.portals.all().some((p) => p.remoteChat === `test/pm/${alice.userId}/ircval`)).toBe(false);

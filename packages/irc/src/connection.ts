@@ -11,6 +11,7 @@ import { TLSSocket, type PeerCertificate } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import IRC from 'irc-framework';
 import { transportWithFallback } from './transport.js';
+import { CtcpLimiter, ctcpReply } from './ctcp.js';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { pemCertificates, untrustedChain } from './certs.js';
 import type { IdentRegistry } from './identd.js';
@@ -200,6 +201,13 @@ export class IrcConnection extends EventEmitter {
     // irc-framework's "raw socket connected" comes with the TCP connection, before TLS and registration
     const ident = this.opts.ident;
     if (ident) c.on('raw socket connected', (sock: Socket) => ident.register(sock, this.opts.username));
+    // irc-framework answers VERSION itself (option `version`); the other CTCPs a client answers, here (ctcp.ts)
+    const ctcpLimit = new CtcpLimiter();
+    c.on('ctcp request', (e: { nick?: string; target: string; type: string | null; message: string }) => {
+      if (!e.nick || ircLower(e.target) !== ircLower(this.nick)) return; // to a channel: not ours to answer
+      const reply = ctcpReply(e.type ?? '', e.message.slice((e.type ?? '').length + 1), new Date());
+      if (reply && ctcpLimit.allow(Date.now())) c.raw(`NOTICE ${e.nick} :\x01${reply}\x01`);
+    });
     c.on('unknown command', (cmd: { command: string; params: string[] }) => {
       if (cmd.command === 'FAIL') this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
     });

@@ -24,6 +24,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
 import { lineDecoder } from './convert/encoding.js';
+import { CtcpLimiter, ctcpReply } from './ctcp.js';
 import type { IdentRegistry } from './identd.js';
 import { ircLower } from './ids.js';
 import { JoinWaits } from './joins.js';
@@ -245,6 +246,7 @@ export class LeanConnection extends EventEmitter {
    */
   private refusedWhy?: string;
 
+  private readonly ctcpLimit = new CtcpLimiter();
   /** Reads a line's bytes: UTF-8, or `encodingFallback` for a line that is not (convert/encoding.ts). */
   private readonly decode: (buf: Buffer, start: number, end: number) => string;
 
@@ -532,7 +534,9 @@ export class LeanConnection extends EventEmitter {
       const [verb] = ctcp.split(' ', 1);
       if (verb === 'ACTION') { type = 'action'; text = ctcp.slice(7); }
       else {
-        if (verb === 'VERSION' && l.command === 'PRIVMSG') this.write(`NOTICE ${l.nick} :\x01VERSION Trestle IRC bridge\x01`);
+        // a request (a PRIVMSG) is answered; a NOTICE is someone's reply, never answered
+        const reply = l.command === 'PRIVMSG' && l.nick ? ctcpReply(verb ?? '', ctcp.slice((verb ?? '').length + 1), new Date()) : undefined;
+        if (reply && this.ctcpLimit.allow(Date.now())) this.write(`NOTICE ${l.nick} :\x01${reply}\x01`);
         return;
       }
     }

@@ -16,6 +16,7 @@ import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './
 import { fillTemplate, sanitiseNick, sanitiseUsername } from './nicks.js';
 import { toCloseIdle, toEvict, type PooledConnection } from './pool.js';
 import { RecentLines } from './replies.js';
+import { CTCP_VERSION } from './ctcp.js';
 import type { IrcStore } from './store.js';
 
 interface IrcMessageEvent {
@@ -109,7 +110,7 @@ export class IrcServer {
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname, ...(dropLine ? { dropLine } : {}),
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
-      reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: 'Trestle IRC bridge',
+      reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: CTCP_VERSION,
       ...(this.ident ? { ident: this.ident } : {}), encodingFallback: this.cfg.encodingFallback,
     });
   }

@@ -153,7 +153,7 @@ describe('IRC bridge: a room\'s own line limit (linelimit)', () => {
     const say = async (who: MatrixUser, cmd: string): Promise<string> => {
       const since = Date.now();
       await who.sendText(roomId, cmd);
-      return body(await who.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since));
+      return body(await who.waitForEvent(roomId, (e) => e.sender === botId && e.type === 'm.room.message' && e.origin_server_ts >= since));
     };
     const lines = (prefix: string): string[] => watcher.messages.filter((m) => m.message.startsWith(prefix)).map((m) => m.message);
     expect(await say(uma, '!irc linelimit')).toBe('This room uses the server\'s line limit (3 on ErgoTest).');

@@ -1,6 +1,7 @@
 /** The `networks.irc` config section: its schema is the single source of truth (types, sample, validation). */
 import { networkSection, presenceRefreshSecondsSchema } from '@trestle/core';
 import { z } from 'zod';
+import { parseBlock } from './addresses.js';
 
 const channelName = z.string().regex(/^[#&+!][^\s,\x07]{1,199}$/, { error: 'must be a channel name such as #rust' });
 /** A regular expression matched against a whole Matrix user id. */
@@ -43,6 +44,23 @@ export const ircServerSchema = z.strictObject({
     nick: z.string().regex(/^[A-Za-z[\]\\`_^{|}][A-Za-z0-9[\]\\`_^{|}-]*$/, { error: 'must be a valid IRC nick' }).default('MatrixRelay')
       .describe('Nick of the shared relay connection.'),
   }).prefault({}).describe('Relaying some or all Matrix users through one connection (as Heisenbridge\'s and mautrix\'s relay modes do).'),
+  addressBlock: z.string().superRefine((text, ctx) => {
+    try { parseBlock(text); } catch (err) { ctx.addIssue({ code: 'custom', message: (err as Error).message }); }
+  }).optional().meta({ examples: ['2001:db8:1234::/64'] })
+    .describe('A block of addresses (CIDR, IPv6 or IPv4) routed to this host: each Matrix user\'s connection (and the relay ' +
+      'connection) gets an address of its own from it as its source address, kept across reconnects and restarts, so the ' +
+      'network can limit and ban Matrix users one by one (as the reference bridge\'s `ipv6.prefix`). The bridge\'s own ' +
+      'listening connection keeps the host\'s default address. For IPv6 route the block to this host, e.g. ' +
+      '`ip -6 route add local 2001:db8:1234::/64 dev lo`; on Linux all of 127.0.0.0/8 is local already (tests, one-host ' +
+      'set-ups). An IPv4 block\'s network and broadcast addresses are not used; an address is kept for good, so the block ' +
+      'must have one for every Matrix user who speaks on the server: when it is used up, new users are told and not ' +
+      'connected. With `ident`, leave `ident.bindAddress` unset (or `::`/`0.0.0.0`): the server asks ident at the ' +
+      'connection\'s own address.'),
+  userModes: z.string().regex(/^\+[a-zA-Z]+$/, { error: 'must be a + and user mode letters, e.g. +R' }).optional()
+    .meta({ examples: ['+R'] })
+    .describe('User modes each Matrix user\'s connection (and the relay connection) sets on itself once registered, e.g. ' +
+      '`+R` (ergo, Libera: only registered users may send it private messages) or `+i` (invisible). Modes the server does ' +
+      'not know are refused by it and logged.'),
   maxClients: z.int().min(1).default(1000).describe('Most IRC connections for Matrix users; the least recently active is closed past it.'),
   idleTimeoutMinutes: z.int().min(0).default(0).describe('Close a Matrix user\'s IRC connection after this long without activity (0 = never).'),
   lineLimit: z.int().min(1).default(3).describe('A Matrix message longer than this many IRC lines is uploaded and linked instead. A room\'s moderators can set their own with `!irc linelimit`.'),

@@ -81,6 +81,11 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
       const { port, bindAddress } = this.cfg.ident;
       this.ident = new IdentServer({ port, ...(bindAddress ? { bindAddress } : {}), log: ctx.log.child({ component: 'identd' }) });
       await this.ident.start(); // listening before the first connection opens; a port it cannot have is logged, not fatal
+      const blocks = Object.entries(this.cfg.servers).filter(([, s]) => s.addressBlock).map(([k]) => k);
+      if (bindAddress && !['::', '0.0.0.0'].includes(bindAddress) && blocks.length) {
+        ctx.log.warn('ident.bindAddress is one address, but servers with an addressBlock are asked ident at their users\' own ' +
+          'addresses: those queries cannot reach it (leave ident.bindAddress unset)', { bindAddress, servers: blocks });
+      }
     }
     for (const [key, scfg] of Object.entries(this.cfg.servers)) {
       for (const [channel, rooms] of Object.entries(scfg.mappings)) {

@@ -128,6 +128,12 @@ export const ircConfigSchema = networkSection({
         'a high port and redirect 113 to it (e.g. an iptables REDIRECT rule).'),
     bindAddress: z.string().min(1).optional().meta({ examples: ['0.0.0.0'] })
       .describe('Address to listen on. Unset: every address of the host.'),
+    maxClients: z.int().min(1).max(10_000).default(64)
+      .describe('Ident clients (IRC servers asking) connected at once, at most; more are closed at once. Anyone can ' +
+        'connect to the ident server: this bounds what they can hold. Raise it for many IRC servers asking at once ' +
+        '(a bridge reconnecting hundreds of users).'),
+    idleSeconds: z.int().min(1).max(3600).default(60)
+      .describe('A client that asks nothing for this long is closed (RFC 1413 recommends 60 to 180 seconds).'),
   }).prefault({}).describe('Ident server (RFC 1413), one for all IRC servers: answers with the IRC username of the ' +
     'connection asked about, and only to the host that connection goes to.'),
   passwordKeyFile: z.string().default('data/irc-passwords.key')

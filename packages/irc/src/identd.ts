@@ -19,16 +19,16 @@
  *
  * Anyone can connect to it, so it trusts nothing it reads: lines are short or the client is
  * dropped, each line is one query with one answer, a silent client is closed, and there are at
- * most {@link MAX_CLIENTS} at a time. Nothing it does can throw into the bridge.
+ * most `maxClients` at a time (config `ident.maxClients`, `ident.idleSeconds`). Nothing it does can throw into the bridge.
  */
 import { createServer, isIPv4, type Server, type Socket } from 'node:net';
 import type { Logger } from '@trestle/core';
 
 /** The longest query line kept (a real one is at most 13 bytes: `65535 , 65535`). */
 export const MAX_QUERY_BYTES = 100;
-/** Ident clients connected at once, at most: more are refused by closing them. */
+/** Ident clients connected at once, at most, unless configured (`ident.maxClients`): more are refused by closing them. */
 export const MAX_CLIENTS = 64;
-/** A client that asks nothing for this long is closed (RFC 1413 recommends 60-180 s). */
+/** A client that asks nothing for this long is closed, unless configured (`ident.idleSeconds`; RFC 1413 recommends 60-180 s). */
 export const IDLE_MS = 60_000;
 /** Answers a client leaves unread past this many bytes: it is dropped. */
 const MAX_UNREAD_BYTES = 4096;
@@ -79,8 +79,11 @@ export class IdentServer implements IdentRegistry {
   /** Ident clients connected now, closed at stop (close() would otherwise wait for them). */
   private readonly clients = new Set<Socket>();
 
-  /** `idleMs`: how long a silent client is kept (default {@link IDLE_MS}; tests shorten it). */
-  constructor(private readonly opts: { port: number; bindAddress?: string; log: Logger; idleMs?: number }) {}
+  /**
+   * `idleMs`: how long a silent client is kept (default {@link IDLE_MS}); `maxClients`: clients at
+   * once (default {@link MAX_CLIENTS}).
+   */
+  constructor(private readonly opts: { port: number; bindAddress?: string; log: Logger; idleMs?: number; maxClients?: number }) {}
 
   /** Connections registered now (for tests and metrics). */
   get size(): number {
@@ -127,8 +130,9 @@ export class IdentServer implements IdentRegistry {
   start(): Promise<boolean> {
     const { port, bindAddress, log } = this.opts;
     const server = createServer((sock) => this.serve(sock));
-    server.maxConnections = MAX_CLIENTS;
-    server.on('drop', (d?: { remoteAddress?: string }) => log.warn('too many ident clients at once; closed one', { from: d?.remoteAddress, max: MAX_CLIENTS }));
+    const max = this.opts.maxClients ?? MAX_CLIENTS;
+    server.maxConnections = max;
+    server.on('drop', (d?: { remoteAddress?: string }) => log.warn('too many ident clients at once; closed one (ident.maxClients)', { from: d?.remoteAddress, max }));
     this.server = server;
     return new Promise((resolve) => {
       server.once('error', (err: NodeJS.ErrnoException) => {

@@ -78,8 +78,8 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     ctx.migrate(ircMigrations);
     this.store = new IrcStore(ctx.db, new PasswordBox(resolve(this.cfg.passwordKeyFile)));
     if (this.cfg.ident.enabled) {
-      const { port, bindAddress } = this.cfg.ident;
-      this.ident = new IdentServer({ port, ...(bindAddress ? { bindAddress } : {}), log: ctx.log.child({ component: 'identd' }) });
+      const { port, bindAddress, maxClients, idleSeconds } = this.cfg.ident;
+      this.ident = new IdentServer({ port, ...(bindAddress ? { bindAddress } : {}), maxClients, idleMs: idleSeconds * 1000, log: ctx.log.child({ component: 'identd' }) });
       await this.ident.start(); // listening before the first connection opens; a port it cannot have is logged, not fatal
       const blocks = Object.entries(this.cfg.servers).filter(([, s]) => s.addressBlock).map(([k]) => k);
       if (bindAddress && !['::', '0.0.0.0'].includes(bindAddress) && blocks.length) {

@@ -1,5 +1,6 @@
 /** The `networks.irc` config section: its schema is the single source of truth (types, sample, validation). */
 import { networkSection, presenceRefreshSecondsSchema } from '@trestle/core';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseBlock } from './addresses.js';
 
@@ -111,6 +112,16 @@ export const ircServerSchema = z.strictObject({
     answerMs: z.int().min(1000).default(10_000)
       .describe('A Matrix user\'s message the server has not confirmed (labeled echo) this long makes the bridge PING the server; if it then answers none of that connection\'s commands for this long again, the connection is taken for dead: it is dropped and reconnected, and its unconfirmed messages are sent again.'),
   }).prefault({}).describe('How long to wait for the IRC server before taking a connection for dead.'),
+}).superRefine((server, ctx) => {
+  // a host given as an address of the other family cannot be reached from the block's addresses
+  const hostFamily = isIP(server.host);
+  if (!server.addressBlock || !hostFamily) return;
+  let family: number;
+  try { family = parseBlock(server.addressBlock).family; } catch { return; } // reported on the field itself
+  if (family !== hostFamily) {
+    ctx.addIssue({ code: 'custom', path: ['addressBlock'], message: `is IPv${family}, but host ${server.host} is IPv${hostFamily}: ` +
+      'no connection can go from one to the other (give a block of the host\'s family, or a host name with such an address)' });
+  }
 });
 
 export const ircConfigSchema = networkSection({

@@ -52,3 +52,15 @@ describe('IRC server config: addressBlock and userModes', () => {
     expect(r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)[0]).toBe(problem && `${key}: ${problem}`);
   });
 });
+
+describe('IRC server config: addressBlock and host of different families', () => {
+  it.each([
+    ['127.0.0.1', '2001:db8::/64', 'addressBlock: is IPv6, but host 127.0.0.1 is IPv4: no connection can go from one to the other (give a block of the host\'s family, or a host name with such an address)'],
+    ['::1', '127.0.1.0/24', 'addressBlock: is IPv4, but host ::1 is IPv6: no connection can go from one to the other (give a block of the host\'s family, or a host name with such an address)'],
+    ['irc.libera.chat', '2001:db8::/64', undefined], // a name: looked up in the block's family
+    ['127.0.0.1', '127.0.1.0/24', undefined],
+  ])('host %s with block %s → %s', (host, addressBlock, problem) => {
+    const r = ircServerSchema.safeParse({ host, addressBlock });
+    expect(r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)[0]).toBe(problem);
+  });
+});

@@ -1,6 +1,6 @@
 /**
- * Matrix users' connections from addresses of their own (`addressBlock`) and with the server's
- * `userModes`, on a real ergo: an IRC operator's WHOIS shows each connection's real address
+ * Matrix users' connections (and the relay connection) from addresses of their own
+ * (`addressBlock`) and with the server's `userModes`, on a real ergo: an IRC operator's WHOIS shows each connection's real address
  * (338, shown to opers only) and its modes; the address stays after an oper KILL and the
  * reconnect, and after a bridge restart; a block the host cannot use and a block used up fail
  * the user's message with a notice saying why.
@@ -18,13 +18,15 @@ import { e2e, until } from './env.js';
 import { body, IrcUsers, plumbedRoom, restartErgo, startIrcBridge, startSuite, untag } from './irc-env.js';
 
 const BLOCK = '127.0.1.0/24';
-const serverCfg = (addressBlock: string): Record<string, unknown> => ({ addressBlock, userModes: '+R' });
+/** Users whose localpart starts with `ircrelayed` speak through the relay connection, which has an address of its own too. */
+const serverCfg = (addressBlock: string): Record<string, unknown> => ({ addressBlock, userModes: '+R', relay: { users: ['@ircrelayed.*'] } });
 const start = (addressBlock = BLOCK): Promise<TrestleBridge> => startIrcBridge(serverCfg(addressBlock), {}, { ident: { enabled: true, port: 113 } });
 
 let bridge: TrestleBridge;
 let botId: string;
 let adda: MatrixUser;
 let bodo: MatrixUser;
+let relayed: MatrixUser;
 let roomId: string;
 let oper: IrcUser;
 const users = new IrcUsers();
@@ -36,6 +38,7 @@ beforeAll(async () => {
   await plain.stop(); // startSuite's bridge has no block; this suite's has
   bridge = await start();
   bodo = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircbodo${Date.now()}`, { displayName: 'Bodo' });
+  relayed = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircrelayed${Date.now()}`, { displayName: 'Rela' });
   oper = await users.add('addroper', ['#addresses']);
   oper.client.raw('OPER admin oper-pass');
   await oper.waitForRaw((l) => / 381 /.test(l));
@@ -69,25 +72,28 @@ async function seen(nick: string): Promise<{ ip: string; username: string; modes
   };
 }
 
-/** `user` says `text` in the room; the oper sees it on IRC. */
+/** `user` says `text` in the room; the oper sees it on IRC (from the relay as `<Rela> text`). */
 async function say(user: MatrixUser, text: string): Promise<void> {
   await user.sendText(roomId, text);
-  await oper.waitFor((m) => m.message === text && m.target === '#addresses');
+  await oper.waitFor((m) => m.message.endsWith(text) && m.target === '#addresses');
 }
 
 describe('IRC bridge: source addresses from addressBlock, and userModes', () => {
-  let addaAt = '', bodoAt = '';
+  let addaAt = '', bodoAt = '', relayAt = '';
 
-  it('gives two Matrix users two addresses of the block, with ident answered there and their user modes set', async () => {
+  it('gives two Matrix users and the relay three addresses of the block, with ident answered there and the users\' modes set', async () => {
     roomId = await plumbedRoom(adda, botId, '#addresses');
     await say(adda, 'adda here'); // adda's connection first, so in a fresh run she has the block's first address
     await adda.invite(roomId, bodo.userId);
     await bodo.join(roomId);
     await say(bodo, 'bodo here');
-    const a = await seen('Adda[m]'), b = await seen('Bodo[m]');
-    addaAt = a.ip; bodoAt = b.ip;
-    for (const ip of [addaAt, bodoAt]) expect(ip).toMatch(/^127\.0\.1\.([1-9]\d?|1\d\d|2[0-4]\d|25[0-4])$/);
-    expect(addaAt).not.toBe(bodoAt);
+    await adda.invite(roomId, relayed.userId);
+    await relayed.join(roomId);
+    await say(relayed, 'relayed here');
+    const a = await seen('Adda[m]'), b = await seen('Bodo[m]'), r = await seen('MatrixRelay');
+    addaAt = a.ip; bodoAt = b.ip; relayAt = r.ip;
+    for (const ip of [addaAt, bodoAt, relayAt]) expect(ip).toMatch(/^127\.0\.1\.([1-9]\d?|1\d\d|2[0-4]\d|25[0-4])$/);
+    expect(new Set([addaAt, bodoAt, relayAt]).size).toBe(3);
     // the bridge's own connection keeps the host's address
     expect((await seen('trestlebot')).ip).toBe('127.0.0.1');
     // ergo asked ident at each user's own address and got an answer: no ~ (unverified)
@@ -112,10 +118,13 @@ describe('IRC bridge: source addresses from addressBlock, and userModes', () => 
   it('keeps each user\'s address across a bridge restart', async () => {
     await bridge.stop();
     bridge = await start();
-    await say(bodo, 'bodo after the restart'); // bodo first this time: an address made afresh would be adda's
+    // the other way round this time: an address made afresh would be another's
+    await say(relayed, 'relayed after the restart');
+    await say(bodo, 'bodo after the restart');
     await say(adda, 'adda after the restart');
     expect((await seen('Adda[m]')).ip).toBe(addaAt);
     expect((await seen('Bodo[m]')).ip).toBe(bodoAt);
+    expect((await seen('MatrixRelay')).ip).toBe(relayAt);
   });
 
   it('tells the user why, instead of reconnecting, when the host cannot use the block or it is used up', async () => {

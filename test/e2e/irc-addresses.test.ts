@@ -9,9 +9,12 @@
  * (`check-ident`) at the address each connection comes from, so this suite runs the bridge's
  * ident server on port 113 of every address: as root, and never beside irc-ident.test.ts.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TrestleBridge } from '@trestle/core';
+import { createLogger, type TrestleBridge } from '@trestle/core';
 import type { IrcNetwork } from '@trestle/irc';
+import { ReconnectLimiter } from '../../packages/irc/src/connection.js';
+import { LeanConnection } from '../../packages/irc/src/lean.js';
 import { MatrixUser } from '../harness/matrix-user.js';
 import type { IrcUser } from '../harness/irc-user.js';
 import { e2e, until } from './env.js';
@@ -125,6 +128,22 @@ describe('IRC bridge: source addresses from addressBlock, and userModes', () => 
     expect((await seen('Adda[m]')).ip).toBe(addaAt);
     expect((await seen('Bodo[m]')).ip).toBe(bodoAt);
     expect((await seen('MatrixRelay')).ip).toBe(relayAt);
+  });
+
+  it('connects from its address over TLS too', async () => {
+    const c = new LeanConnection({
+      host: '127.0.0.1', port: Number(process.env['TRESTLE_E2E_IRC_TLS_PORT']), tls: true,
+      tlsCa: readFileSync(`${process.env['TRESTLE_E2E_ERGO_WORK']}/tls.crt`, 'utf8'), localAddress: '127.0.1.250', userModes: '+R',
+      nick: 'addrtls', username: 'addrtls', realname: 'TLS from a block address', reconnect: { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+      timeouts: { registerMs: 30_000, answerMs: 10_000 }, limiter: new ReconnectLimiter(1), log: createLogger({ level: 'warn', format: 'json' }),
+    });
+    try {
+      await c.connect();
+      await until(async () => (await seen('addrtls')).modes.includes('R'), 'the TLS connection\'s user modes');
+      expect((await seen('addrtls')).ip).toBe('127.0.1.250');
+    } finally {
+      c.quit('done');
+    }
   });
 
   it('tells the user why, instead of reconnecting, when the host cannot use the block or it is used up', async () => {

@@ -51,9 +51,10 @@ export const ircServerSchema = z.strictObject({
     .describe('A block of addresses (CIDR, IPv6 or IPv4) routed to this host: each Matrix user\'s connection (and the relay ' +
       'connection) gets an address of its own from it as its source address, kept across reconnects and restarts, so the ' +
       'network can limit and ban Matrix users one by one (as the reference bridge\'s `ipv6.prefix`). The bridge\'s own ' +
-      'listening connection keeps the host\'s default address. For IPv6 route the block to this host, e.g. ' +
-      '`ip -6 route add local 2001:db8:1234::/64 dev lo`; on Linux all of 127.0.0.0/8 is local already (tests, one-host ' +
-      'set-ups). An IPv4 block\'s network and broadcast addresses are not used; an address is kept for good, so the block ' +
+      'listening connection keeps the host\'s default address. The network must route the block to this host, and Linux ' +
+      'must take it as local: `ip -6 route add local 2001:db8:1234::/64 dev lo` and, for IPv6 only, ' +
+      '`sysctl -w net.ipv6.ip_nonlocal_bind=1` (IPv4: `ip route add local 192.0.2.0/24 dev lo`); all of 127.0.0.0/8 is ' +
+      'local already (tests, one-host set-ups). An IPv4 block\'s network and broadcast addresses are not used; an address is kept for good, so the block ' +
       'must have one for every Matrix user who speaks on the server: when it is used up, new users are told and not ' +
       'connected. With `ident`, leave `ident.bindAddress` unset (or `::`/`0.0.0.0`): the server asks ident at the ' +
       'connection\'s own address.'),

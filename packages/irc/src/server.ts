@@ -274,8 +274,11 @@ export class IrcServer {
   private addressUnavailable(address: string, err: Error): void {
     if (this.addressTroubleLogged.has('unavailable')) return;
     this.addressTroubleLogged.add('unavailable');
-    const route = this.block!.family === 6 ? `ip -6 route add local ${this.block!.text} dev lo` : `ip route add local ${this.block!.text} dev lo`;
-    this.ctx.log.error(`this host cannot use addresses of addressBlock as source addresses (route the block to it, e.g. \`${route}\`); ` +
+    // Linux binds an IPv4 address of a `local` route; an IPv6 one only with ip_nonlocal_bind too (kernel 4.3+)
+    const route = this.block!.family === 6
+      ? `ip -6 route add local ${this.block!.text} dev lo\` and \`sysctl -w net.ipv6.ip_nonlocal_bind=1`
+      : `ip route add local ${this.block!.text} dev lo`;
+    this.ctx.log.error(`this host cannot use addresses of addressBlock as source addresses (make them local to it, e.g. \`${route}\`); ` +
       'Matrix users\' connections to this server fail until then', { server: this.key, addressBlock: this.block!.text, address, err });
   }
 

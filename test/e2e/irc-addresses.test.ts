@@ -107,9 +107,11 @@ describe('IRC bridge: source addresses from addressBlock, and userModes', () => 
   });
 
   it('keeps each user\'s address after an oper KILL and the reconnect', async () => {
-    const conn = (bridge.networks.get('irc') as IrcNetwork).servers.get('test')!.clients.get(adda.userId)!;
+    const server = (bridge.networks.get('irc') as IrcNetwork).servers.get('test')!;
+    const conn = server.clients.get(adda.userId)!;
+    const lost = server.reconnects;
     oper.client.raw('KILL Adda[m] :addresses test');
-    await until(() => conn.state !== 'connected', 'the kill to be noticed');
+    await until(() => server.reconnects > lost, 'the kill to be noticed');
     await until(() => conn.state === 'connected', 'adda to reconnect');
     await say(adda, 'adda is back');
     const a = await seen('Adda[m]');

@@ -19,7 +19,8 @@
  *
  * Anyone can connect to it, so it trusts nothing it reads: lines are short or the client is
  * dropped, each line is one query with one answer, a silent client is closed, and there are at
- * most `maxClients` at a time (config `ident.maxClients`, `ident.idleSeconds`). Nothing it does can throw into the bridge.
+ * most `maxClients` at a time (config `ident.maxClients`, `ident.idleSeconds`). Nothing it does
+ * can throw into the bridge.
  */
 import { createServer, isIPv4, type Server, type Socket } from 'node:net';
 import type { Logger } from '@trestle/core';

@@ -1,6 +1,8 @@
 /** The `networks.irc` config section: its schema is the single source of truth (types, sample, validation). */
 import { networkSection, presenceRefreshSecondsSchema } from '@trestle/core';
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseBlock } from './addresses.js';
 import { knownEncoding } from './convert/encoding.js';
 
 const channelName = z.string().regex(/^[#&+!][^\s,\x07]{1,199}$/, { error: 'must be a channel name such as #rust' });
@@ -52,6 +54,24 @@ export const ircServerSchema = z.strictObject({
     nick: z.string().regex(/^[A-Za-z[\]\\`_^{|}][A-Za-z0-9[\]\\`_^{|}-]*$/, { error: 'must be a valid IRC nick' }).default('MatrixRelay')
       .describe('Nick of the shared relay connection.'),
   }).prefault({}).describe('Relaying some or all Matrix users through one connection (as Heisenbridge\'s and mautrix\'s relay modes do).'),
+  addressBlock: z.string().superRefine((text, ctx) => {
+    try { parseBlock(text); } catch (err) { ctx.addIssue({ code: 'custom', message: (err as Error).message }); }
+  }).optional().meta({ examples: ['2001:db8:1234::/64'] })
+    .describe('A block of addresses (CIDR, IPv6 or IPv4) routed to this host: each Matrix user\'s connection (and the relay ' +
+      'connection) gets an address of its own from it as its source address, kept across reconnects and restarts, so the ' +
+      'network can limit and ban Matrix users one by one (as the reference bridge\'s `ipv6.prefix`). The bridge\'s own ' +
+      'listening connection keeps the host\'s default address. The network must route the block to this host, and Linux ' +
+      'must take it as local: `ip -6 route add local 2001:db8:1234::/64 dev lo` and, for IPv6 only, ' +
+      '`sysctl -w net.ipv6.ip_nonlocal_bind=1` (IPv4: `ip route add local 192.0.2.0/24 dev lo`); all of 127.0.0.0/8 ' +
+      'is local already (tests, one-host set-ups). An IPv4 block\'s network and broadcast addresses are not used; an ' +
+      'address is kept for good, so the block must have one for every Matrix user who speaks on the server: when it is ' +
+      'used up, new users are told and not connected. With `ident`, leave `ident.bindAddress` unset (or `::`/`0.0.0.0`): the server asks ident at the ' +
+      'connection\'s own address.'),
+  userModes: z.string().regex(/^\+[a-zA-Z]+$/, { error: 'must be a + and user mode letters, e.g. +R' }).optional()
+    .meta({ examples: ['+R'] })
+    .describe('User modes each Matrix user\'s connection (and the relay connection) sets on itself once registered, e.g. ' +
+      '`+R` (ergo, Libera: only registered users may send it private messages) or `+i` (invisible). Modes the server does ' +
+      'not know are refused by it and logged.'),
   maxClients: z.int().min(1).default(1000).describe('Most IRC connections for Matrix users; the least recently active is closed past it.'),
   idleTimeoutMinutes: z.int().min(0).default(0).describe('Close a Matrix user\'s IRC connection after this long without activity (0 = never).'),
   lineLimit: z.int().min(1).default(3).describe('A Matrix message longer than this many IRC lines is uploaded and linked instead. A room\'s moderators can set their own with `!irc linelimit`.'),
@@ -106,6 +126,16 @@ export const ircServerSchema = z.strictObject({
     answerMs: z.int().min(1000).default(10_000)
       .describe('A Matrix user\'s message the server has not confirmed (labeled echo) this long makes the bridge PING the server; if it then answers none of that connection\'s commands for this long again, the connection is taken for dead: it is dropped and reconnected, and its unconfirmed messages are sent again.'),
   }).prefault({}).describe('How long to wait for the IRC server before taking a connection for dead.'),
+}).superRefine((server, ctx) => {
+  // a host given as an address of the other family cannot be reached from the block's addresses
+  const hostFamily = isIP(server.host);
+  if (!server.addressBlock || !hostFamily) return;
+  let family: number;
+  try { family = parseBlock(server.addressBlock).family; } catch { return; } // reported on the field itself
+  if (family !== hostFamily) {
+    ctx.addIssue({ code: 'custom', path: ['addressBlock'], message: `is IPv${family}, but host ${server.host} is IPv${hostFamily}: ` +
+      'no connection can go from one to the other (give a block of the host\'s family, or a host name with such an address)' });
+  }
 });
 
 export const ircConfigSchema = networkSection({
@@ -123,6 +153,12 @@ export const ircConfigSchema = networkSection({
         'a high port and redirect 113 to it (e.g. an iptables REDIRECT rule).'),
     bindAddress: z.string().min(1).optional().meta({ examples: ['0.0.0.0'] })
       .describe('Address to listen on. Unset: every address of the host.'),
+    maxClients: z.int().min(1).max(10_000).default(64)
+      .describe('Ident clients (IRC servers asking) connected at once, at most; more are closed at once. Anyone can ' +
+        'connect to the ident server: this bounds what they can hold. Raise it for many IRC servers asking at once ' +
+        '(a bridge reconnecting hundreds of users).'),
+    idleSeconds: z.int().min(1).max(3600).default(60)
+      .describe('A client that asks nothing for this long is closed (RFC 1413 recommends 60 to 180 seconds).'),
   }).prefault({}).describe('Ident server (RFC 1413), one for all IRC servers: answers with the IRC username of the ' +
     'connection asked about, and only to the host that connection goes to.'),
   passwordKeyFile: z.string().default('data/irc-passwords.key')

@@ -9,18 +9,27 @@
  * the connection between those two ports *and the querier's own address* (RFC 1413 §3: a host may
  * only ask about connections between it and us), anything else with NO-USER.
  *
+ * With a server's `addressBlock`, connections have source addresses of their own, and two of them
+ * may have the same local port (a port is only unique per address). The IRC server asks ident at
+ * the address the connection came from, so a query is matched to the connection whose source
+ * address is the one it arrived at; a connection registered alone under its ports answers
+ * whatever the address (a host behind NAT is asked at its public address). For this the ident
+ * server must listen on every address of the host (`ident.bindAddress` unset, or `::`/`0.0.0.0`),
+ * which also covers an IPv6 block routed to the host with `ip -6 route add local`.
+ *
  * Anyone can connect to it, so it trusts nothing it reads: lines are short or the client is
  * dropped, each line is one query with one answer, a silent client is closed, and there are at
- * most {@link MAX_CLIENTS} at a time. Nothing it does can throw into the bridge.
+ * most `maxClients` at a time (config `ident.maxClients`, `ident.idleSeconds`). Nothing it does
+ * can throw into the bridge.
  */
 import { createServer, isIPv4, type Server, type Socket } from 'node:net';
 import type { Logger } from '@trestle/core';
 
 /** The longest query line kept (a real one is at most 13 bytes: `65535 , 65535`). */
 export const MAX_QUERY_BYTES = 100;
-/** Ident clients connected at once, at most: more are refused by closing them. */
+/** Ident clients connected at once, at most, unless configured (`ident.maxClients`): more are refused by closing them. */
 export const MAX_CLIENTS = 64;
-/** A client that asks nothing for this long is closed (RFC 1413 recommends 60-180 s). */
+/** A client that asks nothing for this long is closed, unless configured (`ident.idleSeconds`; RFC 1413 recommends 60-180 s). */
 export const IDLE_MS = 60_000;
 /** Answers a client leaves unread past this many bytes: it is dropped. */
 const MAX_UNREAD_BYTES = 4096;
@@ -62,30 +71,56 @@ export interface IdentRegistry {
 }
 
 export class IdentServer implements IdentRegistry {
-  /** `local port/remote host/remote port` → the owner of that connection (an object per registration). */
-  private readonly owners = new Map<string, { username: string }>();
+  /**
+   * `local port/remote host/remote port` → the connections with those ports, by their source
+   * address: the owner of each (an object per registration).
+   */
+  private readonly owners = new Map<string, Map<string, { username: string }>>();
   private server?: Server;
   /** Ident clients connected now, closed at stop (close() would otherwise wait for them). */
   private readonly clients = new Set<Socket>();
 
-  /** `idleMs`: how long a silent client is kept (default {@link IDLE_MS}; tests shorten it). */
-  constructor(private readonly opts: { port: number; bindAddress?: string; log: Logger; idleMs?: number }) {}
+  /**
+   * `idleMs`: how long a silent client is kept (default {@link IDLE_MS}); `maxClients`: clients at
+   * once (default {@link MAX_CLIENTS}).
+   */
+  constructor(private readonly opts: { port: number; bindAddress?: string; log: Logger; idleMs?: number; maxClients?: number }) {}
 
   /** Connections registered now (for tests and metrics). */
-  get size(): number { return this.owners.size; }
-
-  register(socket: Socket, username: string): void {
-    const { localPort, remotePort, remoteAddress } = socket;
-    if (!localPort || !remotePort || !remoteAddress) return; // not connected (closed already)
-    const key = `${localPort}/${hostOf(remoteAddress)}/${remotePort}`;
-    const entry = { username };
-    this.owners.set(key, entry);
-    socket.once('close', () => { if (this.owners.get(key) === entry) this.owners.delete(key); });
+  get size(): number {
+    let n = 0;
+    for (const m of this.owners.values()) n += m.size;
+    return n;
   }
 
-  /** The owner of our connection from `local` to `remote` on the host `querier`, if it is ours. */
-  owner(local: number, querier: string, remote: number): string | undefined {
-    return this.owners.get(`${local}/${hostOf(querier)}/${remote}`)?.username;
+  register(socket: Socket, username: string): void {
+    const { localAddress, localPort, remotePort, remoteAddress } = socket;
+    if (!localPort || !remotePort || !remoteAddress) return; // not connected (closed already)
+    const key = `${localPort}/${hostOf(remoteAddress)}/${remotePort}`;
+    const from = hostOf(localAddress ?? '');
+    const entry = { username };
+    let byAddress = this.owners.get(key);
+    if (!byAddress) this.owners.set(key, byAddress = new Map());
+    byAddress.set(from, entry);
+    socket.once('close', () => {
+      const m = this.owners.get(key);
+      if (m?.get(from) !== entry) return;
+      m.delete(from);
+      if (m.size === 0) this.owners.delete(key);
+    });
+  }
+
+  /**
+   * The owner of our connection from `local` to `remote` on the host `querier`, if it is ours;
+   * `at`: the address of ours the query arrived at, which tells apart connections of different
+   * source addresses with the same ports.
+   */
+  owner(local: number, querier: string, remote: number, at?: string): string | undefined {
+    const m = this.owners.get(`${local}/${hostOf(querier)}/${remote}`);
+    if (!m) return undefined;
+    const exact = at !== undefined ? m.get(hostOf(at)) : undefined;
+    if (exact) return exact.username;
+    return m.size === 1 ? m.values().next().value!.username : undefined;
   }
 
   /**
@@ -96,8 +131,9 @@ export class IdentServer implements IdentRegistry {
   start(): Promise<boolean> {
     const { port, bindAddress, log } = this.opts;
     const server = createServer((sock) => this.serve(sock));
-    server.maxConnections = MAX_CLIENTS;
-    server.on('drop', (d?: { remoteAddress?: string }) => log.warn('too many ident clients at once; closed one', { from: d?.remoteAddress, max: MAX_CLIENTS }));
+    const max = this.opts.maxClients ?? MAX_CLIENTS;
+    server.maxConnections = max;
+    server.on('drop', (d?: { remoteAddress?: string }) => log.warn('too many ident clients at once; closed one (ident.maxClients)', { from: d?.remoteAddress, max }));
     this.server = server;
     return new Promise((resolve) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -131,6 +167,7 @@ export class IdentServer implements IdentRegistry {
 
   private serve(sock: Socket): void {
     const querier = sock.remoteAddress ?? '';
+    const at = sock.localAddress;
     const log = this.opts.log;
     let buffered = '';
     this.clients.add(sock);
@@ -145,7 +182,7 @@ export class IdentServer implements IdentRegistry {
         const line = buffered.slice(0, nl).replace(/\r$/, '');
         buffered = buffered.slice(nl + 1);
         if (line.length > MAX_QUERY_BYTES) { this.tooLong(sock, querier); return; }
-        const answer = identAnswer(line, (local, remote) => this.owner(local, querier, remote));
+        const answer = identAnswer(line, (local, remote) => this.owner(local, querier, remote, at));
         log.debug('ident query answered', { from: querier, answer });
         sock.write(`${answer}\r\n`);
         if (sock.writableLength > MAX_UNREAD_BYTES) { sock.destroy(); return; }

@@ -61,6 +61,16 @@ export interface LeanOptions {
   log: Logger;
   /** The ident server, told about each socket once connected, before NICK and USER (config `ident`). */
   ident?: IdentRegistry;
+  /**
+   * The source address of the socket (from the server's `addressBlock`); unset: the host's
+   * default. An address the host cannot use (EADDRNOTAVAIL: the block is not routed here) fails
+   * the connection for good, like a ban, with 'address unavailable' emitted.
+   */
+  localAddress?: string;
+  /** Why the connection cannot be opened at all (no free address in the block): it fails at once, for good, with this. */
+  cannotOpen?: string;
+  /** User modes set on itself once registered (config `userModes`, e.g. `+R`). */
+  userModes?: string;
 }
 
 export interface IrcLine { tags: Record<string, string>; nick: string; command: string; params: string[] }
@@ -245,6 +255,8 @@ export class LeanConnection extends EventEmitter {
    * bad server password: 464): it closes, and no reconnect changes that. Set before registration only.
    */
   private refusedWhy?: string;
+  /** What to tell the user when the socket could not take its source address (see LeanOptions.localAddress). */
+  private cannotBind?: string;
 
   private readonly ctcpLimit = new CtcpLimiter();
   /** Reads a line's bytes: UTF-8, or `encodingFallback` for a line that is not (convert/encoding.ts). */
@@ -278,17 +290,21 @@ export class LeanConnection extends EventEmitter {
     this.nickAttempt = 0;
     this.partial = undefined;
     this.refusedWhy = undefined;
+    this.cannotBind = undefined;
     const o = this.opts;
+    if (o.cannotOpen) { this.refused(o.cannotOpen); return; }
+    // the server's name is looked up in the family of the source address
+    const from = o.localAddress ? { localAddress: o.localAddress, family: isIP(o.localAddress) } : {};
     let sock: Socket;
     if (o.tls) {
       sock = tlsConnect({
-        host: o.host, port: o.port, ...(isIP(o.host) ? {} : { servername: o.host }), ...(o.tlsCa ? { ca: o.tlsCa } : {}),
+        host: o.host, port: o.port, ...from, ...(isIP(o.host) ? {} : { servername: o.host }), ...(o.tlsCa ? { ca: o.tlsCa } : {}),
         ...(o.clientCert ? { cert: o.clientCert.cert, key: o.clientCert.key } : {}),
       });
       sock.on('data', (chunk: Buffer) => this.onBytes(chunk, chunk.length));
     } else {
       sock = netConnect({
-        host: o.host, port: o.port,
+        host: o.host, port: o.port, ...from,
         onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onBytes(buf as Buffer, n) },
       });
     }
@@ -304,7 +320,13 @@ export class LeanConnection extends EventEmitter {
       this.write(`NICK ${o.nick}`);
       this.write(`USER ${o.username} 0 * :${o.realname}`);
     });
-    sock.on('error', (err) => this.opts.log.debug('IRC socket error', { err }));
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      this.opts.log.debug('IRC socket error', { err });
+      if (err.code === 'EADDRNOTAVAIL' && o.localAddress && this.state !== 'connected') {
+        this.cannotBind = `the bridge cannot use the address ${o.localAddress} for your IRC connection (an administrator must route its address block to the bridge's host)`;
+        this.emit('address unavailable', o.localAddress, err);
+      }
+    });
     sock.on('close', () => { wake(sock); if (this.socket === sock) this.onClosed(); });
   }
 
@@ -378,6 +400,7 @@ export class LeanConnection extends EventEmitter {
         this.attempts = 0;
         this.opts.log.info('IRC connection registered', { nick: this.nick });
         this.identifyIfNeeded();
+        if (this.opts.userModes) this.write(`MODE ${this.nick} ${this.opts.userModes}`);
         for (const [ch, key] of this.channels) this.write(`JOIN ${ch}${key ? ` ${key}` : ''}`);
         for (const w of this.readyWaiters.splice(0)) w.resolve();
         this.emit('registered', this.nick);
@@ -452,6 +475,9 @@ export class LeanConnection extends EventEmitter {
         this.opts.log.warn('the IRC server refused a command', { reply: p.join(' ') });
         if (p[0] === 'NICK' && this.state === 'connected') this.emit('nick error', p[p.length - 1] ?? 'refused');
         if (label) this.settle(label, undefined, p[p.length - 1] ?? 'refused');
+        return;
+      case '501': // ERR_UMODEUNKNOWNFLAG: a mode of userModes the server does not have
+        this.opts.log.warn('the IRC server refused a user mode (check userModes)', { userModes: this.opts.userModes, reply: p.slice(1).join(' ') });
         return;
       case 'ERROR':
         if (this.intentionalQuit) this.opts.log.debug('IRC connection closed', { reason: p[0] });
@@ -615,7 +641,8 @@ export class LeanConnection extends EventEmitter {
       for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
       return;
     }
-    if (this.refusedWhy) { this.refused(this.refusedWhy); return; }
+    if (this.refusedWhy) { this.refused(`the IRC server refuses the connection: ${this.refusedWhy}`); return; }
+    if (this.cannotBind) { this.refused(this.cannotBind); return; }
     // Lost: a line with no answer yet may never have reached the server. A socket is not known to be
     // dead until it is read (a resting one is read only when written to), so a line may even have
     // been written after the server was gone. Failing it lets the room's queue send it again once
@@ -738,15 +765,17 @@ export class LeanConnection extends EventEmitter {
   }
 
   /**
-   * The server will not have this connection (a ban, a wrong server password): what waits for it
+   * The server will not have this connection (a ban, a wrong server password), or it cannot be
+   * made (a source address the host cannot use, none left in the block): what waits for it
    * fails for good, so the rooms it holds up move on and the sender is told why, instead of
    * waiting through reconnects that cannot succeed. The next line tries again from scratch.
    */
-  private refused(why: string): void {
+  private refused(message: string): void {
     this.refusedWhy = undefined;
+    this.cannotBind = undefined;
     this.state = 'closed';
-    this.opts.log.warn('the IRC server refuses this connection; not reconnecting until the next message', { reason: why });
-    const err = new DeliveryError(`the IRC server refuses the connection: ${why}`, true);
+    this.opts.log.warn('the IRC connection cannot be made; not trying again until the next message', { reason: message });
+    const err = new DeliveryError(message, true);
     for (const l of this.queue.splice(0)) l.reject(err);
     for (const w of this.readyWaiters.splice(0)) w.reject(err);
     this.emit('closed'); // ends a reconnect attempt in progress (its limiter place)

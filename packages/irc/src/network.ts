@@ -10,6 +10,7 @@
  * the same line is lost again and again: no long wait for a probe to cut short. And what a room
  * waits for is one user's connection, which a network-wide "does IRC answer?" could not tell.
  */
+import { isIPv4 } from 'node:net';
 import { resolve } from 'node:path';
 import {
   DeliveryError, type AliasCapable, type BridgeInfoCapable, type BridgeInfoSection, type CommandCapable, type DirectChatCapable, type EditCapable, type MatrixEdit,
@@ -84,9 +85,17 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     this.store = new IrcStore(ctx.db, new PasswordBox(resolve(this.cfg.passwordKeyFile)));
     this.directory = new RoomDirectory(ctx);
     if (this.cfg.ident.enabled) {
-      const { port, bindAddress } = this.cfg.ident;
-      this.ident = new IdentServer({ port, ...(bindAddress ? { bindAddress } : {}), log: ctx.log.child({ component: 'identd' }) });
+      const { port, bindAddress, maxClients, idleSeconds } = this.cfg.ident;
+      this.ident = new IdentServer({ port, ...(bindAddress ? { bindAddress } : {}), maxClients, idleMs: idleSeconds * 1000, log: ctx.log.child({ component: 'identd' }) });
       await this.ident.start(); // listening before the first connection opens; a port it cannot have is logged, not fatal
+      // `::` takes queries at every address (IPv4 ones too, on a dual-stack host); `0.0.0.0` at every IPv4 one
+      const blocks = Object.entries(this.cfg.servers).filter(([, s]) => s.addressBlock).map(([k]) => k);
+      const everyAddress = bindAddress === '::' ||
+        (bindAddress === '0.0.0.0' && blocks.every((k) => isIPv4(this.cfg.servers[k]!.addressBlock!.split('/')[0]!)));
+      if (bindAddress && !everyAddress && blocks.length) {
+        ctx.log.warn('ident.bindAddress is one address, but servers with an addressBlock are asked ident at their users\' own ' +
+          'addresses: those queries cannot reach it (leave ident.bindAddress unset)', { bindAddress, servers: blocks });
+      }
     }
     for (const [key, scfg] of Object.entries(this.cfg.servers)) {
       for (const [channel, rooms] of Object.entries(scfg.mappings)) {

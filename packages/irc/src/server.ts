@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Logger, NetworkContext, RemoteSender } from '@trestle/core';
+import { parseBlock, usableCount, type AddressBlock } from './addresses.js';
 import { pemCertificates } from './certs.js';
 import { ircToMatrix } from './convert/index.js';
 import type { IrcServerConfig } from './config.js';
@@ -71,6 +72,10 @@ export class IrcServer {
   private readonly exclusions: { re: RegExp; kickReason?: string }[];
   /** `relay.users`, likewise. */
   private readonly relayUsers: RegExp[];
+  /** `addressBlock`, parsed: each Matrix user's connection has a source address of its own from it. */
+  private readonly block?: AddressBlock;
+  /** Address trouble already logged as an error (the block used up; an address the host cannot use): once each. */
+  private readonly addressTroubleLogged = new Set<'full' | 'unavailable'>();
 
   constructor(
     readonly key: string, readonly cfg: IrcServerConfig, private readonly ctx: NetworkContext, private readonly store: IrcStore,
@@ -78,6 +83,7 @@ export class IrcServer {
     private readonly ident?: IdentRegistry,
   ) {
     if (cfg.tlsCa) this.tlsCa = readTlsCa(key, cfg.tlsCa);
+    if (cfg.addressBlock) this.block = parseBlock(cfg.addressBlock);
     this.relayUsers = cfg.relay.users.map((r) => new RegExp(`^(?:${r})$`));
     this.exclusions = cfg.excludedUsers.map((x) => ({ re: new RegExp(`^(?:${x.regex})$`), ...(x.kickReason ? { kickReason: x.kickReason } : {}) }));
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
@@ -232,19 +238,51 @@ export class IrcServer {
       log.warn('a client certificate is stored for this user, but the server is not configured with tls: connecting without it');
     }
     const clientCert = this.cfg.tls ? saved.cert : undefined;
+    const source = this.sourceAddress(userId, log);
     c = new LeanConnection({
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, nickLen: nicklen, username, realname: fixed?.realname ?? fillTemplate(this.cfg.realnameTemplate, vars),
       ...(this.cfg.password ? { password: this.cfg.password } : {}), ...(sasl ? { sasl } : {}), ...(clientCert ? { clientCert } : {}),
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       identify: { mode: this.cfg.nickserv.identify, nick: this.cfg.nickserv.nick },
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
-      ...(this.ident ? { ident: this.ident } : {}), encodingFallback: this.cfg.encodingFallback,
+      ...(this.ident ? { ident: this.ident } : {}), ...source, encodingFallback: this.cfg.encodingFallback,
+      ...(this.cfg.userModes ? { userModes: this.cfg.userModes } : {}),
     });
+    c.on('address unavailable', (address: string, err: Error) => this.addressUnavailable(address, err));
     this.wireClient(userId, c);
     c.onNickChange = this.nicksChanged;
     this.clients.set(userId, c);
     this.nicksChanged();
     return c;
+  }
+
+  /**
+   * The source address of a user's connection from `addressBlock` (stored, so the same one each
+   * time), or why there is none: every address of the block is taken. Nothing without a block.
+   */
+  private sourceAddress(userId: string, log: Logger): { localAddress?: string; cannotOpen?: string } {
+    if (!this.block) return {};
+    const address = this.store.address(this.key, userId, this.block);
+    if (address) return { localAddress: address };
+    if (!this.addressTroubleLogged.has('full')) {
+      this.addressTroubleLogged.add('full');
+      this.ctx.log.error('every address of addressBlock is taken: Matrix users without one are not connected to this server until it is larger',
+        { server: this.key, addressBlock: this.block.text, addresses: usableCount(this.block).toString() });
+    }
+    log.warn('no free address in addressBlock for this user; not connecting');
+    return { cannotOpen: `the bridge has no free address for your connection to ${this.displayName} (its address block is used up); tell the bridge's administrator` };
+  }
+
+  /** A connection could not take its source address: the block is not routed to this host. Logged once. */
+  private addressUnavailable(address: string, err: Error): void {
+    if (this.addressTroubleLogged.has('unavailable')) return;
+    this.addressTroubleLogged.add('unavailable');
+    // Linux binds an IPv4 address of a `local` route; an IPv6 one only with ip_nonlocal_bind too (kernel 4.3+)
+    const route = this.block!.family === 6
+      ? `ip -6 route add local ${this.block!.text} dev lo\` and \`sysctl -w net.ipv6.ip_nonlocal_bind=1`
+      : `ip route add local ${this.block!.text} dev lo`;
+    this.ctx.log.error(`this host cannot use addresses of addressBlock as source addresses (make them local to it, e.g. \`${route}\`); ` +
+      'Matrix users\' connections to this server fail until then', { server: this.key, addressBlock: this.block!.text, address, err });
   }
 
   private nickLen(): number { return Number(this.listener.client.network.options['NICKLEN'] ?? 30) || 30; }

@@ -6,12 +6,16 @@
  *     so a nick change keeps the same ghost.
  * 2 — irc_users.cert_pem / cert_key_enc: a client certificate the bridge made for the user on that
  *     server (SASL EXTERNAL), its private key sealed like the password.
+ * 3 — irc_users.nick_from; 4 — irc_accounts (see each migration's description).
+ * 5 — irc_addresses: the source address each Matrix user's connection (and the relay's) has on a
+ *     server with an `addressBlock`, so it stays the same across reconnects and restarts.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Migration, prepared } from '@trestle/core';
 import type Database from 'better-sqlite3';
+import { addressIndex, nthAddress, usableCount, type AddressBlock } from './addresses.js';
 import type { ClientCert } from './certs.js';
 import { ircLower } from './ids.js';
 
@@ -63,6 +67,20 @@ export const ircMigrations: Migration[] = [
         account_lower TEXT NOT NULL,
         ghost_key TEXT NOT NULL,
         PRIMARY KEY (server, account_lower)
+      );
+    `,
+  },
+  {
+    version: 5,
+    description: 'The source address of each Matrix user\'s connection from the server\'s addressBlock, kept across restarts',
+    // user_id: a Matrix user id, or `relay` for the shared relay connection
+    up: `
+      CREATE TABLE irc_addresses (
+        server TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        address TEXT NOT NULL,
+        PRIMARY KEY (server, user_id),
+        UNIQUE (server, address)
       );
     `,
   },
@@ -140,6 +158,32 @@ export class IrcStore {
   rawPassword(userId: string, server: string): string | undefined {
     const r = prepared(this.db, 'SELECT password_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as { password_enc: string | null } | undefined;
     return r?.password_enc ?? undefined;
+  }
+
+  /**
+   * The source address of a user's connections to a server from its block: the one stored, or
+   * the first free one of the block (stored). One stored from another block (the config changed)
+   * is given up for one of this block. Undefined when every address of the block is taken.
+   */
+  address(server: string, userId: string, block: AddressBlock): string | undefined {
+    const tx = this.db.transaction((): string | undefined => {
+      const r = prepared(this.db, 'SELECT address FROM irc_addresses WHERE server = ? AND user_id = ?').get(server, userId) as { address: string } | undefined;
+      if (r && addressIndex(block, r.address) !== undefined) return r.address;
+      const taken = new Set<bigint>();
+      for (const row of prepared(this.db, 'SELECT address FROM irc_addresses WHERE server = ?').all(server) as { address: string }[]) {
+        const i = addressIndex(block, row.address);
+        if (i !== undefined) taken.add(i);
+      }
+      const usable = usableCount(block);
+      let i = 0n;
+      while (i < usable && taken.has(i)) i++;
+      const address = nthAddress(block, i);
+      if (address === undefined) return undefined;
+      prepared(this.db, `INSERT INTO irc_addresses (server, user_id, address) VALUES (?, ?, ?)
+        ON CONFLICT (server, user_id) DO UPDATE SET address = excluded.address`).run(server, userId, address);
+      return address;
+    });
+    return tx();
   }
 
   /**

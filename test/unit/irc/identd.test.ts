@@ -1,5 +1,7 @@
+import { connect, createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { identAnswer, parseIdentQuery } from '../../../packages/irc/src/identd.js';
+import { silentLogger } from '../../../packages/core/src/util/log.js';
+import { identAnswer, IdentServer, parseIdentQuery } from '../../../packages/irc/src/identd.js';
 
 describe('ident (RFC 1413) queries', () => {
   it.each([
@@ -40,5 +42,38 @@ describe('ident (RFC 1413) queries', () => {
 
   it('never lets a username break the answer line or its fields', () => {
     expect(identAnswer('40001, 6667', owner)).toBe('40001, 6667 : USERID : UNIX : weirduser');
+  });
+});
+
+describe('IdentServer owners of connections with source addresses of their own (addressBlock)', () => {
+  it('tells apart two connections with the same ports by the address the query arrives at', async () => {
+    const peer = createServer((s) => s.on('error', () => undefined));
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    const port = (peer.address() as { port: number }).port;
+    const open = (localAddress: string, localPort?: number): Promise<Socket> => new Promise((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port, localAddress, ...(localPort ? { localPort } : {}) }, () => resolve(s));
+      s.on('error', reject);
+    });
+    const ident = new IdentServer({ port: 0, log: silentLogger });
+    try {
+      const a = await open('127.0.1.2');
+      const b = await open('127.0.1.3', a.localPort); // a port is only unique per address: the same one, from another
+      expect(b.localPort).toBe(a.localPort);
+      ident.register(a, 'alice');
+      ident.register(b, 'bob');
+      const local = a.localPort!;
+      expect(ident.owner(local, '127.0.0.1', port, '127.0.1.2')).toBe('alice');
+      expect(ident.owner(local, '::ffff:127.0.0.1', port, '::ffff:127.0.1.3')).toBe('bob');
+      expect(ident.owner(local, '127.0.0.1', port, '127.0.0.1')).toBeUndefined(); // which of the two? neither
+      expect(ident.owner(local, '127.0.0.2', port, '127.0.1.2')).toBeUndefined(); // another host asks
+      b.destroy();
+      await new Promise((r) => b.once('close', r));
+      // alone under its ports, a connection answers at any address (a host behind NAT is asked at its public one)
+      expect(ident.owner(local, '127.0.0.1', port, '127.0.0.1')).toBe('alice');
+      expect(ident.size).toBe(1);
+      a.destroy();
+    } finally {
+      peer.close();
+    }
   });
 });

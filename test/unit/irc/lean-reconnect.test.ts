@@ -5,25 +5,26 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
-import { LeanConnection } from '../../../packages/irc/src/lean.js';
+import { LeanConnection, type LeanOptions } from '../../../packages/irc/src/lean.js';
 
 /**
  * A peer that registers each connection as the nick it asks for, unless that nick is in `silent`, or
  * in `refuse`: then it answers the lines given there (a ban, a throttle) and closes.
  */
-interface Peer { port: number; sockets: Map<string, Socket[]>; silent: Set<string>; refuse: Map<string, string> }
+interface Peer { port: number; sockets: Map<string, Socket[]>; silent: Set<string>; refuse: Map<string, string>; heard: Map<string, string> }
 
 let server: Server | undefined;
 const conns: LeanConnection[] = [];
 afterEach(() => { for (const c of conns.splice(0)) c.quit(); server?.close(); });
 
 async function peer(): Promise<Peer> {
-  const p: Peer = { port: 0, sockets: new Map(), silent: new Set(), refuse: new Map() };
+  const p: Peer = { port: 0, sockets: new Map(), silent: new Set(), refuse: new Map(), heard: new Map() };
   server = createServer((s) => {
     s.on('error', () => undefined);
     let buf = '', nick = '';
     s.on('data', (d) => {
       buf += d.toString();
+      if (nick) p.heard.set(nick, (p.heard.get(nick) ?? '') + d.toString());
       const m = !nick && /NICK (\S+)/.exec(buf);
       if (m) { nick = m[1]!; p.sockets.set(nick, [...(p.sockets.get(nick) ?? []), s]); }
       if (nick && buf.includes('USER ') && p.refuse.has(nick)) { buf = ''; s.end(p.refuse.get(nick)!.replaceAll('$NICK', nick)); return; }
@@ -35,9 +36,9 @@ async function peer(): Promise<Peer> {
   return p;
 }
 
-function client(port: number, nick: string, limiter: ReconnectLimiter, registerMs = 60_000): LeanConnection {
+function client(port: number, nick: string, limiter: ReconnectLimiter, registerMs = 60_000, more: Partial<LeanOptions> = {}): LeanConnection {
   const c = new LeanConnection({
-    host: '127.0.0.1', port, tls: false, nick, username: nick, realname: nick,
+    ...more, host: '127.0.0.1', port, tls: false, nick, username: nick, realname: nick,
     reconnect: { initialDelayMs: 20, maxDelayMs: 20 }, timeouts: { registerMs, answerMs: 10_000 }, limiter, log: silentLogger,
   });
   conns.push(c);
@@ -138,5 +139,43 @@ describe('LeanConnection refused by the server at registration', () => {
     p.refuse.delete('b');
     await ready;
     expect(b.state).toBe('connected');
+  });
+});
+
+describe('LeanConnection source address and user modes (addressBlock, userModes)', () => {
+  it('connects from its localAddress, and sets its userModes on itself once registered, again after a reconnect', async () => {
+    const p = await peer();
+    const a = client(p.port, 'a', new ReconnectLimiter(1), 60_000, { localAddress: '127.0.1.7', userModes: '+Ri' });
+    await a.connect();
+    expect(p.sockets.get('a')![0]!.remoteAddress).toBe('127.0.1.7');
+    await until('the MODE line', () => (p.heard.get('a') ?? '').includes('MODE a +Ri\r\n'));
+    drop(p, 'a');
+    await until('a to reconnect', () => a.state === 'connected' && p.sockets.get('a')!.length === 2);
+    expect(p.sockets.get('a')![1]!.remoteAddress).toBe('127.0.1.7');
+    await until('the MODE line again', () => (p.heard.get('a') ?? '').split('MODE a +Ri').length === 3);
+  });
+
+  it('fails for good, saying why, when the host cannot use its address (EADDRNOTAVAIL), and tells once per attempt', async () => {
+    const p = await peer();
+    // 192.0.2.0/24 (TEST-NET-1) is on no interface here: binding to it fails before any packet is sent
+    const a = client(p.port, 'a', new ReconnectLimiter(1), 60_000, { localAddress: '192.0.2.9' });
+    const told: string[] = [];
+    a.on('address unavailable', (address: string) => told.push(address));
+    await expect(a.connect()).rejects.toMatchObject({ name: 'DeliveryError', permanent: true, message: expect.stringMatching(/cannot use the address 192\.0\.2\.9/) });
+    expect(a.state).toBe('closed');
+    await tick(100); // reconnects are 20 ms apart here: none was tried
+    expect(told).toEqual(['192.0.2.9']);
+    await expect(a.send('PRIVMSG', '#c', 'hello')).rejects.toMatchObject({ permanent: true });
+    expect(told).toEqual(['192.0.2.9', '192.0.2.9']);
+    expect(p.sockets.size).toBe(0);
+  });
+
+  it('fails at once, for good, with cannotOpen (no free address in the block), connecting nothing', async () => {
+    const p = await peer();
+    const a = client(p.port, 'a', new ReconnectLimiter(1), 60_000, { cannotOpen: 'no free address' });
+    await expect(a.send('PRIVMSG', '#c', 'hello')).rejects.toMatchObject({ name: 'DeliveryError', permanent: true, message: 'no free address' });
+    expect(a.state).toBe('closed');
+    await tick(50);
+    expect(p.sockets.size).toBe(0);
   });
 });

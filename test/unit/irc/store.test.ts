@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { migrate, openDatabase } from '../../../packages/core/src/db/database.js';
+import { parseBlock } from '../../../packages/irc/src/addresses.js';
 import { IrcStore, PasswordBox, ircMigrations } from '../../../packages/irc/src/store.js';
 
 function store(): { store: IrcStore; reopen: () => IrcStore } {
@@ -63,5 +64,31 @@ describe('IrcStore account ghosts', () => {
     expect(s.releaseAccountNick('libera', 'ann_away')).toBe(false); // its own ghost now
     expect(s.releaseAccountNick('libera', 'Ann')).toBe(true);
     expect(s.ghostKey('libera', 'ann')).toBe('ann_2'); // the account keeps the key "ann"
+  });
+});
+
+describe('IrcStore source addresses (addressBlock)', () => {
+  it('gives each user the first free address once and the same one after, also to a fresh store', () => {
+    const { store: s, reopen } = store();
+    const b = parseBlock('127.0.1.0/24');
+    expect(s.address('test', '@a:x', b)).toBe('127.0.1.1');
+    expect(s.address('test', '@b:x', b)).toBe('127.0.1.2');
+    expect(s.address('test', 'relay', b)).toBe('127.0.1.3');
+    expect(s.address('test', '@a:x', b)).toBe('127.0.1.1');
+    expect(reopen().address('test', '@b:x', b)).toBe('127.0.1.2');
+    expect(s.address('other', '@b:x', b)).toBe('127.0.1.1'); // servers are apart
+  });
+
+  it('says when the block is used up, and gives an address of the new block when the block changes', () => {
+    const { store: s } = store();
+    const small = parseBlock('127.0.2.0/30'); // two usable addresses
+    expect(s.address('test', '@a:x', small)).toBe('127.0.2.1');
+    expect(s.address('test', '@b:x', small)).toBe('127.0.2.2');
+    expect(s.address('test', '@c:x', small)).toBeUndefined();
+    const v6 = parseBlock('2001:db8::/64');
+    expect(s.address('test', '@c:x', v6)).toBe('2001:db8::1');
+    expect(s.address('test', '@a:x', v6)).toBe('2001:db8::2'); // its IPv4 address is not of this block: replaced
+    expect(s.address('test', '@b:x', small)).toBe('127.0.2.2'); // still its own in the old block
+    expect(s.address('test', '@a:x', small)).toBe('127.0.2.1'); // free again: a's row moved to the IPv6 block
   });
 });

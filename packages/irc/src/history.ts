@@ -14,7 +14,7 @@
  * Which of the fetched lines go to Matrix, and how, is listen.ts's business.
  */
 import { ircLower } from './ids.js';
-import { parseRawLine, type IrcLine } from './lean.js';
+import { parseRawLine, type IrcLine } from './ircline.js';
 
 /** Where the listener left a channel: the server-time (ms) of the last message it saw, and its msgid. */
 export interface HistoryMark { time: number; msgid?: string }

@@ -25,6 +25,7 @@ import { DeliveryError, type Logger } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
 import { lineDecoder } from './convert/encoding.js';
 import { CtcpLimiter, ctcpReply } from './ctcp.js';
+import { escapeTag, parseLine, type IrcLine } from './ircline.js';
 import type { IdentRegistry } from './identd.js';
 import { ircLower } from './ids.js';
 import { JoinWaits } from './joins.js';
@@ -73,7 +74,6 @@ export interface LeanOptions {
   userModes?: string;
 }
 
-export interface IrcLine { tags: Record<string, string>; nick: string; command: string; params: string[] }
 
 type LineKind = 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'TOPIC' | 'RAW' | 'MULTILINE';
 interface Pending {
@@ -144,49 +144,6 @@ function wake(sock: Socket | undefined): void {
   restingFor.delete(sock);
   resting.get(ms)?.delete(sock);
   sock.resume();
-}
-
-function unescapeTag(v: string): string {
-  return v.replace(/\\(.)/g, (_, c: string) => ({ ':': ';', s: ' ', r: '\r', n: '\n', '\\': '\\' } as Record<string, string>)[c] ?? c);
-}
-function escapeTag(v: string): string {
-  return v.replace(/[\\; \r\n]/g, (c) => ({ '\\': '\\\\', ';': '\\:', ' ': '\\s', '\r': '\\r', '\n': '\\n' } as Record<string, string>)[c]!);
-}
-
-/** Parse a line as irc-framework hands it over, with its CR LF still on. */
-export function parseRawLine(line: string): IrcLine | undefined {
-  let end = line.length;
-  while (end > 0 && (line.charCodeAt(end - 1) === 10 || line.charCodeAt(end - 1) === 13)) end--;
-  return parseLine(end < line.length ? line.slice(0, end) : line);
-}
-
-/** Parse one IRC line (RFC 1459 with IRCv3 tags). */
-export function parseLine(line: string): IrcLine | undefined {
-  let rest = line;
-  const tags: Record<string, string> = {};
-  if (rest.startsWith('@')) {
-    const sp = rest.indexOf(' ');
-    for (const kv of rest.slice(1, sp).split(';')) {
-      const eq = kv.indexOf('=');
-      if (eq < 0) tags[kv] = ''; else tags[kv.slice(0, eq)] = unescapeTag(kv.slice(eq + 1));
-    }
-    rest = rest.slice(sp + 1).trimStart();
-  }
-  let nick = '';
-  if (rest.startsWith(':')) {
-    const sp = rest.indexOf(' ');
-    const prefix = rest.slice(1, sp);
-    nick = prefix.split('!')[0] ?? prefix;
-    rest = rest.slice(sp + 1).trimStart();
-  }
-  const trailingAt = rest.indexOf(' :');
-  const head = trailingAt >= 0 ? rest.slice(0, trailingAt) : rest;
-  const params = head.split(' ').filter(Boolean);
-  const command = params.shift()?.toUpperCase();
-  if (!command) return undefined;
-  if (trailingAt >= 0) params.push(rest.slice(trailingAt + 2));
-  else if (rest.startsWith(':')) params.push(rest.slice(1));
-  return { tags, nick, command, params };
 }
 
 export class LeanConnection extends EventEmitter {

@@ -10,7 +10,7 @@ import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
 import { chathistoryAfter, historyLimit, HistoryBatches, HistoryMarks, type HistoryItem } from './history.js';
-import { parseLine, parseRawLine, type IrcLine } from './lean.js';
+import { parseLine, parseRawLine, type IrcLine } from './ircline.js';
 import { IrcPresence } from './presence.js';
 import type { IrcServer } from './server.js';
 import type { IrcStore } from './store.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseLine } from '../../../packages/irc/src/lean.js';
+import { parseLine } from '../../../packages/irc/src/ircline.js';
 import { describeEdit, relayPrefix } from '../../../packages/irc/src/network.js';
 import { channelChat, ircLower, parseAliasLocalpart, parseChat, parseLinkTarget, pmChat, ghostLocalpart, ircUser } from '../../../packages/irc/src/ids.js';
 import { fillTemplate, nextNick, sanitiseNick, sanitiseUsername } from '../../../packages/irc/src/nicks.js';

@@ -216,9 +216,12 @@ describe('IRC bridge: messages said while away, fetched in pages (ergo gives at 
     const notice = await user.waitForEvent(roomId, incompleteNotice);
     expect(body(notice)).toContain(chan);
     expect(body(notice)).toContain('at most 6 lines and events');
-    const got = messagesOf(await user.timeline(roomId)).map(body).filter((b) => b.startsWith('said past a paged limit'));
+    // the notice follows the lines it speaks of ("what followed the lines above")
+    const bodies = messagesOf(await user.timeline(roomId)).map(body);
+    const got = bodies.filter((b) => b.startsWith('said past a paged limit'));
     // the listener's own quit is the first event after its mark: 5 lines make up the 6, over two pages
     expect(got).toEqual(away.slice(0, 5));
+    expect(bodies.indexOf(body(notice))).toBeGreaterThan(bodies.indexOf(away[4]!));
   });
 
   it('holds a line said live while the history is being fetched, and delivers it after the fetched ones', async () => {

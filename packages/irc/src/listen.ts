@@ -269,20 +269,18 @@ export class ChannelEvents {
     }
     this.ctx.log.info('fetched what was said while away', { server: this.key, channel, fetched: items.length, delivered, more: !!page.next });
     if (page.next && this.ask(channel, page.next)) return;
-    if (f && page.incomplete) void this.toldIncomplete(channel, f.fetch.limit);
+    if (f && page.incomplete) this.toldIncomplete(channel, f.fetch.limit);
     this.released(channel);
   }
 
   /**
    * More was said while away than `history.limit` lets the bridge fetch (joins and quits count
-   * too): the rooms are told that some is missing.
+   * too): the rooms are told that some is missing, after the lines fetched.
    */
-  private async toldIncomplete(channel: string, limit: number): Promise<void> {
+  private toldIncomplete(channel: string, limit: number): void {
     const text = `ℹ Not all that was said in ${channel} while the bridge was away could be fetched (the bridge fetches at ` +
       `most ${limit} lines and events): what followed the lines above, until the bridge came back, is missing here.`;
-    for (const p of this.ctx.portals.forChat(channelChat(this.key, channel))) {
-      await this.ctx.matrix.notice(p.roomId, text).catch(() => undefined);
-    }
+    this.report(this.ctx.remote.notice({ chat: channelChat(this.key, channel), text }));
   }
 
   /**

@@ -509,6 +509,12 @@ export interface RemoteEventSink {
   profile(user: RemoteSender): Promise<void>;
   /** A remote user started or stopped typing: shown at once by their ghost, not queued (typing is ephemeral). */
   typing(change: { chat: RemoteChatId; user: RemoteSender; typing: boolean }): Promise<void>;
+  /**
+   * The bot tells the chat's rooms something about the bridging itself (e.g. that part of what was
+   * said while the bridge was away could not be fetched), in the chat's queue: after what was
+   * reported before it, where `ctx.matrix.notice` would go at once.
+   */
+  notice(change: { chat: RemoteChatId; text: string }): Promise<void>;
 }
 
 // ------------------------------------------------------------------ what core gives a network

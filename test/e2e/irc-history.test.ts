@@ -125,6 +125,37 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     expect(bodies.filter((b) => away.includes(b) || b === 'said before the kill')).toEqual(['said before the kill', ...away]);
   });
 
+  it('delivers reactions made on IRC while the bridge was away, once; a Matrix user\'s own reaction does not come back as a ghost\'s', async () => {
+    const chan = `#hreact${run}`;
+    const talker = await users.add(`hrt${run}`, [chan]);
+    const other = await users.add(`hro${run}`, [chan]);
+    const roomId = await plumbedRoom(user, botId, chan);
+    talker.say(chan, 'react to this');
+    const msgid = (await other.waitFor((m) => m.message === 'react to this')).tags['msgid']!;
+    const target = await user.waitForEvent(roomId, (e) => body(e) === 'react to this');
+    // before the stop: a reaction made on IRC and seen live, and one made on Matrix and sent to IRC
+    other.client.tagmsg(chan, { '+draft/react': '❤', '+draft/reply': msgid });
+    await user.waitForEvent(roomId, (e) => e.type === 'm.reaction' && e.sender === ghost(other.nick));
+    await user.sendEvent(roomId, 'm.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: target.event_id, key: '👍' } });
+    await talker.waitForRaw((l) => l.includes(`TAGMSG ${chan}`) && l.includes('+draft/react=👍'));
+
+    await bridge.stop();
+    talker.client.tagmsg(chan, { '+draft/react': '🎉', '+draft/reply': msgid });
+    const seen = await other.waitForRaw((l) => l.includes(`TAGMSG ${chan}`) && l.includes('+draft/react=🎉'));
+    bridge = await startIrcBridge(slowReconnect);
+
+    const reacted = await user.waitForEvent(roomId, (e) => e.type === 'm.reaction' && e.sender === ghost(talker.nick));
+    expect(reacted.content['m.relates_to']).toEqual({ rel_type: 'm.annotation', event_id: target.event_id, key: '🎉' });
+    expect(reacted.origin_server_ts).toBe(Date.parse(/(?:^@|;)time=([^; ]+)/.exec(seen)![1]!)); // the IRC server-time
+    await sleep(2000); // time for anything that would come twice
+    const reactions = (await user.timeline(roomId)).filter((e) => e.type === 'm.reaction')
+      .map((e) => [e.sender, (e.content['m.relates_to'] as { key?: string }).key]);
+    expect(reactions).toEqual([[ghost(other.nick), '❤'], [user.userId, '👍'], [ghost(talker.nick), '🎉']]);
+    // nor was one tried twice (the homeserver refuses a second same reaction: a failed delivery)
+    const { values } = await bridge.metrics.sendFailures.get();
+    expect(values.filter((v) => v.labels['network'] === 'matrix' && v.value > 0)).toEqual([]);
+  });
+
   it('fetches nothing for a channel the bridge joins for the first time', async () => {
     const chan = `#hnew${run}`;
     const talker = await users.add(`hnt${run}`, [chan]);

@@ -13,9 +13,11 @@
  *   nested in it), off the raw lines, before irc-framework sees them: irc-framework would hand the
  *   lines over as if they were said now, and drops the lines of a batch nested in another.
  *
+ * - {@link historyReaction}: a reaction (TAGMSG) among the fetched lines.
+ *
  * Which of the fetched lines go to Matrix, and how, is listen.ts's business.
  */
-import { ircLower } from './ids.js';
+import { ircLower, isChannel } from './ids.js';
 import { parseRawLine, type IrcLine } from './lean.js';
 
 /** Where the listener left a channel: the server-time (ms) of the last message it saw, and its msgid. */
@@ -222,4 +224,18 @@ export class HistoryBatches {
     this.nested.clear();
     this.expected = 0;
   }
+}
+
+/**
+ * A reaction of a fetched history batch: a TAGMSG to a channel with `+draft/react` (or `+react`)
+ * and the msgid it answers (`+draft/reply`); ergo keeps these in history by default
+ * (`history.tagmsg-storage`) and gives them to clients with draft/event-playback.
+ */
+export function historyReaction(item: HistoryItem): { nick: string; target: string; key: string; replyTo: string; tags: Record<string, string> } | undefined {
+  if (item.kind !== 'line' || item.line.command !== 'TAGMSG') return undefined;
+  const { nick, params, tags } = item.line;
+  const key = tags['+draft/react'] ?? tags['+react'];
+  const replyTo = tags['+draft/reply'] ?? tags['+reply'];
+  if (!key || !replyTo || !params[0] || !isChannel(params[0])) return undefined;
+  return { nick, target: params[0], key, replyTo, tags };
 }

@@ -9,7 +9,7 @@ import { channelChat, ircLower, ircUser, isChannel } from './ids.js';
 import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
-import { HistoryBatches, HistoryFetch, HistoryMarks, serverPageMax, type HistoryItem } from './history.js';
+import { HistoryBatches, HistoryFetch, HistoryMarks, historyReaction, serverPageMax, type HistoryItem } from './history.js';
 import { parseLine, parseRawLine, type IrcLine } from './lean.js';
 import { IrcPresence } from './presence.js';
 import type { IrcServer } from './server.js';
@@ -183,12 +183,23 @@ export class ChannelEvents {
     const id = msgid ?? this.server.localId();
     this.server.recent.said(channel, [id], backfill && time ? time : Date.now());
     this.server.noteAccount(nick, tags['account']);
-    const reported = this.ctx.remote.message({
+    this.reportSeen(channel, this.ctx.remote.message({
       chat: channelChat(this.key, channel), id, sender: this.server.senderFor(nick),
       parts: [{ content: this.server.content(text, msgtype) }],
       ...(reply ? { replyTo: reply } : {}), ...(time ? { timestamp: time } : {}), ...(backfill ? { backfill } : {}),
-    });
-    // the mark moves once the message is durable in core's queue: a crash before that fetches it again
+    }), time, msgid);
+  }
+
+  /** To the room: an IRCv3 reaction (`key` to the message `target`), live or fetched back from the channel's history. */
+  private react(channel: string, nick: string, target: string, key: string, tags: Record<string, string>, time: number | undefined, backfill = false): void {
+    this.reportSeen(channel, this.ctx.remote.reaction({
+      chat: channelChat(this.key, channel), target, sender: this.server.senderFor(nick), key,
+      ...(backfill ? { backfill, ...(time ? { timestamp: time } : {}) } : {}),
+    }), time, tags['msgid']);
+  }
+
+  /** The channel's mark moves once what was said is durable in core's queue: a crash before that fetches it again. */
+  private reportSeen(channel: string, reported: Promise<void>, time: number | undefined, msgid: string | undefined): void {
     const marks = this.marks;
     this.report(marks && time ? reported.then(() => marks.seen(channel, time, msgid)) : reported);
   }
@@ -246,8 +257,8 @@ export class ChannelEvents {
   }
 
   /**
-   * A page of a channel's history, fetched: each message not bridged yet goes to the room, in
-   * order, with its original time. Left out: lines of ours (the bridge's connections), lines
+   * A page of a channel's history, fetched: each message (and reaction) not bridged yet goes to
+   * the room, in order, with its original time. Left out: lines of ours (the bridge's connections), lines
    * already in the message map (delivered before, or sent from Matrix: after a restart the nicks
    * of Matrix users' connections no longer look like ours, but their msgids are mapped), lines
    * without a msgid or time (nothing to tell them from another). Then the next page is asked for,
@@ -259,12 +270,13 @@ export class ChannelEvents {
     const page = f ? f.fetch.page(items) : { items, incomplete: false };
     let delivered = 0;
     for (const item of page.items) {
-      const m = historyMessage(item);
+      const m = historyMessage(item) ?? historyReaction(item);
       if (!m || m.target && ircLower(m.target) !== ircLower(channel) || m.nick === HISTSERV) continue;
       const id = m.tags['msgid'];
       const time = Date.parse(m.tags['time'] ?? '');
       if (!id || !Number.isFinite(time) || !m.nick || this.server.isOwnNick(m.nick) || this.ctx.bridged(chat, id)) continue;
-      this.deliver(channel, m.nick, m.text, m.msgtype, m.tags, time, true);
+      if ('key' in m) this.react(channel, m.nick, m.replyTo, m.key, m.tags, time, true);
+      else this.deliver(channel, m.nick, m.text, m.msgtype, m.tags, time, true);
       delivered++;
     }
     this.ctx.log.info('fetched what was said while away', { server: this.key, channel, fetched: items.length, delivered, more: !!page.next });
@@ -326,12 +338,7 @@ export class ChannelEvents {
     l.on('privmsg', onMessage('m.text'));
     l.on('notice', onMessage('m.notice'));
     l.on('action', onMessage('m.emote'));
-    l.on('tagmsg', (e: { nick: string; target: string; tags: Record<string, string> }) => {
-      const react = e.tags['+draft/react'] ?? e.tags['+react'];
-      const target = e.tags['+draft/reply'] ?? e.tags['+reply'];
-      if (!react || !target || !isChannel(e.target) || this.server.isOwnNick(e.nick)) return;
-      this.report(this.ctx.remote.reaction({ chat: channelChat(this.key, e.target), target, sender: this.server.senderFor(e.nick), key: react }));
-    });
+    l.on('tagmsg', (e: { nick: string; target: string; tags: Record<string, string>; time?: number }) => this.liveReaction(e));
 
     l.on('join', (e: { nick: string; channel: string; time?: number; account?: string | false; tags?: Record<string, string> }) => {
       this.track(e.nick, e.channel, true);
@@ -436,6 +443,15 @@ export class ChannelEvents {
       if (e.nick && this.server.isOwnNick(e.nick)) return;
       this.report(this.ctx.remote.chatInfo({ chat: channelChat(this.key, e.channel), topic: e.topic ?? '' }));
     });
+  }
+
+  /** An IRCv3 reaction in a channel (a TAGMSG with `+draft/react` and the msgid it answers); it waits behind a fetch as messages do. */
+  private liveReaction(e: { nick: string; target: string; tags: Record<string, string>; time?: number }): void {
+    const react = e.tags['+draft/react'] ?? e.tags['+react'];
+    const target = e.tags['+draft/reply'] ?? e.tags['+reply'];
+    if (!react || !target || !isChannel(e.target) || this.server.isOwnNick(e.nick)) return;
+    if (this.held(e.target, () => this.liveReaction(e))) return;
+    this.react(e.target, e.nick, target, react, e.tags, e.time);
   }
 
   /** An IRCv3 `draft/multiline` batch in a channel: one Matrix message, as the sender meant it. */

@@ -2,7 +2,7 @@
 // CHATHISTORY request, its limit, the marks and their persistence, and reading the answer's batch
 // (a draft/multiline batch nested in it included) off raw lines as the server sends them.
 import { describe, expect, it } from 'vitest';
-import { chathistoryAfter, HistoryBatches, HistoryFetch, HistoryMarks, serverPageMax, type HistoryItem } from '../../../packages/irc/src/history.js';
+import { chathistoryAfter, HistoryBatches, HistoryFetch, HistoryMarks, historyReaction, serverPageMax, type HistoryItem } from '../../../packages/irc/src/history.js';
 import { parseRawLine } from '../../../packages/irc/src/lean.js';
 import { historyMessage } from '../../../packages/irc/src/listen.js';
 
@@ -162,5 +162,22 @@ describe('reading a chathistory batch', () => {
     expect(batches.take(answer[3]!)).toBe(false);
     expect(batches.take(answer[answer.length - 1]!)).toBe(false);
     expect(got).toEqual([]);
+  });
+});
+
+describe('a reaction among the fetched lines', () => {
+  it('is a channel TAGMSG with a react tag and the msgid it answers', () => {
+    expect(historyReaction(item('@time=2026-11-28T02:00:01.000Z;msgid=r1;+draft/react=🎉;+draft/reply=m1 :alice!a@h TAGMSG #rust')))
+      .toEqual({ nick: 'alice', target: '#rust', key: '🎉', replyTo: 'm1', tags: expect.objectContaining({ msgid: 'r1', '+draft/react': '🎉' }) });
+    expect(historyReaction(item('@msgid=r2;+react=👍;+reply=m1 :bob!b@h TAGMSG #rust'))).toMatchObject({ key: '👍', replyTo: 'm1' });
+  });
+
+  it.each([
+    ['no msgid it answers', '@msgid=r1;+draft/react=🎉 :alice!a@h TAGMSG #rust'],
+    ['no reaction (typing)', '@msgid=r1;+typing=active;+draft/reply=m1 :alice!a@h TAGMSG #rust'],
+    ['to a nick, not a channel', '@msgid=r1;+draft/react=🎉;+draft/reply=m1 :alice!a@h TAGMSG bob'],
+    ['a PRIVMSG', '@msgid=r1;+draft/react=🎉;+draft/reply=m1 :alice!a@h PRIVMSG #rust :hi'],
+  ])('is not one with %s', (_, raw) => {
+    expect(historyReaction(item(raw))).toBeUndefined();
   });
 });

@@ -287,8 +287,13 @@ export class RemoteDelivery {
       this.log.info('reaction to a message the bridge never saw; not bridged', { network: network.id, chat: r.chat, target: r.target });
       return;
     }
+    if (r.backfill && this.messages.forRemote(network.id, r.chat, key, roomId).length) {
+      this.log.debug('reaction fetched from history is in the room already', { network: network.id, chat: r.chat, target: r.target, roomId });
+      return;
+    }
     const content = { 'm.relates_to': { rel_type: 'm.annotation', event_id: target, key: r.key } };
-    const eventId = await this.sendAs(userId, roomId, 'm.reaction', content, deterministicTxnId('react', network.id, r.chat, key, roomId, String(receivedAt)));
+    const eventId = await this.sendAs(userId, roomId, 'm.reaction', content, deterministicTxnId('react', network.id, r.chat, key, roomId, String(receivedAt)),
+      r.backfill ? r.timestamp : undefined);
     if (eventId === undefined) return;
     this.messages.add({ network: network.id, remoteChat: r.chat, remoteId: key, part: 0, roomId, eventId, sender: userId });
   }

@@ -448,6 +448,14 @@ export interface RemoteReaction {
   key: string;
   /** True when the reaction is removed. */
   remove?: boolean;
+  /**
+   * Made a while ago and delivered late, fetched from the remote chat's history (see
+   * {@link RemoteMessage.backfill}): left out when this sender's reaction with this key to this
+   * message is in the room already, and its Matrix event gets `timestamp` as its origin_server_ts.
+   */
+  backfill?: boolean;
+  /** Remote timestamp (ms) of the reaction; used with `backfill`. */
+  timestamp?: number;
 }
 
 export interface RemoteMembership {

@@ -235,8 +235,7 @@ export class ChannelEvents {
     const listener = this.server.listener;
     if (!listener.client.network.cap.isEnabled('draft/chathistory') || this.fetching.has(ircLower(channel))) return;
     const fetch = new HistoryFetch(channel, this.server.cfg.history.limit, serverPageMax(listener.client.network.options['CHATHISTORY']), joined);
-    const f = { held: [], fetch };
-    this.fetching.set(ircLower(channel), f);
+    this.fetching.set(ircLower(channel), { held: [], fetch });
     if (!this.ask(channel, fetch.first(mark.time))) { this.released(channel); return; }
     this.ctx.log.debug('asking for what was said while away', { server: this.key, channel, since: new Date(mark.time).toISOString(), limit: fetch.limit });
   }
@@ -258,11 +257,11 @@ export class ChannelEvents {
 
   /**
    * A page of a channel's history, fetched: each message (and reaction) not bridged yet goes to
-   * the room, in order, with its original time. Left out: lines of ours (the bridge's connections), lines
-   * already in the message map (delivered before, or sent from Matrix: after a restart the nicks
-   * of Matrix users' connections no longer look like ours, but their msgids are mapped), lines
-   * without a msgid or time (nothing to tell them from another). Then the next page is asked for,
-   * or, the fetch done, the live messages held meanwhile follow.
+   * the room, in order, with its original time. Left out: lines of ours (the bridge's
+   * connections), lines already in the message map (delivered before, or sent from Matrix: after a
+   * restart the nicks of Matrix users' connections no longer look like ours, but their msgids are
+   * mapped), lines without a msgid or time (nothing to tell them from another). Then the next page
+   * is asked for, or, the fetch done, the live messages held meanwhile follow.
    */
   private replay(channel: string, items: HistoryItem[]): void {
     const chat = channelChat(this.key, channel);
@@ -344,7 +343,8 @@ export class ChannelEvents {
       this.track(e.nick, e.channel, true);
       this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
       if (isListener(e.nick)) {
-        this.fetchHistory(e.channel, { ...(e.tags?.['msgid'] ? { msgid: e.tags['msgid'] } : {}), ...(e.time ? { time: e.time } : {}) });
+        const msgid = e.tags?.['msgid'];
+        this.fetchHistory(e.channel, { ...(msgid ? { msgid } : {}), ...(e.time ? { time: e.time } : {}) });
         listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
         listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
         if (this.presence) listener.raw(`WHO ${e.channel}`); // who is away already (H/G), for their ghosts' presence

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork, IrcServer } from '@trestle/irc';
 import type { IrcUser } from '../harness/irc-user.js';
-import { MatrixUser, messagesOf } from '../harness/matrix-user.js';
+import { MatrixUser, messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
-import { body, ghost, IrcUsers, plumbedRoom, startIrcBridge, untag } from './irc-env.js';
+import { body, ghost, IrcUsers, plumbedRoom, restartErgo, startIrcBridge, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let user: MatrixUser;
@@ -33,16 +33,30 @@ afterAll(async () => {
   await bridge?.stop();
 });
 
-/** A channel of this run with an IRC user in it, linked to a room, a line seen there; then the bridge is stopped. */
-async function linkedThenStopped(name: string, nick: string): Promise<{ chan: string; talker: IrcUser; roomId: string }> {
+/**
+ * A channel of this run with an IRC user in it, linked to a room, a line seen there; then the
+ * bridge is stopped. `botNick`: the listener's nick before the stop.
+ */
+async function linkedThenStopped(name: string, nick: string): Promise<{ chan: string; talker: IrcUser; roomId: string; botNick: string }> {
+  expect(ircServer().cfg.history.enabled).toBe(true); // a bridge with history off keeps no mark to fetch from
   const chan = `#${name}${run}`;
   const talker = await users.add(`${nick}${run}`, [chan]);
   const roomId = await plumbedRoom(user, botId, chan);
   talker.say(chan, 'said live');
   await user.waitForEvent(roomId, (e) => body(e) === 'said live');
+  const botNick = ircServer().listener.nick;
   await bridge.stop();
-  return { chan, talker, roomId };
+  return { chan, talker, roomId, botNick };
 }
+
+/** Lines the IRC user says while the bridge is away; NAMES is answered after the server has taken them all. */
+async function saidWhileAway(talker: IrcUser, chan: string, texts: string[]): Promise<void> {
+  for (const text of texts) talker.say(chan, text);
+  await talker.names(chan);
+}
+
+/** Is this the bridge's notice that not all that was said while away could be fetched? */
+const incompleteNotice = (e: MatrixEventJson): boolean => e.sender === botId && body(e).includes('could be fetched');
 
 describe('IRC bridge: messages said while the bridge was away', () => {
   it('delivers what IRC said while the bridge was stopped: in order, once, at its IRC time; no Matrix line comes back as a ghost\'s', async () => {
@@ -111,6 +125,37 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     expect(bodies.filter((b) => away.includes(b) || b === 'said before the kill')).toEqual(['said before the kill', ...away]);
   });
 
+  it('delivers reactions made on IRC while the bridge was away, once; a Matrix user\'s own reaction does not come back as a ghost\'s', async () => {
+    const chan = `#hreact${run}`;
+    const talker = await users.add(`hrt${run}`, [chan]);
+    const other = await users.add(`hro${run}`, [chan]);
+    const roomId = await plumbedRoom(user, botId, chan);
+    talker.say(chan, 'react to this');
+    const msgid = (await other.waitFor((m) => m.message === 'react to this')).tags['msgid']!;
+    const target = await user.waitForEvent(roomId, (e) => body(e) === 'react to this');
+    // before the stop: a reaction made on IRC and seen live, and one made on Matrix and sent to IRC
+    other.client.tagmsg(chan, { '+draft/react': '❤', '+draft/reply': msgid });
+    await user.waitForEvent(roomId, (e) => e.type === 'm.reaction' && e.sender === ghost(other.nick));
+    await user.sendEvent(roomId, 'm.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: target.event_id, key: '👍' } });
+    await talker.waitForRaw((l) => l.includes(`TAGMSG ${chan}`) && l.includes('+draft/react=👍'));
+
+    await bridge.stop();
+    talker.client.tagmsg(chan, { '+draft/react': '🎉', '+draft/reply': msgid });
+    const seen = await other.waitForRaw((l) => l.includes(`TAGMSG ${chan}`) && l.includes('+draft/react=🎉'));
+    bridge = await startIrcBridge(slowReconnect);
+
+    const reacted = await user.waitForEvent(roomId, (e) => e.type === 'm.reaction' && e.sender === ghost(talker.nick));
+    expect(reacted.content['m.relates_to']).toEqual({ rel_type: 'm.annotation', event_id: target.event_id, key: '🎉' });
+    expect(reacted.origin_server_ts).toBe(Date.parse(/(?:^@|;)time=([^; ]+)/.exec(seen)![1]!)); // the IRC server-time
+    await sleep(2000); // time for anything that would come twice
+    const reactions = (await user.timeline(roomId)).filter((e) => e.type === 'm.reaction')
+      .map((e) => [e.sender, (e.content['m.relates_to'] as { key?: string }).key]);
+    expect(reactions).toEqual([[ghost(other.nick), '❤'], [user.userId, '👍'], [ghost(talker.nick), '🎉']]);
+    // nor was one tried twice (the homeserver refuses a second same reaction: a failed delivery)
+    const { values } = await bridge.metrics.sendFailures.get();
+    expect(values.filter((v) => v.labels['network'] === 'matrix' && v.value > 0)).toEqual([]);
+  });
+
   it('fetches nothing for a channel the bridge joins for the first time', async () => {
     const chan = `#hnew${run}`;
     const talker = await users.add(`hnt${run}`, [chan]);
@@ -133,6 +178,30 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said past the limit 3');
   });
 
+  it('goes on without the history when the server refuses it (FAIL CHATHISTORY): live lines are not held back, the room is told nothing', async () => {
+    const { chan, talker, roomId } = await linkedThenStopped('hfail', 'hft');
+    // ergo answers CHATHISTORY for a registered channel whose history its founder turned off with FAIL ... INVALID_TARGET
+    talker.client.raw(`NS REGISTER pw-${run}`);
+    await talker.waitFor((m) => m.nick === 'NickServ' && m.message.includes('Account created'));
+    talker.client.raw(`CS REGISTER ${chan}`);
+    await talker.waitFor((m) => m.nick === 'ChanServ' && m.message.includes('successfully registered'));
+    talker.client.raw(`CS SET ${chan} HISTORY off`);
+    await talker.waitFor((m) => m.nick === 'ChanServ' && m.message.includes('history setting is: disabled'));
+    talker.say(chan, 'said while away, history refused');
+    bridge = await startIrcBridge(slowReconnect);
+    await until(() => ircServer().listener.isIn(chan), 'the listener to rejoin');
+    const since = Date.now();
+    talker.say(chan, 'said after the refusal');
+    // held behind a fetch that never comes, it would wait out the 15 s the bridge gives the server to answer
+    await user.waitForEvent(roomId, (e) => body(e) === 'said after the refusal', 8000);
+    expect(Date.now() - since).toBeLessThan(8000);
+    await sleep(1000);
+    const events = await user.timeline(roomId);
+    expect(events.filter(incompleteNotice)).toEqual([]);
+    expect(messagesOf(events).filter((e) => e.sender === botId && body(e).includes('CHATHISTORY'))).toEqual([]);
+    expect(messagesOf(events).map(body)).not.toContain('said while away, history refused');
+  });
+
   it('fetches nothing with history.enabled off', async () => {
     const { chan, talker, roomId } = await linkedThenStopped('hoff', 'hot');
     talker.say(chan, 'said while away, history off');
@@ -142,5 +211,62 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     await user.waitForEvent(roomId, (e) => body(e) === 'said after the restart');
     await sleep(1500);
     expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said while away, history off');
+  });
+});
+
+describe('IRC bridge: messages said while away, fetched in pages (ergo gives at most 3 lines per request)', () => {
+  beforeAll(async () => {
+    await bridge.stop();
+    restartErgo('history.chathistory-maxmessages=3');
+    bridge = await startIrcBridge(slowReconnect);
+  });
+
+  afterAll(async () => {
+    await bridge.stop();
+    restartErgo(); // the other suites' ergo
+    bridge = await startIrcBridge(slowReconnect); // for the file's afterAll
+  });
+
+  it('pages on until all that was said is in: each line once, in order, and no notice of lines missing', async () => {
+    const { chan, talker, roomId } = await linkedThenStopped('hpage', 'hpt');
+    const away = Array.from({ length: 8 }, (_, i) => `said in pages ${i + 1}`);
+    await saidWhileAway(talker, chan, away);
+    bridge = await startIrcBridge(slowReconnect);
+    await user.waitForTimeline(roomId, (evs) => away.every((text) => evs.some((e) => body(e) === text)));
+    await sleep(1500);
+    const events = await user.timeline(roomId);
+    expect(messagesOf(events).map(body).filter((b) => b.startsWith('said in pages'))).toEqual(away);
+    expect(events.filter(incompleteNotice)).toEqual([]);
+  });
+
+  it('stops at history.limit over several pages, and tells the room what is missing', async () => {
+    const { chan, talker, roomId } = await linkedThenStopped('hplim', 'hplt');
+    const away = Array.from({ length: 9 }, (_, i) => `said past a paged limit ${i + 1}`);
+    await saidWhileAway(talker, chan, away);
+    bridge = await startIrcBridge({ ...slowReconnect, history: { limit: 6 } });
+    const notice = await user.waitForEvent(roomId, incompleteNotice);
+    expect(body(notice)).toContain(chan);
+    expect(body(notice)).toContain('at most 6 lines and events');
+    // the notice follows the lines it speaks of ("what followed the lines above")
+    const bodies = messagesOf(await user.timeline(roomId)).map(body);
+    const got = bodies.filter((b) => b.startsWith('said past a paged limit'));
+    // the listener's own quit is the first event after its mark: 5 lines make up the 6, over two pages
+    expect(got).toEqual(away.slice(0, 5));
+    expect(bodies.indexOf(body(notice))).toBeGreaterThan(bodies.indexOf(away[4]!));
+  });
+
+  it('holds a line said live while the history is being fetched, and delivers it after the fetched ones', async () => {
+    const { chan, talker, roomId, botNick } = await linkedThenStopped('hheld', 'hht');
+    const away = Array.from({ length: 7 }, (_, i) => `said before the rejoin ${i + 1}`);
+    await saidWhileAway(talker, chan, away);
+    // said the moment the listener's JOIN is seen: while its first CHATHISTORY request is on its way
+    talker.client.on('join', (e: { nick: string; channel: string }) => {
+      if (e.nick === botNick && e.channel.toLowerCase() === chan.toLowerCase()) talker.say(chan, 'said as the bridge rejoined');
+    });
+    bridge = await startIrcBridge(slowReconnect);
+    const all = [...away, 'said as the bridge rejoined'];
+    await user.waitForTimeline(roomId, (evs) => all.every((text) => evs.some((e) => body(e) === text)));
+    await sleep(1500);
+    expect(messagesOf(await user.timeline(roomId)).map(body).filter((b) => all.includes(b))).toEqual(all);
   });
 });

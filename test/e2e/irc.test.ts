@@ -344,13 +344,17 @@ describe('IRC bridge: IRCv3 and modes', () => {
     // Matrix reaction and redaction → IRC TAGMSG and REDACT
     oscar.say('#v3', 'react to me');
     const target = await alice.waitForEvent(roomId, (e) => body(e) === 'react to me');
-    await alice.sendEvent(roomId, 'm.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: target.event_id, key: '👍' } });
-    await oscar.waitForRaw((l) => l.includes('TAGMSG #v3') && l.includes('+draft/react=👍'));
+    const reactionId = await alice.sendEvent(roomId, 'm.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: target.event_id, key: '👍' } });
+    const tagmsg = await oscar.waitForRaw((l) => l.includes('TAGMSG #v3') && l.includes('+draft/react=👍'));
     // ergo lets channel operators (or logged-in authors) delete messages: oscar, the op, ops alice first
     oscar.client.raw('MODE #v3 +o Alice[m]');
     await oscar.waitForRaw((l) => l.includes('MODE #v3 +o Alice[m]'));
     await alice.redact(roomId, aliceMsg);
     await oscar.waitForRaw((l) => l.includes(`REDACT #v3 ${aliceMsgid}`));
+    // taking the reaction back redacts its TAGMSG (IRCv3 message-redaction's way to remove a reaction)
+    const reactionMsgid = /(?:^@|;)msgid=([^; ]+)/.exec(tagmsg)![1]!;
+    await alice.redact(roomId, reactionId);
+    await oscar.waitForRaw((l) => l.includes(`REDACT #v3 ${reactionMsgid}`));
   });
 
   it('turns channel modes into one power-levels change for the ghosts', async () => {

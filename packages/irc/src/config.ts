@@ -92,8 +92,8 @@ export const ircServerSchema = z.strictObject({
         'fetch what was said there while it was away (IRCv3 draft/chathistory, where the server offers it) and deliver it to ' +
         'the room, with its original times. A channel joined for the first time fetches nothing.'),
     limit: z.int().min(1).default(100)
-      .describe('Most messages fetched per channel on a rejoin (fewer if the server\'s CHATHISTORY limit is lower). When more ' +
-        'were said, the room is told that later ones are missing.'),
+      .describe('Most messages fetched per channel on a rejoin (joins, parts and quits count too, as the server counts them), ' +
+        'asked for in pages when the server gives fewer per request. When more were said, the room is told that later ones are missing.'),
   }).prefault({}).describe('Messages said on IRC while the bridge was away.'),
   dynamicChannels: z.strictObject({
     enabled: z.boolean().default(true).describe('Let Matrix users open portal rooms by joining #irc_<server>_<#channel> aliases.'),

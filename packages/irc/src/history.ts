@@ -6,31 +6,101 @@
  * - {@link HistoryMarks}: per channel, the server-time (and msgid) of the last message the listener
  *   saw and reported; kept in memory and written to the network's kv now and then, on disconnect
  *   and at stop (never a write per message: IRC → Matrix is the hot path).
- * - {@link chathistoryAfter}: the request, `CHATHISTORY AFTER <channel> timestamp=<mark> <limit>`.
+ * - {@link HistoryFetch}: one channel's fetch, page by page: `CHATHISTORY AFTER <channel>
+ *   timestamp=<mark> <n>`, then `msgid=<last of the page>` while pages come back full, until
+ *   `history.limit` is reached or the listener's own join is (what followed, it saw itself).
  * - {@link HistoryBatches}: reads the answer, a `chathistory` batch (with `draft/multiline` batches
  *   nested in it), off the raw lines, before irc-framework sees them: irc-framework would hand the
  *   lines over as if they were said now, and drops the lines of a batch nested in another.
  *
+ * - {@link historyReaction}: a reaction (TAGMSG) among the fetched lines.
+ *
  * Which of the fetched lines go to Matrix, and how, is listen.ts's business.
  */
-import { ircLower } from './ids.js';
+import { ircLower, isChannel } from './ids.js';
 import { parseRawLine, type IrcLine } from './ircline.js';
 
 /** Where the listener left a channel: the server-time (ms) of the last message it saw, and its msgid. */
 export interface HistoryMark { time: number; msgid?: string }
 
-/** `CHATHISTORY AFTER <channel> timestamp=<ISO 8601 UTC, ms> <limit>` (IRCv3 chathistory). */
-export function chathistoryAfter(channel: string, time: number, limit: number): string {
-  return `CHATHISTORY AFTER ${channel} timestamp=${new Date(time).toISOString()} ${limit}`;
+/** Where a page of history starts: after a time (the channel's mark) or after a message (the last of the previous page). */
+export type HistoryFrom = { time: number } | { msgid: string };
+
+/** `CHATHISTORY AFTER <channel> timestamp=<ISO 8601 UTC, ms>|msgid=<id> <limit>` (IRCv3 chathistory). */
+export function chathistoryAfter(channel: string, from: HistoryFrom, limit: number): string {
+  const selector = 'msgid' in from ? `msgid=${from.msgid}` : `timestamp=${new Date(from.time).toISOString()}`;
+  return `CHATHISTORY AFTER ${channel} ${selector} ${limit}`;
 }
 
 /**
- * How many messages to ask for: the configured number, or fewer if the server's ISUPPORT
- * `CHATHISTORY=<max>` says so (absent, 0 or not a number: the server sets no limit of its own).
+ * The most messages the server gives for one request, from its ISUPPORT `CHATHISTORY=<max>`;
+ * undefined when it names none (absent, 0 or not a number).
  */
-export function historyLimit(configured: number, isupport: unknown): number {
+export function serverPageMax(isupport: unknown): number | undefined {
   const max = Number(isupport);
-  return Number.isInteger(max) && max > 0 ? Math.min(configured, max) : configured;
+  return Number.isInteger(max) && max > 0 ? max : undefined;
+}
+
+/** The tags of a history item: a line's own, or those of a multiline batch's opening line. */
+export function itemTags(item: HistoryItem): Record<string, string> {
+  return item.kind === 'line' ? item.line.tags : item.tags;
+}
+
+/** What became of a page: the items to bridge, and the request for the next page, if there is one to ask for. */
+export interface HistoryPage {
+  /** The items of the page said before the listener joined (those after, it saw itself). */
+  items: HistoryItem[];
+  next?: string;
+  /** The fetch stopped at `history.limit` with more perhaps said: the room should be told. */
+  incomplete: boolean;
+}
+
+/**
+ * One channel's fetch of what was said while the listener was away, page by page: from the mark,
+ * `min(limit, server's max)` at a time, each page after the last message of the one before (its
+ * msgid: timestamps can tie, several lines said in one millisecond), until a page comes back short
+ * (nothing more), `limit` items are in, or the page reaches the listener's own join. Joins, parts
+ * and quits count as items: the server counts them too.
+ */
+export class HistoryFetch {
+  private fetched = 0;
+  private asked = 0;
+
+  /**
+   * @param joined the listener's join that started this fetch (its msgid, its server-time): items
+   *   from it on were seen live, so the fetch ends there
+   */
+  constructor(readonly channel: string, readonly limit: number, private readonly pageMax: number | undefined,
+    private readonly joined: { msgid?: string; time?: number }) {}
+
+  /** The first request: what was said after the mark. */
+  first(mark: number): string { return this.ask({ time: mark }); }
+
+  private ask(from: HistoryFrom): string {
+    this.asked = Math.min(this.limit - this.fetched, this.pageMax ?? Infinity);
+    return chathistoryAfter(this.channel, from, this.asked);
+  }
+
+  /** Is this item the listener's join, or said after it? */
+  private live(item: HistoryItem): boolean {
+    const tags = itemTags(item);
+    if (this.joined.msgid !== undefined && tags['msgid'] === this.joined.msgid) return true;
+    const time = Date.parse(tags['time'] ?? '');
+    return this.joined.time !== undefined && Number.isFinite(time) && time > this.joined.time;
+  }
+
+  /** A page came in: what of it to bridge, and what to ask next. */
+  page(items: HistoryItem[]): HistoryPage {
+    this.fetched += items.length;
+    const cut = items.findIndex((item) => this.live(item));
+    if (cut >= 0) return { items: items.slice(0, cut), incomplete: false };
+    if (items.length < this.asked) return { items, incomplete: false }; // the server has no more
+    const last = items.length ? itemTags(items[items.length - 1]!) : {};
+    const lastTime = Date.parse(last['time'] ?? '');
+    const from = last['msgid'] ? { msgid: last['msgid'] } : Number.isFinite(lastTime) ? { time: lastTime } : undefined;
+    if (this.fetched >= this.limit || !from) return { items, incomplete: true };
+    return { items, next: this.ask(from), incomplete: false };
+  }
 }
 
 /**
@@ -154,4 +224,18 @@ export class HistoryBatches {
     this.nested.clear();
     this.expected = 0;
   }
+}
+
+/**
+ * A reaction of a fetched history batch: a TAGMSG to a channel with `+draft/react` (or `+react`)
+ * and the msgid it answers (`+draft/reply`); ergo keeps these in history by default
+ * (`history.tagmsg-storage`) and gives them to clients with draft/event-playback.
+ */
+export function historyReaction(item: HistoryItem): { nick: string; target: string; key: string; replyTo: string; tags: Record<string, string> } | undefined {
+  if (item.kind !== 'line' || item.line.command !== 'TAGMSG') return undefined;
+  const { nick, params, tags } = item.line;
+  const key = tags['+draft/react'] ?? tags['+react'];
+  const replyTo = tags['+draft/reply'] ?? tags['+reply'];
+  if (!key || !replyTo || !params[0] || !isChannel(params[0])) return undefined;
+  return { nick, target: params[0], key, replyTo, tags };
 }

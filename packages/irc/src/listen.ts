@@ -9,7 +9,7 @@ import { channelChat, ircLower, ircUser, isChannel } from './ids.js';
 import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
-import { chathistoryAfter, historyLimit, HistoryBatches, HistoryMarks, type HistoryItem } from './history.js';
+import { HistoryBatches, HistoryFetch, HistoryMarks, historyReaction, serverPageMax, type HistoryItem } from './history.js';
 import { parseLine, parseRawLine, type IrcLine } from './ircline.js';
 import { IrcPresence } from './presence.js';
 import type { IrcServer } from './server.js';
@@ -76,7 +76,7 @@ export class ChannelEvents {
    * Channels whose history was asked for and not yet answered: live messages said meanwhile wait
    * here, so that the room gets what was missed first and then what followed, in order.
    */
-  private readonly fetching = new Map<string, { held: (() => void)[]; timer: NodeJS.Timeout; limit: number }>();
+  private readonly fetching = new Map<string, { held: (() => void)[]; timer?: NodeJS.Timeout; fetch: HistoryFetch }>();
 
   constructor(private readonly server: IrcServer, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.modes = new ChannelModes(server.cfg.modePowers);
@@ -111,7 +111,7 @@ export class ChannelEvents {
   stop(): void {
     if (this.splitTimer) clearTimeout(this.splitTimer);
     if (this.flushTimer) clearInterval(this.flushTimer);
-    for (const f of this.fetching.values()) clearTimeout(f.timer);
+    for (const f of this.fetching.values()) if (f.timer) clearTimeout(f.timer);
     this.fetching.clear();
     this.marks?.flush();
     this.splits.clear();
@@ -186,12 +186,23 @@ export class ChannelEvents {
     const id = msgid ?? this.server.localId();
     this.server.recent.said(channel, [id], backfill && time ? time : Date.now());
     this.server.noteAccount(nick, tags['account']);
-    const reported = this.ctx.remote.message({
+    this.reportSeen(channel, this.ctx.remote.message({
       chat: channelChat(this.key, channel), id, sender: this.server.senderFor(nick),
       parts: [{ content: this.server.content(text, msgtype) }],
       ...(reply ? { replyTo: reply } : {}), ...(time ? { timestamp: time } : {}), ...(backfill ? { backfill } : {}),
-    });
-    // the mark moves once the message is durable in core's queue: a crash before that fetches it again
+    }), time, msgid);
+  }
+
+  /** To the room: an IRCv3 reaction (`key` to the message `target`), live or fetched back from the channel's history. */
+  private react(channel: string, nick: string, target: string, key: string, tags: Record<string, string>, time: number | undefined, backfill = false): void {
+    this.reportSeen(channel, this.ctx.remote.reaction({
+      chat: channelChat(this.key, channel), target, sender: this.server.senderFor(nick), key,
+      ...(backfill ? { backfill, ...(time ? { timestamp: time } : {}) } : {}),
+    }), time, tags['msgid']);
+  }
+
+  /** The channel's mark moves once what was said is durable in core's queue: a crash before that fetches it again. */
+  private reportSeen(channel: string, reported: Promise<void>, time: number | undefined, msgid: string | undefined): void {
     const marks = this.marks;
     this.report(marks && time ? reported.then(() => marks.seen(channel, time, msgid)) : reported);
   }
@@ -209,70 +220,81 @@ export class ChannelEvents {
     const lc = ircLower(channel);
     const f = this.fetching.get(lc);
     if (!f) return;
-    clearTimeout(f.timer);
+    if (f.timer) clearTimeout(f.timer);
     this.fetching.delete(lc);
     for (const later of f.held) later();
   }
 
   /**
-   * The listener (re)joined a channel: ask for what was said there since its mark. A channel
-   * without a mark (joined for the first time) fetches nothing; its mark starts at this join.
+   * The listener (re)joined a channel: ask for what was said there since its mark (`joined`: its
+   * JOIN's msgid and server-time, where the fetch ends). A channel without a mark (joined for the
+   * first time) fetches nothing; its mark starts at this join.
    */
-  private fetchHistory(channel: string, joinTime: number | undefined): void {
+  private fetchHistory(channel: string, joined: { msgid?: string; time?: number }): void {
     const marks = this.marks;
     if (!marks) return;
     const mark = marks.get(channel);
-    if (!mark) { marks.seen(channel, joinTime ?? Date.now()); return; }
+    if (!mark) { marks.seen(channel, joined.time ?? Date.now()); return; }
     const listener = this.server.listener;
     if (!listener.client.network.cap.isEnabled('draft/chathistory') || this.fetching.has(ircLower(channel))) return;
-    const limit = historyLimit(this.server.cfg.history.limit, listener.client.network.options['CHATHISTORY']);
-    if (!listener.raw(chathistoryAfter(channel, mark.time, limit))) return;
-    const timer = setTimeout(() => {
+    const fetch = new HistoryFetch(channel, this.server.cfg.history.limit, serverPageMax(listener.client.network.options['CHATHISTORY']), joined);
+    this.fetching.set(ircLower(channel), { held: [], fetch });
+    if (!this.ask(channel, fetch.first(mark.time))) { this.released(channel); return; }
+    this.ctx.log.debug('asking for what was said while away', { server: this.key, channel, since: new Date(mark.time).toISOString(), limit: fetch.limit });
+  }
+
+  /** Send one CHATHISTORY request of a channel's fetch, and give the server 15 s to answer it. */
+  private ask(channel: string, request: string): boolean {
+    const f = this.fetching.get(ircLower(channel));
+    if (!f || !this.server.listener.raw(request)) return false;
+    if (f.timer) clearTimeout(f.timer);
+    f.timer = setTimeout(() => {
       this.ctx.log.warn('the IRC server did not answer a CHATHISTORY request; going on without it', { server: this.key, channel });
       this.batches.expected = Math.max(0, this.batches.expected - 1);
       this.released(channel);
     }, 15_000);
-    timer.unref();
-    this.fetching.set(ircLower(channel), { held: [], timer, limit });
+    f.timer.unref();
     this.batches.expected++;
-    this.ctx.log.debug('asking for what was said while away', { server: this.key, channel, since: new Date(mark.time).toISOString(), limit });
+    return true;
   }
 
   /**
-   * A channel's history, fetched: each message not bridged yet goes to the room, in order, with its
-   * original time. Left out: lines of ours (the bridge's connections), lines already in the message
-   * map (delivered before, or sent from Matrix: after a restart the nicks of Matrix users'
-   * connections no longer look like ours, but their msgids are mapped), lines without a msgid or
-   * time (nothing to tell them from another). Live messages held meanwhile follow.
+   * A page of a channel's history, fetched: each message (and reaction) not bridged yet goes to
+   * the room, in order, with its original time. Left out: lines of ours (the bridge's
+   * connections), lines already in the message map (delivered before, or sent from Matrix: after a
+   * restart the nicks of Matrix users' connections no longer look like ours, but their msgids are
+   * mapped), lines without a msgid or time (nothing to tell them from another). Then the next page
+   * is asked for, or, the fetch done, the live messages held meanwhile follow.
    */
   private replay(channel: string, items: HistoryItem[]): void {
     const chat = channelChat(this.key, channel);
-    const limit = this.fetching.get(ircLower(channel))?.limit;
+    const f = this.fetching.get(ircLower(channel));
+    const page = f ? f.fetch.page(items) : { items, incomplete: false };
     let delivered = 0;
-    for (const item of items) {
-      const m = historyMessage(item);
+    for (const item of page.items) {
+      const m = historyMessage(item) ?? historyReaction(item);
       if (!m || m.target && ircLower(m.target) !== ircLower(channel) || m.nick === HISTSERV) continue;
       const id = m.tags['msgid'];
       const time = Date.parse(m.tags['time'] ?? '');
       if (!id || !Number.isFinite(time) || !m.nick || this.server.isOwnNick(m.nick) || this.ctx.bridged(chat, id)) continue;
-      this.deliver(channel, m.nick, m.text, m.msgtype, m.tags, time, true);
+      if ('key' in m) this.react(channel, m.nick, m.replyTo, m.key, m.tags, time, true);
+      else this.deliver(channel, m.nick, m.text, m.msgtype, m.tags, time, true);
       delivered++;
     }
-    this.ctx.log.info('fetched what was said while away', { server: this.key, channel, fetched: items.length, delivered });
-    if (limit !== undefined && items.length >= limit) void this.toldIncomplete(channel, limit);
+    this.ctx.log.info('fetched what was said while away', { server: this.key, channel, fetched: items.length, delivered, more: !!page.next });
+    if (page.next && this.ask(channel, page.next)) return;
+    if (f && page.incomplete) this.toldIncomplete(channel, f.fetch.limit);
     this.released(channel);
   }
 
   /**
-   * More was said while away than one fetch brings (the server counts joins and quits in its
-   * limit too): the rooms are told that some is missing.
+   * More was said while away than `history.limit` lets the bridge fetch (joins and quits count
+   * too): the rooms are told that some is missing, after the lines fetched.
    */
-  private async toldIncomplete(channel: string, limit: number): Promise<void> {
-    const text = `ℹ Not all that was said in ${channel} while the bridge was away could be fetched (at most ${limit} lines ` +
-      'and events at a time): what followed the lines above, until the bridge came back, is missing here.';
-    for (const p of this.ctx.portals.forChat(channelChat(this.key, channel))) {
-      await this.ctx.matrix.notice(p.roomId, text).catch(() => undefined);
-    }
+  private toldIncomplete(channel: string, limit: number): void {
+    const text = `ℹ Not all that was said in ${channel} while the bridge was away could be fetched (the bridge fetches at ` +
+      `most ${limit} lines and events): what followed the lines above, until the bridge came back, is missing here.`;
+    this.report(this.ctx.remote.notice({ chat: channelChat(this.key, channel), text }));
   }
 
   /**
@@ -318,18 +340,14 @@ export class ChannelEvents {
     l.on('privmsg', onMessage('m.text'));
     l.on('notice', onMessage('m.notice'));
     l.on('action', onMessage('m.emote'));
-    l.on('tagmsg', (e: { nick: string; target: string; tags: Record<string, string> }) => {
-      const react = e.tags['+draft/react'] ?? e.tags['+react'];
-      const target = e.tags['+draft/reply'] ?? e.tags['+reply'];
-      if (!react || !target || !isChannel(e.target) || this.server.isOwnNick(e.nick)) return;
-      this.report(this.ctx.remote.reaction({ chat: channelChat(this.key, e.target), target, sender: this.server.senderFor(e.nick), key: react }));
-    });
+    l.on('tagmsg', (e: { nick: string; target: string; tags: Record<string, string>; time?: number }) => this.liveReaction(e));
 
-    l.on('join', (e: { nick: string; channel: string; time?: number; account?: string | false }) => {
+    l.on('join', (e: { nick: string; channel: string; time?: number; account?: string | false; tags?: Record<string, string> }) => {
       this.track(e.nick, e.channel, true);
       this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
       if (isListener(e.nick)) {
-        this.fetchHistory(e.channel, e.time);
+        const msgid = e.tags?.['msgid'];
+        this.fetchHistory(e.channel, { ...(msgid ? { msgid } : {}), ...(e.time ? { time: e.time } : {}) });
         listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
         listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
         if (this.presence) listener.raw(`WHO ${e.channel}`); // who is away already (H/G), for their ghosts' presence
@@ -428,6 +446,15 @@ export class ChannelEvents {
       if (e.nick && this.server.isOwnNick(e.nick)) return;
       this.report(this.ctx.remote.chatInfo({ chat: channelChat(this.key, e.channel), topic: e.topic ?? '' }));
     });
+  }
+
+  /** An IRCv3 reaction in a channel (a TAGMSG with `+draft/react` and the msgid it answers); it waits behind a fetch as messages do. */
+  private liveReaction(e: { nick: string; target: string; tags: Record<string, string>; time?: number }): void {
+    const react = e.tags['+draft/react'] ?? e.tags['+react'];
+    const target = e.tags['+draft/reply'] ?? e.tags['+reply'];
+    if (!react || !target || !isChannel(e.target) || this.server.isOwnNick(e.nick)) return;
+    if (this.held(e.target, () => this.liveReaction(e))) return;
+    this.react(e.target, e.nick, target, react, e.tags, e.time);
   }
 
   /** An IRCv3 `draft/multiline` batch in a channel: one Matrix message, as the sender meant it. */

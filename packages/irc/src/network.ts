@@ -289,13 +289,17 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     }
   }
 
-  async handleMatrixReaction(r: MatrixReaction): Promise<void> {
+  async handleMatrixReaction(r: MatrixReaction): Promise<SendResult | void> {
     const msgid = r.target.remoteIds.find((x) => !x.startsWith('local-'));
     const routed = await this.route(r.portal.remoteChat, r.sender.userId, r.sender.displayName);
     // a reaction from the relay would read as the relay's own: a relayed user's reactions stay on Matrix
     if (!routed || routed.relayed || !msgid || !routed.conn.caps.has('message-tags')) return;
     const { conn, target } = routed;
-    await conn.send('TAGMSG', target, '', { '+draft/react': r.key, '+draft/reply': msgid });
+    // the TAGMSG's own msgid, mapped to the reaction: history fetched later knows it as the Matrix
+    // user's and leaves it out; and redacting the reaction on Matrix redacts the TAGMSG (IRCv3
+    // message-redaction names that as the way to take a reaction back)
+    const id = await conn.send('TAGMSG', target, '', { '+draft/react': r.key, '+draft/reply': msgid });
+    return id ? { remoteIds: [id] } : undefined;
   }
 
   async handleMatrixMembership(m: MatrixMembership): Promise<void> {

@@ -2,7 +2,8 @@
 // CHATHISTORY request, its limit, the marks and their persistence, and reading the answer's batch
 // (a draft/multiline batch nested in it included) off raw lines as the server sends them.
 import { describe, expect, it } from 'vitest';
-import { chathistoryAfter, HistoryBatches, historyLimit, HistoryMarks, type HistoryItem } from '../../../packages/irc/src/history.js';
+import { chathistoryAfter, HistoryBatches, HistoryFetch, HistoryMarks, historyReaction, serverPageMax, type HistoryItem } from '../../../packages/irc/src/history.js';
+import { parseRawLine } from '../../../packages/irc/src/ircline.js';
 import { historyMessage } from '../../../packages/irc/src/listen.js';
 
 /** A kv store in memory, counting its writes. */
@@ -13,14 +14,67 @@ function memoryKv(): { get(k: string): string | undefined; set(k: string, v: str
 }
 
 describe('the CHATHISTORY request', () => {
-  it('asks for messages after the mark, as an ISO timestamp with milliseconds', () => {
-    expect(chathistoryAfter('#rust', Date.UTC(2026, 10, 28, 2, 49, 8, 766), 100)).toBe('CHATHISTORY AFTER #rust timestamp=2026-11-28T02:49:08.766Z 100');
+  it('asks for messages after the mark (an ISO timestamp with milliseconds) or after a msgid', () => {
+    expect(chathistoryAfter('#rust', { time: Date.UTC(2026, 10, 28, 2, 49, 8, 766) }, 100)).toBe('CHATHISTORY AFTER #rust timestamp=2026-11-28T02:49:08.766Z 100');
+    expect(chathistoryAfter('#rust', { msgid: 'abc' }, 3)).toBe('CHATHISTORY AFTER #rust msgid=abc 3');
   });
 
   it.each([
-    [100, '1000', 100], [100, '50', 50], [100, undefined, 100], [100, '0', 100], [100, 'lots', 100], [20, 20, 20],
-  ])('asks for at most %s with ISUPPORT CHATHISTORY=%s: %s', (configured, isupport, expected) => {
-    expect(historyLimit(configured, isupport)).toBe(expected);
+    ['1000', 1000], ['50', 50], [undefined, undefined], ['0', undefined], ['lots', undefined], [20, 20],
+  ])('reads the server\'s most per request from ISUPPORT CHATHISTORY=%s: %s', (isupport, expected) => {
+    expect(serverPageMax(isupport)).toBe(expected);
+  });
+});
+
+/** A history item: one raw line, as HistoryBatches gives it. */
+const item = (raw: string): HistoryItem => ({ kind: 'line', line: parseRawLine(raw)! });
+/** `n` channel lines from `first` on, said a second apart from 02:00:00, msgids m<i>. */
+const said = (first: number, n: number): HistoryItem[] => Array.from({ length: n }, (_, k) => first + k).map((i) =>
+  item(`@time=2026-11-28T02:00:${String(i).padStart(2, '0')}.000Z;msgid=m${i} :alice!a@h PRIVMSG #rust :line ${i}`));
+const mark = Date.UTC(2026, 10, 28, 1);
+const joined = { msgid: 'join', time: Date.UTC(2026, 10, 28, 3) };
+
+describe('fetching a channel\'s history page by page', () => {
+  it('asks for the whole limit at once when the server allows it', () => {
+    const fetch = new HistoryFetch('#rust', 100, 1000, joined);
+    expect(fetch.first(mark)).toBe('CHATHISTORY AFTER #rust timestamp=2026-11-28T01:00:00.000Z 100');
+    expect(fetch.page(said(1, 5))).toEqual({ items: said(1, 5), incomplete: false });
+  });
+
+  it('pages on after the last msgid while pages come back full, and stops at a short one', () => {
+    const fetch = new HistoryFetch('#rust', 100, 3, joined);
+    expect(fetch.first(mark)).toBe('CHATHISTORY AFTER #rust timestamp=2026-11-28T01:00:00.000Z 3');
+    expect(fetch.page(said(1, 3))).toEqual({ items: said(1, 3), next: 'CHATHISTORY AFTER #rust msgid=m3 3', incomplete: false });
+    expect(fetch.page(said(4, 3))).toEqual({ items: said(4, 3), next: 'CHATHISTORY AFTER #rust msgid=m6 3', incomplete: false });
+    expect(fetch.page(said(7, 1))).toEqual({ items: said(7, 1), incomplete: false });
+  });
+
+  it('asks for no more than the limit in all, and says the fetch is incomplete when it reaches it with a full page', () => {
+    const fetch = new HistoryFetch('#rust', 5, 3, joined);
+    fetch.first(mark);
+    expect(fetch.page(said(1, 3)).next).toBe('CHATHISTORY AFTER #rust msgid=m3 2');
+    expect(fetch.page(said(4, 2))).toEqual({ items: said(4, 2), incomplete: true });
+  });
+
+  it('stops at the listener\'s own join: what followed it, the listener saw live', () => {
+    const fetch = new HistoryFetch('#rust', 100, 3, joined);
+    fetch.first(mark);
+    const ownJoin = item('@time=2026-11-28T03:00:00.000Z;msgid=join :bridge!b@h JOIN #rust');
+    const after = item('@time=2026-11-28T03:00:00.000Z;msgid=m9 :alice!a@h PRIVMSG #rust :said as it joined');
+    expect(fetch.page([...said(1, 1), ownJoin, after])).toEqual({ items: said(1, 1), incomplete: false });
+  });
+
+  it('without the join\'s msgid, stops at the first item said after the join\'s time', () => {
+    const fetch = new HistoryFetch('#rust', 100, 3, { time: Date.UTC(2026, 10, 28, 2, 0, 2) });
+    fetch.first(mark);
+    expect(fetch.page(said(1, 3))).toEqual({ items: said(1, 2), incomplete: false });
+  });
+
+  it('pages on after the last item\'s time when it has no msgid', () => {
+    const fetch = new HistoryFetch('#rust', 100, 2, joined);
+    fetch.first(mark);
+    const page = [...said(1, 1), item('@time=2026-11-28T02:00:02.000Z :bob!b@h JOIN #rust')];
+    expect(fetch.page(page).next).toBe('CHATHISTORY AFTER #rust timestamp=2026-11-28T02:00:02.000Z 2');
   });
 });
 
@@ -108,5 +162,22 @@ describe('reading a chathistory batch', () => {
     expect(batches.take(answer[3]!)).toBe(false);
     expect(batches.take(answer[answer.length - 1]!)).toBe(false);
     expect(got).toEqual([]);
+  });
+});
+
+describe('a reaction among the fetched lines', () => {
+  it('is a channel TAGMSG with a react tag and the msgid it answers', () => {
+    expect(historyReaction(item('@time=2026-11-28T02:00:01.000Z;msgid=r1;+draft/react=🎉;+draft/reply=m1 :alice!a@h TAGMSG #rust')))
+      .toEqual({ nick: 'alice', target: '#rust', key: '🎉', replyTo: 'm1', tags: expect.objectContaining({ msgid: 'r1', '+draft/react': '🎉' }) });
+    expect(historyReaction(item('@msgid=r2;+react=👍;+reply=m1 :bob!b@h TAGMSG #rust'))).toMatchObject({ key: '👍', replyTo: 'm1' });
+  });
+
+  it.each([
+    ['no msgid it answers', '@msgid=r1;+draft/react=🎉 :alice!a@h TAGMSG #rust'],
+    ['no reaction (typing)', '@msgid=r1;+typing=active;+draft/reply=m1 :alice!a@h TAGMSG #rust'],
+    ['to a nick, not a channel', '@msgid=r1;+draft/react=🎉;+draft/reply=m1 :alice!a@h TAGMSG bob'],
+    ['a PRIVMSG', '@msgid=r1;+draft/react=🎉;+draft/reply=m1 :alice!a@h PRIVMSG #rust :hi'],
+  ])('is not one with %s', (_, raw) => {
+    expect(historyReaction(item(raw))).toBeUndefined();
   });
 });

@@ -25,7 +25,8 @@ export type RemoteWork =
   | { t: 'membership'; network: string; roomId: string; change: RemoteMembership; receivedAt: number }
   | { t: 'chatInfo'; network: string; roomId: string; info: RemoteChatInfo; receivedAt: number; plumbed?: boolean }
   | { t: 'powerLevels'; network: string; roomId: string; change: RemotePowerLevels; receivedAt: number }
-  | { t: 'roomSettings'; network: string; roomId: string; change: RemoteRoomSettings; receivedAt: number };
+  | { t: 'roomSettings'; network: string; roomId: string; change: RemoteRoomSettings; receivedAt: number }
+  | { t: 'notice'; network: string; roomId: string; text: string; receivedAt: number };
 
 export const REMOTE_KIND = 'remote';
 
@@ -54,6 +55,10 @@ export class RemoteSink implements RemoteEventSink {
 
   async roomSettings(change: RemoteRoomSettings): Promise<void> {
     await this.enqueue(change.chat, 'roomSettings', undefined, (roomId) => ({ t: 'roomSettings', network: this.network, roomId, change, receivedAt: Date.now() }));
+  }
+
+  async notice(change: { chat: string; text: string }): Promise<void> {
+    await this.enqueue(change.chat, 'notice', undefined, (roomId) => ({ t: 'notice', network: this.network, roomId, text: change.text, receivedAt: Date.now() }));
   }
 
   async profile(user: RemoteSender): Promise<void> {
@@ -136,6 +141,7 @@ export class RemoteDelivery {
       case 'chatInfo': return this.ifAllowed(network, work.roomId, () => this.chatInfo(work.roomId, work.info, work.plumbed === true));
       case 'powerLevels': return this.ifAllowed(network, work.roomId, () => this.powerLevels(network, work.roomId, work.change));
       case 'roomSettings': return this.ifAllowed(network, work.roomId, () => this.roomSettings(network, work.roomId, work.change));
+      case 'notice': return this.matrix.sendNotice(work.roomId, work.text);
     }
   }
 
@@ -281,8 +287,13 @@ export class RemoteDelivery {
       this.log.info('reaction to a message the bridge never saw; not bridged', { network: network.id, chat: r.chat, target: r.target });
       return;
     }
+    if (r.backfill && this.messages.forRemote(network.id, r.chat, key, roomId).length) {
+      this.log.debug('reaction fetched from history is in the room already', { network: network.id, chat: r.chat, target: r.target, roomId });
+      return;
+    }
     const content = { 'm.relates_to': { rel_type: 'm.annotation', event_id: target, key: r.key } };
-    const eventId = await this.sendAs(userId, roomId, 'm.reaction', content, deterministicTxnId('react', network.id, r.chat, key, roomId, String(receivedAt)));
+    const eventId = await this.sendAs(userId, roomId, 'm.reaction', content, deterministicTxnId('react', network.id, r.chat, key, roomId, String(receivedAt)),
+      r.backfill ? r.timestamp : undefined);
     if (eventId === undefined) return;
     this.messages.add({ network: network.id, remoteChat: r.chat, remoteId: key, part: 0, roomId, eventId, sender: userId });
   }

@@ -494,6 +494,14 @@ export interface RemoteReaction {
   key: string;
   /** True when the reaction is removed. */
   remove?: boolean;
+  /**
+   * Made a while ago and delivered late, fetched from the remote chat's history (see
+   * {@link RemoteMessage.backfill}): left out when this sender's reaction with this key to this
+   * message is in the room already, and its Matrix event gets `timestamp` as its origin_server_ts.
+   */
+  backfill?: boolean;
+  /** Remote timestamp (ms) of the reaction; used with `backfill`. */
+  timestamp?: number;
 }
 
 export interface RemoteMembership {
@@ -555,6 +563,12 @@ export interface RemoteEventSink {
   profile(user: RemoteSender): Promise<void>;
   /** A remote user started or stopped typing: shown at once by their ghost, not queued (typing is ephemeral). */
   typing(change: { chat: RemoteChatId; user: RemoteSender; typing: boolean }): Promise<void>;
+  /**
+   * The bot tells the chat's rooms something about the bridging itself (e.g. that part of what was
+   * said while the bridge was away could not be fetched), in the chat's queue: after what was
+   * reported before it, where `ctx.matrix.notice` would go at once.
+   */
+  notice(change: { chat: RemoteChatId; text: string }): Promise<void>;
 }
 
 // ------------------------------------------------------------------ what core gives a network

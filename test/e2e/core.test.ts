@@ -291,6 +291,42 @@ describe('failures, commands and provisioning', () => {
     expect(bridge.portals.forRoom(roomId)).toHaveLength(0);
   });
 
+  it('says it cannot read an encrypted room: refuses to link one, and tells a bridged room once when encryption is turned on', async () => {
+    const encryption = { type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } };
+    const ciphertext = { algorithm: 'm.megolm.v1.aes-sha2', ciphertext: 'AwgAEn...', sender_key: 'k', session_id: 's', device_id: 'DEVICE' };
+    const notices = async (roomId: string, start: string): Promise<string[]> =>
+      (await alice.timeline(roomId)).filter((e) => e.sender === botId && String(body(e)).startsWith(start)).map((e) => String(body(e)));
+    // an encrypted room: no link, through the provisioning API or a command
+    const secret = await alice.createRoom({ name: 'encrypted', initial_state: [encryption], invite: [botId] });
+    await until(async () => (await alice.joinedMembers(secret)).includes(botId), 'the bot to join');
+    const res = await fetch(`${asUrl}/_trestle/provision/v1/link`, {
+      method: 'POST', headers: { authorization: 'Bearer e2e-provisioning-secret', 'content-type': 'application/json' },
+      body: JSON.stringify({ room_id: secret, network: 'testa', remote_chat: 'enc-1', user_id: alice.userId }),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(/end-to-end encrypted/);
+    await alice.sendText(secret, '!trestle link testa enc-2'); // a client may still send a command in the clear
+    await alice.waitForEvent(secret, (e) => e.sender === botId && /end-to-end encrypted/.test(String(body(e))));
+    expect(bridge.portals.forRoom(secret)).toEqual([]);
+    // what is said there encrypted: the room is told once that the bridge cannot read it
+    await alice.sendEvent(secret, 'm.room.encrypted', ciphertext);
+    await alice.waitForEvent(secret, (e) => e.sender === botId && String(body(e)).startsWith('This room is end-to-end encrypted'));
+    await alice.sendEvent(secret, 'm.room.encrypted', ciphertext);
+
+    // a bridged room where encryption is turned on: told once, and nothing encrypted is passed on
+    const roomId = await linkedRoom([['testa', 'enc-3']]);
+    await alice.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.encryption/`, encryption.content);
+    const told = await alice.waitForEvent(roomId, (e) => e.sender === botId && String(body(e)).startsWith('End-to-end encryption was turned on'));
+    expect(String(body(told))).toContain('nothing said here reaches Test A');
+    await alice.sendEvent(roomId, 'm.room.encrypted', ciphertext);
+    const after = await alice.sendText(roomId, 'in the clear after all'); // a marker the bridge handles after the encrypted event
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === after);
+    expect(testa.received.filter((r) => r.kind === 'message' && r.msg.portal.remoteChat === 'enc-3').map((r) => r.kind === 'message' && r.msg.body)).toEqual(['in the clear after all']);
+    expect(await notices(roomId, 'End-to-end encryption')).toHaveLength(1);
+    expect(await notices(roomId, 'This room is end-to-end encrypted')).toHaveLength(0);
+    expect(await notices(secret, 'This room is end-to-end encrypted')).toHaveLength(1);
+  });
+
   it('serves Prometheus metrics', async () => {
     const text = await (await fetch(`${asUrl}/metrics`)).text();
     expect(text).toMatch(/trestle_appservice_transactions_total\{outcome="ok"\} [1-9]/);

@@ -20,7 +20,7 @@ import { BridgeMetrics } from '../http/metrics.js';
 import { provisioningRouter } from '../http/provisioning.js';
 import { MediaLinks, mediaRouter } from '../http/media.js';
 import { appserviceRouter, type EphemeralEvent, type MatrixEvent, type TransactionHandler, transactionListener } from '../matrix/appservice.js';
-import { MatrixClientLayer } from '../matrix/client.js';
+import { MatrixClientLayer, MatrixError } from '../matrix/client.js';
 import { type RegistrationFile, readRegistration } from '../matrix/registration.js';
 import { thirdPartyLookups } from './thirdParty.js';
 import {
@@ -379,14 +379,31 @@ export class TrestleBridge {
   async link(roomId: string, networkId: string, chat: string, userId: string): Promise<PortalInfo> {
     const n = this.networks.get(networkId);
     if (!n) throw new Error(`unknown network "${networkId}" (enabled: ${[...this.networks.keys()].join(', ') || 'none'})`);
+    // the bridge cannot read an encrypted room (it has no end-to-end encryption): refused, if it can tell
+    // (the bot is in the room already) before the network does anything for the link
+    const encrypted = new Error('this room is end-to-end encrypted, and the bridge cannot read encrypted messages: link a room without encryption');
+    const known = await this.isEncrypted(roomId).catch(() => undefined);
+    if (known) throw encrypted;
     let remoteChat = chat;
     let name: string | undefined;
     if (supportsProvisioning(n)) ({ remoteChat, name } = await n.provisionLink({ roomId, remoteChat: chat, userId }));
     await this.matrix.ensureJoined(this.matrix.botUserId, roomId);
+    if (known === undefined && await this.isEncrypted(roomId)) throw encrypted;
     this.bridgeInfo?.noteCreator(roomId, networkId, remoteChat, userId);
     const portal = this.portals.link({ roomId, network: networkId, remoteChat, kind: 'plumbed', ...(name !== undefined ? { name } : {}) });
     await this.afterLink(n, portal);
     return portal;
+  }
+
+  /** Does the room have `m.room.encryption` (which cannot be removed)? */
+  private async isEncrypted(roomId: string): Promise<boolean> {
+    try {
+      await this.matrix.request('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.encryption/`);
+      return true;
+    } catch (err) {
+      if (err instanceof MatrixError && err.errcode === 'M_NOT_FOUND') return false;
+      throw err;
+    }
   }
 
   private async afterLink(n: NetworkConnector, portal: PortalInfo): Promise<void> {

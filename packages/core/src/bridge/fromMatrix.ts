@@ -100,6 +100,8 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 export class FromMatrix {
   /** Users told once per room that they may not use the bridge. */
   private readonly toldNoPermission = new Set<string>();
+  /** Rooms told (this run) that the bridge cannot read their encrypted messages. */
+  private readonly toldEncrypted = new Set<string>();
 
   constructor(private readonly d: FromMatrixDeps) {}
 
@@ -127,6 +129,10 @@ export class FromMatrix {
     if (!ghostOf && ev.type === 'm.room.message' && (await this.d.tryCommand(ev))) return;
 
     const portals = this.d.portals.forRoom(ev.room_id);
+    if (!ghostOf && (ev.type === 'm.room.encrypted' || (ev.type === 'm.room.encryption' && ev.state_key === ''))) {
+      await this.tellEncrypted(ev, portals);
+      return;
+    }
     if (portals.length === 0) return;
     if (ev.type === 'm.room.tombstone' && ev.state_key === '' && !ghostOf) { await this.d.onRoomUpgrade(ev); return; }
 
@@ -359,6 +365,26 @@ export class FromMatrix {
       userId, displayName, ...(avatarMxc ? { avatarMxc } : {}),
       ...(ghostOf ? { ghostOf: { network: ghostOf, ...(remoteUser ? { remoteUser } : {}) } } : {}),
     };
+  }
+
+  /**
+   * The bridge has no end-to-end encryption (see the crypto stand-in in the README): in an
+   * encrypted room it reads nothing, commands included. Rather than drop what is said there
+   * without a word, it says so, once per room (per run), when encryption is turned on in a bridged
+   * room or at the first encrypted message. Links stay: what comes from the remote side still arrives.
+   */
+  private async tellEncrypted(ev: MatrixEvent, portals: readonly PortalInfo[]): Promise<void> {
+    if (this.toldEncrypted.has(ev.room_id)) return;
+    if (ev.type === 'm.room.encryption' && portals.length === 0) return; // nothing bridged here yet: said when someone speaks
+    this.toldEncrypted.add(ev.room_id);
+    const names = [...new Set(portals.map((p) => this.d.networks.get(p.network)?.identity.displayName ?? p.network))].join(' and ');
+    const what = ev.type === 'm.room.encryption' ? 'End-to-end encryption was turned on in this room' : 'This room is end-to-end encrypted';
+    const text = portals.length
+      ? `${what}, and this bridge cannot read encrypted messages: nothing said here reaches ${names} any more (messages from there still arrive). ` +
+        'Encryption cannot be turned off in a room: to bridge both ways, link a room without encryption instead.'
+      : `${what}, and this bridge cannot read encrypted messages: it does not see what is said here, commands included. Use a room without encryption.`;
+    this.d.log.warn('an encrypted room: the bridge cannot read it', { roomId: ev.room_id, sender: ev.sender, type: ev.type, bridged: portals.length > 0 });
+    await this.d.matrix.sendNotice(ev.room_id, text).catch((err: unknown) => this.d.log.warn('could not send the encryption notice', { err: err as Error }));
   }
 
   private async tellNoPermission(ev: MatrixEvent): Promise<void> {

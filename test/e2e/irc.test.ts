@@ -104,6 +104,40 @@ describe('IRC bridge: messages', () => {
     await wen.waitFor((m) => m.message === 'ircwen: thanks' && m.nick.startsWith('Alice[m]'));
   });
 
+  it('says a Matrix poll (question, answers, end) and a location as text; votes are not bridged', async () => {
+    const pia = await ircUser('ircpia', ['#polls']);
+    const roomId = await plumbed('#polls');
+    // as Element sends them (MSC3381 and MSC3488, unstable names)
+    const pollId = await alice.sendEvent(roomId, 'org.matrix.msc3381.poll.start', {
+      'org.matrix.msc3381.poll.start': {
+        kind: 'org.matrix.msc3381.poll.disclosed', max_selections: 1,
+        question: { 'org.matrix.msc1767.text': 'Lunch?', body: 'Lunch?', msgtype: 'm.text' },
+        answers: [{ id: 'p', 'org.matrix.msc1767.text': 'Pizza' }, { id: 's', 'org.matrix.msc1767.text': 'Sushi' }],
+      },
+      'org.matrix.msc1767.text': 'Lunch?\n1. Pizza\n2. Sushi',
+    });
+    const poll = await pia.waitFor((m) => m.message.startsWith('Poll:'));
+    expect(poll).toMatchObject({ nick: 'Alice[m]', target: '#polls', message: 'Poll: Lunch? 1. Pizza · 2. Sushi' });
+    const ref = { 'm.relates_to': { rel_type: 'm.reference', event_id: pollId } };
+    await alice.sendEvent(roomId, 'org.matrix.msc3381.poll.response', { ...ref, 'org.matrix.msc3381.poll.response': { answers: ['p'] } });
+    await alice.sendEvent(roomId, 'org.matrix.msc3381.poll.end', { ...ref, 'org.matrix.msc3381.poll.end': {}, 'org.matrix.msc1767.text': 'The poll has ended. Top answer: Pizza' });
+    await alice.sendEvent(roomId, 'm.room.message', {
+      msgtype: 'm.location', body: 'Location geo:51.5008,0.1247;u=35 at 28/11/2026', geo_uri: 'geo:51.5008,0.1247;u=35',
+      'org.matrix.msc3488.location': { uri: 'geo:51.5008,0.1247;u=35', description: 'Big Ben' },
+    });
+    await pia.waitFor((m) => m.message.startsWith('Location:'));
+    // in order, and nothing for the vote
+    expect(pia.messages.filter((m) => m.target === '#polls').map((m) => m.message)).toEqual([
+      'Poll: Lunch? 1. Pizza · 2. Sushi',
+      'The poll has ended. Top answer: Pizza',
+      'Location: Big Ben https://www.openstreetmap.org/?mlat=51.5008&mlon=0.1247#map=16/51.5008/0.1247',
+    ]);
+    // the poll's line is mapped like any message: an IRC reply to it is a Matrix reply to the poll
+    pia.say('#polls', 'pizza, obviously', { '+draft/reply': poll.tags['msgid']! });
+    const reply = await alice.waitForEvent(roomId, (e) => body(e) === 'pizza, obviously');
+    expect(reply.content['m.relates_to']).toEqual({ 'm.in_reply_to': { event_id: pollId } });
+  });
+
   it('uploads long messages and sends a preview with a working link', async () => {
     const erin = await ircUser('ircerin', ['#long']);
     const roomId = await plumbed('#long');

@@ -12,6 +12,7 @@ import {
   supportsEdits, supportsMembership, supportsPowerLevels, supportsProfiles, supportsReactions, supportsRedactions, supportsRoomMeta,
 } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
+import { locationText, POLL_END_TYPES, POLL_START_TYPES, pollEndText, pollStartText } from './matrixText.js';
 import { failureSays } from './queue.js';
 
 export const MATRIX_KIND = 'matrix';
@@ -196,9 +197,24 @@ export class FromMatrix {
         ...(body !== undefined ? { body } : {}),
       }));
     };
+    const sendMessage = async (msg: MatrixMessage): Promise<void> => {
+      if (!sender.ghostOf) await network.connectMatrixUser(sender);
+      record(await network.handleMatrixMessage(msg), msg.body);
+      this.d.onDelivered(net, 'message');
+    };
     const c = ev.content;
     const rel = isObj(c['m.relates_to']) ? c['m.relates_to'] : undefined;
 
+    const poll = POLL_START_TYPES.includes(ev.type) ? pollStartText(c) : POLL_END_TYPES.includes(ev.type) ? pollEndText(c) : null;
+    if (poll !== null) {
+      // no remote network has Matrix polls: the question and answers (or the end) go as a line of text
+      if (poll === undefined) {
+        this.d.log.info('a poll without a question; not bridged', { roomId: ev.room_id, eventId: ev.event_id });
+        return;
+      }
+      await sendMessage({ portal: ref, eventId: ev.event_id, sender, msgtype: 'm.text', body: poll, timestamp: ev.origin_server_ts ?? Date.now(), raw: c });
+      return;
+    }
     switch (ev.type) {
       case 'm.room.message':
       case 'm.sticker': {
@@ -218,10 +234,7 @@ export class FromMatrix {
           this.d.onDelivered(net, 'edit');
           return;
         }
-        const msg = this.toMessage(ev, ref, sender, mapped);
-        if (!sender.ghostOf) await network.connectMatrixUser(sender);
-        record(await network.handleMatrixMessage(msg), msg.body);
-        this.d.onDelivered(net, 'message');
+        await sendMessage(this.toMessage(ev, ref, sender, mapped));
         return;
       }
       case 'm.room.redaction': {
@@ -334,6 +347,11 @@ export class FromMatrix {
       portal, eventId: ev.event_id, sender, msgtype, body: stripped.body, timestamp: ev.origin_server_ts ?? Date.now(), raw: c,
     };
     if (stripped.formatted !== undefined) msg.formattedBody = stripped.formatted;
+    if (msgtype === 'm.location') {
+      // a geo: URI means nothing to most remote clients; a map link does (the body stays if the URI is bad)
+      const text = locationText(c);
+      if (text !== undefined) { msg.body = text; delete msg.formattedBody; }
+    }
     const mxc = str(c['url']);
     if (mxc?.startsWith('mxc://')) {
       const info = isObj(c['info']) ? c['info'] : {};

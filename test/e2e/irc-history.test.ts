@@ -255,6 +255,37 @@ describe('IRC bridge: messages said while away, fetched in pages (ergo gives at 
     expect(bodies.indexOf(body(notice))).toBeGreaterThan(bodies.indexOf(away[4]!));
   });
 
+  it('tells the room what is missing when the server refuses a later page (a FAIL that names no channel)', async () => {
+    const { chan, talker, roomId } = await linkedThenStopped('hpfail', 'hpft');
+    const away = Array.from({ length: 7 }, (_, i) => `said before a refused page ${i + 1}`);
+    await saidWhileAway(talker, chan, away);
+    // the listener's requests for a second page go out with a selector ergo does not know, so that
+    // ergo itself refuses them (FAIL CHATHISTORY INVALID_PARAMS, naming no channel); the other
+    // channels rejoined at the same time fetch their own history meanwhile
+    const proto = Object.getPrototypeOf(ircServer().listener) as { raw(line: string): boolean };
+    const raw = proto.raw;
+    proto.raw = function (this: unknown, line: string): boolean {
+      return raw.call(this, line.replace(/^(CHATHISTORY AFTER \S+) msgid=/, '$1 nosuch='));
+    };
+    try {
+      bridge = await startIrcBridge(slowReconnect);
+      const notice = await user.waitForEvent(roomId, incompleteNotice);
+      expect(body(notice)).toContain(chan);
+      expect(body(notice)).toContain('the IRC server refused the rest');
+    } finally {
+      proto.raw = raw;
+    }
+    // the first page: the listener's own quit and two lines; the notice follows them
+    const bodies = messagesOf(await user.timeline(roomId)).map(body);
+    expect(bodies.filter((b) => b.startsWith('said before a refused page'))).toEqual(away.slice(0, 2));
+    expect(bodies.findIndex((b) => b.includes('could be fetched'))).toBeGreaterThan(bodies.indexOf(away[1]!));
+    // and the room goes on at once
+    const since = Date.now();
+    talker.say(chan, 'said after the refused page');
+    await user.waitForEvent(roomId, (e) => body(e) === 'said after the refused page', 8000);
+    expect(Date.now() - since).toBeLessThan(8000);
+  });
+
   it('holds a line said live while the history is being fetched, and delivers it after the fetched ones', async () => {
     const { chan, talker, roomId, botNick } = await linkedThenStopped('hheld', 'hht');
     const away = Array.from({ length: 7 }, (_, i) => `said before the rejoin ${i + 1}`);

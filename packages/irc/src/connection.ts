@@ -209,7 +209,8 @@ export class IrcConnection extends EventEmitter {
       if (reply && ctcpLimit.allow(Date.now())) c.raw(`NOTICE ${e.nick} :\x01${reply}\x01`);
     });
     c.on('unknown command', (cmd: { command: string; params: string[] }) => {
-      if (cmd.command === 'FAIL') this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
+      // (a refused CHATHISTORY is the listener's, which logs and handles it: see listen.ts)
+      if (cmd.command === 'FAIL' && cmd.params[0] !== 'CHATHISTORY') this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
     });
     c.on('close', () => this.onClosed());
     c.on('socket close', () => this.onClosed());

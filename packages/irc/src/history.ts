@@ -89,6 +89,14 @@ export class HistoryFetch {
     return this.joined.time !== undefined && Number.isFinite(time) && time > this.joined.time;
   }
 
+  /**
+   * The server refused the last request (FAIL CHATHISTORY). True if pages came in before it: the
+   * room then has the start of what was said, and must be told the rest is missing. A refused first
+   * request leaves nothing half told (a server may refuse history for a channel every time; saying
+   * so at each rejoin would be noise).
+   */
+  refused(): boolean { return this.fetched > 0; }
+
   /** A page came in: what of it to bridge, and what to ask next. */
   page(items: HistoryItem[]): HistoryPage {
     this.fetched += items.length;

@@ -77,6 +77,12 @@ export class ChannelEvents {
    * here, so that the room gets what was missed first and then what followed, in order.
    */
   private readonly fetching = new Map<string, { held: (() => void)[]; timer?: NodeJS.Timeout; fetch: HistoryFetch }>();
+  /**
+   * The channels (lowercased) of the CHATHISTORY requests sent and not yet answered, oldest first.
+   * A server answers a client's commands in order, so a FAIL that does not name its channel (ergo's
+   * INVALID_PARAMS does not) is the oldest request's.
+   */
+  private readonly asking: string[] = [];
 
   constructor(private readonly server: IrcServer, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.modes = new ChannelModes(server.cfg.modePowers);
@@ -113,6 +119,7 @@ export class ChannelEvents {
     if (this.flushTimer) clearInterval(this.flushTimer);
     for (const f of this.fetching.values()) if (f.timer) clearTimeout(f.timer);
     this.fetching.clear();
+    this.asking.length = 0;
     this.marks?.flush();
     this.splits.clear();
     void this.presence?.stop();
@@ -251,11 +258,19 @@ export class ChannelEvents {
     f.timer = setTimeout(() => {
       this.ctx.log.warn('the IRC server did not answer a CHATHISTORY request; going on without it', { server: this.key, channel });
       this.batches.expected = Math.max(0, this.batches.expected - 1);
+      this.answered(channel);
       this.released(channel);
     }, 15_000);
     f.timer.unref();
     this.batches.expected++;
+    this.asking.push(ircLower(channel));
     return true;
+  }
+
+  /** A channel's oldest outstanding CHATHISTORY request is settled (answered, refused, given up). */
+  private answered(channel: string): void {
+    const i = this.asking.indexOf(ircLower(channel));
+    if (i >= 0) this.asking.splice(i, 1);
   }
 
   /**
@@ -269,6 +284,7 @@ export class ChannelEvents {
   private replay(channel: string, items: HistoryItem[]): void {
     const chat = channelChat(this.key, channel);
     const f = this.fetching.get(ircLower(channel));
+    if (f) this.answered(channel);
     const page = f ? f.fetch.page(items) : { items, incomplete: false };
     let delivered = 0;
     for (const item of page.items) {
@@ -283,7 +299,7 @@ export class ChannelEvents {
     }
     this.ctx.log.info('fetched what was said while away', { server: this.key, channel, fetched: items.length, delivered, more: !!page.next });
     if (page.next && this.ask(channel, page.next)) return;
-    if (f && page.incomplete) this.toldIncomplete(channel, f.fetch.limit);
+    if (f && page.incomplete) this.toldIncomplete(channel, `the bridge fetches at most ${f.fetch.limit} lines and events`);
     this.released(channel);
   }
 
@@ -291,9 +307,9 @@ export class ChannelEvents {
    * More was said while away than `history.limit` lets the bridge fetch (joins and quits count
    * too): the rooms are told that some is missing, after the lines fetched.
    */
-  private toldIncomplete(channel: string, limit: number): void {
-    const text = `ℹ Not all that was said in ${channel} while the bridge was away could be fetched (the bridge fetches at ` +
-      `most ${limit} lines and events): what followed the lines above, until the bridge came back, is missing here.`;
+  private toldIncomplete(channel: string, why: string): void {
+    const text = `ℹ Not all that was said in ${channel} while the bridge was away could be fetched (${why}): ` +
+      'what followed the lines above, until the bridge came back, is missing here.';
     this.report(this.ctx.remote.notice({ chat: channelChat(this.key, channel), text }));
   }
 
@@ -319,6 +335,7 @@ export class ChannelEvents {
       this.modes.forgetAll();
       this.presence?.lost();
       this.batches.reset();
+      this.asking.length = 0;
       for (const channel of [...this.fetching.keys()]) this.released(channel);
       this.marks?.flush();
     });
@@ -468,12 +485,20 @@ export class ChannelEvents {
     this.deliver(target, nick, joinLines(lines), lines[0]!.command === 'NOTICE' ? 'm.notice' : 'm.text', tags, Number.isFinite(time) ? time : undefined);
   }
 
-  /** The server refused a CHATHISTORY request (FAIL CHATHISTORY <code> [context] :why): the channel named goes on without it. */
+  /**
+   * The server refused a CHATHISTORY request (FAIL CHATHISTORY <code> [context] :why): the channel
+   * it names, or else the one of the oldest request (see {@link asking}), goes on without it. If
+   * pages of it came in before, the room is told the rest is missing.
+   */
   private historyRefused(params: string[]): void {
     this.ctx.log.warn('the IRC server refused a CHATHISTORY request', { server: this.key, reply: params.join(' ') });
-    const channel = params.find((p) => this.fetching.has(ircLower(p))) ?? (this.fetching.size === 1 ? [...this.fetching.keys()][0] : undefined);
-    if (!channel) return;
+    const named = params.slice(1, -1).find((p) => this.asking.includes(ircLower(p)));
+    const channel = named ?? this.asking[0];
+    if (channel === undefined) return;
+    this.answered(channel);
     this.batches.expected = Math.max(0, this.batches.expected - 1);
+    const f = this.fetching.get(ircLower(channel));
+    if (f?.fetch.refused()) this.toldIncomplete(f.fetch.channel, `the IRC server refused the rest: ${params[params.length - 1] ?? ''}`);
     this.released(channel);
   }
 }

@@ -56,6 +56,16 @@ describe('fetching a channel\'s history page by page', () => {
     expect(fetch.page(said(4, 2))).toEqual({ items: said(4, 2), incomplete: true });
   });
 
+  it('a refusal after a page has come in leaves the room half told (it must be told); a refused first request does not', () => {
+    const first = new HistoryFetch('#rust', 100, 3, joined);
+    first.first(mark);
+    expect(first.refused()).toBe(false);
+    const later = new HistoryFetch('#rust', 100, 3, joined);
+    later.first(mark);
+    later.page(said(1, 3));
+    expect(later.refused()).toBe(true);
+  });
+
   it('stops at the listener\'s own join: what followed it, the listener saw live', () => {
     const fetch = new HistoryFetch('#rust', 100, 3, joined);
     fetch.first(mark);

@@ -211,6 +211,26 @@ describe('Discord bridge: messages', () => {
     await res.body?.cancel();
   });
 
+  it('says a Matrix poll and a location as text through the webhook; votes are not bridged', async () => {
+    const ch = channel('polls');
+    const roomId = await plumbed(ch);
+    const pollId = await alice.sendEvent(roomId, 'm.poll.start', {
+      'm.poll': {
+        question: { 'm.text': [{ body: 'Which day?' }] }, max_selections: 2,
+        answers: [{ 'm.id': 'm', 'm.text': [{ body: 'Monday' }] }, { 'm.id': 't', 'm.text': [{ body: 'Tuesday' }] }],
+      },
+      'm.text': [{ body: 'Which day?\n1. Monday\n2. Tuesday' }],
+    });
+    await alice.sendEvent(roomId, 'm.poll.response', { 'm.relates_to': { rel_type: 'm.reference', event_id: pollId }, 'm.selections': ['m'] });
+    await alice.sendEvent(roomId, 'm.room.message', { msgtype: 'm.location', body: 'Location geo:48.8584,2.2945', geo_uri: 'geo:48.8584,2.2945' });
+    await until(() => webhookContents(ch.id).some((c) => c.startsWith('Location:')), 'the location');
+    expect(webhookContents(ch.id)).toEqual([
+      'Poll: Which day? (choose up to 2) 1. Monday · 2. Tuesday',
+      'Location: https://www.openstreetmap.org/?mlat=48.8584&mlon=2.2945#map=16/48.8584/2.2945',
+    ]);
+    expect(fromWebhook(ch.id).map((m) => m.author.username)).toEqual(['Alice', 'Alice']);
+  });
+
   it('bridges a Discord thread as a Matrix thread, both ways', async () => {
     const ch = channel('threads');
     const roomId = await plumbed(ch);

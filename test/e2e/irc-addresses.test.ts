@@ -3,7 +3,8 @@
  * (`addressBlock`) and with the server's `userModes`, on a real ergo: an IRC operator's WHOIS shows each connection's real address
  * (338, shown to opers only) and its modes; the address stays after an oper KILL and the
  * reconnect, and after a bridge restart; a block the host cannot use and a block used up fail
- * the user's message with a notice saying why.
+ * the user's message with a notice saying why; a used-up block passes on the address of a user
+ * not connected.
  *
  * On Linux all of 127.0.0.0/8 is local, so 127.0.1.0/24 works without a route. ergo asks ident
  * (`check-ident`) at the address each connection comes from, so this suite runs the bridge's
@@ -148,7 +149,7 @@ describe('IRC bridge: source addresses from addressBlock, and userModes', () => 
     }
   });
 
-  it('tells the user why, instead of reconnecting, when the host cannot use the block or it is used up', async () => {
+  it('tells the user why, instead of reconnecting, when the host cannot use the block or it is used up by users connected now', async () => {
     const failed = async (user: MatrixUser, text: string): Promise<string> => {
       const since = Date.now();
       await user.sendText(roomId, text);
@@ -165,5 +166,12 @@ describe('IRC bridge: source addresses from addressBlock, and userModes', () => 
     expect((await seen('Adda[m]')).ip).toBe('127.0.2.1');
     expect(await failed(bodo, 'no room for bodo')).toMatch(/could not be delivered to .*no free address for your connection to ErgoTest/);
     expect(oper.messages.some((m) => m.message === 'no room for bodo' || m.message === 'from nowhere')).toBe(false);
+    // after a restart adda is not connected: bodo takes over the address; adda, back, finds it in use
+    await bridge.stop();
+    bridge = await start('127.0.2.1/32');
+    await say(bodo, 'bodo takes the address adda is not using');
+    expect((await seen('Bodo[m]')).ip).toBe('127.0.2.1');
+    expect(await failed(adda, 'no room for adda now')).toMatch(/no free address for your connection to ErgoTest/);
+    expect(oper.messages.some((m) => m.message === 'no room for adda now')).toBe(false);
   });
 });

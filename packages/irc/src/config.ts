@@ -63,9 +63,10 @@ export const ircServerSchema = z.strictObject({
       'listening connection keeps the host\'s default address. The network must route the block to this host, and Linux ' +
       'must take it as local: `ip -6 route add local 2001:db8:1234::/64 dev lo` and, for IPv6 only, ' +
       '`sysctl -w net.ipv6.ip_nonlocal_bind=1` (IPv4: `ip route add local 192.0.2.0/24 dev lo`); all of 127.0.0.0/8 ' +
-      'is local already (tests, one-host set-ups). An IPv4 block\'s network and broadcast addresses are not used; an ' +
-      'address is kept for good, so the block must have one for every Matrix user who speaks on the server: when it is ' +
-      'used up, new users are told and not connected. With `ident`, leave `ident.bindAddress` unset (or `::`/`0.0.0.0`): the server asks ident at the ' +
+      'is local already (tests, one-host set-ups). An IPv4 block\'s network and broadcast addresses are not used. A ' +
+      'user keeps their address while the block has a free one; once it is used up, a new user takes the least recently ' +
+      'used address of a user not connected at the time (who gets another at their next connection), and when every ' +
+      'address is held by a connected user, the new one is told and not connected. With `ident`, leave `ident.bindAddress` unset (or `::`/`0.0.0.0`): the server asks ident at the ' +
       'connection\'s own address.'),
   userModes: z.string().regex(/^\+[a-zA-Z]+$/, { error: 'must be a + and user mode letters, e.g. +R' }).optional()
     .meta({ examples: ['+R'] })

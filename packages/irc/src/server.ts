@@ -258,12 +258,19 @@ export class IrcServer {
 
   /**
    * The source address of a user's connection from `addressBlock` (stored, so the same one each
-   * time), or why there is none: every address of the block is taken. Nothing without a block.
+   * time), or why there is none: every address of the block is held by a user connected now. A
+   * block otherwise used up passes on the address of a user not connected (the least recently
+   * used). Nothing without a block.
    */
   private sourceAddress(userId: string, log: Logger): { localAddress?: string; cannotOpen?: string } {
     if (!this.block) return {};
-    const address = this.store.address(this.key, userId, this.block);
-    if (address) return { localAddress: address };
+    const inUse = (u: string): boolean => (this.clients.get(u)?.state ?? 'closed') !== 'closed';
+    const got = this.store.address(this.key, userId, this.block, inUse);
+    if (got?.takenFrom !== undefined) {
+      log.info('addressBlock is used up: this user takes the address of one not connected now, who gets another when they next connect',
+        { address: got.address, from: got.takenFrom });
+    }
+    if (got) return { localAddress: got.address };
     if (!this.addressTroubleLogged.has('full')) {
       this.addressTroubleLogged.add('full');
       this.ctx.log.error('every address of addressBlock is taken: Matrix users without one are not connected to this server until it is larger',

@@ -9,6 +9,8 @@
  * 3 — irc_users.nick_from; 4 — irc_accounts (see each migration's description).
  * 5 — irc_addresses: the source address each Matrix user's connection (and the relay's) has on a
  *     server with an `addressBlock`, so it stays the same across reconnects and restarts.
+ * 6 — irc_addresses.used_at: when each address was last given to its connection, so that a block
+ *     used up passes on the address its owner has used least recently.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -83,6 +85,12 @@ export const ircMigrations: Migration[] = [
         UNIQUE (server, address)
       );
     `,
+  },
+  {
+    version: 6,
+    description: 'When each stored source address was last used, so a full addressBlock can pass on the least recently used',
+    // (rows from before it count as used at 0: the oldest)
+    up: `ALTER TABLE irc_addresses ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0;`,
   },
 ];
 
@@ -163,25 +171,38 @@ export class IrcStore {
   /**
    * The source address of a user's connections to a server from its block: the one stored, or
    * the first free one of the block (stored). One stored from another block (the config changed)
-   * is given up for one of this block. Undefined when every address of the block is taken.
+   * is given up for one of this block. When every address of the block is taken, the one least
+   * recently used by a user without a connection now (`inUse` says who has one) passes to this
+   * user (`takenFrom` names its owner before); undefined when all are in use.
    */
-  address(server: string, userId: string, block: AddressBlock): string | undefined {
-    const tx = this.db.transaction((): string | undefined => {
+  address(server: string, userId: string, block: AddressBlock, inUse: (userId: string) => boolean = () => true, now = Date.now()): { address: string; takenFrom?: string } | undefined {
+    const tx = this.db.transaction((): { address: string; takenFrom?: string } | undefined => {
       const r = prepared(this.db, 'SELECT address FROM irc_addresses WHERE server = ? AND user_id = ?').get(server, userId) as { address: string } | undefined;
-      if (r && addressIndex(block, r.address) !== undefined) return r.address;
+      if (r && addressIndex(block, r.address) !== undefined) {
+        prepared(this.db, 'UPDATE irc_addresses SET used_at = ? WHERE server = ? AND user_id = ?').run(now, server, userId);
+        return { address: r.address };
+      }
+      const rows = prepared(this.db, 'SELECT user_id, address, used_at FROM irc_addresses WHERE server = ? ORDER BY used_at, rowid')
+        .all(server) as { user_id: string; address: string; used_at: number }[];
       const taken = new Set<bigint>();
-      for (const row of prepared(this.db, 'SELECT address FROM irc_addresses WHERE server = ?').all(server) as { address: string }[]) {
+      for (const row of rows) {
         const i = addressIndex(block, row.address);
         if (i !== undefined) taken.add(i);
       }
       const usable = usableCount(block);
       let i = 0n;
       while (i < usable && taken.has(i)) i++;
-      const address = nthAddress(block, i);
-      if (address === undefined) return undefined;
-      prepared(this.db, `INSERT INTO irc_addresses (server, user_id, address) VALUES (?, ?, ?)
-        ON CONFLICT (server, user_id) DO UPDATE SET address = excluded.address`).run(server, userId, address);
-      return address;
+      let address = nthAddress(block, i);
+      let takenFrom: string | undefined;
+      if (address === undefined) {
+        const idle = rows.find((row) => row.user_id !== userId && addressIndex(block, row.address) !== undefined && !inUse(row.user_id));
+        if (!idle) return undefined;
+        prepared(this.db, 'DELETE FROM irc_addresses WHERE server = ? AND user_id = ?').run(server, idle.user_id);
+        ({ address, takenFrom } = { address: idle.address, takenFrom: idle.user_id });
+      }
+      prepared(this.db, `INSERT INTO irc_addresses (server, user_id, address, used_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (server, user_id) DO UPDATE SET address = excluded.address, used_at = excluded.used_at`).run(server, userId, address, now);
+      return { address, ...(takenFrom !== undefined ? { takenFrom } : {}) };
     });
     return tx();
   }

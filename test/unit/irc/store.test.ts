@@ -68,27 +68,49 @@ describe('IrcStore account ghosts', () => {
 });
 
 describe('IrcStore source addresses (addressBlock)', () => {
+  const addr = (got: { address: string } | undefined): string | undefined => got?.address;
+
   it('gives each user the first free address once and the same one after, also to a fresh store', () => {
     const { store: s, reopen } = store();
     const b = parseBlock('127.0.1.0/24');
-    expect(s.address('test', '@a:x', b)).toBe('127.0.1.1');
-    expect(s.address('test', '@b:x', b)).toBe('127.0.1.2');
-    expect(s.address('test', 'relay', b)).toBe('127.0.1.3');
-    expect(s.address('test', '@a:x', b)).toBe('127.0.1.1');
-    expect(reopen().address('test', '@b:x', b)).toBe('127.0.1.2');
-    expect(s.address('other', '@b:x', b)).toBe('127.0.1.1'); // servers are apart
+    expect(s.address('test', '@a:x', b)).toEqual({ address: '127.0.1.1' });
+    expect(addr(s.address('test', '@b:x', b))).toBe('127.0.1.2');
+    expect(addr(s.address('test', 'relay', b))).toBe('127.0.1.3');
+    expect(addr(s.address('test', '@a:x', b))).toBe('127.0.1.1');
+    expect(addr(reopen().address('test', '@b:x', b))).toBe('127.0.1.2');
+    expect(addr(s.address('other', '@b:x', b))).toBe('127.0.1.1'); // servers are apart
   });
 
   it('says when the block is used up, and gives an address of the new block when the block changes', () => {
     const { store: s } = store();
     const small = parseBlock('127.0.2.0/30'); // two usable addresses
-    expect(s.address('test', '@a:x', small)).toBe('127.0.2.1');
-    expect(s.address('test', '@b:x', small)).toBe('127.0.2.2');
-    expect(s.address('test', '@c:x', small)).toBeUndefined();
+    expect(addr(s.address('test', '@a:x', small))).toBe('127.0.2.1');
+    expect(addr(s.address('test', '@b:x', small))).toBe('127.0.2.2');
+    expect(s.address('test', '@c:x', small)).toBeUndefined(); // (everyone in use, the default)
     const v6 = parseBlock('2001:db8::/64');
-    expect(s.address('test', '@c:x', v6)).toBe('2001:db8::1');
-    expect(s.address('test', '@a:x', v6)).toBe('2001:db8::2'); // its IPv4 address is not of this block: replaced
-    expect(s.address('test', '@b:x', small)).toBe('127.0.2.2'); // still its own in the old block
-    expect(s.address('test', '@a:x', small)).toBe('127.0.2.1'); // free again: a's row moved to the IPv6 block
+    expect(addr(s.address('test', '@c:x', v6))).toBe('2001:db8::1');
+    expect(addr(s.address('test', '@a:x', v6))).toBe('2001:db8::2'); // its IPv4 address is not of this block: replaced
+    expect(addr(s.address('test', '@b:x', small))).toBe('127.0.2.2'); // still its own in the old block
+    expect(addr(s.address('test', '@a:x', small))).toBe('127.0.2.1'); // free again: a's row moved to the IPv6 block
+  });
+
+  it('passes a used-up block\'s least recently used address of a user not connected now, never one in use', () => {
+    const { store: s, reopen } = store();
+    const small = parseBlock('127.0.2.0/30');
+    expect(addr(s.address('test', '@a:x', small, undefined, 1000))).toBe('127.0.2.1');
+    expect(addr(s.address('test', '@b:x', small, undefined, 2000))).toBe('127.0.2.2');
+    expect(addr(s.address('test', '@a:x', small, undefined, 3000))).toBe('127.0.2.1'); // a used it last: b's is the older
+    const connected = new Set(['@a:x', '@b:x']);
+    const inUse = (u: string): boolean => connected.has(u);
+    expect(s.address('test', '@c:x', small, inUse, 4000)).toBeUndefined();
+    connected.delete('@a:x');
+    expect(s.address('test', '@c:x', small, inUse, 5000)).toEqual({ address: '127.0.2.1', takenFrom: '@a:x' });
+    connected.add('@c:x');
+    connected.delete('@b:x');
+    // a, back, takes b's (the only one not in use), kept across a restart
+    expect(s.address('test', '@a:x', small, inUse, 6000)).toEqual({ address: '127.0.2.2', takenFrom: '@b:x' });
+    expect(addr(reopen().address('test', '@a:x', small, () => true, 7000))).toBe('127.0.2.2');
+    expect(addr(s.address('test', '@c:x', small, () => true, 8000))).toBe('127.0.2.1');
+    expect(s.address('test', '@b:x', small, (u) => u !== '@b:x', 9000)).toBeUndefined(); // its own row is gone; a and c in use
   });
 });

@@ -271,6 +271,34 @@ describe('IRC bridge: users and rooms', () => {
     expect(await alice.join('#ergo_#templated:localhost')).toBe(bridge.portals.forChat('irc', 'test/#templated')[0]?.roomId);
   });
 
+  it('follows a channel renamed on IRC (draft/channel-rename): the portal and a plumbed room go on in the new channel', async () => {
+    const ren = await ircUser('ircren', ['#renold']); // the channel's first member: its op, who may RENAME it
+    const portalId = await alice.join('#irc_test_#renold:localhost');
+    const plumbedId = await plumbed('#renold');
+    await alice.sendText(portalId, 'before the rename');
+    await ren.waitFor((m) => m.message === 'before the rename');
+    ren.client.raw('RENAME #renold #rennew :a better name');
+    const told = await alice.waitForEvent(plumbedId, (e) => e.sender === botId && body(e).includes('#rennew'));
+    expect(body(told)).toBe('ℹ #renold was renamed to #rennew on IRC (a better name): this room now follows #rennew.');
+    await alice.waitForEvent(portalId, (e) => e.sender === botId && body(e).includes('now follows #rennew'));
+    expect(bridge.portals.forChat('irc', 'test/#rennew').map((p) => p.roomId).sort()).toEqual([portalId, plumbedId].sort());
+    expect(bridge.portals.forChat('irc', 'test/#renold')).toEqual([]);
+    // the portal room takes the channel's new name; the plumbed one keeps its own
+    await until(async () => (await roomState<{ name?: string }>(portalId, 'm.room.name')).name === '#rennew', 'the portal to be renamed');
+    // both ways, in the new channel: Alice's connection was moved by the server, not joined again
+    ren.say('#rennew', 'after the rename');
+    await alice.waitForEvent(plumbedId, (e) => body(e) === 'after the rename' && e.sender === ghost('ircren'));
+    await alice.waitForEvent(portalId, (e) => body(e) === 'after the rename');
+    await alice.sendText(plumbedId, 'from matrix after the rename');
+    expect(await ren.waitFor((m) => m.message === 'from matrix after the rename')).toMatchObject({ nick: 'Alice[m]', target: '#rennew' });
+    expect(ren.raw.some((l) => / JOIN #rennew/i.test(l) && l.includes('Alice[m]'))).toBe(false);
+    // the new channel's alias finds the same portal room
+    expect(await alice.join('#irc_test_#rennew:localhost')).toBe(portalId);
+    // who is in the channel moved too: a QUIT there still takes the ghost out of the rooms
+    ren.client.quit('bye');
+    await until(async () => (await alice.request<{ joined: Record<string, unknown> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(plumbedId)}/joined_members`)).joined[ghost('ircren')] === undefined, 'the ghost to leave');
+  });
+
   it('opens a DM room for an IRC private message, and a DM invite to a ghost starts one', async () => {
     const kim = await ircUser('irckim', ['#dm']);
     const roomId = await plumbed('#dm');

@@ -15,7 +15,7 @@ import { CtcpLimiter, ctcpReply } from './ctcp.js';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { pemCertificates, untrustedChain } from './certs.js';
 import type { IdentRegistry } from './identd.js';
-import { ircLower } from './ids.js';
+import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
 
@@ -141,7 +141,8 @@ export class IrcConnection extends EventEmitter {
     this.setMaxListeners(0);
     // draft/chathistory: what was said while the listener was away is fetched back on rejoin (history.ts);
     // draft/event-playback: joins and quits in that history come as themselves, not as ergo's HistServ lines
-    for (const cap of ['draft/message-redaction', 'typing', 'draft/multiline', 'draft/chathistory', 'draft/event-playback']) this.client.requestCap(cap);
+    // draft/channel-rename: a channel renamed on the server is followed (RENAME), not seen as a PART and a JOIN
+    for (const cap of ['draft/message-redaction', 'typing', 'draft/multiline', 'draft/chathistory', 'draft/event-playback', 'draft/channel-rename']) this.client.requestCap(cap);
     const drop = opts.dropLine;
     if (drop) {
       const conn = this.client.connection as unknown as { addReadBuffer(line: string): void };
@@ -209,6 +210,13 @@ export class IrcConnection extends EventEmitter {
       if (reply && ctcpLimit.allow(Date.now())) c.raw(`NOTICE ${e.nick} :\x01${reply}\x01`);
     });
     c.on('unknown command', (cmd: { command: string; params: string[] }) => {
+      const [from, to, reason] = cmd.params;
+      if (cmd.command === 'RENAME' && from && to) {
+        moveChannel(this.channels, from, to);
+        moveChannel(this.joined, from, to);
+        this.emit('renamed', { from, to, ...(reason ? { reason } : {}) });
+        return;
+      }
       // (a refused CHATHISTORY is the listener's, which logs and handles it: see listen.ts)
       if (cmd.command === 'FAIL' && cmd.params[0] !== 'CHATHISTORY') this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
     });

@@ -17,7 +17,7 @@
  *
  * Which of the fetched lines go to Matrix, and how, is listen.ts's business.
  */
-import { ircLower, isChannel } from './ids.js';
+import { ircLower, isChannel, moveChannel } from './ids.js';
 import { parseRawLine, type IrcLine } from './ircline.js';
 
 /** Where the listener left a channel: the server-time (ms) of the last message it saw, and its msgid. */
@@ -130,6 +130,9 @@ export class HistoryMarks {
   }
 
   get(channel: string): HistoryMark | undefined { return this.marks.get(ircLower(channel)); }
+
+  /** The channel was renamed on the server: its mark (and with it, its history) is the new name's. */
+  channelRenamed(from: string, to: string): void { if (moveChannel(this.marks, from, to)) this.dirty = true; }
 
   seen(channel: string, time: number, msgid?: string): void {
     const lc = ircLower(channel);

@@ -14,6 +14,20 @@ export function ircLower(s: string): string {
   return NEEDS_FOLDING.test(s) ? s.replace(FOLD_ALL, (c) => FOLD[c] ?? c.toLowerCase()) : s;
 }
 const NEEDS_FOLDING = /[A-Z[\]\\~]/;
+
+/**
+ * A channel renamed on the server (IRCv3 `draft/channel-rename`): what a map or set holds for it,
+ * under its lower-cased name, moves to the new name. True if there was anything to move.
+ */
+export function moveChannel<V>(held: Map<string, V> | Set<string>, from: string, to: string): boolean {
+  const a = ircLower(from), b = ircLower(to);
+  if (!held.has(a) || a === b) return false;
+  if (held instanceof Set) { held.delete(a); held.add(b); return true; }
+  const v = held.get(a) as V;
+  held.delete(a);
+  held.set(b, v);
+  return true;
+}
 const FOLD_ALL = /[A-Z[\]\\~]/g;
 const FOLD: Record<string, string> = { '[': '{', ']': '}', '\\': '|', '~': '^' };
 

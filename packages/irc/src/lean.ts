@@ -27,7 +27,7 @@ import { lineDecoder } from './convert/encoding.js';
 import { CtcpLimiter, ctcpReply } from './ctcp.js';
 import { escapeTag, parseLine, type IrcLine } from './ircline.js';
 import type { IdentRegistry } from './identd.js';
-import { ircLower } from './ids.js';
+import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
 import { saslMechanisms, type SaslMechanism } from './sasl.js';
@@ -86,7 +86,7 @@ interface Pending {
 /** A labeled line on the wire: `settle` answers it (echo msgid, or the server's refusal); `lost` fails it. */
 interface Awaiting { settle: (id: string | undefined, refusal?: string) => void; lost: () => void }
 
-const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction', 'draft/multiline'];
+const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction', 'draft/multiline', 'draft/channel-rename'];
 /** Refusals of a NICK change after registration, in words for the Matrix user. */
 /** An ERROR before registration that says the server bans us (K-, G-, Z-, D-lines, AKILL): no retry helps. */
 const BANNED = /\bbann?ed\b|\b[kgzd]-?lined?\b|\bakill/i;
@@ -402,6 +402,10 @@ export class LeanConnection extends EventEmitter {
         return;
       case 'PART':
         if (mine && p[0]) this.joined.delete(ircLower(p[0]));
+        return;
+      case 'RENAME':
+        // IRCv3 draft/channel-rename: the server moved the channel, and this connection with it
+        if (p[0] && p[1]) { moveChannel(this.channels, p[0], p[1]); moveChannel(this.joined, p[0], p[1]); }
         return;
       case 'KICK':
         if (p[1] && ircLower(p[1]) === ircLower(this.nick) && p[0]) {

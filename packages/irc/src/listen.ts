@@ -5,7 +5,7 @@
  * with `presence` on, away status (presence.ts).
  */
 import type { NetworkContext } from '@trestle/core';
-import { channelChat, ircLower, ircUser, isChannel } from './ids.js';
+import { channelChat, ircLower, ircUser, isChannel, moveChannel } from './ids.js';
 import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
@@ -339,6 +339,7 @@ export class ChannelEvents {
       for (const channel of [...this.fetching.keys()]) this.released(channel);
       this.marks?.flush();
     });
+    listener.on('renamed', (e: { from: string; to: string; reason?: string }) => { if (!this.server.stopped) this.renamed(e.from, e.to, e.reason); });
 
     const onMessage = (msgtype: string) => (e: IrcMessageEvent): void => this.message(msgtype, e);
     // draft/multiline: the opening BATCH line carries the msgid (and reply tag), which irc-framework does not keep
@@ -463,6 +464,33 @@ export class ChannelEvents {
       if (e.nick && this.server.isOwnNick(e.nick)) return;
       this.report(this.ctx.remote.chatInfo({ chat: channelChat(this.key, e.channel), topic: e.topic ?? '' }));
     });
+  }
+
+  /**
+   * A bridged channel renamed on the server (IRCv3 `draft/channel-rename`; ergo's RENAME): its rooms
+   * follow it. Their links move to the new name (bridge info with them), a portal room takes the
+   * new name, what is known of the channel (who is in it, modes and ranks, recent lines, the
+   * history mark) moves too, and each room is told. The old portal alias stays; the new one finds
+   * the same room. (Matrix users' connections, in the channel, are moved by the server: lean.ts.)
+   */
+  private renamed(from: string, to: string, reason: string | undefined): void {
+    const oldChat = channelChat(this.key, from), newChat = channelChat(this.key, to);
+    const portals = this.ctx.portals.forChat(oldChat);
+    this.ctx.log.info('a channel was renamed on IRC; its rooms follow it', { server: this.key, from, to, reason, rooms: portals.length });
+    for (const set of this.nickChannels.values()) moveChannel(set, from, to);
+    this.modes.channelRenamed(from, to);
+    this.server.recent.channelRenamed(from, to);
+    this.marks?.channelRenamed(from, to);
+    // (a new case of the same name is the same chat: the links stay)
+    if (newChat !== oldChat) {
+      for (const p of portals) {
+        this.ctx.portals.link(p.roomId, newChat, { kind: p.kind, name: to, ...(p.data ? { data: p.data } : {}) });
+        this.ctx.portals.unlink(p.roomId, oldChat);
+      }
+    }
+    if (portals.length === 0) return;
+    this.report(this.ctx.remote.chatInfo({ chat: newChat, name: to }));
+    this.report(this.ctx.remote.notice({ chat: newChat, text: `ℹ ${from} was renamed to ${to} on IRC${reason ? ` (${reason})` : ''}: this room now follows ${to}.` }));
   }
 
   /** An IRCv3 reaction in a channel (a TAGMSG with `+draft/react` and the msgid it answers); it waits behind a fetch as messages do. */

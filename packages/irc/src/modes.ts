@@ -13,7 +13,7 @@
  * One MODE line gives one {@link ModeOutcome}: the ranks and the room settings it changed
  * together, so they can reach Matrix as one power-levels change.
  */
-import { ircLower } from './ids.js';
+import { ircLower, moveChannel } from './ids.js';
 
 /** One parsed mode change, as irc-framework gives them: `{ mode: '+o', param: 'nick' }`. */
 export interface ModeChange { mode: string; param?: string }
@@ -47,6 +47,9 @@ export class ChannelModes {
 
   /** @param modePowers membership mode letter → Matrix power level (the server's `modePowers` config). */
   constructor(private readonly modePowers: Readonly<Record<string, number>>) {}
+
+  /** The channel was renamed on the server: its modes, ranks and bans are the new name's. */
+  channelRenamed(from: string, to: string): void { moveChannel(this.channels, from, to); }
 
   /** Power level needed to talk in a moderated channel: voice's level (or the lowest configured one). */
   get moderatedSendLevel(): number {

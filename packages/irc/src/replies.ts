@@ -12,7 +12,7 @@
  *   visibility, so the bridge only quotes when the whole audience was there to see the original.
  * - `nick: text` for messages it knows nothing of (said before a restart, or too long ago).
  */
-import { ircLower } from './ids.js';
+import { ircLower, moveChannel } from './ids.js';
 
 export interface ReplyRules { shortWithinSeconds: number; shortWithinLines: number }
 
@@ -24,6 +24,9 @@ export class RecentLines {
 
   /** @param keep lines remembered per channel (older ones are answered with `nick: text`). */
   constructor(private readonly keep = 200) {}
+
+  /** The channel was renamed on the server: its lines are the new name's. */
+  channelRenamed(from: string, to: string): void { moveChannel(this.channels, from, to); }
 
   private log(channel: string): ChannelLog {
     const key = ircLower(channel);

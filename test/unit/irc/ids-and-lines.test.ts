@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseLine } from '../../../packages/irc/src/ircline.js';
 import { describeEdit, relayPrefix } from '../../../packages/irc/src/network.js';
-import { channelChat, ircLower, parseAliasLocalpart, parseChat, parseLinkTarget, pmChat, ghostLocalpart, ircUser } from '../../../packages/irc/src/ids.js';
+import { channelChat, ircLower, moveChannel, parseAliasLocalpart, parseChat, parseLinkTarget, pmChat, ghostLocalpart, ircUser } from '../../../packages/irc/src/ids.js';
 import { fillTemplate, nextNick, sanitiseNick, sanitiseUsername } from '../../../packages/irc/src/nicks.js';
 
 describe('parseLine', () => {
@@ -79,5 +79,19 @@ describe('relayPrefix', () => {
     ['ñ'.repeat(50), false, `<${'ñ'.repeat(40)}> `], // cut to 40 characters, not bytes
   ])('%j (emote %s) → %j', (name, emote, prefix) => {
     expect(relayPrefix(name, emote)).toBe(prefix);
+  });
+});
+
+describe('moveChannel (a channel renamed on the server)', () => {
+  it('moves a map entry or a set member to the new name, folded, and says whether it did', () => {
+    const keys = new Map<string, string | undefined>([['#old', 'key'], ['#other', undefined]]);
+    expect(moveChannel(keys, '#OLD', '#New[1]')).toBe(true);
+    expect([...keys]).toEqual([['#other', undefined], ['#new{1}', 'key']]);
+    const joined = new Set(['#old']);
+    expect(moveChannel(joined, '#old', '#new')).toBe(true);
+    expect([...joined]).toEqual(['#new']);
+    expect(moveChannel(joined, '#absent', '#x')).toBe(false);
+    expect(moveChannel(joined, '#new', '#NEW')).toBe(false); // only the case changed: the same channel
+    expect([...joined]).toEqual(['#new']);
   });
 });

@@ -14,6 +14,8 @@ export function ircLower(s: string): string {
   return NEEDS_FOLDING.test(s) ? s.replace(FOLD_ALL, (c) => FOLD[c] ?? c.toLowerCase()) : s;
 }
 const NEEDS_FOLDING = /[A-Z[\]\\~]/;
+const FOLD_ALL = /[A-Z[\]\\~]/g;
+const FOLD: Record<string, string> = { '[': '{', ']': '}', '\\': '|', '~': '^' };
 
 /**
  * A channel renamed on the server (IRCv3 `draft/channel-rename`): what a map or set holds for it,
@@ -28,8 +30,6 @@ export function moveChannel<V>(held: Map<string, V> | Set<string>, from: string,
   held.set(b, v);
   return true;
 }
-const FOLD_ALL = /[A-Z[\]\\~]/g;
-const FOLD: Record<string, string> = { '[': '{', ']': '}', '\\': '|', '~': '^' };
 
 export const isChannel = (target: string): boolean => /^[#&+!]/.test(target);
 

@@ -87,10 +87,11 @@ interface Pending {
 interface Awaiting { settle: (id: string | undefined, refusal?: string) => void; lost: () => void }
 
 const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction', 'draft/multiline', 'draft/channel-rename'];
-/** Refusals of a NICK change after registration, in words for the Matrix user. */
+
 /** An ERROR before registration that says the server bans us (K-, G-, Z-, D-lines, AKILL): no retry helps. */
 const BANNED = /\bbann?ed\b|\b[kgzd]-?lined?\b|\bakill/i;
 
+/** Refusals of a NICK change after registration, in words for the Matrix user. */
 const NICK_ERRORS: Record<string, (nick: string, text: string) => string> = {
   '431': () => 'no nick given',
   '432': (n) => `${n} is not a valid nick`,

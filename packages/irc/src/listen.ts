@@ -304,8 +304,8 @@ export class ChannelEvents {
   }
 
   /**
-   * More was said while away than `history.limit` lets the bridge fetch (joins and quits count
-   * too): the rooms are told that some is missing, after the lines fetched.
+   * Not all that was said while away could be fetched (more than `history.limit`, joins and quits
+   * counted, or the server refused a later page): the rooms are told, after the lines fetched.
    */
   private toldIncomplete(channel: string, why: string): void {
     const text = `ℹ Not all that was said in ${channel} while the bridge was away could be fetched (${why}): ` +

@@ -231,6 +231,19 @@ describe('Discord bridge: messages', () => {
     expect(fromWebhook(ch.id).map((m) => m.author.username)).toEqual(['Alice', 'Alice']);
   });
 
+  it('bridges a Discord poll and its result to Matrix as text from the ghost', async () => {
+    const ch = channel('discordpolls');
+    const roomId = await plumbed(ch);
+    const poll = fake.injectUserMessage(ch.id, bob.id, '', { poll: { question: 'Tea or coffee?', answers: [{ text: 'Tea', emoji: '🍵' }, 'Coffee'], multiselect: true } });
+    const ev = await alice.waitForEvent(roomId, (e) => body(e).includes('Tea or coffee?'));
+    expect(ev.sender).toBe(ghost(bob.id));
+    expect(body(ev)).toBe('**Poll:** Tea or coffee? (choose any number)\n1. 🍵 Tea\n2. Coffee');
+    fake.endPoll(ch.id, poll.id, { top: 'Tea', topVotes: 3, totalVotes: 5 });
+    const ended = await alice.waitForEvent(roomId, (e) => body(e).includes('has ended'));
+    expect(ended.sender).toBe(ghost(bob.id));
+    expect(body(ended)).toBe('The poll "Tea or coffee?" has ended. Top answer: Tea (3 of 5 votes).');
+  });
+
   it('bridges a Discord thread as a Matrix thread, both ways', async () => {
     const ch = channel('threads');
     const roomId = await plumbed(ch);

@@ -5,11 +5,11 @@
  */
 import { KeyedSerial, type NetworkContext, type RemoteMembership, type RemoteMessagePart, type RemoteSender } from '@trestle/core';
 import {
-  Events, type Channel, type Client, type Guild, type GuildMember, type Message, type MessageReaction, type PartialGuildMember,
+  Events, MessageType, type Channel, type Client, type Guild, type GuildMember, type Message, type MessageReaction, type PartialGuildMember,
   type PartialMessage, type PartialMessageReaction, type PartialUser, type Typing, type User,
 } from 'discord.js';
 import type { DiscordConfig } from './config.js';
-import { customEmojisIn, discordToMatrix, embedText, textContent, type DiscordToMatrixResolver } from './convert/index.js';
+import { customEmojisIn, discordToMatrix, embedText, pollResultText, pollText, textContent, type DiscordToMatrixResolver } from './convert/index.js';
 import { aliasLocalpart, channelChat, discordUser, messageRef, threadChat, webhookUser } from './ids.js';
 import { attachmentPart, type EmojiBridge, type StickerBridge } from './media.js';
 import type { DiscordStore } from './store.js';
@@ -270,6 +270,10 @@ export class FromDiscord {
 
   private async textOf(m: Message): Promise<string> {
     let text = m.content;
+    // a poll has no content of its own: its question and answers are the message (votes stay on Discord)
+    if (m.poll) text = text ? `${text}\n${pollText(m.poll)}` : pollText(m.poll);
+    const result = m.embeds.find((e) => e.data.type === 'poll_result');
+    if (!text && result) text = pollResultText(result.fields);
     if (!text && m.embeds.length) text = m.embeds.map((e) => embedText(e)).filter(Boolean).join('\n\n');
     await this.prepareEmojis(text);
     return text;
@@ -327,7 +331,8 @@ export class FromDiscord {
   }
 
   private async bridgeMessage(r: Route, m: Message): Promise<void> {
-    if (m.system) return;
+    // system messages (joins, pins, boosts...) are not bridged, except the end of a poll: its result
+    if (m.system && m.type !== MessageType.PollResult) return;
     const sender = this.messageSender(m);
     if (!sender) return;
     const { ctx, cfg } = this.d;

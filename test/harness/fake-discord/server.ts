@@ -19,7 +19,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  PermissionFlagsBits, type APIAuditLogEntry, type APIEmoji, type APIGuild, type APIGuildMember, type APIMessage, type APIPartialEmoji,
+  MessageType, PermissionFlagsBits, PollLayoutType, type APIAuditLogEntry, type APIEmbed, type APIEmoji, type APIGuild, type APIGuildMember, type APIMessage, type APIPartialEmoji,
   type APIRole, type APISticker, type APIUser, type StickerFormatType,
 } from 'discord-api-types/v10';
 import type { EchoOrder, FakeSettings, UploadedFile } from './common.js';
@@ -54,6 +54,8 @@ export interface InjectOptions {
   replyTo?: string;
   /** Ids of the guild's stickers (addSticker) the message holds. */
   stickers?: string[];
+  /** A poll (the message's content may be empty): its question and answers, plain or with a unicode emoji. */
+  poll?: { question: string; answers: (string | { text: string; emoji: string })[]; multiselect?: boolean };
 }
 
 export class FakeDiscord {
@@ -230,8 +232,31 @@ export class FakeDiscord {
 
   /** A human posts in a channel or thread: stored, and MESSAGE_CREATE goes out. */
   injectUserMessage(channelId: string, userId: string, content: string, opts: InjectOptions = {}): APIMessage {
+    const poll = opts.poll && {
+      question: { text: opts.poll.question },
+      answers: opts.poll.answers.map((a, i) => ({ answer_id: i + 1, poll_media: typeof a === 'string' ? { text: a } : { text: a.text, emoji: { id: null, name: a.emoji } } })),
+      expiry: new Date(Date.now() + 24 * 3600_000).toISOString(), allow_multiselect: opts.poll.multiselect ?? false, layout_type: PollLayoutType.Default,
+      results: { is_finalized: false, answer_counts: [] },
+    };
     const stored = this.world.createMessage({ channelId, author: this.world.user(userId), content, files: opts.files ?? [],
-      ...(opts.replyTo ? { replyTo: opts.replyTo } : {}), ...(opts.stickers ? { stickerIds: opts.stickers } : {}) });
+      ...(opts.replyTo ? { replyTo: opts.replyTo } : {}), ...(opts.stickers ? { stickerIds: opts.stickers } : {}), ...(poll ? { poll } : {}) });
+    return this.world.wireMessage(stored);
+  }
+
+  /**
+   * A poll ends: Discord's system message (type POLL_RESULT) from the poll's author, whose embed
+   * (type `poll_result`) names the question, the top answer and the votes in fields.
+   */
+  endPoll(channelId: string, pollMessageId: string, result: { top?: string; topVotes?: number; totalVotes: number }): APIMessage {
+    const poll = this.world.message(pollMessageId, channelId).msg;
+    const field = (name: string, value: string): { name: string; value: string; inline: boolean } => ({ name, value, inline: false });
+    const stored = this.world.createMessage({
+      channelId, author: poll.author, content: '', system: { type: MessageType.PollResult, refersTo: pollMessageId },
+      embeds: [{ type: 'poll_result' as APIEmbed['type'], fields: [
+        field('poll_question_text', poll.poll?.question.text ?? ''), field('total_votes', String(result.totalVotes)),
+        ...(result.top ? [field('victor_answer_text', result.top), field('victor_answer_votes', String(result.topVotes ?? 0))] : []),
+      ] }],
+    });
     return this.world.wireMessage(stored);
   }
 

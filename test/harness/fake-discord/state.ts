@@ -11,7 +11,7 @@ import {
   GuildExplicitContentFilter, GuildMFALevel, GuildNSFWLevel, GuildPremiumTier, GuildSystemChannelFlags,
   GuildVerificationLevel, Locale, MessageFlags, MessageReferenceType, MessageType, ThreadAutoArchiveDuration, WebhookType,
   type APIAttachment, type APIEmbed, type APIEmoji, type APIGuild, type APIGuildCategoryChannel, type APIGuildMember,
-  type APIMessage, type APIMessageTopLevelComponent, type APINewsChannel, type APIPartialEmoji, type APIReaction,
+  type APIMessage, type APIMessageTopLevelComponent, type APIPoll, type APINewsChannel, type APIPartialEmoji, type APIReaction,
   type APIRole, type APITextChannel, type APIThreadChannel, type APIUser, type APIWebhook, type ChannelFlags, type GuildMemberFlags,
   type RoleFlags, type UserFlags,
   type GatewayGuildCreateDispatchData, type GatewayMessageCreateDispatchData, type ThreadChannelType,
@@ -75,6 +75,9 @@ export interface NewMessage {
   nonce?: string | number;
   /** Ids of stickers (of the guild, see addSticker) the message holds. */
   stickerIds?: string[];
+  poll?: APIPoll;
+  /** A message type other than Default/Reply (e.g. a poll's result), with the message it refers to. */
+  system?: { type: MessageType; refersTo: string };
 }
 
 const EVERYONE_PERMISSIONS = '1071698660929'; // view, send, read history, reactions, embeds, attach, ...
@@ -389,7 +392,7 @@ export class World {
     const content = m.content ?? '';
     const ref = m.replyTo ? this.message(m.replyTo) : undefined;
     const msg: APIMessage = {
-      id: this.ids.next(), type: ref ? MessageType.Reply : MessageType.Default, channel_id: channel.id, author: m.author, content,
+      id: this.ids.next(), type: m.system?.type ?? (ref ? MessageType.Reply : MessageType.Default), channel_id: channel.id, author: m.author, content,
       timestamp: new Date().toISOString(), edited_timestamp: null, tts: false, mention_everyone: /@(everyone|here)\b/.test(content),
       mentions: this.mentionedUsers(content), mention_roles: [...content.matchAll(/<@&(\d{17,19})>/g)].map((x) => x[1] as string),
       attachments: this.storeAttachments(channel.id, m.files ?? [], m.attachmentMeta), embeds: m.embeds ?? [], pinned: false,
@@ -397,6 +400,9 @@ export class World {
       ...(m.webhookId ? { webhook_id: m.webhookId } : {}),
       ...(m.nonce !== undefined ? { nonce: m.nonce } : {}),
       ...(m.stickerIds?.length ? { sticker_items: m.stickerIds.map((id) => this.stickerItem(id, channel.guild_id)) } : {}),
+      ...(m.poll ? { poll: m.poll } : {}),
+      ...(m.system ? { message_reference: { type: MessageReferenceType.Default, message_id: m.system.refersTo, channel_id: channel.id,
+        ...(channel.guild_id ? { guild_id: channel.guild_id } : {}) } } : {}),
       ...(ref ? { message_reference: { type: MessageReferenceType.Default, message_id: ref.msg.id, channel_id: ref.msg.channel_id,
         ...(ref.guildId ? { guild_id: ref.guildId } : {}) }, referenced_message: this.wireMessage(ref) } : {}),
     };

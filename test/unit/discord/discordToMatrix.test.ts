@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  discordToMatrix, embedText, formatTimestamp, msgtypeFor, parseDiscordMarkdown, type DiscordToMatrixResolver, type MatrixText,
+  discordToMatrix, embedText, formatTimestamp, msgtypeFor, parseDiscordMarkdown, pollResultText, pollText, type DiscordToMatrixResolver, type MatrixText,
 } from '../../../packages/discord/src/convert/index.js';
 
 const resolver: DiscordToMatrixResolver = {
@@ -137,5 +137,25 @@ describe('discordToMatrix helpers', () => {
 
   it('parses to a tree', () => {
     expect(parseDiscordMarkdown('a **b** <@1>')).toEqual([{ t: 'text', v: 'a ' }, { t: 'bold', c: [{ t: 'text', v: 'b' }] }, { t: 'text', v: ' ' }, { t: 'user', id: '1' }]);
+  });
+});
+
+describe('Discord polls as text', () => {
+  const answers = (...a: { text: string | null; emoji?: { id: string | null; name: string | null } | null }[]) => new Map(a.map((x, i) => [i + 1, x]));
+
+  it('numbers the answers, with unicode emoji, custom ones by name, and says when several may be chosen', () => {
+    expect(pollText({ question: { text: 'Lunch?' }, allowMultiselect: false, answers: answers({ text: 'Pizza', emoji: { id: null, name: '🍕' } }, { text: 'Soup', emoji: { id: '123', name: 'soup' } }, { text: 'Nothing' }) }))
+      .toBe('**Poll:** Lunch?\n1. 🍕 Pizza\n2. :soup: Soup\n3. Nothing');
+    expect(pollText({ question: { text: 'Days?' }, allowMultiselect: true, answers: answers({ text: null, emoji: { id: null, name: '👍' } }) }))
+      .toBe('**Poll:** Days? (choose any number)\n1. 👍');
+  });
+
+  it('reads the result embed\'s named fields', () => {
+    const f = (name: string, value: string) => ({ name, value });
+    expect(pollResultText([f('poll_question_text', 'Lunch?'), f('victor_answer_text', 'Pizza'), f('victor_answer_votes', '2'), f('total_votes', '3')]))
+      .toBe('The poll "Lunch?" has ended. Top answer: Pizza (2 of 3 votes).');
+    expect(pollResultText([f('poll_question_text', 'Lunch?'), f('total_votes', '0')])).toBe('The poll "Lunch?" has ended. Nobody voted.');
+    expect(pollResultText([f('poll_question_text', 'Lunch?'), f('total_votes', '4')])).toBe('The poll "Lunch?" has ended. It was a tie.');
+    expect(pollResultText([])).toBe('The poll has ended. Nobody voted.');
   });
 });

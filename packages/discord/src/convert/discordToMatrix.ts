@@ -187,6 +187,41 @@ export function msgtypeFor(contentType: string | undefined): 'm.image' | 'm.vide
   return 'm.file';
 }
 
+/** What of a Discord poll its text needs (discord.js's `Poll`, or plain data in tests). */
+export interface DiscordPoll {
+  question: { text: string | null };
+  answers: { values(): Iterable<{ text: string | null; emoji?: { id: string | null; name: string | null } | null }> };
+  allowMultiselect: boolean;
+}
+
+/**
+ * A Discord poll as Discord markdown, for Matrix: the question, then its answers numbered (with
+ * their unicode emoji; a custom one as `:name:`). Votes stay on Discord.
+ */
+export function pollText(poll: DiscordPoll): string {
+  const lines = [`**Poll:** ${poll.question.text ?? ''}${poll.allowMultiselect ? ' (choose any number)' : ''}`];
+  let n = 0;
+  for (const a of poll.answers.values()) {
+    const emoji = a.emoji?.name ? (a.emoji.id ? `:${a.emoji.name}: ` : `${a.emoji.name} `) : '';
+    lines.push(`${++n}. ${emoji}${a.text ?? ''}`.trimEnd());
+  }
+  return lines.join('\n');
+}
+
+/**
+ * The system message Discord posts when a poll ends (its embed of type `poll_result`, whose fields
+ * are named, not shown): `The poll "question" has ended. Top answer: X (n of m votes).`
+ */
+export function pollResultText(fields: readonly { name: string; value: string }[]): string {
+  const f = (name: string): string | undefined => fields.find((x) => x.name === name)?.value;
+  const question = f('poll_question_text');
+  const top = f('victor_answer_text');
+  const votes = f('victor_answer_votes'), total = f('total_votes');
+  const ended = question ? `The poll "${question}" has ended.` : 'The poll has ended.';
+  if (!top) return Number(total) > 0 ? `${ended} It was a tie.` : `${ended} Nobody voted.`;
+  return `${ended} Top answer: ${top}${votes && total ? ` (${votes} of ${total} votes)` : ''}.`;
+}
+
 /** A simple rendering of an embed (bots, link posts) for a message that has no text of its own. */
 export function embedText(e: { title?: string | null; url?: string | null; description?: string | null;
   author?: { name?: string | null } | null; fields?: { name: string; value: string }[] }): string {

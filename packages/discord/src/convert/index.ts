@@ -5,7 +5,8 @@ export {
   roomPillHref, userMention, userPillHref, type AllowedMentions, type MatrixPermalink,
 } from './mentions.js';
 export {
-  discordToMatrix, embedText, formatTimestamp, msgtypeFor, textContent, type DiscordToMatrixResolver, type MatrixText,
+  discordToMatrix, embedText, formatTimestamp, msgtypeFor, pollResultText, pollText, textContent, type DiscordPoll,
+  type DiscordToMatrixResolver, type MatrixText,
 } from './discordToMatrix.js';
 export {
   emote, matrixToDiscord, replyQuote, splitMessage, webhookUsername, type DiscordEmoji, type DiscordRole, type DiscordText,

@@ -104,7 +104,7 @@ describe('IRC bridge: messages', () => {
     await wen.waitFor((m) => m.message === 'ircwen: thanks' && m.nick.startsWith('Alice[m]'));
   });
 
-  it('says a Matrix poll (question, answers, end) and a location as text; votes are not bridged', async () => {
+  it('says a Matrix poll (question, answers, end) and a location as text; votes and key verification requests are not bridged', async () => {
     const pia = await ircUser('ircpia', ['#polls']);
     const roomId = await plumbed('#polls');
     // as Element sends them (MSC3381 and MSC3488, unstable names)
@@ -121,6 +121,11 @@ describe('IRC bridge: messages', () => {
     const ref = { 'm.relates_to': { rel_type: 'm.reference', event_id: pollId } };
     await alice.sendEvent(roomId, 'org.matrix.msc3381.poll.response', { ...ref, 'org.matrix.msc3381.poll.response': { answers: ['p'] } });
     await alice.sendEvent(roomId, 'org.matrix.msc3381.poll.end', { ...ref, 'org.matrix.msc3381.poll.end': {}, 'org.matrix.msc1767.text': 'The poll has ended. Top answer: Pizza' });
+    // nor is a key verification request (its body speaks to Matrix clients only)
+    await alice.sendEvent(roomId, 'm.room.message', {
+      msgtype: 'm.key.verification.request', body: 'Alice is requesting to verify your key, but your client does not support in-chat key verification.',
+      to: ghost('ircpia'), from_device: 'DEVICE', methods: ['m.sas.v1'],
+    });
     await alice.sendEvent(roomId, 'm.room.message', {
       msgtype: 'm.location', body: 'Location geo:51.5008,0.1247;u=35 at 28/11/2026', geo_uri: 'geo:51.5008,0.1247;u=35',
       'org.matrix.msc3488.location': { uri: 'geo:51.5008,0.1247;u=35', description: 'Big Ben' },

@@ -218,6 +218,8 @@ export class FromMatrix {
     switch (ev.type) {
       case 'm.room.message':
       case 'm.sticker': {
+        // a client's key verification with another Matrix user: its body only tells Matrix clients without in-room verification to upgrade
+        if (c['msgtype'] === 'm.key.verification.request') return;
         if (rel?.['rel_type'] === 'm.replace' && typeof rel['event_id'] === 'string') {
           const target = rel['event_id'];
           if (!supportsEdits(network)) throw new DeliveryError(`${network.identity.displayName} does not support edits`, true);

@@ -304,7 +304,7 @@ describe('IRC bridge: users and rooms', () => {
     await until(async () => (await alice.request<{ joined: Record<string, unknown> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(plumbedId)}/joined_members`)).joined[ghost('ircren')] === undefined, 'the ghost to leave');
   });
 
-  it('opens a DM room for an IRC private message, and a DM invite to a ghost starts one', async () => {
+  it('opens a DM room for an IRC private message (a DCC offer told, not dropped), and a DM invite to a ghost starts one', async () => {
     const kim = await ircUser('irckim', ['#dm']);
     const roomId = await plumbed('#dm');
     await alice.sendText(roomId, 'so you know my nick');
@@ -321,6 +321,14 @@ describe('IRC bridge: users and rooms', () => {
     const pm = await kim.waitFor((m) => m.message === 'private answer');
     expect(pm.target).toBe('irckim');
     expect(bridge.portals.all().filter((p) => p.remoteChat === `test/pm/${alice.userId}/irckim`)).toHaveLength(1);
+
+    // a DCC offer cannot cross: alice is told in the DM room, and kim on IRC
+    kim.client.raw('PRIVMSG Alice[m] :\x01DCC SEND notes.txt 2130706433 5000 1536\x01');
+    const dcc = await alice.waitForEvent(dm, (e) => body(e).includes('DCC'));
+    expect(dcc).toMatchObject({ sender: ghost('irckim'), content: { msgtype: 'm.notice' } });
+    expect(body(dcc)).toBe('(offered the file notes.txt (1.5 KiB) by DCC, which the bridge cannot receive: ask for a link instead)');
+    const answer = await kim.waitForRaw((l) => / NOTICE irckim :DCC does not cross/.test(l));
+    expect(untag(answer)).toMatch(/^:Alice\[m\]!/);
 
     // the other way: a Matrix user invites a ghost to a direct chat
     const lee = await ircUser('irclee', ['#dm']);

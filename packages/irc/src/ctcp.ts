@@ -4,7 +4,11 @@
  * Channel-wide CTCPs are not answered: every Matrix user's connection would answer at once. Replies
  * are rate-limited per connection, so a CTCP flood cannot make the server drop one of ours for
  * flooding in return.
+ *
+ * DCC offers (`DCC SEND`, `DCC CHAT`: a direct connection to the sender's client) cannot cross the
+ * bridge; rather than drop one in silence, both sides are told ({@link dccOffer}).
  */
+import { formatSize } from './convert/size.js';
 
 export const CTCP_VERSION = 'Trestle IRC bridge';
 const KNOWN = ['ACTION', 'CLIENTINFO', 'PING', 'TIME', 'VERSION'];
@@ -19,6 +23,23 @@ export function ctcpReply(verb: string, args: string, now: Date): string | undef
     case 'CLIENTINFO': return `CLIENTINFO ${KNOWN.join(' ')}`;
     default: return undefined;
   }
+}
+
+/**
+ * A DCC offer (the CTCP's text after `DCC `) in words: for the Matrix user (`said`, shown as the
+ * sender's notice in the private chat) and for the IRC sender (`answer`). Undefined for anything
+ * but a SEND or a CHAT. The file name is the sender's: flattened, without controls, capped.
+ */
+export function dccOffer(args: string): { said: string; answer: string } | undefined {
+  const m = /^(SEND|CHAT)\s+("[^"]*"|\S+)(?:\s+\S+\s+\S+(?:\s+(\d+))?)?/i.exec(args.trim());
+  if (!m) return undefined;
+  const answer = 'DCC does not cross the Matrix bridge: share a link instead (or just talk here).';
+  if (m[1]!.toUpperCase() === 'CHAT') {
+    return { said: '(offered a DCC chat, a direct connection the bridge cannot make: answer here instead)', answer };
+  }
+  const name = [...m[2]!.replace(/^"|"$/g, '').replace(/[\x00-\x1F\x7F]/g, '').trim()].slice(0, 100).join('') || 'a file';
+  const size = m[3] !== undefined ? ` (${formatSize(Number(m[3]))})` : '';
+  return { said: `(offered the file ${name}${size} by DCC, which the bridge cannot receive: ask for a link instead)`, answer };
 }
 
 /** At most one reply per `intervalMs` for one connection; requests past that are dropped. */

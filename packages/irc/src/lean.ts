@@ -24,7 +24,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
 import { lineDecoder } from './convert/encoding.js';
-import { CtcpLimiter, ctcpReply } from './ctcp.js';
+import { CtcpLimiter, ctcpReply, dccOffer } from './ctcp.js';
 import { escapeTag, parseLine, type IrcLine } from './ircline.js';
 import type { IdentRegistry } from './identd.js';
 import { ircLower, moveChannel } from './ids.js';
@@ -521,7 +521,13 @@ export class LeanConnection extends EventEmitter {
       const ctcp = text.replace(/^\x01|\x01$/g, '');
       const [verb] = ctcp.split(' ', 1);
       if (verb === 'ACTION') { type = 'action'; text = ctcp.slice(7); }
-      else {
+      else if (verb === 'DCC' && l.command === 'PRIVMSG') {
+        const offer = dccOffer(ctcp.slice(4));
+        if (!offer) return;
+        if (l.nick && this.ctcpLimit.allow(Date.now())) this.write(`NOTICE ${l.nick} :${offer.answer}`);
+        type = 'notice';
+        text = offer.said;
+      } else {
         // a request (a PRIVMSG) is answered; a NOTICE is someone's reply, never answered
         const reply = l.command === 'PRIVMSG' && l.nick ? ctcpReply(verb ?? '', ctcp.slice((verb ?? '').length + 1), new Date()) : undefined;
         if (reply && this.ctcpLimit.allow(Date.now())) this.write(`NOTICE ${l.nick} :\x01${reply}\x01`);

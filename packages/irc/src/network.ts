@@ -21,7 +21,7 @@ import {
 } from '@trestle/core';
 import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
-import { applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
+import { applyLineLimit, formatSize, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
 import { aliasTemplatePattern, channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseLinkTarget, parseUser, pmChat } from './ids.js';
 import { RoomDirectory, thirdPartyLocation, thirdPartyProtocol, thirdPartyUser } from './directory.js';
 import { IdentServer } from './identd.js';
@@ -493,12 +493,6 @@ export function relayPrefix(displayName: string, emote: boolean): string {
   // at most 40 characters: it starts every line, and a long line is cut into more pieces for it
   const name = [...displayName.replace(/[\r\n\0]+/g, ' ').trim()].slice(0, 40).join('').trim() || 'someone';
   return emote ? `* ${name} ` : `<${name}> `;
-}
-
-function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 export { ircConfigSchema };

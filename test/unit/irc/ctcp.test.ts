@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CtcpLimiter, ctcpReply } from '../../../packages/irc/src/ctcp.js';
+import { CtcpLimiter, ctcpReply, dccOffer } from '../../../packages/irc/src/ctcp.js';
 
 describe('CTCP replies', () => {
   const now = new Date(Date.UTC(2026, 10, 28, 5, 0, 0));
@@ -21,5 +21,25 @@ describe('CTCP replies', () => {
   it('answers at most once a second per connection', () => {
     const l = new CtcpLimiter(1000);
     expect([l.allow(0), l.allow(10), l.allow(999), l.allow(1000), l.allow(1500), l.allow(2100)]).toEqual([true, false, false, true, false, true]);
+  });
+});
+
+describe('dccOffer', () => {
+  it.each<[string, string, string | undefined]>([
+    ['a file with a size', 'SEND notes.txt 2130706433 5000 1536', '(offered the file notes.txt (1.5 KiB) by DCC, which the bridge cannot receive: ask for a link instead)'],
+    ['a quoted name with spaces, no size', 'SEND "my notes.txt" 2130706433 5000', '(offered the file my notes.txt by DCC, which the bridge cannot receive: ask for a link instead)'],
+    ['a chat', 'CHAT chat 2130706433 5001', '(offered a DCC chat, a direct connection the bridge cannot make: answer here instead)'],
+    ['lower case', 'send a.bin 1 2 3', '(offered the file a.bin (3 B) by DCC, which the bridge cannot receive: ask for a link instead)'],
+    ['controls in the name', 'SEND "a\x02b\x03c" 1 2', '(offered the file abc by DCC, which the bridge cannot receive: ask for a link instead)'],
+    ['something else (RESUME, ACCEPT)', 'RESUME notes.txt 5000 100', undefined],
+    ['nothing', '', undefined],
+  ])('%s', (_name, args, said) => {
+    const offer = dccOffer(args);
+    expect(offer?.said).toBe(said);
+    if (said) expect(offer!.answer).toMatch(/DCC does not cross the Matrix bridge/);
+  });
+
+  it('caps a long file name', () => {
+    expect(dccOffer(`SEND ${'x'.repeat(500)} 1 2 3`)!.said).toContain(`file ${'x'.repeat(100)} (3 B)`);
   });
 });

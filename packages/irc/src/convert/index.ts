@@ -19,3 +19,4 @@ export { matrixToIrc, parsePill, type MatrixMessageContent, type MatrixPill, typ
 export { applyLineLimit, maxPayloadBytes, multilineParts, splitForIrc, utf8Length, type MultilinePart } from './split.js';
 export { replyLine, shortQuote } from './reply.js';
 export { joinMultiline, type MultilineLine } from './multiline.js';
+export { formatSize } from './size.js';

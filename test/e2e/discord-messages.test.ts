@@ -244,6 +244,25 @@ describe('Discord bridge: messages', () => {
     expect(body(ended)).toBe('The poll "Tea or coffee?" has ended. Top answer: Tea (3 of 5 votes).');
   });
 
+  it('bridges a forwarded Discord message with what it forwards (text and files), not as a reply', async () => {
+    const ch = channel('forwards');
+    const elsewhere = channel('notbridged');
+    const roomId = await plumbed(ch);
+    const original = fake.injectUserMessage(elsewhere.id, carol.id, 'worth **reading**\nsecond line', { files: [{ name: 'plan.txt', data: Buffer.from('the plan') }] });
+    fake.forwardMessage(ch.id, bob.id, original.id);
+    const events = await alice.waitForTimeline(roomId, (evs) => evs.some((e) => body(e) === 'plan.txt'));
+    const msgs = messagesOf(events).filter((e) => e.sender === ghost(bob.id));
+    expect(msgs.map((e) => [e.content['msgtype'], body(e)])).toEqual([['m.text', expect.stringContaining('Forwarded')], ['m.file', 'plan.txt']]);
+    expect(msgs[0]!.content['formatted_body']).toBe('<em>Forwarded:</em><br><blockquote>worth <strong>reading</strong><br>second line</blockquote>');
+    expect((await downloadMxc(String(msgs[1]!.content['url']))).toString()).toBe('the plan');
+    // a message of this very channel, forwarded here: still not a reply to it
+    fake.injectUserMessage(ch.id, carol.id, 'said here first');
+    const first = await alice.waitForEvent(roomId, (e) => body(e) === 'said here first');
+    fake.forwardMessage(ch.id, bob.id, fake.messages(ch.id).find((m) => m.content === 'said here first')!.id);
+    const again = await alice.waitForEvent(roomId, (e) => e.event_id !== first.event_id && body(e).includes('said here first'));
+    expect(again.content['m.relates_to']).toBeUndefined();
+  });
+
   it('bridges a Discord thread as a Matrix thread, both ways', async () => {
     const ch = channel('threads');
     const roomId = await plumbed(ch);

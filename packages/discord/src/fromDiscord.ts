@@ -5,7 +5,7 @@
  */
 import { KeyedSerial, type NetworkContext, type RemoteMembership, type RemoteMessagePart, type RemoteSender } from '@trestle/core';
 import {
-  Events, MessageType, type Channel, type Client, type Guild, type GuildMember, type Message, type MessageReaction, type PartialGuildMember,
+  Events, MessageReferenceType, MessageType, type Channel, type Client, type Guild, type GuildMember, type Message, type MessageReaction, type PartialGuildMember,
   type PartialMessage, type PartialMessageReaction, type PartialUser, type Typing, type User,
 } from 'discord.js';
 import type { DiscordConfig } from './config.js';
@@ -268,7 +268,7 @@ export class FromDiscord {
     await Promise.all(customEmojisIn(text).map((e) => this.d.emojis.mxc(e)));
   }
 
-  private async textOf(m: Message): Promise<string> {
+  private async textOf(m: Pick<Message, 'content' | 'poll' | 'embeds'>): Promise<string> {
     let text = m.content;
     // a poll has no content of its own: its question and answers are the message (votes stay on Discord)
     if (m.poll) text = text ? `${text}\n${pollText(m.poll)}` : pollText(m.poll);
@@ -340,18 +340,23 @@ export class FromDiscord {
       ctx.log.info('Discord message older than maxMessageAgeSeconds; not bridged', { chat: r.chat, messageId: m.id });
       return;
     }
-    const text = await this.textOf(m);
-    if (!text && m.attachments.size === 0 && m.stickers.size === 0) {
+    // a forwarded message has no content of its own: what it forwards is in its snapshots
+    const forwarded = m.reference?.type === MessageReferenceType.Forward ? [...m.messageSnapshots.values()] : [];
+    let text = await this.textOf(m);
+    for (const snap of forwarded) text = [text, forwardedText(await this.textOf(snap))].filter(Boolean).join('\n');
+    const attachments = [m, ...forwarded].flatMap((x) => [...x.attachments.values()]);
+    const stickers = [m, ...forwarded].flatMap((x) => [...x.stickers.values()]);
+    if (!text && attachments.length === 0 && stickers.length === 0) {
       if (!cfg.messageContentIntent) await this.reportBlank(r.chat, m);
       return;
     }
     const parts: RemoteMessagePart[] = [];
     if (text) parts.push({ content: textContent(discordToMatrix(text, this.resolver(m.guild, m.mentions))) });
-    for (const att of m.attachments.values()) {
-      parts.push(await attachmentPart(att, cfg.maxAttachmentBytes, ctx, ctx.log));
-    }
-    for (const sticker of m.stickers.values()) parts.push(await this.d.stickers.part(sticker));
-    const ref = m.reference?.messageId && m.reference.channelId ? messageRef(r.chat, m.reference.channelId, m.reference.messageId) : undefined;
+    for (const att of attachments) parts.push(await attachmentPart(att, cfg.maxAttachmentBytes, ctx, ctx.log));
+    for (const sticker of stickers) parts.push(await this.d.stickers.part(sticker));
+    // a reply's reference (a forward's names the message forwarded, perhaps elsewhere: not a reply)
+    const replied = m.reference?.type === MessageReferenceType.Forward ? undefined : m.reference;
+    const ref = replied?.messageId && replied.channelId ? messageRef(r.chat, replied.channelId, replied.messageId) : undefined;
     if (!m.webhookId) await this.syncPower(r.chat, m.member);
     if (!m.webhookId) this.d.store.addChatMember(r.chat, m.author.id);
     if (!m.webhookId) this.typingEnded(r.chat, m.author.id);
@@ -451,4 +456,9 @@ export class FromDiscord {
         this.d.ctx.log.warn('could not tell the user who linked the channel', { user: link.userId, err: err as Error }));
     }
   }
+}
+
+/** What a forwarded message says, marked as forwarded and quoted (Discord markdown); `*Forwarded*` alone for files. */
+function forwardedText(text: string): string {
+  return text ? `*Forwarded:*\n${text.split('\n').map((l) => `> ${l}`).join('\n')}` : '*Forwarded*';
 }

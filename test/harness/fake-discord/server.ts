@@ -243,6 +243,11 @@ export class FakeDiscord {
     return this.world.wireMessage(stored);
   }
 
+  /** A human forwards a message (of any channel the bot sees) into a channel: a content-less message with its snapshot. */
+  forwardMessage(channelId: string, userId: string, messageId: string): APIMessage {
+    return this.world.wireMessage(this.world.createMessage({ channelId, author: this.world.user(userId), content: '', forwardOf: messageId }));
+  }
+
   /**
    * A poll ends: Discord's system message (type POLL_RESULT) from the poll's author, whose embed
    * (type `poll_result`) names the question, the top answer and the votes in fields.

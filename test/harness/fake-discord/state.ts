@@ -78,6 +78,8 @@ export interface NewMessage {
   poll?: APIPoll;
   /** A message type other than Default/Reply (e.g. a poll's result), with the message it refers to. */
   system?: { type: MessageType; refersTo: string };
+  /** A forward: the message (of any channel) whose snapshot this one carries, content-less itself. */
+  forwardOf?: string;
 }
 
 const EVERYONE_PERMISSIONS = '1071698660929'; // view, send, read history, reactions, embeds, attach, ...
@@ -386,6 +388,18 @@ export class World {
     return { id: st.id, name: st.name, format_type: st.format_type };
   }
 
+  /** A forward's reference (type FORWARD) and its snapshot of the original, as Discord sends them. */
+  private forwardFields(id: string): Pick<APIMessage, 'message_reference' | 'message_snapshots'> {
+    const { msg: o, guildId } = this.message(id);
+    return {
+      message_reference: { type: MessageReferenceType.Forward, message_id: o.id, channel_id: o.channel_id, ...(guildId ? { guild_id: guildId } : {}) },
+      message_snapshots: [{ message: {
+        type: o.type, content: o.content, embeds: o.embeds, attachments: o.attachments, timestamp: o.timestamp, edited_timestamp: o.edited_timestamp,
+        flags: o.flags ?? (0 as MessageFlags), mentions: o.mentions, mention_roles: o.mention_roles, ...(o.sticker_items ? { sticker_items: o.sticker_items } : {}),
+      } }],
+    };
+  }
+
   createMessage(m: NewMessage): StoredMessage {
     const channel = this.channel(m.channelId);
     if (channel.type === ChannelType.GuildCategory) throw new ApiError(400, 50008, 'Cannot send messages in a non-text channel');
@@ -401,6 +415,7 @@ export class World {
       ...(m.nonce !== undefined ? { nonce: m.nonce } : {}),
       ...(m.stickerIds?.length ? { sticker_items: m.stickerIds.map((id) => this.stickerItem(id, channel.guild_id)) } : {}),
       ...(m.poll ? { poll: m.poll } : {}),
+      ...(m.forwardOf ? this.forwardFields(m.forwardOf) : {}),
       ...(m.system ? { message_reference: { type: MessageReferenceType.Default, message_id: m.system.refersTo, channel_id: channel.id,
         ...(channel.guild_id ? { guild_id: channel.guild_id } : {}) } } : {}),
       ...(ref ? { message_reference: { type: MessageReferenceType.Default, message_id: ref.msg.id, channel_id: ref.msg.channel_id,

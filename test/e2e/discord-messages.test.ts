@@ -5,7 +5,7 @@
  * Shared set-up: discord-harness.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { StickerFormatType } from 'discord-api-types/v10';
+import { StickerFormatType, type APIEmbed } from 'discord-api-types/v10';
 import { MatrixUser, messagesOf } from '../harness/matrix-user.js';
 import {
   fake, alice, guild, bob, carol, dana, PNG, body, ghost, relates, discordNet, channel, plumbed, upload,
@@ -261,6 +261,23 @@ describe('Discord bridge: messages', () => {
     fake.forwardMessage(ch.id, bob.id, fake.messages(ch.id).find((m) => m.content === 'said here first')!.id);
     const again = await alice.waitForEvent(roomId, (e) => e.event_id !== first.event_id && body(e).includes('said here first'));
     expect(again.content['m.relates_to']).toBeUndefined();
+  });
+
+  it('bridges a bot\'s rich embeds along with its text, but not Discord\'s link previews', async () => {
+    const ch = channel('embeds');
+    const roomId = await plumbed(ch);
+    const ci = fake.addUser({ username: 'ci-bot', bot: true });
+    fake.addMember(guild.id, ci.id);
+    fake.injectUserMessage(ch.id, ci.id, 'Build finished: https://ci.example/42', { embeds: [
+      { type: 'rich' as APIEmbed['type'], title: 'Build #42 passed', url: 'https://ci.example/42', description: 'all 963 tests green', fields: [{ name: 'Branch', value: 'main' }] },
+      { type: 'link' as APIEmbed['type'], title: 'ci.example', url: 'https://ci.example/42', description: 'the preview of the link' },
+    ] });
+    const ev = await alice.waitForEvent(roomId, (e) => body(e).startsWith('Build finished'));
+    expect(ev.sender).toBe(ghost(ci.id));
+    expect(body(ev)).toContain('Build #42 passed');
+    expect(body(ev)).toContain('all 963 tests green');
+    expect(body(ev)).toContain('Branch');
+    expect(body(ev)).not.toContain('the preview of the link');
   });
 
   it('bridges a Discord thread as a Matrix thread, both ways', async () => {

@@ -275,6 +275,12 @@ export class FromDiscord {
     const result = m.embeds.find((e) => e.data.type === 'poll_result');
     if (!text && result) text = pollResultText(result.fields);
     if (!text && m.embeds.length) text = m.embeds.map((e) => embedText(e)).filter(Boolean).join('\n\n');
+    else if (text && !result) {
+      // a bot's or webhook's own embeds (type rich) say things the text does not; link previews
+      // (Discord's embeds of the links in the text) would only repeat it
+      const rich = m.embeds.filter((e) => e.data.type === 'rich').map((e) => embedText(e)).filter(Boolean);
+      if (rich.length) text = [text, ...rich].join('\n\n');
+    }
     await this.prepareEmojis(text);
     return text;
   }

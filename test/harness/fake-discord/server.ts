@@ -54,6 +54,8 @@ export interface InjectOptions {
   replyTo?: string;
   /** Ids of the guild's stickers (addSticker) the message holds. */
   stickers?: string[];
+  /** Embeds, as a bot or webhook posts them (type `rich`) or as Discord makes them for links. */
+  embeds?: APIEmbed[];
   /** A poll (the message's content may be empty): its question and answers, plain or with a unicode emoji. */
   poll?: { question: string; answers: (string | { text: string; emoji: string })[]; multiselect?: boolean };
 }
@@ -239,7 +241,8 @@ export class FakeDiscord {
       results: { is_finalized: false, answer_counts: [] },
     };
     const stored = this.world.createMessage({ channelId, author: this.world.user(userId), content, files: opts.files ?? [],
-      ...(opts.replyTo ? { replyTo: opts.replyTo } : {}), ...(opts.stickers ? { stickerIds: opts.stickers } : {}), ...(poll ? { poll } : {}) });
+      ...(opts.replyTo ? { replyTo: opts.replyTo } : {}), ...(opts.stickers ? { stickerIds: opts.stickers } : {}), ...(poll ? { poll } : {}),
+      ...(opts.embeds ? { embeds: opts.embeds } : {}) });
     return this.world.wireMessage(stored);
   }
 

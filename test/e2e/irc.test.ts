@@ -82,7 +82,7 @@ describe('IRC bridge: messages', () => {
     await dan.waitFor((m) => m.message === 'still here' && m.nick === 'Alice[m]');
   });
 
-  it('sends Matrix media as a working link with name and size, and pills as the IRC nick', async () => {
+  it('sends Matrix media as a working link with name and size (and its caption), and pills as the IRC nick', async () => {
     const wen = await ircUser('ircwen', ['#media']);
     const roomId = await plumbed('#media');
     const data = Buffer.from('hello, this is a text file\n');
@@ -96,6 +96,14 @@ describe('IRC bridge: messages', () => {
     const res = await fetch(line.message.split(' ').pop()!);
     expect(res.status).toBe(200);
     expect(Buffer.from(await res.arrayBuffer()).equals(data)).toBe(true);
+    // with a caption (MSC2530: a body besides the file name): the link, then the caption
+    await alice.sendEvent(roomId, 'm.room.message', {
+      msgtype: 'm.file', body: 'my **notes**, as promised', format: 'org.matrix.custom.html', formatted_body: 'my <b>notes</b>, as promised',
+      filename: 'notes.txt', url: mxc, info: { mimetype: 'text/plain', size: data.length },
+    });
+    await wen.waitFor((m) => m.message === 'my \x02notes\x02, as promised');
+    const captioned = wen.messages.filter((m) => m.target === '#media').slice(-2).map((m) => m.message);
+    expect(captioned[0]).toMatch(/^notes\.txt \(27 B\) http:\/\/\S+$/);
     // a pill to the IRC user's ghost becomes their nick
     wen.say('#media', 'I am here');
     await alice.waitForEvent(roomId, (e) => body(e) === 'I am here');

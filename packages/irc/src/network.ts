@@ -212,10 +212,14 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const routed = await this.route(msg.portal.remoteChat, msg.sender.userId, msg.sender.displayName);
     if (!routed) return {};
     const { server, conn, target } = routed;
+    const text = (): string[] => matrixToIrc({ body: msg.body, ...(msg.formattedBody ? { format: 'org.matrix.custom.html', formatted_body: msg.formattedBody } : {}) },
+      { pillToNick: (u) => this.nickFor(server, u) });
+    // a file goes as a link; a caption (a body that is not just the file name) follows it, so that a
+    // long one cut by the line limit never takes the link with it
     const lines = msg.media
-      ? [`${msg.media.filename ?? msg.body}${msg.media.size ? ` (${formatSize(msg.media.size)})` : ''} ${msg.media.url}`]
-      : matrixToIrc({ body: msg.body, ...(msg.formattedBody ? { format: 'org.matrix.custom.html', formatted_body: msg.formattedBody } : {}) },
-        { pillToNick: (u) => this.nickFor(server, u) });
+      ? [`${msg.media.filename ?? msg.body}${msg.media.size ? ` (${formatSize(msg.media.size)})` : ''} ${msg.media.url}`,
+        ...(msg.media.filename !== undefined && msg.body && msg.body !== msg.media.filename ? text() : [])]
+      : text();
     if (lines.length === 0) return {};
     const tags: Record<string, string> = {};
     if (msg.replyTo) {

@@ -76,6 +76,13 @@ async function seen(nick: string): Promise<{ ip: string; username: string; modes
   };
 }
 
+/** `user` says `text` in the room and it fails: the bot's ⚠ notice naming them. */
+async function failed(user: MatrixUser, text: string): Promise<string> {
+  const since = Date.now();
+  await user.sendText(roomId, text);
+  return body(await user.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since && body(e).startsWith('⚠') && body(e).includes(user.userId)));
+}
+
 /** `user` says `text` in the room; the oper sees it on IRC (from the relay as `<Rela> text`). */
 async function say(user: MatrixUser, text: string): Promise<void> {
   await user.sendText(roomId, text);
@@ -149,12 +156,26 @@ describe('IRC bridge: source addresses from addressBlock, and userModes', () => 
     }
   });
 
-  it('tells the user why, instead of reconnecting, when the host cannot use the block or it is used up by users connected now', async () => {
-    const failed = async (user: MatrixUser, text: string): Promise<string> => {
-      const since = Date.now();
-      await user.sendText(roomId, text);
-      return body(await user.waitForEvent(roomId, (e) => e.sender === botId && e.origin_server_ts >= since && body(e).startsWith('⚠') && body(e).includes(user.userId)));
+  it('fails a waiting message with the server\'s reason when it lets only logged-in users in, and tries again at the next', async () => {
+    // ergo requires SASL from all but 127.0.0.1: the bridge's own connection and the oper get in, adda (127.0.1.x) does not
+    const restart = async (settings: string): Promise<void> => {
+      await bridge.stop();
+      restartErgo(settings);
+      bridge = await start();
+      oper = await users.add(`addroper${Date.now() % 1000}`, ['#addresses']);
+      oper.client.raw('OPER admin oper-pass');
+      await oper.waitForRaw((l) => / 381 /.test(l));
     };
+    await restart('server.check-ident=true\naccounts.require-sasl.enabled=true\naccounts.require-sasl.exempted=[127.0.0.1/32]');
+    const since = Date.now();
+    expect(await failed(adda, 'adda without a login')).toMatch(/could not be delivered to .*You must log in with SASL.*storepass/);
+    expect(Date.now() - since).toBeLessThan(15_000); // told at the refusal, not after the delivery policy's retries
+    expect(oper.messages.some((m) => m.message === 'adda without a login')).toBe(false);
+    await restart('server.check-ident=true');
+    await say(adda, 'adda once logins are optional again');
+  });
+
+  it('tells the user why, instead of reconnecting, when the host cannot use the block or it is used up by users connected now', async () => {
     // 192.0.2.0/24 (TEST-NET-1) is on no interface here: binding to it fails before any packet leaves
     await bridge.stop();
     bridge = await start('192.0.2.0/30');

@@ -435,6 +435,11 @@ export class LeanConnection extends EventEmitter {
       }
       case 'FAIL':
         this.opts.log.warn('the IRC server refused a command', { reply: p.join(' ') });
+        // a server that lets only logged-in users in (ergo's require-sasl; IRCv3 account-required):
+        // without a working login, no reconnect helps (`storepass` does)
+        if (p[1] === 'ACCOUNT_REQUIRED' && this.state !== 'connected') {
+          this.refusedWhy = `${p[p.length - 1] ?? 'an account is required'} (store your account's password with storepass)`;
+        }
         if (p[0] === 'NICK' && this.state === 'connected') this.emit('nick error', p[p.length - 1] ?? 'refused');
         if (label) this.settle(label, undefined, p[p.length - 1] ?? 'refused');
         return;

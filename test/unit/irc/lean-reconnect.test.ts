@@ -142,6 +142,20 @@ describe('LeanConnection refused by the server at registration', () => {
   });
 });
 
+describe('LeanConnection refused for want of a login', () => {
+  it('takes FAIL * ACCOUNT_REQUIRED (ergo\'s require-sasl) for a refusal, saying what helps', async () => {
+    const p = await peer();
+    p.refuse.set('a', ':srv FAIL * ACCOUNT_REQUIRED :You must log in with SASL to join this server\r\nERROR :You must log in with SASL to join this server\r\n');
+    const a = client(p.port, 'a', new ReconnectLimiter(1));
+    await expect(a.connect()).rejects.toMatchObject({
+      name: 'DeliveryError', permanent: true,
+      message: 'the IRC server refuses the connection: You must log in with SASL to join this server (store your account\'s password with storepass)',
+    });
+    await tick(100); // reconnects are 20 ms apart here: none was tried
+    expect(p.sockets.get('a')).toHaveLength(1);
+  });
+});
+
 describe('LeanConnection source address and user modes (addressBlock, userModes)', () => {
   it('connects from its localAddress, and sets its userModes on itself once registered, again after a reconnect', async () => {
     const p = await peer();

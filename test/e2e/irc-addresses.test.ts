@@ -17,9 +17,9 @@ import type { IrcNetwork } from '@trestle/irc';
 import { ReconnectLimiter } from '../../packages/irc/src/connection.js';
 import { LeanConnection } from '../../packages/irc/src/lean.js';
 import { MatrixUser } from '../harness/matrix-user.js';
-import type { IrcUser } from '../harness/irc-user.js';
+import { IrcUser } from '../harness/irc-user.js';
 import { e2e, until } from './env.js';
-import { body, IrcUsers, plumbedRoom, restartErgo, startIrcBridge, startSuite, untag } from './irc-env.js';
+import { body, ircPort, IrcUsers, plumbedRoom, restartErgo, startIrcBridge, startSuite, untag } from './irc-env.js';
 
 const BLOCK = '127.0.1.0/24';
 /** Users whose localpart starts with `ircrelayed` speak through the relay connection, which has an address of its own too. */
@@ -74,6 +74,20 @@ async function seen(nick: string): Promise<{ ip: string; username: string; modes
     username: user.split(' ')[4] ?? '',
     modes: modes ? (/(\+[a-zA-Z]+)/.exec(modes.split(' :').slice(1).join(' :'))?.[1] ?? '') : '',
   };
+}
+
+/**
+ * The bridge stopped, ergo restarted with `settings`, the bridge started again (with `server`
+ * overrides), and (unless `withOper` is false) a new oper in #addresses: ergo's restart dropped the old one.
+ */
+async function restartAll(settings: string, server: Record<string, unknown> = {}, withOper = true): Promise<void> {
+  await bridge.stop();
+  restartErgo(settings);
+  bridge = await startIrcBridge({ ...serverCfg(BLOCK), ...server }, {}, { ident: { enabled: true, port: 113 } });
+  if (!withOper) return;
+  oper = await users.add(`addroper${Date.now() % 1000}`, ['#addresses']);
+  oper.client.raw('OPER admin oper-pass');
+  await oper.waitForRaw((l) => / 381 /.test(l));
 }
 
 /** `user` says `text` in the room and it fails: the bot's ⚠ notice naming them. */
@@ -158,21 +172,41 @@ describe('IRC bridge: source addresses from addressBlock, and userModes', () => 
 
   it('fails a waiting message with the server\'s reason when it lets only logged-in users in, and tries again at the next', async () => {
     // ergo requires SASL from all but 127.0.0.1: the bridge's own connection and the oper get in, adda (127.0.1.x) does not
-    const restart = async (settings: string): Promise<void> => {
-      await bridge.stop();
-      restartErgo(settings);
-      bridge = await start();
-      oper = await users.add(`addroper${Date.now() % 1000}`, ['#addresses']);
-      oper.client.raw('OPER admin oper-pass');
-      await oper.waitForRaw((l) => / 381 /.test(l));
-    };
-    await restart('server.check-ident=true\naccounts.require-sasl.enabled=true\naccounts.require-sasl.exempted=[127.0.0.1/32]');
+    await restartAll('server.check-ident=true\naccounts.require-sasl.enabled=true\naccounts.require-sasl.exempted=[127.0.0.1/32]');
     const since = Date.now();
     expect(await failed(adda, 'adda without a login')).toMatch(/could not be delivered to .*You must log in with SASL.*storepass/);
     expect(Date.now() - since).toBeLessThan(15_000); // told at the refusal, not after the delivery policy's retries
     expect(oper.messages.some((m) => m.message === 'adda without a login')).toBe(false);
-    await restart('server.check-ident=true');
+    await restartAll('server.check-ident=true');
     await say(adda, 'adda once logins are optional again');
+  });
+
+  it('logs the bridge\'s own connection in with botPassword where the server lets only logged-in users in', async () => {
+    // an account for a bot nick of this test's own (the suites' usual one stays unregistered)
+    const botNick = `addrbot${Date.now() % 100000}`, password = `bot-pw-${Date.now()}`;
+    const reg = await users.add(botNick);
+    reg.client.raw(`NS REGISTER ${password}`);
+    await reg.waitFor((m) => m.nick === 'NickServ' && m.message.includes('Account created'));
+    reg.client.quit('registered');
+    try {
+      // the oper (from 127.0.0.1, not exempt) could not connect now: a watcher from an exempt address instead
+      await restartAll('server.check-ident=true\naccounts.require-sasl.enabled=true\naccounts.require-sasl.exempted=[127.0.1.0/24]',
+        { botNick, botPassword: password }, false);
+      // someone from an exempt address speaks in the channel: only a logged-in bridge connection (from 127.0.0.1) hears it
+      const watcher = new IrcUser('127.0.0.1', ircPort, 'addrwatch');
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('addrwatch: registration timed out')), 15_000);
+        watcher.client.once('registered', () => { clearTimeout(t); resolve(); });
+        watcher.client.connect({ host: '127.0.0.1', port: ircPort, nick: 'addrwatch', username: 'watch', gecos: 'watch', outgoing_addr: '127.0.1.200' });
+      });
+      users.all.push(watcher);
+      await watcher.join('#addresses');
+      watcher.say('#addresses', 'heard by a logged-in bridge');
+      await adda.waitForEvent(roomId, (e) => body(e) === 'heard by a logged-in bridge');
+      expect((bridge.networks.get('irc') as IrcNetwork).servers.get('test')!.listener.nick).toBe(botNick);
+    } finally {
+      await restartAll('server.check-ident=true');
+    }
   });
 
   it('tells the user why, instead of reconnecting, when the host cannot use the block or it is used up by users connected now', async () => {

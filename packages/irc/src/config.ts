@@ -26,6 +26,9 @@ export const ircServerSchema = z.strictObject({
     nick: z.string().regex(/^[^\s:]+$/).default('NickServ').describe('The nick of the services bot to IDENTIFY to.'),
   }).prefault({}).describe('NickServ IDENTIFY for Matrix users with a stored password.'),
   botNick: z.string().default('trestle').describe("Nick of the bridge's own listening connection, which joins every bridged channel."),
+  botPassword: z.string().min(1).optional()
+    .describe("Password of the account named like botNick, for the bridge's own connection to log in with (SASL PLAIN): for networks " +
+      'that let only logged-in users in, or to hold the nick. Register the account first (e.g. `/msg NickServ REGISTER` as botNick).'),
   nickTemplate: z.string().default('$DISPLAY[m]')
     .describe('Nick of a Matrix user on IRC. $DISPLAY = display name, $LOCALPART = user id localpart, $USERID = full id.'),
   ghostDisplayName: z.string().min(1).max(200).refine((t) => t.includes('$NICK'), { error: 'must hold $NICK' }).default('$NICK')

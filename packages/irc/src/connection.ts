@@ -217,6 +217,11 @@ export class IrcConnection extends EventEmitter {
         this.emit('renamed', { from, to, ...(reason ? { reason } : {}) });
         return;
       }
+      if (cmd.command === 'FAIL' && cmd.params[1] === 'ACCOUNT_REQUIRED' && this.state !== 'connected') {
+        // it reconnects (with backoff) all the same: the account may be registered, or the server's rule relaxed, meanwhile
+        this.opts.log.error('the IRC server lets only logged-in users in: give the bridge\'s own connection an account (botPassword)', { reply: cmd.params.join(' ') });
+        return;
+      }
       // (a refused CHATHISTORY is the listener's, which logs and handles it: see listen.ts)
       if (cmd.command === 'FAIL' && cmd.params[0] !== 'CHATHISTORY') this.opts.log.warn('the IRC server refused a command', { reply: cmd.params.join(' ') });
     });

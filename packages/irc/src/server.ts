@@ -116,6 +116,7 @@ export class IrcServer {
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, username, realname, ...(dropLine ? { dropLine } : {}),
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
+      ...(this.cfg.botPassword ? { sasl: { account: this.cfg.botNick, password: this.cfg.botPassword } } : {}),
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: CTCP_VERSION,
       ...(this.ident ? { ident: this.ident } : {}), encodingFallback: this.cfg.encodingFallback,
     });

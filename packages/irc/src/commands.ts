@@ -17,7 +17,7 @@ import type { IrcServer } from './server.js';
 const REFUSED_RAW = new Set(['PASS', 'USER', 'QUIT', 'CAP', 'AUTHENTICATE', 'SERVICE', 'SERVER', 'SQUIT', 'KILL', 'DIE', 'RESTART', 'OPER', 'REHASH', 'CONNECT']);
 
 /** What `certfp` says: the fingerprint, and how to tie it to the account. */
-export function certfpAnswer(server: Pick<IrcServer, 'key' | 'displayName' | 'cfg'>, fingerprint: string, made: boolean): string {
+export function certfpAnswer(server: Pick<IrcServer, 'key' | 'displayName' | 'usesTls'>, fingerprint: string, made: boolean): string {
   const lines = [
     `${made ? 'Made a client certificate' : 'Your client certificate'} for ${server.displayName}; its SHA-256 fingerprint is ${fingerprint}`,
     `The private key stays with the bridge (encrypted). To log in with it (SASL EXTERNAL): while logged in to your account, ` +
@@ -25,7 +25,7 @@ export function certfpAnswer(server: Pick<IrcServer, 'key' | 'displayName' | 'cf
     `Where services take another kind of fingerprint, "reconnect ${server.key}" first (your connection then presents the certificate) ` +
       `and say "cmd ${server.key} PRIVMSG NickServ :CERT ADD" without one.`,
   ];
-  if (!server.cfg.tls) lines.push(`This server is not configured with TLS, so the certificate cannot be presented there until it is.`);
+  if (!server.usesTls()) lines.push(`This server is not configured with TLS, so the certificate cannot be presented there until it is.`);
   return lines.join('\n');
 }
 

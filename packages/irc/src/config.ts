@@ -14,9 +14,13 @@ export const ircServerSchema = z.strictObject({
   port: z.int().min(1).max(65535).default(6667).describe('Port of the IRC server.'),
   tls: z.boolean().default(false).describe('Connect with TLS. Needed for client certificates (`certfp`, SASL EXTERNAL).'),
   tlsCa: z.string().min(1).optional().meta({ examples: ['/etc/trestle/irc-ca.pem'] })
-    .describe('With tls: a PEM file of the certificates to trust for this server instead of the system\'s certificate ' +
-      'authorities: the server\'s own self-signed certificate, or the authority that issued it (a private network, a test ' +
-      'server). The server\'s certificate must still name the host. Unset: the system\'s authorities.'),
+    .describe('With tls (or the TLS a server\'s STS policy asks for): a PEM file of the certificates to trust for this ' +
+      'server instead of the system\'s certificate authorities: the server\'s own self-signed certificate, or the authority ' +
+      'that issued it (a private network, a test server). The server\'s certificate must still name the host. Unset: the system\'s authorities.'),
+  sts: z.boolean().default(true)
+    .describe('Obey the server\'s IRCv3 STS policy: a plaintext connection the server asks to use TLS opens again with TLS ' +
+      'on the port it names, and a policy heard over TLS is stored, so that until it runs out every connection to this host ' +
+      'uses TLS and none falls back to plaintext. false ignores STS: only for a server whose certificate cannot be verified.'),
   name: z.string().optional().describe('Human name of the network, shown in room names and help (defaults to the key).'),
   password: z.string().optional().describe('Server password (PASS) sent by every connection, if the server needs one.'),
   nickserv: z.strictObject({

@@ -18,6 +18,7 @@ import type { IdentRegistry } from './identd.js';
 import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
+import type { Route, StsPolicy } from './sts.js';
 
 export interface ConnectionOptions {
   host: string;
@@ -46,6 +47,8 @@ export interface ConnectionOptions {
   ident?: IdentRegistry;
   /** How lines that are not UTF-8 are read (config `encodingFallback`; none: as UTF-8, with U+FFFD). */
   encodingFallback?: string;
+  /** The server's IRCv3 STS state (config `sts`): where each connection goes, told what the server offers (sts.ts). */
+  sts?: StsPolicy;
 }
 
 /**
@@ -61,10 +64,12 @@ export interface ConnectionOptions {
 export function reconnectAfterLoss(opts: {
   conn: EventEmitter; attempt: number; policy: { initialDelayMs: number; maxDelayMs: number };
   limiter: ReconnectLimiter; open: () => void; cancelled: () => boolean; log: Logger; fields: Record<string, unknown>;
+  /** Closed on purpose to open again with TLS (the server's STS policy): no loss, no delay. */
+  upgrade?: boolean;
 }): NodeJS.Timeout {
   opts.conn.emit('disconnected');
   const base = Math.min(opts.policy.maxDelayMs, opts.policy.initialDelayMs * 2 ** Math.min(opts.attempt - 1, 16));
-  const delayMs = Math.round(base * (0.5 + Math.random()));
+  const delayMs = opts.upgrade ? 0 : Math.round(base * (0.5 + Math.random()));
   const timer = setTimeout(() => {
     void opts.limiter.run(async () => {
       if (opts.cancelled()) return;
@@ -77,7 +82,8 @@ export function reconnectAfterLoss(opts: {
       await settled;
     });
   }, delayMs);
-  opts.log.warn('IRC connection lost; reconnecting', { ...opts.fields, attempt: opts.attempt, delayMs });
+  if (opts.upgrade) opts.log.debug('connecting again with TLS, as the IRC server asks (STS)', opts.fields);
+  else opts.log.warn('IRC connection lost; reconnecting', { ...opts.fields, attempt: opts.attempt, delayMs });
   return timer;
 }
 
@@ -128,6 +134,10 @@ export class IrcConnection extends EventEmitter {
   private registerTimer?: NodeJS.Timeout;
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private intentionalQuit = false;
+  /** Where the current connection went: as configured, or TLS under an STS policy. */
+  private route: Route;
+  /** The server asked this plaintext connection to use TLS (STS): it opens again at once, with TLS. */
+  private upgrading = false;
 
   /** irc-framework's transport, reading lines that are not UTF-8 with the fallback encoding. */
   private readonly transport: ReturnType<typeof transportWithFallback>;
@@ -135,6 +145,7 @@ export class IrcConnection extends EventEmitter {
   constructor(private readonly opts: ConnectionOptions) {
     super();
     this.nick = opts.nick;
+    this.route = { port: opts.port, tls: opts.tls };
     this.transport = transportWithFallback(opts.encodingFallback);
     this.client = new IRC.Client(IrcConnection.clientOptions);
     // join() listens for the outcome of each pending join: the listener joins every bridged channel at once
@@ -198,7 +209,16 @@ export class IrcConnection extends EventEmitter {
     c.on('nick', (e: { nick: string; new_nick: string }) => {
       if (ircLower(e.nick) === ircLower(this.nick)) { this.nick = e.new_nick; this.emit('own nick', e.new_nick); }
     });
-    if (this.opts.tls && this.opts.tlsCa) this.checkServerCertificate(this.opts.tlsCa);
+    // (TLS may also come from an STS policy: the check looks at every TLS socket)
+    if (this.opts.tlsCa) this.checkServerCertificate(this.opts.tlsCa);
+    // IRCv3 STS: asked to use TLS, a plaintext connection closes before its CAP ACK (and any SASL
+    // login) is read, and opens again with TLS (sts.ts)
+    c.on('cap ls', (e: { capabilities: Record<string, string> }) => {
+      const sts = e.capabilities['sts'] ?? e.capabilities['draft/sts'];
+      if (sts === undefined || this.opts.sts?.offered(sts, this.route) === undefined) return;
+      this.upgrading = true;
+      c.connection.end(undefined, true);
+    });
     // irc-framework's "raw socket connected" comes with the TCP connection, before TLS and registration
     const ident = this.opts.ident;
     if (ident) c.on('raw socket connected', (sock: Socket) => ident.register(sock, this.opts.username));
@@ -227,6 +247,10 @@ export class IrcConnection extends EventEmitter {
     });
     c.on('close', () => this.onClosed());
     c.on('socket close', () => this.onClosed());
+    // a TLS failure is worth a warning: the certificate, or a TLS port (an STS policy's) that does not answer
+    c.on('socket error', (err: Error) => {
+      if (this.route.tls && this.state !== 'connected') this.opts.log.warn('could not connect with TLS', { port: this.route.port, err: err.message });
+    });
     c.on('irc error', (e: { error: string; channel?: string; reason?: string }) => {
       if (e.channel && JOIN_ERRORS[e.error]) this.joinWaits.answered(ircLower(e.channel), JOIN_ERRORS[e.error]);
       this.emit('irc error', e);
@@ -262,6 +286,9 @@ export class IrcConnection extends EventEmitter {
     });
   }
 
+  /** The transport of the current connection: TLS or not, and the port (TLS may be an STS policy's, not the config's). */
+  get via(): Route { return this.route; }
+
   /** Connect (once) and resolve when registered. */
   connect(): Promise<void> {
     if (this.state === 'connected') return Promise.resolve();
@@ -276,12 +303,14 @@ export class IrcConnection extends EventEmitter {
 
   private open(): void {
     const o = this.opts;
+    this.upgrading = false;
+    const route = this.route = o.sts?.route() ?? { port: o.port, tls: o.tls };
     clearTimeout(this.registerTimer);
     this.registerTimer = registerDeadline(o.timeouts.registerMs, o.log, () => this.client.connection.end(undefined, true));
     this.client.connect({
       ...IrcConnection.clientOptions, transport: this.transport,
-      host: o.host, port: o.port, tls: o.tls, nick: this.opts.nick, username: o.username, gecos: o.realname,
-      ...(o.tls && o.tlsCa ? { rejectUnauthorized: false } : {}), // checked by checkServerCertificate()
+      host: o.host, port: route.port, tls: route.tls, nick: this.opts.nick, username: o.username, gecos: o.realname,
+      ...(route.tls && o.tlsCa ? { rejectUnauthorized: false } : {}), // checked by checkServerCertificate()
       ...(o.password ? { password: o.password } : {}),
       ...(o.sasl ? { account: { account: o.sasl.account, password: o.sasl.password } } : {}),
       ...(o.version ? { version: o.version } : {}),
@@ -291,6 +320,7 @@ export class IrcConnection extends EventEmitter {
   private onClosed(): void {
     clearTimeout(this.registerTimer);
     if (this.state === 'closed' || this.state === 'reconnecting') return;
+    this.opts.sts?.closed(this.route);
     const wasConnected = this.state === 'connected';
     this.joined.clear();
     if (this.intentionalQuit) {
@@ -300,7 +330,7 @@ export class IrcConnection extends EventEmitter {
     }
     this.state = 'reconnecting';
     this.reconnectTimer = reconnectAfterLoss({
-      conn: this, attempt: ++this.attempts, policy: this.opts.reconnect, limiter: this.opts.limiter, log: this.opts.log, fields: { wasConnected },
+      conn: this, attempt: this.upgrading ? this.attempts : ++this.attempts, upgrade: this.upgrading, policy: this.opts.reconnect, limiter: this.opts.limiter, log: this.opts.log, fields: { wasConnected },
       open: () => { this.state = 'connecting'; this.open(); }, cancelled: () => this.intentionalQuit,
     });
   }

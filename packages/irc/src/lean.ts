@@ -31,6 +31,7 @@ import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
 import { saslMechanisms, type SaslMechanism } from './sasl.js';
+import type { Route, StsPolicy } from './sts.js';
 import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
 
 export interface LeanOptions {
@@ -72,6 +73,11 @@ export interface LeanOptions {
   cannotOpen?: string;
   /** User modes set on itself once registered (config `userModes`, e.g. `+R`). */
   userModes?: string;
+  /**
+   * The server's IRCv3 STS state (config `sts`): each connection goes where it routes (`host`'s
+   * TLS port under a policy, else `port`/`tls`), and tells it what the server offered.
+   */
+  sts?: StsPolicy;
 }
 
 
@@ -165,6 +171,10 @@ export class LeanConnection extends EventEmitter {
   /** Client-only tags the server refuses to relay (ISUPPORT CLIENTTAGDENY): `*` and exceptions `-tag`. */
   private tagDeny: string[] = [];
   private socket?: Socket;
+  /** Where the current socket went: the configured port and transport, or TLS under an STS policy. */
+  private route: Route;
+  /** The server asked this plaintext connection to use TLS (STS): it opens again at once, with TLS. */
+  private upgrading = false;
   /** How long the socket rests after the current read (see REST_MS). */
   private restMs = REST_MS;
   /** The unfinished last line of the previous read, if any. */
@@ -225,7 +235,11 @@ export class LeanConnection extends EventEmitter {
     this.decode = lineDecoder(opts.encodingFallback);
     this.currentNick = opts.nick;
     if (opts.nickLen) this.nickLen = opts.nickLen;
+    this.route = { port: opts.port, tls: opts.tls };
   }
+
+  /** The transport of the current connection: TLS or not, and the port (TLS may be an STS policy's, not the config's). */
+  get via(): Route { return this.route; }
 
   get username(): string { return this.opts.username; }
   isIn(channel: string): boolean { return this.joined.has(ircLower(channel)); }
@@ -249,20 +263,22 @@ export class LeanConnection extends EventEmitter {
     this.partial = undefined;
     this.refusedWhy = undefined;
     this.cannotBind = undefined;
+    this.upgrading = false;
     const o = this.opts;
     if (o.cannotOpen) { this.refused(o.cannotOpen); return; }
+    const route = this.route = o.sts?.route() ?? { port: o.port, tls: o.tls };
     // the server's name is looked up in the family of the source address
     const from = o.localAddress ? { localAddress: o.localAddress, family: isIP(o.localAddress) } : {};
     let sock: Socket;
-    if (o.tls) {
+    if (route.tls) {
       sock = tlsConnect({
-        host: o.host, port: o.port, ...from, ...(isIP(o.host) ? {} : { servername: o.host }), ...(o.tlsCa ? { ca: o.tlsCa } : {}),
+        host: o.host, port: route.port, ...from, ...(isIP(o.host) ? {} : { servername: o.host }), ...(o.tlsCa ? { ca: o.tlsCa } : {}),
         ...(o.clientCert ? { cert: o.clientCert.cert, key: o.clientCert.key } : {}),
       });
       sock.on('data', (chunk: Buffer) => this.onBytes(chunk, chunk.length));
     } else {
       sock = netConnect({
-        host: o.host, port: o.port, ...from,
+        host: o.host, port: route.port, ...from,
         onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onBytes(buf as Buffer, n) },
       });
     }
@@ -272,14 +288,16 @@ export class LeanConnection extends EventEmitter {
     sock.setKeepAlive(true, 60_000);
     // the server may ask ident as soon as it accepts the connection (listeners run in order: this one first)
     if (o.ident) sock.once('connect', () => o.ident!.register(sock, o.username));
-    sock.once(o.tls ? 'secureConnect' : 'connect', () => {
+    sock.once(route.tls ? 'secureConnect' : 'connect', () => {
       this.write('CAP LS 302');
       if (o.password) this.write(`PASS :${o.password}`);
       this.write(`NICK ${o.nick}`);
       this.write(`USER ${o.username} 0 * :${o.realname}`);
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {
-      this.opts.log.debug('IRC socket error', { err });
+      // a TLS failure is worth a warning: the certificate, or a TLS port (an STS policy's) that does not answer
+      if (route.tls && this.state !== 'connected') this.opts.log.warn('could not connect with TLS', { port: route.port, err: err.message });
+      else this.opts.log.debug('IRC socket error', { err });
       if (err.code === 'EADDRNOTAVAIL' && o.localAddress && this.state !== 'connected') {
         this.cannotBind = `the bridge cannot use the address ${o.localAddress} for your IRC connection (an administrator must route its address block to the bridge's host)`;
         this.emit('address unavailable', o.localAddress, err);
@@ -321,7 +339,7 @@ export class LeanConnection extends EventEmitter {
       else this.partial = Buffer.from(view.subarray(start)); // a copy: the shared buffer is reused
     }
     const sock = this.socket;
-    if (!sock || this.opts.tls || this.state !== 'connected' || this.awaiting.size > 0 || this.queue.length > 0) return true;
+    if (!sock || this.route.tls || this.state !== 'connected' || this.awaiting.size > 0 || this.queue.length > 0) return true;
     rest(sock, this.restMs);
     return false;
   }
@@ -472,10 +490,17 @@ export class LeanConnection extends EventEmitter {
         this.offered.set(eq < 0 ? c : c.slice(0, eq), eq < 0 ? '' : c.slice(eq + 1));
       }
       if (more) return;
+      // IRCv3 STS: asked to use TLS, this plaintext connection closes before any login is sent (see sts.ts)
+      const sts = this.offered.get('sts') ?? this.offered.get('draft/sts');
+      if (sts !== undefined && this.opts.sts?.offered(sts, this.route) !== undefined) {
+        this.upgrading = true;
+        this.socket?.destroy();
+        return;
+      }
       const want = WANTED_CAPS.filter((c) => this.offered.has(c));
       // nickserv.identify 'only': no SASL at all, NickServ IDENTIFY after registration instead
       this.saslQueue = this.opts.identify?.mode === 'only' ? []
-        : saslMechanisms({ cert: this.opts.clientCert !== undefined, password: this.opts.sasl !== undefined }, this.offered.get('sasl'));
+        : saslMechanisms({ cert: this.route.tls && this.opts.clientCert !== undefined, password: this.opts.sasl !== undefined }, this.offered.get('sasl'));
       if (this.saslQueue.length) want.push('sasl');
       if (want.length) this.write(`CAP REQ :${want.join(' ')}`); else this.write('CAP END');
     } else if (sub === 'ACK') {
@@ -605,6 +630,7 @@ export class LeanConnection extends EventEmitter {
     clearTimeout(this.probe?.timer);
     this.probe = undefined;
     this.joined.clear();
+    this.opts.sts?.closed(this.route);
     const unanswered = [...this.awaiting.values()];
     this.awaiting.clear();
     if (this.intentionalQuit || this.state === 'closed') {
@@ -623,7 +649,7 @@ export class LeanConnection extends EventEmitter {
     for (const w of unanswered) w.lost();
     this.state = 'reconnecting';
     this.timer = reconnectAfterLoss({
-      conn: this, attempt: ++this.attempts, policy: this.opts.reconnect, limiter: this.opts.limiter, log: this.opts.log, fields: { queued: this.queue.length },
+      conn: this, attempt: this.upgrading ? this.attempts : ++this.attempts, upgrade: this.upgrading, policy: this.opts.reconnect, limiter: this.opts.limiter, log: this.opts.log, fields: { queued: this.queue.length },
       open: () => this.open(), cancelled: () => this.intentionalQuit,
     });
   }

@@ -19,6 +19,7 @@ import { toCloseIdle, toEvict, type PooledConnection } from './pool.js';
 import { RecentLines } from './replies.js';
 import { CTCP_VERSION } from './ctcp.js';
 import type { IrcStore } from './store.js';
+import { StsPolicy } from './sts.js';
 
 interface IrcMessageEvent {
   nick: string; ident?: string; hostname?: string; target: string; message: string;
@@ -74,6 +75,8 @@ export class IrcServer {
   private readonly relayUsers: RegExp[];
   /** `addressBlock`, parsed: each Matrix user's connection has a source address of its own from it. */
   private readonly block?: AddressBlock;
+  /** The server's IRCv3 STS state: where connections go (TLS under a policy), shared by all of them. */
+  private readonly sts?: StsPolicy;
   /** Address trouble already logged as an error (the block used up; an address the host cannot use): once each. */
   private readonly addressTroubleLogged = new Set<'full' | 'unavailable'>();
 
@@ -83,6 +86,7 @@ export class IrcServer {
     private readonly ident?: IdentRegistry,
   ) {
     if (cfg.tlsCa) this.tlsCa = readTlsCa(key, cfg.tlsCa);
+    if (cfg.sts) this.sts = new StsPolicy(cfg.host, { port: cfg.port, tls: cfg.tls }, store, ctx.log.child({ server: key }));
     if (cfg.addressBlock) this.block = parseBlock(cfg.addressBlock);
     this.relayUsers = cfg.relay.users.map((r) => new RegExp(`^(?:${r})$`));
     this.exclusions = cfg.excludedUsers.map((x) => ({ re: new RegExp(`^(?:${x.regex})$`), ...(x.kickReason ? { kickReason: x.kickReason } : {}) }));
@@ -95,6 +99,9 @@ export class IrcServer {
   }
 
   get displayName(): string { return this.cfg.name ?? this.key; }
+
+  /** Do connections to this server use TLS: configured, or asked for by its STS policy? */
+  usesTls(): boolean { return this.cfg.tls || (this.sts?.route().tls ?? false); }
 
   /** Does this Matrix user speak through the shared relay connection (`relay.users`) rather than their own? */
   relayed(userId: string): boolean {
@@ -119,6 +126,7 @@ export class IrcServer {
       ...(this.cfg.botPassword ? { sasl: { account: this.cfg.botNick, password: this.cfg.botPassword } } : {}),
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: CTCP_VERSION,
       ...(this.ident ? { ident: this.ident } : {}), encodingFallback: this.cfg.encodingFallback,
+      ...(this.sts ? { sts: this.sts } : {}),
     });
   }
 
@@ -144,6 +152,8 @@ export class IrcServer {
     this.events.stop();
     for (const c of this.clients.values()) c.quit('Bridge shutting down');
     this.listener.quit('Bridge shutting down');
+    // the sockets close later, after the store: the policy's expiry is rescheduled now, for all of them
+    this.sts?.stop(this.listener.via);
   }
 
   /** Kicks sent to IRC for a Matrix kick or ban: `channel\0nick` → when to stop expecting them. */
@@ -234,11 +244,12 @@ export class IrcServer {
     const username = fixed?.username ?? sanitiseUsername(saved.username ?? fillTemplate(this.cfg.usernameTemplate, vars));
     const log = this.ctx.log.child({ server: this.key, user: userId });
     const sasl = saved.password ? { account: saved.nick ?? nick, password: saved.password } : undefined;
-    if (saved.cert && !this.cfg.tls && !this.certWithoutTls.has(userId)) {
+    // (presented only over TLS: configured, or asked for by the server's STS policy)
+    if (saved.cert && !this.usesTls() && !this.certWithoutTls.has(userId)) {
       this.certWithoutTls.add(userId);
       log.warn('a client certificate is stored for this user, but the server is not configured with tls: connecting without it');
     }
-    const clientCert = this.cfg.tls ? saved.cert : undefined;
+    const clientCert = saved.cert;
     const source = this.sourceAddress(userId, log);
     c = new LeanConnection({
       host: this.cfg.host, port: this.cfg.port, tls: this.cfg.tls, nick, nickLen: nicklen, username, realname: fixed?.realname ?? fillTemplate(this.cfg.realnameTemplate, vars),
@@ -247,7 +258,7 @@ export class IrcServer {
       identify: { mode: this.cfg.nickserv.identify, nick: this.cfg.nickserv.nick },
       reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
       ...(this.ident ? { ident: this.ident } : {}), ...source, encodingFallback: this.cfg.encodingFallback,
-      ...(this.cfg.userModes ? { userModes: this.cfg.userModes } : {}),
+      ...(this.cfg.userModes ? { userModes: this.cfg.userModes } : {}), ...(this.sts ? { sts: this.sts } : {}),
     });
     c.on('address unavailable', (address: string, err: Error) => this.addressUnavailable(address, err));
     this.wireClient(userId, c);

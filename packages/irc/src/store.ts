@@ -11,6 +11,7 @@
  *     server with an `addressBlock`, so it stays the same across reconnects and restarts.
  * 6 — irc_addresses.used_at: when each address was last given to its connection, so that a block
  *     used up passes on the address its owner has used least recently.
+ * 7 — irc_sts: IRCv3 STS persistence policies by host name (sts.ts): TLS only, until they run out.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import type Database from 'better-sqlite3';
 import { addressIndex, nthAddress, usableCount, type AddressBlock } from './addresses.js';
 import type { ClientCert } from './certs.js';
 import { ircLower } from './ids.js';
+import type { StoredSts, StsStore } from './sts.js';
 
 /** How many nick → ghost key answers {@link IrcStore.ghostKey} keeps in memory. */
 const GHOST_KEY_CACHE = 10_000;
@@ -92,6 +94,19 @@ export const ircMigrations: Migration[] = [
     // (rows from before it count as used at 0: the oldest)
     up: `ALTER TABLE irc_addresses ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0;`,
   },
+  {
+    version: 7,
+    description: 'IRCv3 STS persistence policies: hosts the bridge connects to with TLS only, until each policy runs out',
+    // host: lower-cased host name as configured; expires_at: ms since the epoch
+    up: `
+      CREATE TABLE irc_sts (
+        host TEXT PRIMARY KEY,
+        port INTEGER NOT NULL,
+        duration_s INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Encrypts stored passwords (and client certificates' private keys) with a key kept in a file (created with mode 0600 on first use). */
@@ -121,8 +136,23 @@ export class PasswordBox {
   }
 }
 
-export class IrcStore {
+export class IrcStore implements StsStore {
   constructor(private readonly db: Database.Database, private readonly box: PasswordBox) {}
+
+  /** The STS persistence policy stored for a host (lower-cased), expired or not. */
+  stsPolicy(host: string): StoredSts | undefined {
+    const r = prepared(this.db, 'SELECT port, duration_s, expires_at FROM irc_sts WHERE host = ?').get(host) as
+      { port: number; duration_s: number; expires_at: number } | undefined;
+    return r && { port: r.port, durationS: r.duration_s, expiresAt: r.expires_at };
+  }
+  setStsPolicy(host: string, p: StoredSts): void {
+    prepared(this.db, `INSERT INTO irc_sts (host, port, duration_s, expires_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (host) DO UPDATE SET port = excluded.port, duration_s = excluded.duration_s, expires_at = excluded.expires_at`)
+      .run(host, p.port, p.durationS, p.expiresAt);
+  }
+  dropStsPolicy(host: string): void {
+    prepared(this.db, 'DELETE FROM irc_sts WHERE host = ?').run(host);
+  }
 
   /** What is stored of a Matrix user on a server; `nickFrom`: the display name their nick was made from, absent for a chosen nick. */
   user(userId: string, server: string): { nick?: string; nickFrom?: string; username?: string; password?: string; cert?: ClientCert } {

@@ -99,12 +99,12 @@ describe('SASL mechanism choice', () => {
 describe('certfp answer', () => {
   it('names the fingerprint and the commands to add it, and warns without TLS', () => {
     const fp = 'ab'.repeat(32);
-    const tls = certfpAnswer({ key: 'libera', displayName: 'Libera', cfg: { tls: true } as never }, fp, true);
+    const tls = certfpAnswer({ key: 'libera', displayName: 'Libera', usesTls: () => true }, fp, true);
     expect(tls).toContain(`SHA-256 fingerprint is ${fp}`);
     expect(tls).toContain(`cmd libera PRIVMSG NickServ :CERT ADD ${fp}`);
     expect(tls).toContain('reconnect libera');
     expect(tls).not.toContain('not configured with TLS');
-    expect(certfpAnswer({ key: 'x', displayName: 'X', cfg: { tls: false } as never }, fp, false)).toContain('not configured with TLS');
+    expect(certfpAnswer({ key: 'x', displayName: 'X', usesTls: () => false }, fp, false)).toContain('not configured with TLS');
   });
 });
 

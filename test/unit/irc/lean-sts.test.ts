@@ -1,0 +1,143 @@
+// IRCv3 STS on a lean connection, against scripted peers on 127.0.0.1: a plaintext server that asks
+// for TLS, and a TLS server with a self-signed certificate (trusted through tlsCa, as a user's
+// config would). What matters: nothing secret is said in plaintext, and under a stored policy the
+// connection never goes back to plaintext, whatever fails.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../packages/core/src/util/log.js';
+import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
+import { LeanConnection } from '../../../packages/irc/src/lean.js';
+import { StsPolicy, type StoredSts, type StsStore } from '../../../packages/irc/src/sts.js';
+
+class MemoryStore implements StsStore {
+  readonly rows = new Map<string, StoredSts>();
+  stsPolicy(host: string): StoredSts | undefined { return this.rows.get(host); }
+  setStsPolicy(host: string, p: StoredSts): void { this.rows.set(host, p); }
+  dropStsPolicy(host: string): void { this.rows.delete(host); }
+}
+
+let dir: string;
+let cert: string, key: string;
+const servers: Server[] = [];
+const conns: LeanConnection[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'trestle-sts-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+  key = readFileSync(join(dir, 'key.pem'), 'utf8');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => {
+  for (const c of conns.splice(0)) c.quit();
+  for (const s of servers.splice(0)) s.close();
+});
+
+async function listen(s: Server): Promise<number> {
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return (s.address() as { port: number }).port;
+}
+
+/** A plaintext server that answers CAP LS with `caps` and never registers anyone: what each connection said. */
+async function plainPeer(caps: () => string): Promise<{ port: number; heard: string[] }> {
+  const heard: string[] = [];
+  const port = await listen(createServer((s) => {
+    s.on('error', () => undefined);
+    const i = heard.push('') - 1;
+    s.on('data', (d) => {
+      heard[i] += d.toString();
+      if (d.toString().includes('CAP LS')) s.write(`:srv CAP * LS :${caps()}\r\n`);
+    });
+  }));
+  return { port, heard };
+}
+
+/** A TLS server that offers `caps` and registers every connection. */
+async function tlsPeer(caps: string): Promise<{ port: number; registered: number }> {
+  const peer = { port: 0, registered: 0 };
+  peer.port = await listen(createTlsServer({ cert, key }, (s) => {
+    s.on('error', () => undefined);
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString();
+      const nick = /NICK (\S+)/.exec(buf)?.[1];
+      if (buf.includes('CAP LS')) { s.write(`:srv CAP * LS :${caps}\r\n`); buf = buf.replace('CAP LS', ''); }
+      if (nick && buf.includes('CAP END') && buf.includes('USER ')) { buf = ''; peer.registered++; s.write(`:srv 001 ${nick} :Welcome\r\n`); }
+    });
+  }) as unknown as Server);
+  return peer;
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function client(plainPort: number, store: StsStore, trust = true): LeanConnection {
+  const c = new LeanConnection({
+    host: 'localhost', port: plainPort, tls: false, nick: 'alice', username: 'alice', realname: 'Alice',
+    sasl: { account: 'alice', password: 'the-secret-password' }, ...(trust ? { tlsCa: cert } : {}),
+    sts: new StsPolicy('localhost', { port: plainPort, tls: false }, store, silentLogger),
+    reconnect: { initialDelayMs: 20, maxDelayMs: 40 }, timeouts: { registerMs: 10_000, answerMs: 10_000 },
+    limiter: new ReconnectLimiter(10), log: silentLogger,
+  });
+  conns.push(c);
+  return c;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('LeanConnection and IRCv3 STS', () => {
+  it('asked for TLS in plaintext, closes before any login and registers over TLS on the port named; stores the policy heard there', async () => {
+    const secure = await tlsPeer('sts=duration=3600');
+    const plain = await plainPeer(() => `sasl=PLAIN sts=port=${secure.port},duration=999`);
+    const store = new MemoryStore();
+    const c = client(plain.port, store);
+    await c.connect();
+    expect(c.via).toEqual({ port: secure.port, tls: true });
+    expect(secure.registered).toBe(1);
+    expect(plain.heard).toHaveLength(1);
+    expect(plain.heard[0]).toContain('CAP LS');
+    expect(plain.heard[0]).not.toContain('CAP REQ');
+    expect(plain.heard[0]).not.toContain('AUTHENTICATE');
+    // the duration that came in plaintext (999) is not the one kept
+    expect(store.rows.get('localhost')).toMatchObject({ port: secure.port, durationS: 3600 });
+  });
+
+  it('under a stored policy, never connects in plaintext: not when the TLS port is closed, not when its certificate is untrusted', async () => {
+    const plain = await plainPeer(() => '');
+    const store = new MemoryStore();
+    store.setStsPolicy('localhost', { port: await closedPort(), durationS: 3600, expiresAt: Date.now() + 3_600_000 });
+    const closed = client(plain.port, store);
+    void closed.connect().catch(() => undefined);
+    await sleep(500); // several reconnect attempts
+    expect(closed.state).not.toBe('connected');
+    expect(closed.via.tls).toBe(true);
+    closed.quit(); // (it would go to the next policy's port at its next attempt)
+
+    const untrusted = await tlsPeer('sts=duration=3600');
+    store.setStsPolicy('localhost', { port: untrusted.port, durationS: 3600, expiresAt: Date.now() + 3_600_000 });
+    const noCa = client(plain.port, store, false);
+    void noCa.connect().catch(() => undefined);
+    await sleep(500);
+    expect(noCa.state).not.toBe('connected');
+    expect(untrusted.registered).toBe(0);
+    expect(plain.heard).toHaveLength(0);
+
+    // the same TLS server, trusted: in
+    const trusted = client(plain.port, store);
+    await trusted.connect();
+    expect(trusted.via).toEqual({ port: untrusted.port, tls: true });
+  });
+});

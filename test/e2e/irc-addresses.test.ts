@@ -43,9 +43,7 @@ beforeAll(async () => {
   bridge = await start();
   bodo = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircbodo${Date.now()}`, { displayName: 'Bodo' });
   relayed = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircrelayed${Date.now()}`, { displayName: 'Rela' });
-  oper = await users.add('addroper', ['#addresses']);
-  oper.client.raw('OPER admin oper-pass');
-  await oper.waitForRaw((l) => / 381 /.test(l));
+  oper = await users.addOper('addroper', ['#addresses']);
 });
 
 afterAll(async () => {
@@ -85,9 +83,7 @@ async function restartAll(settings: string, server: Record<string, unknown> = {}
   restartErgo(settings);
   bridge = await startIrcBridge({ ...serverCfg(BLOCK), ...server }, {}, { ident: { enabled: true, port: 113 } });
   if (!withOper) return;
-  oper = await users.add(`addroper${Date.now() % 1000}`, ['#addresses']);
-  oper.client.raw('OPER admin oper-pass');
-  await oper.waitForRaw((l) => / 381 /.test(l));
+  oper = await users.addOper(`addroper${Date.now() % 1000}`, ['#addresses']);
 }
 
 /** `user` says `text` in the room and it fails: the bot's ⚠ notice naming them. */

@@ -14,11 +14,14 @@ export const ghost = (nick: string): string => `@irc_test_${nick.toLowerCase()}:
 /** A raw IRC line as the harness records it, without its tags and line ending: `:nick!user@host COMMAND ...`. */
 export const untag = (line: string): string => line.trimEnd().replace(/^@\S+ /, '');
 
-/** Restart the suite's ergo with these extra settings (dotted keys, one per line; none: as e2e.sh starts it). */
-export function restartErgo(settings = ''): void {
+/**
+ * Restart the suite's ergo with these extra settings (dotted keys, one per line; none: as e2e.sh
+ * starts it), and `env` for ergo-up.sh (e.g. ERGO_IPV6=1).
+ */
+export function restartErgo(settings = '', env: Record<string, string> = {}): void {
   const work = process.env['TRESTLE_E2E_ERGO_WORK']!;
   execFileSync('bash', ['test/harness/ergo-down.sh', work, String(ircPort)], { stdio: 'ignore' });
-  execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore', env: { ...process.env, ERGO_EXTRA_SETTINGS: settings } });
+  execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore', env: { ...process.env, ...env, ERGO_EXTRA_SETTINGS: settings } });
 }
 
 /** IRC users on ergo, remembered so the suite can make them all quit at the end. */
@@ -30,6 +33,13 @@ export class IrcUsers {
     this.all.push(u);
     await u.connect();
     for (const c of channels) await u.join(c);
+    return u;
+  }
+  /** An IRC operator (ergo's `admin` oper of the harness) in `channels`. */
+  async addOper(nick: string, channels: string[] = []): Promise<IrcUser> {
+    const u = await this.add(nick, channels);
+    u.client.raw('OPER admin oper-pass');
+    await u.waitForRaw((l) => / 381 /.test(l));
     return u;
   }
   quitAll(): void { for (const u of this.all) u.quit(); }

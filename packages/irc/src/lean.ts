@@ -184,6 +184,11 @@ export class LeanConnection extends EventEmitter {
   /** Lines written with a label and not yet answered (echo, refusal, or the PONG of a check): label → how to settle. */
   private readonly awaiting = new Map<string, Awaiting>();
   private labelSeq = 0;
+  /**
+   * Lines written without a label, each followed by a PING (its barrier), oldest first: the PING's
+   * token, the line's target (lower-cased) and the server's refusal of it, if one came.
+   */
+  private barriers: { token: string; target: string; refusal?: string }[] = [];
   private readonly joinWaits = new JoinWaits();
   /** This connection's SASL login succeeded (903): no NickServ IDENTIFY needed. */
   private saslLoggedIn = false;
@@ -360,7 +365,12 @@ export class LeanConnection extends EventEmitter {
     const label = l.tags['label'] ?? (l.tags['batch'] ? this.labeledBatches.get(l.tags['batch']) : undefined);
     switch (l.command) {
       case 'PING': this.write(`PONG :${p[p.length - 1] ?? ''}`); return;
-      case 'PONG': if (this.probe && p[p.length - 1] === this.probe.token) this.passed(); return;
+      case 'PONG': {
+        const token = p[p.length - 1] ?? '';
+        if (this.probe && token === this.probe.token) this.passed();
+        else if (this.barriers.length > 0) this.barrierAnswered(token);
+        return;
+      }
       case 'CAP': return this.onCap(p);
       case 'AUTHENTICATE': return this.onAuthenticate(p[0] ?? '');
       case '903': case '904': case '905': case '906': case '907':
@@ -479,6 +489,12 @@ export class LeanConnection extends EventEmitter {
     if (JOIN_ERRORS[l.command] && p[1]) this.joinWaits.answered(ircLower(p[1]), JOIN_ERRORS[l.command]);
     // an error reply to a labeled command (404 cannot send to channel: banned, +m...) refuses it
     if (label && /^[45]\d\d$/.test(l.command)) this.settle(label, undefined, p.slice(1).join(' '));
+    // without labels: an error about the target of the oldest line whose barrier is unanswered is
+    // that line's (the server answers in order: earlier lines' PONGs came before it)
+    const oldest = this.barriers[0];
+    if (!label && oldest && oldest.refusal === undefined && /^[45]\d\d$/.test(l.command) && p[1] && ircLower(p[1]) === oldest.target) {
+      oldest.refusal = p.slice(1).join(' ');
+    }
   }
 
   private onCap(p: string[]): void {
@@ -633,6 +649,7 @@ export class LeanConnection extends EventEmitter {
     this.opts.sts?.closed(this.route);
     const unanswered = [...this.awaiting.values()];
     this.awaiting.clear();
+    this.barriers = [];
     if (this.intentionalQuit || this.state === 'closed') {
       // written before our QUIT on a connection that was up: the server had them
       for (const w of unanswered) w.settle(undefined);
@@ -724,13 +741,20 @@ export class LeanConnection extends EventEmitter {
         (line.command === 'REDACT' || line.command === 'TOPIC' || (this.caps.has('echo-message') && line.command !== 'RAW'));
       let label: string | undefined;
       if (labeled) { label = `t${++this.labelSeq}`; tags['label'] = label; }
+      // no labeled echo (most networks: Libera's servers have no labeled-response): a PING written
+      // after the line is answered once the server has processed it, so the line still counts as
+      // sent only then (a connection lost before is a retry, not a loss), and the next room
+      // message waits for it (order across connections); a refusal in between is this line's
+      const barrier = !labeled && line.command !== 'RAW' ? `b${++this.labelSeq}` : undefined;
+      const token = label ?? barrier;
       const tagText = this.caps.has('message-tags') || label
         ? Object.entries(tags).filter(([k]) => this.caps.has('message-tags') || k === 'label').map(([k, v]) => (v === '' ? k : `${k}=${escapeTag(v)}`)).join(';')
         : '';
       const prefix = tagText ? `@${tagText} ` : '';
-      if (label) {
+      if (token) {
         const t = setTimeout(() => this.suspect(), this.opts.timeouts.answerMs);
-        this.awaiting.set(label, {
+        if (barrier) this.barriers.push({ token: barrier, target: ircLower(line.target) });
+        this.awaiting.set(token, {
           settle: (id, refusal) => {
             clearTimeout(t);
             if (refusal) line.reject(new DeliveryError(`the IRC server refused it: ${refusal}`, true)); else line.resolve(id);
@@ -759,8 +783,16 @@ export class LeanConnection extends EventEmitter {
           break;
         }
       }
-      if (!label) line.resolve(undefined);
+      if (barrier) this.write(`PING :${barrier}`);
+      if (!token) line.resolve(undefined);
     }
+  }
+
+  /** The PONG of a line's barrier (see pump): it, and any barrier before it, settled, with the refusal heard meanwhile. */
+  private barrierAnswered(token: string): void {
+    const at = this.barriers.findIndex((b) => b.token === token);
+    if (at < 0) return;
+    for (const b of this.barriers.splice(0, at + 1)) this.settle(b.token, undefined, b.refusal);
   }
 
   /**

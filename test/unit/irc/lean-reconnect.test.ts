@@ -8,7 +8,7 @@ import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
 import { LeanConnection, type LeanOptions } from '../../../packages/irc/src/lean.js';
 
 /**
- * A peer that registers each connection as the nick it asks for, unless that nick is in `silent`, or
+ * A peer (no IRCv3) that registers each connection as the nick it asks for, unless that nick is in `silent`, or
  * in `refuse`: then it answers the lines given there (a ban, a throttle) and closes.
  */
 interface Peer { port: number; sockets: Map<string, Socket[]>; silent: Set<string>; refuse: Map<string, string>; heard: Map<string, string> }
@@ -24,6 +24,8 @@ async function peer(): Promise<Peer> {
     let buf = '', nick = '';
     s.on('data', (d) => {
       buf += d.toString();
+      // PINGs answered as any server does (a line without a labeled echo is confirmed by one)
+      for (const m of d.toString().matchAll(/^PING :(\S+)\r$/gm)) s.write(`:srv PONG srv :${m[1]}\r\n`);
       if (nick) p.heard.set(nick, (p.heard.get(nick) ?? '') + d.toString());
       const m = !nick && /NICK (\S+)/.exec(buf);
       if (m) { nick = m[1]!; p.sockets.set(nick, [...(p.sockets.get(nick) ?? []), s]); }

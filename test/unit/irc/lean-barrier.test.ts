@@ -2,11 +2,12 @@
 // a scripted peer on 127.0.0.1: each line is followed by a PING, and counts as sent only when its
 // PONG comes (the server has processed it); a refusal before that PONG is that line's; a connection
 // lost before it is an outage to retry, not a delivery.
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
 import { LeanConnection } from '../../../packages/irc/src/lean.js';
+import { linePeer } from './line-peer.js';
 
 /**
  * A peer with no capabilities. `onLine` decides what each registered line gets; by default PINGs
@@ -21,29 +22,20 @@ afterEach(() => { conn?.quit(); server?.close(); });
 
 async function peer(): Promise<Peer> {
   const p: Peer = { port: 0, sockets: [], lines: [], onLine: pong };
-  server = createServer((s) => {
-    s.on('error', () => undefined);
+  ({ server, port: p.port } = await linePeer((s) => {
     p.sockets.push(s);
-    let buf = '', registered = false;
-    s.on('data', (d) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (!registered) {
-          if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :multi-prefix\r\n');
-          else if (line.startsWith('CAP REQ')) s.write(`:srv CAP * NAK :${line.slice(9)}\r\n`);
-          else if (line === 'CAP END') { registered = true; s.write(':srv 001 me :Welcome\r\n'); }
-          continue;
-        }
-        p.lines.push(line);
-        p.onLine(line, s);
+    let registered = false;
+    return (line) => {
+      if (!registered) {
+        if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :multi-prefix\r\n');
+        else if (line.startsWith('CAP REQ')) s.write(`:srv CAP * NAK :${line.slice(9)}\r\n`);
+        else if (line === 'CAP END') { registered = true; s.write(':srv 001 me :Welcome\r\n'); }
+        return;
       }
-    });
-  });
-  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-  p.port = (server!.address() as { port: number }).port;
+      p.lines.push(line);
+      p.onLine(line, s);
+    };
+  }));
   return p;
 }
 

@@ -2,11 +2,12 @@
 // labeled-response): a server that stopped answering (frozen, half-open socket) fails the line as
 // lost and is reconnected, so the message is sent again; a slow server that is still at work, or
 // one that answers the check's PING, is not taken for dead.
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
 import { LeanConnection } from '../../../packages/irc/src/lean.js';
+import { linePeer } from './line-peer.js';
 
 const ANSWER_MS = 200;
 
@@ -24,39 +25,30 @@ afterEach(() => { conn?.quit(); server?.close(); });
 
 async function peer(): Promise<Peer> {
   const p: Peer = { port: 0, connections: [], mode: 'echo', gapMs: 0, received: [] };
-  server = createServer((s) => {
-    s.on('error', () => undefined);
+  ({ server, port: p.port } = await linePeer((s) => {
     p.connections.push(s);
-    let buf = '', registered = false, mode: Mode = 'echo', next = 0, msgid = 0;
+    let registered = false, mode: Mode = 'echo', next = 0, msgid = 0;
     const answer = (line: string): void => {
       if (mode !== 'slow') { s.write(line); return; }
       next = Math.max(next, Date.now()) + p.gapMs;
       setTimeout(() => s.write(line), next - Date.now());
     };
-    s.on('data', (d) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (!registered) {
-          if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :echo-message labeled-response message-tags\r\n');
-          else if (line.startsWith('CAP REQ')) s.write(`:srv CAP * ACK :${line.slice(9)}\r\n`);
-          else if (line === 'CAP END') { registered = true; mode = p.mode; s.write(':srv 001 me :Welcome\r\n'); }
-          continue;
-        }
-        const ping = /^PING :(.*)$/.exec(line);
-        if (ping) { answer(`:srv PONG srv :${ping[1]}\r\n`); continue; }
-        const m = /^@label=(\S+) PRIVMSG (\S+) :(.*)$/.exec(line);
-        if (m) {
-          p.received.push(m[3]!);
-          if (mode !== 'silent-labels') answer(`@label=${m[1]};msgid=id${++msgid} :me!me@h PRIVMSG ${m[2]} :${m[3]}\r\n`);
-        }
+    return (line) => {
+      if (!registered) {
+        if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :echo-message labeled-response message-tags\r\n');
+        else if (line.startsWith('CAP REQ')) s.write(`:srv CAP * ACK :${line.slice(9)}\r\n`);
+        else if (line === 'CAP END') { registered = true; mode = p.mode; s.write(':srv 001 me :Welcome\r\n'); }
+        return;
       }
-    });
-  });
-  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-  p.port = (server!.address() as { port: number }).port;
+      const ping = /^PING :(.*)$/.exec(line);
+      if (ping) { answer(`:srv PONG srv :${ping[1]}\r\n`); return; }
+      const m = /^@label=(\S+) PRIVMSG (\S+) :(.*)$/.exec(line);
+      if (m) {
+        p.received.push(m[3]!);
+        if (mode !== 'silent-labels') answer(`@label=${m[1]};msgid=id${++msgid} :me!me@h PRIVMSG ${m[2]} :${m[3]}\r\n`);
+      }
+    };
+  }));
   return p;
 }
 

@@ -225,11 +225,14 @@ export class FromMatrix {
           if (!supportsEdits(network)) throw new DeliveryError(`${network.identity.displayName} does not support edits`, true);
           const nc = isObj(c['m.new_content']) ? c['m.new_content'] : c;
           const prev = this.d.messages.forEvent(target).find((m) => m.network === net && m.remoteChat === portal.remoteChat);
+          // not mapped (a network that gave the message no id, e.g. an IRC server without message-tags): the
+          // homeserver still has the original, so the network can still describe the change (s/old/new/)
+          const previousBody = prev?.body ?? str((await this.d.matrix.eventContent(ev.room_id, target))?.['body']);
           const edit = {
             portal: ref, eventId: ev.event_id, sender, target: { eventId: target, remoteIds: mapped(target) },
             body: str(nc['body']) ?? '', timestamp: ev.origin_server_ts ?? Date.now(),
             ...(str(nc['formatted_body']) !== undefined ? { formattedBody: str(nc['formatted_body'])! } : {}),
-            ...(prev?.body !== undefined ? { previousBody: prev.body } : {}),
+            ...(previousBody !== undefined ? { previousBody } : {}),
           };
           await network.connectMatrixUser(sender);
           record(await network.handleMatrixEdit(edit));

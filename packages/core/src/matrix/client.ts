@@ -254,6 +254,16 @@ export class MatrixClientLayer {
     return { displayName: localpartOf(userId) };
   }
 
+  /** An event's content as the bot sees it (the original, not an edit's), or undefined when it cannot be read. */
+  async eventContent(roomId: string, eventId: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      const ev = await this.request<{ content?: unknown }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(eventId)}`);
+      return typeof ev.content === 'object' && ev.content !== null ? ev.content as Record<string, unknown> : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async powerLevels(roomId: string): Promise<{ users?: Record<string, number>; users_default?: number } | undefined> {
     try {
       return await this.request('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`);

@@ -132,7 +132,7 @@ export const ircServerSchema = z.strictObject({
     registerMs: z.int().min(1000).default(30_000)
       .describe('A connection the server has not registered (RPL_WELCOME) this long after connecting is dropped and tried again.'),
     answerMs: z.int().min(1000).default(10_000)
-      .describe('A Matrix user\'s message the server has not confirmed (labeled echo) this long makes the bridge PING the server; if it then answers none of that connection\'s commands for this long again, the connection is taken for dead: it is dropped and reconnected, and its unconfirmed messages are sent again.'),
+      .describe('A Matrix user\'s message the server has not confirmed (its labeled echo, or the PONG after it on a server without labels) this long makes the bridge PING the server; if it then answers none of that connection\'s commands for this long again, the connection is taken for dead: it is dropped and reconnected, and its unconfirmed messages are sent again.'),
   }).prefault({}).describe('How long to wait for the IRC server before taking a connection for dead.'),
 }).superRefine((server, ctx) => {
   // a host given as an address of the other family cannot be reached from the block's addresses

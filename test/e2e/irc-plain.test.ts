@@ -1,0 +1,90 @@
+/**
+ * The IRC bridge on a server without IRCv3 message tags, echo-message or labeled-response: ngIRCd
+ * (test/harness/ngircd-up.sh), whose CAP LS offers only multi-prefix, as many networks' servers
+ * offer little more. Everything goes by the plain-text fallbacks: replies addressed to the nick,
+ * edits as corrections, formatting as mIRC codes. Without labeled echoes a Matrix user's line counts
+ * as sent when the PING written after it is answered: so a burst from two Matrix users (two
+ * connections) keeps its order, and a line the server refuses (+m, no voice) is reported to the room.
+ */
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TrestleBridge } from '@trestle/core';
+import { IrcUser } from '../harness/irc-user.js';
+import { MatrixUser } from '../harness/matrix-user.js';
+import { e2e } from './env.js';
+import { body, ghost, plumbedRoom, startIrcBridge } from './irc-env.js';
+
+const port = Number(process.env['TRESTLE_E2E_PLAIN_IRC_PORT'] ?? 26668);
+const work = `${e2e.dir}/ngircd`;
+let bridge: TrestleBridge | undefined;
+let ana: MatrixUser;
+let ben: MatrixUser;
+const ircUsers: IrcUser[] = [];
+
+async function ircUser(nick: string, channel: string): Promise<IrcUser> {
+  const u = new IrcUser('127.0.0.1', port, nick);
+  ircUsers.push(u);
+  await u.connect();
+  await u.join(channel);
+  return u;
+}
+
+beforeAll(async () => {
+  execFileSync('bash', ['test/harness/ngircd-up.sh', work, String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  bridge = await startIrcBridge({ port });
+  const stamp = Date.now();
+  ana = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `plainana${stamp}`, { displayName: 'Ana' });
+  ben = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `plainben${stamp}`, { displayName: 'Ben' });
+});
+
+afterAll(async () => {
+  for (const u of ircUsers) u.quit();
+  await bridge?.stop();
+  execFileSync('bash', ['test/harness/ngircd-down.sh', work, String(port)], { stdio: 'ignore' });
+});
+
+describe('IRC bridge on a server without IRCv3 tags (ngIRCd)', () => {
+  it('bridges both ways with the plain-text fallbacks, keeps a two-user burst in order, and reports a refused line', async () => {
+    const pia = await ircUser('pia', '#plain'); // first in: the channel's operator
+    const roomId = await plumbedRoom(ana, bridge!.matrix.botUserId, '#plain');
+    await ana.invite(roomId, ben.userId);
+    await ben.join(roomId);
+
+    // formatting as mIRC codes; IRC → Matrix with a ghost
+    await ana.sendText(roomId, 'hello *bold*', { format: 'org.matrix.custom.html', formatted_body: 'hello <b>bold</b>' });
+    expect((await pia.waitFor((m) => m.target === '#plain' && m.message.startsWith('hello'))).message).toBe('hello \x02bold'); // (a code still open at the end of the line closes there)
+    pia.say('#plain', 'hi from plain IRC');
+    const heard = await ana.waitForEvent(roomId, (e) => body(e) === 'hi from plain IRC');
+    expect(heard.sender).toBe(ghost('pia'));
+
+    // a reply: addressed to the nick, no tags to carry; an edit: a correction
+    await ana.sendText(roomId, '> <@x> hi from plain IRC\n\nwelcome', { 'm.relates_to': { 'm.in_reply_to': { event_id: heard.event_id } } });
+    expect((await pia.waitFor((m) => m.message.endsWith('welcome'))).message).toBe('pia: welcome');
+    const orig = await ana.sendText(roomId, 'the quick brwn fox');
+    await pia.waitFor((m) => m.message === 'the quick brwn fox');
+    await ana.sendText(roomId, '* the quick brown fox', {
+      'm.new_content': { msgtype: 'm.text', body: 'the quick brown fox' }, 'm.relates_to': { rel_type: 'm.replace', event_id: orig },
+    });
+    await pia.waitFor((m) => m.message === 's/brwn/brown/');
+
+    // a burst from two Matrix users, alternating: two connections, one order
+    await ben.sendText(roomId, 'ben is here');
+    await pia.waitFor((m) => m.message === 'ben is here');
+    const burst = Array.from({ length: 20 }, (_, i) => `burst ${i}`);
+    for (const [i, text] of burst.entries()) await (i % 2 ? ben : ana).sendText(roomId, text);
+    await pia.waitFor((m) => m.message === 'burst 19');
+    expect(pia.messages.filter((m) => m.message.startsWith('burst ')).map((m) => m.message)).toEqual(burst);
+    expect(pia.messages.filter((m) => m.message.startsWith('burst ')).map((m) => m.nick)).toEqual(burst.map((_, i) => (i % 2 ? 'Ben[m]' : 'Ana[m]')));
+
+    // the channel moderated (+m; the room now wants power 1 to speak, which its admin ana has): the
+    // server refuses ana's line, as she has no voice on IRC, and the room is told whose and why
+    pia.client.raw('MODE #plain +m');
+    await pia.waitForRaw((l) => / MODE #plain \+m/.test(l));
+    const since = Date.now();
+    await ana.sendText(roomId, 'can anyone hear me?');
+    const notice = await ana.waitForEvent(roomId, (e) => e.sender === bridge!.matrix.botUserId && e.origin_server_ts >= since && body(e).startsWith('⚠'));
+    expect(body(notice)).toContain(ana.userId);
+    expect(body(notice)).toMatch(/Cannot send to channel/i);
+    expect(pia.messages.some((m) => m.message === 'can anyone hear me?')).toBe(false);
+  });
+});

@@ -185,10 +185,11 @@ export class LeanConnection extends EventEmitter {
   private readonly awaiting = new Map<string, Awaiting>();
   private labelSeq = 0;
   /**
-   * Lines written without a label, each followed by a PING (its barrier), oldest first: the PING's
-   * token, the line's target (lower-cased) and the server's refusal of it, if one came.
+   * Lines written without a label, by the PING written after them (their barrier), oldest first:
+   * the PING's token, and each line's key in `awaiting`, its target (lower-cased) and the server's
+   * refusal of it, if one came.
    */
-  private barriers: { token: string; target: string; refusal?: string }[] = [];
+  private barriers: { token: string; lines: { key: string; target: string; refusal?: string }[] }[] = [];
   private readonly joinWaits = new JoinWaits();
   /** This connection's SASL login succeeded (903): no NickServ IDENTIFY needed. */
   private saslLoggedIn = false;
@@ -489,11 +490,13 @@ export class LeanConnection extends EventEmitter {
     if (JOIN_ERRORS[l.command] && p[1]) this.joinWaits.answered(ircLower(p[1]), JOIN_ERRORS[l.command]);
     // an error reply to a labeled command (404 cannot send to channel: banned, +m...) refuses it
     if (label && /^[45]\d\d$/.test(l.command)) this.settle(label, undefined, p.slice(1).join(' '));
-    // without labels: an error about the target of the oldest line whose barrier is unanswered is
-    // that line's (the server answers in order: earlier lines' PONGs came before it)
-    const oldest = this.barriers[0];
-    if (!label && oldest && oldest.refusal === undefined && /^[45]\d\d$/.test(l.command) && p[1] && ircLower(p[1]) === oldest.target) {
-      oldest.refusal = p.slice(1).join(' ');
+    // without labels: an error about a target is the refusal of the first line to it not yet
+    // refused under the oldest unanswered barrier (the server answers in order: the PONGs of
+    // earlier barriers came before it)
+    if (!label && this.barriers.length > 0 && /^[45]\d\d$/.test(l.command) && p[1]) {
+      const target = ircLower(p[1]);
+      const refused = this.barriers[0]!.lines.find((b) => b.refusal === undefined && b.target === target);
+      if (refused) refused.refusal = p.slice(1).join(' ');
     }
   }
 
@@ -724,15 +727,21 @@ export class LeanConnection extends EventEmitter {
     return new Promise((resolve, reject) => {
       this.queue.push({ ...item, resolve, reject });
       if (this.state === 'idle' || this.state === 'closed') this.connect().catch(reject);
-      this.pump();
+      // at the end of this turn: the lines of one message, sent together, go out together (on a
+      // server without labels, under one PING)
+      if (this.pumpQueued) return;
+      this.pumpQueued = true;
+      queueMicrotask(() => { this.pumpQueued = false; this.pump(); });
     });
   }
+  private pumpQueued = false;
 
   /**
    * Write queued lines in order; each line's promise settles with its echo (msgid) or refusal, and
    * fails when the connection is lost before either (the server may never have had it).
    */
   private pump(): void {
+    let unlabeled: { key: string; target: string }[] = [];
     while (this.queue.length && this.state === 'connected') {
       const line = this.queue.shift()!;
       const tags = { ...line.tags };
@@ -742,18 +751,18 @@ export class LeanConnection extends EventEmitter {
       let label: string | undefined;
       if (labeled) { label = `t${++this.labelSeq}`; tags['label'] = label; }
       // no labeled echo (most networks: Libera's servers have no labeled-response): a PING written
-      // after the line is answered once the server has processed it, so the line still counts as
-      // sent only then (a connection lost before is a retry, not a loss), and the next room
-      // message waits for it (order across connections); a refusal in between is this line's
-      const barrier = !labeled && line.command !== 'RAW' ? `b${++this.labelSeq}` : undefined;
-      const token = label ?? barrier;
+      // after the lines (one for all those written now) is answered once the server has processed
+      // them, so they count as sent only then (a connection lost before is a retry, not a loss)
+      // and the room's next message waits for them (order across connections)
+      const unlabeledKey = !labeled && line.command !== 'RAW' ? `b${++this.labelSeq}` : undefined;
+      const token = label ?? unlabeledKey;
       const tagText = this.caps.has('message-tags') || label
         ? Object.entries(tags).filter(([k]) => this.caps.has('message-tags') || k === 'label').map(([k, v]) => (v === '' ? k : `${k}=${escapeTag(v)}`)).join(';')
         : '';
       const prefix = tagText ? `@${tagText} ` : '';
       if (token) {
         const t = setTimeout(() => this.suspect(), this.opts.timeouts.answerMs);
-        if (barrier) this.barriers.push({ token: barrier, target: ircLower(line.target) });
+        if (unlabeledKey) unlabeled.push({ key: unlabeledKey, target: ircLower(line.target) });
         this.awaiting.set(token, {
           settle: (id, refusal) => {
             clearTimeout(t);
@@ -783,16 +792,20 @@ export class LeanConnection extends EventEmitter {
           break;
         }
       }
-      if (barrier) this.write(`PING :${barrier}`);
       if (!token) line.resolve(undefined);
     }
+    if (unlabeled.length === 0) return;
+    const token = `b${++this.labelSeq}`;
+    this.barriers.push({ token, lines: unlabeled });
+    unlabeled = [];
+    this.write(`PING :${token}`);
   }
 
-  /** The PONG of a line's barrier (see pump): it, and any barrier before it, settled, with the refusal heard meanwhile. */
+  /** The PONG of a barrier (see pump): its lines, and those of any barrier before it, settled, with the refusals heard meanwhile. */
   private barrierAnswered(token: string): void {
     const at = this.barriers.findIndex((b) => b.token === token);
     if (at < 0) return;
-    for (const b of this.barriers.splice(0, at + 1)) this.settle(b.token, undefined, b.refusal);
+    for (const b of this.barriers.splice(0, at + 1)) for (const l of b.lines) this.settle(l.key, undefined, l.refusal);
   }
 
   /**
@@ -818,6 +831,7 @@ export class LeanConnection extends EventEmitter {
     clearTimeout(this.registerTimer);
     clearTimeout(this.probe?.timer);
     this.probe = undefined;
+    if (this.state === 'connected') this.pump(); // lines sent this turn go before the QUIT, as they were sent before it
     for (const l of this.queue.splice(0)) l.reject(new DeliveryError('the IRC connection was closed'));
     if (this.state === 'connected') this.write(`QUIT :${message}`);
     this.state = 'closed';

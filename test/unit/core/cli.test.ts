@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 
 const cli = (...args: string[]) => spawnSync(process.execPath, ['packages/core/dist/cli/main.js', ...args], { encoding: 'utf8' });
 
-describe('trestle CLI', () => {
+// each test starts the CLI (the whole bridge's code) a few times: seconds on a busy machine, so a
+// generous limit; it guards against a hang, it measures nothing
+describe('trestle CLI', { timeout: 60_000 }, () => {
   it('check-config lists every problem by dotted path and exits 1, with no stack trace', () => {
     const dir = mkdtempSync(join(tmpdir(), 'trestle-cli-'));
     writeFileSync(join(dir, 'bad.yaml'), [

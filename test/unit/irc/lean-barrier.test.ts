@@ -1,7 +1,8 @@
 // A lean connection on a server without labeled-response or echo-message (most networks), against
-// a scripted peer on 127.0.0.1: each line is followed by a PING, and counts as sent only when its
-// PONG comes (the server has processed it); a refusal before that PONG is that line's; a connection
-// lost before it is an outage to retry, not a delivery.
+// a scripted peer on 127.0.0.1: lines are followed by a PING (one for those written together), and
+// count as sent only when its PONG comes (the server has processed them); a refusal before that
+// PONG is the first unrefused line's to that target; a connection lost before it is an outage to
+// retry, not a delivery.
 import type { Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
@@ -68,6 +69,15 @@ describe('LeanConnection without labeled-response: a PING after each line', () =
     expect(settled).toBe(false);
     held.shift()!();
     expect(await outcome(sent)).toEqual({ sent: undefined });
+  });
+
+  it('writes one PING for the lines written together (the pieces of a long message), not one each', async () => {
+    const p = await peer();
+    const c = client(p.port);
+    await c.connect();
+    const pieces = await Promise.all(['one', 'two', 'three'].map((t) => c.send('PRIVMSG', '#c', t)));
+    expect(pieces).toEqual([undefined, undefined, undefined]);
+    expect(p.lines).toEqual(['PRIVMSG #c :one', 'PRIVMSG #c :two', 'PRIVMSG #c :three', expect.stringMatching(/^PING :b\d+$/)]);
   });
 
   it('fails a line the server refuses before its PONG, for good; the next line, and an error about another target, are not it', async () => {

@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { builtinNetworkSchemas, readmeWithReference } from '../../packages/core/src/config/gen-sample.js';
+import { tempDir } from './temp.js';
 import {
   appserviceUrl,
   ConfigError,
@@ -230,7 +231,7 @@ describe('loadConfig', () => {
     dir = undefined;
   });
   function writeConfig(text: string): string {
-    dir = mkdtempSync(join(tmpdir(), 'trestle-config-'));
+    dir = tempDir('trestle-config-');
     const path = join(dir, 'trestle.yaml');
     writeFileSync(path, text);
     return path;
@@ -329,7 +330,7 @@ describe('sample config', () => {
   });
 
   it('generateSample writes the file, then reports it unchanged; --check mode only compares', () => {
-    const root = mkdtempSync(join(tmpdir(), 'trestle-sample-'));
+    const root = tempDir('trestle-sample-');
     try {
       expect(generateSample({}, { root, check: true }).changed).toBe(true);
       const written = generateSample({}, { root });

@@ -1,10 +1,10 @@
 // The CLI as a user runs it (needs `npm run build`, which `npm test` does first).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../temp.js';
 
 const cli = (...args: string[]) => spawnSync(process.execPath, ['packages/core/dist/cli/main.js', ...args], { encoding: 'utf8' });
 
@@ -12,7 +12,7 @@ const cli = (...args: string[]) => spawnSync(process.execPath, ['packages/core/d
 // generous limit; it guards against a hang, it measures nothing
 describe('trestle CLI', { timeout: 60_000 }, () => {
   it('check-config lists every problem by dotted path and exits 1, with no stack trace', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'trestle-cli-'));
+    const dir = tempDir('trestle-cli-');
     writeFileSync(join(dir, 'bad.yaml'), [
       'homeserver: { url: "ftp://x", domain: example.org }',
       'appservice: { port: "nine" }',
@@ -30,7 +30,7 @@ describe('trestle CLI', { timeout: 60_000 }, () => {
   });
 
   it('generate-registration writes namespaces for the enabled networks and fresh tokens; check-config accepts the sample', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'trestle-cli-'));
+    const dir = tempDir('trestle-cli-');
     const cfg = join(dir, 'ok.yaml');
     writeFileSync(cfg, 'homeserver: { url: "http://127.0.0.1:8008", domain: example.org }\nnetworks:\n  irc: { servers: { libera: { host: irc.libera.chat } } }\n');
     expect(cli('check-config', '--config', cfg).status).toBe(0);
@@ -44,7 +44,7 @@ describe('trestle CLI', { timeout: 60_000 }, () => {
   });
 
   it('start refuses a missing registration with a hint, exit 1', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'trestle-cli-'));
+    const dir = tempDir('trestle-cli-');
     const cfg = join(dir, 'ok.yaml');
     writeFileSync(cfg, `homeserver: { url: "http://127.0.0.1:1", domain: example.org }\nappservice: { registration: ${join(dir, 'none.yaml')} }\n`);
     const r = cli('start', '--config', cfg);

@@ -4,6 +4,7 @@ import { GhostStore } from '../../../packages/core/src/db/ghosts.js';
 import { MessageStore } from '../../../packages/core/src/db/messages.js';
 import { PortalStore } from '../../../packages/core/src/db/portals.js';
 import { TxnStore } from '../../../packages/core/src/db/txns.js';
+import { tempDir } from '../temp.js';
 
 describe('migrations', () => {
   it('creates core tables at the latest version and records per-owner versions', () => {
@@ -85,9 +86,7 @@ describe('stores', () => {
   });
 
   it('remembers processed transaction ids across reopen', async () => {
-    const { mkdtempSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const path = `${mkdtempSync(`${tmpdir()}/trestle-t-`)}/t.db`;
+    const path = `${tempDir('trestle-t-')}/t.db`;
     const db = openDatabase(path);
     new TxnStore(db).record('txn-1', ['$a', '$b']);
     db.close();

@@ -4,15 +4,15 @@
  * 1xx, close-delimited bodies, the keep-alive race, garbage).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MatrixError } from '../../../packages/core/src/matrix/client.js';
 import { HomeserverHttp, HttpExchangeError } from '../../../packages/core/src/matrix/http.js';
+import { tempDir } from '../temp.js';
 
 const closers: (() => void)[] = [];
 afterEach(() => { for (const c of closers.splice(0)) c(); });
@@ -150,7 +150,7 @@ describe('HomeserverHttp against node:http', () => {
   });
 
   it('talks to an https homeserver (a private CA)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'trestle-tls-'));
+    const dir = tempDir('trestle-tls-');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
       '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
     const cert = readFileSync(join(dir, 'cert.pem'));

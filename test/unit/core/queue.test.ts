@@ -6,6 +6,7 @@ import { silentLogger } from '../../../packages/core/src/util/log.js';
 import type { WorkItem } from '../../../packages/core/src/db/workQueue.js';
 import { DeliveryError } from '../../../packages/core/src/network/contract.js';
 import { combinedFailure } from '../../../packages/core/src/bridge/fromMatrix.js';
+import { tempDir } from '../temp.js';
 
 const policy = { maxAttempts: 3, initialBackoffMs: 5, maxBackoffMs: 20 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -249,9 +250,7 @@ describe('OrderedQueues', () => {
   });
 
   it('commits what waits for the end of the turn at once when asked (the store is about to close)', async () => {
-    const { mkdtempSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const path = `${mkdtempSync(`${tmpdir()}/trestle-q-`)}/q.db`;
+    const path = `${tempDir('trestle-q-')}/q.db`;
     const first = setup(() => new Promise(() => undefined), path);
     await first.q.stop(100);
     const added = first.q.enqueueSoon([{ queueKey: '!r', kind: 'k', payload: 'late', dedupeKey: 'late' }]);
@@ -300,9 +299,7 @@ describe('OrderedQueues', () => {
   });
 
   it('restores pending items after a restart, in order', async () => {
-    const { mkdtempSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const path = `${mkdtempSync(`${tmpdir()}/trestle-q-`)}/q.db`;
+    const path = `${tempDir('trestle-q-')}/q.db`;
     // first "process": items persisted but the handler never finishes them
     const first = setup(() => new Promise(() => undefined), path);
     first.q.enqueueAll([1, 2, 3].map((n) => ({ queueKey: '!r', kind: 'k', payload: n, dedupeKey: `n${n}` })));

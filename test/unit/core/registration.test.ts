@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { buildRegistration, readRegistration, writeRegistration } from '../../../packages/core/src/matrix/registration.js';
+import { tempDir } from '../temp.js';
 
 const input = {
   id: 'trestle', url: 'http://127.0.0.1:9000', botLocalpart: 'trestle', domain: 'example.org',
@@ -48,7 +48,7 @@ describe('registration', () => {
   });
 
   it('writes a file only its owner can read, which reads back', async () => {
-    const path = `${mkdtempSync(`${tmpdir()}/trestle-r-`)}/sub/reg.yaml`;
+    const path = `${tempDir('trestle-r-')}/sub/reg.yaml`;
     const reg = await buildRegistration(input);
     writeRegistration(path, reg);
     expect(statSync(path).mode & 0o777).toBe(0o600);
@@ -58,7 +58,7 @@ describe('registration', () => {
 
   it('explains a missing or incomplete registration file', async () => {
     expect(() => readRegistration('/nonexistent/reg.yaml')).toThrow(/generate-registration/);
-    const path = `${mkdtempSync(`${tmpdir()}/trestle-r-`)}/reg.yaml`;
+    const path = `${tempDir('trestle-r-')}/reg.yaml`;
     writeRegistration(path, { ...await buildRegistration(input), hs_token: '' });
     expect(() => readRegistration(path)).toThrow(/lacks: hs_token/);
   });

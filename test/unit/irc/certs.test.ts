@@ -1,7 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { migrate, openDatabase } from '../../../packages/core/src/db/database.js';
@@ -9,6 +8,7 @@ import { certFingerprint, makeClientCert, pemCertificates, untrustedChain } from
 import { certfpAnswer } from '../../../packages/irc/src/commands.js';
 import { saslMechanisms } from '../../../packages/irc/src/sasl.js';
 import { IrcStore, PasswordBox, ircMigrations } from '../../../packages/irc/src/store.js';
+import { tempDir } from '../temp.js';
 
 describe('client certificates made by the bridge (hand-encoded DER)', () => {
   it('makes a self-signed v3 certificate Node parses, signed by its own key, with the key it is given with', () => {
@@ -33,7 +33,7 @@ describe('client certificates made by the bridge (hand-encoded DER)', () => {
   });
 
   it('is accepted by OpenSSL as a self-signed certificate', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'trestle-cert-'));
+    const dir = tempDir('trestle-cert-');
     const file = join(dir, 'c.pem');
     writeFileSync(file, makeClientCert('openssl check').cert);
     const out = execFileSync('openssl', ['verify', '-CAfile', file, file], { encoding: 'utf8' });
@@ -54,7 +54,7 @@ describe('client certificates made by the bridge (hand-encoded DER)', () => {
 const pemOf = (file: string): string => readFileSync(file, 'utf8');
 
 describe('trusting a server certificate against tlsCa (the listener\'s own check)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'trestle-ca-'));
+  const dir = tempDir('trestle-ca-');
   const make = (name: string, args: string[]): X509Certificate => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30',
       '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.pem`), ...args], { stdio: 'ignore' });
@@ -110,7 +110,7 @@ describe('certfp answer', () => {
 
 describe('IrcStore client certificates', () => {
   const open = (): { s: IrcStore; raw: (col: string) => unknown } => {
-    const dir = mkdtempSync(join(tmpdir(), 'trestle-irc-cert-'));
+    const dir = tempDir('trestle-irc-cert-');
     const db = openDatabase(join(dir, 'bridge.db'));
     migrate(db, 'irc', ircMigrations);
     return { s: new IrcStore(db, new PasswordBox(join(dir, 'irc.key'))), raw: (col) => (db.prepare(`SELECT ${col} AS v FROM irc_users`).get() as { v: unknown }).v };

@@ -1,13 +1,12 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { migrate, openDatabase } from '../../../packages/core/src/db/database.js';
 import { parseBlock } from '../../../packages/irc/src/addresses.js';
 import { IrcStore, PasswordBox, ircMigrations } from '../../../packages/irc/src/store.js';
+import { tempDir } from '../temp.js';
 
 function store(): { store: IrcStore; reopen: () => IrcStore } {
-  const dir = mkdtempSync(join(tmpdir(), 'trestle-irc-store-'));
+  const dir = tempDir('trestle-irc-store-');
   const db = openDatabase(join(dir, 'bridge.db'));
   migrate(db, 'irc', ircMigrations);
   const box = new PasswordBox(join(dir, 'irc.key'));

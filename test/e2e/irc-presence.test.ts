@@ -1,6 +1,6 @@
 /**
  * IRC away status → the Matrix presence of IRC users' ghosts (server config `presence`, off by
- * default), on a real ergo (which offers IRCv3 away-notify) and a real Synapse (presence enabled),
+ * default), and Matrix users' presence → AWAY on IRC (`awayFromPresence`, off by default), on a real ergo (which offers IRCv3 away-notify) and a real Synapse (presence enabled),
  * read as a Matrix client reads it: GET /presence/{user}/status by a Matrix user sharing a room.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -117,5 +117,29 @@ describe('IRC bridge: away status as presence', () => {
     expect(p.presence).toBe('online');
     expect(p.last_active_ago).toBeLessThan(5000); // repeated every 2 s; without repeats it would be past 6000
     sam.quit();
+  });
+
+  it('the other way (awayFromPresence): a Matrix user who turns unavailable is AWAY on IRC with their status message, and back when online', async () => {
+    await bridge.stop();
+    bridge = await startIrcBridge({ awayFromPresence: true });
+    const watcher = await users.add('preswatch', ['#pres']);
+    await pia.sendText(presRoom(), 'pia is here'); // opens her IRC connection (presence alone never does)
+    await watcher.waitFor((m) => m.message === 'pia is here');
+    /** What WHOIS says of pia's nick: her away message (301), or undefined when she is not away. */
+    const awayOfPia = async (): Promise<string | undefined> => {
+      const from = watcher.raw.length;
+      watcher.client.raw('WHOIS Pia[m]');
+      await until(() => watcher.raw.slice(from).some((l) => / 318 /.test(l)), 'the WHOIS to end');
+      const away = watcher.raw.slice(from).find((l) => / 301 /.test(l));
+      return away === undefined ? undefined : away.slice(away.indexOf(' :', away.indexOf(' 301 ')) + 2).trimEnd();
+    };
+    expect(await awayOfPia()).toBeUndefined();
+    const setPresence = (presence: string, status_msg?: string): Promise<unknown> =>
+      pia.request('PUT', `/_matrix/client/v3/presence/${encodeURIComponent(pia.userId)}/status`, { presence, ...(status_msg ? { status_msg } : {}) });
+    await setPresence('unavailable', 'gone fishing');
+    await until(async () => (await awayOfPia()) === 'gone fishing' || undefined, 'pia to be away on IRC');
+    await setPresence('online');
+    await until(async () => (await awayOfPia()) === undefined || undefined, 'pia to be back on IRC');
+    watcher.quit();
   });
 });

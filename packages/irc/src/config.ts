@@ -94,6 +94,10 @@ export const ircServerSchema = z.strictObject({
       'away-notify where the server offers it. Costs a request to the homeserver per ghost that is not offline every ' +
       'presenceRefreshSeconds; needs presence enabled on the homeserver.'),
   presenceRefreshSeconds: presenceRefreshSecondsSchema,
+  awayFromPresence: z.boolean().default(false)
+    .describe('The other way: a Matrix user whose presence turns unavailable or offline is marked AWAY on IRC (with their ' +
+      'status message, else "Away"), and back when they are online again, so IRC users who message them learn they may ' +
+      'not answer soon. Only connections already open (presence never opens one); needs presence enabled on the homeserver.'),
   history: z.strictObject({
     enabled: z.boolean().default(true)
       .describe('When the bridge\'s own connection rejoins a bridged channel (the bridge restarted, or its connection was lost), ' +

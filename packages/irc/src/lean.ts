@@ -247,6 +247,17 @@ export class LeanConnection extends EventEmitter {
   /** The transport of the current connection: TLS or not, and the port (TLS may be an STS policy's, not the config's). */
   get via(): Route { return this.route; }
 
+  /** The away message set (AWAY), kept across reconnects; undefined: not away. */
+  private awayText?: string;
+
+  /** Mark the user away on IRC with `text`, or back (undefined). Said only when it changes; set again after a reconnect. */
+  setAway(text: string | undefined): void {
+    const t = text?.replace(/[\r\n\0]+/g, ' ').trim().slice(0, 200) || (text === undefined ? undefined : 'Away');
+    if (t === this.awayText) return;
+    this.awayText = t;
+    if (this.state === 'connected') this.write(t === undefined ? 'AWAY' : `AWAY :${t}`);
+  }
+
   get username(): string { return this.opts.username; }
   isIn(channel: string): boolean { return this.joined.has(ircLower(channel)); }
 
@@ -388,6 +399,7 @@ export class LeanConnection extends EventEmitter {
         this.opts.log.info('IRC connection registered', { nick: this.nick });
         this.identifyIfNeeded();
         if (this.opts.userModes) this.write(`MODE ${this.nick} ${this.opts.userModes}`);
+        if (this.awayText !== undefined) this.write(`AWAY :${this.awayText}`);
         for (const [ch, key] of this.channels) this.write(`JOIN ${ch}${key ? ` ${key}` : ''}`);
         for (const w of this.readyWaiters.splice(0)) w.resolve();
         this.emit('registered', this.nick);

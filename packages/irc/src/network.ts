@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import {
   DeliveryError, type AliasCapable, type BridgeInfoCapable, type BridgeInfoSection, type CommandCapable, type DirectChatCapable, type EditCapable, type MatrixEdit,
   type MatrixMembership, type MatrixMessage, type MatrixProfileChange, type ProfileCapable, type MatrixPowerLevels, type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta,
-  type MatrixTyping, type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type PortalInfo, type PowerLevelCapable, type ProvisioningCapable,
+  type MatrixTyping, type MatrixUserPresence, type PresenceOutCapable, type MembershipCapable, type NetworkCommand, type NetworkConnector, type NetworkContext, type PortalInfo, type PowerLevelCapable, type ProvisioningCapable,
   type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult, type ThirdPartyCapable, type ThirdPartyLocation,
   type ThirdPartyProtocol, type ThirdPartyUser, type TypingCapable,
 } from '@trestle/core';
@@ -49,7 +49,7 @@ export function describeEdit(previous: string | undefined, next: string): string
 
 const HOST_ESTIMATE = 63; // we do not know our cloaked host: leave room for a long one
 
-export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, MembershipCapable,
+export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCapable, RedactionCapable, ReactionCapable, MembershipCapable,
   RoomMetadataCapable, AliasCapable, ProvisioningCapable, DirectChatCapable, CommandCapable, TypingCapable, PowerLevelCapable, ProfileCapable, BridgeInfoCapable,
   ThirdPartyCapable {
   readonly identity;
@@ -349,6 +349,14 @@ export class IrcNetwork implements NetworkConnector, EditCapable, RedactionCapab
     const target = parsed.kind === 'channel' ? parsed.channel : this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick;
     if (parsed.kind === 'channel' && !conn.isIn(target)) return;
     this.typing.set(t.user.userId, server.key, conn, target, t.typing);
+  }
+
+  /** A Matrix user's presence → AWAY on their open connections, on servers with `awayFromPresence`. */
+  async handleMatrixPresence(p: MatrixUserPresence): Promise<void> {
+    for (const server of this.servers.values()) {
+      if (!server.cfg.awayFromPresence) continue;
+      server.clients.get(p.userId)?.setAway(p.presence === 'online' ? undefined : p.statusMsg ?? 'Away');
+    }
   }
 
   /** Matrix users' power levels → their IRC nicks' channel modes (moderation.ts). */

@@ -25,7 +25,7 @@ import { type RegistrationFile, readRegistration } from '../matrix/registration.
 import { thirdPartyLookups } from './thirdParty.js';
 import {
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalRef, type RemoteSender,
-  supportsAliases, supportsCommands, supportsDirectChats, supportsLinkHook, supportsProvisioning, supportsReachability, supportsTyping, supportsUnlinkHook,
+  supportsAliases, supportsCommands, supportsDirectChats, supportsLinkHook, supportsProvisioning, supportsReachability, supportsTyping, supportsUnlinkHook, supportsMatrixPresence,
 } from '../network/contract.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { BridgeInfoSync } from './bridgeInfo.js';
@@ -622,6 +622,7 @@ export class TrestleBridge {
 
   private onEphemeral(events: EphemeralEvent[]): void {
     for (const ev of events) {
+      if (ev.type === 'm.presence') { this.onPresence(ev); continue; }
       if (ev.type !== 'm.typing' || !ev.room_id) continue;
       const now = new Set(Array.isArray(ev.content['user_ids']) ? (ev.content['user_ids'] as string[]) : []);
       const before = this.typing.get(ev.room_id) ?? new Set<string>();
@@ -635,6 +636,20 @@ export class TrestleBridge {
             .catch((err: unknown) => this.log.debug('typing not bridged', { err: err as Error }));
         }
       }
+    }
+  }
+
+  /** A Matrix user's presence (`m.presence`): to every network that shows it (PresenceOutCapable). */
+  private onPresence(ev: EphemeralEvent): void {
+    const userId = ev.sender;
+    const presence = ev.content['presence'];
+    if (typeof userId !== 'string' || this.ghostNetwork(userId) || userId === this.matrix.botUserId) return;
+    if (presence !== 'online' && presence !== 'unavailable' && presence !== 'offline') return;
+    const statusMsg = typeof ev.content['status_msg'] === 'string' && ev.content['status_msg'] ? ev.content['status_msg'] : undefined;
+    for (const n of this.networks.values()) {
+      if (!supportsMatrixPresence(n)) continue;
+      void n.handleMatrixPresence({ userId, presence, ...(statusMsg ? { statusMsg } : {}) })
+        .catch((err: unknown) => this.log.debug('presence not bridged', { err: err as Error }));
     }
   }
 }

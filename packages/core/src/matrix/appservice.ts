@@ -26,6 +26,8 @@ export interface MatrixEvent {
 export interface EphemeralEvent {
   type: string;
   room_id?: string;
+  /** Whose it is, on `m.presence`. */
+  sender?: string;
   content: Record<string, unknown>;
 }
 

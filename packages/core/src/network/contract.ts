@@ -227,6 +227,18 @@ export interface MatrixTyping {
 }
 
 /**
+ * A Matrix user's presence changed (the homeserver's `m.presence`, for users who share a room with
+ * the bridge): online, unavailable (idle, away) or offline, with their status message if they set
+ * one. Not per room: a network shows it wherever the user is, if it shows it at all. Ghosts' and the
+ * bot's own presence never arrive here.
+ */
+export interface MatrixUserPresence {
+  userId: MatrixUserId;
+  presence: MatrixPresence;
+  statusMsg?: string;
+}
+
+/**
  * A Matrix user changed their display name: a join → join member event whose `displayname` differs,
  * passed on only when it is their global profile name (a name set for one room alone is not, so a
  * network that keeps one name per user does not flip between rooms). The same change arrives once
@@ -252,6 +264,7 @@ export interface ReactionCapable {
 /** Replies are carried in {@link MatrixMessage.replyTo}; this marks that the network renders them natively. */
 export interface ReplyCapable { readonly nativeReplies: true }
 export interface TypingCapable { handleMatrixTyping(typing: MatrixTyping): Promise<void> }
+export interface PresenceOutCapable { handleMatrixPresence(presence: MatrixUserPresence): Promise<void> }
 export interface MembershipCapable { handleMatrixMembership(change: MatrixMembership): Promise<void> }
 export interface ProfileCapable { handleMatrixProfile(change: MatrixProfileChange): Promise<void> }
 export interface RoomMetadataCapable { handleMatrixRoomMeta(meta: MatrixRoomMeta): Promise<void> }
@@ -766,6 +779,8 @@ export const supportsReplies = (n: NetworkConnector): n is NetworkConnector & Re
   has(n, 'nativeReplies');
 export const supportsTyping = (n: NetworkConnector): n is NetworkConnector & TypingCapable =>
   has(n, 'handleMatrixTyping');
+export const supportsMatrixPresence = (n: NetworkConnector): n is NetworkConnector & PresenceOutCapable =>
+  has(n, 'handleMatrixPresence');
 export const supportsMembership = (n: NetworkConnector): n is NetworkConnector & MembershipCapable =>
   has(n, 'handleMatrixMembership');
 export const supportsProfiles = (n: NetworkConnector): n is NetworkConnector & ProfileCapable =>

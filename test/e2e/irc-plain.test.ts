@@ -5,6 +5,7 @@
  * edits as corrections, formatting as mIRC codes. Without labeled echoes a Matrix user's line counts
  * as sent when the PING written after it is answered: so a burst from two Matrix users (two
  * connections) keeps its order, and a line the server refuses (+m, no voice) is reported to the room.
+ * And a K-line at registration, which ergo (exempting loopback) cannot show: a refusal for good.
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,8 @@ const work = `${e2e.dir}/ngircd`;
 let bridge: TrestleBridge | undefined;
 let ana: MatrixUser;
 let ben: MatrixUser;
+/** The IRC user in #plain (its operator): set by the first test, which the second builds on. */
+let pia: IrcUser;
 const ircUsers: IrcUser[] = [];
 
 async function ircUser(nick: string, channel: string): Promise<IrcUser> {
@@ -47,7 +50,7 @@ afterAll(async () => {
 
 describe('IRC bridge on a server without IRCv3 tags (ngIRCd)', () => {
   it('bridges both ways with the plain-text fallbacks, keeps a two-user burst in order, and reports a refused line', async () => {
-    const pia = await ircUser('pia', '#plain'); // first in: the channel's operator
+    pia = await ircUser('pia', '#plain'); // first in: the channel's operator
     const roomId = await plumbedRoom(ana, bridge!.matrix.botUserId, '#plain');
     await ana.invite(roomId, ben.userId);
     await ben.join(roomId);
@@ -88,5 +91,28 @@ describe('IRC bridge on a server without IRCv3 tags (ngIRCd)', () => {
     expect(body(notice)).toContain(ana.userId);
     expect(body(notice)).toMatch(/Cannot send to channel/i);
     expect(pia.messages.some((m) => m.message === 'can anyone hear me?')).toBe(false);
+  });
+
+  it('refuses for good a Matrix user the server bans at registration (a K-line): their message fails with the reason, the room goes on', async () => {
+    // (ergo exempts loopback from its bans, so this is shown here)
+    const roomId = bridge!.portals.all().find((p) => p.remoteChat === 'test/#plain')!.roomId;
+    pia.client.raw('MODE #plain -m');
+    await pia.waitForRaw((l) => / MODE #plain -m/.test(l));
+    const op = await ircUser('plainop', '#plainops');
+    op.client.raw('OPER admin oper-pass');
+    await op.waitForRaw((l) => / 381 /.test(l));
+    const carl = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `plaincarl${Date.now()}`, { displayName: 'Carl' });
+    op.client.raw('KLINE *!*plaincarl*@* 3600 :spamming'); // his username is his localpart
+    op.client.raw('STATS k');
+    await op.waitForRaw((l) => / 216 .*plaincarl/.test(l));
+    await ana.invite(roomId, carl.userId);
+    await carl.join(roomId);
+    const since = Date.now();
+    await carl.sendText(roomId, 'let me in');
+    const notice = await ana.waitForEvent(roomId, (e) => e.sender === bridge!.matrix.botUserId && e.origin_server_ts >= since && body(e).includes(carl.userId));
+    expect(body(notice)).toMatch(/refuses the connection: .*spamming.*K-Line/);
+    await ana.sendText(roomId, 'the room goes on');
+    await pia.waitFor((m) => m.message === 'the room goes on');
+    expect(pia.messages.some((m) => m.message === 'let me in')).toBe(false);
   });
 });

@@ -184,6 +184,8 @@ export class LeanConnection extends EventEmitter {
   /** Lines written with a label and not yet answered (echo, refusal, or the PONG of a check): label → how to settle. */
   private readonly awaiting = new Map<string, Awaiting>();
   private labelSeq = 0;
+  /** A pump of the send queue is due at the end of this turn (see enqueue). */
+  private pumpQueued = false;
   /**
    * Lines written without a label, by the PING written after them (their barrier), oldest first:
    * the PING's token, and each line's key in `awaiting`, its target (lower-cased) and the server's
@@ -746,7 +748,6 @@ export class LeanConnection extends EventEmitter {
       queueMicrotask(() => { this.pumpQueued = false; this.pump(); });
     });
   }
-  private pumpQueued = false;
 
   /**
    * Write queued lines in order; each line's promise settles with its echo (msgid) or refusal, and

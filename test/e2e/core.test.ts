@@ -60,6 +60,35 @@ describe('appservice API', () => {
     expect(testa.received.length).toBe(before);
   });
 
+  it('answers the ping, /health and the express-built routes (user queries) alike', async () => {
+    // ping and /health are served before express is loaded; user queries load it at their first request
+    const { hs_token } = e2e.registration();
+    const ping = (auth?: string): Promise<Response> => fetch(`${asUrl}/_matrix/app/v1/ping`, {
+      method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) }, body: JSON.stringify({ transaction_id: 'p1' }),
+    });
+    const ok = await ping(`Bearer ${hs_token}`);
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({});
+    for (const auth of ['Bearer wrong-token', undefined]) {
+      const refused = await ping(auth);
+      expect(refused.status).toBe(403);
+      expect(((await refused.json()) as { errcode: string }).errcode).toBe('M_FORBIDDEN');
+    }
+    // the homeserver's own ping goes through the same path
+    expect(await bridge.matrix.ping(bridge.config.appservice.id)).toBeGreaterThanOrEqual(0);
+    const head = await fetch(`${asUrl}/health`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    const health = (await (await fetch(`${asUrl}/health`)).json()) as { status: string; networks: string[]; queueDepth: number };
+    expect(health).toMatchObject({ status: 'ok', networks: expect.arrayContaining(['testa', 'testb']) });
+    expect(typeof health.queueDepth).toBe('number');
+    const stranger = await fetch(`${asUrl}/_matrix/app/v1/users/${encodeURIComponent('@not_in_any_namespace:localhost')}`, { headers: { authorization: `Bearer ${hs_token}` } });
+    expect(stranger.status).toBe(404);
+    expect(((await stranger.json()) as { errcode: string }).errcode).toBe('M_NOT_FOUND');
+    const unauthorised = await fetch(`${asUrl}/_matrix/app/v1/users/${encodeURIComponent('@x:localhost')}`);
+    expect(unauthorised.status).toBe(403);
+  });
+
   it('answers malformed bodies with 400 and a reason, and keeps running', async () => {
     const { hs_token } = e2e.registration();
     const put = (txn: string, text: string): Promise<Response> => fetch(`${asUrl}/_matrix/app/v1/transactions/${txn}`, {

@@ -2,8 +2,8 @@
  * The bridge runtime: wires the store, the Matrix layer, the appservice HTTP API, the per-room
  * queues and the networks together. Handlers get the narrow pieces they need, not this object.
  */
-import express from 'express';
-import { createServer, type Server } from 'node:http';
+import type { Express } from 'express';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AdminRoomStore } from '../db/adminRooms.js';
 import { type Db, migrate, openDatabase } from '../db/database.js';
 import { GhostStore } from '../db/ghosts.js';
@@ -16,6 +16,7 @@ import { WorkQueueStore } from '../db/workQueue.js';
 import type { TrestleConfig } from '../config/schema.js';
 import { CommandProcessor } from '../commands/processor.js';
 import { builtinCommands } from '../commands/builtins.js';
+import { express } from '../http/express.js';
 import { BridgeMetrics } from '../http/metrics.js';
 import { provisioningRouter } from '../http/provisioning.js';
 import { MediaLinks, mediaRouter } from '../http/media.js';
@@ -93,6 +94,7 @@ export class TrestleBridge {
   private media?: MediaLinks;
   private bridgeInfo?: BridgeInfoSync;
   private started = false;
+  private pruneTimer?: NodeJS.Timeout;
 
   constructor(readonly config: TrestleConfig, networks: NetworkConnector[], private readonly opts: BridgeOptions = {}) {
     this.log = opts.log ?? createLogger({ level: config.logging.level, format: config.logging.format });
@@ -233,8 +235,6 @@ export class TrestleBridge {
       },
     }, log);
 
-    const app = express();
-    app.disable('x-powered-by');
     const asHandler: TransactionHandler = {
       // a transaction of only our ghosts' echoes stores nothing, so whether it was seen does not matter: no lookup
       seenTransaction: (id, events) => events.some((ev) => !this.onlyOwnEcho(ev)) && txns.seen(id, events.map((ev) => ev.event_id)),
@@ -267,22 +267,35 @@ export class TrestleBridge {
         '(clients cannot browse these networks): regenerate it, or add them under `protocols`', { protocols: unregistered });
     }
     const transactions = transactionListener(registration.hs_token, asHandler, log);
-    app.use(appserviceRouter(registration.hs_token, asHandler, log));
-    app.get('/health', (_req, res) => {
-      res.json({ status: 'ok', version: TRESTLE_VERSION, networks: [...this.networks.keys()], queueDepth: this.queues?.totalDepth() ?? 0 });
-    });
-    if (config.metrics.enabled) {
-      app.get('/metrics', (_req, res) => {
-        this.metrics.registry.metrics().then((text) => {
-          res.setHeader('Content-Type', this.metrics.registry.contentType);
-          res.send(text);
-        }, (err: unknown) => res.status(500).send(String(err)));
-      });
-    }
-    app.use('/_trestle/media/v1', mediaRouter(media, config.homeserver.url, registration.as_token, log));
-    if (config.provisioning.enabled && config.provisioning.secret) {
-      app.use('/_trestle/provision/v1', provisioningRouter(config.provisioning.secret, this));
-    }
+    // what the homeserver needs first is served without express: transactions (above) and /health
+    const health = (req: IncomingMessage, res: ServerResponse): boolean => {
+      if ((req.method !== 'GET' && req.method !== 'HEAD') || !/^\/health\/?(?:\?|$)/.test(req.url ?? '')) return false;
+      const body = JSON.stringify({ status: 'ok', version: TRESTLE_VERSION, networks: [...this.networks.keys()], queueDepth: this.queues?.totalDepth() ?? 0 });
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return true;
+    };
+    // the rest of the API (user and alias queries, provisioning, media, metrics) is built on express at its first request
+    let app: Express | undefined;
+    const rest = (): Express => {
+      if (app) return app;
+      app = express()();
+      app.disable('x-powered-by');
+      app.use(appserviceRouter(registration.hs_token, asHandler, log));
+      if (config.metrics.enabled) {
+        app.get('/metrics', (_req, res) => {
+          this.metrics.registry.metrics().then((text) => {
+            res.setHeader('Content-Type', this.metrics.registry.contentType);
+            res.send(text);
+          }, (err: unknown) => res.status(500).send(String(err)));
+        });
+      }
+      app.use('/_trestle/media/v1', mediaRouter(media, config.homeserver.url, registration.as_token, log));
+      if (config.provisioning.enabled && config.provisioning.secret) {
+        app.use('/_trestle/provision/v1', provisioningRouter(config.provisioning.secret, this));
+      }
+      return app;
+    };
 
     for (const n of this.networks.values()) {
       const id = n.identity.id;
@@ -336,16 +349,23 @@ export class TrestleBridge {
 
     const restored = this.queues.restore();
     if (restored) log.info('resuming undelivered events from before the last stop', { count: restored });
-    txns.prune(7 * 24 * 3600 * 1000);
-    work.prune(7 * 24 * 3600 * 1000);
 
     await new Promise<void>((resolve, reject) => {
-      const server = createServer((req, res) => { if (!transactions(req, res)) app(req, res); });
+      const server = createServer((req, res) => { if (!transactions(req, res) && !health(req, res)) rest()(req, res); });
       server.listen(config.appservice.port, config.appservice.bindAddress, () => resolve());
       server.once('error', reject);
       this.server = server;
     });
     this.started = true;
+    // finished work and transaction ids older than a week have done their job (dedupe): deleted now and then
+    const prune = (): void => {
+      if (!this.started) return;
+      const week = 7 * 24 * 3600 * 1000;
+      const gone = txns.prune(week) + work.prune(week);
+      if (gone) log.debug('pruned old work and transaction records', { rows: gone });
+    };
+    setTimeout(prune, 1000).unref();
+    this.pruneTimer = setInterval(prune, 6 * 3600 * 1000).unref();
     void bridgeInfo.catchUp(portals.all()); // in the background: start-up does not wait for it
     await matrix.ping(config.appservice.id).then(
       (ms) => log.info('the homeserver reaches the bridge', { pingMs: ms }),
@@ -358,6 +378,7 @@ export class TrestleBridge {
   async stop(timeoutMs = 10_000): Promise<void> {
     if (!this.started && !this.db) return;
     this.started = false;
+    clearInterval(this.pruneTimer);
     this.bridgeInfo?.stop();
     this.log.info('stopping: draining queues');
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

@@ -4,10 +4,11 @@
  * media id, so the bridge serves only media it linked to, not the whole repository.
  *   GET /_trestle/media/v1/<server>/<mediaId>/<sig>[/<filename>]
  */
-import express, { type Router } from 'express';
+import type { Request, Response, Router } from 'express';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Logger } from '../util/log.js';
+import { express } from './express.js';
 
 export class MediaLinks {
   constructor(private readonly key: string, private readonly publicBase: string) {}
@@ -33,8 +34,8 @@ export class MediaLinks {
 }
 
 export function mediaRouter(links: MediaLinks, homeserverUrl: string, asToken: string, log: Logger): Router {
-  const r = express.Router();
-  const serve = async (req: express.Request, res: express.Response): Promise<void> => {
+  const r = express().Router();
+  const serve = async (req: Request, res: Response): Promise<void> => {
     const { server = '', mediaId = '', sig = '' } = req.params as Record<string, string>;
     if (!links.verify(server, mediaId, sig)) { res.status(404).json({ errcode: 'M_NOT_FOUND', error: 'No such media' }); return; }
     const upstream = `${homeserverUrl.replace(/\/+$/, '')}/_matrix/client/v1/media/download/${encodeURIComponent(server)}/${encodeURIComponent(mediaId)}`;

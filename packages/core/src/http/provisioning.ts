@@ -6,13 +6,14 @@
  *   POST /link   { room_id, network, remote_chat, user_id }
  *   POST /unlink { room_id, network, remote_chat, user_id }
  */
-import express, { type Request, type Response, type Router } from 'express';
+import type { Request, Response, Router } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import type { BuiltinHost } from '../commands/builtins.js';
+import { express } from './express.js';
 
 export function provisioningRouter(secret: string, host: BuiltinHost): Router {
-  const r = express.Router();
-  r.use(express.json({ limit: '64kb' }));
+  const r = express().Router();
+  r.use(express().json({ limit: '64kb' }));
   r.use((req, res, next) => {
     const given = Buffer.from((req.header('authorization') ?? '').replace(/^Bearer /, ''));
     const want = Buffer.from(secret);

@@ -5,9 +5,10 @@
  * transaction is acknowledged only after its events are persisted (so a crash right after the
  * 200 loses nothing), and a transaction id already processed is acknowledged and ignored.
  */
-import express, { type Request, type Response, type Router } from 'express';
+import type { Request, Response, Router } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { express } from '../http/express.js';
 import type { Logger } from '../util/log.js';
 
 /** The fields of a client event the bridge relies on; validated before it is persisted. */
@@ -137,10 +138,13 @@ export class TransactionGapGuard {
 /** The transaction body's size limit (a homeserver's transactions are far smaller). */
 const MAX_TRANSACTION_BYTES = 50 * 1024 * 1024;
 const TRANSACTION_PATH = /^\/(?:_matrix\/app\/v1\/)?transactions\/([^/?]+)(?:\?(.*))?$/;
+const PING_PATH = /^\/_matrix\/app\/v1\/ping\/?(?:\?(.*))?$/;
 
 /**
  * The transaction endpoint as a plain node:http handler: every Matrix event arrives through it, so
- * it skips express's routing and body parsing. Returns false for any other request (for express).
+ * it skips express's routing and body parsing. The homeserver's ping (which the bridge asks for
+ * as it starts) is answered here too, so that start-up never waits for express. Returns false for
+ * any other request (for express).
  */
 export function transactionListener(hsToken: string, handler: TransactionHandler, log: Logger): (req: IncomingMessage, res: ServerResponse) => boolean {
   const gaps = new TransactionGapGuard();
@@ -149,6 +153,16 @@ export function transactionListener(hsToken: string, handler: TransactionHandler
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
   };
   return (req, res) => {
+    const ping = req.method === 'POST' && req.url ? PING_PATH.exec(req.url) : null;
+    if (ping) {
+      // the body (an optional transaction_id) says nothing the answer depends on
+      req.resume();
+      if (!tokenMatches(tokenOf(req.headers.authorization, new URLSearchParams(ping[1] ?? '').get('access_token')), hsToken)) {
+        handler.onTransactionMetrics?.(0, 'rejected');
+        answer(res, 403, { errcode: 'M_FORBIDDEN', error: 'Bad or missing homeserver token' });
+      } else answer(res, 200, {});
+      return true;
+    }
     const m = req.method === 'PUT' && req.url ? TRANSACTION_PATH.exec(req.url) : null;
     if (!m) return false;
     if (!tokenMatches(tokenOf(req.headers.authorization, new URLSearchParams(m[2] ?? '').get('access_token')), hsToken)) {
@@ -241,10 +255,9 @@ function processTransaction(txnId: string, body: unknown, handler: TransactionHa
   return { status: 200, body: {}, ephemeral };
 }
 
-/** The rest of the appservice API (user and alias queries, ping), on express. */
+/** The rest of the appservice API (user and alias queries, third-party lookups), on express. */
 export function appserviceRouter(hsToken: string, handler: TransactionHandler, log: Logger): Router {
-  const router = express.Router();
-  const json = express.json({ limit: '1mb' });
+  const router = express().Router();
 
   const auth = (req: Request, res: Response, next: () => void): void => {
     if (!tokenMatches(tokenOf(req.header('authorization'), req.query['access_token']), hsToken)) {
@@ -271,7 +284,6 @@ export function appserviceRouter(hsToken: string, handler: TransactionHandler, l
     router.get(`${prefix}/users/:id`, auth, query('user'));
     router.get(`${prefix}/rooms/:id`, auth, query('alias'));
   }
-  router.post('/_matrix/app/v1/ping', auth, json, (_req, res) => { res.status(200).json({}); });
   // third-party lookups: an unknown protocol, or nothing found, is a 404 (the homeserver then answers [])
   const notFound = (res: Response, what: string): void => { res.status(404).json({ errcode: 'M_NOT_FOUND', error: `No ${what} found` }); };
   router.get('/_matrix/app/v1/thirdparty/protocol/:protocol', auth, (req, res) => {
@@ -286,19 +298,5 @@ export function appserviceRouter(hsToken: string, handler: TransactionHandler, l
       if (found?.length) res.status(200).json(found); else notFound(res, found ? `${kind}s for these fields` : 'such protocol');
     });
   }
-  // The body parser reports bad JSON as an error with status 400; answer it in Matrix style.
-  router.use((err: unknown, _req: Request, res: Response, next: (e?: unknown) => void) => {
-    const e = err as { status?: number; type?: string; message?: string };
-    if (e?.status === 400 || e?.type === 'entity.parse.failed') {
-      handler.onTransactionMetrics?.(0, 'error');
-      res.status(400).json({ errcode: 'M_NOT_JSON', error: `Malformed JSON: ${e.message ?? 'parse error'}` });
-      return;
-    }
-    if (e?.status === 413) {
-      res.status(413).json({ errcode: 'M_TOO_LARGE', error: 'Transaction too large' });
-      return;
-    }
-    next(err);
-  });
   return router;
 }

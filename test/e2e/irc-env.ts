@@ -24,6 +24,12 @@ export function restartErgo(settings = '', env: Record<string, string> = {}): vo
   execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore', env: { ...process.env, ...env, ERGO_EXTRA_SETTINGS: settings } });
 }
 
+/** Have the running ergo rehash its config written again with `settings` (clients stay connected). */
+export function rehashErgo(settings = ''): void {
+  const work = process.env['TRESTLE_E2E_ERGO_WORK']!;
+  execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore', env: { ...process.env, ERGO_EXTRA_SETTINGS: settings, ERGO_REHASH: '1' } });
+}
+
 /** IRC users on ergo, remembered so the suite can make them all quit at the end. */
 export class IrcUsers {
   readonly all: IrcUser[] = [];

@@ -13,7 +13,7 @@ import type { IrcNetwork } from '../../packages/irc/src/network.js';
 import type { IrcServer } from '../../packages/irc/src/server.js';
 import { MatrixUser } from '../harness/matrix-user.js';
 import { e2e, until } from './env.js';
-import { body, ghost, IrcUsers, plumbedRoom, restartErgo, startIrcBridge } from './irc-env.js';
+import { body, ghost, IrcUsers, plumbedRoom, rehashErgo, restartErgo, startIrcBridge } from './irc-env.js';
 
 const tlsPort = Number(process.env['TRESTLE_E2E_IRC_TLS_PORT'] ?? 0);
 const ergoWork = process.env['TRESTLE_E2E_ERGO_WORK'] ?? '';
@@ -89,5 +89,34 @@ describe('IRC bridge: IRCv3 STS (strict transport security)', () => {
     await start();
     expect(ircServer().listener.via).toEqual({ port: Number(process.env['TRESTLE_E2E_IRC_PORT']), tls: false });
     expect(policy()).toBeUndefined();
+  });
+
+  it('moves live connections to TLS when the server turns STS on while they are up (CAP NEW on a rehash)', async () => {
+    await stop();
+    restartErgo();
+    await start();
+    const plainPort = Number(process.env['TRESTLE_E2E_IRC_PORT']);
+    expect(ircServer().listener.via).toEqual({ port: plainPort, tls: false });
+    const roomId = await plumbedRoom(user, bridge!.matrix.botUserId, '#stsnew');
+    const fan = await users.add('stsnewfan', ['#stsnew']);
+    await user.sendText(roomId, 'hello in plaintext');
+    await fan.waitFor((m) => m.target === '#stsnew' && m.message === 'hello in plaintext');
+    const mine = ircServer().clients.get(user.userId)!;
+    expect(mine.via).toEqual({ port: plainPort, tls: false });
+
+    rehashErgo(STS_ON);
+    await until(() => ircServer().listener.via.tls && ircServer().listener.state === 'connected', 'the bridge\'s connection to move to TLS');
+    await until(() => mine.via.tls && mine.state === 'connected', 'the Matrix user\'s connection to move to TLS');
+    expect(ircServer().listener.via).toEqual({ port: tlsPort, tls: true });
+    expect(mine.via).toEqual({ port: tlsPort, tls: true });
+    // heard again over TLS at registration: the policy is stored
+    await until(() => policy()?.port === tlsPort, 'the policy to be stored');
+    await user.sendText(roomId, 'hello over TLS now');
+    await fan.waitFor((m) => m.target === '#stsnew' && m.message === 'hello over TLS now');
+    fan.say('#stsnew', 'heard you');
+    expect((await user.waitForEvent(roomId, (e) => body(e) === 'heard you')).sender).toBe(ghost('stsnewfan'));
+    // the suites after this one connect as configured: the policy goes (a stop would not write it back)
+    bridge!.database.prepare('DELETE FROM irc_sts WHERE host = ?').run('localhost');
+    await stop();
   });
 });

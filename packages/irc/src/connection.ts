@@ -122,6 +122,9 @@ const JOIN_ERRORS: Record<string, string> = {
   too_many_channels: 'you joined too many channels',
 };
 
+/** `CAP <nick> NEW :<caps>` (tags and prefix optional; the raw line may still end in CR LF), capturing the caps. */
+const CAP_NEW = /^(?:@\S+ )?(?::\S+ )?CAP \S+ NEW :?([^\r\n]*)/;
+
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
 export class IrcConnection extends EventEmitter {
@@ -213,12 +216,25 @@ export class IrcConnection extends EventEmitter {
     if (this.opts.tlsCa) this.checkServerCertificate(this.opts.tlsCa);
     // IRCv3 STS: asked to use TLS, a plaintext connection closes before its CAP ACK (and any SASL
     // login) is read, and opens again with TLS (sts.ts)
-    c.on('cap ls', (e: { capabilities: Record<string, string> }) => {
-      const sts = e.capabilities['sts'] ?? e.capabilities['draft/sts'];
+    const stsOffered = (sts: string | undefined): void => {
       if (sts === undefined || this.opts.sts?.offered(sts, this.route) === undefined) return;
       this.upgrading = true;
       c.connection.end(undefined, true);
-    });
+    };
+    c.on('cap ls', (e: { capabilities: Record<string, string> }) => stsOffered(e.capabilities['sts'] ?? e.capabilities['draft/sts']));
+    // a policy announced later (CAP NEW, which irc-framework does not report) is acted on likewise:
+    // refreshed or withdrawn over TLS, and in plaintext the connection moves to TLS now
+    if (this.opts.sts) {
+      c.on('raw', (e: { line: string; from_server: boolean }) => {
+        const m = e.from_server ? CAP_NEW.exec(e.line) : null;
+        if (!m) return;
+        for (const cap of (m[1] ?? '').split(' ')) {
+          const eq = cap.indexOf('=');
+          const name = eq < 0 ? cap : cap.slice(0, eq);
+          if (name === 'sts' || name === 'draft/sts') stsOffered(eq < 0 ? '' : cap.slice(eq + 1));
+        }
+      });
+    }
     // irc-framework's "raw socket connected" comes with the TCP connection, before TLS and registration
     const ident = this.opts.ident;
     if (ident) c.on('raw socket connected', (sock: Socket) => ident.register(sock, this.opts.username));

@@ -541,6 +541,21 @@ export class LeanConnection extends EventEmitter {
       if (this.caps.has('sasl') && this.saslQueue.length) this.write(`AUTHENTICATE ${this.saslQueue[0]}`); else this.write('CAP END');
     } else if (sub === 'NAK') {
       this.write('CAP END');
+    } else if (sub === 'NEW') {
+      // a policy announced later (cap-notify, implied by CAP LS 302) is acted on as at registration:
+      // refreshed or withdrawn over TLS; in plaintext the connection moves to TLS now (its unanswered
+      // lines are sent again there). CAP DEL of sts is ignored, as the spec asks.
+      let sts: string | undefined;
+      for (const c of (p[2] ?? '').split(' ').filter(Boolean)) {
+        const eq = c.indexOf('=');
+        const name = eq < 0 ? c : c.slice(0, eq), value = eq < 0 ? '' : c.slice(eq + 1);
+        this.offered.set(name, value);
+        if (name === 'sts' || name === 'draft/sts') sts = value;
+      }
+      if (sts !== undefined && this.opts.sts?.offered(sts, this.route) !== undefined) {
+        this.upgrading = true;
+        this.socket?.destroy();
+      }
     }
   }
 

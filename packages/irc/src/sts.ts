@@ -11,6 +11,10 @@
  *   policy. Each TLS connection that hears the policy, and each one that closes, starts its
  *   S seconds again (the spec's rescheduling on disconnect).
  *
+ * A policy is heard in `CAP LS` and also in a later `CAP NEW` (a server that turns STS on, or changes
+ * its duration, while connections are up): a registered plaintext connection then moves to TLS at
+ * once, as one that is told at registration does. `CAP DEL sts` is ignored (the spec forbids it).
+ *
  * Certificates are checked as with `tls: true`: the system's authorities, or the server's `tlsCa`.
  * A server configured with `tls: true` is already secure: policies change nothing there.
  * Config `sts: false` ignores policies (for a server whose certificate cannot be verified).

@@ -1,4 +1,5 @@
-// IRCv3 STS on a lean connection, against scripted peers on 127.0.0.1: a plaintext server that asks
+// IRCv3 STS on a lean connection (and, for a policy announced after registration, on the listener's
+// irc-framework connection), against scripted peers on 127.0.0.1: a plaintext server that asks
 // for TLS, and a TLS server with a self-signed certificate (trusted through tlsCa, as a user's
 // config would). What matters: nothing secret is said in plaintext, and under a stored policy the
 // connection never goes back to plaintext, whatever fails.
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
-import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
+import { IrcConnection, ReconnectLimiter } from '../../../packages/irc/src/connection.js';
 import { LeanConnection } from '../../../packages/irc/src/lean.js';
 import { StsPolicy, type StoredSts, type StsStore } from '../../../packages/irc/src/sts.js';
 
@@ -24,7 +25,7 @@ class MemoryStore implements StsStore {
 let dir: string;
 let cert: string, key: string;
 const servers: Server[] = [];
-const conns: LeanConnection[] = [];
+const conns: { quit(): void }[] = [];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'trestle-sts-'));
@@ -59,19 +60,22 @@ async function plainPeer(caps: () => string): Promise<{ port: number; heard: str
   return { port, heard };
 }
 
-/** A TLS server that offers `caps` and registers every connection. */
-async function tlsPeer(caps: string): Promise<{ port: number; registered: number }> {
-  const peer = { port: 0, registered: 0 };
-  peer.port = await listen(createTlsServer({ cert, key }, (s) => {
+/** A server (plaintext, or TLS with the test certificate) that registers every connection; `say` writes to the last one. */
+async function registeringPeer(tls: boolean, caps: string): Promise<{ port: number; registered: number; say(line: string): void }> {
+  let last: { write(s: string): unknown } | undefined;
+  const peer = { port: 0, registered: 0, say: (line: string) => { last?.write(`${line}\r\n`); } };
+  const onSocket = (s: import('node:net').Socket): void => {
     s.on('error', () => undefined);
     let buf = '';
     s.on('data', (d) => {
       buf += d.toString();
       const nick = /NICK (\S+)/.exec(buf)?.[1];
       if (buf.includes('CAP LS')) { s.write(`:srv CAP * LS :${caps}\r\n`); buf = buf.replace('CAP LS', ''); }
-      if (nick && buf.includes('CAP END') && buf.includes('USER ')) { buf = ''; peer.registered++; s.write(`:srv 001 ${nick} :Welcome\r\n`); }
+      if (buf.includes('CAP REQ')) { s.write(`:srv CAP * NAK :${/CAP REQ :(.*)/.exec(buf)?.[1] ?? ''}\r\n`); buf = buf.replace('CAP REQ', ''); }
+      if (nick && buf.includes('CAP END') && buf.includes('USER ')) { buf = ''; peer.registered++; last = s; s.write(`:srv 001 ${nick} :Welcome\r\n`); }
     });
-  }) as unknown as Server);
+  };
+  peer.port = await listen((tls ? createTlsServer({ cert, key }, onSocket) : createServer(onSocket)) as unknown as Server);
   return peer;
 }
 
@@ -97,10 +101,35 @@ function client(plainPort: number, store: StsStore, trust = true): LeanConnectio
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+async function until(ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) { if (Date.now() > end) throw new Error('timed out'); await sleep(10); }
+}
 
 describe('LeanConnection and IRCv3 STS', () => {
+  it('acts on a policy announced later (CAP NEW): a registered plaintext connection moves to TLS; over TLS the policy is refreshed, and CAP DEL is ignored', async () => {
+    const secure = await registeringPeer(true, 'sts=duration=3600');
+    const plain = await registeringPeer(false, '');
+    const store = new MemoryStore();
+    const c = client(plain.port, store);
+    await c.connect();
+    expect(c.via).toEqual({ port: plain.port, tls: false });
+    plain.say(`:srv CAP alice NEW :sts=port=${secure.port},duration=999`);
+    await until(() => secure.registered === 1 && c.state === 'connected');
+    expect(c.via).toEqual({ port: secure.port, tls: true });
+    expect(plain.registered).toBe(1); // not back to plaintext
+    expect(store.rows.get('localhost')).toMatchObject({ port: secure.port, durationS: 3600 });
+
+    secure.say(':srv CAP alice NEW :sts=duration=600');
+    await until(() => store.rows.get('localhost')?.durationS === 600);
+    secure.say(':srv CAP alice DEL :sts'); // the spec: a server may not take a policy away like this
+    secure.say(':srv CAP alice NEW :sts=duration=0');
+    await until(() => !store.rows.has('localhost'));
+    expect(c.via).toEqual({ port: secure.port, tls: true }); // a withdrawn policy closes nothing
+  });
+
   it('asked for TLS in plaintext, closes before any login and registers over TLS on the port named; stores the policy heard there', async () => {
-    const secure = await tlsPeer('sts=duration=3600');
+    const secure = await registeringPeer(true, 'sts=duration=3600');
     const plain = await plainPeer(() => `sasl=PLAIN sts=port=${secure.port},duration=999`);
     const store = new MemoryStore();
     const c = client(plain.port, store);
@@ -126,7 +155,7 @@ describe('LeanConnection and IRCv3 STS', () => {
     expect(closed.via.tls).toBe(true);
     closed.quit(); // (it would go to the next policy's port at its next attempt)
 
-    const untrusted = await tlsPeer('sts=duration=3600');
+    const untrusted = await registeringPeer(true, 'sts=duration=3600');
     store.setStsPolicy('localhost', { port: untrusted.port, durationS: 3600, expiresAt: Date.now() + 3_600_000 });
     const noCa = client(plain.port, store, false);
     void noCa.connect().catch(() => undefined);
@@ -139,5 +168,30 @@ describe('LeanConnection and IRCv3 STS', () => {
     const trusted = client(plain.port, store);
     await trusted.connect();
     expect(trusted.via).toEqual({ port: untrusted.port, tls: true });
+  });
+});
+
+describe('the listener (irc-framework) and IRCv3 STS', () => {
+  it('acts on a policy announced after registration (CAP NEW): moves to TLS, then refreshes and withdraws the policy there', async () => {
+    const secure = await registeringPeer(true, 'sts=duration=3600');
+    const plain = await registeringPeer(false, '');
+    const store = new MemoryStore();
+    const c = new IrcConnection({
+      host: 'localhost', port: plain.port, tls: false, tlsCa: cert, nick: 'bridge', username: 'bridge', realname: 'Bridge',
+      sts: new StsPolicy('localhost', { port: plain.port, tls: false }, store, silentLogger),
+      reconnect: { initialDelayMs: 20, maxDelayMs: 40 }, timeouts: { registerMs: 10_000 }, limiter: new ReconnectLimiter(10), log: silentLogger,
+    });
+    conns.push(c);
+    await c.connect();
+    expect(c.via).toEqual({ port: plain.port, tls: false });
+    plain.say(`:srv CAP bridge NEW :sts=port=${secure.port}`);
+    await until(() => secure.registered === 1 && c.state === 'connected');
+    expect(c.via).toEqual({ port: secure.port, tls: true });
+    expect(store.rows.get('localhost')).toMatchObject({ port: secure.port, durationS: 3600 });
+    secure.say(':srv CAP bridge NEW :sts=duration=600');
+    await until(() => store.rows.get('localhost')?.durationS === 600);
+    secure.say(':srv CAP bridge NEW :draft/sts=duration=0');
+    await until(() => !store.rows.has('localhost'));
+    expect(plain.registered).toBe(1);
   });
 });

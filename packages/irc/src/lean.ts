@@ -12,11 +12,11 @@
  * Reading is where the CPU goes: each Matrix message sent to a channel of 100 bridged users comes
  * back 100 times. So a plain-TCP connection reads raw bytes into one buffer shared by all
  * connections (no stream machinery, no string for lines it drops), and a connection that is not
- * waiting for an answer *rests* after a read: it stops reading for {@link REST_MS} (longer while
- * it hears only chatter, up to {@link REST_MAX_MS}) and then takes everything that arrived
+ * waiting for an answer *rests* after a read: it stops reading for `REST_MS` (longer while
+ * it hears only chatter, up to `REST_MAX_MS`; resting.ts) and then takes everything that arrived
  * meanwhile in one read. A connection waiting for an echo or a reply reads at once. Order is
  * unaffected (one TCP stream per connection); a private message may wait up to
- * {@link REST_MAX_MS} longer.
+ * `REST_MAX_MS` longer.
  */
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
@@ -26,6 +26,7 @@ import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './c
 import { lineDecoder } from './convert/encoding.js';
 import { CtcpLimiter, ctcpReply, dccOffer } from './ctcp.js';
 import { escapeTag, parseLine, type IrcLine } from './ircline.js';
+import { READ_BUFFER, REST_MAX_MS, REST_MS, rest, wake } from './resting.js';
 import type { IdentRegistry } from './identd.js';
 import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
@@ -118,40 +119,8 @@ const JOIN_ERRORS: Record<string, string> = {
 /** Channel chatter from others: `[@tags ]:prefix PRIVMSG|NOTICE|TAGMSG #chan`; dropped unless it carries our label. */
 const CHANNEL_CHATTER = /(?:@\S+ )?:\S+ (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/y; // sticky: tested at a line's start
 
-/**
- * How long a resting connection leaves its socket unread (the kernel keeps what arrives): REST_MS
- * after a read with something for it, doubling after each read of nothing but chatter, up to
- * REST_MAX_MS. A quiet channel's lines then cost one read per few lines instead of one each.
- */
-export const REST_MS = 20;
-export const REST_MAX_MS = 320;
 /** The longest line kept while waiting for its end (tags 8,191 + message 512 bytes, with room). */
 const MAX_LINE_BYTES = 16 * 1024;
-/** One read buffer for every plain-TCP connection: each read's callback is done with it before the next read. */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-/** Resting sockets, by how long they rest: one timer per length (there are five). */
-const resting = new Map<number, Set<Socket>>();
-const restingFor = new Map<Socket, number>();
-function rest(sock: Socket, ms: number): void {
-  let set = resting.get(ms);
-  if (!set) {
-    set = new Set();
-    resting.set(ms, set);
-    setTimeout(() => {
-      resting.delete(ms);
-      for (const s of set!) { restingFor.delete(s); if (!s.destroyed) s.resume(); }
-    }, ms);
-  }
-  set.add(sock);
-  restingFor.set(sock, ms);
-}
-function wake(sock: Socket | undefined): void {
-  const ms = sock && restingFor.get(sock);
-  if (!ms) return;
-  restingFor.delete(sock);
-  resting.get(ms)?.delete(sock);
-  sock.resume();
-}
 
 export class LeanConnection extends EventEmitter {
   state: 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed' = 'idle';

@@ -5,7 +5,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
-import { LeanConnection, REST_MAX_MS, REST_MS } from '../../../packages/irc/src/lean.js';
+import { LeanConnection } from '../../../packages/irc/src/lean.js';
+import { REST_MAX_MS, REST_MS } from '../../../packages/irc/src/resting.js';
 
 let server: Server | undefined;
 let conn: LeanConnection | undefined;

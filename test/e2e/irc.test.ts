@@ -816,6 +816,31 @@ describe('IRC bridge: connection limits and static config (the bridge restarted 
     expect(bridge.portals.forChat('irc', 'test/#mapped')).toEqual([expect.objectContaining({ roomId: mapped, kind: 'plumbed' })]);
   });
 
+  it('keeps a static mapping on its channel after the channel is renamed on IRC, across a restart', async () => {
+    const options = { maxClients: 2, idleTimeoutMinutes: 5, dynamicChannels: { whitelist: ['#allowed'], exclude: ['#secret'] } };
+    const ren = await ircUser('ircmapren', ['#mapren']); // the channel's first member: its op, who may RENAME it
+    const room = await alice.createRoom({ name: 'statically mapped, then renamed' });
+    await alice.invite(room, botId);
+    await until(async () => (await alice.joinedMembers(room)).includes(botId), 'the bot to join');
+    const mappings = { '#Mapped': [mapped], '#MapRen': [room] };
+    await bridge.stop();
+    bridge = await startBridge({ ...options, mappings });
+    await until(() => ircServer().listener.isIn('#mapren'), 'the listener to join the mapped channel');
+    ren.client.raw('RENAME #mapren #maprenamed :renamed under a static mapping');
+    await alice.waitForEvent(room, (e) => e.sender === botId && body(e).includes('now follows #maprenamed'));
+    // the config still says #MapRen: after a restart the room stays with the channel, under its new name
+    await bridge.stop();
+    bridge = await startBridge({ ...options, mappings });
+    expect(bridge.portals.forChat('irc', 'test/#mapren')).toEqual([]);
+    expect(bridge.portals.forChat('irc', 'test/#maprenamed')).toEqual([expect.objectContaining({ roomId: room, kind: 'plumbed' })]);
+    await until(() => ircServer().listener.isIn('#maprenamed'), 'the listener to join the channel by its new name');
+    expect(ircServer().listener.isIn('#mapren')).toBe(false);
+    await alice.sendText(room, 'still linked after the restart');
+    expect(await ren.waitFor((m) => m.message === 'still linked after the restart')).toMatchObject({ target: '#maprenamed' });
+    ren.say('#maprenamed', 'and back');
+    await alice.waitForEvent(room, (e) => body(e) === 'and back' && e.sender === ghost('ircmapren'));
+  });
+
   it('opens only whitelisted channels on demand, and never excluded ones', async () => {
     await ircUser('ircallow', ['#allowed']);
     const portal = await alice.join('#irc_test_#allowed:localhost');

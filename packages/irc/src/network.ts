@@ -27,6 +27,7 @@ import { RoomDirectory, thirdPartyLocation, thirdPartyProtocol, thirdPartyUser }
 import { IdentServer } from './identd.js';
 import { registerIrcMetrics } from './metrics.js';
 import { Moderation } from './moderation.js';
+import { currentChannel } from './renames.js';
 import { IrcServer } from './server.js';
 import { IrcStore, PasswordBox, ircMigrations } from './store.js';
 import type { LeanConnection } from './lean.js';
@@ -98,7 +99,13 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
       }
     }
     for (const [key, scfg] of Object.entries(this.cfg.servers)) {
-      for (const [channel, rooms] of Object.entries(scfg.mappings)) {
+      for (const [configured, rooms] of Object.entries(scfg.mappings)) {
+        // a channel renamed on IRC since is linked by its new name (renames.ts)
+        const channel = currentChannel(ctx.kv, key, configured);
+        if (channel !== configured) {
+          ctx.log.warn('a channel in the config\'s mappings was renamed on IRC: its rooms follow the new name; update the config',
+            { server: key, configured, now: channel });
+        }
         for (const roomId of rooms) ctx.portals.link(roomId, channelChat(key, channel), { kind: 'plumbed', name: channel });
       }
       const server = new IrcServer(key, scfg, ctx, this.store, this.ident);

@@ -10,6 +10,7 @@ import { pemCertificates } from './certs.js';
 import { ircToMatrix } from './convert/index.js';
 import type { IrcServerConfig } from './config.js';
 import { IrcConnection, ReconnectLimiter } from './connection.js';
+import { currentChannel } from './renames.js';
 import type { IdentRegistry } from './identd.js';
 import { LeanConnection } from './lean.js';
 import { ChannelEvents } from './listen.js';
@@ -137,7 +138,7 @@ export class IrcServer {
       const c = parseChat(p.remoteChat);
       if (c?.kind === 'channel' && c.server === this.key) channels.add(c.channel);
     }
-    for (const ch of Object.keys(this.cfg.mappings)) channels.add(ircLower(ch));
+    for (const ch of Object.keys(this.cfg.mappings)) channels.add(ircLower(currentChannel(this.ctx.kv, this.key, ch)));
     this.events.bridgedChannels(channels);
     await Promise.all([...channels].map((ch) => this.listener.join(ch).catch((err: Error) => this.cannotJoin(ch, err))));
     if (this.cfg.idleTimeoutMinutes > 0) {

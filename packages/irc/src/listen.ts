@@ -478,11 +478,14 @@ export class ChannelEvents {
     const oldChat = channelChat(this.key, from), newChat = channelChat(this.key, to);
     const portals = this.ctx.portals.forChat(oldChat);
     this.ctx.log.info('a channel was renamed on IRC; its rooms follow it', { server: this.key, from, to, reason, rooms: portals.length });
-    noteRename(this.ctx.kv, this.key, from, to); // for the config's static mappings at the next start (renames.ts)
-    const configured = Object.keys(this.server.cfg.mappings).find((ch) => ircLower(currentChannel(this.ctx.kv, this.key, ch)) === ircLower(to));
-    if (configured !== undefined && ircLower(configured) !== ircLower(to)) {
-      this.ctx.log.warn('a channel in the config\'s mappings was renamed on IRC: its rooms follow the new name, also after a restart; ' +
-        'update the config', { server: this.key, configured, now: to });
+    // a channel of the config's static mappings: remembered, so that the next start follows it too (renames.ts)
+    const configured = Object.keys(this.server.cfg.mappings).find((ch) => ircLower(currentChannel(this.ctx.kv, this.key, ch)) === ircLower(from));
+    if (configured !== undefined) {
+      noteRename(this.ctx.kv, this.key, from, to);
+      if (ircLower(configured) !== ircLower(to)) {
+        this.ctx.log.warn('a channel in the config\'s mappings was renamed on IRC: its rooms follow the new name, also after a restart; ' +
+          'update the config', { server: this.key, configured, now: to });
+      }
     }
     for (const set of this.nickChannels.values()) moveChannel(set, from, to);
     this.modes.channelRenamed(from, to);

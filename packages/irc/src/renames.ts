@@ -4,8 +4,8 @@
  * A renamed channel's links move to the new name at once (listen.ts), but `mappings` in the config
  * still names the old channel, and the bridge cannot edit the admin's file: at the next start it
  * would link the room to the old name again (an empty channel the server creates anew). So each
- * rename is kept in the network's kv, and a static mapping is read through the renames made since:
- * it follows the channel, and the log asks the admin to update the config.
+ * rename of a statically mapped channel is kept in the network's kv, and a static mapping is read
+ * through the renames made since: it follows the channel, and the log asks the admin to update the config.
  */
 import { ircLower } from './ids.js';
 

@@ -94,7 +94,7 @@ export class TrestleBridge {
   private media?: MediaLinks;
   private bridgeInfo?: BridgeInfoSync;
   private started = false;
-  private pruneTimer?: NodeJS.Timeout;
+  private pruneTimers: NodeJS.Timeout[] = [];
 
   constructor(readonly config: TrestleConfig, networks: NetworkConnector[], private readonly opts: BridgeOptions = {}) {
     this.log = opts.log ?? createLogger({ level: config.logging.level, format: config.logging.format });
@@ -351,7 +351,16 @@ export class TrestleBridge {
     if (restored) log.info('resuming undelivered events from before the last stop', { count: restored });
 
     await new Promise<void>((resolve, reject) => {
-      const server = createServer((req, res) => { if (!transactions(req, res) && !health(req, res)) rest()(req, res); });
+      const server = createServer((req, res) => {
+        if (transactions(req, res) || health(req, res)) return;
+        let handle: Express;
+        try { handle = rest(); } catch (err) { // (express could not be loaded: the request fails, the bridge goes on)
+          log.error('could not build the HTTP API', { err: err as Error });
+          res.writeHead(500, { 'content-type': 'application/json' }).end('{"errcode":"M_UNKNOWN","error":"the bridge could not build this API"}');
+          return;
+        }
+        handle(req, res);
+      });
       server.listen(config.appservice.port, config.appservice.bindAddress, () => resolve());
       server.once('error', reject);
       this.server = server;
@@ -359,13 +368,16 @@ export class TrestleBridge {
     this.started = true;
     // finished work and transaction ids older than a week have done their job (dedupe): deleted now and then
     const prune = (): void => {
-      if (!this.started) return;
+      if (!this.started || this.db !== db) return; // stopped (the store is closed), or started again on another
       const week = 7 * 24 * 3600 * 1000;
-      const gone = txns.prune(week) + work.prune(week);
-      if (gone) log.debug('pruned old work and transaction records', { rows: gone });
+      try {
+        const gone = txns.prune(week) + work.prune(week);
+        if (gone) log.debug('pruned old work and transaction records', { rows: gone });
+      } catch (err) {
+        log.warn('could not prune old work and transaction records; trying again later', { err: err as Error });
+      }
     };
-    setTimeout(prune, 1000).unref();
-    this.pruneTimer = setInterval(prune, 6 * 3600 * 1000).unref();
+    this.pruneTimers = [setTimeout(prune, 1000).unref(), setInterval(prune, 6 * 3600 * 1000).unref()];
     void bridgeInfo.catchUp(portals.all()); // in the background: start-up does not wait for it
     await matrix.ping(config.appservice.id).then(
       (ms) => log.info('the homeserver reaches the bridge', { pingMs: ms }),
@@ -378,7 +390,7 @@ export class TrestleBridge {
   async stop(timeoutMs = 10_000): Promise<void> {
     if (!this.started && !this.db) return;
     this.started = false;
-    clearInterval(this.pruneTimer);
+    for (const t of this.pruneTimers.splice(0)) clearTimeout(t);
     this.bridgeInfo?.stop();
     this.log.info('stopping: draining queues');
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));

@@ -53,8 +53,18 @@ export interface ApprovalsDeps {
   link(ask: LinkAsk, approver: string): Promise<string>;
 }
 
+/** How long, and how many, answers to a message not (yet) known as a request are kept (see {@link LinkApprovals.early}). */
+const EARLY_MS = 30_000;
+const EARLY_MAX = 200;
+
 export class LinkApprovals {
   private readonly pending = new Map<string, Pending>();
+  /**
+   * Answers (approve/deny) to messages that are not waiting requests: the answer to a request can
+   * come over the gateway before the REST reply to the request's own post has given the bridge its
+   * message id (a quick member, or a bot). Kept briefly; taken when the request is armed.
+   */
+  private readonly early = new Map<string, { at: number; answer: (p: Pending) => Promise<void> }[]>();
   private client?: Client;
 
   constructor(private readonly d: ApprovalsDeps) {}
@@ -102,7 +112,21 @@ export class LinkApprovals {
     const timer = setTimeout(() => { void this.expire(messageId).catch((err: unknown) => this.d.log.warn('could not end an expired link request', { err: err as Error })); },
       Math.max(0, deadline - Date.now()));
     timer.unref();
-    this.pending.set(messageId, { ...a, messageId, timer });
+    const p: Pending = { ...a, messageId, timer };
+    this.pending.set(messageId, p);
+    const early = this.early.get(messageId);
+    this.early.delete(messageId);
+    for (const e of early ?? []) {
+      void e.answer(p).catch((err: unknown) => this.d.log.warn('could not handle an answer to a link request', { err: err as Error }));
+    }
+  }
+
+  /** Keep an answer to a message that is not a waiting request, in case it is one whose post has not returned yet. */
+  private keepEarly(messageId: string, answer: (p: Pending) => Promise<void>): void {
+    const now = Date.now();
+    for (const [id, list] of this.early) if (list.every((e) => now - e.at > EARLY_MS)) this.early.delete(id);
+    if (this.early.size >= EARLY_MAX && !this.early.has(messageId)) return;
+    this.early.set(messageId, [...(this.early.get(messageId) ?? []), { at: now, answer }]);
   }
 
   /**
@@ -127,18 +151,22 @@ export class LinkApprovals {
   }
 
   private async onReaction(rx: MessageReaction | PartialMessageReaction, user: User | PartialUser): Promise<void> {
-    const p = this.pending.get(rx.message.id);
-    if (!p || user.id === this.client?.user?.id) return;
+    if (user.id === this.client?.user?.id) return;
     const verdict = rx.emoji.name === APPROVE_EMOJI ? 'approve' : rx.emoji.name === DENY_EMOJI ? 'deny' : undefined;
-    if (verdict) await this.answer(p, user.id, verdict);
+    if (!verdict) return;
+    const p = this.pending.get(rx.message.id);
+    if (p) await this.answer(p, user.id, verdict);
+    else this.keepEarly(rx.message.id, (q) => this.answer(q, user.id, verdict));
   }
 
   private async onReply(m: Message): Promise<void> {
     const ref = m.reference?.messageId;
-    const p = ref ? this.pending.get(ref) : undefined;
-    if (!p || m.author.id === this.client?.user?.id || m.webhookId) return;
+    if (!ref || m.author.id === this.client?.user?.id || m.webhookId) return;
     const verdict = replyVerdict(m.content);
-    if (verdict) await this.answer(p, m.author.id, verdict);
+    if (!verdict) return;
+    const p = this.pending.get(ref);
+    if (p) await this.answer(p, m.author.id, verdict);
+    else this.keepEarly(ref, (q) => this.answer(q, m.author.id, verdict));
   }
 
   private async answer(p: Pending, userId: string, verdict: 'approve' | 'deny'): Promise<void> {
@@ -181,6 +209,7 @@ export class LinkApprovals {
   stop(): void {
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
+    this.early.clear();
   }
 
   /** Tell the Matrix side; a failure to do so is logged (the outcome on Discord stands). */

@@ -16,6 +16,7 @@ import { DeliveryError, type Logger } from '@trestle/core';
 import { pemCertificates, untrustedChain } from './certs.js';
 import type { IdentRegistry } from './identd.js';
 import { ircLower, moveChannel } from './ids.js';
+import { capEntries } from './ircline.js';
 import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
 import type { Route, StsPolicy } from './sts.js';
@@ -228,11 +229,7 @@ export class IrcConnection extends EventEmitter {
       c.on('raw', (e: { line: string; from_server: boolean }) => {
         const m = e.from_server ? CAP_NEW.exec(e.line) : null;
         if (!m) return;
-        for (const cap of (m[1] ?? '').split(' ')) {
-          const eq = cap.indexOf('=');
-          const name = eq < 0 ? cap : cap.slice(0, eq);
-          if (name === 'sts' || name === 'draft/sts') stsOffered(eq < 0 ? '' : cap.slice(eq + 1));
-        }
+        for (const [name, value] of capEntries(m[1] ?? '')) if (name === 'sts' || name === 'draft/sts') stsOffered(value);
       });
     }
     // irc-framework's "raw socket connected" comes with the TCP connection, before TLS and registration

@@ -49,3 +49,11 @@ export function parseLine(line: string): IrcLine | undefined {
   else if (rest.startsWith(':')) params.push(rest.slice(1));
   return { tags, nick, command, params };
 }
+
+/** The capabilities of a `CAP LS`/`CAP NEW` list (`sasl=PLAIN,EXTERNAL sts=port=6697 batch`): name, and value ('' if none). */
+export function capEntries(list: string): [string, string][] {
+  return list.split(' ').filter(Boolean).map((c) => {
+    const eq = c.indexOf('=');
+    return eq < 0 ? [c, ''] : [c.slice(0, eq), c.slice(eq + 1)];
+  });
+}

@@ -25,7 +25,7 @@ import { DeliveryError, type Logger } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
 import { lineDecoder } from './convert/encoding.js';
 import { CtcpLimiter, ctcpReply, dccOffer } from './ctcp.js';
-import { escapeTag, parseLine, type IrcLine } from './ircline.js';
+import { capEntries, escapeTag, parseLine, type IrcLine } from './ircline.js';
 import { READ_BUFFER, REST_MAX_MS, REST_MS, rest, wake } from './resting.js';
 import type { IdentRegistry } from './identd.js';
 import { ircLower, moveChannel } from './ids.js';
@@ -487,10 +487,7 @@ export class LeanConnection extends EventEmitter {
     const sub = p[1];
     if (sub === 'LS') {
       const more = p[2] === '*';
-      for (const c of (p[more ? 3 : 2] ?? '').split(' ').filter(Boolean)) {
-        const eq = c.indexOf('=');
-        this.offered.set(eq < 0 ? c : c.slice(0, eq), eq < 0 ? '' : c.slice(eq + 1));
-      }
+      for (const [name, value] of capEntries(p[more ? 3 : 2] ?? '')) this.offered.set(name, value);
       if (more) return;
       // IRCv3 STS: asked to use TLS, this plaintext connection closes before any login is sent (see sts.ts)
       const sts = this.offered.get('sts') ?? this.offered.get('draft/sts');
@@ -515,9 +512,7 @@ export class LeanConnection extends EventEmitter {
       // refreshed or withdrawn over TLS; in plaintext the connection moves to TLS now (its unanswered
       // lines are sent again there). CAP DEL of sts is ignored, as the spec asks.
       let sts: string | undefined;
-      for (const c of (p[2] ?? '').split(' ').filter(Boolean)) {
-        const eq = c.indexOf('=');
-        const name = eq < 0 ? c : c.slice(0, eq), value = eq < 0 ? '' : c.slice(eq + 1);
+      for (const [name, value] of capEntries(p[2] ?? '')) {
         this.offered.set(name, value);
         if (name === 'sts' || name === 'draft/sts') sts = value;
       }

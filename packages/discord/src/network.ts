@@ -81,6 +81,8 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     for (const [channelId, rooms] of Object.entries(this.cfg.mappings)) {
       for (const roomId of rooms) ctx.portals.link(roomId, channelChat(channelId), { kind: 'plumbed' });
     }
+    const forgotten = store.keepLinks(ctx.portals.all().map((p) => ({ roomId: p.roomId, chat: p.remoteChat })));
+    if (forgotten) ctx.log.info('forgot who linked links that are gone', { count: forgotten });
     this.webhooks = new WebhookPool(store, () => this.requireClient().rest, () => this.client?.user?.id, this.cfg.webhookName, ctx.log);
     this.emojis = new EmojiBridge(store, ctx, (id, animated) => this.requireClient().rest.cdn.emoji(id, { extension: animated ? 'gif' : 'png' }), ctx.log);
     const client = (): Client | undefined => this.client;

@@ -171,6 +171,20 @@ export class DiscordStore {
     prepared(this.db, 'DELETE FROM discord_links WHERE room_id = ? AND chat = ?').run(roomId, chat);
   }
 
+  /**
+   * Forget who linked the links that are gone (`current`: every link the bridge has now). Each
+   * unlink forgets its own row, but not in the same transaction: one cut short by a crash, or made
+   * by an older version, would be kept for ever, and its user told about a channel they unlinked.
+   * Returns how many rows went.
+   */
+  keepLinks(current: readonly { roomId: string; chat: string }[]): number {
+    const keep = new Set(current.map((l) => `${l.roomId}\u0000${l.chat}`));
+    const rows = prepared(this.db, 'SELECT room_id, chat FROM discord_links').all() as { room_id: string; chat: string }[];
+    const gone = rows.filter((r) => !keep.has(`${r.room_id}\u0000${r.chat}`));
+    for (const r of gone) this.removeLink(r.room_id, r.chat);
+    return gone.length;
+  }
+
   /** The link moved to another room (a room upgrade): whoever linked it is still the one told. */
   moveLink(fromRoomId: string, toRoomId: string, chat: string): void {
     prepared(this.db, 'UPDATE OR REPLACE discord_links SET room_id = ? WHERE room_id = ? AND chat = ?').run(toRoomId, fromRoomId, chat);

@@ -42,6 +42,28 @@ export function dccOffer(args: string): { said: string; answer: string } | undef
   return { said: `(offered the file ${name}${size} by DCC, which the bridge cannot receive: ask for a link instead)`, answer };
 }
 
+/**
+ * A private PRIVMSG or NOTICE as the Matrix user gets it (`show`), and what goes back to its sender
+ * (`answer`, a NOTICE's text, sent only if the rate limit allows): plain text as it is; a CTCP
+ * ACTION as an emote; a DCC offer (a PRIVMSG) as a notice in words, answered; any other CTCP
+ * request (a PRIVMSG) answered and not shown; a CTCP reply (a NOTICE) neither shown nor answered.
+ */
+export function privateMessage(command: 'PRIVMSG' | 'NOTICE', text: string, now: Date): {
+  show?: { type: 'privmsg' | 'notice' | 'action'; text: string }; answer?: string;
+} {
+  if (!text.startsWith('\x01')) return { show: { type: command === 'NOTICE' ? 'notice' : 'privmsg', text } };
+  const ctcp = text.replace(/^\x01|\x01$/g, '');
+  const [verb = ''] = ctcp.split(' ', 1);
+  if (verb === 'ACTION') return { show: { type: 'action', text: ctcp.slice(7) } };
+  if (command !== 'PRIVMSG') return {};
+  if (verb === 'DCC') {
+    const offer = dccOffer(ctcp.slice(4));
+    return offer ? { show: { type: 'notice', text: offer.said }, answer: offer.answer } : {};
+  }
+  const reply = ctcpReply(verb, ctcp.slice(verb.length + 1), now);
+  return reply ? { answer: `\x01${reply}\x01` } : {};
+}
+
 /** At most one reply per `intervalMs` for one connection; requests past that are dropped. */
 export class CtcpLimiter {
   private last = -Infinity;

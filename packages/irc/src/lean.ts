@@ -24,14 +24,15 @@ import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
 import { lineDecoder } from './convert/encoding.js';
-import { CtcpLimiter, ctcpReply, dccOffer } from './ctcp.js';
+import { CtcpLimiter, privateMessage } from './ctcp.js';
 import { capEntries, escapeTag, parseLine, type IrcLine } from './ircline.js';
 import { READ_BUFFER, REST_MAX_MS, REST_MS, rest, wake } from './resting.js';
 import type { IdentRegistry } from './identd.js';
 import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
-import { saslMechanisms, type SaslMechanism } from './sasl.js';
+import { BANNED, JOIN_ERRORS, NICK_ERRORS } from './numerics.js';
+import { SaslLogin } from './sasl.js';
 import type { Route, StsPolicy } from './sts.js';
 import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
 
@@ -95,27 +96,8 @@ interface Awaiting { settle: (id: string | undefined, refusal?: string) => void;
 
 const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction', 'draft/multiline', 'draft/channel-rename'];
 
-/** An ERROR before registration that says the server bans us (K-, G-, Z-, D-lines, AKILL): no retry helps. */
-const BANNED = /\bbann?ed\b|\b[kgzd]-?lined?\b|\bakill/i;
-
-/** Refusals of a NICK change after registration, in words for the Matrix user. */
-const NICK_ERRORS: Record<string, (nick: string, text: string) => string> = {
-  '431': () => 'no nick given',
-  '432': (n) => `${n} is not a valid nick`,
-  '433': (n) => `${n} is already in use`,
-  '435': (n, t) => `${n} cannot be used while you are banned from a channel (${t})`,
-  '436': (n) => `${n} collided with another user`,
-  '437': (n) => `${n} is temporarily unavailable`,
-  '438': (_n, t) => `you are changing nicks too fast (${t})`,
-  '447': (_n, t) => `the server does not allow nick changes now (${t})`,
-  '484': () => 'your connection is restricted',
-};
 /** The most lines kept of one incoming multiline message (servers announce far fewer: ergo's default is 100). */
 const MAX_MULTILINE_LINES = 1000;
-const JOIN_ERRORS: Record<string, string> = {
-  '471': 'the channel is full', '473': 'the channel is invite-only', '474': 'you are banned from the channel',
-  '475': 'the channel needs a key', '405': 'you joined too many channels',
-};
 /** Channel chatter from others: `[@tags ]:prefix PRIVMSG|NOTICE|TAGMSG #chan`; dropped unless it carries our label. */
 const CHANNEL_CHATTER = /(?:@\S+ )?:\S+ (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/y; // sticky: tested at a line's start
 
@@ -163,7 +145,6 @@ export class LeanConnection extends EventEmitter {
   private barriers: { token: string; lines: { key: string; target: string; refusal?: string }[] }[] = [];
   private readonly joinWaits = new JoinWaits();
   /** This connection's SASL login succeeded (903): no NickServ IDENTIFY needed. */
-  private saslLoggedIn = false;
   /**
    * The check of a connection whose server is slow to answer (see suspect()): the PING's token, the
    * labels written before it, whether a later line also went unanswered too long, and the timer
@@ -173,8 +154,8 @@ export class LeanConnection extends EventEmitter {
   private probeSeq = 0;
   private attempts = 0;
   private nickAttempt = 0;
-  /** SASL mechanisms still to try on this connection, the one under way first. */
-  private saslQueue: SaslMechanism[] = [];
+  /** This connection attempt's SASL login (set when the server's capabilities are known). */
+  private sasl?: SaslLogin;
   /** Capabilities the server offers, with their values (`draft/multiline` → `max-bytes=4096,max-lines=100`). */
   private offered = new Map<string, string>();
   private batchSeq = 0;
@@ -243,7 +224,7 @@ export class LeanConnection extends EventEmitter {
     this.state = 'connecting';
     this.caps.clear();
     this.offered.clear();
-    this.saslLoggedIn = false;
+    this.sasl = undefined;
     this.tagDeny = [];
     this.labeledBatches.clear();
     this.privateBatches.clear();
@@ -355,10 +336,10 @@ export class LeanConnection extends EventEmitter {
         return;
       }
       case 'CAP': return this.onCap(p);
-      case 'AUTHENTICATE': return this.onAuthenticate(p[0] ?? '');
+      case 'AUTHENTICATE': for (const line of this.sasl?.answer(p[0] ?? '') ?? []) this.write(line); return;
       case '903': case '904': case '905': case '906': case '907':
         if ((l.command === '904' || l.command === '905') && this.nextSasl(p)) return;
-        if (l.command === '903') this.saslLoggedIn = true;
+        if (l.command === '903' && this.sasl) this.sasl.loggedIn = true;
         else this.opts.log.warn('SASL login failed; continuing without it', { reply: p.join(' ') });
         this.write('CAP END');
         return;
@@ -498,13 +479,12 @@ export class LeanConnection extends EventEmitter {
       }
       const want = WANTED_CAPS.filter((c) => this.offered.has(c));
       // nickserv.identify 'only': no SASL at all, NickServ IDENTIFY after registration instead
-      this.saslQueue = this.opts.identify?.mode === 'only' ? []
-        : saslMechanisms({ cert: this.route.tls && this.opts.clientCert !== undefined, password: this.opts.sasl !== undefined }, this.offered.get('sasl'));
-      if (this.saslQueue.length) want.push('sasl');
+      this.sasl = new SaslLogin(this.opts.sasl, this.route.tls && this.opts.clientCert !== undefined, this.opts.identify?.mode === 'only' ? undefined : this.offered.get('sasl'));
+      if (this.sasl.wanted) want.push('sasl');
       if (want.length) this.write(`CAP REQ :${want.join(' ')}`); else this.write('CAP END');
     } else if (sub === 'ACK') {
       for (const c of (p[2] ?? '').split(' ').filter(Boolean)) this.caps.add(c);
-      if (this.caps.has('sasl') && this.saslQueue.length) this.write(`AUTHENTICATE ${this.saslQueue[0]}`); else this.write('CAP END');
+      if (this.caps.has('sasl') && this.sasl?.wanted) this.write(this.sasl.begin()); else this.write('CAP END');
     } else if (sub === 'NAK') {
       this.write('CAP END');
     } else if (sub === 'NEW') {
@@ -530,53 +510,24 @@ export class LeanConnection extends EventEmitter {
    */
   private identifyIfNeeded(): void {
     const { sasl, identify } = this.opts;
-    if (!sasl || this.saslLoggedIn || !identify || identify.mode === 'off') return;
+    if (!sasl || this.sasl?.loggedIn || !identify || identify.mode === 'off') return;
     this.opts.log.info('logging in through NickServ IDENTIFY', { to: identify.nick, why: identify.mode === 'only' ? 'configured' : 'no SASL login' });
     this.write(`PRIVMSG ${identify.nick} :IDENTIFY ${sasl.account} ${sasl.password}`);
   }
 
-  private onAuthenticate(arg: string): void {
-    if (arg !== '+') return;
-    // EXTERNAL: the certificate presented in the TLS handshake is the credential; no authorization identity
-    if (this.saslQueue[0] === 'EXTERNAL') { this.write('AUTHENTICATE +'); return; }
-    if (this.saslQueue[0] !== 'PLAIN' || !this.opts.sasl) return;
-    const { account, password } = this.opts.sasl;
-    const payload = Buffer.from(`${account}\0${account}\0${password}`).toString('base64');
-    for (let i = 0; i < payload.length; i += 400) this.write(`AUTHENTICATE ${payload.slice(i, i + 400)}`);
-    if (payload.length % 400 === 0) this.write('AUTHENTICATE +');
-  }
-
-  /** A SASL mechanism failed (904/905): try the next one, if any (EXTERNAL refused → PLAIN). */
+  /** A SASL mechanism failed (904/905): try the next one, if any. */
   private nextSasl(reply: string[]): boolean {
-    const failed = this.saslQueue.shift();
-    const next = this.saslQueue[0];
-    if (!next) return false;
-    this.opts.log.info(`SASL ${failed ?? ''} login failed; trying ${next}`, { reply: reply.join(' ') });
-    this.write(`AUTHENTICATE ${next}`);
+    const step = this.sasl?.next();
+    if (!step) return false;
+    this.opts.log.info(`SASL ${step.failed ?? ''} login failed; trying ${step.next}`, { reply: reply.join(' ') });
+    this.write(step.line);
     return true;
   }
 
   private onPrivate(l: IrcLine): void {
-    let text = l.params[1] ?? '';
-    let type: 'privmsg' | 'notice' | 'action' = l.command === 'NOTICE' ? 'notice' : 'privmsg';
-    if (text.startsWith('\x01')) {
-      const ctcp = text.replace(/^\x01|\x01$/g, '');
-      const [verb] = ctcp.split(' ', 1);
-      if (verb === 'ACTION') { type = 'action'; text = ctcp.slice(7); }
-      else if (verb === 'DCC' && l.command === 'PRIVMSG') {
-        const offer = dccOffer(ctcp.slice(4));
-        if (!offer) return;
-        if (l.nick && this.ctcpLimit.allow(Date.now())) this.write(`NOTICE ${l.nick} :${offer.answer}`);
-        type = 'notice';
-        text = offer.said;
-      } else {
-        // a request (a PRIVMSG) is answered; a NOTICE is someone's reply, never answered
-        const reply = l.command === 'PRIVMSG' && l.nick ? ctcpReply(verb ?? '', ctcp.slice((verb ?? '').length + 1), new Date()) : undefined;
-        if (reply && this.ctcpLimit.allow(Date.now())) this.write(`NOTICE ${l.nick} :\x01${reply}\x01`);
-        return;
-      }
-    }
-    this.emit('pm', { type, nick: l.nick, target: l.params[0], message: text, tags: l.tags });
+    const { show, answer } = privateMessage(l.command === 'NOTICE' ? 'NOTICE' : 'PRIVMSG', l.params[1] ?? '', new Date());
+    if (answer && l.nick && this.ctcpLimit.allow(Date.now())) this.write(`NOTICE ${l.nick} :${answer}`);
+    if (show) this.emit('pm', { type: show.type, nick: l.nick, target: l.params[0], message: show.text, tags: l.tags });
   }
 
   /** A `draft/multiline` private message, whole: one 'pm' with its lines joined and the batch's tags (msgid, time). */

@@ -17,3 +17,45 @@ export function saslMechanisms(have: { cert: boolean; password: boolean }, offer
   if (have.password && (!listed || listed.has('PLAIN'))) out.push('PLAIN');
   return out;
 }
+
+/**
+ * One connection attempt's SASL login, as the lines to send (the connection writes them): the
+ * mechanisms of {@link saslMechanisms} tried in turn, PLAIN's credentials base64-encoded in
+ * 400-byte chunks (an empty `+` after an exact multiple, as the spec asks).
+ */
+export class SaslLogin {
+  private readonly queue: SaslMechanism[];
+  /** The server said 903: logged in (no NickServ IDENTIFY needed). */
+  loggedIn = false;
+
+  constructor(private readonly credentials: { account: string; password: string } | undefined, cert: boolean, offered: string | undefined) {
+    this.queue = saslMechanisms({ cert, password: credentials !== undefined }, offered);
+  }
+
+  /** There is a mechanism to try (so the `sasl` capability is worth asking for). */
+  get wanted(): boolean { return this.queue.length > 0; }
+
+  /** `sasl` acknowledged: the line that starts the first mechanism. */
+  begin(): string { return `AUTHENTICATE ${this.queue[0]}`; }
+
+  /** The lines that answer the server's `AUTHENTICATE <arg>`. */
+  answer(arg: string): string[] {
+    if (arg !== '+') return [];
+    // EXTERNAL: the certificate presented in the TLS handshake is the credential; no authorization identity
+    if (this.queue[0] === 'EXTERNAL') return ['AUTHENTICATE +'];
+    if (this.queue[0] !== 'PLAIN' || !this.credentials) return [];
+    const { account, password } = this.credentials;
+    const payload = Buffer.from(`${account}\0${account}\0${password}`).toString('base64');
+    const lines: string[] = [];
+    for (let i = 0; i < payload.length; i += 400) lines.push(`AUTHENTICATE ${payload.slice(i, i + 400)}`);
+    if (payload.length % 400 === 0) lines.push('AUTHENTICATE +');
+    return lines;
+  }
+
+  /** The mechanism tried failed (904/905): the next one and the line that starts it, if one is left (EXTERNAL refused → PLAIN). */
+  next(): { failed?: SaslMechanism; next: SaslMechanism; line: string } | undefined {
+    const failed = this.queue.shift();
+    const next = this.queue[0];
+    return next ? { ...(failed ? { failed } : {}), next, line: `AUTHENTICATE ${next}` } : undefined;
+  }
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CtcpLimiter, ctcpReply, dccOffer } from '../../../packages/irc/src/ctcp.js';
+import { CTCP_VERSION, CtcpLimiter, ctcpReply, dccOffer, privateMessage } from '../../../packages/irc/src/ctcp.js';
 
 describe('CTCP replies', () => {
   const now = new Date(Date.UTC(2026, 10, 28, 5, 0, 0));
@@ -41,5 +41,29 @@ describe('dccOffer', () => {
 
   it('caps a long file name', () => {
     expect(dccOffer(`SEND ${'x'.repeat(500)} 1 2 3`)!.said).toContain(`file ${'x'.repeat(100)} (3 B)`);
+  });
+});
+
+describe('privateMessage: a private line as the Matrix user gets it, and what goes back', () => {
+  const now = new Date('2026-01-02T03:04:05Z');
+  it.each([
+    ['plain text', 'PRIVMSG', 'hello', { show: { type: 'privmsg', text: 'hello' } }],
+    ['a notice', 'NOTICE', 'hello', { show: { type: 'notice', text: 'hello' } }],
+    ['an action', 'PRIVMSG', '\x01ACTION waves\x01', { show: { type: 'action', text: 'waves' } }],
+    ['an action without its closing \\x01', 'PRIVMSG', '\x01ACTION waves', { show: { type: 'action', text: 'waves' } }],
+    ['a VERSION request: answered, not shown', 'PRIVMSG', '\x01VERSION\x01', { answer: `\x01VERSION ${CTCP_VERSION}\x01` }],
+    ['a VERSION reply (a NOTICE): neither', 'NOTICE', '\x01VERSION other client\x01', {}],
+    ['an unknown CTCP: nothing', 'PRIVMSG', '\x01FINGER\x01', {}],
+    ['a DCC offer sent as a NOTICE: nothing', 'NOTICE', '\x01DCC SEND f.txt 1 2 3\x01', {}],
+    ['a DCC that is not an offer: nothing', 'PRIVMSG', '\x01DCC RESUME f.txt 1 2\x01', {}],
+  ] as const)('%s', (_name, command, text, expected) => {
+    expect(privateMessage(command, text, now)).toEqual(expected);
+  });
+
+  it('turns a DCC offer into a notice for the Matrix user and an answer for the sender', () => {
+    const r = privateMessage('PRIVMSG', '\x01DCC SEND report.pdf 2130706433 5000 2048\x01', now);
+    expect(r.show?.type).toBe('notice');
+    expect(r.show?.text).toContain('report.pdf');
+    expect(r.answer).toBe(dccOffer('SEND report.pdf 2130706433 5000 2048')!.answer);
   });
 });

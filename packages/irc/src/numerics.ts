@@ -1,0 +1,26 @@
+/**
+ * What IRC servers' refusals mean, in words for the Matrix user (pure tables). A user's own
+ * connection (lean.ts) turns these replies into a notice or a failed join.
+ */
+
+/** An ERROR before registration that says the server bans us (K-, G-, Z-, D-lines, AKILL): no retry helps. */
+export const BANNED = /\bbann?ed\b|\b[kgzd]-?lined?\b|\bakill/i;
+
+/** Refusals of a NICK change after registration, in words for the Matrix user. */
+export const NICK_ERRORS: Record<string, (nick: string, text: string) => string> = {
+  '431': () => 'no nick given',
+  '432': (n) => `${n} is not a valid nick`,
+  '433': (n) => `${n} is already in use`,
+  '435': (n, t) => `${n} cannot be used while you are banned from a channel (${t})`,
+  '436': (n) => `${n} collided with another user`,
+  '437': (n) => `${n} is temporarily unavailable`,
+  '438': (_n, t) => `you are changing nicks too fast (${t})`,
+  '447': (_n, t) => `the server does not allow nick changes now (${t})`,
+  '484': () => 'your connection is restricted',
+};
+
+/** Refusals of a JOIN. */
+export const JOIN_ERRORS: Record<string, string> = {
+  '471': 'the channel is full', '473': 'the channel is invite-only', '474': 'you are banned from the channel',
+  '475': 'the channel needs a key', '405': 'you joined too many channels',
+};

@@ -142,6 +142,8 @@ describe('transitionCodes', () => {
     ['background only', s({}), s({ bg: 2 }), 'x', '\x0399,02'],
     ['text that looks like a background', s({}), s({ fg: 4 }), ',5 items', '\x0304\x02\x02'],
     ['a comma without digit needs no guard', s({}), s({ fg: 4 }), ', and', '\x0304'],
+    // found by convert-fuzz: the digit may be in the text written next, with no codes between
+    ['a lone comma is guarded', s({}), s({ fg: 4 }), ',', '\x0304\x02\x02'],
   ])('%s', (_name, from, to, next, expected) => {
     expect(transitionCodes(from, to, next)).toBe(expected);
   });

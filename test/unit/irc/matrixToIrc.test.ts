@@ -125,6 +125,8 @@ describe('matrixToIrc HTML', () => {
     ['room alias pill', '<a href="https://matrix.to/#/%23room:example.org">#room:example.org</a>', ['#irc-room']],
     ['room ID pill', '<a href="https://matrix.to/#/!abc:example.org?via=example.org">a room</a>', ['#irc-room']],
     ['unknown room pill', '<a href="https://matrix.to/#/#other:example.org">#other:example.org</a>', ['#other:example.org']],
+    // found by convert-fuzz: pill text is kept up to 1024 UTF-16 units, which fell inside an emoji
+    ['long pill text is cut between code points', `<a href="https://matrix.to/#/@nobody:example.org">a${'😀'.repeat(600)}</a>`, [`a${'😀'.repeat(511)}`]],
     ['event permalink is a link', '<a href="https://matrix.to/#/!r:x/$e?via=x">link</a>', ['link <https://matrix.to/#/!r:x/$e?via=x>']],
     // replies, images, colours
     [
@@ -139,6 +141,8 @@ describe('matrixToIrc HTML', () => {
     ['colour and background', '<font data-mx-color="#ffffff" data-mx-bg-color="#000000">x</font>', ['\x0300,01x']],
     ['background only', '<span data-mx-bg-color="#ff0000">x</span>', ['\x0399,04x']],
     ['colour before a comma and digit', '<font data-mx-color="#ff0000">,5</font>', [`\x0304${B}${B},5`]],
+    // found by convert-fuzz: the comma and the digit in two text nodes, the digits read as a background
+    ['colour before a comma, digit in the next text node', '<font data-mx-color="#ff0000">,<b></b>5</font>', [`\x0304${B}${B},5`]],
     ['colour with bold kept after the colour ends', '<b><font data-mx-color="#ff0000">r</font>b</b>', [`${B}\x0304r${O}${B}b`]],
     ['not a colour', '<font data-mx-color="red">x</font>', ['x']],
     ['spoiler', '<span data-mx-spoiler="why">secret</span> open', [`\x0301,01secret${O} open`]],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyLineLimit, maxPayloadBytes, splitForIrc, stripFormatting, utf8Length } from '../../../packages/irc/src/convert/index.js';
+import { applyLineLimit, maxPayloadBytes, multilineParts, splitForIrc, stripFormatting, utf8Length } from '../../../packages/irc/src/convert/index.js';
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const FAMILY = '👨‍👩‍👧‍👦'; // 4 emoji joined by 3 ZWJ: 25 bytes, one grapheme
@@ -99,5 +99,17 @@ describe('applyLineLimit', () => {
     const { send } = applyLineLimit(lines, 3);
     send.push('b');
     expect(lines).toEqual(['a']);
+  });
+});
+
+// Found by convert-fuzz: the spaces splitForIrc drops after its last cut were lost, so the batch
+// did not join back to the line (the rest of multilineParts is tested in pool-and-commands.test.ts).
+describe('multilineParts keeps the spaces at the end of a cut line', () => {
+  it.each<[string, string, number, { text: string; concat: boolean }[] | undefined]>([
+    ['one space after the last cut', 'abcd efgh ', 5, [{ text: 'abcd ', concat: false }, { text: 'efgh ', concat: true }]],
+    ['a line that only overflows by its trailing space', 'abcd ', 5, [{ text: 'abcd ', concat: false }]],
+    ['more trailing spaces than fit: no batch', 'abcd   ', 5, undefined],
+  ])('%s', (_name, line, maxBytes, expected) => {
+    expect(multilineParts([line], maxBytes, {})).toEqual(expected);
   });
 });

@@ -265,7 +265,8 @@ const pad2 = (n: number): string => String(n).padStart(2, '0');
  * Colours are always written with two digits so a following digit cannot be read as part of the
  * colour; dropping a colour uses `\x0F` (a bare `\x03` would swallow a following digit) and then
  * restores the toggles; and when a foreground-only colour is followed by text such as ",5", an
- * empty bold pair separates them so the text is not read as a background.
+ * empty bold pair separates them so the text is not read as a background. A `nextText` of just
+ * "," is guarded too: the text after it may come in the next call, with no codes between.
  */
 export function transitionCodes(from: IrcCodeState, to: IrcCodeState, nextText: string): string {
   let out = '';
@@ -280,7 +281,7 @@ export function transitionCodes(from: IrcCodeState, to: IrcCodeState, nextText: 
   if (to.fg !== current.fg || to.bg !== current.bg) {
     out += IrcCode.COLOUR + pad2(to.fg ?? 99);
     if (to.bg !== undefined && to.bg !== current.bg) out += `,${pad2(to.bg)}`;
-    else if (/^,\d/.test(nextText)) out += IrcCode.BOLD + IrcCode.BOLD;
+    else if (/^,(?:\d|$)/.test(nextText)) out += IrcCode.BOLD + IrcCode.BOLD;
   }
   return out;
 }

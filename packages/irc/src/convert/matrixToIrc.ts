@@ -223,7 +223,10 @@ function htmlToIrc(html: string, opts: MatrixToIrcOptions): string[] {
   };
   const collect = (text: string): void => {
     const c = collectors[collectors.length - 1];
-    if (c && c.text.length < MAX_COLLECTED) c.text = (c.text + text).slice(0, MAX_COLLECTED);
+    if (!c || c.text.length >= MAX_COLLECTED - 1) return; // full (one short if a pair was in the way)
+    const all = c.text + text;
+    // cut between code points: half a surrogate pair would reach IRC as U+FFFD
+    c.text = all.slice(0, /[\uD800-\uDBFF]/.test(all[MAX_COLLECTED - 1] ?? '') ? MAX_COLLECTED - 1 : MAX_COLLECTED);
   };
   const emit = (text: string): void => {
     collect(text);

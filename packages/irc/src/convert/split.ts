@@ -136,6 +136,9 @@ export function multilineParts(
       texts.push(chunk);
       pos = at + chunk.length;
     }
+    const rest = line.slice(pos); // spaces the splitter dropped after the last cut
+    if (!/^ *$/.test(rest)) return undefined;
+    if (texts.length > 0) texts[texts.length - 1] += rest;
     if (texts.some((t) => utf8Length(t) > maxBytes)) return undefined;
     texts.forEach((text, i) => parts.push({ text, concat: i > 0 }));
   }

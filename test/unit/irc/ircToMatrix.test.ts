@@ -96,6 +96,9 @@ describe('ircToMatrix mentions', () => {
     ['an address before a URL that contains the nick', 'alice: https://x.y/alice', `${pill('alice')}: https://x.y/alice`],
     ['not inside www. links', 'www.alice.example', undefined],
     ['not in an e-mail address', 'mail alice@example.org', undefined],
+    ['not in an e-mail address in brackets', 'mail <alice@example.org>', undefined],
+    ['not in a URL after a dot', 'x.https://y.z/alice', undefined],
+    ['not in a URL after an underscore', '_https://y.z/alice', undefined],
     ['not a channel name', 'join #alice', undefined],
     ['short nick at the start with a colon', 'al: ping', `${pill('al')}: ping`],
     ['short nick with a comma', 'al, ping', undefined],
@@ -109,6 +112,14 @@ describe('ircToMatrix mentions', () => {
     const result = ircToMatrix(input, { mentions });
     expect(result.body).toBe(input.replace(/[\x02]/g, ''));
     expect(result.formattedBody).toBe(formattedBody);
+  });
+
+  it('reads a huge word without spaces in one pass (no URL or address scan from every position in it)', () => {
+    // tried from every position, the URL and e-mail patterns took quadratic time: this line, minutes
+    for (const word of ['a'.repeat(100_000), 'a.'.repeat(50_000), `${'x'.repeat(50_000)}@${'y'.repeat(50_000)}`]) {
+      const line = `alice ${word} alice`;
+      expect(ircToMatrix(line, { mentions }).formattedBody).toBe(`${pill('alice')} ${word} ${pill('alice')}`);
+    }
   });
 
   it('looks each distinct word up once', () => {

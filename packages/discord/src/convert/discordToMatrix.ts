@@ -51,6 +51,8 @@ interface Out {
 class Renderer {
   /** Set once something needs HTML to show (formatting, a mention pill, a masked link...). */
   rich = false;
+  /** Inside a masked link's text: mentions are its text, not pills (a link cannot hold a link). */
+  private inLink = 0;
   constructor(private readonly r: DiscordToMatrixResolver) {}
 
   nodes(nodes: MdNode[]): Out {
@@ -113,7 +115,9 @@ class Renderer {
         return { html: `<pre><code${cls}>${escapeHtml(n.v)}\n</code></pre>`, body: `\`\`\`${n.lang ?? ''}\n${n.v}\n\`\`\`` };
       }
       case 'link': {
-        const inner = this.nodes(n.c);
+        this.inLink++;
+        let inner: Out;
+        try { inner = this.nodes(n.c); } finally { this.inLink--; }
         if (inner.body === n.href) return { html: `<a href="${escapeHtml(n.href)}">${escapeHtml(n.href)}</a>`, body: n.href };
         this.rich = true;
         return { html: `<a href="${escapeHtml(n.href)}">${inner.html}</a>`, body: `${inner.body} (${n.href})` };
@@ -122,6 +126,7 @@ class Renderer {
         const u = r.user?.(n.id);
         if (!u) return { html: escapeHtml(`@${n.id}`), body: `@${n.id}` };
         if (!u.userId) return { html: escapeHtml(`@${u.name}`), body: `@${u.name}` };
+        if (this.inLink) return { html: escapeHtml(u.name), body: u.name };
         this.rich = true;
         return { html: `<a href="${escapeHtml(userPillHref(u.userId))}">${escapeHtml(u.name)}</a>`, body: u.name };
       }
@@ -136,7 +141,7 @@ class Renderer {
       case 'channel': {
         const c = r.channel?.(n.id);
         const name = `#${c?.name ?? 'unknown-channel'}`;
-        if (!c?.room) return { html: escapeHtml(name), body: name };
+        if (!c?.room || this.inLink) return { html: escapeHtml(name), body: name };
         this.rich = true;
         return { html: `<a href="${escapeHtml(roomPillHref(c.room))}">${escapeHtml(name)}</a>`, body: name };
       }
@@ -164,7 +169,15 @@ class Renderer {
 /** Discord message content → Matrix `body` and, when needed, `formatted_body`. */
 export function discordToMatrix(content: string, resolver: DiscordToMatrixResolver = {}): MatrixText {
   const r = new Renderer(resolver);
-  const out = r.nodes(parseDiscordMarkdown(content));
+  let out: Out;
+  try {
+    out = r.nodes(parseDiscordMarkdown(content));
+  } catch (err) {
+    // markers nested thousands deep (7,500 `*` in a row; Discord's own limit is 4,000 characters)
+    // exhaust the stack: the message still arrives, as the text it is
+    if (err instanceof RangeError) return { body: content };
+    throw err;
+  }
   const body = out.body.replace(/\n+$/, '');
   if (!r.rich) return { body };
   return { body, formattedBody: out.html.replace(/(<br>)+$/, '') };

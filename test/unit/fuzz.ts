@@ -109,7 +109,7 @@ export function forAll<T>(
     const why = error instanceof PropertyFailure ? error.message : `threw ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     throw new Error(
       `property "${name}" failed on case ${i} (case seed ${seed}, base seed ${BASE_SEED})\n` +
-        `input${shrink ? ' (shrunk)' : ''}: ${show(smallest)}\n${why}`,
+        `input${shrink ? ' (shrunk)' : ''}: ${show(smallest)}\n${smallest !== input ? `original input: ${show(input)}\n` : ''}${why}`,
     );
   }
 }

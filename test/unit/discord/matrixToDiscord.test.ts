@@ -123,6 +123,80 @@ describe('matrixToDiscord: HTML', () => {
   });
 });
 
+describe('matrixToDiscord: regressions found by convert-fuzz.test.ts', () => {
+  it.each<[string, string, string]>([
+    ['@everyone after a letter or a dot is defused', 'x@everyone a.@here', 'x@\u200beveryone a.@\u200bhere'],
+    ['@here before an underscore is defused (escaping makes it `\\_`)', '@here_', '@\u200bhere\\_'],
+    ['text after a URL cannot take the escape into the link', 'see https://x.y/a<@3>', 'see <https://x.y/a>\\<@3>'],
+    ['a URL that stops at `>` in angle brackets, then text', '<http://e>____', '<http://e>\\_\\_\\_\\_'],
+    ['a URL after an escaped character', '_https://x.y_', '\\_https://x.y_'],
+    ['what is not a URL here is not one on Discord', 'http:///<:', 'http\\:///\\<:'],
+    ['a block marker after whitespace the message trim removes', '\ufeff> o', '\\> o'],
+    ['@Role inside a URL is left alone', 'https://x.y/@mods', 'https://x.y/@mods'],
+  ])('plain: %s', (_name, input, expected) => {
+    expect(plain(input).content).toBe(expected);
+  });
+
+  it.each<[string, string, string]>([
+    ['a malformed matrix: URI does not throw', '<a href="matrix:u/%ZZ">x</a>', '@x'],
+    ['text split by tags does not join into a mention', '&lt;<span>@123&gt;</span> &lt;<span>a</span>:x:1&gt;', '\\<@123> \\<a:x:1>'],
+    ['text split by tags does not join into a list', '-<span> a</span>', '\\- a'],
+    ['four backticks in a code block do not close it', '<pre>````@everyone</pre>', '```\n`\u200b`\u200b``@everyone\n```'],
+    ['control characters are dropped in code blocks', '<pre>a\fb</pre>', '```\nab\n```'],
+    ['a CR in a code block in a heading is not a line break', '<h1><pre>&lt;@1&gt;\ro</pre></h1>', '# ``` <@1> o ```'],
+    ['a link URL with spaces and brackets is encoded', '<a href="https://x.y/ <@123> (">label</a>', '[label](https://x.y/%20%3C@123%3E%20%28)'],
+    ['a link shown as its URL is encoded too', '<a href="https://x.y/\n<@123>"></a>', 'https://x.y/%0A%3C@123%3E'],
+    ['an e-mail link is text, defused', '<a href="mailto:a@everyone">a@everyone</a>', 'a@\u200beveryone'],
+    ['in a link\'s text, @everyone in a URL is defused', '<a href="http://x.y/&quot;">http://x/@here</a>', '[http://x/@\u200bhere](http://x.y/")'],
+    ['an image alt text is defused', '<img src="https://x.y/a.png" alt="@everyone">', '[@\u200beveryone](https://x.y/a.png)'],
+    ['a URL ending one tag takes the text of the next as Discord does', '<x-y>https://x.y</x-y>_', 'https://x.y_'],
+    ['a URL inside italics cannot close them early', '<i>http://*@everyone</i>', '*http://%2A@everyone*'],
+    ['a URL inside bold keeps its link, with `_` encoded', '<b>see https://en.wikipedia.org/wiki/Foo_bar now</b>', '**see https://en.wikipedia.org/wiki/Foo%5Fbar now**'],
+    ['a URL outside formatting is left as it is', '<p>https://en.wikipedia.org/wiki/Foo_bar</p>', 'https://en.wikipedia.org/wiki/Foo_bar'],
+    ['a link inside italics cannot close them early', '<em><a href="https://x.y/a*b">t</a></em>', '*[t](https://x.y/a%2Ab)*'],
+    ['a link inside a link is its text', '<a href="https://a.b/">x <a href="https://c.d/">y</a></a>', '[x y](https://a.b/)'],
+    ['a link\'s text is one line', '<a href="https://a.b/">one<br>two</a>', '[one two](https://a.b/)'],
+    ['a link with no text shown is its URL (`[](url)` is no link)', '<a href="https://a.b/"><mx-reply>q</mx-reply></a>', 'https://a.b/'],
+    ['a link to `http://` alone is its text', '<a href="http://">text</a>', 'text'],
+    ['a `<` before a URL it does not close is escaped', 'a &lt;https://x.y b', 'a \\<https://x.y b'],
+    ['`<url>` is one link to its `>`, `<` inside included', 'a &lt;https://x.y&lt;x:1&gt; b', 'a <https://x.y<x:1> b'],
+    ['half a surrogate pair left by a broken tag is dropped', '</g 🌈', ''],
+  ])('HTML: %s', (_name, input, expected) => {
+    expect(html(input).content).toBe(expected);
+  });
+
+  it('names an image whose alt text is only control characters "image"', () => {
+    expect(html('<img src="mxc://g/e" alt="\u0007">', { ...resolver, mediaUrl: (mxc) => `https://media.example/${mxc.slice(6)}` }).content).toBe('[image](https://media.example/g/e)');
+  });
+
+  it('links an image only through an http(s) URL (a media link may be the mxc:// URL itself)', () => {
+    expect(html('<img src="mxc://x/a b) <@123> (" alt="cat">', { ...resolver, mediaUrl: (mxc) => mxc }).content).toBe('cat');
+  });
+
+  it('quotes a snippet whose URL is followed by mention syntax as text', () => {
+    expect(replyQuote({ author: 'bob', snippet: 'http:///<@3>' })).toBe('> bob: http\\:///\\<@3>\n');
+  });
+
+  it('leaves an e-mail address whole, and never lets it ping, even from a user allowed to ping everyone', () => {
+    for (const allowEveryone of [false, true]) {
+      const out = plain('mail me@everyone.example or me@here.com', { ...resolver, allowEveryone });
+      expect(out.content).toBe('mail me@everyone.example or me@here.com');
+      expect(out.everyone).toBe(false);
+    }
+    // glued to a word but not an address: shown, defused, pinging no one
+    expect(plain('x@everyone!', { ...resolver, allowEveryone: true })).toMatchObject({ content: 'x@\u200beveryone!', everyone: false });
+  });
+
+  it('reads a message of 300,000 `@` in one pass (each `@` once looked at a copy of the rest: about half a minute)', () => {
+    const out = plain('@'.repeat(300_000), { ...resolver, roles: [{ id: '1', name: 'mods', mentionable: true }] });
+    expect(out.content).toBe('@'.repeat(300_000));
+  });
+
+  it('never splits a backslash from what it escapes', () => {
+    expect(splitMessage('\\_'.repeat(10), 7).every((p) => !/(?:^|[^\\])(?:\\\\)*\\$/.test(p))).toBe(true);
+  });
+});
+
 describe('matrixToDiscord helpers', () => {
   it('builds allowed_mentions from what the message mentions on purpose', () => {
     expect(allowedMentions({ users: ['1', '1', '2'], roles: [], everyone: false })).toEqual({ parse: [], users: ['1', '2'], roles: [], replied_user: false });

@@ -663,5 +663,5 @@ describe('fuzz: lineDecoder', () => {
 
 it('fuzz: the property runner reports the seed and the shrunk input', () => {
   expect(() => forAll('self-test', 50, (r) => ({ s: `${'a'.repeat(r.int(5, 20))}\r${'b'.repeat(5)}` }), ({ s }) => checkIrcLine(s, 'line'), shrinkFields()))
-    .toThrow(/case seed \d+[^\n]*\ninput \(shrunk\): \{"s":"\\r"\}\nline has CR, LF or NUL/);
+    .toThrow(/case seed \d+[^\n]*\ninput \(shrunk\): \{"s":"\\r"\}\noriginal input: \{"s":"a{5,20}\\rbbbbb"\}\nline has CR, LF or NUL/);
 });

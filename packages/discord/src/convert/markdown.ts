@@ -261,35 +261,97 @@ export function isPlain(nodes: MdNode[]): boolean {
 
 // ------------------------------------------------------------------ plain text → Discord
 
-const URL_IN_TEXT = /\bhttps?:\/\/[^\s<]+[^<.,:;"')\]\s]/g;
+/**
+ * A URL where Discord would read one once the text around it is escaped: after anything but a
+ * letter or digit (`_https://x` too, as `\_` ends where the URL starts).
+ */
+const URL_IN_TEXT = /(?<![A-Za-z0-9])https?:\/\/[^\s<]+[^<.,:;"')\]\s]/g;
+/** What Discord could read as the start of a URL in escaped text that is not one here (`http://.`). */
+const URL_SCHEME = /(?<![A-Za-z0-9])(https?):(?=\/\/)/g;
 /** Characters that start markdown anywhere in a line. */
 const INLINE_SPECIAL = /[\\*_~`|[\]]/g;
-/** Starts of a line that Discord reads as a block (quote, heading, subtext, list); `*` is escaped anyway. */
-const BLOCK_START = /^([ \t]*)(?:(>|#{1,3} |-# |- )|(\d{1,9})\. )/gm;
+/**
+ * Starts of a line that Discord reads as a block (quote, heading, subtext, list); `*` is escaped
+ * anyway. After any whitespace: trimming the message (the bridge's, or Discord's) may remove it.
+ */
+const BLOCK_START = /^([^\S\n]*)(?:(>|#{1,3} |-# |- )|(\d{1,9})\. )/gm;
 /** `<@123>`, `<#123>`, `<:x:123>`, `<t:123>`: typed text must not turn into a mention or emoji. */
 const TOKEN_START = /<(?=[@#:]|a:|t:)/g;
 
 function escapeSegment(s: string): string {
   return s
     .replace(INLINE_SPECIAL, '\\$&')
+    .replace(URL_SCHEME, '$1\\:')
     .replace(TOKEN_START, '\\<')
     .replace(BLOCK_START, (_m, indent: string, marker: string | undefined, digits: string | undefined) =>
       (marker !== undefined ? `${indent}\\${marker}` : `${indent}${digits}\\. `));
 }
 
-/** Make plain text show literally on Discord (URLs are left alone so they stay links). */
-export function escapeDiscordMarkdown(text: string): string {
-  let out = '';
-  let last = 0;
-  for (const m of text.matchAll(URL_IN_TEXT)) {
-    out += escapeSegment(text.slice(last, m.index));
-    out += trimUrl(m[0]);
-    last = m.index + trimUrl(m[0]).length;
+/**
+ * Where the URLs are in plain text: the ones {@link escapeDiscordMarkdown} leaves alone. One in
+ * angle brackets ends at the `>`, as Discord reads it.
+ */
+export function urlsIn(text: string): { start: number; end: number }[] {
+  const urls: { start: number; end: number }[] = [];
+  const re = new RegExp(URL_IN_TEXT.source, 'g');
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    let end = m.index + trimUrl(m[0]).length;
+    if (text[m.index - 1] === '<') {
+      // `<url>` is one link to the `>` (what is between may hold `<`: Discord's rule allows it)
+      const angle = at(ANGLE_LINK, text, m.index - 1);
+      if (angle) end = m.index - 1 + angle[0].length;
+    }
+    urls.push({ start: m.index, end });
+    re.lastIndex = end;
   }
-  return out + escapeSegment(text.slice(last));
+  return urls;
 }
 
-/** `@everyone` and `@here` with a zero-width space after the `@`: shown, but pinging nobody. */
+/**
+ * A URL that text follows with no space between. Discord's URL rule runs to the next space or `<`,
+ * so an escaping backslash there would become part of the link and what it escapes would be live
+ * (`http://x\<@1>` is a link to `http://x\` and a mention), and so would markdown written after the
+ * text (`next`): such a URL goes in angle brackets, which end it and show the same (no embed), or,
+ * if it has a `>` they cannot hold, as text (which Matrix → Discord does not look into for
+ * `@everyone`: defused here).
+ */
+function guardUrl(url: string, after: string, next: string, angled: boolean): string {
+  const run = /^[^\s<]*/.exec(after)![0];
+  if (angled || !run.includes('\\') && !(run === after && /^[^\s<]/.test(next))) return url;
+  return url.includes('>') ? escapeSegment(defuseEveryone(url)) : `<${url}>`;
+}
+
+/**
+ * Make plain text show literally on Discord (URLs are left alone so they stay links). `next`: the
+ * markdown that will follow the text, if any. `inMarkup`: the text goes between paired markers
+ * (`**`, `*`, `__`, `~~`, `||`), which a marker character in a URL would close: those are
+ * percent-encoded there (the same URL: `_` and `~` are unreserved, `*`, `|` and a backtick rare).
+ */
+export function escapeDiscordMarkdown(text: string, next = '', inMarkup = false): string {
+  const urls = urlsIn(text);
+  const angled = urls.map(({ start, end }) => text[start - 1] === '<' && text[end - 1] === '>');
+  // the text up to a URL, escaped; a `<` right before a URL that does not close it is escaped too,
+  // or Discord would read `<url…>` further on as one link
+  const segment = (from: number, i: number): string => {
+    const to = urls[i]?.start ?? text.length;
+    const t = escapeSegment(text.slice(from, to));
+    return i < urls.length && !angled[i] && text[to - 1] === '<' && t.endsWith('<') ? `${t.slice(0, -1)}\\<` : t;
+  };
+  let out = segment(0, 0);
+  urls.forEach(({ start, end }, i) => {
+    const after = segment(end, i + 1);
+    const raw = text.slice(start, end);
+    const url = inMarkup ? raw.replace(/[*_~|`]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`) : raw;
+    out += guardUrl(url, after, i === urls.length - 1 ? next : '', angled[i]!) + after;
+  });
+  return out;
+}
+
+/**
+ * `@everyone` and `@here` with a zero-width space after the `@`: shown, but pinging nobody. Only
+ * a letter or digit after the word keeps it (`@hereby`): after `_`, which escaping turns into
+ * `\_`, Discord would read the word as a ping.
+ */
 export function defuseEveryone(text: string): string {
-  return text.replace(/@(everyone|here)\b/g, '@\u200b$1');
+  return text.replace(/@(everyone|here)(?![A-Za-z0-9])/g, '@\u200b$1');
 }

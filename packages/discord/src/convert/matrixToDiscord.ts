@@ -9,7 +9,7 @@
  * caller puts in `allowed_mentions`.
  */
 import { parseDOM } from 'htmlparser2';
-import { defuseEveryone, escapeDiscordMarkdown } from './markdown.js';
+import { defuseEveryone, escapeDiscordMarkdown, urlsIn } from './markdown.js';
 import { channelMention, customEmoji, parsePermalink, roleMention, userMention } from './mentions.js';
 
 export interface DiscordRole { id: string; name: string; mentionable: boolean }
@@ -42,44 +42,67 @@ interface HNode { type: string; data?: string; name?: string; attribs?: Record<s
 
 const COLLAPSIBLE = /[\t\n\f\r ]+/g;
 const CONTROLS = /[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]/g;
+/** Half a surrogate pair, alone. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const URL_SCHEMES = /^(https?|mailto):/i;
+/** `everyone` or `here` right after an `@` (sticky: tried at one position). */
+const EVERYONE_AT = /(everyone|here)(?![A-Za-z0-9])/y;
 
 /** Shared state of one conversion: resolver, mentions found. */
 class Ctx {
   readonly users = new Set<string>();
   readonly roles = new Set<string>();
   everyone = false;
+  /**
+   * How many paired markers (`**`, `*`, `__`, `~~`, `||`) the text being rendered is inside: a
+   * marker character in a URL there would close them early (a URL cannot be escaped), so URLs
+   * there have those characters percent-encoded.
+   */
+  markup = 0;
+  /** Inside a link's text: a link there is its text (a link cannot hold a link). */
+  inLink = 0;
   private readonly roleList: DiscordRole[];
   constructor(readonly r: MatrixToDiscordResolver) {
     this.roleList = [...(r.roles ?? [])].filter((x) => x.name !== '@everyone').sort((a, b) => b.name.length - a.name.length);
   }
 
-  /** Escape text for Discord, turning `@Role` into role mentions and handling @everyone/@here. */
-  text(s: string): string {
+  /**
+   * Escape text for Discord, turning `@Role` into role mentions and handling @everyone/@here (not
+   * inside URLs). `next`: the markdown that will follow it.
+   */
+  text(s: string, next = ''): string {
     let out = '';
     let last = 0;
+    const urls = urlsIn(s);
+    let u = 0; // both in text order: the first URL not yet behind `i`
     for (let i = s.indexOf('@'); i >= 0; i = s.indexOf('@', i + 1)) {
-      if (i < last) continue;
+      while (u < urls.length && urls[u]!.end <= i) u++;
+      if (i < last || (u < urls.length && urls[u]!.start < i)) continue;
       const token = this.atToken(s, i);
       if (!token) continue;
-      out += escapeDiscordMarkdown(s.slice(last, i)) + token.out;
+      out += escapeDiscordMarkdown(s.slice(last, i), '', this.markup > 0) + token.out;
       last = i + token.len;
     }
-    return out + escapeDiscordMarkdown(s.slice(last));
+    return out + escapeDiscordMarkdown(s.slice(last), next, this.markup > 0);
   }
 
   private atToken(s: string, i: number): { out: string; len: number } | undefined {
-    if (i > 0 && /[\w.]/.test(s[i - 1]!)) return undefined; // an e-mail address, not a mention
-    const after = s.slice(i + 1);
-    const ev = /^(everyone|here)\b/.exec(after);
+    // (read in place, not from a copy of the rest: a message of 60,000 `@` took a second so)
+    // Discord reads `@everyone` after anything, `a@everyone` too; only a letter or digit after it keeps it a word
+    EVERYONE_AT.lastIndex = i + 1;
+    const ev = EVERYONE_AT.exec(s);
     if (ev) {
-      if (this.r.allowEveryone) { this.everyone = true; return { out: `@${ev[1]}`, len: ev[0].length + 1 }; }
+      const glued = i > 0 && /[\w.]/.test(s[i - 1]!);
+      // an e-mail address (me@everyone.example) stays whole: it is no mention, so it pings no one
+      if (glued && s[EVERYONE_AT.lastIndex] === '.' && /[A-Za-z0-9]/.test(s[EVERYONE_AT.lastIndex + 1] ?? '')) return undefined;
+      // only a mention standing alone pings, and only when allowed; any other is shown defused
+      if (this.r.allowEveryone && !glued) { this.everyone = true; return { out: `@${ev[1]}`, len: ev[0].length + 1 }; }
       return { out: defuseEveryone(`@${ev[1]}`), len: ev[0].length + 1 };
     }
-    const lower = after.toLowerCase();
+    if (i > 0 && /[\w.]/.test(s[i - 1]!)) return undefined; // an e-mail address, not a role
     for (const role of this.roleList) {
-      if (!role.mentionable || !lower.startsWith(role.name.toLowerCase())) continue;
-      if (/\w/.test(after[role.name.length] ?? '')) continue;
+      if (!role.mentionable || s.slice(i + 1, i + 1 + role.name.length).toLowerCase() !== role.name.toLowerCase()) continue;
+      if (/\w/.test(s[i + 1 + role.name.length] ?? '')) continue;
       this.roles.add(role.id);
       return { out: roleMention(role.id), len: role.name.length + 1 };
     }
@@ -87,25 +110,51 @@ class Ctx {
   }
 }
 
-/** Output of the HTML walk: text with `\n`, spaces collapsed as HTML does outside <pre>. */
+/**
+ * Output of the HTML walk: text with `\n`, spaces collapsed as HTML does outside <pre>. The text
+ * of neighbouring nodes (split by tags that add no markdown, like `<span>`) is escaped as one, so
+ * the pieces cannot join into markdown or a token (`&lt;<span>@123&gt;</span>` is not `<@123>`).
+ */
 class Buf {
-  s = '';
+  private out = '';
+  /** Text not yet escaped. */
+  private pending = '';
+  constructor(private readonly ctx: Ctx) {}
+  get s(): string { this.flush(); return this.out; }
   get atLineStart(): boolean { return this.s === '' || this.s.endsWith('\n'); }
-  raw(t: string): void { this.s += t; }
-  /** Flowing text (already escaped): a leading space at a line start is dropped. */
-  flow(t: string): void {
-    this.s += this.atLineStart || this.s.endsWith(' ') ? t.replace(/^ +/, '') : t;
+  raw(t: string): void { this.flush(t); this.out += t; }
+  /** Text as typed, spaces already collapsed: escaped with its neighbours. */
+  text(t: string): void {
+    const clean = t.replace(CONTROLS, '');
+    this.pending += this.pending.endsWith(' ') ? clean.replace(/^ +/, '') : clean;
   }
-  newline(): void { this.s = this.s.replace(/[ \t]+$/, '') + '\n'; }
+  /** Flowing markdown (already escaped): a leading space at a line start is dropped. */
+  flow(t: string): void {
+    if (t === '') return;
+    if (/^ +$/.test(t)) this.text(t); // spaces (around empty formatting) join the text
+    else { this.flush(t); this.append(t); }
+  }
+  private append(t: string): void {
+    this.out += this.out === '' || this.out.endsWith('\n') || this.out.endsWith(' ') ? t.replace(/^ +/, '') : t;
+  }
+  /** Escape the pending text; `next` is the markdown about to follow it. */
+  private flush(next = ''): void {
+    if (this.pending === '') return;
+    const t = this.pending;
+    this.pending = '';
+    this.append(this.ctx.text(t, next));
+  }
+  newline(): void { this.flush('\n'); this.out = this.out.replace(/[ \t]+$/, '') + '\n'; }
   ensureLine(): void { if (!this.atLineStart) this.newline(); }
   blankLine(): void {
     if (this.s === '') return;
     this.ensureLine();
-    if (!this.s.endsWith('\n\n')) this.s += '\n';
+    if (!this.s.endsWith('\n\n')) this.out += '\n';
   }
 }
 
-const textOf = (n: HNode): string => n.type === 'text' ? (n.data ?? '') : (n.children ?? []).map(textOf).join('');
+/** The text of a node as is (for code), without the dropped controls; a CR is a line break, as Discord reads it. */
+const textOf = (n: HNode): string => n.type === 'text' ? (n.data ?? '').replace(CONTROLS, '').replace(/\r\n?/g, '\n') : (n.children ?? []).map(textOf).join('');
 const attr = (n: HNode, name: string): string | undefined => n.attribs?.[name];
 
 /** An inline code span that survives backticks in its content. */
@@ -128,16 +177,27 @@ function render(nodes: HNode[], ctx: Ctx, buf: Buf, inPre = false): void {
 
 /** Render children into a fresh buffer (for wrapping, prefixing or indenting). */
 function sub(nodes: HNode[], ctx: Ctx, inPre = false): string {
-  const b = new Buf();
+  const b = new Buf(ctx);
   render(nodes, ctx, b, inPre);
   return b.s;
 }
 
+/** Render children to go between paired markers (see {@link Ctx.markup}). */
+function marked(nodes: HNode[], ctx: Ctx): string {
+  ctx.markup++;
+  try {
+    return sub(nodes, ctx);
+  } finally {
+    ctx.markup--;
+  }
+}
+
 function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
   if (n.type === 'text') {
-    const data = (n.data ?? '').replace(CONTROLS, '');
+    // (the HTML parser can cut a surrogate pair at a broken tag: its halves are dropped too)
+    const data = (n.data ?? '').replace(CONTROLS, '').replace(LONE_SURROGATE, '');
     if (inPre) buf.raw(data);
-    else buf.flow(ctx.text(data.replace(COLLAPSIBLE, ' ')));
+    else buf.text(data.replace(COLLAPSIBLE, ' '));
     return;
   }
   if (n.type !== 'tag') return; // comments, CDATA, processing instructions
@@ -163,19 +223,19 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
       render(kids, ctx, buf, inPre);
       return;
     case 'strong': case 'b':
-      buf.flow(wrapInline('**', sub(kids, ctx)));
+      buf.flow(wrapInline('**', marked(kids, ctx)));
       return;
     case 'em': case 'i': case 'cite':
-      buf.flow(wrapInline('*', sub(kids, ctx)));
+      buf.flow(wrapInline('*', marked(kids, ctx)));
       return;
     case 'u': case 'ins':
-      buf.flow(wrapInline('__', sub(kids, ctx)));
+      buf.flow(wrapInline('__', marked(kids, ctx)));
       return;
     case 'del': case 's': case 'strike':
-      buf.flow(wrapInline('~~', sub(kids, ctx)));
+      buf.flow(wrapInline('~~', marked(kids, ctx)));
       return;
     case 'span':
-      if (n.attribs && 'data-mx-spoiler' in n.attribs) buf.flow(wrapInline('||', sub(kids, ctx)));
+      if (n.attribs && 'data-mx-spoiler' in n.attribs) buf.flow(wrapInline('||', marked(kids, ctx)));
       else render(kids, ctx, buf, inPre);
       return;
     case 'code':
@@ -185,7 +245,9 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
     case 'pre': {
       const code = kids.find((k) => k.type === 'tag' && k.name === 'code');
       const lang = /(?:^|\s)language-([A-Za-z0-9_+\-.#]+)/.exec(attr(code ?? n, 'class') ?? '')?.[1] ?? '';
-      const text = textOf(n).replace(/\n$/, '').replace(/```/g, '`\u200b``');
+      let text = textOf(n).replace(/\n$/, '');
+      // no fence in the code: one pass leaves one in four backticks (`\u200b```)
+      while (text.includes('```')) text = text.replace(/```/g, '`\u200b``');
       buf.ensureLine();
       buf.raw(`\`\`\`${lang}\n${text}\n\`\`\``);
       buf.newline();
@@ -200,7 +262,7 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
     }
     case 'h1': case 'h2': case 'h3': case 'h4': case 'h5': case 'h6': {
       const level = Number(n.name[1]);
-      const inner = sub(kids, ctx).replace(/\s*\n\s*/g, ' ').trim();
+      const inner = (level <= 3 ? sub(kids, ctx) : marked(kids, ctx)).replace(/\s*\n\s*/g, ' ').trim();
       buf.ensureLine();
       if (inner) buf.raw(level <= 3 ? `${'#'.repeat(level)} ${inner}` : `**${inner}**`);
       buf.newline();
@@ -226,50 +288,76 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
       buf.newline();
       return;
     case 'a':
-      buf.flow(link(n, ctx));
+      link(n, ctx, buf);
       return;
     case 'img':
-      buf.flow(image(n, ctx));
+      image(n, ctx, buf);
       return;
     default:
       render(kids, ctx, buf, inPre);
   }
 }
 
-function link(n: HNode, ctx: Ctx): string {
+/**
+ * A URL that Discord reads to its end, in `[text](url)` or alone: whitespace, which would end it
+ * early, `()<>`, which would end the link, and control characters are percent-encoded.
+ */
+const safeUrl = (url: string, ctx: Ctx): string =>
+  url.replace(ctx.markup > 0 ? /[\s()<>\x00-\x1F\x7F*_~|`]/g : /[\s()<>\x00-\x1F\x7F]/g,
+    (c) => (c.charCodeAt(0) < 0x80 ? `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}` : encodeURIComponent(c)));
+
+function link(n: HNode, ctx: Ctx, buf: Buf): void {
   const href = (attr(n, 'href') ?? '').trim();
   const label = textOf(n).replace(COLLAPSIBLE, ' ').trim();
   const p = parsePermalink(href);
   if (p?.kind === 'user') {
     const id = ctx.r.user?.(p.userId);
-    if (id) { ctx.users.add(id); return userMention(id); }
+    if (id) { ctx.users.add(id); buf.flow(userMention(id)); return; }
     const name = label || p.userId;
-    return ctx.text(name.startsWith('@') ? name : `@${name}`);
+    buf.text(name.startsWith('@') ? name : `@${name}`);
+    return;
   }
   if (p?.kind === 'room') {
     const channel = ctx.r.room?.(p.room);
-    if (channel) return channelMention(channel);
-    return ctx.text(label || p.room);
+    if (channel) buf.flow(channelMention(channel));
+    else buf.text(label || p.room);
+    return;
   }
-  if (!URL_SCHEMES.test(href)) return sub(n.children ?? [], ctx);
-  const inner = sub(n.children ?? [], ctx).trim();
-  const bare = href.replace(/^(https?:\/\/|mailto:)/i, '');
-  if (!label || label === href || label === bare) return href.replace(/^mailto:/i, '');
-  return `[${inner}](${href.replace(/\(/g, '%28').replace(/\)/g, '%29').replace(/ /g, '%20')})`;
+  if (!URL_SCHEMES.test(href) || ctx.inLink > 0) { render(n.children ?? [], ctx, buf); return; }
+  if (/^mailto:/i.test(href)) {
+    // Discord links only http(s) URLs: an address is text
+    const address = href.replace(/^mailto:/i, '');
+    if (label && label !== href && label !== address) { render(n.children ?? [], ctx, buf); buf.text(` (${address})`); } else buf.text(address);
+    return;
+  }
+  // Discord links only a URL with something after `//` (`http://` alone is text, and its text would run on)
+  if (!/^https?:\/\/[^\s)>]/i.test(href)) { render(n.children ?? [], ctx, buf); return; }
+  ctx.inLink++;
+  let inner: string;
+  // one line: Discord's link text cannot hold a line break (a block inside the link is flattened)
+  try { inner = sub(n.children ?? [], ctx).replace(/\s*\n\s*/g, ' ').trim(); } finally { ctx.inLink--; }
+  const bare = href.replace(/^https?:\/\//i, '');
+  // a URL alone is text, escaped with its neighbours: what follows it cannot run into it
+  if (!label || !inner || label === href || label === bare) buf.text(safeUrl(href, ctx)); // `[](url)` is no link
+  // in a link's text a URL is not one, so an `@everyone` in it (left alone in text) would ping
+  else buf.flow(`[${defuseEveryone(inner)}](${safeUrl(href, ctx)})`);
 }
 
-function image(n: HNode, ctx: Ctx): string {
+function image(n: HNode, ctx: Ctx, buf: Buf): void {
   const src = attr(n, 'src') ?? '';
-  const alt = attr(n, 'alt') ?? attr(n, 'title') ?? '';
+  const alt = (attr(n, 'alt') ?? attr(n, 'title') ?? '').replace(COLLAPSIBLE, ' ');
   if (n.attribs && 'data-mx-emoticon' in n.attribs) {
     const e = ctx.r.emoji?.(src);
-    if (e) return customEmoji(e);
+    if (e) { buf.flow(customEmoji(e)); return; }
     const name = alt.replace(/^:|:$/g, '');
-    return ctx.text(name ? `:${name}:` : '');
+    buf.text(name ? `:${name}:` : '');
+    return;
   }
-  const url = src.startsWith('mxc://') ? ctx.r.mediaUrl?.(src) : /^https?:/.test(src) ? src : undefined;
-  if (!url) return ctx.text(alt);
-  return `[${escapeDiscordMarkdown(alt || 'image')}](${url})`;
+  // the media link of an mxc:// URL may be the mxc:// URL itself: only http(s) URLs are links
+  const url = src.startsWith('mxc://') ? ctx.r.mediaUrl?.(src) : src;
+  if (!url || !/^https?:\/\//i.test(url)) { buf.text(alt); return; }
+  const shown = alt.replace(CONTROLS, '').trim(); // `[](url)` is no link
+  buf.flow(`[${defuseEveryone(ctx.text(shown || 'image'))}](${safeUrl(url, ctx)})`);
 }
 
 /** Tidy a rendering: no runs of blank lines, no blank start or end. Code blocks are left alone. */
@@ -330,8 +418,8 @@ export function splitMessage(content: string, max = 2000): string[] {
     if (cut < room / 2) cut = rest.lastIndexOf(' ', room);
     if (cut < room / 2) cut = room;
     let chunk = rest.slice(0, cut);
-    // never split a surrogate pair
-    if (/[\ud800-\udbff]$/.test(chunk)) { chunk = chunk.slice(0, -1); cut--; }
+    // never split a surrogate pair, nor a backslash from what it escapes
+    while (/[\ud800-\udbff]$/.test(chunk) || /(?:^|[^\\])(?:\\\\)*\\$/.test(chunk)) { chunk = chunk.slice(0, -1); cut--; }
     const fences = [...chunk.matchAll(/```([A-Za-z0-9_+\-.#]*)/g)];
     let open = fences.length % 2 === 1 ? fences[fences.length - 1] : undefined;
     if (open && open.index > 0 && chunk.slice(open.index).trim() === open[0]) {

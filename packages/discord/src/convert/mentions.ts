@@ -25,7 +25,7 @@ export type MatrixPermalink =
 export function parsePermalink(href: string): MatrixPermalink | undefined {
   let m = /^https:\/\/matrix\.to\/#\/([^?]+)/.exec(href);
   if (m) {
-    const parts = m[1]!.split('/').map((p) => { try { return decodeURIComponent(p); } catch { return p; } });
+    const parts = m[1]!.split('/').map(decode);
     const [first, second] = parts;
     if (!first) return undefined;
     if (first.startsWith('@')) return { kind: 'user', userId: first };
@@ -36,10 +36,19 @@ export function parsePermalink(href: string): MatrixPermalink | undefined {
   }
   m = /^matrix:(u|r|roomid)\/([^/?]+)(?:\/e\/([^/?]+))?/.exec(href);
   if (!m) return undefined;
-  const id = decodeURIComponent(m[2]!);
+  const id = decode(m[2]!);
   if (m[1] === 'u') return { kind: 'user', userId: `@${id}` };
   const room = m[1] === 'r' ? `#${id}` : `!${id}`;
-  return m[3] ? { kind: 'event', room, eventId: `$${decodeURIComponent(m[3])}` } : { kind: 'room', room };
+  return m[3] ? { kind: 'event', room, eventId: `$${decode(m[3])}` } : { kind: 'room', room };
+}
+
+/** Percent-decoding that keeps a malformed part (`%ZZ`, a lone `%`) as it is instead of throwing. */
+function decode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 /** Discord's mention tokens. */

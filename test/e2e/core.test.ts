@@ -108,6 +108,53 @@ describe('appservice API', () => {
     expect(((await health.json()) as { status: string }).status).toBe('ok');
   });
 
+  it('takes events whose fields have the wrong types without stalling the room: the message after them arrives at once', async () => {
+    // A homeserver checks little of an event's content: any JSON a client sends is passed on. A
+    // handler that threw on one would retry it at the head of the room's queue for about a minute
+    // (8 attempts), holding back everything said after it.
+    const roomId = await linkedRoom([['testa', 'hostile-types']]);
+    const { hs_token } = e2e.registration();
+    let n = 0;
+    const ev = (type: string, content: unknown, extra: Record<string, unknown> = {}): Record<string, unknown> =>
+      ({ type, room_id: roomId, sender: alice.userId, event_id: `$hostile-${Date.now()}-${n++}`, origin_server_ts: Date.now(), content, ...extra });
+    const events = [
+      ev('m.room.message', { msgtype: 'm.text', body: 12345 }),
+      ev('m.room.message', { msgtype: ['m.text'], body: 'an array msgtype', format: 7, formatted_body: { b: 1 } }),
+      ev('m.room.message', { msgtype: 'm.text', body: '* edit', 'm.new_content': 'text', 'm.relates_to': { rel_type: 'm.replace', event_id: 42 } }),
+      ev('m.room.message', { msgtype: 'm.text', body: 'reply', 'm.relates_to': { 'm.in_reply_to': 'not an object' } }),
+      ev('m.room.message', { msgtype: 'm.text', body: 'thread', 'm.relates_to': { rel_type: 'm.thread', event_id: ['x'], is_falling_back: 'yes' } }),
+      ev('m.room.message', { msgtype: 'm.image', body: 'image', url: 7, info: 'big' }),
+      ev('m.room.message', { msgtype: 'm.image', body: 'image', url: 'mxc://', info: { size: 'huge', mimetype: 5 } }),
+      ev('m.room.message', { msgtype: 'm.location', body: 'here', geo_uri: { lat: 1 }, 'm.location': 'x' }),
+      ev('m.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: 5, key: ['👍'] } }),
+      ev('m.room.redaction', { redacts: [] }, { redacts: 5 }),
+      ev('org.matrix.msc3381.poll.start', { 'org.matrix.msc3381.poll.start': { question: 5, answers: 'yes' } }),
+      ev('m.room.member', { membership: 7, displayname: ['x'] }, { state_key: alice.userId }),
+      ev('m.room.message', 'content that is a string'),
+      { type: 'm.room.message', content: { body: 'no room, sender or id' } },
+      ev('m.room.message', { msgtype: 'm.text', body: 'after the hostile ones' }),
+    ];
+    // (counted bridge-wide: no test before this one in the file fails a delivery)
+    const failures = async (): Promise<number> => (await bridge.metrics.sendFailures.get()).values.reduce((a, v) => a + v.value, 0);
+    const failedBefore = await failures();
+    const res = await fetch(`${asUrl}/_matrix/app/v1/transactions/hostile-${Date.now()}`, {
+      method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${hs_token}` }, body: JSON.stringify({ events }),
+    });
+    expect(res.status).toBe(200);
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.body === 'after the hostile ones', 3_000);
+    // none of them failed a delivery: each was bridged or set aside, none thrown on and retried
+    // (with the default 8 attempts, a throw holds the room back for about a minute)
+    expect(await failures()).toBe(failedBefore);
+    // what reached the network kept its types: strings where strings are promised
+    for (const r of testa.received.filter((x) => x.kind === 'message' && x.msg.portal.roomId === roomId)) {
+      if (r.kind !== 'message') continue;
+      expect(typeof r.msg.body).toBe('string');
+      expect(typeof r.msg.msgtype).toBe('string');
+      if (r.msg.formattedBody !== undefined) expect(typeof r.msg.formattedBody).toBe('string');
+    }
+    expect((await fetch(`${asUrl}/health`)).status).toBe(200);
+  });
+
   it('processes a replayed transaction id once, even when the homeserver resends it', async () => {
     const roomId = await linkedRoom([['testa', 'replay']]);
     const { hs_token } = e2e.registration();

@@ -471,12 +471,7 @@ export class LeanConnection extends EventEmitter {
       for (const [name, value] of capEntries(p[more ? 3 : 2] ?? '')) this.offered.set(name, value);
       if (more) return;
       // IRCv3 STS: asked to use TLS, this plaintext connection closes before any login is sent (see sts.ts)
-      const sts = this.offered.get('sts') ?? this.offered.get('draft/sts');
-      if (sts !== undefined && this.opts.sts?.offered(sts, this.route) !== undefined) {
-        this.upgrading = true;
-        this.socket?.destroy();
-        return;
-      }
+      if (this.stsOffered(this.offered.get('sts') ?? this.offered.get('draft/sts'))) return;
       const want = WANTED_CAPS.filter((c) => this.offered.has(c));
       // nickserv.identify 'only': no SASL at all, NickServ IDENTIFY after registration instead
       this.sasl = new SaslLogin(this.opts.sasl, this.route.tls && this.opts.clientCert !== undefined, this.opts.identify?.mode === 'only' ? undefined : this.offered.get('sasl'));
@@ -496,11 +491,16 @@ export class LeanConnection extends EventEmitter {
         this.offered.set(name, value);
         if (name === 'sts' || name === 'draft/sts') sts = value;
       }
-      if (sts !== undefined && this.opts.sts?.offered(sts, this.route) !== undefined) {
-        this.upgrading = true;
-        this.socket?.destroy();
-      }
+      this.stsOffered(sts);
     }
+  }
+
+  /** An STS policy offered (`CAP LS` or `CAP NEW`): true if it moves this connection to TLS, closed for that now. */
+  private stsOffered(sts: string | undefined): boolean {
+    if (sts === undefined || this.opts.sts?.offered(sts, this.route) === undefined) return false;
+    this.upgrading = true;
+    this.socket?.destroy();
+    return true;
   }
 
   /**

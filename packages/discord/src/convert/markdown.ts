@@ -307,6 +307,14 @@ export function urlsIn(text: string): { start: number; end: number }[] {
   return urls;
 }
 
+/** The characters of paired markers (`**`, `*`, `__`, `~~`, `||`, code), which close them wherever they stand. */
+export const MARKER_CHARS = /[*_~|`]/g;
+
+/** `url` with the characters `chars` matches percent-encoded (UTF-8 for those beyond ASCII). */
+export function percentEncode(url: string, chars: RegExp): string {
+  return url.replace(chars, (c) => (c.charCodeAt(0) < 0x80 ? `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}` : encodeURIComponent(c)));
+}
+
 /**
  * A URL that text follows with no space between. Discord's URL rule runs to the next space or `<`,
  * so an escaping backslash there would become part of the link and what it escapes would be live
@@ -341,7 +349,7 @@ export function escapeDiscordMarkdown(text: string, next = '', inMarkup = false)
   urls.forEach(({ start, end }, i) => {
     const after = segment(end, i + 1);
     const raw = text.slice(start, end);
-    const url = inMarkup ? raw.replace(/[*_~|`]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`) : raw;
+    const url = inMarkup ? percentEncode(raw, MARKER_CHARS) : raw;
     out += guardUrl(url, after, i === urls.length - 1 ? next : '', angled[i]!) + after;
   });
   return out;

@@ -9,7 +9,7 @@
  * caller puts in `allowed_mentions`.
  */
 import { parseDOM } from 'htmlparser2';
-import { defuseEveryone, escapeDiscordMarkdown, urlsIn } from './markdown.js';
+import { defuseEveryone, escapeDiscordMarkdown, MARKER_CHARS, percentEncode, urlsIn } from './markdown.js';
 import { channelMention, customEmoji, parsePermalink, roleMention, userMention } from './mentions.js';
 
 export interface DiscordRole { id: string; name: string; mentionable: boolean }
@@ -300,11 +300,13 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
 
 /**
  * A URL that Discord reads to its end, in `[text](url)` or alone: whitespace, which would end it
- * early, `()<>`, which would end the link, and control characters are percent-encoded.
+ * early, `()<>`, which would end the link, and control characters are percent-encoded; so are
+ * marker characters inside formatting (see {@link Ctx.markup}).
  */
-const safeUrl = (url: string, ctx: Ctx): string =>
-  url.replace(ctx.markup > 0 ? /[\s()<>\x00-\x1F\x7F*_~|`]/g : /[\s()<>\x00-\x1F\x7F]/g,
-    (c) => (c.charCodeAt(0) < 0x80 ? `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}` : encodeURIComponent(c)));
+const safeUrl = (url: string, ctx: Ctx): string => {
+  const encoded = percentEncode(url, /[\s()<>\x00-\x1F\x7F]/g);
+  return ctx.markup > 0 ? percentEncode(encoded, MARKER_CHARS) : encoded;
+};
 
 function link(n: HNode, ctx: Ctx, buf: Buf): void {
   const href = (attr(n, 'href') ?? '').trim();

@@ -20,7 +20,10 @@ describe('discordToMatrix: formatting', () => {
     ['italic with underscores', '_it_', { body: '*it*', formattedBody: '<em>it</em>' }],
     ['snake_case is not italic', 'a snake_case_name here', { body: 'a snake_case_name here' }],
     ['underline', '__u__', { body: '__u__', formattedBody: '<u>u</u>' }],
-    ['bold italic', '***both***', { body: '***both***', formattedBody: '<strong><em>both</em></strong>' }],
+    ['bold italic', '***both***', { body: '***both***', formattedBody: '<em><strong>both</strong></em>' }],
+    // simple-markdown's rules: an escaped star does not end italics; the longest of bold and italics wins
+    ['an escaped star inside italics', '*a \\* b*', { body: '*a * b*', formattedBody: '<em>a * b</em>' }],
+    ['italics holding bold at its start', '***x**y*', { body: '***x**y*', formattedBody: '<em><strong>x</strong>y</em>' }],
     ['underline italic', '__*ui*__', { body: '__*ui*__', formattedBody: '<u><em>ui</em></u>' }],
     ['strikethrough', '~~no~~', { body: '~~no~~', formattedBody: '<del>no</del>' }],
     ['spoiler', 'the end: ||he dies||', { body: 'the end: ||he dies||', formattedBody: 'the end: <span data-mx-spoiler>he dies</span>' }],

@@ -56,7 +56,8 @@ const INLINE_CODE = /(`+)([\s\S]*?[^`])\1(?!`)/y;
 const SPOILER = /\|\|([\s\S]+?)\|\|/y;
 const BOLD = /\*\*([\s\S]+?)\*\*(?!\*)/y;
 const UNDERLINE = /__([\s\S]+?)__(?!_)/y;
-const STAR_ITALIC = /\*(?=\S)((?:\*\*[\s\S]*?\*\*|[\s\S])+?)\*(?!\*)/y;
+/** simple-markdown's: `**` pairs and escapes do not close it, nor a `*` after a space. */
+const STAR_ITALIC = /\*(?=\S)((?:\*\*|\\[\s\S]|\s+(?:\\[\s\S]|[^\s*\\]|\*\*)|[^\s*\\])+?)\*(?!\*)/y;
 const UNDERSCORE_ITALIC = /_((?:__|\\[\s\S]|[^\\_])+?)_(?![A-Za-z0-9_])/y;
 const STRIKE = /~~([\s\S]+?)~~/y;
 const MASKED_LINK = /\[((?:\\[\s\S]|[^\]\\\n])+)\]\(\s*<?(https?:\/\/[^\s)>]+)>?(?:\s+"[^"]*")?\s*\)/y;
@@ -197,20 +198,21 @@ const RULES: Rule[] = [
     return 0;
   },
   wrap('spoiler', SPOILER),
-  wrap('bold', BOLD),
-  wrap('underline', UNDERLINE),
   (src, pos, st, out) => {
-    const m = at(STAR_ITALIC, src, pos);
-    if (!m) return 0;
-    out.push({ t: 'italic', c: parse(m[1]!, inner(st)) });
-    return m[0].length;
-  },
-  (src, pos, st, out) => {
-    if (isWordChar(src[pos - 1])) return 0; // snake_case_words are not italic
-    const m = at(UNDERSCORE_ITALIC, src, pos);
-    if (!m) return 0;
-    out.push({ t: 'italic', c: parse(m[1]!, inner(st)) });
-    return m[0].length;
+    // bold, underline and italics are tried together and the longest match wins, italics first on
+    // a tie, then bold (simple-markdown's `quality`): `***a**b*` is italics holding bold
+    let best: { t: 'bold' | 'underline' | 'italic'; m: RegExpExecArray; q: number } | undefined;
+    const consider = (t: 'bold' | 'underline' | 'italic', re: RegExp, bonus: number): void => {
+      const m = at(re, src, pos);
+      if (m && (!best || m[0].length + bonus > best.q)) best = { t, m, q: m[0].length + bonus };
+    };
+    consider('bold', BOLD, 0.1);
+    consider('underline', UNDERLINE, 0);
+    consider('italic', STAR_ITALIC, 0.2);
+    if (!isWordChar(src[pos - 1])) consider('italic', UNDERSCORE_ITALIC, 0.2); // snake_case_words are not italic
+    if (!best) return 0;
+    out.push({ t: best.t, c: parse(best.m[1]!, inner(st)) });
+    return best.m[0].length;
   },
   wrap('strike', STRIKE),
   (src, pos, _st, out) => {

@@ -65,7 +65,7 @@ describe('matrixToDiscord: HTML', () => {
     ['entities are decoded', '<p>a &lt;b&gt; &amp; c</p>', 'a <b> & c'],
     ['paragraphs', '<p>one</p><p>two</p>', 'one\n\ntwo'],
     ['line breaks', 'a<br>b<br/>c', 'a\nb\nc'],
-    ['block quote', '<blockquote><p>quoted</p><p>more</p></blockquote><p>after</p>', '> quoted\n>\n> more\n\nafter'],
+    ['block quote', '<blockquote><p>quoted</p><p>more</p></blockquote><p>after</p>', '> quoted\n> \n> more\n\nafter'],
     ['headings', '<h1>One</h1><h3>Three</h3><h5>Five</h5>', '# One\n### Three\n**Five**'],
     ['unordered list', '<ul>\n<li>one</li>\n<li>two</li>\n</ul>', '- one\n- two'],
     ['ordered list with a start', '<ol start="3"><li>three</li><li>four</li></ol>', '3. three\n4. four'],
@@ -161,8 +161,41 @@ describe('matrixToDiscord: regressions found by convert-fuzz.test.ts', () => {
     ['a `<` before a URL it does not close is escaped', 'a &lt;https://x.y b', 'a \\<https://x.y b'],
     ['`<url>` is one link to its `>`, `<` inside included', 'a &lt;https://x.y&lt;x:1&gt; b', 'a <https://x.y<x:1> b'],
     ['half a surrogate pair left by a broken tag is dropped', '</g 🌈', ''],
+    // code with marker characters, and blocks read at a line start, cannot sit inside formatting:
+    // the formatting moves onto what is around them
+    ['code holding a marker is left out of bold', '<b>a<code>x*</code>b</b>', '**a**`x*`**b**'],
+    ['code holding a marker is left out of a bold heading', '<h5>Title <code>a*b</code></h5>', '**Title** `a*b`'],
+    ['a code block is left out of bold', '<b>see<pre>**x</pre></b>', '**see**\n```\n**x\n```'],
+    ['bold moves into a quote', '<b><blockquote>quoted</blockquote>after</b>', '> **quoted**\n**after**'],
+    ['bold moves into list items', '<b><ul><li>one</li><li>two</li></ul></b>', '- **one**\n- **two**'],
+    ['bold around a hidden reply is not split by it', '<b>a<mx-reply><blockquote>q</blockquote></mx-reply>b</b>', '**ab**'],
+    ['bold inside bold adds no markers', '<b>a <i>b <b>c</b></i></b>', '**a *b c***'],
+    ['formatting side by side is kept apart', '<b>a</b><i>b</i><i>c</i>', '**a**\u200b*b*\u200b*c*'],
+    ['code spans side by side are kept apart', '<code>a</code><code>b</code>', '`a`\u200b`b`'],
+    ['a code block in a list item follows its text', '<ul><li>see<pre>code</pre></li><li>b</li></ul>', '- see\n```\ncode\n```\n- b'],
+    ['a list item of only a code block is the code block', '<ol><li><pre>x</pre></li><li>b</li></ol>', '```\nx\n```\n2. b'],
+    ['a line break right after <pre> is not code', '<pre>\ncode</pre>', '```\ncode\n```'],
+    ['a blank line keeps a quote going', '<blockquote><pre>a\n\nb</pre></blockquote>', '> ```\n> a\n> \n> b\n> ```'],
+    ['code with a bracket in a link\'s text is text', '<a href="https://x.y">see <code>a]b</code></a>', '[see a\\]b](https://x.y)'],
+    ['a URL in a link\'s text is text', '<a href="https://e.org">see https://x.y/a_b</a>', '[see https://x.y/a\\_b](https://e.org)'],
+    ['an image in a link\'s text is no link', '<a href="https://x.y">a <img src="https://i.y/a.png" alt="pic"></a>', '[a pic](https://x.y)'],
+    ['an image at `http://` alone is its alt text', '<img src="http://" alt="a">', 'a'],
   ])('HTML: %s', (_name, input, expected) => {
     expect(html(input).content).toBe(expected);
+  });
+
+  it('sends the plain body when tags nested thousands deep exhaust the stack', () => {
+    const out = matrixToDiscord({ body: 'plain *body*', formattedBody: '<b>'.repeat(20_000) + 'x' }, resolver);
+    expect(out.content).toBe('plain \\*body\\*');
+  });
+
+  it('moves formatting nested a thousand deep around code it cannot wrap, keeping all the text', () => {
+    const tags = ['b', 'i', 'u', 's'];
+    const html = tags.map((t) => `<${t}>x`).join('').repeat(250) + '<code>a*b</code>';
+    const out = matrixToDiscord({ body: 'x', formattedBody: html }, resolver);
+    expect(out.content.endsWith('`a*b`')).toBe(true);
+    // (markers removed, and the star in the code)
+    expect(out.content.replace(/[*_~\u200b]/g, '')).toBe(`${'x'.repeat(1000)}\`ab\``);
   });
 
   it('names an image whose alt text is only control characters "image"', () => {

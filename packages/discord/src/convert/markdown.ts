@@ -280,10 +280,10 @@ const BLOCK_START = /^([^\S\n]*)(?:(>|#{1,3} |-# |- )|(\d{1,9})\. )/gm;
 /** `<@123>`, `<#123>`, `<:x:123>`, `<t:123>`: typed text must not turn into a mention or emoji. */
 const TOKEN_START = /<(?=[@#:]|a:|t:)/g;
 
-function escapeSegment(s: string): string {
-  return s
-    .replace(INLINE_SPECIAL, '\\$&')
-    .replace(URL_SCHEME, '$1\\:')
+/** `schemes`: keep `http://` from starting a URL (not needed where Discord reads no URLs). */
+function escapeSegment(s: string, schemes = true): string {
+  const t = s.replace(INLINE_SPECIAL, '\\$&');
+  return (schemes ? t.replace(URL_SCHEME, '$1\\:') : t)
     .replace(TOKEN_START, '\\<')
     .replace(BLOCK_START, (_m, indent: string, marker: string | undefined, digits: string | undefined) =>
       (marker !== undefined ? `${indent}\\${marker}` : `${indent}${digits}\\. `));
@@ -336,15 +336,16 @@ function guardUrl(url: string, after: string, next: string, angled: boolean): st
  * markdown that will follow the text, if any. `inMarkup`: the text goes between paired markers
  * (`**`, `*`, `__`, `~~`, `||`), which a marker character in a URL would close: those are
  * percent-encoded there (the same URL: `_` and `~` are unreserved, `*`, `|` and a backtick rare).
+ * `inLink`: the text goes in a masked link's text, where Discord reads no URL: all of it is escaped.
  */
-export function escapeDiscordMarkdown(text: string, next = '', inMarkup = false): string {
-  const urls = urlsIn(text);
+export function escapeDiscordMarkdown(text: string, next = '', inMarkup = false, inLink = false): string {
+  const urls = inLink ? [] : urlsIn(text);
   const angled = urls.map(({ start, end }) => text[start - 1] === '<' && text[end - 1] === '>');
   // the text up to a URL, escaped; a `<` right before a URL that does not close it is escaped too,
   // or Discord would read `<url…>` further on as one link
   const segment = (from: number, i: number): string => {
     const to = urls[i]?.start ?? text.length;
-    const t = escapeSegment(text.slice(from, to));
+    const t = escapeSegment(text.slice(from, to), !inLink);
     return i < urls.length && !angled[i] && text[to - 1] === '<' && t.endsWith('<') ? `${t.slice(0, -1)}\\<` : t;
   };
   let out = segment(0, 0);

@@ -59,8 +59,12 @@ class Ctx {
    * there have those characters percent-encoded.
    */
   markup = 0;
+  /** The paired markers the text being rendered is inside, outermost first. */
+  readonly open: string[] = [];
   /** Inside a link's text: a link there is its text (a link cannot hold a link). */
   inLink = 0;
+  /** The markers of formatting around the node being rendered that is moved down onto its children (see {@link distribute}). */
+  readonly moved: string[] = [];
   private readonly roleList: DiscordRole[];
   constructor(readonly r: MatrixToDiscordResolver) {
     this.roleList = [...(r.roles ?? [])].filter((x) => x.name !== '@everyone').sort((a, b) => b.name.length - a.name.length);
@@ -73,17 +77,17 @@ class Ctx {
   text(s: string, next = ''): string {
     let out = '';
     let last = 0;
-    const urls = urlsIn(s);
+    const urls = this.inLink > 0 ? [] : urlsIn(s); // a link's text holds no URL
     let u = 0; // both in text order: the first URL not yet behind `i`
     for (let i = s.indexOf('@'); i >= 0; i = s.indexOf('@', i + 1)) {
       while (u < urls.length && urls[u]!.end <= i) u++;
       if (i < last || (u < urls.length && urls[u]!.start < i)) continue;
       const token = this.atToken(s, i);
       if (!token) continue;
-      out += escapeDiscordMarkdown(s.slice(last, i), '', this.markup > 0) + token.out;
+      out += escapeDiscordMarkdown(s.slice(last, i), '', this.markup > 0, this.inLink > 0) + token.out;
       last = i + token.len;
     }
-    return out + escapeDiscordMarkdown(s.slice(last), next, this.markup > 0);
+    return out + escapeDiscordMarkdown(s.slice(last), next, this.markup > 0, this.inLink > 0);
   }
 
   private atToken(s: string, i: number): { out: string; len: number } | undefined {
@@ -135,7 +139,11 @@ class Buf {
     else { this.flush(t); this.append(t); }
   }
   private append(t: string): void {
-    this.out += this.out === '' || this.out.endsWith('\n') || this.out.endsWith(' ') ? t.replace(/^ +/, '') : t;
+    const piece = this.out === '' || this.out.endsWith('\n') || this.out.endsWith(' ') ? t.replace(/^ +/, '') : t;
+    // markup ending where the same markup starts reads as one run (`**a****b**`, two code spans
+    // side by side): a zero-width space keeps them apart
+    const last = this.out.at(-1);
+    this.out += last !== undefined && '*_~|`'.includes(last) && piece.startsWith(last) ? `\u200b${piece}` : piece;
   }
   /** Escape the pending text; `next` is the markdown about to follow it. */
   private flush(next = ''): void {
@@ -171,6 +179,65 @@ function wrapInline(marker: string, inner: string): string {
   return `${m[1]}${marker}${m[2]}${marker}${m[3]}`;
 }
 
+/** Tags whose content is not shown. */
+const HIDDEN = new Set(['mx-reply', 'script', 'style', 'head', 'title']);
+/** Blocks Discord reads only at the start of a line: formatting cannot be wrapped around them. */
+const LINE_BLOCKS = new Set(['blockquote', 'ul', 'ol', 'pre', 'hr', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6']);
+/**
+ * What formatting cannot be wrapped around: a {@link LINE_BLOCKS} block, and code whose text holds
+ * a marker character (`*_~|`) — Discord pairs the markers of formatting before it reads code, so
+ * `**` + `` `a**` `` + `**` would close the bold inside the code and let its text out as markdown.
+ */
+const unwrappable = (n: HNode): boolean => n.type === 'tag'
+  && (LINE_BLOCKS.has(n.name!) || (n.name === 'code' && /[*_~|]/.test(textOf(n))));
+const holdsCache = new WeakMap<HNode, boolean>();
+/** Whether a node is, or holds, something {@link unwrappable}. */
+function holdsUnwrappable(n: HNode): boolean {
+  let v = holdsCache.get(n);
+  if (v === undefined) {
+    v = unwrappable(n) || (n.type === 'tag' && n.name !== 'code' && !HIDDEN.has(n.name!) && (n.children ?? []).some(holdsUnwrappable));
+    holdsCache.set(n, v);
+  }
+  return v;
+}
+
+/**
+ * The children of formatting `f` with its formatting moved down onto them: runs of children that
+ * can be wrapped are wrapped in copies of `f`, code and rules are left as they are, and any other
+ * child (a quote, a list's items, a paragraph, a link, other formatting) gets the same done to its
+ * own children. `<b>a<code>x*</code><blockquote>b</blockquote></b>` →
+ * `<b>a</b><code>x*</code><blockquote><b>b</b></blockquote>`.
+ */
+function distribute(f: HNode, kids: HNode[]): HNode[] {
+  const out: HNode[] = [];
+  let run: HNode[] = [];
+  const endRun = (): void => { if (run.length) out.push({ ...f, children: run }); run = []; };
+  for (const k of kids) {
+    if (!holdsUnwrappable(k)) { run.push(k); continue; }
+    endRun();
+    if (k.name === 'code' || k.name === 'pre' || k.name === 'hr') out.push(k);
+    else if (k.name === 'ul' || k.name === 'ol') out.push({ ...k, children: (k.children ?? []).map((li) => ({ ...li, children: distribute(f, li.children ?? []) })) });
+    else out.push({ ...k, children: distribute(f, k.children ?? []) });
+  }
+  endRun();
+  return out;
+}
+
+/** `**`-style formatting: rendered as paired markers, or moved down onto its children (see {@link distribute}). */
+function paired(marker: string, n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
+  const kids = n.children ?? [];
+  // Inside the same formatting it would add nothing, and its markers would close the outer ones.
+  // Inside the same formatting moved down, what it holds is wrapped in that already (moving it
+  // down again would copy all below it once more: minutes for tags nested thousands deep).
+  if (ctx.open.includes(marker)) render(kids, ctx, buf, inPre);
+  else if (!kids.some(holdsUnwrappable)) buf.flow(wrapInline(marker, marked(kids, ctx, marker)));
+  else if (ctx.moved.includes(marker)) render(kids, ctx, buf, inPre);
+  else {
+    ctx.moved.push(marker);
+    try { render(distribute(n, kids), ctx, buf, inPre); } finally { ctx.moved.pop(); }
+  }
+}
+
 function render(nodes: HNode[], ctx: Ctx, buf: Buf, inPre = false): void {
   for (const n of nodes) renderNode(n, ctx, buf, inPre);
 }
@@ -182,13 +249,15 @@ function sub(nodes: HNode[], ctx: Ctx, inPre = false): string {
   return b.s;
 }
 
-/** Render children to go between paired markers (see {@link Ctx.markup}). */
-function marked(nodes: HNode[], ctx: Ctx): string {
+/** Render children to go between paired markers `marker` (see {@link Ctx.markup}). */
+function marked(nodes: HNode[], ctx: Ctx, marker: string): string {
   ctx.markup++;
+  ctx.open.push(marker);
   try {
     return sub(nodes, ctx);
   } finally {
     ctx.markup--;
+    ctx.open.pop();
   }
 }
 
@@ -200,11 +269,9 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
     else buf.text(data.replace(COLLAPSIBLE, ' '));
     return;
   }
-  if (n.type !== 'tag') return; // comments, CDATA, processing instructions
+  if (n.type !== 'tag' || HIDDEN.has(n.name!)) return; // comments, CDATA, processing instructions
   const kids = n.children ?? [];
   switch (n.name) {
-    case 'mx-reply': case 'script': case 'style': case 'head': case 'title':
-      return;
     case 'br':
       buf.newline();
       return;
@@ -223,29 +290,32 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
       render(kids, ctx, buf, inPre);
       return;
     case 'strong': case 'b':
-      buf.flow(wrapInline('**', marked(kids, ctx)));
+      paired('**', n, ctx, buf, inPre);
       return;
     case 'em': case 'i': case 'cite':
-      buf.flow(wrapInline('*', marked(kids, ctx)));
+      paired('*', n, ctx, buf, inPre);
       return;
     case 'u': case 'ins':
-      buf.flow(wrapInline('__', marked(kids, ctx)));
+      paired('__', n, ctx, buf, inPre);
       return;
     case 'del': case 's': case 'strike':
-      buf.flow(wrapInline('~~', marked(kids, ctx)));
+      paired('~~', n, ctx, buf, inPre);
       return;
     case 'span':
-      if (n.attribs && 'data-mx-spoiler' in n.attribs) buf.flow(wrapInline('||', marked(kids, ctx)));
+      if (n.attribs && 'data-mx-spoiler' in n.attribs) paired('||', n, ctx, buf, inPre);
       else render(kids, ctx, buf, inPre);
       return;
     case 'code':
       if (inPre) buf.raw(textOf(n));
+      else if (ctx.inLink > 0) codeInLink(n, buf);
       else buf.flow(inlineCode(textOf(n)));
       return;
     case 'pre': {
+      if (ctx.inLink > 0) { codeInLink(n, buf); return; }
       const code = kids.find((k) => k.type === 'tag' && k.name === 'code');
       const lang = /(?:^|\s)language-([A-Za-z0-9_+\-.#]+)/.exec(attr(code ?? n, 'class') ?? '')?.[1] ?? '';
-      let text = textOf(n).replace(/\n$/, '');
+      // (a line break right after `<pre>` is not part of the code, as HTML has it)
+      let text = textOf(n).replace(/^\n/, '').replace(/\n$/, '');
       // no fence in the code: one pass leaves one in four backticks (`\u200b```)
       while (text.includes('```')) text = text.replace(/```/g, '`\u200b``');
       buf.ensureLine();
@@ -256,15 +326,19 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
     case 'blockquote': {
       const inner = sub(kids, ctx).replace(/\n+$/, '').replace(/^\n+/, '');
       buf.ensureLine();
-      buf.raw(inner.split('\n').map((l) => (l === '' ? '>' : `> ${l}`)).join('\n'));
+      // (`>` alone would end the quote: Discord needs the space, on a blank line too)
+      buf.raw(inner.split('\n').map((l) => `> ${l}`).join('\n'));
       buf.newline();
       return;
     }
     case 'h1': case 'h2': case 'h3': case 'h4': case 'h5': case 'h6': {
       const level = Number(n.name[1]);
-      const inner = (level <= 3 ? sub(kids, ctx) : marked(kids, ctx)).replace(/\s*\n\s*/g, ' ').trim();
+      // h4–h6 are bold lines, their bold moved onto the parts around what it cannot wrap (see paired)
+      const bold = level > 3 && !kids.some(holdsUnwrappable);
+      const parts = level > 3 && !bold ? distribute({ type: 'tag', name: 'b' }, kids) : kids;
+      const inner = (bold ? marked(parts, ctx, '**') : sub(parts, ctx)).replace(/\s*\n\s*/g, ' ').trim();
       buf.ensureLine();
-      if (inner) buf.raw(level <= 3 ? `${'#'.repeat(level)} ${inner}` : `**${inner}**`);
+      if (inner) buf.raw(level <= 3 ? `${'#'.repeat(level)} ${inner}` : bold ? `**${inner}**` : inner);
       buf.newline();
       return;
     }
@@ -276,8 +350,12 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
         if (li.type !== 'tag' || li.name !== 'li') continue;
         const marker = ordered ? `${num++}. ` : '- ';
         const inner = sub(li.children ?? [], ctx).replace(/\n+$/, '').replace(/^\n+/, '');
-        const [first, ...rest] = inner.split('\n');
-        buf.raw(marker + (first ?? '') + rest.map((l) => `\n  ${l}`).join(''));
+        // an item is lines of text: a code block in it (and what follows) goes after it, unindented
+        const lines = inner.split('\n');
+        const fence = lines.findIndex((l) => l.startsWith('```'));
+        const [first, ...rest] = fence < 0 ? lines : lines.slice(0, fence);
+        if (first !== undefined && first !== '') buf.raw(marker + first + rest.map((l) => `\n  ${l}`).join(''));
+        if (fence >= 0) { buf.ensureLine(); buf.raw(lines.slice(fence).join('\n')); }
         buf.newline();
       }
       return;
@@ -296,6 +374,16 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
     default:
       render(kids, ctx, buf, inPre);
   }
+}
+
+/**
+ * Code in a link's text, which is one line: inline code, or text if it holds a bracket or a
+ * backslash (the link's text ends at the first `]`, escaped or in code).
+ */
+function codeInLink(n: HNode, buf: Buf): void {
+  const t = textOf(n).replace(COLLAPSIBLE, ' ').trim();
+  if (/[[\]\\]/.test(t)) buf.text(t);
+  else buf.flow(inlineCode(t));
 }
 
 /**
@@ -355,11 +443,16 @@ function image(n: HNode, ctx: Ctx, buf: Buf): void {
     buf.text(name ? `:${name}:` : '');
     return;
   }
-  // the media link of an mxc:// URL may be the mxc:// URL itself: only http(s) URLs are links
-  const url = src.startsWith('mxc://') ? ctx.r.mediaUrl?.(src) : src;
-  if (!url || !/^https?:\/\//i.test(url)) { buf.text(alt); return; }
+  // the media link of an mxc:// URL may be the mxc:// URL itself: only http(s) URLs are links,
+  // and a link's text cannot hold one
+  const url = ctx.inLink > 0 ? undefined : src.startsWith('mxc://') ? ctx.r.mediaUrl?.(src) : src;
+  // (as for links: Discord links only a URL with something after `//`)
+  if (!url || !/^https?:\/\/[^\s)>]/i.test(url)) { buf.text(alt); return; }
   const shown = alt.replace(CONTROLS, '').trim(); // `[](url)` is no link
-  buf.flow(`[${defuseEveryone(ctx.text(shown || 'image'))}](${safeUrl(url, ctx)})`);
+  ctx.inLink++; // the alt text is the link's text
+  let text: string;
+  try { text = defuseEveryone(ctx.text(shown || 'image')); } finally { ctx.inLink--; }
+  buf.flow(`[${text}](${safeUrl(url, ctx)})`);
 }
 
 /** Tidy a rendering: no runs of blank lines, no blank start or end. Code blocks are left alone. */
@@ -369,15 +462,24 @@ function tidy(s: string): string {
 
 /** A Matrix message's text (body, and HTML if any) as Discord markdown, with the mentions it makes. */
 export function matrixToDiscord(msg: { body: string; formattedBody?: string }, resolver: MatrixToDiscordResolver = {}): DiscordText {
-  const ctx = new Ctx(resolver);
-  let content: string;
-  if (typeof msg.formattedBody === 'string' && msg.formattedBody.trim() !== '') {
-    content = tidy(sub(parseDOM(msg.formattedBody, { decodeEntities: true }) as unknown as HNode[], ctx));
-  } else {
+  let ctx = new Ctx(resolver);
+  let content = typeof msg.formattedBody === 'string' && msg.formattedBody.trim() !== '' ? fromHtml(msg.formattedBody, ctx) : undefined;
+  if (content === undefined) {
+    ctx = new Ctx(resolver); // (nothing found in HTML given up on counts)
     const body = typeof msg.body === 'string' ? msg.body : '';
     content = body.replace(CONTROLS, '').split(/\r\n|\n|\r/).map((line) => ctx.text(line)).join('\n').trim();
   }
   return { content, users: [...ctx.users], roles: [...ctx.roles], everyone: ctx.everyone };
+}
+
+/** HTML as Discord markdown; undefined if tags nested thousands deep exhaust the stack (the body goes instead). */
+function fromHtml(html: string, ctx: Ctx): string | undefined {
+  try {
+    return tidy(sub(parseDOM(html, { decodeEntities: true }) as unknown as HNode[], ctx));
+  } catch (err) {
+    if (err instanceof RangeError) return undefined;
+    throw err;
+  }
 }
 
 /** An emote (`/me waves`) as Discord shows a /me: in italics. */

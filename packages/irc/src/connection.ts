@@ -19,6 +19,7 @@ import { ircLower, moveChannel } from './ids.js';
 import { capEntries } from './ircline.js';
 import { JoinWaits } from './joins.js';
 import { nextNick } from './nicks.js';
+import { joinErrorByName } from './numerics.js';
 import type { Route, StsPolicy } from './sts.js';
 
 export interface ConnectionOptions {
@@ -114,14 +115,6 @@ export class ReconnectLimiter {
     }
   }
 }
-
-const JOIN_ERRORS: Record<string, string> = {
-  channel_is_full: 'the channel is full',
-  invite_only_channel: 'the channel is invite-only',
-  banned_from_channel: 'you are banned from the channel',
-  bad_channel_key: 'the channel needs a key',
-  too_many_channels: 'you joined too many channels',
-};
 
 /** `CAP <nick> NEW :<caps>` (tags and prefix optional; the raw line may still end in CR LF), capturing the caps. */
 const CAP_NEW = /^(?:@\S+ )?(?::\S+ )?CAP \S+ NEW :?([^\r\n]*)/;
@@ -265,7 +258,8 @@ export class IrcConnection extends EventEmitter {
       if (this.route.tls && this.state !== 'connected') this.opts.log.warn('could not connect with TLS', { port: this.route.port, err: err.message });
     });
     c.on('irc error', (e: { error: string; channel?: string; reason?: string }) => {
-      if (e.channel && JOIN_ERRORS[e.error]) this.joinWaits.answered(ircLower(e.channel), JOIN_ERRORS[e.error]);
+      const refused = e.channel ? joinErrorByName(e.error) : undefined;
+      if (refused) this.joinWaits.answered(ircLower(e.channel!), refused);
       this.emit('irc error', e);
     });
   }

@@ -24,3 +24,14 @@ export const JOIN_ERRORS: Record<string, string> = {
   '471': 'the channel is full', '473': 'the channel is invite-only', '474': 'you are banned from the channel',
   '475': 'the channel needs a key', '405': 'you joined too many channels',
 };
+
+/** irc-framework's names for those refusals (its `irc error` event has no numeric), to their numerics. */
+const JOIN_ERROR_NAMES: Record<string, string> = {
+  channel_is_full: '471', invite_only_channel: '473', banned_from_channel: '474', bad_channel_key: '475', too_many_channels: '405',
+};
+
+/** The words for a join refusal irc-framework reports by name, if it is one. */
+export const joinErrorByName = (name: string): string | undefined => {
+  const numeric = Object.hasOwn(JOIN_ERROR_NAMES, name) ? JOIN_ERROR_NAMES[name] : undefined;
+  return numeric === undefined ? undefined : JOIN_ERRORS[numeric];
+};

@@ -38,6 +38,8 @@ const COLLAPSIBLE = /[\t\n\f\r \u0085\u2028\u2029]+/g;
 /** C0 controls and DEL that HTML does not treat as whitespace. */
 const NON_SPACE_CONTROLS = /[\x00-\x08\x0B\x0E-\x1F\x7F]/g;
 const CONTROLS = /[\x00-\x1F\x7F]/g;
+/** Half a surrogate pair, alone. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 /** Link and pill text is only needed to compare with the href or to stand in for a nick. */
 const MAX_COLLECTED = 1024;
 
@@ -228,7 +230,9 @@ function htmlToIrc(html: string, opts: MatrixToIrcOptions): string[] {
     // cut between code points: half a surrogate pair would reach IRC as U+FFFD
     c.text = all.slice(0, /[\uD800-\uDBFF]/.test(all[MAX_COLLECTED - 1] ?? '') ? MAX_COLLECTED - 1 : MAX_COLLECTED);
   };
-  const emit = (text: string): void => {
+  const emit = (raw: string): void => {
+    // the HTML parser can cut a surrogate pair at a broken tag (`</o 👦`): its halves would reach IRC as U+FFFD
+    const text = raw.replace(LONE_SURROGATE, '');
     collect(text);
     if (hidden > 0) return;
     if (pre > 0) out.preformatted(text, style());

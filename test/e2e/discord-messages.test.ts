@@ -85,6 +85,12 @@ describe('Discord bridge: messages', () => {
     // plain Matrix text shows on Discord as typed: markdown characters escaped
     await alice.sendText(roomId, 'a *b* _c_ > d <@123> https://example.org/x_y_z');
     await until(() => webhookContents(ch.id).includes('a \\*b\\* \\_c\\_ > d \\<@123> https://example.org/x_y_z'), 'the escaped plain text');
+
+    // an emote is in italics: a URL in it kept from closing them, code holding a star outside them
+    await alice.sendEvent(roomId, 'm.room.message', { msgtype: 'm.emote', body: 'waves at https://example.org/x_y' });
+    await until(() => webhookContents(ch.id).includes('*waves at https://example.org/x%5Fy*'), 'the emote');
+    await alice.sendEvent(roomId, 'm.room.message', { msgtype: 'm.emote', body: 'runs ls * again', format: 'org.matrix.custom.html', formatted_body: 'runs <code>ls *</code> again' });
+    await until(() => webhookContents(ch.id).includes('*runs* `ls *` *again*'), 'the emote holding code');
   });
 
   it('bridges edits and deletions both ways through the message map', async () => {

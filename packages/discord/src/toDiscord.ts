@@ -12,7 +12,7 @@ import {
 import { Routes, type APIMessage, type Client, type Guild, type GuildTextBasedChannel, type RawFile } from 'discord.js';
 import type { DiscordConfig } from './config.js';
 import {
-  allowedMentions, emote, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, userMention, webhookUsername, type DiscordText,
+  allowedMentions, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, userMention, webhookUsername, type DiscordText,
 } from './convert/index.js';
 import { notConnected, toDeliveryError } from './errors.js';
 import {
@@ -94,7 +94,7 @@ export class ToDiscord {
     return names;
   }
 
-  private toDiscord(body: string, formattedBody: string | undefined, guild: Guild, allowEveryone: boolean): DiscordText {
+  private toDiscord(body: string, formattedBody: string | undefined, guild: Guild, allowEveryone: boolean, emote = false): DiscordText {
     const ctx = this.d.ctx;
     return matrixToDiscord({ body, ...(formattedBody !== undefined ? { formattedBody } : {}) }, {
       user: (mxid) => {
@@ -113,7 +113,7 @@ export class ToDiscord {
       mediaUrl: (mxc) => ctx.mediaUrl(mxc),
       roles: [...guild.roles.cache.values()].map((r) => ({ id: r.id, name: r.name, mentionable: r.mentionable })),
       allowEveryone,
-    });
+    }, { emote });
   }
 
   /**
@@ -200,10 +200,11 @@ export class ToDiscord {
         text = { ...text, content: text.content ? `${text.content}\n${link}` : link };
       }
     } else {
-      text = this.toDiscord(msg.body, msg.formattedBody, guild, await this.mayPingEveryone(msg.portal.roomId, msg.sender.userId, msg.body, msg.formattedBody));
+      text = this.toDiscord(msg.body, msg.formattedBody, guild, await this.mayPingEveryone(msg.portal.roomId, msg.sender.userId, msg.body, msg.formattedBody),
+        msg.msgtype === 'm.emote');
     }
     const quote = this.replyPrefix(msg, guild);
-    const content = quote + (msg.msgtype === 'm.emote' ? emote(text.content) : text.content);
+    const content = quote + text.content;
     const chunks = splitMessage(content);
     if (chunks.length === 0 && files.length === 0) return {};
     const mentions = allowedMentions(text);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  allowedMentions, defuseEveryone, emote, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, webhookUsername,
+  allowedMentions, defuseEveryone, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, webhookUsername,
   type MatrixToDiscordResolver,
 } from '../../../packages/discord/src/convert/index.js';
 
@@ -152,6 +152,7 @@ describe('matrixToDiscord: regressions found by convert-fuzz.test.ts', () => {
     ['a URL ending one tag takes the text of the next as Discord does', '<x-y>https://x.y</x-y>_', 'https://x.y_'],
     ['a URL inside italics cannot close them early', '<i>http://*@everyone</i>', '*http://%2A@everyone*'],
     ['a URL inside bold keeps its link, with `_` encoded', '<b>see https://en.wikipedia.org/wiki/Foo_bar now</b>', '**see https://en.wikipedia.org/wiki/Foo%5Fbar now**'],
+    ['a backslash in a URL inside bold is encoded: it would escape the closing marker', '<b>see http://x.y/a\\</b>', '**see http://x.y/a%5C**'],
     ['a URL outside formatting is left as it is', '<p>https://en.wikipedia.org/wiki/Foo_bar</p>', 'https://en.wikipedia.org/wiki/Foo_bar'],
     ['a link inside italics cannot close them early', '<em><a href="https://x.y/a*b">t</a></em>', '*[t](https://x.y/a%2Ab)*'],
     ['a link inside a link is its text', '<a href="https://a.b/">x <a href="https://c.d/">y</a></a>', '[x y](https://a.b/)'],
@@ -169,6 +170,9 @@ describe('matrixToDiscord: regressions found by convert-fuzz.test.ts', () => {
     ['bold moves into a quote', '<b><blockquote>quoted</blockquote>after</b>', '> **quoted**\n**after**'],
     ['bold moves into list items', '<b><ul><li>one</li><li>two</li></ul></b>', '- **one**\n- **two**'],
     ['bold around a hidden reply is not split by it', '<b>a<mx-reply><blockquote>q</blockquote></mx-reply>b</b>', '**ab**'],
+    ['a space at the start of bold stays a space', 'a<b> b</b>', 'a **b**'],
+    ['strike ending in `~` ends where it should', '<del>a~</del>', '~~a\\~\u200b~~'],
+    ['a spoiler ending in `|` ends where it should', '<span data-mx-spoiler>a|</span>', '||a\\|\u200b||'],
     ['bold inside bold adds no markers', '<b>a <i>b <b>c</b></i></b>', '**a *b c***'],
     ['formatting side by side is kept apart', '<b>a</b><i>b</i><i>c</i>', '**a**\u200b*b*\u200b*c*'],
     ['code spans side by side are kept apart', '<code>a</code><code>b</code>', '`a`\u200b`b`'],
@@ -236,9 +240,19 @@ describe('matrixToDiscord helpers', () => {
     expect(allowedMentions({ users: [], roles: ['9'], everyone: true })).toEqual({ parse: ['everyone'], users: [], roles: ['9'], replied_user: false });
   });
 
-  it('writes an emote in italics', () => {
-    expect(emote('waves')).toBe('_waves_');
-    expect(emote('')).toBe('');
+  it.each<[string, { body: string; formattedBody?: string }, string]>([
+    ['plain', { body: 'waves' }, '*waves*'],
+    ['empty', { body: '' }, ''],
+    ['two lines', { body: 'waves\nand smiles' }, '*waves\nand smiles*'],
+    ['a URL with markers in it', { body: 'reads https://x.y/a_b*c' }, '*reads https://x.y/a%5Fb%2Ac*'],
+    ['a URL at the end', { body: 'https://x.y/' }, '*https://x.y/*'],
+    ['a star', { body: '*' }, '*\\*\u200b*'],
+    ['HTML', { body: 'x', formattedBody: 'waves at <b>you</b>' }, '*waves at **you***'],
+    ['HTML holding italics', { body: 'x', formattedBody: 'waves <i>slowly</i>' }, '*waves slowly*'],
+    ['HTML holding code with a star', { body: 'x', formattedBody: 'runs <code>ls *</code> again' }, '*runs* `ls *` *again*'],
+    ['HTML holding a quote', { body: 'x', formattedBody: 'quotes<blockquote>this</blockquote>' }, '*quotes*\n> *this*'],
+  ])('writes an emote in italics: %s', (_name, msg, expected) => {
+    expect(matrixToDiscord(msg, resolver, { emote: true }).content).toBe(expected);
   });
 
   it('quotes the message a Matrix reply answers, with a jump link and no ping', () => {

@@ -9,6 +9,6 @@ export {
   type DiscordToMatrixResolver, type MatrixText,
 } from './discordToMatrix.js';
 export {
-  emote, matrixToDiscord, replyQuote, splitMessage, webhookUsername, type DiscordEmoji, type DiscordRole, type DiscordText,
+  matrixToDiscord, replyQuote, splitMessage, webhookUsername, type DiscordEmoji, type DiscordRole, type DiscordText,
   type MatrixToDiscordResolver,
 } from './matrixToDiscord.js';

@@ -309,8 +309,11 @@ export function urlsIn(text: string): { start: number; end: number }[] {
   return urls;
 }
 
-/** The characters of paired markers (`**`, `*`, `__`, `~~`, `||`, code), which close them wherever they stand. */
-export const MARKER_CHARS = /[*_~|`]/g;
+/**
+ * The characters of paired markers (`**`, `*`, `__`, `~~`, `||`, code), which close them wherever
+ * they stand, and the backslash, which would escape a closing one right after it.
+ */
+export const MARKER_CHARS = /[*_~|`\\]/g;
 
 /** `url` with the characters `chars` matches percent-encoded (UTF-8 for those beyond ASCII). */
 export function percentEncode(url: string, chars: RegExp): string {
@@ -335,7 +338,8 @@ function guardUrl(url: string, after: string, next: string, angled: boolean): st
  * Make plain text show literally on Discord (URLs are left alone so they stay links). `next`: the
  * markdown that will follow the text, if any. `inMarkup`: the text goes between paired markers
  * (`**`, `*`, `__`, `~~`, `||`), which a marker character in a URL would close: those are
- * percent-encoded there (the same URL: `_` and `~` are unreserved, `*`, `|` and a backtick rare).
+ * percent-encoded there, with a backslash (the same URL: `_` and `~` are unreserved; `*`, `|`, a
+ * backtick and a backslash are rare).
  * `inLink`: the text goes in a masked link's text, where Discord reads no URL: all of it is escaped.
  */
 export function escapeDiscordMarkdown(text: string, next = '', inMarkup = false, inLink = false): string {

@@ -123,7 +123,8 @@ class Buf {
   private out = '';
   /** Text not yet escaped. */
   private pending = '';
-  constructor(private readonly ctx: Ctx) {}
+  /** `inline`: the text goes between markers; a space at its start is kept (wrapInline moves it before them). */
+  constructor(private readonly ctx: Ctx, private readonly inline = false) {}
   get s(): string { this.flush(); return this.out; }
   get atLineStart(): boolean { return this.s === '' || this.s.endsWith('\n'); }
   raw(t: string): void { this.flush(t); this.out += t; }
@@ -139,7 +140,7 @@ class Buf {
     else { this.flush(t); this.append(t); }
   }
   private append(t: string): void {
-    const piece = this.out === '' || this.out.endsWith('\n') || this.out.endsWith(' ') ? t.replace(/^ +/, '') : t;
+    const piece = (this.out === '' && !this.inline) || this.out.endsWith('\n') || this.out.endsWith(' ') ? t.replace(/^ +/, '') : t;
     // markup ending where the same markup starts reads as one run (`**a****b**`, two code spans
     // side by side): a zero-width space keeps them apart
     const last = this.out.at(-1);
@@ -176,7 +177,10 @@ function inlineCode(s: string): string {
 function wrapInline(marker: string, inner: string): string {
   const m = /^(\s*)([\s\S]*?)(\s*)$/.exec(inner)!;
   if (m[2] === '') return inner;
-  return `${m[1]}${marker}${m[2]}${marker}${m[3]}`;
+  // an escaped marker character just before the closing marker would pair with it (`~~a\~~~` is
+  // struck `a\` and a `~`; `\**` reads as `**` to bold around it): a zero-width space between
+  const body = /\\[*_~|]$/.test(m[2]!) ? `${m[2]}\u200b` : m[2];
+  return `${m[1]}${marker}${body}${marker}${m[3]}`;
 }
 
 /** Tags whose content is not shown. */
@@ -243,8 +247,8 @@ function render(nodes: HNode[], ctx: Ctx, buf: Buf, inPre = false): void {
 }
 
 /** Render children into a fresh buffer (for wrapping, prefixing or indenting). */
-function sub(nodes: HNode[], ctx: Ctx, inPre = false): string {
-  const b = new Buf(ctx);
+function sub(nodes: HNode[], ctx: Ctx, inPre = false, inline = false): string {
+  const b = new Buf(ctx, inline);
   render(nodes, ctx, b, inPre);
   return b.s;
 }
@@ -254,7 +258,7 @@ function marked(nodes: HNode[], ctx: Ctx, marker: string): string {
   ctx.markup++;
   ctx.open.push(marker);
   try {
-    return sub(nodes, ctx);
+    return sub(nodes, ctx, false, true);
   } finally {
     ctx.markup--;
     ctx.open.pop();
@@ -460,31 +464,44 @@ function tidy(s: string): string {
   return s.split(/(```[\s\S]*?```)/).map((part, i) => (i % 2 ? part : part.replace(/\n{3,}/g, '\n\n'))).join('').trim();
 }
 
-/** A Matrix message's text (body, and HTML if any) as Discord markdown, with the mentions it makes. */
-export function matrixToDiscord(msg: { body: string; formattedBody?: string }, resolver: MatrixToDiscordResolver = {}): DiscordText {
+/**
+ * A Matrix message's text (body, and HTML if any) as Discord markdown, with the mentions it makes.
+ * `emote`: the text of a /me (`m.emote`), shown in italics as Discord shows its own /me.
+ */
+export function matrixToDiscord(msg: { body: string; formattedBody?: string }, resolver: MatrixToDiscordResolver = {},
+  opts: { emote?: boolean } = {}): DiscordText {
   let ctx = new Ctx(resolver);
-  let content = typeof msg.formattedBody === 'string' && msg.formattedBody.trim() !== '' ? fromHtml(msg.formattedBody, ctx) : undefined;
+  let content = typeof msg.formattedBody === 'string' && msg.formattedBody.trim() !== '' ? fromHtml(msg.formattedBody, ctx, opts.emote === true) : undefined;
   if (content === undefined) {
     ctx = new Ctx(resolver); // (nothing found in HTML given up on counts)
     const body = typeof msg.body === 'string' ? msg.body : '';
-    content = body.replace(CONTROLS, '').split(/\r\n|\n|\r/).map((line) => ctx.text(line)).join('\n').trim();
+    const lines = body.replace(CONTROLS, '').split(/\r\n|\n|\r/);
+    if (opts.emote) {
+      // in italics, as the HTML of an emote is (see fromHtml)
+      ctx.markup++;
+      ctx.open.push('*');
+      content = wrapInline('*', lines.map((line) => ctx.text(line)).join('\n').trim());
+    } else {
+      content = lines.map((line) => ctx.text(line)).join('\n').trim();
+    }
   }
   return { content, users: [...ctx.users], roles: [...ctx.roles], everyone: ctx.everyone };
 }
 
-/** HTML as Discord markdown; undefined if tags nested thousands deep exhaust the stack (the body goes instead). */
-function fromHtml(html: string, ctx: Ctx): string | undefined {
+/**
+ * HTML as Discord markdown; undefined if tags nested thousands deep exhaust the stack (the body
+ * goes instead). `emote`: the text of a /me, in italics as Discord shows its own: rendered as if
+ * inside `<em>`, so URLs in it are kept from closing the italics and blocks and code in it are
+ * handled as in any other formatting (see paired).
+ */
+function fromHtml(html: string, ctx: Ctx, emote: boolean): string | undefined {
   try {
-    return tidy(sub(parseDOM(html, { decodeEntities: true }) as unknown as HNode[], ctx));
+    const nodes = parseDOM(html, { decodeEntities: true }) as unknown as HNode[];
+    return tidy(sub(emote ? [{ type: 'tag', name: 'em', children: nodes }] : nodes, ctx));
   } catch (err) {
     if (err instanceof RangeError) return undefined;
     throw err;
   }
-}
-
-/** An emote (`/me waves`) as Discord shows a /me: in italics. */
-export function emote(content: string): string {
-  return content === '' ? '' : `_${content}_`;
 }
 
 // ------------------------------------------------------------------ names and splitting

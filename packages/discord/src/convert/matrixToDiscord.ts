@@ -54,12 +54,10 @@ class Ctx {
   readonly roles = new Set<string>();
   everyone = false;
   /**
-   * How many paired markers (`**`, `*`, `__`, `~~`, `||`) the text being rendered is inside: a
-   * marker character in a URL there would close them early (a URL cannot be escaped), so URLs
-   * there have those characters percent-encoded.
+   * The paired markers (`**`, `*`, `__`, `~~`, `||`) the text being rendered is inside, outermost
+   * first. A marker character in a URL there would close them early (a URL cannot be escaped), so
+   * URLs there have those characters percent-encoded.
    */
-  markup = 0;
-  /** The paired markers the text being rendered is inside, outermost first. */
   readonly open: string[] = [];
   /** Inside a link's text: a link there is its text (a link cannot hold a link). */
   inLink = 0;
@@ -84,10 +82,10 @@ class Ctx {
       if (i < last || (u < urls.length && urls[u]!.start < i)) continue;
       const token = this.atToken(s, i);
       if (!token) continue;
-      out += escapeDiscordMarkdown(s.slice(last, i), '', this.markup > 0, this.inLink > 0) + token.out;
+      out += escapeDiscordMarkdown(s.slice(last, i), '', this.open.length > 0, this.inLink > 0) + token.out;
       last = i + token.len;
     }
-    return out + escapeDiscordMarkdown(s.slice(last), next, this.markup > 0, this.inLink > 0);
+    return out + escapeDiscordMarkdown(s.slice(last), next, this.open.length > 0, this.inLink > 0);
   }
 
   private atToken(s: string, i: number): { out: string; len: number } | undefined {
@@ -253,14 +251,12 @@ function sub(nodes: HNode[], ctx: Ctx, inPre = false, inline = false): string {
   return b.s;
 }
 
-/** Render children to go between paired markers `marker` (see {@link Ctx.markup}). */
+/** Render children to go between paired markers `marker` (see {@link Ctx.open}). */
 function marked(nodes: HNode[], ctx: Ctx, marker: string): string {
-  ctx.markup++;
   ctx.open.push(marker);
   try {
     return sub(nodes, ctx, false, true);
   } finally {
-    ctx.markup--;
     ctx.open.pop();
   }
 }
@@ -337,12 +333,10 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
     }
     case 'h1': case 'h2': case 'h3': case 'h4': case 'h5': case 'h6': {
       const level = Number(n.name[1]);
-      // h4–h6 are bold lines, their bold moved onto the parts around what it cannot wrap (see paired)
-      const bold = level > 3 && !kids.some(holdsUnwrappable);
-      const parts = level > 3 && !bold ? distribute({ type: 'tag', name: 'b' }, kids) : kids;
-      const inner = (bold ? marked(parts, ctx, '**') : sub(parts, ctx)).replace(/\s*\n\s*/g, ' ').trim();
+      // h4–h6 are bold lines (bold as any <b> is: see paired)
+      const inner = sub(level > 3 ? [{ type: 'tag', name: 'b', children: kids }] : kids, ctx).replace(/\s*\n\s*/g, ' ').trim();
       buf.ensureLine();
-      if (inner) buf.raw(level <= 3 ? `${'#'.repeat(level)} ${inner}` : bold ? `**${inner}**` : inner);
+      if (inner) buf.raw(level <= 3 ? `${'#'.repeat(level)} ${inner}` : inner);
       buf.newline();
       return;
     }
@@ -393,11 +387,11 @@ function codeInLink(n: HNode, buf: Buf): void {
 /**
  * A URL that Discord reads to its end, in `[text](url)` or alone: whitespace, which would end it
  * early, `()<>`, which would end the link, and control characters are percent-encoded; so are
- * marker characters inside formatting (see {@link Ctx.markup}).
+ * marker characters inside formatting (see {@link Ctx.open}).
  */
 const safeUrl = (url: string, ctx: Ctx): string => {
   const encoded = percentEncode(url, /[\s()<>\x00-\x1F\x7F]/g);
-  return ctx.markup > 0 ? percentEncode(encoded, MARKER_CHARS) : encoded;
+  return ctx.open.length > 0 ? percentEncode(encoded, MARKER_CHARS) : encoded;
 };
 
 function link(n: HNode, ctx: Ctx, buf: Buf): void {
@@ -476,14 +470,9 @@ export function matrixToDiscord(msg: { body: string; formattedBody?: string }, r
     ctx = new Ctx(resolver); // (nothing found in HTML given up on counts)
     const body = typeof msg.body === 'string' ? msg.body : '';
     const lines = body.replace(CONTROLS, '').split(/\r\n|\n|\r/);
-    if (opts.emote) {
-      // in italics, as the HTML of an emote is (see fromHtml)
-      ctx.markup++;
-      ctx.open.push('*');
-      content = wrapInline('*', lines.map((line) => ctx.text(line)).join('\n').trim());
-    } else {
-      content = lines.map((line) => ctx.text(line)).join('\n').trim();
-    }
+    if (opts.emote) ctx.open.push('*'); // in italics, as the HTML of an emote is (see fromHtml)
+    const text = lines.map((line) => ctx.text(line)).join('\n').trim();
+    content = opts.emote ? wrapInline('*', text) : text;
   }
   return { content, users: [...ctx.users], roles: [...ctx.roles], everyone: ctx.everyone };
 }

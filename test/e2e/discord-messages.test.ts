@@ -87,8 +87,13 @@ describe('Discord bridge: messages', () => {
     await until(() => webhookContents(ch.id).includes('a \\*b\\* \\_c\\_ > d \\<@123> https://example.org/x_y_z'), 'the escaped plain text');
 
     // an emote is in italics: a URL in it kept from closing them, code holding a star outside them
-    await alice.sendEvent(roomId, 'm.room.message', { msgtype: 'm.emote', body: 'waves at https://example.org/x_y' });
-    await until(() => webhookContents(ch.id).includes('*waves at https://example.org/x%5Fy*'), 'the emote');
+    const waves = await alice.sendEvent(roomId, 'm.room.message', { msgtype: 'm.emote', body: 'waves at https://example.org/x_y' });
+    const wavesExec = await until(() => fake.webhookExecutions.find((x) => x.channelId === ch.id && x.content === '*waves at https://example.org/x%5Fy*'), 'the emote');
+    // and so is its edit
+    await alice.sendEvent(roomId, 'm.room.message', {
+      msgtype: 'm.emote', body: '* waves twice', 'm.new_content': { msgtype: 'm.emote', body: 'waves twice' }, 'm.relates_to': { rel_type: 'm.replace', event_id: waves },
+    });
+    await until(() => fake.message(wavesExec.messageId)?.content === '*waves twice*', 'the emote to be edited');
     await alice.sendEvent(roomId, 'm.room.message', { msgtype: 'm.emote', body: 'runs ls * again', format: 'org.matrix.custom.html', formatted_body: 'runs <code>ls *</code> again' });
     await until(() => webhookContents(ch.id).includes('*runs* `ls *` *again*'), 'the emote holding code');
   });

@@ -197,6 +197,30 @@ describe('IRC bridge: messages', () => {
     expect(reply.tags['+draft/reply']).toMatch(/\S+/);
   });
 
+  it('sends a whole correction with every line and pills as nicks, and corrects a notice with a notice', async () => {
+    const edna = await ircUser('ircedna', ['#edits2']);
+    const roomId = await plumbed('#edits2');
+    const orig = await alice.sendText(roomId, 'first draft');
+    await edna.waitFor((m) => m.message === 'first draft');
+    await alice.sendText(roomId, '* line one…', {
+      'm.new_content': {
+        msgtype: 'm.text', body: 'line one\nline two for Edna', format: 'org.matrix.custom.html',
+        formatted_body: `line <b>one</b><br>line two for <a href="https://matrix.to/#/${ghost('ircedna')}">Edna</a>`,
+      },
+      'm.relates_to': { rel_type: 'm.replace', event_id: orig },
+    });
+    await edna.waitFor((m) => m.message === 'line two for ircedna');
+    expect(edna.messages.filter((m) => m.nick === 'Alice[m]').map((m) => m.message)).toEqual(['first draft', '* line \x02one', 'line two for ircedna']);
+    // a bot's notice corrected: IRC bots never answer a notice, so the correction is one too
+    const status = await alice.sendEvent(roomId, 'm.room.message', { msgtype: 'm.notice', body: 'build is running' });
+    await edna.waitFor((m) => m.type === 'notice' && m.message === 'build is running');
+    await alice.sendEvent(roomId, 'm.room.message', {
+      msgtype: 'm.notice', body: '* build is green', 'm.new_content': { msgtype: 'm.notice', body: 'build is green' }, 'm.relates_to': { rel_type: 'm.replace', event_id: status },
+    });
+    const fix = await edna.waitFor((m) => m.message === 's/running/green/');
+    expect(fix.type).toBe('notice');
+  });
+
   it('quotes an old message in a reply, but not once someone has joined the channel after it', async () => {
     const rex = await ircUser('ircrex', ['#quote']);
     const roomId = await plumbed('#quote');

@@ -251,7 +251,7 @@ export class ToDiscord {
     const targets = edit.target.remoteIds.filter((id) => !parseReactionRef(id)).map((id) => parseMessageRef(edit.portal.remoteChat, id));
     if (targets.length === 0 || targets.some((t) => !t)) return;
     const text = this.toDiscord(edit.body, edit.formattedBody, guild,
-      await this.mayPingEveryone(edit.portal.roomId, edit.sender.userId, edit.body, edit.formattedBody));
+      await this.mayPingEveryone(edit.portal.roomId, edit.sender.userId, edit.body, edit.formattedBody), edit.msgtype === 'm.emote');
     if (text.content.trim() === '') return; // Discord has no empty messages; a redaction removes one
     // a reply keeps the quote it was sent with
     const first = edit.target.remoteIds.find((id) => !parseReactionRef(id));

@@ -35,7 +35,12 @@ import { TypingRelay } from './typing.js';
 
 /** A short description of an edit: `s/old/new/` when one stretch changed, else `* new text`. */
 export function describeEdit(previous: string | undefined, next: string): string {
-  if (previous === undefined || previous.includes('\n') || next.includes('\n')) return `* ${next}`;
+  return editDiff(previous, next) ?? `* ${next}`;
+}
+
+/** `s/old/new/` when one stretch of a one-line message changed, in whole words and short; else undefined. */
+export function editDiff(previous: string | undefined, next: string): string | undefined {
+  if (previous === undefined || previous.includes('\n') || next.includes('\n')) return undefined;
   let start = 0;
   while (start < previous.length && start < next.length && previous[start] === next[start]) start++;
   let endP = previous.length, endN = next.length;
@@ -44,7 +49,7 @@ export function describeEdit(previous: string | undefined, next: string): string
   while (start > 0 && /\S/.test(previous[start - 1]!)) start--;
   while (endP < previous.length && /\S/.test(previous[endP]!)) { endP++; endN++; }
   const oldPart = previous.slice(start, endP), newPart = next.slice(start, endN);
-  if (!oldPart || oldPart.includes('/') || newPart.includes('/') || oldPart.length + newPart.length > 60) return `* ${next}`;
+  if (!oldPart || oldPart.includes('/') || newPart.includes('/') || oldPart.length + newPart.length > 60) return undefined;
   return `s/${oldPart}/${newPart}/`;
 }
 
@@ -218,9 +223,8 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
   async handleMatrixMessage(msg: MatrixMessage): Promise<SendResult> {
     const routed = await this.route(msg.portal.remoteChat, msg.sender.userId, msg.sender.displayName);
     if (!routed) return {};
-    const { server, conn, target } = routed;
-    const text = (): string[] => matrixToIrc({ body: msg.body, ...(msg.formattedBody ? { format: 'org.matrix.custom.html', formatted_body: msg.formattedBody } : {}) },
-      { pillToNick: (u) => this.nickFor(server, u) });
+    const { server, target } = routed;
+    const text = (): string[] => this.ircLines(server, msg.body, msg.formattedBody);
     // a file goes as a link; a caption (a body that is not just the file name) follows it, so that a
     // long one cut by the line limit never takes the link with it
     const lines = msg.media
@@ -234,14 +238,32 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
       if (nick) lines[0] = this.replyText(server, target, msg.replyTo, nick, lines[0]!);
       if (msg.replyTo.remoteId && !msg.replyTo.remoteId.startsWith('local-')) tags['+draft/reply'] = msg.replyTo.remoteId;
     }
+    const command = msg.msgtype === 'm.emote' ? 'ACTION' : msg.msgtype === 'm.notice' ? 'NOTICE' : 'PRIVMSG';
+    return this.deliver(routed, msg, lines, msg.formattedBody ? undefined : msg.body, command, tags);
+  }
+
+  /** Matrix text as IRC lines: formatting as IRC codes, pills as the nicks they stand for. */
+  private ircLines(server: IrcServer, body: string, formattedBody: string | undefined): string[] {
+    return matrixToIrc({ body, ...(formattedBody ? { format: 'org.matrix.custom.html', formatted_body: formattedBody } : {}) },
+      { pillToNick: (u) => this.nickFor(server, u) });
+  }
+
+  /**
+   * Sends converted lines as one Matrix event's worth of IRC: past the line limit the whole text is
+   * uploaded and linked (`full`, else the lines joined), several lines go as one multiline batch where
+   * the server has it, and each line is cut to fit 512 bytes. Returns the msgids the server gave.
+   */
+  private async deliver(routed: { server: IrcServer; conn: LeanConnection; target: string; relayed: boolean },
+    msg: { portal: MatrixMessage['portal']; eventId: string; sender: MatrixMessage['sender'] }, lines: string[], full: string | undefined,
+    kind: 'ACTION' | 'NOTICE' | 'PRIVMSG', tags: Record<string, string>): Promise<SendResult> {
+    const { server, conn, target } = routed;
     const limited = applyLineLimit(lines, this.roomLineLimit(msg.portal.roomId) ?? server.cfg.lineLimit);
     let send = limited.send;
     if (limited.overflow) {
-      const full = msg.formattedBody ? lines.join('\n') : msg.body;
-      const up = await this.ctx!.uploadMedia(Buffer.from(full, 'utf8'), 'text/plain; charset=utf-8', 'message.txt');
+      const up = await this.ctx!.uploadMedia(Buffer.from(full ?? lines.join('\n'), 'utf8'), 'text/plain; charset=utf-8', 'message.txt');
       send = [...send, `(full message: ${up.url})`];
     }
-    let command: 'ACTION' | 'NOTICE' | 'PRIVMSG' = msg.msgtype === 'm.emote' ? 'ACTION' : msg.msgtype === 'm.notice' ? 'NOTICE' : 'PRIVMSG';
+    let command = kind;
     // the relay speaks for the user: their name starts each line it sends (an emote as `* Name does`)
     const lead = routed.relayed ? relayPrefix(msg.sender.displayName, command === 'ACTION') : '';
     if (routed.relayed && command === 'ACTION') command = 'PRIVMSG';
@@ -276,13 +298,21 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     return replyLine({ nick, text, ...(form === 'quote' ? { quote: replyTo.body!, quoteLength: server.cfg.replies.quoteLength } : {}) });
   }
 
+  /**
+   * An edit as IRC users write one: `s/old/new/` when a few words of a one-line message changed, else
+   * `* ` and the whole corrected text, carried like a message (formatting, nicks for pills, the line
+   * limit and its upload) so that no line of it is lost. A notice's correction is a notice too (IRC
+   * bots never answer notices); an emote's is a plain line (`* waves twice` reads as the correction).
+   */
   async handleMatrixEdit(edit: MatrixEdit): Promise<void> {
     const routed = await this.route(edit.portal.remoteChat, edit.sender.userId, edit.sender.displayName);
     if (!routed) return;
-    const { conn, target } = routed;
-    const text = (routed.relayed ? relayPrefix(edit.sender.displayName, false) : '') + describeEdit(edit.previousBody, edit.body);
-    const [first] = matrixToIrc({ body: text });
-    if (first) await conn.send('PRIVMSG', target, first);
+    const diff = editDiff(edit.previousBody, edit.body);
+    const lines = diff !== undefined ? [diff] : this.ircLines(routed.server, edit.body, edit.formattedBody);
+    if (lines.length === 0) return;
+    if (diff === undefined) lines[0] = `* ${lines[0]}`;
+    const full = diff === undefined && !edit.formattedBody ? `* ${edit.body}` : undefined;
+    await this.deliver(routed, edit, lines, full, edit.msgtype === 'm.notice' ? 'NOTICE' : 'PRIVMSG', {});
   }
 
   async handleMatrixRedaction(r: MatrixRedaction): Promise<void> {

@@ -230,7 +230,7 @@ export class FromMatrix {
           const previousBody = prev?.body ?? str((await this.d.matrix.eventContent(ev.room_id, target))?.['body']);
           const edit = {
             portal: ref, eventId: ev.event_id, sender, target: { eventId: target, remoteIds: mapped(target) },
-            body: str(nc['body']) ?? '', timestamp: ev.origin_server_ts ?? Date.now(),
+            msgtype: str(nc['msgtype']) ?? str(c['msgtype']) ?? 'm.text', body: str(nc['body']) ?? '', timestamp: ev.origin_server_ts ?? Date.now(),
             ...(str(nc['formatted_body']) !== undefined ? { formattedBody: str(nc['formatted_body'])! } : {}),
             ...(previousBody !== undefined ? { previousBody } : {}),
           };

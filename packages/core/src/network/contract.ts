@@ -166,7 +166,8 @@ export interface MatrixEdit {
   sender: MatrixSender;
   /** The edited message: its Matrix event and the remote ids it mapped to. */
   target: { eventId: MatrixEventId; remoteIds: RemoteMessageId[] };
-  /** The new content (`m.new_content`). */
+  /** The new content (`m.new_content`): its msgtype (`m.text`, `m.emote`, `m.notice`…), body and HTML. */
+  msgtype: string;
   body: string;
   formattedBody?: string;
   /** The previous body if core knows it (for `s/old/new/` style corrections). */

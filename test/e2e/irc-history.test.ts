@@ -99,11 +99,47 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     expect(said.filter((e) => e.sender !== user.userId).map(body)).toEqual(['said before the stop', ...away]);
   });
 
+  it('takes out the ghosts of those who left or changed nick while the bridge was stopped, after what they said then', async () => {
+    const chan = `#hgone${run}`;
+    const [stayNick, leaveNick, oldNick, newNick] = [`hgs${run}`, `hgl${run}`, `hgr${run}`, `hgn${run}`];
+    const stays = await users.add(stayNick, [chan]);
+    const leaves = await users.add(leaveNick, [chan]);
+    const renames = await users.add(oldNick, [chan]);
+    const roomId = await plumbedRoom(user, botId, chan);
+    await until(async () => { const m = await user.joinedMembers(roomId); return [stayNick, leaveNick, oldNick].every((n) => m.includes(ghost(n))); }, 'the ghosts to join');
+
+    await bridge.stop();
+    leaves.say(chan, 'said, then left');
+    leaves.client.part(chan);
+    renames.client.changeNick(newNick);
+    const names = await stays.names(chan); // answered after the part and the nick change
+    expect(names.map((n) => n.replace(/^[~&@%+]+/, ''))).toContain(newNick);
+    bridge = await startIrcBridge(slowReconnect);
+
+    await until(async () => {
+      const m = await user.joinedMembers(roomId);
+      return !m.includes(ghost(leaveNick)) && !m.includes(ghost(oldNick)) && m.includes(ghost(newNick));
+    }, 'the ghosts of those gone to leave');
+    expect(await user.joinedMembers(roomId)).toContain(ghost(stayNick));
+    const events = await user.timeline(roomId);
+    // the line fetched from history came first (its ghost joined again to say it), then the leave
+    const said = events.findIndex((e) => body(e) === 'said, then left' && e.sender === ghost(leaveNick));
+    const left = events.findLastIndex((e) => e.type === 'm.room.member' && e.state_key === ghost(leaveNick) && e.content['membership'] === 'leave');
+    expect(said).toBeGreaterThan(-1);
+    expect(left).toBeGreaterThan(said);
+    expect(events[left]!.content['reason']).toBe('left the channel while the bridge was away');
+    // nobody else was taken out
+    expect(events.filter((e) => e.type === 'm.room.member' && e.content['membership'] === 'leave').map((e) => e.state_key).sort())
+      .toEqual([ghost(leaveNick), ghost(oldNick)].sort());
+  });
+
   it('delivers what IRC said while the listener\'s connection was killed and reconnecting', async () => {
     const chan = `#hkill${run}`;
     const talker = await users.add(`hkt${run}`, [chan]);
     const oper = await users.add(`hko${run}`, [chan]);
+    const leaver = await users.add(`hkl${run}`, [chan]);
     const roomId = await plumbedRoom(user, botId, chan);
+    await until(async () => (await user.joinedMembers(roomId)).includes(ghost(leaver.nick)), 'the ghost of the one who will leave to join');
     talker.say(chan, 'said before the kill');
     await user.waitForEvent(roomId, (e) => body(e) === 'said before the kill');
 
@@ -115,11 +151,15 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     await talker.waitForRaw((l) => untag(l).startsWith(`:${botNick}!`) && untag(l).includes(' QUIT '));
     const away = ['said during the reconnect 1', 'said during the reconnect 2'];
     for (const text of away) talker.say(chan, text);
+    leaver.client.part(chan);
     // NAMES is answered after the lines above: the listener was not in the channel when they were said
     expect((await talker.names(chan)).map((n) => n.replace(/^[~&@%+]+/, ''))).not.toContain(botNick);
 
     await until(() => listener.state === 'connected' && listener.isIn(chan), 'the listener to rejoin');
     await user.waitForTimeline(roomId, (evs) => away.every((text) => evs.some((e) => body(e) === text)));
+    // who left meanwhile is taken out of the room; who stayed is not
+    await until(async () => !(await user.joinedMembers(roomId)).includes(ghost(leaver.nick)), 'the ghost of the one who left to leave');
+    expect(await user.joinedMembers(roomId)).toEqual(expect.arrayContaining([ghost(talker.nick), ghost(oper.nick)]));
     await sleep(1500);
     const bodies = messagesOf(await user.timeline(roomId)).map(body);
     expect(bodies.filter((b) => away.includes(b) || b === 'said before the kill')).toEqual(['said before the kill', ...away]);

@@ -132,6 +132,20 @@ export class ChannelEvents {
     p.catch((err: Error) => this.ctx.log.warn('could not report an IRC event', { server: this.key, err }));
   }
 
+  /** Forget who is in a channel (a whole NAMES list follows). */
+  private untrackChannel(channel: string): void {
+    const lc = ircLower(channel);
+    for (const [nick, set] of this.nickChannels) if (set.delete(lc) && set.size === 0) this.nickChannels.delete(nick);
+  }
+
+  /** The remote ids of everyone in a channel as the listener sees it now, a quit held as a netsplit still counted in. */
+  private membersNow(channel: string): string[] {
+    const lc = ircLower(channel);
+    const nicks = [...this.nickChannels].filter(([, set]) => set.has(lc)).map(([nick]) => nick);
+    for (const q of this.splits.holding()) if (q.channels.includes(lc)) nicks.push(q.nick);
+    return nicks.filter((nick) => !this.server.isOwnNick(nick)).map((nick) => this.server.senderFor(nick).id);
+  }
+
   private track(nick: string, channel: string, present: boolean): void {
     const lc = ircLower(nick);
     const set = this.nickChannels.get(lc) ?? new Set<string>();
@@ -425,12 +439,23 @@ export class ChannelEvents {
 
     l.on('userlist', (e: { channel: string; users: { nick: string; modes?: string[] }[] }) => {
       this.server.recent.joined(e.channel); // members of unknown standing
+      const chat = channelChat(this.key, e.channel);
+      // from inside the channel the list is whole (outside it, a server lists only the visible): it
+      // replaces what the listener knew, which misses what happened while it was away
+      const whole = e.users.some((u) => isListener(u.nick));
+      if (whole) this.untrackChannel(e.channel);
       for (const u of e.users) {
         this.track(u.nick, e.channel, true);
         if (this.server.isOwnNick(u.nick)) continue;
-        this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(u.nick), membership: 'join' }));
+        this.report(this.ctx.remote.membership({ chat, user: this.server.senderFor(u.nick), membership: 'join' }));
         this.presence?.sync(u.nick);
       }
+      // the ghosts of those who left (or were renamed) while the bridge was away leave the rooms: after
+      // the history being fetched, whose lines may be theirs, and with who is in the channel by then
+      const prune = (): void => {
+        this.report(this.ctx.remote.memberList({ chat, users: this.membersNow(e.channel), reason: 'left the channel while the bridge was away' }));
+      };
+      if (whole && !this.held(e.channel, prune)) prune();
       const ranked = this.modes.names(e.channel, e.users);
       if (ranked.length) this.reportModes(e.channel, ranked, undefined);
     });

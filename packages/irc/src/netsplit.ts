@@ -87,5 +87,8 @@ export class NetsplitDetector<T> {
 
   get heldCount(): number { return this.held.size; }
 
+  /** The payloads of the quits held now (still members, as far as the rooms should know). */
+  holding(): T[] { return [...this.held.values()].map((h) => h.payload); }
+
   clear(): void { this.held.clear(); this.recent = []; }
 }

@@ -68,6 +68,18 @@ describe('NetsplitDetector', () => {
     expect(times.map((t, i) => d.quit({ key: `n${i}`, reason: 'Ping timeout: 240 seconds' }, i, t))).toEqual(expected);
   });
 
+  it('lists the quits it holds (still members, for a member list taken meanwhile) until they return or expire', () => {
+    const d = new NetsplitDetector<string>(OPTS);
+    d.quit({ key: 'ann', reason: 'Quit: bye' }, 'ann', 0);
+    d.quit({ key: 'bob', reason: 'hub.net leaf.net' }, 'bob', 0);
+    d.quit({ key: 'cat', reason: 'hub.net leaf.net' }, 'cat', 30_000);
+    expect(d.holding()).toEqual(['bob', 'cat']);
+    d.returned('bob');
+    expect(d.holding()).toEqual(['cat']);
+    d.expired(90_000);
+    expect(d.holding()).toEqual([]);
+  });
+
   it('a nick held twice keeps the later quit', () => {
     const d = new NetsplitDetector<string>(OPTS);
     d.quit({ key: 'bob', reason: 'a.b c.d' }, 'first', 0);

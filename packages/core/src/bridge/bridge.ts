@@ -170,7 +170,7 @@ export class TrestleBridge {
     const publicUrl = config.appservice.publicUrl ?? config.appservice.url ?? `http://${config.appservice.bindAddress}:${config.appservice.port}`;
     this.media = new MediaLinks(createHash('sha256').update(`trestle-media\u0000${registration.as_token}`).digest('hex'), publicUrl);
     const media = this.media;
-    const remoteDelivery = new RemoteDelivery(matrix, ghostMgr, messages, (id) => this.networks.get(id)?.identity, log, kv);
+    const remoteDelivery = new RemoteDelivery(matrix, ghostMgr, messages, (id) => this.networks.get(id)?.identity, log, kv, portals);
     this.commands = new CommandProcessor({
       permission: (u) => this.permission(u),
       powerLevel: async (roomId, userId) => {

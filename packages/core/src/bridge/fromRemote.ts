@@ -11,7 +11,7 @@ import type { PortalStore } from '../db/portals.js';
 import { deterministicTxnId, type MatrixClientLayer, type MatrixError, toMatrixError } from '../matrix/client.js';
 import {
   DeliveryError, type NetworkIdentity, type RemoteChatInfo, type RemoteDelete, type RemoteEdit, type RemoteEventSink,
-  type RemoteMembership, type RemoteMessage, type RemotePowerLevels, type RemoteReaction, type RemoteRoomSettings, type RemoteSender,
+  type RemoteMemberList, type RemoteMembership, type RemoteMessage, type RemotePowerLevels, type RemoteReaction, type RemoteRoomSettings, type RemoteSender,
 } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
 import type { GhostManager } from './ghosts.js';
@@ -23,6 +23,7 @@ export type RemoteWork =
   | { t: 'delete'; network: string; roomId: string; del: RemoteDelete; receivedAt: number }
   | { t: 'reaction'; network: string; roomId: string; reaction: RemoteReaction; receivedAt: number }
   | { t: 'membership'; network: string; roomId: string; change: RemoteMembership; receivedAt: number }
+  | { t: 'memberList'; network: string; roomId: string; list: RemoteMemberList; receivedAt: number }
   | { t: 'chatInfo'; network: string; roomId: string; info: RemoteChatInfo; receivedAt: number; plumbed?: boolean }
   | { t: 'powerLevels'; network: string; roomId: string; change: RemotePowerLevels; receivedAt: number }
   | { t: 'roomSettings'; network: string; roomId: string; change: RemoteRoomSettings; receivedAt: number }
@@ -97,6 +98,9 @@ export class RemoteSink implements RemoteEventSink {
   async membership(change: RemoteMembership): Promise<void> {
     await this.enqueue(change.chat, 'membership', undefined, (roomId) => ({ t: 'membership', network: this.network, roomId, change, receivedAt: Date.now() }));
   }
+  async memberList(list: RemoteMemberList): Promise<void> {
+    await this.enqueue(list.chat, 'memberList', undefined, (roomId) => ({ t: 'memberList', network: this.network, roomId, list, receivedAt: Date.now() }));
+  }
   async chatInfo(info: RemoteChatInfo): Promise<void> {
     const plumbed = new Set(this.portals.forChat(this.network, info.chat).filter((p) => p.kind === 'plumbed').map((p) => p.roomId));
     await this.enqueue(info.chat, 'chatInfo', undefined, (roomId) => ({ t: 'chatInfo', network: this.network, roomId, info, receivedAt: Date.now(), plumbed: plumbed.has(roomId) }));
@@ -123,6 +127,7 @@ export class RemoteDelivery {
     private readonly networkOf: (id: string) => NetworkIdentity | undefined,
     private readonly log: Logger,
     private readonly kv: KvStore,
+    private readonly portals: PortalStore,
   ) {}
 
   /** Deliver one queued remote event; may resolve with message-map writes for the queue to commit with the done mark. */
@@ -138,6 +143,7 @@ export class RemoteDelivery {
       case 'delete': return this.remove(network, work.roomId, work.del);
       case 'reaction': return this.reaction(network, work.roomId, work.reaction, work.receivedAt);
       case 'membership': return this.membership(network, work.roomId, work.change);
+      case 'memberList': return this.memberList(network, work.roomId, work.list);
       case 'chatInfo': return this.ifAllowed(network, work.roomId, () => this.chatInfo(work.roomId, work.info, work.plumbed === true));
       case 'powerLevels': return this.ifAllowed(network, work.roomId, () => this.powerLevels(network, work.roomId, work.change));
       case 'roomSettings': return this.ifAllowed(network, work.roomId, () => this.roomSettings(network, work.roomId, work.change));
@@ -327,6 +333,28 @@ export class RemoteDelivery {
           if (c.membership !== 'unban') await this.ghostLeaves(userId, roomId, c.reason);
         }
         return;
+    }
+  }
+
+  /**
+   * Ghosts of this network in the room but not in the chat's member list leave. Run in the room's
+   * queue, after every join reported before the list and before any reported after it, so a ghost
+   * joined since is never taken out by a list older than its join.
+   */
+  private async memberList(network: NetworkIdentity, roomId: string, list: RemoteMemberList): Promise<void> {
+    if (this.portals.forRoom(roomId).filter((p) => p.network === network.id).length > 1) {
+      this.log.debug('member list not applied: the room is linked to more than one chat of the network', { roomId, network: network.id, chat: list.chat });
+      return;
+    }
+    const listed = new Set(list.users.map((u) => this.ghosts.userIdFor(network, u)));
+    // tidying, not a message: a failure is logged and the room's queue goes on (the next list tries again)
+    try {
+      const joined = await this.matrix.request<{ joined?: Record<string, unknown> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`);
+      const gone = Object.keys(joined.joined ?? {}).filter((userId) => !listed.has(userId) && this.ghosts.networkOf(userId) === network.id);
+      if (gone.length) this.log.info('ghosts whose remote users left the chat unseen leave the room', { roomId, chat: list.chat, count: gone.length });
+      for (const userId of gone) await this.ghostLeaves(userId, roomId, list.reason);
+    } catch (err) {
+      this.log.warn('could not take out the ghosts of those no longer in the chat', { roomId, chat: list.chat, err: toMatrixError(err).message });
     }
   }
 

@@ -32,6 +32,11 @@ export class GhostManager {
     return `@${network.userPrefix}${escapeLocalpart(network.ghostLocalpart(remoteUser))}:${this.matrix.domain}`;
   }
 
+  /** The network whose ghost this Matrix user is, if the bridge made it. */
+  networkOf(userId: string): string | undefined {
+    return this.store.get(userId)?.network;
+  }
+
   /** Make sure the ghost exists with this profile; returns its user id. */
   async ensure(network: NetworkIdentity, sender: RemoteSender): Promise<string> {
     const userId = this.userIdFor(network, sender.id);

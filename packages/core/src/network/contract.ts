@@ -528,6 +528,19 @@ export interface RemoteMembership {
   by?: RemoteSender;
 }
 
+/**
+ * Everyone in a remote chat now, as the network saw on (re)joining it (IRC's NAMES): ghosts of this
+ * network in the chat's rooms who are not listed leave, with `reason`. They left while the bridge
+ * was not looking (stopped, or its connection down), and would otherwise stay in the room for good.
+ * Joins of those listed are reported as {@link RemoteMembership} as usual. A room linked to more
+ * than one chat of the network is left as it is: whose ghost belongs to which chat cannot be told.
+ */
+export interface RemoteMemberList {
+  chat: RemoteChatId;
+  users: RemoteUserId[];
+  reason?: string;
+}
+
 export interface RemotePowerLevels {
   chat: RemoteChatId;
   /** Remote user → Matrix power level for their ghost (0 removes the entry). Applied as one change. */
@@ -568,6 +581,8 @@ export interface RemoteEventSink {
   delete(del: RemoteDelete): Promise<void>;
   reaction(reaction: RemoteReaction): Promise<void>;
   membership(change: RemoteMembership): Promise<void>;
+  /** The whole member list of a chat, seen anew: see {@link RemoteMemberList}. */
+  memberList(list: RemoteMemberList): Promise<void>;
   chatInfo(info: RemoteChatInfo): Promise<void>;
   /** Remote users' ranks changed (IRC channel modes, Discord roles): one power-levels event. */
   powerLevels(change: RemotePowerLevels): Promise<void>;

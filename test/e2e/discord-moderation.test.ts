@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { AuditLogEvent, PermissionFlagsBits as P, type APIUser } from 'discord-api-types/v10';
 import type { MatrixEventJson } from '../harness/matrix-user.js';
-import { fake, alice, botId, carol, guild, body, ghost, channel, plumbed, restrictedGuild, membershipIn, useDiscordBridge } from './discord-harness.js';
+import { fake, alice, botId, bridge, carol, guild, body, ghost, channel, plumbed, restrictedGuild, membershipIn, startBridge, useDiscordBridge } from './discord-harness.js';
 import { sleep, until } from './env.js';
 
 useDiscordBridge();
@@ -24,6 +24,22 @@ function member(username: string, roles: string[] = []): APIUser {
 }
 
 describe('Discord bridge: members leaving, kicked and banned', () => {
+  it('takes out the ghosts of members who left while the bridge was stopped, and no one else', async () => {
+    const ch = channel('gone-while-away');
+    const roomId = await plumbed(ch);
+    const [goes, stays] = ['goeswhileaway', 'stayswhileaway'].map((username) => member(username)) as [APIUser, APIUser];
+    for (const u of [goes, stays]) fake.injectUserMessage(ch.id, u.id, `hi from ${u.username}`);
+    await alice.waitForEvent(roomId, (e) => body(e) === 'hi from stayswhileaway');
+    await bridge.stop();
+    fake.memberLeaves(guild.id, goes.id);
+    await startBridge();
+    const left = await membershipBecomes(roomId, ghost(goes.id), 'leave', 'the ghost of the one who left to leave');
+    expect(left.sender).toBe(ghost(goes.id));
+    expect(left.content['reason']).toBe('left the Discord server');
+    await sleep(1000);
+    expect((await membershipIn(roomId, ghost(stays.id)))?.content['membership']).toBe('join');
+  });
+
   it('reflects a leave, a kick and a ban on Discord on the ghosts, and lifts the ban when Discord does', async () => {
     const ch = channel('departures');
     const roomId = await plumbed(ch);

@@ -158,3 +158,20 @@ export async function applyMatrixUnban(guild: Guild, userId: string, change: Pic
     throw toDeliveryError(err, 'unban');
   }
 }
+
+/** How many users one member request asks about (Discord's limit for `user_ids`). */
+const MEMBER_REQUEST_IDS = 100;
+
+/**
+ * Which of these users are no longer members of the server, asked of Discord 100 at a time (gateway
+ * member requests by id, which need no privileged intent). For a session that missed departures.
+ */
+export async function notMembers(guild: Guild, userIds: readonly string[]): Promise<string[]> {
+  const gone: string[] = [];
+  for (let i = 0; i < userIds.length; i += MEMBER_REQUEST_IDS) {
+    const ids = userIds.slice(i, i + MEMBER_REQUEST_IDS);
+    const found = await guild.members.fetch({ user: ids });
+    for (const id of ids) if (!found.has(id)) gone.push(id);
+  }
+  return gone;
+}

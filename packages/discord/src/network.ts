@@ -11,7 +11,7 @@ import {
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalLinkAware, type ProvisioningCapable, type ReachabilityCapable, type ReactionCapable,
   type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
 } from '@trestle/core';
-import type { Client, Guild, GuildMember, PartialGuildMember, User } from 'discord.js';
+import { Events, type Client, type Guild, type GuildMember, type PartialGuildMember, type User } from 'discord.js';
 import { LinkApprovals } from './approvals.js';
 import { createClient, DiscordLoginError, login } from './client.js';
 import { discordConfigSchema, type DiscordConfig } from './config.js';
@@ -21,7 +21,7 @@ import { GuildSync } from './guilds.js';
 import { channelChat, ghostLocalpart, parseChat, type parseUser } from './ids.js';
 import { Links } from './links.js';
 import { EmojiBridge, StickerBridge } from './media.js';
-import { applyMatrixRemoval, applyMatrixUnban, departureReason, Departures, type Departure } from './members.js';
+import { applyMatrixRemoval, applyMatrixUnban, departureReason, Departures, notMembers, type Departure } from './members.js';
 import { PresenceBridge } from './presence.js';
 import { DiscordStore, discordMigrations } from './store.js';
 import { discordUserOfGhost, ToDiscord } from './toDiscord.js';
@@ -131,6 +131,12 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.guilds!.attach(client);
     this.approvals!.attach(client);
     this.departures!.attach(client);
+    // a new session (a start, or one that could not resume) missed who left meanwhile
+    if (this.cfg.serverMembersIntent) {
+      client.on(Events.ShardReady, () => {
+        void this.departedWhileAway(client).catch((err: unknown) => ctx.log.warn('could not check who left the Discord servers while the bridge was away', { err: err as Error }));
+      });
+    }
     this.presence?.attach(client);
     client.on('shardDisconnect', (e, shard) => ctx.log.warn('Discord gateway closed', { shard, code: e.code }));
     client.on('shardResume', (shard, replayed) => ctx.log.info('Discord gateway resumed', { shard, replayed }));
@@ -312,6 +318,30 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     const reason = departureReason(d, executor);
     await this.fromDiscord!.reportMembership(chats, { user: this.fromDiscord!.userSender(user, member), membership: d.kind, ...(reason ? { reason } : {}) });
     if (d.kind === 'ban') this.bannedIn(guild.id, user.id, (known) => [...new Set([...known, ...chats])]);
+  }
+
+  /**
+   * The Discord users whose ghosts are in a server's rooms, looked up again: the ghosts of those no
+   * longer members leave those rooms, as for a departure seen live.
+   */
+  private async departedWhileAway(client: Client): Promise<void> {
+    const byGuild = new Map<string, { guild: Guild; users: Set<string> }>();
+    for (const { chat, userId } of this.store!.chatMembers()) {
+      const c = parseChat(chat);
+      const ch = c ? client.channels.cache.get(c.channelId) : undefined;
+      if (!ch || ch.isDMBased()) continue;
+      const entry = byGuild.get(ch.guild.id) ?? { guild: ch.guild, users: new Set<string>() };
+      entry.users.add(userId);
+      byGuild.set(ch.guild.id, entry);
+    }
+    for (const { guild, users } of byGuild.values()) {
+      const gone = await notMembers(guild, [...users]);
+      if (gone.length) this.ctx!.log.info('members left a Discord server while the bridge was away; their ghosts leave', { guild: guild.id, count: gone.length });
+      for (const id of gone) {
+        const user = await client.users.fetch(id).catch(() => undefined);
+        if (user) await this.reportDeparture(guild, user, undefined, { kind: 'leave', executorId: null, reason: null });
+      }
+    }
   }
 
   /** The chats whose rooms a Discord user's ghost was banned from for a ban on Discord, changed by `update`. */

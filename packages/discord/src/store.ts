@@ -296,6 +296,12 @@ export class DiscordStore {
     return (prepared(this.db, 'SELECT chat FROM discord_chat_members WHERE user_id = ?').all(userId) as { chat: string }[]).map((r) => r.chat);
   }
 
+  /** Every chat and Discord user whose ghost the bridge brought into the chat's rooms. */
+  chatMembers(): { chat: string; userId: string }[] {
+    return (prepared(this.db, 'SELECT chat, user_id FROM discord_chat_members').all() as { chat: string; user_id: string }[])
+      .map((r) => ({ chat: r.chat, userId: r.user_id }));
+  }
+
   removeChatMember(chat: string, userId: string): void {
     prepared(this.db, 'DELETE FROM discord_chat_members WHERE chat = ? AND user_id = ?').run(chat, userId);
     this.knownMembers.delete(`${chat}\u0000${userId}`);

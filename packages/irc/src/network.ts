@@ -308,7 +308,7 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     const routed = await this.route(edit.portal.remoteChat, edit.sender.userId, edit.sender.displayName);
     if (!routed) return;
     const diff = editDiff(edit.previousBody, edit.body);
-    const lines = diff !== undefined ? [diff] : this.ircLines(routed.server, edit.body, edit.formattedBody);
+    const lines = diff !== undefined ? matrixToIrc({ body: diff }) : this.ircLines(routed.server, edit.body, edit.formattedBody);
     if (lines.length === 0) return;
     if (diff === undefined) lines[0] = `* ${lines[0]}`;
     const full = diff === undefined && !edit.formattedBody ? `* ${edit.body}` : undefined;

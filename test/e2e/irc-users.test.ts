@@ -65,8 +65,9 @@ describe('IRC bridge: nicks of Matrix users', () => {
     expect(b.nick).toBe('TwinName[m]_');
   });
 
-  it('gives a Matrix user whose nick a plain IRC user holds another nick, and it still speaks', async () => {
+  it('gives a Matrix user whose nick a plain IRC user holds another nick, and it still speaks; it takes the nick back once free', async () => {
     const holder = await users.add('Held[m]', ['#held']);
+    const watcher = await users.add('heldwatch', ['#held']);
     const roomId = await plumbedRoom(uma, botId, '#held');
     const held = await member(roomId, 'held', 'Held');
     await held.sendText(roomId, 'my nick was taken');
@@ -78,6 +79,11 @@ describe('IRC bridge: nicks of Matrix users', () => {
     const ev = await held.waitForEvent(roomId, (e) => body(e) === 'you are not me');
     expect(ev.sender).toMatch(/^@irc_test_/);
     expect(await held.displayName(ev.sender)).toBe('Held[m]');
+    // the holder goes (as a connection of this bridge left over from before a crash would, timed out): the nick is taken back
+    holder.quit();
+    await watcher.waitForRaw((l) => untag(l).startsWith(':Held[m]_!') && / NICK :?Held\[m\]$/.test(untag(l)));
+    await held.sendText(roomId, 'my nick is back');
+    expect((await watcher.waitFor((m) => m.message === 'my nick is back')).nick).toBe('Held[m]');
   });
 
   it('makes a valid nick of a display name with spaces, punctuation and non-ASCII letters', async () => {

@@ -154,6 +154,16 @@ export class LeanConnection extends EventEmitter {
   private probeSeq = 0;
   private attempts = 0;
   private nickAttempt = 0;
+  /** The last nick refused at registration was taken (433), not invalid: the one asked for may come free. */
+  private nickTaken = false;
+  /**
+   * Registered under a fallback nick because the one asked for was taken (a user of that name, or
+   * this bridge's own connection from before a crash, not yet timed out): the nick to take back. The
+   * server is asked to say when it is free (IRCv3 MONITOR), and then it is taken.
+   */
+  private regain?: string;
+  /** The server offers MONITOR (ISUPPORT). */
+  private monitorOffered = false;
   /** This connection attempt's SASL login (set when the server's capabilities are known). */
   private sasl?: SaslLogin;
   /** Capabilities the server offers, with their values (`draft/multiline` → `max-bytes=4096,max-lines=100`). */
@@ -229,6 +239,9 @@ export class LeanConnection extends EventEmitter {
     this.labeledBatches.clear();
     this.privateBatches.clear();
     this.nickAttempt = 0;
+    this.nickTaken = false;
+    this.regain = undefined;
+    this.monitorOffered = false;
     this.partial = undefined;
     this.refusedWhy = undefined;
     this.cannotBind = undefined;
@@ -353,6 +366,7 @@ export class LeanConnection extends EventEmitter {
         if (this.opts.userModes) this.write(`MODE ${this.nick} ${this.opts.userModes}`);
         if (this.awayText !== undefined) this.write(`AWAY :${this.awayText}`);
         for (const [ch, key] of this.channels) this.write(`JOIN ${ch}${key ? ` ${key}` : ''}`);
+        if (this.nickTaken && ircLower(this.nick) !== ircLower(this.opts.nick)) this.regain = this.opts.nick;
         for (const w of this.readyWaiters.splice(0)) w.resolve();
         this.emit('registered', this.nick);
         this.pump();
@@ -362,11 +376,22 @@ export class LeanConnection extends EventEmitter {
         if (nl) this.nickLen = Number(nl.slice(8)) || this.nickLen;
         const deny = p.find((x) => x.startsWith('CLIENTTAGDENY='));
         if (deny) this.tagDeny = deny.slice(14).split(',').filter(Boolean);
+        if (!this.monitorOffered && p.some((x) => x === 'MONITOR' || x.startsWith('MONITOR='))) {
+          this.monitorOffered = true;
+          if (this.regain) this.write(`MONITOR + ${this.regain}`);
+        }
         return;
       }
+      case '731': // RPL_MONOFFLINE: the nick to take back is free
+        if (this.regain && (p[p.length - 1] ?? '').split(',').some((n) => ircLower(n) === ircLower(this.regain!))) {
+          this.opts.log.debug('the nick asked for is free again; taking it back', { nick: this.regain });
+          this.write(`NICK ${this.regain}`);
+        }
+        return;
       case '433': case '432':
         if (this.state !== 'connected') {
           this.nickAttempt++;
+          this.nickTaken = l.command === '433';
           this.write(`NICK ${l.command === '432' ? `M${Date.now().toString(36)}` : nextNick(this.opts.nick, this.nickAttempt, this.nickLen)}`);
           return;
         }
@@ -389,7 +414,12 @@ export class LeanConnection extends EventEmitter {
         return;
       }
       case 'NICK':
-        if (mine) { this.nick = p[0] ?? this.nick; this.emit('own nick', this.nick); }
+        if (mine) {
+          this.nick = p[0] ?? this.nick;
+          // taken back, or another nick chosen since: nothing more to wait for
+          if (this.regain) { if (this.monitorOffered) this.write(`MONITOR - ${this.regain}`); this.regain = undefined; }
+          this.emit('own nick', this.nick);
+        }
         return;
       case 'JOIN':
         if (mine && p[0]) { this.joined.add(ircLower(p[0])); this.joinWaits.answered(ircLower(p[0])); this.emit('joined', ircLower(p[0])); }

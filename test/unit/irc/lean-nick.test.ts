@@ -1,7 +1,7 @@
-// The lean connection's nick during registration against a scripted TCP peer on 127.0.0.1: a nick
-// refused as in use (433) comes before the server's ISUPPORT, so the next nick tried must fit the
-// NICKLEN the bridge was told, not a guessed 30.
-import { createServer, type Server } from 'node:net';
+// The lean connection's nick against a scripted TCP peer on 127.0.0.1: a nick refused as in use (433)
+// comes before the server's ISUPPORT, so the next nick tried must fit the NICKLEN the bridge was told,
+// not a guessed 30; and a nick taken at registration is watched (MONITOR) and taken back once free.
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
@@ -11,8 +11,8 @@ let server: Server | undefined;
 let conn: LeanConnection | undefined;
 afterEach(() => { conn?.quit(); server?.close(); });
 
-/** A peer that refuses the first NICK as in use, registers the second, and records the NICKs. */
-async function peer(nicks: string[]): Promise<number> {
+/** A TCP peer on 127.0.0.1 that hands each line the client sends to `onLine`; resolves with its port. */
+async function scripted(onLine: (line: string, socket: Socket) => void): Promise<number> {
   server = createServer((s) => {
     let buf = '';
     s.on('data', (d) => {
@@ -20,14 +20,21 @@ async function peer(nicks: string[]): Promise<number> {
       for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
         const line = buf.slice(0, i).trim();
         buf = buf.slice(i + 1);
-        if (!line.startsWith('NICK ')) continue;
-        nicks.push(line.slice(5));
-        s.write(nicks.length === 1 ? `:srv 433 * ${line.slice(5)} :Nickname is already in use\r\n` : `:srv 001 ${line.slice(5)} :Welcome\r\n`);
+        onLine(line, s);
       }
     });
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   return (server.address() as { port: number }).port;
+}
+
+/** A peer that refuses the first NICK as in use, registers the second, and records the NICKs. */
+function peer(nicks: string[]): Promise<number> {
+  return scripted((line, s) => {
+    if (!line.startsWith('NICK ')) return;
+    nicks.push(line.slice(5));
+    s.write(nicks.length === 1 ? `:srv 433 * ${line.slice(5)} :Nickname is already in use\r\n` : `:srv 001 ${line.slice(5)} :Welcome\r\n`);
+  });
 }
 
 function client(port: number, nick: string, nickLen?: number): LeanConnection {
@@ -52,5 +59,51 @@ describe('LeanConnection nick collisions while registering', () => {
     const long = 'x'.repeat(32);
     await client(await peer(nicks), long, 32).connect();
     expect(nicks).toEqual([long, `${'x'.repeat(31)}_`]);
+  });
+});
+
+/** A peer that refuses the first NICK as taken, then registers; `isupport` is its 005; every line the client sends is kept. */
+async function regainPeer(isupport: string, lines: string[]): Promise<{ port: number; send: (line: string) => void }> {
+  let socket: Socket | undefined;
+  let nicks = 0;
+  const port = await scripted((line, s) => {
+    socket = s;
+    lines.push(line);
+    if (!line.startsWith('NICK ') || nicks++ > 1) return;
+    const nick = line.slice(5);
+    s.write(nicks === 1 ? `:srv 433 * ${nick} :Nickname is already in use\r\n` : `:srv 001 ${nick} :Welcome\r\n:srv 005 ${nick} ${isupport} :are supported\r\n`);
+  });
+  return { port, send: (line) => socket!.write(`${line}\r\n`) };
+}
+
+const waitFor = async (pred: () => boolean): Promise<void> => {
+  for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(pred()).toBe(true);
+};
+
+describe('LeanConnection taking back a nick that was taken', () => {
+  it('watches the nick with MONITOR, takes it when the server says it is free, then stops watching', async () => {
+    const lines: string[] = [];
+    const p = await regainPeer('MONITOR=100 NICKLEN=30', lines);
+    const c = client(p.port, 'Held[m]');
+    await c.connect();
+    expect(c.nick).toBe('Held[m]_');
+    await waitFor(() => lines.includes('MONITOR + Held[m]'));
+    p.send(':srv 731 Held[m]_ :someone,held[M]');
+    await waitFor(() => lines.filter((l) => l === 'NICK Held[m]').length === 2);
+    p.send(':Held[m]_!me@host NICK :Held[m]');
+    await waitFor(() => lines.includes('MONITOR - Held[m]'));
+    expect(c.nick).toBe('Held[m]');
+  });
+
+  it('does not watch without MONITOR, nor ask for its nick when another one goes offline', async () => {
+    const lines: string[] = [];
+    const p = await regainPeer('NICKLEN=30', lines);
+    const c = client(p.port, 'Held[m]');
+    await c.connect();
+    p.send(':srv 731 Held[m]_ :other');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(lines.some((l) => l.startsWith('MONITOR'))).toBe(false);
+    expect(lines.filter((l) => l.startsWith('NICK '))).toEqual(['NICK Held[m]', 'NICK Held[m]_']);
   });
 });

@@ -112,8 +112,9 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     leaves.say(chan, 'said, then left');
     leaves.client.part(chan);
     renames.client.changeNick(newNick);
-    const names = await stays.names(chan); // answered after the part and the nick change
-    expect(names.map((n) => n.replace(/^[~&@%+]+/, ''))).toContain(newNick);
+    // both done (seen from another connection) before the bridge is back
+    await stays.waitForRaw((l) => untag(l).startsWith(`:${leaveNick}!`) && untag(l).includes(` PART ${chan}`));
+    await stays.waitForRaw((l) => untag(l).startsWith(`:${oldNick}!`) && untag(l).includes(' NICK '));
     bridge = await startIrcBridge(slowReconnect);
 
     await until(async () => {

@@ -7,10 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork, IrcServer } from '@trestle/irc';
-import type { IrcUser } from '../harness/irc-user.js';
+import { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser, messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import { e2e, sleep, until } from './env.js';
-import { body, ghost, IrcUsers, plumbedRoom, restartErgo, startIrcBridge, untag } from './irc-env.js';
+import { body, ghost, ircPort, IrcUsers, plumbedRoom, restartErgo, startIrcBridge, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
 let user: MatrixUser;
@@ -132,6 +132,31 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     // nobody else was taken out
     expect(events.filter((e) => e.type === 'm.room.member' && e.content['membership'] === 'leave').map((e) => e.state_key).sort())
       .toEqual([ghost(leaveNick), ghost(oldNick)].sort());
+  });
+
+  it('takes a connection of its own left over from a crash for what it is: no ghost of it, and its QUIT is no one leaving', async () => {
+    const chan = `#hleft${run}`;
+    const watcher = await users.add(`hlw${run}`, [chan]);
+    const roomId = await plumbedRoom(user, botId, chan);
+    await user.sendText(roomId, 'before the crash');
+    const line = untag(await watcher.waitForRaw((l) => l.includes(`PRIVMSG ${chan} :before the crash`)));
+    const [, nick, username] = /^:([^!]+)!~?([^@]+)@/.exec(line)!;
+    await bridge.stop();
+    // a crash would leave the Matrix user's connection on the server until it times out: this one stands in for it
+    const leftover = new IrcUser('127.0.0.1', ircPort, nick!);
+    leftover.username = username!;
+    await leftover.connect();
+    await leftover.join(chan);
+    const newcomer = await users.add(`hln${run}`, [chan]); // and an IRC user who came meanwhile, for contrast
+    bridge = await startIrcBridge(slowReconnect);
+    await until(async () => (await user.joinedMembers(roomId)).includes(ghost(newcomer.nick)), 'the newcomer\'s ghost to join');
+    leftover.quit();
+    await user.sendText(roomId, 'after the restart');
+    expect((await watcher.waitFor((m) => m.message === 'after the restart')).nick).toBe(nick);
+    await sleep(1000);
+    // no ghost ever stood for the leftover: no membership of anyone but the Matrix user under its nick
+    const events = await user.timeline(roomId);
+    expect(events.filter((e) => e.type === 'm.room.member' && e.content['displayname'] === nick)).toEqual([]);
   });
 
   it('delivers what IRC said while the listener\'s connection was killed and reconnecting', async () => {

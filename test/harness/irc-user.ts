@@ -11,6 +11,8 @@ export class IrcUser {
   readonly messages: SeenMessage[] = [];
   readonly raw: string[] = [];
   nick: string;
+  /** The username (ident) it registers with. */
+  username = 'tester';
 
   constructor(readonly host: string, readonly port: number, nick: string, caps: string[] = []) {
     this.nick = nick;
@@ -27,7 +29,7 @@ export class IrcUser {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${this.nick}: IRC registration timed out`)), 15_000);
       this.client.once('registered', () => { clearTimeout(t); resolve(); });
-      this.client.connect({ host: this.host, port: this.port, nick: this.nick, username: 'tester', gecos: 'test user' });
+      this.client.connect({ host: this.host, port: this.port, nick: this.nick, username: this.username, gecos: 'test user' });
     });
   }
 

@@ -405,7 +405,7 @@ export class ChannelEvents {
     l.on('kick', (e: { kicked: string; nick: string; channel: string; message?: string }) => {
       this.track(e.kicked, e.channel, false);
       if (isListener(e.kicked)) this.modes.forget(e.channel); else this.modes.left(e.channel, e.kicked);
-      if (this.server.isOwnNick(e.kicked)) return;
+      if (this.server.isOwnNick(e.kicked) || this.server.isLeftover(e.kicked)) return;
       this.presence?.sync(e.kicked); // offline if that was their last bridged channel
       if (this.server.takeExpectedKick(e.channel, e.kicked)) return; // done for a Matrix kick or ban: Matrix has it already
       this.report(this.ctx.remote.membership({
@@ -419,6 +419,7 @@ export class ChannelEvents {
       this.nickChannels.delete(lc);
       this.modes.quit(e.nick);
       if (this.server.isOwnNick(e.nick)) { this.server.departed(e.nick); return; }
+      if (this.server.leftoverGone(e.nick)) return;
       this.presence?.sync(e.nick); // offline: in no channel any more
       const q: HeldQuit = { nick: e.nick, channels, ...(e.message ? { reason: e.message } : {}) };
       const sign = this.splits.quit({ key: lc, ...(e.message ? { reason: e.message } : {}), ...(e.batch?.type ? { batch: e.batch.type } : {}) }, q, Date.now());
@@ -437,14 +438,17 @@ export class ChannelEvents {
       this.report(this.ctx.remote.profile({ id: ircUser(this.key, key), displayName: this.server.ghostName(e.new_nick) }));
     });
 
-    l.on('userlist', (e: { channel: string; users: { nick: string; modes?: string[] }[] }) => {
+    l.on('userlist', (e: { channel: string; users: { nick: string; ident?: string; hostname?: string; modes?: string[] }[] }) => {
       this.server.recent.joined(e.channel); // members of unknown standing
       const chat = channelChat(this.key, e.channel);
       // from inside the channel the list is whole (outside it, a server lists only the visible): it
       // replaces what the listener knew, which misses what happened while it was away
-      const whole = e.users.some((u) => isListener(u.nick));
+      const me = e.users.find((u) => isListener(u.nick));
+      const whole = me !== undefined;
       if (whole) this.untrackChannel(e.channel);
-      for (const u of e.users) {
+      // a connection of ours from before a crash, not timed out yet, is nobody: no ghost, no rank
+      const users = e.users.filter((u) => !this.server.isLeftover(u.nick, u.ident, u.hostname, me?.hostname));
+      for (const u of users) {
         this.track(u.nick, e.channel, true);
         if (this.server.isOwnNick(u.nick)) continue;
         this.report(this.ctx.remote.membership({ chat, user: this.server.senderFor(u.nick), membership: 'join' }));
@@ -456,7 +460,7 @@ export class ChannelEvents {
         this.report(this.ctx.remote.memberList({ chat, users: this.membersNow(e.channel), reason: 'left the channel while the bridge was away' }));
       };
       if (whole && !this.held(e.channel, prune)) prune();
-      const ranked = this.modes.names(e.channel, e.users);
+      const ranked = this.modes.names(e.channel, users);
       if (ranked.length) this.reportModes(e.channel, ranked, undefined);
     });
     l.on('mode', (e: { target: string; nick?: string; modes: ModeChange[] }) => {

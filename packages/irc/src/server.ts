@@ -204,6 +204,41 @@ export class IrcServer {
     return m !== null && this.nicks().has(ircLower(m[1]!));
   }
 
+  /** Folded nick → username of each connection this bridge had before this process (read at first use): see {@link isLeftover}. */
+  private earlierNicks?: Map<string, string>;
+  /** Folded nicks of leftover connections seen in channels, until their QUIT. */
+  private readonly leftovers = new Set<string>();
+
+  /**
+   * Is this nick (with the username the server shows, `~` or not) a connection of this bridge from
+   * before a crash, which the server has not timed out yet? Its nick is the one a Matrix user's
+   * connection last had (or the relay's, or the listener's), its username the one the bridge gives
+   * that connection, and, without an addressBlock, its host the listener's (`ownHost`). It is
+   * nobody on IRC: no ghost is made of it, and its QUIT is no one leaving. Once seen, the nick counts
+   * as one until {@link leftoverGone}.
+   */
+  isLeftover(nick: string, username?: string, host?: string, ownHost?: string): boolean {
+    const lc = ircLower(nick);
+    if (this.leftovers.has(lc)) return true;
+    if (!username || this.isOwnNick(nick)) return false;
+    if (!this.block && (!host || host !== ownHost)) return false;
+    if (!this.earlierNicks) {
+      const m = new Map<string, string>([[ircLower(this.cfg.botNick), 'trestle'], [ircLower(this.cfg.relay.nick), 'relay']]);
+      for (const u of this.store.storedNicks(this.key)) {
+        if (u.userId === RELAY_ID) continue;
+        m.set(ircLower(u.nick), sanitiseUsername(u.username ?? fillTemplate(this.cfg.usernameTemplate, { userId: u.userId, displayName: '' })));
+      }
+      this.earlierNicks = m;
+    }
+    if (this.earlierNicks.get(lc) !== username.replace(/^~/, '')) return false;
+    this.leftovers.add(lc);
+    this.ctx.log.info('a connection of this bridge from before its last stop is still on the server; it is not bridged', { server: this.key, nick });
+    return true;
+  }
+
+  /** The QUIT of a nick: true if it was a leftover connection of ours (nobody leaving). */
+  leftoverGone(nick: string): boolean { return this.leftovers.delete(ircLower(nick)); }
+
   matrixUserOfNick(nick: string): string | undefined {
     const userId = this.nicks().get(ircLower(nick));
     return userId === RELAY_ID ? undefined : userId;

@@ -188,6 +188,11 @@ export class IrcStore implements StsStore {
     prepared(this.db, `INSERT INTO irc_users (user_id, server, nick, nick_from) VALUES (?, ?, ?, ?)
       ON CONFLICT (user_id, server) DO UPDATE SET nick = excluded.nick, nick_from = excluded.nick_from`).run(userId, server, nick, from);
   }
+  /** Every Matrix user with a stored nick on a server: the nick their connection last had, and their stored username if any. */
+  storedNicks(server: string): { userId: string; nick: string; username?: string }[] {
+    return (prepared(this.db, 'SELECT user_id, nick, username FROM irc_users WHERE server = ? AND nick IS NOT NULL').all(server) as
+      { user_id: string; nick: string; username: string | null }[]).map((r) => ({ userId: r.user_id, nick: r.nick, ...(r.username ? { username: r.username } : {}) }));
+  }
   setUsername(userId: string, server: string, username: string): void { this.upsert(userId, server, 'username', username); }
   setPassword(userId: string, server: string, password: string | null): void {
     this.upsert(userId, server, 'password_enc', password === null ? null : this.box.seal(password));

@@ -376,6 +376,7 @@ export class ChannelEvents {
     l.on('tagmsg', (e: { nick: string; target: string; tags: Record<string, string>; time?: number }) => this.liveReaction(e));
 
     l.on('join', (e: { nick: string; channel: string; time?: number; account?: string | false; tags?: Record<string, string> }) => {
+      this.server.leftoverGone(e.nick); // someone live has the nick now
       this.track(e.nick, e.channel, true);
       this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
       if (isListener(e.nick)) {

@@ -219,8 +219,9 @@ export class IrcServer {
    */
   isLeftover(nick: string, username?: string, host?: string, ownHost?: string): boolean {
     const lc = ircLower(nick);
+    if (this.isOwnNick(nick)) { this.leftovers.delete(lc); return false; }
     if (this.leftovers.has(lc)) return true;
-    if (!username || this.isOwnNick(nick)) return false;
+    if (!username) return false;
     if (!this.block && (!host || host !== ownHost)) return false;
     if (!this.earlierNicks) {
       const m = new Map<string, string>([[ircLower(this.cfg.botNick), 'trestle'], [ircLower(this.cfg.relay.nick), 'relay']]);
@@ -236,7 +237,7 @@ export class IrcServer {
     return true;
   }
 
-  /** The QUIT of a nick: true if it was a leftover connection of ours (nobody leaving). */
+  /** The QUIT (or a JOIN, which no dead connection makes) of a nick: true if it was a leftover connection of ours. */
   leftoverGone(nick: string): boolean { return this.leftovers.delete(ircLower(nick)); }
 
   matrixUserOfNick(nick: string): string | undefined {

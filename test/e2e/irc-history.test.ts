@@ -159,6 +159,18 @@ describe('IRC bridge: messages said while the bridge was away', () => {
     expect(events.filter((e) => e.type === 'm.room.member' && e.content['displayname'] === nick)).toEqual([]);
   });
 
+  it('takes the configured nick back for its own connection once it is free', async () => {
+    const botNick = ircServer().cfg.botNick;
+    await bridge.stop();
+    const squatter = await users.add(botNick); // as the bridge's own connection from before a crash would, until timed out
+    bridge = await startIrcBridge(slowReconnect);
+    const listener = ircServer().listener;
+    await until(() => listener.state === 'connected', 'the listener to register');
+    expect(listener.nick).not.toBe(botNick);
+    squatter.quit();
+    await until(() => listener.nick === botNick, 'the listener to take its nick back');
+  });
+
   it('delivers what IRC said while the listener\'s connection was killed and reconnecting', async () => {
     const chan = `#hkill${run}`;
     const talker = await users.add(`hkt${run}`, [chan]);

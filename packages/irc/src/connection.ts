@@ -166,11 +166,17 @@ export class IrcConnection extends EventEmitter {
   private wire(): void {
     const c = this.client;
     let nickAttempt = 0;
+    // registered under a fallback nick, the configured one taken (by the bridge's own connection from
+    // before a crash, say): watched with IRCv3 MONITOR and taken back once the server says it is free
+    let regain: string | undefined;
+    let monitoring = false;
     c.on('registered', (e: { nick: string }) => {
       this.nick = e.nick; // the real nick from RPL_WELCOME
       clearTimeout(this.registerTimer);
       this.state = 'connected';
       this.attempts = 0;
+      regain = nickAttempt > 0 && ircLower(e.nick) !== ircLower(this.opts.nick) ? this.opts.nick : undefined;
+      monitoring = false;
       nickAttempt = 0;
       this.opts.log.info('IRC connection registered', { nick: e.nick });
       for (const [channel, key] of this.channels) c.join(channel, key);
@@ -203,8 +209,21 @@ export class IrcConnection extends EventEmitter {
         this.emit('kicked', e);
       }
     });
+    c.on('server options', (e: { options: Record<string, unknown> }) => {
+      if (!regain || monitoring || e.options['MONITOR'] === undefined) return;
+      monitoring = true;
+      c.raw('MONITOR', '+', regain);
+    });
+    c.on('users offline', (e: { nicks: string[] }) => {
+      if (!regain || !e.nicks.some((n) => ircLower(n) === ircLower(regain!))) return;
+      this.opts.log.info('the configured nick is free again; taking it back', { nick: regain });
+      c.changeNick(regain);
+    });
     c.on('nick', (e: { nick: string; new_nick: string }) => {
-      if (ircLower(e.nick) === ircLower(this.nick)) { this.nick = e.new_nick; this.emit('own nick', e.new_nick); }
+      if (ircLower(e.nick) !== ircLower(this.nick)) return;
+      this.nick = e.new_nick;
+      if (regain) { if (monitoring) c.raw('MONITOR', '-', regain); regain = undefined; } // taken back, or another nick since
+      this.emit('own nick', e.new_nick);
     });
     // (TLS may also come from an STS policy: the check looks at every TLS socket)
     if (this.opts.tlsCa) this.checkServerCertificate(this.opts.tlsCa);

@@ -24,18 +24,26 @@ function member(username: string, roles: string[] = []): APIUser {
 }
 
 describe('Discord bridge: members leaving, kicked and banned', () => {
-  it('takes out the ghosts of members who left while the bridge was stopped, and no one else', async () => {
+  it('takes out the ghosts of members who left while the bridge was stopped, after what they said then, and no one else', async () => {
     const ch = channel('gone-while-away');
     const roomId = await plumbed(ch);
-    const [goes, stays] = ['goeswhileaway', 'stayswhileaway'].map((username) => member(username)) as [APIUser, APIUser];
+    const [goes, stays, late] = ['goeswhileaway', 'stayswhileaway', 'spokethenleft'].map((username) => member(username)) as [APIUser, APIUser, APIUser];
     for (const u of [goes, stays]) fake.injectUserMessage(ch.id, u.id, `hi from ${u.username}`);
     await alice.waitForEvent(roomId, (e) => body(e) === 'hi from stayswhileaway');
     await bridge.stop();
     fake.memberLeaves(guild.id, goes.id);
+    // one who never spoke before: their line is caught up after the restart, and then they leave too
+    fake.injectUserMessage(ch.id, late.id, 'said while the bridge was away');
+    fake.memberLeaves(guild.id, late.id);
     await startBridge();
     const left = await membershipBecomes(roomId, ghost(goes.id), 'leave', 'the ghost of the one who left to leave');
     expect(left.sender).toBe(ghost(goes.id));
     expect(left.content['reason']).toBe('left the Discord server');
+    await membershipBecomes(roomId, ghost(late.id), 'leave', 'the ghost of the one who spoke, then left, to leave');
+    const timeline = await alice.timeline(roomId);
+    const said = timeline.findIndex((e) => body(e) === 'said while the bridge was away' && e.sender === ghost(late.id));
+    expect(said).toBeGreaterThan(-1);
+    expect(timeline.findLastIndex((e) => e.type === 'm.room.member' && e.state_key === ghost(late.id))).toBeGreaterThan(said);
     await sleep(1000);
     expect((await membershipIn(roomId, ghost(stays.id)))?.content['membership']).toBe('join');
   });

@@ -27,6 +27,8 @@ export interface FromDiscordDeps {
   store: DiscordStore;
   /** Messages the bridge deleted itself (their MESSAGE_DELETE is an echo). */
   deletedByUs(messageId: string): boolean;
+  /** A new session's catch-up on missed messages is over (done or failed): what else it missed may be looked at. */
+  caughtUp?(client: Client): void;
 }
 
 /** Where an event of a channel goes: the chat it is reported in, and the message ids' point of view. */
@@ -98,7 +100,10 @@ export class FromDiscord {
       };
     client.on(Events.MessageCreate, guard('message', (m: Message) => this.routeOf(m.channel, m.guildId), (r, m) => this.onMessage(r, m)));
     // A new session (first login, or one that could not resume) missed what happened meanwhile: fetch it.
-    client.on(Events.ShardReady, () => { void this.catchUp(client).catch((err: unknown) => log.warn('catching up on Discord messages failed', { err: err as Error })); });
+    client.on(Events.ShardReady, () => {
+      void this.catchUp(client).catch((err: unknown) => log.warn('catching up on Discord messages failed', { err: err as Error }))
+        .then(() => this.d.caughtUp?.(client));
+    });
     client.on(Events.MessageUpdate, guard('edit', (_o: Message | PartialMessage, n: Message | PartialMessage) => this.routeOfId(n.channelId, n.guildId),
       (r, o, n) => this.onEdit(r, o, n)));
     client.on(Events.MessageDelete, guard('deletion', (m: Message | PartialMessage) => this.routeOfId(m.channelId, m.guildId), (r, m) => this.onDelete(r, m)));

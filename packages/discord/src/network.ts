@@ -11,7 +11,7 @@ import {
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalLinkAware, type ProvisioningCapable, type ReachabilityCapable, type ReactionCapable,
   type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
 } from '@trestle/core';
-import { Events, type Client, type Guild, type GuildMember, type PartialGuildMember, type User } from 'discord.js';
+import type { Client, Guild, GuildMember, PartialGuildMember, User } from 'discord.js';
 import { LinkApprovals } from './approvals.js';
 import { createClient, DiscordLoginError, login } from './client.js';
 import { discordConfigSchema, type DiscordConfig } from './config.js';
@@ -93,6 +93,11 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.fromDiscord = new FromDiscord({
       ctx, cfg: this.cfg, configKey: this.configKey, aliasPrefix: this.identity.aliasPrefix, webhooks: this.webhooks,
       emojis: this.emojis, stickers: new StickerBridge(store, ctx, ctx.log), store, deletedByUs: (id) => toDiscord.deletedByUs(id),
+      // after the messages missed (a member may have spoken, then left): who left meanwhile
+      caughtUp: (client) => {
+        if (!this.cfg.serverMembersIntent) return;
+        void this.departedWhileAway(client).catch((err: unknown) => ctx.log.warn('could not check who left the Discord servers while the bridge was away', { err: err as Error }));
+      },
     });
     const fromDiscord = this.fromDiscord;
     this.guilds = new GuildSync({
@@ -131,12 +136,6 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.guilds!.attach(client);
     this.approvals!.attach(client);
     this.departures!.attach(client);
-    // a new session (a start, or one that could not resume) missed who left meanwhile
-    if (this.cfg.serverMembersIntent) {
-      client.on(Events.ShardReady, () => {
-        void this.departedWhileAway(client).catch((err: unknown) => ctx.log.warn('could not check who left the Discord servers while the bridge was away', { err: err as Error }));
-      });
-    }
     this.presence?.attach(client);
     client.on('shardDisconnect', (e, shard) => ctx.log.warn('Discord gateway closed', { shard, code: e.code }));
     client.on('shardResume', (shard, replayed) => ctx.log.info('Discord gateway resumed', { shard, replayed }));

@@ -18,7 +18,7 @@ import type { IdentRegistry } from './identd.js';
 import { ircLower, moveChannel } from './ids.js';
 import { capEntries } from './ircline.js';
 import { JoinWaits } from './joins.js';
-import { nextNick } from './nicks.js';
+import { nextNick, NickRegain } from './nicks.js';
 import { joinErrorByName } from './numerics.js';
 import type { Route, StsPolicy } from './sts.js';
 
@@ -168,15 +168,13 @@ export class IrcConnection extends EventEmitter {
     let nickAttempt = 0;
     // registered under a fallback nick, the configured one taken (by the bridge's own connection from
     // before a crash, say): watched with IRCv3 MONITOR and taken back once the server says it is free
-    let regain: string | undefined;
-    let monitoring = false;
+    const regain = new NickRegain();
     c.on('registered', (e: { nick: string }) => {
       this.nick = e.nick; // the real nick from RPL_WELCOME
       clearTimeout(this.registerTimer);
       this.state = 'connected';
       this.attempts = 0;
-      regain = nickAttempt > 0 && ircLower(e.nick) !== ircLower(this.opts.nick) ? this.opts.nick : undefined;
-      monitoring = false;
+      regain.registered(this.opts.nick, e.nick);
       nickAttempt = 0;
       this.opts.log.info('IRC connection registered', { nick: e.nick });
       for (const [channel, key] of this.channels) c.join(channel, key);
@@ -186,12 +184,14 @@ export class IrcConnection extends EventEmitter {
     c.on('nick in use', (e: { nick: string }) => {
       if (this.state === 'connected') { this.emit('nick error', `${e.nick} is already in use`); return; }
       nickAttempt++;
+      regain.refused(true);
       const nick = nextNick(this.opts.nick, nickAttempt, Number(c.network.options['NICKLEN'] ?? 30));
       this.opts.log.info('nick in use; trying another', { wanted: e.nick, next: nick });
       c.changeNick(nick);
     });
     c.on('nick invalid', (e: { nick: string; reason: string }) => {
       if (this.state === 'connected') { this.emit('nick error', `${e.nick}: ${e.reason}`); return; }
+      regain.refused(false);
       c.changeNick(`M${Date.now().toString(36)}`);
     });
     c.on('join', (e: { nick: string; channel: string }) => {
@@ -210,19 +210,18 @@ export class IrcConnection extends EventEmitter {
       }
     });
     c.on('server options', (e: { options: Record<string, unknown> }) => {
-      if (!regain || monitoring || e.options['MONITOR'] === undefined) return;
-      monitoring = true;
-      c.raw('MONITOR', '+', regain);
+      if (e.options['MONITOR'] !== undefined) for (const line of regain.monitorOffered()) c.raw(line);
     });
     c.on('users offline', (e: { nicks: string[] }) => {
-      if (!regain || !e.nicks.some((n) => ircLower(n) === ircLower(regain!))) return;
-      this.opts.log.info('the configured nick is free again; taking it back', { nick: regain });
-      c.changeNick(regain);
+      const free = regain.offline(e.nicks);
+      if (!free) return;
+      this.opts.log.info('the configured nick is free again; taking it back', { nick: free });
+      c.changeNick(free);
     });
     c.on('nick', (e: { nick: string; new_nick: string }) => {
       if (ircLower(e.nick) !== ircLower(this.nick)) return;
       this.nick = e.new_nick;
-      if (regain) { if (monitoring) c.raw('MONITOR', '-', regain); regain = undefined; } // taken back, or another nick since
+      for (const line of regain.nickChanged()) c.raw(line);
       this.emit('own nick', e.new_nick);
     });
     // (TLS may also come from an STS policy: the check looks at every TLS socket)

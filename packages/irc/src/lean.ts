@@ -30,7 +30,7 @@ import { READ_BUFFER, REST_MAX_MS, REST_MS, rest, wake } from './resting.js';
 import type { IdentRegistry } from './identd.js';
 import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
-import { nextNick } from './nicks.js';
+import { nextNick, NickRegain } from './nicks.js';
 import { BANNED, JOIN_ERRORS, NICK_ERRORS } from './numerics.js';
 import { SaslLogin } from './sasl.js';
 import type { Route, StsPolicy } from './sts.js';
@@ -154,16 +154,8 @@ export class LeanConnection extends EventEmitter {
   private probeSeq = 0;
   private attempts = 0;
   private nickAttempt = 0;
-  /** The last nick refused at registration was taken (433), not invalid: the one asked for may come free. */
-  private nickTaken = false;
-  /**
-   * Registered under a fallback nick because the one asked for was taken (a user of that name, or
-   * this bridge's own connection from before a crash, not yet timed out): the nick to take back. The
-   * server is asked to say when it is free (IRCv3 MONITOR), and then it is taken.
-   */
-  private regain?: string;
-  /** The server offers MONITOR (ISUPPORT). */
-  private monitorOffered = false;
+  /** The nick asked for, when registration had to take another: taken back once free (nicks.ts). */
+  private readonly regain = new NickRegain();
   /** This connection attempt's SASL login (set when the server's capabilities are known). */
   private sasl?: SaslLogin;
   /** Capabilities the server offers, with their values (`draft/multiline` → `max-bytes=4096,max-lines=100`). */
@@ -239,9 +231,7 @@ export class LeanConnection extends EventEmitter {
     this.labeledBatches.clear();
     this.privateBatches.clear();
     this.nickAttempt = 0;
-    this.nickTaken = false;
-    this.regain = undefined;
-    this.monitorOffered = false;
+    this.regain.reset();
     this.partial = undefined;
     this.refusedWhy = undefined;
     this.cannotBind = undefined;
@@ -366,7 +356,7 @@ export class LeanConnection extends EventEmitter {
         if (this.opts.userModes) this.write(`MODE ${this.nick} ${this.opts.userModes}`);
         if (this.awayText !== undefined) this.write(`AWAY :${this.awayText}`);
         for (const [ch, key] of this.channels) this.write(`JOIN ${ch}${key ? ` ${key}` : ''}`);
-        if (this.nickTaken && ircLower(this.nick) !== ircLower(this.opts.nick)) this.regain = this.opts.nick;
+        this.regain.registered(this.opts.nick, this.nick);
         for (const w of this.readyWaiters.splice(0)) w.resolve();
         this.emit('registered', this.nick);
         this.pump();
@@ -376,22 +366,21 @@ export class LeanConnection extends EventEmitter {
         if (nl) this.nickLen = Number(nl.slice(8)) || this.nickLen;
         const deny = p.find((x) => x.startsWith('CLIENTTAGDENY='));
         if (deny) this.tagDeny = deny.slice(14).split(',').filter(Boolean);
-        if (!this.monitorOffered && p.some((x) => x === 'MONITOR' || x.startsWith('MONITOR='))) {
-          this.monitorOffered = true;
-          if (this.regain) this.write(`MONITOR + ${this.regain}`);
+        if (p.some((x) => x === 'MONITOR' || x.startsWith('MONITOR='))) for (const line of this.regain.monitorOffered()) this.write(line);
+        return;
+      }
+      case '731': { // RPL_MONOFFLINE: the nick to take back may be free
+        const free = this.regain.offline((p[p.length - 1] ?? '').split(','));
+        if (free) {
+          this.opts.log.debug('the nick asked for is free again; taking it back', { nick: free });
+          this.write(`NICK ${free}`);
         }
         return;
       }
-      case '731': // RPL_MONOFFLINE: the nick to take back is free
-        if (this.regain && (p[p.length - 1] ?? '').split(',').some((n) => ircLower(n) === ircLower(this.regain!))) {
-          this.opts.log.debug('the nick asked for is free again; taking it back', { nick: this.regain });
-          this.write(`NICK ${this.regain}`);
-        }
-        return;
       case '433': case '432':
         if (this.state !== 'connected') {
           this.nickAttempt++;
-          this.nickTaken = l.command === '433';
+          this.regain.refused(l.command === '433');
           this.write(`NICK ${l.command === '432' ? `M${Date.now().toString(36)}` : nextNick(this.opts.nick, this.nickAttempt, this.nickLen)}`);
           return;
         }
@@ -416,8 +405,7 @@ export class LeanConnection extends EventEmitter {
       case 'NICK':
         if (mine) {
           this.nick = p[0] ?? this.nick;
-          // taken back, or another nick chosen since: nothing more to wait for
-          if (this.regain) { if (this.monitorOffered) this.write(`MONITOR - ${this.regain}`); this.regain = undefined; }
+          for (const line of this.regain.nickChanged()) this.write(line);
           this.emit('own nick', this.nick);
         }
         return;

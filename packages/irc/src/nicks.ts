@@ -1,5 +1,7 @@
 /** Nicks for Matrix users on IRC: from a template, fixed to IRC's rules, truncated, de-collided. */
 
+import { ircLower } from './ids.js';
+
 export interface TemplateVars { userId: string; displayName: string }
 
 export function fillTemplate(template: string, v: TemplateVars): string {
@@ -26,4 +28,52 @@ export function nextNick(nick: string, attempt: number, maxLen = 30): string {
 
 export function sanitiseUsername(raw: string): string {
   return (raw.toLowerCase().replace(/[^a-z0-9_.-]/g, '') || 'matrix').slice(0, 10);
+}
+
+/**
+ * Taking back a nick refused as in use at registration (a user of that name, or this bridge's own
+ * connection from before a crash that the server has not timed out yet): the server is asked to
+ * watch it (IRCv3 MONITOR, where ISUPPORT offers it) and the connection changes to it once the
+ * server says it is free. One per connection, for both kinds of connection; each method returns
+ * the raw lines to send.
+ */
+export class NickRegain {
+  /** The last nick refused at registration was in use (433), not invalid. */
+  private taken = false;
+  private wanted?: string;
+  private watching = false;
+
+  /** A new connection attempt: nothing refused, nothing to take back. */
+  reset(): void { this.taken = false; this.wanted = undefined; this.watching = false; }
+
+  /** A nick was refused during registration: in use (433), or invalid. */
+  refused(inUse: boolean): void { this.taken = inUse; }
+
+  /** Registered as `nick`, having asked for `wanted`. */
+  registered(wanted: string, nick: string): void {
+    this.wanted = this.taken && ircLower(nick) !== ircLower(wanted) ? wanted : undefined;
+    this.taken = false;
+    this.watching = false;
+  }
+
+  /** The server offers MONITOR: watch the nick to take back, if there is one (once). */
+  monitorOffered(): string[] {
+    if (!this.wanted || this.watching) return [];
+    this.watching = true;
+    return [`MONITOR + ${this.wanted}`];
+  }
+
+  /** RPL_MONOFFLINE for these nicks: the nick to take back, if it is one of them. */
+  offline(nicks: readonly string[]): string | undefined {
+    const w = this.wanted;
+    return w !== undefined && nicks.some((n) => ircLower(n) === ircLower(w)) ? w : undefined;
+  }
+
+  /** The connection's own nick changed (taken back, or another chosen since): nothing more to wait for. */
+  nickChanged(): string[] {
+    const out = this.wanted && this.watching ? [`MONITOR - ${this.wanted}`] : [];
+    this.wanted = undefined;
+    this.watching = false;
+    return out;
+  }
 }

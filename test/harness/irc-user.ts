@@ -13,6 +13,8 @@ export class IrcUser {
   nick: string;
   /** The username (ident) it registers with. */
   username = 'tester';
+  /** The server password it sends (PASS), if any. */
+  password?: string;
 
   constructor(readonly host: string, readonly port: number, nick: string, caps: string[] = []) {
     this.nick = nick;
@@ -29,7 +31,7 @@ export class IrcUser {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${this.nick}: IRC registration timed out`)), 15_000);
       this.client.once('registered', () => { clearTimeout(t); resolve(); });
-      this.client.connect({ host: this.host, port: this.port, nick: this.nick, username: this.username, gecos: 'test user' });
+      this.client.connect({ host: this.host, port: this.port, nick: this.nick, username: this.username, gecos: 'test user', ...(this.password ? { password: this.password } : {}) });
     });
   }
 

@@ -143,7 +143,7 @@ export class IrcConnection extends EventEmitter {
     super();
     this.nick = opts.nick;
     this.route = { port: opts.port, tls: opts.tls };
-    this.transport = transportWithFallback(opts.encodingFallback);
+    this.transport = transportWithFallback(opts.encodingFallback, opts.sts !== undefined);
     this.client = new IRC.Client(IrcConnection.clientOptions);
     // join() listens for the outcome of each pending join: the listener joins every bridged channel at once
     this.setMaxListeners(0);

@@ -33,7 +33,7 @@ import { JoinWaits } from './joins.js';
 import { nextNick, NickRegain } from './nicks.js';
 import { BANNED, JOIN_ERRORS, NICK_ERRORS } from './numerics.js';
 import { SaslLogin } from './sasl.js';
-import type { Route, StsPolicy } from './sts.js';
+import { LoginHold, NO_CAP_REPLIES, type Route, type StsPolicy } from './sts.js';
 import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
 
 export interface LeanOptions {
@@ -183,6 +183,8 @@ export class LeanConnection extends EventEmitter {
    * bad server password: 464): it closes, and no reconnect changes that. Set before registration only.
    */
   private refusedWhy?: string;
+  /** PASS, NICK and USER of a plaintext connection with a server password, until the server's CAP LS (sts.ts). */
+  private readonly loginHold = new LoginHold();
   /** What to tell the user when the socket could not take its source address (see LeanOptions.localAddress). */
   private cannotBind?: string;
 
@@ -262,9 +264,14 @@ export class LeanConnection extends EventEmitter {
     if (o.ident) sock.once('connect', () => o.ident!.register(sock, o.username));
     sock.once(route.tls ? 'secureConnect' : 'connect', () => {
       this.write('CAP LS 302');
-      if (o.password) this.write(`PASS :${o.password}`);
-      this.write(`NICK ${o.nick}`);
-      this.write(`USER ${o.username} 0 * :${o.realname}`);
+      // a server password on plaintext waits for the server's STS answer (sts.ts LoginHold)
+      if (!route.tls && o.password && o.sts) this.loginHold.begin();
+      const login = (): void => {
+        if (o.password) this.write(`PASS :${o.password}`);
+        this.write(`NICK ${o.nick}`);
+        this.write(`USER ${o.username} 0 * :${o.realname}`);
+      };
+      if (!this.loginHold.hold(login)) login();
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {
       // a TLS failure is worth a warning: the certificate, or a TLS port (an STS policy's) that does not answer
@@ -327,6 +334,7 @@ export class LeanConnection extends EventEmitter {
 
   private onLine(l: IrcLine): void {
     const p = l.params;
+    if (this.loginHold.holding && NO_CAP_REPLIES.has(l.command)) this.loginHold.release();
     const mine = l.nick !== '' && ircLower(l.nick) === ircLower(this.nick);
     // the label of the command this line answers: on the line itself, or on the batch it is in
     const label = l.tags['label'] ?? (l.tags['batch'] ? this.labeledBatches.get(l.tags['batch']) : undefined);
@@ -490,6 +498,7 @@ export class LeanConnection extends EventEmitter {
       if (more) return;
       // IRCv3 STS: asked to use TLS, this plaintext connection closes before any login is sent (see sts.ts)
       if (this.stsOffered(this.offered.get('sts') ?? this.offered.get('draft/sts'))) return;
+      this.loginHold.release();
       const want = WANTED_CAPS.filter((c) => this.offered.has(c));
       // nickserv.identify 'only': no SASL at all, NickServ IDENTIFY after registration instead
       this.sasl = new SaslLogin(this.opts.sasl, this.route.tls && this.opts.clientCert !== undefined, this.opts.identify?.mode === 'only' ? undefined : this.offered.get('sasl'));
@@ -608,6 +617,7 @@ export class LeanConnection extends EventEmitter {
 
   private onClosed(): void {
     clearTimeout(this.registerTimer);
+    this.loginHold.drop();
     clearTimeout(this.probe?.timer);
     this.probe = undefined;
     this.joined.clear();

@@ -128,3 +128,53 @@ export class StsPolicy {
     this.stopped = true;
   }
 }
+
+/** How long a held login waits for a server that says nothing at all to `CAP LS`. */
+export const LOGIN_HOLD_MS = 5_000;
+
+/**
+ * The login of a plaintext connection that carries a server password, held until the server has
+ * answered `CAP LS`: a server that asks for TLS there (an upgrade policy) gets the connection closed
+ * with the password unsaid, and hears it again over TLS. `PASS` must come before `NICK` and `USER`
+ * (a server without CAP negotiation registers on those two), so all three wait. Released by the last
+ * `CAP LS` line (no upgrade asked), by a server that does not know CAP (it answers 421 or 451), or
+ * after `LOGIN_HOLD_MS`; dropped when the connection closes.
+ */
+export class LoginHold {
+  private held?: (() => void)[];
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly holdMs = LOGIN_HOLD_MS) {}
+
+  /** A new connection: from now on, what `hold` is given waits. */
+  begin(): void {
+    this.drop();
+    this.held = [];
+    this.timer = setTimeout(() => this.release(), this.holdMs);
+  }
+
+  get holding(): boolean { return this.held !== undefined; }
+
+  /** Keep `send` for the release; false when nothing is held (the caller sends now). */
+  hold(send: () => void): boolean {
+    if (!this.held) return false;
+    this.held.push(send);
+    return true;
+  }
+
+  /** Send what was held, in order; nothing more is held. */
+  release(): void {
+    const held = this.held ?? [];
+    this.drop();
+    for (const send of held) send();
+  }
+
+  /** The connection closed: what was held is never sent. */
+  drop(): void {
+    clearTimeout(this.timer);
+    this.held = undefined;
+  }
+}
+
+/** The answers of a server that does not know `CAP`, to a held login: 421 (unknown command), 451 (not registered). */
+export const NO_CAP_REPLIES: ReadonlySet<string> = new Set(['421', '451']);

@@ -1,14 +1,26 @@
 /**
- * irc-framework's TCP/TLS transport for the listening connection, reading each line with the
- * server's fallback encoding when it is not UTF-8 (convert/encoding.ts). irc-framework itself reads
- * every line with one fixed encoding, so a channel with one Latin-1 user shows U+FFFD on Matrix.
- * Only the line decoding differs from irc-framework's own transport (src/transports/net.js).
+ * irc-framework's TCP/TLS transport for the listening connection. Two things differ from
+ * irc-framework's own (src/transports/net.js):
+ * - each line is read with the server's fallback encoding when it is not UTF-8
+ *   (convert/encoding.ts): irc-framework reads every line with one fixed encoding, so a channel
+ *   with one Latin-1 user shows U+FFFD on Matrix;
+ * - with `holdLogin`, a plaintext connection's server password (and the NICK and USER after it)
+ *   waits for the server's answer to `CAP LS`, so that a server asking for TLS there (STS) never
+ *   hears it in plaintext (sts.ts LoginHold). irc-framework writes PASS, NICK and USER at once.
  */
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import { lineDecoder } from './convert/encoding.js';
+import { LoginHold, NO_CAP_REPLIES } from './sts.js';
 
 interface NetTransportBase {
   incoming_buffer: Buffer;
+  options: { tls?: boolean; password?: string };
+  socket: Socket | null;
+  isConnected(): boolean;
+  writeLine(line: string, cb?: () => void): void;
+  onSocketFullyConnected(): void;
+  onSocketClose(): void;
   emit(event: string, ...args: unknown[]): boolean;
 }
 type NetTransportClass = new (options: Record<string, unknown>) => NetTransportBase;
@@ -17,19 +29,54 @@ const require = createRequire(import.meta.url);
 // irc-framework's package has no exports map: its transport is loaded by path, as its default transport does
 const NetTransport = require('irc-framework/src/transports/net.js') as NetTransportClass;
 
-/** A transport class for irc-framework's `transport` option, decoding lines as `lineDecoder(fallback)`. */
-export function transportWithFallback(fallback: string | undefined): NetTransportClass {
+/** The numeric of a line (`:srv 421 * CAP :Unknown command` → 421), or undefined. */
+const numeric = (line: string): string | undefined => /^(?:@\S+ )?(?::\S+ )?(\d{3}) /.exec(line)?.[1];
+
+/**
+ * A transport class for irc-framework's `transport` option, decoding lines as `lineDecoder(fallback)`;
+ * with `holdLogin` (STS is followed), a plaintext connection with a server password holds its login.
+ */
+export function transportWithFallback(fallback: string | undefined, holdLogin = false): NetTransportClass {
   const decode = lineDecoder(fallback);
   return class FallbackTransport extends NetTransport {
+    private readonly loginHold = new LoginHold();
+
+    override onSocketFullyConnected(): void {
+      if (holdLogin && !this.options.tls && this.options.password) this.loginHold.begin();
+      super.onSocketFullyConnected(); // irc-framework writes CAP LS, PASS, NICK and USER here
+    }
+
+    override writeLine(line: string, cb?: () => void): void {
+      if (line.startsWith('CAP LS') || !this.loginHold.hold(() => super.writeLine(line, cb))) {
+        super.writeLine(line, cb);
+        return;
+      }
+      // irc-framework's answer to the last CAP LS line: its 'cap ls' event (where an upgrade policy
+      // closes the socket) comes right after, in the same handler; the login goes once that has run
+      if (/^CAP (?:REQ|END)\b/.test(line)) {
+        setImmediate(() => {
+          if (this.socket && !this.socket.destroyed && this.isConnected()) this.loginHold.release();
+          else this.loginHold.drop();
+        });
+      }
+    }
+
     onSocketData(data: Buffer): void {
       const buf = this.incoming_buffer.length ? Buffer.concat([this.incoming_buffer, data]) : data;
       let start = 0;
       for (let nl = buf.indexOf(0x0a, start); nl >= 0; nl = buf.indexOf(0x0a, start)) {
         // as irc-framework's own: the line with its line ending (its parser strips it)
-        this.emit('line', decode(buf, start, nl + 1));
+        const line = decode(buf, start, nl + 1);
+        if (this.loginHold.holding && NO_CAP_REPLIES.has(numeric(line) ?? '')) this.loginHold.release();
+        this.emit('line', line);
         start = nl + 1;
       }
       this.incoming_buffer = buf.subarray(start);
+    }
+
+    override onSocketClose(): void {
+      this.loginHold.drop();
+      super.onSocketClose();
     }
   };
 }

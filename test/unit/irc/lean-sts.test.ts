@@ -61,13 +61,14 @@ async function plainPeer(caps: () => string): Promise<{ port: number; heard: str
 }
 
 /** A server (plaintext, or TLS with the test certificate) that registers every connection; `say` writes to the last one. */
-async function registeringPeer(tls: boolean, caps: string): Promise<{ port: number; registered: number; say(line: string): void }> {
+async function registeringPeer(tls: boolean, caps: string): Promise<{ port: number; registered: number; heard: string; say(line: string): void }> {
   let last: { write(s: string): unknown } | undefined;
-  const peer = { port: 0, registered: 0, say: (line: string) => { last?.write(`${line}\r\n`); } };
+  const peer = { port: 0, registered: 0, heard: '', say: (line: string) => { last?.write(`${line}\r\n`); } };
   const onSocket = (s: import('node:net').Socket): void => {
     s.on('error', () => undefined);
     let buf = '';
     s.on('data', (d) => {
+      peer.heard += d.toString();
       buf += d.toString();
       const nick = /NICK (\S+)/.exec(buf)?.[1];
       if (buf.includes('CAP LS')) { s.write(`:srv CAP * LS :${caps}\r\n`); buf = buf.replace('CAP LS', ''); }
@@ -79,6 +80,20 @@ async function registeringPeer(tls: boolean, caps: string): Promise<{ port: numb
   return peer;
 }
 
+/** A server that does not know CAP (421) and registers `nick` on NICK and USER: what it heard. */
+async function noCapPeer(nick: string): Promise<{ port: number; heard(): string }> {
+  let heard = '';
+  const port = await listen(createServer((s) => {
+    s.on('error', () => undefined);
+    s.on('data', (d) => {
+      heard += d.toString();
+      if (d.toString().includes('CAP LS')) s.write(':srv 421 * CAP :Unknown command\r\n');
+      if (/USER /.test(heard)) s.write(`:srv 001 ${nick} :Welcome\r\n`);
+    });
+  }));
+  return { port, heard: () => heard };
+}
+
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
   const s = createServer();
@@ -88,9 +103,9 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-function client(plainPort: number, store: StsStore, trust = true): LeanConnection {
+function client(plainPort: number, store: StsStore, trust = true, password?: string): LeanConnection {
   const c = new LeanConnection({
-    host: 'localhost', port: plainPort, tls: false, nick: 'alice', username: 'alice', realname: 'Alice',
+    host: 'localhost', port: plainPort, tls: false, nick: 'alice', username: 'alice', realname: 'Alice', ...(password ? { password } : {}),
     sasl: { account: 'alice', password: 'the-secret-password' }, ...(trust ? { tlsCa: cert } : {}),
     sts: new StsPolicy('localhost', { port: plainPort, tls: false }, store, silentLogger),
     reconnect: { initialDelayMs: 20, maxDelayMs: 40 }, timeouts: { registerMs: 10_000, answerMs: 10_000 },
@@ -144,6 +159,34 @@ describe('LeanConnection and IRCv3 STS', () => {
     expect(store.rows.get('localhost')).toMatchObject({ port: secure.port, durationS: 3600 });
   });
 
+  it('keeps the server password (and NICK and USER after it) until the server has answered CAP LS: unsaid in plaintext when it asks for TLS', async () => {
+    const secure = await registeringPeer(true, 'sts=duration=3600');
+    const plain = await plainPeer(() => `sts=port=${secure.port}`);
+    const c = client(plain.port, new MemoryStore(), true, 'server-secret');
+    await c.connect();
+    expect(c.via).toEqual({ port: secure.port, tls: true });
+    expect(plain.heard).toEqual([expect.stringContaining('CAP LS')]);
+    expect(plain.heard[0]).not.toContain('server-secret');
+    expect(plain.heard[0]).not.toContain('NICK');
+    // over TLS, said at once, before NICK
+    expect(secure.heard).toMatch(/^CAP LS 302\r\nPASS :server-secret\r\nNICK alice\r\n/);
+  });
+
+  it('with no policy offered, logs in with the server password once CAP LS is answered, and at once to a server that does not know CAP', async () => {
+    const plain = await registeringPeer(false, 'sasl');
+    const c = client(plain.port, new MemoryStore(), true, 'server-secret');
+    await c.connect();
+    expect(plain.heard).toMatch(/^CAP LS 302\r\nPASS :server-secret\r\nNICK alice\r\nUSER alice 0 \* :Alice\r\nCAP REQ/);
+    c.quit();
+
+    // an old server: CAP is an unknown command (421), and NICK with USER registers at once
+    const old = await noCapPeer('alice');
+    const t0 = Date.now();
+    await client(old.port, new MemoryStore(), true, 'server-secret').connect();
+    expect(Date.now() - t0).toBeLessThan(4000); // not the hold's 5 s for a server that says nothing
+    expect(old.heard()).toMatch(/^CAP LS 302\r\nPASS :server-secret\r\nNICK alice\r\nUSER /);
+  });
+
   it('under a stored policy, never connects in plaintext: not when the TLS port is closed, not when its certificate is untrusted', async () => {
     const plain = await plainPeer(() => '');
     const store = new MemoryStore();
@@ -172,6 +215,44 @@ describe('LeanConnection and IRCv3 STS', () => {
 });
 
 describe('the listener (irc-framework) and IRCv3 STS', () => {
+  const listener = (port: number, store: StsStore): IrcConnection => {
+    const c = new IrcConnection({
+      host: 'localhost', port, tls: false, tlsCa: cert, nick: 'bridge', username: 'bridge', realname: 'Bridge', password: 'server-secret',
+      sts: new StsPolicy('localhost', { port, tls: false }, store, silentLogger),
+      reconnect: { initialDelayMs: 20, maxDelayMs: 40 }, timeouts: { registerMs: 10_000 }, limiter: new ReconnectLimiter(10), log: silentLogger,
+    });
+    conns.push(c);
+    return c;
+  };
+
+  it('keeps the server password until the server has answered CAP LS: unsaid in plaintext when it asks for TLS, said over TLS', async () => {
+    const secure = await registeringPeer(true, 'sts=duration=3600');
+    const plain = await plainPeer(() => `sts=port=${secure.port}`);
+    const c = listener(plain.port, new MemoryStore());
+    await c.connect();
+    expect(c.via).toEqual({ port: secure.port, tls: true });
+    expect(plain.heard).toHaveLength(1);
+    expect(plain.heard[0]).toContain('CAP LS');
+    expect(plain.heard[0]).not.toContain('server-secret');
+    expect(secure.heard).toMatch(/PASS server-secret\r\nNICK bridge\r\n/);
+  });
+
+  it('with no policy offered, sends PASS, NICK and USER once CAP LS is answered, before its CAP REQ', async () => {
+    const plain = await registeringPeer(false, 'multi-prefix');
+    const c = listener(plain.port, new MemoryStore());
+    await c.connect();
+    expect(plain.heard).toMatch(/^CAP LS 302\r\nPASS server-secret\r\nNICK bridge\r\nUSER bridge 0 \* :?Bridge\r\nCAP REQ :multi-prefix\r\n/);
+    expect(c.via).toEqual({ port: plain.port, tls: false });
+    c.quit();
+
+    // an old server, as for the lean connection: 421 to CAP, registered on NICK and USER
+    const old = await noCapPeer('bridge');
+    const t0 = Date.now();
+    await listener(old.port, new MemoryStore()).connect();
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(old.heard()).toMatch(/^CAP LS 302\r\nPASS server-secret\r\nNICK bridge\r\nUSER /);
+  });
+
   it('acts on a policy announced after registration (CAP NEW): moves to TLS, then refreshes and withdraws the policy there', async () => {
     const secure = await registeringPeer(true, 'sts=duration=3600');
     const plain = await registeringPeer(false, '');

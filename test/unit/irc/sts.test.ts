@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
-import { parseSts, StsPolicy, type StoredSts, type StsStore } from '../../../packages/irc/src/sts.js';
+import { LoginHold, parseSts, StsPolicy, type StoredSts, type StsStore } from '../../../packages/irc/src/sts.js';
 
 class MemoryStore implements StsStore {
   readonly rows = new Map<string, StoredSts>();
@@ -131,5 +131,35 @@ describe('StsPolicy', () => {
     expect(p.offered('duration=3600', configured)).toBeUndefined();
     expect(store.rows.size).toBe(0);
     expect(p.route()).toEqual(configured);
+  });
+});
+
+describe('LoginHold (a server password waiting for the answer to CAP LS)', () => {
+  it('sends nothing while holding, then everything in order at release; nothing at all once dropped; passes through when not begun', () => {
+    const sent: string[] = [];
+    const h = new LoginHold(60_000);
+    expect(h.hold(() => sent.push('early'))).toBe(false); // not begun: the caller sends itself
+    h.begin();
+    expect(h.hold(() => sent.push('PASS'))).toBe(true);
+    h.hold(() => sent.push('NICK'));
+    expect(sent).toEqual([]);
+    h.release();
+    expect(sent).toEqual(['PASS', 'NICK']);
+    expect(h.holding).toBe(false);
+    h.begin();
+    h.hold(() => sent.push('never'));
+    h.drop();
+    h.release();
+    expect(sent).toEqual(['PASS', 'NICK']);
+  });
+
+  it('lets the login go by itself after its wait, for a server that never answers CAP LS', async () => {
+    const sent: string[] = [];
+    const h = new LoginHold(30);
+    h.begin();
+    h.hold(() => sent.push('PASS'));
+    await new Promise((r) => setTimeout(r, 80));
+    expect(sent).toEqual(['PASS']);
+    expect(h.holding).toBe(false);
   });
 });

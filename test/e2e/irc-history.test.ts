@@ -134,6 +134,28 @@ describe('IRC bridge: messages said while the bridge was away', () => {
       .toEqual([ghost(leaveNick), ghost(oldNick)].sort());
   });
 
+  it('takes nobody out of a channel whose member list hides people (ergo auditorium, +u): the ghosts stay across a restart', async () => {
+    const chan = `#haud${run}`;
+    const op = await users.add(`hao${run}`, [chan]); // first in: the channel's operator
+    const quiet = await users.add(`haq${run}`, [chan]);
+    const roomId = await plumbedRoom(user, botId, chan);
+    await until(async () => (await user.joinedMembers(roomId)).includes(ghost(quiet.nick)), 'the ghost to join');
+    // NAMES and JOINs of the unvoiced are hidden from the unvoiced, the bridge's connection among them:
+    // its NAMES lists the operator alone (not even itself), and must not be taken for who is there
+    op.client.raw(`MODE ${chan} +u`);
+    await op.waitForRaw((l) => untag(l).includes(`MODE ${chan} +u`));
+
+    await bridge.stop();
+    bridge = await startIrcBridge(slowReconnect);
+    await until(() => ircServer().listener.isIn(chan), 'the bridge to rejoin the channel');
+    await sleep(1000); // the channel's modes come after its NAMES
+    op.say(chan, 'after the restart'); // in the room's queue after anything the NAMES brought
+    await user.waitForEvent(roomId, (e) => body(e) === 'after the restart');
+    expect(await user.joinedMembers(roomId)).toContain(ghost(quiet.nick));
+    const events = await user.timeline(roomId);
+    expect(events.filter((e) => e.type === 'm.room.member' && e.content['membership'] === 'leave')).toEqual([]);
+  });
+
   it('takes a connection of its own left over from a crash for what it is: no ghost of it, and its QUIT is no one leaving', async () => {
     const chan = `#hleft${run}`;
     const watcher = await users.add(`hlw${run}`, [chan]);

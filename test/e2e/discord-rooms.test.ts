@@ -312,6 +312,26 @@ describe('Discord bridge: servers as spaces, names, topics and icons', () => {
     expect(info).toEqual(discordInfo(spaced.id, 'Spaced Out', lobby.id, '#welcome', {}, newIcon));
   });
 
+  it('follows a channel renamed and given a new topic while the bridge was stopped; leaves the unchanged ones alone', async () => {
+    const away = fake.addChannel(spaced.id, { name: 'before-the-stop', topic: 'the old topic' });
+    const roomId = await portal(away);
+    const unchanged = rooms.get('b-chat') ?? await portal(bChat);
+    const nameEvents = async (id: string): Promise<number> => (await alice.timeline(id)).filter((e) => e.type === 'm.room.name').length;
+    const unchangedNames = await nameEvents(unchanged);
+    await bridge.stop();
+    const patch = await fetch(`${fake.apiUrl}/v10/channels/${away.id}`, {
+      method: 'PATCH', headers: { authorization: `Bot ${fake.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'after-the-stop', topic: 'the new topic' }),
+    });
+    expect(patch.status).toBe(200);
+    await startBridge();
+    const guildName = (await until(() => discordNet().client?.guilds.cache.get(spaced.id), 'the bridge to see the server')).name;
+    await until(async () => (await stateEvent(roomId, 'm.room.name'))?.content['name'] === `#after-the-stop (${guildName})`, 'the room name');
+    await until(async () => (await stateEvent(roomId, 'm.room.topic'))?.content['topic'] === 'the new topic', 'the room topic');
+    await until(async () => (await bridgeInfo(roomId, spaced.id, away.id)) !== undefined, 'the bridge info');
+    await until(async () => ((await bridgeInfo(roomId, spaced.id, away.id))?.['channel'] as { displayname?: string }).displayname === '#after-the-stop', 'the bridge info naming the channel');
+    expect(await nameEvents(unchanged)).toBe(unchangedNames);
+  });
+
   it('renames the channel and sets its topic from Matrix where the bot has Manage Channels; elsewhere says why not', async () => {
     const roomId = rooms.get('a-chat') ?? await portal(aChat);
     await grantPower(roomId, alice.userId, 100);

@@ -24,6 +24,9 @@ import { toDeliveryError } from './errors.js';
 const MISSING_PERMISSIONS = 50013;
 const TOPIC_MAX = 1024;
 
+/** A channel's topic (null: none, or a kind of channel without one). */
+const topicOf = (ch: Channel): string | null => ('topic' in ch ? ch.topic ?? null : null);
+
 /** The name of a channel's portal room. */
 export function portalRoomName(channelName: string, guildName: string): string {
   return `#${channelName} (${guildName})`;
@@ -123,6 +126,8 @@ export class GuildSync {
   /** A portal room was made for a channel: it shows the server's icon and joins the server's space. */
   portalLinked(guild: Guild, portal: PortalInfo): Promise<void> {
     if (portal.kind !== 'portal') return Promise.resolve();
+    const ch = guild.channels.cache.get(parseChat(portal.remoteChat)?.channelId ?? '');
+    if (ch && !ch.isThread()) this.noteChannel(ch);
     return this.run(guild.id, 'put a portal room in its server space', async () => {
       const rec = await this.record(guild);
       const icon = rec.iconMxc;
@@ -174,6 +179,14 @@ export class GuildSync {
       const guild = client.guilds.cache.get(guildId);
       if (!guild) return Promise.resolve();
       return this.run(guildId, 'bring a server space up to date', async () => {
+        // channels renamed (or given a new topic) while the bridge was away
+        for (const chat of new Set(portals.map((p) => p.remoteChat))) {
+          const ch = guild.channels.cache.get(parseChat(chat)!.channelId);
+          if (!ch || ch.isThread()) continue;
+          const seen = this.d.store.seenChannel(ch.id);
+          if (!seen) this.noteChannel(ch); // (a portal room made before the bridge kept this)
+          else if (seen.name !== ch.name || seen.topic !== topicOf(ch)) await this.channelChanged(seen, ch);
+        }
         await this.updateGuild(guild);
         const rec = await this.record(guild);
         if (rec.spaceRoomId) await this.placeChildren(guild, rec.spaceRoomId, portals);
@@ -269,24 +282,37 @@ export class GuildSync {
 
   private async onChannelUpdate(before: Channel, after: Channel): Promise<void> {
     if (after.isDMBased() || after.isThread() || before.isDMBased() || before.isThread()) return;
-    const b = before;
-    if (b.rawPosition !== after.rawPosition || b.parentId !== after.parentId) this.reorderSoon(after.guild);
+    if (before.rawPosition !== after.rawPosition || before.parentId !== after.parentId) this.reorderSoon(after.guild);
+    await this.channelChanged({ name: before.name, topic: topicOf(before) }, after);
+  }
+
+  /**
+   * A channel's name or topic may not be what it was (`before`): told live (CHANNEL_UPDATE), or found
+   * at login against what was last seen (changed while the bridge was away). Its portal rooms follow,
+   * and what it is now is noted for the next login.
+   */
+  private async channelChanged(before: { name: string; topic: string | null }, after: NonThreadGuildBasedChannel): Promise<void> {
     const chat = channelChat(after.id);
-    if (b.name !== after.name) this.d.ctx.portals.refreshBridgeInfo(chat); // its rooms' bridge info names it
+    const topicAfter = topicOf(after);
+    if (this.hasPortalRoom(chat)) this.noteChannel(after);
+    if (before.name !== after.name) this.d.ctx.portals.refreshBridgeInfo(chat); // its rooms' bridge info names it
     const echo = this.fromMatrix.get(chat);
     const info: { name?: string; topic?: string } = {};
-    if (b.name !== after.name && this.hasPortalRoom(chat)) {
+    if (before.name !== after.name && this.hasPortalRoom(chat)) {
       if (echo?.name === after.name) delete echo.name;
       else info.name = portalRoomName(after.name, after.guild.name);
     }
-    const topicBefore = 'topic' in b ? b.topic : undefined;
-    const topicAfter = 'topic' in after ? after.topic : undefined;
-    if (topicBefore !== topicAfter && this.onlyPortalRooms(chat)) {
+    if (before.topic !== topicAfter && this.onlyPortalRooms(chat)) {
       if (echo?.topic === (topicAfter ?? '')) delete echo.topic;
       else info.topic = topicAfter ?? '';
     }
     if (echo && echo.name === undefined && echo.topic === undefined) this.fromMatrix.delete(chat);
     if (info.name !== undefined || info.topic !== undefined) await this.chatInfo({ chat, ...info });
+  }
+
+  /** What a channel with a portal room is now, for the next login to compare with. */
+  private noteChannel(ch: NonThreadGuildBasedChannel): void {
+    this.d.store.putSeenChannel({ channelId: ch.id, name: ch.name, topic: topicOf(ch) });
   }
 
   /** The server's name or icon changed: its space, and its portal rooms (named after it, showing its icon). */

@@ -15,6 +15,8 @@
  *     rooms a kick, ban or leave on Discord has to reach; a kick elsewhere would fail).
  * 3 — discord_link_requests: link requests waiting in a Discord channel for approval, so a restart
  *     does not lose them (they are re-armed, or expired with a notice if their time ran out meanwhile).
+ * 4 — discord_channels: the name and topic of each channel with a portal room as last seen, so a
+ *     rename or a new topic made while the bridge was away is noticed at the next login.
  */
 import { type Migration, prepared } from '@trestle/core';
 import type Database from 'better-sqlite3';
@@ -106,7 +108,21 @@ export const discordMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    description: 'The name and topic of channels with portal rooms as last seen, to follow changes made while the bridge was away',
+    up: `
+      CREATE TABLE discord_channels (
+        channel_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        topic TEXT
+      );
+    `,
+  },
 ];
+
+/** A channel's name and topic as the bridge last saw them (null: no topic). */
+export interface SeenChannel { channelId: string; name: string; topic: string | null }
 
 /** A link request waiting in a Discord channel (the bot's request message) until `deadline` (ms). */
 export interface StoredLinkRequest { messageId: string; channelId: string; roomId: string; roomLabel: string; userId: string; deadline: number }
@@ -238,6 +254,15 @@ export class DiscordStore {
     const r = prepared(this.db, 'SELECT guild_id, space_room_id, name, icon_hash, icon_mxc FROM discord_guilds WHERE guild_id = ?').get(guildId) as
       { guild_id: string; space_room_id: string | null; name: string; icon_hash: string | null; icon_mxc: string | null } | undefined;
     return r && { guildId: r.guild_id, spaceRoomId: r.space_room_id, name: r.name, iconHash: r.icon_hash, iconMxc: r.icon_mxc };
+  }
+
+  seenChannel(channelId: string): SeenChannel | undefined {
+    const r = prepared(this.db, 'SELECT name, topic FROM discord_channels WHERE channel_id = ?').get(channelId) as { name: string; topic: string | null } | undefined;
+    return r && { channelId, name: r.name, topic: r.topic };
+  }
+
+  putSeenChannel(c: SeenChannel): void {
+    prepared(this.db, 'INSERT OR REPLACE INTO discord_channels (channel_id, name, topic) VALUES (?, ?, ?)').run(c.channelId, c.name, c.topic);
   }
 
   putGuild(g: StoredGuild): void {

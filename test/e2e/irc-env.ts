@@ -30,12 +30,13 @@ export function rehashErgo(settings = ''): void {
   execFileSync('bash', ['test/harness/ergo-up.sh', work, String(ircPort)], { stdio: 'ignore', env: { ...process.env, ERGO_EXTRA_SETTINGS: settings, ERGO_REHASH: '1' } });
 }
 
-/** IRC users on ergo, remembered so the suite can make them all quit at the end. */
+/** IRC users on ergo (or the server on `port`), remembered so the suite can make them all quit at the end. */
 export class IrcUsers {
   readonly all: IrcUser[] = [];
+  constructor(private readonly port = ircPort) {}
   async add(nick: string, channels: string[] = [], caps: string[] = []): Promise<IrcUser> {
-    if (!ircPort) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
-    const u = new IrcUser('127.0.0.1', ircPort, nick, caps);
+    if (!this.port) throw new Error('TRESTLE_E2E_IRC_PORT is not set: run through test/harness/e2e.sh');
+    const u = new IrcUser('127.0.0.1', this.port, nick, caps);
     this.all.push(u);
     await u.connect();
     for (const c of channels) await u.join(c);

@@ -10,10 +10,10 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
-import { IrcUser } from '../harness/irc-user.js';
+import type { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser } from '../harness/matrix-user.js';
 import { e2e } from './env.js';
-import { body, ghost, plumbedRoom, startIrcBridge } from './irc-env.js';
+import { body, ghost, IrcUsers, plumbedRoom, startIrcBridge } from './irc-env.js';
 
 const port = Number(process.env['TRESTLE_E2E_PLAIN_IRC_PORT'] ?? 26668);
 const work = `${e2e.dir}/ngircd`;
@@ -22,15 +22,9 @@ let ana: MatrixUser;
 let ben: MatrixUser;
 /** The IRC user in #plain (its operator): set by the first test, which the second builds on. */
 let pia: IrcUser;
-const ircUsers: IrcUser[] = [];
+const ircUsers = new IrcUsers(port);
 
-async function ircUser(nick: string, channel: string): Promise<IrcUser> {
-  const u = new IrcUser('127.0.0.1', port, nick);
-  ircUsers.push(u);
-  await u.connect();
-  await u.join(channel);
-  return u;
-}
+const ircUser = async (nick: string, channel: string): Promise<IrcUser> => ircUsers.add(nick, [channel]);
 
 beforeAll(async () => {
   execFileSync('bash', ['test/harness/ngircd-up.sh', work, String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -43,7 +37,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const u of ircUsers) u.quit();
+  ircUsers.quitAll();
   await bridge?.stop();
   execFileSync('bash', ['test/harness/ngircd-down.sh', work, String(port)], { stdio: 'ignore' });
 });

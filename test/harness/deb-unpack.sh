@@ -3,7 +3,7 @@
 # into CACHE/root (no install, no maintainer scripts), with apt state of its own under CACHE/apt:
 # the host's /etc/apt and /var/lib/apt are not touched. MIRROR empty: the first URI in
 # /etc/apt/sources.list.d/debian.sources, else deb.debian.org. Serialised by CACHE.lock; a CACHE/root
-# already there is kept. Progress on stderr. Used by ergo-up.sh and ngircd-up.sh.
+# already there is kept. Progress on stderr. Used by ergo-up.sh, ngircd-up.sh and inspircd-up.sh.
 set -euo pipefail
 CACHE="$1" SUITE="$2" MIRROR="$3"; shift 3
 log() { echo "[deb-unpack $(date +%T.%3N)] $*" >&2; }

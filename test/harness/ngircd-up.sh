@@ -17,26 +17,10 @@ PORT="${2:-26668}"
 WORK="${1:-/tmp/ngircd-$PORT}"
 CACHE="${NGIRCD_CACHE:-/tmp/ngircd-bin}"
 SUITE="${NGIRCD_SUITE:-bookworm}"
-log() { echo "[ngircd-up $(date +%T.%3N)] $*" >&2; }
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}'; }
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
-
-irc_ping() { # succeeds when the server registers a client (001)
-  timeout 5 bash -c '
-    exec 3<>/dev/tcp/127.0.0.1/'"$PORT"' || exit 1
-    printf "NICK hc$RANDOM\r\nUSER hc 0 * :health\r\n" >&3
-    while IFS= read -r -t 4 line <&3; do
-      case "$line" in *" 001 "*) printf "QUIT :bye\r\n" >&3; exit 0;; esac
-    done
-    exit 1' 2>/dev/null
-}
-
-if [[ -f "$WORK/ngircd.pid" ]] && kill -0 "$(cat "$WORK/ngircd.pid")" 2>/dev/null && irc_ping; then
-  log "already running (pid $(cat "$WORK/ngircd.pid"))"; echo "127.0.0.1:$PORT"; exit 0
-fi
-rm -f "$WORK/ngircd.pid"
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then log "ERROR: something else already listens on 127.0.0.1:$PORT"; exit 1; fi
+NAME=ngircd PIDFILE="$WORK/ngircd.pid"
+source "$(dirname "$0")/irc-up-lib.sh"
 
 # ---------------------------------------------------------------- binary (private apt state: the host's is not touched)
 BIN="$CACHE/root/usr/sbin/ngircd"
@@ -75,12 +59,4 @@ t0=$(date +%s.%N)
   LD_LIBRARY_PATH="$LIBS" exec setsid "$BIN" --nodaemon --config "$WORK/ngircd.conf" </dev/null >>"$WORK/ngircd.log" 2>&1
 ) &
 pid=$!
-echo "$pid" > "$WORK/ngircd.pid"
-for _ in $(seq 1 300); do
-  if ! kill -0 "$pid" 2>/dev/null; then
-    log "ERROR: ngircd exited; last log lines:"; tail -n 20 "$WORK/ngircd.log" >&2; rm -f "$WORK/ngircd.pid"; exit 1
-  fi
-  if irc_ping; then log "up (pid $pid) in $(since "$t0")s; log $WORK/ngircd.log"; echo "127.0.0.1:$PORT"; exit 0; fi
-  sleep 0.1
-done
-log "ERROR: no answer on 127.0.0.1:$PORT after 30s"; exit 1
+wait_up "$pid" "$WORK/ngircd.log" "$t0"

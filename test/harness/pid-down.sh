@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pid-down.sh PIDFILE NAME — stop the process recorded in PIDFILE (only if its command line names
 # NAME: a reused PID is left alone): SIGTERM, then SIGKILL after 10 s. Removes PIDFILE. Used by
-# ergo-down.sh and ngircd-down.sh.
+# ergo-down.sh, ngircd-down.sh and inspircd-down.sh.
 set -euo pipefail
 PIDFILE="$1" NAME="$2"
 log() { echo "[$NAME-down $(date +%T.%3N)] $*" >&2; }

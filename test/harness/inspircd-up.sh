@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# inspircd-up.sh [WORKDIR] [PORT] — start an isolated InspIRCd 3 on 127.0.0.1:PORT, with its IRCv3
+# modules (echo-message, labeled-response, msgid, server-time, batch, client tags) and the channel
+# modes ergo lacks: delayed join (+D, m_delayjoin) and auditorium (+u, m_auditorium), under which
+# NAMES does not list everyone. Idempotent: an instance in WORKDIR already answering is kept.
+#
+# Env (all optional):
+#   INSPIRCD_CACHE   where the fetched .deb is unpacked (default /tmp/inspircd-bin)
+#   INSPIRCD_SUITE   Debian suite to fetch from (default bookworm: 3.15)
+#   INSPIRCD_MIRROR  Debian mirror (default: first URI in /etc/apt/sources.list.d/debian.sources, else deb.debian.org)
+# Prints one line on stdout: 127.0.0.1:PORT. Everything else goes to stderr.
+set -euo pipefail
+
+PORT="${2:-26669}"
+WORK="${1:-/tmp/inspircd-$PORT}"
+CACHE="${INSPIRCD_CACHE:-/tmp/inspircd-bin}"
+SUITE="${INSPIRCD_SUITE:-bookworm}"
+mkdir -p "$WORK"
+WORK="$(cd "$WORK" && pwd)"
+NAME=inspircd PIDFILE="$WORK/inspircd.pid"
+source "$(dirname "$0")/irc-up-lib.sh"
+
+# ---------------------------------------------------------------- binary (private apt state: the host's is not touched)
+BIN="$CACHE/root/usr/sbin/inspircd"
+MODULES="$CACHE/root/usr/lib/inspircd/modules"
+[[ -x "$BIN" ]] || bash "$(dirname "$0")/deb-unpack.sh" "$CACHE" "$SUITE" "${INSPIRCD_MIRROR:-}" inspircd
+missing="$(ldd "$BIN" "$MODULES"/m_delayjoin.so | awk '/not found/{print $1}' | sort -u | tr '\n' ' ')"
+[[ -z "$missing" ]] || { log "ERROR: inspircd needs libraries this host lacks: $missing"; exit 1; }
+log "binary: $BIN ($("$BIN" --version 2>/dev/null | head -n1))"
+
+# ---------------------------------------------------------------- config
+# No host name lookups (each would wait for a resolver); queues and rates far above what tests send.
+echo "InspIRCd test server on 127.0.0.1:$PORT" > "$WORK/inspircd.motd"
+cat > "$WORK/inspircd.conf" <<CONF
+<config format="xml">
+<server name="insp.bridge.test" description="InspIRCd test server" network="InspTest">
+<admin name="test" nick="test" email="test@bridge.test">
+<bind address="127.0.0.1" port="$PORT" type="clients">
+<connect name="main" allow="*" timeout="60" pingfreq="120" hardsendq="16777216" softsendq="16777216" recvq="65536"
+         localmax="100000" globalmax="100000" threshold="100000" commandrate="1000000" fakelag="no" maxchans="1000"
+         limit="100000" useident="no" resolvehostnames="no" motd="main">
+<files main="$WORK/inspircd.motd">
+<path moduledir="$MODULES" configdir="$WORK" datadir="$WORK" logdir="$WORK" runtimedir="$WORK">
+<pid file="$WORK/inspircd.pid">
+<security hidesplits="no">
+<module name="cap">
+<module name="ircv3">
+<module name="ircv3_echomessage">
+<module name="ircv3_labeledresponse">
+<module name="ircv3_msgid">
+<module name="ircv3_servertime">
+<module name="ircv3_batch">
+<module name="ircv3_ctctags">
+<module name="delayjoin">
+<module name="auditorium">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="$WORK/inspircd.log">
+CONF
+
+# ---------------------------------------------------------------- start
+# (--runasroot: InspIRCd refuses root otherwise, and CI runs as root)
+t0=$(date +%s.%N)
+(
+  cd "$WORK"
+  exec setsid "$BIN" --runasroot --nofork --config="$WORK/inspircd.conf" </dev/null >>"$WORK/inspircd.out" 2>&1
+) &
+pid=$!
+wait_up "$pid" "$WORK/inspircd.out" "$t0"

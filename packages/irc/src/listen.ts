@@ -84,6 +84,8 @@ export class ChannelEvents {
    * INVALID_PARAMS does not) is the oldest request's.
    */
   private readonly asking: string[] = [];
+  /** Prunes after a NAMES, waiting for the channel's modes (see `whenNamesKnown`). */
+  private readonly awaitingModes = new Map<string, () => void>();
 
   constructor(private readonly server: IrcServer, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.modes = new ChannelModes(server.cfg.modePowers);
@@ -237,6 +239,24 @@ export class ChannelEvents {
     return true;
   }
 
+  /** The listener is out of a channel: its modes and a prune waiting for them go. */
+  private forgetChannel(channel: string): void {
+    this.modes.forget(channel);
+    this.awaitingModes.delete(ircLower(channel));
+  }
+
+  /**
+   * Take a NAMES for everyone in the channel (`prune`) once its modes are known, which come after it
+   * on joining (the MODE asked then): not at all in auditorium mode, where NAMES shows the unvoiced
+   * only some of the others (InspIRCd lists them only themselves) and everyone else's ghost would leave.
+   */
+  private whenNamesKnown(channel: string, prune: () => void): void {
+    const complete = this.modes.namesComplete(channel);
+    if (complete === undefined) this.awaitingModes.set(ircLower(channel), prune);
+    else if (complete) prune();
+    else this.ctx.log.debug('auditorium channel: its NAMES is not everyone, and nobody is taken out', { server: this.key, channel });
+  }
+
   /** The history of a channel is in (or will not come): the live messages that waited follow it. */
   private released(channel: string): void {
     const lc = ircLower(channel);
@@ -348,6 +368,7 @@ export class ChannelEvents {
     const isListener = (nick: string): boolean => ircLower(nick) === ircLower(listener.nick);
     listener.on('disconnected', () => {
       this.modes.forgetAll();
+      this.awaitingModes.clear();
       this.presence?.lost();
       this.batches.reset();
       this.asking.length = 0;
@@ -396,7 +417,7 @@ export class ChannelEvents {
     });
     l.on('part', (e: { nick: string; channel: string; message?: string }) => {
       this.track(e.nick, e.channel, false);
-      if (isListener(e.nick)) this.modes.forget(e.channel); else this.modes.left(e.channel, e.nick);
+      if (isListener(e.nick)) this.forgetChannel(e.channel); else this.modes.left(e.channel, e.nick);
       if (this.server.isOwnNick(e.nick)) return;
       this.presence?.sync(e.nick); // offline if that was their last bridged channel
       this.report(this.ctx.remote.membership({
@@ -405,7 +426,7 @@ export class ChannelEvents {
     });
     l.on('kick', (e: { kicked: string; nick: string; channel: string; message?: string }) => {
       this.track(e.kicked, e.channel, false);
-      if (isListener(e.kicked)) this.modes.forget(e.channel); else this.modes.left(e.channel, e.kicked);
+      if (isListener(e.kicked)) this.forgetChannel(e.channel); else this.modes.left(e.channel, e.kicked);
       if (this.server.isOwnNick(e.kicked) || this.server.isLeftover(e.kicked)) return;
       this.presence?.sync(e.kicked); // offline if that was their last bridged channel
       if (this.server.takeExpectedKick(e.channel, e.kicked)) return; // done for a Matrix kick or ban: Matrix has it already
@@ -457,9 +478,9 @@ export class ChannelEvents {
       }
       // the ghosts of those who left (or were renamed) while the bridge was away leave the rooms: after
       // the history being fetched, whose lines may be theirs, and with who is in the channel by then
-      const prune = (): void => {
+      const prune = (): void => this.whenNamesKnown(e.channel, () => {
         this.report(this.ctx.remote.memberList({ chat, users: this.membersNow(e.channel), reason: 'left the channel while the bridge was away' }));
-      };
+      });
       if (whole && !this.held(e.channel, prune)) prune();
       const ranked = this.modes.names(e.channel, users);
       if (ranked.length) this.reportModes(e.channel, ranked, undefined);
@@ -473,6 +494,9 @@ export class ChannelEvents {
       if (!e.modes) return; // RPL_CREATIONTIME and friends come under the same name
       const settings = this.modes.replace(e.channel, e.modes);
       if (settings) this.reportModes(e.channel, [], settings);
+      const prune = this.awaitingModes.get(ircLower(e.channel));
+      this.awaitingModes.delete(ircLower(e.channel));
+      if (prune) this.whenNamesKnown(e.channel, prune);
     });
 
     if (this.presence) {

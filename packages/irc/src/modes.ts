@@ -38,7 +38,12 @@ export interface ModeOutcome {
 /** The channel flags that map to room settings. */
 const SETTING_FLAGS = new Set(['m', 'i', 'k', 's', 'p']);
 
-interface Channel { flags: Set<string>; members: Map<string, Set<string>>; synced: boolean; /** Ban masks as the server wrote them, by their lower-cased form. */ bans: Map<string, string> }
+interface Channel {
+  flags: Set<string>; members: Map<string, Set<string>>; synced: boolean;
+  /** Ban masks as the server wrote them, by their lower-cased form. */ bans: Map<string, string>;
+  /** Auditorium mode (`+u`, ergo and InspIRCd): NAMES shows the unvoiced only the voiced and up. */
+  auditorium: boolean;
+}
 
 const isSecret = (flags: ReadonlySet<string>): boolean => flags.has('s') || flags.has('p');
 
@@ -62,7 +67,7 @@ export class ChannelModes {
   private channel(name: string): Channel {
     const key = ircLower(name);
     let c = this.channels.get(key);
-    if (!c) { c = { flags: new Set(), members: new Map(), synced: false, bans: new Map() }; this.channels.set(key, c); }
+    if (!c) { c = { flags: new Set(), members: new Map(), synced: false, bans: new Map(), auditorium: false }; this.channels.set(key, c); }
     return c;
   }
 
@@ -80,6 +85,15 @@ export class ChannelModes {
   /** The power level a nick's modes give (the highest of them; 0 without any). */
   levelOf(channel: string, nick: string): number {
     return Math.max(0, ...[...this.modesOf(channel, nick)].map((m) => this.modePowers[m] ?? 0));
+  }
+
+  /**
+   * Does a NAMES of this channel list everyone in it? Not in auditorium mode, where members see only
+   * some of the others; undefined until the channel's modes are known (RPL_CHANNELMODEIS).
+   */
+  namesComplete(channel: string): boolean | undefined {
+    const c = this.channels.get(ircLower(channel));
+    return c?.synced ? !c.auditorium : undefined;
   }
 
   /** Channel flags that map to room settings, e.g. `['i', 'm']`. */
@@ -104,6 +118,8 @@ export class ChannelModes {
         ranked.add(param);
       } else if (SETTING_FLAGS.has(letter)) {
         if (add) c.flags.add(letter); else c.flags.delete(letter);
+      } else if (letter === 'u') {
+        c.auditorium = add;
       } else if (letter === 'b' && param) {
         if (add) c.bans.set(ircLower(param), param); else c.bans.delete(ircLower(param));
       }
@@ -121,9 +137,11 @@ export class ChannelModes {
     const c = this.channel(channel);
     const before = new Set(c.flags);
     c.flags.clear();
+    c.auditorium = false;
     for (const { mode } of modes) {
       const letter = mode.slice(1);
       if (mode.startsWith('+') && SETTING_FLAGS.has(letter)) c.flags.add(letter);
+      if (mode === '+u') c.auditorium = true;
     }
     if (!c.synced) {
       c.synced = true;

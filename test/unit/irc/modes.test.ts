@@ -95,6 +95,27 @@ describe('ChannelModes.replace: RPL_CHANNELMODEIS', () => {
   });
 });
 
+describe('ChannelModes.namesComplete: may a NAMES be taken for everyone in the channel?', () => {
+  it('not known before the channel modes, false in auditorium mode (+u, as set or as changed), true otherwise', () => {
+    const modes = new ChannelModes(POWERS);
+    expect(modes.namesComplete('#c')).toBeUndefined();
+    modes.apply('#c', m('+o op')); // a MODE line is not the whole mode string
+    expect(modes.namesComplete('#c')).toBeUndefined();
+    modes.replace('#c', m('+nt'));
+    expect(modes.namesComplete('#C')).toBe(true);
+    modes.apply('#c', m('+u'));
+    expect(modes.namesComplete('#c')).toBe(false);
+    modes.apply('#c', m('-u'));
+    expect(modes.namesComplete('#c')).toBe(true);
+    modes.replace('#c', m('+ntu'));
+    expect(modes.namesComplete('#c')).toBe(false);
+    modes.replace('#c', m('+nt'));
+    expect(modes.namesComplete('#c')).toBe(true);
+    modes.forget('#c');
+    expect(modes.namesComplete('#c')).toBeUndefined();
+  });
+});
+
 describe('ChannelModes.names', () => {
   it('replaces membership modes from NAMES and lists who has or had a rank', () => {
     const modes = new ChannelModes(POWERS);

@@ -1,0 +1,106 @@
+/**
+ * The IRC bridge on InspIRCd 3 (test/harness/inspircd-up.sh), with its IRCv3 modules and two
+ * channel modes under which NAMES does not list everyone: delayed join (+D: a member who joins
+ * is hidden until they speak) and auditorium (+u: InspIRCd shows the unvoiced only themselves;
+ * ergo's +u hides the unvoiced from the unvoiced too, but leaves them out of their own NAMES).
+ * A NAMES taken from inside a channel tells the bridge who left while it was away; in an
+ * auditorium it must not be taken for the whole channel, or the ghosts of everyone hidden leave.
+ */
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TrestleBridge } from '@trestle/core';
+import type { IrcNetwork } from '../../packages/irc/src/network.js';
+import type { IrcUser } from '../harness/irc-user.js';
+import { MatrixUser } from '../harness/matrix-user.js';
+import { e2e, sleep, until } from './env.js';
+import { body, ghost, IrcUsers, plumbedRoom, startIrcBridge, untag } from './irc-env.js';
+
+const port = Number(process.env['TRESTLE_E2E_INSPIRCD_PORT'] ?? 26669);
+const work = `${e2e.dir}/inspircd`;
+let bridge: TrestleBridge;
+let user: MatrixUser;
+const ircUsers = new IrcUsers(port);
+
+/** The bridge on InspIRCd, with a database of its own (the shared one links the other suites' channels). */
+const start = async (): Promise<TrestleBridge> =>
+  startIrcBridge({ port }, {}, {}, (config) => { config.database.path = `${e2e.dir}/inspircd.db`; });
+const listener = () => (bridge.networks.get('irc') as IrcNetwork).servers.get('test')!.listener;
+
+const ircUser = async (nick: string, channel: string): Promise<IrcUser> => ircUsers.add(nick, [channel]);
+
+/** Who left the room (its leave events). */
+const leaves = async (roomId: string): Promise<string[]> =>
+  (await user.timeline(roomId)).filter((e) => e.type === 'm.room.member' && e.content['membership'] === 'leave').map((e) => e.state_key!);
+
+beforeAll(async () => {
+  execFileSync('bash', ['test/harness/inspircd-up.sh', work, String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  bridge = await start();
+  user = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `insp${Date.now()}`, { displayName: 'Ines' });
+});
+
+afterAll(async () => {
+  ircUsers.quitAll();
+  await bridge?.stop();
+  execFileSync('bash', ['test/harness/inspircd-down.sh', work, String(port)], { stdio: 'ignore' });
+});
+
+describe('IRC bridge on InspIRCd', () => {
+  it('bridges both ways', async () => {
+    const op = await ircUser('inspop', '#insp');
+    const roomId = await plumbedRoom(user, bridge.matrix.botUserId, '#insp');
+    await user.sendText(roomId, 'hello InspIRCd');
+    await op.waitFor((m) => m.target === '#insp' && m.message === 'hello InspIRCd');
+    op.say('#insp', 'hello Matrix');
+    expect((await user.waitForEvent(roomId, (e) => body(e) === 'hello Matrix')).sender).toBe(ghost('inspop'));
+  });
+
+  /**
+   * A channel whose members are known (the ghosts joined), then given `mode`; the bridge restarts,
+   * so its connection takes a NAMES from inside it; and someone who parts meanwhile, for contrast
+   * in a channel without the mode. Returns the rooms.
+   */
+  async function restartWith(mode: string, chan: string): Promise<{ roomId: string; quiet: IrcUser; op: IrcUser }> {
+    const op = await ircUser(`${chan.slice(1)}op`, chan); // first in: the channel's operator
+    const quiet = await ircUser(`${chan.slice(1)}q`, chan);
+    const roomId = await plumbedRoom(user, bridge.matrix.botUserId, chan);
+    await until(async () => (await user.joinedMembers(roomId)).includes(ghost(quiet.nick)), 'the ghost to join');
+    op.client.raw(`MODE ${chan} +${mode}`);
+    await op.waitForRaw((l) => untag(l).includes(`MODE ${chan} +${mode}`) || untag(l).includes(`MODE ${chan} :+${mode}`));
+    await bridge.stop();
+    bridge = await start();
+    await until(() => listener().isIn(chan), 'the bridge to rejoin the channel');
+    await sleep(1000); // the channel's modes come after its NAMES
+    op.say(chan, `after the restart in ${chan}`); // in the room's queue after anything the NAMES brought
+    await user.waitForEvent(roomId, (e) => body(e) === `after the restart in ${chan}`);
+    return { roomId, quiet, op };
+  }
+
+  it('keeps the ghosts in a delayed-join channel (+D): members it had seen are still listed there', async () => {
+    const { roomId, quiet } = await restartWith('D', '#delayed');
+    expect(await user.joinedMembers(roomId)).toContain(ghost(quiet.nick));
+    expect(await leaves(roomId)).toEqual([]);
+  });
+
+  it('takes nobody out of an auditorium channel (+u), whose NAMES shows the unvoiced only themselves', async () => {
+    const { roomId, quiet, op } = await restartWith('u', '#audit');
+    const members = await user.joinedMembers(roomId);
+    expect(members).toContain(ghost(quiet.nick));
+    expect(members).toContain(ghost(op.nick));
+    expect(await leaves(roomId)).toEqual([]);
+  });
+
+  it('still takes out the ghost of one who left while the bridge was away, where NAMES lists everyone', async () => {
+    const chan = '#plainish';
+    const stays = await ircUser('plainstays', chan);
+    const goes = await ircUser('plaingoes', chan);
+    const roomId = await plumbedRoom(user, bridge.matrix.botUserId, chan);
+    await until(async () => { const m = await user.joinedMembers(roomId); return m.includes(ghost(goes.nick)) && m.includes(ghost(stays.nick)); }, 'the ghosts to join');
+    await bridge.stop();
+    goes.client.part(chan);
+    await stays.waitForRaw((l) => untag(l).startsWith(`:${goes.nick}!`) && untag(l).includes(' PART '));
+    bridge = await start();
+    await until(async () => !(await user.joinedMembers(roomId)).includes(ghost(goes.nick)), 'the ghost of the one who left to leave');
+    expect(await user.joinedMembers(roomId)).toContain(ghost(stays.nick));
+    expect(await leaves(roomId)).toEqual([ghost(goes.nick)]);
+  });
+});

@@ -5,6 +5,8 @@
 # Env: TRESTLE_E2E_DIR (work dir, default .trestle-test), TRESTLE_E2E_SYNAPSE_PORT (28008),
 #      TRESTLE_E2E_AS_PORT (29330), TRESTLE_E2E_IRC_PORT (26667), TRESTLE_E2E_IRC_TLS_PORT (ergo's TLS
 #      listener, 26697), TRESTLE_E2E_DISCORD_PORT (27110), TRESTLE_E2E_KEEP=1 leaves Synapse running afterwards.
+#      The ngIRCd and InspIRCd suites start their servers themselves: TRESTLE_E2E_PLAIN_IRC_PORT (26668),
+#      TRESTLE_E2E_INSPIRCD_PORT (26669).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT_DIR="$PWD"

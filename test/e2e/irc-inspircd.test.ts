@@ -54,6 +54,39 @@ describe('IRC bridge on InspIRCd', () => {
     expect((await user.waitForEvent(roomId, (e) => body(e) === 'hello Matrix')).sender).toBe(ghost('inspop'));
   });
 
+  it('splits a long line within the 512 bytes, maps IRCv3 replies and reactions both ways, and carries private messages', async () => {
+    const fan = await ircUsers.add('inspfan', ['#insp'], ['echo-message']);
+    const roomId = bridge.portals.all().find((p) => p.remoteChat === 'test/#insp')!.roomId;
+    const long = 'ü€😀 '.repeat(120).trim();
+    await user.sendText(roomId, long);
+    await until(() => fan.messages.filter((m) => m.nick === 'Ines[m]').map((m) => m.message).join(' ').length >= long.length, 'all chunks');
+    const chunks = fan.messages.filter((m) => m.nick === 'Ines[m]').map((m) => m.message);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.join(' ')).toBe(long);
+
+    const mine = await user.sendText(roomId, 'a message with a msgid');
+    const msgid = (await fan.waitFor((m) => m.message === 'a message with a msgid')).tags['msgid']!;
+    expect(msgid).toMatch(/\S+/);
+    fan.say('#insp', 'replying on IRC', { '+draft/reply': msgid });
+    expect((await user.waitForEvent(roomId, (e) => body(e) === 'replying on IRC')).content['m.relates_to']).toEqual({ 'm.in_reply_to': { event_id: mine } });
+    fan.client.tagmsg('#insp', { '+draft/react': '🎉', '+draft/reply': msgid });
+    const reaction = await user.waitForEvent(roomId, (e) => e.type === 'm.reaction' && e.sender === ghost('inspfan'));
+    expect(reaction.content['m.relates_to']).toEqual({ rel_type: 'm.annotation', event_id: mine, key: '🎉' });
+    fan.say('#insp', 'react to me');
+    const target = await user.waitForEvent(roomId, (e) => body(e) === 'react to me');
+    const theirs = (await fan.waitFor((m) => m.nick === 'inspfan' && m.message === 'react to me')).tags['msgid']!;
+    await user.sendEvent(roomId, 'm.reaction', { 'm.relates_to': { rel_type: 'm.annotation', event_id: target.event_id, key: '👍' } });
+    // (InspIRCd writes the target of a TAGMSG as its last parameter: `TAGMSG :#insp`)
+    await fan.waitForRaw((l) => / TAGMSG :?#insp/.test(l) && l.includes('+draft/react=👍') && l.includes(`+draft/reply=${theirs}`));
+
+    fan.say('Ines[m]', 'psst, private');
+    const dm = await until(() => bridge.portals.all().find((p) => p.kind === 'dm' && p.remoteChat === `test/pm/${user.userId}/inspfan`)?.roomId, 'the DM room');
+    await user.join(dm);
+    await user.waitForEvent(dm, (e) => body(e) === 'psst, private' && e.sender === ghost('inspfan'));
+    await user.sendText(dm, 'private answer');
+    expect((await fan.waitFor((m) => m.message === 'private answer')).target).toBe('inspfan');
+  });
+
   /**
    * A channel whose members are known (the ghosts joined), then given `mode`; the bridge restarts,
    * so its connection takes a NAMES from inside it; and someone who parts meanwhile, for contrast

@@ -87,6 +87,24 @@ describe('IRC bridge on InspIRCd', () => {
     expect((await fan.waitFor((m) => m.message === 'private answer')).target).toBe('inspfan');
   });
 
+  it('follows joins, parts, a nick change, the topic and channel modes', async () => {
+    const op = await ircUser('inspmod', '#inspmodes'); // first in: the channel's operator
+    const roomId = await plumbedRoom(user, bridge.matrix.botUserId, '#inspmodes');
+    const levels = async (): Promise<Record<string, number>> =>
+      (await user.request<{ users: Record<string, number> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`)).users;
+    await until(async () => (await levels())[ghost('inspmod')] === 50, 'the op to get power level 50');
+    const ivy = await ircUser('inspivy', '#inspmodes');
+    await until(async () => (await user.joinedMembers(roomId)).includes(ghost('inspivy')), 'the ghost to join');
+    op.client.raw('MODE #inspmodes +v inspivy');
+    await until(async () => (await levels())[ghost('inspivy')] === 1, 'voice to become power level 1');
+    ivy.client.changeNick('inspivy2');
+    await until(async () => (await user.displayName(ghost('inspivy'))) === 'inspivy2', 'the ghost display name to change');
+    op.client.setTopic('#inspmodes', 'an InspIRCd topic');
+    await until(async () => (await user.request<{ topic?: string }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic/`).catch(() => ({ topic: undefined }))).topic === 'an InspIRCd topic', 'the room topic');
+    ivy.client.part('#inspmodes', 'bye now');
+    await until(async () => !(await user.joinedMembers(roomId)).includes(ghost('inspivy')), 'the ghost to leave');
+  });
+
   /**
    * A channel whose members are known (the ghosts joined), then given `mode`; the bridge restarts,
    * so its connection takes a NAMES from inside it; and someone who parts meanwhile, for contrast

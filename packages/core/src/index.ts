@@ -8,6 +8,7 @@ export { stripReplyFallback } from './bridge/fromMatrix.js';
 export { GhostPresences, type GhostPresence, type GhostPresencesDeps } from './bridge/presence.js';
 export { KeyedSerial } from './util/keyedSerial.js';
 export { escapeRegex } from './util/regex.js';
+export { durationWords } from './util/words.js';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './util/log.js';
 export { openDatabase, migrate, prepared, schemaVersion, MigrationError, type Db } from './db/database.js';
 export { WorkQueueStore } from './db/workQueue.js';

@@ -6,7 +6,7 @@
  * told each outcome. Waiting requests are kept in the store: after a restart they wait on for the
  * rest of their time, or end at once (with the usual notice) if it ran out while the bridge was away.
  */
-import type { Logger } from '@trestle/core';
+import { durationWords, type Logger } from '@trestle/core';
 import {
   Events, PermissionFlagsBits, Routes, type Client, type GuildTextBasedChannel, type Message, type MessageReaction, type PartialMessageReaction,
   type PartialUser, type User,
@@ -23,12 +23,6 @@ export function replyVerdict(content: string): 'approve' | 'deny' | undefined {
   if (/^(approved?|yes|ok|okay|accept(ed)?|allow(ed)?)\b/.test(t)) return 'approve';
   if (/^(deny|denied|no|refused?|reject(ed)?)\b/.test(t)) return 'deny';
   return undefined;
-}
-
-/** "5 minutes", "1 minute", "90 seconds". */
-export function duration(seconds: number): string {
-  if (seconds % 60 === 0) return `${seconds / 60} minute${seconds === 60 ? '' : 's'}`;
-  return `${seconds} second${seconds === 1 ? '' : 's'}`;
 }
 
 export interface LinkAsk {
@@ -88,7 +82,7 @@ export class LinkApprovals {
     const timeout = this.d.timeoutSeconds();
     const text = `**Bridge request**: ${escapeDiscordMarkdown(defuseEveryone(a.userId))} asks to bridge this channel with the Matrix room ` +
       `${escapeDiscordMarkdown(defuseEveryone(a.roomLabel))}.\nA member with the Manage Webhooks permission can approve by reacting ` +
-      `${APPROVE_EMOJI} or replying "approve" (${DENY_EMOJI} or "deny" refuses). This request expires in ${duration(timeout)}.`;
+      `${APPROVE_EMOJI} or replying "approve" (${DENY_EMOJI} or "deny" refuses). This request expires in ${durationWords(timeout)}.`;
     let messageId: string;
     try {
       messageId = ((await client.rest.post(Routes.channelMessages(a.channel.id), { body: { content: text, allowed_mentions: { parse: [] } } })) as { id: string }).id;
@@ -104,7 +98,7 @@ export class LinkApprovals {
     }
     this.d.log.info('asked a Discord channel to approve a link', { channelId: a.channel.id, roomId: a.roomId, by: a.userId });
     return `Asked in #${a.channel.name} (${a.channel.guild.name}) for approval: a member with Manage Webhooks there can approve by ` +
-      `reacting ${APPROVE_EMOJI} or replying "approve", within ${duration(timeout)}.`;
+      `reacting ${APPROVE_EMOJI} or replying "approve", within ${durationWords(timeout)}.`;
   }
 
   /** Wait for an answer to a posted request until `deadline`. */
@@ -199,7 +193,7 @@ export class LinkApprovals {
     const p = this.pending.get(messageId);
     if (!p) return;
     this.finish(p);
-    const timeout = duration(this.d.timeoutSeconds());
+    const timeout = durationWords(this.d.timeoutSeconds());
     await this.edit(p, `⌛ Nobody approved within ${timeout}: this channel is not bridged with ${escapeDiscordMarkdown(p.roomLabel)}.`);
     await this.tell(p, `Nobody approved bridging #${p.channel.name} within ${timeout}, so this room is not linked. ` +
       `Ask again with "!discord link ${p.channel.guild.id} ${p.channel.id}".`);

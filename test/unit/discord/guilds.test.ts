@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { duration, replyVerdict } from '../../../packages/discord/src/approvals.js';
+import { durationWords as duration } from '../../../packages/core/src/util/words.js';
+import { replyVerdict } from '../../../packages/discord/src/approvals.js';
 import { channelNameFromRoomName, discordTopic, portalRoomName, spaceOrders, type ChannelPlace } from '../../../packages/discord/src/guilds.js';
 import { departureOf, departureReason } from '../../../packages/discord/src/members.js';
 

@@ -98,6 +98,14 @@ export const ircServerSchema = z.strictObject({
     .describe('The other way: a Matrix user whose presence turns unavailable or offline is marked AWAY on IRC (with their ' +
       'status message, else "Away"), and back when they are online again, so IRC users who message them learn they may ' +
       'not answer soon. Only connections already open (presence never opens one); needs presence enabled on the homeserver.'),
+  linkApproval: z.strictObject({
+    enabled: z.boolean().default(false)
+      .describe('Link a room to a channel (the `link` command, the provisioning API) only once one of the channel\'s operators ' +
+        'agrees: the bridge asks them by NOTICE, and the first to answer it "yes" or "no" decides (as the reference bridge asks ' +
+        'for its provisioning API; networks such as Libera.Chat want a channel\'s operators to agree to a bridge). A bridge ' +
+        'admin links without asking; so does a static mapping. Requests wait in memory: a restart drops them (ask again).'),
+    timeoutSeconds: z.int().min(10).default(300).describe('How long a request waits for an operator\'s answer.'),
+  }).prefault({}).describe('Channel operators\' consent to plumbing.'),
   history: z.strictObject({
     enabled: z.boolean().default(true)
       .describe('When the bridge\'s own connection rejoins a bridged channel (the bridge restarted, or its connection was lost), ' +

@@ -86,6 +86,9 @@ export class ChannelEvents {
   private readonly asking: string[] = [];
   /** Prunes after a NAMES, waiting for the channel's modes (see `whenNamesKnown`). */
   private readonly awaitingModes = new Map<string, () => void>();
+  /** Channels whose NAMES the listener has had since it joined them, and who waits for one (see `named`). */
+  private readonly namesIn = new Set<string>();
+  private readonly namesWaiters = new Map<string, (() => void)[]>();
 
   constructor(private readonly server: IrcServer, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.modes = new ChannelModes(server.cfg.modePowers);
@@ -113,6 +116,23 @@ export class ChannelEvents {
 
   /** Quits held back as a possible netsplit, waiting for their nicks to return. */
   get heldQuits(): number { return this.splits.heldCount; }
+
+  /** The channel's operators (`o` and up) as the listener sees them, lower-cased; the bridge's own connections left out. */
+  operators(channel: string): string[] {
+    const lc = ircLower(channel);
+    return [...this.nickChannels].filter(([nick, set]) => set.has(lc) && !this.server.isOwnNick(nick) &&
+      ['q', 'a', 'o'].some((m) => this.modes.modesOf(channel, nick).has(m))).map(([nick]) => nick);
+  }
+
+  /** Resolves once the listener has had the channel's NAMES (who is in it, and their ranks), or after `timeoutMs`. */
+  named(channel: string, timeoutMs = 5000): Promise<void> {
+    const lc = ircLower(channel);
+    if (this.namesIn.has(lc)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.namesWaiters.set(lc, [...(this.namesWaiters.get(lc) ?? []), () => { clearTimeout(timer); resolve(); }]);
+    });
+  }
 
   /** Is this nick in this channel, as the listener sees it? */
   inChannel(nick: string, channel: string): boolean { return this.nickChannels.get(ircLower(nick))?.has(ircLower(channel)) ?? false; }
@@ -239,10 +259,11 @@ export class ChannelEvents {
     return true;
   }
 
-  /** The listener is out of a channel: its modes and a prune waiting for them go. */
+  /** The listener is out of a channel: its modes, a prune waiting for them and its NAMES go. */
   private forgetChannel(channel: string): void {
     this.modes.forget(channel);
     this.awaitingModes.delete(ircLower(channel));
+    this.namesIn.delete(ircLower(channel));
   }
 
   /**
@@ -369,6 +390,7 @@ export class ChannelEvents {
     listener.on('disconnected', () => {
       this.modes.forgetAll();
       this.awaitingModes.clear();
+      this.namesIn.clear();
       this.presence?.lost();
       this.batches.reset();
       this.asking.length = 0;
@@ -392,6 +414,10 @@ export class ChannelEvents {
       this.multiline(b, tags);
     });
     l.on('privmsg', onMessage('m.text'));
+    // a private message to the bridge's own connection (a channel operator answering a link request)
+    l.on('privmsg', (e: IrcMessageEvent) => {
+      if (!isChannel(e.target) && e.nick && isListener(e.target) && !this.server.isOwnNick(e.nick)) this.server.onBridgeMessage?.(e.nick, e.message);
+    });
     l.on('notice', onMessage('m.notice'));
     l.on('action', onMessage('m.emote'));
     l.on('tagmsg', (e: { nick: string; target: string; tags: Record<string, string>; time?: number }) => this.liveReaction(e));
@@ -484,6 +510,11 @@ export class ChannelEvents {
       if (whole && !this.held(e.channel, prune)) prune();
       const ranked = this.modes.names(e.channel, users);
       if (ranked.length) this.reportModes(e.channel, ranked, undefined);
+      if (whole) {
+        this.namesIn.add(ircLower(e.channel));
+        for (const w of this.namesWaiters.get(ircLower(e.channel)) ?? []) w();
+        this.namesWaiters.delete(ircLower(e.channel));
+      }
     });
     l.on('mode', (e: { target: string; nick?: string; modes: ModeChange[] }) => {
       if (!isChannel(e.target)) return;

@@ -19,6 +19,7 @@ import {
   type ReactionCapable, type RedactionCapable, type RoomMetadataCapable, type SendResult, type ThirdPartyCapable, type ThirdPartyLocation,
   type ThirdPartyProtocol, type ThirdPartyUser, type TypingCapable,
 } from '@trestle/core';
+import { OpApprovals, type LinkRequest } from './approvals.js';
 import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
 import { applyLineLimit, formatSize, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
@@ -73,6 +74,8 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
   private readonly typing = new TypingRelay((err) => this.ctx?.log.debug('typing notification not sent', { err }));
   /** The ident server (config `ident`), one for every server's connections. */
   ident?: IdentServer;
+  /** Link requests waiting for a channel operator's answer (config `linkApproval`). */
+  private approvals?: OpApprovals;
 
   constructor(readonly id: string, readonly cfg: IrcConfig) {
     // servers' alias templates (dynamicChannels.aliasTemplate) name their portals too
@@ -90,6 +93,13 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     ctx.migrate(ircMigrations);
     this.store = new IrcStore(ctx.db, new PasswordBox(resolve(this.cfg.passwordKeyFile)));
     this.directory = new RoomDirectory(ctx);
+    this.approvals = new OpApprovals({
+      log: ctx.log.child({ component: 'link-approval' }),
+      tell: (req, text) => ctx.matrix.notice(req.roomId, text).catch(() => ctx.notifyUser(req.userId, text)),
+      notice: (server, nick, text) => this.servers.get(server)?.listener.raw(`NOTICE ${nick} :${text.replace(/[\r\n\0]+/g, ' ')}`),
+      isOperator: (server, channel, nick) => this.servers.get(server)?.events.operators(channel).includes(ircLower(nick)) ?? false,
+      link: (req, op) => this.linkApproved(req, op),
+    });
     if (this.cfg.ident.enabled) {
       const { port, bindAddress, maxClients, idleSeconds } = this.cfg.ident;
       this.ident = new IdentServer({ port, ...(bindAddress ? { bindAddress } : {}), maxClients, idleMs: idleSeconds * 1000, log: ctx.log.child({ component: 'identd' }) });
@@ -122,6 +132,9 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
         void this.directory!.channelSecrecy(server, channel, secret).catch((err: Error) =>
           ctx.log.warn('could not update the room directory for a channel', { server: key, channel, err }));
       };
+      server.onBridgeMessage = (nick, text) => {
+        void this.approvals!.answered(key, nick, text).catch((err: Error) => ctx.log.warn('could not act on an answer to a link request', { server: key, nick, err }));
+      };
       server.onClientInvited = (userId, byNick, channel) => {
         void this.invited(server, userId, byNick, channel).catch((err: Error) =>
           ctx.log.warn('could not bring an IRC invite to Matrix', { server: key, channel, user: userId, err }));
@@ -141,6 +154,7 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
   async stop(): Promise<void> {
     this.stopped = true;
     this.typing.clear();
+    this.approvals?.stop();
     for (const s of this.servers.values()) s.stop();
     // presence changes already asked for go out before the homeserver connection closes
     await Promise.all([...this.servers.values()].map((s) => s.events.presence?.stop()));
@@ -462,15 +476,41 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     return { remoteChat: channelChat(server.key, parsed.channel), name: parsed.channel };
   }
 
-  /** `link irc libera/#chan` (or `libera #chan`): validate, make the listener join. */
-  async provisionLink(req: { remoteChat: string }): Promise<{ remoteChat: string; name?: string }> {
+  /**
+   * `link irc libera/#chan` (or `libera #chan`): validate, make the listener join. With `linkApproval`,
+   * the channel's operators are asked first (approvals.ts), unless a bridge admin asks.
+   */
+  async provisionLink(req: { roomId: string; remoteChat: string; userId: string; bridgeAdmin?: boolean }): Promise<{ remoteChat: string; name?: string }> {
     const target = parseLinkTarget(req.remoteChat);
     if (!target) throw new Error('say which server and channel, like libera/#channel');
     const server = this.server(target.server);
     const refused = this.channelRefused(server, target.channel, false);
     if (refused) throw new Error(refused);
     await server.listener.join(target.channel);
+    const approval = server.cfg.linkApproval;
+    if (approval.enabled && !req.bridgeAdmin && !this.ctx!.portals.forChat(target.chat).some((p) => p.roomId === req.roomId)) {
+      await server.events.named(target.channel); // who the operators are, from the channel's NAMES
+      const ops = server.events.operators(target.channel);
+      if (!ops.length) throw new Error(`${target.channel} has no operator to approve the link, and ${server.displayName} links only with their approval`);
+      const alias = await this.ctx!.matrix.getState<{ alias?: string }>(req.roomId, 'm.room.canonical_alias').catch(() => undefined);
+      const said = this.approvals!.ask({
+        server: server.key, channel: target.channel, chat: target.chat, roomId: req.roomId, userId: req.userId,
+        roomLabel: typeof alias?.alias === 'string' ? alias.alias : req.roomId,
+      }, ops, approval.timeoutSeconds);
+      throw new Error(`${target.channel}'s operators have to approve first. ${said} This room is linked when one of them says yes.`);
+    }
     return { remoteChat: target.chat, name: target.channel };
+  }
+
+  /** A link request an operator approved (approvals.ts): the room is linked as `link` would. */
+  private async linkApproved(req: LinkRequest, op: string): Promise<string> {
+    const ctx = this.ctx!;
+    // asked through the provisioning API, the bot may not be in the room yet
+    await ctx.matrix.join(req.roomId).catch((err: unknown) => ctx.log.info('could not join a newly linked room', { roomId: req.roomId, err: err as Error }));
+    const portal = ctx.portals.link(req.roomId, req.chat, { kind: 'plumbed', name: req.channel });
+    await this.portalLinked(portal);
+    ctx.log.info('linked a room to a channel after an operator approved', { roomId: req.roomId, chat: req.chat, op });
+    return `Linked this room to irc ${req.chat}, approved on IRC by ${op}, an operator of ${req.channel}.`;
   }
 
   /** `unlink test/#Chan` names the link that `link test/#Chan` made (stored as `test/#chan`). */

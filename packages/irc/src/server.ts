@@ -65,6 +65,8 @@ export class IrcServer {
   onClientJoined?: (userId: string, channel: string) => void;
   /** A channel became secret or private (`+s`/`+p`), or stopped being; also told at each first mode sync after a join. */
   onSecrecy?: (channel: string, secret: boolean) => void;
+  /** Someone (not of ours) sent the bridge's own connection a private message. */
+  onBridgeMessage?: (nick: string, text: string) => void;
   /** An IRC user invited a Matrix user's connection into a channel. */
   onClientInvited?: (userId: string, byNick: string, channel: string) => void;
 

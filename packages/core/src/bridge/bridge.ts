@@ -419,7 +419,7 @@ export class TrestleBridge {
     if (known) throw encrypted;
     let remoteChat = chat;
     let name: string | undefined;
-    if (supportsProvisioning(n)) ({ remoteChat, name } = await n.provisionLink({ roomId, remoteChat: chat, userId }));
+    if (supportsProvisioning(n)) ({ remoteChat, name } = await n.provisionLink({ roomId, remoteChat: chat, userId, bridgeAdmin: this.permission(userId) === 'admin' }));
     await this.matrix.ensureJoined(this.matrix.botUserId, roomId);
     if (known === undefined && await this.isEncrypted(roomId)) throw encrypted;
     this.bridgeInfo?.noteCreator(roomId, networkId, remoteChat, userId);

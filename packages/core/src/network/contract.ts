@@ -331,8 +331,13 @@ export interface CommandInvocation {
 export interface CommandCapable { readonly commands: NetworkCommand[] }
 
 export interface ProvisioningCapable {
-  /** Validate and link a Matrix room to a remote chat for the provisioning API / `link` command. */
-  provisionLink(req: { roomId: MatrixRoomId; remoteChat: string; userId: MatrixUserId }): Promise<{ remoteChat: RemoteChatId; name?: string }>;
+  /**
+   * Validate and link a Matrix room to a remote chat for the provisioning API / `link` command.
+   * `bridgeAdmin`: the user has `admin` in `permissions` (a network that asks the remote side's
+   * consent may skip that for them). Throw to refuse, with what the user is told, or to say the link
+   * waits for an approval (the network links it itself later, with `ctx.portals.link`).
+   */
+  provisionLink(req: { roomId: MatrixRoomId; remoteChat: string; userId: MatrixUserId; bridgeAdmin?: boolean }): Promise<{ remoteChat: RemoteChatId; name?: string }>;
   provisionUnlink?(req: { roomId: MatrixRoomId; remoteChat: RemoteChatId; userId: MatrixUserId }): Promise<void>;
   /**
    * The chat id that a user's words for a chat name (the words `provisionLink` accepts), without

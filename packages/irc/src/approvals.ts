@@ -1,0 +1,105 @@
+/**
+ * Channel operators' consent to plumbing (config `linkApproval`): a `link` (command or provisioning
+ * API) from someone who is not a bridge admin asks the channel's operators, by NOTICE from the
+ * bridge's own connection, and the first of them to answer it "yes" links the room ("no" refuses).
+ * Nobody answering within the timeout ends the request. The Matrix side is told each outcome.
+ * Answers name no channel: an operator asked about several requests answers the oldest first.
+ * Requests live in memory only (a restart drops them; the user asks again).
+ */
+import { durationWords, type Logger } from '@trestle/core';
+import { ircLower } from './ids.js';
+
+/** What an operator's private message says: yes, no, or nothing we understand. */
+export function verdictOf(text: string): 'yes' | 'no' | undefined {
+  const t = text.trim().toLowerCase();
+  if (/^(yes|y|ok|okay|approved?|allow(ed)?|accept(ed)?)\b/.test(t)) return 'yes';
+  if (/^(no|n|deny|denied|refused?|reject(ed)?)\b/.test(t)) return 'no';
+  return undefined;
+}
+
+export interface LinkRequest {
+  /** The server's key, the channel as asked for, and the chat id the link will have. */
+  server: string; channel: string; chat: string;
+  roomId: string; userId: string;
+  /** How the room is named to the operators (its alias, else its id). */
+  roomLabel: string;
+}
+
+interface Pending extends LinkRequest { ops: Set<string>; timer: NodeJS.Timeout }
+
+export interface OpApprovalsDeps {
+  log: Logger;
+  /** Tell the Matrix side of a request an outcome (in the room, else the requester's admin room). */
+  tell(req: LinkRequest, text: string): Promise<void>;
+  /** Say something to an IRC nick from the bridge's own connection of a server. */
+  notice(server: string, nick: string, text: string): void;
+  /** Is the nick an operator of the channel now? */
+  isOperator(server: string, channel: string, nick: string): boolean;
+  /** Link an approved request; returns what to tell the Matrix side; throws when it cannot be done any more. */
+  link(req: LinkRequest, approver: string): Promise<string>;
+}
+
+export class OpApprovals {
+  private readonly pending: Pending[] = [];
+
+  constructor(private readonly d: OpApprovalsDeps) {}
+
+  /** Ask `ops` about `req` (replacing an earlier request for the same room and channel); returns what to tell the requester. */
+  ask(req: LinkRequest, ops: readonly string[], timeoutSeconds: number): string {
+    this.remove((p) => p.server === req.server && p.chat === req.chat && p.roomId === req.roomId);
+    const timer = setTimeout(() => {
+      if (!this.remove((p) => p === pending)) return;
+      void this.d.tell(req, `No operator of ${req.channel} answered within ${durationWords(timeoutSeconds)}, so this room is not linked to it.`);
+    }, timeoutSeconds * 1000);
+    timer.unref();
+    const pending: Pending = { ...req, ops: new Set(ops.map(ircLower)), timer };
+    this.pending.push(pending);
+    for (const op of ops) {
+      this.d.notice(req.server, op, `${req.userId} asks to bridge ${req.channel} to the Matrix room ${req.roomLabel}. ` +
+        `As an operator of ${req.channel}, answer me "yes" to allow it or "no" to refuse, within ${durationWords(timeoutSeconds)}.`);
+    }
+    this.d.log.info('asked channel operators to approve a link', { server: req.server, channel: req.channel, roomId: req.roomId, ops: ops.length });
+    return `Asked the operators of ${req.channel} (${ops.join(', ')}) by IRC notice.`;
+  }
+
+  /** A private message to the bridge's own connection: true when it was an operator's answer to a request. */
+  async answered(server: string, nick: string, text: string): Promise<boolean> {
+    const verdict = verdictOf(text);
+    const p = verdict && this.pending.find((x) => x.server === server && x.ops.has(ircLower(nick)));
+    if (!verdict || !p) return false;
+    if (!this.d.isOperator(server, p.channel, nick)) {
+      this.d.notice(server, nick, `You are no longer an operator of ${p.channel}, so your answer does not count.`);
+      return true;
+    }
+    this.remove((x) => x === p);
+    if (verdict === 'no') {
+      this.d.log.info('a channel operator refused a link', { server, channel: p.channel, roomId: p.roomId, op: nick });
+      this.d.notice(server, nick, `Refused: ${p.channel} is not bridged to ${p.roomLabel}.`);
+      await this.d.tell(p, `${nick}, an operator of ${p.channel}, refused to link it to this room.`);
+      return true;
+    }
+    try {
+      const said = await this.d.link(p, nick);
+      this.d.notice(server, nick, `Done: ${p.channel} is bridged to ${p.roomLabel}.`);
+      await this.d.tell(p, said);
+    } catch (err) {
+      await this.d.tell(p, `${nick} approved, but the link could not be made: ${(err as Error).message}`);
+    }
+    return true;
+  }
+
+  /** Drop every request (the bridge stops). */
+  stop(): void { this.remove(() => true); }
+
+  private remove(pred: (p: Pending) => boolean): boolean {
+    let removed = false;
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const p = this.pending[i]!;
+      if (!pred(p)) continue;
+      clearTimeout(p.timer);
+      this.pending.splice(i, 1);
+      removed = true;
+    }
+    return removed;
+  }
+}

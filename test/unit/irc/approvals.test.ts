@@ -1,0 +1,70 @@
+// Channel operators' consent to plumbing (approvals.ts), with its I/O stood in: who is asked, which
+// answers count, and what each side is told. The e2e (irc-approval.test.ts) runs it against ergo.
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../packages/core/src/util/log.js';
+import { OpApprovals, verdictOf, type LinkRequest } from '../../../packages/irc/src/approvals.js';
+
+const req: LinkRequest = { server: 'libera', channel: '#Chan', chat: 'libera/#chan', roomId: '!r:hs', userId: '@u:hs', roomLabel: '#room:hs' };
+
+function setup(operators = ['op1', 'op2']) {
+  const told: string[] = [], notices: string[] = [], linked: string[] = [];
+  const ops = new Set(operators);
+  const approvals = new OpApprovals({
+    log: silentLogger,
+    tell: async (_r, text) => { told.push(text); },
+    notice: (_s, nick, text) => { notices.push(`${nick}: ${text}`); },
+    isOperator: (_s, _c, nick) => ops.has(nick.toLowerCase()),
+    link: async (r, op) => { linked.push(`${r.roomId} by ${op}`); return 'linked'; },
+  });
+  return { approvals, told, notices, linked, ops };
+}
+
+describe('verdictOf', () => {
+  it.each<[string, 'yes' | 'no' | undefined]>([
+    ['yes', 'yes'], ['Yes, welcome!', 'yes'], ['ok', 'yes'], ['approve', 'yes'], ['y', 'yes'],
+    ['no', 'no'], ['No thanks', 'no'], ['deny', 'no'], ['refused', 'no'],
+    ['maybe', undefined], ['yesterday', undefined], ['nope', undefined], ['', undefined], ['hello yes', undefined],
+  ])('%j → %s', (text, verdict) => expect(verdictOf(text)).toBe(verdict));
+
+});
+
+describe('OpApprovals', () => {
+  it('asks each operator; the first operator\'s yes links once, and later answers find nothing waiting', async () => {
+    const { approvals, told, notices, linked } = setup();
+    expect(approvals.ask(req, ['op1', 'op2'], 60)).toBe('Asked the operators of #Chan (op1, op2) by IRC notice.');
+    expect(notices).toEqual([
+      'op1: @u:hs asks to bridge #Chan to the Matrix room #room:hs. As an operator of #Chan, answer me "yes" to allow it or "no" to refuse, within 1 minute.',
+      'op2: @u:hs asks to bridge #Chan to the Matrix room #room:hs. As an operator of #Chan, answer me "yes" to allow it or "no" to refuse, within 1 minute.',
+    ]);
+    expect(await approvals.answered('libera', 'someone', 'yes')).toBe(false); // not asked
+    expect(await approvals.answered('libera', 'OP2', 'what is this?')).toBe(false); // no verdict
+    expect(await approvals.answered('oftc', 'op2', 'yes')).toBe(false); // another server
+    expect(await approvals.answered('libera', 'OP2', 'yes')).toBe(true);
+    expect(linked).toEqual(['!r:hs by OP2']);
+    expect(told).toEqual(['linked']);
+    expect(await approvals.answered('libera', 'op1', 'no')).toBe(false);
+    approvals.stop();
+  });
+
+  it('a no refuses; an operator no longer one does not count; asking again replaces the request', async () => {
+    const { approvals, told, notices, linked, ops } = setup();
+    approvals.ask(req, ['op1', 'op2'], 60);
+    approvals.ask(req, ['op1', 'op2'], 60); // the same room and channel: one request
+    ops.delete('op1');
+    expect(await approvals.answered('libera', 'op1', 'yes')).toBe(true);
+    expect(notices.at(-1)).toBe('op1: You are no longer an operator of #Chan, so your answer does not count.');
+    expect(linked).toEqual([]);
+    expect(await approvals.answered('libera', 'op2', 'no')).toBe(true);
+    expect(told).toEqual(['op2, an operator of #Chan, refused to link it to this room.']);
+    expect(await approvals.answered('libera', 'op2', 'yes')).toBe(false); // nothing left waiting
+    expect(linked).toEqual([]);
+  });
+
+  it('ends a request nobody answers, telling the requester', async () => {
+    const { approvals, told } = setup();
+    approvals.ask(req, ['op1'], 0.05);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(told).toEqual(['No operator of #Chan answered within 0.05 seconds, so this room is not linked to it.']);
+    expect(await approvals.answered('libera', 'op1', 'yes')).toBe(false);
+  });
+});

@@ -21,66 +21,23 @@
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { DeliveryError, type Logger } from '@trestle/core';
-import { reconnectAfterLoss, registerDeadline, type ReconnectLimiter } from './connection.js';
+import { DeliveryError } from '@trestle/core';
+import { reconnectAfterLoss, registerDeadline } from './connection.js';
 import { lineDecoder } from './convert/encoding.js';
 import { CtcpLimiter, privateMessage } from './ctcp.js';
 import { capEntries, escapeTag, parseLine, type IrcLine } from './ircline.js';
 import { READ_BUFFER, REST_MAX_MS, REST_MS, rest, wake } from './resting.js';
-import type { IdentRegistry } from './identd.js';
 import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
 import { nextNick, NickRegain } from './nicks.js';
 import { BANNED, JOIN_ERRORS, NICK_ERRORS } from './numerics.js';
 import { SaslLogin } from './sasl.js';
-import { LoginHold, NO_CAP_REPLIES, type Route, type StsPolicy } from './sts.js';
+import { LoginHold, NO_CAP_REPLIES, type Route } from './sts.js';
 import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
 
-export interface LeanOptions {
-  host: string; port: number; tls: boolean; password?: string;
-  nick: string; username: string; realname: string;
-  /** How lines that are not UTF-8 are read (config `encodingFallback`). */
-  encodingFallback?: string;
-  /**
-   * The server's NICKLEN as the bridge already knows it (its own connection's ISUPPORT). A nick
-   * refused during registration is answered before this connection sees ISUPPORT itself, and the
-   * next nick tried must fit the server's limit, not a guess. Default 30.
-   */
-  nickLen?: number;
-  sasl?: { account: string; password: string };
-  /** Logging in with `sasl`'s credentials through NickServ: when SASL is not offered or fails, always, or never. */
-  identify?: { mode: 'fallback' | 'only' | 'off'; nick: string };
-  /** A client certificate (PEM) presented over TLS, for SASL EXTERNAL (tried before PLAIN). */
-  clientCert?: { cert: string; key: string };
-  /** PEM certificates trusted for the server instead of the system's authorities (config `tlsCa`). */
-  tlsCa?: string;
-  reconnect: { initialDelayMs: number; maxDelayMs: number };
-  /**
-   * `registerMs`: how long the server may take to register a connection before it is dropped and
-   * tried again. `answerMs`: how long a labeled line waits for its answer before the connection is
-   * checked, and how long the check waits (see {@link LeanConnection.suspect}).
-   */
-  timeouts: { registerMs: number; answerMs: number };
-  limiter: ReconnectLimiter;
-  log: Logger;
-  /** The ident server, told about each socket once connected, before NICK and USER (config `ident`). */
-  ident?: IdentRegistry;
-  /**
-   * The source address of the socket (from the server's `addressBlock`); unset: the host's
-   * default. An address the host cannot use (EADDRNOTAVAIL: the block is not routed here) fails
-   * the connection for good, like a ban, with 'address unavailable' emitted.
-   */
-  localAddress?: string;
-  /** Why the connection cannot be opened at all (no free address in the block): it fails at once, for good, with this. */
-  cannotOpen?: string;
-  /** User modes set on itself once registered (config `userModes`, e.g. `+R`). */
-  userModes?: string;
-  /**
-   * The server's IRCv3 STS state (config `sts`): each connection goes where it routes (`host`'s
-   * TLS port under a policy, else `port`/`tls`), and tells it what the server offered.
-   */
-  sts?: StsPolicy;
-}
+import type { LeanOptions } from './leanOptions.js';
+
+export type { LeanOptions };
 
 
 type LineKind = 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'TOPIC' | 'RAW' | 'MULTILINE';

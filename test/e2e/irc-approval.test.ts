@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcUser } from '../harness/irc-user.js';
 import { MatrixUser } from '../harness/matrix-user.js';
-import { e2e, sleep } from './env.js';
-import { body, ghost, IrcUsers, roomWithBot, startIrcBridge, untag } from './irc-env.js';
+import { e2e, sleep, until } from './env.js';
+import { adminRoom, body, ghost, IrcUsers, roomWithBot, startIrcBridge, untag } from './irc-env.js';
+import type { IrcNetwork } from '../../packages/irc/src/network.js';
 
 const TIMEOUT_S = 10;
 let bridge: TrestleBridge;
@@ -104,7 +105,28 @@ describe('IRC bridge: channel operators approve links (linkApproval)', () => {
   });
 });
 
+describe('IRC bridge: an operator asking from Matrix', () => {
+  it('links at once for a Matrix user whose own IRC connection is an operator of the channel', async () => {
+    const chan = `#apself${run}`;
+    const op = await users.add(`apselfop${run}`, [chan]);
+    const { ask } = await adminRoom(user, botId);
+    await ask(`irc join test ${chan}`, (b) => b.startsWith('Joined'));
+    const nick = ircServer().clients.get(user.userId)!.nick;
+    op.client.raw(`MODE ${chan} +o ${nick}`);
+    await until(() => ircServer().events.modes.modesOf(chan, nick).has('o'), 'the bridge to see the Matrix user made an operator');
+    const { roomId, answer } = await askLink(user, chan);
+    expect(answer).toMatch(/^Linked this room/);
+    expect(op.raw.some((l) => l.includes('asks to bridge'))).toBe(false); // nobody was asked
+    op.say(chan, 'hello plumbed room');
+    await user.waitForEvent(roomId, (e) => body(e) === 'hello plumbed room');
+  });
+});
+
 /** The bridge's own nick on the test server. */
 function botNickOf(): string {
-  return (bridge.networks.get('irc') as unknown as { servers: Map<string, { listener: { nick: string } }> }).servers.get('test')!.listener.nick;
+  return ircServer().listener.nick;
+}
+
+function ircServer() {
+  return (bridge.networks.get('irc') as IrcNetwork).servers.get('test')!;
 }

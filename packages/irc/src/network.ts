@@ -490,6 +490,11 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     const approval = server.cfg.linkApproval;
     if (approval.enabled && !req.bridgeAdmin && !this.ctx!.portals.forChat(target.chat).some((p) => p.roomId === req.roomId)) {
       await server.events.named(target.channel); // who the operators are, from the channel's NAMES
+      // an operator of the channel asking from Matrix (through their own connection) approves it themselves
+      const own = server.clients.get(req.userId);
+      if (own?.isIn(target.channel) && ['q', 'a', 'o'].some((m) => server.events.modes.modesOf(target.channel, own.nick).has(m))) {
+        return { remoteChat: target.chat, name: target.channel };
+      }
       const ops = server.events.operators(target.channel);
       if (!ops.length) throw new Error(`${target.channel} has no operator to approve the link, and ${server.displayName} links only with their approval`);
       const alias = await this.ctx!.matrix.getState<{ alias?: string }>(req.roomId, 'm.room.canonical_alias').catch(() => undefined);

@@ -478,7 +478,8 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
 
   /**
    * `link irc libera/#chan` (or `libera #chan`): validate, make the listener join. With `linkApproval`,
-   * the channel's operators are asked first (approvals.ts), unless a bridge admin asks.
+   * the channel's operators are asked first (approvals.ts), unless a bridge admin asks, or an operator
+   * of the channel (their own connection is one).
    */
   async provisionLink(req: { roomId: string; remoteChat: string; userId: string; bridgeAdmin?: boolean }): Promise<{ remoteChat: string; name?: string }> {
     const target = parseLinkTarget(req.remoteChat);

@@ -20,12 +20,15 @@ let admin: MatrixUser;
 const users = new IrcUsers();
 const run = (Date.now() % 1_000_000).toString(36);
 
+/** The bridge with approvals on (and `admin` a bridge admin). */
+const start = (timeoutSeconds = TIMEOUT_S): Promise<TrestleBridge> => startIrcBridge({ linkApproval: { enabled: true, timeoutSeconds } }, {}, {}, (config) => {
+  (config.permissions as Record<string, string>)[admin.userId] = 'admin';
+});
+
 beforeAll(async () => {
   user = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `irclinker${Date.now()}`, { displayName: 'Linda' });
   admin = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircboss${Date.now()}`, { displayName: 'Boss' });
-  bridge = await startIrcBridge({ linkApproval: { enabled: true, timeoutSeconds: TIMEOUT_S } }, {}, {}, (config) => {
-    (config.permissions as Record<string, string>)[admin.userId] = 'admin';
-  });
+  bridge = await start();
   botId = bridge.matrix.botUserId;
 });
 
@@ -88,6 +91,28 @@ describe('IRC bridge: channel operators approve links (linkApproval)', () => {
     op.say(botNickOf(), 'yes'); // too late: nothing waits for it
     await sleep(1000);
     expect(bridge.portals.forRoom(ignored.roomId)).toEqual([]);
+    // the bridge's connection went into the channel to ask, and is out again: nothing bridges it
+    await until(() => !ircServer().listener.isIn(chan), 'the bridge\'s connection to leave the channel');
+  });
+
+  it('keeps a waiting request across a restart: an operator\'s yes after it links the room', async () => {
+    const chan = `#aprest${run}`;
+    const op = await users.add(`aprestop${run}`, [chan]);
+    await bridge.stop();
+    bridge = await start(120); // time enough for a restart in the middle
+    await until(() => ircServer().listener.state === 'connected', 'the bridge\'s IRC connection');
+    const { roomId, answer } = await askLink(user, chan);
+    expect(answer).toMatch(/have to approve first/);
+    await askedOn(op, user.userId);
+    await bridge.stop();
+    bridge = await start(120);
+    await until(() => ircServer().listener.state === 'connected', 'the bridge\'s IRC connection');
+    op.say(botNickOf(), 'yes');
+    const linked = await user.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+    expect(body(linked)).toContain(`approved on IRC by ${op.nick}`);
+    await bridge.stop();
+    bridge = await start();
+    await until(() => ircServer().listener.state === 'connected', 'the bridge\'s IRC connection');
   });
 
   it('cannot link a channel without operators, and a bridge admin links without asking', async () => {

@@ -4,7 +4,8 @@
  * bridge's own connection, and the first of them to answer it "yes" links the room ("no" refuses).
  * Nobody answering within the timeout ends the request. The Matrix side is told each outcome.
  * Answers name no channel: an operator asked about several requests answers the oldest first.
- * Requests live in memory only (a restart drops them; the user asks again).
+ * Requests are stored: after a restart they wait on for the rest of their time, or end at once
+ * (with the usual notice) if it ran out while the bridge was away.
  */
 import { durationWords, type Logger } from '@trestle/core';
 import { ircLower } from './ids.js';
@@ -25,6 +26,9 @@ export interface LinkRequest {
   roomLabel: string;
 }
 
+/** A request as stored: who was asked (lower-cased nicks), for how long, and until when (ms since the epoch). */
+export interface StoredLinkRequest extends LinkRequest { ops: string[]; timeoutSeconds: number; deadline: number }
+
 interface Pending extends LinkRequest { ops: Set<string>; timer: NodeJS.Timeout }
 
 export interface OpApprovalsDeps {
@@ -37,6 +41,15 @@ export interface OpApprovalsDeps {
   isOperator(server: string, channel: string, nick: string): boolean;
   /** Link an approved request; returns what to tell the Matrix side; throws when it cannot be done any more. */
   link(req: LinkRequest, approver: string): Promise<string>;
+  /** A request ended without a link (refused, or its time ran out). */
+  ended(req: LinkRequest): void;
+  /** Where requests are kept across restarts (the IRC store). */
+  store: {
+    linkRequests(): StoredLinkRequest[];
+    putLinkRequest(r: StoredLinkRequest): void;
+    dropLinkRequest(server: string, chat: string, roomId: string): void;
+  };
+  now?: () => number;
 }
 
 export class OpApprovals {
@@ -47,13 +60,9 @@ export class OpApprovals {
   /** Ask `ops` about `req` (replacing an earlier request for the same room and channel); returns what to tell the requester. */
   ask(req: LinkRequest, ops: readonly string[], timeoutSeconds: number): string {
     this.remove((p) => p.server === req.server && p.chat === req.chat && p.roomId === req.roomId);
-    const timer = setTimeout(() => {
-      if (!this.remove((p) => p === pending)) return;
-      void this.d.tell(req, `No operator of ${req.channel} answered within ${durationWords(timeoutSeconds)}, so this room is not linked to it.`);
-    }, timeoutSeconds * 1000);
-    timer.unref();
-    const pending: Pending = { ...req, ops: new Set(ops.map(ircLower)), timer };
-    this.pending.push(pending);
+    const stored: StoredLinkRequest = { ...req, ops: ops.map(ircLower), timeoutSeconds, deadline: this.now() + timeoutSeconds * 1000 };
+    this.d.store.putLinkRequest(stored);
+    this.arm(stored);
     for (const op of ops) {
       this.d.notice(req.server, op, `${req.userId} asks to bridge ${req.channel} to the Matrix room ${req.roomLabel}. ` +
         `As an operator of ${req.channel}, answer me "yes" to allow it or "no" to refuse, within ${durationWords(timeoutSeconds)}.`);
@@ -61,6 +70,36 @@ export class OpApprovals {
     this.d.log.info('asked channel operators to approve a link', { server: req.server, channel: req.channel, roomId: req.roomId, ops: ops.length });
     return `Asked the operators of ${req.channel} (${ops.join(', ')}) by IRC notice.`;
   }
+
+  /**
+   * The requests stored before a restart: waiting again for the rest of their time, or ended now if
+   * it ran out. Returns those waiting (their channels need the bridge's connection in them again, to
+   * know who the operators are).
+   */
+  restore(): LinkRequest[] {
+    const waiting: LinkRequest[] = [];
+    for (const r of this.d.store.linkRequests()) {
+      if (r.deadline > this.now()) { this.arm(r); waiting.push(r); } else this.expired(r);
+    }
+    return waiting;
+  }
+
+  /** Wait for an answer to a stored request until its deadline. */
+  private arm(r: StoredLinkRequest): void {
+    const { ops, timeoutSeconds: _t, deadline: _d, ...req } = r;
+    const timer = setTimeout(() => { if (this.remove((p) => p === pending)) this.expired(r); }, Math.max(0, r.deadline - this.now()));
+    timer.unref();
+    const pending: Pending = { ...req, ops: new Set(ops), timer };
+    this.pending.push(pending);
+  }
+
+  private expired(r: StoredLinkRequest): void {
+    this.d.store.dropLinkRequest(r.server, r.chat, r.roomId);
+    this.d.ended(r);
+    void this.d.tell(r, `No operator of ${r.channel} answered within ${durationWords(r.timeoutSeconds)}, so this room is not linked to it.`);
+  }
+
+  private now(): number { return (this.d.now ?? Date.now)(); }
 
   /** A private message to the bridge's own connection: true when it was an operator's answer to a request. */
   async answered(server: string, nick: string, text: string): Promise<boolean> {
@@ -75,6 +114,7 @@ export class OpApprovals {
     if (verdict === 'no') {
       this.d.log.info('a channel operator refused a link', { server, channel: p.channel, roomId: p.roomId, op: nick });
       this.d.notice(server, nick, `Refused: ${p.channel} is not bridged to ${p.roomLabel}.`);
+      this.d.ended(p);
       await this.d.tell(p, `${nick}, an operator of ${p.channel}, refused to link it to this room.`);
       return true;
     }
@@ -88,9 +128,17 @@ export class OpApprovals {
     return true;
   }
 
-  /** Drop every request (the bridge stops). */
-  stop(): void { this.remove(() => true); }
+  /** Is a request for this chat waiting (for any room)? */
+  waitingFor(server: string, chat: string): boolean {
+    return this.pending.some((p) => p.server === server && p.chat === chat);
+  }
 
+  /** The bridge stops: nothing waits in memory any more; the stored requests wait for the next start. */
+  stop(): void {
+    for (const p of this.pending.splice(0)) clearTimeout(p.timer);
+  }
+
+  /** Forget the requests `pred` picks, in memory and in the store. */
   private remove(pred: (p: Pending) => boolean): boolean {
     let removed = false;
     for (let i = this.pending.length - 1; i >= 0; i--) {
@@ -98,6 +146,7 @@ export class OpApprovals {
       if (!pred(p)) continue;
       clearTimeout(p.timer);
       this.pending.splice(i, 1);
+      this.d.store.dropLinkRequest(p.server, p.chat, p.roomId);
       removed = true;
     }
     return removed;

@@ -103,7 +103,7 @@ export const ircServerSchema = z.strictObject({
       .describe('Link a room to a channel (the `link` command, the provisioning API) only once one of the channel\'s operators ' +
         'agrees: the bridge asks them by NOTICE, and the first to answer it "yes" or "no" decides (as the reference bridge asks ' +
         'for its provisioning API; networks such as Libera.Chat want a channel\'s operators to agree to a bridge). A bridge ' +
-        'admin links without asking, and so does a Matrix user whose own IRC connection is an operator there; so does a static mapping. Requests wait in memory: a restart drops them (ask again).'),
+        'admin links without asking, and so does a Matrix user whose own IRC connection is an operator there; so does a static mapping. Requests are stored: after a restart they wait for the rest of their time.'),
     timeoutSeconds: z.int().min(10).default(300).describe('How long a request waits for an operator\'s answer.'),
   }).prefault({}).describe('Channel operators\' consent to plumbing.'),
   history: z.strictObject({

@@ -99,6 +99,12 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
       notice: (server, nick, text) => this.servers.get(server)?.listener.raw(`NOTICE ${nick} :${text.replace(/[\r\n\0]+/g, ' ')}`),
       isOperator: (server, channel, nick) => this.servers.get(server)?.events.operators(channel).includes(ircLower(nick)) ?? false,
       link: (req, op) => this.linkApproved(req, op),
+      // the bridge's connection went into the channel to ask: out again, unless something else bridges it now
+      ended: (req) => {
+        const server = this.servers.get(req.server);
+        if (server && ctx.portals.forChat(req.chat).length === 0 && !this.approvals!.waitingFor(req.server, req.chat)) server.listener.part(req.channel);
+      },
+      store: this.store,
     });
     if (this.cfg.ident.enabled) {
       const { port, bindAddress, maxClients, idleSeconds } = this.cfg.ident;
@@ -140,6 +146,12 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
           ctx.log.warn('could not bring an IRC invite to Matrix', { server: key, channel, user: userId, err }));
       };
       this.servers.set(key, server);
+    }
+    // link requests from before a restart wait on (or end, if their time ran out), the bridge's
+    // connection back in their channels to see who the operators are
+    for (const r of this.approvals.restore()) {
+      void this.servers.get(r.server)?.listener.join(r.channel).catch((err: Error) =>
+        ctx.log.warn('could not rejoin the channel of a waiting link request', { server: r.server, channel: r.channel, err }));
     }
     if (ctx.metrics) registerIrcMetrics(ctx.metrics, () => this.servers.values());
     // Connect in the background: an IRC server that is down must not keep the bridge from starting

@@ -12,6 +12,8 @@
  * 6 — irc_addresses.used_at: when each address was last given to its connection, so that a block
  *     used up passes on the address its owner has used least recently.
  * 7 — irc_sts: IRCv3 STS persistence policies by host name (sts.ts): TLS only, until they run out.
+ * 8 — irc_link_requests: links waiting for a channel operator's answer (approvals.ts), so that a
+ *     restart does not lose them.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ import type Database from 'better-sqlite3';
 import { addressIndex, nthAddress, usableCount, type AddressBlock } from './addresses.js';
 import type { ClientCert } from './certs.js';
 import { ircLower } from './ids.js';
+import type { StoredLinkRequest } from './approvals.js';
 import type { StoredSts, StsStore } from './sts.js';
 
 /** How many nick → ghost key answers {@link IrcStore.ghostKey} keeps in memory. */
@@ -107,6 +110,25 @@ export const ircMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    description: 'Links waiting for a channel operator\'s answer survive a restart',
+    // ops: JSON array of the lower-cased nicks asked; deadline: ms since the epoch
+    up: `
+      CREATE TABLE irc_link_requests (
+        server TEXT NOT NULL,
+        chat TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        room_label TEXT NOT NULL,
+        ops TEXT NOT NULL,
+        timeout_s INTEGER NOT NULL,
+        deadline INTEGER NOT NULL,
+        PRIMARY KEY (server, chat, room_id)
+      );
+    `,
+  },
 ];
 
 /** Encrypts stored passwords (and client certificates' private keys) with a key kept in a file (created with mode 0600 on first use). */
@@ -152,6 +174,23 @@ export class IrcStore implements StsStore {
   }
   dropStsPolicy(host: string): void {
     prepared(this.db, 'DELETE FROM irc_sts WHERE host = ?').run(host);
+  }
+
+  /** Link requests waiting for an operator's answer (approvals.ts), oldest first. */
+  linkRequests(): StoredLinkRequest[] {
+    const rows = prepared(this.db, 'SELECT * FROM irc_link_requests ORDER BY deadline - timeout_s * 1000, rowid').all() as
+      { server: string; chat: string; room_id: string; channel: string; user_id: string; room_label: string; ops: string; timeout_s: number; deadline: number }[];
+    return rows.map((r) => ({
+      server: r.server, chat: r.chat, roomId: r.room_id, channel: r.channel, userId: r.user_id, roomLabel: r.room_label,
+      ops: JSON.parse(r.ops) as string[], timeoutSeconds: r.timeout_s, deadline: r.deadline,
+    }));
+  }
+  putLinkRequest(r: StoredLinkRequest): void {
+    prepared(this.db, `INSERT OR REPLACE INTO irc_link_requests (server, chat, room_id, channel, user_id, room_label, ops, timeout_s, deadline)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(r.server, r.chat, r.roomId, r.channel, r.userId, r.roomLabel, JSON.stringify(r.ops), r.timeoutSeconds, r.deadline);
+  }
+  dropLinkRequest(server: string, chat: string, roomId: string): void {
+    prepared(this.db, 'DELETE FROM irc_link_requests WHERE server = ? AND chat = ? AND room_id = ?').run(server, chat, roomId);
   }
 
   /** What is stored of a Matrix user on a server; `nickFrom`: the display name their nick was made from, absent for a chosen nick. */

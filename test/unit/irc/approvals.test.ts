@@ -2,21 +2,30 @@
 // answers count, and what each side is told. The e2e (irc-approval.test.ts) runs it against ergo.
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
-import { OpApprovals, verdictOf, type LinkRequest } from '../../../packages/irc/src/approvals.js';
+import { OpApprovals, verdictOf, type LinkRequest, type StoredLinkRequest } from '../../../packages/irc/src/approvals.js';
 
 const req: LinkRequest = { server: 'libera', channel: '#Chan', chat: 'libera/#chan', roomId: '!r:hs', userId: '@u:hs', roomLabel: '#room:hs' };
 
-function setup(operators = ['op1', 'op2']) {
-  const told: string[] = [], notices: string[] = [], linked: string[] = [];
+/** The IRC store's link requests, in memory. */
+class MemoryStore {
+  readonly rows = new Map<string, StoredLinkRequest>();
+  linkRequests(): StoredLinkRequest[] { return [...this.rows.values()]; }
+  putLinkRequest(r: StoredLinkRequest): void { this.rows.set(`${r.server} ${r.chat} ${r.roomId}`, r); }
+  dropLinkRequest(server: string, chat: string, roomId: string): void { this.rows.delete(`${server} ${chat} ${roomId}`); }
+}
+
+function setup(operators = ['op1', 'op2'], store = new MemoryStore(), now?: () => number) {
+  const told: string[] = [], notices: string[] = [], linked: string[] = [], ended: string[] = [];
   const ops = new Set(operators);
   const approvals = new OpApprovals({
+    store, ...(now ? { now } : {}), ended: (r) => { ended.push(r.roomId); },
     log: silentLogger,
     tell: async (_r, text) => { told.push(text); },
     notice: (_s, nick, text) => { notices.push(`${nick}: ${text}`); },
     isOperator: (_s, _c, nick) => ops.has(nick.toLowerCase()),
     link: async (r, op) => { linked.push(`${r.roomId} by ${op}`); return 'linked'; },
   });
-  return { approvals, told, notices, linked, ops };
+  return { approvals, told, notices, linked, ops, store, ended };
 }
 
 describe('verdictOf', () => {
@@ -47,7 +56,7 @@ describe('OpApprovals', () => {
   });
 
   it('a no refuses; an operator no longer one does not count; asking again replaces the request', async () => {
-    const { approvals, told, notices, linked, ops } = setup();
+    const { approvals, told, notices, linked, ops, ended } = setup();
     approvals.ask(req, ['op1', 'op2'], 60);
     approvals.ask(req, ['op1', 'op2'], 60); // the same room and channel: one request
     ops.delete('op1');
@@ -56,15 +65,38 @@ describe('OpApprovals', () => {
     expect(linked).toEqual([]);
     expect(await approvals.answered('libera', 'op2', 'no')).toBe(true);
     expect(told).toEqual(['op2, an operator of #Chan, refused to link it to this room.']);
+    expect(ended).toEqual(['!r:hs']);
     expect(await approvals.answered('libera', 'op2', 'yes')).toBe(false); // nothing left waiting
     expect(linked).toEqual([]);
   });
 
+  it('keeps waiting requests in the store: after a restart an operator\'s answer still counts; one whose time ran out ends', async () => {
+    const store = new MemoryStore();
+    let t = 1_000_000;
+    const before = setup(['op1'], store, () => t);
+    before.approvals.ask(req, ['OP1'], 60);
+    before.approvals.ask({ ...req, roomId: '!late:hs' }, ['op1'], 10);
+    expect(store.rows.size).toBe(2);
+    before.approvals.stop(); // the bridge stops: the requests stay stored
+    expect(store.rows.size).toBe(2);
+    t += 30_000; // 30 s later: the first has 30 s left, the second ran out
+    const after = setup(['op1'], store, () => t);
+    expect(after.approvals.restore().map((r) => r.roomId)).toEqual(['!r:hs']); // still waiting
+    expect(after.told).toEqual(['No operator of #Chan answered within 10 seconds, so this room is not linked to it.']);
+    expect(after.ended).toEqual(['!late:hs']);
+    expect(store.rows.size).toBe(1);
+    expect(await after.approvals.answered('libera', 'Op1', 'yes')).toBe(true);
+    expect(after.linked).toEqual(['!r:hs by Op1']);
+    expect(store.rows.size).toBe(0);
+    expect(after.notices).toEqual(['Op1: Done: #Chan is bridged to #room:hs.']); // not asked again
+  });
+
   it('ends a request nobody answers, telling the requester', async () => {
-    const { approvals, told } = setup();
+    const { approvals, told, store } = setup();
     approvals.ask(req, ['op1'], 0.05);
     await new Promise((r) => setTimeout(r, 120));
     expect(told).toEqual(['No operator of #Chan answered within 0.05 seconds, so this room is not linked to it.']);
     expect(await approvals.answered('libera', 'op1', 'yes')).toBe(false);
+    expect(store.rows.size).toBe(0);
   });
 });

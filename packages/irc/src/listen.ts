@@ -120,8 +120,8 @@ export class ChannelEvents {
   /** The channel's operators (`o` and up) as the listener sees them, lower-cased; the bridge's own connections left out. */
   operators(channel: string): string[] {
     const lc = ircLower(channel);
-    return [...this.nickChannels].filter(([nick, set]) => set.has(lc) && !this.server.isOwnNick(nick) &&
-      ['q', 'a', 'o'].some((m) => this.modes.modesOf(channel, nick).has(m))).map(([nick]) => nick);
+    return [...this.nickChannels].filter(([nick, set]) => set.has(lc) && !this.server.isOwnNick(nick) && this.modes.isOperator(channel, nick))
+      .map(([nick]) => nick);
   }
 
   /** Resolves once the listener has had the channel's NAMES (who is in it, and their ranks), or after `timeoutMs`. */

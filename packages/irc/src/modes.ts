@@ -76,10 +76,15 @@ export class ChannelModes {
     return new Set(this.channels.get(ircLower(channel))?.members.get(ircLower(nick)) ?? []);
   }
 
+  /** Is the nick a channel operator (`o`) or above there? */
+  isOperator(channel: string, nick: string): boolean {
+    const modes = this.modesOf(channel, nick);
+    return ['q', 'a', 'o'].some((m) => modes.has(m));
+  }
+
   /** Is the nick a channel operator (or above, or half-op) there: may it kick and ban? */
   canKick(channel: string, nick: string): boolean {
-    const modes = this.modesOf(channel, nick);
-    return ['q', 'a', 'o', 'h'].some((m) => modes.has(m));
+    return this.isOperator(channel, nick) || this.modesOf(channel, nick).has('h');
   }
 
   /** The power level a nick's modes give (the highest of them; 0 without any). */

@@ -505,7 +505,7 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
       await server.events.named(target.channel); // who the operators are, from the channel's NAMES
       // an operator of the channel asking from Matrix (through their own connection) approves it themselves
       const own = server.clients.get(req.userId);
-      if (own?.isIn(target.channel) && ['q', 'a', 'o'].some((m) => server.events.modes.modesOf(target.channel, own.nick).has(m))) {
+      if (own?.isIn(target.channel) && server.events.modes.isOperator(target.channel, own.nick)) {
         return { remoteChat: target.chat, name: target.channel };
       }
       const ops = server.events.operators(target.channel);

@@ -95,6 +95,20 @@ describe('IRC bridge: channel operators approve links (linkApproval)', () => {
     await until(() => !ircServer().listener.isIn(chan), 'the bridge\'s connection to leave the channel');
   });
 
+  it('takes the yes of an operator who changed nick after being asked', async () => {
+    const chan = `#apnick${run}`;
+    const op = await users.add(`apnickop${run}`, [chan]);
+    const { roomId } = await askLink(user, chan);
+    await askedOn(op, user.userId);
+    const renamed = `apnick2${run}`;
+    op.client.changeNick(renamed);
+    await until(() => ircServer().events.operators(chan).includes(renamed.toLowerCase()), 'the bridge to see the operator under the new nick');
+    op.say(botNickOf(), 'yes');
+    const linked = await user.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
+    expect(body(linked)).toContain(`approved on IRC by ${renamed}`);
+    expect(op.raw.some((l) => l.includes('no longer an operator'))).toBe(false);
+  });
+
   it('keeps a waiting request across a restart: an operator\'s yes after it links the room', async () => {
     const chan = `#aprest${run}`;
     const op = await users.add(`aprestop${run}`, [chan]);

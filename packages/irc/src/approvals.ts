@@ -3,7 +3,8 @@
  * API) from someone who is not a bridge admin asks the channel's operators, by NOTICE from the
  * bridge's own connection, and the first of them to answer it "yes" links the room ("no" refuses).
  * Nobody answering within the timeout ends the request. The Matrix side is told each outcome.
- * Answers name no channel: an operator asked about several requests answers the oldest first.
+ * Answers name no channel: an answer counts for the oldest request whose channel its sender is an
+ * operator of when it comes (asked under another nick or not at all: operators speak for the channel).
  * Requests are stored: after a restart they wait on for the rest of their time, or end at once
  * (with the usual notice) if it ran out while the bridge was away.
  */
@@ -39,6 +40,11 @@ export interface OpApprovalsDeps {
   notice(server: string, nick: string, text: string): void;
   /** Is the nick an operator of the channel now? */
   isOperator(server: string, channel: string, nick: string): boolean;
+  /**
+   * Resolves once the bridge's connection knows who is in the channel and their ranks (or after a
+   * while): just after a restart, an answer may come before the channel's NAMES does.
+   */
+  known(server: string, channel: string): Promise<void>;
   /** Link an approved request; returns what to tell the Matrix side; throws when it cannot be done any more. */
   link(req: LinkRequest, approver: string): Promise<string>;
   /** A request ended without a link (refused, or its time ran out). */
@@ -101,13 +107,23 @@ export class OpApprovals {
 
   private now(): number { return (this.d.now ?? Date.now)(); }
 
-  /** A private message to the bridge's own connection: true when it was an operator's answer to a request. */
+  /**
+   * A private message to the bridge's own connection: true when it was an operator's answer to a
+   * request. It counts for the oldest request whose channel the sender is an operator of now (asked
+   * or not: an operator who changed nick since, or was made one since, speaks for the channel too).
+   */
   async answered(server: string, nick: string, text: string): Promise<boolean> {
     const verdict = verdictOf(text);
-    const p = verdict && this.pending.find((x) => x.server === server && x.ops.has(ircLower(nick)));
-    if (!verdict || !p) return false;
-    if (!this.d.isOperator(server, p.channel, nick)) {
-      this.d.notice(server, nick, `You are no longer an operator of ${p.channel}, so your answer does not count.`);
+    if (!verdict || !this.pending.some((x) => x.server === server)) return false;
+    const channels = new Set(this.pending.filter((x) => x.server === server).map((x) => ircLower(x.channel)));
+    await Promise.all([...channels].map((c) => this.d.known(server, c)));
+    const lc = ircLower(nick);
+    const mine = this.pending.filter((x) => x.server === server);
+    const p = mine.find((x) => this.d.isOperator(server, x.channel, nick));
+    if (!p) {
+      const asked = mine.find((x) => x.ops.has(lc));
+      if (!asked) return false;
+      this.d.notice(server, nick, `You are no longer an operator of ${asked.channel}, so your answer does not count.`);
       return true;
     }
     this.remove((x) => x === p);

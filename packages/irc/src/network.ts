@@ -98,6 +98,8 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
       tell: (req, text) => ctx.matrix.notice(req.roomId, text).catch(() => ctx.notifyUser(req.userId, text)),
       notice: (server, nick, text) => this.servers.get(server)?.listener.raw(`NOTICE ${nick} :${text.replace(/[\r\n\0]+/g, ' ')}`),
       isOperator: (server, channel, nick) => this.servers.get(server)?.events.operators(channel).includes(ircLower(nick)) ?? false,
+      // long enough for the bridge's connection to be back in the channel after a restart
+      known: (server, channel) => this.servers.get(server)?.events.named(channel, 30_000) ?? Promise.resolve(),
       link: (req, op) => this.linkApproved(req, op),
       // the bridge's connection went into the channel to ask: out again, unless something else bridges it now
       ended: (req) => {

@@ -17,15 +17,18 @@ class MemoryStore {
 function setup(operators = ['op1', 'op2'], store = new MemoryStore(), now?: () => number) {
   const told: string[] = [], notices: string[] = [], linked: string[] = [], ended: string[] = [];
   const ops = new Set(operators);
+  /** Who is in a channel is known (its NAMES came) once this resolves; by default, at once. */
+  const names = { known: Promise.resolve(), asked: [] as string[] };
   const approvals = new OpApprovals({
     store, ...(now ? { now } : {}), ended: (r) => { ended.push(r.roomId); },
     log: silentLogger,
     tell: async (_r, text) => { told.push(text); },
     notice: (_s, nick, text) => { notices.push(`${nick}: ${text}`); },
     isOperator: (_s, _c, nick) => ops.has(nick.toLowerCase()),
+    known: (_s, channel) => { names.asked.push(channel); return names.known; },
     link: async (r, op) => { linked.push(`${r.roomId} by ${op}`); return 'linked'; },
   });
-  return { approvals, told, notices, linked, ops, store, ended };
+  return { approvals, told, notices, linked, ops, store, ended, names };
 }
 
 describe('verdictOf', () => {
@@ -89,6 +92,37 @@ describe('OpApprovals', () => {
     expect(after.linked).toEqual(['!r:hs by Op1']);
     expect(store.rows.size).toBe(0);
     expect(after.notices).toEqual(['Op1: Done: #Chan is bridged to #room:hs.']); // not asked again
+  });
+
+  it('takes the answer of an operator who was not asked: one who changed nick since, or was made an operator since', async () => {
+    const { approvals, linked, ops } = setup(['op1']);
+    approvals.ask(req, ['op1'], 60);
+    approvals.ask({ ...req, roomId: '!second:hs' }, ['op1'], 60);
+    ops.delete('op1'); ops.add('op1_away'); // op1 is op1_away now
+    expect(await approvals.answered('libera', 'op1_away', 'yes')).toBe(true);
+    expect(linked).toEqual(['!r:hs by op1_away']); // the oldest request first
+    ops.add('newop');
+    expect(await approvals.answered('libera', 'newop', 'yes')).toBe(true);
+    expect(linked).toEqual(['!r:hs by op1_away', '!second:hs by newop']);
+    approvals.stop();
+  });
+
+  it('after a restart, an answer waits until the channel\'s operators are known, then counts', async () => {
+    const store = new MemoryStore();
+    setup(['op1'], store).approvals.ask(req, ['op1'], 60);
+    const after = setup([], store); // the bridge's connection not back in the channel: nobody seen as an operator
+    after.approvals.restore();
+    let names!: () => void;
+    after.names.known = new Promise<void>((r) => { names = r; });
+    const answer = after.approvals.answered('libera', 'op1', 'yes');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(after.names.asked).toEqual(['#chan']);
+    expect(after.notices).toEqual([]); // not told that the answer does not count
+    after.ops.add('op1'); // the channel's NAMES is in
+    names();
+    expect(await answer).toBe(true);
+    expect(after.linked).toEqual(['!r:hs by op1']);
+    after.approvals.stop();
   });
 
   it('ends a request nobody answers, telling the requester', async () => {

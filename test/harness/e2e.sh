@@ -6,7 +6,8 @@
 #      TRESTLE_E2E_AS_PORT (29330), TRESTLE_E2E_IRC_PORT (26667), TRESTLE_E2E_IRC_TLS_PORT (ergo's TLS
 #      listener, 26697), TRESTLE_E2E_DISCORD_PORT (27110), TRESTLE_E2E_KEEP=1 leaves Synapse running afterwards.
 #      The ngIRCd and InspIRCd suites start their servers themselves: TRESTLE_E2E_PLAIN_IRC_PORT (26668),
-#      TRESTLE_E2E_INSPIRCD_PORT (26669).
+#      TRESTLE_E2E_INSPIRCD_PORT (26669), TRESTLE_E2E_NETSPLIT_PORT (26670: two linked InspIRCd servers
+#      take it and the next three).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT_DIR="$PWD"

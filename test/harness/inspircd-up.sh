@@ -8,6 +8,12 @@
 #   INSPIRCD_CACHE   where the fetched .deb is unpacked (default /tmp/inspircd-bin)
 #   INSPIRCD_SUITE   Debian suite to fetch from (default bookworm: 3.15)
 #   INSPIRCD_MIRROR  Debian mirror (default: first URI in /etc/apt/sources.list.d/debian.sources, else deb.debian.org)
+# Linking two instances into one network (the netsplit suite):
+#   INSPIRCD_NAME         this server's name (default insp.bridge.test); INSPIRCD_SID its id (3 characters)
+#   INSPIRCD_SERVER_PORT  also listen for server links on this port
+#   INSPIRCD_PEER         NAME:PORT of the server to link with (a link block: an operator's CONNECT links them)
+#   INSPIRCD_LINK_PASS    the password both ends of the link send (required with INSPIRCD_PEER)
+#   INSPIRCD_OPER_PASS    an IRC operator "tester" with this password, allowed SQUIT and CONNECT
 # Prints one line on stdout: 127.0.0.1:PORT. Everything else goes to stderr.
 set -euo pipefail
 
@@ -31,9 +37,10 @@ log "binary: $BIN ($("$BIN" --version 2>/dev/null | head -n1))"
 # ---------------------------------------------------------------- config
 # No host name lookups (each would wait for a resolver); queues and rates far above what tests send.
 echo "InspIRCd test server on 127.0.0.1:$PORT" > "$WORK/inspircd.motd"
+SID_ATTR=""; [[ -z "${INSPIRCD_SID:-}" ]] || SID_ATTR=" id=\"$INSPIRCD_SID\""
 cat > "$WORK/inspircd.conf" <<CONF
 <config format="xml">
-<server name="insp.bridge.test" description="InspIRCd test server" network="InspTest">
+<server name="${INSPIRCD_NAME:-insp.bridge.test}" description="InspIRCd test server" network="InspTest"$SID_ATTR>
 <admin name="test" nick="test" email="test@bridge.test">
 <bind address="127.0.0.1" port="$PORT" type="clients">
 <connect name="main" allow="*" timeout="60" pingfreq="120" hardsendq="16777216" softsendq="16777216" recvq="65536"
@@ -55,6 +62,24 @@ cat > "$WORK/inspircd.conf" <<CONF
 <module name="auditorium">
 <log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="$WORK/inspircd.log">
 CONF
+if [[ -n "${INSPIRCD_SERVER_PORT:-}${INSPIRCD_PEER:-}" ]]; then
+  echo '<module name="spanningtree">' >> "$WORK/inspircd.conf"
+  [[ -z "${INSPIRCD_SERVER_PORT:-}" ]] || echo "<bind address=\"127.0.0.1\" port=\"$INSPIRCD_SERVER_PORT\" type=\"servers\">" >> "$WORK/inspircd.conf"
+fi
+if [[ -n "${INSPIRCD_PEER:-}" ]]; then
+  [[ -n "${INSPIRCD_LINK_PASS:-}" ]] || { log "ERROR: INSPIRCD_PEER needs INSPIRCD_LINK_PASS"; exit 1; }
+  cat >> "$WORK/inspircd.conf" <<CONF
+<link name="${INSPIRCD_PEER%%:*}" ipaddr="127.0.0.1" port="${INSPIRCD_PEER##*:}" allowmask="127.0.0.1/32"
+      sendpass="$INSPIRCD_LINK_PASS" recvpass="$INSPIRCD_LINK_PASS" timeout="5">
+CONF
+fi
+if [[ -n "${INSPIRCD_OPER_PASS:-}" ]]; then
+  cat >> "$WORK/inspircd.conf" <<CONF
+<class name="ServerLink" commands="CONNECT SQUIT" privs="servers/auspex">
+<type name="NetAdmin" classes="ServerLink">
+<oper name="tester" password="$INSPIRCD_OPER_PASS" host="*@127.0.0.1" type="NetAdmin">
+CONF
+fi
 
 # ---------------------------------------------------------------- start
 # (--runasroot: InspIRCd refuses root otherwise, and CI runs as root)

@@ -311,4 +311,66 @@ describe('OrderedQueues', () => {
     expect(seen).toEqual([1, 2, 3]);
     expect(second.store.pending()).toHaveLength(0);
   });
+  it('held while networks start: what was pending from before goes first, and nothing goes twice', async () => {
+    const path = `${tempDir('trestle-q-')}/q.db`;
+    const first = setup(() => new Promise(() => undefined), path);
+    first.q.enqueueAll(['old1', 'old2'].map((p) => ({ queueKey: '!r', kind: 'k', payload: p, dedupeKey: p })));
+    first.db.close();
+    const seen: unknown[] = [];
+    const second = setup(async (i) => { await sleep(1); seen.push(i.payload); }, path);
+    second.q.hold();
+    // a network reports events while it starts, before the bridge restores its queues
+    await second.q.enqueueSoon([{ queueKey: '!r', kind: 'k', payload: 'new', dedupeKey: 'new' }]);
+    second.q.enqueue('!other', 'k', 'elsewhere', 'elsewhere');
+    await sleep(20);
+    expect(seen).toEqual([]); // held
+    expect(second.q.restore()).toBe(2);
+    await second.q.drain(1000);
+    expect(seen.filter((p) => p !== 'elsewhere')).toEqual(['old1', 'old2', 'new']);
+    expect(seen.filter((p) => p === 'elsewhere')).toHaveLength(1);
+    expect(second.q.totalDepth()).toBe(0);
+  });
+
+  it('restoring without a hold does not queue again what is queued already', async () => {
+    const seen: unknown[] = [];
+    const { q } = setup(async (i) => { await sleep(1); seen.push(i.payload); });
+    q.enqueue('!r', 'k', 'a', 'a');
+    expect(q.restore()).toBe(0);
+    await q.drain(1000);
+    expect(seen).toEqual(['a']);
+  });
+
+  it('stops at once while a room waits out a retry, with nothing in flight', async () => {
+    const db = openDatabase(':memory:');
+    const q = new OrderedQueues(new WorkQueueStore(db), { maxAttempts: 5, initialBackoffMs: 60_000, maxBackoffMs: 60_000 },
+      { handle: async () => { throw new Error('down'); }, onGiveUp: async () => undefined }, silentLogger);
+    q.enqueue('!r', 'k', 'x', 'x');
+    await sleep(10); // the first attempt failed: a retry in a minute
+    const t0 = Date.now();
+    expect(await q.stop(2000)).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('a delivery the store cannot record is not sent again, nor reported as failed', async () => {
+    let sent = 0;
+    const { q, store, gaveUp } = setup(async () => { sent++; });
+    store.done = () => { throw new Error('SQLITE_BUSY: database is locked'); };
+    q.enqueue('!r', 'k', 'x', 'x');
+    expect(await q.drain(1000)).toBe(true);
+    expect([sent, gaveUp.length, q.totalDepth()]).toEqual([1, 0, 0]);
+  });
+
+  it('a failed attempt the store cannot record (closed at a stop) neither crashes nor is lost', async () => {
+    const path = `${tempDir('trestle-q-')}/q.db`;
+    let fail!: (e: Error) => void;
+    const { q, db } = setup(() => new Promise<void>((_, reject) => { fail = reject; }), path);
+    q.enqueue('!r', 'k', 'x', 'x');
+    await sleep(5);
+    expect(await q.stop(20)).toBe(false); // the attempt is still in flight
+    db.close(); // as the bridge does after its stop timeout
+    fail(new Error('the homeserver timed out'));
+    await sleep(20); // an unhandled rejection here fails the run
+    const again = setup(async () => undefined, path);
+    expect(again.q.restore()).toBe(1); // still pending for the next start
+  });
 });

@@ -297,6 +297,9 @@ export class TrestleBridge {
       return app;
     };
 
+    // networks may report events while they start (IRC connects, Discord catches up): those wait
+    // until the events pending from before the last stop are queued ahead of them (restore, below)
+    this.queues.hold();
     for (const n of this.networks.values()) {
       const id = n.identity.id;
       const nlog = log.child({ network: id });

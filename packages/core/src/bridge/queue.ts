@@ -80,6 +80,8 @@ export class OrderedQueues {
   private probing?: NodeJS.Timeout;
   /** Destinations the probe found not answering. */
   private readonly down = new Set<string>();
+  /** Rooms whose head item waits for its retry timer (still marked running, so nothing else starts them). */
+  private readonly retrying = new Set<RoomQueue>();
 
   constructor(
     private readonly store: WorkQueueStore,
@@ -141,11 +143,31 @@ export class OrderedQueues {
     });
   }
 
-  /** Reload pending items after a restart and start delivering them. */
+  /**
+   * Deliver nothing until {@link restore}: items added meanwhile are stored and queued, not sent.
+   * The bridge holds its queues while its networks start (they may report events then), so what was
+   * pending from before the last stop goes out first, and once.
+   */
+  hold(): void { this.holding = true; }
+  private holding = false;
+
+  /**
+   * Reload pending items after a restart and start delivering them, in the order they were stored.
+   * Items already queued (added while held: they are in the store too) are queued again from the
+   * store, not twice. Returns how many items were pending from before.
+   */
   restore(): number {
     const items = this.store.pending();
-    for (const item of items) this.schedule(item);
-    return items.length;
+    const queued = new Set([...this.rooms.values()].flatMap((q) => q.items.map((i) => i.id)));
+    if (this.holding) {
+      this.holding = false;
+      // nothing ran while held: each room's queue is rebuilt from the store, oldest first
+      for (const [key, q] of this.rooms) if (!q.running) { this.total -= q.items.length; this.rooms.delete(key); }
+      for (const item of items) this.schedule(item);
+    } else {
+      for (const item of items) if (!queued.has(item.id)) this.schedule(item);
+    }
+    return items.filter((i) => !queued.has(i.id)).length;
   }
 
   depth(queueKey: string): number { return this.rooms.get(queueKey)?.items.length ?? 0; }
@@ -159,7 +181,7 @@ export class OrderedQueues {
     q.items.push(item);
     this.total++;
     this.hooks.onDepth?.(item.queueKey, q.items.length);
-    if (!q.running && !this.stopping) void this.run(item.queueKey, q);
+    if (!q.running && !this.stopping && !this.holding) void this.run(item.queueKey, q);
   }
 
   private async run(key: string, q: RoomQueue): Promise<void> {
@@ -168,10 +190,20 @@ export class OrderedQueues {
       while (q.items.length > 0 && !this.stopping) {
         const item = q.items[0]!;
         const ok = await this.attempt(item);
-        if (!ok) return; // a retry timer will resume this room
+        if (!ok) { this.retrying.add(q); return; } // a retry timer will resume this room
         q.items.shift();
         this.total--;
         this.hooks.onDepth?.(key, q.items.length);
+      }
+    } catch (err) {
+      // the store failed under a failed attempt (closed at a stop that did not wait for it, say):
+      // the item is still pending there; the room tries again later, or at the next start
+      this.log.error('could not record a failed delivery attempt', { queue: key, err: err as Error });
+      if (!this.stopping) {
+        const timer = setTimeout(() => { this.timers.delete(timer); this.retrying.delete(q); if (!this.stopping) void this.run(key, q); },
+          this.policy.maxBackoffMs);
+        this.timers.add(timer);
+        this.retrying.add(q);
       }
     } finally {
       if (q.items.length === 0 || this.stopping) {
@@ -184,44 +216,56 @@ export class OrderedQueues {
 
   /** One attempt at the head item: true if finished (done or given up), false if a retry is scheduled. */
   private async attempt(item: WorkItem): Promise<boolean> {
+    let writes: void | (() => void);
     try {
-      const writes = await this.hooks.handle(item);
-      if (writes) this.store.atomically(() => { writes(); this.store.done(item.id); });
-      else this.store.done(item.id);
-      this.waits.delete(item.id);
-      return true;
+      writes = await this.hooks.handle(item);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      const permanent = failureSays(err, 'permanent');
-      const unreachable = !permanent && failureSays(err, 'unreachable');
-      if (unreachable) this.waits.set(item.id, (this.waits.get(item.id) ?? 0) + 1);
-      else item.attempts += 1;
-      if (permanent || item.attempts >= this.policy.maxAttempts) {
-        this.waits.delete(item.id);
-        this.log.warn('giving up on delivery', { queue: item.queueKey, item: item.id, kind: item.kind, attempts: item.attempts, err: message });
-        this.store.failed(item.id, message);
-        try { await this.hooks.onGiveUp(item, err); } catch (e) {
-          this.log.error('could not report a failed delivery', { item: item.id, err: e as Error });
-        }
-        return true;
-      }
-      if (unreachable) this.store.noteError(item.id, message);
-      else this.store.attempted(item.id, message);
-      const failures = item.attempts + (this.waits.get(item.id) ?? 0);
-      const base = Math.min(this.policy.maxBackoffMs, this.policy.initialBackoffMs * 2 ** Math.min(failures - 1, 30));
-      const delay = Math.round(base * (0.75 + Math.random() * 0.5));
-      this.log.info(unreachable ? 'destination unreachable; will retry' : 'delivery failed; will retry',
-        { queue: item.queueKey, item: item.id, attempt: item.attempts, failures, delayMs: delay, err: message });
-      const q = this.rooms.get(item.queueKey)!;
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        this.away.delete(item.queueKey);
-        if (!this.stopping) void this.run(item.queueKey, q);
-      }, delay);
-      this.timers.add(timer);
-      if (unreachable) { this.away.set(item.queueKey, { waitsFor: destinationsOf(item, err), timer }); this.probeSoon(); }
-      return false;
+      return this.failed(item, err);
     }
+    this.waits.delete(item.id);
+    try {
+      if (writes) { const w = writes; this.store.atomically(() => { w(); this.store.done(item.id); }); } else this.store.done(item.id);
+    } catch (err) {
+      // delivered: sending it again now would repeat it, and telling its sender it failed would be
+      // wrong. It stays pending in the store (sent again at the next start, the one repeat).
+      this.log.error('delivered, but the store could not record it', { queue: item.queueKey, item: item.id, kind: item.kind, err: err as Error });
+    }
+    return true;
+  }
+
+  /** A delivery attempt failed: give up (true) or schedule a retry (false). */
+  private async failed(item: WorkItem, err: unknown): Promise<boolean> {
+    const message = err instanceof Error ? err.message : String(err);
+    const permanent = failureSays(err, 'permanent');
+    const unreachable = !permanent && failureSays(err, 'unreachable');
+    if (unreachable) this.waits.set(item.id, (this.waits.get(item.id) ?? 0) + 1);
+    else item.attempts += 1;
+    if (permanent || item.attempts >= this.policy.maxAttempts) {
+      this.waits.delete(item.id);
+      this.log.warn('giving up on delivery', { queue: item.queueKey, item: item.id, kind: item.kind, attempts: item.attempts, err: message });
+      this.store.failed(item.id, message);
+      try { await this.hooks.onGiveUp(item, err); } catch (e) {
+        this.log.error('could not report a failed delivery', { item: item.id, err: e as Error });
+      }
+      return true;
+    }
+    if (unreachable) this.store.noteError(item.id, message);
+    else this.store.attempted(item.id, message);
+    const failures = item.attempts + (this.waits.get(item.id) ?? 0);
+    const base = Math.min(this.policy.maxBackoffMs, this.policy.initialBackoffMs * 2 ** Math.min(failures - 1, 30));
+    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+    this.log.info(unreachable ? 'destination unreachable; will retry' : 'delivery failed; will retry',
+      { queue: item.queueKey, item: item.id, attempt: item.attempts, failures, delayMs: delay, err: message });
+    const q = this.rooms.get(item.queueKey)!;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.away.delete(item.queueKey);
+      this.retrying.delete(q);
+      if (!this.stopping) void this.run(item.queueKey, q);
+    }, delay);
+    this.timers.add(timer);
+    if (unreachable) { this.away.set(item.queueKey, { waitsFor: destinationsOf(item, err), timer }); this.probeSoon(); }
+    return false;
   }
 
   /** Ask whether the destinations rooms wait for are back, after `probeMs`; again while any room waits. */
@@ -261,6 +305,7 @@ export class OrderedQueues {
       this.timers.delete(a.timer);
       this.away.delete(key);
       const q = this.rooms.get(key);
+      if (q) this.retrying.delete(q);
       if (q && !this.stopping) void this.run(key, q);
     }
   }
@@ -288,6 +333,9 @@ export class OrderedQueues {
     if (this.probing) clearTimeout(this.probing);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    // rooms that were waiting out a retry deliver nothing now: only what is in flight is waited for
+    for (const q of this.retrying) q.running = false;
+    this.retrying.clear();
     return this.drain(timeoutMs);
   }
 }

@@ -29,7 +29,8 @@ async function linkedRoom(chats: [string, string][]): Promise<string> {
   return roomId;
 }
 
-beforeAll(async () => {
+/** The bridge with the two test networks (again after a stop: the networks are new, the store is the same). */
+async function start(): Promise<void> {
   const { config, modules } = await loadEverything(e2e.config);
   const networks = [...modules].map(([id, m]) => m.create((config.networks as Record<string, unknown>)[id], id));
   bridge = new TrestleBridge(config, networks, { log: createLogger({ level: config.logging.level, format: 'pretty' }) });
@@ -38,6 +39,10 @@ beforeAll(async () => {
   testb = bridge.networks.get('testb') as unknown as TestNetwork;
   botId = bridge.matrix.botUserId;
   asUrl = `http://127.0.0.1:${bridge.address()!.port}`;
+}
+
+beforeAll(async () => {
+  await start();
   alice = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `alice${Date.now()}`, { displayName: 'Alice Liddell' });
   bob = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `bob${Date.now()}`, { displayName: 'Bob' });
 });
@@ -402,6 +407,19 @@ describe('failures, commands and provisioning', () => {
     expect(await notices(roomId, 'This room is end-to-end encrypted')).toHaveLength(0);
     expect(await notices(secret, 'This room is end-to-end encrypted')).toHaveLength(1);
   });
+
+  it('sends nothing for a message deleted while the bridge was stopped (Synapse catches up with it emptied)', async () => {
+    const roomId = await linkedRoom([['testa', 'chan-del']]);
+    await bridge.stop();
+    await alice.sendText(roomId, 'said while the bridge was stopped');
+    const gone = await alice.sendText(roomId, 'deleted while the bridge was stopped');
+    await alice.redact(roomId, gone, 'typo');
+    await alice.sendText(roomId, 'said after the deletion');
+    await start();
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.body === 'said after the deletion', 90_000);
+    const got = testa.received.filter((r) => r.kind === 'message' && r.msg.portal.remoteChat === 'chan-del').map((r) => r.kind === 'message' && r.msg.body);
+    expect(got).toEqual(['said while the bridge was stopped', 'said after the deletion']);
+  }, 120_000);
 
   it('serves Prometheus metrics', async () => {
     const text = await (await fetch(`${asUrl}/metrics`)).text();

@@ -118,6 +118,12 @@ export class FromMatrix {
       matrix.noteMember(ev.room_id, ev.state_key, str(ev.content['displayname']), str(ev.content['membership']) ?? '', str(ev.content['avatar_url']));
     }
     if (ev.sender === matrix.botUserId) return;
+    // deleted before the bridge saw it: a homeserver catching up after an outage sends such a
+    // message with its content stripped, and there is nothing left to send
+    if (ev.state_key === undefined && ev.unsigned?.['redacted_because'] !== undefined) {
+      this.d.log.debug('skipping a message deleted before it was bridged', { roomId: ev.room_id, eventId: ev.event_id });
+      return;
+    }
     if (ev.type === 'm.room.member' && ev.state_key === matrix.botUserId) {
       if (ev.content['membership'] === 'invite') await this.d.onBotInvite(ev);
       return;

@@ -135,6 +135,8 @@ describe('appservice API', () => {
       ev('m.room.redaction', { redacts: [] }, { redacts: 5 }),
       ev('org.matrix.msc3381.poll.start', { 'org.matrix.msc3381.poll.start': { question: 5, answers: 'yes' } }),
       ev('m.room.member', { membership: 7, displayname: ['x'] }, { state_key: alice.userId }),
+      ev('m.room.member', { membership: 'invite' }, { state_key: 5 }),
+      ev('m.room.message', { msgtype: 'm.text', body: 'unsigned that is not an object' }, { unsigned: 'x' }),
       ev('m.room.message', 'content that is a string'),
       { type: 'm.room.message', content: { body: 'no room, sender or id' } },
       ev('m.room.message', { msgtype: 'm.text', body: 'after the hostile ones' }),

@@ -94,6 +94,10 @@ export function eventProblem(ev: unknown): string | undefined {
     if (typeof ev[k] !== 'string' || !(ev[k] as string).length) return `event lacks a string "${k}"`;
   }
   if (!isObj(ev['content'])) return `event ${String(ev['event_id'])} has no content object`;
+  // read as strings and objects further on: a number there would fail each delivery attempt
+  if (ev['state_key'] !== undefined && typeof ev['state_key'] !== 'string') return `event ${String(ev['event_id'])} has a state_key that is not a string`;
+  if (ev['redacts'] !== undefined && typeof ev['redacts'] !== 'string') return `event ${String(ev['event_id'])} has a "redacts" that is not a string`;
+  if (ev['unsigned'] !== undefined && !isObj(ev['unsigned'])) return `event ${String(ev['event_id'])} has an "unsigned" that is not an object`;
   return undefined;
 }
 

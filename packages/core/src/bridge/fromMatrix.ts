@@ -161,7 +161,10 @@ export class FromMatrix {
     }
 
     const sender = await this.sender(ev.room_id, ev.sender, ghostOf);
-    const done = delivered.get(work) ?? new Set<string>();
+    // a retry after a restart (the payload read back from the store) knows no progress: the portals
+    // an earlier attempt reached are in the message map, written even when another portal failed
+    const done = delivered.get(work) ?? new Set<string>(targets.length > 1
+      ? this.d.messages.forEvent(ev.event_id).map((m) => `${m.network}\u0000${m.remoteChat}`) : []);
     delivered.set(work, done);
     const errors: unknown[] = [];
     const failedAt: string[] = []; // the network of each error

@@ -6,7 +6,7 @@
  */
 import type { NetworkContext } from '@trestle/core';
 import { channelChat, ircLower, ircUser, isChannel, moveChannel } from './ids.js';
-import { ChannelModes, type ModeChange, type RoomSettingsChange } from './modes.js';
+import { ChannelModes, type ModeChange, type RoomSettingsChange, type ServerModeInfo } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
 import { HistoryBatches, HistoryFetch, HistoryMarks, historyReaction, serverPageMax, type HistoryItem } from './history.js';
@@ -58,6 +58,35 @@ export function channelMessageOf(l: IrcLine): (IrcMessageEvent & { msgtype: stri
  */
 const HISTSERV = 'HistServ';
 
+/**
+ * The server's mode letters as irc-framework parsed them from ISUPPORT (its own PREFIX default,
+ * `~&@%+` for `qaohv`, stands in until the server sends one) and RPL_YOURHOST.
+ */
+function serverModeInfo(network: { ircd?: string; options: Record<string, unknown> }): ServerModeInfo {
+  const prefix = network.options['PREFIX'];
+  const chanmodes = network.options['CHANMODES'];
+  return {
+    ...(Array.isArray(prefix) ? { prefix: prefix.map((p: { mode?: string }) => p.mode ?? '') } : {}),
+    ...(Array.isArray(chanmodes) ? { chanmodes: chanmodes.map(String) } : {}),
+    ...(network.ircd ? { software: network.ircd } : {}),
+  };
+}
+
+/**
+ * The reason of a PART, if the line has one. irc-framework takes `message` from the last parameter
+ * whatever it is, so a PART without a reason (`:alice PART #a`, as ergo and solanum send it) comes
+ * with the channel as its reason. (A reason that is the channel's very name is lost with it: the
+ * event does not tell them apart.)
+ */
+export function partReason(e: { channel: string; message?: string }): string | undefined {
+  return e.message && e.message !== e.channel ? e.message : undefined;
+}
+
+/** The reason of a KICK, if the line has one: without one (`KICK #b bob`), irc-framework gives the kicked nick (see {@link partReason}). */
+export function kickReason(e: { kicked: string; message?: string }): string | undefined {
+  return e.message && e.message !== e.kicked ? e.message : undefined;
+}
+
 /** A quit held back because it looks like a netsplit: who, the channels they were in, why. */
 interface HeldQuit { nick: string; channels: string[]; reason?: string }
 
@@ -91,7 +120,7 @@ export class ChannelEvents {
   private readonly namesWaiters = new Map<string, (() => void)[]>();
 
   constructor(private readonly server: IrcServer, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
-    this.modes = new ChannelModes(server.cfg.modePowers);
+    this.modes = new ChannelModes(server.cfg.modePowers, () => serverModeInfo(server.listener.client.network));
     if (server.cfg.history.enabled) {
       const marks = this.marks = new HistoryMarks(ctx.kv, `history-marks:${server.key}`);
       this.flushTimer = setInterval(() => marks.flush(), 10_000);
@@ -202,6 +231,20 @@ export class ChannelEvents {
     }
   }
 
+  /**
+   * A nick whose quit is held as a netsplit joined a channel: if it was in it before the quit, it is
+   * back there, and its ghost, which never left that channel's rooms, stays (true: no join to
+   * report). Its other channels stay held, released as leaves if it does not come back to them.
+   */
+  private splitReturn(nick: string, channel: string): boolean {
+    const key = ircLower(nick), lc = ircLower(channel);
+    const q = this.splits.peek(key);
+    if (!q?.channels.includes(lc)) return false;
+    q.channels = q.channels.filter((ch) => ch !== lc);
+    if (q.channels.length === 0) this.splits.returned(key);
+    return true;
+  }
+
   /** Release held quits whose time is up, and wake again for the next one. */
   private scheduleSplitRelease(): void {
     if (this.splitTimer) clearTimeout(this.splitTimer);
@@ -259,8 +302,12 @@ export class ChannelEvents {
     return true;
   }
 
-  /** The listener is out of a channel: its modes, a prune waiting for them and its NAMES go. */
+  /**
+   * The listener is out of a channel: who is in it (nobody is seen leaving it any more: knowsNick and
+   * inChannel would answer for people long gone), its modes, a prune waiting for them and its NAMES go.
+   */
   private forgetChannel(channel: string): void {
+    this.untrackChannel(channel);
     this.modes.forget(channel);
     this.awaitingModes.delete(ircLower(channel));
     this.namesIn.delete(ircLower(channel));
@@ -433,8 +480,7 @@ export class ChannelEvents {
         listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
         if (this.presence) listener.raw(`WHO ${e.channel}`); // who is away already (H/G), for their ghosts' presence
       }
-      // back from a netsplit: the held quit is dropped, and the ghost, which never left, stays
-      if (this.splits.returned(ircLower(e.nick))) { this.presence?.sync(e.nick); return; }
+      if (this.splitReturn(e.nick, e.channel)) { this.presence?.sync(e.nick); return; }
       if (this.server.isOwnNick(e.nick)) return;
       // extended-join says whether they are logged in; a plain JOIN says nothing
       if (e.account !== undefined) this.server.noteAccount(e.nick, typeof e.account === 'string' ? e.account : undefined);
@@ -446,8 +492,9 @@ export class ChannelEvents {
       if (isListener(e.nick)) this.forgetChannel(e.channel); else this.modes.left(e.channel, e.nick);
       if (this.server.isOwnNick(e.nick)) return;
       this.presence?.sync(e.nick); // offline if that was their last bridged channel
+      const reason = partReason(e);
       this.report(this.ctx.remote.membership({
-        chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'leave', ...(e.message ? { reason: e.message } : {}),
+        chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'leave', ...(reason ? { reason } : {}),
       }));
     });
     l.on('kick', (e: { kicked: string; nick: string; channel: string; message?: string }) => {
@@ -455,11 +502,16 @@ export class ChannelEvents {
       if (isListener(e.kicked)) this.forgetChannel(e.channel); else this.modes.left(e.channel, e.kicked);
       if (this.server.isOwnNick(e.kicked) || this.server.isLeftover(e.kicked)) return;
       this.presence?.sync(e.kicked); // offline if that was their last bridged channel
-      if (this.server.takeExpectedKick(e.channel, e.kicked)) return; // done for a Matrix kick or ban: Matrix has it already
-      this.report(this.ctx.remote.membership({
-        chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.kicked), membership: 'kick', by: this.server.senderFor(e.nick),
-        ...(e.message ? { reason: e.message } : {}),
-      }));
+      const chat = channelChat(this.key, e.channel), user = this.server.senderFor(e.kicked), reason = kickReason(e);
+      if (this.server.takeExpectedKick(e.channel, e.kicked)) {
+        // done for a Matrix kick or ban in one of the channel's rooms, which has it already; the
+        // others linked to the channel have not. A leave, not a kick: in the room that did it the
+        // ghost is gone, and a leave of a ghost not in a room is nothing, where the bot's kick of a
+        // ghost banned there would lift the ban
+        this.report(this.ctx.remote.membership({ chat, user, membership: 'leave', reason: `Kicked by ${e.nick}${reason ? `: ${reason}` : ''}` }));
+        return;
+      }
+      this.report(this.ctx.remote.membership({ chat, user, membership: 'kick', by: this.server.senderFor(e.nick), ...(reason ? { reason } : {}) }));
     });
     l.on('quit', (e: { nick: string; message?: string; batch?: { type?: string } }) => {
       const lc = ircLower(e.nick);

@@ -3,7 +3,9 @@
  * Pure: no I/O; server.ts feeds it MODE lines, RPL_CHANNELMODEIS (324), NAMES, parts and nick
  * changes, and reports what it returns.
  *
- * - Membership modes (`o`, `v`... the keys of `modePowers`) become ghost power levels.
+ * - Membership modes (the keys of `modePowers` that the server's ISUPPORT PREFIX lists) become
+ *   ghost power levels. A letter means what the server says it means: on solanum `+q` is a quiet
+ *   (a list mode, CHANMODES type A), not founder (see {@link modeMeanings}).
  * - `+m` (moderated) becomes the power level needed to send: the level of voice, since on IRC
  *   voiced users and above may talk in a moderated channel.
  * - `+i` (invite only) and `+k` (key) make the room invite-only; when neither is left, the room
@@ -38,6 +40,40 @@ export interface ModeOutcome {
 /** The channel flags that map to room settings. */
 const SETTING_FLAGS = new Set(['m', 'i', 'k', 's', 'p']);
 
+/**
+ * What the server says of its channel modes; any part may be missing (a server that sent no
+ * ISUPPORT, a test), and then the defaults of before apply: every key of `modePowers` is a rank.
+ */
+export interface ServerModeInfo {
+  /** Membership mode letters (ISUPPORT PREFIX), highest first. */
+  prefix?: readonly string[];
+  /** ISUPPORT CHANMODES: the letters of types A (lists), B, C and D (flags). */
+  chanmodes?: readonly string[];
+  /** The server software as RPL_YOURHOST names it, e.g. `solanum-1.0-dev`. */
+  software?: string;
+}
+
+/**
+ * Server software that gives `+u` a meaning of its own (solanum, Libera's: "unfiltered"). Taken
+ * for auditorium there, a NAMES would never be trusted and ghosts of those who left while the
+ * bridge was away would stay. CHANMODES cannot tell: both are plain flags (type D).
+ */
+const U_NOT_AUDITORIUM = /^solanum\b/i;
+
+/**
+ * What mode letters mean on a server. A letter is a rank only if it has a power in `modePowers`,
+ * the server's PREFIX lists it (when it sent one) and it is not a list mode (CHANMODES type A:
+ * bans, quiets, exceptions, whose parameter is a mask, not a nick). `+u` is auditorium (ergo,
+ * InspIRCd) unless CHANMODES makes it something other than a flag or the software is one known to
+ * use it otherwise.
+ */
+export function modeMeanings(info: ServerModeInfo, modePowers: Readonly<Record<string, number>>): { isRank: (letter: string) => boolean; auditorium: boolean } {
+  const lists = info.chanmodes?.[0] ?? '';
+  const isRank = (letter: string): boolean => letter in modePowers && !lists.includes(letter) && (info.prefix?.includes(letter) ?? true);
+  const uIsFlag = info.chanmodes === undefined || (info.chanmodes[3] ?? '').includes('u');
+  return { isRank, auditorium: uIsFlag && !U_NOT_AUDITORIUM.test(info.software ?? '') };
+}
+
 interface Channel {
   flags: Set<string>; members: Map<string, Set<string>>; synced: boolean;
   /** Ban masks as the server wrote them, by their lower-cased form. */ bans: Map<string, string>;
@@ -50,8 +86,13 @@ const isSecret = (flags: ReadonlySet<string>): boolean => flags.has('s') || flag
 export class ChannelModes {
   private readonly channels = new Map<string, Channel>();
 
-  /** @param modePowers membership mode letter → Matrix power level (the server's `modePowers` config). */
-  constructor(private readonly modePowers: Readonly<Record<string, number>>) {}
+  /**
+   * @param modePowers membership mode letter → Matrix power level (the server's `modePowers` config).
+   * @param server what the server says of its modes now (read at each line: ISUPPORT comes after connecting).
+   */
+  constructor(private readonly modePowers: Readonly<Record<string, number>>, private readonly server: () => ServerModeInfo = () => ({})) {}
+
+  private meanings(): ReturnType<typeof modeMeanings> { return modeMeanings(this.server(), this.modePowers); }
 
   /** The channel was renamed on the server: its modes, ranks and bans are the new name's. */
   channelRenamed(from: string, to: string): void { moveChannel(this.channels, from, to); }
@@ -111,10 +152,11 @@ export class ChannelModes {
     const c = this.channel(channel);
     const before = new Set(c.flags);
     const ranked = new Set<string>();
+    const { isRank, auditorium } = this.meanings();
     for (const { mode, param } of changes) {
       const add = mode.startsWith('+');
       const letter = mode.slice(1);
-      if (letter in this.modePowers) {
+      if (isRank(letter)) {
         if (!param) continue;
         const lc = ircLower(param);
         const set = c.members.get(lc) ?? new Set<string>();
@@ -123,7 +165,7 @@ export class ChannelModes {
         ranked.add(param);
       } else if (SETTING_FLAGS.has(letter)) {
         if (add) c.flags.add(letter); else c.flags.delete(letter);
-      } else if (letter === 'u') {
+      } else if (letter === 'u' && auditorium) {
         c.auditorium = add;
       } else if (letter === 'b' && param) {
         if (add) c.bans.set(ircLower(param), param); else c.bans.delete(ircLower(param));
@@ -143,10 +185,11 @@ export class ChannelModes {
     const before = new Set(c.flags);
     c.flags.clear();
     c.auditorium = false;
+    const { auditorium } = this.meanings();
     for (const { mode } of modes) {
       const letter = mode.slice(1);
       if (mode.startsWith('+') && SETTING_FLAGS.has(letter)) c.flags.add(letter);
-      if (mode === '+u') c.auditorium = true;
+      if (mode === '+u' && auditorium) c.auditorium = true;
     }
     if (!c.synced) {
       c.synced = true;
@@ -175,8 +218,9 @@ export class ChannelModes {
   names(channel: string, users: readonly { nick: string; modes?: readonly string[] }[]): string[] {
     const c = this.channel(channel);
     const ranked: string[] = [];
+    const { isRank } = this.meanings();
     for (const u of users) {
-      const modes = new Set((u.modes ?? []).filter((m) => m in this.modePowers));
+      const modes = new Set((u.modes ?? []).filter(isRank));
       const had = c.members.get(ircLower(u.nick));
       if (modes.size) c.members.set(ircLower(u.nick), modes); else c.members.delete(ircLower(u.nick));
       if (modes.size || had?.size) ranked.push(u.nick);

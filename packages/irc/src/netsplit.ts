@@ -5,6 +5,8 @@
  * come back within a minute. Bridged naively, every Matrix room fills with leaves and re-joins.
  * A quit that looks like a split is *held* instead: if the nick joins again within `holdMs` the
  * quit is dropped (and so is the join: the ghost never left); otherwise it is released as a leave.
+ * (The listener drops it one channel at a time: a nick back in only some of its channels still
+ * leaves the others when the hold expires; see `peek`.)
  *
  * A quit looks like a split when
  * - its reason is two server names, `left.server right.server` (RFC 2812 servers, and `*.net *.split`
@@ -68,6 +70,9 @@ export class NetsplitDetector<T> {
     this.held.delete(key);
     return h.payload;
   }
+
+  /** The payload of a held quit, which stays held (a nick back in some of its channels, not yet all). */
+  peek(key: string): T | undefined { return this.held.get(key)?.payload; }
 
   /** Held quits whose time is up, in the order they were held; they are forgotten here. */
   expired(now: number): T[] {

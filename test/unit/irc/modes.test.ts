@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ChannelModes, modeChangesForLevel, type ModeChange, type RoomSettingsChange } from '../../../packages/irc/src/modes.js';
+import { ChannelModes, modeChangesForLevel, modeMeanings, type ModeChange, type RoomSettingsChange, type ServerModeInfo } from '../../../packages/irc/src/modes.js';
 
 const POWERS = { q: 100, a: 75, o: 50, h: 25, v: 1 };
 const m = (spec: string): ModeChange[] => {
@@ -113,6 +113,50 @@ describe('ChannelModes.namesComplete: may a NAMES be taken for everyone in the c
     expect(modes.namesComplete('#c')).toBe(true);
     modes.forget('#c');
     expect(modes.namesComplete('#c')).toBeUndefined();
+  });
+});
+
+const SOLANUM: ServerModeInfo = { prefix: ['o', 'v'], chanmodes: ['eIbq', 'k', 'flj', 'CFLMPQRSTcgimnprstuz'], software: 'solanum-1.0-dev' };
+const ERGO: ServerModeInfo = { prefix: ['q', 'a', 'o', 'h', 'v'], chanmodes: ['Ibe', 'k', 'fl', 'CEMRUimnstu'], software: 'ergo-2.14.0' };
+const INSPIRCD: ServerModeInfo = { prefix: ['o', 'v'], chanmodes: ['Xbeg', 'k', 'Ffjl', 'DMNRSTcimnprstu'], software: 'InspIRCd-3' };
+
+describe('modeMeanings: what mode letters mean on a server', () => {
+  it.each<[string, ServerModeInfo, string, boolean]>([
+    ['nothing known: every modePowers key is a rank', {}, 'qaohv', true],
+    ['solanum: op and voice', SOLANUM, 'ov', true],
+    ['solanum: q is a quiet, a and h do not exist', SOLANUM, 'qah', false],
+    ['ergo: founder to voice', ERGO, 'qaohv', true],
+    ['a list mode is never a rank, PREFIX or not', { chanmodes: ['beIq', '', '', ''] }, 'q', false],
+    ['a PREFIX letter without a power is no rank', ERGO, 'Y', false],
+    ['an empty PREFIX: no ranks at all', { prefix: [] }, 'o', false],
+  ])('%s', (_name, info, letters, rank) => {
+    const { isRank } = modeMeanings(info, POWERS);
+    for (const l of letters) expect(isRank(l)).toBe(rank);
+  });
+
+  it.each<[string, ServerModeInfo, boolean]>([
+    ['nothing known: auditorium, as before', {}, true],
+    ['ergo', ERGO, true],
+    ['InspIRCd', INSPIRCD, true],
+    ['solanum: +u is "unfiltered"', SOLANUM, false],
+    ['+u takes a parameter there: not a flag', { chanmodes: ['b', 'k', 'lu', 'imnt'] }, false],
+    ['no +u at all', { chanmodes: ['b', 'k', 'l', 'imnt'] }, false],
+  ])('+u as auditorium: %s', (_name, info, auditorium) => {
+    expect(modeMeanings(info, POWERS).auditorium).toBe(auditorium);
+  });
+
+  it('ChannelModes reads them at each line: solanum +q is no rank, +u no auditorium', () => {
+    let info: ServerModeInfo = {};
+    const modes = new ChannelModes(POWERS, () => info);
+    info = SOLANUM;
+    expect(modes.apply('#c', m('+qo *!*@spam pat'))).toEqual({ ranked: ['pat'] });
+    expect(modes.levelOf('#c', '*!*@spam')).toBe(0);
+    modes.replace('#c', m('+ntu'));
+    expect(modes.namesComplete('#c')).toBe(true);
+    expect(modes.names('#c', [{ nick: 'x', modes: ['q'] }])).toEqual([]);
+    info = ERGO;
+    modes.apply('#c', m('+u'));
+    expect(modes.namesComplete('#c')).toBe(false);
   });
 });
 

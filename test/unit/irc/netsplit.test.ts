@@ -31,6 +31,15 @@ describe('NetsplitDetector', () => {
     expect(d.heldCount).toBe(2);
   });
 
+  it('peek shows a held quit and leaves it held', () => {
+    const d = new NetsplitDetector<{ channels: string[] }>(OPTS);
+    d.quit({ key: 'bob', reason: 'hub.net leaf.net' }, { channels: ['#a', '#b'] }, 0);
+    expect(d.peek('bob')).toEqual({ channels: ['#a', '#b'] });
+    expect(d.peek('ann')).toBeUndefined();
+    expect(d.heldCount).toBe(1);
+    expect(d.expired(60_000)).toEqual([{ channels: ['#a', '#b'] }]);
+  });
+
   it('cancels a held quit when the nick returns, and only then', () => {
     const d = new NetsplitDetector<string>(OPTS);
     d.quit({ key: 'bob', reason: 'hub.net leaf.net' }, 'bob payload', 1000);

@@ -236,3 +236,34 @@ describe('IRC bridge: an IRC kick of a Matrix user', () => {
     expect(String(kick.content['reason'])).toBe('Kicked from #ikick on ErgoTest by irckop: too loud');
   });
 });
+
+describe('IRC bridge: the bridge\'s own connection kicked', () => {
+  it('tells the room, joins again after a wait, and bridges what is said once it is back', async () => {
+    const bop = await ircUser('ircbop', ['#bkick']); // operator
+    const roomId = await plumbed('#bkick');
+    bop.say('#bkick', 'before the kick');
+    await mona.waitForEvent(roomId, (e) => body(e) === 'before the kick');
+    const bot = ircServer().listener.nick;
+    const kickedAt = Date.now(), seen = bop.raw.length;
+    bop.client.raw(`KICK #bkick ${bot} :testing`);
+    const told = await mona.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('⚠ The bridge was kicked'));
+    expect(body(told)).toBe(`⚠ The bridge was kicked from #bkick on ErgoTest by ircbop (testing), so nothing said there reaches this room until it is back. It joins again in 3 s.`);
+    // out of the channel: the ghost of whoever was in it is no longer seen in it
+    expect(ircServer().events.inChannel('ircbop', '#bkick')).toBe(false);
+    const rejoin = new RegExp(`^:${bot.replace(/[[\]\\^{}|]/g, '\\$&')}!\\S+ JOIN :?#bkick`, 'i');
+    await until(() => bop.raw.slice(seen).some((l) => rejoin.test(untag(l))), 'the bridge to join the channel again');
+    expect(Date.now() - kickedAt).toBeGreaterThanOrEqual(2_500);
+    bop.say('#bkick', 'after the rejoin');
+    await mona.waitForEvent(roomId, (e) => body(e) === 'after the rejoin');
+  });
+
+  it('shows an IRC part without a reason as a leave without one', async () => {
+    await ircUser('ircpstay', ['#preason']);
+    const roomId = await plumbed('#preason');
+    const pat = await ircUser('ircpat', ['#preason']);
+    await until(async () => (await mona.joinedMembers(roomId)).includes(ghost('ircpat')), 'the ghost to join');
+    pat.client.raw('PART #preason');
+    const left = await mona.waitForEvent(roomId, (e) => e.type === 'm.room.member' && e.state_key === ghost('ircpat') && e.content['membership'] === 'leave');
+    expect(left.content['reason']).toBeUndefined();
+  });
+});

@@ -101,6 +101,15 @@ export function registerDeadline(ms: number, log: Logger, drop: () => void): Nod
   }, ms);
 }
 
+/**
+ * How long the listener waits before joining again a channel it was kicked from, for the `attempt`th
+ * time in a row (kicked again soon after coming back, or the join refused): 3 s, doubling, at most
+ * 10 minutes. Soon enough for a kick by mistake; an operator who means it does not see it loop.
+ */
+export function rejoinDelayMs(attempt: number): number {
+  return Math.min(600_000, 3_000 * 2 ** Math.min(Math.max(attempt, 1) - 1, 16));
+}
+
 /** Caps how many connections reconnect at once, so a server restart does not cause a stampede. */
 export class ReconnectLimiter {
   private active = 0;
@@ -202,11 +211,13 @@ export class IrcConnection extends EventEmitter {
     c.on('part', (e: { nick: string; channel: string }) => {
       if (ircLower(e.nick) === ircLower(this.nick)) this.joined.delete(ircLower(e.channel));
     });
-    c.on('kick', (e: { kicked: string; channel: string; reason?: string; nick: string }) => {
+    c.on('kick', (e: { kicked: string; channel: string; message?: string; nick: string }) => {
       if (ircLower(e.kicked) === ircLower(this.nick)) {
+        // out until joined again (server.ts rejoins a bridged channel after a wait), not at a reconnect meanwhile; the key goes with the event
+        const key = this.channels.get(ircLower(e.channel));
         this.joined.delete(ircLower(e.channel));
         this.channels.delete(ircLower(e.channel));
-        this.emit('kicked', e);
+        this.emit('kicked', { ...e, ...(key !== undefined ? { key } : {}) });
       }
     });
     c.on('server options', (e: { options: Record<string, unknown> }) => {

@@ -9,11 +9,11 @@ import { parseBlock, usableCount, type AddressBlock } from './addresses.js';
 import { pemCertificates } from './certs.js';
 import { ircToMatrix } from './convert/index.js';
 import type { IrcServerConfig } from './config.js';
-import { IrcConnection, ReconnectLimiter } from './connection.js';
+import { IrcConnection, ReconnectLimiter, rejoinDelayMs } from './connection.js';
 import { currentChannel } from './renames.js';
 import type { IdentRegistry } from './identd.js';
 import { LeanConnection } from './lean.js';
-import { ChannelEvents } from './listen.js';
+import { ChannelEvents, kickReason } from './listen.js';
 import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './ids.js';
 import { fillTemplate, sanitiseNick, sanitiseUsername } from './nicks.js';
 import { toCloseIdle, toEvict, type PooledConnection } from './pool.js';
@@ -44,6 +44,19 @@ function readTlsCa(server: string, file: string): string {
 let localIdSeq = 0;
 /** `[@tags ]:nick!user@host PRIVMSG|NOTICE|TAGMSG #channel`, capturing the nick. */
 const OWN_CHATTER = /^(?:@\S+ )?:([^!\s]+)\S* (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/;
+
+/** A kick of the listener this soon after the one before it from the same channel makes the next rejoin wait longer. */
+const KICKED_AGAIN_MS = 10 * 60_000;
+
+/** The listener's way back into a bridged channel it was kicked from (see {@link IrcServer.listenerKicked}). */
+interface Rejoin {
+  /** Kicks soon after each other and refused joins, in a row: how long the next wait is (rejoinDelayMs). */
+  attempt: number;
+  kickedAt: number;
+  timer?: NodeJS.Timeout;
+  /** The rooms were told a rejoin failed: once is enough, the later tries are logged. */
+  toldFailure: boolean;
+}
 
 /** The key of the shared relay connection in {@link IrcServer.clients} (no Matrix user id looks like it). */
 export const RELAY_ID = 'relay';
@@ -97,6 +110,7 @@ export class IrcServer {
     this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }),
       (line) => this.isOwnChatter(line) || this.events.takeLine(line));
     this.listener.on('disconnected', () => { this.reconnects++; });
+    this.listener.on('kicked', (e: { channel: string; nick: string; kicked: string; message?: string; key?: string }) => { if (!this.stopped) this.listenerKicked(e); });
     this.events = new ChannelEvents(this, ctx, store);
     this.events.wire();
   }
@@ -153,6 +167,7 @@ export class IrcServer {
     this.stopped = true;
     if (this.idleTimer) clearInterval(this.idleTimer);
     this.events.stop();
+    for (const r of this.rejoins.values()) clearTimeout(r.timer);
     for (const c of this.clients.values()) c.quit('Bridge shutting down');
     this.listener.quit('Bridge shutting down');
     // the sockets close later, after the store: the policy's expiry is rescheduled now, for all of them
@@ -474,9 +489,55 @@ export class IrcServer {
     this.ctx.log.warn('listener could not join a bridged channel', { server: this.key, channel, err });
     const text = `⚠ The bridge cannot join ${channel} on ${this.displayName} (${err.message.replace(/^cannot join \S+: /, '')}), so nothing said ` +
       `there reaches this room. A channel operator can let it in: /invite ${this.listener.nick} ${channel}.`;
+    await this.noticeRooms(channel, text);
+  }
+
+  /** A notice from the bot in each room linked to a channel: the bridge's own trouble there, which no ghost can tell. */
+  private async noticeRooms(channel: string, text: string): Promise<void> {
     for (const p of this.ctx.portals.forChat(channelChat(this.key, channel))) {
       await this.ctx.matrix.notice(p.roomId, text).catch(() => undefined);
     }
+  }
+
+  /** Bridged channels the listener was kicked from, by folded name (entries stay a while: a kick soon after is "again"). */
+  private readonly rejoins = new Map<string, Rejoin>();
+
+  /**
+   * The listening connection was kicked from a channel: nothing said there reaches the linked rooms
+   * until it is back. They are told, and it joins again after a wait, longer each time it is kicked
+   * again soon after coming back (rejoinDelayMs). A refused rejoin (banned, invite-only) is told the
+   * rooms once (cannotJoin) and tried again, waiting longer each time, as long as the channel is bridged.
+   */
+  private listenerKicked(e: { channel: string; nick: string; kicked: string; message?: string; key?: string }): void {
+    if (this.ctx.portals.forChat(channelChat(this.key, e.channel)).length === 0) return; // not bridged (a link request's channel): nothing to rejoin
+    const lc = ircLower(e.channel), now = Date.now();
+    for (const [ch, r] of this.rejoins) if (!r.timer && now - r.kickedAt >= KICKED_AGAIN_MS) this.rejoins.delete(ch);
+    const prev = this.rejoins.get(lc);
+    clearTimeout(prev?.timer);
+    const r: Rejoin = { attempt: prev && now - prev.kickedAt < KICKED_AGAIN_MS ? prev.attempt + 1 : 1, kickedAt: now, toldFailure: false };
+    this.rejoins.set(lc, r);
+    const reason = kickReason(e), delayMs = rejoinDelayMs(r.attempt);
+    this.ctx.log.warn('the bridge was kicked from a bridged channel; it joins again after a wait', { server: this.key, channel: e.channel, by: e.nick, reason, delayMs });
+    void this.noticeRooms(e.channel, `⚠ The bridge was kicked from ${e.channel} on ${this.displayName} by ${e.nick}${reason ? ` (${reason})` : ''}, ` +
+      `so nothing said there reaches this room until it is back. It joins again in ${Math.round(delayMs / 1000)} s.`);
+    this.rejoinLater(e.channel, e.key, r, delayMs);
+  }
+
+  private rejoinLater(channel: string, key: string | undefined, r: Rejoin, delayMs: number): void {
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      if (this.stopped || this.ctx.portals.forChat(channelChat(this.key, channel)).length === 0) return; // unlinked meanwhile
+      this.listener.join(channel, key).then(() => {
+        this.ctx.log.info('back in a channel the bridge was kicked from', { server: this.key, channel });
+      }, (err: Error) => {
+        if (this.stopped || this.rejoins.get(ircLower(channel)) !== r) return; // kicked again since: that kick's rejoin goes on
+        r.attempt++;
+        if (!r.toldFailure) { r.toldFailure = true; void this.cannotJoin(channel, err); }
+        else this.ctx.log.warn('listener still cannot join a bridged channel it was kicked from', { server: this.key, channel, err, attempt: r.attempt });
+        this.rejoinLater(channel, key, r, rejoinDelayMs(r.attempt));
+      });
+    }, delayMs);
+    r.timer.unref();
   }
 
   /** Private messages, CTCP, joins and kicks of a Matrix user's connection. */

@@ -22,7 +22,9 @@ import {
 import { OpApprovals, type LinkRequest } from './approvals.js';
 import { ircCommands } from './commands.js';
 import { ircConfigSchema, type IrcConfig } from './config.js';
-import { applyLineLimit, formatSize, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitForIrc } from './convert/index.js';
+import {
+  applyLineLimit, formatSize, matrixToIrc, maxPayloadBytes, multilineParts, replyLine, splitFormattedForIrc, stripControls, truncateCodePoints, truncateUtf8, utf8Length,
+} from './convert/index.js';
 import { aliasTemplatePattern, channelChat, ghostLocalpart, ircLower, isChannel, parseAliasLocalpart, parseChat, parseLinkTarget, parseUser, pmChat } from './ids.js';
 import { RoomDirectory, thirdPartyLocation, thirdPartyProtocol, thirdPartyUser } from './directory.js';
 import { IdentServer } from './identd.js';
@@ -256,8 +258,7 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     // a file goes as a link; a caption (a body that is not just the file name) follows it, so that a
     // long one cut by the line limit never takes the link with it
     const lines = msg.media
-      ? [`${msg.media.filename ?? msg.body}${msg.media.size ? ` (${formatSize(msg.media.size)})` : ''} ${msg.media.url}`,
-        ...(msg.media.filename !== undefined && msg.body && msg.body !== msg.media.filename ? text() : [])]
+      ? [mediaLine(msg.media, msg.body), ...(msg.media.filename !== undefined && msg.body && msg.body !== msg.media.filename ? text() : [])]
       : text();
     if (lines.length === 0) return {};
     const tags: Record<string, string> = {};
@@ -285,18 +286,19 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     msg: { portal: MatrixMessage['portal']; eventId: string; sender: MatrixMessage['sender'] }, lines: string[], full: string | undefined,
     kind: 'ACTION' | 'NOTICE' | 'PRIVMSG', tags: Record<string, string>): Promise<SendResult> {
     const { server, conn, target } = routed;
-    const limited = applyLineLimit(lines, this.roomLineLimit(msg.portal.roomId) ?? server.cfg.lineLimit);
+    let command = kind;
+    // the relay speaks for the user: their name starts each line it sends (an emote as `* Name does`)
+    const lead = routed.relayed ? relayPrefix(msg.sender.displayName, command === 'ACTION') : '';
+    if (routed.relayed && command === 'ACTION') command = 'PRIVMSG';
+    const max = maxPayloadBytes(wirePrefix(conn), command === 'ACTION' ? 'PRIVMSG' : command, target) - (command === 'ACTION' ? 9 : 0);
+    const room = max - Buffer.byteLength(lead); // a long line's every piece names the relayed user too
+    // the limit counts the IRC lines the message becomes once cut to fit: one long paragraph is many
+    const limited = applyLineLimit(lines, this.roomLineLimit(msg.portal.roomId) ?? server.cfg.lineLimit, room);
     let send = limited.send;
     if (limited.overflow) {
       const up = await this.ctx!.uploadMedia(Buffer.from(full ?? lines.join('\n'), 'utf8'), 'text/plain; charset=utf-8', 'message.txt');
       send = [...send, `(full message: ${up.url})`];
     }
-    let command = kind;
-    // the relay speaks for the user: their name starts each line it sends (an emote as `* Name does`)
-    const lead = routed.relayed ? relayPrefix(msg.sender.displayName, command === 'ACTION') : '';
-    if (routed.relayed && command === 'ACTION') command = 'PRIVMSG';
-    const prefix = `${conn.nick}!${conn.username}@${'x'.repeat(HOST_ESTIMATE)}`;
-    const max = maxPayloadBytes(prefix, command === 'ACTION' ? 'PRIVMSG' : command, target) - (command === 'ACTION' ? 9 : 0);
     this.typing.sent(msg.sender.userId, server.key, target);
     // IRCv3 draft/multiline: a message of several lines stays one message (one msgid) for clients
     // that support it, and the server splits it into plain lines for those that do not
@@ -309,9 +311,8 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
       return { remoteIds: id ? [id] : [] };
     }
     const sends: Promise<string | undefined>[] = [];
-    const room = max - Buffer.byteLength(lead); // a long line's every piece names the relayed user too
     send.forEach((line, i) => {
-      for (const chunk of splitForIrc(line, room)) sends.push(conn.send(command, target, lead + chunk, i === 0 ? tags : {}));
+      for (const chunk of splitFormattedForIrc(line, room)) sends.push(conn.send(command, target, lead + chunk, i === 0 ? tags : {}));
     });
     const ids = await Promise.all(sends);
     this.ctx!.log.debug('sent to IRC', { chat: msg.portal.remoteChat, eventId: msg.eventId, msgids: ids });
@@ -354,7 +355,7 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     this.ctx!.log.debug('redacting on IRC', { chat: r.portal.remoteChat, target: r.target });
     for (const id of r.target.remoteIds.filter((x) => !x.startsWith('local-'))) {
       // text = "<msgid>[ <reason>]"; a refusal (e.g. not allowed to delete) fails this delivery with the server's reason
-      await conn.send('REDACT', target, `${id}${r.reason ? ` ${r.reason.replace(/[\r\n\0]/g, ' ')}` : ''}`);
+      await conn.send('REDACT', target, redactText(id, r.reason, wirePrefix(conn), target));
     }
   }
 
@@ -436,7 +437,7 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     const routed = await this.route(meta.portal.remoteChat, meta.sender.userId, meta.sender.displayName);
     if (!routed) return;
     const { conn, target } = routed;
-    if (isChannel(target)) await conn.send('TOPIC', target, meta.topic.replace(/[\r\n\0]+/g, ' '));
+    if (isChannel(target)) await conn.send('TOPIC', target, topicText(meta.topic, wirePrefix(conn), target));
   }
 
   /**
@@ -597,11 +598,37 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
   }
 }
 
-/** What starts a relayed user's line: `<Name> `, or `* Name ` for an emote (the name without line breaks). */
+/**
+ * What starts a relayed user's line: `<Name> `, or `* Name ` for an emote. The name is the sender's
+ * to choose: without line breaks or control codes (`Eve\x0301,01` would colour the whole line).
+ */
 export function relayPrefix(displayName: string, emote: boolean): string {
   // at most 40 characters: it starts every line, and a long line is cut into more pieces for it
-  const name = [...displayName.replace(/[\r\n\0]+/g, ' ').trim()].slice(0, 40).join('').trim() || 'someone';
+  const name = truncateCodePoints(stripControls(displayName.replace(/\0/g, ' ')).trim(), 40).trim() || 'someone';
   return emote ? `* ${name} ` : `<${name}> `;
+}
+
+/** Who the server says a line is from (`nick!user@host`), with room for a long cloaked host we cannot know. */
+function wirePrefix(conn: { nick: string; username: string }): string {
+  return `${conn.nick}!${conn.username}@${'x'.repeat(HOST_ESTIMATE)}`;
+}
+
+/** A shared file as one IRC line: `name (size) url`. The name is the sender's: no controls (a CTCP `\x01DCC SEND …`). */
+export function mediaLine(media: { filename?: string | undefined; size?: number | undefined; url: string }, body: string): string {
+  const name = stripControls(media.filename ?? body).trim();
+  return `${name ? `${name} ` : ''}${media.size ? `(${formatSize(media.size)}) ` : ''}${media.url}`;
+}
+
+/** A Matrix topic as `TOPIC`'s text: one line, cut (between code points) to fit `:prefix TOPIC target :text`. */
+export function topicText(topic: string, prefix: string, target: string): string {
+  return truncateUtf8(topic.replace(/[\r\n\0]+/g, ' '), maxPayloadBytes(prefix, 'TOPIC', target));
+}
+
+/** `REDACT`'s text, `msgid[ reason]`: the reason on one line, cut to fit `:prefix REDACT target msgid :reason`. */
+export function redactText(msgid: string, reason: string | undefined, prefix: string, target: string): string {
+  const room = maxPayloadBytes(prefix, 'REDACT', target) - utf8Length(msgid) - 1;
+  const cut = reason && room > 0 ? truncateUtf8(reason.replace(/[\r\n\0]/g, ' '), room).trimEnd() : '';
+  return cut ? `${msgid} ${cut}` : msgid;
 }
 
 export { ircConfigSchema };

@@ -22,6 +22,7 @@ import {
   sameStyle,
   shortQuote,
   splitForIrc,
+  splitFormattedForIrc,
   stripFormatting,
   transitionCodes,
   utf8Length,
@@ -284,7 +285,8 @@ describe('fuzz: matrixToIrc', () => {
       for (const line of lines) {
         checkIrcLine(line, 'line');
         check(!C0_OR_DEL.test(line.replace(WRITTEN_CODES, '')), () => `control character other than a formatting code in ${show(line)}`);
-        check(stripFormatting(line).trim() !== '', () => `blank line ${show(line)} in ${show(lines)}`);
+        // a code block's blank line is its codes alone (the monospace one among them)
+        check(stripFormatting(line).trim() !== '' || (line.includes('\x11') && stripFormatting(line) === ''), () => `blank line ${show(line)} in ${show(lines)}`);
       }
     }, shrinkFields());
   });
@@ -324,6 +326,29 @@ describe('fuzz: matrixToIrc', () => {
       }
     }, shrinkFields());
     expect(cut, 'lines long enough to be cut').toBeGreaterThan(100);
+  });
+
+  it('split with formatting carried, every chunk fits and every character keeps its style', () => {
+    let carried = 0;
+    // each visible character with the style a client shows it in; spaces left out (break spaces are dropped)
+    const styled = (texts: readonly string[]): string[] =>
+      texts.flatMap((t) => parseFormatting(t).flatMap(({ text, style }) => [...text.replace(/ /g, '')].map((ch) => `${ch} ${JSON.stringify(style)}`)));
+    forAll('matrixToIrc → splitFormattedForIrc', 300, (r) => ({ ...matrixCase(r, r.chance(0.3)), seed: r.int(0, 2 ** 31) }), (c) => {
+      const env = ircEnvelope(rng(c.seed));
+      // matrixToIrc's lines, and raw IRC text with any codes (a reply or media line is not converted)
+      for (const line of [...matrixToIrc(content(c), matrixOpts), c.body.replace(/[\r\n\0]/g, '')]) {
+        const chunks = splitFormattedForIrc(line, env.max);
+        if (chunks.length > 1 && /[\x02-\x04\x11\x16\x1D-\x1F]/.test(line)) carried++;
+        for (const chunk of chunks) {
+          check(utf8Length(chunk) <= env.max, () => `chunk of ${utf8Length(chunk)} bytes > ${env.max}: ${show(chunk)}`);
+          checkIrcLine(chunk, 'chunk');
+        }
+        const got = styled(chunks), want = styled([line]);
+        const at = want.findIndex((w, k) => got[k] !== w);
+        check(got.length === want.length && at < 0, () => `character ${at}: ${show(got[at])}, expected ${show(want[at])}\nline ${show(line)}\nchunks ${show(chunks)}`);
+      }
+    }, shrinkFields());
+    expect(carried, 'formatted lines long enough to be cut').toBeGreaterThan(50);
   });
 
   it('split into a multiline batch, each part fits and the parts join back to the lines', () => {

@@ -96,6 +96,13 @@ describe('matrixToIrc HTML', () => {
     ['code block', '<pre><code class="language-js">if (x) {\n  y();\n}\n</code></pre>after', [`${M}if (x) {`, `${M}  y();`, `${M}}`, 'after']],
     ['tab in code block', '<pre><code>\tindented</code></pre>', [`${M}    indented`]],
     ['bold inside pre', '<pre>a <b>b</b></pre>', [`${M}a ${B}b`]],
+    // found in review: blank lines inside a code block were dropped with the others
+    ['a blank line in a code block is kept', '<pre><code>def a():\n    pass\n\ndef b():\n    pass\n</code></pre>', [`${M}def a():`, `${M}    pass`, M, `${M}def b():`, `${M}    pass`]],
+    ['several blank lines in a code block', '<pre>a\n\n\nb</pre>', [`${M}a`, M, M, `${M}b`]],
+    ['blank lines at the end of a code block go', '<pre>a\n\n\n</pre>after', [`${M}a`, 'after']],
+    ['a blank line in a quoted code block', '<blockquote><pre>a\n\nb</pre></blockquote>', [`> ${M}a`, `> ${M}`, `> ${M}b`]],
+    ['a blank line across text nodes', '<pre>a &lt;\n<b>\n</b>&gt; b</pre>', [`${M}a <`, M, `${M}> b`]],
+    ['encoded CRLFs in a code block: one blank line', '<pre>a&#13;&#10;&#13;&#10;b</pre>', [`${M}a`, M, `${M}b`]],
     // lists and quotes
     ['bullet list', '<ul><li>one</li><li>two</li></ul>', ['• one', '• two']],
     ['numbered list', '<ol><li>one</li><li>two</li></ol>', ['1. one', '2. two']],
@@ -156,6 +163,7 @@ describe('matrixToIrc HTML', () => {
     ['empty formatted body', ''],
     ['only a reply fallback', '<mx-reply><blockquote>old</blockquote></mx-reply>'],
     ['only whitespace', '<p> </p>\n'],
+    ['a code block of blank lines', '<pre><code>\n\n\n</code></pre>'],
   ])('falls back to the body when the HTML has no text: %s', (_name, formattedBody) => {
     expect(matrixToIrc(html(formattedBody), opts)).toEqual(['fallback body']);
   });

@@ -11,6 +11,10 @@ describe('shortQuote: the first words of a message on one line', () => {
     ['never half an emoji', '😀😀😀😀😀😀', 4, '😀😀😀…'],
     ['exactly the limit is not cut', '1234567890', 10, '1234567890'],
     ['only blanks: empty', ' \n\t ', 10, ''],
+    // found in review: the stored Matrix body's control codes coloured the reply line, or opened a CTCP
+    ['control codes dropped', '\x0301,01old \x01msg\x02 \x1F\x7F end', 40, '01,01old msg end'],
+    ['a cut leaves no bare colour code', `${'x'.repeat(38)}\x0304,01`, 40, `${'x'.repeat(38)}0…`],
+    ['only controls: empty', '\x02\x03\x01', 10, ''],
   ])('%s', (_name, body, max, expected) => {
     const q = shortQuote(body, max);
     expect(q).toBe(expected);
@@ -24,6 +28,7 @@ describe('replyLine', () => {
     ['old: the quoted form', { nick: 'bob', text: 'yes', quote: 'shall we meet at noon?' }, '<bob> "shall we meet at noon?" <- yes'],
     ['old and long: a short quote', { nick: 'bob', text: 'yes', quote: 'shall we meet at noon or maybe later in the afternoon', quoteLength: 20 }, '<bob> "shall we meet at…" <- yes'],
     ['nothing to quote: nick and text', { nick: 'bob', text: 'yes', quote: '  ' }, 'bob: yes'],
+    ['a quote with control codes', { nick: 'bob', text: 'yes', quote: '\x01ACTION waves\x01 \x0304red' }, '<bob> "ACTION waves 04red" <- yes'],
   ])('%s', (_name, opts, expected) => expect(replyLine(opts)).toBe(expected));
 });
 

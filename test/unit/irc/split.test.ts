@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { applyLineLimit, maxPayloadBytes, multilineParts, splitForIrc, stripFormatting, utf8Length } from '../../../packages/irc/src/convert/index.js';
+import {
+  applyLineLimit, matrixToIrc, maxPayloadBytes, multilineParts, parseFormatting, splitForIrc, splitFormattedForIrc, stripFormatting, truncateCodePoints,
+  truncateUtf8, utf8Length,
+} from '../../../packages/irc/src/convert/index.js';
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const FAMILY = '👨‍👩‍👧‍👦'; // 4 emoji joined by 3 ZWJ: 25 bytes, one grapheme
@@ -111,5 +114,100 @@ describe('multilineParts keeps the spaces at the end of a cut line', () => {
     ['more trailing spaces than fit: no batch', 'abcd   ', 5, undefined],
   ])('%s', (_name, line, maxBytes, expected) => {
     expect(multilineParts([line], maxBytes, {})).toEqual(expected);
+  });
+});
+
+/** Each visible character of IRC text with the style a client shows it in (spaces left out: the splitter drops break spaces). */
+function styled(texts: readonly string[]): string[] {
+  return texts.flatMap((t) => parseFormatting(t).flatMap(({ text, style }) => [...text.replace(/ /g, '')].map((c) => `${c} ${JSON.stringify(style)}`)));
+}
+const html = (formatted_body: string): string[] => matrixToIrc({ body: '', format: 'org.matrix.custom.html', formatted_body });
+
+// Found in review: chunks after the first started unformatted, while codes further on still toggled,
+// so a spoiler was shown in clear from the second line and the text after a long bold run was bold.
+describe('splitFormattedForIrc: every chunk shows the formatting the line gave it', () => {
+  it.each<[string, string, number, string[]]>([
+    ['bold carried over, closed before the cut', '\x02aaaaaaaaaaaaaa bbbb\x02 c', 20, ['\x02aaaaaaaaaaaaaa\x0F', '\x02bbbb\x02 c']],
+    ['colours with background', '\x0304,01aaaaaaaaaa bbbbbbbbbbbb', 26, ['\x0304,01aaaaaaaaaa\x0F', '\x0304,01bbbbbbbbbbbb']],
+    ['a one-digit colour is written with two before a digit', `\x034aaaaaaaaaaaaa ${'1'.repeat(15)}`, 25, ['\x034aaaaaaaaaaaaa\x0F', `\x0304${'1'.repeat(15)}`]],
+    ['a foreground alone before a comma gets a guard', `\x0304aaaaaaaaaaaa ${',5'.repeat(8)}`, 25, ['\x0304aaaaaaaaaaaa\x0F', `\x0304\x02\x02${',5'.repeat(8)}`]],
+    ['a reset before the cut: nothing carried', '\x02aaaaaaaaaaaaaaa\x0F bbbbbbbb', 20, ['\x02aaaaaaaaaaaaaaa\x0F', 'bbbbbbbb']],
+    ['plain text as splitForIrc cuts it', 'hello wonderful world', 10, ['hello', 'wonderful', 'world']],
+    ['a line that fits is untouched', '\x02bold', 10, ['\x02bold']],
+    ['empty', '', 10, []],
+  ])('%s', (_name, line, maxBytes, expected) => {
+    const chunks = splitFormattedForIrc(line, maxBytes);
+    expect(chunks).toEqual(expected);
+    for (const chunk of chunks) expect(utf8Length(chunk)).toBeLessThanOrEqual(maxBytes);
+    expect(styled(chunks)).toEqual(styled([line]));
+  });
+
+  it.each<[string, string]>([
+    ['a spoiler stays black on black on every line', `<span data-mx-spoiler>${'secret '.repeat(30)}</span> after`],
+    ['text after a long bold run is not bold', `<b>${'word '.repeat(30)}</b> tail`],
+    ['nested styles and colours', `<i>${'x '.repeat(20)}<font color="#ff0000">${'r '.repeat(20)}<b>${'b '.repeat(20)}</b></font><span data-mx-bg-color="#0000ff">${'y '.repeat(30)}</span></i> end`],
+    ['a colour before a comma', `<font color="#ff0000">${'a '.repeat(80)},5 ,5 ,5</font>`],
+    ['hex colours and reverse', `\x16\x04aabbcc,ddeeff${'h '.repeat(30)}\x0305${'f '.repeat(30)}\x16 done`],
+  ])('%s', (_name, input) => {
+    const lines = input.startsWith('<') ? html(input) : [input];
+    for (const maxBytes of [40, 41, 47, 60, 100]) {
+      const chunks = lines.flatMap((l) => splitFormattedForIrc(l, maxBytes));
+      expect(chunks.length).toBeGreaterThan(1);
+      for (const chunk of chunks) expect(utf8Length(chunk)).toBeLessThanOrEqual(maxBytes);
+      expect(styled(chunks)).toEqual(styled(lines));
+    }
+  });
+
+  it('rejects a bad limit, and cuts without carrying when the limit leaves no room for codes', () => {
+    expect(() => splitFormattedForIrc('x', 0)).toThrow(RangeError);
+    expect(splitFormattedForIrc('ab\x0304cd', 4)).toEqual(splitForIrc('ab\x0304cd', 4));
+  });
+});
+
+// Found in review: the limit counted logical lines, so one 36 KB paragraph with a limit of 3 went out as 86 IRC lines.
+describe('applyLineLimit counts IRC lines when given their size', () => {
+  it('a long single paragraph is over the limit', () => {
+    const lines = matrixToIrc({ body: 'lorem ipsum dolor '.repeat(2000) });
+    expect(lines).toHaveLength(1);
+    const { send, overflow } = applyLineLimit(lines, 3, 420);
+    expect(overflow).toBe(true);
+    expect(send).toHaveLength(2); // and the link line makes 3
+    for (const line of send) expect(utf8Length(line)).toBeLessThanOrEqual(420);
+  });
+
+  it.each<[string, string[], number, number, { send: string[]; overflow: boolean }]>([
+    ['within the limit: the lines as given', ['a', 'b'], 3, 400, { send: ['a', 'b'], overflow: false }],
+    ['one line cut into exactly the limit', ['aaaa bbbb cccc'], 3, 4, { send: ['aaaa bbbb cccc'], overflow: false }],
+    ['one line cut into more: its first IRC lines', ['aaaa bbbb cccc dddd'], 3, 4, { send: ['aaaa', 'bbbb'], overflow: true }],
+    ['formatting carried into the lines kept', ['\x02aaaaaaaaaaaaaaaa bbbb cccc dddd eeee ffff gggg hhhh'], 3, 20, { send: ['\x02aaaaaaaaaaaaaaaa\x0F', '\x02bbbb cccc dddd\x0F'], overflow: true }],
+    ['no limit', ['aaaa bbbb cccc dddd'], Infinity, 4, { send: ['aaaa bbbb cccc dddd'], overflow: false }],
+  ])('%s', (_name, lines, limit, maxBytes, expected) => {
+    expect(applyLineLimit(lines, limit, maxBytes)).toEqual(expected);
+  });
+});
+
+describe('truncateUtf8: a prefix within a byte count, cut between code points', () => {
+  it.each<[string, string, number, string]>([
+    ['fits', 'hello', 5, 'hello'],
+    ['ASCII', 'hello', 3, 'hel'],
+    ['never inside a character', 'éé', 3, 'é'],
+    ['never inside a surrogate pair', 'a😀', 4, 'a'],
+    ['CJK', '日本語', 8, '日本'],
+    ['nothing fits', '😀', 3, ''],
+  ])('%s', (_name, text, maxBytes, expected) => {
+    expect(truncateUtf8(text, maxBytes)).toBe(expected);
+  });
+});
+
+describe('truncateCodePoints: at most n code points, whole grapheme clusters', () => {
+  const FAMILY = '👨‍👩‍👧‍👦'; // 7 code points
+  it.each<[string, string, number, string]>([
+    ['fits', 'abc', 3, 'abc'],
+    ['cut', 'abcdef', 3, 'abc'],
+    ['an emoji sequence is not cut', `ab${FAMILY}`, 8, 'ab'],
+    ['combining marks stay with their letter', 'ae\u0301', 2, 'a'],
+    ['a first cluster too long is cut between code points', FAMILY, 3, [...FAMILY].slice(0, 3).join('')],
+  ])('%s', (_name, text, max, expected) => {
+    expect(truncateCodePoints(text, max)).toBe(expected);
   });
 });

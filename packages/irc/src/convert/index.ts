@@ -15,8 +15,10 @@ export {
   type IrcStyle,
 } from './formatting.js';
 export { escapeHtml, ircToMatrix, type IrcMention, type IrcToMatrixOptions, type MatrixText } from './ircToMatrix.js';
-export { matrixToIrc, parsePill, type MatrixMessageContent, type MatrixPill, type MatrixToIrcOptions } from './matrixToIrc.js';
-export { applyLineLimit, maxPayloadBytes, multilineParts, splitForIrc, utf8Length, type MultilinePart } from './split.js';
+export { matrixToIrc, parsePill, stripControls, type MatrixMessageContent, type MatrixPill, type MatrixToIrcOptions } from './matrixToIrc.js';
+export {
+  applyLineLimit, maxPayloadBytes, multilineParts, splitForIrc, splitFormattedForIrc, truncateCodePoints, truncateUtf8, utf8Length, type MultilinePart,
+} from './split.js';
 export { replyLine, shortQuote } from './reply.js';
 export { joinMultiline, type MultilineLine } from './multiline.js';
 export { formatSize } from './size.js';

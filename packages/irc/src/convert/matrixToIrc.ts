@@ -43,6 +43,15 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 /** Link and pill text is only needed to compare with the href or to stand in for a nick. */
 const MAX_COLLECTED = 1024;
 
+/**
+ * Text that is not a message (a file name, a display name, a quoted old message) on one IRC line
+ * with no control character left: line breaks and tabs become spaces, every other C0 control and
+ * DEL goes. Nothing the sender typed can then colour the line or open a CTCP (`\x01DCC SEND …`).
+ */
+export function stripControls(text: string): string {
+  return text.replace(/[\t\n\r\u0085\u2028\u2029]+/g, ' ').replace(CONTROLS, '');
+}
+
 export function matrixToIrc(content: MatrixMessageContent, opts: MatrixToIrcOptions = {}): string[] {
   if (content.format === 'org.matrix.custom.html' && typeof content.formatted_body === 'string') {
     const lines = htmlToIrc(content.formatted_body, opts);
@@ -53,7 +62,7 @@ export function matrixToIrc(content: MatrixMessageContent, opts: MatrixToIrcOpti
   return cleanLines(body.split(LINE_BREAK).map((line) => line.replace(/\t/g, ' ').replace(CONTROLS, '')));
 }
 
-/** The last line of defence, whatever produced the lines: no CR, LF or NUL; no blank lines. */
+/** The last line of defence, whatever produced the lines: no CR, LF or NUL; no blank lines (a code block's are kept before this). */
 function cleanLines(lines: readonly string[]): string[] {
   return lines
     .flatMap((line) => line.split(/[\r\n]/))
@@ -82,6 +91,14 @@ class LineBuilder {
   /** A collapsed space not yet written (dropped at line end), with the style it had. */
   private pendingSpace: IrcCodeState | undefined;
   private emitted: IrcCodeState = PLAIN_CODES;
+  /** The line was just ended by a line break in preformatted text: another one makes a blank line of it. */
+  private afterPreBreak = false;
+  /** Blank lines of a code block not yet written: only more of the block's text writes them. */
+  private pendingBlanks = 0;
+  /** The last preformatted text ended with CR: a LF starting the next completes that line break. */
+  private preEndedCR = false;
+  /** Lines kept though they show no text: the blank lines of code blocks. */
+  private readonly kept = new Set<number>();
 
   get atLineStart(): boolean {
     return !this.hasContent;
@@ -101,10 +118,21 @@ class LineBuilder {
     if (trailingSpace) this.pendingSpace = style;
   }
 
-  /** Preformatted text: spaces kept, line breaks are line breaks, a tab is four spaces. */
+  /**
+   * Preformatted text: spaces kept, line breaks are line breaks, a tab is four spaces. A blank line
+   * inside it is kept as a line of just its codes (the monospace code), not dropped like blank
+   * lines elsewhere: in code, it is what separates one function from the next.
+   */
   preformatted(raw: string, style: IrcCodeState): void {
-    raw.split(LINE_BREAK).forEach((part, i) => {
-      if (i > 0) this.newline();
+    // the parser gives `&#13;&#10;` as two texts: one line break, not a blank line between two
+    const text = this.preEndedCR && raw.startsWith('\n') ? raw.slice(1) : raw;
+    if (raw !== '') this.preEndedCR = text.endsWith('\r');
+    text.split(LINE_BREAK).forEach((part, i) => {
+      if (i > 0) {
+        if (!this.hasContent && this.afterPreBreak) this.pendingBlanks++;
+        this.newline();
+        this.afterPreBreak = true;
+      }
       const s = part.replace(/\t/g, '    ').replace(CONTROLS, '');
       if (s !== '') this.visible(s, style);
     });
@@ -116,19 +144,32 @@ class LineBuilder {
     this.hasContent = false;
     this.pendingSpace = undefined;
     this.emitted = PLAIN_CODES;
+    this.afterPreBreak = false;
   }
 
   /** Start a new line unless already at the start of one (block elements). */
   ensureBreak(): void {
+    // a block starts or ends: a code block's line breaks before it were its last, and blank lines at its end go
+    this.afterPreBreak = false;
+    this.pendingBlanks = 0;
+    this.preEndedCR = false;
     if (this.hasContent) this.newline();
   }
 
   finish(): string[] {
     this.ensureBreak();
-    return cleanLines(this.lines);
+    // a kept line is this builder's own prefixes and codes, safe as it is
+    return this.lines.flatMap((line, i) => (this.kept.has(i) && line !== '' ? [line] : cleanLines([line])));
   }
 
   private visible(s: string, style: IrcCodeState): void {
+    const blanks = this.pendingBlanks;
+    this.pendingBlanks = 0;
+    for (let k = 0; k < blanks; k++) {
+      this.kept.add(this.lines.length);
+      this.visible('', style); // the prefixes and codes alone
+      this.newline();
+    }
     if (!this.hasContent) {
       for (const p of this.prefixes) {
         this.line += p.used ? p.rest : p.first;
@@ -143,6 +184,7 @@ class LineBuilder {
     this.pendingSpace = undefined;
     this.line += transitionCodes(this.emitted, style, s) + s;
     this.emitted = style;
+    this.afterPreBreak = false;
   }
 }
 

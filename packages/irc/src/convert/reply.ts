@@ -6,11 +6,14 @@
  */
 
 /**
- * The first words of a message, on one line, at most `max` characters (code points, never a
- * half surrogate pair), cut at a word boundary when there is one and marked with `…` when cut.
+ * The first words of a message, on one line and without control characters, at most `max`
+ * characters (code points, never a half surrogate pair), cut at a word boundary when there is one
+ * and marked with `…` when cut.
  */
 export function shortQuote(body: string, max: number): string {
-  const flat = body.replace(/[\s\0]+/g, ' ').trim();
+  // the quoted body is the Matrix event's, as typed: its controls (mIRC codes, CTCP's \x01) would
+  // colour or hide the rest of the line, and a cut could leave a bare \x03 eating the digits after it
+  const flat = body.replace(/[\s\0]+/g, ' ').replace(/[\x00-\x1F\x7F]/g, '').replace(/ {2,}/g, ' ').trim();
   const chars = [...flat];
   if (chars.length <= max) return flat;
   const keep = Math.max(1, max - 1); // room for the …

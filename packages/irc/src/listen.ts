@@ -87,6 +87,9 @@ export function kickReason(e: { kicked: string; message?: string }): string | un
   return e.message && e.message !== e.kicked ? e.message : undefined;
 }
 
+/** How long a nick that left holding a rank may take to get one again, when back, before its ghost's level follows. */
+const RANK_RECHECK_MS = 3_000;
+
 /** A quit held back because it looks like a netsplit: who, the channels they were in, why. */
 interface HeldQuit { nick: string; channels: string[]; reason?: string }
 
@@ -168,6 +171,8 @@ export class ChannelEvents {
 
   stop(): void {
     if (this.splitTimer) clearTimeout(this.splitTimer);
+    for (const t of this.rankChecks.values()) clearTimeout(t);
+    this.rankChecks.clear();
     if (this.flushTimer) clearInterval(this.flushTimer);
     for (const f of this.fetching.values()) if (f.timer) clearTimeout(f.timer);
     this.fetching.clear();
@@ -221,6 +226,25 @@ export class ChannelEvents {
     if (secret !== undefined) this.server.onSecrecy?.(channel, secret);
     if (Object.keys(room).length) this.report(this.ctx.remote.roomSettings({ chat, ...(hasUsers ? { users } : {}), ...room }));
     else if (hasUsers) this.report(this.ctx.remote.powerLevels({ chat, users }));
+  }
+
+  /** Rank checks waiting (see {@link recheckRank}), by folded channel and nick. */
+  private readonly rankChecks = new Map<string, NodeJS.Timeout>();
+
+  /**
+   * A nick that left holding a rank is back. Its ghost's power level still shows that rank: after a
+   * few seconds (time for a services bot's auto-op, or a server's MODE after a netsplit, so that a
+   * returning operator does not flip to 0 and back) it is set to the rank the nick has then.
+   */
+  private recheckRank(channel: string, nick: string): void {
+    const k = `${ircLower(channel)} ${ircLower(nick)}`;
+    clearTimeout(this.rankChecks.get(k));
+    const t = setTimeout(() => {
+      this.rankChecks.delete(k);
+      if (this.inChannel(nick, channel)) this.reportModes(channel, [nick], undefined);
+    }, RANK_RECHECK_MS);
+    t.unref();
+    this.rankChecks.set(k, t);
   }
 
   private leave(q: HeldQuit): void {
@@ -480,6 +504,7 @@ export class ChannelEvents {
         listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
         if (this.presence) listener.raw(`WHO ${e.channel}`); // who is away already (H/G), for their ghosts' presence
       }
+      if (!isListener(e.nick) && this.modes.rankLeftWith(e.channel, e.nick)) this.recheckRank(e.channel, e.nick);
       if (this.splitReturn(e.nick, e.channel)) { this.presence?.sync(e.nick); return; }
       if (this.server.isOwnNick(e.nick)) return;
       // extended-join says whether they are logged in; a plain JOIN says nothing
@@ -561,7 +586,10 @@ export class ChannelEvents {
       });
       if (whole && !this.held(e.channel, prune)) prune();
       const ranked = this.modes.names(e.channel, users);
-      if (ranked.length) this.reportModes(e.channel, ranked, undefined);
+      // on joining, everyone listed: a rank taken while the bridge was away comes off the ghost too
+      // (core changes only the levels that differ)
+      const report = whole ? users.filter((u) => !this.server.isOwnNick(u.nick)).map((u) => u.nick) : ranked;
+      if (report.length) this.reportModes(e.channel, report, undefined);
       if (whole) {
         this.namesIn.add(ircLower(e.channel));
         for (const w of this.namesWaiters.get(ircLower(e.channel)) ?? []) w();

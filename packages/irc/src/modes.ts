@@ -79,9 +79,17 @@ interface Channel {
   /** Ban masks as the server wrote them, by their lower-cased form. */ bans: Map<string, string>;
   /** Auditorium mode (`+u`, ergo and InspIRCd): NAMES shows the unvoiced only the voiced and up. */
   auditorium: boolean;
+  /** Nicks that left holding a rank: their ghosts' power levels still say so until they are back without it. */
+  departed: Set<string>;
 }
 
 const isSecret = (flags: ReadonlySet<string>): boolean => flags.has('s') || flags.has('p');
+
+/** A member leaves a channel: its modes go, and whether it held a rank is remembered (see rankLeftWith). */
+function departs(c: Channel, lc: string): void {
+  if (c.members.get(lc)?.size) c.departed.add(lc);
+  c.members.delete(lc);
+}
 
 export class ChannelModes {
   private readonly channels = new Map<string, Channel>();
@@ -108,7 +116,7 @@ export class ChannelModes {
   private channel(name: string): Channel {
     const key = ircLower(name);
     let c = this.channels.get(key);
-    if (!c) { c = { flags: new Set(), members: new Map(), synced: false, bans: new Map(), auditorium: false }; this.channels.set(key, c); }
+    if (!c) { c = { flags: new Set(), members: new Map(), synced: false, bans: new Map(), auditorium: false, departed: new Set() }; this.channels.set(key, c); }
     return c;
   }
 
@@ -230,12 +238,21 @@ export class ChannelModes {
 
   /** A nick left a channel (part, kick): its modes there are gone. */
   left(channel: string, nick: string): void {
-    this.channels.get(ircLower(channel))?.members.delete(ircLower(nick));
+    const c = this.channels.get(ircLower(channel));
+    if (c) departs(c, ircLower(nick));
   }
 
   /** A nick quit: its modes everywhere are gone. */
   quit(nick: string): void {
-    for (const c of this.channels.values()) c.members.delete(ircLower(nick));
+    for (const c of this.channels.values()) departs(c, ircLower(nick));
+  }
+
+  /**
+   * A nick joined: did it leave holding a rank (so its ghost's power level may still show one it
+   * no longer has)? Answered once per departure.
+   */
+  rankLeftWith(channel: string, nick: string): boolean {
+    return this.channels.get(ircLower(channel))?.departed.delete(ircLower(nick)) ?? false;
   }
 
   /** Report the whole state at the next RPL_CHANNELMODEIS (a room was just linked and knows nothing yet). */
@@ -246,6 +263,7 @@ export class ChannelModes {
   forgetAll(): void { this.channels.clear(); }
 
   renamed(oldNick: string, newNick: string): void {
+    for (const c of this.channels.values()) if (c.departed.delete(ircLower(oldNick))) c.departed.add(ircLower(newNick));
     for (const c of this.channels.values()) {
       const modes = c.members.get(ircLower(oldNick));
       if (!modes) continue;

@@ -175,3 +175,41 @@ describe('a netsplit quit, the nick back in only some of its channels', () => {
     expect(h.events.heldQuits).toBe(1);
   });
 });
+
+describe('ranks of those who come back', () => {
+  const levels = (h: ReturnType<typeof listener>): Record<string, unknown>[] => h.of('powerLevels').map((r) => r['users'] as Record<string, unknown>);
+
+  it('the first NAMES after joining reports everyone listed: a rank lost while the bridge was away comes off the ghost', () => {
+    const h = listener();
+    h.feed(...joined('#chan', '@op alice'));
+    expect(levels(h)).toEqual([{ 'net/op': 50, 'net/alice': 0 }]);
+  });
+
+  it('an operator who parts and comes back without op: the ghost\'s level follows after a few seconds', () => {
+    vi.useFakeTimers();
+    const h = listener();
+    h.feed(...joined('#chan', '@alice bob'));
+    h.reports.length = 0;
+    h.feed(':alice!u@h PART #chan', ':alice!u@h JOIN #chan');
+    vi.advanceTimersByTime(2_000);
+    expect(levels(h)).toEqual([]);
+    vi.advanceTimersByTime(1_500);
+    expect(levels(h)).toEqual([{ 'net/alice': 0 }]);
+    // someone who never had a rank: nothing to put right
+    h.reports.length = 0;
+    h.feed(':bob!u@h PART #chan', ':bob!u@h JOIN #chan');
+    vi.advanceTimersByTime(5_000);
+    expect(levels(h)).toEqual([]);
+  });
+
+  it('opped again within the wait (services, a netjoin): never shown without the rank in between', () => {
+    vi.useFakeTimers();
+    const h = listener();
+    h.feed(...joined('#chan', '@alice'));
+    h.reports.length = 0;
+    h.feed(':alice!u@h QUIT :Ping timeout', ':alice!u@h JOIN #chan', ':ChanServ!s@services MODE #chan +o alice');
+    vi.advanceTimersByTime(5_000);
+    expect(levels(h).every((u) => u['net/alice'] === 50)).toBe(true);
+    expect(levels(h).length).toBeGreaterThan(0);
+  });
+});

@@ -117,14 +117,14 @@ export class MatrixClientLayer {
    */
   async sendWithTxn(userId: string, roomId: string, type: string, content: Record<string, unknown>, txnId: string, ts?: number): Promise<string> {
     const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`;
-    const res = await this.request<{ event_id: string }>('PUT', path, content, userId, ts !== undefined ? { ts: String(Math.round(ts)) } : undefined);
-    return res.event_id;
+    const res = await this.request<{ event_id?: unknown }>('PUT', path, content, userId, ts !== undefined ? { ts: String(Math.round(ts)) } : undefined);
+    return sentEventId(res);
   }
 
   async redact(userId: string, roomId: string, eventId: string, txnId: string, reason?: string): Promise<string> {
     const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/redact/${encodeURIComponent(eventId)}/${encodeURIComponent(txnId)}`;
-    const res = await this.request<{ event_id: string }>('PUT', path, reason ? { reason } : {}, userId);
-    return res.event_id;
+    const res = await this.request<{ event_id?: unknown }>('PUT', path, reason ? { reason } : {}, userId);
+    return sentEventId(res);
   }
 
   /** Register an appservice user (a ghost, or the bot) unless it exists. Cached. */
@@ -305,4 +305,16 @@ export class MatrixClientLayer {
     this.markJoined(userId ?? this.botUserId, res.room_id);
     return res.room_id;
   }
+}
+
+/**
+ * The event id a send answered with. A 2xx without one (an empty or HTML body from a proxy in
+ * front of the homeserver) is not taken as sent: the caller would map nothing, and an undefined
+ * id reads as "the ghost may not send here" further up, which drops the message without a word.
+ */
+function sentEventId(res: { event_id?: unknown }): string {
+  if (typeof res.event_id !== 'string' || res.event_id === '') {
+    throw new MatrixError('the homeserver accepted the event but answered without its event_id', undefined, undefined);
+  }
+  return res.event_id;
 }

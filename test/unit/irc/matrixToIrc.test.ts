@@ -120,6 +120,11 @@ describe('matrixToIrc HTML', () => {
     ['link whose text is the URL', '<a href="https://x.y">https://x.y</a>', ['https://x.y']],
     ['link without text', '<a href="https://x.y"></a>', ['https://x.y']],
     ['mailto link', '<a href="mailto:a@b.c">a@b.c</a>', ['a@b.c']],
+    // found in review: clients that link bare addresses had them said twice
+    ['bare domain, linked', 'see <a href="http://x.org">x.org</a> and <a href="https://www.x.org">www.x.org</a>', ['see x.org and www.x.org']],
+    ['the text without the closing slash', '<a href="https://x.org/">https://x.org</a>', ['https://x.org']],
+    ['the text decoded', '<a href="https://x.org/caf%C3%A9">x.org/café</a>', ['x.org/café']],
+    ['the same host under another name is repeated', '<a href="https://evil.example">x.org</a>', ['x.org <https://evil.example>']],
     ['link with formatted text', '<a href="https://ex.org">ex <b>bold</b></a> after', [`ex ${B}bold${B} <https://ex.org> after`]],
     ['anchor without href', '<a name="x">text</a>', ['text']],
     ['user pill', '<a href="https://matrix.to/#/@alice:example.org">Alice</a>: hi', ['alice: hi']],

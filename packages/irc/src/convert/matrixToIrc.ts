@@ -202,6 +202,21 @@ function safeDecode(s: string): string | undefined {
   }
 }
 
+/**
+ * Does a link's text already say where it goes? Then the URL is not repeated after it. Clients
+ * that link bare addresses write `<a href="http://x.org">x.org</a>`: the text is the address
+ * without its scheme, its closing slash or its percent-encoding (`café` for `caf%C3%A9`).
+ */
+export function sameAsHref(text: string, href: string): boolean {
+  if (text === href || `mailto:${text}` === href) return true;
+  const plain = (u: string): string => {
+    let d = u;
+    try { d = decodeURI(u); } catch { /* not valid percent-encoding: as it is */ }
+    return d.replace(/^https?:\/\//i, '').replace(/\/$/, '').toLowerCase();
+  };
+  return /^https?:\/\//i.test(href) && plain(text) === plain(href);
+}
+
 /** A user or room pill: a matrix.to link or a `matrix:` URI to a user, room alias or room ID. */
 export function parsePill(href: string): MatrixPill | undefined {
   let id: string | undefined;
@@ -324,7 +339,7 @@ function htmlToIrc(html: string, opts: MatrixToIrcOptions): string[] {
       collect(collector.text);
       const text = collector.text.replace(COLLAPSIBLE, ' ').trim();
       if (text === '') emit(href);
-      else if (text !== href && `mailto:${text}` !== href) emit(` <${href}>`);
+      else if (!sameAsHref(text, href)) emit(` <${href}>`);
     };
   };
 

@@ -46,6 +46,30 @@ describe('ircToMatrix formatting', () => {
     expect(ircToMatrix(input, {})).toEqual(expected);
   });
 
+  // Text with line breaks is several IRC lines (a draft/multiline batch); formatting ends with each.
+  it.each<[string, string, MatrixText]>([
+    [
+      'bold closed on the next line, as matrixToIrc writes <b>first<br>second</b> plain<br>third',
+      '\x02first\n\x02second\x02 plain\nthird',
+      { body: 'first\nsecond plain\nthird', formattedBody: '<b>first</b><br><b>second</b> plain<br>third' },
+    ],
+    ['bold left open ends with its line', '\x02bold line\nplain line', { body: 'bold line\nplain line', formattedBody: '<b>bold line</b><br>plain line' }],
+    [
+      'colour left open ends with its line',
+      '\x0304red\n12 apples',
+      { body: 'red\n12 apples', formattedBody: '<font data-mx-color="#ff0000">red</font><br>12 apples' },
+    ],
+    [
+      'a code block: monospace opened on every line, a lone code on a blank one',
+      '\x11def a():\n\x11    pass\n\x11\n\x11def b():',
+      { body: 'def a():\n    pass\n\ndef b():', formattedBody: '<code>def a():</code><br><code>    pass</code><br><br><code>def b():</code>' },
+    ],
+    ['plain lines stay plain', 'one\ntwo', { body: 'one\ntwo' }],
+    ['styles within a line still carry', '\x02a \x1Db\x02 c\nd', { body: 'a b c\nd', formattedBody: '<b>a <i>b</i></b><i> c</i><br>d' }],
+  ])('lines: %s', (_name, input, expected) => {
+    expect(ircToMatrix(input, {})).toEqual(expected);
+  });
+
   it('never lets markup through, whatever the codes around it', () => {
     const hostile = '\x02<img src=x onerror=alert(1)>\x034,2"><a href="javascript:x">\x0F&amp;';
     const { formattedBody } = ircToMatrix(hostile, {});
@@ -112,6 +136,32 @@ describe('ircToMatrix mentions', () => {
     const result = ircToMatrix(input, { mentions });
     expect(result.body).toBe(input.replace(/[\x02]/g, ''));
     expect(result.formattedBody).toBe(formattedBody);
+  });
+
+  // A nick joined to `/`, `~` or `.`+letter is part of a path, file or host name: no ping.
+  it.each<[string, string, string | undefined]>([
+    ['host name', 'ssh alice.example.com', undefined],
+    ['file name', 'open alice.txt', undefined],
+    ['file name with a digit extension', 'unpack alice.7z', undefined],
+    ['last part of a host name', 'ping mail.alice', undefined],
+    ['end of a path', 'see example.org/alice', undefined],
+    ['start of a path', 'cd alice/src', undefined],
+    ['inside a path under home', 'cd ~/alice/src', undefined],
+    ['a home directory', 'ls ~alice', undefined],
+    ['a backup file', 'rm alice~', undefined],
+    ['a Windows path', 'C:\\Users\\alice\\src', undefined],
+    ['addressed with a colon', 'alice: hi', `${pill('alice')}: hi`],
+    ['addressed with a comma', 'alice, hi', `${pill('alice')}, hi`],
+    ['sentence end', 'hi alice.', `hi ${pill('alice')}.`],
+    ['sentence end before more', 'thanks alice. bye', `thanks ${pill('alice')}. bye`],
+    ['ellipsis after', 'alice...', `${pill('alice')}...`],
+    ['ellipsis before', 'well...alice?', `well...${pill('alice')}?`],
+    ['a dot before punctuation', '(ask alice.)', `(ask ${pill('alice')}.)`],
+    ['in brackets', '(alice)', `(${pill('alice')})`],
+    ['after an at sign', '@alice hi', `@${pill('alice')} hi`],
+    ['possessive', "alice's turn", `${pill('alice')}&#39;s turn`],
+  ])('names: %s', (_name, input, formattedBody) => {
+    expect(ircToMatrix(input, { mentions })).toEqual({ body: input, ...(formattedBody !== undefined && { formattedBody }) });
   });
 
   it('reads a huge word without spaces in one pass (no URL or address scan from every position in it)', () => {

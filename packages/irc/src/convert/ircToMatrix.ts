@@ -35,6 +35,16 @@ const NICK_RUN = /[\p{L}\p{N}\p{M}[\]\\`_^{|}-]+/gu;
  * characters: half a second), and the leftmost match is the same either way.
  */
 const NO_MENTION = /(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/\S+|\bwww\.\S+|(?<![^\s@])[^\s@]+@[^\s@]+\.[^\s@]+/giu;
+/**
+ * A word joined on either side to `/` or `~` (`~/alice/src`, `example.org/alice`, `~alice`), or to
+ * a dot with a letter or digit on its far side (`alice.example.com`, `alice.txt`), is part of a
+ * path, file or host name: no one is addressed, and a pill would ping them for nothing. A dot
+ * ending a sentence (`hi alice.`, `alice...`) has a space, the end or punctuation after it, so
+ * that word still counts. `\` is not needed here: it is a nick character, so `C:\alice\src` is
+ * one run that names no one.
+ */
+const JOINED_BEFORE = /(?:[/~]|[\p{L}\p{N}]\.)$/u;
+const JOINED_AFTER = /^(?:[/~]|\.[\p{L}\p{N}])/u;
 /** Nicks shorter than this are only linked when they address the line (`al: hi`). */
 const MIN_LOOSE_NICK = 3;
 /** C0 controls (and DEL) other than tab and newline, left after the formatting codes are parsed. */
@@ -48,13 +58,26 @@ interface MentionRange {
 }
 
 export function ircToMatrix(text: string, opts: IrcToMatrixOptions = {}): MatrixText {
-  const spans = parseFormatting(text)
+  const spans = parseLines(text)
     .map((s) => ({ text: s.text.replace(STRAY_CONTROLS, ''), style: s.style }))
     .filter((s) => s.text !== '');
   const body = spans.map((s) => s.text).join('');
   const mentions = opts.mentions ? findMentions(body, opts.mentions) : [];
   if (mentions.length === 0 && !spans.some((s) => tagsFor(s.style).length > 0)) return { body };
   return { body, formattedBody: renderHtml(spans, mentions) };
+}
+
+/**
+ * Formatting spans of text that may hold several IRC lines (a `draft/multiline` batch, joined by
+ * `joinMultiline`). An IRC line cannot contain a line break, so each one here starts a new line,
+ * and on IRC formatting ends with its line: each line is parsed on its own, or a code left open
+ * (or closed) on one line would flip the style of the next. The line break itself is unstyled.
+ */
+function parseLines(text: string): IrcSpan[] {
+  return text.split('\n').flatMap((line, i) => {
+    const spans = parseFormatting(line);
+    return i === 0 ? spans : [{ text: '\n', style: PLAIN_STYLE }, ...spans];
+  });
 }
 
 export function escapeHtml(text: string): string {
@@ -92,6 +115,8 @@ function findMentions(body: string, lookup: (word: string) => IrcMention | undef
     const skip = excluded[x];
     if (skip && skip[0] < end) continue; // inside a URL or address
     if (body[start - 1] === '#') continue; // a channel name, not a nick
+    // (3 characters back: a letter before the dot may be a surrogate pair)
+    if (JOINED_BEFORE.test(body.slice(Math.max(0, start - 3), start)) || JOINED_AFTER.test(body.slice(end, end + 3))) continue;
     if ([...word].length < MIN_LOOSE_NICK && !(start === 0 && body[end] === ':')) continue;
     if (!cache.has(word)) cache.set(word, lookup(word));
     const mention = cache.get(word);

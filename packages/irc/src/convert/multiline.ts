@@ -1,7 +1,9 @@
 /**
  * IRC → Matrix: the lines of an IRCv3 `draft/multiline` batch as the one message they are. Lines
  * are joined with a line break, except a line tagged `draft/multiline-concat`, which continues the
- * one before it (a long line the sender had to split to fit IRC's line length).
+ * one before it (a long line the sender had to split to fit IRC's line length). So a line break
+ * here always ends an IRC line, and `ircToMatrix` ends the line's formatting there, as IRC clients
+ * do; a concat piece keeps the formatting of the line it continues.
  */
 export interface MultilineLine { text: string; concat: boolean }
 

@@ -653,6 +653,7 @@ export class ChannelEvents {
       }
     }
     for (const set of this.nickChannels.values()) moveChannel(set, from, to);
+    this.moveChannelState(ircLower(from), ircLower(to));
     this.modes.channelRenamed(from, to);
     this.server.recent.channelRenamed(from, to);
     this.marks?.channelRenamed(from, to);
@@ -666,6 +667,21 @@ export class ChannelEvents {
     if (portals.length === 0) return;
     this.report(this.ctx.remote.chatInfo({ chat: newChat, name: to }));
     this.report(this.ctx.remote.notice({ chat: newChat, text: `ℹ ${from} was renamed to ${to} on IRC${reason ? ` (${reason})` : ''}: this room now follows ${to}.` }));
+  }
+
+  /**
+   * What waits on a channel by its folded name moves to its new one: quits held as a netsplit (their
+   * leaves go to the rooms, which follow the new name), a NAMES known or awaited, a prune waiting
+   * for the modes, a history fetch and the request behind it.
+   */
+  private moveChannelState(from: string, to: string): void {
+    if (from === to) return;
+    for (const m of [this.awaitingModes, this.namesWaiters, this.fetching] as Map<string, unknown>[]) {
+      if (m.has(from)) { m.set(to, m.get(from)); m.delete(from); }
+    }
+    if (this.namesIn.delete(from)) this.namesIn.add(to);
+    this.asking.forEach((ch, i) => { if (ch === from) this.asking[i] = to; });
+    for (const q of this.splits.heldPayloads()) q.channels = q.channels.map((ch) => (ch === from ? to : ch));
   }
 
   /** An IRCv3 reaction in a channel (a TAGMSG with `+draft/react` and the msgid it answers); it waits behind a fetch as messages do. */

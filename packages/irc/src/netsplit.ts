@@ -71,6 +71,9 @@ export class NetsplitDetector<T> {
     return h.payload;
   }
 
+  /** The payloads of all quits held now (to change in place: a channel renamed meanwhile). */
+  heldPayloads(): T[] { return [...this.held.values()].map((h) => h.payload); }
+
   /** The payload of a held quit, which stays held (a nick back in some of its channels, not yet all). */
   peek(key: string): T | undefined { return this.held.get(key)?.payload; }
 

@@ -42,7 +42,7 @@ function listener(opts: { portals?: Record<string, string[]>; expectKick?: [stri
   events.wire();
   const feed = (...lines: string[]): void => { for (const l of lines) client.connection.addReadBuffer(`${l}\r\n`); };
   const of = (t: string): Report[] => reports.filter((r) => r.t === t);
-  return { events, feed, reports, of };
+  return { events, feed, reports, of, conn };
 }
 
 /** The listener joins a channel with these members (NAMES, prefixes and all). */
@@ -213,3 +213,22 @@ describe('ranks of those who come back', () => {
     expect(levels(h).length).toBeGreaterThan(0);
   });
 });
+
+describe('a channel renamed while something waits on it', () => {
+  it('a netsplit quit held there leaves the rooms, which follow the new name; its NAMES is still known', async () => {
+    vi.useFakeTimers();
+    const h = listener({ portals: { 'net/#old': ['!r'] } });
+    h.feed(...joined('#old', 'alice'));
+    h.feed(':alice!u@h QUIT :*.net *.split');
+    h.conn.emit('renamed', { from: '#old', to: '#new' });
+    h.reports.length = 0;
+    vi.advanceTimersByTime(61_000);
+    expect(h.of('membership')).toEqual([{ t: 'membership', chat: 'net/#new', user: { id: 'net/alice', displayName: 'alice' }, membership: 'leave', reason: '*.net *.split' }]);
+    // who is in it was had before the rename: nothing to wait for under the new name
+    let named = false;
+    void h.events.named('#new', 5_000).then(() => { named = true; });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(named).toBe(true);
+  });
+});
+

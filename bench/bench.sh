@@ -29,6 +29,9 @@ networks:
         maxClients: 5000
         lineLimit: 10
         reconnect: { maxConcurrent: 1000 }
+        # the bench's ergo has no flood limits (fakelag off): the bridge's own pacing would measure
+        # itself (2 lines a second per sender by default), not the bridge's cost
+        flood: { enabled: false }
 YAML
 node packages/core/dist/cli/main.js generate-registration --config "$DIR/bridge.yaml" --output "$DIR/registration.yaml" >/dev/null
 log "starting Synapse (builds the chroot on first use) and ergo"

@@ -7,7 +7,7 @@
 #      listener, 26697), TRESTLE_E2E_DISCORD_PORT (27110), TRESTLE_E2E_KEEP=1 leaves Synapse running afterwards.
 #      The ngIRCd and InspIRCd suites start their servers themselves: TRESTLE_E2E_PLAIN_IRC_PORT (26668),
 #      TRESTLE_E2E_INSPIRCD_PORT (26669), TRESTLE_E2E_NETSPLIT_PORT (26670: two linked InspIRCd servers
-#      take it and the next three).
+#      take it and the next three), TRESTLE_E2E_FLOOD_PORT (26674: an InspIRCd strict about flooding).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT_DIR="$PWD"
@@ -71,6 +71,8 @@ networks:
         botNick: trestlebot
         lineLimit: 3
         idleTimeoutMinutes: 0
+        # ergo here has no flood limits (fakelag off): suites send fast; irc-flood.test.ts tests it on
+        flood: { enabled: false }
         reconnect:
           initialDelayMs: 300
           maxDelayMs: 2000

@@ -14,6 +14,8 @@
 #   INSPIRCD_PEER         NAME:PORT of the server to link with (a link block: an operator's CONNECT links them)
 #   INSPIRCD_LINK_PASS    the password both ends of the link send (required with INSPIRCD_PEER)
 #   INSPIRCD_OPER_PASS    an IRC operator "tester" with this password, allowed SQUIT and CONNECT
+# INSPIRCD_STRICT_FLOOD=1: clients sending faster than 2 commands a second past a burst of 20 are
+#   disconnected ("Excess Flood"), as on strict networks, instead of the defaults below (no limit)
 # Prints one line on stdout: 127.0.0.1:PORT. Everything else goes to stderr.
 set -euo pipefail
 
@@ -38,13 +40,15 @@ log "binary: $BIN ($("$BIN" --version 2>/dev/null | head -n1))"
 # No host name lookups (each would wait for a resolver); queues and rates far above what tests send.
 echo "InspIRCd test server on 127.0.0.1:$PORT" > "$WORK/inspircd.motd"
 SID_ATTR=""; [[ -z "${INSPIRCD_SID:-}" ]] || SID_ATTR=" id=\"$INSPIRCD_SID\""
+FLOOD_ATTRS='threshold="100000" commandrate="1000000"'
+[[ "${INSPIRCD_STRICT_FLOOD:-}" != 1 ]] || FLOOD_ATTRS='threshold="20" commandrate="2000"'
 cat > "$WORK/inspircd.conf" <<CONF
 <config format="xml">
 <server name="${INSPIRCD_NAME:-insp.bridge.test}" description="InspIRCd test server" network="InspTest"$SID_ATTR>
 <admin name="test" nick="test" email="test@bridge.test">
 <bind address="127.0.0.1" port="$PORT" type="clients">
 <connect name="main" allow="*" timeout="60" pingfreq="120" hardsendq="16777216" softsendq="16777216" recvq="65536"
-         localmax="100000" globalmax="100000" threshold="100000" commandrate="1000000" fakelag="no" maxchans="1000"
+         localmax="100000" globalmax="100000" $FLOOD_ATTRS fakelag="no" maxchans="1000"
          limit="100000" useident="no" resolvehostnames="no" motd="main">
 <files main="$WORK/inspircd.motd">
 <path moduledir="$MODULES" configdir="$WORK" datadir="$WORK" logdir="$WORK" runtimedir="$WORK">

@@ -146,6 +146,23 @@ export const ircServerSchema = z.strictObject({
     answerMs: z.int().min(1000).default(10_000)
       .describe('A Matrix user\'s message the server has not confirmed (its labeled echo, or the PONG after it on a server without labels) this long makes the bridge PING the server; if it then answers none of that connection\'s commands for this long again, the connection is taken for dead: it is dropped and reconnected, and its unconfirmed messages are sent again.'),
   }).prefault({}).describe('How long to wait for the IRC server before taking a connection for dead.'),
+  flood: z.strictObject({
+    enabled: z.boolean().default(true)
+      .describe('Pace what each Matrix user\'s connection (and the relay connection) sends: `burstLines` lines at once, then ' +
+        '`linesPerSecond`, so the server does not kill it for flooding. A line that must wait holds back the lines after it: order ' +
+        'never changes. false writes every line at once: only for a server that does not limit clients, or exempts the bridge\'s address.'),
+    burstLines: z.int().min(1).default(10)
+      .describe('Lines a connection may send at once after a quiet spell (the JOINs after a reconnect, the lines of a long message). ' +
+        'Keep it within what the server allows a client before it kills it with "Excess Flood".'),
+    linesPerSecond: z.number().gt(0).default(2)
+      .describe('Lines a second a connection sends once its burst is spent. Keep it at or below the rate the server allows ' +
+        'a client (commonly 2 a second, as solanum on Libera.Chat).'),
+  }).prefault({})
+    .describe('Client-side flood control, per connection: a token bucket that lets `burstLines` lines go at once, then ' +
+      '`linesPerSecond`, so that the server never drops a connection for sending too fast (it would kill the connection, and the ' +
+      'messages sent again after the reconnect would repeat lines). A line that must wait holds back every line after it: order ' +
+      'is never changed. A multiline message counts its lines and two more; one longer than the burst waits for a full bucket. ' +
+      'The bridge\'s own listening connection, which sends little, is not paced.'),
 }).superRefine((server, ctx) => {
   // a host given as an address of the other family cannot be reached from the block's addresses
   const hostFamily = isIP(server.host);

@@ -25,6 +25,7 @@ import { DeliveryError } from '@trestle/core';
 import { reconnectAfterLoss, registerDeadline } from './connection.js';
 import { lineDecoder } from './convert/encoding.js';
 import { CtcpLimiter, privateMessage } from './ctcp.js';
+import { joinLines, Pacer } from './flood.js';
 import { capEntries, escapeTag, parseLine, type IrcLine } from './ircline.js';
 import { READ_BUFFER, REST_MAX_MS, REST_MS, rest, wake } from './resting.js';
 import { ircLower, moveChannel } from './ids.js';
@@ -38,7 +39,6 @@ import { joinMultiline, type MultilineLine, type MultilinePart } from './convert
 import type { LeanOptions } from './leanOptions.js';
 
 export type { LeanOptions };
-
 
 type LineKind = 'PRIVMSG' | 'NOTICE' | 'ACTION' | 'TAGMSG' | 'REDACT' | 'TOPIC' | 'RAW' | 'MULTILINE';
 interface Pending {
@@ -60,10 +60,17 @@ const CHANNEL_CHATTER = /(?:@\S+ )?:\S+ (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/y; // s
 
 /** The longest line kept while waiting for its end (tags 8,191 + message 512 bytes, with room). */
 const MAX_LINE_BYTES = 16 * 1024;
+/** The longest wait, after our QUIT, for the answers of lines written before it (at most `answerMs`). */
+const QUIT_GRACE_MS = 5000;
+/** A line not sent or not confirmed on a connection quit on purpose: an outage, retried through the pool's new connection. */
+const closedError = (): DeliveryError => new DeliveryError('the IRC connection was closed before the server confirmed the message', false, { unreachable: true });
 
 export class LeanConnection extends EventEmitter {
   state: 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed' = 'idle';
   private currentNick: string;
+  /** The nick registration asks for: the configured one, then each one a NICK written here asked for and got (not one forced or taken instead). */
+  private wantedNick: string;
+  private askedNick?: string; // (the last NICK written after registration, until the server makes it)
   /** Called when the nick changes (the server keeps an index of its connections' nicks). */
   onNickChange?: () => void;
   get nick(): string { return this.currentNick; }
@@ -94,6 +101,8 @@ export class LeanConnection extends EventEmitter {
   private labelSeq = 0;
   /** A pump of the send queue is due at the end of this turn (see enqueue). */
   private pumpQueued = false;
+  /** Paces the send queue (LeanOptions.flood; flood.ts). */
+  private readonly pacer: Pacer;
   /**
    * Lines written without a label, by the PING written after them (their barrier), oldest first:
    * the PING's token, and each line's key in `awaiting`, its target (lower-cased) and the server's
@@ -101,7 +110,6 @@ export class LeanConnection extends EventEmitter {
    */
   private barriers: { token: string; lines: { key: string; target: string; refusal?: string }[] }[] = [];
   private readonly joinWaits = new JoinWaits();
-  /** This connection's SASL login succeeded (903): no NickServ IDENTIFY needed. */
   /**
    * The check of a connection whose server is slow to answer (see suspect()): the PING's token, the
    * labels written before it, whether a later line also went unanswered too long, and the timer
@@ -152,7 +160,8 @@ export class LeanConnection extends EventEmitter {
   constructor(private readonly opts: LeanOptions) {
     super();
     this.decode = lineDecoder(opts.encodingFallback);
-    this.currentNick = opts.nick;
+    this.pacer = new Pacer(opts.flood);
+    this.currentNick = this.wantedNick = opts.nick;
     if (opts.nickLen) this.nickLen = opts.nickLen;
     this.route = { port: opts.port, tls: opts.tls };
   }
@@ -176,6 +185,8 @@ export class LeanConnection extends EventEmitter {
 
   connect(): Promise<void> {
     if (this.state === 'connected') return Promise.resolve();
+    // quit for good: opening again would make a connection its server no longer knows (see enqueue)
+    if (this.state === 'closed' && this.intentionalQuit) return Promise.reject(closedError());
     const p = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
     if (this.state === 'idle' || this.state === 'closed') { this.intentionalQuit = false; this.open(); }
     return p;
@@ -225,7 +236,7 @@ export class LeanConnection extends EventEmitter {
       if (!route.tls && o.password && o.sts) this.loginHold.begin();
       const login = (): void => {
         if (o.password) this.write(`PASS :${o.password}`);
-        this.write(`NICK ${o.nick}`);
+        this.write(`NICK ${this.wantedNick}`);
         this.write(`USER ${o.username} 0 * :${o.realname}`);
       };
       if (!this.loginHold.hold(login)) login();
@@ -246,6 +257,7 @@ export class LeanConnection extends EventEmitter {
   private write(line: string): void {
     wake(this.socket); // what we send is usually answered: read the answer as soon as it comes
     this.restMs = REST_MS;
+    this.pacer.written(); // the server counts every line
     this.socket?.write(line.replace(/[\r\n\0]/g, '') + '\r\n');
   }
 
@@ -316,12 +328,13 @@ export class LeanConnection extends EventEmitter {
         clearTimeout(this.registerTimer);
         this.state = 'connected';
         this.attempts = 0;
+        this.pacer.restart();
         this.opts.log.info('IRC connection registered', { nick: this.nick });
         this.identifyIfNeeded();
         if (this.opts.userModes) this.write(`MODE ${this.nick} ${this.opts.userModes}`);
         if (this.awayText !== undefined) this.write(`AWAY :${this.awayText}`);
-        for (const [ch, key] of this.channels) this.write(`JOIN ${ch}${key ? ` ${key}` : ''}`);
-        this.regain.registered(this.opts.nick, this.nick);
+        for (const line of joinLines(this.channels)) this.write(line); // few lines, not one per channel: flood.ts
+        this.regain.registered(this.wantedNick, this.nick);
         for (const w of this.readyWaiters.splice(0)) w.resolve();
         this.emit('registered', this.nick);
         this.pump();
@@ -346,7 +359,7 @@ export class LeanConnection extends EventEmitter {
         if (this.state !== 'connected') {
           this.nickAttempt++;
           this.regain.refused(l.command === '433');
-          this.write(`NICK ${l.command === '432' ? `M${Date.now().toString(36)}` : nextNick(this.opts.nick, this.nickAttempt, this.nickLen)}`);
+          this.write(`NICK ${l.command === '432' ? `M${Date.now().toString(36)}` : nextNick(this.wantedNick, this.nickAttempt, this.nickLen)}`);
           return;
         }
         break;
@@ -370,6 +383,7 @@ export class LeanConnection extends EventEmitter {
       case 'NICK':
         if (mine) {
           this.nick = p[0] ?? this.nick;
+          if (this.askedNick !== undefined && ircLower(this.nick) === ircLower(this.askedNick)) { this.wantedNick = this.nick; this.askedNick = undefined; }
           for (const line of this.regain.nickChanged()) this.write(line);
           this.emit('own nick', this.nick);
         }
@@ -574,6 +588,7 @@ export class LeanConnection extends EventEmitter {
 
   private onClosed(): void {
     clearTimeout(this.registerTimer);
+    this.pacer.stop();
     this.loginHold.drop();
     clearTimeout(this.probe?.timer);
     this.probe = undefined;
@@ -583,10 +598,11 @@ export class LeanConnection extends EventEmitter {
     this.awaiting.clear();
     this.barriers = [];
     if (this.intentionalQuit || this.state === 'closed') {
-      // written before our QUIT on a connection that was up: the server had them
-      for (const w of unanswered) w.settle(undefined);
+      // written before our QUIT, unanswered until the close: perhaps never had (a frozen server);
+      // sent again, as after a loss (a line shown twice is seen, a line lost is not)
+      for (const w of unanswered) w.lost();
       this.state = 'closed';
-      for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
+      for (const w of this.readyWaiters.splice(0)) w.reject(closedError());
       return;
     }
     if (this.refusedWhy) { this.refused(`the IRC server refuses the connection: ${this.refusedWhy}`); return; }
@@ -610,7 +626,6 @@ export class LeanConnection extends EventEmitter {
     if (this.joined.has(lc)) return;
     await this.joinWaits.join(lc, channel, () => this.write(`JOIN ${channel}${key ? ` ${key}` : ''}`), () => this.channels.delete(lc));
   }
-
 
   part(channel: string, reason?: string): void {
     const lc = ircLower(channel);
@@ -652,6 +667,8 @@ export class LeanConnection extends EventEmitter {
   }
 
   private enqueue(item: Omit<Pending, 'resolve' | 'reject'>): Promise<string | undefined> {
+    // quit on purpose (idle, evicted): the pool let go of it, and reopened it would hold the nick with nobody to close it
+    if (this.state === 'closed' && this.intentionalQuit) return Promise.reject(closedError());
     this.lastActive = Date.now();
     return new Promise((resolve, reject) => {
       this.queue.push({ ...item, resolve, reject });
@@ -666,11 +683,14 @@ export class LeanConnection extends EventEmitter {
 
   /**
    * Write queued lines in order; each line's promise settles with its echo (msgid) or refusal, and
-   * fails when the connection is lost before either (the server may never have had it).
+   * fails when the connection is lost before either (the server may never have had it). Paced: a
+   * line the flood bucket has no room for stops the pump, with all behind it, until it has.
    */
   private pump(): void {
     let unlabeled: { key: string; target: string }[] = [];
     while (this.queue.length && this.state === 'connected') {
+      const ml = this.queue[0]!.multiline;
+      if (!this.pacer.ready(ml ? ml.parts.length + 2 : 1, () => this.pump())) break;
       const line = this.queue.shift()!;
       const tags = { ...line.tags };
       // a TOPIC is answered by the TOPIC itself or a refusal (482: not an operator), so it can wait for either
@@ -710,7 +730,7 @@ export class LeanConnection extends EventEmitter {
           break;
         }
         case 'TOPIC': this.write(`${prefix}TOPIC ${line.target} :${line.text}`); break;
-        case 'RAW': this.write(line.text); break;
+        case 'RAW': this.askedNick = /^NICK (\S+)/i.exec(line.text)?.[1] ?? this.askedNick; this.write(line.text); break;
         case 'MULTILINE': {
           const ref = `ml${++this.batchSeq}`;
           const { command, parts } = line.multiline!;
@@ -753,18 +773,25 @@ export class LeanConnection extends EventEmitter {
     this.emit('closed'); // ends a reconnect attempt in progress (its limiter place)
   }
 
+  /** Close for good (later sends fail: enqueue). Unconfirmed lines settle as the server answers before it closes, else fail (onClosed). */
   quit(message = 'Bye'): void {
     this.intentionalQuit = true;
     if (this.timer) clearTimeout(this.timer);
     clearTimeout(this.registerTimer);
     clearTimeout(this.probe?.timer);
     this.probe = undefined;
-    if (this.state === 'connected') this.pump(); // lines sent this turn go before the QUIT, as they were sent before it
-    for (const l of this.queue.splice(0)) l.reject(new DeliveryError('the IRC connection was closed'));
+    if (this.state === 'connected') this.pump(); // lines sent this turn go before the QUIT, as they were sent before it (as paced)
+    this.pacer.stop();
+    for (const l of this.queue.splice(0)) l.reject(closedError());
     if (this.state === 'connected') this.write(`QUIT :${message}`);
     this.state = 'closed';
-    this.socket?.end();
-    for (const w of this.readyWaiters.splice(0)) w.reject(new DeliveryError('the IRC connection was closed'));
+    const sock = this.socket;
+    const grace = setTimeout(() => {
+      if (sock && !sock.destroyed) this.opts.log.info('the IRC server did not close the connection after QUIT; dropping it', { unanswered: this.awaiting.size });
+      sock?.destroy();
+    }, Math.min(this.opts.timeouts.answerMs, QUIT_GRACE_MS)).unref();
+    sock?.once('close', () => clearTimeout(grace)).end();
+    for (const w of this.readyWaiters.splice(0)) w.reject(closedError());
     this.emit('closed'); // ends a reconnect attempt in progress (its limiter place)
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { Logger } from '@trestle/core';
 import type { ReconnectLimiter } from './connection.js';
+import type { FloodSettings } from './flood.js';
 import type { IdentRegistry } from './identd.js';
 import type { StsPolicy } from './sts.js';
 
@@ -33,6 +34,11 @@ export interface LeanOptions {
    * checked, and how long the check waits (see {@link LeanConnection.suspect}).
    */
   timeouts: { registerMs: number; answerMs: number };
+  /**
+   * Client-side flood control (config `flood`; flood.ts): the send queue goes out at most
+   * `burstLines` at once, then `linesPerSecond`, in order. Unset or disabled: all at once.
+   */
+  flood?: FloodSettings;
   limiter: ReconnectLimiter;
   log: Logger;
   /** The ident server, told about each socket once connected, before NICK and USER (config `ident`). */

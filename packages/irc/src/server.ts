@@ -284,7 +284,8 @@ export class IrcServer {
    */
   clientFor(userId: string, displayName: string, fixed?: { nick: string; username: string; realname: string }): LeanConnection {
     let c = this.clients.get(userId);
-    if (c && c.state !== 'closed') return c;
+    // asked for to send or join: the user is active now, not the least recently active to evict for the next one
+    if (c && c.state !== 'closed') { c.lastActive = Date.now(); return c; }
     this.evictIfFull(userId);
     const saved = this.store.user(userId, this.key);
     const vars = { userId, displayName };
@@ -310,7 +311,7 @@ export class IrcServer {
       ...(this.cfg.password ? { password: this.cfg.password } : {}), ...(sasl ? { sasl } : {}), ...(clientCert ? { clientCert } : {}),
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       identify: { mode: this.cfg.nickserv.identify, nick: this.cfg.nickserv.nick },
-      reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
+      reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, flood: this.cfg.flood, limiter: this.limiter, log,
       ...(this.ident ? { ident: this.ident } : {}), ...source, encodingFallback: this.cfg.encodingFallback,
       ...(this.cfg.userModes ? { userModes: this.cfg.userModes } : {}), ...(this.sts ? { sts: this.sts } : {}),
     });

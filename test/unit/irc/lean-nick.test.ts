@@ -107,3 +107,62 @@ describe('LeanConnection taking back a nick that was taken', () => {
     expect(lines.filter((l) => l.startsWith('NICK '))).toEqual(['NICK Held[m]', 'NICK Held[m]_']);
   });
 });
+
+/**
+ * A peer that registers each connection with the nick it asks for (433 for those in `taken`), makes
+ * NICK changes after registration, and keeps the NICKs each connection sent; `send` writes to the latest.
+ */
+async function nickPeer(taken: Set<string>): Promise<{ port: number; nicks: string[][]; send: (line: string) => void; drop: () => void }> {
+  const nicks: string[][] = [];
+  const sockets: Socket[] = [];
+  const port = await scripted((line, s) => {
+    if (!sockets.includes(s)) { sockets.push(s); nicks.push([]); }
+    const mine = nicks[sockets.indexOf(s)]!;
+    const m = /^NICK (\S+)$/.exec(line);
+    if (!m) return;
+    const registered = (s as Socket & { nick?: string }).nick;
+    mine.push(m[1]!);
+    if (taken.has(m[1]!)) { s.write(`:srv 433 ${registered ?? '*'} ${m[1]} :Nickname is already in use\r\n`); return; }
+    s.write(registered ? `:${registered}!me@h NICK :${m[1]}\r\n` : `:srv 001 ${m[1]} :Welcome\r\n`);
+    (s as Socket & { nick?: string }).nick = m[1];
+  });
+  return { port, nicks, send: (l) => sockets.at(-1)!.write(`${l}\r\n`), drop: () => sockets.at(-1)!.destroy() };
+}
+
+describe('LeanConnection keeps the nick it changed to across reconnects', () => {
+  it('registers again with the nick asked for and got (the `nick` command, a display name followed), not the configured one', async () => {
+    const p = await nickPeer(new Set());
+    const c = client(p.port, 'orig');
+    await c.connect();
+    await c.send('RAW', '', 'NICK chosen');
+    await waitFor(() => c.nick === 'chosen');
+    p.drop(); // a ping timeout, a server restart
+    await waitFor(() => p.nicks.length === 2 && c.state === 'connected');
+    expect(p.nicks[1]).toEqual(['chosen']);
+    expect(c.nick).toBe('chosen');
+  });
+
+  it('does not keep a nick the server forced on it (services\' guest nick): the wanted one is asked for again', async () => {
+    const p = await nickPeer(new Set());
+    const c = client(p.port, 'orig');
+    await c.connect();
+    p.send(':orig!me@h NICK :Guest4821');
+    await waitFor(() => c.nick === 'Guest4821');
+    p.drop();
+    await waitFor(() => p.nicks.length === 2 && c.state === 'connected');
+    expect(p.nicks[1]).toEqual(['orig']);
+  });
+
+  it('falls back from the chosen nick, not the configured one, when it is taken at the reconnect', async () => {
+    const taken = new Set<string>();
+    const p = await nickPeer(taken);
+    const c = client(p.port, 'orig');
+    await c.connect();
+    await c.send('RAW', '', 'NICK chosen');
+    await waitFor(() => c.nick === 'chosen');
+    taken.add('chosen'); // someone took it while the connection was down
+    p.drop();
+    await waitFor(() => p.nicks.length === 2 && c.state === 'connected');
+    expect(p.nicks[1]).toEqual(['chosen', 'chosen_']);
+  });
+});

@@ -320,7 +320,11 @@ export class FromDiscord {
           const batch = [...(await channel.messages.fetch({ after: cursor, limit: 100 })).values()]
             .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
           if (batch.length === 0) break;
-          for (const m of batch) await this.onMessage({ chat, where: chat }, m);
+          for (const m of batch) {
+            // one message that cannot be bridged must not cost the ones after it: the loop goes on
+            await this.onMessage({ chat, where: chat }, m).catch((err: unknown) =>
+              ctx.log.warn('could not bridge a Discord message while catching up; going on with the next', { chat, messageId: m.id, err: err as Error }));
+          }
           cursor = batch[batch.length - 1]!.id;
           count += batch.length;
           if (batch.length < 100) break;

@@ -45,7 +45,10 @@ export interface AttachmentInfo {
   description: string | null;
 }
 
-/** One Discord attachment as a Matrix event: the file copied to the media repository, or a link if too big. */
+/**
+ * One Discord attachment as a Matrix event: the file copied to the media repository, or a link to
+ * it on Discord if it is too big, cannot be downloaded, or the homeserver does not take it.
+ */
 export async function attachmentPart(att: AttachmentInfo, maxBytes: number, ctx: Pick<NetworkContext, 'uploadMedia'>, log: Logger): Promise<RemoteMessagePart> {
   const link = (): RemoteMessagePart => ({ content: { msgtype: 'm.text', body: `📎 ${att.name} (${formatSize(att.size)}): ${att.url}` } });
   if (att.size > maxBytes) return link();
@@ -58,7 +61,16 @@ export async function attachmentPart(att: AttachmentInfo, maxBytes: number, ctx:
   }
   if ('tooBig' in got) return link();
   const mimetype = (att.contentType ?? got.contentType ?? 'application/octet-stream').split(';')[0]!.trim();
-  const up = await ctx.uploadMedia(got.data, att.contentType ?? got.contentType ?? 'application/octet-stream', att.name);
+  let up: { mxc: string };
+  try {
+    up = await ctx.uploadMedia(got.data, att.contentType ?? got.contentType ?? 'application/octet-stream', att.name);
+  } catch (err) {
+    // (M_TOO_LARGE, or the homeserver unreachable). Not retried here: the message is not in core's
+    // durable queue yet, and waiting would hold up the channel; the text and the link lose nothing
+    // (the file stays on Discord) and the message goes on in order.
+    log.warn('could not upload a Discord attachment to the homeserver; sending a link instead', { url: att.url, err: err as Error });
+    return link();
+  }
   return {
     content: {
       msgtype: msgtypeFor(mimetype), body: att.description || att.name, filename: att.name, url: up.mxc,

@@ -12,7 +12,7 @@ import {
 import { Routes, type APIMessage, type Client, type Guild, type GuildTextBasedChannel, type RawFile } from 'discord.js';
 import type { DiscordConfig } from './config.js';
 import {
-  allowedMentions, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, userMention, webhookUsername, type DiscordText,
+  allowedMentions, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, webhookUsername, type DiscordText,
 } from './convert/index.js';
 import { notConnected, toDeliveryError } from './errors.js';
 import {
@@ -23,6 +23,8 @@ import type { DiscordStore } from './store.js';
 import { discordCode, UNKNOWN_MESSAGE, type WebhookPool, type WebhookMessageBody } from './webhooks.js';
 
 const TYPING_EVERY_MS = 8000;
+/** Where the parts of a message an edit changed are recorded (see ToDiscord.partsOf). */
+const partsKey = (chat: string, firstPart: string): string => `parts:${chat}:${firstPart}`;
 const UNKNOWN_EMOJI = 10014;
 const EVERYONE = /(^|[^\w.])@(everyone|here)\b/;
 
@@ -158,11 +160,37 @@ export class ToDiscord {
     if (!r) return '';
     const target = r.remoteId ? parseMessageRef(msg.portal.remoteChat, r.remoteId) : undefined;
     const p = r.sender ? this.d.remoteUserOf(r.sender) : undefined;
-    const author = p?.kind === 'user' ? userMention(p.userId) : p?.kind === 'webhook' ? p.name : (r.sender ?? 'someone');
     return replyQuote({
-      author, ...(r.body !== undefined ? { snippet: r.body } : {}),
+      ...(p?.kind === 'user' ? { author: p.userId, mention: p.userId } : { author: p?.kind === 'webhook' ? p.name : (r.sender ?? 'someone') }),
+      ...(r.body !== undefined ? { snippet: r.body } : {}),
       ...(target ? { jumpUrl: `https://discord.com/channels/${guild.id}/${target.channelId}/${target.messageId}` } : {}),
     });
+  }
+
+  /** The name and avatar a Matrix user's messages go out under. */
+  private identity(sender: MatrixMessage['sender'], guild: Guild): WebhookMessageBody {
+    const identity: WebhookMessageBody = { username: webhookUsername(sender, this.memberNames(guild)) };
+    const avatar = sender.avatarMxc ? this.d.ctx.mediaUrl(sender.avatarMxc) : undefined;
+    if (avatar && /^https?:\/\//.test(avatar)) identity.avatar_url = avatar;
+    return identity;
+  }
+
+  /**
+   * The Discord messages a Matrix message is now, in order. Core knows the parts it was sent as; an
+   * edit that changes how many there are (deleting some, sending more) records them here, as core
+   * records what an edit returns under the edit's own event, where later edits and the redaction
+   * of the message do not look. Keyed by the first part, which an edit never replaces.
+   */
+  private partsOf(chat: string, sent: string[]): string[] {
+    const first = sent[0];
+    const recorded = first !== undefined ? this.d.ctx.kv.get(partsKey(chat, first)) : undefined;
+    return recorded ? JSON.parse(recorded) as string[] : sent;
+  }
+
+  private recordParts(chat: string, sent: string[], parts: string[]): void {
+    const key = partsKey(chat, sent[0]!);
+    if (parts.length === sent.length && parts.every((p, i) => p === sent[i])) this.d.ctx.kv.delete(key);
+    else this.d.ctx.kv.set(key, JSON.stringify(parts));
   }
 
   noteDeleted(messageId: string): void {
@@ -177,11 +205,7 @@ export class ToDiscord {
     const guild = channel.guild;
     const ctx = this.d.ctx;
     const threadId = chat.threadId ?? await this.threadFor(msg);
-    const identity: WebhookMessageBody = {
-      username: webhookUsername(msg.sender, this.memberNames(guild)),
-    };
-    const avatar = msg.sender.avatarMxc ? ctx.mediaUrl(msg.sender.avatarMxc) : undefined;
-    if (avatar && /^https?:\/\//.test(avatar)) identity.avatar_url = avatar;
+    const identity = this.identity(msg.sender, guild);
     let files: RawFile[] = [];
     let text: DiscordText;
     if (msg.media) {
@@ -245,43 +269,70 @@ export class ToDiscord {
     }
   }
 
+  /**
+   * A Matrix edit: each part of the new text edits the message's part in its place; parts left
+   * over are deleted, and text past the last part is sent as new messages after it. A part gone
+   * from Discord (deleted there) after the first is taken as the end of the message: what followed
+   * it is deleted and the rest of the text sent anew, so the message stays whole and in order.
+   */
   async edit(edit: MatrixEdit): Promise<void> {
-    const chat = this.chatOf(edit.portal.remoteChat);
+    const remoteChat = edit.portal.remoteChat;
+    const chat = this.chatOf(remoteChat);
     const guild = this.textChannel(chat.channelId).guild;
-    const targets = edit.target.remoteIds.filter((id) => !parseReactionRef(id)).map((id) => parseMessageRef(edit.portal.remoteChat, id));
-    if (targets.length === 0 || targets.some((t) => !t)) return;
+    const sent = edit.target.remoteIds.filter((id) => !parseReactionRef(id));
+    const parts = this.partsOf(remoteChat, sent);
+    const targets = parts.map((id) => parseMessageRef(remoteChat, id));
+    const first = targets[0];
+    if (!first || targets.some((t) => !t)) return;
     const text = this.toDiscord(edit.body, edit.formattedBody, guild,
       await this.mayPingEveryone(edit.portal.roomId, edit.sender.userId, edit.body, edit.formattedBody), edit.msgtype === 'm.emote');
     if (text.content.trim() === '') return; // Discord has no empty messages; a redaction removes one
     // a reply keeps the quote it was sent with
-    const first = edit.target.remoteIds.find((id) => !parseReactionRef(id));
-    const quote = first ? this.d.store.replyQuote(edit.portal.remoteChat, first) ?? '' : '';
+    const quote = this.d.store.replyQuote(remoteChat, sent[0]!) ?? '';
     const chunks = splitMessage(quote + text.content);
     const mentions = allowedMentions(text);
+    /** The parts as they are on Discord while this goes on (recorded even if it stops half-way: a retry goes on from there). */
+    const now = [...parts];
     try {
+      let kept = 0;
       for (const [i, t] of targets.entries()) {
-        if (!t) continue;
-        if (i < chunks.length) {
-          // the message keeps its number of parts: the last one takes what is left, cut with a mark if too long
-          const rest = i === targets.length - 1 ? chunks.slice(i).join('\n') : chunks[i]!;
-          const content = rest.length > 2000 ? `${rest.slice(0, 1999)}…` : rest;
-          await this.d.webhooks.edit(t.parentId, t.threadId, t.messageId, { content, allowed_mentions: mentions });
+        if (i < chunks.length && kept === i) {
+          try {
+            await this.d.webhooks.edit(t!.parentId, t!.threadId, t!.messageId, { content: chunks[i]!, allowed_mentions: mentions });
+            kept++;
+            continue;
+          } catch (err) {
+            if (discordCode(err) !== UNKNOWN_MESSAGE) throw err;
+            if (i === 0) throw new DeliveryError('the Discord message can no longer be edited (it was deleted, or sent before its webhook was replaced)', true, { cause: err });
+            this.d.ctx.log.info('a part of a Discord message edited from Matrix is gone; the rest of the text is sent anew', { eventId: edit.eventId, part: i });
+          }
         } else {
-          this.noteDeleted(t.messageId);
-          await this.d.webhooks.delete(t.parentId, t.threadId, t.messageId);
+          // a part left over, or after one that is gone
+          this.noteDeleted(t!.messageId);
+          await this.d.webhooks.delete(t!.parentId, t!.threadId, t!.messageId).catch((err: unknown) => { if (discordCode(err) !== UNKNOWN_MESSAGE) throw err; });
         }
+        now.splice(now.indexOf(parts[i]!), 1);
+      }
+      // the text past the parts there are: new messages, after them, where the message is
+      const identity = this.identity(edit.sender, guild);
+      for (const chunk of chunks.slice(kept)) {
+        const m: APIMessage = await this.d.webhooks.execute(first.parentId, first.threadId, { ...identity, allowed_mentions: mentions, content: chunk }, []);
+        now.push(messageRef(remoteChat, first.channelId, m.id));
       }
     } catch (err) {
-      if (discordCode(err) === UNKNOWN_MESSAGE) {
-        throw new DeliveryError('the Discord message can no longer be edited (it was deleted, or sent before its webhook was replaced)', true, { cause: err });
-      }
       throw toDeliveryError(err, 'edit');
+    } finally {
+      this.recordParts(remoteChat, sent, now);
     }
   }
 
   async redaction(r: MatrixRedaction): Promise<void> {
     const client = this.requireClient();
-    for (const id of r.target.remoteIds) {
+    const chat = r.portal.remoteChat;
+    const sent = r.target.remoteIds.filter((id) => !parseReactionRef(id));
+    // the message's parts as they are now (core knows those it was sent as, not what an edit deleted or added)
+    const ids = [...r.target.remoteIds.filter((id) => parseReactionRef(id)), ...(sent.length ? this.partsOf(chat, sent) : [])];
+    for (const id of ids) {
       const reaction = parseReactionRef(id);
       if (reaction) {
         await this.removeReaction(r.portal.remoteChat, r.target.eventId, reaction.message, reaction.emoji);
@@ -303,6 +354,7 @@ export class ToDiscord {
         await client.rest.delete(Routes.channelMessage(t.channelId, t.messageId)).catch((e: unknown) => { throw toDeliveryError(e, 'deletion'); });
       }
     }
+    if (sent.length) this.d.ctx.kv.delete(partsKey(chat, sent[0]!));
   }
 
   async reaction(reaction: MatrixReaction): Promise<SendResult> {
@@ -310,21 +362,32 @@ export class ToDiscord {
     const targetId = reaction.target.remoteIds.find((id) => !parseReactionRef(id));
     const t = targetId ? parseMessageRef(reaction.portal.remoteChat, targetId) : undefined;
     if (!targetId || !t) return {};
-    let emoji = reaction.key;
-    if (emoji.startsWith('mxc://')) {
-      const e = this.d.emojis.byMxc(emoji);
+    let tries: string[];
+    if (reaction.key.startsWith('mxc://')) {
+      const e = this.d.emojis.byMxc(reaction.key);
       if (!e) return {}; // a Matrix custom emoji Discord does not have
-      emoji = `${e.animated ? 'a:' : ''}${e.name}:${e.id}`;
+      tries = [`${e.animated ? 'a:' : ''}${e.name}:${e.id}`];
+    } else {
+      // Matrix clients send emoji with VS16 (U+FE0F, "show as emoji"), which Discord refuses for many
+      // (10014 Unknown Emoji): without it first, then as sent (in case Discord knows one only so)
+      tries = [...new Set([reaction.key.replace(/\uFE0F/g, ''), reaction.key])];
     }
-    try {
-      await client.rest.put(Routes.channelMessageOwnReaction(t.channelId, t.messageId, encodeURIComponent(emoji)));
-    } catch (err) {
-      // reactions are decoration: one Discord cannot show is logged, not reported as a failed delivery
-      if (discordCode(err) === UNKNOWN_EMOJI || discordCode(err) === UNKNOWN_MESSAGE) {
-        this.d.ctx.log.info('Matrix reaction not bridged: Discord does not know the emoji or the message', { key: reaction.key, code: discordCode(err) });
-        return {};
+    let emoji: string | undefined;
+    for (const candidate of tries) {
+      try {
+        await client.rest.put(Routes.channelMessageOwnReaction(t.channelId, t.messageId, encodeURIComponent(candidate)));
+        emoji = candidate;
+        break;
+      } catch (err) {
+        if (discordCode(err) === UNKNOWN_EMOJI) continue;
+        // reactions are decoration: one Discord cannot show is logged, not reported as a failed delivery
+        if (discordCode(err) === UNKNOWN_MESSAGE) break;
+        throw toDeliveryError(err, 'reaction');
       }
-      throw toDeliveryError(err, 'reaction');
+    }
+    if (emoji === undefined) {
+      this.d.ctx.log.info('Matrix reaction not bridged: Discord does not know the emoji or the message', { key: reaction.key, eventId: reaction.eventId });
+      return {};
     }
     this.d.store.addReaction(reaction.eventId, reaction.portal.remoteChat, targetId, emoji);
     return { remoteIds: [reactionRef(targetId, emoji)] };

@@ -19,7 +19,7 @@
 import { Buffer } from 'node:buffer';
 import { describe, it } from 'vitest';
 import {
-  allowedMentions, discordToMatrix, matrixToDiscord, parseDiscordMarkdown, replyQuote, splitMessage, webhookUsername,
+  allowedMentions, discordToMatrix, escapeHtml, matrixToDiscord, parseDiscordMarkdown, replyQuote, splitMessage, webhookUsername,
   type DiscordToMatrixResolver, type MatrixToDiscordResolver, type MdNode,
 } from '../../../packages/discord/src/convert/index.js';
 import { check, forAll as runProperty, shrinkFields, show, type Rng } from '../fuzz.js';
@@ -409,8 +409,7 @@ describe('fuzz: sending to Discord', () => {
   });
 
   it('closes and reopens a code block cut in two: what is in it stays code', () => {
-    // splitMessage promises this for code blocks (not for inline code or a URL cut in the middle:
-    // a part can then start with what was inside them; allowed_mentions still pings no one)
+    // (a URL too long for a part is still cut in the middle: the next part starts with what was in it)
     forAll('splitMessage code blocks', 1_000, (r) => ({
       html: Array.from({ length: r.int(1, 4) }, () => `${r.chance(0.5) ? `<p>${Array.from({ length: r.int(1, 30) }, () => r.pick(WORDS)).join(' ')}</p>` : ''}<pre><code${attributes(r, 'code')}>${
         Array.from({ length: r.int(1, 12) }, () => r.pick([...MENTIONS, ...EVERYONES, '\n', ' ', '`', '```', '**', '||', 'word ', 'x'.repeat(r.int(1, 60))])).join('')}</code></pre>`).join(''),
@@ -423,6 +422,50 @@ describe('fuzz: sending to Discord', () => {
         check(p.length <= max, () => `a part of ${p.length} > ${max}: ${show(p)}`);
         checkTokens(p, { body: '', html: c.html, useHtml: 'y', allowEveryone: '' }, out, resolved, `part of ${show(parts)}`);
       }
+    });
+  });
+
+  it('closes and reopens formatting, spoilers and inline code cut in two: a spoiler stays hidden, code stays code', () => {
+    const SECRET = ['secret', 'secret-2', 'secret!', '*secret*'];
+    const IN_CODE = [...MENTIONS, '**b**', '||s||', '[x](https://e.org/a)', '# h', '> q', '- l', '1. n', '*', '`', '``', '\\', 'word'];
+    forAll('splitMessage inline markup', 1_000, (r) => ({
+      html: Array.from({ length: r.int(1, 8) }, () => {
+        const n = r.int(1, r.chance(0.3) ? 300 : 30);
+        const words = (from: string[]): string => Array.from({ length: n }, () => r.pick(from)).join(r.pick([' ', ' ', '<br>']));
+        const tag = r.pick(['b', 'i', 'u', 'del']);
+        switch (r.int(0, 3)) {
+          case 0: return `<span data-mx-spoiler>${r.chance(0.5) ? `<${tag}>${words(SECRET)}</${tag}>` : words(SECRET)}</span>`;
+          case 1: { const around = r.chance(0.5) ? tag : 'span'; return `<${around}><code>${escapeHtml(words(IN_CODE).replace(/<br>/g, ' '))}</code></${around}>`; }
+          case 2: return `<${tag}>${escapeHtml(words(WORDS)).replace(/&lt;br&gt;/g, '<br>')}</${tag}>`;
+          default: return ` ${escapeHtml(words([...WORDS, '#', '>', '-', '1.', '-#'])).replace(/&lt;br&gt;/g, '<br>')} `;
+        }
+      }).join(''),
+      max: String(r.pick([2000, 300, 100, 60])),
+    }), (c) => {
+      const max = Math.max(60, Number(c.max) || 0);
+      const { out, resolved } = runToDiscord({ body: '', html: c.html, useHtml: 'y', allowEveryone: '' });
+      const parts = splitMessage(out.content, max);
+      // what Discord shows in clear: spoiler words outside a spoiler, links (those in code are none)
+      const inClear = (content: string): number => {
+        let n = 0;
+        const walk = (nodes: MdNode[], hidden: boolean): void => {
+          for (const node of nodes) {
+            if (node.t === 'text' && !hidden) n += node.v.split('secret').length - 1;
+            if (node.t === 'link') n += 1;
+            if (node.t === 'list') node.items.forEach((it) => walk(it, hidden));
+            else if ('c' in node) walk(node.c, hidden || node.t === 'spoiler');
+          }
+        };
+        walk(parseDiscordMarkdown(content), false);
+        return n;
+      };
+      for (const p of parts) {
+        check(p.length <= max, () => `a part of ${p.length} > ${max}: ${show(p)}`);
+        checkTokens(p, { body: '', html: c.html, useHtml: 'y', allowEveryone: '' }, out, resolved, `part of ${show(parts)}`);
+      }
+      const shown = parts.reduce((n, p) => n + inClear(p), 0);
+      check(shown <= inClear(out.content), () => `more in clear in the parts than in ${show(out.content)}: ${show(parts)}`);
+      check(keepsText(out.content.replace(/[*_~|`\\]/g, ''), parts.join('\n')), () => `text lost: ${show(out.content)} became ${show(parts)}`);
     });
   });
 

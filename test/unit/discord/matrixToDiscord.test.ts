@@ -27,6 +27,8 @@ describe('matrixToDiscord: plain text is shown as typed', () => {
     ['list markers', '- a\n* b\n1. c', '\\- a\n\\* b\n1\\. c'],
     ['subtext marker', '-# small', '\\-# small'],
     ['typed mention syntax stays literal', '<@123> <#456> <:x:789> <t:1>', '\\<@123> \\<#456> \\<:x:789> \\<t:1>'],
+    ['a typed command mention stays literal (clicked, it would run the command)', '</ban:123456789012345678>', '\\</ban:123456789012345678>'],
+    ['a typed server link stays literal', '<id:customize> <id:browse>', '\\<id:customize> \\<id:browse>'],
     ['everyone is defused', '@everyone and @here', '@\u200beveryone and @\u200bhere'],
     ['e-mail addresses are not mentions', 'mail a@mods.org', 'mail a@mods.org'],
     ['control characters are dropped', 'a\u0000b\u0007c', 'abc'],
@@ -210,6 +212,11 @@ describe('matrixToDiscord: regressions found by convert-fuzz.test.ts', () => {
     expect(html('<img src="mxc://x/a b) <@123> (" alt="cat">', { ...resolver, mediaUrl: (mxc) => mxc }).content).toBe('cat');
   });
 
+  it('escapes command and server-link syntax in HTML text, in a link\'s text and in a reply\'s snippet', () => {
+    expect(html('<b>&lt;/ban:1&gt;</b> <a href="https://e.org">&lt;id:guide&gt;</a>').content).toBe('**\\</ban:1>** [\\<id:guide>](https://e.org)');
+    expect(replyQuote({ author: 'bob', snippet: '</ban:1> <id:browse>' })).toBe('> bob: \\</ban:1> \\<id:browse>\n');
+  });
+
   it('quotes a snippet whose URL is followed by mention syntax as text', () => {
     expect(replyQuote({ author: 'bob', snippet: 'http:///<@3>' })).toBe('> bob: http\\:///\\<@3>\n');
   });
@@ -256,10 +263,22 @@ describe('matrixToDiscord helpers', () => {
   });
 
   it('quotes the message a Matrix reply answers, with a jump link and no ping', () => {
-    expect(replyQuote({ author: '<@111>', snippet: 'what *is* this?\nsecond line', jumpUrl: 'https://discord.com/channels/1/2/3' }))
+    expect(replyQuote({ author: 'bob', mention: '111', snippet: 'what *is* this?\nsecond line', jumpUrl: 'https://discord.com/channels/1/2/3' }))
       .toBe('> <@111>: what \\*is\\* this? second line [↪](<https://discord.com/channels/1/2/3>)\n');
     expect(replyQuote({ author: '@alice:example.org', snippet: 'x'.repeat(100) })).toBe(`> @alice:example.org: ${'x'.repeat(79)}…\n`);
     expect(replyQuote({ author: 'bob', snippet: '@everyone' })).toBe('> bob: @\u200beveryone\n');
+  });
+
+  // the author is shown as typed, as the snippet is: a Matrix id or a webhook's name is no markup or ping
+  it.each<[string, string, string]>([
+    ['a Matrix id with underscores (italics)', '@_x_:a.org', '> @\\_x\\_:a.org: hi\n'],
+    ['a masked link (the URL bracketed: it ends there)', '[bank](https://evil.example)', '> \\[bank\\](<https://evil.example>): hi\n'],
+    ['@everyone', '@everyone', '> @\u200beveryone: hi\n'],
+    ['mention syntax', '<@123> <@&222>', '> \\<@123> \\<@&222>: hi\n'],
+    ['a URL right before the colon (bracketed: it ends there)', 'https://x.y', '> <https://x.y>: hi\n'],
+    ['a line break', 'a\n# b', '> a # b: hi\n'],
+  ])('quotes a reply\'s author as text: %s', (_name, author, expected) => {
+    expect(replyQuote({ author, snippet: 'hi' })).toBe(expected);
   });
 
   it('escapes and defuses text', () => {
@@ -325,5 +344,49 @@ describe('splitMessage', () => {
     const parts = splitMessage('😀'.repeat(30), 15);
     for (const p of parts) expect(p).not.toMatch(/[\ud800-\udbff]$|^[\udc00-\udfff]/);
     expect(parts.join('')).toBe('😀'.repeat(30));
+  });
+
+  // Each part reads as its stretch of the whole did: markup open at a cut is closed and reopened
+  // (what is added counts towards the limit), and a quote goes on quoted.
+  it.each<[string, string, number, string[]]>([
+    ['a spoiler (its second half would show in clear)', html(`<span data-mx-spoiler>${'word '.repeat(12)}end</span>`).content, 40,
+      ['||word word word word word word word||', '||word word word word word end||']],
+    ['inline code (the rest would be read as markdown: bold, links, mentions)', html('<code>x x x x x x x x **b** [l](https://e.org) &lt;@&amp;222&gt;</code>').content, 40,
+      ['`x x x x x x x x **b**`', '`[l](https://e.org) <@&222>`']],
+    ['inline code of two backticks (it holds one)', html('<code>a`b a`b a`b a`b a`b a`b a`b</code>').content, 24,
+      ['`` a`b a`b a`b a`b ``', '`` a`b a`b a`b ``']],
+    ['formatting inside formatting, outermost first', html(`<b>bold <i>${'ital '.repeat(6)}</i>done</b>`).content, 30,
+      ['**bold *ital ital ital ital***', '***ital ital* done**']],
+    ['bold across the lines of a quote', html(`<blockquote><b>${'line<br>'.repeat(6)}</b></blockquote>`).content, 30,
+      ['> **line\n> line\n> line**', '> **line\n> line\n> line**']],
+    ['a quoted line cut mid-line', `> ${'word '.repeat(10).trim()}`, 30, ['> word word word word word', '> word word word word word']],
+    ['a code block in a quote', `> \`\`\`js\n${'> let a = 1;\n'.repeat(4)}> \`\`\``, 50,
+      ['> ```js\n> let a = 1;\n> let a = 1;\n> ```', '> ```js\n> let a = 1;\n> let a = 1;\n> ```']],
+    ['a link with spaces in its text, whole to the next part', `${'word '.repeat(5)}[a link text](https://example.org/x) end`, 45,
+      ['word word word word word', '[a link text](https://example.org/x) end']],
+    ['an escaped star before a closing marker (it would pair with it)', `**${'a\\* '.repeat(8).trim()}**`, 22,
+      ['**a\\* a\\* a\\* a\\*\u200b**', '**a\\* a\\* a\\* a\\***']],
+  ])('closes and reopens what is cut in two: %s', (_name, content, max, expected) => {
+    const parts = splitMessage(content, max);
+    expect(parts).toEqual(expected);
+    for (const p of parts) expect(p.length).toBeLessThanOrEqual(max);
+  });
+
+  // a cut mid-line starts a message there: what Discord reads as a block at a message's start is escaped
+  it.each<[string, string]>([
+    ['# ', '\\# HEADING y'],
+    ['## ', '\\## HEADING y'],
+    ['> ', '\\> HEADING y'],
+    ['>>> ', '\\>>> HEADING y'],
+    ['-# ', '\\-# HEADING y'],
+    ['- ', '\\- HEADING y'],
+    ['1. ', '1\\. HEADING y'],
+  ])('never starts a part with a block that was none: %s', (marker, second) => {
+    const parts = splitMessage(`${'x'.repeat(1999)} ${marker}HEADING y`);
+    expect(parts).toEqual(['x'.repeat(1999), second]);
+  });
+
+  it('leaves a real block at the start of a line as it is', () => {
+    expect(splitMessage(`${'x'.repeat(1999)}\n# HEADING`)).toEqual(['x'.repeat(1999), '# HEADING']);
   });
 });

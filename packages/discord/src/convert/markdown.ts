@@ -38,6 +38,51 @@ interface State {
   inLink: boolean;
   /** Whether the start of the text being parsed is the start of a line. */
   startsLine: boolean;
+  /** Set by {@link markupSpans}: where the markup found goes, and where the text parsed lies in the whole. */
+  rec?: Recorder;
+}
+
+/**
+ * A piece of markup and where Discord reads it in a text (offsets into it): what splitting a long
+ * message must close and reopen at a cut, or not cut at all. `from`–`to` is what is between its
+ * markers (all of it for a quote or an atom).
+ */
+export type MdSpan = { start: number; end: number; from: number; to: number } & (
+  /** Bold, italics, underline, strike, spoiler: `marker` opens and closes it. */
+  | { kind: 'paired'; marker: string }
+  /** Inline code; `marker` is its run of backticks. */
+  | { kind: 'code'; marker: string }
+  | { kind: 'codeblock'; lang: string }
+  /** `> ` lines, or `>>> ` to the end. */
+  | { kind: 'quote'; prefix: '> ' | '>>> ' }
+  /** A link, URL, mention, emoji or timestamp: one piece, cut in two it is none. */
+  | { kind: 'atom' }
+);
+
+interface Recorder {
+  spans: MdSpan[];
+  /** The offset in the whole text of offset `i` of the text being parsed. */
+  at(i: number): number;
+}
+
+/**
+ * Record a span of the text being parsed (`start`–`end`, `from`–`to` between its markers) where
+ * it lies in the whole text.
+ */
+function record(st: State, start: number, end: number, from: number, to: number, what: SpanKind): void {
+  const r = st.rec;
+  if (!r) return;
+  // (the end is mapped through the character before it: in a quote, the offset after a line's end is not the quote's)
+  const g = (i: number): number => (i >= end ? r.at(end - 1) + 1 : r.at(i));
+  r.spans.push({ start: g(start), end: g(end), from: g(from), to: g(to), ...what });
+}
+type SpanKind = MdSpan extends infer T ? T extends unknown ? Omit<T, 'start' | 'end' | 'from' | 'to'> : never : never;
+
+/** `st` for parsing the text that starts at `offset` of the text being parsed (same for where it lies in the whole). */
+function shift(st: State, offset: number): State {
+  const r = st.rec;
+  if (!r) return st;
+  return { ...st, rec: { spans: r.spans, at: (i) => r.at(offset + i) } };
 }
 
 type Rule = (src: string, pos: number, st: State, out: MdNode[]) => number;
@@ -89,43 +134,63 @@ function trimUrl(url: string): string {
   return u;
 }
 
+/** Formatting between paired markers (`m[1]` between them), recorded when asked. */
+function pairedAt(t: 'bold' | 'italic' | 'underline' | 'strike' | 'spoiler', m: RegExpExecArray, src: string, pos: number, st: State): MdNode {
+  const k = (m[0].length - m[1]!.length) / 2;
+  record(st, pos, pos + m[0].length, pos + k, pos + m[0].length - k, { kind: 'paired', marker: src.slice(pos, pos + k) });
+  return { t, c: parse(m[1]!, shift(inner(st), pos + k)) };
+}
+
 const wrap = (t: 'bold' | 'italic' | 'underline' | 'strike' | 'spoiler', re: RegExp): Rule => (src, pos, st, out) => {
   const m = at(re, src, pos);
   if (!m) return 0;
-  out.push({ t, c: parse(m[1]!, inner(st)) });
+  out.push(pairedAt(t, m, src, pos, st));
   return m[0].length;
 };
 
+/** The offset of a group's text in a match that ends with it and then `tail` characters. */
+const groupAt = (m: RegExpExecArray, group: number, tail: number): number => m[0].length - tail - m[group]!.length;
+
 const RULES: Rule[] = [
-  (src, pos, _st, out) => {
+  (src, pos, st, out) => {
     const m = at(CODE_BLOCK, src, pos);
     if (!m) return 0;
     out.push({ t: 'codeblock', ...(m[1] ? { lang: m[1] } : {}), v: m[2]! });
+    // the code is followed by the line breaks before the closing fence (its own last character is none: the match is lazy;
+    // in an empty block, those after the opening fence are counted too: kept after it)
+    const to = Math.max(pos + 3, pos + m[0].length - 3 - /\n*$/.exec(m[0].slice(0, -3))![0].length);
+    record(st, pos, pos + m[0].length, Math.max(pos + 3, to - m[2]!.length), to, { kind: 'codeblock', lang: m[1] ?? '' });
     return m[0].length;
   },
   (src, pos, st, out) => {
     if (st.inQuote || st.inline || !lineStart(src, pos, st)) return 0;
     const rest = at(QUOTE_REST, src, pos);
     if (rest) {
-      out.push({ t: 'quote', c: parse(rest[1]!, { ...st, inQuote: true, startsLine: true }) });
+      const from = pos + groupAt(rest, 1, 0);
+      record(st, pos, pos + rest[0].length, pos, pos + rest[0].length, { kind: 'quote', prefix: '>>> ' });
+      out.push({ t: 'quote', c: parse(rest[1]!, shift({ ...st, inQuote: true, startsLine: true }, from)) });
       return rest[0].length;
     }
     const lines = at(QUOTE_LINES, src, pos);
     if (!lines) return 0;
-    const text = lines[0].replace(/\n$/, '').split('\n').map((l) => l.slice(2)).join('\n');
-    out.push({ t: 'quote', c: parse(text, { ...st, inQuote: true, startsLine: true }) });
+    const quoted = lines[0].replace(/\n$/, '').split('\n');
+    const text = quoted.map((l) => l.slice(2)).join('\n');
+    record(st, pos, pos + quoted.join('\n').length, pos, pos + quoted.join('\n').length, { kind: 'quote', prefix: '> ' });
+    out.push({ t: 'quote', c: parse(text, { ...st, inQuote: true, startsLine: true, ...(st.rec ? { rec: quoteRecorder(st.rec, pos, quoted) } : {}) }) });
     return lines[0].length;
   },
   (src, pos, st, out) => {
     if (st.inline || !lineStart(src, pos, st)) return 0;
     const h = at(HEADING, src, pos);
     if (h) {
-      out.push({ t: 'heading', level: h[1]!.length as 1 | 2 | 3, c: parse(h[2]!, { ...inner(st), inline: true }) });
+      const from = pos + groupAt(h, 2, h[0].endsWith('\n') ? 1 : 0);
+      out.push({ t: 'heading', level: h[1]!.length as 1 | 2 | 3, c: parse(h[2]!, shift({ ...inner(st), inline: true }, from)) });
       return h[0].length;
     }
     const s = at(SUBTEXT, src, pos);
     if (s) {
-      out.push({ t: 'subtext', c: parse(s[1]!, { ...inner(st), inline: true }) });
+      const from = pos + groupAt(s, 1, s[0].endsWith('\n') ? 1 : 0);
+      out.push({ t: 'subtext', c: parse(s[1]!, shift({ ...inner(st), inline: true }, from)) });
       return s[0].length;
     }
     return 0;
@@ -143,7 +208,7 @@ const RULES: Rule[] = [
     for (const line of lines) {
       const it = LIST_ITEM.exec(line);
       if (!it || (it[2] !== undefined) !== ordered) break;
-      items.push(parse(it[3]!, { ...inner(st), inline: true }));
+      items.push(parse(it[3]!, shift({ ...inner(st), inline: true }, pos + used + line.length - it[3]!.length)));
       used += line.length + 1;
     }
     out.push({ t: 'list', ordered, start: ordered ? Number(first[2]) : 1, items });
@@ -155,18 +220,21 @@ const RULES: Rule[] = [
     out.push({ t: 'text', v: m[1]! });
     return m[0].length;
   },
-  (src, pos, _st, out) => {
+  (src, pos, st, out) => {
     const m = at(INLINE_CODE, src, pos);
     if (!m) return 0;
     const v = m[2]!.length > 1 && m[2]!.startsWith(' ') && m[2]!.endsWith(' ') ? m[2]!.slice(1, -1) : m[2]!;
     out.push({ t: 'code', v });
+    const k = m[1]!.length;
+    record(st, pos, pos + m[0].length, pos + k, pos + m[0].length - k, { kind: 'code', marker: m[1]! });
     return m[0].length;
   },
   (src, pos, st, out) => {
     if (st.inLink) return 0;
     const m = at(MASKED_LINK, src, pos);
     if (!m) return 0;
-    out.push({ t: 'link', href: m[2]!, c: parse(m[1]!, { ...inner(st), inLink: true, inline: true }) });
+    atom(st, pos, m[0].length);
+    out.push({ t: 'link', href: m[2]!, c: parse(m[1]!, shift({ ...inner(st), inLink: true, inline: true }, pos + 1)) });
     return m[0].length;
   },
   (src, pos, st, out) => {
@@ -174,27 +242,27 @@ const RULES: Rule[] = [
     const angle = at(ANGLE_LINK, src, pos);
     if (angle) {
       out.push({ t: 'link', href: angle[1]!, c: [{ t: 'text', v: angle[1]! }] });
-      return angle[0].length;
+      return atom(st, pos, angle[0].length);
     }
     const m = at(URL, src, pos);
     if (!m) return 0;
     const url = trimUrl(m[0]);
     out.push({ t: 'link', href: url, c: [{ t: 'text', v: url }] });
-    return url.length;
+    return atom(st, pos, url.length);
   },
-  (src, pos, _st, out) => {
+  (src, pos, st, out) => {
     let m = at(USER, src, pos);
-    if (m) { out.push({ t: 'user', id: m[1]! }); return m[0].length; }
+    if (m) { out.push({ t: 'user', id: m[1]! }); return atom(st, pos, m[0].length); }
     m = at(ROLE, src, pos);
-    if (m) { out.push({ t: 'role', id: m[1]! }); return m[0].length; }
+    if (m) { out.push({ t: 'role', id: m[1]! }); return atom(st, pos, m[0].length); }
     m = at(CHANNEL, src, pos);
-    if (m) { out.push({ t: 'channel', id: m[1]! }); return m[0].length; }
+    if (m) { out.push({ t: 'channel', id: m[1]! }); return atom(st, pos, m[0].length); }
     m = at(EMOJI, src, pos);
-    if (m) { out.push({ t: 'emoji', animated: m[1] === 'a', name: m[2]!, id: m[3]! }); return m[0].length; }
+    if (m) { out.push({ t: 'emoji', animated: m[1] === 'a', name: m[2]!, id: m[3]! }); return atom(st, pos, m[0].length); }
     m = at(TIMESTAMP, src, pos);
-    if (m) { out.push({ t: 'timestamp', unix: Number(m[1]), ...(m[2] ? { style: m[2] } : {}) }); return m[0].length; }
+    if (m) { out.push({ t: 'timestamp', unix: Number(m[1]), ...(m[2] ? { style: m[2] } : {}) }); return atom(st, pos, m[0].length); }
     m = at(EVERYONE, src, pos);
-    if (m && !isWordChar(src[pos + m[0].length])) { out.push({ t: m[1] as 'everyone' | 'here' }); return m[0].length; }
+    if (m && !isWordChar(src[pos + m[0].length])) { out.push({ t: m[1] as 'everyone' | 'here' }); return atom(st, pos, m[0].length); }
     return 0;
   },
   wrap('spoiler', SPOILER),
@@ -211,7 +279,7 @@ const RULES: Rule[] = [
     consider('italic', STAR_ITALIC, 0.2);
     if (!isWordChar(src[pos - 1])) consider('italic', UNDERSCORE_ITALIC, 0.2); // snake_case_words are not italic
     if (!best) return 0;
-    out.push({ t: best.t, c: parse(best.m[1]!, inner(st)) });
+    out.push(pairedAt(best.t, best.m, src, pos, st));
     return best.m[0].length;
   },
   wrap('strike', STRIKE),
@@ -256,6 +324,50 @@ export function parseDiscordMarkdown(content: string): MdNode[] {
   return parse(content.replace(/\r\n?/g, '\n'), { inQuote: false, inline: false, inLink: false, startsLine: true });
 }
 
+/** Record an atom (see {@link MdSpan}) of `len` characters at `pos`; returns `len`. */
+function atom(st: State, pos: number, len: number): number {
+  record(st, pos, pos + len, pos, pos + len, { kind: 'atom' });
+  return len;
+}
+
+/** Where the text of a `> ` quote (its lines without their `> `, joined) lies in the whole. */
+function quoteRecorder(r: Recorder, pos: number, lines: string[]): Recorder {
+  const textStarts: number[] = [];
+  const srcStarts: number[] = [];
+  let t = 0;
+  let s = pos;
+  for (const l of lines) {
+    textStarts.push(t);
+    srcStarts.push(s + 2);
+    t += l.length - 1; // (its text, and the line break)
+    s += l.length + 1;
+  }
+  return {
+    spans: r.spans,
+    at: (i) => {
+      let lo = 0;
+      let hi = textStarts.length - 1;
+      while (lo < hi) { // the last line starting at or before i
+        const mid = (lo + hi + 1) >> 1;
+        if (textStarts[mid]! <= i) lo = mid; else hi = mid - 1;
+      }
+      return r.at(srcStarts[lo]! + i - textStarts[lo]!);
+    },
+  };
+}
+
+/**
+ * The markup Discord reads in `content` and where it lies, outermost first: what splitting a long
+ * message must not break (see {@link MdSpan}).
+ */
+export function markupSpans(content: string): MdSpan[] {
+  const spans: MdSpan[] = [];
+  // (a CR is a line break, as in parseDiscordMarkdown; CR LF is kept two characters long, so offsets stay content's)
+  const src = content.replace(/\r\n?/g, (m) => (m.length === 2 ? ' \n' : '\n'));
+  parse(src, { inQuote: false, inline: false, inLink: false, startsLine: true, rec: { spans, at: (i) => i } });
+  return spans.sort((a, b) => a.start - b.start || b.end - a.end);
+}
+
 /** True when the tree is only text and line breaks (no formatting, links or mentions). */
 export function isPlain(nodes: MdNode[]): boolean {
   return nodes.every((n) => n.t === 'text' || n.t === 'br');
@@ -277,16 +389,28 @@ const INLINE_SPECIAL = /[\\*_~`|[\]]/g;
  * anyway. After any whitespace: trimming the message (the bridge's, or Discord's) may remove it.
  */
 const BLOCK_START = /^([^\S\n]*)(?:(>|#{1,3} |-# |- )|(\d{1,9})\. )/gm;
-/** `<@123>`, `<#123>`, `<:x:123>`, `<t:123>`: typed text must not turn into a mention or emoji. */
-const TOKEN_START = /<(?=[@#:]|a:|t:)/g;
+/**
+ * `<@123>`, `<#123>`, `<:x:123>`, `<t:123>`, and `</ban:123>` (a command, clicked to run it) and
+ * `<id:customize>` (a link into the server's settings): typed text must not turn into a mention,
+ * emoji or link.
+ */
+const TOKEN_START = /<(?=[@#:/]|a:|t:|id:)/g;
 
 /** `schemes`: keep `http://` from starting a URL (not needed where Discord reads no URLs). */
 function escapeSegment(s: string, schemes = true): string {
   const t = s.replace(INLINE_SPECIAL, '\\$&');
   return (schemes ? t.replace(URL_SCHEME, '$1\\:') : t)
     .replace(TOKEN_START, '\\<')
-    .replace(BLOCK_START, (_m, indent: string, marker: string | undefined, digits: string | undefined) =>
-      (marker !== undefined ? `${indent}\\${marker}` : `${indent}${digits}\\. `));
+    .replace(BLOCK_START, escapeBlock);
+}
+
+const escapeBlock = (_m: string, indent: string, marker: string | undefined, digits: string | undefined): string =>
+  (marker !== undefined ? `${indent}\\${marker}` : `${indent}${digits}\\. `);
+const FIRST_BLOCK_START = new RegExp(BLOCK_START.source);
+
+/** Markdown text with what Discord would read at its start as a quote, heading, subtext or list item escaped. */
+export function escapeLineStart(md: string): string {
+  return md.replace(FIRST_BLOCK_START, escapeBlock);
 }
 
 /**

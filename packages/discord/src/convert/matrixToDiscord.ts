@@ -9,7 +9,7 @@
  * caller puts in `allowed_mentions`.
  */
 import { parseDOM } from 'htmlparser2';
-import { defuseEveryone, escapeDiscordMarkdown, MARKER_CHARS, percentEncode, urlsIn } from './markdown.js';
+import { defuseEveryone, escapeDiscordMarkdown, escapeLineStart, MARKER_CHARS, markupSpans, percentEncode, urlsIn, type MdSpan } from './markdown.js';
 import { channelMention, customEmoji, parsePermalink, roleMention, userMention } from './mentions.js';
 
 export interface DiscordRole { id: string; name: string; mentionable: boolean }
@@ -514,41 +514,176 @@ export function webhookUsername(sender: { userId: string; displayName: string; g
 
 /**
  * Split content into messages of at most `max` characters (Discord: 2000), at a line break if
- * possible, else a space. A code block cut in two is closed and reopened with its language.
+ * possible, else a space, and not inside a link, mention or emoji that fits in one message. Each
+ * part reads as its stretch of the whole did: formatting, spoilers and code (inline or a block)
+ * open at a cut are closed at the end of the part and reopened at the start of the next (a spoiler
+ * cut in two would otherwise show its second half in clear, and the rest of a code span would be
+ * read as markdown); a quote goes on quoted; and a part that starts mid-line never starts with
+ * what Discord would read there as a heading, quote or list (it is escaped). What is added counts
+ * towards `max`.
  */
 export function splitMessage(content: string, max = 2000): string[] {
   const out: string[] = [];
-  let rest = content;
-  let reopen = '';
-  while (rest.length > 0) {
-    rest = reopen + rest;
-    if (rest.length <= max) { out.push(rest); break; }
-    const room = max - 4; // space for a closing "\n```"
-    let cut = rest.lastIndexOf('\n', room);
-    if (cut < room / 2) cut = rest.lastIndexOf(' ', room);
-    if (cut < room / 2) cut = room;
-    let chunk = rest.slice(0, cut);
-    // never split a surrogate pair, nor a backslash from what it escapes
-    while (/[\ud800-\udbff]$/.test(chunk) || /(?:^|[^\\])(?:\\\\)*\\$/.test(chunk)) { chunk = chunk.slice(0, -1); cut--; }
-    const fences = [...chunk.matchAll(/```([A-Za-z0-9_+\-.#]*)/g)];
-    let open = fences.length % 2 === 1 ? fences[fences.length - 1] : undefined;
-    if (open && open.index > 0 && chunk.slice(open.index).trim() === open[0]) {
-      // the block would open at the very end of this message: start the next one with it instead
-      cut = open.index;
-      chunk = chunk.slice(0, cut);
-      open = undefined;
+  let spans: MdSpan[] | undefined; // (read only for a message that needs cutting)
+  let pos = 0;
+  /** What the part starting at `pos` starts with: markup reopened, or an escaped line start. */
+  let lead = '';
+  for (;;) {
+    if (lead.length + content.length - pos <= max) { out.push(lead + content.slice(pos)); break; }
+    if (pos >= content.length) { out.push(lead); break; } // (only a `max` too small for the markup reopened: never loop)
+    // (what ends before this part has no say in it or after: left out, so each part looks at its own stretch)
+    spans = (spans ?? markupSpans(content)).filter((s) => s.end > pos);
+    let room = max - lead.length;
+    let cut: number;
+    let open: OpenMarkup;
+    let part: string;
+    for (;;) {
+      cut = settleCut(content, spans, pos, pickCut(content, pos, room), room);
+      open = openAt(spans, cut, max);
+      part = lead + closePart(content.slice(pos, cut), open);
+      if (part.length <= max || room <= 1) break;
+      room -= part.length - max; // what closes the part did not fit: cut earlier
     }
-    reopen = open ? `\`\`\`${open[1]}\n` : '';
-    out.push(open ? `${chunk}\n\`\`\`` : chunk.replace(/\s+$/, ''));
-    rest = rest.slice(cut).replace(/^[\n ]/, '');
+    out.push(part);
+    [pos, lead] = resume(content, cut, open, max);
   }
   return out.filter((c) => c.trim() !== '');
 }
 
-/** The line that stands for a Matrix reply on Discord (webhooks cannot make real replies). */
-export function replyQuote(r: { author: string; snippet?: string; jumpUrl?: string }): string {
+/** Where to cut `content` for a part from `pos` of at most `room` characters: a line break, a space in the second half, or anywhere. */
+function pickCut(content: string, pos: number, room: number): number {
+  const limit = pos + Math.max(1, room);
+  let cut = content.lastIndexOf('\n', limit);
+  if (cut < pos + room / 2) cut = content.lastIndexOf(' ', limit);
+  if (cut < pos + room / 2) cut = limit;
+  return Math.min(cut, content.length);
+}
+
+/** `cut`, or before it, so as not to split a surrogate pair nor a backslash from what it escapes. */
+function unsplit(content: string, pos: number, cut: number): number {
+  let c = cut;
+  for (;;) {
+    if (c <= pos + 1) return c;
+    if (/[\ud800-\udbff]/.test(content[c - 1]!)) { c--; continue; }
+    let slashes = 0;
+    while (c - 1 - slashes >= pos && content[c - 1 - slashes] === '\\') slashes++;
+    if (slashes % 2 === 0) return c;
+    c--;
+  }
+}
+
+/**
+ * Move a cut out of what must not be cut there: an atom (link, mention...) goes whole to the next
+ * part if it fits in one; a cut in the markers of formatting or code (or right after its opening,
+ * or right before its closing, which would leave one part empty markup) moves to before it or into
+ * its text. The result is in `pos + 1 … pos + room`.
+ */
+function settleCut(content: string, spans: readonly MdSpan[], pos: number, first: number, room: number): number {
+  let cut = first;
+  for (let round = 0; round < 8; round++) {
+    const before = cut;
+    cut = unsplit(content, pos, cut);
+    for (const s of spans) {
+      if (s.start >= cut) break; // (sorted by start)
+      if (s.end <= cut || s.kind === 'quote') continue;
+      if (s.kind === 'atom') {
+        if (s.start > pos && s.end - s.start <= room) cut = s.start;
+      } else if (cut <= s.from) {
+        if (s.start > pos) cut = s.start;
+      } else if (cut >= s.to) {
+        if (s.end <= pos + room) cut = s.end; // its closing fits: it ends in this part
+        else {
+          const inside = Math.max(content.lastIndexOf('\n', s.to - 1), content.lastIndexOf(' ', s.to - 1));
+          const lo = Math.max(pos, s.from);
+          cut = inside > lo ? inside : s.to - 1 > lo ? s.to - 1 : s.start > pos ? s.start : cut;
+        }
+      }
+    }
+    if (cut === before) break;
+  }
+  if (cut > pos && cut <= pos + Math.max(1, room)) return cut;
+  return Math.max(pos + 1, unsplit(content, pos, Math.min(pos + Math.max(1, room), content.length)));
+}
+
+/** The markup open at a cut: a quote, then what closes the part and reopens in the next (outermost first). */
+interface OpenMarkup {
+  quote?: '> ' | '>>> ';
+  /** A code block: its language (`undefined` when not in one). */
+  fenceLang?: string;
+  /** Formatting and inline code, outermost first. */
+  inline: { open: string; close: string }[];
+}
+
+function openAt(spans: readonly MdSpan[], cut: number, max: number): OpenMarkup {
+  const open: OpenMarkup = { inline: [] };
+  for (const s of spans) {
+    if (s.start >= cut) break;
+    if (s.end <= cut) continue;
+    if (s.kind === 'quote') open.quote = s.prefix;
+    else if (s.kind === 'codeblock') open.fenceLang = s.lang;
+    // (`` `` a`b `` ``: a code span of more than one backtick is written with spaces inside, for backticks at its ends)
+    else if (s.kind === 'code') open.inline.push(s.marker.length > 1 ? { open: `${s.marker} `, close: ` ${s.marker}` } : { open: s.marker, close: s.marker });
+    else if (s.kind === 'paired') open.inline.push({ open: s.marker, close: s.marker });
+  }
+  // Markup reopened takes room from each part: past a quarter of it (a tiny `max`, a long language
+  // name) the language, then the formatting, is left out rather than the text.
+  const cost = (): number => (open.fenceLang !== undefined ? open.fenceLang.length + 8 : 0) + open.inline.reduce((n, m) => n + m.open.length + m.close.length, 0);
+  if (cost() > max / 4 && open.fenceLang) open.fenceLang = '';
+  if (cost() > max / 4) open.inline = [];
+  return open;
+}
+
+/** A part's text with what is open at its end closed. */
+function closePart(chunk: string, open: OpenMarkup): string {
+  if (open.fenceLang !== undefined) return `${chunk}\n${open.quote === '> ' ? '> ' : ''}\`\`\``; // (code keeps its spaces)
+  const text = chunk.replace(/\s+$/, '');
+  if (open.inline.length === 0) return text;
+  // an escaped marker character right before a closing marker would pair with it (see wrapInline)
+  const sep = /\\[*_~|]$/.test(text) ? '\u200b' : '';
+  return text + sep + open.inline.map((m) => m.close).reverse().join('');
+}
+
+/** Where the next part's text starts after a cut, and what the part starts with. */
+function resume(content: string, cut: number, open: OpenMarkup, max: number): [number, string] {
+  let p = cut;
+  if (open.fenceLang !== undefined) {
+    if (content[p] === '\n' || content[p] === ' ') p++;
+  } else if (open.inline.length > 0) {
+    while (p < content.length && /\s/.test(content[p]!)) p++; // (the ends of formatted text are not its spaces)
+  } else if (content[p] === '\n') {
+    p++;
+  } else {
+    while (content[p] === ' ' || content[p] === '\t') p++;
+  }
+  const lineStart = p === 0 || content[p - 1] === '\n';
+  let lead = '';
+  if (open.quote === '>>> ') lead = '>>> ';
+  else if (open.quote === '> ') {
+    lead = '> ';
+    if (lineStart && content.startsWith('> ', p)) p += 2; // (the line's own)
+  }
+  if (open.fenceLang !== undefined) return [p, `${lead}\`\`\`${open.fenceLang}\n${open.quote === '> ' ? '> ' : ''}`];
+  if (open.inline.length > 0) return [p, lead + open.inline.map((m) => m.open).join('')];
+  if (!lineStart) {
+    // mid-line text is no block, but at the start of a message it would be (`# `, `> `, `- `, `1. `...)
+    const head = content.slice(p, p + 12);
+    const escaped = escapeLineStart(head);
+    if (escaped !== head && lead.length + escaped.length <= max / 4) return [p + head.length, lead + escaped];
+  }
+  return [p, lead];
+}
+
+/**
+ * The line that stands for a Matrix reply on Discord (webhooks cannot make real replies). The
+ * author of the message answered is `mention` (a Discord user id: a mention, which pings no one as
+ * the caller sends no allowed mention for it) or else `author`, a name shown as typed, as the
+ * snippet is: a Matrix id (`@_x_:a.org`) or a webhook's name is text, not markdown or a ping.
+ */
+export function replyQuote(r: { author: string; mention?: string; snippet?: string; jumpUrl?: string }): string {
   const snippet = (r.snippet ?? '').replace(/\s+/g, ' ').trim();
   const short = [...snippet].length > 80 ? `${[...snippet].slice(0, 79).join('')}…` : snippet;
   const jump = r.jumpUrl ? ` [↪](<${r.jumpUrl}>)` : '';
-  return `> ${r.author}${short ? `: ${escapeDiscordMarkdown(defuseEveryone(short))}` : ''}${jump}\n`;
+  const rest = `${short ? `: ${escapeDiscordMarkdown(defuseEveryone(short))}` : ''}${jump}`;
+  const author = r.mention !== undefined ? userMention(r.mention) : escapeDiscordMarkdown(defuseEveryone(r.author.replace(/\s+/g, ' ').trim()), rest || '\n');
+  return `> ${author}${rest}\n`;
 }

@@ -1,0 +1,158 @@
+/**
+ * Matrix → Discord delivery (ToDiscord) against a stand-in for the channel's webhook that keeps the
+ * messages it holds, and answers as Discord does (10008 Unknown Message) for one that is gone.
+ * discord.js and core are stood in for by the few fields ToDiscord reads; nothing connects.
+ */
+import { DeliveryError, silentLogger, type MatrixEdit, type MatrixMessage, type MatrixRedaction, type NetworkContext } from '@trestle/core';
+import type { Client } from 'discord.js';
+import { describe, expect, it } from 'vitest';
+import type { DiscordConfig } from '../../../packages/discord/src/config.js';
+import { reactionRef } from '../../../packages/discord/src/ids.js';
+import { ToDiscord } from '../../../packages/discord/src/toDiscord.js';
+
+const unknownMessage = (): Error => Object.assign(new Error('Unknown Message'), { code: 10008, status: 404 });
+
+/** A bridge of channel 10 of guild 1, with what reached Discord. `refusedEmoji`: what Discord answers 10014 Unknown Emoji for. */
+function bridge(o: { refusedEmoji?: string[] } = {}) {
+  const messages = new Map<string, string>(); // Discord id → content
+  const calls: string[] = [];
+  const reactions: string[] = [];
+  let next = 100;
+  const webhooks = {
+    async execute(_channel: string, _thread: string | undefined, body: { content?: string }) {
+      const id = String(next++);
+      messages.set(id, body.content ?? '');
+      calls.push(`send ${id}`);
+      return { id };
+    },
+    async edit(_channel: string, _thread: string | undefined, id: string, body: { content: string }) {
+      calls.push(`edit ${id}`);
+      if (!messages.has(id)) throw unknownMessage();
+      messages.set(id, body.content);
+      return { id };
+    },
+    async delete(_channel: string, _thread: string | undefined, id: string) {
+      calls.push(`delete ${id}`);
+      if (!messages.delete(id)) throw unknownMessage();
+    },
+    isOurs: () => true,
+  };
+  const guild = { id: '1', roles: { cache: new Map() }, members: { cache: new Map() } };
+  const channel = { guild, isDMBased: () => false, isTextBased: () => true, isThread: () => false };
+  const client = {
+    channels: { cache: new Map([['10', channel]]) }, user: { id: '999' },
+    rest: {
+      get: async () => { throw unknownMessage(); },
+      put: async (route: string) => {
+        const emoji = decodeURIComponent(route.split('/reactions/')[1]!.split('/')[0]!);
+        if (o.refusedEmoji?.includes(emoji)) throw Object.assign(new Error('Unknown Emoji'), { code: 10014, status: 400 });
+        reactions.push(emoji);
+      },
+      delete: async () => undefined,
+      post: async () => undefined,
+    },
+  };
+  const kv = new Map<string, string>();
+  const ctx = {
+    log: silentLogger, mediaUrl: (m: string) => m, portals: { forRoom: () => [] }, matrix: { powerLevel: async () => 0 },
+    remoteUserOf: () => undefined, domain: 'x',
+    kv: { get: (k: string) => kv.get(k), set: (k: string, v: string) => { kv.set(k, v); }, delete: (k: string) => { kv.delete(k); } },
+  };
+  const to = new ToDiscord({
+    ctx: ctx as unknown as NetworkContext,
+    cfg: { everyoneMentionPower: 50, uploadLimitBytes: 1e7 } as unknown as DiscordConfig,
+    aliasPrefix: 'discord_', store: { setReplyQuote() {}, replyQuote: () => undefined, addReaction() {} } as never,
+    webhooks: webhooks as never, client: () => client as unknown as Client,
+    emojis: { byMxc: (mxc: string) => (mxc === 'mxc://x/party' ? { id: '444', name: 'party', animated: false } : undefined) } as never,
+    remoteUserOf: (mxid: string) => (mxid === '@discord_5:x' ? { kind: 'user', userId: '5' } : undefined),
+  });
+  const shown = (): string[] => [...messages.values()];
+  return { to, messages, calls, reactions, shown };
+}
+
+const portal = { roomId: '!r:x', remoteChat: '10', kind: 'portal' as const };
+const sender = { userId: '@alice:x', displayName: 'Alice' };
+const message = (body: string): MatrixMessage => ({ portal, eventId: '$1', sender, msgtype: 'm.text', body, timestamp: 0, raw: {} });
+let edits = 0;
+const edit = (remoteIds: string[], body: string): MatrixEdit =>
+  ({ portal, eventId: `$e${++edits}`, sender, target: { eventId: '$1', remoteIds }, msgtype: 'm.text', body, timestamp: 0 });
+
+/** Text of `n` paragraphs of 1,500 characters: one Discord message each. */
+const paragraphs = (n: number, word = 'para'): string => Array.from({ length: n }, (_, i) => `${word}${i} `.repeat(250).trim()).join('\n');
+
+describe('ToDiscord: replies', () => {
+  it('quotes the author of the message answered as text, or as a mention for a Discord user', async () => {
+    const { to, shown } = bridge();
+    await to.message({ ...message('yes'), replyTo: { eventId: '$0', sender: '@_x_:a.org', body: 'hi' } });
+    await to.message({ ...message('no'), replyTo: { eventId: '$0', sender: '@discord_5:x', body: 'hi' } });
+    expect(shown()).toEqual(['> @\\_x\\_:a.org: hi\nyes', '> <@5>: hi\nno']);
+  });
+});
+
+describe('ToDiscord: reactions', () => {
+  const react = (key: string) => ({ portal, eventId: '$x', sender, key, target: { eventId: '$1', remoteIds: ['77'] } });
+
+  it.each<[string, string, string[], string]>([
+    ['VS16 is left out (Discord refuses many emoji with it)', '❤️', [], '❤'],
+    ['an emoji without it is sent as is', '👍🏽', [], '👍🏽'],
+    ['one Discord knows only with it is sent with it', '1️⃣', ['1⃣'], '1️⃣'],
+    ['a custom emoji is sent by name and id', 'mxc://x/party', [], 'party:444'],
+  ])('%s', async (_name, key, refusedEmoji, sent) => {
+    const { to, reactions } = bridge({ refusedEmoji });
+    expect(await to.reaction(react(key))).toEqual({ remoteIds: [reactionRef('77', sent)] });
+    expect(reactions).toEqual([sent]);
+  });
+
+  it('leaves out, without failing, a reaction Discord does not know', async () => {
+    const { to, reactions } = bridge({ refusedEmoji: ['🫠', '🫠\uFE0F'] });
+    expect(await to.reaction(react('🫠\uFE0F'))).toEqual({});
+    expect(reactions).toEqual([]);
+  });
+});
+
+describe('ToDiscord: editing a message sent in parts', () => {
+  it('edits a message shortened to one part and then made long again: the deleted parts are not edited, the text is all shown', async () => {
+    const { to, calls, shown } = bridge();
+    const { remoteIds } = await to.message(message(paragraphs(3)));
+    expect(remoteIds).toEqual(['100', '101', '102']);
+    await to.edit(edit(remoteIds!, 'short'));
+    expect(shown()).toEqual(['short']);
+    calls.length = 0;
+    await to.edit(edit(remoteIds!, paragraphs(3, 'new')));
+    expect(calls).toEqual(['edit 100', 'send 103', 'send 104']); // parts 101 and 102 are known gone
+    expect(shown().join('\n')).toBe(paragraphs(3, 'new'));
+    // and the parts it is now made of are edited and deleted with it
+    calls.length = 0;
+    await to.edit(edit(remoteIds!, paragraphs(2, 'again')));
+    expect(calls).toEqual(['edit 100', 'edit 103', 'delete 104']);
+    expect(shown().join('\n')).toBe(paragraphs(2, 'again'));
+    await to.redaction({ portal, eventId: '$r', sender, target: { eventId: '$1', remoteIds: remoteIds! } } as MatrixRedaction);
+    expect(shown()).toEqual([]);
+  });
+
+  it('sends the rest anew when a part was deleted on Discord, after the part before it', async () => {
+    const { to, messages, calls, shown } = bridge();
+    const { remoteIds } = await to.message(message(paragraphs(3)));
+    messages.delete('101'); // a moderator deleted the second part
+    calls.length = 0;
+    await to.edit(edit(remoteIds!, paragraphs(3, 'new')));
+    expect(calls).toEqual(['edit 100', 'edit 101', 'delete 102', 'send 103', 'send 104']);
+    expect(shown().join('\n')).toBe(paragraphs(3, 'new'));
+  });
+
+  it('shows text grown past the parts there are in a new part, not cut', async () => {
+    const { to, shown } = bridge();
+    const { remoteIds } = await to.message(message('short'));
+    await to.edit(edit(remoteIds!, paragraphs(2)));
+    expect(shown().join('\n')).toBe(paragraphs(2));
+  });
+
+  it('refuses for good to edit a message whose first part is gone', async () => {
+    const { to, messages } = bridge();
+    const { remoteIds } = await to.message(message('short'));
+    messages.clear();
+    const err = await to.edit(edit(remoteIds!, 'new')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeliveryError);
+    expect((err as DeliveryError).permanent).toBe(true);
+  });
+});

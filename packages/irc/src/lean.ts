@@ -30,6 +30,7 @@ import { capEntries, escapeTag, parseLine, type IrcLine } from './ircline.js';
 import { READ_BUFFER, REST_MAX_MS, REST_MS, rest, wake } from './resting.js';
 import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
+import { NickServLogin } from './login.js';
 import { nextNick, NickRegain } from './nicks.js';
 import { BANNED, JOIN_ERRORS, NICK_ERRORS } from './numerics.js';
 import { SaslLogin } from './sasl.js';
@@ -150,6 +151,8 @@ export class LeanConnection extends EventEmitter {
   private refusedWhy?: string;
   /** PASS, NICK and USER of a plaintext connection with a server password, until the server's CAP LS (sts.ts). */
   private readonly loginHold = new LoginHold();
+  /** The NickServ IDENTIFY after registration, if any: the JOINs, the send queue and connect() wait for its answer (login.ts). */
+  private readonly nickserv: NickServLogin;
   /** What to tell the user when the socket could not take its source address (see LeanOptions.localAddress). */
   private cannotBind?: string;
 
@@ -161,6 +164,7 @@ export class LeanConnection extends EventEmitter {
     super();
     this.decode = lineDecoder(opts.encodingFallback);
     this.pacer = new Pacer(opts.flood);
+    this.nickserv = new NickServLogin(opts, (line) => this.write(line), () => this.ready());
     this.currentNick = this.wantedNick = opts.nick;
     if (opts.nickLen) this.nickLen = opts.nickLen;
     this.route = { port: opts.port, tls: opts.tls };
@@ -184,7 +188,7 @@ export class LeanConnection extends EventEmitter {
   isIn(channel: string): boolean { return this.joined.has(ircLower(channel)); }
 
   connect(): Promise<void> {
-    if (this.state === 'connected') return Promise.resolve();
+    if (this.state === 'connected' && !this.nickserv.holding) return Promise.resolve();
     // quit for good: opening again would make a connection its server no longer knows (see enqueue)
     if (this.state === 'closed' && this.intentionalQuit) return Promise.reject(closedError());
     const p = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
@@ -287,7 +291,7 @@ export class LeanConnection extends EventEmitter {
       else this.partial = Buffer.from(view.subarray(start)); // a copy: the shared buffer is reused
     }
     const sock = this.socket;
-    if (!sock || this.route.tls || this.state !== 'connected' || this.awaiting.size > 0 || this.queue.length > 0) return true;
+    if (!sock || this.route.tls || this.state !== 'connected' || this.awaiting.size > 0 || this.queue.length > 0 || this.nickserv.holding) return true;
     rest(sock, this.restMs);
     return false;
   }
@@ -304,6 +308,7 @@ export class LeanConnection extends EventEmitter {
   private onLine(l: IrcLine): void {
     const p = l.params;
     if (this.loginHold.holding && NO_CAP_REPLIES.has(l.command)) this.loginHold.release();
+    if (this.nickserv.holding) this.nickserv.heard(l);
     const mine = l.nick !== '' && ircLower(l.nick) === ircLower(this.nick);
     // the label of the command this line answers: on the line itself, or on the batch it is in
     const label = l.tags['label'] ?? (l.tags['batch'] ? this.labeledBatches.get(l.tags['batch']) : undefined);
@@ -330,14 +335,12 @@ export class LeanConnection extends EventEmitter {
         this.attempts = 0;
         this.pacer.restart();
         this.opts.log.info('IRC connection registered', { nick: this.nick });
-        this.identifyIfNeeded();
+        this.nickserv.registered(this.sasl?.loggedIn === true);
         if (this.opts.userModes) this.write(`MODE ${this.nick} ${this.opts.userModes}`);
         if (this.awayText !== undefined) this.write(`AWAY :${this.awayText}`);
-        for (const line of joinLines(this.channels)) this.write(line); // few lines, not one per channel: flood.ts
         this.regain.registered(this.wantedNick, this.nick);
-        for (const w of this.readyWaiters.splice(0)) w.resolve();
         this.emit('registered', this.nick);
-        this.pump();
+        if (!this.nickserv.holding) this.ready();
         return;
       case '005': {
         const nl = p.find((x) => x.startsWith('NICKLEN='));
@@ -501,16 +504,11 @@ export class LeanConnection extends EventEmitter {
     return true;
   }
 
-  /**
-   * After registration: log in through NickServ with the stored password when SASL did not (not
-   * offered, failed, or not wanted: `identify.mode`). Its answer is a NOTICE to the user, not
-   * checked here: `whois` shows whether it worked.
-   */
-  private identifyIfNeeded(): void {
-    const { sasl, identify } = this.opts;
-    if (!sasl || this.sasl?.loggedIn || !identify || identify.mode === 'off') return;
-    this.opts.log.info('logging in through NickServ IDENTIFY', { to: identify.nick, why: identify.mode === 'only' ? 'configured' : 'no SASL login' });
-    this.write(`PRIVMSG ${identify.nick} :IDENTIFY ${sasl.account} ${sasl.password}`);
+  /** Registered, and logged in if it logs in through NickServ: back into its channels, connect() resolves, the queue goes out. */
+  private ready(): void {
+    for (const line of joinLines(this.channels)) this.write(line); // few lines, not one per channel: flood.ts
+    for (const w of this.readyWaiters.splice(0)) w.resolve();
+    this.pump();
   }
 
   /** A SASL mechanism failed (904/905): try the next one, if any. */
@@ -590,6 +588,7 @@ export class LeanConnection extends EventEmitter {
     clearTimeout(this.registerTimer);
     this.pacer.stop();
     this.loginHold.drop();
+    this.nickserv.drop();
     clearTimeout(this.probe?.timer);
     this.probe = undefined;
     this.joined.clear();
@@ -688,7 +687,7 @@ export class LeanConnection extends EventEmitter {
    */
   private pump(): void {
     let unlabeled: { key: string; target: string }[] = [];
-    while (this.queue.length && this.state === 'connected') {
+    while (this.queue.length && this.state === 'connected' && !this.nickserv.holding) {
       const ml = this.queue[0]!.multiline;
       if (!this.pacer.ready(ml ? ml.parts.length + 2 : 1, () => this.pump())) break;
       const line = this.queue.shift()!;
@@ -780,6 +779,7 @@ export class LeanConnection extends EventEmitter {
     clearTimeout(this.registerTimer);
     clearTimeout(this.probe?.timer);
     this.probe = undefined;
+    this.nickserv.drop();
     if (this.state === 'connected') this.pump(); // lines sent this turn go before the QUIT, as they were sent before it (as paced)
     this.pacer.stop();
     for (const l of this.queue.splice(0)) l.reject(closedError());

@@ -21,8 +21,11 @@ export interface LeanOptions {
    */
   nickLen?: number;
   sasl?: { account: string; password: string };
-  /** Logging in with `sasl`'s credentials through NickServ: when SASL is not offered or fails, always, or never. */
-  identify?: { mode: 'fallback' | 'only' | 'off'; nick: string };
+  /**
+   * Logging in with `sasl`'s credentials through NickServ: when SASL is not offered or fails, always,
+   * or never. JOINs and messages wait for NickServ's answer (login.ts), at most `waitMs` (default 10 s).
+   */
+  identify?: { mode: 'fallback' | 'only' | 'off'; nick: string; waitMs?: number };
   /** A client certificate (PEM) presented over TLS, for SASL EXTERNAL (tried before PLAIN). */
   clientCert?: { cert: string; key: string };
   /** PEM certificates trusted for the server instead of the system's authorities (config `tlsCa`). */

@@ -26,6 +26,9 @@ const TYPING_EVERY_MS = 8000;
 /** Where the parts of a message an edit changed are recorded (see ToDiscord.partsOf). */
 const partsKey = (chat: string, firstPart: string): string => `parts:${chat}:${firstPart}`;
 const UNKNOWN_EMOJI = 10014;
+const UNKNOWN_CHANNEL = 10003;
+/** "A thread has already been created for this message". */
+const THREAD_EXISTS = 160004;
 const EVERYONE = /(^|[^\w.])@(everyone|here)\b/;
 
 /**
@@ -135,22 +138,38 @@ export class ToDiscord {
     }
   }
 
-  /** The thread a Matrix thread reply goes to: the Discord thread on its root message, started if needed. */
+  /**
+   * The thread a Matrix thread reply goes to: the Discord thread on its root message, started if
+   * needed. A thread has its starter message's id. discord.js caches no archived thread (nor any,
+   * after a restart), so one not cached is fetched; sending to an archived thread through the
+   * webhook unarchives it. A locked one takes no messages: the reply goes to the channel.
+   */
   private async threadFor(msg: MatrixMessage): Promise<string | undefined> {
     const rootId = msg.threadRoot?.remoteId;
     const root = rootId ? parseMessageRef(msg.portal.remoteChat, rootId) : undefined;
     if (!root) return undefined;
     if (root.threadId) return root.threadId;
     const client = this.requireClient();
-    if (client.channels.cache.get(root.messageId)?.isThread()) return root.messageId;
+    const log = this.d.ctx.log;
+    const thread = client.channels.cache.get(root.messageId) ?? await client.channels.fetch(root.messageId).catch((err: unknown) => {
+      if (discordCode(err) !== UNKNOWN_CHANNEL) log.debug('could not fetch the Discord thread of a Matrix thread; trying to start it', { err: err as Error });
+      return null;
+    });
+    if (thread?.isThread()) {
+      if (!thread.locked) return thread.id;
+      log.warn('the Discord thread of a Matrix thread is locked; the reply goes to the channel', { eventId: msg.eventId, thread: thread.id });
+      return undefined;
+    }
     // Discord threads have names: the start of the root message's text
     const rootMsg = await client.rest.get(Routes.channelMessage(root.channelId, root.messageId)).catch(() => undefined) as APIMessage | undefined;
     const name = [...(rootMsg?.content ?? '').replace(/\s+/g, ' ').trim()].slice(0, 90).join('') || 'Thread from Matrix';
     try {
-      const thread = await client.rest.post(Routes.threads(root.channelId, root.messageId), { body: { name } }) as { id: string };
-      return thread.id;
+      const started = await client.rest.post(Routes.threads(root.channelId, root.messageId), { body: { name } }) as { id: string };
+      return started.id;
     } catch (err) {
-      this.d.ctx.log.warn('could not start a Discord thread for a Matrix thread; sending to the channel', { err: err as Error });
+      // there is one, which could not be fetched above: it has the root message's id
+      if (discordCode(err) === THREAD_EXISTS) return root.messageId;
+      log.warn('could not start a Discord thread for a Matrix thread; sending to the channel', { eventId: msg.eventId, err: err as Error });
       return undefined;
     }
   }

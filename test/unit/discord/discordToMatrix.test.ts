@@ -84,6 +84,36 @@ describe('discordToMatrix: links', () => {
     else expect(out.formattedBody).toBeUndefined();
   });
 
+  // Discord warns before opening a masked link; Matrix clients do not, nor show where it goes on
+  // phones: text naming another site is shown as text, then the real URL as the link
+  it.each<[string, string, MatrixText]>([
+    ['a URL for text', '[https://paypal.com](https://evil.example/login)', {
+      body: 'https://paypal.com (https://evil.example/login)',
+      formattedBody: 'https://paypal.com (<a href="https://evil.example/login">https://evil.example/login</a>)',
+    }],
+    ['a host name in the text', '[Log in to **PayPal.com**](https://evil.example)', {
+      body: 'Log in to **PayPal.com** (https://evil.example)',
+      formattedBody: 'Log in to <strong>PayPal.com</strong> (<a href="https://evil.example">https://evil.example</a>)',
+    }],
+    ['a host name written with an ideographic dot', '[paypal。com](https://evil.example)', {
+      body: 'paypal。com (https://evil.example)', formattedBody: 'paypal。com (<a href="https://evil.example">https://evil.example</a>)',
+    }],
+    ['a URL with user info before the host', '[https://paypal.com@evil.example](https://evil.example)', {
+      body: 'https://paypal.com@evil.example (https://evil.example)',
+      formattedBody: 'https://paypal.com@evil.example (<a href="https://evil.example">https://evil.example</a>)',
+    }],
+    ['an IP address', '[10.0.0.1](https://evil.example)', { body: '10.0.0.1 (https://evil.example)', formattedBody: '10.0.0.1 (<a href="https://evil.example">https://evil.example</a>)' }],
+    ['the same site stays a link (case and www. aside)', '[PayPal.com](https://www.paypal.com/x)', {
+      body: 'PayPal.com (https://www.paypal.com/x)', formattedBody: '<a href="https://www.paypal.com/x">PayPal.com</a>',
+    }],
+    ['a URL of the same site with a file in its path stays a link', '[https://x.org/a/b.php](https://x.org/a/b.php?q=1)', {
+      body: 'https://x.org/a/b.php (https://x.org/a/b.php?q=1)', formattedBody: '<a href="https://x.org/a/b.php?q=1">https://x.org/a/b.php</a>',
+    }],
+    ['text with dots that name no host stays a link', '[e.g. v1.2](https://x.org)', { body: 'e.g. v1.2 (https://x.org)', formattedBody: '<a href="https://x.org">e.g. v1.2</a>' }],
+  ])('a masked link whose text names another site: %s', (_name, input, expected) => {
+    expect(discordToMatrix(input, resolver)).toEqual(expected);
+  });
+
   it('does not treat underscores in URLs as italics', () => {
     expect(discordToMatrix('_see_ https://example.org/_a_ ok', resolver)).toEqual({
       body: '*see* https://example.org/_a_ ok',

@@ -11,17 +11,27 @@ import { reactionRef } from '../../../packages/discord/src/ids.js';
 import { ToDiscord } from '../../../packages/discord/src/toDiscord.js';
 
 const unknownMessage = (): Error => Object.assign(new Error('Unknown Message'), { code: 10008, status: 404 });
+const discordError = (message: string, code: number, status: number): Error => Object.assign(new Error(message), { code, status });
 
-/** A bridge of channel 10 of guild 1, with what reached Discord. `refusedEmoji`: what Discord answers 10014 Unknown Emoji for. */
-function bridge(o: { refusedEmoji?: string[] } = {}) {
+/**
+ * A bridge of channel 10 of guild 1, with what reached Discord. `refusedEmoji`: what Discord answers
+ * 10014 Unknown Emoji for. `threads`: the threads Discord has in the channel (by id, which is their
+ * starter message's), none in discord.js's cache, as after a restart; `fetchFails`: fetching a
+ * channel fails (no answer from Discord, say).
+ */
+function bridge(o: { refusedEmoji?: string[]; threads?: Record<string, { locked?: boolean }>; fetchFails?: boolean } = {}) {
   const messages = new Map<string, string>(); // Discord id → content
+  const where = new Map<string, string>(); // Discord id → the thread or channel it went to
+  const threads = new Map(Object.entries(o.threads ?? {}));
+  const started: string[] = [];
   const calls: string[] = [];
   const reactions: string[] = [];
   let next = 100;
   const webhooks = {
-    async execute(_channel: string, _thread: string | undefined, body: { content?: string }) {
+    async execute(channel: string, thread: string | undefined, body: { content?: string }) {
       const id = String(next++);
       messages.set(id, body.content ?? '');
+      where.set(id, thread ?? channel);
       calls.push(`send ${id}`);
       return { id };
     },
@@ -40,16 +50,35 @@ function bridge(o: { refusedEmoji?: string[] } = {}) {
   const guild = { id: '1', roles: { cache: new Map() }, members: { cache: new Map() } };
   const channel = { guild, isDMBased: () => false, isTextBased: () => true, isThread: () => false };
   const client = {
-    channels: { cache: new Map([['10', channel]]) }, user: { id: '999' },
+    channels: {
+      cache: new Map([['10', channel]]),
+      fetch: async (id: string) => {
+        if (o.fetchFails) throw new Error('fetch failed');
+        const t = threads.get(id);
+        if (!t) throw discordError('Unknown Channel', 10003, 404);
+        return { id, locked: t.locked ?? false, isThread: () => true };
+      },
+    },
+    user: { id: '999' },
     rest: {
-      get: async () => { throw unknownMessage(); },
+      get: async (route: string) => {
+        if (route === '/channels/10/messages/55') return { id: '55', content: 'the root message' };
+        throw unknownMessage();
+      },
       put: async (route: string) => {
         const emoji = decodeURIComponent(route.split('/reactions/')[1]!.split('/')[0]!);
         if (o.refusedEmoji?.includes(emoji)) throw Object.assign(new Error('Unknown Emoji'), { code: 10014, status: 400 });
         reactions.push(emoji);
       },
       delete: async () => undefined,
-      post: async () => undefined,
+      post: async (route: string) => {
+        const m = /^\/channels\/10\/messages\/(\d+)\/threads$/.exec(route);
+        if (!m) return undefined;
+        if (threads.has(m[1]!)) throw discordError('A thread has already been created for this message', 160004, 400);
+        threads.set(m[1]!, {});
+        started.push(m[1]!);
+        return { id: m[1]! };
+      },
     },
   };
   const kv = new Map<string, string>();
@@ -67,7 +96,7 @@ function bridge(o: { refusedEmoji?: string[] } = {}) {
     remoteUserOf: (mxid: string) => (mxid === '@discord_5:x' ? { kind: 'user', userId: '5' } : undefined),
   });
   const shown = (): string[] => [...messages.values()];
-  return { to, messages, calls, reactions, shown };
+  return { to, messages, calls, reactions, shown, where, started };
 }
 
 const portal = { roomId: '!r:x', remoteChat: '10', kind: 'portal' as const };
@@ -86,6 +115,39 @@ describe('ToDiscord: replies', () => {
     await to.message({ ...message('yes'), replyTo: { eventId: '$0', sender: '@_x_:a.org', body: 'hi' } });
     await to.message({ ...message('no'), replyTo: { eventId: '$0', sender: '@discord_5:x', body: 'hi' } });
     expect(shown()).toEqual(['> @\\_x\\_:a.org: hi\nyes', '> <@5>: hi\nno']);
+  });
+});
+
+describe('ToDiscord: Matrix threads', () => {
+  const inThread = (body: string): MatrixMessage => ({ ...message(body), threadRoot: { eventId: '$root', remoteId: '55' } });
+
+  it('starts a Discord thread on the root message for the first reply, and sends the reply there', async () => {
+    const { to, where, started } = bridge();
+    const { remoteIds } = await to.message(inThread('first'));
+    expect(started).toEqual(['55']);
+    expect(remoteIds).toEqual(['55/100']);
+    expect(where.get('100')).toBe('55');
+  });
+
+  it('sends a reply to a thread discord.js has not cached (archived, or after a restart) to that thread', async () => {
+    const { to, where, started } = bridge({ threads: { 55: {} } });
+    const { remoteIds } = await to.message(inThread('later'));
+    expect(started).toEqual([]);
+    expect(remoteIds).toEqual(['55/100']);
+    expect(where.get('100')).toBe('55'); // the webhook's thread_id unarchives it
+  });
+
+  it('sends to the thread Discord says the root message already has when the thread cannot be fetched', async () => {
+    const { to, where } = bridge({ threads: { 55: {} }, fetchFails: true });
+    expect(await to.message(inThread('later'))).toEqual({ remoteIds: ['55/100'] });
+    expect(where.get('100')).toBe('55');
+  });
+
+  it('sends a reply to a locked thread to the channel', async () => {
+    const { to, where, started } = bridge({ threads: { 55: { locked: true } } });
+    expect(await to.message(inThread('late'))).toEqual({ remoteIds: ['100'] });
+    expect(started).toEqual([]);
+    expect(where.get('100')).toBe('10');
   });
 });
 

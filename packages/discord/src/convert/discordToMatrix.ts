@@ -43,6 +43,38 @@ export function formatTimestamp(unix: number, style = 'f'): string {
   }
 }
 
+/** URLs written out in text (`https://…`, `ftp://…`): up to the next space. */
+const URL_IN_TEXT = /[a-z][a-z\d+.-]*:\/\/\S*/giu;
+/**
+ * Host names written in text: labels of letters, digits and hyphens joined by dots (or the dots
+ * URL parsers read as dots, `。．｡`), the last two or more characters starting with a letter; or
+ * an IPv4 address. Not one in a path (after `/`), nor the end of a longer word.
+ */
+const HOST_IN_TEXT = /(?<![\/\p{L}\p{N}.。．｡-])(?:(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?[.。．｡])+\p{L}[\p{L}\p{N}-]*[\p{L}\p{N}]|\d{1,3}(?:\.\d{1,3}){3})/gu;
+
+/** The host a URL goes to, as compared: lower case, punycode, without `www.` or a final dot; undefined when it has none, or user info (`https://paypal.com@evil.example`). */
+function hostOf(url: string): string | undefined {
+  let u: URL;
+  try { u = new URL(url); } catch { return undefined; }
+  if (u.username || u.password) return undefined;
+  return u.hostname.replace(/\.$/, '').replace(/^www\./, '') || undefined;
+}
+
+/**
+ * Whether a masked link's text names a site other than the one it goes to: it holds a URL or a
+ * host name (`paypal.com`) whose host is not the link's. Strict: `example.org` for a link to
+ * `docs.example.org` counts as another site (on shared hosts, such as `github.io`, it is), and so
+ * does a file name that reads as a host name (`README.md`): those are shown with their URL, which
+ * costs little.
+ */
+function namesAnotherSite(text: string, href: string): boolean {
+  const urls = text.match(URL_IN_TEXT) ?? [];
+  const named = [...urls.map(hostOf), ...(text.replace(URL_IN_TEXT, ' ').match(HOST_IN_TEXT) ?? []).map((h) => hostOf(`http://${h}`))];
+  if (named.length === 0) return false;
+  const target = hostOf(href);
+  return named.some((h) => h === undefined || h !== target);
+}
+
 interface Out {
   html: string;
   body: string;
@@ -120,6 +152,12 @@ class Renderer {
         try { inner = this.nodes(n.c); } finally { this.inLink--; }
         if (inner.body === n.href) return { html: `<a href="${escapeHtml(n.href)}">${escapeHtml(n.href)}</a>`, body: n.href };
         this.rich = true;
+        if (namesAnotherSite(inner.body, n.href)) {
+          // `[paypal.com](https://evil.example)`: Discord warns before opening such a link, Matrix
+          // clients do not (nor show where it goes, on phones); the text is shown as text, then the link
+          const href = escapeHtml(n.href);
+          return { html: `${inner.html} (<a href="${href}">${href}</a>)`, body: `${inner.body} (${n.href})` };
+        }
         return { html: `<a href="${escapeHtml(n.href)}">${inner.html}</a>`, body: `${inner.body} (${n.href})` };
       }
       case 'user': {

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
 import { LeanConnection } from '../../../packages/irc/src/lean.js';
-import { linePeer } from './line-peer.js';
+import { linePeer, registeredWithoutCaps } from './line-peer.js';
 
 /**
  * A peer with no capabilities. `onLine` decides what each registered line gets; by default PINGs
@@ -25,14 +25,9 @@ async function peer(): Promise<Peer> {
   const p: Peer = { port: 0, sockets: [], lines: [], onLine: pong };
   ({ server, port: p.port } = await linePeer((s) => {
     p.sockets.push(s);
-    let registered = false;
+    const registered = registeredWithoutCaps(s);
     return (line) => {
-      if (!registered) {
-        if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :multi-prefix\r\n');
-        else if (line.startsWith('CAP REQ')) s.write(`:srv CAP * NAK :${line.slice(9)}\r\n`);
-        else if (line === 'CAP END') { registered = true; s.write(':srv 001 me :Welcome\r\n'); }
-        return;
-      }
+      if (!registered(line)) return;
       p.lines.push(line);
       p.onLine(line, s);
     };

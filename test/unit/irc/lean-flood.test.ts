@@ -8,7 +8,7 @@ import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
 import type { FloodSettings } from '../../../packages/irc/src/flood.js';
 import { LeanConnection } from '../../../packages/irc/src/lean.js';
-import { linePeer } from './line-peer.js';
+import { linePeer, registeredWithoutCaps } from './line-peer.js';
 
 /** What the peer heard after registration, on which connection (0, 1...) and when (ms since the test began). */
 interface Heard { conn: number; at: number; line: string }
@@ -23,14 +23,9 @@ async function peer(): Promise<Peer> {
   const p: Peer = { port: 0, sockets: [], heard: [], answerPings: true };
   ({ server, port: p.port } = await linePeer((s) => {
     const n = p.sockets.push(s) - 1;
-    let registered = false;
+    const registered = registeredWithoutCaps(s);
     return (line) => {
-      if (!registered) {
-        if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :multi-prefix\r\n');
-        else if (line.startsWith('CAP REQ')) s.write(`:srv CAP * NAK :${line.slice(9)}\r\n`);
-        else if (line === 'CAP END') { registered = true; s.write(':srv 001 me :Welcome\r\n'); }
-        return;
-      }
+      if (!registered(line)) return;
       p.heard.push({ conn: n, at: Date.now() - start, line });
       const ping = /^PING :(.*)$/.exec(line);
       if (ping && p.answerPings) s.write(`:srv PONG srv :${ping[1]}\r\n`);

@@ -3,12 +3,12 @@
 // server confirms them before it closes; a server that never closes is dropped after a grace, and
 // what it left unconfirmed fails as lost, to be sent again. A quit connection stays closed: a send
 // to it fails (retryable) instead of opening a connection the server's pool no longer knows.
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { ReconnectLimiter } from '../../../packages/irc/src/connection.js';
 import { LeanConnection } from '../../../packages/irc/src/lean.js';
-import { linePeer } from './line-peer.js';
+import { linePeer, registeredWithoutCaps } from './line-peer.js';
 
 let server: Server | undefined;
 let conn: LeanConnection | undefined;
@@ -22,25 +22,14 @@ afterEach(() => { conn?.quit(); for (const s of sockets.splice(0)) s.destroy(); 
  */
 async function peer(onLine: (line: string, s: Socket) => void, frozen = false): Promise<{ port: number; connections: () => number }> {
   let n = 0;
-  server = createServer({ allowHalfOpen: frozen }, (s) => {
+  let port: number;
+  ({ server, port } = await linePeer((s) => {
     n++;
     sockets.push(s);
-    s.on('error', () => undefined);
-    let buf = '', registered = false;
-    s.on('data', (d) => {
-      buf += d.toString();
-      for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (registered) { if (!frozen) onLine(line, s); continue; }
-        if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :multi-prefix\r\n');
-        else if (line.startsWith('CAP REQ')) s.write(`:srv CAP * NAK :${line.slice(9)}\r\n`);
-        else if (line === 'CAP END') { registered = true; s.write(':srv 001 me :Welcome\r\n'); }
-      }
-    });
-  });
-  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as { port: number }).port, connections: () => n };
+    const registered = registeredWithoutCaps(s);
+    return (line) => { if (registered(line) && !frozen) onLine(line, s); };
+  }, { allowHalfOpen: frozen }));
+  return { port, connections: () => n };
 }
 
 function client(port: number, answerMs = 5000): LeanConnection {

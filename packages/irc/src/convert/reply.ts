@@ -4,6 +4,7 @@
  * `<nick> "short quote…" <- text` when it is older, so the channel knows which message is meant.
  * Deciding which form is safe is not done here (see replies.ts): this only writes the text.
  */
+import { stripControls } from './matrixToIrc.js';
 
 /**
  * The first words of a message, on one line and without control characters, at most `max`
@@ -13,7 +14,7 @@
 export function shortQuote(body: string, max: number): string {
   // the quoted body is the Matrix event's, as typed: its controls (mIRC codes, CTCP's \x01) would
   // colour or hide the rest of the line, and a cut could leave a bare \x03 eating the digits after it
-  const flat = body.replace(/[\s\0]+/g, ' ').replace(/[\x00-\x1F\x7F]/g, '').replace(/ {2,}/g, ' ').trim();
+  const flat = stripControls(body.replace(/[\s\0]+/g, ' ')).replace(/ {2,}/g, ' ').trim();
   const chars = [...flat];
   if (chars.length <= max) return flat;
   const keep = Math.max(1, max - 1); // room for the …

@@ -187,6 +187,10 @@ describe('Discord bridge: messages', () => {
     const key = String(relates(custom)?.['key']);
     expect(key).toMatch(/^mxc:\/\//);
     expect(await downloadMxc(key)).toEqual(PNG);
+    // Discord names a heart without VS16; Matrix clients react with it, and only equal keys count together
+    fake.addReaction(ch.id, m.id, carol.id, '\u2764');
+    const heart = await alice.waitForEvent(roomId, (e) => e.type === 'm.reaction' && e.sender === ghost(carol.id) && e.event_id !== r.event_id);
+    expect(relates(heart)?.['key']).toBe('\u2764\uFE0F');
   });
 
   it('bridges attachments both ways, and links files too big for Discord', async () => {

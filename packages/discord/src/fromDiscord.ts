@@ -9,7 +9,7 @@ import {
   type PartialMessage, type PartialMessageReaction, type PartialUser, type Typing, type User,
 } from 'discord.js';
 import type { DiscordConfig } from './config.js';
-import { customEmojisIn, discordToMatrix, embedText, pollResultText, pollText, textContent, type DiscordToMatrixResolver } from './convert/index.js';
+import { customEmojisIn, discordToMatrix, embedText, pollResultText, pollText, reactionKeyToMatrix, textContent, type DiscordToMatrixResolver } from './convert/index.js';
 import { aliasLocalpart, channelChat, discordUser, messageRef, threadChat, webhookUser } from './ids.js';
 import { attachmentPart, type EmojiBridge, type StickerBridge } from './media.js';
 import type { DiscordStore } from './store.js';
@@ -445,7 +445,7 @@ export class FromDiscord {
       const mxc = await this.d.emojis.mxc({ id: e.id, name: e.name ?? 'emoji', animated: e.animated ?? false });
       key = mxc ?? `:${e.name ?? 'emoji'}:`;
     } else {
-      key = e.name ?? undefined;
+      key = e.name ? reactionKeyToMatrix(e.name) : undefined;
     }
     if (!key) return;
     const sender = await this.memberSender(rx.message.guild, user);

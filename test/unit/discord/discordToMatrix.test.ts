@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  discordToMatrix, embedText, formatTimestamp, msgtypeFor, parseDiscordMarkdown, pollResultText, pollText, type DiscordToMatrixResolver, type MatrixText,
+  discordToMatrix, embedText, formatTimestamp, msgtypeFor, parseDiscordMarkdown, pollResultText, pollText, reactionKeyToMatrix, type DiscordToMatrixResolver, type MatrixText,
 } from '../../../packages/discord/src/convert/index.js';
 
 const resolver: DiscordToMatrixResolver = {
@@ -173,6 +173,23 @@ describe('discordToMatrix helpers', () => {
   it('renders an embed as markdown text', () => {
     expect(embedText({ title: 'Build passed', url: 'https://ci.example/1', description: 'all green', author: { name: 'CI' }, fields: [{ name: 'Branch', value: 'main' }] }))
       .toBe('**CI**\n**[Build passed](https://ci.example/1)**\nall green\n**Branch**\nmain');
+  });
+
+  it('writes reaction emoji the way Matrix clients do, so reactions count together', () => {
+    const cases: [string, string][] = [
+      ['\u2764', '\u2764\uFE0F'], // ❤ → ❤️
+      ['\u2764\uFE0F', '\u2764\uFE0F'], // already qualified: unchanged
+      ['\u{1F44D}', '\u{1F44D}'], // 👍 shows as emoji already
+      ['\u261D\u{1F3FB}', '\u261D\u{1F3FB}'], // ☝🏻: a skin tone makes it an emoji
+      ['1\u20E3', '1\uFE0F\u20E3'], // keycap 1
+      ['#\u20E3', '#\uFE0F\u20E3'],
+      ['\u2764\u200D\u{1F525}', '\u2764\uFE0F\u200D\u{1F525}'], // ❤‍🔥
+      ['\u{1F3F3}\u200D\u{1F308}', '\u{1F3F3}\uFE0F\u200D\u{1F308}'], // rainbow flag
+      ['\u{1F441}\u200D\u{1F5E8}', '\u{1F441}\uFE0F\u200D\u{1F5E8}\uFE0F'], // eye in speech bubble: both parts
+      ['\u2122', '\u2122\uFE0F'], ['\u2705', '\u2705'], ['\u{1F1EB}\u{1F1F7}', '\u{1F1EB}\u{1F1F7}'],
+      ['\u263A\uFE0E', '\u263A\uFE0E'], // asked to show as text: left so
+    ];
+    for (const [from, to] of cases) expect(reactionKeyToMatrix(from), JSON.stringify(from)).toBe(to);
   });
 
   it('never loses text it cannot parse', () => {

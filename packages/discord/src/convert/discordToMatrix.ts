@@ -238,6 +238,17 @@ export function msgtypeFor(contentType: string | undefined): 'm.image' | 'm.vide
   return 'm.file';
 }
 
+/**
+ * A Discord reaction's emoji as a Matrix reaction key. Discord names many emoji without VS16
+ * (U+FE0F, "show as emoji": `❤`), Matrix clients send the fully-qualified form (`❤️`), and
+ * reactions only count together when their keys are equal. Every emoji that shows as text by
+ * default gets VS16 unless a selector or a skin tone follows it; keycaps (`1⃣`) get it before U+20E3.
+ */
+export function reactionKeyToMatrix(name: string): string {
+  return name.replace(TEXT_DEFAULT_EMOJI, '$1\uFE0F');
+}
+const TEXT_DEFAULT_EMOJI = /([#*0-9](?=\u20E3)|(?![#*0-9])(?=\p{Emoji})(?!\p{Emoji_Presentation}).)(?![\uFE0E\uFE0F\p{Emoji_Modifier}])/gu;
+
 /** What of a Discord poll its text needs (discord.js's `Poll`, or plain data in tests). */
 export interface DiscordPoll {
   question: { text: string | null };

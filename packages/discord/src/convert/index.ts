@@ -5,7 +5,7 @@ export {
   roomPillHref, userMention, userPillHref, type AllowedMentions, type MatrixPermalink,
 } from './mentions.js';
 export {
-  discordToMatrix, embedText, formatTimestamp, msgtypeFor, pollResultText, pollText, textContent, type DiscordPoll,
+  discordToMatrix, embedText, formatTimestamp, msgtypeFor, pollResultText, pollText, reactionKeyToMatrix, textContent, type DiscordPoll,
   type DiscordToMatrixResolver, type MatrixText,
 } from './discordToMatrix.js';
 export {

@@ -7,6 +7,7 @@
 import type { Request, Response, Router } from 'express';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../util/log.js';
 import { express } from './express.js';
 
@@ -33,24 +34,41 @@ export class MediaLinks {
   }
 }
 
-export function mediaRouter(links: MediaLinks, homeserverUrl: string, asToken: string, log: Logger): Router {
+/**
+ * `stallMs`: how long the homeserver may take to start answering, and then to send each next piece
+ * of the file (a large file on a slow line takes as long as it takes, as long as it moves).
+ */
+export function mediaRouter(links: MediaLinks, homeserverUrl: string, asToken: string, log: Logger, stallMs = 60_000): Router {
   const r = express().Router();
   const serve = async (req: Request, res: Response): Promise<void> => {
     const { server = '', mediaId = '', sig = '' } = req.params as Record<string, string>;
     if (!links.verify(server, mediaId, sig)) { res.status(404).json({ errcode: 'M_NOT_FOUND', error: 'No such media' }); return; }
     const upstream = `${homeserverUrl.replace(/\/+$/, '')}/_matrix/client/v1/media/download/${encodeURIComponent(server)}/${encodeURIComponent(mediaId)}`;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`the homeserver sent nothing for ${stallMs} ms`)), stallMs);
+    const moved = (): void => { timer.refresh(); };
+    // whoever asked went away: stop fetching
+    const abandoned = new Error('the download was abandoned');
+    res.once('close', () => { clearTimeout(timer); abort.abort(abandoned); });
     try {
-      const up = await fetch(upstream, { headers: { authorization: `Bearer ${asToken}` }, signal: AbortSignal.timeout(60_000) });
+      const up = await fetch(upstream, { headers: { authorization: `Bearer ${asToken}` }, signal: abort.signal });
       if (!up.ok || !up.body) { res.status(up.status === 404 ? 404 : 502).json({ errcode: 'M_UNKNOWN', error: `homeserver answered ${up.status}` }); return; }
       for (const h of ['content-type', 'content-length', 'content-disposition']) {
         const v = up.headers.get(h);
         if (v) res.setHeader(h, v);
       }
       res.setHeader('cache-control', 'public, max-age=86400, immutable');
-      Readable.fromWeb(up.body as import('node:stream/web').ReadableStream).pipe(res);
+      moved();
+      const body = Readable.fromWeb(up.body as import('node:stream/web').ReadableStream);
+      body.on('data', moved);
+      // pipeline, not pipe: an error on either side (a stall, the asker gone) ends both, and is handled here
+      await pipeline(body, res);
     } catch (err) {
-      log.warn('media proxy failed', { server, mediaId, err: err as Error });
+      if (abort.signal.reason !== abandoned) log.warn('media proxy failed', { server, mediaId, err: err as Error });
       if (!res.headersSent) res.status(502).json({ errcode: 'M_UNKNOWN', error: 'could not fetch media' });
+      else res.destroy();
+    } finally {
+      clearTimeout(timer);
     }
   };
   r.get('/:server/:mediaId/:sig', serve);

@@ -375,6 +375,35 @@ describe('IRC bridge: users and rooms', () => {
     await alice.waitForEvent(started, (e) => body(e) === 'hi alice, privately' && e.sender === ghost('irclee'));
   });
 
+  it('starts private chats only in a direct chat of the inviter\'s own', async () => {
+    const ned = await ircUser('ircned', ['#dmonly']);
+    const channelRoom = await plumbed('#dmonly');
+    ned.say('#dmonly', 'I exist too');
+    await alice.waitForEvent(channelRoom, (e) => body(e) === 'I exist too');
+    await alice.sendText(channelRoom, 'and so do I');
+    await ned.waitFor((m) => m.message === 'and so do I');
+    const eve = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `irceve${Date.now()}`, { displayName: 'Eve' });
+    const leftWith = async (roomId: string): Promise<string> => {
+      const left = await alice.waitForEvent(roomId, (e) => e.type === 'm.room.member' && e.state_key === ghost('ircned') && e.content['membership'] === 'leave');
+      return String(left.content['reason'] ?? '');
+    };
+    // a group room (no is_direct): ned's private messages to Alice would be read by all there
+    const group = await alice.createRoom({ preset: 'private_chat', invite: [ghost('ircned'), eve.userId] });
+    expect(await leftWith(group)).toMatch(/direct chat of your own/);
+    // marked direct, but someone else is invited too
+    const crowded = await alice.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [ghost('ircned'), eve.userId] });
+    expect(await leftWith(crowded)).toMatch(/other people/);
+    // the bot asked to make such a room an admin room says why not, and answers no commands there
+    const notAdmin = await alice.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [botId, eve.userId] });
+    await alice.waitForEvent(notAdmin, (e) => e.sender === botId && /cannot be your admin room/.test(body(e)));
+    // nothing was linked meanwhile: what ned says privately opens a direct chat of its own
+    const nedChat = `test/pm/${alice.userId}/ircned`;
+    expect(bridge.portals.all().filter((p) => p.remoteChat === nedChat)).toEqual([]);
+    ned.say('Alice[m]', 'just for alice');
+    const dm = await until(() => bridge.portals.all().find((p) => p.kind === 'dm' && p.remoteChat === nedChat)?.roomId, 'the DM room');
+    expect([group, crowded, notAdmin]).not.toContain(dm);
+  });
+
   it('syncs the channel topic to the room', async () => {
     const lou = await ircUser('irclou', ['#topic']);
     const roomId = await plumbed('#topic');

@@ -539,10 +539,26 @@ export class TrestleBridge {
       await this.matrix.leave(ghost, ev.room_id, 'This user cannot be messaged from here').catch(() => undefined);
       return;
     }
+    // a private chat goes to whoever is in the room: only a direct chat of the inviter's own, never
+    // a group room or one already bridged (the ghost's private messages would be read by all there)
+    if (ev.content['is_direct'] !== true || this.portals.forRoom(ev.room_id).length > 0) {
+      await this.matrix.leave(ghost, ev.room_id, 'Private chats with bridged users happen in a direct chat of your own: start one with them. To bridge this room to a channel, use "link".').catch(() => undefined);
+      return;
+    }
     const chat = await network.directChatFor({ matrixUser: ev.sender, remoteUser });
     if (!chat) { await this.matrix.leave(ghost, ev.room_id).catch(() => undefined); return; }
     await this.matrix.ensureJoined(ghost, ev.room_id);
+    if ((await this.othersIn(ev.room_id, ghost, ev.sender)).length > 0) {
+      await this.matrix.leave(ghost, ev.room_id, 'This direct chat has other people in it: private messages need a chat of your own with this user.').catch(() => undefined);
+      return;
+    }
     this.portals.link({ roomId: ev.room_id, network: networkId, remoteChat: chat, kind: 'dm', data: { matrixUser: ev.sender, ghost } });
+  }
+
+  /** People in a room or invited to it besides `user`, the bridge's bot and its ghosts (as `asUser` sees it). */
+  private async othersIn(roomId: string, asUser: string, user: string): Promise<string[]> {
+    const members = await this.matrix.presentMembers(roomId, asUser);
+    return members.filter((u) => u !== user && u !== this.matrix.botUserId && !this.ghostNetwork(u));
   }
 
   // ---------------------------------------------------------------- admin rooms and notices
@@ -563,6 +579,11 @@ export class TrestleBridge {
     const upgradedFrom = this.stores!.kv.get('core', `upgrade:${ev.room_id}`);
     if (upgradedFrom) { await this.moveLinks(upgradedFrom, ev.room_id); return; }
     if (ev.content['is_direct'] === true) {
+      if ((await this.othersIn(ev.room_id, matrix.botUserId, ev.sender)).length > 0) {
+        // command replies would be read by everyone there, and a group room is no one's admin room
+        await matrix.sendNotice(ev.room_id, 'This room has other people in it, so it cannot be your admin room: invite me to a direct chat of your own. To bridge this room, use "link".');
+        return;
+      }
       this.stores!.admin.set(ev.sender, ev.room_id);
       await matrix.sendNotice(ev.room_id, `Hello! This is your Trestle admin room. Say "help" for the commands.`);
     }

@@ -264,6 +264,14 @@ export class MatrixClientLayer {
     }
   }
 
+  /** Who is in a room or invited to it, as `asUser` (who must be in the room) sees it. */
+  async presentMembers(roomId: string, asUser: string): Promise<string[]> {
+    const r = await this.request<{ chunk?: { state_key?: unknown; content?: { membership?: unknown } }[] }>('GET',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/members`, undefined, asUser, { not_membership: 'leave' });
+    return (r.chunk ?? []).filter((e) => e.content?.membership === 'join' || e.content?.membership === 'invite')
+      .map((e) => e.state_key).filter((u): u is string => typeof u === 'string');
+  }
+
   async powerLevels(roomId: string): Promise<{ users?: Record<string, number>; users_default?: number } | undefined> {
     try {
       return await this.request('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`);

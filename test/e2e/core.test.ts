@@ -354,6 +354,13 @@ describe('failures, commands and provisioning', () => {
     await bob.sendText(roomId, '!trestle link testa sneaky');
     await bob.waitForEvent(roomId, (e) => e.sender === botId && String(body(e)).includes('needs power level 50'));
     expect(bridge.portals.forRoom(roomId)).toHaveLength(0);
+
+    // in a room of version 12 the creator is absent from the power levels and above them all
+    const v12 = await alice.createRoom({ name: 'version 12', room_version: '12' });
+    await alice.invite(v12, botId);
+    await until(async () => (await alice.joinedMembers(v12)).includes(botId), 'the bot to join');
+    await alice.sendText(v12, '!trestle link testa v12-chat');
+    await alice.waitForEvent(v12, (e) => e.sender === botId && String(body(e)).startsWith('Linked this room to testa v12-chat'));
   });
 
   it('links, lists and unlinks through the provisioning API with a bearer secret', async () => {
@@ -363,13 +370,21 @@ describe('failures, commands and provisioning', () => {
     expect((await fetch(`${api}/networks`, { headers: { authorization: 'Bearer nope' } })).status).toBe(403);
     const nets = (await (await fetch(`${api}/networks`, { headers: auth })).json()) as { id: string }[];
     expect(nets.map((n) => n.id)).toEqual(expect.arrayContaining(['testa', 'testb']));
+    // on behalf of someone without power in the room: refused, as the command would be
+    const sneaky = await fetch(`${api}/link`, { method: 'POST', headers: auth, body: JSON.stringify({ room_id: roomId, network: 'testb', remote_chat: 'prov', user_id: bob.userId }) });
+    expect(sneaky.status).toBe(403);
+    expect(((await sneaky.json()) as { error: string }).error).toMatch(/needs power level 50/);
+    expect(bridge.portals.forRoom(roomId)).toEqual([]);
     const link = await fetch(`${api}/link`, { method: 'POST', headers: auth, body: JSON.stringify({ room_id: roomId, network: 'testb', remote_chat: 'prov', user_id: alice.userId }) });
     expect(link.status).toBe(200);
     const links = (await (await fetch(`${api}/links?room_id=${encodeURIComponent(roomId)}`, { headers: auth })).json()) as unknown[];
     expect(links).toEqual([{ network: 'testb', remoteChat: 'prov', kind: 'plumbed' }]);
     const m = await alice.sendText(roomId, 'via provisioned link');
     await testb.waitFor((r) => r.kind === 'message' && r.msg.eventId === m);
-    const unlink = await fetch(`${api}/unlink`, { method: 'POST', headers: auth, body: JSON.stringify({ room_id: roomId, network: 'testb', remote_chat: 'prov', user_id: alice.userId }) });
+    const unlinkAs = (userId: string): Promise<Response> => fetch(`${api}/unlink`, { method: 'POST', headers: auth, body: JSON.stringify({ room_id: roomId, network: 'testb', remote_chat: 'prov', user_id: userId }) });
+    expect((await unlinkAs(bob.userId)).status).toBe(403);
+    expect(bridge.portals.forRoom(roomId)).toHaveLength(1);
+    const unlink = await unlinkAs(alice.userId);
     expect(unlink.status).toBe(200);
     expect(bridge.portals.forRoom(roomId)).toHaveLength(0);
   });

@@ -40,6 +40,22 @@ describe('CommandProcessor', () => {
     expect(replies).toEqual(['pong', 'pong']);
   });
 
+  it('runs a command once even when its reply cannot be sent, and reports the lost reply', async () => {
+    let runs = 0;
+    const lost: string[] = [];
+    const p = new CommandProcessor({
+      permission: () => 'user', powerLevel: async () => 0, adminRoomOwner: () => '@u:hs',
+      reply: async () => { throw new Error('M_FORBIDDEN: the bot may not speak here'); },
+      replyFailed: (_room, command, err) => { lost.push(`${command}: ${err.message}`); },
+    });
+    p.add({ ...echo, name: 'once', args: [], run: async () => { runs++; return 'done'; } });
+    p.add({ ...echo, name: 'fails', args: [], run: async () => { runs++; throw new Error('no'); } });
+    await expect(p.tryHandle('!admin', '@u:hs', 'once')).resolves.toBe(true);
+    await expect(p.tryHandle('!admin', '@u:hs', 'fails')).resolves.toBe(true);
+    expect(runs).toBe(2);
+    expect(lost).toEqual(['once: M_FORBIDDEN: the bot may not speak here', 'fails: M_FORBIDDEN: the bot may not speak here']);
+  });
+
   it('checks bridge permission and room power, admins bypassing the power check', async () => {
     const { p, replies } = processor({ '@u:hs': 'user', '@a:hs': 'admin' }, 10);
     p.add({ name: 'link', help: 'x', permission: 'user', roomPower: 50, run: async () => 'linked' });

@@ -15,7 +15,7 @@ import type { WorkItem } from '../db/workQueue.js';
 import { WorkQueueStore } from '../db/workQueue.js';
 import type { TrestleConfig } from '../config/schema.js';
 import { CommandProcessor } from '../commands/processor.js';
-import { builtinCommands } from '../commands/builtins.js';
+import { builtinCommands, LINK_POWER, VERSION as TRESTLE_VERSION } from '../commands/builtins.js';
 import { express } from '../http/express.js';
 import { BridgeMetrics } from '../http/metrics.js';
 import { provisioningRouter } from '../http/provisioning.js';
@@ -46,7 +46,6 @@ export interface BridgeOptions {
 }
 
 export { VERSION as TRESTLE_VERSION } from '../commands/builtins.js';
-import { VERSION as TRESTLE_VERSION } from '../commands/builtins.js';
 
 async function defaultFetchAvatar(url: string): Promise<{ data: Buffer; contentType: string } | undefined> {
   const res = await fetch(url, { signal: AbortSignal.timeout(15_000) });
@@ -173,13 +172,11 @@ export class TrestleBridge {
     const remoteDelivery = new RemoteDelivery(matrix, ghostMgr, messages, (id) => this.networks.get(id)?.identity, log, kv, portals);
     this.commands = new CommandProcessor({
       permission: (u) => this.permission(u),
-      powerLevel: async (roomId, userId) => {
-        const pl = await matrix.powerLevels(roomId);
-        return pl?.users?.[userId] ?? pl?.users_default ?? 0;
-      },
+      powerLevel: (roomId, userId) => matrix.userPower(roomId, userId),
       adminRoomOwner: (roomId) => admin.isAdminRoom(roomId),
       reply: (roomId, text) => matrix.sendNotice(roomId, text),
       memberName: (roomId, userId) => matrix.memberName(roomId, userId),
+      replyFailed: (roomId, command, err) => log.warn('a command ran but its reply could not be sent', { roomId, command, err }),
     });
     for (const spec of builtinCommands(this)) this.commands.add(spec);
     for (const n of this.networks.values()) if (supportsCommands(n)) for (const c of n.commands) this.commands.add(c, n.identity.id);
@@ -429,6 +426,20 @@ export class TrestleBridge {
     const portal = this.portals.link({ roomId, network: networkId, remoteChat, kind: 'plumbed', ...(name !== undefined ? { name } : {}) });
     await this.afterLink(n, portal);
     return portal;
+  }
+
+  /** Why `userId` may not change the links of `roomId` through the provisioning API: the `link` command's rules. */
+  async linkRefusal(roomId: string, userId: string): Promise<string | undefined> {
+    const level = this.permission(userId);
+    if (level === 'none') return `${userId} is not allowed to use this bridge`;
+    if (level === 'admin') return undefined;
+    try {
+      await this.matrix.ensureJoined(this.matrix.botUserId, roomId);
+    } catch {
+      return 'the bridge bot cannot join the room: invite it first';
+    }
+    const power = await this.matrix.userPower(roomId, userId);
+    return power >= LINK_POWER ? undefined : `${userId} needs power level ${LINK_POWER} in the room to change its links (has ${power})`;
   }
 
   /** Does the room have `m.room.encryption` (which cannot be removed)? */

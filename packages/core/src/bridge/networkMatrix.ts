@@ -30,10 +30,7 @@ export function networkMatrix(matrix: MatrixClientLayer, existingGhost: (remoteU
     botUserId: bot,
     getState,
     setState,
-    async powerLevel(roomId, userId) {
-      const pl = await matrix.powerLevels(roomId);
-      return pl?.users?.[userId] ?? pl?.users_default ?? 0;
-    },
+    powerLevel: (roomId, userId) => matrix.userPower(roomId, userId),
     join: (roomId) => matrix.ensureJoined(bot, roomId),
     async invite(roomId, userId) {
       await matrix.request('POST', `${room(roomId)}/invite`, { user_id: userId });

@@ -10,6 +10,9 @@ export interface BuiltinHost {
   helpText?(isAdmin: boolean): string;
 }
 
+/** The room power level `link` and `unlink` need (bridge admins need none), by command or provisioning API. */
+export const LINK_POWER = 50;
+
 export const VERSION = '0.1.0';
 
 export function builtinCommands(host: BuiltinHost & { commandsHelp?: (isAdmin: boolean) => string }): CommandSpec[] {
@@ -22,7 +25,7 @@ export function builtinCommands(host: BuiltinHost & { commandsHelp?: (isAdmin: b
     { name: 'version', help: 'Show the Trestle version', permission: 'user', run: async () => `Trestle ${VERSION}` },
     { name: 'ping', help: 'Check that the bridge answers', permission: 'user', run: async () => 'pong' },
     {
-      name: 'link', args: ['network', '...chat'], roomPower: 50, permission: 'user',
+      name: 'link', args: ['network', '...chat'], roomPower: LINK_POWER, permission: 'user',
       help: 'Link this room to a remote chat (power level 50 needed)',
       run: async (inv) => {
         const network = inv.args['network']!;
@@ -32,7 +35,7 @@ export function builtinCommands(host: BuiltinHost & { commandsHelp?: (isAdmin: b
       },
     },
     {
-      name: 'unlink', args: ['network', '...chat'], roomPower: 50, permission: 'user',
+      name: 'unlink', args: ['network', '...chat'], roomPower: LINK_POWER, permission: 'user',
       help: 'Unlink this room from a remote chat (power level 50 needed)',
       run: async (inv) => {
         const ok = await host.unlink(inv.roomId, inv.args['network']!, inv.args['chat']!, inv.sender);

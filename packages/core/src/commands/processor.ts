@@ -17,6 +17,8 @@ export interface CommandEnv {
   reply(roomId: string, text: string): Promise<void>;
   /** The user's display name as the room shows it (else their profile's; else the user id). */
   memberName?(roomId: string, userId: string): Promise<string>;
+  /** Told of a reply that could not be sent after a command ran (the command is not run again). */
+  replyFailed?(roomId: string, command: string, err: Error): void;
 }
 
 /** Split a command line into words; "double quoted" words may hold spaces. */
@@ -131,12 +133,15 @@ export class CommandProcessor {
     if (typeof args === 'string') { await reply(args); return true; }
     const senderName = async (): Promise<string> => (await this.env.memberName?.(roomId, sender).catch(() => undefined)) ?? sender;
     const inv: CommandInvocation = { sender, roomId, args, powerLevel, inAdminRoom, isAdmin, reply, senderName };
+    let out: string | void;
     try {
-      const out = await spec.run(inv);
-      if (out) await reply(out);
+      out = await spec.run(inv);
     } catch (err) {
-      await reply(`"${spec.name}" failed: ${(err as Error).message}`);
+      out = `"${spec.name}" failed: ${(err as Error).message}`;
     }
+    // the command has run: a reply that cannot be sent (the bot may not speak in the room, the
+    // homeserver is down) is reported, never a reason for the caller to run the command again
+    if (out) await reply(out).catch((err: unknown) => this.env.replyFailed?.(roomId, spec.name, err as Error));
     return true;
   }
 

@@ -5,13 +5,21 @@
  *   GET  /links?room_id=!r            → [{ network, remoteChat, kind }]
  *   POST /link   { room_id, network, remote_chat, user_id }
  *   POST /unlink { room_id, network, remote_chat, user_id }
+ * Linking and unlinking follow the `link` command's rules for `user_id`: allowed to use the bridge,
+ * and power level 50 in the room (or a bridge admin).
  */
 import type { Request, Response, Router } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import type { BuiltinHost } from '../commands/builtins.js';
 import { express } from './express.js';
 
-export function provisioningRouter(secret: string, host: BuiltinHost): Router {
+/** What the API needs besides the commands' host: who may change a room's links. */
+export interface ProvisioningHost extends BuiltinHost {
+  /** Why `userId` may not link or unlink in `roomId` (the rules of the commands), or undefined if they may. */
+  linkRefusal(roomId: string, userId: string): Promise<string | undefined>;
+}
+
+export function provisioningRouter(secret: string, host: ProvisioningHost): Router {
   const r = express().Router();
   r.use(express().json({ limit: '64kb' }));
   r.use((req, res, next) => {
@@ -32,6 +40,11 @@ export function provisioningRouter(secret: string, host: BuiltinHost): Router {
     }
     return Object.fromEntries(names.map((n) => [n, body[n] as string]));
   };
+  const refused = async (res: Response, roomId: string, userId: string): Promise<boolean> => {
+    const why = await host.linkRefusal(roomId, userId);
+    if (why) res.status(403).json({ errcode: 'M_FORBIDDEN', error: why });
+    return why !== undefined;
+  };
   r.get('/networks', (_req, res) => {
     res.json([...host.networks.values()].map((n) => ({ id: n.identity.id, displayName: n.identity.displayName })));
   });
@@ -43,6 +56,8 @@ export function provisioningRouter(secret: string, host: BuiltinHost): Router {
   r.post('/link', async (req, res) => {
     const f = fields(req, res, ['room_id', 'network', 'remote_chat', 'user_id']);
     if (!f) return;
+    // the secret says who the caller is (an integration manager); user_id says for whom, and that user must be allowed
+    if (await refused(res, f['room_id']!, f['user_id']!)) return;
     try {
       const p = await host.link(f['room_id']!, f['network']!, f['remote_chat']!, f['user_id']!);
       res.json({ network: f['network'], remoteChat: p.remoteChat });
@@ -53,6 +68,8 @@ export function provisioningRouter(secret: string, host: BuiltinHost): Router {
   r.post('/unlink', async (req, res) => {
     const f = fields(req, res, ['room_id', 'network', 'remote_chat', 'user_id']);
     if (!f) return;
+    // the secret says who the caller is (an integration manager); user_id says for whom, and that user must be allowed
+    if (await refused(res, f['room_id']!, f['user_id']!)) return;
     try {
       const ok = await host.unlink(f['room_id']!, f['network']!, f['remote_chat']!, f['user_id']!);
       res.status(ok ? 200 : 404).json(ok ? {} : { errcode: 'M_NOT_FOUND', error: 'no such link' });

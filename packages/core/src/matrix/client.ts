@@ -264,6 +264,23 @@ export class MatrixClientLayer {
     }
   }
 
+  /**
+   * A user's power level in a room. From room version 12 on, the room's creators (the create event's
+   * sender and its `additional_creators`) are above every level and absent from the power levels.
+   */
+  async userPower(roomId: string, userId: string): Promise<number> {
+    const room = encodeURIComponent(roomId);
+    const create = await this.request<{ room_version?: unknown; additional_creators?: unknown }>('GET', `/_matrix/client/v3/rooms/${room}/state/m.room.create/`).catch(() => undefined);
+    if (create && creatorsArePrivileged(create.room_version)) {
+      if (Array.isArray(create.additional_creators) && create.additional_creators.includes(userId)) return CREATOR_POWER;
+      // in these versions the room id is the create event's reference hash: its event id is the same hash
+      const ev = await this.request<{ sender?: unknown }>('GET', `/_matrix/client/v3/rooms/${room}/event/${encodeURIComponent(`$${roomId.slice(1)}`)}`).catch(() => undefined);
+      if (ev?.sender === userId) return CREATOR_POWER;
+    }
+    const pl = await this.powerLevels(roomId);
+    return pl?.users?.[userId] ?? pl?.users_default ?? 0;
+  }
+
   /** Who is in a room or invited to it, as `asUser` (who must be in the room) sees it. */
   async presentMembers(roomId: string, asUser: string): Promise<string[]> {
     const r = await this.request<{ chunk?: { state_key?: unknown; content?: { membership?: unknown } }[] }>('GET',
@@ -325,4 +342,13 @@ function sentEventId(res: { event_id?: unknown }): string {
     throw new MatrixError('the homeserver accepted the event but answered without its event_id', undefined, undefined);
   }
   return res.event_id;
+}
+
+/** What {@link MatrixClientLayer.userPower} answers for a room's creator: above any level a room can set. */
+export const CREATOR_POWER = Number.MAX_SAFE_INTEGER;
+
+/** Room versions where creators hold unlimited power (12 and later, and its draft "hydra" versions). */
+export function creatorsArePrivileged(version: unknown): boolean {
+  if (typeof version !== 'string') return false;
+  return /^\d+$/.test(version) ? Number(version) >= 12 : version.startsWith('org.matrix.hydra.');
 }

@@ -417,14 +417,22 @@ describe('IRC bridge: users and rooms', () => {
   });
 
   it('answers admin commands in the admin room', async () => {
-    await ircUser('ircmo', ['#cmds']);
+    const mo = await ircUser('ircmo', ['#cmds']);
     const dm = await alice.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [botId] });
     await alice.waitForEvent(dm, (e) => e.sender === botId && body(e).includes('admin room'));
     await alice.sendText(dm, 'whois test ircmo');
     const w = await alice.waitForEvent(dm, (e) => e.sender === botId && body(e).startsWith('ircmo is'));
     expect(body(w)).toContain('(test user)');
     await alice.sendText(dm, 'cmd test QUIT :bye');
-    await alice.waitForEvent(dm, (e) => e.sender === botId && body(e) === 'QUIT is not allowed through cmd.');
+    await alice.waitForEvent(dm, (e) => e.sender === botId && body(e).startsWith('QUIT is not allowed through cmd'));
+    // a verb hidden behind tags, and a second line smuggled into the bridge's own connection by whois
+    await alice.sendText(dm, 'cmd test @x=y QUIT :bye');
+    await alice.waitForEvent(dm, (e) => e.sender === botId && body(e).startsWith('cmd sends no tags'));
+    await alice.sendText(dm, 'whois test "ircmo\nPRIVMSG ircmo :smuggled"');
+    await alice.waitForEvent(dm, (e) => e.sender === botId && /holds a space or a control character/.test(body(e)));
+    await alice.sendText(dm, 'cmd test PRIVMSG ircmo :a fair line');
+    await mo.waitFor((m) => m.message === 'a fair line');
+    expect(mo.messages.some((m) => m.message === 'smuggled')).toBe(false);
     await alice.sendText(dm, 'join test #cmdjoin');
     await alice.waitForEvent(dm, (e) => e.sender === botId && body(e).startsWith('Joined #cmdjoin'));
   });

@@ -9,12 +9,105 @@
 import type { CommandInvocation, NetworkCommand } from '@trestle/core';
 import { certFingerprint, makeClientCert } from './certs.js';
 import { channelChat, ircLower, parseChat } from './ids.js';
+import { parseLine, type IrcLine } from './ircline.js';
 import { sanitiseUsername } from './nicks.js';
 import type { IrcNetwork } from './network.js';
 import type { IrcServer } from './server.js';
 
-/** Raw commands `cmd` refuses: they would break the connection or act beyond the user's own session. */
-const REFUSED_RAW = new Set(['PASS', 'USER', 'QUIT', 'CAP', 'AUTHENTICATE', 'SERVICE', 'SERVER', 'SQUIT', 'KILL', 'DIE', 'RESTART', 'OPER', 'REHASH', 'CONNECT']);
+/**
+ * Why a word cannot be sent as one IRC parameter (a nick, a channel, a key), or undefined; `what`
+ * names it in the answer ("The nick"). Whitespace would make it several parameters, and a control
+ * character (CR, LF, NUL above all) could end the line and start another, on the bridge's own
+ * connection too (its whois and join). A comma makes a channel, nick or key a list, each item
+ * unchecked (the exclusions and whitelist see one channel); a leading colon makes it a trailing
+ * parameter, read differently by the two connections.
+ */
+export function paramRefusal(what: string, word: string): string | undefined {
+  const shown = JSON.stringify(word); // "\n" shown as such, not as a line break in the answer
+  if (/[\s\p{Cc}]/u.test(word)) return `${what} ${shown} holds a space or a control character`;
+  if (word.includes(',')) return `${what} ${shown} holds a comma (one at a time)`;
+  if (word.startsWith(':')) return `${what} ${shown} starts with a colon`;
+  return undefined;
+}
+
+/**
+ * What `cmd` may send: verbs that ask the server something or act only on the user's own session,
+ * the services' shortcuts, and the few that act on a target, checked by {@link rawTargetRefusal}.
+ * An allowlist, not a list of refusals: a verb a server adds later is refused until someone looks at it.
+ */
+const RAW_ALLOWED = new Set([
+  'PRIVMSG', 'NOTICE', 'MODE', 'TOPIC', 'KICK', 'INVITE', 'AWAY',
+  'WHOIS', 'WHOWAS', 'WHO', 'NAMES', 'LIST', 'MOTD', 'INFO', 'VERSION', 'TIME', 'LUSERS', 'ISON', 'USERHOST', 'STATS', 'ADMIN',
+  'NS', 'CS', 'MS', 'HS', 'BS', 'NICKSERV', 'CHANSERV', 'MEMOSERV', 'HOSTSERV', 'BOTSERV',
+]);
+
+/** Refused verbs with a command of their own, which also keeps the bridge's records (and rules) straight. */
+const RAW_INSTEAD: Record<string, string> = {
+  NICK: 'say "nick" (the bridge keeps your nick across reconnects)',
+  JOIN: 'say "join" (it checks the channel against the bridge\'s rules and invites you to its room)',
+  PART: 'say "part" (it takes you out of the channel\'s rooms too)',
+  QUIT: 'say "quit" (or "reconnect")',
+  PASS: 'say "storepass"',
+  AUTHENTICATE: 'say "storepass", or "certfp" for a client certificate',
+  USER: 'say "username"',
+};
+
+/** A line `cmd` may send: its command and params, and `text`, the line as the server will read it. */
+export type RawCommand = IrcLine & { text: string };
+
+/**
+ * Parse what a user gave `cmd` (the server already taken off), or say why it is refused: more than one
+ * line, tags or a prefix (a client sends neither: `@label=x QUIT` or `:me CAP REQ ...` would hide the
+ * verb from a check of the first word), or a verb not in {@link RAW_ALLOWED}. The line is written
+ * again from what was parsed, so the server reads exactly what was checked.
+ */
+export function parseRawCommand(input: string): RawCommand | string {
+  if (/[\r\n\0]/.test(input)) return 'cmd sends one line: it cannot hold a line break or NUL.';
+  const line = input.trim();
+  if (line.startsWith('@')) return 'cmd sends no tags (a line starting with @).';
+  if (line.startsWith(':')) return 'cmd sends no prefix (a line starting with :): the server knows who you are.';
+  const l = parseLine(line);
+  if (!l) return 'Say which command to send.';
+  if (!RAW_ALLOWED.has(l.command)) {
+    const instead = RAW_INSTEAD[l.command];
+    return `${l.command} is not allowed through cmd${instead ? `: ${instead}` : ''}.`;
+  }
+  // parseLine takes the last param as trailing exactly when ' :' is in the line
+  const trailing = line.includes(' :');
+  const middle = trailing ? l.params.slice(0, -1) : l.params;
+  const text = [l.command, ...middle].join(' ') + (trailing ? ` :${l.params[l.params.length - 1]!}` : '');
+  return { ...l, text };
+}
+
+/** Could this message target be anything but one nick: a channel, a channel's ops (`@#c`), a server mask (`$*`), a list? */
+const notOneNick = (target: string): boolean => target === '' || /^[#&+!@%~$*]/.test(target) || target.includes(',');
+
+/**
+ * Why `cmd` will not send an allowed line to where it goes, or undefined. Messages go to nicks and
+ * services only: a message to a channel would reach IRC but never the channel's room (the bridge
+ * does not bring its users' own lines back), so it is refused and said in the room instead. MODE
+ * goes to the user's own nick, or like TOPIC, KICK and INVITE to a channel `self.inChannel`: one
+ * the user's connection is in through a bridged room, so one that passed the bridge's rules.
+ */
+export function rawTargetRefusal(l: IrcLine, self: { nick: string; inChannel(channel: string): boolean }): string | undefined {
+  const notIn = (channel: string): string | undefined =>
+    self.inChannel(channel) ? undefined : `${l.command} works through cmd only in a channel you are in through a bridged room, and you are not in ${channel}.`;
+  switch (l.command) {
+    case 'PRIVMSG': case 'NOTICE': {
+      const bad = (l.params[0] ?? '').split(',').find(notOneNick);
+      return bad === undefined ? undefined
+        : `${l.command} goes through cmd only to nicks and services, not to ${bad || 'nobody'}: to speak in a channel, say it in the channel's room (a raw message would never reach the room).`;
+    }
+    case 'MODE': {
+      const target = l.params[0] ?? '';
+      if (/^[#&+!]/.test(target)) return notIn(target);
+      return ircLower(target) === ircLower(self.nick) ? undefined : `MODE works through cmd only on your own nick (${self.nick}) or a channel you are in.`;
+    }
+    case 'TOPIC': case 'KICK': return notIn(l.params[0] ?? '');
+    case 'INVITE': return l.params[1] === undefined ? undefined : notIn(l.params[1]);
+    default: return undefined;
+  }
+}
 
 /** What `certfp` says: the fingerprint, and how to tie it to the account. */
 export function certfpAnswer(server: Pick<IrcServer, 'key' | 'displayName' | 'usesTls'>, fingerprint: string, made: boolean): string {
@@ -108,6 +201,9 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
       name: 'join', args: ['channel', 'key'], required: 1, help: 'Join an IRC channel and get invited to its portal room',
       run: async (inv, server, a) => {
         const channel = a['channel']!;
+        // before any check of the channel: the bridge's rules must see exactly the one it joins
+        const bad = paramRefusal('The channel', channel) ?? (a['key'] === undefined ? undefined : paramRefusal('The key', a['key']));
+        if (bad) return `${bad}.`;
         if (!/^[#&+!]/.test(channel)) return `${channel} is not a channel name (they start with #).`;
         const refused = net.channelRefused(server, channel, true);
         if (refused) return `Cannot join: ${refused}.`;
@@ -122,6 +218,8 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
       name: 'part', args: ['channel'], required: 1, help: 'Leave an IRC channel and the Matrix rooms bridged to it',
       run: async (inv, server, a) => {
         const channel = a['channel']!;
+        const bad = paramRefusal('The channel', channel);
+        if (bad) return `${bad}.`;
         const c = server.clients.get(inv.sender);
         const onIrc = c?.channels.has(ircLower(channel)) === true;
         if (onIrc) c!.part(channel, 'Left from Matrix');
@@ -136,8 +234,10 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
     perServer({
       name: 'nick', args: ['nick'], required: 1, help: 'Change your IRC nick',
       run: async (inv, server, a) => {
+        const wanted = a['nick']!;
+        const bad = paramRefusal('The nick', wanted);
+        if (bad) return `${bad}.`;
         const c = await conn(inv, server);
-        const wanted = a['nick']!.replace(/[\s\0]/g, '');
         if (c.nick === wanted) { server.nickChosen(inv.sender, c.nick); return `Your nick is already ${wanted}.`; }
         const r = await server.changeNick(c, wanted);
         if ('why' in r) return `Nick not changed: ${r.why}.`;
@@ -148,8 +248,12 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
     perServer({
       name: 'whois', args: ['nick'], required: 1, help: 'Who is an IRC user?',
       run: async (_inv, server, a) => {
-        const info = await new Promise<Record<string, unknown>>((resolve) => server.listener.client.whois(a['nick']!, resolve));
-        if (!info['ident'] && !info['hostname']) return `${a['nick']} is not on ${server.displayName}.`;
+        const nick = a['nick']!;
+        const bad = paramRefusal('The nick', nick);
+        if (bad) return `${bad}.`;
+        // asked by the bridge's own connection, which is up whether or not the user has one
+        const info = await server.listener.whois(nick).catch((err: Error) => { throw new Refusal(`Could not look up ${nick} on ${server.displayName}: ${err.message}.`); });
+        if (!info['ident'] && !info['hostname']) return `${nick} is not on ${server.displayName}.`;
         const parts = [`${String(info['nick'])} is ${String(info['ident'])}@${String(info['hostname'])} (${String(info['real_name'] ?? '')})`];
         if (info['channels']) parts.push(`on ${String(info['channels'])}`);
         if (info['account']) parts.push(`logged in as ${String(info['account'])}`);
@@ -238,7 +342,7 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
     {
       name: 'cmd', args: ['...line'], permission: 'user', help: 'Send a raw IRC command from your connection: cmd [server] <line>',
       run: async (inv) => {
-        let line = (inv.args['line'] ?? '').replace(/[\r\n\0]/g, ' ').trim();
+        let line = (inv.args['line'] ?? '').trim();
         const first = line.split(' ', 1)[0]!;
         const roomServers = implicitServers(net, inv.roomId);
         // the server is the first word when it names one (and more follows), else the room's
@@ -246,11 +350,17 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
         if (known(first) && line.length > first.length) { key = first; line = line.slice(first.length).trim(); }
         else if (roomServers.length === 1) key = roomServers[0];
         if (!key) return roomServers.length > 1 ? `Say which IRC server: this room is linked to ${roomServers.join(', ')}.` : 'Say which IRC server, then the command.';
-        const verb = line.split(' ', 1)[0]?.toUpperCase() ?? '';
-        if (!verb) return 'Say which command to send.';
-        if (REFUSED_RAW.has(verb)) return `${verb} is not allowed through cmd.`;
-        await (await conn(inv, net.server(key))).send('RAW', '', line);
-        return `Sent: ${line}`;
+        const raw = parseRawCommand(line);
+        if (typeof raw === 'string') return raw;
+        const server = net.server(key);
+        const c = await conn(inv, server);
+        const why = rawTargetRefusal(raw, {
+          nick: c.nick,
+          inChannel: (ch) => c.channels.has(ircLower(ch)) && (net.ctx?.portals.forChat(channelChat(server.key, ch)).length ?? 0) > 0,
+        });
+        if (why) return why;
+        await c.send('RAW', '', raw.text);
+        return `Sent: ${raw.text}`;
       },
     },
     {

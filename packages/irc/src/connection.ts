@@ -152,7 +152,7 @@ export class IrcConnection extends EventEmitter {
     super();
     this.nick = opts.nick;
     this.route = { port: opts.port, tls: opts.tls };
-    this.transport = transportWithFallback(opts.encodingFallback, opts.sts !== undefined);
+    this.transport = transportWithFallback(opts.encodingFallback, opts.sts !== undefined, opts.log);
     this.client = new IRC.Client(IrcConnection.clientOptions);
     // join() listens for the outcome of each pending join: the listener joins every bridged channel at once
     this.setMaxListeners(0);
@@ -391,6 +391,30 @@ export class IrcConnection extends EventEmitter {
     this.channels.delete(lc);
     this.joined.delete(lc);
     if (this.state === 'connected') this.client.part(channel, reason);
+  }
+
+  /**
+   * Ask the server who a nick is: irc-framework's answer (its `whois` event, with `error` set when
+   * there is no such nick), or a rejection when not connected or when no answer comes within
+   * `timeoutMs`. Not irc-framework's whois(): it waits, and keeps its listener, for good when no
+   * answer naming the nick comes (the connection down or lost, a server that folds the nick otherwise).
+   */
+  whois(nick: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+    if (this.state !== 'connected') return Promise.reject(new DeliveryError('the bridge is not connected to the IRC server right now'));
+    return new Promise((resolve, reject) => {
+      const done = (): void => { clearTimeout(timer); this.client.off('whois', answered); };
+      const answered = (e: Record<string, unknown>): void => {
+        if (typeof e['nick'] !== 'string' || ircLower(e['nick']) !== ircLower(nick)) return;
+        done();
+        resolve(e);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new DeliveryError(`no answer from the IRC server to WHOIS ${nick} within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      this.client.on('whois', answered);
+      this.client.raw('WHOIS', nick);
+    });
   }
 
   /** Write a raw command now if connected (dropped when not: the listener sends nothing that must wait). */

@@ -6,10 +6,12 @@
  *   with one Latin-1 user shows U+FFFD on Matrix;
  * - with `holdLogin`, a plaintext connection's server password (and the NICK and USER after it)
  *   waits for the server's answer to `CAP LS`, so that a server asking for TLS there (STS) never
- *   hears it in plaintext (sts.ts LoginHold). irc-framework writes PASS, NICK and USER at once.
+ *   hears it in plaintext (sts.ts LoginHold). irc-framework writes PASS, NICK and USER at once;
+ * - a line holding CR, LF or NUL is not written at all (see {@link breaksLine}).
  */
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import type { Logger } from '@trestle/core';
 import { lineDecoder } from './convert/encoding.js';
 import { LoginHold, NO_CAP_REPLIES } from './sts.js';
 
@@ -33,10 +35,18 @@ const NetTransport = require('irc-framework/src/transports/net.js') as NetTransp
 const numeric = (line: string): string | undefined => /^(?:@\S+ )?(?::\S+ )?(\d{3}) /.exec(line)?.[1];
 
 /**
+ * Would this line be more than one line on the wire? CR and LF end a line (servers split on either),
+ * so what follows one is a command of its own; NUL ends it early on many servers. irc-framework
+ * strips none of them from what its calls (raw, join, whois, part, quit...) are given.
+ */
+const breaksLine = (line: string): boolean => /[\r\n\0]/.test(line);
+
+/**
  * A transport class for irc-framework's `transport` option, decoding lines as `lineDecoder(fallback)`;
  * with `holdLogin` (STS is followed), a plaintext connection with a server password holds its login.
+ * `log` is told of a line refused for holding CR, LF or NUL.
  */
-export function transportWithFallback(fallback: string | undefined, holdLogin = false): NetTransportClass {
+export function transportWithFallback(fallback: string | undefined, holdLogin: boolean, log: Logger): NetTransportClass {
   const decode = lineDecoder(fallback);
   return class FallbackTransport extends NetTransport {
     private readonly loginHold = new LoginHold();
@@ -47,6 +57,18 @@ export function transportWithFallback(fallback: string | undefined, holdLogin = 
     }
 
     override writeLine(line: string, cb?: () => void): void {
+      // Every line irc-framework writes comes through here, so this one check covers all its calls,
+      // whatever their callers forgot. A line that breaksLine() is refused whole, not cut at the
+      // break: what comes before it is not necessarily what was meant either (a key, a reason, a
+      // message cut short), and every caller should have refused or cleaned its input already, so it
+      // is a fault to log, not to paper over. Only the command is logged: the rest may be a password
+      // or a message. The callback still runs, as irc-framework's own does when it cannot write:
+      // irc-framework closes the socket in the callback of its QUIT.
+      if (breaksLine(line)) {
+        log.warn('refused to write an IRC line holding CR, LF or NUL (a second line could be smuggled in)', { command: line.split(/\s/, 1)[0] });
+        if (cb) process.nextTick(cb);
+        return;
+      }
       if (line.startsWith('CAP LS') || !this.loginHold.hold(() => super.writeLine(line, cb))) {
         super.writeLine(line, cb);
         return;

@@ -1,0 +1,112 @@
+// What the bridge's own connection (irc-framework, through transport.ts) puts on the wire, against a
+// scripted peer on 127.0.0.1: never a line holding CR, LF or NUL, whichever irc-framework call wrote
+// it (irc-framework strips none of them); and its WHOIS, which gives up after a while instead of
+// waiting (and listening) for good.
+import type { Server, Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../../../packages/core/src/util/log.js';
+import { IrcConnection, ReconnectLimiter } from '../../../packages/irc/src/connection.js';
+import { linePeer } from './line-peer.js';
+
+let server: Server | undefined;
+const conns: IrcConnection[] = [];
+afterEach(() => { for (const c of conns.splice(0)) c.quit(); server?.close(); });
+
+/**
+ * A peer that registers the listener under the nick it asks for and then hands each line to
+ * `onLine`; `wire()` is every byte the client wrote, as written (to see how lines are framed).
+ */
+async function peer(onLine: (line: string, s: Socket) => void = () => undefined): Promise<{ port: number; wire: () => string }> {
+  let wire = '';
+  let port: number;
+  ({ server, port } = await linePeer((s) => {
+    s.on('data', (d: Buffer) => { wire += d.toString('latin1'); });
+    let nick = '';
+    let registered = false;
+    return (line) => {
+      if (registered) { onLine(line, s); return; }
+      if (line.startsWith('NICK ')) nick = line.slice(5);
+      if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :\r\n');
+      else if (line.startsWith('CAP REQ')) s.write(`:srv CAP * NAK :${line.slice(9)}\r\n`);
+      else if (line === 'CAP END') { registered = true; s.write(`:srv 001 ${nick} :Welcome\r\n`); }
+    };
+  }));
+  return { port, wire: () => wire };
+}
+
+function listener(port: number, log: Logger = quiet()): IrcConnection {
+  const c = new IrcConnection({
+    host: '127.0.0.1', port, tls: false, nick: 'bridge', username: 'bridge', realname: 'Bridge',
+    reconnect: { initialDelayMs: 20, maxDelayMs: 40 }, timeouts: { registerMs: 5000 }, limiter: new ReconnectLimiter(10), log,
+  });
+  conns.push(c);
+  return c;
+}
+
+function quiet(warnings: string[] = []): Logger {
+  const log: Logger = { debug() {}, info() {}, warn(msg) { warnings.push(msg); }, error() {}, child: () => log };
+  return log;
+}
+
+const until = async (ok: () => boolean, ms = 3000): Promise<void> => {
+  for (const end = Date.now() + ms; !ok(); await new Promise((r) => setTimeout(r, 10))) if (Date.now() > end) throw new Error('timed out');
+};
+
+describe('the listener\'s transport never writes CR, LF or NUL inside a line', () => {
+  it('refuses a line holding one, whichever irc-framework call made it, and the connection goes on', async () => {
+    const heard: string[] = [];
+    const p = await peer((line) => heard.push(line));
+    const warnings: string[] = [];
+    const c = listener(p.port, quiet(warnings));
+    await c.connect();
+    // what a command handed over unchecked would make irc-framework write
+    c.client.whois('x\nPRIVMSG NickServ :SET PASSWORD pwned');
+    c.client.join('#chan', 'key\r\nQUIT :bye');
+    c.client.raw('PRIVMSG alice :a\0b');
+    c.client.raw('PING :after');
+    await until(() => heard.includes('PING :after'));
+    const afterRegistration = p.wire().slice(p.wire().indexOf('CAP END'));
+    expect(afterRegistration).not.toMatch(/NickServ|QUIT|\0|alice/);
+    // every line on the wire ends in CR LF, and no CR or LF stands anywhere else
+    expect(p.wire().replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
+    expect(heard).toEqual(['PING :after']);
+    expect(warnings.filter((w) => w.includes('CR, LF or NUL'))).toHaveLength(3);
+    expect(c.state).toBe('connected');
+  });
+
+  it('still closes the socket after a QUIT it refused (irc-framework closes in the write\'s callback)', async () => {
+    const p = await peer();
+    const c = listener(p.port);
+    await c.connect();
+    c.quit('bye\nPRIVMSG NickServ :pwned');
+    await until(() => c.client.connection.connected === false);
+    expect(p.wire()).not.toContain('NickServ');
+  });
+});
+
+describe('IrcConnection.whois', () => {
+  it('resolves with the server\'s answer', async () => {
+    const p = await peer((line, s) => {
+      if (line === 'WHOIS Alice') s.write(':srv 311 bridge Alice al host * :Alice A\r\n:srv 318 bridge Alice :End of WHOIS\r\n');
+    });
+    const c = listener(p.port);
+    await c.connect();
+    const info = await c.whois('Alice');
+    expect(info).toMatchObject({ nick: 'Alice', ident: 'al', hostname: 'host', real_name: 'Alice A' });
+    expect(c.client.listenerCount('whois')).toBe(0);
+  });
+
+  it('gives up after the timeout when no answer comes, and stops listening for one', async () => {
+    const p = await peer();
+    const c = listener(p.port);
+    await c.connect();
+    const before = c.client.listenerCount('whois');
+    await expect(c.whois('ghost', 200)).rejects.toThrow(/no answer .*WHOIS ghost/);
+    expect(c.client.listenerCount('whois')).toBe(before);
+  });
+
+  it('fails at once when the connection is not up', async () => {
+    const c = listener(1);
+    await expect(c.whois('alice')).rejects.toThrow(/not connected/);
+  });
+});

@@ -19,7 +19,7 @@ import { fillTemplate, sanitiseNick, sanitiseUsername } from './nicks.js';
 import { toCloseIdle, toEvict, type PooledConnection } from './pool.js';
 import { RecentLines } from './replies.js';
 import { CTCP_VERSION } from './ctcp.js';
-import type { IrcStore } from './store.js';
+import type { IrcStore, StoredIrcUser, UnreadableSecret } from './store.js';
 import { StsPolicy } from './sts.js';
 
 interface IrcMessageEvent {
@@ -290,15 +290,22 @@ export class IrcServer {
     const saved = this.store.user(userId, this.key);
     const vars = { userId, displayName };
     const nicklen = this.nickLen();
-    // a nick made from an older display name is made again from the current one (the user renamed
-    // while not connected); a chosen one, or one tied to a stored password, stays
-    const keep = saved.nick !== undefined && (saved.nickFrom === undefined || saved.nickFrom === displayName || !this.nickFollowsName(saved));
-    const nick = fixed ? sanitiseNick(fixed.nick, nicklen) : keep ? saved.nick! : sanitiseNick(fillTemplate(this.cfg.nickTemplate, vars), nicklen);
-    this.nickFrom.set(userId, fixed ? null : keep ? saved.nickFrom ?? null : displayName);
+    const log = this.ctx.log.child({ server: this.key, user: userId });
+    if (saved.unreadable && !fixed) this.unreadableSecrets(userId, saved.unreadable, log);
+    // a password the key no longer opens still pins the nick: the user is asked to store it again
+    const hasPassword = saved.password !== undefined || saved.unreadable?.includes('password') === true;
+    const { nick, from } = fixed ? { nick: sanitiseNick(fixed.nick, nicklen), from: null } : this.wantedNick(userId, displayName, saved, hasPassword, nicklen);
+    this.nickFrom.set(userId, from);
     // (a stored one sanitised too: one set before the `username` command checked its input)
     const username = fixed?.username ?? sanitiseUsername(saved.username ?? fillTemplate(this.cfg.usernameTemplate, vars));
-    const log = this.ctx.log.child({ server: this.key, user: userId });
-    const sasl = saved.password ? { account: saved.nick ?? nick, password: saved.password } : undefined;
+    // the account is the one stored with the password, never the nick held last (a fallback, a services rename);
+    // a password stored before this user had a nick here logs in as the nick they want now, from now on
+    let account = saved.account;
+    if (saved.password && account === undefined && !fixed) {
+      account = nick;
+      this.store.setAccount(userId, this.key, account);
+    }
+    const sasl = saved.password ? { account: account ?? nick, password: saved.password } : undefined;
     // (presented only over TLS: configured, or asked for by the server's STS policy)
     if (saved.cert && !this.usesTls() && !this.certWithoutTls.has(userId)) {
       this.certWithoutTls.add(userId);
@@ -321,6 +328,47 @@ export class IrcServer {
     this.clients.set(userId, c);
     this.nicksChanged();
     return c;
+  }
+
+  /**
+   * The nick a user's connection asks for: the one they want, chosen (the `nick` command) or made by
+   * the nick template, never a fallback a connection was given instead (that one is only the nick
+   * last held, see {@link isLeftover}). A template nick made from an older display name is made
+   * again from the current one (the user renamed while not connected), unless a stored password
+   * pins it (see {@link nickFollowsName}); one not stored yet (or from before migration 10) is made
+   * and stored.
+   */
+  private wantedNick(userId: string, displayName: string, saved: StoredIrcUser, hasPassword: boolean, nicklen: number): { nick: string; from: string | null } {
+    const follows = this.nickFollowsName(hasPassword);
+    if (saved.wantedNick !== undefined && (saved.nickFrom === undefined || saved.nickFrom === displayName || !follows)) {
+      return { nick: saved.wantedNick, from: saved.nickFrom ?? null };
+    }
+    const from = saved.nickFrom !== undefined && !follows ? saved.nickFrom : displayName;
+    const nick = sanitiseNick(fillTemplate(this.cfg.nickTemplate, { userId, displayName: from }), nicklen);
+    this.store.setWantedNick(userId, this.key, nick, from);
+    return { nick, from };
+  }
+
+  /** Users already told (and logged) this run that a stored secret of theirs cannot be decrypted. */
+  private readonly unreadableTold = new Set<string>();
+
+  /**
+   * Stored secrets of a user that the key file does not open (another key put in its place, a
+   * damaged row): their connection goes without them (IrcStore.user leaves them out). Logged as an
+   * error and told to the user, once a run; the sealed rows stay, so the right key brings them back.
+   */
+  private unreadableSecrets(userId: string, secrets: readonly UnreadableSecret[], log: Logger): void {
+    if (this.unreadableTold.has(userId)) return;
+    this.unreadableTold.add(userId);
+    log.error('a stored secret of this user cannot be decrypted with the key in passwordKeyFile (not the key it was sealed with, ' +
+      'or a damaged row): connecting without it, and the user is asked to store it again', { secrets, keyFile: this.store.keyFile });
+    const what: string[] = [];
+    if (secrets.includes('password')) what.push(`Your stored password for ${this.displayName} can no longer be read by the bridge, so you connect without it. Store it again: storepass ${this.key} <password>.`);
+    if (secrets.includes('certificate key')) {
+      what.push(`Your client certificate for ${this.displayName} can no longer be used by the bridge, so it is not presented. ` +
+        `Make a new one: removecert ${this.key}, then certfp ${this.key}, and add its fingerprint to your account.`);
+    }
+    void this.ctx.notifyUser(userId, what.join('\n')).catch((err: Error) => log.warn('could not tell a user their stored secret is unreadable', { err }));
   }
 
   /**
@@ -367,9 +415,12 @@ export class IrcServer {
    */
   private readonly nickFrom = new Map<string, string | null>();
 
-  /** May a nick made from the template follow the display name? Not when a stored password logs in with it. */
-  private nickFollowsName(saved: { password?: string }): boolean {
-    return this.cfg.nickTemplate.includes('$DISPLAY') && saved.password === undefined;
+  /**
+   * May a nick made from the template follow the display name? Not when a password is stored: on
+   * networks that hold a registered nick for its account, a nick made from a new name would not be.
+   */
+  private nickFollowsName(hasPassword: boolean): boolean {
+    return this.cfg.nickTemplate.includes('$DISPLAY') && !hasPassword;
   }
 
   /**
@@ -382,20 +433,25 @@ export class IrcServer {
     const c = this.clients.get(userId);
     const from = this.nickFrom.get(userId);
     if (!c || c.state !== 'connected' || from === undefined || from === null || from === displayName) return;
-    if (!this.nickFollowsName(this.store.user(userId, this.key))) return;
+    if (!this.nickFollowsName(this.store.hasPassword(userId, this.key))) return;
     this.nickFrom.set(userId, displayName);
     const wanted = sanitiseNick(fillTemplate(this.cfg.nickTemplate, { userId, displayName }), this.nickLen());
-    if (ircLower(wanted) === ircLower(c.nick)) { this.store.setNick(userId, this.key, c.nick, displayName); return; }
+    if (ircLower(wanted) === ircLower(c.nick)) { this.store.setWantedNick(userId, this.key, wanted, displayName); return; }
+    // stored once the server gives it: one refused (taken, say) is made again from the new name at the next connection
     void this.changeNick(c, wanted).then((r) => {
       if ('why' in r) this.ctx.log.info('a Matrix user renamed, but their nick could not follow', { server: this.key, user: userId, wanted, why: r.why });
-      else this.ctx.log.debug('a Matrix user renamed; their nick followed', { server: this.key, user: userId, nick: r.nick });
+      else {
+        if (this.nickFrom.get(userId) === displayName) this.store.setWantedNick(userId, this.key, wanted, displayName);
+        this.ctx.log.debug('a Matrix user renamed; their nick followed', { server: this.key, user: userId, nick: r.nick });
+      }
     });
   }
 
   /** The user chose their nick (the `nick` command): no display name change replaces it from now on. */
   nickChosen(userId: string, nick: string): void {
     this.nickFrom.set(userId, null);
-    this.store.setNick(userId, this.key, nick, null);
+    this.store.setWantedNick(userId, this.key, nick, null);
+    this.store.setHeldNick(userId, this.key, nick);
   }
 
   /** Ask the server for a new nick on a registered connection: the nick it gives, or why not. */
@@ -543,9 +599,10 @@ export class IrcServer {
 
   /** Private messages, CTCP, joins and kicks of a Matrix user's connection. */
   private wireClient(userId: string, c: LeanConnection): void {
-    c.on('registered', (nick: string) => this.store.setNick(userId, this.key, nick, this.nickFrom.get(userId) ?? null));
+    // the nick held, perhaps a fallback: what a connection left over after a crash is known by, not what the next one asks for
+    c.on('registered', (nick: string) => this.store.setHeldNick(userId, this.key, nick));
     c.on('disconnected', () => { this.reconnects++; });
-    c.on('own nick', (nick: string) => this.store.setNick(userId, this.key, nick, this.nickFrom.get(userId) ?? null));
+    c.on('own nick', (nick: string) => this.store.setHeldNick(userId, this.key, nick));
     if (userId === RELAY_ID) { this.wireRelay(c); return; }
     c.on('joined', (channel: string) => { if (!this.stopped) this.onClientJoined?.(userId, channel); });
     const onPm = (type: 'm.text' | 'm.notice' | 'm.emote') => (e: IrcMessageEvent): void => {

@@ -14,6 +14,8 @@
  * 7 — irc_sts: IRCv3 STS persistence policies by host name (sts.ts): TLS only, until they run out.
  * 8 — irc_link_requests: links waiting for a channel operator's answer (approvals.ts), so that a
  *     restart does not lose them.
+ * 9 — irc_users.account: the account a stored password logs in to (SASL PLAIN, NickServ IDENTIFY).
+ * 10 — irc_users.wanted_nick: the nick the user wants, apart from `nick`, the one last held.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -129,37 +131,116 @@ export const ircMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    description: 'The account a stored password logs in to, kept with the password: the nick last held (a fallback like alice_, ' +
+      'a services rename to Guest…, a nick change) made SASL and NickServ IDENTIFY log in as the wrong account',
+    // set at storepass from the nick the user wants then (or at the first connection after it); NULL without a password.
+    // Rows from before it: the stored nick, the best known (it may be such a fallback: storepass again puts that right)
+    up: `
+      ALTER TABLE irc_users ADD COLUMN account TEXT;
+      UPDATE irc_users SET account = nick WHERE password_enc IS NOT NULL;
+    `,
+  },
+  {
+    version: 10,
+    description: 'The nick each Matrix user wants, apart from the one their connection last held: a fallback taken at registration ' +
+      '(Alice[m]_, Guest…, M<time>) was asked for again at every connection, for good where the nick cannot be taken back',
+    // `nick` stays the one last held (a connection left over from before a crash has it); nick_from now says what
+    // wanted_nick was made from. Rows from before it: a chosen nick (nick_from NULL) is copied; one made from the
+    // template is left NULL, to be made again from nick_from, since the stored one may be a fallback
+    up: `
+      ALTER TABLE irc_users ADD COLUMN wanted_nick TEXT;
+      UPDATE irc_users SET wanted_nick = nick WHERE nick_from IS NULL;
+    `,
+  },
 ];
 
-/** Encrypts stored passwords (and client certificates' private keys) with a key kept in a file (created with mode 0600 on first use). */
+/**
+ * Encrypts stored passwords (and client certificates' private keys) with a key kept in a file. A
+ * missing file is made (mode 0600) by {@link IrcStore} at start, and only while nothing is sealed:
+ * a new key would open none of the secrets sealed with the lost one.
+ */
 export class PasswordBox {
-  private readonly key: Buffer;
-  constructor(keyFile: string) {
-    if (!existsSync(keyFile)) {
-      mkdirSync(dirname(keyFile), { recursive: true });
-      writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  private key?: Buffer;
+  constructor(readonly keyFile: string) {
+    if (existsSync(keyFile)) this.key = readKey(keyFile);
+  }
+
+  /** At start, with how many secrets the database holds sealed: the key is made if missing and none are, else start-up fails. */
+  ready(sealed: number): void {
+    if (this.key) return;
+    if (sealed > 0) {
+      throw new Error(`networks.irc.passwordKeyFile: ${this.keyFile} is missing, but ${sealed} stored secret${sealed === 1 ? '' : 's'} ` +
+        '(IRC passwords, client certificates\' keys) were sealed with the key it held, and a new key would open none of them. ' +
+        'Put the key file back (from a backup, or set passwordKeyFile to where it was moved). To give those secrets up instead, ' +
+        'clear them (UPDATE irc_users SET password_enc = NULL, account = NULL, cert_pem = NULL, cert_key_enc = NULL) and start again: ' +
+        'a new key is made, and each user stores theirs again (storepass, certfp).');
     }
-    const hex = readFileSync(keyFile, 'utf8').trim();
-    if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${keyFile} must hold a 256-bit key as 64 hex digits`);
-    this.key = Buffer.from(hex, 'hex');
+    mkdirSync(dirname(this.keyFile), { recursive: true });
+    writeFileSync(this.keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    this.key = readKey(this.keyFile);
+  }
+
+  private get readyKey(): Buffer {
+    if (!this.key) throw new Error(`${this.keyFile}: no key yet (an IrcStore makes it at start)`);
+    return this.key;
   }
   seal(plain: string): string {
     const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    const c = createCipheriv('aes-256-gcm', this.readyKey, iv);
     const data = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
     return ['v1', iv.toString('base64'), c.getAuthTag().toString('base64'), data.toString('base64')].join(':');
   }
+  /** The plain text; throws when `sealed` is damaged or was sealed with another key. */
   open(sealed: string): string {
     const [v, iv, tag, data] = sealed.split(':');
     if (v !== 'v1' || !iv || !tag || data === undefined) throw new Error('unknown password format');
-    const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64'));
+    const d = createDecipheriv('aes-256-gcm', this.readyKey, Buffer.from(iv, 'base64'));
     d.setAuthTag(Buffer.from(tag, 'base64'));
     return Buffer.concat([d.update(Buffer.from(data, 'base64')), d.final()]).toString('utf8');
   }
 }
 
+function readKey(keyFile: string): Buffer {
+  const hex = readFileSync(keyFile, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${keyFile} must hold a 256-bit key as 64 hex digits`);
+  return Buffer.from(hex, 'hex');
+}
+
+/** A sealed secret of a user that the key does not open (see {@link IrcStore.user}). */
+export type UnreadableSecret = 'password' | 'certificate key';
+
+/** What is stored of a Matrix user on a server (see {@link IrcStore.user}). */
+export interface StoredIrcUser {
+  /** The nick their connection last held (perhaps a fallback it was given): what a connection left over from before a crash is known by. */
+  nick?: string;
+  /** The nick they want: chosen (the `nick` command), or made by the nick template from `nickFrom`. What a connection asks for. */
+  wantedNick?: string;
+  /** The display name `wantedNick` was made from; absent for a chosen nick. */
+  nickFrom?: string;
+  /** The account `password` logs in to (SASL PLAIN, NickServ IDENTIFY): not a nick they hold. */
+  account?: string;
+  username?: string;
+  password?: string;
+  cert?: ClientCert;
+  /**
+   * Sealed secrets stored for them that the key does not open (another key in the key file, a
+   * damaged row): left out above, so they connect without; the caller tells them to store them
+   * again. The rows are kept, so putting the right key back brings them back.
+   */
+  unreadable?: UnreadableSecret[];
+}
+
 export class IrcStore implements StsStore {
-  constructor(private readonly db: Database.Database, private readonly box: PasswordBox) {}
+  /** Fails when the key file is missing while secrets sealed with it are stored (see {@link PasswordBox.ready}). */
+  constructor(private readonly db: Database.Database, private readonly box: PasswordBox) {
+    const r = prepared(db, 'SELECT COUNT(*) AS n FROM irc_users WHERE password_enc IS NOT NULL OR cert_key_enc IS NOT NULL').get() as { n: number };
+    box.ready(r.n);
+  }
+
+  /** The key file the secrets are sealed with (for messages about one it does not open). */
+  get keyFile(): string { return this.box.keyFile; }
 
   /** The STS persistence policy stored for a host (lower-cased), expired or not. */
   stsPolicy(host: string): StoredSts | undefined {
@@ -193,15 +274,25 @@ export class IrcStore implements StsStore {
     prepared(this.db, 'DELETE FROM irc_link_requests WHERE server = ? AND chat = ? AND room_id = ?').run(server, chat, roomId);
   }
 
-  /** What is stored of a Matrix user on a server; `nickFrom`: the display name their nick was made from, absent for a chosen nick. */
-  user(userId: string, server: string): { nick?: string; nickFrom?: string; username?: string; password?: string; cert?: ClientCert } {
-    const r = prepared(this.db, 'SELECT nick, nick_from, username, password_enc, cert_pem, cert_key_enc FROM irc_users WHERE user_id = ? AND server = ?').get(userId, server) as
-      { nick: string | null; nick_from: string | null; username: string | null; password_enc: string | null; cert_pem: string | null; cert_key_enc: string | null } | undefined;
+  /** What is stored of a Matrix user on a server. A secret the key does not open is left out and named in `unreadable`. */
+  user(userId: string, server: string): StoredIrcUser {
+    const r = prepared(this.db, `SELECT nick, wanted_nick, nick_from, account, username, password_enc, cert_pem, cert_key_enc
+      FROM irc_users WHERE user_id = ? AND server = ?`).get(userId, server) as
+      { nick: string | null; wanted_nick: string | null; nick_from: string | null; account: string | null; username: string | null;
+        password_enc: string | null; cert_pem: string | null; cert_key_enc: string | null } | undefined;
     if (!r) return {};
+    const unreadable: UnreadableSecret[] = [];
+    const open = (sealed: string, what: UnreadableSecret): string | undefined => {
+      try { return this.box.open(sealed); } catch { unreadable.push(what); return undefined; }
+    };
+    const password = r.password_enc ? open(r.password_enc, 'password') : undefined;
+    const key = r.cert_pem && r.cert_key_enc ? open(r.cert_key_enc, 'certificate key') : undefined;
     return {
-      ...(r.nick ? { nick: r.nick } : {}), ...(r.nick_from !== null ? { nickFrom: r.nick_from } : {}), ...(r.username ? { username: r.username } : {}),
-      ...(r.password_enc ? { password: this.box.open(r.password_enc) } : {}),
-      ...(r.cert_pem && r.cert_key_enc ? { cert: { cert: r.cert_pem, key: this.box.open(r.cert_key_enc) } } : {}),
+      ...(r.nick ? { nick: r.nick } : {}), ...(r.wanted_nick ? { wantedNick: r.wanted_nick } : {}), ...(r.nick_from !== null ? { nickFrom: r.nick_from } : {}),
+      ...(r.account ? { account: r.account } : {}), ...(r.username ? { username: r.username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(r.cert_pem && key !== undefined ? { cert: { cert: r.cert_pem, key } } : {}),
+      ...(unreadable.length ? { unreadable } : {}),
     };
   }
 
@@ -218,23 +309,44 @@ export class IrcStore implements StsStore {
       .run(userId, server, cert?.cert ?? null, cert ? this.box.seal(cert.key) : null);
   }
 
-  private upsert(userId: string, server: string, col: 'username' | 'password_enc', value: string | null): void {
-    prepared(this.db, `INSERT INTO irc_users (user_id, server, ${col}) VALUES (?, ?, ?)
-      ON CONFLICT (user_id, server) DO UPDATE SET ${col} = excluded.${col}`).run(userId, server, value);
+  /** The nick a user wants, and the display name it was made from (null: chosen by the user, which no rename replaces). */
+  setWantedNick(userId: string, server: string, nick: string, from: string | null): void {
+    prepared(this.db, `INSERT INTO irc_users (user_id, server, wanted_nick, nick_from) VALUES (?, ?, ?, ?)
+      ON CONFLICT (user_id, server) DO UPDATE SET wanted_nick = excluded.wanted_nick, nick_from = excluded.nick_from`).run(userId, server, nick, from);
   }
-  /** A user's nick, and the display name it was made from (null: chosen by the user, which no rename replaces). */
-  setNick(userId: string, server: string, nick: string, from: string | null): void {
-    prepared(this.db, `INSERT INTO irc_users (user_id, server, nick, nick_from) VALUES (?, ?, ?, ?)
-      ON CONFLICT (user_id, server) DO UPDATE SET nick = excluded.nick, nick_from = excluded.nick_from`).run(userId, server, nick, from);
+  /** The nick a user's connection holds now (given at registration, or changed since): not what it asks for next time. */
+  setHeldNick(userId: string, server: string, nick: string): void {
+    prepared(this.db, `INSERT INTO irc_users (user_id, server, nick) VALUES (?, ?, ?)
+      ON CONFLICT (user_id, server) DO UPDATE SET nick = excluded.nick`).run(userId, server, nick);
   }
   /** Every Matrix user with a stored nick on a server: the nick their connection last had, and their stored username if any. */
   storedNicks(server: string): { userId: string; nick: string; username?: string }[] {
     return (prepared(this.db, 'SELECT user_id, nick, username FROM irc_users WHERE server = ? AND nick IS NOT NULL').all(server) as
       { user_id: string; nick: string; username: string | null }[]).map((r) => ({ userId: r.user_id, nick: r.nick, ...(r.username ? { username: r.username } : {}) }));
   }
-  setUsername(userId: string, server: string, username: string): void { this.upsert(userId, server, 'username', username); }
-  setPassword(userId: string, server: string, password: string | null): void {
-    this.upsert(userId, server, 'password_enc', password === null ? null : this.box.seal(password));
+  setUsername(userId: string, server: string, username: string): void {
+    prepared(this.db, `INSERT INTO irc_users (user_id, server, username) VALUES (?, ?, ?)
+      ON CONFLICT (user_id, server) DO UPDATE SET username = excluded.username`).run(userId, server, username);
+  }
+  /**
+   * Store a user's password (sealed) and the account it logs in to: `account`, or by default the nick
+   * they want now (chosen, or made by the template), never one merely held (a fallback like alice_).
+   * With no wanted nick stored yet, the account stays unset and their next connection's wanted nick
+   * becomes it ({@link setAccount}). null forgets the password and its account.
+   */
+  setPassword(userId: string, server: string, password: string | null, account?: string): void {
+    prepared(this.db, `INSERT INTO irc_users (user_id, server, password_enc, account) VALUES (?, ?, ?, ?)
+      ON CONFLICT (user_id, server) DO UPDATE SET password_enc = excluded.password_enc,
+        account = CASE WHEN excluded.password_enc IS NULL THEN NULL ELSE COALESCE(excluded.account, irc_users.wanted_nick) END`)
+      .run(userId, server, password === null ? null : this.box.seal(password), password === null ? null : account ?? null);
+  }
+  /** The account a stored password logs in to, when {@link setPassword} could not tell (the nick wanted at the first connection after it). */
+  setAccount(userId: string, server: string, account: string): void {
+    prepared(this.db, 'UPDATE irc_users SET account = ? WHERE user_id = ? AND server = ?').run(account, userId, server);
+  }
+  /** Is a password stored for the user (whether the key opens it or not)? Nothing is decrypted. */
+  hasPassword(userId: string, server: string): boolean {
+    return this.rawPassword(userId, server) !== undefined;
   }
   /** The raw stored value, for tests that check the password is not stored in clear. */
   rawPassword(userId: string, server: string): string | undefined {

@@ -13,7 +13,7 @@ function pool(server: Record<string, unknown>): IrcServer {
   const cfg = ircConfigSchema.parse({ servers: { net: { host: 'irc.invalid', ...server } } }).servers['net']!;
   const log = { debug() {}, info() {}, warn() {}, error() {}, child: () => log };
   const ctx = { log, kv: new Map(), portals: { forChat: () => [], all: () => [] } } as unknown as NetworkContext;
-  const store = { user: () => ({}), setNick() {} } as unknown as IrcStore;
+  const store = { user: () => ({}), setWantedNick() {}, setHeldNick() {} } as unknown as IrcStore;
   return new IrcServer('net', cfg, ctx, store);
 }
 

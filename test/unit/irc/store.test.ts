@@ -1,7 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { migrate, openDatabase } from '../../../packages/core/src/db/database.js';
 import { parseBlock } from '../../../packages/irc/src/addresses.js';
+import { makeClientCert } from '../../../packages/irc/src/certs.js';
 import { IrcStore, PasswordBox, ircMigrations } from '../../../packages/irc/src/store.js';
 import { tempDir } from '../temp.js';
 
@@ -40,10 +43,12 @@ describe('IrcStore nicks of Matrix users', () => {
   it('keeps the display name a nick was made from, and none for a chosen nick, beside the other columns', () => {
     const { store: s } = store();
     s.setUsername('@a:x', 'libera', 'alice');
-    s.setNick('@a:x', 'libera', 'Alice[m]', 'Alice');
-    expect(s.user('@a:x', 'libera')).toEqual({ nick: 'Alice[m]', nickFrom: 'Alice', username: 'alice' });
-    s.setNick('@a:x', 'libera', 'ali', null);
-    expect(s.user('@a:x', 'libera')).toEqual({ nick: 'ali', username: 'alice' });
+    s.setWantedNick('@a:x', 'libera', 'Alice[m]', 'Alice');
+    expect(s.user('@a:x', 'libera')).toEqual({ wantedNick: 'Alice[m]', nickFrom: 'Alice', username: 'alice' });
+    s.setHeldNick('@a:x', 'libera', 'Alice[m]_'); // what the connection was given: apart from the wanted one
+    expect(s.user('@a:x', 'libera')).toEqual({ nick: 'Alice[m]_', wantedNick: 'Alice[m]', nickFrom: 'Alice', username: 'alice' });
+    s.setWantedNick('@a:x', 'libera', 'ali', null);
+    expect(s.user('@a:x', 'libera')).toEqual({ nick: 'Alice[m]_', wantedNick: 'ali', username: 'alice' });
     expect(s.user('@a:x', 'oftc')).toEqual({});
   });
 });
@@ -111,5 +116,109 @@ describe('IrcStore source addresses (addressBlock)', () => {
     expect(addr(reopen().address('test', '@a:x', small, () => true, 7000))).toBe('127.0.2.2');
     expect(addr(s.address('test', '@c:x', small, () => true, 8000))).toBe('127.0.2.1');
     expect(s.address('test', '@b:x', small, (u) => u !== '@b:x', 9000)).toBeUndefined(); // its own row is gone; a and c in use
+  });
+});
+
+describe('IrcStore migrations 9 and 10: the account of a stored password, the wanted nick', () => {
+  it('fills the account from the stored nick where a password is stored, and the wanted nick from a chosen one', () => {
+    const dir = tempDir('trestle-irc-store-');
+    const db = openDatabase(join(dir, 'bridge.db'));
+    migrate(db, 'irc', ircMigrations.slice(0, 8));
+    const box = new PasswordBox(join(dir, 'irc.key'));
+    new IrcStore(db, box); // (makes the key: nothing is sealed yet)
+    const row = db.prepare('INSERT INTO irc_users (user_id, server, nick, nick_from, password_enc) VALUES (?, ?, ?, ?, ?)');
+    row.run('@a:x', 'libera', 'alice_', 'Alice', box.seal('pw')); // made from the template, a fallback held last
+    row.run('@b:x', 'libera', 'bob', null, null); // chosen, no password
+    row.run('@c:x', 'libera', 'carol', null, box.seal('pw3')); // chosen, with a password
+    expect(migrate(db, 'irc', ircMigrations)).toBe(ircMigrations.length);
+    const s = new IrcStore(db, box);
+    // the best known: the nick last held; a template nick is made again (it may be a fallback), a chosen one kept
+    expect(s.user('@a:x', 'libera')).toEqual({ nick: 'alice_', nickFrom: 'Alice', account: 'alice_', password: 'pw' });
+    expect(s.user('@b:x', 'libera')).toEqual({ nick: 'bob', wantedNick: 'bob' });
+    expect(s.user('@c:x', 'libera')).toEqual({ nick: 'carol', wantedNick: 'carol', account: 'carol', password: 'pw3' });
+  });
+});
+
+describe('IrcStore account of a stored password', () => {
+  it('takes the wanted nick at storepass time (not the one held), keeps it through nick changes, and forgets it with the password', () => {
+    const { store: s } = store();
+    s.setWantedNick('@a:x', 'libera', 'alice', null);
+    s.setHeldNick('@a:x', 'libera', 'alice_');
+    s.setPassword('@a:x', 'libera', 'pw');
+    expect(s.user('@a:x', 'libera')).toMatchObject({ account: 'alice', password: 'pw' });
+    s.setWantedNick('@a:x', 'libera', 'alice|away', null);
+    s.setHeldNick('@a:x', 'libera', 'Guest12345');
+    expect(s.user('@a:x', 'libera').account).toBe('alice');
+    s.setPassword('@a:x', 'libera', 'pw2', 'AliceAccount'); // an account named explicitly
+    expect(s.user('@a:x', 'libera').account).toBe('AliceAccount');
+    s.setPassword('@a:x', 'libera', null);
+    expect(s.user('@a:x', 'libera').account).toBeUndefined();
+    s.setPassword('@b:x', 'libera', 'pw'); // no nick known yet: the first connection's wanted nick becomes it (server.ts)
+    expect(s.user('@b:x', 'libera').account).toBeUndefined();
+    s.setAccount('@b:x', 'libera', 'bob');
+    expect(s.user('@b:x', 'libera')).toEqual({ account: 'bob', password: 'pw' });
+  });
+});
+
+describe('IrcStore key file', () => {
+  function sealed(): { dir: string; keyFile: string; db: ReturnType<typeof openDatabase>; s: IrcStore } {
+    const dir = tempDir('trestle-irc-store-');
+    const db = openDatabase(join(dir, 'bridge.db'));
+    migrate(db, 'irc', ircMigrations);
+    const keyFile = join(dir, 'keys', 'irc.key');
+    return { dir, keyFile, db, s: new IrcStore(db, new PasswordBox(keyFile)) };
+  }
+
+  it('is made on first use when nothing is sealed yet (mode 0600)', () => {
+    const { keyFile } = sealed();
+    expect(readFileSync(keyFile, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+  });
+
+  it('is not made again while sealed secrets exist: start-up fails naming the file and what to do', () => {
+    const { keyFile, db, s, dir } = sealed();
+    s.setPassword('@a:x', 'libera', 'pw');
+    renameSync(keyFile, join(dir, 'moved.key'));
+    let why = '';
+    try { new IrcStore(db, new PasswordBox(keyFile)); } catch (err) { why = (err as Error).message; }
+    expect(why).toContain(`${keyFile} is missing`);
+    expect(why).toMatch(/1 stored secret.*Put the key file back/s);
+    expect(existsSync(keyFile)).toBe(false); // no new key that opens nothing
+    renameSync(join(dir, 'moved.key'), keyFile);
+    expect(new IrcStore(db, new PasswordBox(keyFile)).user('@a:x', 'libera').password).toBe('pw');
+  });
+
+  it('counts a certificate key as sealed too', () => {
+    const { keyFile, db, s, dir } = sealed();
+    s.setCertificate('@a:x', 'libera', makeClientCert('store'));
+    renameSync(keyFile, join(dir, 'moved.key'));
+    expect(() => new IrcStore(db, new PasswordBox(keyFile))).toThrow(/is missing/);
+  });
+});
+
+describe('IrcStore secrets the key does not open', () => {
+  it('treats them as absent and says which, without failing the rest of the row', () => {
+    const { keyFile, db, s } = (() => {
+      const dir = tempDir('trestle-irc-store-');
+      const db = openDatabase(join(dir, 'bridge.db'));
+      migrate(db, 'irc', ircMigrations);
+      const keyFile = join(dir, 'irc.key');
+      return { keyFile, db, s: new IrcStore(db, new PasswordBox(keyFile)) };
+    })();
+    const cert = makeClientCert('store');
+    s.setWantedNick('@a:x', 'libera', 'alice', null);
+    s.setPassword('@a:x', 'libera', 'pw');
+    s.setCertificate('@a:x', 'libera', cert);
+    // one damaged row: the certificate still opens
+    db.prepare("UPDATE irc_users SET password_enc = 'v1:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAA==:AAAA'").run();
+    expect(s.user('@a:x', 'libera')).toEqual({ wantedNick: 'alice', account: 'alice', cert, unreadable: ['password'] });
+    // another key in the file's place: nothing opens
+    s.setPassword('@a:x', 'libera', 'pw');
+    writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`);
+    const other = new IrcStore(db, new PasswordBox(keyFile));
+    expect(other.user('@a:x', 'libera')).toEqual({ wantedNick: 'alice', account: 'alice', unreadable: ['password', 'certificate key'] });
+    expect(other.keyFile).toBe(keyFile);
+    other.setPassword('@a:x', 'libera', 'pw'); // storepass again
+    expect(other.user('@a:x', 'libera')).toEqual({ wantedNick: 'alice', account: 'alice', password: 'pw', unreadable: ['certificate key'] });
   });
 });

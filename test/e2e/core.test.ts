@@ -222,6 +222,15 @@ describe('messages both ways', () => {
     expect(testa.connectedUsers.has(alice.userId)).toBe(true);
   });
 
+  it('delivers a message whose sender has a name too long for Matrix, under the name cut short', async () => {
+    const roomId = await linkedRoom([['testa', 'chan-longname']]);
+    const name = 'Ꮮ'.repeat(300); // Synapse refuses display names over 256 characters
+    await testa.injectText('chan-longname', { id: 'longname', name }, 'my name is long');
+    const ev = await alice.waitForEvent(roomId, (e) => body(e) === 'my name is long');
+    expect(ev.sender).toBe('@testa_longname:localhost');
+    expect(await alice.displayName('@testa_longname:localhost')).toBe(`${'Ꮮ'.repeat(255)}…`);
+  });
+
   it('shows a remote message in the room from the right ghost with its display name', async () => {
     const roomId = await linkedRoom([['testa', 'chan-2']]);
     await testa.injectText('chan-2', { id: 'carol', name: 'Carol from A' }, 'hi from the other side');

@@ -4,6 +4,10 @@ import { GhostStore } from '../../../packages/core/src/db/ghosts.js';
 import { MessageStore } from '../../../packages/core/src/db/messages.js';
 import { PortalStore } from '../../../packages/core/src/db/portals.js';
 import { TxnStore } from '../../../packages/core/src/db/txns.js';
+import { clipDisplayName, GhostManager } from '../../../packages/core/src/bridge/ghosts.js';
+import { MatrixError, type MatrixClientLayer } from '../../../packages/core/src/matrix/client.js';
+import type { NetworkIdentity } from '../../../packages/core/src/network/contract.js';
+import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { tempDir } from '../temp.js';
 
 describe('migrations', () => {
@@ -118,5 +122,43 @@ describe('GhostStore (rows remembered in memory; put is the only writer)', () =>
     expect(ghosts.get('@irc_bob:hs')?.displayName).toBe('robert');
     expect(new GhostStore(db).get('@irc_bob:hs')).toEqual(ghosts.get('@irc_bob:hs'));
     expect(Object.isFrozen(ghosts.get('@irc_bob:hs'))).toBe(true);
+  });
+});
+
+describe('GhostManager: a display name the homeserver refuses', () => {
+  const network = { id: 'irc', userPrefix: 'irc_', ghostLocalpart: (u: string) => u } as unknown as NetworkIdentity;
+  function manager(refuse: (name: string) => MatrixError | undefined) {
+    const asked: string[] = [];
+    const matrix = {
+      domain: 'hs',
+      ensureRegistered: async () => undefined,
+      setDisplayName: async (_u: string, name: string) => { asked.push(name); const e = refuse(name); if (e) throw e; },
+    } as unknown as MatrixClientLayer;
+    return { ghosts: new GhostManager(new GhostStore(openDatabase(':memory:')), matrix, silentLogger, async () => undefined), asked };
+  }
+
+  it('does not hold up the message, and is not asked again until the name changes', async () => {
+    const { ghosts, asked } = manager(() => new MatrixError('M_FORBIDDEN: changing display names is disabled', 'M_FORBIDDEN', 403));
+    await expect(ghosts.ensure(network, { id: 'bob', displayName: 'bob' })).resolves.toBe('@irc_bob:hs');
+    await ghosts.ensure(network, { id: 'bob', displayName: 'bob' });
+    expect(asked).toEqual(['bob']);
+    await ghosts.ensure(network, { id: 'bob', displayName: 'robert' });
+    expect(asked).toEqual(['bob', 'robert']);
+  });
+
+  it('asks again with the next message when the homeserver was only busy', async () => {
+    let busy = true;
+    const { ghosts, asked } = manager(() => (busy ? new MatrixError('M_LIMIT_EXCEEDED', 'M_LIMIT_EXCEEDED', 429) : undefined));
+    await expect(ghosts.ensure(network, { id: 'bob', displayName: 'bob' })).resolves.toBe('@irc_bob:hs');
+    busy = false;
+    await ghosts.ensure(network, { id: 'bob', displayName: 'bob' });
+    expect(asked).toEqual(['bob', 'bob']);
+    await ghosts.ensure(network, { id: 'bob', displayName: 'bob' });
+    expect(asked).toEqual(['bob', 'bob']);
+  });
+
+  it('cuts a name Synapse would refuse for its length', () => {
+    expect(clipDisplayName('a'.repeat(256))).toBe('a'.repeat(256));
+    expect(clipDisplayName('😀'.repeat(300))).toBe(`${'😀'.repeat(255)}…`);
   });
 });

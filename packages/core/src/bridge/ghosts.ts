@@ -3,7 +3,7 @@
  * and avatar kept in sync (nothing is sent when nothing changed), joined to rooms on demand.
  */
 import type { GhostStore } from '../db/ghosts.js';
-import type { MatrixClientLayer } from '../matrix/client.js';
+import { toMatrixError, type MatrixClientLayer } from '../matrix/client.js';
 import type { NetworkIdentity, RemoteSender } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
 
@@ -63,9 +63,19 @@ export class GhostManager {
     };
     this.store.put(row); // registered, even if the profile update below fails
     if (known?.displayName !== sender.displayName) {
-      await this.matrix.setDisplayName(userId, sender.displayName);
-      row.displayName = sender.displayName;
-      this.store.put(row);
+      try {
+        await this.matrix.setDisplayName(userId, clipDisplayName(sender.displayName));
+        row.displayName = sender.displayName;
+        this.store.put(row);
+      } catch (err) {
+        // A name the homeserver refuses (renames turned off, M_FORBIDDEN; one it finds invalid) must not
+        // hold up the message either. Refused for good: not asked again until the name changes; else
+        // (the homeserver busy or away) tried again with the next message.
+        const m = toMatrixError(err);
+        const refused = m.status !== undefined && m.status >= 400 && m.status < 500 && m.status !== 429;
+        this.log.warn('could not set a ghost display name', { userId, name: sender.displayName, refused, err: m });
+        if (refused) { row.displayName = sender.displayName; this.store.put(row); }
+      }
     }
     if (sender.avatarUrl !== undefined && known?.avatarUrl !== sender.avatarUrl) {
       try {
@@ -89,3 +99,10 @@ export class GhostManager {
     return this.matrix.upload(file.data, file.contentType, 'avatar');
   }
 }
+
+/** Synapse refuses display names over 256 characters (a 400): longer ones are cut, on a code point boundary. */
+export function clipDisplayName(name: string): string {
+  const points = [...name];
+  return points.length <= MAX_DISPLAY_NAME ? name : points.slice(0, MAX_DISPLAY_NAME - 1).join('') + '…';
+}
+const MAX_DISPLAY_NAME = 256;

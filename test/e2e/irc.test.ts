@@ -306,6 +306,10 @@ describe('IRC bridge: users and rooms', () => {
     // the server's aliasTemplate (#ergo_$CHANNEL) names the same portal, and opens new ones
     expect(await alice.join('#ergo_#portal:localhost')).toBe(roomId);
     expect(await alice.join('#ergo_#templated:localhost')).toBe(bridge.portals.forChat('irc', 'test/#templated')[0]?.roomId);
+    // a new channel asked for in three spellings at once: one room, which each of them finds
+    const all = await Promise.all(['#irc_test_#Trio', '#irc_test_#trio', '#irc_test_#TRIO'].map((a) => alice.join(`${a}:localhost`)));
+    expect(new Set(all).size).toBe(1);
+    expect(all[0]).toBe(bridge.portals.forChat('irc', 'test/#trio')[0]?.roomId);
   });
 
   it('follows a channel renamed on IRC (draft/channel-rename): the portal and a plumbed room go on in the new channel', async () => {

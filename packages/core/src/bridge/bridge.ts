@@ -489,7 +489,11 @@ export class TrestleBridge {
         await this.matrix.request('PUT', `/_matrix/client/v3/directory/room/${encodeURIComponent(alias)}`, { room_id: existing.roomId });
         return true;
       }
-      await this.openPortal(n.identity.id, { chat: target.remoteChat, alias, ...(target.name ? { name: target.name } : {}), ...(target.topic ? { topic: target.topic } : {}) });
+      const portal = await this.openPortal(n.identity.id, { chat: target.remoteChat, alias, ...(target.name ? { name: target.name } : {}), ...(target.topic ? { topic: target.topic } : {}) });
+      // made under another alias meanwhile (the same channel asked for in another case at once): this
+      // one too, else the homeserver hears "yes" and still finds no room (409: made with this alias)
+      await this.matrix.request('PUT', `/_matrix/client/v3/directory/room/${encodeURIComponent(alias)}`, { room_id: portal.roomId })
+        .catch((err: unknown) => { if (!(err instanceof MatrixError && err.status === 409)) throw err; });
       return true;
     }
     return false;

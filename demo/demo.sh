@@ -29,6 +29,8 @@ homeserver:
 appservice:
   id: trestle-demo
   port: $AS_PORT
+  # where IRC users open files shared from Matrix: this machine, for the demo
+  publicUrl: http://127.0.0.1:$AS_PORT
   registration: $DIR/registration.yaml
 database:
   path: $DIR/trestle.db

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { buildRegistration, readRegistration, writeRegistration } from '../../../packages/core/src/matrix/registration.js';
+import { buildRegistration, readRegistration, registrationDrift, writeRegistration } from '../../../packages/core/src/matrix/registration.js';
 import { tempDir } from '../temp.js';
 
 const input = {
@@ -27,6 +27,20 @@ describe('registration', () => {
     });
     expect(new RegExp(`^${a.namespaces.users[0]!.regex}$`).test('@irc_libera_alice:example.org')).toBe(true);
     expect(new RegExp(`^${a.namespaces.users[0]!.regex}$`).test('@irc_alice:exampleXorg')).toBe(false);
+  });
+
+  it('says where a registration no longer matches the config, and nothing when it does', async () => {
+    const reg = await buildRegistration({ ...input, networks: [{ id: 'irc', userPrefix: 'irc_', aliasPrefix: 'irc_', protocol: 'irc' }] });
+    const now = { botLocalpart: 'trestle', domain: 'example.org', networks: [{ id: 'irc', userPrefix: 'irc_', aliasPrefix: 'irc_', protocol: 'irc' }] };
+    expect(registrationDrift(reg, now)).toEqual([]);
+    // Discord enabled since, and the bot renamed in the config
+    const later = { ...now, botLocalpart: 'bridge', networks: [...now.networks, { id: 'discord', userPrefix: 'discord_', aliasPrefix: 'discord_', protocol: 'discord' }] };
+    const drift = registrationDrift(reg, later);
+    expect(drift).toHaveLength(4);
+    expect(drift[0]).toMatch(/bot is @trestle:example.org, not appservice.botLocalpart "bridge"/);
+    expect(drift[1]).toMatch(/network "discord": its users \(@discord_…\) are outside/);
+    expect(drift[2]).toMatch(/network "discord": its room aliases/);
+    expect(drift[3]).toMatch(/protocol "discord"/);
   });
 
   it('claims the further alias patterns a network names (an IRC alias template), anchored to the domain', async () => {

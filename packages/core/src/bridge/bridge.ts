@@ -22,7 +22,7 @@ import { provisioningRouter } from '../http/provisioning.js';
 import { MediaLinks, mediaRouter } from '../http/media.js';
 import { appserviceRouter, type EphemeralEvent, type MatrixEvent, type TransactionHandler, transactionListener } from '../matrix/appservice.js';
 import { MatrixClientLayer, MatrixError } from '../matrix/client.js';
-import { type RegistrationFile, readRegistration } from '../matrix/registration.js';
+import { type RegistrationFile, readRegistration, registrationDrift } from '../matrix/registration.js';
 import { thirdPartyLookups } from './thirdParty.js';
 import {
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalRef, type RemoteSender,
@@ -166,7 +166,12 @@ export class TrestleBridge {
 
     const ghostMgr = new GhostManager(ghosts, matrix, log, this.opts.fetchAvatar ?? defaultFetchAvatar);
     this.ghostMgr = ghostMgr;
-    const publicUrl = config.appservice.publicUrl ?? config.appservice.url ?? `http://${config.appservice.bindAddress}:${config.appservice.port}`;
+    const publicUrl = config.appservice.publicUrl ?? config.appservice.url ?? `http://${hostForUrl(config.appservice.bindAddress)}:${config.appservice.port}`;
+    if (!config.appservice.publicUrl) {
+      log.warn('appservice.publicUrl is not set: links to files and long messages sent to remote networks point at ' +
+        `${publicUrl}, the address the homeserver uses, which people elsewhere can likely not open. Set publicUrl to where ` +
+        'this bridge\'s HTTP listener can be reached from outside (a reverse proxy for /_trestle/media/)', { publicUrl });
+    }
     this.media = new MediaLinks(createHash('sha256').update(`trestle-media\u0000${registration.as_token}`).digest('hex'), publicUrl);
     const media = this.media;
     const remoteDelivery = new RemoteDelivery(matrix, ghostMgr, messages, (id) => this.networks.get(id)?.identity, log, kv, portals);
@@ -258,10 +263,8 @@ export class TrestleBridge {
       onTransactionMetrics: (_n, outcome) => this.metrics.transactions.inc({ outcome }),
       thirdParty: thirdPartyLookups(this.networks, log.child({ component: 'thirdparty' })),
     };
-    const unregistered = [...this.networks.values()].map((n) => n.identity.protocol).filter((p): p is string => !!p && !(registration.protocols ?? []).includes(p));
-    if (unregistered.length) {
-      log.warn('the registration does not list these third-party protocols, so the homeserver will not ask the bridge about them ' +
-        '(clients cannot browse these networks): regenerate it, or add them under `protocols`', { protocols: unregistered });
+    for (const problem of registrationDrift(registration, { botLocalpart: config.appservice.botLocalpart, domain: config.homeserver.domain, networks: [...this.networks.values()].map((n) => n.identity) })) {
+      log.warn(`the registration file does not match the config: ${problem}`, { registration: config.appservice.registration });
     }
     const transactions = transactionListener(registration.hs_token, asHandler, log);
     // what the homeserver needs first is served without express: transactions (above) and /health
@@ -724,4 +727,9 @@ export class TrestleBridge {
         .catch((err: unknown) => this.log.debug('presence not bridged', { err: err as Error }));
     }
   }
+}
+
+/** An address as a URL's host: an IPv6 one in brackets. */
+function hostForUrl(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
 }

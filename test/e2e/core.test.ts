@@ -348,6 +348,28 @@ describe('failures, commands and provisioning', () => {
     expect(count('true')).toBeGreaterThanOrEqual(1); // and the give-up
   });
 
+  it('opens one admin room for notices that come at once, and a new one after the user leaves it', async () => {
+    const nia = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `nia${Date.now()}`, { displayName: 'Nia' });
+    let asked = 0; // Synapse answers the same initial sync from a cache for a while: each one asked differently
+    const invites = async (): Promise<string[]> => {
+      const filter = encodeURIComponent(JSON.stringify({ room: { timeline: { limit: ++asked } } }));
+      return Object.keys((await nia.request<{ rooms?: { invite?: Record<string, unknown> } }>('GET', `/_matrix/client/v3/sync?timeout=0&filter=${filter}`)).rooms?.invite ?? {});
+    };
+    await Promise.all([bridge.notifyUser(nia.userId, 'news from A'), bridge.notifyUser(nia.userId, 'news from B')]);
+    const first = await invites();
+    expect(first).toHaveLength(1);
+    await nia.join(first[0]!);
+    await nia.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(first[0]!)}/leave`, {});
+    // the bot goes too, and the next notice does not go to a room nobody reads
+    await until(async () => !(await bridge.matrix.request<{ joined_rooms: string[] }>('GET', '/_matrix/client/v3/joined_rooms')).joined_rooms.includes(first[0]!),
+      'the bot to leave the old admin room');
+    await bridge.notifyUser(nia.userId, 'later news');
+    const later = (await invites()).filter((r) => r !== first[0]);
+    expect(later).toHaveLength(1);
+    await nia.join(later[0]!);
+    await nia.waitForEvent(later[0]!, (e) => e.sender === botId && body(e) === 'later news');
+  });
+
   it('answers commands in the admin room and checks permissions for link', async () => {
     const dm = await bob.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [botId] });
     await bob.waitForEvent(dm, (e) => e.sender === botId && String(body(e)).includes('admin room'));

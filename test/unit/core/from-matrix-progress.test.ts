@@ -36,7 +36,7 @@ describe('FromMatrix: a room linked to two networks', () => {
       networks: new Map([['a', network('a', sent, () => false)], ['b', network('b', sent, () => bDown)]]),
       ghostNetwork: () => undefined, ghostRemoteUser: () => undefined, permission: () => 'user',
       tryCommand: async () => false, onBotInvite: async () => undefined, onRoomUpgrade: async () => undefined,
-      onGhostInvite: async () => undefined, mediaUrl: () => undefined, onDelivered: () => undefined,
+      onGhostInvite: async () => undefined, onLeave: async () => undefined, mediaUrl: () => undefined, onDelivered: () => undefined,
     } as unknown as FromMatrixDeps;
     const work = { event: { type: 'm.room.message', room_id: '!r', sender: '@alice:x', event_id: '$e1', content: { msgtype: 'm.text', body: 'hello' } }, receivedAt: 0 } as unknown as MatrixWork;
     await expect(new FromMatrix(deps).handle(work)).rejects.toThrow(/b is down/); // a has it; b is down: the item stays pending

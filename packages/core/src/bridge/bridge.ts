@@ -195,6 +195,7 @@ export class TrestleBridge {
       onBotInvite: (ev) => this.onBotInvite(ev),
       onRoomUpgrade: (ev) => this.onRoomUpgrade(ev),
       onGhostInvite: (ev, network) => this.onGhostInvite(ev, network),
+      onLeave: (ev) => this.onLeave(ev),
       mediaUrl: (mxc, filename) => media.url(mxc, filename),
       onDelivered: (network, type) => this.metrics.eventsOut.inc({ network, type }),
     });
@@ -665,12 +666,23 @@ export class TrestleBridge {
   /** Tell a user something in their admin room, creating one if they have none. */
   async notifyUser(userId: string, text: string): Promise<void> {
     const admin = this.stores!.admin;
-    let roomId = admin.roomOf(userId);
-    if (!roomId) {
-      roomId = await this.matrix.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [userId], name: 'Trestle' });
-      admin.set(userId, roomId);
-    }
+    // once, even when two networks have news for the user at the same moment (two rooms, else)
+    const roomId = admin.roomOf(userId) ?? await this.once(`admin\u0000${userId}`, async () => {
+      const made = admin.roomOf(userId) ?? await this.matrix.createRoom({ preset: 'trusted_private_chat', is_direct: true, invite: [userId], name: 'Trestle' });
+      admin.set(userId, made);
+      return made;
+    });
     await this.matrix.sendNotice(roomId, text);
+  }
+
+  /** A user left their admin room, or the bot was removed from one: forgotten, so the next notice makes a new one. */
+  private async onLeave(ev: MatrixEvent): Promise<void> {
+    const admin = this.stores!.admin;
+    const owner = admin.isAdminRoom(ev.room_id);
+    if (!owner || (ev.state_key !== owner && ev.state_key !== this.matrix.botUserId)) return;
+    admin.forget(owner);
+    this.log.info('an admin room was left; the next notice for its user opens a new one', { roomId: ev.room_id, user: owner, left: ev.state_key });
+    if (ev.state_key === owner) await this.matrix.leave(this.matrix.botUserId, ev.room_id).catch(() => undefined);
   }
 
   /** Tell every admin user named in `permissions` (server-wide entries cannot be messaged). */

@@ -40,6 +40,8 @@ export interface FromMatrixDeps {
   onBotInvite(event: MatrixEvent): Promise<void>;
   /** A ghost was invited to a room (a Matrix user starting a direct chat with a remote user). */
   onGhostInvite(event: MatrixEvent, network: string): Promise<void>;
+  /** Someone left a room or was removed from it (the bot included): an admin room may be gone. */
+  onLeave(event: MatrixEvent): Promise<void>;
   /** A bridged room was upgraded (`m.room.tombstone`): its links follow to the room that replaces it. */
   onRoomUpgrade(event: MatrixEvent): Promise<void>;
   /** A public download URL for an mxc:// URL. */
@@ -117,6 +119,7 @@ export class FromMatrix {
     if (ev.type === 'm.room.member' && ev.state_key) {
       matrix.noteMember(ev.room_id, ev.state_key, str(ev.content['displayname']), str(ev.content['membership']) ?? '', str(ev.content['avatar_url']));
     }
+    if (ev.type === 'm.room.member' && ev.state_key && (ev.content['membership'] === 'leave' || ev.content['membership'] === 'ban')) await this.d.onLeave(ev);
     if (ev.sender === matrix.botUserId) return;
     // deleted before the bridge saw it: a homeserver catching up after an outage sends such a
     // message with its content stripped, and there is nothing left to send

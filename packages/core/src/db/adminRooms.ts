@@ -13,6 +13,11 @@ export class AdminRoomStore {
     for (const [u, r] of this.cache) if (r === roomId) return u;
     return undefined;
   }
+  /** The user has no admin room any more (they left it, or the bot was removed): the next notice makes one. */
+  forget(userId: string): void {
+    this.db.prepare('DELETE FROM admin_rooms WHERE user_id = ?').run(userId);
+    this.cache.delete(userId);
+  }
   set(userId: string, roomId: string): void {
     this.db.prepare('INSERT INTO admin_rooms (user_id, room_id) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET room_id = excluded.room_id')
       .run(userId, roomId);

@@ -399,6 +399,13 @@ describe('failures, commands and provisioning', () => {
     const api = `${asUrl}/_trestle/provision/v1`;
     const auth = { authorization: 'Bearer e2e-provisioning-secret', 'content-type': 'application/json' };
     expect((await fetch(`${api}/networks`, { headers: { authorization: 'Bearer nope' } })).status).toBe(403);
+    // a body that is not JSON: without the secret nothing is read; with it, a JSON error, not an HTML page
+    const garbage = { method: 'POST', body: '{not json' };
+    expect((await fetch(`${api}/link`, { ...garbage, headers: { 'content-type': 'application/json' } })).status).toBe(403);
+    const bad = await fetch(`${api}/link`, { ...garbage, headers: auth });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toMatch(/json/);
+    expect(await bad.json()).toMatchObject({ errcode: 'M_BAD_JSON' });
     const nets = (await (await fetch(`${api}/networks`, { headers: auth })).json()) as { id: string }[];
     expect(nets.map((n) => n.id)).toEqual(expect.arrayContaining(['testa', 'testb']));
     // on behalf of someone without power in the room: refused, as the command would be

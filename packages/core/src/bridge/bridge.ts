@@ -2,7 +2,7 @@
  * The bridge runtime: wires the store, the Matrix layer, the appservice HTTP API, the per-room
  * queues and the networks together. Handlers get the narrow pieces they need, not this object.
  */
-import type { Express } from 'express';
+import type { Express, NextFunction, Request, Response } from 'express';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AdminRoomStore } from '../db/adminRooms.js';
 import { type Db, migrate, openDatabase } from '../db/database.js';
@@ -295,6 +295,14 @@ export class TrestleBridge {
       if (config.provisioning.enabled && config.provisioning.secret) {
         app.use('/_trestle/provision/v1', provisioningRouter(config.provisioning.secret, this));
       }
+      // anything a route threw (a body that is not JSON, a network's lookup failing): a Matrix-style
+      // JSON error, never express's HTML page with a stack trace
+      app.use((err: Error & { status?: number; statusCode?: number }, req: Request, res: Response, next: NextFunction) => {
+        if (res.headersSent) { next(err); return; }
+        const status = err.status ?? err.statusCode ?? 500;
+        if (status >= 500) log.warn('an HTTP request failed', { path: req.path, err });
+        res.status(status).json({ errcode: status === 400 ? 'M_BAD_JSON' : status === 413 ? 'M_TOO_LARGE' : 'M_UNKNOWN', error: status >= 500 ? 'internal error' : err.message });
+      });
       return app;
     };
 

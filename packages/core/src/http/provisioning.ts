@@ -21,7 +21,7 @@ export interface ProvisioningHost extends BuiltinHost {
 
 export function provisioningRouter(secret: string, host: ProvisioningHost): Router {
   const r = express().Router();
-  r.use(express().json({ limit: '64kb' }));
+  // the secret first: nothing of a request without it is read
   r.use((req, res, next) => {
     const given = Buffer.from((req.header('authorization') ?? '').replace(/^Bearer /, ''));
     const want = Buffer.from(secret);
@@ -31,6 +31,7 @@ export function provisioningRouter(secret: string, host: ProvisioningHost): Rout
     }
     next();
   });
+  r.use(express().json({ limit: '64kb' }));
   const fields = (req: Request, res: Response, names: string[]): Record<string, string> | undefined => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const missing = names.filter((n) => typeof body[n] !== 'string' || !body[n]);

@@ -377,6 +377,15 @@ describe('IRC bridge: users and rooms', () => {
     expect(got.target).toBe('irclee');
     lee.say('Alice[m]', 'hi alice, privately');
     await alice.waitForEvent(started, (e) => body(e) === 'hi alice, privately' && e.sender === ghost('irclee'));
+
+    // lee changes nick: the same ghost, the same private room, and replies reach the new nick
+    lee.client.changeNick('ircleenew');
+    await until(() => lee.client.user.nick === 'ircleenew', 'the new nick');
+    lee.say('Alice[m]', 'still me, renamed');
+    await alice.waitForEvent(started, (e) => body(e) === 'still me, renamed' && e.sender === ghost('irclee'));
+    await alice.sendText(started, 'hello again, renamed lee');
+    expect((await lee.waitFor((m) => m.message === 'hello again, renamed lee')).target).toBe('ircleenew');
+    expect(bridge.portals.all().filter((p) => p.kind === 'dm' && p.remoteChat.startsWith(`test/pm/${alice.userId}/`) && p.remoteChat.includes('irclee'))).toHaveLength(1);
   });
 
   it('starts private chats only in a direct chat of the inviter\'s own', async () => {

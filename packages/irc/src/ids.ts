@@ -1,6 +1,9 @@
 /**
  * IRC ids, built and parsed only here.
- * - chat: `<server>/<#channel lower-cased>` or, for a private chat, `<server>/pm/<matrix user>/<nick lower-cased>`
+ * - chat: `<server>/<#channel lower-cased>` or, for a private chat, `<server>/pm/<matrix user>/<ghost key>`:
+ *   the chat is with the IRC user's ghost, so it stays one chat (one DM room) across their nick changes.
+ *   (Private chats opened before were keyed by the nick, lower-cased, the IRC user had when they wrote:
+ *   read as a ghost key, which it is for a ghost first seen under that nick, the usual case.)
  * - remote user: `<server>/<ghost key>`; the ghost key is the nick the bridge first saw, so a nick
  *   change renames the same ghost instead of swapping to another one.
  */
@@ -46,13 +49,14 @@ export function parseLinkTarget(words: string): { server: string; channel: strin
   return m ? { server: m[1]!, channel: m[2]!, chat: channelChat(m[1]!, m[2]!) } : undefined;
 }
 
-export function pmChat(server: string, matrixUser: string, nick: string): IrcChatId {
-  return `${server}/pm/${matrixUser}/${ircLower(nick)}` as IrcChatId;
+/** The private chat of a Matrix user with the IRC user whose ghost has this key (not a nick: nicks change). */
+export function pmChat(server: string, matrixUser: string, ghostKey: string): IrcChatId {
+  return `${server}/pm/${matrixUser}/${ircLower(ghostKey)}` as IrcChatId;
 }
 
 export type ParsedChat =
   | { kind: 'channel'; server: string; channel: string }
-  | { kind: 'pm'; server: string; matrixUser: string; nick: string };
+  | { kind: 'pm'; server: string; matrixUser: string; ghostKey: string };
 
 export function parseChat(chat: string): ParsedChat | undefined {
   const slash = chat.indexOf('/');
@@ -62,8 +66,8 @@ export function parseChat(chat: string): ParsedChat | undefined {
   if (rest.startsWith('pm/')) {
     const last = rest.lastIndexOf('/');
     const matrixUser = rest.slice(3, last);
-    const nick = rest.slice(last + 1);
-    return matrixUser && nick ? { kind: 'pm', server, matrixUser, nick } : undefined;
+    const ghostKey = rest.slice(last + 1);
+    return matrixUser && ghostKey ? { kind: 'pm', server, matrixUser, ghostKey } : undefined;
   }
   return isChannel(rest) ? { kind: 'channel', server, channel: rest } : undefined;
 }

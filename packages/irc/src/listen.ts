@@ -247,12 +247,18 @@ export class ChannelEvents {
     this.rankChecks.set(k, t);
   }
 
+  /**
+   * A quit that stands (at once, or a netsplit's once its hold ran out, never before: the nick may
+   * come back): the ghost leaves the rooms, and a nick that stood for it only while its holder had
+   * it stops doing so (IrcStore.nickGone), so whoever takes it next is not them.
+   */
   private leave(q: HeldQuit): void {
     for (const ch of q.channels) {
       this.report(this.ctx.remote.membership({
         chat: channelChat(this.key, ch), user: this.server.senderFor(q.nick), membership: 'leave', ...(q.reason ? { reason: q.reason } : {}),
       }));
     }
+    if (this.store.nickGone(this.key, q.nick)) this.ctx.log.debug('a nick changed to was quit with: no longer its ghost\'s', { server: this.key, nick: q.nick });
   }
 
   /**
@@ -495,6 +501,9 @@ export class ChannelEvents {
 
     l.on('join', (e: { nick: string; channel: string; time?: number; account?: string | false; tags?: Record<string, string> }) => {
       this.server.leftoverGone(e.nick); // someone live has the nick now
+      // in no channel the listener shares, nor away in a netsplit: the listener did not see where they
+      // came from, and a nick that stood for a ghost only while its last holder had it is not theirs
+      const fromNowhere = !this.nickChannels.has(ircLower(e.nick)) && this.splits.peek(ircLower(e.nick)) === undefined;
       this.track(e.nick, e.channel, true);
       this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
       if (isListener(e.nick)) {
@@ -509,6 +518,7 @@ export class ChannelEvents {
       if (this.server.isOwnNick(e.nick)) return;
       // extended-join says whether they are logged in; a plain JOIN says nothing
       if (e.account !== undefined) this.server.noteAccount(e.nick, typeof e.account === 'string' ? e.account : undefined);
+      if (fromNowhere && this.store.nickGone(this.key, e.nick)) this.ctx.log.debug('a nick changed to was taken by someone new: a ghost of their own', { server: this.key, nick: e.nick });
       this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'join' }));
       this.presence?.sync(e.nick);
     });

@@ -206,7 +206,14 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
       await conn.join(parsed.channel);
       return { server, conn, target: parsed.channel, relayed };
     }
-    return { server, conn, target: this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick, relayed };
+    // a private chat is with a ghost: to the nick it goes by now, never a guess (another nick bound to it may be someone else's)
+    const nick = this.store!.nickOf(parsed.server, parsed.ghostKey);
+    if (nick === undefined) {
+      throw new DeliveryError(`the bridge does not know which nick ${parsed.ghostKey} uses on ${server.displayName} now (they left IRC under a nick ` +
+        'they had changed to, or their last one is someone else\'s now), so this was not sent. Messages go through again once they are ' +
+        'seen on IRC: in a channel the bridge is in, or writing to you', true);
+    }
+    return { server, conn, target: nick, relayed };
   }
 
   /** Per-room line limits set with `linelimit` (kept in this network's kv), read once per room: null = the server's. */
@@ -374,6 +381,16 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
 
   async handleMatrixMembership(m: MatrixMembership): Promise<void> {
     const parsed = parseChat(m.portal.remoteChat);
+    if (parsed?.kind === 'pm') {
+      // the Matrix user is out of their DM room: it is given up, and the next private message opens a
+      // new one they are invited to (core reuses a linked room), rather than going where nobody reads
+      if (m.target.userId === parsed.matrixUser && (m.membership === 'leave' || m.membership === 'kick' || m.membership === 'ban')) {
+        this.ctx!.portals.unlink(m.portal.roomId, m.portal.remoteChat);
+        this.ctx!.log.info('a Matrix user left their private chat\'s room: unlinked, the next private message opens a new one',
+          { roomId: m.portal.roomId, chat: m.portal.remoteChat, user: m.target.userId });
+      }
+      return;
+    }
     if (parsed?.kind !== 'channel') return;
     const server = this.server(parsed.server);
     if (m.membership === 'join' && m.target.userId === m.sender.userId) {
@@ -412,8 +429,8 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     const server = parsed && this.servers.get(parsed.server);
     const conn = server?.clients.get(t.user.userId);
     if (!parsed || !server || !conn || conn.state !== 'connected' || !conn.clientTagAllowed('+typing')) return;
-    const target = parsed.kind === 'channel' ? parsed.channel : this.store!.nickOf(parsed.server, parsed.nick) ?? parsed.nick;
-    if (parsed.kind === 'channel' && !conn.isIn(target)) return;
+    const target = parsed.kind === 'channel' ? parsed.channel : this.store!.nickOf(parsed.server, parsed.ghostKey);
+    if (target === undefined || (parsed.kind === 'channel' && !conn.isIn(target))) return;
     this.typing.set(t.user.userId, server.key, conn, target, t.typing);
   }
 
@@ -575,7 +592,7 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
 
   /**
    * What clients show of a link (core's bridge info): the server, by its key and name, and the channel
-   * (or, for a private chat, the nick), with irc:// URLs (the draft IRC URL scheme). Nothing for a
+   * (or, for a private chat, the ghost's key and the nick it goes by), with irc:// URLs (the draft IRC URL scheme). Nothing for a
    * server no longer in the config.
    */
   bridgeInfo(portal: PortalInfo): { network: BridgeInfoSection; channel: BridgeInfoSection } | undefined {
@@ -584,7 +601,7 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     if (!parsed || !server) return undefined;
     const url = `${server.cfg.tls ? 'ircs' : 'irc'}://${server.cfg.host}:${server.cfg.port}`;
     const network = { id: server.key, displayname: server.displayName, external_url: url };
-    if (parsed.kind === 'pm') return { network, channel: { id: parsed.nick, displayname: this.store?.nickOf(parsed.server, parsed.nick) ?? parsed.nick } };
+    if (parsed.kind === 'pm') return { network, channel: { id: parsed.ghostKey, displayname: this.store?.nickOf(parsed.server, parsed.ghostKey) ?? parsed.ghostKey } };
     return { network, channel: { id: parsed.channel, displayname: portal.name ?? parsed.channel, external_url: `${url}/${encodeURIComponent(parsed.channel)}` } };
   }
 
@@ -593,8 +610,7 @@ export class IrcNetwork implements NetworkConnector, PresenceOutCapable, EditCap
     const server = p && this.servers.get(p.server);
     if (!p || !server) return undefined;
     if (this.isExcluded(server, req.matrixUser) || server.relayed(req.matrixUser)) return undefined; // no connection of theirs to carry the PM
-    const nick = this.store!.nickOf(p.server, p.ghostKey) ?? p.ghostKey;
-    return pmChat(p.server, req.matrixUser, nick);
+    return pmChat(p.server, req.matrixUser, p.ghostKey);
   }
 }
 

@@ -627,9 +627,10 @@ export class IrcServer {
     });
   }
 
+  /** A private message to a Matrix user: to their chat with the sender's ghost (one room, whatever nick the sender has now). */
   private async privateMessage(userId: string, e: IrcMessageEvent, msgtype: string): Promise<void> {
-    const sender = this.senderFor(e.nick);
-    const chat = pmChat(this.key, userId, e.nick);
+    const { key, sender } = this.ghostOf(e.nick);
+    const chat = pmChat(this.key, userId, key);
     await this.ctx.openDirectChat({ chat, matrixUser: userId, remoteUser: sender });
     await this.ctx.remote.message({
       chat, id: e.tags['msgid'] ?? this.localId(), sender, parts: [{ content: this.content(e.message, msgtype) }],
@@ -668,8 +669,14 @@ export class IrcServer {
     return t === '$NICK' ? nick : t.replace(/\$NICK/g, nick).replace(/\$SERVER/g, this.displayName);
   }
 
+  /** The ghost of a nick seen now (which it goes by from now on: IrcStore.ghostKey), as a sender. */
   senderFor(nick: string): RemoteSender {
-    return { id: ircUser(this.key, this.store.ghostKey(this.key, nick)), displayName: this.ghostName(nick) };
+    return this.ghostOf(nick).sender;
+  }
+
+  private ghostOf(nick: string): { key: string; sender: RemoteSender } {
+    const key = this.store.ghostKey(this.key, nick);
+    return { key, sender: { id: ircUser(this.key, key), displayName: this.ghostName(nick) } };
   }
 
   /** A message id for IRC messages without an IRCv3 msgid, unique within this process. */

@@ -16,6 +16,7 @@
  *     restart does not lose them.
  * 9 — irc_users.account: the account a stored password logs in to (SASL PLAIN, NickServ IDENTIFY).
  * 10 — irc_users.wanted_nick: the nick the user wants, apart from `nick`, the one last held.
+ * 11 — irc_ghost_nicks: the nick each ghost goes by now, which a reply in a private chat goes to.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -152,6 +153,24 @@ export const ircMigrations: Migration[] = [
     up: `
       ALTER TABLE irc_users ADD COLUMN wanted_nick TEXT;
       UPDATE irc_users SET wanted_nick = nick WHERE nick_from IS NULL;
+    `,
+  },
+  {
+    version: 11,
+    description: 'The nick each ghost goes by now: a reply in a private chat went to whichever nick bound to the ghost came first ' +
+      '(alice, after she came back logged in as alice_ and someone else took alice), not the one it uses',
+    // a nick is one ghost's at a time (UNIQUE); nick NULL: not known (the ghost's last nick was seen standing for another
+    // ghost since, or it left IRC under a nick it had changed to). No rows for the ghosts from before it: one bound to a
+    // single nick goes by that one until it is seen (IrcStore.nickOf), which is what the old lookup gave
+    up: `
+      CREATE TABLE irc_ghost_nicks (
+        server TEXT NOT NULL,
+        ghost_key TEXT NOT NULL,
+        nick TEXT,
+        nick_lower TEXT,
+        PRIMARY KEY (server, ghost_key),
+        UNIQUE (server, nick_lower)
+      );
     `,
   },
 ];
@@ -395,11 +414,10 @@ export class IrcStore implements StsStore {
 
   /**
    * Ghost keys already read, by server and folded nick: asked for every IRC message, and the table
-   * only changes here (a new nick, a rename). Bounded: past the cap it starts again, empty.
+   * only changes here (a new nick, a rename, an account's, a binding dropped). Bounded: past the cap it starts again, empty.
    */
   private readonly ghostKeys = new Map<string, string>();
 
-  /** The ghost key for a nick, creating one (the nick itself, or with a suffix if taken by another live nick). */
   /** The ghost key a nick has, or would get if it spoke now; nothing is stored (for lookups). */
   peekGhostKey(server: string, nick: string): string {
     const lc = ircLower(nick);
@@ -420,19 +438,72 @@ export class IrcStore implements StsStore {
     return key;
   }
 
+  /**
+   * The ghost key of a nick seen on IRC now (a message, a join, a name in a channel's list), creating
+   * one if it has none (the nick itself, or with a suffix if that key is taken); the ghost goes by
+   * that nick from now on ({@link nickOf}).
+   */
   ghostKey(server: string, nick: string): string {
     const lc = ircLower(nick);
     const cacheKey = `${server}\0${lc}`;
-    const cached = this.ghostKeys.get(cacheKey);
-    if (cached !== undefined) return cached;
-    let key = this.storedGhostKey(server, lc);
+    let key = this.ghostKeys.get(cacheKey);
     if (key === undefined) {
-      key = this.freeGhostKey(server, lc);
-      prepared(this.db, 'INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, key);
+      key = this.storedGhostKey(server, lc);
+      if (key === undefined) {
+        key = this.freeGhostKey(server, lc);
+        prepared(this.db, 'INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)').run(server, lc, key);
+      }
+      if (this.ghostKeys.size >= GHOST_KEY_CACHE) this.ghostKeys.clear();
+      this.ghostKeys.set(cacheKey, key);
     }
-    if (this.ghostKeys.size >= GHOST_KEY_CACHE) this.ghostKeys.clear();
-    this.ghostKeys.set(cacheKey, key);
+    this.goesBy(server, key, nick);
     return key;
+  }
+
+  /**
+   * The nick each ghost goes by, as irc_ghost_nicks has it, by server and ghost key (null: not known),
+   * read or written once: a sighting costs a write only when it changes. Bounded like {@link ghostKeys}.
+   */
+  private readonly currentNicks = new Map<string, string | null>();
+
+  /**
+   * The ghost `key` was seen as `nick`: it goes by it now. A nick is one ghost's at a time: a ghost
+   * that went by it before no longer does, and its nick is not known until it is seen again (its
+   * last one is someone else's now). The nick is kept as first seen (a mention typed in capitals is
+   * no new spelling) unless `spelled` (a NICK: how its user writes it now).
+   */
+  private goesBy(server: string, key: string, nick: string, spelled = false): void {
+    const ck = `${server}\0${key}`;
+    let known = this.currentNicks.get(ck);
+    if (known === undefined) {
+      const r = prepared(this.db, 'SELECT nick FROM irc_ghost_nicks WHERE server = ? AND ghost_key = ?').get(server, key) as { nick: string | null } | undefined;
+      known = r?.nick ?? null;
+    }
+    if (known !== null && (spelled ? known === nick : ircLower(known) === ircLower(nick))) {
+      nick = known;
+    } else {
+      const lc = ircLower(nick);
+      const before = this.db.transaction(() => {
+        const others = prepared(this.db, 'SELECT ghost_key FROM irc_ghost_nicks WHERE server = ? AND nick_lower = ? AND ghost_key <> ?').all(server, lc, key) as { ghost_key: string }[];
+        prepared(this.db, 'UPDATE irc_ghost_nicks SET nick = NULL, nick_lower = NULL WHERE server = ? AND nick_lower = ? AND ghost_key <> ?').run(server, lc, key);
+        prepared(this.db, `INSERT INTO irc_ghost_nicks (server, ghost_key, nick, nick_lower) VALUES (?, ?, ?, ?)
+          ON CONFLICT (server, ghost_key) DO UPDATE SET nick = excluded.nick, nick_lower = excluded.nick_lower`).run(server, key, nick, lc);
+        return others;
+      })();
+      for (const o of before) this.currentNicks.set(`${server}\0${o.ghost_key}`, null);
+    }
+    if (this.currentNicks.size >= GHOST_KEY_CACHE) this.currentNicks.clear();
+    this.currentNicks.set(ck, nick);
+  }
+
+  /** `lc` no longer stands for the ghost `key`: its binding goes, and the ghost no longer goes by it. */
+  private unbind(server: string, lc: string, key: string): void {
+    this.db.transaction(() => {
+      prepared(this.db, 'DELETE FROM irc_ghosts WHERE server = ? AND nick_lower = ?').run(server, lc);
+      prepared(this.db, 'UPDATE irc_ghost_nicks SET nick = NULL, nick_lower = NULL WHERE server = ? AND ghost_key = ? AND nick_lower = ?').run(server, key, lc);
+    })();
+    this.ghostKeys.delete(`${server}\0${lc}`);
+    this.currentNicks.delete(`${server}\0${key}`);
   }
 
   /**
@@ -465,11 +536,29 @@ export class IrcStore implements StsStore {
    */
   releaseAccountNick(server: string, nick: string): boolean {
     const lc = ircLower(nick);
-    const owned = prepared(this.db, `SELECT 1 FROM irc_ghosts g JOIN irc_accounts a ON a.server = g.server AND a.ghost_key = g.ghost_key
-      WHERE g.server = ? AND g.nick_lower = ?`).get(server, lc) !== undefined;
+    const owned = prepared(this.db, `SELECT g.ghost_key FROM irc_ghosts g JOIN irc_accounts a ON a.server = g.server AND a.ghost_key = g.ghost_key
+      WHERE g.server = ? AND g.nick_lower = ?`).get(server, lc) as { ghost_key: string } | undefined;
     if (!owned) return false;
-    prepared(this.db, 'DELETE FROM irc_ghosts WHERE server = ? AND nick_lower = ?').run(server, lc);
-    this.ghostKeys.delete(`${server}\0${lc}`);
+    this.unbind(server, lc, owned.ghost_key);
+    return true;
+  }
+
+  /**
+   * A nick left IRC (its QUIT; a netsplit's once its hold ran out), or someone the bridge had not
+   * seen came with it (a JOIN from no channel the listener shares): whoever uses it next is nobody
+   * the bridge knows. If it stood for a ghost only while its holder had it (a nick changed to, like
+   * Guest123 after a services rename; or one whose own key was taken, `alice` → `alice_2`), it stops
+   * doing so, and the ghost's nick is not known until it is seen again. Kept: a nick that is its
+   * ghost's key (the nick it was first seen as: the same person back under it is the same ghost)
+   * and an account's nicks (logged in, the server says who they are: {@link releaseAccountNick}).
+   * True if the binding went.
+   */
+  nickGone(server: string, nick: string): boolean {
+    const lc = ircLower(nick);
+    const r = prepared(this.db, `SELECT g.ghost_key FROM irc_ghosts g WHERE g.server = ? AND g.nick_lower = ? AND g.ghost_key <> g.nick_lower
+      AND NOT EXISTS (SELECT 1 FROM irc_accounts a WHERE a.server = g.server AND a.ghost_key = g.ghost_key)`).get(server, lc) as { ghost_key: string } | undefined;
+    if (!r) return false;
+    this.unbind(server, lc, r.ghost_key);
     return true;
   }
 
@@ -483,12 +572,22 @@ export class IrcStore implements StsStore {
     tx();
     this.ghostKeys.delete(`${server}\0${ircLower(oldNick)}`);
     this.ghostKeys.set(`${server}\0${ircLower(newNick)}`, key);
+    this.goesBy(server, key, newNick, true);
     return key;
   }
 
-  /** The current nick of a ghost key, if known. */
+  /**
+   * The nick a ghost goes by now, to reach its IRC user by (a private chat's replies, a pill): the
+   * one it was last seen with. A ghost not seen since that was kept (migration 11) goes by the one
+   * nick bound to it, or by its key when none is (the nick it was first seen as; also what a private
+   * chat keyed by a nick, from before, names). Undefined when the bridge cannot tell: its last nick
+   * is another ghost's now, or it left IRC under a nick it had changed to, or several nicks are
+   * bound to it (an account's) and it has not been seen using one.
+   */
   nickOf(server: string, ghostKey: string): string | undefined {
-    const r = prepared(this.db, 'SELECT nick_lower FROM irc_ghosts WHERE server = ? AND ghost_key = ?').get(server, ghostKey) as { nick_lower: string } | undefined;
-    return r?.nick_lower;
+    const r = prepared(this.db, 'SELECT nick FROM irc_ghost_nicks WHERE server = ? AND ghost_key = ?').get(server, ghostKey) as { nick: string | null } | undefined;
+    if (r) return r.nick ?? undefined;
+    const bound = prepared(this.db, 'SELECT nick_lower FROM irc_ghosts WHERE server = ? AND ghost_key = ? LIMIT 2').all(server, ghostKey) as { nick_lower: string }[];
+    return bound.length === 0 ? ghostKey : bound.length === 1 ? bound[0]!.nick_lower : undefined;
   }
 }

@@ -15,7 +15,7 @@ import { channelChat } from '../../../packages/irc/src/ids.js';
 import { IrcNetwork } from '../../../packages/irc/src/network.js';
 import { IrcServer } from '../../../packages/irc/src/server.js';
 import { IrcStore, PasswordBox, ircMigrations } from '../../../packages/irc/src/store.js';
-import { linePeer } from './line-peer.js';
+import { linePeer, registersAsAsked } from './line-peer.js';
 import { tempDir } from '../temp.js';
 
 const USER = '@uma:x';
@@ -31,15 +31,10 @@ async function peer(): Promise<{ port: number; heard: { nick: string; line: stri
   const heard: { nick: string; line: string }[] = [];
   let port: number;
   ({ server: peerServer, port } = await linePeer((s: Socket) => {
-    let nick = '';
-    let registered = false;
+    const reg = registersAsAsked(s);
     return (line) => {
-      if (line.startsWith('NICK ')) nick = line.slice(5);
-      if (!registered) {
-        if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :\r\n');
-        else if (line === 'CAP END') { registered = true; s.write(`:srv 001 ${nick} :Welcome\r\n`); }
-        return;
-      }
+      if (!reg.line(line)) return;
+      const nick = reg.nick();
       heard.push({ nick, line });
       const joined = /^JOIN (\S+)/.exec(line);
       if (joined) s.write(`:${nick}!u@h JOIN ${joined[1]}\r\n`);

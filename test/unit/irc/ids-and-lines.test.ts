@@ -36,8 +36,10 @@ describe('ids', () => {
   it('builds and parses chat ids', () => {
     expect(channelChat('libera', '#Rust')).toBe('libera/#rust');
     expect(parseChat('libera/#rust')).toEqual({ kind: 'channel', server: 'libera', channel: '#rust' });
-    const pm = pmChat('libera', '@a:hs', 'Bob');
-    expect(parseChat(pm)).toEqual({ kind: 'pm', server: 'libera', matrixUser: '@a:hs', nick: 'bob' });
+    const pm = pmChat('libera', '@a:hs', 'bob');
+    expect(parseChat(pm)).toEqual({ kind: 'pm', server: 'libera', matrixUser: '@a:hs', ghostKey: 'bob' });
+    // one from before, keyed by a nick: read as the key of the ghost first seen under it
+    expect(parseChat('libera/pm/@a:hs/alice_away')).toEqual({ kind: 'pm', server: 'libera', matrixUser: '@a:hs', ghostKey: 'alice_away' });
     expect(parseChat('nonsense')).toBeUndefined();
     expect(parseChat('libera/notachannel')).toBeUndefined();
   });

@@ -40,3 +40,23 @@ export function registeredWithoutCaps(s: Socket): (line: string) => boolean {
     return false;
   };
 }
+
+/**
+ * Like {@link registeredWithoutCaps}, for a peer serving several connections under their own nicks:
+ * each is welcomed (001) as the nick it asked for. `line` answers the registration and says whether
+ * a line came after it; `nick()` is the connection's nick.
+ */
+export function registersAsAsked(s: Socket): { line: (line: string) => boolean; nick: () => string } {
+  let nick = '';
+  let registered = false;
+  return {
+    nick: () => nick,
+    line: (line) => {
+      if (line.startsWith('NICK ')) nick = line.slice(5);
+      if (registered) return true;
+      if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :\r\n');
+      else if (line === 'CAP END') { registered = true; s.write(`:srv 001 ${nick} :Welcome\r\n`); }
+      return false;
+    },
+  };
+}

@@ -38,7 +38,7 @@ function listener(opts: { portals?: Record<string, string[]>; expectKick?: [stri
     portals: { forChat: (c: string) => (opts.portals?.[c] ?? []).map((roomId) => ({ roomId, kind: 'plumbed' })), link() {}, unlink() {} },
     bridged: () => false,
   } as unknown as NetworkContext;
-  const events = new ChannelEvents(server, ctx, { renameGhost: (_s: string, _o: string, n: string) => ircLower(n) } as unknown as IrcStore);
+  const events = new ChannelEvents(server, ctx, { renameGhost: (_s: string, _o: string, n: string) => ircLower(n), nickGone: () => false } as unknown as IrcStore);
   events.wire();
   const feed = (...lines: string[]): void => { for (const l of lines) client.connection.addReadBuffer(`${l}\r\n`); };
   const of = (t: string): Report[] => reports.filter((r) => r.t === t);

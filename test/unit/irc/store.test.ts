@@ -39,6 +39,74 @@ describe('IrcStore ghost keys (remembered in memory, the table is the truth)', (
 
 });
 
+// Found in review: the nick to reach a ghost by was whichever nick row of it came first, and a nick
+// changed to stood for its ghost for good, so its next holder became that ghost.
+describe('IrcStore: the nick each ghost goes by, and nicks that were only theirs while they had them', () => {
+  it('goes by the nick last seen (as IRC spells it), also for an account\'s ghost with several, also to a fresh store', () => {
+    const { store: s, reopen } = store();
+    s.accountNick('libera', 'Alice', 'ali');
+    expect(s.ghostKey('libera', 'Alice')).toBe('alice');
+    expect(s.nickOf('libera', 'alice')).toBe('Alice');
+    s.accountNick('libera', 'alice_', 'ali');
+    expect(s.ghostKey('libera', 'alice_')).toBe('alice');
+    expect(s.nickOf('libera', 'alice')).toBe('alice_');
+    expect(reopen().nickOf('libera', 'alice')).toBe('alice_');
+    expect(s.renameGhost('libera', 'alice_', 'Alice_Away')).toBe('alice');
+    expect(reopen().nickOf('libera', 'alice')).toBe('Alice_Away');
+    s.ghostKey('libera', 'ALICE_AWAY'); // a mention typed in capitals: no new spelling
+    expect(reopen().nickOf('libera', 'alice')).toBe('Alice_Away');
+  });
+
+  it('a nick is one ghost\'s at a time: the ghost that went by it before is not known to have one until seen again', () => {
+    const { store: s, reopen } = store();
+    s.accountNick('libera', 'alice', 'ali');
+    s.accountNick('libera', 'alice_', 'ali');
+    s.ghostKey('libera', 'alice_');
+    // someone not logged in has alice_ now
+    expect(s.releaseAccountNick('libera', 'alice_')).toBe(true);
+    expect(s.nickOf('libera', 'alice')).toBeUndefined(); // not `alice`: that may be anyone now
+    expect(s.ghostKey('libera', 'alice_')).toBe('alice_');
+    expect(s.nickOf('libera', 'alice_')).toBe('alice_');
+    expect(reopen().nickOf('libera', 'alice')).toBeUndefined();
+    s.ghostKey('libera', 'alice'); // seen again
+    expect(reopen().nickOf('libera', 'alice')).toBe('alice');
+  });
+
+  it('forgets a nick changed to once it is gone; keeps the nick a ghost was first seen as, and an account\'s', () => {
+    const { store: s, reopen } = store();
+    s.ghostKey('libera', 'alice');
+    s.renameGhost('libera', 'alice', 'Guest123');
+    expect(s.nickGone('libera', 'Guest123')).toBe(true);
+    expect(s.nickOf('libera', 'alice')).toBeUndefined();
+    expect(s.ghostKey('libera', 'guest123')).toBe('guest123'); // its next holder: a ghost of their own
+    expect(s.ghostKey('libera', 'alice')).toBe('alice'); // the nick alice was first seen as: her ghost
+    expect(s.nickGone('libera', 'alice')).toBe(false);
+    expect(reopen().ghostKey('libera', 'alice')).toBe('alice');
+    s.accountNick('libera', 'bob', 'bob');
+    s.accountNick('libera', 'bob_', 'bob');
+    expect(s.nickGone('libera', 'bob_')).toBe(false);
+    expect(reopen().ghostKey('libera', 'bob_')).toBe('bob');
+    expect(s.nickGone('libera', 'nobody')).toBe(false);
+  });
+
+  it('ghosts from before migration 11 go by their one nick, or their key; one with several nicks is not guessed', () => {
+    const dir = tempDir('trestle-irc-store-');
+    const db = openDatabase(join(dir, 'bridge.db'));
+    migrate(db, 'irc', ircMigrations.filter((m) => m.version <= 10));
+    const row = db.prepare('INSERT INTO irc_ghosts (server, nick_lower, ghost_key) VALUES (?, ?, ?)');
+    row.run('libera', 'carol_away', 'carol'); // renamed
+    row.run('libera', 'dan', 'dan');
+    row.run('libera', 'dan_', 'dan'); // an account's second nick
+    migrate(db, 'irc', ircMigrations);
+    const s = new IrcStore(db, new PasswordBox(join(dir, 'irc.key')));
+    expect(s.nickOf('libera', 'carol')).toBe('carol_away');
+    expect(s.nickOf('libera', 'dan')).toBeUndefined();
+    expect(s.nickOf('libera', 'erin')).toBe('erin'); // a private chat keyed by a nick, from before
+    s.ghostKey('libera', 'Dan_');
+    expect(s.nickOf('libera', 'dan')).toBe('Dan_');
+  });
+});
+
 describe('IrcStore nicks of Matrix users', () => {
   it('keeps the display name a nick was made from, and none for a chosen nick, beside the other columns', () => {
     const { store: s } = store();

@@ -456,11 +456,19 @@ describe('IRC bridge: SASL', () => {
     await ircUser('ircwho', ['#sasl']);
     const roomId = await plumbed('#sasl');
     await alice.sendText(roomId, 'connect me');
-    const { ask } = await adminRoom(alice, botId);
+    const { ask, roomId: admin } = await adminRoom(alice, botId);
     // register the nick as an account on ergo, through the user's own connection
     await ask('cmd test PRIVMSG NickServ :REGISTER s3cret-pw', (b) => b.startsWith('Sent:'));
     await sleep(1000);
-    expect(await ask('storepass test s3cret-pw', (b) => b.startsWith('Password stored'))).toContain('encrypted');
+    const stored = await ask('storepass test s3cret-pw', (b) => b.startsWith('Password stored'));
+    expect(stored).toContain('encrypted');
+    // the password does not stay in the room, and the user is told it is gone
+    expect(stored).toContain('Your message was removed from the room');
+    const timeline = await alice.timeline(admin);
+    expect(timeline.some((e) => e.type === 'm.room.redaction' && e.sender === botId)).toBe(true);
+    expect(timeline.some((e) => body(e).startsWith('storepass'))).toBe(false);
+    // a storepass without the server does not repeat any of the password
+    expect(await ask('storepass hunter2 more words', (b) => b.startsWith('The first word'))).not.toContain('hunter2');
     const row = bridge.database.prepare('SELECT password_enc FROM irc_users WHERE user_id = ?').get(alice.userId) as { password_enc: string };
     expect(row.password_enc).toMatch(/^v1:/);
     expect(row.password_enc).not.toContain('s3cret-pw');
@@ -469,6 +477,22 @@ describe('IRC bridge: SASL', () => {
     expect(who).toContain('logged in as Alice[m]');
     // ergo ties a logged-in user's nick to the account: the refusal comes back in words
     expect(await ask('nick AliceOther', (b) => b.startsWith('Nick not changed'))).toBe('Nick not changed: You must use your account name as your nickname.');
+  });
+
+  it('tells the user when the server refuses their stored password, once', async () => {
+    const pam = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, `ircpam${Date.now()}`, { displayName: 'Pam' });
+    const { ask, roomId: admin } = await adminRoom(pam, botId);
+    await ask('join test #saslbad', (b) => b.startsWith('Joined #saslbad'));
+    await ask('cmd test PRIVMSG NickServ :REGISTER the-right-pw', (b) => b.startsWith('Sent:'));
+    await sleep(1000);
+    await ask('storepass test a-wrong-pw', (b) => b.startsWith('Password stored'));
+    const since = Date.now();
+    await ask('reconnect test', (b) => b.startsWith('Reconnected'));
+    const told = await pam.waitForEvent(admin, (e) => e.sender === botId && e.origin_server_ts >= since && body(e).includes('refused the login'));
+    expect(body(told)).toMatch(/storepass test <password>/);
+    await ask('reconnect test', (b) => b.startsWith('Reconnected') && Date.now() - since > 0);
+    await sleep(1000);
+    expect((await pam.timeline(admin)).filter((e) => body(e).includes('refused the login'))).toHaveLength(1);
   });
 });
 

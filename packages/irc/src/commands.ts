@@ -262,18 +262,23 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
     }),
     {
       // the password is the rest of the line (it may hold spaces), so the server is never left out here
-      name: 'storepass', args: ['server', '...password'], permission: 'user', adminRoomOnly: true,
+      name: 'storepass', args: ['server', '...password'], permission: 'user', adminRoomOnly: true, secret: true,
       help: 'Store your IRC password (SASL, encrypted at rest); used from the next connection',
       run: async (inv) => {
-        const server = net.server(inv.args['server']!);
+        // not net.server(): its error would repeat the first word, which may be the password's (no server given)
+        const server = net.servers.get(inv.args['server']!);
+        if (!server) return `The first word must name the IRC server (${[...net.servers.keys()].join(', ')}), then the password.`;
         net.store!.setPassword(inv.sender, server.key, inv.args['password']!);
-        return 'Password stored (encrypted). Say "reconnect" with the server name to use it now.';
+        server.passwordChanged(inv.sender);
+        const clear = server.usesTls() ? '' : ` Careful: ${server.displayName} is reached without TLS, so the password crosses the network readable by anyone on the way.`;
+        return `Password stored (encrypted). Say "reconnect ${server.key}" to use it now.${clear}`;
       },
     },
     perServer({
       name: 'removepass', args: [], required: 0, help: 'Forget your stored IRC password',
       run: async (inv, server) => {
         net.store!.setPassword(inv.sender, server.key, null);
+        server.passwordChanged(inv.sender);
         return net.store!.certificate(inv.sender, server.key) === undefined ? 'Password removed.'
           : 'Password removed. Your client certificate stays ("removecert" forgets it).';
       },

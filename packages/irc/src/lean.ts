@@ -164,7 +164,7 @@ export class LeanConnection extends EventEmitter {
     super();
     this.decode = lineDecoder(opts.encodingFallback);
     this.pacer = new Pacer(opts.flood);
-    this.nickserv = new NickServLogin(opts, (line) => this.write(line), () => this.ready());
+    this.nickserv = new NickServLogin(opts, (line) => this.write(line), () => this.ready(), (why) => this.emit('login refused', why));
     this.currentNick = this.wantedNick = opts.nick;
     if (opts.nickLen) this.nickLen = opts.nickLen;
     this.route = { port: opts.port, tls: opts.tls };
@@ -325,7 +325,11 @@ export class LeanConnection extends EventEmitter {
       case '903': case '904': case '905': case '906': case '907':
         if ((l.command === '904' || l.command === '905') && this.nextSasl(p)) return;
         if (l.command === '903' && this.sasl) this.sasl.loggedIn = true;
-        else this.opts.log.warn('SASL login failed; continuing without it', { reply: p.join(' ') });
+        else {
+          this.opts.log.warn('SASL login failed; continuing without it', { reply: p.join(' ') });
+          // with NickServ as the fallback, that one's answer is the one to tell
+          if (l.command === '904' && this.opts.identify?.mode !== 'fallback') this.emit('login refused', p[p.length - 1] ?? 'SASL authentication failed');
+        }
         this.write('CAP END');
         return;
       case '001':

@@ -56,6 +56,8 @@ export class NickServLogin {
     private readonly opts: Pick<LeanOptions, 'sasl' | 'identify' | 'log'>,
     private readonly write: (line: string) => void,
     private readonly go: () => void,
+    /** The login was refused (a wrong password, an unregistered account): the server's words. */
+    private readonly refused: (why: string) => void = () => undefined,
   ) {}
 
   /** An IDENTIFY is unanswered: what needs the login waits. */
@@ -81,7 +83,11 @@ export class NickServLogin {
     const answer = identifyAnswer(l, this.opts.identify?.nick ?? 'NickServ');
     if (!answer) return;
     if (answer === 'in') this.opts.log.info('logged in through NickServ', { reply: l.command });
-    else this.opts.log.warn('the NickServ login failed; going on without it', { reply: l.params.slice(1).join(' ') });
+    else {
+      const why = stripFormatting(l.params[l.params.length - 1] ?? '');
+      this.opts.log.warn('the NickServ login failed; going on without it', { reply: l.params.slice(1).join(' ') });
+      this.refused(why);
+    }
     this.release();
   }
 

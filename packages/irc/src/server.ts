@@ -349,6 +349,24 @@ export class IrcServer {
     return { nick, from };
   }
 
+  /** Users told this run that the server refused their stored password (until they store another). */
+  private readonly refusalTold = new Set<string>();
+
+  /**
+   * The server (SASL) or NickServ refused the user's stored password: they connect without the
+   * login, and are told once (not at every reconnect) what was said and how to put it right.
+   */
+  private loginRefused(userId: string, why: string): void {
+    if (this.refusalTold.has(userId)) return;
+    this.refusalTold.add(userId);
+    const text = `${this.displayName} refused the login with your stored password ("${why}"), so you are connected without it. ` +
+      `Store the right one with: storepass ${this.key} <password>, or forget it with: removepass ${this.key}.`;
+    void this.ctx.notifyUser(userId, text).catch((err: Error) => this.ctx.log.warn('could not tell a user their login was refused', { server: this.key, user: userId, err }));
+  }
+
+  /** A new password was stored (or the old one removed): a refusal of it is news again. */
+  passwordChanged(userId: string): void { this.refusalTold.delete(userId); }
+
   /** Users already told (and logged) this run that a stored secret of theirs cannot be decrypted. */
   private readonly unreadableTold = new Set<string>();
 
@@ -604,6 +622,7 @@ export class IrcServer {
     c.on('disconnected', () => { this.reconnects++; });
     c.on('own nick', (nick: string) => this.store.setHeldNick(userId, this.key, nick));
     if (userId === RELAY_ID) { this.wireRelay(c); return; }
+    c.on('login refused', (why: string) => this.loginRefused(userId, why));
     c.on('joined', (channel: string) => { if (!this.stopped) this.onClientJoined?.(userId, channel); });
     const onPm = (type: 'm.text' | 'm.notice' | 'm.emote') => (e: IrcMessageEvent): void => {
       if (isChannel(e.target) || ircLower(e.nick) === ircLower(c.nick) || !e.nick || e.nick.includes('.')) return;

@@ -56,6 +56,27 @@ describe('CommandProcessor', () => {
     expect(lost).toEqual(['once: M_FORBIDDEN: the bot may not speak here', 'fails: M_FORBIDDEN: the bot may not speak here']);
   });
 
+  it('removes a message holding a secret before anything else, refused or not, and says so', async () => {
+    const removed: string[] = [];
+    const replies: string[] = [];
+    let canRemove = true;
+    const p = new CommandProcessor({
+      permission: () => 'user', powerLevel: async () => 0, adminRoomOwner: (r) => (r === '!admin' ? '@u:hs' : undefined),
+      reply: async (_r, t) => { replies.push(t); },
+      removeMessage: async (_r, id) => { if (!canRemove) throw new Error('M_FORBIDDEN'); removed.push(id); },
+    });
+    p.add({ name: 'storepass', args: ['...password'], help: 'x', permission: 'user', adminRoomOnly: true, secret: true, run: async () => 'stored' });
+    await p.tryHandle('!admin', '@u:hs', 'storepass hunter2', '$1');
+    await p.tryHandle('!room', '@u:hs', '!trestle storepass hunter2', '$2'); // said in the wrong room: refused, and removed all the same
+    canRemove = false;
+    await p.tryHandle('!admin', '@u:hs', 'storepass hunter2', '$3');
+    await p.tryHandle('!admin', '@u:hs', 'ping', '$4'); // not a secret: left alone
+    expect(removed).toEqual(['$1', '$2']);
+    expect(replies[0]).toBe('stored\n(Your message was removed from the room: it held a secret.)');
+    expect(replies[1]).toMatch(/^"storepass" works only in your admin room[^]*removed from the room/);
+    expect(replies[2]).toBe('stored\nDelete your message now: it holds a secret, and the bridge could not remove it.');
+  });
+
   it('checks bridge permission and room power, admins bypassing the power check', async () => {
     const { p, replies } = processor({ '@u:hs': 'user', '@a:hs': 'admin' }, 10);
     p.add({ name: 'link', help: 'x', permission: 'user', roomPower: 50, run: async () => 'linked' });

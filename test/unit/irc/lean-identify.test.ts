@@ -13,18 +13,18 @@ import { identifyAnswer } from '../../../packages/irc/src/login.js';
 import { linePeer } from './line-peer.js';
 
 /**
- * A peer without IRCv3 (or with SASL PLAIN only, when `sasl`, which logs in anyone). `heard` holds
+ * A peer without IRCv3 (or with SASL PLAIN only, when `sasl`, which logs in anyone, or no one: 'refuses'). `heard` holds
  * what each registered connection said, one list per connection; `onIdentify` answers an IDENTIFY
  * (by default: 900 at once). PINGs and JOINs are answered as a server does.
  */
-interface Peer { port: number; sockets: Socket[]; heard: string[][]; sasl: boolean; onIdentify: (s: Socket) => void }
+interface Peer { port: number; sockets: Socket[]; heard: string[][]; sasl: boolean | 'refuses'; onIdentify: (s: Socket) => void }
 const LOGGED_IN = ':srv 900 me me!me@host me :You are now logged in as me\r\n';
 
 let server: Server | undefined;
 let conn: LeanConnection | undefined;
 afterEach(() => { conn?.quit(); conn = undefined; server?.close(); server = undefined; });
 
-async function peer(sasl = false): Promise<Peer> {
+async function peer(sasl: boolean | 'refuses' = false): Promise<Peer> {
   const p: Peer = { port: 0, sockets: [], heard: [], sasl, onIdentify: (s) => s.write(LOGGED_IN) };
   ({ server, port: p.port } = await linePeer((s) => {
     p.sockets.push(s);
@@ -36,7 +36,7 @@ async function peer(sasl = false): Promise<Peer> {
         else if (line === 'CAP REQ :sasl') s.write(':srv CAP * ACK :sasl\r\n');
         else if (line.startsWith('CAP REQ')) s.write(`:srv CAP * NAK :${line.slice(9)}\r\n`);
         else if (line === 'AUTHENTICATE PLAIN') s.write('AUTHENTICATE +\r\n');
-        else if (line.startsWith('AUTHENTICATE ')) s.write(`${LOGGED_IN}:srv 903 me :SASL authentication successful\r\n`);
+        else if (line.startsWith('AUTHENTICATE ')) s.write(p.sasl === 'refuses' ? ':srv 904 me :SASL authentication failed\r\n' : `${LOGGED_IN}:srv 903 me :SASL authentication successful\r\n`);
         else if (line === 'CAP END') { registered = true; p.heard.push(heard); s.write(':srv 001 me :Welcome\r\n'); }
         return;
       }
@@ -151,6 +151,31 @@ describe('LeanConnection logging in through NickServ: JOINs and messages wait fo
     const { sent } = await outage(p, c);
     expect(await sent).toBeUndefined();
     expect(p.heard[1]).toEqual(AFTER);
+  });
+});
+
+describe('LeanConnection: a refused login is reported, so the user can be told', () => {
+  it('says so when NickServ refuses the password, in its words', async () => {
+    const p = await peer();
+    p.onIdentify = (s) => s.write(':NickServ!NickServ@services. NOTICE me :Invalid password for \x02me\x02.\r\n');
+    const c = client(p.port);
+    const refused: string[] = [];
+    c.on('login refused', (why: string) => refused.push(why));
+    await c.connect();
+    expect(refused).toEqual(['Invalid password for me.']);
+  });
+
+  it.each([
+    ['without a NickServ fallback: SASL\'s refusal is the answer', 'off' as const, ['SASL authentication failed']],
+    ['with the NickServ fallback: its answer is awaited instead (here it logs in)', 'fallback' as const, []],
+  ])('SASL refused %s', async (_, mode, expected) => {
+    const p = await peer('refuses');
+    const c = client(p.port, { identify: { mode, nick: 'NickServ' } });
+    const refused: string[] = [];
+    c.on('login refused', (why: string) => refused.push(why));
+    await c.connect();
+    await tick(50);
+    expect(refused).toEqual(expected);
   });
 });
 

@@ -21,7 +21,7 @@ import { BridgeMetrics } from '../http/metrics.js';
 import { provisioningRouter } from '../http/provisioning.js';
 import { MediaLinks, mediaRouter } from '../http/media.js';
 import { appserviceRouter, type EphemeralEvent, type MatrixEvent, type TransactionHandler, transactionListener } from '../matrix/appservice.js';
-import { MatrixClientLayer, MatrixError } from '../matrix/client.js';
+import { deterministicTxnId, MatrixClientLayer, MatrixError } from '../matrix/client.js';
 import { type RegistrationFile, readRegistration, registrationDrift } from '../matrix/registration.js';
 import { thirdPartyLookups } from './thirdParty.js';
 import {
@@ -182,6 +182,7 @@ export class TrestleBridge {
       reply: (roomId, text) => matrix.sendNotice(roomId, text),
       memberName: (roomId, userId) => matrix.memberName(roomId, userId),
       replyFailed: (roomId, command, err) => log.warn('a command ran but its reply could not be sent', { roomId, command, err }),
+      removeMessage: async (roomId, eventId, reason) => { await matrix.redact(matrix.botUserId, roomId, eventId, deterministicTxnId('secret', eventId), reason); },
     });
     for (const spec of builtinCommands(this)) this.commands.add(spec);
     for (const n of this.networks.values()) if (supportsCommands(n)) for (const c of n.commands) this.commands.add(c, n.identity.id);
@@ -191,7 +192,7 @@ export class TrestleBridge {
       ghostNetwork: (u) => this.ghostNetwork(u),
       ghostRemoteUser: (u) => ghosts.get(u)?.remoteUser,
       permission: (u) => this.permission(u),
-      tryCommand: (ev) => this.commands!.tryHandle(ev.room_id, ev.sender, typeof ev.content['body'] === 'string' ? ev.content['body'] : ''),
+      tryCommand: (ev) => this.commands!.tryHandle(ev.room_id, ev.sender, typeof ev.content['body'] === 'string' ? ev.content['body'] : '', ev.event_id),
       onBotInvite: (ev) => this.onBotInvite(ev),
       onRoomUpgrade: (ev) => this.onRoomUpgrade(ev),
       onGhostInvite: (ev, network) => this.onGhostInvite(ev, network),

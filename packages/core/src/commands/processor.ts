@@ -19,6 +19,8 @@ export interface CommandEnv {
   memberName?(roomId: string, userId: string): Promise<string>;
   /** Told of a reply that could not be sent after a command ran (the command is not run again). */
   replyFailed?(roomId: string, command: string, err: Error): void;
+  /** Remove (redact) a message that held a secret; rejects when the bridge may not. */
+  removeMessage?(roomId: string, eventId: string, reason: string): Promise<void>;
 }
 
 /** Split a command line into words; "double quoted" words may hold spaces. */
@@ -82,7 +84,7 @@ export class CommandProcessor {
   }
 
   /** Handle a message if it is a command. Returns true when it was one (even a refused one). */
-  async tryHandle(roomId: string, sender: string, body: string): Promise<boolean> {
+  async tryHandle(roomId: string, sender: string, body: string, eventId?: string): Promise<boolean> {
     const owner = this.env.adminRoomOwner(roomId);
     const inAdminRoom = owner === sender;
     let line = body.trim();
@@ -105,7 +107,16 @@ export class CommandProcessor {
     }
     const name = (words[0] ?? 'help').toLowerCase();
     const spec = network ? this.byNetwork.get(network)?.get(name) : this.findCommand(name);
-    const reply = (text: string): Promise<void> => this.env.reply(roomId, text);
+    let reply = (text: string): Promise<void> => this.env.reply(roomId, text);
+    if (spec?.secret) {
+      // gone from the room before anything else, refused or not: the secret was shown to whoever is there
+      const removed = eventId && this.env.removeMessage
+        ? await this.env.removeMessage(roomId, eventId, `it held a secret for "${spec.name}"`).then(() => true, () => false) : false;
+      const note = removed ? '(Your message was removed from the room: it held a secret.)'
+        : 'Delete your message now: it holds a secret, and the bridge could not remove it.';
+      const plain = reply;
+      reply = (text) => plain(`${text}\n${note}`);
+    }
     if (!spec) {
       const ambiguous = !network && [...this.byNetwork.entries()].filter(([, m]) => m.has(name)).map(([n]) => n);
       await reply(ambiguous && ambiguous.length > 1

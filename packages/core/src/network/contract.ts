@@ -307,6 +307,11 @@ export interface NetworkCommand {
   roomPower?: number;
   /** Only in the sender's admin room (e.g. commands that take a password). */
   adminRoomOnly?: boolean;
+  /**
+   * The command's text holds a secret (a password): the bridge removes the message from the room
+   * as soon as it has read it, wherever it was said and whether or not the command runs.
+   */
+  secret?: boolean;
   run(ctx: CommandInvocation): Promise<string | void>;
 }
 

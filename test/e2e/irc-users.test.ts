@@ -95,6 +95,10 @@ describe('IRC bridge: nicks of Matrix users', () => {
     // accents are stripped to the base letter; spaces, `!`, `@` and the CJK letters go
     expect(seen.nick).toBe('ZoeQhome[m]');
     expect(seen.nick).toMatch(validNick);
+    // a name of which a nick can hold no letter: the localpart stands in (not "[m]" for every such user)
+    const han = await member(roomId, 'hanmei', '韩梅');
+    await han.sendText(roomId, 'a name in another script');
+    expect((await watcher.waitFor((m) => m.message === 'a name in another script')).nick).toBe(`${han.userId.slice(1).split(':')[0]}[m]`);
   });
 
   it("truncates a long display name to the server's NICKLEN, and de-collides within it", async () => {

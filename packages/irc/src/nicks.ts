@@ -9,12 +9,26 @@ export function fillTemplate(template: string, v: TemplateVars): string {
   return template.replace(/\$DISPLAY/g, v.displayName || localpart).replace(/\$LOCALPART/g, localpart).replace(/\$USERID/g, v.userId);
 }
 
+/** What of a string a nick can hold: accents dropped from letters (é → e), other characters left out. */
+const nickChars = (raw: string): string => raw.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').replace(/[^A-Za-z0-9[\]\\`_^{|}-]/g, '');
+
+/**
+ * A Matrix user's nick from the nick template, valid and at most `maxLen` long. `$DISPLAY` is their
+ * display name, or their localpart when a nick can hold no letter of it (a name in Chinese or
+ * Cyrillic script, emoji alone): else they would all be `[m]`, `[m]_`, `[m]2`...
+ */
+export function templateNick(template: string, v: TemplateVars, maxLen = 30): string {
+  const localpart = v.userId.slice(1).split(':')[0] ?? v.userId;
+  const displayName = /[A-Za-z]/.test(nickChars(v.displayName)) ? v.displayName : localpart;
+  return sanitiseNick(fillTemplate(template, { ...v, displayName }), maxLen);
+}
+
 /**
  * Make a string a valid IRC nick: letters, digits and `[]\`_^{|}-`; not starting with a digit or
  * `-`; at most `maxLen` characters. Empty results fall back to `matrix_user`.
  */
 export function sanitiseNick(raw: string, maxLen = 30): string {
-  let nick = raw.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').replace(/[^A-Za-z0-9[\]\\`_^{|}-]/g, '');
+  let nick = nickChars(raw);
   if (/^[0-9-]/.test(nick)) nick = `M${nick}`;
   if (!nick) nick = 'matrix_user';
   return nick.slice(0, maxLen);

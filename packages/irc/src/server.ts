@@ -15,7 +15,7 @@ import type { IdentRegistry } from './identd.js';
 import { LeanConnection } from './lean.js';
 import { ChannelEvents, kickReason } from './listen.js';
 import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './ids.js';
-import { fillTemplate, sanitiseNick, sanitiseUsername } from './nicks.js';
+import { fillTemplate, sanitiseNick, sanitiseUsername, templateNick } from './nicks.js';
 import { toCloseIdle, toEvict, type PooledConnection } from './pool.js';
 import { RecentLines } from './replies.js';
 import { CTCP_VERSION } from './ctcp.js';
@@ -344,7 +344,7 @@ export class IrcServer {
       return { nick: saved.wantedNick, from: saved.nickFrom ?? null };
     }
     const from = saved.nickFrom !== undefined && !follows ? saved.nickFrom : displayName;
-    const nick = sanitiseNick(fillTemplate(this.cfg.nickTemplate, { userId, displayName: from }), nicklen);
+    const nick = templateNick(this.cfg.nickTemplate, { userId, displayName: from }, nicklen);
     this.store.setWantedNick(userId, this.key, nick, from);
     return { nick, from };
   }
@@ -453,7 +453,7 @@ export class IrcServer {
     if (!c || c.state !== 'connected' || from === undefined || from === null || from === displayName) return;
     if (!this.nickFollowsName(this.store.hasPassword(userId, this.key))) return;
     this.nickFrom.set(userId, displayName);
-    const wanted = sanitiseNick(fillTemplate(this.cfg.nickTemplate, { userId, displayName }), this.nickLen());
+    const wanted = templateNick(this.cfg.nickTemplate, { userId, displayName }, this.nickLen());
     if (ircLower(wanted) === ircLower(c.nick)) { this.store.setWantedNick(userId, this.key, wanted, displayName); return; }
     // stored once the server gives it: one refused (taken, say) is made again from the new name at the next connection
     void this.changeNick(c, wanted).then((r) => {

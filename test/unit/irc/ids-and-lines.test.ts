@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseLine } from '../../../packages/irc/src/ircline.js';
 import { describeEdit, relayPrefix } from '../../../packages/irc/src/network.js';
 import { channelChat, ircLower, moveChannel, parseAliasLocalpart, parseChat, parseLinkTarget, pmChat, ghostLocalpart, ircUser } from '../../../packages/irc/src/ids.js';
-import { fillTemplate, nextNick, sanitiseNick, sanitiseUsername } from '../../../packages/irc/src/nicks.js';
+import { fillTemplate, nextNick, sanitiseNick, sanitiseUsername, templateNick } from '../../../packages/irc/src/nicks.js';
 
 describe('parseLine', () => {
   it.each([
@@ -69,6 +69,16 @@ describe('nicks', () => {
     expect(fillTemplate('$DISPLAY[m]', { userId: '@al:hs', displayName: 'Al' })).toBe('Al[m]');
     expect(fillTemplate('$LOCALPART|$USERID', { userId: '@al:hs', displayName: '' })).toBe('al|@al:hs');
     expect(sanitiseUsername('Al!ce:Long-Name')).toBe('alcelong-n');
+  });
+  it.each([
+    ['Alice', '@a:hs', 30, 'Alice[m]'],
+    ['Ünsal Öz', '@u:hs', 30, 'UnsalOz[m]'],
+    ['张三', '@zhang.san:hs', 30, 'zhangsan[m]'], // no letter a nick can hold: the localpart, not "[m]" for everyone
+    ['😀', '@bob:hs', 30, 'bob[m]'],
+    ['Дмитрий', '@12345:hs', 30, 'M12345[m]'],
+    ['A Very Long Display Name Indeed Friends', '@x:hs', 30, 'AVeryLongDisplayNameIndeedFrie'], // cut where the server cuts
+  ])('makes the nick of %j (%s) within %i', (displayName, userId, max, nick) => {
+    expect(templateNick('$DISPLAY[m]', { userId, displayName }, max)).toBe(nick);
   });
 });
 

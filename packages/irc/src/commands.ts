@@ -237,6 +237,8 @@ export function ircCommands(net: IrcNetwork): NetworkCommand[] {
         const wanted = a['nick']!;
         const bad = paramRefusal('The nick', wanted);
         if (bad) return `${bad}.`;
+        // a bridged user away now (an idle connection closed) keeps their nick: nobody else may speak as them
+        if (net.store!.nickOwner(server.key, wanted, inv.sender)) return `Nick not changed: ${wanted} is another Matrix user's nick on ${server.displayName}.`;
         const c = await conn(inv, server);
         if (c.nick === wanted) { server.nickChosen(inv.sender, c.nick); return `Your nick is already ${wanted}.`; }
         const r = await server.changeNick(c, wanted);

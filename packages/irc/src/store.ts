@@ -338,6 +338,16 @@ export class IrcStore implements StsStore {
     prepared(this.db, `INSERT INTO irc_users (user_id, server, nick) VALUES (?, ?, ?)
       ON CONFLICT (user_id, server) DO UPDATE SET nick = excluded.nick`).run(userId, server, nick);
   }
+  /**
+   * Another Matrix user who holds or wants `nick` on a server (folded as IRC does), if any: their
+   * connection may be closed now (idle), but the nick stands for them on IRC.
+   */
+  nickOwner(server: string, nick: string, except: string): string | undefined {
+    const want = ircLower(nick);
+    const rows = prepared(this.db, 'SELECT user_id, nick, wanted_nick FROM irc_users WHERE server = ? AND user_id != ? AND (nick IS NOT NULL OR wanted_nick IS NOT NULL)')
+      .all(server, except) as { user_id: string; nick: string | null; wanted_nick: string | null }[];
+    return rows.find((r) => (r.nick !== null && ircLower(r.nick) === want) || (r.wanted_nick !== null && ircLower(r.wanted_nick) === want))?.user_id;
+  }
   /** Every Matrix user with a stored nick on a server: the nick their connection last had, and their stored username if any. */
   storedNicks(server: string): { userId: string; nick: string; username?: string }[] {
     return (prepared(this.db, 'SELECT user_id, nick, username FROM irc_users WHERE server = ? AND nick IS NOT NULL').all(server) as

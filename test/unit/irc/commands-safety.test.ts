@@ -33,9 +33,11 @@ async function peer(): Promise<{ port: number; heard: { nick: string; line: stri
   ({ server: peerServer, port } = await linePeer((s: Socket) => {
     const reg = registersAsAsked(s);
     return (line) => {
+      const before = reg.nick();
       if (!reg.line(line)) return;
       const nick = reg.nick();
       heard.push({ nick, line });
+      if (line.startsWith('NICK ')) s.write(`:${before}!u@h NICK ${nick}\r\n`);
       const joined = /^JOIN (\S+)/.exec(line);
       if (joined) s.write(`:${nick}!u@h JOIN ${joined[1]}\r\n`);
       if (line.startsWith('PING ')) s.write(`:srv PONG srv ${line.slice(5)}\r\n`);
@@ -117,6 +119,18 @@ describe('paramRefusal: one nick, channel or key, as one IRC parameter', () => {
     const got = paramRefusal(`The ${what}`, word);
     if (why) expect(got).toMatch(why); else expect(got).toBeUndefined();
     if (why) expect(got).toMatch(new RegExp(`^The ${what} `));
+  });
+});
+
+describe('nick', () => {
+  it("refuses another Matrix user's nick, held or wanted, even while their connection is closed", async () => {
+    const b = await bridge();
+    b.net.store!.setHeldNick('@bob:x', 'net', 'Bob[m]');
+    b.net.store!.setWantedNick('@cal:x', 'net', 'Cal[m]', 'Cal');
+    expect(await run(b.net, 'nick', { server: 'net', nick: 'bob{m}' })).toBe("Nick not changed: bob{m} is another Matrix user's nick on net.");
+    expect(await run(b.net, 'nick', { server: 'net', nick: 'Cal[m]' })).toMatch(/another Matrix user's nick/);
+    expect(b.heard.filter((h) => h.line.startsWith('NICK ') && h.nick !== 'bridge' && /bob|cal/i.test(h.line))).toEqual([]);
+    expect(await run(b.net, 'nick', { server: 'net', nick: 'Umami' })).toBe('Your nick on net is now Umami.');
   });
 });
 

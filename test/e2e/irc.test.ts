@@ -869,6 +869,11 @@ describe('IRC bridge: reconnection', () => {
     // with no PONG for as long again it is dropped, the line fails as lost, and core's queue sends
     // the message again once the connection is back (after SIGCONT).
     const { roomId, watch, conn } = await aliceConnectedIn('#frozen', 'ircnat4');
+    // ergo reads the frozen line from its buffer once thawed, so the message arriving proves nothing alone:
+    // the failed attempt counted is what shows the line was taken for lost and sent again
+    const failedAttempts = async (): Promise<number> =>
+      (await bridge.metrics.sendFailures.get()).values.find((v) => v.labels.network === 'remote' && v.labels.final === 'false')?.value ?? 0;
+    const failedBefore = await failedAttempts();
     const pid = Number(readFileSync(`${process.env['TRESTLE_E2E_ERGO_WORK']!}/ergo.pid`, 'utf8'));
     process.kill(pid, 'SIGSTOP');
     try {
@@ -879,6 +884,7 @@ describe('IRC bridge: reconnection', () => {
       process.kill(pid, 'SIGCONT');
     }
     await until(() => watch.messages.some((m) => m.message === 'during the freeze'), 'the message sent again after the freeze', 60_000);
+    expect(await failedAttempts()).toBeGreaterThan(failedBefore);
     await backUp(conn);
   });
 });
@@ -972,12 +978,24 @@ describe('IRC bridge: connection limits and static config (the bridge restarted 
     // bea comes back by talking
     await bea.sendText(portal, 'bea is back');
     await watch.waitFor((m) => m.message === 'bea is back' && m.nick === 'Bea[m]');
+    // idleInPlumbedRooms (off by default) lets the sweep close those in plumbed rooms' channels too
+    const cfg = ircServer().cfg as { idleInPlumbedRooms: boolean };
+    cfg.idleInPlumbedRooms = true;
+    try {
+      expect(new Set(ircServer().closeIdle(Date.now() + 6 * 60_000))).toEqual(new Set([alice.userId, bea.userId]));
+    } finally {
+      cfg.idleInPlumbedRooms = false;
+    }
+    await watch.waitForRaw((l) => untag(l).startsWith(':Alice[m]!') && l.includes(' QUIT ') && l.includes('Idle'));
+    await bea.sendText(portal, 'bea is back again');
+    await watch.waitFor((m) => m.message === 'bea is back again' && m.nick === 'Bea[m]');
+    await alice.sendText(mapped, 'alice is back');
+    await watch.waitFor((m) => m.message === 'alice is back' && m.nick === 'Alice[m]');
   });
 
   it('closes the least recently active connection past maxClients', async () => {
     const watch = await ircUser('ircpool', ['#mapped', '#allowed']);
-    // open: alice (since the start) and bea (reconnected in the test before); alice talks last, so
-    // the least recently active is bea, though hers is the newer connection
+    // open: alice and bea (both back in the test before); alice talks last, so the least recently active is bea
     expect(new Set(ircServer().clients.keys())).toEqual(new Set([alice.userId, bea.userId]));
     await alice.sendText(mapped, 'alice speaks');
     await watch.waitFor((m) => m.message === 'alice speaks');

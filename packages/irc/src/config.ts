@@ -82,6 +82,8 @@ export const ircServerSchema = z.strictObject({
       'not know are refused by it and logged.'),
   maxClients: z.int().min(1).default(1000).describe('Most IRC connections for Matrix users; the least recently active is closed past it.'),
   idleTimeoutMinutes: z.int().min(0).default(0).describe('Close a Matrix user\'s IRC connection after this long without activity (0 = never).'),
+  idleInPlumbedRooms: z.boolean().default(false).describe('Let idleTimeoutMinutes close connections in the channels of plumbed rooms too (off: there the ' +
+    'IRC side counts on seeing the Matrix users, as in the channel before it was bridged).'),
   lineLimit: z.int().min(1).default(3).describe('A Matrix message longer than this many IRC lines is uploaded and linked instead. A room\'s moderators can set their own with `!irc linelimit`.'),
   replies: z.strictObject({
     shortWithinSeconds: z.int().min(0).default(300).describe('A Matrix reply to a message younger than this, and said fewer than shortWithinLines lines ago, is sent as `nick: text`.'),

@@ -4,8 +4,8 @@
  *
  * - `maxClients`: opening one more connection past the limit closes the least recently active one.
  * - `idleTimeoutMinutes`: a connection with no activity for that long is closed, unless it is in
- *   a plumbed room's channel: there the IRC side counts on seeing the Matrix user, and a plumbed
- *   room is usually small enough to keep everyone connected.
+ *   a plumbed room's channel (and `idleInPlumbedRooms` is off, the default): there the IRC side
+ *   counts on seeing the Matrix user, and a plumbed room is usually small enough to keep everyone.
  */
 
 export interface PooledConnection {
@@ -27,9 +27,12 @@ export function toEvict(conns: readonly PooledConnection[], maxClients: number, 
   return [...others].sort((a, b) => a.lastActive - b.lastActive).slice(0, excess).map((c) => c.userId);
 }
 
-/** The users whose connections have been idle for `timeoutMinutes` at `now` (0 = never). */
-export function toCloseIdle(conns: readonly PooledConnection[], timeoutMinutes: number, now: number): string[] {
+/**
+ * The users whose connections have been idle for `timeoutMinutes` at `now` (0 = never); those in a
+ * plumbed room's channel only with `inPlumbed` (config `idleInPlumbedRooms`).
+ */
+export function toCloseIdle(conns: readonly PooledConnection[], timeoutMinutes: number, now: number, inPlumbed = false): string[] {
   if (timeoutMinutes <= 0) return [];
   const cutoff = now - timeoutMinutes * 60_000;
-  return conns.filter((c) => !c.inPlumbed && c.lastActive <= cutoff).map((c) => c.userId);
+  return conns.filter((c) => (inPlumbed || !c.inPlumbed) && c.lastActive <= cutoff).map((c) => c.userId);
 }

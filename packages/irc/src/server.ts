@@ -520,7 +520,7 @@ export class IrcServer {
 
   /** Close the connections idle for `idleTimeoutMinutes` (run every minute; `now` for tests). Returns whose. */
   closeIdle(now = Date.now()): string[] {
-    const idle = toCloseIdle(this.pooled(), this.cfg.idleTimeoutMinutes, now);
+    const idle = toCloseIdle(this.pooled(), this.cfg.idleTimeoutMinutes, now, this.cfg.idleInPlumbedRooms);
     for (const userId of idle) {
       this.ctx.log.info('closing an idle IRC connection', { server: this.key, user: userId });
       this.closeClient(userId, 'Idle');

@@ -22,8 +22,11 @@ describe('toCloseIdle (idleTimeoutMinutes)', () => {
     ['off (0) closes nothing', [conn('a', 0)], 0, 100 * MIN, []],
     ['idle for the timeout exactly is idle', [conn('a', 0), conn('b', 1)], 10, 10 * MIN, ['a']],
     ['recent activity keeps a connection', [conn('a', 5 * MIN)], 10, 14 * MIN, []],
-    ['a connection in a plumbed room is never idle-closed', [conn('a', 0, true), conn('b', 0)], 1, 60 * MIN, ['b']],
+    ['a connection in a plumbed room is not idle-closed', [conn('a', 0, true), conn('b', 0)], 1, 60 * MIN, ['b']],
   ])('%s', (_name, conns, minutes, now, expected) => { expect(toCloseIdle(conns, minutes, now)).toEqual(expected); });
+  it('closes idle connections in plumbed rooms too when idleInPlumbedRooms says so', () => {
+    expect(toCloseIdle([conn('a', 0, true), conn('b', 0), conn('c', 59.5 * MIN, true)], 1, 60 * MIN, true)).toEqual(['a', 'b']);
+  });
 });
 
 describe('bindServer: the server argument is optional in a bridged room', () => {

@@ -53,8 +53,16 @@ afterAll(async () => {
 
 describe('appservice API', () => {
   it('refuses a wrong or missing hs_token with 403 M_FORBIDDEN and processes nothing', async () => {
-    const before = testa.received.length;
-    const event = { type: 'm.room.message', room_id: '!x:localhost', sender: '@mallory:localhost', event_id: '$forged', content: { msgtype: 'm.text', body: 'forged' } };
+    // forged into a linked room, as a member of it: with the right token this event would be bridged
+    // (the hostile-types test below sends its kind that way), so only the token check keeps it out
+    const roomId = await linkedRoom([['testa', 'forged']]);
+    const event = {
+      type: 'm.room.message', room_id: roomId, sender: alice.userId, event_id: `$forged-${Date.now()}`, origin_server_ts: Date.now(),
+      content: { msgtype: 'm.text', body: 'forged' },
+    };
+    const rejected = async (): Promise<number> =>
+      (await bridge.metrics.transactions.get()).values.find((v) => v.labels['outcome'] === 'rejected')?.value ?? 0;
+    const rejectedBefore = await rejected();
     for (const auth of ['Bearer wrong-token', undefined]) {
       const res = await fetch(`${asUrl}/_matrix/app/v1/transactions/forged-${auth ? 1 : 2}`, {
         method: 'PUT', headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) }, body: JSON.stringify({ events: [event] }),
@@ -62,7 +70,12 @@ describe('appservice API', () => {
       expect(res.status).toBe(403);
       expect(((await res.json()) as { errcode: string }).errcode).toBe('M_FORBIDDEN');
     }
-    expect(testa.received.length).toBe(before);
+    // both counted as refused, not as taken ("ok" is not pinned: Synapse's own transactions come in meanwhile)
+    expect(await rejected()).toBe(rejectedBefore + 2);
+    // a real message after them, in the same room: its queue would have delivered a stored forgery first
+    const marker = await alice.sendText(roomId, 'after the forgeries');
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === marker);
+    expect(testa.received.filter((r) => r.kind === 'message' && r.msg.portal.remoteChat === 'forged').map((r) => r.kind === 'message' && r.msg.eventId)).toEqual([marker]);
   });
 
   it('answers the ping, /health and the express-built routes (user queries) alike', async () => {
@@ -79,8 +92,17 @@ describe('appservice API', () => {
       expect(refused.status).toBe(403);
       expect(((await refused.json()) as { errcode: string }).errcode).toBe('M_FORBIDDEN');
     }
-    // the homeserver's own ping goes through the same path
-    expect(await bridge.matrix.ping(bridge.config.appservice.id)).toBeGreaterThanOrEqual(0);
+    // the homeserver's own ping goes through the same path: Synapse pings the registration's url (this
+    // bridge) and answers 200 only when that answered 2xx (a 403 from us is its 502 M_BAD_STATUS)
+    expect(new URL(e2e.registration().url).port).toBe(String(bridge.address()!.port));
+    const hsPing = await fetch(`${e2e.synapseUrl}/_matrix/client/v1/appservice/${encodeURIComponent(bridge.config.appservice.id)}/ping`, {
+      method: 'POST', headers: { authorization: `Bearer ${e2e.registration().as_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ transaction_id: 'p2' }),
+    });
+    expect(hsPing.status).toBe(200);
+    expect(await hsPing.json()).toEqual({ duration_ms: expect.any(Number) });
+    // and the bridge's own call of it resolves, where a refusal rejects rather than passing for a ping
+    await expect(bridge.matrix.ping(bridge.config.appservice.id)).resolves.toEqual(expect.any(Number));
+    await expect(bridge.matrix.ping('not-this-appservice')).rejects.toThrow(/M_FORBIDDEN/);
     const head = await fetch(`${asUrl}/health`, { method: 'HEAD' });
     expect(head.status).toBe(200);
     expect(await head.text()).toBe('');

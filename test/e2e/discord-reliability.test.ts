@@ -166,9 +166,16 @@ describe('Discord bridge: login', () => {
       expect(told.user).toBe(alice.userId);
       expect(told.text).toMatch(/blank messages in #blank \(Trestle Test\).*Message Content Intent/);
       expect(s.events).toEqual([]);
-      // a message that mentions the bot has content even without the intent, and is bridged
-      fake.injectUserMessage(ch.id, bob.id, `<@${fake.bot.id}> can you read this?`);
+      // a message that mentions the bot has content even without the intent, and is bridged: it, and
+      // not the blank one before it (a channel's messages are reported in order, so that one would be first)
+      const mention = fake.injectUserMessage(ch.id, bob.id, `<@${fake.bot.id}> can you read this?`);
       await until(() => s.events.length === 1, 'the mention to be bridged');
+      expect(s.events[0]).toEqual({ kind: 'message', value: expect.objectContaining({ chat: ch.id, id: mention.id }) });
+      // nor is a later blank message reported: the mention after it is the only one that comes
+      fake.injectUserMessage(ch.id, bob.id, 'more words the bridge cannot read');
+      const later = fake.injectUserMessage(ch.id, bob.id, `<@${fake.bot.id}> and this?`);
+      await until(() => s.events.length === 2, 'the second mention to be bridged');
+      expect(s.events.map((e) => e.value['id'])).toEqual([mention.id, later.id]);
     } finally {
       await s.net.stop();
     }

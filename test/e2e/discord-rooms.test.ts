@@ -95,6 +95,31 @@ describe('Discord bridge: roles', () => {
       await s.net.stop();
     }
   });
+
+  it('and through the bridge, the ghost has that level in the room on Matrix; a member without a mapped role has none', async () => {
+    const net = discordNet();
+    const rolePowers = net.cfg.rolePowers;
+    // read when it matters, as roomLimit below: set here as an admin would before a restart
+    net.cfg.rolePowers = { mods: 50, [guild.id]: 0 };
+    try {
+      const fay = fake.addUser({ username: 'fay' });
+      fake.addMember(guild.id, fay.id, { roles: [modsRole.id] });
+      const ch = channel('ranks-bridged');
+      const roomId = await plumbed(ch);
+      fake.injectUserMessage(ch.id, fay.id, 'I moderate here');
+      fake.injectUserMessage(ch.id, bob.id, 'no role here either');
+      // a level is reported before its member's first message, into the room's ordered queue: once
+      // bob's line is in the room, the levels of both have been handled
+      await alice.waitForEvent(roomId, (e) => body(e) === 'no role here either' && e.sender === ghost(bob.id));
+      const levels = (await stateEvent(roomId, 'm.room.power_levels'))!;
+      expect(levels.sender).toBe(botId);
+      const users = levels.content['users'] as Record<string, number>;
+      expect(users[ghost(fay.id)]).toBe(50);
+      expect(users[ghost(bob.id)]).toBeUndefined();
+    } finally {
+      net.cfg.rolePowers = rolePowers;
+    }
+  });
 });
 
 describe('Discord bridge: plumbing with the channel\'s approval', () => {
@@ -163,10 +188,14 @@ describe('Discord bridge: plumbing with the channel\'s approval', () => {
     const expired = await alice.waitForEvent(room3, (e) => e.sender === botId && body(e).startsWith('Nobody approved'), 15_000);
     expect(body(expired)).toBe(`Nobody approved bridging #nobody-home within 6 seconds, so this room is not linked. Ask again with "!discord link ${guild.id} ${quiet.id}".`);
     expect(fake.message(r3.id)!.content).toMatch(/^⌛ Nobody approved within 6 seconds/);
-    // a late approval changes nothing
+    // a late approval changes nothing. A marker: a request elsewhere approved after it the same way;
+    // the late ✅ came before it over the gateway, so once that room is linked, the late one has been
+    // acted on if it ever would be
     fake.addReaction(quiet.id, r3.id, mod.id, '✅');
-    await sleep(500);
+    await plumbed(channel('after-a-late-approval'));
     expect(bridge.portals.forRoom(room3)).toEqual([]);
+    expect(fake.message(r3.id)!.content).toMatch(/^⌛ Nobody approved/);
+    expect((await alice.timeline(room3)).filter((e) => e.sender === botId && body(e).startsWith('Linked this room'))).toEqual([]);
   });
 
   it('keeps a waiting link request across a restart: approved after it, the room is linked; expired meanwhile, it ends', async () => {
@@ -194,8 +223,9 @@ describe('Discord bridge: plumbing with the channel\'s approval', () => {
     await alice.waitForEvent(room2, (e) => e.sender === botId && body(e).startsWith('Nobody approved bridging #lapsed'));
     await until(() => fake.message(r2.id)?.content.startsWith('⌛ Nobody approved'), 'the request to show it expired');
     fake.addReaction(lapsed.id, r2.id, mod.id, '✅');
-    await sleep(500);
+    await plumbed(channel('after-a-lapsed-approval')); // a marker, as for a late approval above
     expect(bridge.portals.forRoom(room2)).toEqual([]);
+    expect(fake.message(r2.id)!.content).toMatch(/^⌛ Nobody approved/);
   });
 
   it('refuses links past roomLimit, when asked and when approved', async () => {
@@ -342,8 +372,11 @@ describe('Discord bridge: servers as spaces, names, topics and icons', () => {
     await until(() => fake.channel(aChat.id)?.name === 'alpha-talk', 'the Discord channel to be renamed');
     await alice.request('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic/`, { topic: 'set on Matrix' });
     await until(() => (fake.channel(aChat.id) as { topic?: string | null }).topic === 'set on Matrix', 'the Discord topic');
-    // the channel's echo does not come back as a second name or topic from the bot
-    await sleep(1000);
+    // the channel's echo does not come back as a second name or topic from the bot. A message said
+    // after the changes, once in the room, shows the bridge has handled their CHANNEL_UPDATEs (the
+    // channel's events are reported in order, into the room's ordered queue)
+    fake.injectUserMessage(aChat.id, bob.id, 'said after the rename');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'said after the rename');
     expect(await namesAndTopicsFromBot()).toHaveLength(before);
     expect((await stateEvent(roomId, 'm.room.name'))?.content['name']).toBe('#Alpha Talk (Spaced Out)');
 

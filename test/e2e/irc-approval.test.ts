@@ -89,8 +89,17 @@ describe('IRC bridge: channel operators approve links (linkApproval)', () => {
     const over = await user.waitForEvent(ignored.roomId, (e) => e.sender === botId && body(e).startsWith('No operator'), (TIMEOUT_S + 10) * 1000);
     expect(body(over)).toBe(`No operator of ${chan} answered within ${TIMEOUT_S} seconds, so this room is not linked to it.`);
     op.say(botNickOf(), 'yes'); // too late: nothing waits for it
-    await sleep(1000);
+    // a marker: another channel's operator approves a request made after that yes (which cannot count
+    // for it: an answer counts only for a channel its sender is an operator of). Once that room is
+    // linked, the late yes, read and acted on the same way before it, would have linked this one
+    const chan2 = `#apno2${run}`;
+    const op2 = await users.add(`apnop2${run}`, [chan2]);
+    const marker = await askLink(user, chan2);
+    await askedOn(op2, user.userId);
+    op2.say(botNickOf(), 'yes');
+    await user.waitForEvent(marker.roomId, (e) => e.sender === botId && body(e).startsWith('Linked this room'));
     expect(bridge.portals.forRoom(ignored.roomId)).toEqual([]);
+    expect((await user.timeline(ignored.roomId)).filter((e) => e.sender === botId && body(e).startsWith('Linked this room'))).toEqual([]);
     // the bridge's connection went into the channel to ask, and is out again: nothing bridges it
     await until(() => !ircServer().listener.isIn(chan), 'the bridge\'s connection to leave the channel');
   });

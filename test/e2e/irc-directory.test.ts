@@ -104,12 +104,14 @@ describe('IRC bridge: finding channels and users from Matrix clients', () => {
     expect(now).not.toContain(hiddenRoom);
     expect(now).not.toContain(plumbed);
 
-    // unlinked (here through the provisioning API), the portal leaves the list
-    const res = await fetch(`http://127.0.0.1:${bridge.address()!.port}/_trestle/provision/v1/unlink`, {
+    // unlinked (here through the provisioning API, for a bridge admin: the bot's portal room gives
+    // dora no power to change its links), the portal leaves the list
+    const unlink = (userId: string): Promise<Response> => fetch(`http://127.0.0.1:${bridge.address()!.port}/_trestle/provision/v1/unlink`, {
       method: 'POST', headers: { authorization: 'Bearer e2e-provisioning-secret', 'content-type': 'application/json' }, // e2e.sh's config
-      body: JSON.stringify({ room_id: roomId, network: 'irc', remote_chat: 'test/#listed', user_id: dora.userId }),
+      body: JSON.stringify({ room_id: roomId, network: 'irc', remote_chat: 'test/#listed', user_id: userId }),
     });
-    expect(res.status).toBe(200);
+    expect((await unlink(dora.userId)).status).toBe(403);
+    expect((await unlink('@admin:localhost')).status).toBe(200); // e2e.sh's permissions
     await until(async () => !(await listed(dora, instance())).includes(roomId), 'the unlinked portal to leave the list');
   });
 });

@@ -270,12 +270,17 @@ describe('IRC bridge: messages said while the bridge was away', () => {
 
   it('tells the room when more was said while away than history.limit lets it fetch', async () => {
     const { chan, talker, roomId } = await linkedThenStopped('hlim', 'hlt');
-    for (let i = 1; i <= 3; i++) talker.say(chan, `said past the limit ${i}`);
-    await sleep(300);
+    const away = [1, 2, 3].map((i) => `said past the limit ${i}`);
+    await saidWhileAway(talker, chan, away);
     bridge = await startIrcBridge({ ...slowReconnect, history: { limit: 2 } });
-    const notice = await user.waitForEvent(roomId, (e) => e.sender === botId && body(e).includes('could be fetched'));
+    const notice = await user.waitForEvent(roomId, incompleteNotice);
     expect(body(notice)).toContain(chan);
-    expect(messagesOf(await user.timeline(roomId)).map(body)).not.toContain('said past the limit 3');
+    expect(body(notice)).toContain('at most 2 lines and events');
+    // the notice follows the lines it speaks of ("what followed the lines above")
+    const bodies = messagesOf(await user.timeline(roomId)).map(body);
+    // the listener's own quit is the first event after its mark: 1 line makes up the 2
+    expect(bodies.filter((b) => b.startsWith('said past the limit'))).toEqual(away.slice(0, 1));
+    expect(bodies.indexOf(body(notice))).toBeGreaterThan(bodies.indexOf(away[0]!));
   });
 
   it('goes on without the history when the server refuses it (FAIL CHATHISTORY): live lines are not held back, the room is told nothing', async () => {

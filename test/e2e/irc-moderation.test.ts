@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrestleBridge } from '@trestle/core';
 import type { IrcNetwork, IrcServer } from '@trestle/irc';
 import type { IrcUser } from '../harness/irc-user.js';
-import { MatrixUser } from '../harness/matrix-user.js';
-import { e2e, sleep, until } from './env.js';
+import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
+import { e2e, until } from './env.js';
 import { body, ghost, IrcUsers, plumbedRoom, startSuite, untag } from './irc-env.js';
 
 let bridge: TrestleBridge;
@@ -46,9 +46,10 @@ describe('IRC bridge: Matrix bans', () => {
     await sam.waitForRaw((l) => /^:Mona\[m\]!\S+ MODE #bans \+b :?ircvic!\*@\*$/.test(untag(l)));
     await sam.waitForRaw((l) => /^:Mona\[m\]!\S+ KICK #bans ircvic :?spam$/.test(untag(l)));
     expect(await vic.names('#bans2')).toContain('ircvic'); // only the one channel
-    // not an operator in #bans2: nothing happens on IRC, and the reason is what the user is told
-    // the kick IRC echoes back is the Matrix ban's own doing: not bridged back as a kick
-    await sleep(1000);
+    // the kick IRC echoes back is the Matrix ban's own doing: not bridged back as a kick. A line said
+    // after the kick, once in the room, shows the bridge has handled the kick (one ordered queue per room)
+    sam.say('#bans', 'said after the kick');
+    await mona.waitForEvent(roomId, (e) => body(e) === 'said after the kick');
     const member = await mona.request<{ membership: string }>('GET',
       `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(ghost('ircvic'))}`);
     expect(member.membership).toBe('ban');
@@ -117,12 +118,21 @@ describe('IRC bridge: Matrix power levels → channel modes', () => {
     // mona is no operator any more but the bridge's own connection is: it acts instead
     opal.client.raw('MODE #ranks -o+o Mona[m] trestlebot');
     await until(() => ircServer().events.modes.canKick('#ranks', 'trestlebot') && !ircServer().events.modes.canKick('#ranks', 'Mona[m]'), 'the bridge to see the listener opped');
+    const powerLevelEvents = async (): Promise<MatrixEventJson[]> => (await mona.timeline(roomId)).filter((e) => e.type === 'm.room.power_levels');
+    const levelsBefore = (await powerLevelEvents()).length;
     await mona.setPowerLevel(roomId, dora.userId, 50);
     await opal.waitForRaw((l) => modeLine('trestlebot', '+o').test(untag(l)));
-    // the IRC mode is not mirrored back as a second power-levels change: dora stays at what mona set
-    await sleep(1000);
+    // the IRC mode is not mirrored back as a second power-levels change. An echo would not show on
+    // dora herself (it would make a ghost of Dora[m] an operator), so what is checked is that the only
+    // change is mona's and no ghost of dora's nick got a level; opal's line after the MODE, once in
+    // the room, shows the bridge has handled the MODE (one ordered queue per room)
+    opal.say('#ranks', 'said after the mode');
+    await mona.waitForEvent(roomId, (e) => body(e) === 'said after the mode');
+    const changes = (await powerLevelEvents()).slice(levelsBefore);
+    expect(changes.map((e) => e.sender)).toEqual([mona.userId]);
     const levels = await mona.request<{ users: Record<string, number> }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.power_levels/`);
     expect(levels.users[dora.userId]).toBe(50);
+    expect(Object.keys(levels.users).filter((u) => u.startsWith('@irc_test_dora'))).toEqual([]);
   });
 
   it('gives a Matrix user who connects later the rank of the power level they already have', async () => {
@@ -216,7 +226,9 @@ describe('IRC bridge: the room topic → the channel topic', () => {
     await until(() => ircServer().events.modes.canKick('#mtopic', 'Mona[m]'), 'the bridge to see mona opped');
     await setTopic('set from Matrix');
     await tam.waitForRaw((l) => /^:Mona\[m\]!\S+ TOPIC #mtopic :set from Matrix$/.test(untag(l)));
-    await sleep(1000);
+    // a line said after the TOPIC, once in the room, shows the bridge has handled its echo (one ordered queue per room)
+    tam.say('#mtopic', 'said after the topic');
+    await mona.waitForEvent(roomId, (e) => body(e) === 'said after the topic');
     const topicEvents = (await mona.timeline(roomId)).filter((e) => e.type === 'm.room.topic');
     expect(topicEvents.map((e) => [e.sender, e.content['topic']])).toEqual([[mona.userId, 'not an operator yet'], [mona.userId, 'set from Matrix']]);
   });

@@ -69,6 +69,26 @@ describe('IRC bridge: messages', () => {
     expect(irc.message).toBe('\x1Dit\x1D \x02bold');
   });
 
+  it('keeps messages to a channel\'s ops (@#chan) out of the room, and answers a flood of CTCP VERSION once', async () => {
+    const op = await ircUser('ircstatop', ['#opsonly']); // first in: an operator
+    const roomId = await plumbed('#opsonly');
+    const botNick = ircServer().listener.nick;
+    // the bridge's own connection opped, as a channel mirroring kicks from Matrix has it
+    op.client.raw(`MODE #opsonly +o ${botNick}`);
+    await op.waitForRaw((l) => l.includes(`MODE #opsonly +o ${botNick}`));
+    op.client.raw('NOTICE @#opsonly :ops only: ban that spammer?');
+    op.client.raw('PRIVMSG @#opsonly :also for ops only');
+    for (let i = 0; i < 5; i++) op.client.raw(`PRIVMSG ${botNick} :\x01VERSION\x01`); // a flood would get it killed for flooding
+    op.say('#opsonly', 'for everyone');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'for everyone');
+    expect((await alice.timeline(roomId)).filter((e) => /ops only/.test(body(e)))).toEqual([]);
+    // CTCP answers are one a second: a PING a little later is answered after anything said to the VERSIONs
+    await sleep(1200);
+    op.client.raw(`PRIVMSG ${botNick} :\x01PING 4242\x01`);
+    await op.waitForRaw((l) => l.includes(`NOTICE ircstatop :\x01PING 4242\x01`));
+    expect(op.raw.filter((l) => l.includes('\x01VERSION'))).toHaveLength(1);
+  });
+
   it('never lets CR, LF or NUL in Matrix text inject IRC commands', async () => {
     const dan = await ircUser('ircdan', ['#inject']);
     const roomId = await plumbed('#inject');

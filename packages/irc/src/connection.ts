@@ -38,8 +38,6 @@ export interface ConnectionOptions {
   timeouts: { registerMs: number };
   limiter: ReconnectLimiter;
   log: Logger;
-  /** Rejoin these after a reconnect (the connection adds channels it joined itself). */
-  version?: string;
   /**
    * Lines to drop before irc-framework parses them (it costs tens of microseconds a line): the
    * listener hears every message the bridge's own connections send, and has no use for them.
@@ -170,7 +168,10 @@ export class IrcConnection extends EventEmitter {
   }
 
   /** irc-framework replaces its options on every connect(), so these go to both. */
-  private static readonly clientOptions = { auto_reconnect: false, enable_chghost: true, message_max_length: 4096 };
+  // version '': irc-framework would answer every CTCP VERSION itself, channel-wide ones included and
+  // without a limit (a few clones asking #chan over and over get the listener killed for flooding);
+  // the 'ctcp request' handler below answers it instead, to the bridge's own nick only, rate-limited
+  private static readonly clientOptions = { auto_reconnect: false, enable_chghost: true, message_max_length: 4096, version: '' };
 
   private wire(): void {
     const c = this.client;
@@ -257,7 +258,7 @@ export class IrcConnection extends EventEmitter {
     // irc-framework's "raw socket connected" comes with the TCP connection, before TLS and registration
     const ident = this.opts.ident;
     if (ident) c.on('raw socket connected', (sock: Socket) => ident.register(sock, this.opts.username));
-    // irc-framework answers VERSION itself (option `version`); the other CTCPs a client answers, here (ctcp.ts)
+    // the CTCPs a client answers (VERSION, PING, TIME...; ctcp.ts), here: irc-framework's own VERSION answer is off (clientOptions)
     const ctcpLimit = new CtcpLimiter();
     c.on('ctcp request', (e: { nick?: string; target: string; type: string | null; message: string }) => {
       if (!e.nick || ircLower(e.target) !== ircLower(this.nick)) return; // to a channel: not ours to answer
@@ -349,7 +350,6 @@ export class IrcConnection extends EventEmitter {
       ...(route.tls && o.tlsCa ? { rejectUnauthorized: false } : {}), // checked by checkServerCertificate()
       ...(o.password ? { password: o.password } : {}),
       ...(o.sasl ? { account: { account: o.sasl.account, password: o.sasl.password } } : {}),
-      ...(o.version ? { version: o.version } : {}),
     });
   }
 

@@ -11,7 +11,9 @@
  *   `history.limit` is reached or the listener's own join is (what followed, it saw itself).
  * - {@link HistoryBatches}: reads the answer, a `chathistory` batch (with `draft/multiline` batches
  *   nested in it), off the raw lines, before irc-framework sees them: irc-framework would hand the
- *   lines over as if they were said now, and drops the lines of a batch nested in another.
+ *   lines over as if they were said now, and drops the lines of a batch nested in another. Every
+ *   such batch is taken, asked for or not (an answer after its request was given up, a server's
+ *   replay on join): none may reach irc-framework.
  *
  * - {@link historyReaction}: a reaction (TAGMSG) among the fetched lines.
  *
@@ -171,31 +173,34 @@ export type HistoryItem =
 interface OpenBatch { target: string; items: HistoryItem[] }
 interface NestedBatch { outer: string; type: string; nick: string; tags: Record<string, string>; lines: IrcLine[] }
 
+/** The batch types of a channel's history: IRCv3's, and the draft's name, which older servers send. */
+export function isHistoryBatch(type: string | undefined): boolean {
+  return type === 'chathistory' || type === 'draft/chathistory';
+}
+
 /**
  * Collects the `chathistory` batches of one connection from its raw lines. `take` answers whether
- * a line was one of theirs (and so must not reach irc-framework); `done` gets each batch, whole.
+ * a line was one of theirs (and so must not reach irc-framework); `done` gets each batch, whole,
+ * whether it was asked for or not (who asked, and when, is the caller's to know).
  */
 export class HistoryBatches {
   private readonly open = new Map<string, OpenBatch>();
   private readonly nested = new Map<string, NestedBatch>();
-  /** Requests sent and not yet answered: only then can a batch start, so only then are lines looked at. */
-  expected = 0;
 
   constructor(private readonly done: (target: string, items: HistoryItem[]) => void) {}
 
   /** A line of a history batch (the batch's own BATCH lines included): collected here. */
   take(rawLine: string): boolean {
-    if (this.expected === 0 && this.open.size === 0) return false;
-    if (!rawLine.includes('BATCH ') && !rawLine.includes('batch=')) return false;
+    // the listener's hot path: with no history batch open, only a batch's start can be one
+    if (this.open.size === 0 ? !rawLine.includes('BATCH +') : !rawLine.includes('BATCH ') && !rawLine.includes('batch=')) return false;
     const l = parseRawLine(rawLine);
     if (!l) return false;
     const inBatch = l.tags['batch'];
     if (l.command === 'BATCH' && l.params[0]) {
       const id = l.params[0].slice(1);
       if (l.params[0].startsWith('+')) {
-        if (inBatch === undefined && l.params[1] === 'chathistory' && l.params[2]) {
+        if (inBatch === undefined && isHistoryBatch(l.params[1]) && l.params[2]) {
           this.open.set(id, { target: l.params[2], items: [] });
-          this.expected = Math.max(0, this.expected - 1);
           return true;
         }
         if (inBatch !== undefined && this.open.has(inBatch)) {
@@ -233,7 +238,6 @@ export class HistoryBatches {
   reset(): void {
     this.open.clear();
     this.nested.clear();
-    this.expected = 0;
   }
 }
 

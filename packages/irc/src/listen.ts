@@ -9,7 +9,7 @@ import { channelChat, ircLower, ircUser, isChannel, moveChannel } from './ids.js
 import { ChannelModes, type ModeChange, type RoomSettingsChange, type ServerModeInfo } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
-import { HistoryBatches, HistoryFetch, HistoryMarks, historyReaction, serverPageMax, type HistoryItem } from './history.js';
+import { HistoryBatches, HistoryFetch, HistoryMarks, historyReaction, isHistoryBatch, serverPageMax, type HistoryItem } from './history.js';
 import { parseLine, parseRawLine, type IrcLine } from './ircline.js';
 import { IrcPresence } from './presence.js';
 import { currentChannel, noteRename } from './renames.js';
@@ -18,6 +18,8 @@ import type { IrcStore } from './store.js';
 
 interface IrcMessageEvent {
   nick: string; target: string; message: string; tags: Record<string, string>; time?: number; batch?: { type?: string };
+  /** `@` or `+` for a message to a channel's ops or voiced only (STATUSMSG: `@#chan`). */
+  group?: string;
 }
 
 /** A batch as irc-framework hands it over once it is complete: its lines, not yet dispatched. */
@@ -104,6 +106,16 @@ export class ChannelEvents {
   /** Where the listener left each channel (history.ts); undefined with `history.enabled` off. */
   private readonly marks?: HistoryMarks;
   private readonly batches = new HistoryBatches((target, items) => this.replay(target, items));
+  /**
+   * Per channel (folded), the last move of its mark waiting on a report: each move waits for the
+   * ones before it, so a mark never passes a message whose report is not yet durable.
+   */
+  private readonly marking = new Map<string, Promise<void>>();
+  /**
+   * Ids of `chathistory` batches irc-framework is replaying (which HistoryBatches should have
+   * taken: a safety net): their lines are old, not live, and nothing of them is reported.
+   */
+  private readonly replaying = new Set<string>();
   private flushTimer?: NodeJS.Timeout;
   /**
    * Channels whose history was asked for and not yet answered: live messages said meanwhile wait
@@ -291,6 +303,9 @@ export class ChannelEvents {
   /** A message, notice or emote in a channel, from someone not of ours: to the room. */
   private message(msgtype: string, e: IrcMessageEvent): void {
     if (!isChannel(e.target) || this.server.isOwnNick(e.nick) || !e.nick) return;
+    // to a channel's ops or voiced only (STATUSMSG, `@#chan`: irc-framework reports the channel and the
+    // `group`): never to the whole Matrix room, where everyone, the person it is about too, would read it
+    if (e.group) return;
     if (e.batch?.type === 'draft/multiline') return; // the batch was reported whole (see multiline())
     if (this.held(e.target, () => this.message(msgtype, e))) return;
     this.deliver(e.target, e.nick, e.message, msgtype, e.tags, e.time);
@@ -320,8 +335,52 @@ export class ChannelEvents {
 
   /** The channel's mark moves once what was said is durable in core's queue: a crash before that fetches it again. */
   private reportSeen(channel: string, reported: Promise<void>, time: number | undefined, msgid: string | undefined): void {
+    this.report(reported);
+    if (time) this.markAfter(channel, reported, time, msgid);
+  }
+
+  /**
+   * A time-tagged line the listener saw in a channel and reports nothing of (a Matrix user's own
+   * line, a join, part, quit, nick change, topic, mode): the server counts it in the channel's
+   * history all the same (draft/event-playback), so the mark moves past it, or the next fetch would
+   * spend its limit on lines already seen. Only after what was reported before it in the channel is
+   * durable, and, while the channel's history is being fetched, after that.
+   */
+  private passed(channel: string, time: number | undefined, msgid?: string): void {
+    if (!this.marks || !time || !Number.isFinite(time)) return;
+    if (this.held(channel, () => this.passed(channel, time, msgid))) return;
+    this.markAfter(channel, Promise.resolve(), time, msgid);
+  }
+
+  /** The mark moves to `time` once `durable` resolves and every earlier move of the channel's mark is done (a failed report moves nothing). */
+  private markAfter(channel: string, durable: Promise<void>, time: number, msgid: string | undefined): void {
     const marks = this.marks;
-    this.report(marks && time ? reported.then(() => marks.seen(channel, time, msgid)) : reported);
+    if (!marks) return;
+    const lc = ircLower(channel);
+    const next = (this.marking.get(lc) ?? Promise.resolve()).then(() => durable).then(() => marks.seen(channel, time, msgid), () => undefined);
+    this.marking.set(lc, next);
+    void next.then(() => { if (this.marking.get(lc) === next) this.marking.delete(lc); });
+  }
+
+  /** A line of one of the Matrix users' connections (nothing to report: the room has it): it moves the mark. */
+  private ownChatter(line: string): void {
+    if (!this.marks || !line.startsWith('@')) return;
+    const l = parseRawLine(line);
+    const time = l?.tags['time'] ? Date.parse(l.tags['time']) : NaN;
+    if (l && l.params[0] && isChannel(l.params[0])) this.passed(l.params[0], time, l.tags['msgid']);
+  }
+
+  /**
+   * Is this irc-framework event a line of a history batch (its `batch`, or for events without one,
+   * the batch tag)? HistoryBatches takes those off the raw lines; one that got through anyway is old
+   * and must not be reported as if said now.
+   */
+  private replayed(e: unknown): boolean {
+    if (!e || typeof e !== 'object') return false;
+    const { batch, tags } = e as { batch?: { type?: string }; tags?: Record<string, string> };
+    if (isHistoryBatch(batch?.type)) return true;
+    const id = tags?.['batch'];
+    return id !== undefined && this.replaying.has(id);
   }
 
   /** A live message of a channel whose history is being fetched waits (see {@link fetching}); true if it does. */
@@ -390,12 +449,10 @@ export class ChannelEvents {
     if (f.timer) clearTimeout(f.timer);
     f.timer = setTimeout(() => {
       this.ctx.log.warn('the IRC server did not answer a CHATHISTORY request; going on without it', { server: this.key, channel });
-      this.batches.expected = Math.max(0, this.batches.expected - 1);
       this.answered(channel);
       this.released(channel);
     }, 15_000);
     f.timer.unref();
-    this.batches.expected++;
     this.asking.push(ircLower(channel));
     return true;
   }
@@ -417,8 +474,16 @@ export class ChannelEvents {
   private replay(channel: string, items: HistoryItem[]): void {
     const chat = channelChat(this.key, channel);
     const f = this.fetching.get(ircLower(channel));
-    if (f) this.answered(channel);
-    const page = f ? f.fetch.page(items) : { items, incomplete: false };
+    if (!f || !this.asking.includes(ircLower(channel))) {
+      // no request of the channel waits for it: an answer after its request was given up (the live
+      // messages held meanwhile went on, and the mark with them), or one nobody asked for (a server
+      // replaying history on join): old lines, which would land after newer ones
+      this.ctx.log.warn('a CHATHISTORY batch came that no request waits for (late, or not asked for); its lines are dropped',
+        { server: this.key, channel, items: items.length });
+      return;
+    }
+    this.answered(channel);
+    const page = f.fetch.page(items);
     let delivered = 0;
     for (const item of page.items) {
       const m = historyMessage(item) ?? historyReaction(item);
@@ -432,7 +497,7 @@ export class ChannelEvents {
     }
     this.ctx.log.info('fetched what was said while away', { server: this.key, channel, fetched: items.length, delivered, more: !!page.next });
     if (page.next && this.ask(channel, page.next)) return;
-    if (f && page.incomplete) this.toldIncomplete(channel, `the bridge fetches at most ${f.fetch.limit} lines and events`);
+    if (page.incomplete) this.toldIncomplete(channel, `the bridge fetches at most ${f.fetch.limit} lines and events`);
     this.released(channel);
   }
 
@@ -452,7 +517,8 @@ export class ChannelEvents {
    * would have reported it. Anything else answers false and goes to irc-framework.
    */
   takeLine(line: string): boolean {
-    if (this.batches.take(line)) return true; // a fetched history batch: see replay()
+    if (this.batches.take(line)) return true; // a fetched history batch: see replay(); before the own lines, which it counts
+    if (this.server.isOwnChatter(line)) { if (!this.server.stopped) this.ownChatter(line); return true; }
     const m = plainChannelMessage(line);
     if (!m) return false;
     if (!this.server.stopped) this.message(m.msgtype, m);
@@ -462,7 +528,14 @@ export class ChannelEvents {
   wire(): void {
     const listener = this.server.listener;
     const client = listener.client;
-    const l = { on: <E>(event: string, fn: (e: E) => void): void => { client.on(event, (e: E) => { if (!this.server.stopped) fn(e); }); } };
+    // (an event of a history batch irc-framework replays is old: nothing of it is reported, see replayed())
+    const l = { on: <E>(event: string, fn: (e: E) => void): void => { client.on(event, (e: E) => { if (!this.server.stopped && !this.replayed(e)) fn(e); }); } };
+    client.on('batch start', (b: { id: string; type?: string; params?: string[] }) => {
+      if (!isHistoryBatch(b.type)) return;
+      this.replaying.add(b.id);
+      this.ctx.log.warn('a CHATHISTORY batch reached irc-framework; its lines are ignored', { server: this.key, target: b.params?.[0] });
+    });
+    client.on('batch end', (b: { id: string }) => { this.replaying.delete(b.id); });
     const isListener = (nick: string): boolean => ircLower(nick) === ircLower(listener.nick);
     listener.on('disconnected', () => {
       this.modes.forgetAll();
@@ -470,6 +543,7 @@ export class ChannelEvents {
       this.namesIn.clear();
       this.presence?.lost();
       this.batches.reset();
+      this.replaying.clear();
       this.asking.length = 0;
       for (const channel of [...this.fetching.keys()]) this.released(channel);
       this.marks?.flush();
@@ -506,6 +580,8 @@ export class ChannelEvents {
       const fromNowhere = !this.nickChannels.has(ircLower(e.nick)) && this.splits.peek(ircLower(e.nick)) === undefined;
       this.track(e.nick, e.channel, true);
       this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
+      // (the listener's own join is where its fetch starts from the mark: it does not move it)
+      if (!isListener(e.nick)) this.passed(e.channel, e.time, e.tags?.['msgid']);
       if (isListener(e.nick)) {
         const msgid = e.tags?.['msgid'];
         this.fetchHistory(e.channel, { ...(msgid ? { msgid } : {}), ...(e.time ? { time: e.time } : {}) });
@@ -522,7 +598,8 @@ export class ChannelEvents {
       this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'join' }));
       this.presence?.sync(e.nick);
     });
-    l.on('part', (e: { nick: string; channel: string; message?: string }) => {
+    l.on('part', (e: { nick: string; channel: string; message?: string; time?: number; tags?: Record<string, string> }) => {
+      this.passed(e.channel, e.time, e.tags?.['msgid']);
       this.track(e.nick, e.channel, false);
       if (isListener(e.nick)) this.forgetChannel(e.channel); else this.modes.left(e.channel, e.nick);
       if (this.server.isOwnNick(e.nick)) return;
@@ -532,7 +609,8 @@ export class ChannelEvents {
         chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'leave', ...(reason ? { reason } : {}),
       }));
     });
-    l.on('kick', (e: { kicked: string; nick: string; channel: string; message?: string }) => {
+    l.on('kick', (e: { kicked: string; nick: string; channel: string; message?: string; time?: number; tags?: Record<string, string> }) => {
+      this.passed(e.channel, e.time, e.tags?.['msgid']);
       this.track(e.kicked, e.channel, false);
       if (isListener(e.kicked)) this.forgetChannel(e.channel); else this.modes.left(e.channel, e.kicked);
       if (this.server.isOwnNick(e.kicked) || this.server.isLeftover(e.kicked)) return;
@@ -548,9 +626,10 @@ export class ChannelEvents {
       }
       this.report(this.ctx.remote.membership({ chat, user, membership: 'kick', by: this.server.senderFor(e.nick), ...(reason ? { reason } : {}) }));
     });
-    l.on('quit', (e: { nick: string; message?: string; batch?: { type?: string } }) => {
+    l.on('quit', (e: { nick: string; message?: string; batch?: { type?: string }; time?: number; tags?: Record<string, string> }) => {
       const lc = ircLower(e.nick);
       const channels = [...(this.nickChannels.get(lc) ?? [])];
+      for (const ch of channels) this.passed(ch, e.time, e.tags?.['msgid']);
       this.nickChannels.delete(lc);
       this.modes.quit(e.nick);
       if (this.server.isOwnNick(e.nick)) { this.server.departed(e.nick); return; }
@@ -562,8 +641,9 @@ export class ChannelEvents {
       this.ctx.log.debug('holding a quit that looks like a netsplit', { server: this.key, nick: e.nick, sign });
       this.scheduleSplitRelease();
     });
-    l.on('nick', (e: { nick: string; new_nick: string }) => {
+    l.on('nick', (e: { nick: string; new_nick: string; time?: number; tags?: Record<string, string> }) => {
       const channels = this.nickChannels.get(ircLower(e.nick));
+      for (const ch of channels ?? []) this.passed(ch, e.time, e.tags?.['msgid']);
       this.nickChannels.delete(ircLower(e.nick));
       if (channels) this.nickChannels.set(ircLower(e.new_nick), channels);
       this.modes.renamed(e.nick, e.new_nick);
@@ -606,8 +686,9 @@ export class ChannelEvents {
         this.namesWaiters.delete(ircLower(e.channel));
       }
     });
-    l.on('mode', (e: { target: string; nick?: string; modes: ModeChange[] }) => {
+    l.on('mode', (e: { target: string; nick?: string; modes: ModeChange[]; time?: number; tags?: Record<string, string> }) => {
       if (!isChannel(e.target)) return;
+      this.passed(e.target, e.time, e.tags?.['msgid']);
       const { ranked, settings } = this.modes.apply(e.target, e.modes);
       if (ranked.length || settings) this.reportModes(e.target, ranked, settings);
     });
@@ -636,7 +717,8 @@ export class ChannelEvents {
       if (cmd.nick && this.server.isOwnNick(cmd.nick)) return;
       this.report(this.ctx.remote.delete({ chat: channelChat(this.key, cmd.params[0]), target: cmd.params[1], ...(cmd.params[2] ? { reason: cmd.params[2] } : {}) }));
     });
-    l.on('topic', (e: { channel: string; topic: string; nick?: string }) => {
+    l.on('topic', (e: { channel: string; topic: string; nick?: string; time?: number; tags?: Record<string, string> }) => {
+      if (e.nick) this.passed(e.channel, e.time, e.tags?.['msgid']); // a TOPIC (the numerics on joining have no nick)
       if (e.nick && this.server.isOwnNick(e.nick)) return;
       this.report(this.ctx.remote.chatInfo({ chat: channelChat(this.key, e.channel), topic: e.topic ?? '' }));
     });
@@ -698,7 +780,8 @@ export class ChannelEvents {
   private liveReaction(e: { nick: string; target: string; tags: Record<string, string>; time?: number }): void {
     const react = e.tags['+draft/react'] ?? e.tags['+react'];
     const target = e.tags['+draft/reply'] ?? e.tags['+reply'];
-    if (!react || !target || !isChannel(e.target) || this.server.isOwnNick(e.nick)) return;
+    if (!isChannel(e.target)) return;
+    if (!react || !target || this.server.isOwnNick(e.nick)) { this.passed(e.target, e.time, e.tags['msgid']); return; }
     if (this.held(e.target, () => this.liveReaction(e))) return;
     this.react(e.target, e.nick, target, react, e.tags, e.time);
   }
@@ -708,9 +791,11 @@ export class ChannelEvents {
     const target = b.params[0];
     const lines = b.commands.filter((c) => c.command === 'PRIVMSG' || c.command === 'NOTICE');
     const nick = lines[0]?.nick;
-    if (!target || !isChannel(target) || !nick || this.server.isOwnNick(nick)) return;
-    if (this.held(target, () => this.multiline(b, tags))) return;
     const time = tags['time'] ? Date.parse(tags['time']) : NaN;
+    if (!target || !isChannel(target)) return;
+    // (a Matrix user's own: its lines were dropped as theirs, see takeLine)
+    if (!nick || this.server.isOwnNick(nick)) { this.passed(target, time, tags['msgid']); return; }
+    if (this.held(target, () => this.multiline(b, tags))) return;
     this.deliver(target, nick, joinLines(lines), lines[0]!.command === 'NOTICE' ? 'm.notice' : 'm.text', tags, Number.isFinite(time) ? time : undefined);
   }
 
@@ -725,7 +810,6 @@ export class ChannelEvents {
     const channel = named ?? this.asking[0];
     if (channel === undefined) return;
     this.answered(channel);
-    this.batches.expected = Math.max(0, this.batches.expected - 1);
     const f = this.fetching.get(ircLower(channel));
     if (f?.fetch.refused()) this.toldIncomplete(f.fetch.channel, `the IRC server refused the rest: ${params[params.length - 1] ?? ''}`);
     this.released(channel);

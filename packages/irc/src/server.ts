@@ -18,7 +18,6 @@ import { channelChat, ircLower, ircUser, isChannel, parseChat, pmChat } from './
 import { fillTemplate, sanitiseNick, sanitiseUsername, templateNick } from './nicks.js';
 import { toCloseIdle, toEvict, type PooledConnection } from './pool.js';
 import { RecentLines } from './replies.js';
-import { CTCP_VERSION } from './ctcp.js';
 import type { IrcStore, StoredIrcUser, UnreadableSecret } from './store.js';
 import { StsPolicy } from './sts.js';
 
@@ -108,7 +107,7 @@ export class IrcServer {
     this.exclusions = cfg.excludedUsers.map((x) => ({ re: new RegExp(`^(?:${x.regex})$`), ...(x.kickReason ? { kickReason: x.kickReason } : {}) }));
     this.limiter = new ReconnectLimiter(cfg.reconnect.maxConcurrent);
     this.listener = this.newConnection(cfg.botNick, 'trestle', 'Trestle bridge', ctx.log.child({ server: key, conn: 'listener' }),
-      (line) => this.isOwnChatter(line) || this.events.takeLine(line));
+      (line) => this.events.takeLine(line)); // a history batch first, then Matrix users' own lines (see takeLine)
     this.listener.on('disconnected', () => { this.reconnects++; });
     this.listener.on('kicked', (e: { channel: string; nick: string; kicked: string; message?: string; key?: string }) => { if (!this.stopped) this.listenerKicked(e); });
     this.events = new ChannelEvents(this, ctx, store);
@@ -141,7 +140,7 @@ export class IrcServer {
       ...(this.tlsCa ? { tlsCa: this.tlsCa } : {}),
       ...(this.cfg.password ? { password: this.cfg.password } : {}),
       ...(this.cfg.botPassword ? { sasl: { account: this.cfg.botNick, password: this.cfg.botPassword } } : {}),
-      reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log, version: CTCP_VERSION,
+      reconnect: this.cfg.reconnect, timeouts: this.cfg.timeouts, limiter: this.limiter, log,
       ...(this.ident ? { ident: this.ident } : {}), encodingFallback: this.cfg.encodingFallback,
       ...(this.sts ? { sts: this.sts } : {}),
     });

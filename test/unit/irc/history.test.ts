@@ -145,7 +145,6 @@ describe('reading a chathistory batch', () => {
   it('takes every line of the batch, and gives its messages in order once it ends', () => {
     const got: { target: string; items: HistoryItem[] }[] = [];
     const batches = new HistoryBatches((target, items) => got.push({ target, items }));
-    batches.expected = 1;
     const live = '@time=2026-11-28T02:49:10.000Z;msgid=m9 :erin!e@h PRIVMSG #rust :live';
     for (const line of answer) expect(batches.take(`${line}\r\n`)).toBe(true);
     expect(batches.take(`${live}\r\n`)).toBe(false); // not in a history batch: for the listener's usual path
@@ -162,11 +161,20 @@ describe('reading a chathistory batch', () => {
     expect(messages[2]!.tags['time']).toBe('2026-11-28T02:49:03.000Z');
   });
 
-  it('looks at no line when no history was asked for, and drops a batch cut off by a disconnect', () => {
+  it('takes every history batch, asked for or not (whether it is awaited is for the listener to say)', () => {
     const got: string[] = [];
     const batches = new HistoryBatches((target) => got.push(target));
-    expect(batches.take(`${answer[0]}\r\n`)).toBe(false); // nobody asked: not ours
-    batches.expected = 1;
+    for (const line of answer) expect(batches.take(`${line}\r\n`)).toBe(true);
+    expect(batches.take(`${answer[0]!.replace(' chathistory ', ' draft/chathistory ')}\r\n`)).toBe(true);
+    expect(batches.take(`@batch=h1;msgid=x :alice!a@h PRIVMSG #rust :in the draft-named batch\r\n`)).toBe(true);
+    expect(batches.take(':irc.test BATCH -h1\r\n')).toBe(true);
+    expect(got).toEqual(['#rust', '#rust']);
+    expect(batches.take(':irc.test BATCH +ml draft/multiline #rust\r\n')).toBe(false); // another batch: not ours
+  });
+
+  it('drops a batch cut off by a disconnect', () => {
+    const got: string[] = [];
+    const batches = new HistoryBatches((target) => got.push(target));
     for (const line of answer.slice(0, 3)) batches.take(line);
     batches.reset();
     expect(batches.take(answer[3]!)).toBe(false);

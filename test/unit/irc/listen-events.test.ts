@@ -232,3 +232,26 @@ describe('a channel renamed while something waits on it', () => {
   });
 });
 
+
+describe('a chathistory batch that reaches irc-framework (HistoryBatches should have taken it)', () => {
+  it.each(['chathistory', 'draft/chathistory'])('is old: nothing of a %s batch is reported as live', (type) => {
+    const h = listener();
+    h.feed(...ERGO, ...joined('#chan', 'alice bob carol'));
+    h.reports.length = 0;
+    h.feed(
+      `:irc BATCH +h1 ${type} #chan`,
+      '@batch=h1;time=2026-11-28T02:00:01.000Z;msgid=m1 :alice!a@h PRIVMSG #chan :old',
+      '@batch=h1;time=2026-11-28T02:00:02.000Z :alice!a@h QUIT :gone',
+      '@batch=h1;time=2026-11-28T02:00:03.000Z :bob!b@h PART #chan :bye',
+      '@batch=h1;time=2026-11-28T02:00:04.000Z :carol!c@h NICK :caroline',
+      '@batch=h1;time=2026-11-28T02:00:05.000Z :op!o@h TOPIC #chan :an old topic',
+      '@batch=h1;time=2026-11-28T02:00:06.000Z :op!o@h MODE #chan +o carol',
+      '@batch=h1;time=2026-11-28T02:00:07.000Z :dave!d@h JOIN #chan',
+      ':irc BATCH -h1',
+    );
+    expect(h.reports).toEqual([]);
+    expect(h.events.inChannel('alice', '#chan')).toBe(true);
+    h.feed(':erin!e@h PRIVMSG #chan :live');
+    expect(h.of('message')).toHaveLength(1);
+  });
+});

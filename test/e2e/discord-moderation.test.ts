@@ -1,20 +1,27 @@
 /**
  * The Discord bridge against the fake Discord (an unmodified discord.js logs in to it) and a real Synapse.
- * Moderation: members leaving, kicked, banned and unbanned on Discord reach their ghosts; Matrix
- * kicks, bans and unbans of ghosts reach Discord where the bot may.
+ * Moderation: members leaving, kicked, banned and unbanned on Discord reach their ghosts; a Matrix
+ * kick, ban or unban of a ghost stays in its room (the room is told so); a bridge admin's kick, ban
+ * or unban command reaches Discord where the bot may.
  * Shared set-up: discord-harness.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { AuditLogEvent, PermissionFlagsBits as P, type APIUser } from 'discord-api-types/v10';
-import type { MatrixEventJson } from '../harness/matrix-user.js';
-import { fake, alice, botId, bridge, carol, guild, body, ghost, channel, plumbed, restrictedGuild, membershipIn, startBridge, useDiscordBridge } from './discord-harness.js';
-import { sleep, until } from './env.js';
+import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
+import {
+  fake, alice, botId, carol, guild, body, ghost, channel, plumbed, restrictedGuild, membershipIn, startBridge, useDiscordBridge, webhookContents, bridge,
+} from './discord-harness.js';
+import { e2e, sleep, until } from './env.js';
 
 useDiscordBridge();
 
 /** The ghost's membership event in a room once it is `membership`. */
 const membershipBecomes = (roomId: string, userId: string, membership: string, what: string): Promise<MatrixEventJson> =>
   until(async () => { const m = await membershipIn(roomId, userId); return m?.content['membership'] === membership ? m : undefined; }, what);
+
+/** The bot's moderation requests to the fake (kicks, bans, unbans), in order: `METHOD route status`. */
+const moderation = (): string[] => fake.requests.filter((r) => /^\/guilds\/:guild\/(members|bans)\/:user$/.test(r.route ?? '') && r.method !== 'GET')
+  .map((r) => `${r.method} ${r.route} ${r.status}`);
 
 /** A member of the test guild, with roles. */
 function member(username: string, roles: string[] = []): APIUser {
@@ -74,85 +81,153 @@ describe('Discord bridge: members leaving, kicked and banned', () => {
     expect((await membershipIn(roomId, ghost(stayer.id)))?.content['membership']).toBe('join');
   });
 
-  it('kicks, bans and unbans on Discord for a Matrix kick, ban or unban of a ghost where the bot may; elsewhere says why not', async () => {
-    const moderation = (): string[] => fake.requests.filter((r) => /^\/guilds\/:guild\/(members|bans)\/:user$/.test(r.route ?? '') && r.method !== 'GET')
-      .map((r) => `${r.method} ${r.route} ${r.status}`);
-    const warnings = async (roomId: string): Promise<MatrixEventJson[]> => (await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'));
-    const here = channel('kick-here');
-    const there = channel('kick-there');
+  it('keeps a Matrix kick, ban or unban of a ghost in its room: the Discord server is untouched, and the room is told once why', async () => {
+    const since = moderation().length;
+    const here = channel('stays-here');
+    const there = channel('stays-there');
     const roomHere = await plumbed(here);
     const roomThere = await plumbed(there);
-    const troll = member('troll');
-    fake.injectUserMessage(here.id, troll.id, 'troll here');
-    fake.injectUserMessage(there.id, troll.id, 'troll there');
-    await alice.waitForEvent(roomHere, (e) => body(e) === 'troll here');
-    await alice.waitForEvent(roomThere, (e) => body(e) === 'troll there');
+    const [troll, vandal, outlaw] = ['troll', 'vandal', 'outlaw'].map((username) => member(username)) as [APIUser, APIUser, APIUser];
+    for (const u of [troll, vandal, outlaw]) {
+      fake.injectUserMessage(here.id, u.id, `${u.username} here`);
+      fake.injectUserMessage(there.id, u.id, `${u.username} there`);
+    }
+    await alice.waitForEvent(roomHere, (e) => body(e) === 'outlaw here');
+    await alice.waitForEvent(roomThere, (e) => body(e) === 'outlaw there');
+    const told = async (name: string): Promise<string> =>
+      body(await alice.waitForEvent(roomHere, (e) => e.sender === botId && body(e).startsWith(`ℹ ${name} `)));
 
-    // a Matrix moderator kicks the ghost: the Discord user is kicked from the server, with the reason in the audit log
+    // alice moderates the room (she made it) but is no bridge admin: her kick stays in the room; the
+    // bot's notice, which comes once the bridge has handled the kick, is the marker
     await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomHere)}/kick`, { user_id: ghost(troll.id), reason: 'be nice' });
-    await until(() => moderation().length === 1, 'the kick on Discord');
-    expect(moderation()).toEqual(['DELETE /guilds/:guild/members/:user 204']);
+    expect(await told('troll')).toBe('ℹ troll is out of this room only, still in the Discord server: moderating a Matrix room does not reach the whole ' +
+      'Discord server. Discord\'s moderators, or a bridge admin with "!discord kick", can kick them there.');
+    expect(moderation().slice(since)).toEqual([]);
+    expect(fake.member(guild.id, troll.id)).toBeDefined();
+    expect((await membershipIn(roomHere, ghost(troll.id)))?.sender).toBe(alice.userId);
+    expect((await membershipIn(roomThere, ghost(troll.id)))?.content['membership']).toBe('join');
+
+    // her ban: not in the guild's ban list, nor in the server's other room; the ghost is heard there, not here
+    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomHere)}/ban`, { user_id: ghost(vandal.id), reason: 'vandalism' });
+    expect(await told('vandal')).toBe('ℹ vandal is banned in this room only, not in the Discord server: moderating a Matrix room does not reach the whole ' +
+      'Discord server. Discord\'s moderators, or a bridge admin with "!discord ban", can ban them there.');
+    expect(fake.bans(guild.id).has(vandal.id)).toBe(false);
+    expect(moderation().slice(since)).toEqual([]);
+    expect(fake.member(guild.id, vandal.id)).toBeDefined();
+    expect((await membershipIn(roomHere, ghost(vandal.id)))?.content['membership']).toBe('ban');
+    fake.injectUserMessage(here.id, vandal.id, 'vandal again here');
+    fake.injectUserMessage(there.id, vandal.id, 'vandal again there');
+    fake.injectUserMessage(here.id, carol.id, 'after the vandal'); // behind vandal's line in the channel's order
+    await alice.waitForEvent(roomThere, (e) => body(e) === 'vandal again there' && e.sender === ghost(vandal.id));
+    await alice.waitForEvent(roomHere, (e) => body(e) === 'after the vandal');
+    expect((await alice.timeline(roomHere)).filter((e) => body(e) === 'vandal again here')).toEqual([]);
+    expect((await membershipIn(roomThere, ghost(vandal.id)))?.content['membership']).toBe('join');
+
+    // she lifts her own ban: nothing to tell, nothing on Discord (her next message, in the room's order, is the marker)
+    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomHere)}/unban`, { user_id: ghost(vandal.id) });
+    await alice.sendText(roomHere, 'after the unban');
+    await until(() => webhookContents(here.id).includes('after the unban'), 'alice\'s message after the unban');
+    expect(moderation().slice(since)).toEqual([]);
+
+    // a ban made on Discord reaches the ghost in both rooms; her unban lifts it in her room only, and says so
+    fake.banMember(guild.id, outlaw.id, { reason: 'outlawed' });
+    await membershipBecomes(roomHere, ghost(outlaw.id), 'ban', 'the Discord ban to reach the ghost here');
+    await membershipBecomes(roomThere, ghost(outlaw.id), 'ban', 'the Discord ban to reach the ghost there');
+    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomHere)}/unban`, { user_id: ghost(outlaw.id) });
+    expect(await told('outlaw')).toBe('ℹ outlaw is unbanned in this room only: their ban in the Discord server stays, as moderating a Matrix room does not ' +
+      'reach the whole Discord server. Discord\'s moderators, or a bridge admin with "!discord unban", can lift it there.');
+    expect(fake.bans(guild.id).get(outlaw.id)).toBe('outlawed');
+    expect(moderation().slice(since)).toEqual([]);
+    expect((await membershipIn(roomThere, ghost(outlaw.id)))?.content['membership']).toBe('ban');
+
+    // told once each, and never warned of a failure
+    await alice.sendText(roomHere, 'the last word');
+    await until(() => webhookContents(here.id).includes('the last word'), 'alice\'s last message');
+    const fromBot = (await alice.timeline(roomHere)).filter((e) => e.sender === botId && e.type === 'm.room.message').map(body);
+    expect(fromBot.filter((b) => b.startsWith('ℹ'))).toHaveLength(3);
+    expect(fromBot.filter((b) => b.startsWith('⚠'))).toEqual([]);
+  });
+
+  it('kicks, bans and unbans on Discord for a bridge admin\'s command, where the bot may; elsewhere says why not', async () => {
+    const admin = await MatrixUser.register(e2e.synapseUrl, e2e.sharedSecret, 'admin', { displayName: 'Admin' }); // e2e.sh: "@admin:localhost": admin
+    expect(admin.userId).toBe('@admin:localhost');
+    /** `who` says a command in a room; the bot's answer to it. */
+    const say = async (who: MatrixUser, roomId: string, command: string): Promise<string> => {
+      const sent = await who.sendText(roomId, command);
+      const at = (await who.getEvent(roomId, sent)).origin_server_ts;
+      return body(await who.waitForEvent(roomId, (e) => e.sender === botId && e.type === 'm.room.message' && e.origin_server_ts >= at && !body(e).startsWith('ℹ')));
+    };
+    const here = channel('admin-here');
+    const there = channel('admin-there');
+    const roomHere = await plumbed(here);
+    const roomThere = await plumbed(there);
+    await admin.join(roomHere);
+    const troll = member('admintroll');
+    const vandal = member('adminvandal');
+    for (const u of [troll, vandal]) {
+      fake.injectUserMessage(here.id, u.id, `${u.username} here`);
+      fake.injectUserMessage(there.id, u.id, `${u.username} there`);
+    }
+    await alice.waitForEvent(roomHere, (e) => body(e) === 'adminvandal here');
+    await alice.waitForEvent(roomThere, (e) => body(e) === 'adminvandal there');
+
+    // the commands are the bridge admins': a room moderator who is not one is refused
+    expect(await say(alice, roomHere, `!discord ban ${ghost(troll.id)}`)).toBe('You are not allowed to use "ban".');
+
+    // a kick, with its reason in the audit log; Discord's echo takes the ghost out of the server's rooms
+    const since = moderation().length;
+    expect(await say(admin, roomHere, `!discord kick ${ghost(troll.id)} be nice`)).toBe('Kicked admintroll from Trestle Test on Discord.');
+    expect(moderation().slice(since)).toEqual(['DELETE /guilds/:guild/members/:user 204']);
     expect(fake.member(guild.id, troll.id)).toBeUndefined();
     expect(fake.auditLog(guild.id).at(-1)).toMatchObject({ action_type: AuditLogEvent.MemberKick, target_id: troll.id, user_id: fake.bot.id,
-      reason: `Kicked on Matrix by Alice (${alice.userId}): be nice` });
-    // Discord's echo removes the ghost from the server's other rooms, not again from the one it came from
-    const elsewhere = await membershipBecomes(roomThere, ghost(troll.id), 'leave', 'the ghost kicked elsewhere');
-    expect(elsewhere.content['reason']).toBe(`kicked from the Discord server by trestle-bot: Kicked on Matrix by Alice (${alice.userId}): be nice`);
-    await sleep(2500);
-    expect(await warnings(roomHere)).toEqual([]);
-    expect((await membershipIn(roomHere, ghost(troll.id)))?.sender).toBe(alice.userId);
+      reason: `Kicked on Matrix by Admin (${admin.userId}): be nice` });
+    for (const roomId of [roomHere, roomThere]) {
+      const kicked = await membershipBecomes(roomId, ghost(troll.id), 'leave', 'the ghost kicked from the server\'s rooms');
+      expect(kicked.sender).toBe(botId);
+      expect(kicked.content['reason']).toBe(`kicked from the Discord server by trestle-bot: Kicked on Matrix by Admin (${admin.userId}): be nice`);
+    }
 
-    // a ban, with its reason on Discord; the echo bans the ghost in the server's other room
-    const vandal = member('vandal');
-    fake.injectUserMessage(here.id, vandal.id, 'vandal here');
-    fake.injectUserMessage(there.id, vandal.id, 'vandal there');
-    await alice.waitForEvent(roomHere, (e) => body(e) === 'vandal here');
-    await alice.waitForEvent(roomThere, (e) => body(e) === 'vandal there');
-    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomHere)}/ban`, { user_id: ghost(vandal.id), reason: 'vandalism' });
-    await until(() => fake.bans(guild.id).has(vandal.id), 'the ban on Discord');
-    expect(fake.bans(guild.id).get(vandal.id)).toBe(`Banned on Matrix by Alice (${alice.userId}): vandalism`);
+    // a ban by Discord id, with its reason; the echo bans the ghost in the server's rooms
+    expect(await say(admin, roomHere, `!discord ban ${vandal.id} vandalism`)).toBe('Banned adminvandal from Trestle Test on Discord.');
+    expect(fake.bans(guild.id).get(vandal.id)).toBe(`Banned on Matrix by Admin (${admin.userId}): vandalism`);
     expect(moderation().at(-1)).toBe('PUT /guilds/:guild/bans/:user 204');
-    expect((await membershipIn(roomHere, ghost(vandal.id)))?.content['membership']).toBe('ban');
-    await membershipBecomes(roomThere, ghost(vandal.id), 'ban', 'the ghost banned elsewhere');
+    for (const roomId of [roomHere, roomThere]) await membershipBecomes(roomId, ghost(vandal.id), 'ban', 'the ghost banned in the server\'s rooms');
 
-    // a Matrix unban lifts the Discord ban; Discord's echo lifts the ghost's ban in the other room only
-    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomHere)}/unban`, { user_id: ghost(vandal.id) });
-    await until(() => !fake.bans(guild.id).has(vandal.id), 'the Discord ban to be lifted');
+    // an unban lifts the Discord ban; its echo lifts the ghost's bans
+    expect(await say(admin, roomHere, `!discord unban ${ghost(vandal.id)}`)).toBe('Lifted the ban of adminvandal in Trestle Test on Discord.');
+    expect(fake.bans(guild.id).has(vandal.id)).toBe(false);
     expect(moderation().at(-1)).toBe('DELETE /guilds/:guild/bans/:user 204');
     expect(fake.auditLog(guild.id).at(-1)).toMatchObject({ action_type: AuditLogEvent.MemberBanRemove, target_id: vandal.id,
-      reason: `Unbanned on Matrix by Alice (${alice.userId})` });
-    const liftedThere = await membershipBecomes(roomThere, ghost(vandal.id), 'leave', 'the ghost unbanned elsewhere');
-    expect(liftedThere.sender).toBe(botId);
-    await sleep(1500);
-    expect(await warnings(roomHere)).toEqual([]);
-    expect((await membershipIn(roomHere, ghost(vandal.id)))?.sender).toBe(alice.userId);
+      reason: `Unbanned on Matrix by Admin (${admin.userId})` });
+    for (const roomId of [roomHere, roomThere]) {
+      const lifted = await membershipBecomes(roomId, ghost(vandal.id), 'leave', 'the ghost\'s ban lifted in the server\'s rooms');
+      expect(lifted.sender).toBe(botId);
+    }
 
-    // where the bot lacks Kick Members, the Discord user stays and the moderator is told why in the room
+    // where the bot lacks Kick Members, the Discord user stays and the admin is told why
     const restricted = restrictedGuild('No Kicking');
     const rch = fake.addChannel(restricted.id, { name: 'nokick' });
     const victim = fake.addUser({ username: 'victim' });
     fake.addMember(restricted.id, victim.id);
     const roomR = await plumbed(rch, restricted);
+    await admin.join(roomR);
     fake.injectUserMessage(rch.id, victim.id, 'victim here');
     await alice.waitForEvent(roomR, (e) => body(e) === 'victim here');
     const before = moderation().length;
-    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomR)}/kick`, { user_id: ghost(victim.id) });
-    const told = await alice.waitForEvent(roomR, (e) => e.sender === botId && body(e).startsWith('⚠'));
-    expect(body(told)).toMatch(/could not be delivered to Discord: victim stays on Discord: the bridge bot lacks the Kick Members permission in No Kicking$/);
+    expect(await say(admin, roomR, `!discord kick ${ghost(victim.id)}`))
+      .toBe('"kick" failed: victim stays on Discord: the bridge bot lacks the Kick Members permission in No Kicking');
     expect(moderation()).toHaveLength(before);
     expect(fake.member(restricted.id, victim.id)).toBeDefined();
 
-    // a ban made on Discord by its owner reaches the ghost; a Matrix unban cannot lift it without Ban
-    // Members: the Discord ban stays, and the moderator is told why in the room
-    const outlaw = fake.addUser({ username: 'outlaw' });
+    // a ban made on Discord by its owner cannot be lifted without Ban Members: it stays, and the admin is told why
+    const outlaw = fake.addUser({ username: 'outlaw2' });
     fake.addMember(restricted.id, outlaw.id);
     fake.injectUserMessage(rch.id, outlaw.id, 'outlaw here');
     await alice.waitForEvent(roomR, (e) => body(e) === 'outlaw here');
     fake.banMember(restricted.id, outlaw.id, { by: carol.id, reason: 'outlawed' });
     await membershipBecomes(roomR, ghost(outlaw.id), 'ban', 'the Discord ban to reach the ghost');
-    await alice.request('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomR)}/unban`, { user_id: ghost(outlaw.id) });
-    const toldUnban = await alice.waitForEvent(roomR, (e) => e.sender === botId && body(e).startsWith('⚠') && e.event_id !== told.event_id);
-    expect(body(toldUnban)).toMatch(/could not be delivered to Discord: outlaw is not unbanned on Discord: the bridge bot lacks the Ban Members permission in No Kicking$/);
+    expect(await say(admin, roomR, `!discord unban ${ghost(outlaw.id)}`))
+      .toBe('"unban" failed: outlaw2 is not unbanned on Discord: the bridge bot lacks the Ban Members permission in No Kicking');
     expect(moderation()).toHaveLength(before);
     expect(fake.bans(restricted.id).has(outlaw.id)).toBe(true);
   });

@@ -1,11 +1,13 @@
 /**
  * The Discord bridge against the fake Discord (an unmodified discord.js logs in to it) and a real Synapse.
- * Rooms: portal rooms on demand, plumbing with the Discord channel's approval, the room limit,
- * roles as power levels, servers as spaces, channel names, topics and server icons both ways.
+ * Rooms: portal rooms on demand (only for channels everyone in the server can see), plumbing with the
+ * Discord channel's approval, the room limit, roles as power levels, servers as spaces, channel names,
+ * topics and server icons both ways, and links to channels that are gone (deleted, or the bot removed
+ * from their server).
  * Shared set-up: discord-harness.ts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ChannelType, PermissionFlagsBits as P, type APIGuild } from 'discord-api-types/v10';
+import { ChannelType, OverwriteType, PermissionFlagsBits as P, type APIGuild } from 'discord-api-types/v10';
 import type { GuildChannel } from '../harness/fake-discord/server.js';
 import { messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import {
@@ -67,6 +69,26 @@ describe('Discord bridge: portal rooms', () => {
     const list = await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Trestle Test'));
     expect(body(list)).toContain(`Trestle Test (${guild.id}):`);
     expect(body(list)).toMatch(new RegExp(`#portal: #discord_${guild.id}_\\d+:localhost`));
+  });
+
+  it('opens no portal room for a channel @everyone cannot see, nor lists it; such a channel is plumbed with its approval', async () => {
+    // a staff channel: its overwrite for @everyone (the role whose id is the server's) denies View Channel
+    const staff = fake.addChannel(guild.id, { name: 'staff-only', permissionOverwrites: [{ id: guild.id, type: OverwriteType.Role, allow: '0', deny: String(P.ViewChannel) }] });
+    const open = fake.addChannel(guild.id, { name: 'open-lobby' });
+    await until(() => discordNet().client?.channels.cache.has(staff.id) && discordNet().client?.channels.cache.has(open.id), 'the bridge to see the channels');
+    await expect(alice.join(`#discord_${guild.id}_${staff.id}:localhost`)).rejects.toThrow(/404|not found/i);
+    expect(bridge.portals.all().filter((p) => p.remoteChat === staff.id)).toEqual([]);
+    const roomId = await alice.join(`#discord_${guild.id}_${open.id}:localhost`);
+    expect(bridge.portals.forRoom(roomId).map((p) => p.remoteChat)).toEqual([open.id]);
+    await alice.sendText(roomId, '!discord channels');
+    const list = body(await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('Trestle Test')));
+    expect(list).toContain(`  #open-lobby: #discord_${guild.id}_${open.id}:localhost`);
+    expect(list).not.toContain(staff.id);
+    expect(list).not.toContain('staff-only');
+    expect(list.split('\n').at(-1)).toBe('Channels not everyone in their server can see have no alias and are not listed; a room is linked to one with "link".');
+    // plumbing asks the channel: its members decide whether Matrix reads along
+    const plumbedRoom = await plumbed(staff);
+    expect(bridge.portals.forRoom(plumbedRoom).map((p) => [p.remoteChat, p.kind])).toEqual([[staff.id, 'plumbed']]);
   });
 });
 
@@ -457,5 +479,75 @@ describe('Discord bridge: whoever linked a room, across an upgrade and an unlink
       await bridge.stop();
       await startBridge();
     }
+  });
+});
+
+describe('Discord bridge: channels that are gone', () => {
+  it('unlinks the rooms of a deleted channel after what it said last, telling them why, and ends the link requests waiting there', async () => {
+    const doomed = channel('doomed');
+    const plumbedRoom = await plumbed(doomed);
+    const portalRoom = await alice.join(`#discord_${guild.id}_${doomed.id}:localhost`);
+    const asking = await roomWithBot('asks doomed');
+    await alice.sendText(asking, `!discord link ${guild.id} ${doomed.id}`);
+    await until(() => linkRequest(doomed.id), 'the link request in the channel');
+    fake.injectUserMessage(doomed.id, bob.id, 'last words');
+    fake.deleteChannel(doomed.id);
+    const told = 'ℹ The Discord channel #doomed (Trestle Test) was deleted: this room is no longer linked to it.';
+    for (const roomId of [plumbedRoom, portalRoom]) {
+      const timeline = await alice.waitForTimeline(roomId, (evs) => evs.some((e) => e.sender === botId && body(e) === told));
+      const said = timeline.findIndex((e) => body(e) === 'last words' && e.sender === ghost(bob.id));
+      expect(said).toBeGreaterThan(-1);
+      expect(timeline.findIndex((e) => e.sender === botId && body(e) === told)).toBeGreaterThan(said);
+      await until(() => bridge.portals.forRoom(roomId).length === 0, 'the room\'s link to go');
+    }
+    const ended = await alice.waitForEvent(asking, (e) => e.sender === botId && body(e).includes('has ended'));
+    expect(body(ended)).toBe('The Discord channel #doomed (Trestle Test) was deleted: the request to link it to this room has ended.');
+    expect(discordNet().store!.linkRequests().filter((r) => r.channelId === doomed.id)).toEqual([]);
+    // what is said in the rooms now goes nowhere, and nobody is warned that it did not arrive
+    await alice.sendText(plumbedRoom, 'anyone there?');
+    await alice.sendText(portalRoom, 'anyone there?');
+    await sleep(2500);
+    for (const roomId of [plumbedRoom, portalRoom]) {
+      expect((await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'))).toEqual([]);
+    }
+  });
+
+  it('unlinks the rooms of a server the bot was removed from, but not those of a server down for a while', async () => {
+    const left = fake.addGuild({ name: 'Left Behind' });
+    fake.addMember(left.id, mod.id, { roles: [fake.addRole(left.id, { name: 'hooks', permissions: String(P.ManageWebhooks) }).id] });
+    fake.addMember(left.id, bob.id);
+    const farewell = fake.addChannel(left.id, { name: 'farewell' });
+    const roomId = await plumbed(farewell, left);
+    const marker = channel('gone-marker');
+    const markerRoom = await plumbed(marker);
+
+    // an outage (GUILD_DELETE with unavailable): the server comes back, and so does its channel's traffic
+    fake.setGuildUnavailable(left.id, true);
+    await until(() => discordNet().client?.guilds.cache.get(left.id)?.available === false, 'the server to be unavailable');
+    fake.injectUserMessage(marker.id, bob.id, 'after the outage began'); // later on the gateway than the outage
+    await alice.waitForEvent(markerRoom, (e) => body(e) === 'after the outage began');
+    await sleep(1000);
+    expect(bridge.portals.forRoom(roomId).map((p) => p.remoteChat)).toEqual([farewell.id]);
+    fake.setGuildUnavailable(left.id, false);
+    await until(() => discordNet().client?.guilds.cache.get(left.id)?.available, 'the server to be back');
+    fake.injectUserMessage(farewell.id, bob.id, 'still here');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'still here');
+    expect((await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('ℹ'))).toEqual([]);
+
+    // removed from the server (GUILD_DELETE without unavailable): the room is told and unlinked, a waiting request ends
+    const asking = await roomWithBot('asks farewell');
+    await alice.sendText(asking, `!discord link ${left.id} ${farewell.id}`);
+    await until(() => linkRequest(farewell.id), 'the link request in the channel');
+    fake.removeBot(left.id);
+    const told = await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('ℹ The bridge bot is no longer'));
+    expect(body(told)).toBe('ℹ The bridge bot is no longer in the Discord server Left Behind (it was removed, or the server deleted), so #farewell is out of reach: ' +
+      'this room is no longer linked to it.');
+    await until(() => bridge.portals.forRoom(roomId).length === 0, 'the room\'s link to go');
+    const ended = await alice.waitForEvent(asking, (e) => e.sender === botId && body(e).includes('has ended'));
+    expect(body(ended)).toBe('The bridge bot is no longer in the Discord server Left Behind (it was removed, or the server deleted), so #farewell is out of reach: ' +
+      'the request to link it to this room has ended.');
+    expect(discordNet().store!.linkRequests().filter((r) => r.channelId === farewell.id)).toEqual([]);
+    // the other server's rooms are untouched
+    expect(bridge.portals.forRoom(markerRoom).map((p) => p.remoteChat)).toEqual([marker.id]);
   });
 });

@@ -199,6 +199,21 @@ export class LinkApprovals {
       `Ask again with "!discord link ${p.channel.guild.id} ${p.channel.id}".`);
   }
 
+  /**
+   * Channels are gone (deleted, or out of the bot's reach for good), `why` each: the requests waiting
+   * in them end, and their Matrix side is told; stored ones not waited for yet go too.
+   */
+  async channelsGone(why: ReadonlyMap<string, string>): Promise<void> {
+    for (const p of [...this.pending.values()]) {
+      const text = why.get(p.channel.id);
+      if (!text) continue;
+      this.finish(p);
+      this.d.log.info('a link request waited in a channel that is gone; ended', { channelId: p.channel.id, roomId: p.roomId });
+      await this.tell(p, `${text}: the request to link it to this room has ended.`);
+    }
+    for (const r of this.d.store.linkRequests()) if (why.has(r.channelId)) this.d.store.removeLinkRequest(r.messageId);
+  }
+
   /** The bridge is stopping: waiting requests stay stored and wait on after the restart. */
   stop(): void {
     for (const p of this.pending.values()) clearTimeout(p.timer);

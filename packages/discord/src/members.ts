@@ -5,12 +5,17 @@
  * were kicked; a kick shows as an audit-log entry (GUILD_AUDIT_LOG_ENTRY_CREATE, needs the View Audit
  * Log permission), a ban as GUILD_BAN_ADD, in no guaranteed order. So a departure waits a moment for
  * the rest of its story, then the ghost leaves, is kicked from or banned in the rooms it was brought
- * into (not rooms it never joined: a kick there would fail).
+ * into (not rooms it never joined: a kick there would fail). A ban lifted on Discord (GUILD_BAN_REMOVE)
+ * lifts the ghost's bans it caused.
  *
- * Matrix → Discord: a Matrix kick or ban of a Discord user's ghost kicks or bans them from the server
- * when the bot may (Kick / Ban Members and a higher role); otherwise the moderator is told why not.
- * The departure that comes back from Discord is not sent back to the room it came from. A ban lifted
- * on either side (GUILD_BAN_REMOVE; a Matrix unban of the ghost) is lifted on the other too.
+ * Matrix → Discord: a Matrix kick, ban or unban of a Discord user's ghost stays in its room. Whoever
+ * moderates one Matrix room is not thereby a moderator of the whole Discord server (nor of the
+ * server's other rooms, where Discord's echo of a ban would reach): the room is told so, once, in a
+ * notice ({@link staysInRoomNotice}). Core does not tell a network whether the sender of a membership
+ * change is a bridge admin, so the server-wide kick, ban and unban are commands with the `admin`
+ * permission (`!discord kick|ban|unban <user> [reason]`, {@link applyMatrixRemoval}), done when the
+ * bot may (Kick / Ban Members and a higher role), else the admin is told why not; Discord's echo then
+ * reaches the ghost in every room of the server.
  */
 import { DeliveryError, type MatrixMembership } from '@trestle/core';
 import { AuditLogEvent, Events, PermissionFlagsBits, type Client, type Guild, type GuildMember, type PartialGuildMember, type User } from 'discord.js';
@@ -110,14 +115,39 @@ export class Departures {
 }
 
 /**
- * Kick or ban a Discord user for a Matrix kick or ban of their ghost, or throw a permanent
- * {@link DeliveryError} saying why the bot may not.
+ * Why a Matrix kick, ban or unban of a Discord user's ghost did nothing on Discord: told in the room.
+ * `via`: `member` for a Discord user; `webhook` for what someone's webhook posted (no member to remove).
+ * `command`: how a bridge admin says it on Discord's side (`!discord ban`...).
  */
-export async function applyMatrixRemoval(guild: Guild, userId: string, change: Pick<MatrixMembership, 'membership' | 'sender' | 'reason'>): Promise<void> {
+export function staysInRoomNotice(kind: 'kick' | 'ban' | 'unban', name: string, via: 'member' | 'webhook', command: string): string {
+  if (via === 'webhook') {
+    return `ℹ ${name} is ${kind === 'kick' ? 'out of' : kind === 'ban' ? 'banned in' : 'unbanned in'} this room only: they post through a webhook on Discord, ` +
+      `where there is no member to ${kind}.`;
+  }
+  const why = 'moderating a Matrix room does not reach the whole Discord server';
+  const admins = `Discord's moderators, or a bridge admin with "${command} ${kind}",`;
+  if (kind === 'kick') return `ℹ ${name} is out of this room only, still in the Discord server: ${why}. ${admins} can kick them there.`;
+  if (kind === 'ban') return `ℹ ${name} is banned in this room only, not in the Discord server: ${why}. ${admins} can ban them there.`;
+  return `ℹ ${name} is unbanned in this room only: their ban in the Discord server stays, as ${why}. ${admins} can lift it there.`;
+}
+
+/** What `kick`, `ban` and `unban` are given: a user (their ghost or Discord id) and, after it, a reason. */
+export function moderationArgs(text: string): { who: string; reason?: string } {
+  const m = /^\s*(\S+)\s*([\s\S]*)$/.exec(text);
+  const reason = m?.[2]?.trim();
+  return { who: m?.[1] ?? '', ...(reason ? { reason } : {}) };
+}
+
+/**
+ * Kick or ban a Discord user from a server for a bridge admin on Matrix; returns what to tell them, or
+ * throws a permanent {@link DeliveryError} saying why the bot may not.
+ */
+export async function applyMatrixRemoval(guild: Guild, userId: string, change: Pick<MatrixMembership, 'membership' | 'sender' | 'reason'>): Promise<string> {
   const kind = change.membership;
-  if (kind !== 'kick' && kind !== 'ban') return;
+  if (kind !== 'kick' && kind !== 'ban') throw new Error(`not a removal: ${kind}`);
   const member = guild.members.cache.get(userId) ?? await guild.members.fetch(userId).catch(() => undefined);
-  const name = member?.displayName ?? userId;
+  const user = member?.user ?? guild.client.users.cache.get(userId) ?? await guild.client.users.fetch(userId).catch(() => undefined);
+  const name = member?.displayName ?? user?.displayName ?? userId;
   const me = guild.members.me;
   const permission = kind === 'kick' ? PermissionFlagsBits.KickMembers : PermissionFlagsBits.BanMembers;
   const permissionName = kind === 'kick' ? 'Kick Members' : 'Ban Members';
@@ -130,11 +160,12 @@ export async function applyMatrixRemoval(guild: Guild, userId: string, change: P
   const reason = `${kind === 'kick' ? 'Kicked' : 'Banned'} on Matrix by ${change.sender.displayName} (${change.sender.userId})${change.reason ? `: ${change.reason}` : ''}`;
   try {
     if (kind === 'kick') {
-      if (!member) return; // not in the server (any more): nothing to kick
+      if (!member) return `${name} is not in ${guild.name} on Discord: nobody to kick.`;
       await guild.members.kick(userId, reason);
-    } else {
-      await guild.bans.create(userId, { reason });
+      return `Kicked ${name} from ${guild.name} on Discord.`;
     }
+    await guild.bans.create(userId, { reason });
+    return `Banned ${name} from ${guild.name} on Discord.`;
   } catch (err) {
     throw toDeliveryError(err, kind);
   }
@@ -142,19 +173,24 @@ export async function applyMatrixRemoval(guild: Guild, userId: string, change: P
 
 const UNKNOWN_BAN = 10026;
 
-/** Lift a Discord ban for a Matrix unban of the user's ghost, or throw a permanent {@link DeliveryError} saying why the bot may not. */
-export async function applyMatrixUnban(guild: Guild, userId: string, change: Pick<MatrixMembership, 'sender' | 'reason'>): Promise<void> {
+/**
+ * Lift a Discord ban for a bridge admin on Matrix; returns what to tell them, or throws a permanent
+ * {@link DeliveryError} saying why the bot may not.
+ */
+export async function applyMatrixUnban(guild: Guild, userId: string, change: Pick<MatrixMembership, 'sender' | 'reason'>): Promise<string> {
+  const user = guild.client.users.cache.get(userId) ?? await guild.client.users.fetch(userId).catch(() => undefined);
+  const name = user?.displayName ?? userId;
   if (!guild.members.me?.permissions.has(PermissionFlagsBits.BanMembers)) {
     // named, like the kick and ban refusals; and without saying a ban stays: without Ban Members the
     // bot cannot even see whether there is one
-    const user = guild.client.users.cache.get(userId) ?? await guild.client.users.fetch(userId).catch(() => undefined);
-    throw new DeliveryError(`${user?.displayName ?? userId} is not unbanned on Discord: the bridge bot lacks the Ban Members permission in ${guild.name}`, true);
+    throw new DeliveryError(`${name} is not unbanned on Discord: the bridge bot lacks the Ban Members permission in ${guild.name}`, true);
   }
   const reason = `Unbanned on Matrix by ${change.sender.displayName} (${change.sender.userId})${change.reason ? `: ${change.reason}` : ''}`;
   try {
     await guild.bans.remove(userId, reason);
+    return `Lifted the ban of ${name} in ${guild.name} on Discord.`;
   } catch (err) {
-    if (discordCode(err) === UNKNOWN_BAN) return; // not banned on Discord: nothing to lift
+    if (discordCode(err) === UNKNOWN_BAN) return `${name} is not banned in ${guild.name} on Discord: nothing to lift.`;
     throw toDeliveryError(err, 'unban');
   }
 }

@@ -3,10 +3,11 @@
  * (Matrix users speak through a webhook per channel, under their own name) lives in toDiscord.ts;
  * Discord → Matrix in fromDiscord.ts; portal rooms on demand and plumbing in links.ts, with the
  * approval flow in approvals.ts; servers as spaces, names and topics in guilds.ts; members leaving,
- * kicked and banned in members.ts (wired up here); presence (optional) in presence.ts.
+ * kicked and banned in members.ts (wired up here, with the admins' kick, ban and unban commands);
+ * presence (optional) in presence.ts.
  */
 import {
-  DeliveryError, type AliasCapable, type BridgeInfoCapable, type BridgeInfoSection, type CommandCapable, type EditCapable, type MatrixEdit, type MatrixMembership, type MatrixMessage,
+  type AliasCapable, type BridgeInfoCapable, type BridgeInfoSection, type CommandCapable, type CommandInvocation, type EditCapable, type MatrixEdit, type MatrixMembership, type MatrixMessage,
   type MatrixReaction, type MatrixRedaction, type MatrixRoomMeta, type MatrixTyping, type MembershipCapable, type NetworkCommand,
   type NetworkConnector, type NetworkContext, type PortalInfo, type PortalLinkAware, type ProvisioningCapable, type ReachabilityCapable, type ReactionCapable,
   type RedactionCapable, type RoomMetadataCapable, type SendResult, type TypingCapable,
@@ -18,10 +19,12 @@ import { discordConfigSchema, type DiscordConfig } from './config.js';
 import { discordAnswers, notConnected, toDeliveryError } from './errors.js';
 import { FromDiscord } from './fromDiscord.js';
 import { GuildSync } from './guilds.js';
-import { channelChat, ghostLocalpart, parseChat, type parseUser } from './ids.js';
+import { channelChat, ghostLocalpart, isSnowflake, parseChat, type parseUser } from './ids.js';
 import { Links } from './links.js';
 import { EmojiBridge, StickerBridge } from './media.js';
-import { applyMatrixRemoval, applyMatrixUnban, departureReason, Departures, notMembers, type Departure } from './members.js';
+import {
+  applyMatrixRemoval, applyMatrixUnban, departureReason, Departures, moderationArgs, notMembers, staysInRoomNotice, type Departure,
+} from './members.js';
 import { PresenceBridge } from './presence.js';
 import { DiscordStore, discordMigrations } from './store.js';
 import { discordUserOfGhost, ToDiscord } from './toDiscord.js';
@@ -34,6 +37,9 @@ const REACHABLE_TIMEOUT_MS = 5000;
 
 /** How long a member's departure from a server waits for the audit-log entry that says it was a kick. */
 const DEPARTURE_GRACE_MS = 1500;
+
+/** How many Matrix membership events are remembered as told about (a room with two links hears once). */
+const TOLD_EVENTS = 200;
 
 export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, TypingCapable, AliasCapable,
   ProvisioningCapable, PortalLinkAware, CommandCapable, RoomMetadataCapable, MembershipCapable, ReachabilityCapable, BridgeInfoCapable {
@@ -55,6 +61,8 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   presence?: PresenceBridge;
   private retryTimer?: NodeJS.Timeout;
   private stopped = false;
+  /** Matrix kicks, bans and unbans whose room was told they stay there (by event id). */
+  private readonly toldStaysInRoom = new Set<string>();
 
   constructor(readonly id: string, readonly cfg: DiscordConfig) {
     this.identity = { id, displayName: 'Discord', userPrefix: `${id}_`, aliasPrefix: `${id}_`, ghostLocalpart };
@@ -65,7 +73,12 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
       name: 'link', args: ['...channel'], roomPower: 50, permission: 'user',
       help: 'Link this room to a Discord channel (<server id> <channel id>) once a member with Manage Webhooks approves there (power level 50 needed)',
       run: async (inv) => this.links!.linkCommand(inv),
-    }];
+    }, ...(['kick', 'ban', 'unban'] as const).map((kind): NetworkCommand => ({
+      name: kind, args: ['...user'], permission: 'admin',
+      help: `${{ kick: 'Kick a Discord user from', ban: 'Ban a Discord user from', unban: 'Lift a Discord user\'s ban in' }[kind]} the Discord server ` +
+        `of this room (<user> [reason]; the user: their ghost or Discord id). A Matrix ${kind} of a ghost stays in its room`,
+      run: async (inv) => this.moderationCommand(kind, inv),
+    }))];
   }
 
   private get configKey(): string { return `networks.${this.id}`; }
@@ -105,7 +118,8 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     });
     const links = new Links({
       ctx, cfg: this.cfg, aliasPrefix: this.identity.aliasPrefix, store, client, approvals: () => this.approvals!,
-      portalLinked: (portal) => this.portalLinked(portal),
+      portalLinked: (portal) => this.portalLinked(portal), portalUnlinked: (portal) => this.guilds!.portalUnlinked(portal),
+      inOrder: (chat, what, task) => fromDiscord.inOrder(chat, what, task),
     });
     this.links = links;
     this.approvals = new LinkApprovals({
@@ -134,6 +148,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     const client = createClient(this.cfg);
     this.fromDiscord!.attach(client);
     this.guilds!.attach(client);
+    this.links!.attach(client);
     this.approvals!.attach(client);
     this.departures!.attach(client);
     this.presence?.attach(client);
@@ -268,9 +283,10 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   }
 
   /**
-   * A Matrix user joining a portal room is invited to its server's space; a Matrix kick, ban or unban
-   * of a Discord user's ghost kicks, bans or unbans them on Discord where the bot may (else they are
-   * told why not).
+   * A Matrix user joining a portal room is invited to its server's space. A Matrix kick, ban or unban
+   * of a Discord user's ghost stays in its room: the moderator of one Matrix room is no moderator of
+   * the Discord server (core does not say whether they are a bridge admin; admins have the `kick`,
+   * `ban` and `unban` commands). The room is told so, once.
    */
   async handleMatrixMembership(change: MatrixMembership): Promise<void> {
     const c = parseChat(change.portal.remoteChat);
@@ -283,19 +299,62 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     }
     if (change.membership !== 'kick' && change.membership !== 'ban' && change.membership !== 'unban') return;
     const target = this.remoteUserOf(change.target.userId);
-    if (!target) return; // a Matrix user: nobody on Discord to remove
+    if (!target) return; // a Matrix user: nobody on Discord
+    const name = change.target.displayName;
     if (target.kind === 'webhook') {
-      throw new DeliveryError(`${target.name} posts through a webhook on Discord: there is no member to ${change.membership}`, true);
-    }
-    if (change.membership === 'unban') {
-      // unbanned here already: Discord's echo lifts the ghost's bans in the server's other chats only
-      this.bannedIn(guild.id, target.userId, (chats) => chats.filter((chat) => chat !== change.portal.remoteChat));
-      await applyMatrixUnban(guild, target.userId, change);
+      if (change.membership !== 'unban') await this.tellStaysInRoom(change, staysInRoomNotice(change.membership, name, 'webhook', `!${this.id}`));
       return;
     }
-    // gone from this chat's rooms already: Discord's echo of the kick or ban reaches only the server's other chats
+    if (change.membership === 'unban') {
+      // lifted here only; said when the ban came from Discord, whose ban stays (and keeps the ghost out of the other rooms)
+      const fromDiscord = this.bannedIn(guild.id, target.userId).includes(change.portal.remoteChat);
+      if (!fromDiscord) return;
+      this.bannedIn(guild.id, target.userId, (chats) => chats.filter((chat) => chat !== change.portal.remoteChat));
+      await this.tellStaysInRoom(change, staysInRoomNotice('unban', name, 'member', `!${this.id}`));
+      return;
+    }
+    // out of this chat's rooms: what happens to the member on Discord later no longer concerns them
     this.store!.removeChatMember(change.portal.remoteChat, target.userId);
-    await applyMatrixRemoval(guild, target.userId, change);
+    await this.tellStaysInRoom(change, staysInRoomNotice(change.membership, name, 'member', `!${this.id}`));
+  }
+
+  /** Tell a room that a kick, ban or unban stays there: once per event, however many of the room's links it came through. */
+  private async tellStaysInRoom(change: MatrixMembership, text: string): Promise<void> {
+    if (this.toldStaysInRoom.has(change.eventId)) return;
+    this.toldStaysInRoom.add(change.eventId);
+    if (this.toldStaysInRoom.size > TOLD_EVENTS) this.toldStaysInRoom.delete(this.toldStaysInRoom.values().next().value!);
+    await this.ctx!.matrix.notice(change.portal.roomId, text).catch((err: unknown) =>
+      this.ctx!.log.warn('could not tell a room that a kick or ban stays there', { roomId: change.portal.roomId, eventId: change.eventId, err: err as Error }));
+  }
+
+  /**
+   * `kick`, `ban` and `unban` (bridge admins): act on the Discord server of the room the command is said
+   * in; Discord's echo then reaches the user's ghost in every room of the server.
+   */
+  private async moderationCommand(kind: 'kick' | 'ban' | 'unban', inv: CommandInvocation): Promise<string> {
+    const { who, reason } = moderationArgs(inv.args['user'] ?? '');
+    const target = isSnowflake(who) ? { kind: 'user' as const, userId: who } : this.remoteUserOf(who);
+    if (!target) throw new Error(`say whom: a Discord user's ghost (@${this.identity.userPrefix}<id>:${this.ctx!.domain}) or their Discord user id`);
+    if (target.kind === 'webhook') throw new Error(`${target.name} posts through a webhook on Discord: there is no member to ${kind}`);
+    const guild = this.guildOfRoom(inv.roomId);
+    const sender = { userId: inv.sender, displayName: await inv.senderName() };
+    const change = { sender, ...(reason ? { reason } : {}) };
+    return kind === 'unban' ? applyMatrixUnban(guild, target.userId, change) : applyMatrixRemoval(guild, target.userId, { ...change, membership: kind });
+  }
+
+  /** The one Discord server whose channels a room is linked to, or an error saying what to do. */
+  private guildOfRoom(roomId: string): Guild {
+    const client = this.requireClient();
+    const guilds = new Map<string, Guild>();
+    for (const p of this.ctx!.portals.forRoom(roomId)) {
+      const c = parseChat(p.remoteChat);
+      const ch = c ? client.channels.cache.get(c.channelId) : undefined;
+      if (ch && !ch.isDMBased()) guilds.set(ch.guild.id, ch.guild);
+    }
+    const [only, ...more] = guilds.values();
+    if (!only) throw new Error('say it in a room linked to a channel of the Discord server');
+    if (more.length) throw new Error('this room is linked to channels of more than one Discord server: say it in a room linked to one');
+    return only;
   }
 
   /** A member left a server, or was kicked or banned: their ghost leaves, or is kicked or banned from, the rooms it is in. */

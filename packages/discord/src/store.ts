@@ -331,6 +331,12 @@ export class DiscordStore {
     prepared(this.db, 'DELETE FROM discord_chat_members WHERE chat = ? AND user_id = ?').run(chat, userId);
     this.knownMembers.delete(`${chat}\u0000${userId}`);
   }
+
+  /** The chat is gone (its channel deleted): nobody's ghost is in its rooms on its account any more. */
+  removeChat(chat: string): void {
+    prepared(this.db, 'DELETE FROM discord_chat_members WHERE chat = ?').run(chat);
+    for (const key of this.knownMembers) if (key.startsWith(`${chat}\u0000`)) this.knownMembers.delete(key);
+  }
 }
 
 /** What Matrix shows of a Discord server: its space (if made), and the name and icon last shown. */

@@ -3,7 +3,8 @@
  * thing that an unmodified discord.js v14 Client logs in and works against it. The only client option
  * that changes is `rest: { api: fake.apiUrl, cdn: fake.cdnUrl }` (discord.js finds the gateway through
  * `GET /gateway/bot`). Tests build the world (guilds, channels, users), play the humans
- * (`injectUserMessage`, `addReaction`, `injectTyping`, `setPresence`, `kickMember`, `banMember`, ...), inject trouble (`failNext`, `forceReconnect`,
+ * (`injectUserMessage`, `addReaction`, `injectTyping`, `setPresence`, `kickMember`, `banMember`, `deleteChannel`, `removeBot`, ...),
+ * inject trouble (`failNext`, `forceReconnect`, `setGuildUnavailable`,
  * `setEchoOrder`, the privileged-intent switches) and inspect what the bot did (`messages`,
  * `webhookExecutions`, `requests`).
  *
@@ -19,7 +20,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  MessageType, PermissionFlagsBits, PollLayoutType, type APIAuditLogEntry, type APIEmbed, type APIEmoji, type APIGuild, type APIGuildMember, type APIMessage, type APIPartialEmoji,
+  MessageType, PermissionFlagsBits, PollLayoutType, type APIAuditLogEntry, type APIOverwrite, type APIEmbed, type APIEmoji, type APIGuild, type APIGuildMember, type APIMessage, type APIPartialEmoji,
   type APIRole, type APISticker, type APIUser, type StickerFormatType,
 } from 'discord-api-types/v10';
 import type { EchoOrder, FakeSettings, UploadedFile } from './common.js';
@@ -187,10 +188,29 @@ export class FakeDiscord {
     return this.world.addGuild(opts).guild;
   }
 
-  /** Text (default), announcement, category, or thread (PublicThread/PrivateThread/AnnouncementThread, needs parentId). */
+  /**
+   * Text (default), announcement, category, or thread (PublicThread/PrivateThread/AnnouncementThread, needs parentId).
+   * `permissionOverwrites` as Discord keeps them on the channel: `{ id, type, allow, deny }` (type 0 a role,
+   * 1 a member; the @everyone role's id is the guild id), e.g. a staff channel denies @everyone View Channel.
+   */
   addChannel(guildId: string, opts: { name: string; type?: ChannelKind; parentId?: string | null; topic?: string | null;
-    ownerId?: string }): GuildChannel {
+    ownerId?: string; permissionOverwrites?: APIOverwrite[] }): GuildChannel {
     return this.world.addChannel(guildId, opts);
+  }
+
+  /** A channel or thread is deleted (as a member with Manage Channels does it): CHANNEL_DELETE (THREAD_DELETE for a thread). */
+  deleteChannel(channelId: string): void {
+    this.world.deleteChannel(channelId);
+  }
+
+  /** The guild's owner removes the bot from the guild: GUILD_DELETE without `unavailable`. */
+  removeBot(guildId: string): void {
+    this.world.removeBot(guildId);
+  }
+
+  /** A Discord outage makes a guild unavailable (GUILD_DELETE with `unavailable: true`), or ends (GUILD_CREATE). */
+  setGuildUnavailable(guildId: string, unavailable: boolean): void {
+    this.world.setGuildUnavailable(guildId, unavailable);
   }
 
   addMember(guildId: string, userId: string, opts: { roles?: string[]; nick?: string | null } = {}): APIGuildMember {

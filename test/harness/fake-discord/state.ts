@@ -11,7 +11,7 @@ import {
   GuildExplicitContentFilter, GuildMFALevel, GuildNSFWLevel, GuildPremiumTier, GuildSystemChannelFlags,
   GuildVerificationLevel, Locale, MessageFlags, MessageReferenceType, MessageType, ThreadAutoArchiveDuration, WebhookType,
   type APIAttachment, type APIEmbed, type APIEmoji, type APIGuild, type APIGuildCategoryChannel, type APIGuildMember,
-  type APIMessage, type APIMessageTopLevelComponent, type APIPoll, type APINewsChannel, type APIPartialEmoji, type APIReaction,
+  type APIMessage, type APIMessageTopLevelComponent, type APIOverwrite, type APIPoll, type APINewsChannel, type APIPartialEmoji, type APIReaction,
   type APIRole, type APITextChannel, type APIThreadChannel, type APIUser, type APIWebhook, type ChannelFlags, type GuildMemberFlags,
   type RoleFlags, type UserFlags,
   type GatewayGuildCreateDispatchData, type GatewayMessageCreateDispatchData, type ThreadChannelType,
@@ -264,8 +264,13 @@ export class World {
     this.events.dispatch(E.GuildAuditLogEntryCreate, { ...entry, guild_id: guildId }, I.GuildModeration);
   }
 
+  /**
+   * `permissionOverwrites`: the channel's own allow/deny per role or member, as Discord keeps them on the
+   * channel object (`permission_overwrites`; the @everyone role's id is the guild id). The fake's own
+   * permission checks (the bot's REST calls) look at guild permissions only; clients compute the rest.
+   */
   addChannel(guildId: string, opts: { name: string; type?: ChannelKind; parentId?: string | null; topic?: string | null;
-    ownerId?: string; id?: string }): GuildChannel {
+    ownerId?: string; id?: string; permissionOverwrites?: APIOverwrite[] }): GuildChannel {
     const rec = this.guildRecord(guildId);
     const type = opts.type ?? ChannelType.GuildText;
     if (isThreadType(type)) {
@@ -273,7 +278,7 @@ export class World {
       return this.createThread({ parentId: opts.parentId, name: opts.name, type, ownerId: opts.ownerId ?? this.bot.id, id: opts.id });
     }
     const base = { id: opts.id ?? this.ids.next(), guild_id: guildId, name: opts.name, position: rec.channelIds.size,
-      permission_overwrites: [], flags: 0 as ChannelFlags };
+      permission_overwrites: opts.permissionOverwrites ?? [], flags: 0 as ChannelFlags };
     let channel: Exclude<GuildChannel, GuildThread>;
     if (type === ChannelType.GuildCategory) {
       channel = { ...base, type, parent_id: null } satisfies APIGuildCategoryChannel;
@@ -333,6 +338,53 @@ export class World {
       this.events.dispatch(E.ChannelUpdate, channel, I.Guilds);
     }
     return channel;
+  }
+
+  /**
+   * A channel or thread is deleted: CHANNEL_DELETE with the channel object (THREAD_DELETE with the
+   * thread's ids, for a thread). Its threads, messages and webhooks go with it; Discord sends nothing
+   * more for those (clients drop a deleted channel's threads themselves). Not modelled: the channels of
+   * a deleted category, which Discord moves out of it (a CHANNEL_UPDATE each).
+   */
+  deleteChannel(channelId: string): void {
+    const channel = this.channel(channelId);
+    const guildId = channel.guild_id;
+    const gone = new Set([channel.id]);
+    if (!isThread(channel)) for (const c of this.channels.values()) if (isThread(c) && c.parent_id === channel.id) gone.add(c.id);
+    for (const id of gone) {
+      this.channels.delete(id);
+      this.guilds.get(guildId)?.channelIds.delete(id);
+    }
+    for (const [id, m] of this.messages) if (gone.has(m.msg.channel_id)) this.messages.delete(id);
+    for (const [id, w] of this.webhooks) if (gone.has(w.channel_id)) this.webhooks.delete(id);
+    if (isThread(channel)) {
+      this.events.dispatch(E.ThreadDelete, { id: channel.id, guild_id: guildId, parent_id: channel.parent_id as string, type: channel.type }, I.Guilds);
+    } else {
+      this.events.dispatch(E.ChannelDelete, channel, I.Guilds);
+    }
+  }
+
+  /**
+   * The bot is removed from a guild (kicked by its owner; or the guild is deleted): GUILD_DELETE without
+   * `unavailable`, which is how Discord tells a removal from an outage. The guild stays for its other
+   * members, but a new session's READY no longer lists it.
+   */
+  removeBot(guildId: string): void {
+    const rec = this.guildRecord(guildId);
+    rec.members.delete(this.bot.id);
+    rec.presences.delete(this.bot.id);
+    this.events.dispatch(E.GuildDelete, { id: guildId }, I.Guilds);
+  }
+
+  /**
+   * A guild is down for a while (a Discord outage): GUILD_DELETE with `unavailable: true`; `false` ends it
+   * with the guild's GUILD_CREATE, as Discord sends it when the guild is back. Only the gateway events:
+   * REST keeps answering.
+   */
+  setGuildUnavailable(guildId: string, unavailable: boolean): void {
+    const rec = this.guildRecord(guildId);
+    if (unavailable) this.events.dispatch(E.GuildDelete, { id: guildId, unavailable: true }, I.Guilds);
+    else this.events.dispatch(E.GuildCreate, this.guildCreatePayload(rec, 0), I.Guilds, (_d, intents) => this.guildCreatePayload(rec, intents));
   }
 
   // ---------- lookups (throwing Discord's errors) ----------

@@ -17,9 +17,14 @@ import type { DiscordStore } from './store.js';
 export const APPROVE_EMOJI = '✅';
 export const DENY_EMOJI = '❌';
 
-/** What a reply to a request says: approve, deny, or nothing we understand. */
+/**
+ * What a reply to a request says: approve, deny, or nothing we understand. It starts with the word;
+ * a question is no answer: a manager asking "ok, who sent this?" has not approved bridging a
+ * stranger's room.
+ */
 export function replyVerdict(content: string): 'approve' | 'deny' | undefined {
   const t = content.trim().toLowerCase();
+  if (t.includes('?')) return undefined;
   if (/^(approved?|yes|ok|okay|accept(ed)?|allow(ed)?)\b/.test(t)) return 'approve';
   if (/^(deny|denied|no|refused?|reject(ed)?)\b/.test(t)) return 'deny';
   return undefined;

@@ -11,9 +11,13 @@
 import { durationWords, type Logger } from '@trestle/core';
 import { ircLower } from './ids.js';
 
-/** What an operator's private message says: yes, no, or nothing we understand. */
+/**
+ * What an operator's private message says: yes, no, or nothing we understand. A question is no
+ * answer: an operator asking "ok, who is that?" has not approved bridging a stranger's room.
+ */
 export function verdictOf(text: string): 'yes' | 'no' | undefined {
   const t = text.trim().toLowerCase();
+  if (t.includes('?')) return undefined;
   if (/^(yes|y|ok|okay|approved?|allow(ed)?|accept(ed)?)\b/.test(t)) return 'yes';
   if (/^(no|n|deny|denied|refused?|reject(ed)?)\b/.test(t)) return 'no';
   return undefined;

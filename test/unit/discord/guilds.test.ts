@@ -70,9 +70,10 @@ describe('departures from a Discord server', () => {
 
 describe('link approvals', () => {
   it('reads a reply as an approval, a refusal or neither', () => {
-    for (const t of ['approve', 'Approved!', 'yes please', 'OK', 'accept']) expect(replyVerdict(t)).toBe('approve');
-    for (const t of ['deny', 'No.', 'refuse', 'rejected? reject']) expect(replyVerdict(t)).toBe('deny');
-    for (const t of ['maybe', 'I approve', 'nope', '']) expect(replyVerdict(t)).toBeUndefined();
+    for (const t of ['approve', 'Approved!', 'yes please', 'OK', 'accept', 'Approve, welcome!']) expect(replyVerdict(t)).toBe('approve');
+    for (const t of ['deny', 'No.', 'refuse', 'rejected, reject']) expect(replyVerdict(t)).toBe('deny');
+    // a question is no answer, however it starts
+    for (const t of ['maybe', 'I approve', 'nope', '', 'ok who sent this?', 'yes? from where', 'no idea what this is?']) expect(replyVerdict(t)).toBeUndefined();
   });
 
   it('says how long a request waits', () => {

@@ -36,6 +36,7 @@ describe('verdictOf', () => {
     ['yes', 'yes'], ['Yes, welcome!', 'yes'], ['ok', 'yes'], ['approve', 'yes'], ['y', 'yes'],
     ['no', 'no'], ['No thanks', 'no'], ['deny', 'no'], ['refused', 'no'],
     ['maybe', undefined], ['yesterday', undefined], ['nope', undefined], ['', undefined], ['hello yes', undefined],
+    ['ok, who is that?', undefined], ['y? which room', undefined], // a question is no answer
   ])('%j → %s', (text, verdict) => expect(verdictOf(text)).toBe(verdict));
 
 });

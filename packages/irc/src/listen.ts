@@ -715,7 +715,11 @@ export class ChannelEvents {
       // IRCv3 draft/message-redaction: REDACT <target> <msgid> [:reason]
       if (cmd.command !== 'REDACT' || !cmd.params[0] || !cmd.params[1] || !isChannel(cmd.params[0])) return;
       if (cmd.nick && this.server.isOwnNick(cmd.nick)) return;
-      this.report(this.ctx.remote.delete({ chat: channelChat(this.key, cmd.params[0]), target: cmd.params[1], ...(cmd.params[2] ? { reason: cmd.params[2] } : {}) }));
+      const [channel, target, reason] = cmd.params as [string, string, string | undefined];
+      const redact = (): void => this.report(this.ctx.remote.delete({ chat: channelChat(this.key, channel), target, ...(reason ? { reason } : {}) }));
+      // after the messages held while the channel's history is fetched: else it comes before the
+      // message it deletes, finds nothing, and the message then stays in the room
+      if (!this.held(channel, redact)) redact();
     });
     l.on('topic', (e: { channel: string; topic: string; nick?: string; time?: number; tags?: Record<string, string> }) => {
       if (e.nick) this.passed(e.channel, e.time, e.tags?.['msgid']); // a TOPIC (the numerics on joining have no nick)

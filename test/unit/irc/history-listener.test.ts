@@ -138,3 +138,20 @@ describe('the history mark', () => {
     b.server.stop();
   });
 });
+
+describe('a deletion while the history is fetched', () => {
+  it('waits behind the live messages held meanwhile, so it finds the one it deletes', async () => {
+    const b = bridge({ mark: ms(1, 0) });
+    b.feed(listenerJoin);
+    expect(b.history()).toHaveLength(1);
+    b.feed(
+      `@time=${at(3, 1)};msgid=live1 :alice!a@h PRIVMSG #rust :oops, my password`,
+      `@time=${at(3, 2)};msgid=r1 :alice!a@h REDACT #rust live1 :typo`,
+    );
+    await settle();
+    expect(b.reports.filter((r) => r.t === 'message' || r.t === 'delete')).toEqual([]); // both wait for the history
+    b.feed(`@time=${at(3, 3)} :irc.test BATCH +h1 chathistory #rust`, ':irc.test BATCH -h1');
+    await settle();
+    expect(b.reports.filter((r) => r.t === 'message' || r.t === 'delete').map((r) => [r.t, r['id'] ?? r['target']])).toEqual([['message', 'live1'], ['delete', 'live1']]);
+  });
+});

@@ -153,5 +153,6 @@ describe('a deletion while the history is fetched', () => {
     b.feed(`@time=${at(3, 3)} :irc.test BATCH +h1 chathistory #rust`, ':irc.test BATCH -h1');
     await settle();
     expect(b.reports.filter((r) => r.t === 'message' || r.t === 'delete').map((r) => [r.t, r['id'] ?? r['target']])).toEqual([['message', 'live1'], ['delete', 'live1']]);
+    b.server.stop();
   });
 });

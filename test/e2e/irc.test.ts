@@ -1030,5 +1030,12 @@ describe('IRC bridge: connection limits and static config (the bridge restarted 
     const ghostsOf = (nick: string): unknown[] => bridge.database.prepare('SELECT user_id FROM ghosts WHERE network = ? AND remote_user LIKE ?').all('irc', `%${nick}`);
     expect(ghostsOf('bea_m_')).toEqual([]); // [m] or {m}, as folded
     expect(ghostsOf('ircpool')).toHaveLength(1); // what the check would find for an IRC user
+    // bea is told, in an admin room the bot opens for her, why she left and how to come back
+    const adminOf = (userId: string): string | undefined => (bridge.database.prepare('SELECT room_id FROM admin_rooms WHERE user_id = ?').get(userId) as { room_id: string } | undefined)?.room_id;
+    await until(() => adminOf(bea.userId) !== undefined, 'an admin room for bea');
+    await bea.join(adminOf(bea.userId)!);
+    const told = await bea.waitForEvent(adminOf(bea.userId)!, (e) => e.sender === botId && body(e).includes('closed to make room'));
+    expect(body(told)).toMatch(/at most 2 IRC connections.*you are not in #allowed on IRC.*your next message or command connects you again/);
+    expect(adminOf(alice.userId) === undefined || !(await alice.timeline(adminOf(alice.userId)!)).some((e) => body(e).includes('closed to make room'))).toBe(true);
   });
 });

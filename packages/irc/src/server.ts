@@ -510,10 +510,21 @@ export class IrcServer {
     return [...this.clients].filter(([userId]) => userId !== RELAY_ID).map(([userId, c]) => ({ userId, lastActive: c.lastActive, inPlumbed: this.inPlumbed(c) }));
   }
 
+  /**
+   * Make room for one more connection past `maxClients`: the least recently active are closed, and
+   * their users told (they left every channel on IRC, and PMs to their nick now bounce) and how
+   * to come back. Told each time: a user is only closed again after their own next message.
+   */
   private evictIfFull(keep: string): void {
     for (const userId of toEvict(this.pooled(), this.cfg.maxClients, keep)) {
       this.ctx.log.info('closing the least recently active IRC connection (maxClients reached)', { server: this.key, user: userId });
+      const channels = [...(this.clients.get(userId)?.channels.keys() ?? [])];
       this.closeClient(userId, 'Idle');
+      const away = channels.length ? `you are not in ${channels.join(', ')} on IRC, and ` : '';
+      void this.ctx.notifyUser(userId, `Your connection to ${this.displayName} was closed to make room for another user (the bridge keeps at most ` +
+        `${this.cfg.maxClients} IRC connections there, and yours was the least recently used). Meanwhile ${away}private messages to your ` +
+        'nick are not delivered; your next message or command connects you again.')
+        .catch((err: unknown) => this.ctx.log.warn('could not tell a user their connection was closed', { server: this.key, user: userId, err: err as Error }));
     }
   }
 

@@ -9,10 +9,15 @@ import type { LeanConnection } from '../../../packages/irc/src/lean.js';
 import { IrcServer } from '../../../packages/irc/src/server.js';
 import type { IrcStore } from '../../../packages/irc/src/store.js';
 
+/** What the pool told users (`notifyUser`), in order. */
+let told: { userId: string; text: string }[] = [];
+
 function pool(server: Record<string, unknown>): IrcServer {
   const cfg = ircConfigSchema.parse({ servers: { net: { host: 'irc.invalid', ...server } } }).servers['net']!;
   const log = { debug() {}, info() {}, warn() {}, error() {}, child: () => log };
-  const ctx = { log, kv: new Map(), portals: { forChat: () => [], all: () => [] } } as unknown as NetworkContext;
+  told = [];
+  const notifyUser = (userId: string, text: string): Promise<void> => { told.push({ userId, text }); return Promise.resolve(); };
+  const ctx = { log, kv: new Map(), portals: { forChat: () => [], all: () => [] }, notifyUser } as unknown as NetworkContext;
   const store = { user: () => ({}), setWantedNick() {}, setHeldNick() {} } as unknown as IrcStore;
   return new IrcServer('net', cfg, ctx, store);
 }
@@ -27,6 +32,8 @@ describe('IrcServer pool', () => {
     s.clientFor('@c:x', 'C');
     expect([...s.clients.keys()].sort()).toEqual(['@a:x', '@c:x']);
     expect(b.state).toBe('closed');
+    // b is told why, and how to come back; nobody else is
+    expect(told).toEqual([{ userId: '@b:x', text: expect.stringMatching(/closed to make room for another user .*at most 2 IRC connections.*your next message or command connects you again/) }]);
     s.stop();
   });
 

@@ -442,7 +442,10 @@ export class ChannelEvents {
     this.ctx.log.debug('asking for what was said while away', { server: this.key, channel, since: new Date(mark.time).toISOString(), limit: fetch.limit });
   }
 
-  /** Send one CHATHISTORY request of a channel's fetch, and give the server 15 s to answer it. */
+  /**
+   * Send one CHATHISTORY request of a channel's fetch, and give the server 15 s to answer it; past
+   * that the rooms are told what is missing (the mark moves on with the live messages after it).
+   */
   private ask(channel: string, request: string): boolean {
     const f = this.fetching.get(ircLower(channel));
     if (!f || !this.server.listener.raw(request)) return false;
@@ -450,6 +453,7 @@ export class ChannelEvents {
     f.timer = setTimeout(() => {
       this.ctx.log.warn('the IRC server did not answer a CHATHISTORY request; going on without it', { server: this.key, channel });
       this.answered(channel);
+      this.toldIncomplete(f.fetch.channel, 'the IRC server did not answer the bridge\'s request for it within 15 seconds');
       this.released(channel);
     }, 15_000);
     f.timer.unref();

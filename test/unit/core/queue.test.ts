@@ -311,6 +311,24 @@ describe('OrderedQueues', () => {
     expect(seen).toEqual([1, 2, 3]);
     expect(second.store.pending()).toHaveLength(0);
   });
+  it('commits what it enqueues all at once FULL (on disk before the caller acknowledges it), and the rest NORMAL', () => {
+    const path = `${tempDir('trestle-q-')}/q.db`;
+    const { db, q, store } = setup(() => new Promise(() => undefined), path);
+    const level = (): unknown => db.pragma('synchronous', { simple: true }); // 1 NORMAL, 2 FULL
+    expect(level()).toBe(1);
+    let inTxn: unknown;
+    q.enqueueAll([{ queueKey: '!r', kind: 'k', payload: 1, dedupeKey: 'a' }], () => { inTxn = level(); });
+    expect(inTxn).toBe(2); // the level a commit reads when it commits: nothing runs between this and COMMIT
+    expect(level()).toBe(1);
+    // a failed transaction puts the level back too
+    expect(() => q.enqueueAll([{ queueKey: '!r', kind: 'k', payload: 2, dedupeKey: 'b' }], () => { throw new Error('no'); })).toThrow('no');
+    expect(level()).toBe(1);
+    let done: unknown;
+    store.atomically(() => { done = level(); });
+    expect(done).toBe(1);
+    db.close();
+  });
+
   it('held while networks start: what was pending from before goes first, and nothing goes twice', async () => {
     const path = `${tempDir('trestle-q-')}/q.db`;
     const first = setup(() => new Promise(() => undefined), path);

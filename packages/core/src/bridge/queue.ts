@@ -98,9 +98,12 @@ export class OrderedQueues {
     return true;
   }
 
-  /** Persist several items atomically (all or none), then schedule them in order. */
+  /**
+   * Persist several items atomically (all or none) and durably (on disk, not only in the WAL: the
+   * caller acknowledges them next), then schedule them in order.
+   */
   enqueueAll(entries: NewWorkItem[], alsoInTxn?: () => void): number {
-    const added = this.store.atomically(() => { alsoInTxn?.(); return this.add(entries); });
+    const added = this.store.durably(() => { alsoInTxn?.(); return this.add(entries); });
     for (const item of added) this.schedule(item);
     return added.length;
   }

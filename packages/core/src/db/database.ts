@@ -16,8 +16,9 @@ export function openDatabase(path: string, log?: Logger): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
-  // NORMAL is durable against a process crash (SIGKILL) in WAL mode; only a power loss may
-  // roll back the last transactions, which the homeserver then resends.
+  // NORMAL is durable against a process crash (SIGKILL) in WAL mode; a power loss may roll back
+  // the last commits. What is acknowledged to the homeserver (which never resends it) is committed
+  // FULL (WorkQueueStore.durably), and that makes everything before it durable too.
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');

@@ -42,9 +42,25 @@ export class WorkQueueStore {
     return { id: Number(res.lastInsertRowid), queueKey, kind, payload, attempts: 0 };
   }
 
-  /** Run several writes atomically (e.g. a whole appservice transaction). */
+  /** Run several writes atomically (e.g. the delivery of an item and its message map). */
   atomically<T>(fn: () => T): T {
     return this.txn(fn) as T;
+  }
+
+  /**
+   * Like {@link atomically}, but the commit is on disk when this returns (fsync), not only in the
+   * WAL: for writes acknowledged to someone who then forgets them (an appservice transaction, which
+   * the homeserver never sends again once answered). The database runs `synchronous = NORMAL`, which
+   * survives a crash of the process but not of the machine (a power loss, a killed VM); a commit
+   * made FULL also makes every earlier one durable, so the rest can stay NORMAL and cheap.
+   */
+  durably<T>(fn: () => T): T {
+    this.db.pragma('synchronous = FULL');
+    try {
+      return this.txn(fn) as T;
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
   }
 
   pending(): WorkItem[] {

@@ -499,7 +499,15 @@ describe('failures, commands and provisioning', () => {
   }, 120_000);
 
   it('serves Prometheus metrics', async () => {
+    // event types anyone in a room may make up are counted as "other", not each as its own series
+    const roomId = await linkedRoom([['testa', 'metrics-1']]);
+    for (let i = 0; i < 3; i++) await alice.sendEvent(roomId, `org.example.made.up.${i}`, { n: i });
+    const marker = await alice.sendText(roomId, 'after the made-up events');
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === marker);
     const text = await (await fetch(`${asUrl}/metrics`)).text();
+    expect(text).not.toContain('org.example.made.up');
+    expect(text).toMatch(/trestle_events_in_total\{network="matrix",type="other"\} [3-9]/);
+    expect(text).toMatch(/trestle_events_in_total\{network="matrix",type="m.room.message"\} [1-9]/);
     expect(text).toMatch(/trestle_appservice_transactions_total\{outcome="ok"\} [1-9]/);
     expect(text).toMatch(/trestle_events_out_total\{network="testa",type="message"\} [1-9]/);
     expect(text).toContain('trestle_delivery_latency_seconds_bucket');

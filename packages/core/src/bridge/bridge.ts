@@ -17,7 +17,7 @@ import type { TrestleConfig } from '../config/schema.js';
 import { CommandProcessor } from '../commands/processor.js';
 import { builtinCommands, LINK_POWER, VERSION as TRESTLE_VERSION } from '../commands/builtins.js';
 import { express } from '../http/express.js';
-import { BridgeMetrics } from '../http/metrics.js';
+import { BridgeMetrics, matrixTypeLabel } from '../http/metrics.js';
 import { provisioningRouter } from '../http/provisioning.js';
 import { MediaLinks, mediaRouter } from '../http/media.js';
 import { appserviceRouter, type EphemeralEvent, type MatrixEvent, type TransactionHandler, transactionListener } from '../matrix/appservice.js';
@@ -244,7 +244,7 @@ export class TrestleBridge {
       seenTransaction: (id, events) => events.some((ev) => !this.onlyOwnEcho(ev)) && txns.seen(id, events.map((ev) => ev.event_id)),
       persistTransaction: (txnId, events) => {
         const receivedAt = Date.now();
-        for (const ev of events) this.metrics.eventsIn.inc({ network: 'matrix', type: ev.type });
+        for (const ev of events) this.metrics.eventsIn.inc({ network: 'matrix', type: matrixTypeLabel(ev.type) });
         const wanted = events.filter((ev) => !this.onlyOwnEcho(ev));
         // nothing to store (only our own ghosts' echoes): nothing to commit either; a replay of it is as harmless
         if (wanted.length === 0) return;

@@ -4,6 +4,23 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The Matrix event types counted by name; see {@link matrixTypeLabel}. */
+const COUNTED_TYPES = new Set([
+  'm.room.message', 'm.sticker', 'm.reaction', 'm.room.redaction', 'm.room.member', 'm.room.topic', 'm.room.name',
+  'm.room.avatar', 'm.room.power_levels', 'm.room.join_rules', 'm.room.encrypted', 'm.room.encryption', 'm.room.tombstone',
+  'm.room.create', 'm.room.canonical_alias', 'm.room.history_visibility', 'm.room.guest_access', 'm.room.server_acl',
+  'm.room.pinned_events', 'm.typing', 'm.receipt', 'm.presence',
+]);
+
+/**
+ * The `type` label of a Matrix event: its type if it is one of the spec's common ones, else
+ * "other". Anyone in a room the bridge is in chooses the types they send, and each label value is
+ * a time series kept for good: 10,000 made-up types grew /metrics from 1 KB to 650 KB.
+ */
+export function matrixTypeLabel(type: string): string {
+  return COUNTED_TYPES.has(type) ? type : 'other';
+}
+
 export class BridgeMetrics {
   readonly registry = new Registry();
   readonly transactions = new Counter({

@@ -2,6 +2,7 @@
  * Core against a real Synapse: the bridge runs in this process with two test networks
  * (test/harness/test-network.ts) playing the remote side; real Matrix users talk through Synapse.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEverything, TrestleBridge, createLogger } from '@trestle/core';
 import type { TestNetwork } from '../harness/test-network.js';
@@ -52,6 +53,24 @@ afterAll(async () => {
 });
 
 describe('appservice API', () => {
+  it('stops although a client holds a request open (a transaction stalled mid-body)', async () => {
+    const { hs_token } = e2e.registration();
+    const sock = connect(bridge.address()!.port, '127.0.0.1');
+    await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+    sock.on('error', () => undefined);
+    const cut = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    // a transaction whose body never comes in full: the request stays in flight
+    sock.write(`PUT /_matrix/app/v1/transactions/stalled-${Date.now()} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${hs_token}\r\n` +
+      'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"events":[');
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    // without a cut the stop waits for that request: for node's requestTimeout (5 minutes) at best
+    await Promise.race([bridge.stop(), new Promise((_, reject) => setTimeout(() => reject(new Error('the stop waited for the stalled request')), 30_000))]);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    await cut; // its connection was closed, not left open
+    await start();
+  }, 60_000);
+
   it('refuses a wrong or missing hs_token with 403 M_FORBIDDEN and processes nothing', async () => {
     // forged into a linked room, as a member of it: with the right token this event would be bridged
     // (the hostile-types test below sends its kind that way), so only the token check keeps it out

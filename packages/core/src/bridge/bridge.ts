@@ -75,6 +75,9 @@ export function whatEventIs(ev: { type: string; sender?: string; state_key?: str
   }
 }
 
+/** How long a stop lets HTTP requests in flight finish before cutting their connections. */
+const HTTP_STOP_GRACE_MS = 2000;
+
 export class TrestleBridge {
   readonly log: Logger;
   readonly metrics = new BridgeMetrics(true);
@@ -406,8 +409,16 @@ export class TrestleBridge {
     for (const t of this.pruneTimers.splice(0)) clearTimeout(t);
     this.bridgeInfo?.stop();
     this.log.info('stopping: draining queues');
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    this.server?.closeAllConnections?.();
+    const server = this.server;
+    if (server) {
+      // close() waits for every request in flight, and one may never end (a media download to a
+      // slow reader, a client stalled mid-body): they get a moment, then their connections are cut
+      // (an unanswered transaction is sent again by the homeserver)
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const grace = setTimeout(() => server.closeAllConnections(), HTTP_STOP_GRACE_MS);
+      await closed;
+      clearTimeout(grace);
+    }
     const drained = await this.queues?.stop(timeoutMs);
     if (drained === false) this.log.warn('some deliveries were still running at stop; they stay queued for the next start');
     for (const n of this.networks.values()) {

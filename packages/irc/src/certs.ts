@@ -90,8 +90,8 @@ export function certFingerprint(certPem: string): string {
 /**
  * Why a server's certificate chain (leaf first, as the TLS socket gives it) is not to be trusted
  * for `host` against the PEM certificates of `tlsCa`, or undefined when it is: a certificate of the
- * chain is one of them, or signed by one, every link is signed by the next, the leaf names the
- * host and every certificate is within its dates. Node checks all this itself where a `ca` option
+ * chain is one of them, or signed by one that is an authority, every link is signed by the next
+ * (an authority), the leaf names the host and every certificate is within its dates. Node checks all this itself where a `ca` option
  * can be given (the Matrix users' connections); irc-framework, under the listener, takes none.
  */
 export function untrustedChain(chain: readonly X509Certificate[], trusted: readonly X509Certificate[], host: string, now = new Date()): string | undefined {
@@ -101,11 +101,15 @@ export function untrustedChain(chain: readonly X509Certificate[], trusted: reado
     if (new Date(c.validFrom) > now || new Date(c.validTo) < now) return `certificate "${c.subject}" is outside its dates (${c.validFrom} – ${c.validTo})`;
   }
   if (!(isIP(host) ? leaf.checkIP(host) : leaf.checkHost(host))) return `the certificate is not for ${host}`;
+  // a certificate signs another only if it is an authority (basicConstraints CA:TRUE): else any
+  // server's certificate from the same CA could sign one for our host (OpenSSL: "invalid CA
+  // certificate"); checkIssued() checks keyCertSign only when a key usage is present at all
+  const signs = (issuer: X509Certificate, c: X509Certificate): boolean => issuer.ca && c.checkIssued(issuer) && c.verify(issuer.publicKey);
   for (let i = 0; i < chain.length; i++) {
     const c = chain[i]!;
-    if (trusted.some((t) => t.fingerprint256 === c.fingerprint256 || (c.checkIssued(t) && c.verify(t.publicKey)))) return undefined;
+    if (trusted.some((t) => t.fingerprint256 === c.fingerprint256 || signs(t, c))) return undefined;
     const next = chain[i + 1];
-    if (!next || !c.checkIssued(next) || !c.verify(next.publicKey)) break;
+    if (!next || !signs(next, c)) break;
   }
   return 'the certificate is not signed by one in tlsCa';
 }

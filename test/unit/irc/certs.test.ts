@@ -72,6 +72,34 @@ describe('trusting a server certificate against tlsCa (the listener\'s own check
     expect(untrustedChain([server], [server], 'irc.test', new Date(Date.now() + 60 * 86_400_000))).toMatch(/outside its dates/);
   });
 
+  /** A certificate for `name` signed by `by` (its key next to it), with the extensions `ext` (openssl extfile lines). */
+  const signed = (name: string, subject: string, by: string, ext: string[]): X509Certificate => {
+    const file = (f: string): string => join(dir, f);
+    execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', subject,
+      '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`)], { stdio: 'ignore' });
+    writeFileSync(file(`${name}.ext`), `${ext.join('\n')}\n`);
+    execFileSync('openssl', ['x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${by}.pem`), '-CAkey', file(`${by}.key`),
+      '-CAcreateserial', '-days', '30', '-extfile', file(`${name}.ext`), '-out', file(`${name}.pem`)], { stdio: 'ignore' });
+    return new X509Certificate(pemOf(file(`${name}.pem`)));
+  };
+
+  it('trusts a chain through real authorities only: a certificate that is no CA cannot sign for the server', () => {
+    const ca = make('ca', ['-subj', '/CN=Test CA']); // openssl marks it CA:TRUE
+    const direct = signed('direct', '/CN=irc.test', 'ca', ['basicConstraints=critical,CA:FALSE', 'subjectAltName=DNS:irc.test']);
+    const inter = signed('inter', '/CN=Test Intermediate', 'ca', ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign']);
+    const viaInter = signed('viainter', '/CN=irc.test', 'inter', ['basicConstraints=critical,CA:FALSE', 'subjectAltName=DNS:irc.test']);
+    expect(untrustedChain([direct], [ca], 'irc.test')).toBeUndefined();
+    expect(untrustedChain([viaInter, inter], [ca], 'irc.test')).toBeUndefined();
+    // another server's certificate from the same CA (CA:FALSE, no key usage: what a plain
+    // `openssl x509 -req` gives), used to sign one for our host: OpenSSL refuses such a chain
+    const otherServer = signed('otherserver', '/CN=other.test', 'ca', ['basicConstraints=critical,CA:FALSE', 'subjectAltName=DNS:other.test']);
+    const forged = signed('forged', '/CN=irc.test', 'otherserver', ['subjectAltName=DNS:irc.test']);
+    expect(untrustedChain([forged, otherServer], [ca], 'irc.test')).toBe('the certificate is not signed by one in tlsCa');
+    // a leaf put in tlsCa signs nothing either (it is trusted itself, by its fingerprint, as a pin)
+    expect(untrustedChain([forged], [otherServer], 'irc.test')).toBe('the certificate is not signed by one in tlsCa');
+    expect(untrustedChain([forged, otherServer], [ca, otherServer], 'irc.test')).toBe('the certificate is not signed by one in tlsCa');
+  });
+
   it('reads every certificate of a PEM file', () => {
     expect(pemCertificates(`${pemOf(join(dir, 'server.pem'))}\n${pemOf(join(dir, 'other.pem'))}`).map((c) => c.fingerprint256))
       .toEqual([server.fingerprint256, other.fingerprint256]);

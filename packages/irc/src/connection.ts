@@ -158,12 +158,20 @@ export class IrcConnection extends EventEmitter {
     // draft/event-playback: joins and quits in that history come as themselves, not as ergo's HistServ lines
     // draft/channel-rename: a channel renamed on the server is followed (RENAME), not seen as a PART and a JOIN
     for (const cap of ['draft/message-redaction', 'typing', 'draft/multiline', 'draft/chathistory', 'draft/event-playback', 'draft/channel-rename']) this.client.requestCap(cap);
+    // Every line the server sends comes through here. irc-framework's handlers take what a numeric
+    // or command should carry for granted (`:srv 311 bridge`, a bare `:srv PRIVMSG`: params[1] of
+    // nothing), and a throw there would leave the socket's data handler and end the whole process:
+    // one bad line from one server would stop every network. Such a line is logged and skipped.
     const drop = opts.dropLine;
-    if (drop) {
-      const conn = this.client.connection as unknown as { addReadBuffer(line: string): void };
-      const parse = conn.addReadBuffer.bind(conn);
-      conn.addReadBuffer = (line: string) => { if (!drop(line)) parse(line); };
-    }
+    const conn = this.client.connection as unknown as { addReadBuffer(line: string): void };
+    const parse = conn.addReadBuffer.bind(conn);
+    conn.addReadBuffer = (line: string) => {
+      try {
+        if (!drop?.(line)) parse(line);
+      } catch (err) {
+        opts.log.warn('skipped an IRC line that could not be handled', { line: line.slice(0, 80).trimEnd(), err: err as Error });
+      }
+    };
     this.wire();
   }
 

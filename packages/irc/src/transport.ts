@@ -7,7 +7,8 @@
  * - with `holdLogin`, a plaintext connection's server password (and the NICK and USER after it)
  *   waits for the server's answer to `CAP LS`, so that a server asking for TLS there (STS) never
  *   hears it in plaintext (sts.ts LoginHold). irc-framework writes PASS, NICK and USER at once;
- * - a line holding CR, LF or NUL is not written at all (see {@link breaksLine}).
+ * - a line holding CR, LF or NUL is not written at all (see {@link breaksLine});
+ * - a line read past 16 KiB is dropped whole (irc-framework's buffer grows without bound).
  */
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
@@ -30,6 +31,9 @@ type NetTransportClass = new (options: Record<string, unknown>) => NetTransportB
 const require = createRequire(import.meta.url);
 // irc-framework's package has no exports map: its transport is loaded by path, as its default transport does
 const NetTransport = require('irc-framework/src/transports/net.js') as NetTransportClass;
+
+/** The longest line read (tags included: IRCv3 allows 8191 bytes of them, plus 512 of message); past it the line is dropped. */
+const MAX_LINE_BYTES = 16 * 1024;
 
 /** The numeric of a line (`:srv 421 * CAP :Unknown command` → 421), or undefined. */
 const numeric = (line: string): string | undefined => /^(?:@\S+ )?(?::\S+ )?(\d{3}) /.exec(line)?.[1];
@@ -83,8 +87,18 @@ export function transportWithFallback(fallback: string | undefined, holdLogin: b
       }
     }
 
+    /** The rest of an over-long line is being skipped, up to its end (see {@link MAX_LINE_BYTES}). */
+    private discarding = false;
+
     onSocketData(data: Buffer): void {
-      const buf = this.incoming_buffer.length ? Buffer.concat([this.incoming_buffer, data]) : data;
+      let buf = this.incoming_buffer.length ? Buffer.concat([this.incoming_buffer, data]) : data;
+      if (this.discarding) {
+        const nl = buf.indexOf(0x0a);
+        if (nl < 0) { this.incoming_buffer = Buffer.alloc(0); return; }
+        // its end is not a line of its own: whoever wrote the long line chose those bytes
+        this.discarding = false;
+        buf = buf.subarray(nl + 1);
+      }
       let start = 0;
       for (let nl = buf.indexOf(0x0a, start); nl >= 0; nl = buf.indexOf(0x0a, start)) {
         // as irc-framework's own: the line with its line ending (its parser strips it)
@@ -94,9 +108,17 @@ export function transportWithFallback(fallback: string | undefined, holdLogin: b
         start = nl + 1;
       }
       this.incoming_buffer = buf.subarray(start);
+      if (this.incoming_buffer.length > MAX_LINE_BYTES) {
+        // no server sends such a line (512 bytes, 8191 of tags): kept, a stream without a line end
+        // would grow without bound, copied again on every read
+        log.warn('dropping an over-long line from the IRC server', { bytes: this.incoming_buffer.length });
+        this.incoming_buffer = Buffer.alloc(0);
+        this.discarding = true;
+      }
     }
 
     override onSocketClose(): void {
+      this.discarding = false; // the next connection starts at a line's start
       this.loginHold.drop();
       super.onSocketClose();
     }

@@ -110,3 +110,51 @@ describe('IrcConnection.whois', () => {
     await expect(c.whois('alice')).rejects.toThrow(/not connected/);
   });
 });
+
+describe('the listener and lines it cannot handle', () => {
+  it('skips a line missing what its numeric or command should carry, and goes on with the next', async () => {
+    // each of these, bare or with the nick only, makes an irc-framework handler read a parameter that is not there
+    const short = ['311', '301', '333', '353', '366', '900', 'PRIVMSG', 'NOTICE', 'CAP', 'BATCH'];
+    const p = await peer((line, s) => {
+      if (line !== 'PING :go') return;
+      for (const cmd of short) s.write(`:srv ${cmd}\r\n:srv ${cmd} bridge\r\n`);
+      s.write(':alice!a@h PRIVMSG bridge :still listening\r\n');
+    });
+    const warnings: string[] = [];
+    const c = listener(p.port, quiet(warnings));
+    const heard: string[] = [];
+    c.client.on('privmsg', (e: { message: string }) => heard.push(e.message));
+    await c.connect();
+    c.client.raw('PING :go');
+    await until(() => heard.includes('still listening'));
+    expect(warnings.filter((w) => w.startsWith('skipped an IRC line')).length).toBeGreaterThan(5);
+    expect(c.state).toBe('connected');
+  });
+});
+
+describe('the listener and an over-long line', () => {
+  it('drops a line past 16 KiB whole, its end included, and reads the lines after it', async () => {
+    const p = await peer((line, s) => {
+      if (line !== 'PING :go') return;
+      // 64 KiB of one PRIVMSG in pieces, whose end would read as a KICK of its own if taken for a line
+      s.write(`:bob!b@h PRIVMSG bridge :${'x'.repeat(16 * 1024)}`);
+      for (let i = 0; i < 3; i++) s.write('y'.repeat(16 * 1024));
+      // read apart from the rest (else it is one line with its end, and simply long)
+      setTimeout(() => s.write(':ChanServ!s@services KICK #chan bridge :gotcha\r\n:alice!a@h PRIVMSG bridge :after the long one\r\n'), 100);
+    });
+    const warnings: string[] = [];
+    const c = listener(p.port, quiet(warnings));
+    const heard: string[] = [];
+    const kicks: unknown[] = [];
+    c.client.on('privmsg', (e: { message: string }) => heard.push(e.message));
+    c.client.on('kick', (e: unknown) => kicks.push(e));
+    await c.connect();
+    c.client.raw('PING :go');
+    await until(() => heard.length > 0);
+    expect(heard).toEqual(['after the long one']);
+    expect(kicks).toEqual([]);
+    expect(warnings.filter((w) => w.includes('over-long line'))).toHaveLength(1);
+    const buffered = (c.client.connection as unknown as { transport: { incoming_buffer: Buffer } }).transport.incoming_buffer;
+    expect(buffered.length).toBe(0);
+  });
+});

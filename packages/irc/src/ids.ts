@@ -45,7 +45,9 @@ export function channelChat(server: string, channel: string): IrcChatId {
  * `<server>/<#channel>` or `<server> <#channel>` → its chat id; anything else → undefined.
  */
 export function parseLinkTarget(words: string): { server: string; channel: string; chat: IrcChatId } | undefined {
-  const m = /^([a-z0-9-]+)[/ ]([#&+!]\S+)$/.exec(words.trim());
+  // a channel name holds no comma, BEL or control character (RFC 2812 §1.3): a comma would make the
+  // JOIN written for it a JOIN of two channels (`#a,0`: and JOIN 0 leaves every channel)
+  const m = /^([a-z0-9-]+)[/ ]([#&+!][^\s,\x00-\x1f]+)$/.exec(words.trim());
   return m ? { server: m[1]!, channel: m[2]!, chat: channelChat(m[1]!, m[2]!) } : undefined;
 }
 

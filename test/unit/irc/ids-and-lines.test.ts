@@ -52,6 +52,9 @@ describe('ids', () => {
     expect(parseLinkTarget('libera/#Rust')).toEqual({ server: 'libera', channel: '#Rust', chat: 'libera/#rust' });
     expect(parseLinkTarget(' libera #Rust ')?.chat).toBe('libera/#rust');
     for (const bad of ['#rust', 'libera/rust', 'libera/', '/#rust', 'libera/#two words', 'Libera/#rust']) expect(parseLinkTarget(bad), bad).toBeUndefined();
+    // no name a JOIN would read as two channels (`JOIN #a,0` also leaves every channel), nor control characters
+    for (const bad of ['libera/#a,0', 'libera #a,#b', 'libera/#a\x07b', 'libera/#a\x00']) expect(parseLinkTarget(bad), bad).toBeUndefined();
+    expect(parseLinkTarget('libera/#c++')?.channel).toBe('#c++');
   });
   it('makes ghost localparts from server and ghost key', () => { expect(ghostLocalpart(ircUser('libera', 'alice'))).toBe('libera_alice'); });
 });

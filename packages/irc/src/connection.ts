@@ -12,6 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import IRC from 'irc-framework';
 import { transportWithFallback } from './transport.js';
 import { CtcpLimiter, ctcpReply } from './ctcp.js';
+import { joinLines } from './flood.js';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { pemCertificates, untrustedChain } from './certs.js';
 import type { IdentRegistry } from './identd.js';
@@ -195,7 +196,9 @@ export class IrcConnection extends EventEmitter {
       regain.registered(this.opts.nick, e.nick);
       nickAttempt = 0;
       this.opts.log.info('IRC connection registered', { nick: e.nick });
-      for (const [channel, key] of this.channels) c.join(channel, key);
+      // as few JOIN lines as fit (a few hundred channels in one line each would be an excess flood,
+      // and irc-framework paces nothing); their answers are the JOIN events, channel by channel
+      for (const line of joinLines(this.channels)) c.raw(line);
       for (const w of this.readyWaiters.splice(0)) w.resolve();
       this.emit('registered', e.nick);
     });

@@ -158,3 +158,31 @@ describe('the listener and an over-long line', () => {
     expect(buffered.length).toBe(0);
   });
 });
+
+describe('the listener joining its channels again after a reconnect', () => {
+  it('packs them into as few JOIN lines as fit, not one line per channel', async () => {
+    const joins: string[] = [];
+    let sockets = 0;
+    const p = await peer((line, s) => {
+      if (!line.startsWith('JOIN ')) return;
+      joins.push(line);
+      for (const ch of line.slice(5).split(' ')[0]!.split(',')) s.write(`:bridge!b@h JOIN ${ch}\r\n`);
+    });
+    server!.on('connection', () => { sockets++; });
+    const c = listener(p.port);
+    await c.connect();
+    const channels = Array.from({ length: 120 }, (_, i) => `#channel-number-${i}`);
+    await Promise.all(channels.map((ch) => c.join(ch)));
+    expect(joins).toHaveLength(120); // asked one at a time
+    joins.length = 0;
+    // the server drops the connection: the listener comes back and joins all 120 again
+    const reconnected = new Promise<void>((resolve) => c.once('registered', () => resolve()));
+    (c.client.connection as unknown as { transport: { socket: Socket } }).transport.socket.destroy();
+    await reconnected;
+    await until(() => joins.flatMap((l) => l.slice(5).split(',')).length >= 120);
+    expect(sockets).toBe(2);
+    expect(joins.length).toBeLessThanOrEqual(6); // ~25 of these names fit in 512 bytes
+    expect(new Set(joins.flatMap((l) => l.slice(5).split(',')))).toEqual(new Set(channels));
+    for (const l of joins) expect(Buffer.byteLength(l) + 2).toBeLessThanOrEqual(512);
+  });
+});

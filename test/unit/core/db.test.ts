@@ -1,3 +1,4 @@
+import { chmodSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openDatabase, migrate, schemaVersion, MigrationError } from '../../../packages/core/src/db/database.js';
 import { GhostStore } from '../../../packages/core/src/db/ghosts.js';
@@ -9,6 +10,23 @@ import { MatrixError, type MatrixClientLayer } from '../../../packages/core/src/
 import type { NetworkIdentity } from '../../../packages/core/src/network/contract.js';
 import { silentLogger } from '../../../packages/core/src/util/log.js';
 import { tempDir } from '../temp.js';
+
+describe('the database file', () => {
+  it('is readable by its owner only, its folder and its WAL files too, and an existing one is made so', () => {
+    const mode = (f: string): number => statSync(f).mode & 0o777;
+    const dir = `${tempDir('trestle-db-mode-')}/data`;
+    const path = `${dir}/trestle.db`;
+    const db = openDatabase(path);
+    db.prepare("INSERT INTO kv (owner, key, value) VALUES ('t', 'k', 'v')").run();
+    expect(mode(dir)).toBe(0o700);
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) expect(mode(f), f).toBe(0o600);
+    db.close();
+    // one made by an older version (0644 under the usual umask)
+    chmodSync(path, 0o644);
+    openDatabase(path).close();
+    expect(mode(path)).toBe(0o600);
+  });
+});
 
 describe('migrations', () => {
   it('creates core tables at the latest version and records per-owner versions', () => {

@@ -4,7 +4,7 @@
  * `schema_versions` and its own numbered migrations, each applied in a transaction.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Migration } from '../network/contract.js';
 import type { Logger } from '../util/log.js';
@@ -13,8 +13,12 @@ import { coreMigrations } from './migrations/core.js';
 export type Db = Database.Database;
 
 export function openDatabase(path: string, log?: Logger): Db {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);
+  // the store holds what others must not read: Discord webhook tokens, message text, sealed IRC
+  // secrets. Only its owner may read it (created 0644 under the usual umask); SQLite gives the WAL
+  // and shared-memory files it makes the database's mode, and those made before are set here too
+  if (path !== ':memory:') for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   db.pragma('journal_mode = WAL');
   // NORMAL is durable against a process crash (SIGKILL) in WAL mode; a power loss may roll back
   // the last commits. What is acknowledged to the homeserver (which never resends it) is committed

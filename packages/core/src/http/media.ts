@@ -53,10 +53,17 @@ export function mediaRouter(links: MediaLinks, homeserverUrl: string, asToken: s
     try {
       const up = await fetch(upstream, { headers: { authorization: `Bearer ${asToken}` }, signal: abort.signal });
       if (!up.ok || !up.body) { res.status(up.status === 404 ? 404 : 502).json({ errcode: 'M_UNKNOWN', error: `homeserver answered ${up.status}` }); return; }
-      for (const h of ['content-type', 'content-length', 'content-disposition']) {
+      // fetch() unpacks a compressed answer: its content-length is the packed size, and sent with
+      // the unpacked bytes it would cut the file short and break the connection's next answer
+      const packed = up.headers.get('content-encoding') !== null && up.headers.get('content-encoding') !== 'identity';
+      for (const h of ['content-type', ...(packed ? [] : ['content-length']), 'content-disposition']) {
         const v = up.headers.get(h);
         if (v) res.setHeader(h, v);
       }
+      // what users uploaded, served from the bridge's own site: never run as a page of it (an HTML
+      // file with a script), nor read as another type than the one given (as the homeserver does)
+      res.setHeader('x-content-type-options', 'nosniff');
+      res.setHeader('content-security-policy', "sandbox; default-src 'none'; media-src 'self'; img-src 'self'");
       res.setHeader('cache-control', 'public, max-age=86400, immutable');
       moved();
       const body = Readable.fromWeb(up.body as import('node:stream/web').ReadableStream);

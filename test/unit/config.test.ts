@@ -163,8 +163,8 @@ describe('parseConfig', () => {
   });
 
   it('rejects a backoff ceiling below the first backoff', () => {
-    expect(problemsOf(() => parseConfig({ ...minimal, delivery: { initialBackoffMs: 1000, maxBackoffMs: 10 } }))).toEqual(
-      ['delivery.maxBackoffMs: must be at least initialBackoffMs (1000)'],
+    expect(problemsOf(() => parseConfig({ ...minimal, delivery: { initialBackoffMs: 5000, maxBackoffMs: 2000 } }))).toEqual(
+      ['delivery.maxBackoffMs: must be at least initialBackoffMs (5000)'],
     );
   });
 });

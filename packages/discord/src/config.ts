@@ -2,6 +2,13 @@
 import { networkSection, presenceRefreshSecondsSchema } from '@trestle/core';
 import { z } from 'zod';
 
+/**
+ * Floors of the login retry waits: not tuning advice, a guard against a retry loop (a first wait of
+ * 0 stays 0 however often it doubles). Core's delivery waits have the same floors.
+ */
+const MIN_INITIAL_DELAY_MS = 50;
+const MIN_MAX_DELAY_MS = 1000;
+
 const snowflake = z.string().regex(/^\d{17,20}$/, { error: 'must be a Discord id (a snowflake such as 1234567890123456789)' });
 const roomId = z.string().regex(/^!.+:.+$/, { error: 'must be a room id such as !abc:example.org' });
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
@@ -52,8 +59,17 @@ export const discordConfigSchema = networkSection({
   spaces: z.boolean().default(true)
     .describe('Show each Discord server as a Matrix space holding its channels\' portal rooms, in Discord\'s order.'),
   reconnect: z.strictObject({
-    initialDelayMs: z.int().min(0).default(1000).describe('First wait before retrying a failed login (Discord unreachable).'),
-    maxDelayMs: z.int().min(0).default(60_000).describe('Longest wait between login attempts.'),
+    initialDelayMs: z.int().min(MIN_INITIAL_DELAY_MS).default(1000)
+      .describe(`First wait before retrying a failed login (Discord unreachable), in milliseconds. At least ${MIN_INITIAL_DELAY_MS}: ` +
+        'the wait doubles from it, so 0 would retry in a tight loop.'),
+    maxDelayMs: z.int().min(MIN_MAX_DELAY_MS).default(60_000)
+      .describe(`Longest wait between login attempts, in milliseconds. At least ${MIN_MAX_DELAY_MS} (a second): it is how ` +
+        'often the bridge tries while Discord is away, and Discord rate-limits (and may reset the token of) a bot that ' +
+        'logs in too often.'),
+  }).superRefine((reconnect, ctx) => {
+    if (reconnect.maxDelayMs < reconnect.initialDelayMs) {
+      ctx.addIssue({ code: 'custom', path: ['maxDelayMs'], message: `must be at least reconnect.initialDelayMs (${reconnect.initialDelayMs})` });
+    }
   }).prefault({}).describe('Retrying the login while Discord cannot be reached (a refused token is never retried).'),
 });
 

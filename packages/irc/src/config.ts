@@ -5,6 +5,13 @@ import { z } from 'zod';
 import { parseBlock } from './addresses.js';
 import { knownEncoding } from './convert/encoding.js';
 
+/**
+ * Floors of the reconnect waits: not tuning advice, a guard against a reconnect loop (a first wait of
+ * 0 stays 0 however often it doubles). Core's delivery waits have the same floors.
+ */
+const MIN_INITIAL_DELAY_MS = 50;
+const MIN_MAX_DELAY_MS = 1000;
+
 const channelName = z.string().regex(/^[#&+!][^\s,\x07]{1,199}$/, { error: 'must be a channel name such as #rust' });
 /** A regular expression matched against a whole Matrix user id. */
 const userIdPattern = z.string().min(1).refine((r) => { try { new RegExp(r); return true; } catch { return false; } }, { error: 'must be a valid regular expression' });
@@ -16,7 +23,8 @@ export const ircServerSchema = z.strictObject({
   tlsCa: z.string().min(1).optional().meta({ examples: ['/etc/trestle/irc-ca.pem'] })
     .describe('With tls (or the TLS a server\'s STS policy asks for): a PEM file of the certificates to trust for this ' +
       'server instead of the system\'s certificate authorities: the server\'s own self-signed certificate, or the authority ' +
-      'that issued it (a private network, a test server). The server\'s certificate must still name the host. Unset: the system\'s authorities.'),
+      'that issued it (a private network, a test server). The server\'s certificate must still name the host. Unset: the system\'s authorities. ' +
+      'A relative path is resolved against the working directory the bridge is started in.'),
   sts: z.boolean().default(true)
     .describe('Obey the server\'s IRCv3 STS policy: a plaintext connection the server asks to use TLS opens again with TLS ' +
       'on the port it names, and a policy heard over TLS is stored, so that until it runs out every connection to this host ' +
@@ -138,9 +146,18 @@ export const ircServerSchema = z.strictObject({
   modePowers: z.record(z.string().regex(/^[a-zA-Z]$/), z.int().min(0).max(100))
     .default({ q: 100, a: 75, o: 50, h: 25, v: 1 }).describe('Channel membership mode → Matrix power level.'),
   reconnect: z.strictObject({
-    initialDelayMs: z.int().min(0).default(1000).describe('First wait before reconnecting a dropped connection.'),
-    maxDelayMs: z.int().min(0).default(60_000).describe('Longest wait between reconnect attempts.'),
+    initialDelayMs: z.int().min(MIN_INITIAL_DELAY_MS).default(1000)
+      .describe(`First wait before reconnecting a dropped connection, in milliseconds. At least ${MIN_INITIAL_DELAY_MS}: ` +
+        'the wait doubles from it, so 0 would reconnect in a tight loop.'),
+    maxDelayMs: z.int().min(MIN_MAX_DELAY_MS).default(60_000)
+      .describe(`Longest wait between reconnect attempts, in milliseconds. At least ${MIN_MAX_DELAY_MS} (a second): it is ` +
+        'how often each connection tries while the server is away, and IRC servers throttle or ban an address that ' +
+        'connects too often.'),
     maxConcurrent: z.int().min(1).default(10).describe('Connections reconnecting at the same time, at most.'),
+  }).superRefine((reconnect, ctx) => {
+    if (reconnect.maxDelayMs < reconnect.initialDelayMs) {
+      ctx.addIssue({ code: 'custom', path: ['maxDelayMs'], message: `must be at least reconnect.initialDelayMs (${reconnect.initialDelayMs})` });
+    }
   }).prefault({}).describe('Reconnecting after a connection drops (exponential backoff with jitter).'),
   timeouts: z.strictObject({
     registerMs: z.int().min(1000).default(30_000)
@@ -201,7 +218,9 @@ export const ircConfigSchema = networkSection({
   }).prefault({}).describe('Ident server (RFC 1413), one for all IRC servers: answers with the IRC username of the ' +
     'connection asked about, and only to the host that connection goes to.'),
   passwordKeyFile: z.string().default('data/irc-passwords.key')
-    .describe('File with the key that encrypts stored IRC passwords and the private keys of client certificates (AES-256-GCM); created if missing.'),
+    .describe('File with the key that encrypts stored IRC passwords and the private keys of client certificates (AES-256-GCM); created if missing. ' +
+      'A relative path is resolved against the working directory the bridge is started in (not the folder of the config ' +
+      'file): started from another directory, the bridge does not find the key, and refuses to start once passwords are stored.'),
 });
 
 export type IrcConfig = z.infer<typeof ircConfigSchema>;

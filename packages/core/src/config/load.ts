@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { coreConfigSchema, type NetworkSchemas, type TrestleConfig } from './schema.js';
+import { coreConfigSchema, NETWORK_NAME, type NetworkSchemas, type TrestleConfig } from './schema.js';
 
 /** The configuration cannot be used. `problems` holds one line per problem; the message lists them all. */
 export class ConfigError extends Error {
@@ -75,7 +75,8 @@ function parseNetworks(
   // Anything other than a mapping of mappings has already been reported by the core schema.
   if (!isMapping(raw)) return parsed;
   for (const [name, section] of Object.entries(raw)) {
-    if (!isMapping(section)) continue;
+    // A section that is not a mapping, or a name the core schema refused, has been reported already.
+    if (!isMapping(section) || !NETWORK_NAME.test(name)) continue;
     const schema = Object.hasOwn(schemas, name) ? schemas[name] : undefined;
     if (schema !== undefined) {
       const result = schema.safeParse(section, { error: humanMessage });

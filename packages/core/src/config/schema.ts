@@ -8,6 +8,7 @@
  * be mappings here: each network package validates its own section (see `parseConfig`).
  */
 import { z } from 'zod';
+import { BUILTIN_NETWORKS } from '../network/load.js';
 
 /** A Matrix server name: a DNS name, IPv4 address or bracketed IPv6 address, with an optional port. */
 const SERVER_NAME = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}[A-Za-z0-9])?)(?::\d{1,5})?$/;
@@ -66,7 +67,10 @@ export const appserviceSchema = z
       .describe('URL the homeserver uses to reach the bridge; defaults to http://<bindAddress>:<port>.'),
     registration: nonEmpty()
       .default('registration/trestle-registration.yaml')
-      .describe('Path of the registration YAML file to give the homeserver.'),
+      .describe(
+        'Path of the registration YAML file to give the homeserver. A relative path is resolved against the ' +
+          'working directory the bridge is started in (not the folder of this file).',
+      ),
     botLocalpart: z
       .string()
       .regex(LOCALPART, { error: 'must contain only a-z, 0-9 and . _ = - / +' })
@@ -84,7 +88,13 @@ export const appserviceSchema = z
 
 export const databaseSchema = z
   .strictObject({
-    path: nonEmpty().default('data/trestle.db').describe('Path of the SQLite database file.'),
+    path: nonEmpty()
+      .default('data/trestle.db')
+      .describe(
+        'Path of the SQLite database file. A relative path is resolved against the working directory the bridge ' +
+          'is started in (not the folder of this file): start the bridge from the same directory every time, or ' +
+          'give an absolute path, or it opens a new, empty database elsewhere.',
+      ),
   })
   .describe('Where the bridge keeps its state.');
 
@@ -104,12 +114,27 @@ const permissionKeySchema = z.string().refine((key) => key === '*' || isUserId(k
 
 export const permissionsSchema = z
   .record(permissionKeySchema, permissionLevelSchema)
-  .default({})
+  // (on the record itself: the sample and reference, made from the input side, do not see through the transform)
   .meta({ examples: [{ 'example.org': 'user', '@admin:example.org': 'admin' }] })
+  // The bridge looks users and servers up by key (`permissions[userId] ?? permissions[server]`). In a
+  // plain object, a key nobody configured such as "constructor" or "toString" would find a method of
+  // Object.prototype, a truthy value taken for a permission; an object without a prototype finds
+  // nothing. (Serialising it is unaffected: JSON.stringify and YAML read own keys only.)
+  .transform((levels): Record<string, PermissionLevel> => Object.assign(Object.create(null), levels))
+  // prefault, not default: the default goes through the transform as well
+  .prefault({})
   .describe(
     'Who may use the bridge. Keys are a user id (@alice:example.org), a server name (example.org) ' +
       'or "*" for everyone; values are "user" (may bridge) or "admin" (may also administer the bridge).',
   );
+
+/**
+ * Floors of the retry and reconnect waits (core's delivery, and the networks' reconnect sections).
+ * Not tuning advice, only a guard against a busy loop: a first wait of 0 stays 0 however often it
+ * doubles, and a ceiling of a few milliseconds retries flat out for as long as the peer is away.
+ */
+const MIN_INITIAL_BACKOFF_MS = 50;
+const MIN_MAX_BACKOFF_MS = 1000;
 
 export const deliverySchema = z
   .strictObject({
@@ -122,12 +147,23 @@ export const deliverySchema = z
           'find the homeserver or the remote network unreachable (down, not answering) do not count: a ' +
           'message waits out an outage however long.',
       ),
-    initialBackoffMs: z.int().min(0).default(500).describe('Wait before the first retry, in milliseconds.'),
+    initialBackoffMs: z
+      .int()
+      .min(MIN_INITIAL_BACKOFF_MS)
+      .default(500)
+      .describe(
+        `Wait before the first retry, in milliseconds. At least ${MIN_INITIAL_BACKOFF_MS}: with 0 the wait never grows ` +
+          '(it doubles from 0), and a failing message would be retried in a tight loop.',
+      ),
     maxBackoffMs: z
       .int()
-      .min(0)
+      .min(MIN_MAX_BACKOFF_MS)
       .default(60_000)
-      .describe('Longest wait between retries, in milliseconds; the wait doubles after each retry.'),
+      .describe(
+        'Longest wait between retries, in milliseconds; the wait doubles after each retry. At least ' +
+          `${MIN_MAX_BACKOFF_MS} (a second): it is how often each room retries while the homeserver or network is ` +
+          'down, for as long as the outage lasts, and a shorter one floods the logs and the peer coming back.',
+      ),
   })
   .superRefine((delivery, ctx) => {
     if (delivery.maxBackoffMs < delivery.initialBackoffMs) {
@@ -184,12 +220,71 @@ export const bridgeInfoSchema = z
   })
   .describe('Bridge info state events in bridged rooms.');
 
+/**
+ * What a network's name (its key under `networks:`) may be. The name is the prefix of its ghosts'
+ * user ids and room aliases (`@<name>_…`), the owner of its tables' migrations and a metrics label,
+ * so it must be valid in a Matrix localpart; and with no `_` in it, no network's prefix can start
+ * another's (`irc` and `irc_x` would give `@irc_…` and `@irc_x_…`, one namespace inside the other).
+ */
+export const NETWORK_NAME = /^[a-z][a-z0-9]*$/;
+
+/**
+ * What to do instead of a second section of a built-in network, by module: each can serve many
+ * servers from one section (a built-in network's tables exist once in the database, so it runs once).
+ */
+const ONE_SECTION_FIX: Record<string, (first: string, again: string) => string> = {
+  '@trestle/irc': (first, again) =>
+    `one section bridges any number of IRC servers: move the servers of networks.${again} under networks.${first}.servers`,
+  '@trestle/discord': (first, again) =>
+    `one section's bot bridges every Discord server (guild) it is invited to: invite the bot of networks.${first} ` +
+    `there and remove networks.${again} (guilds: limits which servers it bridges)`,
+};
+
+/** The module a network section runs, as `loadNetworkModules` picks it: its `module`, else the built-in of its name. */
+function moduleOf(name: string, section: Record<string, unknown>): string | undefined {
+  return typeof section['module'] === 'string' ? section['module'] : BUILTIN_NETWORKS[name];
+}
+
 export const networksSchema = z
-  .record(z.string(), z.record(z.string(), z.unknown()))
+  .record(
+    z.string().regex(NETWORK_NAME, {
+      error: 'a network name must be a lowercase letter followed by lowercase letters and digits (no spaces, ' +
+        '"_" or "-"), such as irc, libera or discord2: it becomes the prefix of its users\' Matrix ids',
+    }),
+    z.record(z.string(), z.unknown()),
+  )
+  .superRefine((networks, ctx) => {
+    // Two sections running the same built-in module would both create its tables (irc_users, …):
+    // the second fails at start with a migration error. A disabled section does not run.
+    const firstOf = new Map<string, string>();
+    for (const [name, section] of Object.entries(networks)) {
+      // (with `when` below, sections that are not mappings reach here too: already reported)
+      if (typeof section !== 'object' || section === null || Array.isArray(section)) continue;
+      if (section['enabled'] === false) continue;
+      const module = moduleOf(name, section);
+      if (module === undefined || !Object.values(BUILTIN_NETWORKS).includes(module)) continue;
+      const first = firstOf.get(module);
+      if (first === undefined) {
+        firstOf.set(module, name);
+        continue;
+      }
+      const fix = ONE_SECTION_FIX[module]?.(first, name) ?? `merge it into networks.${first}`;
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: `runs ${module}, as networks.${first} does, but a built-in network runs in one section only; ${fix}`,
+      });
+    }
+  }, {
+    // check the valid sections even when another is misnamed, so every problem is reported at once
+    when: (payload) => typeof payload.value === 'object' && payload.value !== null && !Array.isArray(payload.value),
+  })
   .default({})
   .describe(
-    'Settings of each remote network, keyed by network name. Each network validates its own section; ' +
-      'a section with a "module" key belongs to a network loaded from that module.',
+    'Settings of each remote network, keyed by network name: a lowercase letter, then lowercase letters and ' +
+      'digits (the name prefixes its users\' Matrix ids: @<name>_…). Each network validates its own section; ' +
+      'a section with a "module" key belongs to a network loaded from that module (a relative module path is ' +
+      'resolved against the folder of this file), and a built-in network (irc, discord) may have one section only.',
   );
 
 /** The whole configuration file. Sections other than `homeserver` may be left out. */

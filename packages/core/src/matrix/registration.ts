@@ -108,8 +108,9 @@ export function writeRegistration(path: string, reg: RegistrationFile): void {
   writeFileSync(path, header + YAML.stringify(reg), { mode: 0o600 });
 }
 
+/** The registration file cannot be read, is not YAML, or lacks what the bridge needs: the message names the file and what to do. */
 export class RegistrationError extends Error {
-  constructor(message: string) { super(message); this.name = 'RegistrationError'; }
+  constructor(message: string, options?: { cause?: unknown }) { super(message, options); this.name = 'RegistrationError'; }
 }
 
 export function readRegistration(path: string): RegistrationFile {
@@ -120,7 +121,19 @@ export function readRegistration(path: string): RegistrationFile {
     throw new RegistrationError(`cannot read the registration file ${path}: ${(err as Error).message}` +
       ' (create it with `trestle generate-registration --config FILE`)');
   }
-  const reg = YAML.parse(text) as Partial<RegistrationFile> | null;
+  let reg: Partial<RegistrationFile> | null;
+  try {
+    reg = YAML.parse(text) as Partial<RegistrationFile> | null;
+  } catch (err) {
+    // A YAMLParseError's message spans lines (the offending line, a caret under it) and ends its
+    // first in "at line N, column M:": keep the first line, with the place put in front.
+    const at = (err as { linePos?: { line: number; col: number }[] }).linePos?.[0];
+    const what = ((err as Error).message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:$/, '').trim();
+    const why = at === undefined ? what : `line ${at.line}, column ${at.col}: ${what}`;
+    throw new RegistrationError(`the registration file ${path} is not valid YAML (${why})` +
+      ' (fix it, or generate it again with `trestle generate-registration --config FILE` and give it to the homeserver again)',
+    { cause: err });
+  }
   const missing = (['id', 'as_token', 'hs_token', 'sender_localpart'] as const).filter((k) => typeof reg?.[k] !== 'string' || !reg[k]);
   if (!reg || missing.length) throw new RegistrationError(`the registration file ${path} lacks: ${missing.join(', ') || 'everything'}`);
   return reg as RegistrationFile;

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { buildRegistration, readRegistration, registrationDrift, writeRegistration } from '../../../packages/core/src/matrix/registration.js';
@@ -68,6 +68,10 @@ describe('registration', () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(YAML.parse(readFileSync(path, 'utf8'))).toEqual(reg);
     expect(readRegistration(path).hs_token).toBe(reg.hs_token);
+    // written again over one that others could read (made by hand, or by an older version): its new tokens are not
+    chmodSync(path, 0o644);
+    writeRegistration(path, await buildRegistration(input));
+    expect(statSync(path).mode & 0o777).toBe(0o600);
   });
 
   it('explains a missing or incomplete registration file', async () => {

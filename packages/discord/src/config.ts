@@ -45,8 +45,9 @@ export const discordConfigSchema = networkSection({
   }).prefault({}).describe('"!discord link" asks in the Discord channel for approval before it links a Matrix room to it.'),
   guilds: z.array(snowflake).default([]).describe('If not empty, only channels of these servers (guild ids) can be bridged.'),
   everyoneMentionPower: z.int().min(0).default(50)
-    .describe('Power level a Matrix user needs in the room to ping @everyone and @here on Discord; from others the words are sent ' +
-      'defused, so they ping nobody. A level no one has, such as 1000, turns the pings off.'),
+    .describe('Power level a Matrix user needs in the room to ping @everyone, @here and mentionable roles (@Role) on Discord, ' +
+      'which Discord also grants as one permission; from others the words are sent defused, so they ping nobody. A level no one ' +
+      'has, such as 1000, turns the pings off.'),
   uploadLimitBytes: z.int().min(0).default(10 * 1024 * 1024)
     .describe('Matrix files up to this size are uploaded to Discord; bigger ones are sent as a link.'),
   maxAttachmentBytes: z.int().min(0).default(50 * 1024 * 1024)

@@ -2,8 +2,8 @@
  * Matrix → Discord: a Matrix user's messages, edits, deletions, reactions and typing reach the
  * channel. Messages go through the channel's webhook under the sender's name and avatar; the bot
  * itself reacts and types for Matrix users. Replies become a quote line with a jump link (webhooks
- * cannot reply), Matrix threads become Discord threads, long messages are split and files too big
- * for Discord become links.
+ * cannot reply), Matrix threads become Discord threads, long messages are split (past three
+ * messages: the start, and the whole text as message.txt) and files too big for Discord become links.
  */
 import {
   DeliveryError, type MatrixEdit, type MatrixMessage, type MatrixReaction, type MatrixRedaction, type MatrixTyping, type NetworkContext,
@@ -12,7 +12,8 @@ import {
 import { Routes, type APIMessage, type Client, type Guild, type GuildTextBasedChannel, type RawFile } from 'discord.js';
 import type { DiscordConfig } from './config.js';
 import {
-  allowedMentions, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, webhookUsername, type DiscordText,
+  allowedMentions, escapeDiscordMarkdown, LONG_TEXT_FILE, matrixToDiscord, replyQuote, splitCapped, webhookUsername, type DiscordRole,
+  type DiscordText,
 } from './convert/index.js';
 import { notConnected, toDeliveryError } from './errors.js';
 import {
@@ -30,6 +31,19 @@ const UNKNOWN_CHANNEL = 10003;
 /** "A thread has already been created for this message". */
 const THREAD_EXISTS = 160004;
 const EVERYONE = /(^|[^\w.])@(everyone|here)\b/;
+
+const attachmentsOf = (files: RawFile[]): WebhookMessageBody['attachments'] => files.map((f, k) => ({ id: k, filename: f.name }));
+
+/**
+ * The message holding the whole text of a Matrix message too long for Discord messages (see
+ * splitCapped), as Discord's own client sends one: the text as typed (the Matrix body, not the
+ * markdown made of it, whose escapes would show in a file), in a file, and nothing else. It pings
+ * no one: the part shown before it has the mentions.
+ */
+function longTextPost(identity: WebhookMessageBody, text: string): { body: WebhookMessageBody; files: RawFile[] } {
+  const files: RawFile[] = [{ name: LONG_TEXT_FILE, data: Buffer.from(text, 'utf8'), contentType: 'text/plain; charset=utf-8' }];
+  return { body: { ...identity, allowed_mentions: { parse: [] }, attachments: attachmentsOf(files) }, files };
+}
 
 /**
  * The Discord user or webhook author a Matrix user id is the ghost of. Core knows the ghosts it
@@ -89,17 +103,22 @@ export class ToDiscord {
     return ch;
   }
 
-  /** Lower-cased names of the guild's members: a Matrix user may not speak under one of them. */
+  /** Names of the guild's members: a Matrix user may not speak under one of them, nor one that looks like it (see webhookUsername). */
   private memberNames(guild: Guild): Set<string> {
     const names = new Set<string>();
     for (const m of guild.members.cache.values()) {
       if (m.id === this.d.client()?.user?.id) continue;
-      for (const n of [m.nickname, m.user.globalName, m.user.username]) if (n) names.add(n.toLowerCase());
+      for (const n of [m.nickname, m.user.globalName, m.user.username]) if (n) names.add(n);
     }
     return names;
   }
 
-  private toDiscord(body: string, formattedBody: string | undefined, guild: Guild, allowEveryone: boolean, emote = false): DiscordText {
+  private roles(guild: Guild): DiscordRole[] {
+    return [...guild.roles.cache.values()].map((r) => ({ id: r.id, name: r.name, mentionable: r.mentionable }));
+  }
+
+  /** `mayPing`: @everyone, @here and `@Role` become real mentions (see mayPing). */
+  private toDiscord(body: string, formattedBody: string | undefined, guild: Guild, mayPing: boolean, emote = false): DiscordText {
     const ctx = this.d.ctx;
     return matrixToDiscord({ body, ...(formattedBody !== undefined ? { formattedBody } : {}) }, {
       user: (mxid) => {
@@ -116,24 +135,35 @@ export class ToDiscord {
       },
       emoji: (mxc) => this.d.emojis.byMxc(mxc),
       mediaUrl: (mxc) => ctx.mediaUrl(mxc),
-      roles: [...guild.roles.cache.values()].map((r) => ({ id: r.id, name: r.name, mentionable: r.mentionable })),
-      allowEveryone,
+      roles: this.roles(guild),
+      allowEveryone: mayPing,
+      allowRoles: mayPing,
     }, { emote });
   }
 
   /**
-   * Whether a Matrix user may ping @everyone / @here on Discord: their power level in the room must
-   * reach everyoneMentionPower. Asked of the homeserver only when the text has one of the words.
+   * Whether a Matrix user may ping @everyone / @here, and mentionable roles by `@Role`, on Discord:
+   * their power level in the room must reach everyoneMentionPower. Discord has one permission for
+   * both ("Mention @everyone, @here, and All Roles"); a role being mentionable lets the guild's
+   * members ping it, and a Matrix user is nobody the guild vetted. Asked of the homeserver only
+   * when the text has one of the words or `@` and the name of a mentionable role; what this misses
+   * (a name split by tags or written as entities) stays text, so it fails closed.
    */
-  private async mayPingEveryone(roomId: string, userId: string, body: string, formattedBody: string | undefined): Promise<boolean> {
-    if (!EVERYONE.test(body) && !(formattedBody !== undefined && EVERYONE.test(formattedBody))) return false;
+  private async mayPing(roomId: string, userId: string, body: string, formattedBody: string | undefined, guild: Guild): Promise<boolean> {
+    const texts = formattedBody !== undefined ? [body, formattedBody] : [body];
+    const roleNames = this.roles(guild).filter((r) => r.mentionable && r.name !== '@everyone').map((r) => `@${r.name.toLowerCase()}`);
+    const asks = texts.some((t) => {
+      const lower = t.toLowerCase();
+      return EVERYONE.test(t) || roleNames.some((n) => lower.includes(n));
+    });
+    if (!asks) return false;
     const needed = this.d.cfg.everyoneMentionPower;
     if (needed <= 0) return true;
     try {
       return (await this.d.ctx.matrix.powerLevel(roomId, userId)) >= needed;
     } catch (err) {
       // fail closed: a ping nobody meant to allow is worse than a defused one
-      this.d.ctx.log.warn('could not read power levels for an @everyone; sent defused', { roomId, err: err as Error });
+      this.d.ctx.log.warn('could not read power levels for an @everyone, @here or @Role; sent as text', { roomId, err: err as Error });
       return false;
     }
   }
@@ -227,12 +257,16 @@ export class ToDiscord {
     const identity = this.identity(msg.sender, guild);
     let files: RawFile[] = [];
     let text: DiscordText;
+    /** The message's text as typed, for a text too long to show whole (see longTextPost). */
+    let typed = msg.body;
     if (msg.media) {
       const m = msg.media;
       const filename = m.filename ?? msg.body ?? 'file';
       // a caption is a body that is not just the file name
-      text = msg.body && msg.body !== filename
-        ? this.toDiscord(msg.body, msg.formattedBody, guild, await this.mayPingEveryone(msg.portal.roomId, msg.sender.userId, msg.body, msg.formattedBody))
+      const caption = msg.body && msg.body !== filename ? msg.body : '';
+      typed = caption;
+      text = caption
+        ? this.toDiscord(caption, msg.formattedBody, guild, await this.mayPing(msg.portal.roomId, msg.sender.userId, caption, msg.formattedBody, guild))
         : { content: '', users: [], roles: [], everyone: false };
       const file = await this.fetchMedia(m.url, m.size);
       if (file) {
@@ -241,35 +275,38 @@ export class ToDiscord {
         const size = m.size !== undefined ? ` (${formatSize(m.size)})` : '';
         const link = `📎 ${escapeDiscordMarkdown(filename)}${size}, too big to upload to Discord: ${m.url}`;
         text = { ...text, content: text.content ? `${text.content}\n${link}` : link };
+        typed = `${caption ? `${caption}\n` : ''}📎 ${filename}${size}, too big to upload to Discord: ${m.url}`;
       }
     } else {
-      text = this.toDiscord(msg.body, msg.formattedBody, guild, await this.mayPingEveryone(msg.portal.roomId, msg.sender.userId, msg.body, msg.formattedBody),
+      text = this.toDiscord(msg.body, msg.formattedBody, guild, await this.mayPing(msg.portal.roomId, msg.sender.userId, msg.body, msg.formattedBody, guild),
         msg.msgtype === 'm.emote');
     }
     const quote = this.replyPrefix(msg, guild);
-    const content = quote + text.content;
-    const chunks = splitMessage(content);
+    const { parts: chunks, inFile } = splitCapped(quote + text.content);
     if (chunks.length === 0 && files.length === 0) return {};
     const mentions = allowedMentions(text);
     const where = threadId ?? chat.channelId;
+    // the messages to send: the text's parts, the first with the file if any (or the file alone);
+    // then, for text too long for them, the whole text as a file (see longTextPost)
+    const posts: { body: WebhookMessageBody; files: RawFile[] }[] = (chunks.length ? chunks : ['']).map((c, i) => ({
+      body: { ...identity, allowed_mentions: mentions, ...(c ? { content: c } : {}), ...(i === 0 && files.length ? { attachments: attachmentsOf(files) } : {}) },
+      files: i === 0 ? files : [],
+    }));
+    if (inFile) posts.push(longTextPost(identity, typed.trim() ? typed : text.content));
     // a retry after a failure part-way through a long message goes on from the part that failed
     const key = `${msg.eventId}\u0000${msg.portal.remoteChat}`;
     const ids: string[] = this.partlySent.get(key) ?? [];
     this.partlySent.delete(key);
     try {
-      for (let i = ids.length; i < Math.max(chunks.length, 1); i++) {
-        const first = i === 0 && files.length > 0;
-        const sent: APIMessage = await this.d.webhooks.execute(chat.channelId, threadId, {
-          ...identity, allowed_mentions: mentions, ...(chunks[i] ? { content: chunks[i] } : {}),
-          ...(first ? { attachments: files.map((f, k) => ({ id: k, filename: f.name })) } : {}),
-        }, first ? files : []);
+      for (let i = ids.length; i < posts.length; i++) {
+        const sent: APIMessage = await this.d.webhooks.execute(chat.channelId, threadId, posts[i]!.body, posts[i]!.files);
         ids.push(messageRef(msg.portal.remoteChat, where, sent.id));
         if (i === 0 && quote) this.d.store.setReplyQuote(msg.portal.remoteChat, ids[0]!, quote);
       }
     } catch (err) {
       if (ids.length) {
         this.partlySent.set(key, ids);
-        ctx.log.warn('a long Matrix message reached Discord only in part; a retry sends the rest', { eventId: msg.eventId, sent: ids.length, of: chunks.length });
+        ctx.log.warn('a long Matrix message reached Discord only in part; a retry sends the rest', { eventId: msg.eventId, sent: ids.length, of: posts.length });
       }
       throw toDeliveryError(err, 'message');
     }
@@ -290,7 +327,8 @@ export class ToDiscord {
 
   /**
    * A Matrix edit: each part of the new text edits the message's part in its place; parts left
-   * over are deleted, and text past the last part is sent as new messages after it. A part gone
+   * over are deleted, and text past the last part is sent as new messages after it (text too long
+   * for MAX_PARTS messages: its start, then the whole text as a file; see splitCapped). A part gone
    * from Discord (deleted there) after the first is taken as the end of the message: what followed
    * it is deleted and the rest of the text sent anew, so the message stays whole and in order.
    */
@@ -304,11 +342,11 @@ export class ToDiscord {
     const first = targets[0];
     if (!first || targets.some((t) => !t)) return;
     const text = this.toDiscord(edit.body, edit.formattedBody, guild,
-      await this.mayPingEveryone(edit.portal.roomId, edit.sender.userId, edit.body, edit.formattedBody), edit.msgtype === 'm.emote');
+      await this.mayPing(edit.portal.roomId, edit.sender.userId, edit.body, edit.formattedBody, guild), edit.msgtype === 'm.emote');
     if (text.content.trim() === '') return; // Discord has no empty messages; a redaction removes one
     // a reply keeps the quote it was sent with
     const quote = this.d.store.replyQuote(remoteChat, sent[0]!) ?? '';
-    const chunks = splitMessage(quote + text.content);
+    const { parts: chunks, inFile } = splitCapped(quote + text.content);
     const mentions = allowedMentions(text);
     /** The parts as they are on Discord while this goes on (recorded even if it stops half-way: a retry goes on from there). */
     const now = [...parts];
@@ -317,7 +355,9 @@ export class ToDiscord {
       for (const [i, t] of targets.entries()) {
         if (i < chunks.length && kept === i) {
           try {
-            await this.d.webhooks.edit(t!.parentId, t!.threadId, t!.messageId, { content: chunks[i]!, allowed_mentions: mentions });
+            // (a part after the first may be the file of a text that was too long: an edit of it is text alone)
+            await this.d.webhooks.edit(t!.parentId, t!.threadId, t!.messageId,
+              { content: chunks[i]!, allowed_mentions: mentions, ...(i > 0 ? { attachments: [] } : {}) });
             kept++;
             continue;
           } catch (err) {
@@ -334,8 +374,13 @@ export class ToDiscord {
       }
       // the text past the parts there are: new messages, after them, where the message is
       const identity = this.identity(edit.sender, guild);
-      for (const chunk of chunks.slice(kept)) {
-        const m: APIMessage = await this.d.webhooks.execute(first.parentId, first.threadId, { ...identity, allowed_mentions: mentions, content: chunk }, []);
+      const posts: { body: WebhookMessageBody; files: RawFile[] }[] = chunks.slice(kept)
+        .map((chunk) => ({ body: { ...identity, allowed_mentions: mentions, content: chunk }, files: [] }));
+      // a webhook message's files cannot be replaced here (WebhookPool.edit sends no files): the
+      // whole text of one too long goes anew after the parts
+      if (inFile) posts.push(longTextPost(identity, edit.body.trim() ? edit.body : text.content));
+      for (const post of posts) {
+        const m: APIMessage = await this.d.webhooks.execute(first.parentId, first.threadId, post.body, post.files);
         now.push(messageRef(remoteChat, first.channelId, m.id));
       }
     } catch (err) {

@@ -6,7 +6,7 @@
  *
  * - Matrix → Discord: nothing a Matrix user types becomes a mention, a channel link, a custom emoji
  *   or a live @everyone/@here unless they pilled it (and the resolver resolved it), used a
- *   mentionable `@Role`, or is allowed to ping everyone; "live" is what the package's own model of
+ *   mentionable `@Role` or @everyone and may ping; "live" is what the package's own model of
  *   Discord's client, {@link parseDiscordMarkdown}, reads as a token outside code. Plain text shows
  *   as typed. `splitMessage` keeps Discord's 2000-character limit without losing text or creating
  *   tokens; `webhookUsername` and `replyQuote` keep theirs.
@@ -236,6 +236,8 @@ function recordingResolver(allowEveryone: boolean) {
     mediaUrl: (mxc) => /^mxc:\/\/[^/]+\/[A-Za-z0-9_-]+$/.test(mxc) ? `https://bridge.example.org/_trestle/media/v1/${mxc.slice(6)}/sig` : mxc,
     roles: ROLES,
     allowEveryone,
+    // (one power level allows both: see ToDiscord.mayPing)
+    allowRoles: allowEveryone,
   };
   return { resolver, resolved };
 }
@@ -289,6 +291,7 @@ describe('fuzz: matrixToDiscord', () => {
       // what the caller turns into allowed_mentions
       for (const id of out.users) check(resolved.users.has(id), () => `user ${id} in users, but no pill resolved to it`);
       for (const id of out.roles) check(MENTIONABLE.has(id), () => `role ${id} in roles, but it is not a mentionable role`);
+      check(out.roles.length === 0 || c.allowEveryone !== '', () => `roles ${show(out.roles)} mentioned without allowRoles`);
       check(!out.everyone || c.allowEveryone !== '', () => 'everyone set without allowEveryone');
       const allowed = allowedMentions(out);
       check(allowed.parse.every((p) => p === 'everyone' && c.allowEveryone !== ''), () => `allowed_mentions.parse ${show(allowed.parse)}`);

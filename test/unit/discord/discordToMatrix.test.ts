@@ -114,6 +114,39 @@ describe('discordToMatrix: links', () => {
     expect(discordToMatrix(input, resolver)).toEqual(expected);
   });
 
+  // A host name hidden from the check by what does not show (zero-width spaces, word joiners...) or
+  // by a character that only looks like a dot: read as people read it, and text holding anything
+  // invisible is shown with the real URL whatever it reads as (fails closed)
+  it.each<[string, string]>([
+    ['zero-width spaces around the dot', 'good\u200b.\u200bcom'],
+    ['a zero-width space after the dot', 'good.\u200bcom'],
+    ['a word joiner before the dot', 'good\u2060.com'],
+    ['a soft hyphen in a label', 'go\u00adod.com'],
+    ['a right-to-left override', 'moc.doog\u202e'],
+    ['a one-dot leader for the dot', 'good\u2024com'],
+    ['a Lisu tone letter for the dot', 'good\ua4f8com'],
+    ['a word separator middle dot for the dot', 'good\u2e33com'],
+    ['a middle dot for the dot', 'good\u00b7com'],
+    ['a Syriac full stop for the dot', 'good\u0701com'],
+    ['a hyphenation point for the dot', 'good\u2027com'],
+    ['a small full stop for the dot', 'good\ufe52com'],
+    ['full-width letters', '\uff27\uff2f\uff2f\uff24.com'],
+  ])('a masked link whose text hides the site it names: %s', (_name, text) => {
+    expect(discordToMatrix(`[${text}](https://evil.example)`, resolver)).toEqual({
+      body: `${text} (https://evil.example)`, formattedBody: `${text} (<a href="https://evil.example">https://evil.example</a>)`,
+    });
+  });
+
+  it.each<[string, string, string]>([
+    ['an invisible character alone, naming no site', '[the\u200bdocs](https://x.org)', 'the\u200bdocs (<a href="https://x.org">https://x.org</a>)'],
+    ['the emoji selector and joiners of emoji are no hiding place', '[\u2764\ufe0f the docs \ud83d\udc69\u200d\ud83d\udcbb](https://x.org)',
+      '<a href="https://x.org">\u2764\ufe0f the docs \ud83d\udc69\u200d\ud83d\udcbb</a>'],
+    ['a middle dot between words names no site', '[docs \u00b7 API](https://x.org)', '<a href="https://x.org">docs \u00b7 API</a>'],
+    ['a look-alike dot in the name of the site it goes to', '[x\u2024org](https://x.org)', '<a href="https://x.org">x\u2024org</a>'],
+  ])('a masked link with unusual characters: %s', (_name, input, formattedBody) => {
+    expect(discordToMatrix(input, resolver).formattedBody).toBe(formattedBody);
+  });
+
   it('does not treat underscores in URLs as italics', () => {
     expect(discordToMatrix('_see_ https://example.org/_a_ ok', resolver)).toEqual({
       body: '*see* https://example.org/_a_ ok',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  allowedMentions, defuseEveryone, escapeDiscordMarkdown, matrixToDiscord, replyQuote, splitMessage, webhookUsername,
-  type MatrixToDiscordResolver,
+  allowedMentions, defuseEveryone, escapeDiscordMarkdown, LONG_TEXT_FILE, matrixToDiscord, nameKey, replyQuote, splitCapped, splitMessage,
+  webhookUsername, type MatrixToDiscordResolver,
 } from '../../../packages/discord/src/convert/index.js';
 
 const resolver: MatrixToDiscordResolver = {
@@ -38,7 +38,7 @@ describe('matrixToDiscord: plain text is shown as typed', () => {
   });
 
   it('turns @Role into a role mention only for mentionable roles', () => {
-    const out = plain('@mods help, @quiet please, @Mods!');
+    const out = plain('@mods help, @quiet please, @Mods!', { ...resolver, allowRoles: true });
     expect(out.content).toBe('<@&222> help, @quiet please, <@&222>!');
     expect(out.roles).toEqual(['222']);
   });
@@ -47,6 +47,33 @@ describe('matrixToDiscord: plain text is shown as typed', () => {
     const out = plain('@everyone look', { ...resolver, allowEveryone: true });
     expect(out.content).toBe('@everyone look');
     expect(out.everyone).toBe(true);
+  });
+});
+
+// `@Role` pings a whole role: only from a sender allowed to (the caller decides, as for @everyone),
+// and never from what is quoted (quoting an announcement would ping again) or a link's text
+describe('matrixToDiscord: @Role', () => {
+  const allowed: MatrixToDiscordResolver = { ...resolver, allowRoles: true, allowEveryone: true };
+  it.each<[string, { body: string; formattedBody?: string }, MatrixToDiscordResolver, string, string[]]>([
+    ['not allowed: the name as typed', { body: '@mods help, @Mods!' }, resolver, '@mods help, @Mods!', []],
+    ['not allowed, in HTML', { body: 'x', formattedBody: '<b>@mods</b> help' }, resolver, '**@mods** help', []],
+    ['allowed', { body: '@mods help' }, allowed, '<@&222> help', ['222']],
+    ['allowed, a role that is not mentionable', { body: '@quiet please' }, allowed, '@quiet please', []],
+    ['in a quote', { body: 'x', formattedBody: '<blockquote>@mods said @everyone</blockquote>ok' }, allowed, '> @mods said @\u200beveryone\nok', []],
+    ['in a list in a quote', { body: 'x', formattedBody: '<blockquote><ul><li>@mods</li></ul></blockquote>' }, allowed, '> - @mods', []],
+    ['in a line quoted in plain text', { body: '> @mods said so\n@mods agreed' }, allowed, '\\> @mods said so\n<@&222> agreed', ['222']],
+    ['in a link\'s text', { body: 'x', formattedBody: '<a href="https://x.org">@mods</a>' }, allowed, '[@mods](https://x.org)', []],
+    ['in an image\'s alt text', { body: 'x', formattedBody: '<img src="https://x.org/a.png" alt="@mods">' }, allowed, '[@mods](https://x.org/a.png)', []],
+  ])('%s', (_name, msg, r, content, roles) => {
+    const out = matrixToDiscord(msg, r);
+    expect(out.content).toBe(content);
+    expect(out.roles).toEqual(roles);
+    expect(allowedMentions(out).roles).toEqual(roles);
+  });
+
+  it('pings everyone after a quote, not in it', () => {
+    expect(matrixToDiscord({ body: 'x', formattedBody: '<blockquote>@here</blockquote>@here' }, { ...resolver, allowEveryone: true }))
+      .toMatchObject({ content: '> @\u200bhere\n@here', everyone: true });
   });
 });
 
@@ -114,7 +141,7 @@ describe('matrixToDiscord: HTML', () => {
   });
 
   it('defuses @everyone in HTML and converts roles', () => {
-    const out = html('<p>@everyone, <b>@mods</b> please</p>');
+    const out = html('<p>@everyone, <b>@mods</b> please</p>', { ...resolver, allowRoles: true });
     expect(out.content).toBe('@\u200beveryone, **<@&222>** please');
     expect(out.roles).toEqual(['222']);
     expect(out.everyone).toBe(false);
@@ -299,12 +326,70 @@ describe('webhookUsername', () => {
     ['"Clyde" is broken up', { userId: '@c:example.org', displayName: 'clyde' }, [], 'cl·yde'],
     ['a guild member\'s name is not taken verbatim', alice, ['alice'], 'Alice (Matrix)'],
     ['a relayed IRC user', { userId: '@irc_libera_bob:example.org', displayName: 'bob', ghostOf: { network: 'irc' } }, [], 'bob (irc)'],
+    // a member's name made to look different to a program, not to a person
+    ['a zero-width space after a member\'s name', { userId: '@m:example.org', displayName: 'Admin\u200b' }, ['Admin'], 'Admin (Matrix)'],
+    ['a zero-width space before it', { userId: '@m:example.org', displayName: '\u200bAdmin' }, ['Admin'], 'Admin (Matrix)'],
+    ['a word joiner after it', { userId: '@m:example.org', displayName: 'Admin\u2060' }, ['Admin'], 'Admin (Matrix)'],
+    ['a soft hyphen in it', { userId: '@m:example.org', displayName: 'A\u00addmin' }, ['Admin'], 'Admin (Matrix)'],
+    ['a combining grapheme joiner in it', { userId: '@m:example.org', displayName: 'alice\u034f' }, ['alice'], 'alice (Matrix)'],
+    ['a right-to-left mark in it', { userId: '@m:example.org', displayName: 'Ad\u200fmin' }, ['Admin'], 'Admin (Matrix)'],
+    ['full-width letters', { userId: '@m:example.org', displayName: '\uff21dmin' }, ['Admin'], 'Admin (Matrix)'],
+    ['a Cyrillic capital A', { userId: '@m:example.org', displayName: '\u0410dmin' }, ['Admin'], '\u0410dmin (Matrix)'],
+    ['a Cyrillic small o', { userId: '@m:example.org', displayName: 'R\u043Ebin' }, ['robin'], 'R\u043Ebin (Matrix)'],
+    ['a member whose own name has a zero-width space', { userId: '@m:example.org', displayName: 'Admin' }, ['Ad\u200bmin'], 'Admin (Matrix)'],
+    ['"Discord" hidden by a zero-width space is broken up still', { userId: '@d:example.org', displayName: 'Disc\u200bord Fan' }, [], 'Disc·ord Fan'],
+    ['only invisible characters and one letter: too short, the Matrix id', { userId: '@z:example.org', displayName: 'A\u200b\u200b' }, [], '@z:example.org'],
+    ['an emoji keeps its joiners', { userId: '@e:example.org', displayName: 'Dev \ud83d\udc69\u200d\ud83d\udcbb' }, [], 'Dev \ud83d\udc69\u200d\ud83d\udcbb'],
+    ['a name in another script that is nobody\'s', { userId: '@p:example.org', displayName: '\u041f\u0440\u0438\u0432\u0435\u0442' }, ['admin'],
+      '\u041f\u0440\u0438\u0432\u0435\u0442'],
   ])('%s', (_name, sender, members, expected) => {
     expect(webhookUsername(sender, new Set(members))).toBe(expected);
   });
 
+  it.each<[string, string]>([
+    ['Admin', 'admin'], ['A\u00addmin\u200b', 'admin'], ['\uff21\uff24\uff2d\uff29\uff2e', 'admin'], ['\u0410dm\u0456n', 'admin'], ['\u0391\u039c', 'am'],
+  ])('compares names as they look: %s', (name, key) => {
+    expect(nameKey(name)).toBe(key);
+  });
+
   it('never exceeds 80 characters', () => {
     expect([...webhookUsername({ userId: `@${'z'.repeat(120)}:example.org`, displayName: 'x' })].length).toBe(80);
+  });
+});
+
+describe('splitCapped', () => {
+  const words = (n: number): string => Array.from({ length: n }, (_, i) => `w${i}`).join(' ');
+
+  it('sends text of up to three messages as they are, saying nothing more', () => {
+    expect(splitCapped('hello')).toEqual({ parts: ['hello'], inFile: false });
+    const three = words(1000); // about 4,900 characters
+    const { parts, inFile } = splitCapped(three);
+    expect(inFile).toBe(false);
+    expect(parts).toEqual(splitMessage(three));
+    expect(parts).toHaveLength(3);
+  });
+
+  it('sends longer text as one message, its start, saying the whole is in the file', () => {
+    const long = 'word '.repeat(13_000).trim(); // 65 KB: 33 messages
+    expect(splitMessage(long)).toHaveLength(33);
+    const { parts, inFile } = splitCapped(long);
+    expect(inFile).toBe(true);
+    expect(parts).toHaveLength(1);
+    expect(parts[0]!.length).toBeLessThanOrEqual(2000);
+    expect(parts[0]!.endsWith(`\n-# …the whole message is in ${LONG_TEXT_FILE}`)).toBe(true);
+    expect(long.startsWith(parts[0]!.split('\n')[0]!)).toBe(true);
+  });
+
+  it('closes what is open where the start shown ends, before the note', () => {
+    const code = `\`\`\`js\n${'let a = 1;\n'.repeat(700)}\`\`\``;
+    const [part] = splitCapped(code).parts;
+    expect(part).toMatch(/^```js\n(let a = 1;\n)+```\n-# …the whole message is in message\.txt$/);
+    expect(part!.length).toBeLessThanOrEqual(2000);
+  });
+
+  it('takes another cap and limit', () => {
+    expect(splitCapped(words(30), 2, 50).parts).toHaveLength(1);
+    expect(splitCapped(words(20), 2, 50)).toMatchObject({ inFile: false, parts: splitMessage(words(20), 50) });
   });
 });
 

@@ -4,11 +4,12 @@
  * discord.js and core are stood in for by the few fields ToDiscord reads; nothing connects.
  */
 import { DeliveryError, silentLogger, type MatrixEdit, type MatrixMessage, type MatrixRedaction, type NetworkContext } from '@trestle/core';
-import type { Client } from 'discord.js';
+import type { Client, RawFile } from 'discord.js';
 import { describe, expect, it } from 'vitest';
 import type { DiscordConfig } from '../../../packages/discord/src/config.js';
 import { reactionRef } from '../../../packages/discord/src/ids.js';
 import { ToDiscord } from '../../../packages/discord/src/toDiscord.js';
+import type { WebhookMessageBody } from '../../../packages/discord/src/webhooks.js';
 
 const unknownMessage = (): Error => Object.assign(new Error('Unknown Message'), { code: 10008, status: 404 });
 const discordError = (message: string, code: number, status: number): Error => Object.assign(new Error(message), { code, status });
@@ -17,28 +18,38 @@ const discordError = (message: string, code: number, status: number): Error => O
  * A bridge of channel 10 of guild 1, with what reached Discord. `refusedEmoji`: what Discord answers
  * 10014 Unknown Emoji for. `threads`: the threads Discord has in the channel (by id, which is their
  * starter message's), none in discord.js's cache, as after a restart; `fetchFails`: fetching a
- * channel fails (no answer from Discord, say).
+ * channel fails (no answer from Discord, say). `power`: the sender's power level in the room;
+ * `roles`, `members`: the guild's (members by name).
  */
-function bridge(o: { refusedEmoji?: string[]; threads?: Record<string, { locked?: boolean }>; fetchFails?: boolean } = {}) {
+function bridge(o: {
+  refusedEmoji?: string[]; threads?: Record<string, { locked?: boolean }>; fetchFails?: boolean;
+  power?: number; roles?: { id: string; name: string; mentionable: boolean }[]; members?: string[];
+} = {}) {
   const messages = new Map<string, string>(); // Discord id → content
   const where = new Map<string, string>(); // Discord id → the thread or channel it went to
   const threads = new Map(Object.entries(o.threads ?? {}));
   const started: string[] = [];
   const calls: string[] = [];
   const reactions: string[] = [];
+  /** What each message was sent or last edited with, by id: its body and its files' text. */
+  const sentWith = new Map<string, { body: WebhookMessageBody; files: { name: string; text: string }[] }>();
   let next = 100;
   const webhooks = {
-    async execute(channel: string, thread: string | undefined, body: { content?: string }) {
+    async execute(channel: string, thread: string | undefined, body: WebhookMessageBody, files: RawFile[] = []) {
       const id = String(next++);
+      sentWith.set(id, { body, files: files.map((f) => ({ name: f.name, text: Buffer.from(f.data as Buffer).toString('utf8') })) });
       messages.set(id, body.content ?? '');
       where.set(id, thread ?? channel);
       calls.push(`send ${id}`);
       return { id };
     },
-    async edit(_channel: string, _thread: string | undefined, id: string, body: { content: string }) {
+    async edit(_channel: string, _thread: string | undefined, id: string, body: WebhookMessageBody & { content: string }) {
       calls.push(`edit ${id}`);
       if (!messages.has(id)) throw unknownMessage();
       messages.set(id, body.content);
+      // (as Discord: the files stay unless `attachments` says which)
+      const before = sentWith.get(id)!;
+      sentWith.set(id, { body, files: body.attachments ? before.files.filter((_f, k) => body.attachments!.some((a) => a.id === k)) : before.files });
       return { id };
     },
     async delete(_channel: string, _thread: string | undefined, id: string) {
@@ -47,7 +58,11 @@ function bridge(o: { refusedEmoji?: string[]; threads?: Record<string, { locked?
     },
     isOurs: () => true,
   };
-  const guild = { id: '1', roles: { cache: new Map() }, members: { cache: new Map() } };
+  const guild = {
+    id: '1',
+    roles: { cache: new Map((o.roles ?? []).map((r) => [r.id, r])) },
+    members: { cache: new Map((o.members ?? []).map((name, k) => [String(k), { id: String(k), nickname: null, user: { globalName: null, username: name } }])) },
+  };
   const channel = { guild, isDMBased: () => false, isTextBased: () => true, isThread: () => false };
   const client = {
     channels: {
@@ -83,7 +98,7 @@ function bridge(o: { refusedEmoji?: string[]; threads?: Record<string, { locked?
   };
   const kv = new Map<string, string>();
   const ctx = {
-    log: silentLogger, mediaUrl: (m: string) => m, portals: { forRoom: () => [] }, matrix: { powerLevel: async () => 0 },
+    log: silentLogger, mediaUrl: (m: string) => m, portals: { forRoom: () => [] }, matrix: { powerLevel: async () => o.power ?? 0 },
     remoteUserOf: () => undefined, domain: 'x',
     kv: { get: (k: string) => kv.get(k), set: (k: string, v: string) => { kv.set(k, v); }, delete: (k: string) => { kv.delete(k); } },
   };
@@ -96,7 +111,7 @@ function bridge(o: { refusedEmoji?: string[]; threads?: Record<string, { locked?
     remoteUserOf: (mxid: string) => (mxid === '@discord_5:x' ? { kind: 'user', userId: '5' } : undefined),
   });
   const shown = (): string[] => [...messages.values()];
-  return { to, messages, calls, reactions, shown, where, started };
+  return { to, messages, calls, reactions, shown, where, started, sentWith };
 }
 
 const portal = { roomId: '!r:x', remoteChat: '10', kind: 'portal' as const };
@@ -216,5 +231,87 @@ describe('ToDiscord: editing a message sent in parts', () => {
     const err = await to.edit(edit(remoteIds!, 'new')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeliveryError);
     expect((err as DeliveryError).permanent).toBe(true);
+  });
+});
+
+describe('ToDiscord: pings', () => {
+  const roles = [{ id: '222', name: 'Mods', mentionable: true }];
+
+  it.each<[string, number, string, string[]]>([
+    ['a sender below everyoneMentionPower: the name as typed', 0, '@Mods help', []],
+    ['a sender at everyoneMentionPower: a mention', 50, '<@&222> help', ['222']],
+  ])('pings a role by `@Role` only from a sender who may ping everyone: %s', async (_name, power, content, pinged) => {
+    const { to, shown, sentWith } = bridge({ power, roles });
+    await to.message(message('@Mods help'));
+    expect(shown()).toEqual([content]);
+    expect((sentWith.get('100')!.body.allowed_mentions as { roles: string[] }).roles).toEqual(pinged);
+  });
+
+  it('pings no role from a quote, even from a sender who may', async () => {
+    const { to, shown } = bridge({ power: 100, roles });
+    await to.message({ ...message('> @Mods said\nok'), formattedBody: '<blockquote>@Mods said</blockquote>ok' });
+    expect(shown()).toEqual(['> @Mods said\nok']);
+  });
+});
+
+describe('ToDiscord: names', () => {
+  it('never speaks under a name that only looks different from a member\'s', async () => {
+    const { to, sentWith } = bridge({ members: ['Admin'] });
+    for (const [k, displayName] of ['Admin\u200b', '\u200bAdmin', 'Admin\u2060', 'A\u00addmin', '\u0410dmin'].entries()) {
+      await to.message({ ...message('hi'), eventId: `$n${k}`, sender: { userId: '@mallory:x', displayName } });
+    }
+    expect([...sentWith.values()].map((m) => m.body.username)).toEqual(['Admin (Matrix)', 'Admin (Matrix)', 'Admin (Matrix)', 'Admin (Matrix)', '\u0410dmin (Matrix)']);
+  });
+});
+
+describe('ToDiscord: very long messages', () => {
+  const long = 'word '.repeat(13_000).trim(); // 65 KB: 33 Discord messages
+
+  it('sends text of up to three messages as messages, with no file', async () => {
+    const { to, sentWith } = bridge();
+    const { remoteIds } = await to.message(message(paragraphs(3)));
+    expect(remoteIds).toHaveLength(3);
+    expect([...sentWith.values()].flatMap((m) => m.files)).toEqual([]);
+  });
+
+  it('sends longer text as its start, then the whole text as message.txt, as Discord\'s client does', async () => {
+    const { to, shown, sentWith } = bridge();
+    const { remoteIds } = await to.message(message(long));
+    expect(remoteIds).toEqual(['100', '101']);
+    expect(shown()[0]!.endsWith('\n-# …the whole message is in message.txt')).toBe(true);
+    expect(shown()[0]!.length).toBeLessThanOrEqual(2000);
+    const file = sentWith.get('101')!;
+    expect(file.files).toEqual([{ name: 'message.txt', text: long }]); // nothing lost
+    expect(file.body).toMatchObject({ allowed_mentions: { parse: [] }, attachments: [{ id: 0, filename: 'message.txt' }] });
+    expect(file.body.content).toBeUndefined();
+  });
+
+  it('sends the media file with the start of a long caption, and the whole caption after', async () => {
+    const { to, sentWith } = bridge();
+    const media = { ...message(long), media: { url: 'data:image/png,img', filename: 'cat.png', mimetype: 'image/png' } } as MatrixMessage;
+    await to.message(media);
+    expect([...sentWith.values()].map((m) => m.files.map((f) => f.name))).toEqual([['cat.png'], ['message.txt']]);
+  });
+
+  it('keeps the link to a file too big for Discord in the whole text, after a long caption', async () => {
+    const { to, sentWith } = bridge();
+    const media = { ...message(long), media: { url: 'mxc://x/big', filename: 'big.bin', size: 2e7 } } as MatrixMessage;
+    await to.message(media);
+    expect(sentWith.get('101')!.files).toEqual([{ name: 'message.txt', text: `${long}\n📎 big.bin (19.1 MiB), too big to upload to Discord: mxc://x/big` }]);
+  });
+
+  it('edits a message made too long into its start and the file, and back, leaving no stale file', async () => {
+    const { to, calls, shown, sentWith } = bridge();
+    const { remoteIds } = await to.message(message(paragraphs(2)));
+    calls.length = 0;
+    await to.edit(edit(remoteIds!, long));
+    expect(calls).toEqual(['edit 100', 'delete 101', 'send 102']);
+    expect(sentWith.get('102')!.files).toEqual([{ name: 'message.txt', text: long }]);
+    calls.length = 0;
+    await to.edit(edit(remoteIds!, paragraphs(2, 'new')));
+    // the message that held the file now holds text, without the file
+    expect(calls).toEqual(['edit 100', 'edit 102']);
+    expect(shown().join('\n')).toBe(paragraphs(2, 'new'));
+    expect(sentWith.get('102')!.files).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@
  */
 import { parseDiscordMarkdown, type MdNode } from './markdown.js';
 import { escapeHtml, userPillHref, roomPillHref } from './mentions.js';
+import { dropInvisibles, hasInvisibles } from './unicode.js';
 
 export interface DiscordToMatrixResolver {
   /** A Discord user: the Matrix user to pill (their ghost) and the name to show; undefined = unknown. */
@@ -61,13 +62,35 @@ function hostOf(url: string): string | undefined {
 }
 
 /**
- * Whether a masked link's text names a site other than the one it goes to: it holds a URL or a
- * host name (`paypal.com`) whose host is not the link's. Strict: `example.org` for a link to
- * `docs.example.org` counts as another site (on shared hosts, such as `github.io`, it is), and so
- * does a file name that reads as a host name (`README.md`): those are shown with their URL, which
- * costs little.
+ * Characters that read as a dot but are none, and that NFKC leaves as they are: middle dots
+ * (Latin, Greek, Katakana, halfwidth Katakana, Canadian syllabics), Syriac and Vai full stops,
+ * the hyphenation point, word separator dots, the Lisu tone letter `ꓸ`, Arabic full stop. (NFKC
+ * already makes `․` U+2024 and `﹒` U+FE52 a dot.)
  */
-function namesAnotherSite(text: string, href: string): boolean {
+const DOT_LOOKALIKES = /[\u00B7\u0387\u06D4\u0701\u0702\u1427\u2027\u2E31\u2E33\u30FB\uA4F8\uA60E\uFF65]/gu;
+
+/**
+ * A link's text as a host name in it reads: NFKC (full-width letters, `․`), invisible characters
+ * dropped (`good\u200b.com`), look-alike dots made dots. Only for looking: the text shown is the
+ * text sent.
+ */
+function linkTextAsRead(text: string): string {
+  return dropInvisibles(text.normalize('NFKC')).replace(DOT_LOOKALIKES, '.');
+}
+
+/**
+ * Whether a masked link's text names a site other than the one it goes to: it holds a URL or a
+ * host name (`paypal.com`) whose host is not the link's, once read as a person reads it (see
+ * {@link linkTextAsRead}). Strict: `example.org` for a link to `docs.example.org` counts as another
+ * site (on shared hosts, such as `github.io`, it is), and so does a file name that reads as a host
+ * name (`README.md`): those are shown with their URL, which costs little. For the same reason it
+ * fails closed: text holding an invisible or reordering character (but for those of an emoji)
+ * counts too, whatever it reads as: such text is rarely typed, and the next trick with one would
+ * get past a list of tricks.
+ */
+function namesAnotherSite(raw: string, href: string): boolean {
+  if (hasInvisibles(raw)) return true;
+  const text = linkTextAsRead(raw);
   const urls = text.match(URL_IN_TEXT) ?? [];
   const named = [...urls.map(hostOf), ...(text.replace(URL_IN_TEXT, ' ').match(HOST_IN_TEXT) ?? []).map((h) => hostOf(`http://${h}`))];
   if (named.length === 0) return false;

@@ -9,6 +9,7 @@ export {
   type DiscordToMatrixResolver, type MatrixText,
 } from './discordToMatrix.js';
 export {
-  matrixToDiscord, replyQuote, splitMessage, webhookUsername, type DiscordEmoji, type DiscordRole, type DiscordText,
-  type MatrixToDiscordResolver,
+  LONG_TEXT_FILE, MAX_PARTS, matrixToDiscord, replyQuote, splitCapped, splitMessage, webhookUsername, type DiscordEmoji, type DiscordRole,
+  type DiscordText, type MatrixToDiscordResolver,
 } from './matrixToDiscord.js';
+export { nameKey } from './unicode.js';

@@ -11,6 +11,7 @@
 import { parseDOM } from 'htmlparser2';
 import { defuseEveryone, escapeDiscordMarkdown, escapeLineStart, MARKER_CHARS, markupSpans, percentEncode, urlsIn, type MdSpan } from './markdown.js';
 import { channelMention, customEmoji, parsePermalink, roleMention, userMention } from './mentions.js';
+import { dropInvisibles, nameKey } from './unicode.js';
 
 export interface DiscordRole { id: string; name: string; mentionable: boolean }
 export interface DiscordEmoji { id: string; name: string; animated: boolean }
@@ -24,10 +25,15 @@ export interface MatrixToDiscordResolver {
   emoji?(mxc: string): DiscordEmoji | undefined;
   /** A public URL for an mxc:// URL (inline images). */
   mediaUrl?(mxc: string): string | undefined;
-  /** The guild's roles, for `@Role` in text; only mentionable ones become mentions. */
+  /** The guild's roles, for `@Role` in text; only mentionable ones become mentions, and only with {@link allowRoles}. */
   roles?: readonly DiscordRole[];
   /** Send @everyone and @here as real mentions. */
   allowEveryone?: boolean;
+  /**
+   * Turn `@Role` in text into a mention of a mentionable role (the sender may ping it, as they may
+   * ping everyone: a Matrix user is nobody the guild vetted). Otherwise the name stays text.
+   */
+  allowRoles?: boolean;
 }
 
 export interface DiscordText {
@@ -61,6 +67,8 @@ class Ctx {
   readonly open: string[] = [];
   /** Inside a link's text: a link there is its text (a link cannot hold a link). */
   inLink = 0;
+  /** Inside a quote: what is quoted pings no one (quoting an announcement must not ping its role, or everyone, again). */
+  inQuote = 0;
   /** The markers of formatting around the node being rendered that is moved down onto its children (see {@link distribute}). */
   readonly moved: string[] = [];
   private readonly roleList: DiscordRole[];
@@ -70,7 +78,7 @@ class Ctx {
 
   /**
    * Escape text for Discord, turning `@Role` into role mentions and handling @everyone/@here (not
-   * inside URLs). `next`: the markdown that will follow it.
+   * inside URLs, quotes or a link's text). `next`: the markdown that will follow it.
    */
   text(s: string, next = ''): string {
     let out = '';
@@ -97,11 +105,13 @@ class Ctx {
       const glued = i > 0 && /[\w.]/.test(s[i - 1]!);
       // an e-mail address (me@everyone.example) stays whole: it is no mention, so it pings no one
       if (glued && s[EVERYONE_AT.lastIndex] === '.' && /[A-Za-z0-9]/.test(s[EVERYONE_AT.lastIndex + 1] ?? '')) return undefined;
-      // only a mention standing alone pings, and only when allowed; any other is shown defused
-      if (this.r.allowEveryone && !glued) { this.everyone = true; return { out: `@${ev[1]}`, len: ev[0].length + 1 }; }
+      // only a mention standing alone pings, and only when allowed, and not quoted; any other is shown defused
+      if (this.r.allowEveryone && !glued && this.inQuote === 0) { this.everyone = true; return { out: `@${ev[1]}`, len: ev[0].length + 1 }; }
       return { out: defuseEveryone(`@${ev[1]}`), len: ev[0].length + 1 };
     }
     if (i > 0 && /[\w.]/.test(s[i - 1]!)) return undefined; // an e-mail address, not a role
+    // (a mention in a link's text would be the link's text; one not allowed stays the name typed)
+    if (!this.r.allowRoles || this.inLink > 0 || this.inQuote > 0) return undefined;
     for (const role of this.roleList) {
       if (!role.mentionable || s.slice(i + 1, i + 1 + role.name.length).toLowerCase() !== role.name.toLowerCase()) continue;
       if (/\w/.test(s[i + 1 + role.name.length] ?? '')) continue;
@@ -324,7 +334,9 @@ function renderNode(n: HNode, ctx: Ctx, buf: Buf, inPre: boolean): void {
       return;
     }
     case 'blockquote': {
-      const inner = sub(kids, ctx).replace(/\n+$/, '').replace(/^\n+/, '');
+      ctx.inQuote++;
+      let inner: string;
+      try { inner = sub(kids, ctx).replace(/\n+$/, '').replace(/^\n+/, ''); } finally { ctx.inQuote--; }
       buf.ensureLine();
       // (`>` alone would end the quote: Discord needs the space, on a blank line too)
       buf.raw(inner.split('\n').map((l) => `> ${l}`).join('\n'));
@@ -471,7 +483,12 @@ export function matrixToDiscord(msg: { body: string; formattedBody?: string }, r
     const body = typeof msg.body === 'string' ? msg.body : '';
     const lines = body.replace(CONTROLS, '').split(/\r\n|\n|\r/);
     if (opts.emote) ctx.open.push('*'); // in italics, as the HTML of an emote is (see fromHtml)
-    const text = lines.map((line) => ctx.text(line)).join('\n').trim();
+    const text = lines.map((line) => {
+      // a line quoted in plain text (`> what she said`) is a quote too, though shown escaped
+      const quoted = /^\s*>/.test(line);
+      if (quoted) ctx.inQuote++;
+      try { return ctx.text(line); } finally { if (quoted) ctx.inQuote--; }
+    }).join('\n').trim();
     content = opts.emote ? wrapInline('*', text) : text;
   }
   return { content, users: [...ctx.users], roles: [...ctx.roles], everyone: ctx.everyone };
@@ -498,17 +515,25 @@ function fromHtml(html: string, ctx: Ctx, emote: boolean): string | undefined {
 /**
  * The webhook username a Matrix user speaks under on Discord. Their display name if it is 2–32
  * characters, else their Matrix id; ` (irc)` etc. for a user relayed from another network; never
- * a name Discord refuses (containing "discord" or "clyde"), and never exactly the name of a member
- * of the guild, so no one is impersonated. At most 80 characters (Discord's limit).
+ * a name Discord refuses (containing "discord" or "clyde"), and never a name that looks like that
+ * of a member of the guild (`memberNames`), so no one is impersonated. At most 80 characters
+ * (Discord's limit).
+ *
+ * Names are compared as they look ({@link nameKey}), and sent in NFKC without invisible characters
+ * (but for those of an emoji): `Admin\u200b`, `A\u00addmin` and `Аdmin` (Cyrillic А) are all the
+ * member Admin's name, and what is sent shows what was compared.
  */
 export function webhookUsername(sender: { userId: string; displayName: string; ghostOf?: { network: string } },
-  memberNames: ReadonlySet<string> = new Set()): string {
-  let name = sender.displayName.replace(/[\x00-\x1F\x7F]/g, '').replace(/\s+/g, ' ').trim();
+  memberNames: Iterable<string> = []): string {
+  let name = dropInvisibles(sender.displayName.normalize('NFKC'), true).replace(/[\x00-\x1F\x7F]/g, '').replace(/\s+/g, ' ').trim();
   if ([...name].length < 2 || [...name].length > 32) name = sender.userId;
   if (sender.ghostOf) name = `${name} (${sender.ghostOf.network})`;
   // Discord refuses these words anywhere in a name: break them with a middle dot (Disc·ord, Cl·yde)
   name = name.replace(/discord/gi, (w) => `${w.slice(0, 4)}\u00b7${w.slice(4)}`).replace(/clyde/gi, (w) => `${w.slice(0, 2)}\u00b7${w.slice(2)}`);
-  if (memberNames.has(name.toLowerCase())) name = `${name} (Matrix)`;
+  const key = nameKey(name);
+  for (const member of memberNames) {
+    if (nameKey(member) === key) { name = `${name} (Matrix)`; break; }
+  }
   return [...name].slice(0, 80).join('');
 }
 
@@ -548,6 +573,27 @@ export function splitMessage(content: string, max = 2000): string[] {
     [pos, lead] = resume(content, cut, open, max);
   }
   return out.filter((c) => c.trim() !== '');
+}
+
+/** The most Discord messages the text of one Matrix message is sent as (see {@link splitCapped}). */
+export const MAX_PARTS = 3;
+/** The file the whole text of a message too long for {@link MAX_PARTS} messages goes in. */
+export const LONG_TEXT_FILE = 'message.txt';
+/** The line that ends the part shown of a message sent as a file (small text, as Discord shows `-# `). */
+const IN_FILE_NOTE = `\n-# …the whole message is in ${LONG_TEXT_FILE}`;
+
+/**
+ * Content as at most `maxParts` Discord messages of at most `max` characters. Past that (a 65 KB
+ * Matrix message would be 33 messages, flooding the channel and the rate limit) it is one message:
+ * its first part and a line saying the rest is in {@link LONG_TEXT_FILE}, and `inFile` is set: the
+ * caller sends the whole text in that file, as Discord's own client sends a long message, so
+ * nothing is lost.
+ */
+export function splitCapped(content: string, maxParts = MAX_PARTS, max = 2000): { parts: string[]; inFile: boolean } {
+  const parts = splitMessage(content, max);
+  if (parts.length <= maxParts) return { parts, inFile: false };
+  const first = splitMessage(content, max - IN_FILE_NOTE.length)[0] ?? '';
+  return { parts: [`${first}${IN_FILE_NOTE}`], inFile: true };
 }
 
 /** Where to cut `content` for a part from `pos` of at most `room` characters: a line break, a space in the second half, or anywhere. */

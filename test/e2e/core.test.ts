@@ -302,6 +302,20 @@ describe('messages both ways', () => {
     if (red.kind !== 'redaction') throw new Error('unreachable');
     expect(red.redaction.target.remoteIds).toEqual(e.edit.target.remoteIds);
     expect(red.redaction.reason).toBe('oops');
+    // a reply to the deleted message reaches the network without its text (a network would quote it)
+    const before = await alice.sendText(roomId, 'my password is hunter2');
+    await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === before);
+    const replyToKept = await alice.sendText(roomId, 'reply to a kept one', { 'm.relates_to': { 'm.in_reply_to': { event_id: before } } });
+    const kept = await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === replyToKept);
+    expect(kept.kind === 'message' && kept.msg.replyTo?.body).toBe('my password is hunter2');
+    await alice.redact(roomId, before, 'oops');
+    await testa.waitFor((r) => r.kind === 'redaction' && r.redaction.target.eventId === before);
+    const replyToGone = await alice.sendText(roomId, 'reply to a deleted one', { 'm.relates_to': { 'm.in_reply_to': { event_id: before } } });
+    const gone = await testa.waitFor((r) => r.kind === 'message' && r.msg.eventId === replyToGone);
+    if (gone.kind !== 'message') throw new Error('unreachable');
+    expect(gone.msg.replyTo).toMatchObject({ eventId: before });
+    expect(gone.msg.replyTo?.body).toBeUndefined();
+    expect(bridge.database.prepare('SELECT body FROM message_map WHERE event_id = ?').all(before)).toEqual([expect.objectContaining({ body: null })]);
   });
 
   it('maps remote edits, deletions, replies and reactions to Matrix events', async () => {
@@ -328,6 +342,8 @@ describe('messages both ways', () => {
       const ev = await alice.getEvent(roomId, orig.event_id);
       return ev.unsigned?.['redacted_because'] !== undefined && Object.keys(ev.content).length === 0;
     }, 'the original event to be redacted');
+    // deleted at its source: its text is not kept for quoting either
+    expect(bridge.database.prepare('SELECT body FROM message_map WHERE event_id = ? AND body IS NOT NULL').all(orig.event_id)).toEqual([]);
   });
 
   it('shows a remote user typing through their ghost', async () => {

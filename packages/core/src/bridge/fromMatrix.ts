@@ -257,6 +257,7 @@ export class FromMatrix {
       case 'm.room.redaction': {
         const target = ev.redacts ?? str(c['redacts']);
         if (!target) return;
+        this.d.messages.forgetBody(target);
         const remoteIds = mapped(target);
         if (remoteIds.length === 0) {
           this.d.log.debug('redaction of an event that never reached this chat; nothing to take back', { network: net, chat: portal.remoteChat, target });

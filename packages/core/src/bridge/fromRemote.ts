@@ -268,6 +268,7 @@ export class RemoteDelivery {
       return;
     }
     for (const ev of events) {
+      this.messages.forgetBody(ev.eventId); // deleted at its source: not quoted in a reply from here on
       // The ghost that sent it redacts it (always allowed); the bot is the fallback for others' events.
       const txn = deterministicTxnId('redact', ev.eventId);
       try {

@@ -31,6 +31,7 @@ export class MessageStore {
   private readonly byRemote;
   private readonly byRemoteInRoom;
   private readonly anyOfRemote;
+  private readonly dropBody;
 
   constructor(private readonly db: Db) {
     this.insert = db.prepare(
@@ -43,6 +44,16 @@ export class MessageStore {
       'SELECT * FROM message_map WHERE network = ? AND remote_chat = ? AND remote_id = ? AND room_id = ? ORDER BY part',
     );
     this.anyOfRemote = db.prepare('SELECT 1 FROM message_map WHERE network = ? AND remote_chat = ? AND remote_id = ? LIMIT 1');
+    this.dropBody = db.prepare('UPDATE message_map SET body = NULL WHERE event_id = ? AND body IS NOT NULL');
+  }
+
+  /**
+   * The event was deleted (redacted on Matrix, or deleted on the remote side): its text is not
+   * kept, nor quoted again (a reply to it would quote it to the remote side, a deleted password
+   * and all). The mapping stays: a late edit or reaction still finds what it belongs to.
+   */
+  forgetBody(eventId: string): void {
+    this.dropBody.run(eventId);
   }
 
   add(m: MappedEvent): void {

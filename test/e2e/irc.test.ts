@@ -336,8 +336,8 @@ describe('IRC bridge: users and rooms', () => {
     const ren = await ircUser('ircren', ['#renold']); // the channel's first member: its op, who may RENAME it
     const portalId = await alice.join('#irc_test_#renold:localhost');
     const plumbedId = await plumbed('#renold');
-    await alice.sendText(portalId, 'before the rename');
-    await ren.waitFor((m) => m.message === 'before the rename');
+    const before = await alice.sendText(portalId, 'before the rename');
+    const beforeMsgid = (await ren.waitFor((m) => m.message === 'before the rename')).tags['msgid']!;
     ren.client.raw('RENAME #renold #rennew :a better name');
     const told = await alice.waitForEvent(plumbedId, (e) => e.sender === botId && body(e).includes('#rennew'));
     expect(body(told)).toBe('ℹ #renold was renamed to #rennew on IRC (a better name): this room now follows #rennew.');
@@ -353,6 +353,10 @@ describe('IRC bridge: users and rooms', () => {
     await alice.sendText(plumbedId, 'from matrix after the rename');
     expect(await ren.waitFor((m) => m.message === 'from matrix after the rename')).toMatchObject({ nick: 'Alice[m]', target: '#rennew' });
     expect(ren.raw.some((l) => / JOIN #rennew/i.test(l) && l.includes('Alice[m]'))).toBe(false);
+    // what was said before the rename is still found: an IRC reply to it is a Matrix reply
+    ren.say('#rennew', 'replying to a line from before', { '+draft/reply': beforeMsgid });
+    const reply = await alice.waitForEvent(portalId, (e) => body(e) === 'replying to a line from before');
+    expect(reply.content['m.relates_to']).toEqual({ 'm.in_reply_to': { event_id: before } });
     // the new channel's alias finds the same portal room
     expect(await alice.join('#irc_test_#rennew:localhost')).toBe(portalId);
     // who is in the channel moved too: a QUIT there still takes the ghost out of the rooms

@@ -757,13 +757,9 @@ export class ChannelEvents {
     this.modes.channelRenamed(from, to);
     this.server.recent.channelRenamed(from, to);
     this.marks?.channelRenamed(from, to);
-    // (a new case of the same name is the same chat: the links stay)
-    if (newChat !== oldChat) {
-      for (const p of portals) {
-        this.ctx.portals.link(p.roomId, newChat, { kind: p.kind, name: to, ...(p.data ? { data: p.data } : {}) });
-        this.ctx.portals.unlink(p.roomId, oldChat);
-      }
-    }
+    // (a new case of the same name is the same chat: the links stay); the message map moves with
+    // the links, or IRC replies, reactions and deletions of older lines would find nothing
+    if (newChat !== oldChat) this.ctx.portals.moveChat(oldChat, newChat, { name: to });
     if (portals.length === 0) return;
     this.report(this.ctx.remote.chatInfo({ chat: newChat, name: to }));
     this.report(this.ctx.remote.notice({ chat: newChat, text: `ℹ ${from} was renamed to ${to} on IRC${reason ? ` (${reason})` : ''}: this room now follows ${to}.` }));

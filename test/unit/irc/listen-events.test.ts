@@ -35,7 +35,7 @@ function listener(opts: { portals?: Record<string, string[]>; expectKick?: [stri
   const ctx = {
     log, kv: new Map(),
     remote: Object.fromEntries(['membership', 'memberList', 'powerLevels', 'roomSettings', 'message', 'profile', 'chatInfo', 'notice'].map((t) => [t, rec(t)])),
-    portals: { forChat: (c: string) => (opts.portals?.[c] ?? []).map((roomId) => ({ roomId, kind: 'plumbed' })), link() {}, unlink() {} },
+    portals: { forChat: (c: string) => (opts.portals?.[c] ?? []).map((roomId) => ({ roomId, kind: 'plumbed' })), link() {}, unlink() {}, moveChat() {} },
     bridged: () => false,
   } as unknown as NetworkContext;
   const events = new ChannelEvents(server, ctx, { renameGhost: (_s: string, _o: string, n: string) => ircLower(n), nickGone: () => false } as unknown as IrcStore);

@@ -336,6 +336,13 @@ export class TrestleBridge {
             roomId: this.currentRoom(roomId), network: id, remoteChat: chat, kind: o?.kind ?? 'plumbed', ...(o?.name !== undefined ? { name: o.name } : {}), ...(o?.data ? { data: o.data } : {}),
           }),
           unlink: (roomId, chat) => portals.unlink(id, chat, roomId),
+          moveChat: (from, to, o) => db.transaction(() => {
+            for (const p of portals.forChat(id, from)) {
+              portals.link({ ...p, remoteChat: to, ...(o?.name !== undefined ? { name: o.name } : {}) });
+              portals.unlink(id, from, p.roomId);
+            }
+            messages.moveChat(id, from, to);
+          })(),
           refreshBridgeInfo: (chat) => { for (const p of portals.forChat(id, chat)) bridgeInfo.linked(p); },
         },
         kv: kv.scoped(id),

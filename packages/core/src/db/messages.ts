@@ -32,6 +32,7 @@ export class MessageStore {
   private readonly byRemoteInRoom;
   private readonly anyOfRemote;
   private readonly dropBody;
+  private readonly rechat;
 
   constructor(private readonly db: Db) {
     this.insert = db.prepare(
@@ -45,6 +46,12 @@ export class MessageStore {
     );
     this.anyOfRemote = db.prepare('SELECT 1 FROM message_map WHERE network = ? AND remote_chat = ? AND remote_id = ? LIMIT 1');
     this.dropBody = db.prepare('UPDATE message_map SET body = NULL WHERE event_id = ? AND body IS NOT NULL');
+    this.rechat = db.prepare('UPDATE OR REPLACE message_map SET remote_chat = ? WHERE network = ? AND remote_chat = ?');
+  }
+
+  /** A remote chat has a new id (renamed): its messages are found under it. */
+  moveChat(network: string, from: string, to: string): void {
+    if (from !== to) this.rechat.run(to, network, from);
   }
 
   /**

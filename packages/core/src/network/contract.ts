@@ -689,6 +689,12 @@ export interface NetworkContext {
     link(roomId: MatrixRoomId, chat: RemoteChatId, opts?: { kind?: PortalRef['kind']; name?: string; data?: Record<string, unknown> }): PortalInfo;
     unlink(roomId: MatrixRoomId, chat: RemoteChatId): boolean;
     /**
+     * A remote chat now has another id (an IRC channel renamed): its links move to `to` (with `name`
+     * as their name, if given), and so does the message map, so that replies, reactions and
+     * deletions on the remote side still find the messages from before. Atomic.
+     */
+    moveChat(from: RemoteChatId, to: RemoteChatId, opts?: { name?: string }): void;
+    /**
      * How a chat is described ({@link BridgeInfoCapable}) changed, e.g. it was renamed: core asks
      * again and updates its rooms' bridge info where it differs. Returns at once; never fails.
      */

@@ -4,7 +4,7 @@
  * netsplit.ts), nick changes, topics, channel modes (ranks and room settings, see modes.ts), and
  * with `presence` on, away status (presence.ts).
  */
-import type { NetworkContext } from '@trestle/core';
+import type { NetworkContext, RemoteMembership } from '@trestle/core';
 import { channelChat, ircLower, ircUser, isChannel, moveChannel } from './ids.js';
 import { ChannelModes, type ModeChange, type RoomSettingsChange, type ServerModeInfo } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
@@ -265,11 +265,7 @@ export class ChannelEvents {
    * it stops doing so (IrcStore.nickGone), so whoever takes it next is not them.
    */
   private leave(q: HeldQuit): void {
-    for (const ch of q.channels) {
-      this.report(this.ctx.remote.membership({
-        chat: channelChat(this.key, ch), user: this.server.senderFor(q.nick), membership: 'leave', ...(q.reason ? { reason: q.reason } : {}),
-      }));
-    }
+    for (const ch of q.channels) this.membership(ch, { user: this.server.senderFor(q.nick), membership: 'leave', ...(q.reason ? { reason: q.reason } : {}) });
     if (this.store.nickGone(this.key, q.nick)) this.ctx.log.debug('a nick changed to was quit with: no longer its ghost\'s', { server: this.key, nick: q.nick });
   }
 
@@ -389,6 +385,17 @@ export class ChannelEvents {
     if (!f) return false;
     f.held.push(later);
     return true;
+  }
+
+  /**
+   * A join, leave or kick in a channel, to its rooms: in order with its live messages, so one made
+   * while the channel's history is fetched waits with them (a leave sent first, the ghost would be
+   * joined again by a line of theirs held till then). Who it is, is settled now (a nick given up
+   * next is someone else's).
+   */
+  private membership(channel: string, m: Omit<RemoteMembership, 'chat'>): void {
+    const send = (): void => this.report(this.ctx.remote.membership({ chat: channelChat(this.key, channel), ...m }));
+    if (!this.held(channel, send)) send();
   }
 
   /**
@@ -599,7 +606,7 @@ export class ChannelEvents {
       // extended-join says whether they are logged in; a plain JOIN says nothing
       if (e.account !== undefined) this.server.noteAccount(e.nick, typeof e.account === 'string' ? e.account : undefined);
       if (fromNowhere && this.store.nickGone(this.key, e.nick)) this.ctx.log.debug('a nick changed to was taken by someone new: a ghost of their own', { server: this.key, nick: e.nick });
-      this.report(this.ctx.remote.membership({ chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'join' }));
+      this.membership(e.channel, { user: this.server.senderFor(e.nick), membership: 'join' });
       this.presence?.sync(e.nick);
     });
     l.on('part', (e: { nick: string; channel: string; message?: string; time?: number; tags?: Record<string, string> }) => {
@@ -609,9 +616,7 @@ export class ChannelEvents {
       if (this.server.isOwnNick(e.nick)) return;
       this.presence?.sync(e.nick); // offline if that was their last bridged channel
       const reason = partReason(e);
-      this.report(this.ctx.remote.membership({
-        chat: channelChat(this.key, e.channel), user: this.server.senderFor(e.nick), membership: 'leave', ...(reason ? { reason } : {}),
-      }));
+      this.membership(e.channel, { user: this.server.senderFor(e.nick), membership: 'leave', ...(reason ? { reason } : {}) });
     });
     l.on('kick', (e: { kicked: string; nick: string; channel: string; message?: string; time?: number; tags?: Record<string, string> }) => {
       this.passed(e.channel, e.time, e.tags?.['msgid']);
@@ -619,16 +624,16 @@ export class ChannelEvents {
       if (isListener(e.kicked)) this.forgetChannel(e.channel); else this.modes.left(e.channel, e.kicked);
       if (this.server.isOwnNick(e.kicked) || this.server.isLeftover(e.kicked)) return;
       this.presence?.sync(e.kicked); // offline if that was their last bridged channel
-      const chat = channelChat(this.key, e.channel), user = this.server.senderFor(e.kicked), reason = kickReason(e);
+      const user = this.server.senderFor(e.kicked), reason = kickReason(e);
       if (this.server.takeExpectedKick(e.channel, e.kicked)) {
         // done for a Matrix kick or ban in one of the channel's rooms, which has it already; the
         // others linked to the channel have not. A leave, not a kick: in the room that did it the
         // ghost is gone, and a leave of a ghost not in a room is nothing, where the bot's kick of a
         // ghost banned there would lift the ban
-        this.report(this.ctx.remote.membership({ chat, user, membership: 'leave', reason: `Kicked by ${e.nick}${reason ? `: ${reason}` : ''}` }));
+        this.membership(e.channel, { user, membership: 'leave', reason: `Kicked by ${e.nick}${reason ? `: ${reason}` : ''}` });
         return;
       }
-      this.report(this.ctx.remote.membership({ chat, user, membership: 'kick', by: this.server.senderFor(e.nick), ...(reason ? { reason } : {}) }));
+      this.membership(e.channel, { user, membership: 'kick', by: this.server.senderFor(e.nick), ...(reason ? { reason } : {}) });
     });
     l.on('quit', (e: { nick: string; message?: string; batch?: { type?: string }; time?: number; tags?: Record<string, string> }) => {
       const lc = ircLower(e.nick);

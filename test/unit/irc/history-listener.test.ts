@@ -157,3 +157,24 @@ describe('a deletion while the history is fetched', () => {
     b.server.stop();
   });
 });
+
+describe('a leave while the history is fetched', () => {
+  it('waits behind the live messages held meanwhile, so the ghost is not joined again by one of them', async () => {
+    const b = bridge({ mark: ms(1, 0) });
+    b.feed(listenerJoin, `@time=${at(3, 0, 1)} :alice!a@h JOIN #rust`); // joined after the listener: held too
+    const members = (): string[] => b.reports.filter((r) => r.t === 'message' || r.t === 'membership')
+      .map((r) => r.t === 'message' ? `said ${String(r['id'])}` : `${String(r['membership'])} ${String((r['user'] as { displayName?: string }).displayName)}`);
+    const before = members().length;
+    b.feed(
+      `@time=${at(3, 1)};msgid=live1 :alice!a@h PRIVMSG #rust :bye all`,
+      `@time=${at(3, 2)};msgid=p1 :alice!a@h PART #rust :gone`,
+      `@time=${at(3, 3)};msgid=j2 :alice!a@h JOIN #rust`, // and back: the join must not overtake the leave
+    );
+    await settle();
+    expect(members().slice(before)).toEqual([]); // all wait for the history
+    b.feed(`@time=${at(3, 4)} :irc.test BATCH +h1 chathistory #rust`, ':irc.test BATCH -h1');
+    await settle();
+    expect(members().slice(before)).toEqual(['join alice', 'said live1', 'leave alice', 'join alice']);
+    b.server.stop();
+  });
+});

@@ -22,11 +22,15 @@ import { EventEmitter } from 'node:events';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DeliveryError } from '@trestle/core';
+import { Barriers, isErrorReply, type BarrierLine } from './barriers.js';
+import { OpenBatches, type PrivateBatch } from './batches.js';
 import { reconnectAfterLoss, registerDeadline } from './connection.js';
 import { lineDecoder } from './convert/encoding.js';
 import { CtcpLimiter, privateMessage } from './ctcp.js';
 import { joinLines, Pacer } from './flood.js';
-import { capEntries, escapeTag, parseLine, type IrcLine } from './ircline.js';
+import { escapeTag, parseLine, type IrcLine } from './ircline.js';
+import { OfferedCaps } from './offered.js';
+import { LineReader } from './reader.js';
 import { READ_BUFFER, REST_MAX_MS, REST_MS, rest, wake } from './resting.js';
 import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
@@ -35,7 +39,7 @@ import { nextNick, NickRegain } from './nicks.js';
 import { BANNED, JOIN_ERRORS, NICK_ERRORS } from './numerics.js';
 import { SaslLogin } from './sasl.js';
 import { LoginHold, NO_CAP_REPLIES, type Route } from './sts.js';
-import { joinMultiline, type MultilineLine, type MultilinePart } from './convert/index.js';
+import { joinMultiline, type MultilinePart } from './convert/index.js';
 
 import type { LeanOptions } from './leanOptions.js';
 
@@ -46,25 +50,25 @@ interface Pending {
   command: LineKind; target: string; text: string; tags: Record<string, string>;
   /** For MULTILINE: the batch's lines and the command each is sent with. */
   multiline?: { command: 'PRIVMSG' | 'NOTICE'; parts: readonly MultilinePart[] };
+  /** The turn it was queued in: the lines of one message are queued together (see onClosed). */
+  turn: number;
   resolve: (id: string | undefined) => void; reject: (e: Error) => void;
 }
 
-/** A labeled line on the wire: `settle` answers it (echo msgid, or the server's refusal); `lost` fails it. */
-interface Awaiting { settle: (id: string | undefined, refusal?: string) => void; lost: () => void }
+/** A line on the wire waiting for its answer: `settle` answers it (echo msgid, or the server's refusal); `lost` fails it. */
+interface Awaiting { turn: number; settle: (id: string | undefined, refusal?: string) => void; lost: () => void }
 
 const WANTED_CAPS = ['echo-message', 'labeled-response', 'message-tags', 'server-time', 'batch', 'draft/message-redaction', 'draft/multiline', 'draft/channel-rename'];
 
-/** The most lines kept of one incoming multiline message (servers announce far fewer: ergo's default is 100). */
-const MAX_MULTILINE_LINES = 1000;
 /** Channel chatter from others: `[@tags ]:prefix PRIVMSG|NOTICE|TAGMSG #chan`; dropped unless it carries our label. */
 const CHANNEL_CHATTER = /(?:@\S+ )?:\S+ (?:PRIVMSG|NOTICE|TAGMSG) [#&+!]/y; // sticky: tested at a line's start
 
-/** The longest line kept while waiting for its end (tags 8,191 + message 512 bytes, with room). */
-const MAX_LINE_BYTES = 16 * 1024;
 /** The longest wait, after our QUIT, for the answers of lines written before it (at most `answerMs`). */
 const QUIT_GRACE_MS = 5000;
 /** A line not sent or not confirmed on a connection quit on purpose: an outage, retried through the pool's new connection. */
 const closedError = (): DeliveryError => new DeliveryError('the IRC connection was closed before the server confirmed the message', false, { unreachable: true });
+/** A line not confirmed on a connection lost: an outage, not a refusal (the retry waits in the reconnecting connection's queue, spending no attempt). */
+const lostError = (): DeliveryError => new DeliveryError('the IRC connection was lost before the server confirmed the message', false, { unreachable: true });
 
 export class LeanConnection extends EventEmitter {
   state: 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed' = 'idle';
@@ -93,8 +97,8 @@ export class LeanConnection extends EventEmitter {
   private upgrading = false;
   /** How long the socket rests after the current read (see REST_MS). */
   private restMs = REST_MS;
-  /** The unfinished last line of the previous read, if any. */
-  private partial?: Buffer;
+  /** Cuts the socket's reads into lines (reader.ts). */
+  private readonly reader: LineReader;
   private readonly joined = new Set<string>();
   private queue: Pending[] = [];
   /** Lines written with a label and not yet answered (echo, refusal, or the PONG of a check): label → how to settle. */
@@ -102,14 +106,12 @@ export class LeanConnection extends EventEmitter {
   private labelSeq = 0;
   /** A pump of the send queue is due at the end of this turn (see enqueue). */
   private pumpQueued = false;
+  /** Counts the turns lines were queued in (Pending.turn). */
+  private turns = 0;
   /** Paces the send queue (LeanOptions.flood; flood.ts). */
   private readonly pacer: Pacer;
-  /**
-   * Lines written without a label, by the PING written after them (their barrier), oldest first:
-   * the PING's token, and each line's key in `awaiting`, its target (lower-cased) and the server's
-   * refusal of it, if one came.
-   */
-  private barriers: { token: string; lines: { key: string; target: string; refusal?: string }[] }[] = [];
+  /** Lines written without a label, by the PING written after them (their barrier), and the refusals heard meanwhile (barriers.ts). */
+  private readonly barriers = new Barriers();
   private readonly joinWaits = new JoinWaits();
   /**
    * The check of a connection whose server is slow to answer (see suspect()): the PING's token, the
@@ -124,21 +126,17 @@ export class LeanConnection extends EventEmitter {
   private readonly regain = new NickRegain();
   /** This connection attempt's SASL login (set when the server's capabilities are known). */
   private sasl?: SaslLogin;
-  /** Capabilities the server offers, with their values (`draft/multiline` → `max-bytes=4096,max-lines=100`). */
-  private offered = new Map<string, string>();
+  /** This attempt's CAP END is written: negotiation is over (a later CAP ACK, of a cap-notify CAP REQ, starts nothing). */
+  private capEnded = false;
+  /** Capabilities the server offers, with their values (offered.ts). */
+  private readonly offered: OfferedCaps;
   private batchSeq = 0;
   /**
-   * Open `labeled-response` batches: batch ref → our label. A command answered with several lines
-   * (a message to an away user: the echo and RPL_AWAY) gets them in a batch; the label is on the
-   * batch, the msgid on the echo inside it.
+   * Open batches (batches.ts): `labeled-response` ones (a command answered with several lines, a
+   * message to an away user: the echo and RPL_AWAY; the label is on the batch, the msgid on the
+   * echo inside it), and `draft/multiline` private messages, emitted as one 'pm' when they close.
    */
-  private readonly labeledBatches = new Map<string, string>();
-  /**
-   * Open `draft/multiline` batches addressed to us (a private message of several lines): batch ref →
-   * the opening line's sender and tags (msgid, time, reply) and the lines so far. Emitted as one
-   * 'pm' when the batch closes.
-   */
-  private readonly privateBatches = new Map<string, { nick: string; tags: Record<string, string>; command?: 'PRIVMSG' | 'NOTICE'; lines: MultilineLine[] }>();
+  private readonly batches: OpenBatches;
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private timer?: NodeJS.Timeout;
   /** Drops a connection the server has not registered in time (see LeanOptions.timeouts). */
@@ -164,6 +162,9 @@ export class LeanConnection extends EventEmitter {
     super();
     this.decode = lineDecoder(opts.encodingFallback);
     this.pacer = new Pacer(opts.flood);
+    this.reader = new LineReader(opts.log);
+    this.offered = new OfferedCaps(opts.log);
+    this.batches = new OpenBatches(opts.log, (pm) => this.onPrivateBatch(pm));
     this.nickserv = new NickServLogin(opts, (line) => this.write(line), () => this.ready(), (why) => this.emit('login refused', why));
     this.currentNick = this.wantedNick = opts.nick;
     if (opts.nickLen) this.nickLen = opts.nickLen;
@@ -201,12 +202,12 @@ export class LeanConnection extends EventEmitter {
     this.caps.clear();
     this.offered.clear();
     this.sasl = undefined;
+    this.capEnded = false;
     this.tagDeny = [];
-    this.labeledBatches.clear();
-    this.privateBatches.clear();
+    this.batches.clear();
     this.nickAttempt = 0;
     this.regain.reset();
-    this.partial = undefined;
+    this.reader.reset();
     this.refusedWhy = undefined;
     this.cannotBind = undefined;
     this.upgrading = false;
@@ -270,26 +271,16 @@ export class LeanConnection extends EventEmitter {
    * Returns false to rest the socket (plain TCP only; see the class comment).
    */
   private onBytes(buf: Buffer, n: number): boolean {
-    let view = buf.subarray(0, n);
-    if (this.partial) { view = Buffer.concat([this.partial, view]); this.partial = undefined; }
-    // One one-byte-per-char copy of the whole read: its offsets are byte offsets, the patterns are
-    // ASCII, and the lines dropped (nearly all of them under load) cost no substring and no UTF-8.
-    const text = view.toString('latin1');
-    let start = 0, nl: number, forUs = false;
-    while ((nl = text.indexOf('\n', start)) >= 0) {
-      const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-      if (end > start && !this.isChatter(text, start, end)) {
-        forUs = true;
-        const line = parseLine(this.decode(view, start, end));
-        if (line) this.onLine(line);
-      }
-      start = nl + 1;
-    }
+    // the lines dropped (nearly all of them under load) cost no substring and no UTF-8: the
+    // chatter test reads the read's one latin1 copy
+    let forUs = false;
+    this.reader.read(buf, n, (view, text, start, end) => {
+      if (this.isChatter(text, start, end)) return;
+      forUs = true;
+      const line = parseLine(this.decode(view, start, end));
+      if (line) this.onLine(line);
+    });
     this.restMs = forUs ? REST_MS : Math.min(REST_MAX_MS, this.restMs * 2);
-    if (start < view.length) {
-      if (view.length - start > MAX_LINE_BYTES) this.opts.log.warn('dropping an over-long line from the IRC server', { bytes: view.length - start });
-      else this.partial = Buffer.from(view.subarray(start)); // a copy: the shared buffer is reused
-    }
     const sock = this.socket;
     if (!sock || this.route.tls || this.state !== 'connected' || this.awaiting.size > 0 || this.queue.length > 0 || this.nickserv.holding) return true;
     rest(sock, this.restMs);
@@ -302,7 +293,7 @@ export class LeanConnection extends EventEmitter {
     if (!CHANNEL_CHATTER.test(text)) return false;
     if (text.charCodeAt(start) !== 64 /* @: no tags, no label */) return true;
     const tags = text.slice(start, text.indexOf(' ', start)); // bounded: never search past this line
-    return !tags.includes('label=') && !(this.labeledBatches.size > 0 && tags.includes('batch='));
+    return !tags.includes('label=') && !(this.batches.anyLabeled && tags.includes('batch='));
   }
 
   private onLine(l: IrcLine): void {
@@ -311,26 +302,37 @@ export class LeanConnection extends EventEmitter {
     if (this.nickserv.holding) this.nickserv.heard(l);
     const mine = l.nick !== '' && ircLower(l.nick) === ircLower(this.nick);
     // the label of the command this line answers: on the line itself, or on the batch it is in
-    const label = l.tags['label'] ?? (l.tags['batch'] ? this.labeledBatches.get(l.tags['batch']) : undefined);
+    const label = l.tags['label'] ?? (l.tags['batch'] ? this.batches.labelOf(l.tags['batch']) : undefined);
     switch (l.command) {
       case 'PING': this.write(`PONG :${p[p.length - 1] ?? ''}`); return;
       case 'PONG': {
         const token = p[p.length - 1] ?? '';
         if (this.probe && token === this.probe.token) this.passed();
-        else if (this.barriers.length > 0) this.barrierAnswered(token);
+        else for (const b of this.barriers.answered(token)) this.settle(b.key, undefined, b.refusal);
         return;
       }
       case 'CAP': return this.onCap(p);
-      case 'AUTHENTICATE': for (const line of this.sasl?.answer(p[0] ?? '') ?? []) this.write(line); return;
-      case '903': case '904': case '905': case '906': case '907':
+      case 'AUTHENTICATE': {
+        const answer = this.sasl?.answer(p[0] ?? '');
+        if (answer) for (const line of answer) this.write(line);
+        else if (!this.capEnded) { // a question PLAIN and EXTERNAL have no answer to: given up, not left hanging (sasl.ts)
+          this.opts.log.warn('the IRC server asked a SASL question the login cannot answer; continuing without SASL', { challenge: (p[0] ?? '').slice(0, 40) });
+          this.write('AUTHENTICATE *');
+          this.endCap();
+        }
+        return;
+      }
+      case '902': case '903': case '904': case '905': case '906': case '907':
+        if (this.capEnded && l.command !== '903') return; // the 906 of a login given up (above)
         if ((l.command === '904' || l.command === '905') && this.nextSasl(p)) return;
         if (l.command === '903' && this.sasl) this.sasl.loggedIn = true;
         else {
           this.opts.log.warn('SASL login failed; continuing without it', { reply: p.join(' ') });
-          // with NickServ as the fallback, that one's answer is the one to tell
-          if (l.command === '904' && this.opts.identify?.mode !== 'fallback') this.emit('login refused', p[p.length - 1] ?? 'SASL authentication failed');
+          // with NickServ as the fallback, that one's answer is the one to tell; 902 (ERR_NICKLOCKED:
+          // the account must use its own nick) is no other mechanism's to mend
+          if ((l.command === '904' || l.command === '902') && this.opts.identify?.mode !== 'fallback') this.emit('login refused', p[p.length - 1] ?? 'SASL authentication failed');
         }
-        this.write('CAP END');
+        this.endCap();
         return;
       case '001':
         this.nick = p[0] ?? this.nick;
@@ -362,7 +364,10 @@ export class LeanConnection extends EventEmitter {
         }
         return;
       }
-      case '433': case '432':
+      // in use, invalid, collided, temporarily unavailable (a nick delay, a reserved nick): another one,
+      // or registration waits for an answer that never comes, until it times out, at every reconnect.
+      // Only one in use is watched to be taken back (MONITOR says a delayed nick is free: it is not)
+      case '433': case '432': case '436': case '437':
         if (this.state !== 'connected') {
           this.nickAttempt++;
           this.regain.refused(l.command === '433');
@@ -373,17 +378,14 @@ export class LeanConnection extends EventEmitter {
       case 'BATCH': {
         const ref = p[0] ?? '';
         if (ref.startsWith('+') && l.tags['label']) {
-          if (p[1] === 'labeled-response') this.labeledBatches.set(ref.slice(1), l.tags['label']);
+          // (only for a label still waiting: a server's batches for labels of its own would only take memory)
+          if (p[1] === 'labeled-response') { if (this.awaiting.has(l.tags['label'])) this.batches.openLabeled(ref.slice(1), l.tags['label']); }
           else this.settle(l.tags['label'], l.tags['msgid']); // the echo of our multiline message: the msgid is on its opening line
         } else if (ref.startsWith('+') && p[1] === 'draft/multiline' && !mine && p[2] && ircLower(p[2]) === ircLower(this.nick)) {
-          this.privateBatches.set(ref.slice(1), { nick: l.nick, tags: l.tags, lines: [] });
+          this.batches.openPrivate(ref.slice(1), l.nick, l.tags);
         } else if (ref.startsWith('-')) {
-          const open = this.labeledBatches.get(ref.slice(1));
-          this.labeledBatches.delete(ref.slice(1));
+          const open = this.batches.close(ref.slice(1)); // (a private message is emitted)
           if (open) this.settle(open, undefined); // answered without an echo: sent, id unknown
-          const pm = this.privateBatches.get(ref.slice(1));
-          this.privateBatches.delete(ref.slice(1));
-          if (pm?.command) this.onPrivateBatch(pm.nick, pm.command, pm.lines, pm.tags);
         }
         return;
       }
@@ -421,12 +423,8 @@ export class LeanConnection extends EventEmitter {
         return;
       case 'PRIVMSG': case 'NOTICE': case 'TAGMSG': case 'REDACT': case 'ACK': {
         if (label) this.settle(label, l.tags['msgid']);
-        const batch = l.tags['batch'] !== undefined ? this.privateBatches.get(l.tags['batch']) : undefined;
-        if (batch && (l.command === 'PRIVMSG' || l.command === 'NOTICE')) {
-          batch.command ??= l.command;
-          if (batch.lines.length < MAX_MULTILINE_LINES) batch.lines.push({ text: p[1] ?? '', concat: 'draft/multiline-concat' in l.tags });
-          return;
-        }
+        const ref = l.tags['batch'];
+        if (ref !== undefined && (l.command === 'PRIVMSG' || l.command === 'NOTICE') && this.batches.line(ref, l.command, p[1] ?? '', 'draft/multiline-concat' in l.tags)) return;
         if ((l.command === 'PRIVMSG' || l.command === 'NOTICE') && !mine && p[0] && ircLower(p[0]) === ircLower(this.nick)) this.onPrivate(l);
         return;
       }
@@ -450,30 +448,26 @@ export class LeanConnection extends EventEmitter {
         return;
     }
     if ((l.command === '465' || l.command === '464') && this.state !== 'connected') this.refusedWhy = p[p.length - 1] ?? 'refused';
-    if (NICK_ERRORS[l.command] && this.state === 'connected') {
+    // (437 names a channel when it refuses a JOIN: a channel held after a split)
+    if (NICK_ERRORS[l.command] && this.state === 'connected' && !/^[#&+!]/.test(p[1] ?? '')) {
       this.emit('nick error', NICK_ERRORS[l.command]!(p[1] ?? '', p[p.length - 1] ?? ''));
     }
     // ERR_UNKNOWNERROR about NICK (ergo: "You must use your account name as your nickname")
     if (l.command === '400' && p[1] === 'NICK' && this.state === 'connected') this.emit('nick error', p[p.length - 1] ?? 'refused');
     if (JOIN_ERRORS[l.command] && p[1]) this.joinWaits.answered(ircLower(p[1]), JOIN_ERRORS[l.command]);
-    // an error reply to a labeled command (404 cannot send to channel: banned, +m...) refuses it
-    if (label && /^[45]\d\d$/.test(l.command)) this.settle(label, undefined, p.slice(1).join(' '));
-    // without labels: an error about a target is the refusal of the first line to it not yet
-    // refused under the oldest unanswered barrier (the server answers in order: the PONGs of
-    // earlier barriers came before it)
-    if (!label && this.barriers.length > 0 && /^[45]\d\d$/.test(l.command) && p[1]) {
-      const target = ircLower(p[1]);
-      const refused = this.barriers[0]!.lines.find((b) => b.refusal === undefined && b.target === target);
-      if (refused) refused.refusal = p.slice(1).join(' ');
-    }
+    if (!isErrorReply(l.command)) return;
+    // an error reply to a labeled command (404 cannot send to channel: banned, +m...) refuses it;
+    // without labels, perhaps the first line to its target under the oldest barrier (barriers.ts)
+    if (label) this.settle(label, undefined, p.slice(1).join(' '));
+    else if (p[1]) this.barriers.error(l.command, ircLower(p[1]), p.slice(1).join(' '));
   }
 
   private onCap(p: string[]): void {
     const sub = p[1];
     if (sub === 'LS') {
       const more = p[2] === '*';
-      for (const [name, value] of capEntries(p[more ? 3 : 2] ?? '')) this.offered.set(name, value);
-      if (more) return;
+      this.offered.add(p[more ? 3 : 2]);
+      if (more || this.sasl) return; // (an LS unasked, after ours was answered, starts nothing again)
       // IRCv3 STS: asked to use TLS, this plaintext connection closes before any login is sent (see sts.ts)
       if (this.stsOffered(this.offered.get('sts') ?? this.offered.get('draft/sts'))) return;
       this.loginHold.release();
@@ -481,23 +475,37 @@ export class LeanConnection extends EventEmitter {
       // nickserv.identify 'only': no SASL at all, NickServ IDENTIFY after registration instead
       this.sasl = new SaslLogin(this.opts.sasl, this.route.tls && this.opts.clientCert !== undefined, this.opts.identify?.mode === 'only' ? undefined : this.offered.get('sasl'));
       if (this.sasl.wanted) want.push('sasl');
-      if (want.length) this.write(`CAP REQ :${want.join(' ')}`); else this.write('CAP END');
+      if (want.length) this.write(`CAP REQ :${want.join(' ')}`); else this.endCap();
     } else if (sub === 'ACK') {
       for (const c of (p[2] ?? '').split(' ').filter(Boolean)) this.caps.add(c);
-      if (this.caps.has('sasl') && this.sasl?.wanted) this.write(this.sasl.begin()); else this.write('CAP END');
+      if (this.state === 'connected') return; // caps offered later (NEW), granted: nothing more to negotiate
+      if (!this.capEnded && this.caps.has('sasl') && this.sasl?.wanted) this.write(this.sasl.begin()); else this.endCap();
     } else if (sub === 'NAK') {
-      this.write('CAP END');
+      this.endCap();
     } else if (sub === 'NEW') {
       // a policy announced later (cap-notify, implied by CAP LS 302) is acted on as at registration:
       // refreshed or withdrawn over TLS; in plaintext the connection moves to TLS now (its unanswered
-      // lines are sent again there). CAP DEL of sts is ignored, as the spec asks.
-      let sts: string | undefined;
-      for (const [name, value] of capEntries(p[2] ?? '')) {
-        this.offered.set(name, value);
-        if (name === 'sts' || name === 'draft/sts') sts = value;
-      }
-      this.stsOffered(sts);
+      // lines are sent again there)
+      const names = this.offered.add(p[2]);
+      const sts = names.includes('sts') ? this.offered.get('sts') : names.includes('draft/sts') ? this.offered.get('draft/sts') : undefined;
+      if (this.stsOffered(sts)) return;
+      // others wanted (a module loaded, multiline enabled): asked for as at registration (before it,
+      // the REQ of CAP LS is under way: another would end the negotiation early, SASL and all)
+      const want = WANTED_CAPS.filter((c) => names.includes(c) && !this.caps.has(c));
+      if (this.state === 'connected' && want.length) this.write(`CAP REQ :${want.join(' ')}`);
+    } else if (sub === 'DEL') {
+      // withdrawn (cap-notify): no longer relied on, so a message is not sent as a multiline batch or
+      // with a label the server no longer answers. Not sts: the STS spec forbids taking a policy away
+      // so (a policy ends with duration=0), and a server that may not be trusted must not be able to.
+      for (const name of this.offered.remove(p[2], ['sts', 'draft/sts'])) this.caps.delete(name);
     }
+  }
+
+  /** Ends capability negotiation, once per connection attempt: the server registers the connection after it. */
+  private endCap(): void {
+    if (this.capEnded) return;
+    this.capEnded = true;
+    this.write('CAP END');
   }
 
   /** An STS policy offered (`CAP LS` or `CAP NEW`): true if it moves this connection to TLS, closed for that now. */
@@ -531,7 +539,7 @@ export class LeanConnection extends EventEmitter {
   }
 
   /** A `draft/multiline` private message, whole: one 'pm' with its lines joined and the batch's tags (msgid, time). */
-  private onPrivateBatch(nick: string, command: 'PRIVMSG' | 'NOTICE', lines: readonly MultilineLine[], tags: Record<string, string>): void {
+  private onPrivateBatch({ nick, command, lines, tags }: PrivateBatch): void {
     const type = command === 'NOTICE' ? 'notice' : 'privmsg';
     this.emit('pm', { type, nick, target: this.nick, message: joinMultiline(lines), tags });
   }
@@ -599,7 +607,7 @@ export class LeanConnection extends EventEmitter {
     this.opts.sts?.closed(this.route);
     const unanswered = [...this.awaiting.values()];
     this.awaiting.clear();
-    this.barriers = [];
+    this.barriers.clear();
     if (this.intentionalQuit || this.state === 'closed') {
       // written before our QUIT, unanswered until the close: perhaps never had (a frozen server);
       // sent again, as after a loss (a line shown twice is seen, a line lost is not)
@@ -615,6 +623,16 @@ export class LeanConnection extends EventEmitter {
     // been written after the server was gone. Failing it lets the room's queue send it again once
     // the connection is back instead of calling it sent; an outage, so it spends none of its attempts.
     for (const w of unanswered) w.lost();
+    // What the flood pacer still held may be the rest of a message one of whose lines was just
+    // failed: core sends that whole message again, so its rest fails with it instead of going out
+    // on its own after the reconnect (the channel would see the message's end, then all of it).
+    // Core retries a failed message at the head of its room's queue: nothing of that room
+    // overtakes it. A message's lines are queued in one turn; the rest of one whose written lines
+    // were all confirmed, and lines queued from now on, wait for the reconnect.
+    const failed = new Set(unanswered.map((w) => w.turn));
+    const kept = this.queue.filter((l) => !failed.has(l.turn));
+    for (const l of this.queue) if (failed.has(l.turn)) l.reject(lostError());
+    this.queue = kept;
     this.state = 'reconnecting';
     this.timer = reconnectAfterLoss({
       conn: this, attempt: this.upgrading ? this.attempts : ++this.attempts, upgrade: this.upgrading, policy: this.opts.reconnect, limiter: this.opts.limiter, log: this.opts.log, fields: { queued: this.queue.length },
@@ -647,13 +665,7 @@ export class LeanConnection extends EventEmitter {
    */
   multilineLimits(): { maxBytes?: number; maxLines?: number } | undefined {
     if (!this.caps.has('draft/multiline') || !this.caps.has('batch')) return undefined;
-    const out: { maxBytes?: number; maxLines?: number } = {};
-    for (const kv of (this.offered.get('draft/multiline') ?? '').split(',')) {
-      const [k, v] = kv.split('=');
-      if (k === 'max-bytes' && Number(v) > 0) out.maxBytes = Number(v);
-      if (k === 'max-lines' && Number(v) > 0) out.maxLines = Number(v);
-    }
-    return out;
+    return this.offered.multiline();
   }
 
   /** Send several lines as one IRCv3 multiline message; resolves with its msgid (from the echo). */
@@ -669,12 +681,13 @@ export class LeanConnection extends EventEmitter {
     return !this.tagDeny.includes('*') && !this.tagDeny.includes(name);
   }
 
-  private enqueue(item: Omit<Pending, 'resolve' | 'reject'>): Promise<string | undefined> {
+  private enqueue(item: Omit<Pending, 'resolve' | 'reject' | 'turn'>): Promise<string | undefined> {
     // quit on purpose (idle, evicted): the pool let go of it, and reopened it would hold the nick with nobody to close it
     if (this.state === 'closed' && this.intentionalQuit) return Promise.reject(closedError());
     this.lastActive = Date.now();
+    const turn = this.pumpQueued ? this.turns : ++this.turns;
     return new Promise((resolve, reject) => {
-      this.queue.push({ ...item, resolve, reject });
+      this.queue.push({ ...item, turn, resolve, reject });
       if (this.state === 'idle' || this.state === 'closed') this.connect().catch(reject);
       // at the end of this turn: the lines of one message, sent together, go out together (on a
       // server without labels, under one PING)
@@ -690,7 +703,7 @@ export class LeanConnection extends EventEmitter {
    * line the flood bucket has no room for stops the pump, with all behind it, until it has.
    */
   private pump(): void {
-    let unlabeled: { key: string; target: string }[] = [];
+    let unlabeled: BarrierLine[] = [];
     while (this.queue.length && this.state === 'connected' && !this.nickserv.holding) {
       const ml = this.queue[0]!.multiline;
       if (!this.pacer.ready(ml ? ml.parts.length + 2 : 1, () => this.pump())) break;
@@ -713,14 +726,14 @@ export class LeanConnection extends EventEmitter {
       const prefix = tagText ? `@${tagText} ` : '';
       if (token) {
         const t = setTimeout(() => this.suspect(), this.opts.timeouts.answerMs);
-        if (unlabeledKey) unlabeled.push({ key: unlabeledKey, target: ircLower(line.target) });
+        if (unlabeledKey && line.command !== 'RAW') unlabeled.push({ key: unlabeledKey, kind: line.command, target: ircLower(line.target) });
         this.awaiting.set(token, {
+          turn: line.turn,
           settle: (id, refusal) => {
             clearTimeout(t);
             if (refusal) line.reject(new DeliveryError(`the IRC server refused it: ${refusal}`, true)); else line.resolve(id);
           },
-          // an outage, not a refusal: the retry waits in the reconnecting connection's queue, spending no attempt
-          lost: () => { clearTimeout(t); line.reject(new DeliveryError('the IRC connection was lost before the server confirmed the message', false, { unreachable: true })); },
+          lost: () => { clearTimeout(t); line.reject(lostError()); },
         });
       }
       switch (line.command) {
@@ -747,16 +760,9 @@ export class LeanConnection extends EventEmitter {
     }
     if (unlabeled.length === 0) return;
     const token = `b${++this.labelSeq}`;
-    this.barriers.push({ token, lines: unlabeled });
+    this.barriers.add(token, unlabeled);
     unlabeled = [];
     this.write(`PING :${token}`);
-  }
-
-  /** The PONG of a barrier (see pump): its lines, and those of any barrier before it, settled, with the refusals heard meanwhile. */
-  private barrierAnswered(token: string): void {
-    const at = this.barriers.findIndex((b) => b.token === token);
-    if (at < 0) return;
-    for (const b of this.barriers.splice(0, at + 1)) for (const l of b.lines) this.settle(l.key, undefined, l.refusal);
   }
 
   /**

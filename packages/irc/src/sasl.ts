@@ -38,12 +38,17 @@ export class SaslLogin {
   /** `sasl` acknowledged: the line that starts the first mechanism. */
   begin(): string { return `AUTHENTICATE ${this.queue[0]}`; }
 
-  /** The lines that answer the server's `AUTHENTICATE <arg>`. */
-  answer(arg: string): string[] {
-    if (arg !== '+') return [];
+  /**
+   * The lines that answer the server's `AUTHENTICATE <arg>`; undefined for a challenge this login
+   * has no answer to (PLAIN and EXTERNAL expect only `+`): unanswered, the server would wait for
+   * the answer and the connection for the server until registration timed out, again at every
+   * reconnect, so the caller aborts the login (`AUTHENTICATE *`) and goes on without it.
+   */
+  answer(arg: string): string[] | undefined {
+    if (arg !== '+') return undefined;
     // EXTERNAL: the certificate presented in the TLS handshake is the credential; no authorization identity
     if (this.queue[0] === 'EXTERNAL') return ['AUTHENTICATE +'];
-    if (this.queue[0] !== 'PLAIN' || !this.credentials) return [];
+    if (this.queue[0] !== 'PLAIN' || !this.credentials) return undefined;
     const { account, password } = this.credentials;
     const payload = Buffer.from(`${account}\0${account}\0${password}`).toString('base64');
     const lines: string[] = [];

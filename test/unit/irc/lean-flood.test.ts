@@ -121,20 +121,53 @@ describe('LeanConnection flood control', () => {
     expect(p.heard.at(-1)!.line).toBe('QUIT :Idle');
   });
 
-  it('after a reconnect, sends what waited for the bucket on the new connection, in order and once', async () => {
+  it('after a drop, fails the rest of a message one of whose lines was lost: core\'s retry of the whole message is its only copy', async () => {
     const p = await peer();
     const c = client(p.port, { enabled: true, burstLines: 2, linesPerSecond: 10 });
     await c.connect();
-    p.answerPings = false; // the first lines stay unconfirmed: lost with the connection, then sent again
-    const first = ['1', '2', '3', '4'].map((t) => outcome(c.send('PRIVMSG', '#c', t)));
+    p.answerPings = false; // the first lines stay unconfirmed: lost with the connection
+    const lines = ['1', '2', '3', '4'];
+    const first = lines.map((t) => outcome(c.send('PRIVMSG', '#c', t)));
     await waitFor('the burst', () => texts(p).length === 2);
     p.sockets[0]!.destroy(); // dropped while 3 and 4 wait for the bucket
-    expect(await first[0]).toMatchObject({ unreachable: true }); // lost: the room's queue sends it again
+    const lost = { failed: 'the IRC connection was lost before the server confirmed the message', permanent: false, unreachable: true };
+    expect(await Promise.all(first)).toEqual([lost, lost, lost, lost]); // all of it: the room's queue sends it again
     p.answerPings = true;
+    await waitFor('the reconnect', () => c.state === 'connected');
+    await tick(300); // the rate would have sent 3 and 4 by now
+    expect(p.heard.filter((h) => h.conn === 1 && h.line.startsWith('PRIVMSG'))).toEqual([]);
+    // core's retry (network.ts sends a message's lines together)
+    expect(await Promise.all(lines.map((t) => outcome(c.send('PRIVMSG', '#c', t))))).toEqual(lines.map(() => ({ sent: undefined })));
+    expect(p.heard.filter((h) => h.conn === 1 && h.line.startsWith('PRIVMSG')).map((h) => h.line)).toEqual(lines.map((t) => `PRIVMSG #c :${t}`));
+  });
+
+  it('after a drop, sends the rest of a message whose written lines were all confirmed on the new connection, in order and once', async () => {
+    const p = await peer();
+    const c = client(p.port, { enabled: true, burstLines: 2, linesPerSecond: 5 });
+    await c.connect();
+    const first = ['1', '2', '3', '4'].map((t) => outcome(c.send('PRIVMSG', '#c', t)));
+    expect(await Promise.all(first.slice(0, 2))).toEqual([{ sent: undefined }, { sent: undefined }]); // their PONG came
+    p.sockets[0]!.destroy(); // dropped while 3 and 4 wait for the bucket (400 ms: the PING put it in debt)
     expect(await Promise.all(first.slice(2))).toEqual([{ sent: undefined }, { sent: undefined }]);
     const second = p.heard.filter((h) => h.conn === 1 && h.line.startsWith('PRIVMSG')).map((h) => h.line);
     expect(second).toEqual(['PRIVMSG #c :3', 'PRIVMSG #c :4']);
     expect(p.heard.filter((h) => h.conn === 0 && h.line.startsWith('PRIVMSG'))).toHaveLength(2);
+  });
+
+  it('after a drop, keeps queued for the reconnect a message none of whose lines was written, though another was lost', async () => {
+    const p = await peer();
+    const c = client(p.port, { enabled: true, burstLines: 2, linesPerSecond: 5 });
+    await c.connect();
+    p.answerPings = false;
+    const lostOne = ['1', '2'].map((t) => outcome(c.send('PRIVMSG', '#c', t)));
+    await tick(0); // the next message is sent in a later turn (another room's, or this room's next one)
+    const whole = ['a', 'b'].map((t) => outcome(c.send('PRIVMSG', '#d', t)));
+    await waitFor('the burst', () => texts(p).length === 2);
+    p.sockets[0]!.destroy();
+    expect(await lostOne[0]).toMatchObject({ unreachable: true });
+    p.answerPings = true;
+    expect(await Promise.all(whole)).toEqual([{ sent: undefined }, { sent: undefined }]);
+    expect(p.heard.filter((h) => h.conn === 1 && h.line.startsWith('PRIVMSG')).map((h) => h.line)).toEqual(['PRIVMSG #d :a', 'PRIVMSG #d :b']);
   });
 
   it('rejoins after a reconnect with one JOIN for all channels, those with keys first', async () => {

@@ -60,6 +60,35 @@ describe('LeanConnection nick collisions while registering', () => {
     await client(await peer(nicks), long, 32).connect();
     expect(nicks).toEqual([long, `${'x'.repeat(31)}_`]);
   });
+
+  it.each([
+    ['437 (temporarily unavailable: a nick delay, a reserved nick)', '437 * $NICK :Nick/channel is temporarily unavailable'],
+    ['436 (a collision)', '436 * $NICK :Nickname collision KILL'],
+  ])('takes the next nick after %s, as after 433, instead of waiting out registration', async (_, refusal) => {
+    const nicks: string[] = [];
+    const port = await scripted((line, s) => {
+      if (!line.startsWith('NICK ')) return;
+      nicks.push(line.slice(5));
+      s.write(nicks.length === 1 ? `:srv ${refusal.replace('$NICK', line.slice(5))}\r\n` : `:srv 001 ${line.slice(5)} :Welcome\r\n`);
+    });
+    const c = client(port, 'alice');
+    await c.connect(); // (registerMs is 5 s: the test times out first)
+    expect(nicks).toEqual(['alice', 'alice_']);
+    expect(c.nick).toBe('alice_');
+  });
+
+  it('after registration, takes a 437 about a channel (a JOIN refused) for no nick error', async () => {
+    let socket: Socket | undefined;
+    const port = await scripted((line, s) => { socket = s; if (line.startsWith('NICK ')) s.write(`:srv 001 ${line.slice(5)} :Welcome\r\n`); });
+    const c = client(port, 'alice');
+    const errors: string[] = [];
+    c.on('nick error', (why: string) => errors.push(why));
+    await c.connect();
+    socket!.write(':srv 437 alice #split :Nick/channel is temporarily unavailable\r\n:srv 437 alice bob :Nick/channel is temporarily unavailable\r\n');
+    await waitFor(() => errors.length > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(errors).toEqual(['bob is temporarily unavailable']);
+  });
 });
 
 /** A peer that refuses the first NICK as taken, then registers; `isupport` is its 005; every line the client sends is kept. */

@@ -111,4 +111,37 @@ describe('LeanConnection reader', () => {
       { type: 'privmsg', nick: 'bob', message: 'one\ntwo, joined', tags: { msgid: 'm1', time: '2026-01-01T00:00:00.000Z' } },
     ]);
   });
+
+  it('drops a line too long to keep whole, its end too: the rest of it is no line of its own (a PRIVMSG\'s tail is not a KICK)', async () => {
+    const { port, socket } = await peer();
+    const c = client(port);
+    const kicked: unknown[] = [], pms: string[] = [];
+    c.on('kicked', (k: unknown) => kicked.push(k));
+    c.on('pm', (e: { message: string }) => pms.push(e.message));
+    await c.connect();
+    const s = await socket;
+    s.write(`:bob!b@h PRIVMSG #chan :${'x'.repeat(17_000)}`); // no end yet: more than 16 KiB
+    await tick(REST_MS * 3);
+    // the rest of bob's line, which bob chose, then a line of its own
+    s.write(":ChanServ!s@services KICK #chan me :the tail of bob's text\r\n:carol!c@h PRIVMSG me :after it\r\n");
+    await tick(REST_MS * 3);
+    expect(kicked).toEqual([]);
+    expect(pms).toEqual(['after it']);
+  });
+
+  it('skips the rest of an over-long line across several reads without a line end', async () => {
+    const { port, socket } = await peer();
+    const c = client(port);
+    const pms: string[] = [];
+    c.on('pm', (e: { message: string }) => pms.push(e.message));
+    await c.connect();
+    const s = await socket;
+    s.write(`:bob!b@h PRIVMSG me :${'x'.repeat(17_000)}`);
+    await tick(REST_MS * 3);
+    s.write(':mallory!m@h PRIVMSG me :still the long line');
+    await tick(REST_MS * 3);
+    s.write(' and still\r\n:carol!c@h PRIVMSG me :next\r\n');
+    await tick(REST_MS * 3);
+    expect(pms).toEqual(['next']);
+  });
 });

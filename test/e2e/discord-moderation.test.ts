@@ -2,7 +2,8 @@
  * The Discord bridge against the fake Discord (an unmodified discord.js logs in to it) and a real Synapse.
  * Moderation: members leaving, kicked, banned and unbanned on Discord reach their ghosts; a Matrix
  * kick, ban or unban of a ghost stays in its room (the room is told so); a bridge admin's kick, ban
- * or unban command reaches Discord where the bot may.
+ * or unban command reaches Discord where the bot may; a role taken on Discord takes the power level
+ * it gave the ghost (rolePowers).
  * Shared set-up: discord-harness.ts.
  */
 import { describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ import { AuditLogEvent, PermissionFlagsBits as P, type APIUser } from 'discord-a
 import { MatrixUser, type MatrixEventJson } from '../harness/matrix-user.js';
 import {
   fake, alice, botId, carol, guild, body, ghost, channel, plumbed, restrictedGuild, membershipIn, startBridge, useDiscordBridge, webhookContents, bridge,
+  modsRole, stateEvent,
 } from './discord-harness.js';
 import { e2e, sleep, until } from './env.js';
 
@@ -230,5 +232,53 @@ describe('Discord bridge: members leaving, kicked and banned', () => {
       .toBe('"unban" failed: outlaw2 is not unbanned on Discord: the bridge bot lacks the Ban Members permission in No Kicking');
     expect(moderation()).toHaveLength(before);
     expect(fake.bans(restricted.id).has(outlaw.id)).toBe(true);
+  });
+});
+
+describe('Discord bridge: power levels from roles, lowered', () => {
+  it('takes a ghost\'s power level when its member loses the role on Discord, also while the bridge was stopped, and when they leave', async () => {
+    // rolePowers by the role's id; read at start
+    await bridge.stop();
+    await startBridge({ rolePowers: { [modsRole.id]: 50 } });
+    try {
+      const ch = channel('demotions');
+      const roomId = await plumbed(ch);
+      const levelOf = async (userId: string): Promise<number | undefined> =>
+        ((await stateEvent(roomId, 'm.room.power_levels'))?.content['users'] as Record<string, number> | undefined)?.[userId];
+      const demoted = member('demoted', [modsRole.id]);
+      fake.injectUserMessage(ch.id, demoted.id, 'I moderate');
+      await alice.waitForEvent(roomId, (e) => body(e) === 'I moderate' && e.sender === ghost(demoted.id));
+      expect(await levelOf(ghost(demoted.id))).toBe(50);
+
+      // the role is taken on Discord (GUILD_MEMBER_UPDATE): the level goes without the member saying anything
+      fake.updateMember(guild.id, demoted.id, { roles: [] });
+      await until(async () => (await levelOf(ghost(demoted.id))) === undefined, 'the ghost to lose its power level');
+      // and given back
+      fake.updateMember(guild.id, demoted.id, { roles: [modsRole.id] });
+      await until(async () => (await levelOf(ghost(demoted.id))) === 50, 'the ghost to get its power level back');
+
+      // taken while the bridge is stopped: lowered before the member's next message (the level goes first, in the room's order)
+      await bridge.stop();
+      fake.updateMember(guild.id, demoted.id, { roles: [] });
+      await startBridge({ rolePowers: { [modsRole.id]: 50 } });
+      fake.injectUserMessage(ch.id, demoted.id, 'demoted while the bridge was away');
+      await alice.waitForEvent(roomId, (e) => body(e) === 'demoted while the bridge was away' && e.sender === ghost(demoted.id));
+      expect(await levelOf(ghost(demoted.id))).toBeUndefined();
+
+      // a member with the role leaves the server: their ghost leaves the room, and its level goes too
+      const leaver = member('modleaves', [modsRole.id]);
+      fake.injectUserMessage(ch.id, leaver.id, 'moderating, then leaving');
+      await alice.waitForEvent(roomId, (e) => body(e) === 'moderating, then leaving' && e.sender === ghost(leaver.id));
+      expect(await levelOf(ghost(leaver.id))).toBe(50);
+      fake.memberLeaves(guild.id, leaver.id);
+      await membershipBecomes(roomId, ghost(leaver.id), 'leave', 'the leaver\'s ghost to leave');
+      await until(async () => (await levelOf(ghost(leaver.id))) === undefined, 'the leaver\'s ghost to lose its power level');
+      // nobody was warned of a failure
+      const warnings = (await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'));
+      expect(warnings.map(body)).toEqual([]);
+    } finally {
+      await bridge.stop();
+      await startBridge();
+    }
   });
 });

@@ -1,16 +1,19 @@
 /**
  * The Discord bridge against the fake Discord (an unmodified discord.js logs in to it) and a real Synapse.
  * Reliability: echo suppression in both echo orders, 429 bursts, a Discord outage (503s), a forced gateway reconnect,
- * a restart with messages missed meanwhile, login errors, a missing Message Content intent, and the
+ * a gateway session Discord ends for good (the admin is told, the bridge logs in again until Discord takes it),
+ * a restart with messages missed meanwhile (however old; past the most it catches up on, the room is told), login errors, a missing Message Content intent, and the
  * IRC ↔ Discord relay through one Matrix room.
  * Shared set-up: discord-harness.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { IrcUser } from '../harness/irc-user.js';
-import { messagesOf } from '../harness/matrix-user.js';
+import { CATCH_UP_LIMIT } from '../../packages/discord/src/fromDiscord.js';
+import { snowflakeTime } from '../harness/fake-discord/snowflake.js';
+import { messagesOf, type MatrixEventJson } from '../harness/matrix-user.js';
 import {
-  fake, bridge, alice, botId, bob, carol, dana, body, relates, channel, plumbed, webhookContents, startBridge, standalone,
-  useDiscordBridge,
+  fake, bridge, alice, botId, bob, carol, dana, guild, body, relates, channel, plumbed, webhookContents, startBridge, standalone,
+  useDiscordBridge, asBot, stateOf,
 } from './discord-harness.js';
 import { sleep, until } from './env.js';
 
@@ -182,23 +185,122 @@ describe('Discord bridge: login', () => {
   });
 });
 
+/** The bridge admin of e2e.sh's permissions ("@admin:localhost": admin): core's notifyAdmins tells them in their admin room. */
+const ADMIN = '@admin:localhost';
+const adminRooms: string[] = [];
+
+/**
+ * What the bot said to the bridge admin since `since` (ms), oldest first: read as the bot from the admin
+ * room core made for them (named "Trestle", with them invited), so the admin needs no account here.
+ */
+async function toldAdmin(since: number): Promise<string[]> {
+  if (adminRooms.length === 0) {
+    const { joined_rooms: rooms } = await asBot<{ joined_rooms: string[] }>('GET', '/_matrix/client/v3/joined_rooms');
+    for (const roomId of rooms) {
+      const state = await stateOf(roomId);
+      const admin = state.some((e) => e.type === 'm.room.member' && e.state_key === ADMIN);
+      if (admin && state.find((e) => e.type === 'm.room.name')?.content['name'] === 'Trestle') adminRooms.push(roomId);
+    }
+  }
+  const said: MatrixEventJson[] = [];
+  for (const roomId of adminRooms) {
+    const { chunk } = await asBot<{ chunk: MatrixEventJson[] }>('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=100`);
+    said.push(...chunk.filter((e) => e.sender === botId && e.type === 'm.room.message' && e.origin_server_ts >= since));
+  }
+  return said.sort((a, b) => a.origin_server_ts - b.origin_server_ts).map(body);
+}
+
+describe('Discord bridge: the gateway closed for good', () => {
+  it('tells the admin when Discord closes the gateway for good (4014), logs in again until Discord takes it, and says it is back', async () => {
+    const ch = channel('intents-off');
+    const roomId = await plumbed(ch);
+    fake.injectUserMessage(ch.id, bob.id, 'before the intents were switched off');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'before the intents were switched off');
+    const since = Date.now() - 1000;
+    const refusals = (): number => fake.gatewayStats.closeCodes.filter((c) => c === 4014).length;
+    const refused = refusals();
+    fake.messageContentIntent = false; // switched off in the developer portal: Discord ends the session (4014) and refuses new ones
+    try {
+      await fake.disconnectGateway(4014);
+      const told = await until(async () => (await toldAdmin(since)).find((b) => b.startsWith('⚠')), 'the admin to be told');
+      expect(told).toMatch(/^⚠ Discord refused the privileged intents the bridge asks for \(gateway close code 4014\), so nothing said on Discord reaches Matrix now\./);
+      expect(told).toMatch(/Privileged Gateway Intents and enable "Message Content Intent", "Server Members Intent": the bridge picks that up without a restart/);
+      expect(told).toMatch(/Matrix → Discord may still work: it goes through the channels' webhooks\./);
+      // the bridge logs in again meanwhile (e2e.sh: reconnect pauses from 1 s, doubling), refused for the same cause
+      await until(() => refusals() >= refused + 3, 'two logins tried again and refused', 60_000);
+      fake.injectUserMessage(ch.id, carol.id, 'while the intents were off');
+      // Matrix → Discord goes on through the channel's webhook
+      await alice.sendText(roomId, 'matrix while the intents were off');
+      await until(() => webhookContents(ch.id).includes('matrix while the intents were off'), 'the Matrix message on Discord');
+    } finally {
+      fake.messageContentIntent = true;
+    }
+    const back = await until(async () => (await toldAdmin(since)).find((b) => b.startsWith('✅')), 'the admin to hear the bridge is back', 60_000);
+    expect(back).toBe('✅ The bridge is reconnected to Discord: what is said there reaches Matrix again, starting with what was said while it was away.');
+    // what was said meanwhile is caught up, and what is said now arrives
+    await alice.waitForEvent(roomId, (e) => body(e) === 'while the intents were off');
+    fake.injectUserMessage(ch.id, dana.id, 'after the reconnect');
+    const events = await alice.waitForTimeline(roomId, (evs) => evs.some((e) => body(e) === 'after the reconnect'));
+    expect(messagesOf(events).filter((e) => e.sender.startsWith('@discord_')).map(body))
+      .toEqual(['before the intents were switched off', 'while the intents were off', 'after the reconnect']);
+    // told once, however many logins were refused
+    expect((await toldAdmin(since)).filter((b) => b.startsWith('⚠ Discord'))).toHaveLength(1);
+    expect(webhookContents(ch.id)).toEqual(['matrix while the intents were off']);
+  });
+});
+
 describe('Discord bridge: restart', () => {
-  it('bridges what was said on Discord while it was stopped, except what is older than maxMessageAgeSeconds', async () => {
+  it('bridges what was said on Discord while it was stopped, however long ago (past maxMessageAgeSeconds), with the times it was said', async () => {
     const ch = channel('downtime');
     const roomId = await plumbed(ch);
     fake.injectUserMessage(ch.id, bob.id, 'before the stop');
     await alice.waitForEvent(roomId, (e) => body(e) === 'before the stop');
     await bridge.stop();
-    fake.injectUserMessage(ch.id, bob.id, 'too old by the time the bridge is back');
+    const old = fake.injectUserMessage(ch.id, bob.id, 'older than maxMessageAgeSeconds by the time the bridge is back');
     await sleep(5000);
-    fake.injectUserMessage(ch.id, carol.id, 'while stopped 1');
+    const recent = fake.injectUserMessage(ch.id, carol.id, 'while stopped 1');
     fake.injectUserMessage(ch.id, dana.id, 'while stopped 2');
+    // a message missed while the bridge was away is old because it was away: not a reason to drop it
     await startBridge({ maxMessageAgeSeconds: 4 });
-    fake.injectUserMessage(ch.id, bob.id, 'after the restart');
-    const events = await alice.waitForTimeline(roomId, (evs) => evs.some((e) => body(e) === 'after the restart'));
-    expect(messagesOf(events).filter((e) => e.sender.startsWith('@discord_')).map(body))
-      .toEqual(['before the stop', 'while stopped 1', 'while stopped 2', 'after the restart']);
+    try {
+      fake.injectUserMessage(ch.id, bob.id, 'after the restart');
+      const events = await alice.waitForTimeline(roomId, (evs) => evs.some((e) => body(e) === 'after the restart'));
+      const fromGhosts = messagesOf(events).filter((e) => e.sender.startsWith('@discord_'));
+      expect(fromGhosts.map(body))
+        .toEqual(['before the stop', 'older than maxMessageAgeSeconds by the time the bridge is back', 'while stopped 1', 'while stopped 2', 'after the restart']);
+      // shown at the times they were said on Discord (the time in their snowflake ids, as discord.js reads it)
+      expect(fromGhosts[1]!.origin_server_ts).toBe(snowflakeTime(old.id));
+      expect(fromGhosts[2]!.origin_server_ts).toBe(snowflakeTime(recent.id));
+      await sleep(500);
+      const notices = (await alice.timeline(roomId)).filter((e) => e.sender === botId && /^[ℹ⚠]/.test(body(e)));
+      expect(notices.map(body)).toEqual([]); // nothing left out to tell about
+    } finally {
+      await bridge.stop();
+      await startBridge();
+    }
   });
+
+  it(`bridges the first ${CATCH_UP_LIMIT} messages said in a channel while it was stopped, and tells the room how many more, linking the first on Discord`, async () => {
+    const ch = channel('backlog');
+    const roomId = await plumbed(ch);
+    fake.injectUserMessage(ch.id, bob.id, 'before the backlog');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'before the backlog');
+    await bridge.stop();
+    const missed = Array.from({ length: CATCH_UP_LIMIT + 5 }, (_, i) => fake.injectUserMessage(ch.id, [bob, carol, dana][i % 3]!.id, `backlog ${i + 1}`));
+    await startBridge();
+    const told = await alice.waitForEvent(roomId, (e) => e.sender === botId && body(e).startsWith('ℹ 5 messages'), 180_000);
+    expect(body(told)).toBe(`ℹ 5 messages said in #backlog on Discord while the bridge was away were not bridged: it catches up on at most ${CATCH_UP_LIMIT} ` +
+      `per channel. Read them on Discord, from https://discord.com/channels/${guild.id}/${ch.id}/${missed[CATCH_UP_LIMIT]!.id}`);
+    // what comes after is bridged, and after a restart the ones told about are not caught up on: the checkpoint is past them
+    fake.injectUserMessage(ch.id, bob.id, 'after the backlog');
+    await alice.waitForEvent(roomId, (e) => body(e) === 'after the backlog', 60_000);
+    await bridge.stop();
+    await startBridge();
+    fake.injectUserMessage(ch.id, carol.id, 'after another restart');
+    const events = await alice.waitForTimeline(roomId, (evs) => evs.some((e) => body(e) === 'after another restart'), 60_000);
+    const said = events.filter((e) => e.type === 'm.room.message' && (e.sender.startsWith('@discord_') || (e.sender === botId && /^[ℹ⚠]/.test(body(e))))).map(body);
+    expect(said).toEqual(['before the backlog', ...missed.slice(0, CATCH_UP_LIMIT).map((m) => m.content), body(told), 'after the backlog', 'after another restart']);
+  }, 300_000);
 });
 
 /** Spread a burst over three Discord users (ghosts of several users in one burst). */

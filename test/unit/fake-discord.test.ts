@@ -446,9 +446,42 @@ describe('fake Discord with a real discord.js client', () => {
     expect((await member)[0].id).toBe(alice.id);
   });
 
+  it('changes a member\'s roles and nickname: GUILD_MEMBER_UPDATE, with the member as it was before', async () => {
+    const created = waitFor(client, Events.GuildRoleCreate, (r) => r.name === 'promoted');
+    const role = fake.addRole(apiGuild.id, { name: 'promoted' });
+    await created;
+    const given = waitFor(client, Events.GuildMemberUpdate, (_before, after) => after.id === bob.id && after.roles.cache.has(role.id));
+    fake.updateMember(apiGuild.id, bob.id, { roles: [role.id] });
+    const [before, after] = await given;
+    expect(before.roles.cache.has(role.id)).toBe(false);
+    expect(after.nickname).toBe('Bobby');
+    const taken = waitFor(client, Events.GuildMemberUpdate, (_before, after) => after.id === bob.id && !after.roles.cache.has(role.id));
+    fake.updateMember(apiGuild.id, bob.id, { roles: [] });
+    expect((await taken)[0].roles.cache.has(role.id)).toBe(true);
+    const renamed = waitFor(client, Events.GuildMemberUpdate, (_before, after) => after.id === bob.id && after.nickname === 'Bob B');
+    fake.updateMember(apiGuild.id, bob.id, { nick: 'Bob B' });
+    await renamed;
+    fake.updateMember(apiGuild.id, bob.id, { nick: 'Bobby' });
+    expect(() => fake.updateMember(apiGuild.id, bob.id, { roles: ['1'] })).toThrow(/Unknown Role/);
+    expect(fake.member(apiGuild.id, bob.id)?.roles).toEqual([]);
+  });
+
   it('rejects login with an invalid token (401 on GET /gateway/bot)', async () => {
     const wrong = extraClient();
     await expect(wrong.login('not-the-token')).rejects.toMatchObject({ code: 'TokenInvalid' });
     expect(fake.requests.at(-1)).toMatchObject({ path: '/gateway/bot', status: 401 });
+  });
+
+  it('refuses its own token while tokenRefused is on (a Reset Token in the developer portal), and takes it again after', async () => {
+    fake.tokenRefused = true;
+    try {
+      await expect(extraClient().login(TOKEN)).rejects.toMatchObject({ code: 'TokenInvalid' });
+      expect(fake.requests.at(-1)).toMatchObject({ path: '/gateway/bot', status: 401 });
+    } finally {
+      fake.tokenRefused = false;
+    }
+    const again = extraClient();
+    await login(again);
+    expect(again.user?.id).toBe(fake.bot.id);
   });
 });

@@ -71,7 +71,9 @@ export const discordConfigSchema = networkSection({
     if (reconnect.maxDelayMs < reconnect.initialDelayMs) {
       ctx.addIssue({ code: 'custom', path: ['maxDelayMs'], message: `must be at least reconnect.initialDelayMs (${reconnect.initialDelayMs})` });
     }
-  }).prefault({}).describe('Retrying the login while Discord cannot be reached (a refused token is never retried).'),
+  }).prefault({}).describe('Retrying the login while Discord cannot be reached, or ends the bot\'s session for good (a refused ' +
+    'token or intents: the admins are told, and logins are then tried at most every 15 minutes, as Discord resets the token of a ' +
+    'bot that starts too many sessions).'),
 });
 
 export type DiscordConfig = z.infer<typeof discordConfigSchema>;

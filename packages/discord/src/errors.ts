@@ -1,6 +1,6 @@
 /** Discord API failures as core understands them. */
 import { DeliveryError } from '@trestle/core';
-import { Routes, type REST } from 'discord.js';
+import { GatewayCloseCodes, Routes, type REST } from 'discord.js';
 import { discordStatus } from './webhooks.js';
 
 /**
@@ -74,3 +74,102 @@ export async function discordAnswers(rest: REST, timeoutMs: number): Promise<boo
     return discordFailure(err) !== 'unreachable';
   }
 }
+
+// ------------------------------------------------------------------ the gateway lost for good
+
+/**
+ * Why the bridge has no gateway session and cannot get one by retrying alone: what the admins must change.
+ * - `token`: Discord refused the bot token (close code 4004, or 401 on login).
+ * - `intents`: Discord refused the privileged intents the bridge asks for (4014): switches in the developer portal.
+ * - `invalid-intents`: Discord called the intents invalid (4013): a bug, not a setting.
+ * - `sharding`: Discord wants the connection split in shards (4010, 4011), which the bridge does not do.
+ * - `version`: Discord no longer takes the gateway version discord.js speaks (4012).
+ * - `closed`: any other close discord.js does not reconnect from.
+ */
+export type GatewayTrouble = 'token' | 'intents' | 'invalid-intents' | 'sharding' | 'version' | 'closed';
+
+/** The trouble a gateway close code after which discord.js does not reconnect (`shardDisconnect`) stands for. */
+export function gatewayTrouble(code: number): GatewayTrouble {
+  switch (code) {
+    case GatewayCloseCodes.AuthenticationFailed: return 'token';
+    case GatewayCloseCodes.DisallowedIntents: return 'intents';
+    case GatewayCloseCodes.InvalidIntents: return 'invalid-intents';
+    case GatewayCloseCodes.InvalidShard: case GatewayCloseCodes.ShardingRequired: return 'sharding';
+    case GatewayCloseCodes.InvalidAPIVersion: return 'version';
+    default: return 'closed';
+  }
+}
+
+/** The trouble a refused login (client.ts's DiscordLoginError, whose message says what it was) stands for. */
+export function troubleOfLoginError(message: string): GatewayTrouble {
+  if (/bot token/i.test(message)) return 'token';
+  if (/4014|privileged intents/i.test(message)) return 'intents';
+  if (/4013|invalid intents/i.test(message)) return 'invalid-intents';
+  return 'closed';
+}
+
+/** What the admins are told when the bridge loses its gateway session for good, and what they can do about it. */
+export interface TroubleNotice {
+  trouble: GatewayTrouble;
+  /** The close code, when Discord closed a session (none for a refused login). */
+  code?: number;
+  /** `networks.<id>`, for the settings named. */
+  configKey: string;
+  /** The privileged intents the bridge asks for, as the developer portal names them. */
+  privileged: string[];
+  /** Whether the bridge still has a client whose REST calls Discord takes (Matrix → Discord goes on through the webhooks). */
+  restWorks: boolean;
+  /** The longest pause between two logins tried meanwhile. */
+  retryMaxMs: number;
+}
+
+/**
+ * The notice for the admins (plain words: what broke, what to change, what still works), said once per
+ * cause while the bridge is not connected; {@link RECONNECTED_NOTICE} follows when it is back.
+ */
+export function troubleNotice(n: TroubleNotice): string {
+  const code = n.code !== undefined ? ` (gateway close code ${n.code})` : '';
+  const k = n.configKey;
+  let what: string;
+  let todo: string;
+  switch (n.trouble) {
+    case 'token':
+      what = `Discord refused the bridge's bot token (${k}.token)${code}`;
+      todo = 'Copy the token again from the Discord developer portal (your application → Bot → Reset Token), put it in ' +
+        `${k}.token and restart the bridge: it reads the token only when it starts. (If Discord refused a token that is right, ` +
+        'the bridge gets back on its own.)';
+      break;
+    case 'intents': {
+      const asked = n.privileged.length ? n.privileged.map((i) => `"${i}"`).join(', ') : 'the privileged intents';
+      what = `Discord refused the privileged intents the bridge asks for${code}`;
+      todo = `In the Discord developer portal, open your application → Bot → Privileged Gateway Intents and enable ${asked}: ` +
+        `the bridge picks that up without a restart. Or turn off in ${k} what you do not want (messageContentIntent, ` +
+        'serverMembersIntent, presence) and restart the bridge.';
+      break;
+    }
+    case 'invalid-intents':
+      what = `Discord called the intents the bridge asks for invalid${code}`;
+      todo = 'No setting changes that: it is a fault in the bridge or the discord.js it uses. Update the bridge.';
+      break;
+    case 'sharding':
+      what = `Discord wants the bot's gateway connection split into shards${code}, which the bridge does not do`;
+      todo = 'Discord asks for that once a bot is in more than 2,500 servers: take the bot out of the servers it does not bridge.';
+      break;
+    case 'version':
+      what = `Discord no longer accepts the gateway version the bridge speaks${code}`;
+      todo = 'Update the bridge.';
+      break;
+    default:
+      what = `Discord closed the bridge's gateway connection${code} and would not let it reconnect`;
+      todo = 'Look at the bridge\'s log and at Discord\'s status page.';
+  }
+  const matrixSide = n.restWorks
+    ? 'Matrix → Discord may still work: it goes through the channels\' webhooks.'
+    : 'Matrix messages for Discord wait, and go once the bridge is connected again.';
+  return `⚠ ${what}, so nothing said on Discord reaches Matrix now. ${todo} ${matrixSide} The bridge keeps trying to connect ` +
+    `(every ${Math.max(1, Math.round(n.retryMaxMs / 1000))} s at most) and says so here when it is back.`;
+}
+
+/** Told to the admins when the bridge is connected again after a {@link troubleNotice}. */
+export const RECONNECTED_NOTICE = '✅ The bridge is reconnected to Discord: what is said there reaches Matrix again, starting with ' +
+  'what was said while it was away.';

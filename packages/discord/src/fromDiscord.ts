@@ -3,15 +3,15 @@
  * edits, deletions, reactions, members' departures) reported through core's sink, one channel at a time in
  * arrival order. The bridge's own messages (its webhooks, its bot user) are never reported back.
  */
-import { KeyedSerial, type NetworkContext, type RemoteMembership, type RemoteMessagePart, type RemoteSender } from '@trestle/core';
+import { durationWords, KeyedSerial, type NetworkContext, type RemoteMembership, type RemoteMessagePart, type RemoteSender } from '@trestle/core';
 import {
   Events, MessageReferenceType, MessageType, type Channel, type Client, type Guild, type GuildMember, type Message, type MessageReaction, type PartialGuildMember,
   type PartialMessage, type PartialMessageReaction, type PartialUser, type Typing, type User,
 } from 'discord.js';
 import type { DiscordConfig } from './config.js';
 import { customEmojisIn, discordToMatrix, embedText, pollResultText, pollText, reactionKeyToMatrix, textContent, type DiscordToMatrixResolver } from './convert/index.js';
-import { aliasLocalpart, channelChat, discordUser, messageRef, threadChat, webhookUser } from './ids.js';
-import { attachmentPart, type EmojiBridge, type StickerBridge } from './media.js';
+import { aliasLocalpart, channelChat, discordUser, messageRef, parseChat, threadChat, webhookUser } from './ids.js';
+import { attachmentPart, messageLink, type EmojiBridge, type StickerBridge } from './media.js';
 import type { DiscordStore } from './store.js';
 import type { WebhookPool } from './webhooks.js';
 
@@ -44,14 +44,26 @@ const AVATAR = { extension: 'png', size: 256 } as const;
 const BLANK_REPORT_EVERY_MS = 6 * 3600_000;
 /** How long one TYPING_START means someone is typing: Discord sends another every ~8 s while they go on. */
 export const TYPING_LASTS_MS = 10_000;
-/** Most messages fetched per channel when catching up after a new gateway session. */
-const CATCH_UP_LIMIT = 500;
+/** Most messages bridged per channel when catching up after a new gateway session; the rest are counted and the rooms told. */
+export const CATCH_UP_LIMIT = 500;
+/** Messages per page of a channel's history (Discord's most). */
+const PAGE = 100;
+/** Most messages counted past {@link CATCH_UP_LIMIT} (pages fetched only to count): past it, the rooms are told "or more". */
+const COUNT_PAST_LIMIT = 1000;
+/** How long after the last of a burst of messages too old to bridge its rooms are told about them, in one notice. */
+const TOO_OLD_NOTICE_AFTER_MS = 2000;
 
 const newerId = (a: string, b: string | undefined): boolean => b === undefined || BigInt(a) > BigInt(b);
+const powerKey = (chat: string, userId: string): string => `${chat}\u0000${userId}`;
 
 /** `$DISPLAY`, `$USERNAME` and `$ID` in a display name template. */
 export function fillTemplate(template: string, vars: { display: string; username: string; id: string }): string {
   return template.replace(/\$(DISPLAY|USERNAME|ID)/g, (_m, v: string) => (v === 'DISPLAY' ? vars.display : v === 'USERNAME' ? vars.username : vars.id));
+}
+
+/** "1 message", "3 messages", "1000 or more messages". */
+function messages(count: number, orMore = false): string {
+  return `${count}${orMore ? ' or more' : ''} message${count === 1 && !orMore ? '' : 's'}`;
 }
 
 /** Whether a message is too old to bridge (e.g. replayed after an outage). */
@@ -80,9 +92,19 @@ export class FromDiscord {
   private readonly blankReported = new Map<string, number>();
   /** Who is shown typing (chat and Discord user) and when that ends unless Discord says it again. */
   private readonly typing = new Map<string, { user: RemoteSender; timer: NodeJS.Timeout }>();
-  /** Power levels reported per chat and Discord user, so only changes are sent. */
+  /**
+   * Power levels reported per chat and Discord user since this process started, so only changes are
+   * sent. A level not in it is not known (see {@link syncPower}), which is not the same as 0.
+   */
   private readonly powers = new Map<string, number>();
   private client?: Client;
+  /**
+   * Per channel, the first message that could be neither bridged nor told about (its rooms could not
+   * be reached through core): the checkpoint stays before it, so the next catch-up tries it again.
+   */
+  private readonly held = new Map<string, string>();
+  /** Live messages too old to bridge, per chat, until their rooms are told (one notice per burst). */
+  private readonly tooOldSkipped = new Map<string, { count: number; first: Message; timer: NodeJS.Timeout }>();
 
   constructor(private readonly d: FromDiscordDeps) {}
 
@@ -118,6 +140,15 @@ export class FromDiscord {
     client.on(Events.MessageReactionAdd, reaction(false));
     client.on(Events.MessageReactionRemove, reaction(true));
     client.on(Events.TypingStart, (t) => { void this.onTyping(t).catch((err: unknown) => log.debug('typing not bridged', { err: err as Error })); });
+    // roles → power levels, lowered as well as raised: a member's roles changed (GUILD_MEMBER_UPDATE, with
+    // the Server Members intent; without it a change is seen when they next speak), they left, or a role
+    // was renamed (rolePowers may name it) or deleted (its members lost it without an event of their own)
+    client.on(Events.GuildMemberUpdate, (before, after) => {
+      if (before.partial || !sameRoles(before, after)) this.memberPowerChanged(after.guild.id, after.id, this.memberPower(after));
+    });
+    client.on(Events.GuildMemberRemove, (member) => this.memberPowerChanged(member.guild.id, member.id, 0));
+    client.on(Events.GuildRoleUpdate, (before, after) => { if (before.name !== after.name) this.membersPowerChanged(after.guild, after.members.values()); });
+    client.on(Events.GuildRoleDelete, (role) => this.membersPowerChanged(role.guild, role.guild.members.cache.values()));
   }
 
   /**
@@ -136,6 +167,14 @@ export class FromDiscord {
 
   /** Wait for everything reported so far (tests, shutdown). */
   idle(): Promise<void> { return this.serial.idle(); }
+
+  /** Tell now what waits to be told (messages too old to bridge): before a shutdown. */
+  flushNotices(): void {
+    for (const [chat, s] of this.tooOldSkipped) {
+      clearTimeout(s.timer);
+      this.tellTooOld(chat);
+    }
+  }
 
   /** Forget who is typing (shutdown): core's typing timeout ends what is shown. */
   stopTyping(): void {
@@ -210,19 +249,83 @@ export class FromDiscord {
     return powerOfRoles([...member.roles.cache.values()].map((r) => ({ id: r.id, name: r.name })), this.d.cfg.rolePowers);
   }
 
-  /** Report a member's power level in a chat if it changed (members' roles are seen when they speak). */
-  private async syncPower(chat: string, member: GuildMember | null | undefined): Promise<void> {
-    if (!member || Object.keys(this.d.cfg.rolePowers).length === 0) return;
-    const level = this.memberPower(member);
-    const key = `${chat}\u0000${member.id}`;
-    if ((this.powers.get(key) ?? 0) === level) return;
-    await this.d.ctx.remote.powerLevels({ chat, users: { [discordUser(member.id)]: level } });
+  private get powersOn(): boolean { return Object.keys(this.d.cfg.rolePowers).length > 0; }
+
+  /**
+   * Report a member's power level in a chat if it changed; run in the chat's order. A level not known
+   * (nothing reported for them since the bridge started) is reported when it is above 0; a 0 only when
+   * a room of the chat gives their ghost a level (raised before a restart, and demoted since): a member
+   * who never had one is not reported. A room that cannot be read leaves the level unknown, to be
+   * asked again the next time.
+   */
+  private async syncPower(chat: string, userId: string, level: number): Promise<void> {
+    const key = powerKey(chat, userId);
+    const known = this.powers.get(key);
+    if (known === level) return;
+    if (known === undefined && level === 0) {
+      const raised = await this.raisedInRooms(chat, userId);
+      if (raised !== true) {
+        if (raised === false) this.powers.set(key, 0);
+        return;
+      }
+    }
+    await this.d.ctx.remote.powerLevels({ chat, users: { [discordUser(userId)]: level } });
     this.powers.set(key, level);
+  }
+
+  /** Whether a room of the chat gives the user's ghost a power level above 0; undefined when one cannot be read. */
+  private async raisedInRooms(chat: string, userId: string): Promise<boolean | undefined> {
+    const { ctx } = this.d;
+    const ghost = ctx.ghostUserId(discordUser(userId));
+    try {
+      for (const p of ctx.portals.forChat(chat)) if (await ctx.matrix.powerLevel(p.roomId, ghost) > 0) return true;
+      return false;
+    } catch (err) {
+      ctx.log.debug('could not read the power level of a ghost', { chat, userId, err: err as Error });
+      return undefined;
+    }
+  }
+
+  /** The chats (channels and threads) of a server that are bridged. */
+  private chatsOfGuild(guildId: string): string[] {
+    const chats = new Set<string>();
+    for (const p of this.d.ctx.portals.all()) {
+      const c = parseChat(p.remoteChat);
+      const ch = c ? this.client?.channels.cache.get(c.channelId) : undefined;
+      if (ch && !ch.isDMBased() && ch.guildId === guildId) chats.add(p.remoteChat);
+    }
+    return [...chats];
+  }
+
+  /** One member's level changed (their roles, or 0: they left the server): reported in each bridged chat of the server, in its order. */
+  private memberPowerChanged(guildId: string, userId: string, level: number): void {
+    if (!this.powersOn || userId === this.client?.user?.id) return;
+    for (const chat of this.chatsOfGuild(guildId)) void this.inOrder(chat, 'a power level', () => this.syncPower(chat, userId, level));
+  }
+
+  /**
+   * Many members' levels may have changed (a role renamed or deleted): one change per bridged chat of
+   * the server, in its order, with the members whose level changed or is not known. Core compares it
+   * with each room and changes only what differs there.
+   */
+  private membersPowerChanged(guild: Guild, members: Iterable<GuildMember>): void {
+    if (!this.powersOn) return;
+    const levels = [...members].filter((m) => m.id !== this.client?.user?.id).map((m): [string, number] => [m.id, this.memberPower(m)]);
+    if (levels.length === 0) return;
+    for (const chat of this.chatsOfGuild(guild.id)) {
+      void this.inOrder(chat, 'power levels', async () => {
+        const users: Record<string, number> = {};
+        for (const [id, level] of levels) if (this.powers.get(powerKey(chat, id)) !== level) users[discordUser(id)] = level;
+        if (Object.keys(users).length === 0) return;
+        await this.d.ctx.remote.powerLevels({ chat, users });
+        for (const [id, level] of Object.entries(users)) this.powers.set(powerKey(chat, id), level);
+      });
+    }
   }
 
   /** Report the power levels of every known member of a chat's guild (after a link). */
   async syncPowers(chat: string, guild: Guild): Promise<void> {
-    if (Object.keys(this.d.cfg.rolePowers).length === 0) return;
+    if (!this.powersOn) return;
     const users: Record<string, number> = {};
     for (const m of guild.members.cache.values()) {
       if (m.id === this.client?.user?.id) continue;
@@ -232,7 +335,7 @@ export class FromDiscord {
     if (Object.keys(users).length === 0) return;
     await this.serial.run(chat, async () => {
       await this.d.ctx.remote.powerLevels({ chat, users });
-      for (const [id, level] of Object.entries(users)) this.powers.set(`${chat}\u0000${id}`, level);
+      for (const [id, level] of Object.entries(users)) this.powers.set(powerKey(chat, id), level);
     }, (err) => this.d.ctx.log.warn('could not report power levels', { chat, err: err as Error }));
   }
 
@@ -292,17 +395,24 @@ export class FromDiscord {
 
   // ------------------------------------------------------------------ catching up
 
-  /** The newest message of a channel the bridge has handled, kept across restarts. */
-  private checkpoint(r: Route, m: Message): void {
+  /**
+   * The newest message of a channel the bridge has handled (bridged, or given up and told about), kept
+   * across restarts: the next catch-up starts after it. Not moved past a message {@link held} back.
+   */
+  private checkpoint(r: Route, messageId: string): void {
     if (r.where !== r.chat) return; // threads are not caught up on
+    const held = this.held.get(r.chat);
+    if (held !== undefined && BigInt(messageId) >= BigInt(held)) return;
     const key = `last:${r.chat}`;
-    if (newerId(m.id, this.d.ctx.kv.get(key))) this.d.ctx.kv.set(key, m.id);
+    if (newerId(messageId, this.d.ctx.kv.get(key))) this.d.ctx.kv.set(key, messageId);
   }
 
   /**
-   * Bridge the messages each bridged channel received since the last one the bridge handled
-   * (Discord replays nothing to a new session); those older than maxMessageAgeSeconds are skipped
-   * as usual, and messages already bridged are recognised by core.
+   * Bridge the messages each bridged channel received since the last one the bridge handled (Discord
+   * replays nothing to a new session), however old: they were missed while the bridge was away, and
+   * go to Matrix with the times they were said. Messages bridged already are left out. Past
+   * {@link CATCH_UP_LIMIT} in a channel they are counted instead, and its rooms told how many were
+   * not bridged and where on Discord they start.
    */
   private async catchUp(client: Client): Promise<void> {
     const { ctx } = this.d;
@@ -314,45 +424,125 @@ export class FromDiscord {
       if (!after || !channel || !channel.isTextBased() || channel.isDMBased() || channel.isThread()) continue;
       // one task in the channel's queue, queued at once: live messages arriving meanwhile wait behind the older ones
       runs.push(this.serial.run(chat, async () => {
+        this.held.delete(chat); // fetched again now, from the checkpoint before it
+        const r: Route = { chat, where: chat };
         let cursor = after;
-        let count = 0;
-        while (count < CATCH_UP_LIMIT) {
-          const batch = [...(await channel.messages.fetch({ after: cursor, limit: 100 })).values()]
+        let handled = 0;
+        let fetched = 0;
+        const past: { count: number; first?: Message; newest?: string; more: boolean } = { count: 0, more: false };
+        for (;;) {
+          const batch = [...(await channel.messages.fetch({ after: cursor, limit: PAGE })).values()]
             .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
           if (batch.length === 0) break;
+          fetched += batch.length;
           for (const m of batch) {
-            // one message that cannot be bridged must not cost the ones after it: the loop goes on
-            await this.onMessage({ chat, where: chat }, m).catch((err: unknown) =>
+            if (ctx.bridged(chat, messageRef(chat, chat, m.id))) { this.checkpoint(r, m.id); continue; }
+            if (handled >= CATCH_UP_LIMIT) {
+              past.count++;
+              past.first ??= m;
+              past.newest = m.id;
+              continue;
+            }
+            handled++;
+            // one message that cannot be bridged must not cost the ones after it: the loop goes on (it is told, or held)
+            await this.onMessage(r, m, true).catch((err: unknown) =>
               ctx.log.warn('could not bridge a Discord message while catching up; going on with the next', { chat, messageId: m.id, err: err as Error }));
           }
           cursor = batch[batch.length - 1]!.id;
-          count += batch.length;
-          if (batch.length < 100) break;
+          if (batch.length < PAGE) break;
+          if (past.count >= COUNT_PAST_LIMIT) { past.more = true; break; }
         }
-        if (count) ctx.log.info('caught up on Discord messages from while the bridge was away', { chat, fetched: count });
+        if (fetched) ctx.log.info('caught up on Discord messages from while the bridge was away', { chat, fetched, bridged: handled, notBridged: past.count });
+        if (past.first && past.newest) await this.tellNotFetched(r, `#${channel.name}`, { count: past.count, first: past.first, newest: past.newest, more: past.more });
       }, (err) => ctx.log.warn('could not catch up on a Discord channel', { chat, err: err as Error })));
     }
     await Promise.all(runs);
   }
 
-  // ------------------------------------------------------------------ events
-
-  private async onMessage(r: Route, m: Message): Promise<void> {
+  /**
+   * More was said in a channel while the bridge was away than it catches up on: its rooms are told how
+   * much was not bridged and where on Discord it starts, and the checkpoint moves past it (given up,
+   * and told). Not told: held back, so the next catch-up tries again.
+   */
+  private async tellNotFetched(r: Route, name: string, past: { count: number; first: Message; newest: string; more: boolean }): Promise<void> {
+    const { ctx } = this.d;
+    const text = `ℹ ${messages(past.count, past.more)} said in ${name} on Discord while the bridge was away ${past.count === 1 && !past.more ? 'was' : 'were'} ` +
+      `not bridged: it catches up on at most ${CATCH_UP_LIMIT} per channel. Read ${past.count === 1 && !past.more ? 'it' : 'them'} on Discord, ` +
+      `from ${messageLink(past.first)}`;
+    ctx.log.warn('more was said in a Discord channel while the bridge was away than it catches up on; the rooms are told', { chat: r.chat, notBridged: past.count, more: past.more });
     try {
-      await this.bridgeMessage(r, m);
-    } finally {
-      this.checkpoint(r, m);
+      await ctx.remote.notice({ chat: r.chat, text });
+    } catch (err) {
+      if (!this.held.has(r.chat)) this.held.set(r.chat, past.first.id);
+      throw err;
     }
+    this.checkpoint(r, past.newest);
   }
 
-  private async bridgeMessage(r: Route, m: Message): Promise<void> {
+  // ------------------------------------------------------------------ events
+
+  /**
+   * A message from Discord: bridged, live or fetched while catching up (`backfill`: with the time it was
+   * said). One that cannot be bridged is given up, and its rooms told where to read it on Discord; the
+   * checkpoint then moves past it. When they cannot be told either, the checkpoint stays before it (it
+   * is {@link held}), and the next catch-up tries it again.
+   */
+  private async onMessage(r: Route, m: Message, backfill = false): Promise<void> {
+    try {
+      await this.bridgeMessage(r, m, backfill);
+    } catch (err) {
+      this.d.ctx.log.warn('could not bridge a Discord message; telling its rooms', { chat: r.chat, messageId: m.id, err: err as Error });
+      const text = `⚠ A message from ${m.author.username} on Discord could not be bridged (${err instanceof Error ? err.message : String(err)}). ` +
+        `Read it on Discord: ${messageLink(m)}`;
+      try {
+        await this.d.ctx.remote.notice({ chat: r.chat, text });
+      } catch {
+        if (r.where === r.chat && !this.held.has(r.chat)) this.held.set(r.chat, m.id);
+        throw err;
+      }
+    }
+    this.checkpoint(r, m.id);
+  }
+
+  /**
+   * A live message older than maxMessageAgeSeconds (e.g. replayed after the gateway was away long):
+   * not bridged, and counted; its rooms are told in one notice once such messages stop coming.
+   */
+  private skipTooOld(r: Route, m: Message): void {
+    const skipped = this.tooOldSkipped.get(r.chat);
+    if (skipped) {
+      skipped.count++;
+      skipped.timer.refresh();
+      return;
+    }
+    const timer = setTimeout(() => this.tellTooOld(r.chat), TOO_OLD_NOTICE_AFTER_MS);
+    timer.unref();
+    this.tooOldSkipped.set(r.chat, { count: 1, first: m, timer });
+  }
+
+  private tellTooOld(chat: string): void {
+    const skipped = this.tooOldSkipped.get(chat);
+    if (!skipped) return;
+    this.tooOldSkipped.delete(chat);
+    const { ctx, cfg, configKey } = this.d;
+    const m = skipped.first;
+    const one = skipped.count === 1;
+    const text = `ℹ ${messages(skipped.count)} from Discord reached the bridge more than ${durationWords(cfg.maxMessageAgeSeconds)} after ` +
+      `${one ? 'it was' : 'they were'} said, and ${one ? 'was' : 'were'} not bridged (${configKey}.maxMessageAgeSeconds). Read ` +
+      `${one ? 'it' : 'them'} on Discord, from ${messageLink(m)}`;
+    void this.inOrder(chat, 'a notice of messages too old to bridge', () => ctx.remote.notice({ chat, text }));
+  }
+
+  private async bridgeMessage(r: Route, m: Message, backfill: boolean): Promise<void> {
     // system messages (joins, pins, boosts...) are not bridged, except the end of a poll: its result
     if (m.system && m.type !== MessageType.PollResult) return;
     const sender = this.messageSender(m);
     if (!sender) return;
     const { ctx, cfg } = this.d;
-    if (tooOld(m.createdTimestamp, Date.now(), cfg.maxMessageAgeSeconds)) {
-      ctx.log.info('Discord message older than maxMessageAgeSeconds; not bridged', { chat: r.chat, messageId: m.id });
+    // a message fetched while catching up is old because the bridge was away: that is what backfill is for
+    if (!backfill && tooOld(m.createdTimestamp, Date.now(), cfg.maxMessageAgeSeconds)) {
+      ctx.log.info('Discord message older than maxMessageAgeSeconds; not bridged, its rooms are told', { chat: r.chat, messageId: m.id });
+      this.skipTooOld(r, m);
       return;
     }
     // a forwarded message has no content of its own: what it forwards is in its snapshots
@@ -367,17 +557,17 @@ export class FromDiscord {
     }
     const parts: RemoteMessagePart[] = [];
     if (text) parts.push({ content: textContent(discordToMatrix(text, this.resolver(m.guild, m.mentions))) });
-    for (const att of attachments) parts.push(await attachmentPart(att, cfg.maxAttachmentBytes, ctx, ctx.log));
+    for (const att of attachments) parts.push(await attachmentPart(att, cfg.maxAttachmentBytes, ctx, ctx.log, m));
     for (const sticker of stickers) parts.push(await this.d.stickers.part(sticker));
     // a reply's reference (a forward's names the message forwarded, perhaps elsewhere: not a reply)
     const replied = m.reference?.type === MessageReferenceType.Forward ? undefined : m.reference;
     const ref = replied?.messageId && replied.channelId ? messageRef(r.chat, replied.channelId, replied.messageId) : undefined;
-    if (!m.webhookId) await this.syncPower(r.chat, m.member);
+    if (!m.webhookId && m.member && this.powersOn) await this.syncPower(r.chat, m.member.id, this.memberPower(m.member));
     if (!m.webhookId) this.d.store.addChatMember(r.chat, m.author.id);
     if (!m.webhookId) this.typingEnded(r.chat, m.author.id);
     await ctx.remote.message({
       chat: r.chat, id: messageRef(r.chat, r.where, m.id), sender, parts, timestamp: m.createdTimestamp,
-      ...(ref ? { replyTo: ref } : {}),
+      ...(backfill ? { backfill: true } : {}), ...(ref ? { replyTo: ref } : {}),
       // the root of a thread shown as a Matrix thread is the channel message it was started from (same id)
       ...(r.threadRoot ? { threadRoot: messageRef(r.chat, r.chat, r.threadRoot) } : {}),
     });
@@ -471,6 +661,13 @@ export class FromDiscord {
         this.d.ctx.log.warn('could not tell the user who linked the channel', { user: link.userId, err: err as Error }));
     }
   }
+}
+
+/** Whether a member update left their roles as they were (a nickname or avatar changed). */
+function sameRoles(before: GuildMember | PartialGuildMember, after: GuildMember): boolean {
+  const a = before.roles.cache;
+  const b = after.roles.cache;
+  return a.size === b.size && [...a.keys()].every((id) => b.has(id));
 }
 
 /** What a forwarded message says, marked as forwarded and quoted (Discord markdown); `*Forwarded*` alone for files. */

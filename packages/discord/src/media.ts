@@ -45,12 +45,32 @@ export interface AttachmentInfo {
   description: string | null;
 }
 
+/** The Discord message an attachment came in (discord.js's `Message` has these fields). */
+export interface AttachmentSource {
+  /** null in a DM. */
+  guildId: string | null;
+  /** The channel or thread. */
+  channelId: string;
+  id: string;
+}
+
+/** A link to a Discord message, which opens it in Discord's app or web client, and lasts as long as the message. */
+export function messageLink(m: AttachmentSource): string {
+  return `https://discord.com/channels/${m.guildId ?? '@me'}/${m.channelId}/${m.id}`;
+}
+
 /**
- * One Discord attachment as a Matrix event: the file copied to the media repository, or a link to
- * it on Discord if it is too big, cannot be downloaded, or the homeserver does not take it.
+ * One Discord attachment as a Matrix event: the file copied to the media repository, or, if it is
+ * too big, cannot be downloaded, or the homeserver does not take it, its name and size with a link
+ * to the message it is in. Not a link to the file: Discord's CDN links are signed and stop working
+ * after about a day, and this one stays in the room's history. `from`: that message; without it
+ * (a caller that does not pass it) the CDN link is all there is.
  */
-export async function attachmentPart(att: AttachmentInfo, maxBytes: number, ctx: Pick<NetworkContext, 'uploadMedia'>, log: Logger): Promise<RemoteMessagePart> {
-  const link = (): RemoteMessagePart => ({ content: { msgtype: 'm.text', body: `📎 ${att.name} (${formatSize(att.size)}): ${att.url}` } });
+export async function attachmentPart(att: AttachmentInfo, maxBytes: number, ctx: Pick<NetworkContext, 'uploadMedia'>, log: Logger,
+  from?: AttachmentSource): Promise<RemoteMessagePart> {
+  const link = (): RemoteMessagePart => ({
+    content: { msgtype: 'm.text', body: `📎 ${att.name} (${formatSize(att.size)}): ${from ? messageLink(from) : att.url}` },
+  });
   if (att.size > maxBytes) return link();
   let got: Download;
   try {

@@ -16,7 +16,9 @@ import type { Client, Guild, GuildMember, PartialGuildMember, User } from 'disco
 import { LinkApprovals } from './approvals.js';
 import { createClient, DiscordLoginError, login } from './client.js';
 import { discordConfigSchema, type DiscordConfig } from './config.js';
-import { discordAnswers, notConnected, toDeliveryError } from './errors.js';
+import {
+  discordAnswers, gatewayTrouble, notConnected, RECONNECTED_NOTICE, toDeliveryError, troubleNotice, troubleOfLoginError, type GatewayTrouble,
+} from './errors.js';
 import { FromDiscord } from './fromDiscord.js';
 import { GuildSync } from './guilds.js';
 import { channelChat, ghostLocalpart, isSnowflake, parseChat, type parseUser } from './ids.js';
@@ -41,6 +43,9 @@ const DEPARTURE_GRACE_MS = 1500;
 /** How many Matrix membership events are remembered as told about (a room with two links hears once). */
 const TOLD_EVENTS = 200;
 
+/** The longest pause between logins while Discord refuses the bot (see retryLogin). */
+const REFUSED_RETRY_MAX_MS = 15 * 60_000;
+
 export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionCapable, ReactionCapable, TypingCapable, AliasCapable,
   ProvisioningCapable, PortalLinkAware, CommandCapable, RoomMetadataCapable, MembershipCapable, ReachabilityCapable, BridgeInfoCapable {
   readonly identity;
@@ -61,6 +66,13 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   presence?: PresenceBridge;
   private retryTimer?: NodeJS.Timeout;
   private stopped = false;
+  /**
+   * What the admins were told keeps the bridge off Discord's gateway, since it was last connected: each
+   * cause once, however many logins fail for it; cleared (and the admins told) when a login works.
+   */
+  private readonly toldTrouble = new Set<GatewayTrouble>();
+  /** The client whose gateway session Discord ended for good, while a new login is tried. */
+  private lostClient?: Client;
   /** Matrix kicks, bans and unbans whose room was told they stay there (by event id). */
   private readonly toldStaysInRoom = new Set<string>();
 
@@ -140,8 +152,11 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
   }
 
   /**
-   * Log in. A refused token or refused intents make the first attempt (start) throw with what to do;
-   * Discord being unreachable is retried in the background with growing pauses, as a state, not a crash.
+   * Log in. A refused token or refused intents make the first attempt (start) throw with what to do.
+   * Later (Discord was unreachable at start, or its gateway session ended for good: {@link gatewayLost})
+   * nothing is thrown to: the admins are told once per cause what to change, and the login is tried
+   * again with growing pauses, so a fix in the developer portal takes effect without a restart. Discord
+   * being unreachable is retried the same way, as a state, not a crash.
    */
   private async connect(first: boolean, delay: number): Promise<void> {
     const ctx = this.ctx!;
@@ -152,31 +167,93 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.approvals!.attach(client);
     this.departures!.attach(client);
     this.presence?.attach(client);
-    client.on('shardDisconnect', (e, shard) => ctx.log.warn('Discord gateway closed', { shard, code: e.code }));
+    // emitted only for close codes discord.js does not reconnect from: the session is over for good
+    client.on('shardDisconnect', (e, shard) => this.gatewayLost(client, e.code, shard));
     client.on('shardResume', (shard, replayed) => ctx.log.info('Discord gateway resumed', { shard, replayed }));
     client.on('error', (err) => ctx.log.warn('Discord client error', { err }));
     try {
       await login(client, this.cfg.token, this.configKey);
     } catch (err) {
       await client.destroy().catch(() => undefined);
-      if (err instanceof DiscordLoginError) {
-        if (first) throw err;
-        ctx.log.error(err.message);
-        return;
-      }
+      if (err instanceof DiscordLoginError && first) throw err;
       if (this.stopped) return;
-      // loud the first time, then quieter while it keeps failing
-      (first ? ctx.log.error : ctx.log.warn).call(ctx.log, 'could not connect to Discord; will keep trying', { err: err as Error, retryInMs: delay });
-      this.retryTimer = setTimeout(() => { void this.connect(false, Math.min(delay * 2, this.cfg.reconnect.maxDelayMs)); }, delay);
+      if (err instanceof DiscordLoginError) {
+        ctx.log.error(err.message, { retryInMs: delay });
+        this.tellTrouble(troubleOfLoginError(err.message));
+      } else {
+        // loud the first time, then quieter while it keeps failing
+        (first ? ctx.log.error : ctx.log.warn).call(ctx.log, 'could not connect to Discord; will keep trying', { err: err as Error, retryInMs: delay });
+      }
+      this.retryLogin(delay);
       return;
     }
     if (this.stopped) { await client.destroy(); return; }
+    const before = this.client;
     this.client = client;
+    this.lostClient = undefined;
+    // a client whose gateway session ended served Matrix → Discord (REST) until now
+    if (before && before !== client) void before.destroy().catch(() => undefined);
     this.approvals!.restore();
     ctx.log.info('connected to Discord', { user: client.user?.tag, guilds: client.guilds.cache.size });
+    if (this.toldTrouble.size) {
+      this.toldTrouble.clear();
+      void ctx.notifyAdmins(RECONNECTED_NOTICE).catch((err: unknown) => ctx.log.warn('could not tell the admins the bridge is back on Discord', { err: err as Error }));
+    }
     // connected only after start-up: core's start could not describe the links then (bridge info)
     if (!first) for (const chat of new Set(ctx.portals.all().map((p) => p.remoteChat))) ctx.portals.refreshBridgeInfo(chat);
     void this.guilds!.reconcile(client).catch((err: unknown) => ctx.log.warn('could not bring the server spaces up to date', { err: err as Error }));
+  }
+
+  /**
+   * Try logging in again after `delay`; the pause after that one doubles, up to `reconnect.maxDelayMs`,
+   * or, while Discord refuses the bot (its token, its intents: the admins were told), up to 15 minutes
+   * at least: each login starts a session, and Discord allows a bot about 1,000 a day before it
+   * resets the token, which a refusal at every minute would use up in 17 hours.
+   */
+  private retryLogin(delay: number): void {
+    clearTimeout(this.retryTimer);
+    const cap = this.toldTrouble.size ? Math.max(this.cfg.reconnect.maxDelayMs, REFUSED_RETRY_MAX_MS) : this.cfg.reconnect.maxDelayMs;
+    const next = Math.min(Math.max(delay * 2, 1), cap);
+    this.retryTimer = setTimeout(() => {
+      void this.connect(false, next).catch((err: unknown) => this.ctx!.log.error('could not connect to Discord', { err: err as Error }));
+    }, delay);
+  }
+
+  /**
+   * Discord ended the gateway session with a close code discord.js does not reconnect from (a refused
+   * token or intents, sharding, an API version): nothing from Discord arrives any more, and discord.js
+   * will not try again. The admins are told what broke and what to change; a new login is tried in the
+   * background at the reconnect pauses, and the admins hear when it works. A refused token is refused
+   * for the bot's REST calls too: that client goes, and Matrix → Discord waits as for an outage
+   * ({@link reachable} says no). Otherwise its REST calls (the webhooks) go on until the new login.
+   */
+  private gatewayLost(client: Client, code: number, shard: number): void {
+    if (client !== this.client || this.lostClient === client || this.stopped) return;
+    this.lostClient = client;
+    const trouble = gatewayTrouble(code);
+    this.ctx!.log.error('Discord closed the gateway session for good; logging in again in the background', { shard, code, trouble });
+    if (trouble === 'token') {
+      this.client = undefined;
+      void client.destroy().catch(() => undefined);
+    }
+    this.tellTrouble(trouble, code);
+    this.retryLogin(this.cfg.reconnect.initialDelayMs);
+  }
+
+  /** Tell the admins why the bridge is off Discord's gateway and what to do: once per cause until it is back. */
+  private tellTrouble(trouble: GatewayTrouble, code?: number): void {
+    if (this.toldTrouble.has(trouble)) return;
+    this.toldTrouble.add(trouble);
+    const ctx = this.ctx!;
+    const privileged = [
+      ...(this.cfg.messageContentIntent ? ['Message Content Intent'] : []), ...(this.cfg.serverMembersIntent ? ['Server Members Intent'] : []),
+      ...(this.cfg.presence ? ['Presence Intent'] : []),
+    ];
+    const text = troubleNotice({
+      trouble, ...(code !== undefined ? { code } : {}), configKey: this.configKey, privileged,
+      restWorks: this.client !== undefined, retryMaxMs: this.cfg.reconnect.maxDelayMs,
+    });
+    void ctx.notifyAdmins(text).catch((err: unknown) => ctx.log.error('could not tell the admins why the bridge is off Discord', { err: err as Error, text }));
   }
 
   async stop(): Promise<void> {
@@ -186,6 +263,7 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
     this.departures?.flush();
     await this.presence?.stop();
     await this.guilds?.idle();
+    this.fromDiscord?.flushNotices();
     await this.fromDiscord?.idle();
     this.fromDiscord?.stopTyping();
     await this.client?.destroy();
@@ -198,7 +276,8 @@ export class DiscordNetwork implements NetworkConnector, EditCapable, RedactionC
 
   /**
    * Does Discord answer now? Asked by core while Matrix messages wait out a Discord outage: they go
-   * on as soon as it does. Not logged in (yet, or any more): no.
+   * on as soon as it does. Not logged in (yet, or any more: its token was refused): no. A client whose
+   * gateway session ended for some other cause still sends (REST, the webhooks): asked like any.
    */
   async reachable(): Promise<boolean> {
     const client = this.client;

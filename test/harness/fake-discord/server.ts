@@ -3,9 +3,9 @@
  * thing that an unmodified discord.js v14 Client logs in and works against it. The only client option
  * that changes is `rest: { api: fake.apiUrl, cdn: fake.cdnUrl }` (discord.js finds the gateway through
  * `GET /gateway/bot`). Tests build the world (guilds, channels, users), play the humans
- * (`injectUserMessage`, `addReaction`, `injectTyping`, `setPresence`, `kickMember`, `banMember`, `deleteChannel`, `removeBot`, ...),
- * inject trouble (`failNext`, `forceReconnect`, `setGuildUnavailable`,
- * `setEchoOrder`, the privileged-intent switches) and inspect what the bot did (`messages`,
+ * (`injectUserMessage`, `addReaction`, `injectTyping`, `setPresence`, `updateMember`, `kickMember`, `banMember`, `deleteChannel`, `removeBot`, ...),
+ * inject trouble (`failNext`, `forceReconnect`, `disconnectGateway`, `setGuildUnavailable`,
+ * `setEchoOrder`, the privileged-intent switches, `tokenRefused`) and inspect what the bot did (`messages`,
  * `webhookExecutions`, `requests`).
  *
  *   const fake = new FakeDiscord();
@@ -167,6 +167,18 @@ export class FakeDiscord {
     this.settings.presenceIntent = on;
   }
 
+  /**
+   * The bot token refused, as after a Reset Token in the developer portal: while on, the token the bot has
+   * (`token`) gets 401 from REST and a gateway close with 4004 at IDENTIFY and RESUME. Off: taken again.
+   */
+  get tokenRefused(): boolean {
+    return this.settings.token !== this.token;
+  }
+
+  set tokenRefused(on: boolean) {
+    this.settings.token = on ? `${this.token}-reset` : this.token;
+  }
+
   /** Whether a REST write's gateway echo reaches the client before ('gateway-first') or after its HTTP response. */
   setEchoOrder(order: EchoOrder): void {
     this.settings.echoOrder = order;
@@ -215,6 +227,11 @@ export class FakeDiscord {
 
   addMember(guildId: string, userId: string, opts: { roles?: string[]; nick?: string | null } = {}): APIGuildMember {
     return this.world.addMember(guildId, userId, opts);
+  }
+
+  /** A moderator changes a member's roles (the whole list) or nickname: GUILD_MEMBER_UPDATE, to sessions with the GuildMembers intent. */
+  updateMember(guildId: string, userId: string, patch: { roles?: string[]; nick?: string | null }): APIGuildMember {
+    return this.world.updateMember(guildId, userId, patch);
   }
 
   addRole(guildId: string, opts: { name: string; permissions?: string; color?: number; mentionable?: boolean }): APIRole {
@@ -364,7 +381,12 @@ export class FakeDiscord {
     return this.gateway.forceReconnect();
   }
 
-  /** Close every gateway socket with `code` (default 4000, resumable), as a network outage would. */
+  /**
+   * Close every gateway socket with `code` (default 4000, resumable), as a network outage would. A code Discord
+   * closes with for good (4004 token refused, 4010-4014: sharding, API version, intents) ends the sessions:
+   * discord.js emits `shardDisconnect` and does not reconnect. Pair it with the matching switch
+   * (`tokenRefused`, the intent switches) for the client's next login to be refused too.
+   */
   disconnectGateway(code?: number): Promise<void> {
     return this.gateway.disconnectAll(code);
   }

@@ -157,6 +157,21 @@ export class World {
     return member;
   }
 
+  /** A member's roles or nickname change (a moderator gives or takes a role): GUILD_MEMBER_UPDATE with the whole member. */
+  updateMember(guildId: string, userId: string, patch: { roles?: string[]; nick?: string | null }): APIGuildMember {
+    const rec = this.guildRecord(guildId);
+    const member = rec.members.get(userId);
+    if (!member) throw new ApiError(404, 10007, 'Unknown Member', userId);
+    if (patch.roles !== undefined) {
+      const unknown = patch.roles.find((id) => !rec.guild.roles.some((r) => r.id === id));
+      if (unknown) throw new ApiError(404, 10011, 'Unknown Role', unknown);
+      member.roles = [...patch.roles];
+    }
+    if (patch.nick !== undefined) member.nick = patch.nick;
+    this.events.dispatch(E.GuildMemberUpdate, { ...member, user: member.user!, avatar: member.avatar ?? null, banner: member.banner ?? null, joined_at: member.joined_at ?? null, guild_id: guildId }, I.GuildMembers);
+    return member;
+  }
+
   addRole(guildId: string, opts: { name: string; permissions?: string; color?: number; mentionable?: boolean }): APIRole {
     const rec = this.guildRecord(guildId);
     const role = makeRole(this.ids.next(), opts.name, rec.guild.roles.length, opts.permissions ?? '0', opts.color, opts.mentionable);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DiscordAPIError, HTTPError } from 'discord.js';
-import { discordFailure, toDeliveryError } from '../../../packages/discord/src/errors.js';
+import { classifyLoginError } from '../../../packages/discord/src/client.js';
+import { discordFailure, gatewayTrouble, toDeliveryError, troubleNotice, troubleOfLoginError } from '../../../packages/discord/src/errors.js';
 
 const url = 'https://discord.com/api/v10/webhooks/1/tok';
 const body = { body: { content: 'hi' } };
@@ -44,5 +45,33 @@ describe('discordFailure', () => {
     expect([refused.permanent, refused.unreachable, refused.userMessage]).toEqual([true, false, 'Discord refused the edit: Missing Permissions']);
     const other = toDeliveryError(new Error('something broke'), 'reaction');
     expect([other.permanent, other.unreachable]).toEqual([false, false]);
+  });
+});
+
+describe('the gateway lost for good: what broke, in the admins\' words', () => {
+  it.each([
+    [4004, 'token'], [4014, 'intents'], [4013, 'invalid-intents'], [4010, 'sharding'], [4011, 'sharding'], [4012, 'version'], [4999, 'closed'],
+  ])('close code %i is %s trouble', (code, trouble) => {
+    expect(gatewayTrouble(code)).toBe(trouble);
+  });
+
+  it('reads a refused login as the same trouble as the close code behind it', () => {
+    const said = (err: unknown): string => troubleOfLoginError(classifyLoginError(err, 'networks.discord').message);
+    expect(said(Object.assign(new Error('An invalid token was provided.'), { code: 'TokenInvalid' }))).toBe('token');
+    expect(said(new Error('Used disallowed intents'))).toBe('intents');
+    expect(said(new Error('Used invalid intents'))).toBe('invalid-intents');
+  });
+
+  it('says what broke, what to change, what still works, and that it keeps trying', () => {
+    const base = { configKey: 'networks.discord', privileged: ['Message Content Intent'], retryMaxMs: 60_000 };
+    expect(troubleNotice({ ...base, trouble: 'intents', code: 4014, restWorks: true })).toBe('⚠ Discord refused the privileged intents the bridge ' +
+      'asks for (gateway close code 4014), so nothing said on Discord reaches Matrix now. In the Discord developer portal, open your application → ' +
+      'Bot → Privileged Gateway Intents and enable "Message Content Intent": the bridge picks that up without a restart. Or turn off in networks.discord ' +
+      'what you do not want (messageContentIntent, serverMembersIntent, presence) and restart the bridge. Matrix → Discord may still work: it goes ' +
+      'through the channels\' webhooks. The bridge keeps trying to connect (every 60 s at most) and says so here when it is back.');
+    const token = troubleNotice({ ...base, trouble: 'token', restWorks: false });
+    expect(token).toMatch(/^⚠ Discord refused the bridge's bot token \(networks\.discord\.token\), so nothing/);
+    expect(token).toMatch(/restart the bridge: it reads the token only when it starts/);
+    expect(token).toMatch(/Matrix messages for Discord wait, and go once the bridge is connected again\./);
   });
 });

@@ -37,7 +37,9 @@ export const discordConfigSchema = networkSection({
   webhookName: z.string().min(1).max(80).refine((s) => !/discord|clyde/i.test(s), { error: 'Discord refuses webhook names with "discord" or "clyde"' })
     .default('Trestle bridge').describe('Name of the webhook the bridge creates in each bridged channel to speak as Matrix users.'),
   maxMessageAgeSeconds: z.int().min(0).default(900)
-    .describe('Discord messages older than this are not bridged (e.g. events replayed after a long outage). 0 = no limit.'),
+    .describe('Live Discord messages older than this when they arrive are not bridged (events replayed late after a gateway ' +
+      'outage); the room is told how many, with a link to them. Messages missed while the bridge was stopped are caught up ' +
+      'however old (at most 500 per channel; the room is told of the rest). 0 = no limit.'),
   roomLimit: z.int().min(0).default(0).describe('Most Discord channels bridged at once; links and portals past it are refused (0 = no limit).'),
   linkApproval: z.strictObject({
     timeoutSeconds: z.int().min(1).default(300)

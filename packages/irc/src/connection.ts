@@ -277,6 +277,9 @@ export class IrcConnection extends EventEmitter {
       if (reply && ctcpLimit.allow(Date.now())) c.raw(`NOTICE ${e.nick} :\x01${reply}\x01`);
     });
     c.on('unknown command', (cmd: { command: string; params: string[] }) => {
+      // 403, 437, 476, 477: refusals of a JOIN that irc-framework has no name for (numerics.ts); taken
+      // only when a JOIN to the channel they name waits, as they answer other commands too
+      if (this.joinWaits.refusal(cmd.command, cmd.params)) return;
       const [from, to, reason] = cmd.params;
       if (cmd.command === 'RENAME' && from && to) {
         moveChannel(this.channels, from, to);

@@ -17,7 +17,9 @@
  *
  * - {@link historyReaction}: a reaction (TAGMSG) among the fetched lines.
  *
- * Which of the fetched lines go to Matrix, and how, is listen.ts's business.
+ * The listener's use of these (asking on rejoin, holding the channel's live events meanwhile,
+ * moving the marks) is channelHistory.ts's; which of the fetched lines go to Matrix, and how, is
+ * listen.ts's business.
  */
 import { ircLower, isChannel, moveChannel } from './ids.js';
 import { parseRawLine, type IrcLine } from './ircline.js';

@@ -2,14 +2,16 @@
  * IRC → Matrix: what the bridge's listening connection sees in the channels it sits in, reported
  * to core. Messages, reactions, redactions, joins, parts, kicks, quits (netsplits held back, see
  * netsplit.ts), nick changes, topics, channel modes (ranks and room settings, see modes.ts), and
- * with `presence` on, away status (presence.ts).
+ * with `presence` on, away status (presence.ts). What was said while it was away is fetched back on
+ * rejoining, its live events held meanwhile (channelHistory.ts); the event wiring stays here.
  */
 import type { NetworkContext, RemoteMembership } from '@trestle/core';
 import { channelChat, ircLower, ircUser, isChannel, moveChannel } from './ids.js';
 import { ChannelModes, type ModeChange, type RoomSettingsChange, type ServerModeInfo } from './modes.js';
 import { NetsplitDetector } from './netsplit.js';
 import { joinMultiline } from './convert/index.js';
-import { HistoryBatches, HistoryFetch, HistoryMarks, historyReaction, isHistoryBatch, serverPageMax, type HistoryItem } from './history.js';
+import { ChannelHistory } from './channelHistory.js';
+import { historyReaction, isHistoryBatch, type HistoryItem } from './history.js';
 import { parseLine, parseRawLine, type IrcLine } from './ircline.js';
 import { IrcPresence } from './presence.js';
 import { currentChannel, noteRename } from './renames.js';
@@ -103,31 +105,13 @@ export class ChannelEvents {
   private readonly nickChannels = new Map<string, Set<string>>();
   private readonly splits = new NetsplitDetector<HeldQuit>();
   private splitTimer?: NodeJS.Timeout;
-  /** Where the listener left each channel (history.ts); undefined with `history.enabled` off. */
-  private readonly marks?: HistoryMarks;
-  private readonly batches = new HistoryBatches((target, items) => this.replay(target, items));
-  /**
-   * Per channel (folded), the last move of its mark waiting on a report: each move waits for the
-   * ones before it, so a mark never passes a message whose report is not yet durable.
-   */
-  private readonly marking = new Map<string, Promise<void>>();
+  /** What was said while the listener was away, fetched on rejoining, and where it left each channel (channelHistory.ts). */
+  private readonly history: ChannelHistory;
   /**
    * Ids of `chathistory` batches irc-framework is replaying (which HistoryBatches should have
    * taken: a safety net): their lines are old, not live, and nothing of them is reported.
    */
   private readonly replaying = new Set<string>();
-  private flushTimer?: NodeJS.Timeout;
-  /**
-   * Channels whose history was asked for and not yet answered: live messages said meanwhile wait
-   * here, so that the room gets what was missed first and then what followed, in order.
-   */
-  private readonly fetching = new Map<string, { held: (() => void)[]; timer?: NodeJS.Timeout; fetch: HistoryFetch }>();
-  /**
-   * The channels (lowercased) of the CHATHISTORY requests sent and not yet answered, oldest first.
-   * A server answers a client's commands in order, so a FAIL that does not name its channel (ergo's
-   * INVALID_PARAMS does not) is the oldest request's.
-   */
-  private readonly asking: string[] = [];
   /** Prunes after a NAMES, waiting for the channel's modes (see `whenNamesKnown`). */
   private readonly awaitingModes = new Map<string, () => void>();
   /** Channels whose NAMES the listener has had since it joined them, and who waits for one (see `named`). */
@@ -136,11 +120,7 @@ export class ChannelEvents {
 
   constructor(private readonly server: IrcServer, private readonly ctx: NetworkContext, private readonly store: IrcStore) {
     this.modes = new ChannelModes(server.cfg.modePowers, () => serverModeInfo(server.listener.client.network));
-    if (server.cfg.history.enabled) {
-      const marks = this.marks = new HistoryMarks(ctx.kv, `history-marks:${server.key}`);
-      this.flushTimer = setInterval(() => marks.flush(), 10_000);
-      this.flushTimer.unref();
-    }
+    this.history = new ChannelHistory(server, ctx, { backfill: (channel, items) => this.backfill(channel, items), report: (p) => this.report(p) });
     if (server.cfg.presence) {
       this.presence = new IrcPresence({
         inChannel: (nick) => this.knowsNick(nick), isOwn: (nick) => server.isOwnNick(nick), userOf: (nick) => server.senderFor(nick).id,
@@ -155,7 +135,7 @@ export class ChannelEvents {
 
   /** The listener is about to join these channels (folded), the bridged ones: marks of any other are dropped. */
   bridgedChannels(channels: ReadonlySet<string>): void {
-    this.marks?.keepOnly(channels);
+    this.history.keepOnly(channels);
   }
 
   /** Quits held back as a possible netsplit, waiting for their nicks to return. */
@@ -185,11 +165,7 @@ export class ChannelEvents {
     if (this.splitTimer) clearTimeout(this.splitTimer);
     for (const t of this.rankChecks.values()) clearTimeout(t);
     this.rankChecks.clear();
-    if (this.flushTimer) clearInterval(this.flushTimer);
-    for (const f of this.fetching.values()) if (f.timer) clearTimeout(f.timer);
-    this.fetching.clear();
-    this.asking.length = 0;
-    this.marks?.flush();
+    this.history.stop();
     this.splits.clear();
     void this.presence?.stop();
   }
@@ -303,7 +279,7 @@ export class ChannelEvents {
     // `group`): never to the whole Matrix room, where everyone, the person it is about too, would read it
     if (e.group) return;
     if (e.batch?.type === 'draft/multiline') return; // the batch was reported whole (see multiline())
-    if (this.held(e.target, () => this.message(msgtype, e))) return;
+    if (this.history.held(e.target, () => this.message(msgtype, e))) return;
     this.deliver(e.target, e.nick, e.message, msgtype, e.tags, e.time);
   }
 
@@ -332,38 +308,7 @@ export class ChannelEvents {
   /** The channel's mark moves once what was said is durable in core's queue: a crash before that fetches it again. */
   private reportSeen(channel: string, reported: Promise<void>, time: number | undefined, msgid: string | undefined): void {
     this.report(reported);
-    if (time) this.markAfter(channel, reported, time, msgid);
-  }
-
-  /**
-   * A time-tagged line the listener saw in a channel and reports nothing of (a Matrix user's own
-   * line, a join, part, quit, nick change, topic, mode): the server counts it in the channel's
-   * history all the same (draft/event-playback), so the mark moves past it, or the next fetch would
-   * spend its limit on lines already seen. Only after what was reported before it in the channel is
-   * durable, and, while the channel's history is being fetched, after that.
-   */
-  private passed(channel: string, time: number | undefined, msgid?: string): void {
-    if (!this.marks || !time || !Number.isFinite(time)) return;
-    if (this.held(channel, () => this.passed(channel, time, msgid))) return;
-    this.markAfter(channel, Promise.resolve(), time, msgid);
-  }
-
-  /** The mark moves to `time` once `durable` resolves and every earlier move of the channel's mark is done (a failed report moves nothing). */
-  private markAfter(channel: string, durable: Promise<void>, time: number, msgid: string | undefined): void {
-    const marks = this.marks;
-    if (!marks) return;
-    const lc = ircLower(channel);
-    const next = (this.marking.get(lc) ?? Promise.resolve()).then(() => durable).then(() => marks.seen(channel, time, msgid), () => undefined);
-    this.marking.set(lc, next);
-    void next.then(() => { if (this.marking.get(lc) === next) this.marking.delete(lc); });
-  }
-
-  /** A line of one of the Matrix users' connections (nothing to report: the room has it): it moves the mark. */
-  private ownChatter(line: string): void {
-    if (!this.marks || !line.startsWith('@')) return;
-    const l = parseRawLine(line);
-    const time = l?.tags['time'] ? Date.parse(l.tags['time']) : NaN;
-    if (l && l.params[0] && isChannel(l.params[0])) this.passed(l.params[0], time, l.tags['msgid']);
+    if (time) this.history.markAfter(channel, reported, time, msgid);
   }
 
   /**
@@ -379,14 +324,6 @@ export class ChannelEvents {
     return id !== undefined && this.replaying.has(id);
   }
 
-  /** A live message of a channel whose history is being fetched waits (see {@link fetching}); true if it does. */
-  private held(channel: string, later: () => void): boolean {
-    const f = this.fetching.get(ircLower(channel));
-    if (!f) return false;
-    f.held.push(later);
-    return true;
-  }
-
   /**
    * A join, leave or kick in a channel, to its rooms: in order with its live messages, so one made
    * while the channel's history is fetched waits with them (a leave sent first, the ghost would be
@@ -395,7 +332,7 @@ export class ChannelEvents {
    */
   private membership(channel: string, m: Omit<RemoteMembership, 'chat'>): void {
     const send = (): void => this.report(this.ctx.remote.membership({ chat: channelChat(this.key, channel), ...m }));
-    if (!this.held(channel, send)) send();
+    if (!this.history.held(channel, send)) send();
   }
 
   /**
@@ -421,82 +358,18 @@ export class ChannelEvents {
     else this.ctx.log.debug('auditorium channel: its NAMES is not everyone, and nobody is taken out', { server: this.key, channel });
   }
 
-  /** The history of a channel is in (or will not come): the live messages that waited follow it. */
-  private released(channel: string): void {
-    const lc = ircLower(channel);
-    const f = this.fetching.get(lc);
-    if (!f) return;
-    if (f.timer) clearTimeout(f.timer);
-    this.fetching.delete(lc);
-    for (const later of f.held) later();
-  }
-
   /**
-   * The listener (re)joined a channel: ask for what was said there since its mark (`joined`: its
-   * JOIN's msgid and server-time, where the fetch ends). A channel without a mark (joined for the
-   * first time) fetches nothing; its mark starts at this join.
+   * Items of a fetched page of a channel's history (channelHistory.ts), said before the listener
+   * joined: each message (and reaction) not bridged yet goes to the room, in order, with its
+   * original time. Left out: lines of ours (the bridge's connections), lines already in the message
+   * map (delivered before, or sent from Matrix: after a restart the nicks of Matrix users'
+   * connections no longer look like ours, but their msgids are mapped), lines without a msgid or
+   * time (nothing to tell them from another). Answers how many went.
    */
-  private fetchHistory(channel: string, joined: { msgid?: string; time?: number }): void {
-    const marks = this.marks;
-    if (!marks) return;
-    const mark = marks.get(channel);
-    if (!mark) { marks.seen(channel, joined.time ?? Date.now()); return; }
-    const listener = this.server.listener;
-    if (!listener.client.network.cap.isEnabled('draft/chathistory') || this.fetching.has(ircLower(channel))) return;
-    const fetch = new HistoryFetch(channel, this.server.cfg.history.limit, serverPageMax(listener.client.network.options['CHATHISTORY']), joined);
-    this.fetching.set(ircLower(channel), { held: [], fetch });
-    if (!this.ask(channel, fetch.first(mark.time))) { this.released(channel); return; }
-    this.ctx.log.debug('asking for what was said while away', { server: this.key, channel, since: new Date(mark.time).toISOString(), limit: fetch.limit });
-  }
-
-  /**
-   * Send one CHATHISTORY request of a channel's fetch, and give the server 15 s to answer it; past
-   * that the rooms are told what is missing (the mark moves on with the live messages after it).
-   */
-  private ask(channel: string, request: string): boolean {
-    const f = this.fetching.get(ircLower(channel));
-    if (!f || !this.server.listener.raw(request)) return false;
-    if (f.timer) clearTimeout(f.timer);
-    f.timer = setTimeout(() => {
-      this.ctx.log.warn('the IRC server did not answer a CHATHISTORY request; going on without it', { server: this.key, channel });
-      this.answered(channel);
-      this.toldIncomplete(f.fetch.channel, 'the IRC server did not answer the bridge\'s request for it within 15 seconds');
-      this.released(channel);
-    }, 15_000);
-    f.timer.unref();
-    this.asking.push(ircLower(channel));
-    return true;
-  }
-
-  /** A channel's oldest outstanding CHATHISTORY request is settled (answered, refused, given up). */
-  private answered(channel: string): void {
-    const i = this.asking.indexOf(ircLower(channel));
-    if (i >= 0) this.asking.splice(i, 1);
-  }
-
-  /**
-   * A page of a channel's history, fetched: each message (and reaction) not bridged yet goes to
-   * the room, in order, with its original time. Left out: lines of ours (the bridge's
-   * connections), lines already in the message map (delivered before, or sent from Matrix: after a
-   * restart the nicks of Matrix users' connections no longer look like ours, but their msgids are
-   * mapped), lines without a msgid or time (nothing to tell them from another). Then the next page
-   * is asked for, or, the fetch done, the live messages held meanwhile follow.
-   */
-  private replay(channel: string, items: HistoryItem[]): void {
+  private backfill(channel: string, items: HistoryItem[]): number {
     const chat = channelChat(this.key, channel);
-    const f = this.fetching.get(ircLower(channel));
-    if (!f || !this.asking.includes(ircLower(channel))) {
-      // no request of the channel waits for it: an answer after its request was given up (the live
-      // messages held meanwhile went on, and the mark with them), or one nobody asked for (a server
-      // replaying history on join): old lines, which would land after newer ones
-      this.ctx.log.warn('a CHATHISTORY batch came that no request waits for (late, or not asked for); its lines are dropped',
-        { server: this.key, channel, items: items.length });
-      return;
-    }
-    this.answered(channel);
-    const page = f.fetch.page(items);
     let delivered = 0;
-    for (const item of page.items) {
+    for (const item of items) {
       const m = historyMessage(item) ?? historyReaction(item);
       if (!m || m.target && ircLower(m.target) !== ircLower(channel) || m.nick === HISTSERV) continue;
       const id = m.tags['msgid'];
@@ -506,20 +379,7 @@ export class ChannelEvents {
       else this.deliver(channel, m.nick, m.text, m.msgtype, m.tags, time, true);
       delivered++;
     }
-    this.ctx.log.info('fetched what was said while away', { server: this.key, channel, fetched: items.length, delivered, more: !!page.next });
-    if (page.next && this.ask(channel, page.next)) return;
-    if (page.incomplete) this.toldIncomplete(channel, `the bridge fetches at most ${f.fetch.limit} lines and events`);
-    this.released(channel);
-  }
-
-  /**
-   * Not all that was said while away could be fetched (more than `history.limit`, joins and quits
-   * counted, or the server refused a later page): the rooms are told, after the lines fetched.
-   */
-  private toldIncomplete(channel: string, why: string): void {
-    const text = `ℹ Not all that was said in ${channel} while the bridge was away could be fetched (${why}): ` +
-      'what followed the lines above, until the bridge came back, is missing here.';
-    this.report(this.ctx.remote.notice({ chat: channelChat(this.key, channel), text }));
+    return delivered;
   }
 
   /**
@@ -528,8 +388,8 @@ export class ChannelEvents {
    * would have reported it. Anything else answers false and goes to irc-framework.
    */
   takeLine(line: string): boolean {
-    if (this.batches.take(line)) return true; // a fetched history batch: see replay(); before the own lines, which it counts
-    if (this.server.isOwnChatter(line)) { if (!this.server.stopped) this.ownChatter(line); return true; }
+    if (this.history.take(line)) return true; // a fetched history batch (channelHistory.ts); before the own lines, which it counts
+    if (this.server.isOwnChatter(line)) { if (!this.server.stopped) this.history.ownChatter(line); return true; }
     const m = plainChannelMessage(line);
     if (!m) return false;
     if (!this.server.stopped) this.message(m.msgtype, m);
@@ -553,11 +413,8 @@ export class ChannelEvents {
       this.awaitingModes.clear();
       this.namesIn.clear();
       this.presence?.lost();
-      this.batches.reset();
       this.replaying.clear();
-      this.asking.length = 0;
-      for (const channel of [...this.fetching.keys()]) this.released(channel);
-      this.marks?.flush();
+      this.history.disconnected();
     });
     listener.on('renamed', (e: { from: string; to: string; reason?: string }) => { if (!this.server.stopped) this.renamed(e.from, e.to, e.reason); });
 
@@ -592,10 +449,10 @@ export class ChannelEvents {
       this.track(e.nick, e.channel, true);
       this.server.recent.joined(e.channel); // a later joiner: older lines are not quoted to them
       // (the listener's own join is where its fetch starts from the mark: it does not move it)
-      if (!isListener(e.nick)) this.passed(e.channel, e.time, e.tags?.['msgid']);
+      if (!isListener(e.nick)) this.history.passed(e.channel, e.time, e.tags?.['msgid']);
       if (isListener(e.nick)) {
         const msgid = e.tags?.['msgid'];
-        this.fetchHistory(e.channel, { ...(msgid ? { msgid } : {}), ...(e.time ? { time: e.time } : {}) });
+        this.history.fetch(e.channel, { ...(msgid ? { msgid } : {}), ...(e.time ? { time: e.time } : {}) });
         listener.raw(`MODE ${e.channel}`); // its flags, for the room settings
         listener.raw(`MODE ${e.channel} +b`); // its bans, so a Matrix unban can lift them
         if (this.presence) listener.raw(`WHO ${e.channel}`); // who is away already (H/G), for their ghosts' presence
@@ -610,7 +467,7 @@ export class ChannelEvents {
       this.presence?.sync(e.nick);
     });
     l.on('part', (e: { nick: string; channel: string; message?: string; time?: number; tags?: Record<string, string> }) => {
-      this.passed(e.channel, e.time, e.tags?.['msgid']);
+      this.history.passed(e.channel, e.time, e.tags?.['msgid']);
       this.track(e.nick, e.channel, false);
       if (isListener(e.nick)) this.forgetChannel(e.channel); else this.modes.left(e.channel, e.nick);
       if (this.server.isOwnNick(e.nick)) return;
@@ -619,7 +476,7 @@ export class ChannelEvents {
       this.membership(e.channel, { user: this.server.senderFor(e.nick), membership: 'leave', ...(reason ? { reason } : {}) });
     });
     l.on('kick', (e: { kicked: string; nick: string; channel: string; message?: string; time?: number; tags?: Record<string, string> }) => {
-      this.passed(e.channel, e.time, e.tags?.['msgid']);
+      this.history.passed(e.channel, e.time, e.tags?.['msgid']);
       this.track(e.kicked, e.channel, false);
       if (isListener(e.kicked)) this.forgetChannel(e.channel); else this.modes.left(e.channel, e.kicked);
       if (this.server.isOwnNick(e.kicked) || this.server.isLeftover(e.kicked)) return;
@@ -638,7 +495,7 @@ export class ChannelEvents {
     l.on('quit', (e: { nick: string; message?: string; batch?: { type?: string }; time?: number; tags?: Record<string, string> }) => {
       const lc = ircLower(e.nick);
       const channels = [...(this.nickChannels.get(lc) ?? [])];
-      for (const ch of channels) this.passed(ch, e.time, e.tags?.['msgid']);
+      for (const ch of channels) this.history.passed(ch, e.time, e.tags?.['msgid']);
       this.nickChannels.delete(lc);
       this.modes.quit(e.nick);
       if (this.server.isOwnNick(e.nick)) { this.server.departed(e.nick); return; }
@@ -652,7 +509,7 @@ export class ChannelEvents {
     });
     l.on('nick', (e: { nick: string; new_nick: string; time?: number; tags?: Record<string, string> }) => {
       const channels = this.nickChannels.get(ircLower(e.nick));
-      for (const ch of channels ?? []) this.passed(ch, e.time, e.tags?.['msgid']);
+      for (const ch of channels ?? []) this.history.passed(ch, e.time, e.tags?.['msgid']);
       this.nickChannels.delete(ircLower(e.nick));
       if (channels) this.nickChannels.set(ircLower(e.new_nick), channels);
       this.modes.renamed(e.nick, e.new_nick);
@@ -683,7 +540,7 @@ export class ChannelEvents {
       const prune = (): void => this.whenNamesKnown(e.channel, () => {
         this.report(this.ctx.remote.memberList({ chat, users: this.membersNow(e.channel), reason: 'left the channel while the bridge was away' }));
       });
-      if (whole && !this.held(e.channel, prune)) prune();
+      if (whole && !this.history.held(e.channel, prune)) prune();
       const ranked = this.modes.names(e.channel, users);
       // on joining, everyone listed: a rank taken while the bridge was away comes off the ghost too
       // (core changes only the levels that differ)
@@ -697,7 +554,7 @@ export class ChannelEvents {
     });
     l.on('mode', (e: { target: string; nick?: string; modes: ModeChange[]; time?: number; tags?: Record<string, string> }) => {
       if (!isChannel(e.target)) return;
-      this.passed(e.target, e.time, e.tags?.['msgid']);
+      this.history.passed(e.target, e.time, e.tags?.['msgid']);
       const { ranked, settings } = this.modes.apply(e.target, e.modes);
       if (ranked.length || settings) this.reportModes(e.target, ranked, settings);
     });
@@ -720,7 +577,7 @@ export class ChannelEvents {
 
     l.on('banlist', (e: { channel: string; bans: { banned: string }[] }) => this.modes.banList(e.channel, e.bans.map((b) => b.banned)));
     l.on('unknown command', (cmd: { command: string; params: string[]; nick?: string }) => {
-      if (cmd.command === 'FAIL' && cmd.params[0] === 'CHATHISTORY') { this.historyRefused(cmd.params); return; }
+      if (cmd.command === 'FAIL' && cmd.params[0] === 'CHATHISTORY') { this.history.refused(cmd.params); return; }
       // IRCv3 draft/message-redaction: REDACT <target> <msgid> [:reason]
       if (cmd.command !== 'REDACT' || !cmd.params[0] || !cmd.params[1] || !isChannel(cmd.params[0])) return;
       if (cmd.nick && this.server.isOwnNick(cmd.nick)) return;
@@ -728,10 +585,10 @@ export class ChannelEvents {
       const redact = (): void => this.report(this.ctx.remote.delete({ chat: channelChat(this.key, channel), target, ...(reason ? { reason } : {}) }));
       // after the messages held while the channel's history is fetched: else it comes before the
       // message it deletes, finds nothing, and the message then stays in the room
-      if (!this.held(channel, redact)) redact();
+      if (!this.history.held(channel, redact)) redact();
     });
     l.on('topic', (e: { channel: string; topic: string; nick?: string; time?: number; tags?: Record<string, string> }) => {
-      if (e.nick) this.passed(e.channel, e.time, e.tags?.['msgid']); // a TOPIC (the numerics on joining have no nick)
+      if (e.nick) this.history.passed(e.channel, e.time, e.tags?.['msgid']); // a TOPIC (the numerics on joining have no nick)
       if (e.nick && this.server.isOwnNick(e.nick)) return;
       this.report(this.ctx.remote.chatInfo({ chat: channelChat(this.key, e.channel), topic: e.topic ?? '' }));
     });
@@ -761,7 +618,7 @@ export class ChannelEvents {
     this.moveChannelState(ircLower(from), ircLower(to));
     this.modes.channelRenamed(from, to);
     this.server.recent.channelRenamed(from, to);
-    this.marks?.channelRenamed(from, to);
+    this.history.channelRenamed(from, to);
     // (a new case of the same name is the same chat: the links stay); the message map moves with
     // the links, or IRC replies, reactions and deletions of older lines would find nothing
     if (newChat !== oldChat) this.ctx.portals.moveChat(oldChat, newChat, { name: to });
@@ -773,15 +630,14 @@ export class ChannelEvents {
   /**
    * What waits on a channel by its folded name moves to its new one: quits held as a netsplit (their
    * leaves go to the rooms, which follow the new name), a NAMES known or awaited, a prune waiting
-   * for the modes, a history fetch and the request behind it.
+   * for the modes. (A history fetch and the request behind it move with the mark: ChannelHistory.)
    */
   private moveChannelState(from: string, to: string): void {
     if (from === to) return;
-    for (const m of [this.awaitingModes, this.namesWaiters, this.fetching] as Map<string, unknown>[]) {
+    for (const m of [this.awaitingModes, this.namesWaiters] as Map<string, unknown>[]) {
       if (m.has(from)) { m.set(to, m.get(from)); m.delete(from); }
     }
     if (this.namesIn.delete(from)) this.namesIn.add(to);
-    this.asking.forEach((ch, i) => { if (ch === from) this.asking[i] = to; });
     for (const q of this.splits.heldPayloads()) q.channels = q.channels.map((ch) => (ch === from ? to : ch));
   }
 
@@ -790,8 +646,8 @@ export class ChannelEvents {
     const react = e.tags['+draft/react'] ?? e.tags['+react'];
     const target = e.tags['+draft/reply'] ?? e.tags['+reply'];
     if (!isChannel(e.target)) return;
-    if (!react || !target || this.server.isOwnNick(e.nick)) { this.passed(e.target, e.time, e.tags['msgid']); return; }
-    if (this.held(e.target, () => this.liveReaction(e))) return;
+    if (!react || !target || this.server.isOwnNick(e.nick)) { this.history.passed(e.target, e.time, e.tags['msgid']); return; }
+    if (this.history.held(e.target, () => this.liveReaction(e))) return;
     this.react(e.target, e.nick, target, react, e.tags, e.time);
   }
 
@@ -803,25 +659,9 @@ export class ChannelEvents {
     const time = tags['time'] ? Date.parse(tags['time']) : NaN;
     if (!target || !isChannel(target)) return;
     // (a Matrix user's own: its lines were dropped as theirs, see takeLine)
-    if (!nick || this.server.isOwnNick(nick)) { this.passed(target, time, tags['msgid']); return; }
-    if (this.held(target, () => this.multiline(b, tags))) return;
+    if (!nick || this.server.isOwnNick(nick)) { this.history.passed(target, time, tags['msgid']); return; }
+    if (this.history.held(target, () => this.multiline(b, tags))) return;
     this.deliver(target, nick, joinLines(lines), lines[0]!.command === 'NOTICE' ? 'm.notice' : 'm.text', tags, Number.isFinite(time) ? time : undefined);
-  }
-
-  /**
-   * The server refused a CHATHISTORY request (FAIL CHATHISTORY <code> [context] :why): the channel
-   * it names, or else the one of the oldest request (see {@link asking}), goes on without it. If
-   * pages of it came in before, the room is told the rest is missing.
-   */
-  private historyRefused(params: string[]): void {
-    this.ctx.log.warn('the IRC server refused a CHATHISTORY request', { server: this.key, reply: params.join(' ') });
-    const named = params.slice(1, -1).find((p) => this.asking.includes(ircLower(p)));
-    const channel = named ?? this.asking[0];
-    if (channel === undefined) return;
-    this.answered(channel);
-    const f = this.fetching.get(ircLower(channel));
-    if (f?.fetch.refused()) this.toldIncomplete(f.fetch.channel, `the IRC server refused the rest: ${params[params.length - 1] ?? ''}`);
-    this.released(channel);
   }
 }
 

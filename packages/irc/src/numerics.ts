@@ -19,13 +19,25 @@ export const NICK_ERRORS: Record<string, (nick: string, text: string) => string>
   '484': () => 'your connection is restricted',
 };
 
-/** Refusals of a JOIN. */
+/**
+ * Refusals of a JOIN, in words for a JOIN. 403, 437 and 477 answer other commands too (403 a
+ * message to a channel that does not exist, 477 one to a channel only the logged-in may speak in,
+ * 437 a NICK): one is a JOIN's refusal only while a JOIN of the channel it names waits (JoinWaits).
+ */
 export const JOIN_ERRORS: Record<string, string> = {
   '471': 'the channel is full', '473': 'the channel is invite-only', '474': 'you are banned from the channel',
   '475': 'the channel needs a key', '405': 'you joined too many channels',
+  '403': 'the channel does not exist, and the server will not create it', // ERR_NOSUCHCHANNEL
+  '437': 'the channel is temporarily unavailable', // ERR_UNAVAILRESOURCE: held after a netsplit, or by services
+  '476': 'the channel name is not valid on this server', // ERR_BADCHANMASK
+  '477': 'the channel lets in only users logged in to an account', // ERR_NEEDREGGEDNICK (+R and the like)
 };
 
-/** irc-framework's names for those refusals (its `irc error` event has no numeric), to their numerics. */
+/**
+ * irc-framework's names for those refusals (its `irc error` event has no numeric), to their
+ * numerics. It has none for 403, 437, 476 and 477: it hands those over as `unknown command`
+ * with the numeric (see JoinWaits.refusal).
+ */
 const JOIN_ERROR_NAMES: Record<string, string> = {
   channel_is_full: '471', invite_only_channel: '473', banned_from_channel: '474', bad_channel_key: '475', too_many_channels: '405',
 };

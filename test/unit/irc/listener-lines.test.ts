@@ -186,3 +186,18 @@ describe('the listener joining its channels again after a reconnect', () => {
     for (const l of joins) expect(Buffer.byteLength(l) + 2).toBeLessThanOrEqual(512);
   });
 });
+
+describe('the listener\'s JOIN refused with a numeric irc-framework has no name for', () => {
+  it.each([
+    ['403', 'No such channel', 'does not exist'],
+    ['437', 'Nick/channel is temporarily unavailable', 'temporarily unavailable'],
+    ['476', 'Bad Channel Mask', 'not valid on this server'],
+    ['477', 'You need a registered nick to join that channel', 'logged in to an account'],
+  ])('ends the wait at once on %s, with why (not after the 15 s timeout)', async (numeric, text, why) => {
+    const p = await peer((line, s) => { if (line.startsWith('JOIN ')) s.write(`:srv ${numeric} bridge #x :${text}\r\n`); });
+    const c = listener(p.port);
+    await c.connect();
+    // (without the refusal it would end only at the 15 s timeout, with another reason)
+    await expect(c.join('#x')).rejects.toThrow(why);
+  });
+});

@@ -11,7 +11,11 @@ describe('join refusals', () => {
     expect(JOIN_ERRORS[numeric]).toMatch(/^(the channel|you) /);
   });
 
+  it.each(['403', '437', '476', '477'])('has words for %s, a refusal irc-framework has no name for (it comes as a numeric: see JoinWaits)', (numeric) => {
+    expect(JOIN_ERRORS[numeric]).toMatch(/^the channel /);
+  });
+
   it('knows no other names, nor the names objects have', () => {
-    for (const name of ['nick_in_use', 'unknown', '', 'constructor', '__proto__', 'toString', '471']) expect(joinErrorByName(name)).toBeUndefined();
+    for (const name of ['nick_in_use', 'unknown', '', 'constructor', '__proto__', 'toString', '471', 'no_such_channel', '403']) expect(joinErrorByName(name)).toBeUndefined();
   });
 });

@@ -78,9 +78,10 @@ describe('Discord bridge: order and trouble', () => {
     for (const text of sent) await alice.sendText(roomId, text);
     await until(() => webhookContents(ch.id).length === sent.length + 1, 'every message after the outage', 30_000);
     expect(webhookContents(ch.id)).toEqual(['before the outage', ...sent]);
-    // the outage outlasted the budget: discord.js tries each send 4 times (3 retries), core more than maxAttempts times
+    // the outage outlasted the budget: core tried the first send more than maxAttempts (3) times (webhook posts are
+    // not retried inside discord.js: a retry there could post twice), an outage spending none of them
     const refused = fake.requests.slice(n0).filter((r) => r.route === '/webhooks/:webhook/:token' && r.status === 503);
-    expect(refused.length).toBeGreaterThanOrEqual(4 * 4);
+    expect(refused.length).toBeGreaterThan(3);
     await sleep(500);
     const notices = (await alice.timeline(roomId)).filter((e) => e.sender === botId && body(e).startsWith('⚠'));
     expect(notices.map(body)).toEqual([]);
@@ -103,10 +104,10 @@ describe('Discord bridge: order and trouble', () => {
       await until(() => chs.every((ch, i) => webhookContents(ch.id).length === sent[i]!.length + 1), 'every message after the outage', 30_000);
       for (const [i, ch] of chs.entries()) expect(webhookContents(ch.id)).toEqual([`before the outage ${i}`, ...sent[i]!]);
       const after = fake.requests.slice(n0);
-      // each room's first message failed (as an outage: discord.js tried it 4 times), and the probe saw Discord down, then up
+      // each room's first message failed (as an outage), and the probe saw Discord down, then up
       for (const ch of chs) {
         const hook = fake.webhooks(ch.id)[0]!.id;
-        expect(after.filter((r) => r.status === 503 && r.path.startsWith(`/webhooks/${hook}/`)).length).toBeGreaterThanOrEqual(4);
+        expect(after.filter((r) => r.status === 503 && r.path.startsWith(`/webhooks/${hook}/`)).length).toBeGreaterThanOrEqual(1);
       }
       const probes = after.filter((r) => r.method === 'GET' && r.path === '/users/@me').map((r) => r.status);
       expect(probes).toContain(503);

@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
-  AttachmentBuilder, ChannelType, Client, Events, GatewayIntentBits as I, Partials, PermissionFlagsBits,
+  AttachmentBuilder, ChannelType, Client, Events, GatewayIntentBits as I, Partials, PermissionFlagsBits, REST, Routes,
   type ClientEvents, type Guild, type TextChannel, type Webhook,
 } from 'discord.js';
 import type { APIGuild, APIUser } from 'discord-api-types/v10';
@@ -299,6 +299,36 @@ describe('fake Discord with a real discord.js client', () => {
     fake.failNext('POST /channels/:id/messages', 502, { times: 4 });
     await expect(channel.send('never')).rejects.toMatchObject({ status: 502 });
     expect(fake.messages(general.id).some((m) => m.content === 'never')).toBe(false);
+  });
+
+  it('stores a webhook message, then fails its answer, on command: discord.js retries a 500 and posts it twice', async () => {
+    const stored = waitFor(client, Events.MessageCreate, (m) => m.content === 'stored then 500');
+    fake.failNextWebhookAfterStoring('500');
+    const n0 = fake.requests.length;
+    await webhook.send({ content: 'stored then 500', username: 'x' });
+    await stored; // the gateway echo of the first copy went out, as on Discord
+    expect(fake.requests.slice(n0).map((r) => r.status)).toEqual([500, 200]);
+    expect(fake.messages(general.id).filter((m) => m.content === 'stored then 500')).toHaveLength(2);
+    expect(fake.webhookExecutions.filter((x) => x.content === 'stored then 500')).toHaveLength(2);
+  });
+
+  it('stores a webhook message, then closes the connection (reset) or never answers (hang), on command', async () => {
+    // a client without retries, and a short timeout for the hang
+    const once = new REST({ api: fake.apiUrl, retries: 0, timeout: 500 });
+    const hook = fake.webhooks(general.id)[0]!;
+    const post = (content: string) => once.post(Routes.webhook(hook.id, hook.token), { body: { content }, auth: false, query: new URLSearchParams({ wait: 'true' }) });
+    fake.failNextWebhookAfterStoring('reset');
+    await expect(post('stored then reset')).rejects.toThrow();
+    fake.failNextWebhookAfterStoring('hang');
+    const t0 = performance.now();
+    await expect(post('stored then hang')).rejects.toMatchObject({ name: 'AbortError' });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(450);
+    for (const content of ['stored then reset', 'stored then hang']) {
+      expect(fake.messages(general.id).filter((m) => m.content === content)).toHaveLength(1);
+      expect(fake.requests.filter((r) => (r.body as { content?: string } | null)?.content === content).map((r) => r.status)).toEqual([0]);
+    }
+    // and the next execute is answered again
+    expect(((await post('answered')) as { content: string }).content).toBe('answered');
   });
 
   it('answers with Discord error codes', async () => {

@@ -8,7 +8,8 @@ import { discordStatus } from './webhooks.js';
  * - `refused`: Discord answered with a client error (4xx but 429): it will not take this call, ever.
  * - `unreachable`: Discord did not answer at all, or only that it is down: the connection was refused
  *   or lost, the request timed out, or a 502/503/504 (or Cloudflare's 52x) stayed after discord.js's
- *   own retries (it retries 5xx, resets and timeouts up to three times before throwing). A 500 is
+ *   own retries (it retries 5xx, resets and timeouts up to three times before throwing; not for the
+ *   webhook posts, which are tried once and looked for on Discord before another try: webhooks.ts). A 500 is
  *   not: it may be this request's own, every time, and would then hold its room for good. Core waits such an outage out without
  *   spending the message's attempts.
  * - `retry`: anything else (a 429 that discord.js passed on, an unexpected error): retried, counted.

@@ -7,7 +7,9 @@
  * session starts (the bot connecting, a new session after a lost one, a server joined or back after an
  * outage) comes with no PRESENCE_UPDATE: it is only in the server's GUILD_CREATE, read here as it
  * arrives. So what is sent is only the status and the custom status text, and only when they differ
- * from what the ghost shows already.
+ * from what the ghost shows already. Someone offline is in no `presences`, and in a server past
+ * discord.js's `large_threshold` (50 members) not even in its `members`: a user who went offline while
+ * no session was open is found only by who a new session did not name (see {@link PresenceBridge.sessionReady}).
  * Only ghosts the bridge has made (people who spoke, reacted or typed in a bridged channel) get a
  * presence; the bot's own is ignored.
  *
@@ -46,6 +48,10 @@ export function ghostPresence(p: DiscordPresence): GhostPresence {
 /** Discord's side: which events say what of whom. Sending only changes, in order, and repeating them is core's {@link GhostPresences}. */
 export class PresenceBridge {
   private readonly ghosts: GhostPresences;
+  /** Users the bridge was told are not offline, ever: whose ghost may show so (what it shows, `ghosts` knows). */
+  private readonly seen = new Set<string>();
+  /** From a new session's READY to its ready: the users it said anything of (GUILD_CREATE, PRESENCE_UPDATE). */
+  private heard: Set<string> | undefined;
 
   constructor(d: GhostPresencesDeps) {
     this.ghosts = new GhostPresences(d);
@@ -59,6 +65,31 @@ export class PresenceBridge {
     // The raw event, not discord.js's `guild.presences` (filled from it without an event): that cache keeps
     // the presences of an earlier session, so it cannot tell who went offline while no session was open.
     client.ws.on(GatewayDispatchEvents.GuildCreate, (data: GatewayGuildCreateDispatchData) => this.guildCreated(data, client.user?.id));
+    // A new session (not a resumed one, which replays what it missed): READY, a GUILD_CREATE per server, then
+    // discord.js's shardReady once they all came (or it gave up waiting for servers in an outage).
+    client.ws.on(GatewayDispatchEvents.Ready, () => this.sessionStarted());
+    client.on(Events.ShardReady, () => this.sessionReady());
+  }
+
+  /** A new gateway session's READY: what it says of whom is gathered until {@link sessionReady}. */
+  sessionStarted(): void {
+    this.heard = new Set();
+  }
+
+  /**
+   * A new session has had its servers' GUILD_CREATEs: whoever the bridge shows as not offline that none of
+   * them named goes offline. Discord names only members who are not offline, and in a large server (past
+   * `large_threshold`, 50 members with discord.js) lists no offline member at all, so a user who went
+   * offline while the bridge had no session is named nowhere, and their ghost would show them online for
+   * good (core says it again every presenceRefreshSeconds). A server still in an outage names no one: its
+   * members go offline until its GUILD_CREATE says otherwise.
+   */
+  sessionReady(): void {
+    const heard = this.heard;
+    this.heard = undefined;
+    if (!heard) return;
+    // (core sends only a change, after any still going out for the user: a ghost offline already costs nothing)
+    for (const userId of this.seen) if (!heard.has(userId)) this.update(userId, OFFLINE);
   }
 
   /**
@@ -82,6 +113,8 @@ export class PresenceBridge {
 
   /** A member's presence as Discord says it now: sent to their ghost if it changed. One user's changes go out in order. */
   update(userId: string, next: GhostPresence): void {
+    this.heard?.add(userId);
+    if (next.presence !== 'offline') this.seen.add(userId);
     void this.ghosts.update(discordUser(userId), next);
   }
 

@@ -15,13 +15,15 @@ import {
   allowedMentions, escapeDiscordMarkdown, LONG_TEXT_FILE, matrixToDiscord, replyQuote, splitCapped, webhookUsername, type DiscordRole,
   type DiscordText,
 } from './convert/index.js';
-import { notConnected, toDeliveryError } from './errors.js';
+import { discordFailure, notConnected, toDeliveryError } from './errors.js';
 import {
   messageRef, parseAliasLocalpart, parseChat, parseMessageRef, parseReactionRef, parseUser, reactionRef, type ParsedChat,
 } from './ids.js';
 import { download, formatSize, type EmojiBridge } from './media.js';
 import type { DiscordStore } from './store.js';
-import { discordCode, UNKNOWN_MESSAGE, type WebhookPool, type WebhookMessageBody } from './webhooks.js';
+import {
+  discordCode, mayHavePosted, postAttempt, UNKNOWN_MESSAGE, type PostAttempt, type WebhookMessageBody, type WebhookPool,
+} from './webhooks.js';
 
 const TYPING_EVERY_MS = 8000;
 /** Where the parts of a message an edit changed are recorded (see ToDiscord.partsOf). */
@@ -33,6 +35,21 @@ const THREAD_EXISTS = 160004;
 const EVERYONE = /(^|[^\w.])@(everyone|here)\b/;
 
 const attachmentsOf = (files: RawFile[]): WebhookMessageBody['attachments'] => files.map((f, k) => ({ id: k, filename: f.name }));
+
+/** One message to post through the channel's webhook. */
+interface Post { body: WebhookMessageBody; files: RawFile[] }
+
+/** Where a Matrix event's posts are kept while they go out (see {@link Sending}). */
+const sendingKey = (chat: string, eventId: string): string => `sending:${chat}:${eventId}`;
+
+/**
+ * A Matrix event's posts while they go out, kept in the network's kv (so through a restart too) until
+ * they all went: the parts Discord took (refs, in order), and the post under way, noted before its
+ * request is made and cleared when Discord's answer says whether it took it. A post noted when the
+ * event is tried again may be on Discord though its answer was lost: it is looked for before anything
+ * is posted (see ToDiscord.postOnce). A retry so sends no part twice, and goes on from where it stopped.
+ */
+interface Sending { ids: string[]; attempt?: PostAttempt }
 
 /**
  * The message holding the whole text of a Matrix message too long for Discord messages (see
@@ -75,8 +92,6 @@ export class ToDiscord {
   /** Messages the bridge deleted (their MESSAGE_DELETE echo is not reported back), with when. */
   private readonly deleted = new Map<string, number>();
   private readonly typingAt = new Map<string, number>();
-  /** Parts already sent of long Matrix messages whose sending failed part-way (event and chat → ids). */
-  private readonly partlySent = new Map<string, string[]>();
 
   constructor(private readonly d: ToDiscordDeps) {}
 
@@ -242,6 +257,75 @@ export class ToDiscord {
     else this.d.ctx.kv.set(key, JSON.stringify(parts));
   }
 
+  private loadSending(key: string): Sending {
+    const raw = this.d.ctx.kv.get(key);
+    return raw ? JSON.parse(raw) as Sending : { ids: [] };
+  }
+
+  private saveSending(key: string, s: Sending): void {
+    if (s.ids.length || s.attempt) this.d.ctx.kv.set(key, JSON.stringify(s));
+    else this.d.ctx.kv.delete(key);
+  }
+
+  /**
+   * Post one message through the channel's webhook, once. A post is never repeated blindly (webhook
+   * posts have no nonce, and WebhookPool sends them without retries): when Discord's answer to one is
+   * lost ({@link mayHavePosted}) the message is looked for on Discord, at once and again before the
+   * event's next try posts anything, and a copy found is taken as the message sent. The attempt is
+   * noted in `s` (and the kv, under `key`) before its request goes out, so even a crash mid-request
+   * leaves it to be looked for. `taken`: the refs of what this event already sent, which core's message
+   * map does not know yet. Returns the message and the channel or thread it is in.
+   */
+  private async postOnce(key: string, s: Sending, chat: string, channelId: string, threadId: string | undefined, post: Post,
+    taken: readonly string[], eventId: string): Promise<{ message: APIMessage; where: string }> {
+    const log = this.d.ctx.log;
+    const isTaken = (where: string) => (m: APIMessage): boolean => {
+      const ref = messageRef(chat, where, m.id);
+      return taken.includes(ref) || this.d.ctx.bridged(chat, ref);
+    };
+    const adopt = (attempt: PostAttempt, m: APIMessage): { message: APIMessage; where: string } => {
+      log.warn('a Discord webhook post got no clear answer, but Discord has the message: taken as sent, not posted again',
+        { eventId, chat, where: attempt.where, messageId: m.id, triedAt: new Date(attempt.at).toISOString() });
+      s.attempt = undefined;
+      return { message: m, where: attempt.where };
+    };
+    const earlier = s.attempt;
+    if (earlier) {
+      try {
+        const copy = await this.d.webhooks.findPosted(earlier, isTaken(earlier.where));
+        if (copy) return adopt(earlier, copy);
+      } catch (err) {
+        // unless Discord refuses the bot the channel's messages (then it never could look), wait and look again
+        if (discordFailure(err) !== 'refused') throw err;
+        log.warn('could not look on Discord for a message whose post got no clear answer; posting it again, which may show it twice',
+          { eventId, chat, where: earlier.where, err: err as Error });
+      }
+    }
+    const where = threadId ?? channelId;
+    const attempt = postAttempt(where, post.body, post.files);
+    s.attempt = attempt;
+    this.saveSending(key, s);
+    try {
+      const message = await this.d.webhooks.execute(channelId, threadId, post.body, post.files);
+      s.attempt = undefined;
+      return { message, where };
+    } catch (err) {
+      if (!mayHavePosted(err)) {
+        s.attempt = undefined; // refused: Discord did not store it
+        this.saveSending(key, s);
+        throw err;
+      }
+      // the message may be there (stored, then the answer lost): found now, it is sent; not found, the
+      // attempt stays noted and the retry looks again first (Discord may still have been storing it)
+      const copy = await this.d.webhooks.findPosted(attempt, isTaken(where)).catch((e: unknown) => {
+        log.debug('could not look on Discord for a message whose post got no clear answer; the retry looks again', { eventId, err: e as Error });
+        return undefined;
+      });
+      if (copy) return adopt(attempt, copy);
+      throw err;
+    }
+  }
+
   noteDeleted(messageId: string): void {
     const now = Date.now();
     for (const [id, at] of this.deleted) if (now - at > 10 * 60_000) this.deleted.delete(id);
@@ -285,31 +369,31 @@ export class ToDiscord {
     const { parts: chunks, inFile } = splitCapped(quote + text.content);
     if (chunks.length === 0 && files.length === 0) return {};
     const mentions = allowedMentions(text);
-    const where = threadId ?? chat.channelId;
     // the messages to send: the text's parts, the first with the file if any (or the file alone);
     // then, for text too long for them, the whole text as a file (see longTextPost)
-    const posts: { body: WebhookMessageBody; files: RawFile[] }[] = (chunks.length ? chunks : ['']).map((c, i) => ({
+    const posts: Post[] = (chunks.length ? chunks : ['']).map((c, i) => ({
       body: { ...identity, allowed_mentions: mentions, ...(c ? { content: c } : {}), ...(i === 0 && files.length ? { attachments: attachmentsOf(files) } : {}) },
       files: i === 0 ? files : [],
     }));
     if (inFile) posts.push(longTextPost(identity, typed.trim() ? typed : text.content));
-    // a retry after a failure part-way through a long message goes on from the part that failed
-    const key = `${msg.eventId}\u0000${msg.portal.remoteChat}`;
-    const ids: string[] = this.partlySent.get(key) ?? [];
-    this.partlySent.delete(key);
+    // a retry (core's, or after a restart) goes on from where the last try stopped: no part Discord
+    // took is sent again, nor one it may have taken though its answer was lost (see postOnce)
+    const key = sendingKey(msg.portal.remoteChat, msg.eventId);
+    const s = this.loadSending(key);
+    const ids = s.ids;
     try {
       for (let i = ids.length; i < posts.length; i++) {
-        const sent: APIMessage = await this.d.webhooks.execute(chat.channelId, threadId, posts[i]!.body, posts[i]!.files);
-        ids.push(messageRef(msg.portal.remoteChat, where, sent.id));
+        const sent = await this.postOnce(key, s, msg.portal.remoteChat, chat.channelId, threadId, posts[i]!, ids, msg.eventId);
+        ids.push(messageRef(msg.portal.remoteChat, sent.where, sent.message.id));
         if (i === 0 && quote) this.d.store.setReplyQuote(msg.portal.remoteChat, ids[0]!, quote);
       }
     } catch (err) {
-      if (ids.length) {
-        this.partlySent.set(key, ids);
-        ctx.log.warn('a long Matrix message reached Discord only in part; a retry sends the rest', { eventId: msg.eventId, sent: ids.length, of: posts.length });
-      }
+      this.saveSending(key, s);
+      if (ids.length) ctx.log.warn('a long Matrix message reached Discord only in part; a retry sends the rest', { eventId: msg.eventId, sent: ids.length, of: posts.length });
       throw toDeliveryError(err, 'message');
     }
+    // (core maps the ids once this returns; a crash in between would send the message again)
+    ctx.kv.delete(key);
     return { remoteIds: ids };
   }
 
@@ -374,14 +458,23 @@ export class ToDiscord {
       }
       // the text past the parts there are: new messages, after them, where the message is
       const identity = this.identity(edit.sender, guild);
-      const posts: { body: WebhookMessageBody; files: RawFile[] }[] = chunks.slice(kept)
+      const posts: Post[] = chunks.slice(kept)
         .map((chunk) => ({ body: { ...identity, allowed_mentions: mentions, content: chunk }, files: [] }));
       // a webhook message's files cannot be replaced here (WebhookPool.edit sends no files): the
       // whole text of one too long goes anew after the parts
       if (inFile) posts.push(longTextPost(identity, edit.body.trim() ? edit.body : text.content));
-      for (const post of posts) {
-        const m: APIMessage = await this.d.webhooks.execute(first.parentId, first.threadId, post.body, post.files);
-        now.push(messageRef(remoteChat, first.channelId, m.id));
+      if (posts.length) {
+        // as a message's parts (see message): an edit tried again posts none of them twice
+        const key = sendingKey(remoteChat, edit.eventId);
+        const s = this.loadSending(key);
+        try {
+          for (const post of posts) {
+            const sent = await this.postOnce(key, s, remoteChat, first.parentId, first.threadId, post, now, edit.eventId);
+            now.push(messageRef(remoteChat, sent.where, sent.message.id));
+          }
+        } finally {
+          this.saveSending(key, s);
+        }
       }
     } catch (err) {
       throw toDeliveryError(err, 'edit');

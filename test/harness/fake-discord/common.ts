@@ -29,8 +29,11 @@ export type DispatchData<E extends GatewayDispatchEvents> = GatewayDispatchPaylo
     : never
   : never;
 
-/** Per-session rewrite of an event (e.g. blanking message content for a session without the intent). */
-export type Redactor<D> = (d: D, sessionIntents: number) => D;
+/**
+ * Per-session rewrite of an event (e.g. blanking message content for a session without the intent); `largeThreshold`
+ * is the session's IDENTIFY `large_threshold` (see World.guildCreatePayload).
+ */
+export type Redactor<D> = (d: D, sessionIntents: number, largeThreshold: number) => D;
 
 /** Where the world sends the events its changes cause: the gateway, which fans them out to sessions. */
 export interface EventSink {

@@ -17,6 +17,8 @@ import type { World } from './state.js';
 const API_VERSION = 10;
 const REPLAY_BUFFER = 1000;
 const MEMBERS_PER_CHUNK = 1000;
+/** IDENTIFY's `large_threshold` when it has none, and its bounds, as on Discord. */
+const LARGE_THRESHOLD = { default: 50, min: 50, max: 250 };
 const ALL_INTENTS = Object.values(GatewayIntentBits).reduce<number>((a, b) => (typeof b === 'number' ? a | b : a), 0);
 const PRIVILEGED: [bit: number, setting: 'messageContentIntent' | 'guildMembersIntent' | 'presenceIntent'][] = [
   [GatewayIntentBits.MessageContent, 'messageContentIntent'],
@@ -28,6 +30,8 @@ interface Session {
   id: string;
   seq: number;
   intents: number;
+  /** IDENTIFY's `large_threshold`: in a guild with more members, GUILD_CREATE leaves out the offline ones. */
+  largeThreshold: number;
   /** Recent dispatches, replayed on RESUME from the client's last seen sequence number. */
   buffer: GatewayDispatchPayload[];
   conn: Connection | null;
@@ -87,7 +91,7 @@ export class Gateway implements EventSink {
     this.dispatchCount++;
     for (const s of this.sessions.values()) {
       if (intent && !(s.intents & intent)) continue;
-      this.sendDispatch(s, t, redact ? redact(d, s.intents) : d);
+      this.sendDispatch(s, t, redact ? redact(d, s.intents, s.largeThreshold) : d);
     }
   }
 
@@ -181,7 +185,9 @@ export class Gateway implements EventSink {
     if (PRIVILEGED.some(([bit, setting]) => intents & bit && !this.settings[setting])) {
       return this.closeWith(conn, GatewayCloseCodes.DisallowedIntents, 'Disallowed intent(s)');
     }
-    const s: Session = { id: randomBytes(16).toString('hex'), seq: 0, intents, buffer: [], conn };
+    const asked = Number(d.large_threshold ?? LARGE_THRESHOLD.default);
+    const largeThreshold = Number.isFinite(asked) ? Math.min(LARGE_THRESHOLD.max, Math.max(LARGE_THRESHOLD.min, asked)) : LARGE_THRESHOLD.default;
+    const s: Session = { id: randomBytes(16).toString('hex'), seq: 0, intents, largeThreshold, buffer: [], conn };
     this.sessions.set(s.id, s);
     conn.session = s;
     this.stats.identifies++;
@@ -194,7 +200,7 @@ export class Gateway implements EventSink {
       shard: d.shard ?? [0, 1], application: { ...application, flags_new: String(application.flags) },
     });
     // discord.js waits (15 s) for a GUILD_CREATE for every guild READY listed before it emits clientReady.
-    for (const g of guilds) this.sendDispatch(s, GatewayDispatchEvents.GuildCreate, this.world.guildCreatePayload(g, s.intents));
+    for (const g of guilds) this.sendDispatch(s, GatewayDispatchEvents.GuildCreate, this.world.guildCreatePayload(g, s.intents, s.largeThreshold));
   }
 
   private resume(conn: Connection, d: GatewayResumeData | undefined): void {

@@ -26,6 +26,7 @@ export interface RequestRecord {
   files: { name: string; size: number; contentType: string | undefined }[];
   /** The Authorization header, or null when none was sent (webhook-token routes). */
   auth: string | null;
+  /** The status answered; 0 while unanswered, and for good when an injected failure left it so ('hang', 'reset'). */
   status: number;
   at: number;
 }
@@ -48,11 +49,23 @@ export interface FailOptions {
   forMs?: number;
   /** Replace the JSON error body. */
   body?: unknown;
+  /**
+   * Carry the request out first (a message stored, its gateway echo sent), then fail its answer: Discord
+   * did what was asked and the client cannot know it (the answer lost, or a 5xx from behind its proxies).
+   * Counted (`times`) only when a request reaches that point; one Discord refuses (a 4xx) is answered so.
+   */
+  afterHandling?: boolean;
 }
+
+/**
+ * A failure that is no answer at all: `hang` never answers (the client gives up at its own timeout;
+ * the connection closes when the fake stops); `reset` closes the connection with a TCP reset.
+ */
+export type NoAnswer = 'hang' | 'reset';
 
 interface Failure {
   matches(method: string, path: string): boolean;
-  status: number;
+  status: number | NoAnswer;
   opts: FailOptions;
   left: number;
   /** With `forMs`: when the outage ends (Date.now() time). */
@@ -76,7 +89,7 @@ export class RestServer {
    * (method optional, `*` for any; `:x` matches one segment) or a RegExp tested against `'METHOD /path'`
    * (path without `/api/v10`, segments percent-decoded).
    */
-  failNext(route: string | RegExp, status: number, opts: FailOptions = {}): void {
+  failNext(route: string | RegExp, status: number | NoAnswer, opts: FailOptions = {}): void {
     this.failures.push({
       matches: compileMatcher(route), status, opts, left: opts.times ?? 1,
       ...(opts.forMs !== undefined ? { until: Date.now() + opts.forMs } : {}),
@@ -114,13 +127,8 @@ export class RestServer {
       sendJson(res, status, body, { ...rateLimitHeaders(bucket), ...headers });
     };
 
-    const now = Date.now();
-    for (const f of this.failures.filter((x) => x.until !== undefined && x.until <= now)) this.failures.splice(this.failures.indexOf(f), 1);
-    const failure = this.failures.find((f) => f.matches(method, '/' + segments.join('/')));
-    if (failure) {
-      if (failure.until === undefined && --failure.left <= 0) this.failures.splice(this.failures.indexOf(failure), 1);
-      return this.fail(failure, reply);
-    }
+    const failure = this.takeFailure(method, segments, false);
+    if (failure) return this.fail(failure, reply, res);
     if (!found) {
       const other = this.routes.some((r) => matchPattern(r.pattern, segments));
       return other ? reply(405, { message: '405: Method Not Allowed', code: 0 })
@@ -135,12 +143,18 @@ export class RestServer {
       ...(typeof auditReason === 'string' ? { reason: safeDecode(auditReason) } : {}) };
     const dispatchesBefore = this.gateway.dispatchCount;
     let release: (() => void) | undefined;
+    let unanswered = false;
     try {
       let out;
       if (this.settings.echoOrder === 'http-first') ({ result: out, release } = this.gateway.hold(() => found.route.handle(ctx)));
       else out = found.route.handle(ctx);
       // gateway-first: give the client time to handle the echo before it sees the response.
       if (this.settings.echoOrder === 'gateway-first' && this.gateway.dispatchCount > dispatchesBefore) await sleep(this.settings.echoDelayMs);
+      const after = this.takeFailure(method, segments, true);
+      if (after) {
+        unanswered = typeof after.status !== 'number';
+        return this.fail(after, reply, res);
+      }
       reply(out.status ?? (out.body === undefined ? 204 : 200), out.body);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
@@ -148,12 +162,32 @@ export class RestServer {
     } finally {
       if (release) {
         const r = release;
-        res.once('finish', () => setTimeout(r, this.settings.echoDelayMs));
+        // no answer ever finishes: the echo of what was done goes out anyway, as on Discord
+        if (unanswered) setTimeout(r, this.settings.echoDelayMs);
+        else res.once('finish', () => setTimeout(r, this.settings.echoDelayMs));
       }
     }
   }
 
-  private fail(f: Failure, reply: (status: number, body: unknown, headers?: Record<string, string>) => void): void {
+  /**
+   * The injected failure for this request (an outage's, or one of the next `times`), counting it; `after`:
+   * those that fail the answer after the request was carried out ({@link FailOptions.afterHandling}).
+   */
+  private takeFailure(method: string, segments: string[], after: boolean): Failure | undefined {
+    const now = Date.now();
+    for (const f of this.failures.filter((x) => x.until !== undefined && x.until <= now)) this.failures.splice(this.failures.indexOf(f), 1);
+    const path = '/' + segments.join('/');
+    const failure = this.failures.find((f) => !!f.opts.afterHandling === after && f.matches(method, path));
+    if (failure && failure.until === undefined && --failure.left <= 0) this.failures.splice(this.failures.indexOf(failure), 1);
+    return failure;
+  }
+
+  private fail(f: Failure, reply: (status: number, body: unknown, headers?: Record<string, string>) => void, res: ServerResponse): void {
+    if (f.status === 'hang') return; // the request is left open: the client times out, or the fake's stop closes it
+    if (f.status === 'reset') {
+      res.socket?.resetAndDestroy();
+      return;
+    }
     if (f.status !== 429) return reply(f.status, f.opts.body ?? { message: `${f.status}: injected by fake-discord`, code: 0 });
     const retryAfter = f.opts.retryAfter ?? 0.25;
     const headers: Record<string, string> = {

@@ -4,7 +4,7 @@
  * that changes is `rest: { api: fake.apiUrl, cdn: fake.cdnUrl }` (discord.js finds the gateway through
  * `GET /gateway/bot`). Tests build the world (guilds, channels, users), play the humans
  * (`injectUserMessage`, `addReaction`, `injectTyping`, `setPresence`, `updateMember`, `kickMember`, `banMember`, `deleteChannel`, `removeBot`, ...),
- * inject trouble (`failNext`, `forceReconnect`, `disconnectGateway`, `setGuildUnavailable`,
+ * inject trouble (`failNext`, `failNextWebhookAfterStoring`, `forceReconnect`, `disconnectGateway`, `setGuildUnavailable`,
  * `setEchoOrder`, the privileged-intent switches, `tokenRefused`) and inspect what the bot did (`messages`,
  * `webhookExecutions`, `requests`).
  *
@@ -25,12 +25,12 @@ import {
 } from 'discord-api-types/v10';
 import type { EchoOrder, FakeSettings, UploadedFile } from './common.js';
 import { Gateway, type GatewayStats } from './gateway.js';
-import { RestServer, type FailOptions, type RequestRecord } from './rest.js';
+import { RestServer, type FailOptions, type NoAnswer, type RequestRecord } from './rest.js';
 import { discordRoutes, type WebhookExecution } from './routes.js';
 import { World, type ChannelKind, type GuildChannel, type ModAction, type PresenceChange, type StoredWebhook } from './state.js';
 
 export type { EchoOrder, UploadedFile } from './common.js';
-export type { FailOptions, RequestRecord } from './rest.js';
+export type { FailOptions, NoAnswer, RequestRecord } from './rest.js';
 export type { WebhookExecution } from './routes.js';
 export type { ChannelKind, GuildChannel, ModAction, PresenceChange } from './state.js';
 export type { GatewayStats } from './gateway.js';
@@ -368,9 +368,21 @@ export class FakeDiscord {
    * Make the next request(s) matching `route` fail: 429 (with Retry-After; `global` for a global limit) or any
    * other status, e.g. 500. `route`: `'POST /channels/:id/messages'` (method optional) or a RegExp tested
    * against `'METHOD /path'` (path without `/api/v10`). `{ forMs }` makes it an outage: all of them, for a time.
+   * `status` 'hang' leaves the request unanswered, 'reset' closes its connection (see NoAnswer); `{ afterHandling }`
+   * carries the request out before failing its answer.
    */
-  failNext(route: string | RegExp, status: number, opts: FailOptions = {}): void {
+  failNext(route: string | RegExp, status: number | NoAnswer, opts: FailOptions = {}): void {
     this.rest.failNext(route, status, opts);
+  }
+
+  /**
+   * The next webhook execute(s) (`times`, default 1; or all for `forMs`) store their message, and its
+   * MESSAGE_CREATE goes out, but the answer fails, as when Discord took a message and its answer was
+   * lost: '500' answers 500 Internal Server Error, 'hang' never answers (the client times out), 'reset'
+   * closes the connection. A bridge that posts again shows the message twice.
+   */
+  failNextWebhookAfterStoring(how: '500' | NoAnswer, opts: Pick<FailOptions, 'times' | 'forMs'> = {}): void {
+    this.rest.failNext('POST /webhooks/:webhook/:token', how === '500' ? 500 : how, { ...opts, afterHandling: true });
   }
 
   /**

@@ -146,7 +146,7 @@ export class World {
     const botRole = makeRole(this.ids.next(), 'bridge-bot', 1, '8'); // Administrator: permission checks pass
     guild.roles.push(botRole);
     this.putMember(rec, this.bot.id, { roles: [botRole.id] });
-    this.events.dispatch(E.GuildCreate, this.guildCreatePayload(rec, 0), 0, (_d, intents) => this.guildCreatePayload(rec, intents));
+    this.events.dispatch(E.GuildCreate, this.guildCreatePayload(rec, 0), 0, (_d, intents, large) => this.guildCreatePayload(rec, intents, large));
     return rec;
   }
 
@@ -399,7 +399,7 @@ export class World {
   setGuildUnavailable(guildId: string, unavailable: boolean): void {
     const rec = this.guildRecord(guildId);
     if (unavailable) this.events.dispatch(E.GuildDelete, { id: guildId, unavailable: true }, I.Guilds);
-    else this.events.dispatch(E.GuildCreate, this.guildCreatePayload(rec, 0), I.Guilds, (_d, intents) => this.guildCreatePayload(rec, intents));
+    else this.events.dispatch(E.GuildCreate, this.guildCreatePayload(rec, 0), I.Guilds, (_d, intents, large) => this.guildCreatePayload(rec, intents, large));
   }
 
   // ---------- lookups (throwing Discord's errors) ----------
@@ -625,8 +625,12 @@ export class World {
   /**
    * GUILD_CREATE as the gateway sends it when a session starts or the bot joins, to a session with `intents`:
    * `presences` holds the members who are not offline, and only for a session with the GuildPresences intent.
+   * A guild of more members than the session's `largeThreshold` (IDENTIFY's `large_threshold`; discord.js
+   * asks for 50) is `large`: its `members` leave the offline ones out (all but the bot, for a session
+   * without the GuildPresences intent), so a member who went offline while no session was open is in
+   * neither list.
    */
-  guildCreatePayload(rec: GuildRecord, intents: number): GatewayGuildCreateDispatchData {
+  guildCreatePayload(rec: GuildRecord, intents: number, largeThreshold = 50): GatewayGuildCreateDispatchData {
     const channels: GatewayGuildCreateDispatchData['channels'] = [];
     const threads: GatewayGuildCreateDispatchData['threads'] = [];
     for (const id of rec.channelIds) {
@@ -634,9 +638,13 @@ export class World {
       if (!c) continue;
       if (isThread(c)) { if (!c.thread_metadata?.archived) threads.push(c); } else channels.push(withoutGuildId(c));
     }
+    const large = rec.members.size > largeThreshold;
+    const withPresences = (intents & I.GuildPresences) !== 0;
+    const members = [...rec.members.values()]
+      .filter((m) => !large || m.user.id === this.bot.id || (withPresences && rec.presences.has(m.user.id)));
     return {
-      ...rec.guild, unavailable: false, large: false, joined_at: rec.members.get(this.bot.id)?.joined_at ?? new Date().toISOString(),
-      member_count: rec.members.size, members: [...rec.members.values()], channels, threads,
+      ...rec.guild, unavailable: false, large, joined_at: rec.members.get(this.bot.id)?.joined_at ?? new Date().toISOString(),
+      member_count: rec.members.size, members, channels, threads,
       presences: intents & I.GuildPresences ? [...rec.presences.values()] : [], voice_states: [],
       stage_instances: [], guild_scheduled_events: [], soundboard_sounds: [],
     };

@@ -265,6 +265,7 @@ export class TrestleBridge {
       onMalformed: () => this.metrics.malformed.inc(),
       // Synapse retries a refused transaction after a backoff; a ping once it has noted the refusal makes that immediate
       onTransactionGap: () => { setTimeout(() => { void matrix.ping(config.appservice.id).catch(() => undefined); }, 250).unref(); },
+      gapGuard: { foundOff: () => kv.get('core', 'txn-gap-guard') === 'off', switchedOff: () => kv.set('core', 'txn-gap-guard', 'off') },
       onTransactionMetrics: (_n, outcome) => this.metrics.transactions.inc({ outcome }),
       thirdParty: thirdPartyLookups(this.networks, log.child({ component: 'thirdparty' })),
     };

@@ -48,6 +48,12 @@ export interface TransactionHandler {
   queryAlias(alias: string): Promise<boolean>;
   /** A transaction was refused to fill a gap in the homeserver's numbering: a ping makes it resend at once. */
   onTransactionGap?(missing: string): void;
+  /**
+   * Whether the gap guard found, at an earlier start, that this homeserver's transaction ids are not
+   * consecutive (see {@link TransactionGapGuard}), and where to note that it just did: it then stays
+   * off, rather than refusing a few transactions at every start.
+   */
+  gapGuard?: { foundOff(): boolean; switchedOff(): void };
   /** Count of malformed events skipped, for metrics. */
   onMalformed?(reason: string): void;
   onTransactionMetrics?(events: number, outcome: 'ok' | 'duplicate' | 'rejected' | 'error'): void;
@@ -107,13 +113,20 @@ export function eventProblem(ev: unknown): string | undefined {
  * refuses something (seen with 1.160: transaction N held back while N+1, N+2... were delivered).
  * On such a gap the guard refuses the next transaction once: the homeserver then retries from its
  * oldest unsent one, so the missing events arrive, and in order. A homeserver whose ids are not
- * consecutive numbers costs a few refusals and then the guard switches itself off.
+ * consecutive numbers costs a few refusals and then the guard switches itself off, for good: the
+ * bridge remembers it across restarts.
  */
 export class TransactionGapGuard {
   private last?: number;
   private refused?: number;
   private falseAlarms = 0;
-  private off = false;
+
+  /**
+   * `off`: found off before (Synapse numbers the transactions of all its appservices from one
+   * sequence, so with another appservice on the homeserver, gaps are the rule);
+   * `onOff`: told when it switches itself off, to remember it.
+   */
+  constructor(private off = false, private readonly onOff?: () => void) {}
 
   /** 'accept', or 'refuse' (answer with an error so the homeserver resends what it holds, from the oldest). */
   check(txnId: string): { verdict: 'accept' } | { verdict: 'refuse'; missing: string } {
@@ -123,7 +136,7 @@ export class TransactionGapGuard {
     if (this.refused === n) {
       // retried without the gap being filled: nothing was held back (or another instance took it)
       this.refused = undefined;
-      if (++this.falseAlarms >= 3) this.off = true;
+      if (++this.falseAlarms >= 3) { this.off = true; this.onOff?.(); }
       return { verdict: 'accept' };
     }
     this.refused = n;
@@ -151,7 +164,10 @@ const PING_PATH = /^\/_matrix\/app\/v1\/ping\/?(?:\?(.*))?$/;
  * any other request (for express).
  */
 export function transactionListener(hsToken: string, handler: TransactionHandler, log: Logger): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const gaps = new TransactionGapGuard();
+  const gaps = new TransactionGapGuard(handler.gapGuard?.foundOff() ?? false, () => {
+    log.info('transaction ids from this homeserver are not consecutive (several appservices share its numbering): gaps are no longer refused');
+    handler.gapGuard?.switchedOff();
+  });
   const answer = (res: ServerResponse, status: number, body: Record<string, unknown>): void => {
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);

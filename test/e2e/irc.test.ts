@@ -538,6 +538,10 @@ describe('IRC bridge: IRCv3 and modes', () => {
     oscar.client.tagmsg('#v3', { '+draft/react': '🎉', '+draft/reply': aliceMsgid });
     const reaction = await alice.waitForEvent(roomId, (e) => e.type === 'm.reaction' && e.sender === ghost('ircoscar'));
     expect(reaction.content['m.relates_to']).toEqual({ rel_type: 'm.annotation', event_id: aliceMsg, key: '🎉' });
+    // taken back on IRC (a REDACT of its TAGMSG, whose msgid oscar's echo gives): the Matrix reaction goes too
+    const echoed = await oscar.waitForRaw((l) => l.includes('TAGMSG #v3') && l.includes('+draft/react=🎉') && l.includes('msgid='));
+    oscar.client.raw(`REDACT #v3 ${/(?:^@|;)msgid=([^; ]+)/.exec(echoed)![1]!}`);
+    await until(async () => Object.keys((await alice.getEvent(roomId, reaction.event_id)).content).length === 0, 'the Matrix reaction to be redacted');
 
     // IRC redaction → Matrix redaction of the ghost's event
     oscar.say('#v3', 'I will take this back');

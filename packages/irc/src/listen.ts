@@ -301,6 +301,8 @@ export class ChannelEvents {
   private react(channel: string, nick: string, target: string, key: string, tags: Record<string, string>, time: number | undefined, backfill = false): void {
     this.reportSeen(channel, this.ctx.remote.reaction({
       chat: channelChat(this.key, channel), target, sender: this.server.senderFor(nick), key,
+      // (a REDACT of the TAGMSG takes the reaction back)
+      ...(tags['msgid'] ? { id: tags['msgid'] } : {}),
       ...(backfill ? { backfill, ...(time ? { timestamp: time } : {}) } : {}),
     }), time, tags['msgid']);
   }

@@ -303,6 +303,8 @@ export class RemoteDelivery {
       r.backfill ? r.timestamp : undefined);
     if (eventId === undefined) return;
     this.messages.add({ network: network.id, remoteChat: r.chat, remoteId: key, part: 0, roomId, eventId, sender: userId });
+    // its own id too, for a deletion that names the reaction (IRC: a REDACT of its TAGMSG)
+    if (r.id !== undefined) this.messages.add({ network: network.id, remoteChat: r.chat, remoteId: r.id, part: 0, roomId, eventId, sender: userId });
   }
 
   private async membership(network: NetworkIdentity, roomId: string, c: RemoteMembership): Promise<void> {

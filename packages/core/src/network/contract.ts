@@ -516,6 +516,11 @@ export interface RemoteReaction {
   target: RemoteMessageId;
   sender: RemoteSender;
   key: string;
+  /**
+   * The reaction's own id on the remote side, where it has one (IRC: the msgid of its TAGMSG): a
+   * deletion naming it ({@link RemoteDelete} with this as `target`) takes the reaction back.
+   */
+  id?: RemoteMessageId;
   /** True when the reaction is removed. */
   remove?: boolean;
   /**

@@ -16,7 +16,7 @@ import { joinLines } from './flood.js';
 import { DeliveryError, type Logger } from '@trestle/core';
 import { pemCertificates, untrustedChain } from './certs.js';
 import type { IdentRegistry } from './identd.js';
-import { ircLower, moveChannel } from './ids.js';
+import { ircLower, isChannel, moveChannel } from './ids.js';
 import { capEntries } from './ircline.js';
 import { JoinWaits } from './joins.js';
 import { nextNick, NickRegain } from './nicks.js';
@@ -202,13 +202,18 @@ export class IrcConnection extends EventEmitter {
       for (const w of this.readyWaiters.splice(0)) w.resolve();
       this.emit('registered', e.nick);
     });
+    // registering, a nick refused goes on to the next: `inUse` (433) is someone's, and is watched to
+    // be taken back; one held by the server (436/437: a nick delay after a netsplit) is not
+    const nextNickPlease = (wanted: string, inUse: boolean): void => {
+      nickAttempt++;
+      regain.refused(inUse);
+      const nick = nextNick(this.opts.nick, nickAttempt, Number(c.network.options['NICKLEN'] ?? 30));
+      this.opts.log.info(inUse ? 'nick in use; trying another' : 'nick unavailable for now; trying another', { wanted, next: nick });
+      c.changeNick(nick);
+    };
     c.on('nick in use', (e: { nick: string }) => {
       if (this.state === 'connected') { this.emit('nick error', `${e.nick} is already in use`); return; }
-      nickAttempt++;
-      regain.refused(true);
-      const nick = nextNick(this.opts.nick, nickAttempt, Number(c.network.options['NICKLEN'] ?? 30));
-      this.opts.log.info('nick in use; trying another', { wanted: e.nick, next: nick });
-      c.changeNick(nick);
+      nextNickPlease(e.nick, true);
     });
     c.on('nick invalid', (e: { nick: string; reason: string }) => {
       if (this.state === 'connected') { this.emit('nick error', `${e.nick}: ${e.reason}`); return; }
@@ -280,6 +285,13 @@ export class IrcConnection extends EventEmitter {
       // 403, 437, 476, 477: refusals of a JOIN that irc-framework has no name for (numerics.ts); taken
       // only when a JOIN to the channel they name waits, as they answer other commands too
       if (this.joinWaits.refusal(cmd.command, cmd.params)) return;
+      // 436/437 (irc-framework has no name for them) refusing the nick while registering: without
+      // this the registration timed out and came back with the same nick, again and again
+      const refusedNick = cmd.params[1];
+      if ((cmd.command === '437' || cmd.command === '436') && this.state !== 'connected' && refusedNick && !isChannel(refusedNick)) {
+        nextNickPlease(refusedNick, false);
+        return;
+      }
       const [from, to, reason] = cmd.params;
       if (cmd.command === 'RENAME' && from && to) {
         moveChannel(this.channels, from, to);

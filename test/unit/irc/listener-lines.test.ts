@@ -201,3 +201,27 @@ describe('the listener\'s JOIN refused with a numeric irc-framework has no name 
     await expect(c.join('#x')).rejects.toThrow(why);
   });
 });
+
+describe('the listener registering under a nick the server holds (436/437)', () => {
+  it.each(['437', '436'])('moves on to the next nick on %s instead of timing out and trying the same one again', async (numeric) => {
+    const asked: string[] = [];
+    let capEnd = false;
+    let nick: string | undefined;
+    ({ server } = await linePeer((s) => (line) => {
+      if (line.startsWith('CAP LS')) s.write(':srv CAP * LS :\r\n');
+      if (line.startsWith('NICK ')) {
+        const wanted = line.slice(5);
+        asked.push(wanted);
+        if (wanted === 'bridge') s.write(`:srv ${numeric} * bridge :Nick/channel is temporarily unavailable\r\n`);
+        else nick = wanted;
+      }
+      if (line === 'CAP END') capEnd = true;
+      if (capEnd && nick) { s.write(`:srv 001 ${nick} :Welcome\r\n`); nick = undefined; }
+    }));
+    const c = listener((server!.address() as { port: number }).port);
+    await c.connect();
+    expect(asked[0]).toBe('bridge');
+    expect(c.nick).not.toBe('bridge');
+    expect(asked.filter((n) => n === 'bridge')).toHaveLength(1);
+  });
+});

@@ -289,6 +289,8 @@ export class ChannelEvents {
     const msgid = tags['msgid'];
     const id = msgid ?? this.server.localId();
     this.server.recent.said(channel, [id], backfill && time ? time : Date.now());
+    // said while the bridge was away: who joined since is not known, so a reply never quotes it (replies.ts)
+    if (backfill) this.server.recent.joined(channel);
     this.server.noteAccount(nick, tags['account']);
     this.reportSeen(channel, this.ctx.remote.message({
       chat: channelChat(this.key, channel), id, sender: this.server.senderFor(nick),

@@ -178,3 +178,22 @@ describe('a leave while the history is fetched', () => {
     b.server.stop();
   });
 });
+
+describe('a line fetched from the history', () => {
+  it('is never quoted in a reply (who joined since it was said is not known), though a live line may be', async () => {
+    const b = bridge({ mark: ms(1, 0) });
+    b.feed(listenerJoin);
+    b.feed(
+      `@time=${at(2, 0)} :irc.test BATCH +h1 chathistory #rust`,
+      `@batch=h1;time=${at(2, 1)};msgid=old1 :alice!a@h PRIVMSG #rust :said while we were away`,
+      ':irc.test BATCH -h1',
+      `@time=${at(3, 1)};msgid=live1 :bob!b@h PRIVMSG #rust :said live`,
+    );
+    await settle();
+    expect(b.messages()).toEqual(['old1', 'live1']);
+    const rules = { shortWithinSeconds: 60, shortWithinLines: 0 };
+    expect(b.server.recent.replyForm('#rust', ['old1'], ms(4, 0), rules)).toBe('short');
+    expect(b.server.recent.replyForm('#rust', ['live1'], ms(4, 0), rules)).toBe('quote');
+    b.server.stop();
+  });
+});

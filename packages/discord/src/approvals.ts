@@ -56,6 +56,9 @@ export interface ApprovalsDeps {
 const EARLY_MS = 30_000;
 const EARLY_MAX = 200;
 
+/** Link requests one Matrix user may have waiting at once (see LinkApprovals.ask). */
+export const MAX_WAITING_PER_USER = 3;
+
 export class LinkApprovals {
   private readonly pending = new Map<string, Pending>();
   /**
@@ -80,11 +83,39 @@ export class LinkApprovals {
     return [...this.pending.values()].some((p) => p.roomId === roomId && p.channel.id === channelId);
   }
 
-  /** Post the request in the channel; returns what to tell the Matrix user now. */
+  /** Requests being posted (no message id yet), by Matrix user and by channel: they count as waiting. */
+  private readonly posting: { userId: string; channelId: string }[] = [];
+
+  /**
+   * Post the request in the channel; returns what to tell the Matrix user now. Each request is a
+   * message of the bot's in a Discord channel, which anyone on Matrix may ask for in a room of their
+   * own: one user has at most {@link MAX_WAITING_PER_USER} waiting, and a channel one, so that
+   * nobody can fill Discord channels with the bot's requests.
+   */
   async ask(a: LinkAsk): Promise<string> {
     const client = this.client;
     if (!client?.user) throw new Error('the bridge is not connected to Discord right now; try again in a minute');
     const timeout = this.d.timeoutSeconds();
+    const waiting = [...this.pending.values(), ...this.posting];
+    const mine = waiting.filter((p) => p.userId === a.userId).length;
+    if (mine >= MAX_WAITING_PER_USER) {
+      throw new Error(`you have ${mine} link requests waiting for an answer on Discord already: ask again once one is answered, ` +
+        `or has expired (within ${durationWords(timeout)})`);
+    }
+    if (waiting.some((p) => ('channel' in p ? p.channel.id : p.channelId) === a.channel.id)) {
+      throw new Error(`a link request already waits for an answer in #${a.channel.name}: ask again once it is answered, or has expired ` +
+        `(within ${durationWords(timeout)})`);
+    }
+    const slot = { userId: a.userId, channelId: a.channel.id };
+    this.posting.push(slot);
+    try {
+      return await this.post(a, client, timeout);
+    } finally {
+      this.posting.splice(this.posting.indexOf(slot), 1);
+    }
+  }
+
+  private async post(a: LinkAsk, client: Client, timeout: number): Promise<string> {
     const text = `**Bridge request**: ${escapeDiscordMarkdown(defuseEveryone(a.userId))} asks to bridge this channel with the Matrix room ` +
       `${escapeDiscordMarkdown(defuseEveryone(a.roomLabel))}.\nA member with the Manage Webhooks permission can approve by reacting ` +
       `${APPROVE_EMOJI} or replying "approve" (${DENY_EMOJI} or "deny" refuses). This request expires in ${durationWords(timeout)}.`;

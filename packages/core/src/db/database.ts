@@ -18,7 +18,16 @@ export function openDatabase(path: string, log?: Logger): Db {
   // the store holds what others must not read: Discord webhook tokens, message text, sealed IRC
   // secrets. Only its owner may read it (created 0644 under the usual umask); SQLite gives the WAL
   // and shared-memory files it makes the database's mode, and those made before are set here too
-  if (path !== ':memory:') for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+  // (a file the bridge may write but not chmod, another user's, is left as it is: told, not fatal)
+  if (path !== ':memory:') {
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+      try {
+        if (existsSync(f)) chmodSync(f, 0o600);
+      } catch (err) {
+        log?.warn('could not make the database readable by its owner only; check its permissions', { file: f, err: err as Error });
+      }
+    }
+  }
   db.pragma('journal_mode = WAL');
   // NORMAL is durable against a process crash (SIGKILL) in WAL mode; a power loss may roll back
   // the last commits. What is acknowledged to the homeserver (which never resends it) is committed

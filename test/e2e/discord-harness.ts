@@ -155,10 +155,11 @@ export async function startBridge(
   await b.start();
   // Synapse backs off from an appservice that was down (between suites, or the restart below): a
   // successful ping makes it send what it holds at once (core pings at start too; this one is checked).
-  // Synapse may first try a pooled connection to the bridge instance before this one, which fails
-  // once (502 M_CONNECTION_FAILED); a second ping goes through a fresh connection.
+  // Synapse may first try pooled connections to the bridge instance before this one, each of which
+  // fails once (502 M_CONNECTION_FAILED, sometimes Twisted's "AlreadyCancelled"); a later ping goes
+  // through a fresh connection. Seen to take more than three tries when the pool held several.
   let ping: Response | undefined;
-  for (let attempt = 0; attempt < 3 && !ping?.ok; attempt++) {
+  for (let attempt = 0; attempt < 10 && !ping?.ok; attempt++) {
     if (attempt) await new Promise((r) => setTimeout(r, 300));
     ping = await fetch(`${e2e.synapseUrl}/_matrix/client/v1/appservice/${encodeURIComponent(config.appservice.id)}/ping`, {
       method: 'POST', headers: { authorization: `Bearer ${e2e.registration().as_token}`, 'content-type': 'application/json' }, body: '{}',

@@ -36,7 +36,7 @@ import { ircLower, moveChannel } from './ids.js';
 import { JoinWaits } from './joins.js';
 import { NickServLogin } from './login.js';
 import { nextNick, NickRegain } from './nicks.js';
-import { BANNED, JOIN_ERRORS, NICK_ERRORS } from './numerics.js';
+import { BANNED, NICK_ERRORS } from './numerics.js';
 import { SaslLogin } from './sasl.js';
 import { LoginHold, NO_CAP_REPLIES, type Route } from './sts.js';
 import { joinMultiline, type MultilinePart } from './convert/index.js';
@@ -454,7 +454,7 @@ export class LeanConnection extends EventEmitter {
     }
     // ERR_UNKNOWNERROR about NICK (ergo: "You must use your account name as your nickname")
     if (l.command === '400' && p[1] === 'NICK' && this.state === 'connected') this.emit('nick error', p[p.length - 1] ?? 'refused');
-    if (JOIN_ERRORS[l.command] && p[1]) this.joinWaits.answered(ircLower(p[1]), JOIN_ERRORS[l.command]);
+    this.joinWaits.refusal(l.command, p); // the listener's rule too (connection.ts): one place says what refuses a JOIN
     if (!isErrorReply(l.command)) return;
     // an error reply to a labeled command (404 cannot send to channel: banned, +m...) refuses it;
     // without labels, perhaps the first line to its target under the oldest barrier (barriers.ts)
